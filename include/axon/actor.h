@@ -1,0 +1,144 @@
+/* Axon: actors: specs, spawning, sending, request/reply, exits. Functions
+ * taking `ax_actor *self` are called from inside that actor's callbacks
+ * (Thread: owner); the ax_system_* forms work from any thread. */
+#ifndef AXON_ACTOR_H
+#define AXON_ACTOR_H
+
+#include "axon/buf.h"
+#include "axon/common.h"
+#include "axon/error.h"
+#include "axon/msg.h"
+
+/* The behaviour: called with one message at a time, never on two threads at
+ * once. Return AX_OK to go on; any other value stops the actor with reason
+ * AX_REASON_ERROR + err (terminate still runs). */
+typedef ax_err (*ax_behaviour)(ax_actor *self, const ax_msg *msg);
+
+/* init runs once, on the spawning thread, before ax_spawn returns and before
+ * any message is delivered. state is zeroed, state_size bytes. arg/len are
+ * the caller's init argument, borrowed for the duration of init only: copy
+ * what you keep into state. A non-OK return fails the spawn with that code
+ * (terminate is not called). May send, spawn and register. */
+typedef ax_err (*ax_init_fn)(ax_actor *self, void *state, const void *arg, size_t len);
+
+/* terminate always runs exactly once when a started actor stops, whatever the
+ * reason (including system shutdown), on a worker thread. It may send. */
+typedef void (*ax_terminate_fn)(ax_actor *self, void *state, ax_reason reason);
+
+/* What happens when a bounded mailbox (mailbox_limit > 0) is full. System
+ * signals (exits, monitors, stop) are never limited or dropped. */
+typedef enum ax_overflow {
+  /* Accept the message; a sending actor is muted (not scheduled) until the
+   * receiver drains below its limit, as Pony does. A non-actor sender gets
+   * AX_EAGAIN and the message is not sent. Overloaded senders are never
+   * muted, which keeps cycles of actors from deadlocking. */
+  AX_OVERFLOW_BACKPRESSURE = 0,
+  AX_OVERFLOW_FAIL = 1,     /* the send fails with AX_EFULL (counted) */
+  AX_OVERFLOW_DROP_NEW = 2, /* the new message is discarded, send is AX_OK (counted) */
+  AX_OVERFLOW_DROP_OLD = 3  /* the oldest queued message is discarded when the
+                               receiver next runs (counted) */
+} ax_overflow;
+
+/* How to make an actor. The spec is borrowed by every actor spawned from it:
+ * it must outlive them (a static const spec is the usual form). */
+typedef struct ax_actor_spec {
+  const char *name;          /* for logs and stats; may be NULL */
+  ax_behaviour behaviour;    /* required */
+  size_t state_size;         /* bytes of inline state, zeroed; may be 0 */
+  ax_init_fn init;           /* optional */
+  ax_terminate_fn terminate; /* optional */
+  uint32_t mailbox_limit;    /* 0: unbounded user lane */
+  ax_overflow overflow;      /* policy when the limit is reached */
+} ax_actor_spec;
+
+/* ax_spawn starts a new actor from inside another actor's callback. On AX_OK
+ * *out holds its pid (out may be NULL). Thread: owner. Blocking: runs init.
+ * Errors: AX_EINVAL (no behaviour), AX_ENOMEM, AX_ELIMIT (actor table full),
+ * AX_ECLOSED (system shutting down), or init's error. */
+AX_API ax_err ax_spawn(ax_actor *self, const ax_actor_spec *spec, const void *arg, size_t len,
+                       ax_pid *out);
+
+/* ax_system_spawn is ax_spawn from any thread. Thread: any. */
+AX_API ax_err ax_system_spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg,
+                              size_t len, ax_pid *out);
+
+/* Identity and state of the running actor. Thread: owner. Never fail. */
+AX_API ax_pid ax_self(const ax_actor *self);
+AX_API void *ax_state(ax_actor *self);
+AX_API ax_system *ax_actor_system(const ax_actor *self);
+
+/* ax_become replaces the behaviour from the next message on. behaviour must
+ * not be NULL (ignored if it is). Thread: owner. */
+AX_API void ax_become(ax_actor *self, ax_behaviour behaviour);
+
+/* ax_send copies data[0..len) into a message of the given type (>=
+ * AX_MSG_USER for user messages) to `to`. Messages from one sender to one
+ * receiver arrive in send order. Thread: owner. Blocking: never.
+ * Errors: AX_ENOACTOR (to is dead or never existed; nothing is sent),
+ * AX_ENOMEM, AX_EFULL (receiver's FAIL policy), AX_EINVAL (data NULL with
+ * len > 0). */
+AX_API ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len);
+
+/* ax_send_buf sends buf's bytes [off, off+len) without copying: the message
+ * takes its own reference to buf; the caller keeps its reference. The
+ * receiver sees msg->buf == buf and msg->data pointing at the slice.
+ * Thread: owner. Errors: as ax_send; AX_EINVAL if the slice is out of range. */
+AX_API ax_err ax_send_buf(ax_actor *self, ax_pid to, uint32_t type, ax_buf *buf, size_t off,
+                          size_t len);
+
+/* ax_system_send / ax_system_send_buf send from any thread (the message's
+ * `from` is AX_PID_NONE when the caller is not an actor). A backpressure
+ * receiver at its limit returns AX_EAGAIN. Thread: any. */
+AX_API ax_err ax_system_send(ax_system *sys, ax_pid to, uint32_t type, const void *data,
+                             size_t len);
+AX_API ax_err ax_system_send_buf(ax_system *sys, ax_pid to, uint32_t type, ax_buf *buf,
+                                 size_t off, size_t len);
+
+/* ax_request sends like ax_send, flagged AX_MSGF_REQUEST with a fresh ref
+ * (*ref_out). The receiver answers with ax_reply; the answer arrives as a
+ * message with AX_MSGF_REPLY and the same ref. timeout_ms must be
+ * AX_INFINITY until the timer service is enabled, where a finite timeout
+ * delivers AX_MSG_TIMEOUT with the ref instead of a late reply (never both).
+ * Thread: owner. Errors: as ax_send; AX_ENOTSUP for a finite timeout
+ * without timers. */
+AX_API ax_err ax_request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
+                         uint32_t timeout_ms, ax_ref *ref_out);
+
+/* ax_reply answers request `req` (a message with AX_MSGF_REQUEST) with type
+ * and a copied payload. Thread: owner. Errors: AX_EINVAL (req is not a
+ * request), AX_ENOACTOR (requester gone), AX_ENOMEM. */
+AX_API ax_err ax_reply(ax_actor *self, const ax_msg *req, uint32_t type, const void *data,
+                       size_t len);
+
+/* ax_exit sends an exit signal. target == self: the actor stops with reason
+ * once the current callback returns. Another target: a non-trapping target
+ * stops with reason, except that AX_REASON_NORMAL is ignored; a trapping one
+ * receives AX_MSG_EXIT; AX_REASON_KILL is untrappable and stops it with
+ * AX_REASON_KILLED. Exit signals keep their order relative to messages from
+ * the same sender. Thread: owner. Errors: AX_ENOACTOR, AX_ENOMEM. */
+AX_API ax_err ax_exit(ax_actor *self, ax_pid target, ax_reason reason);
+
+/* ax_system_exit sends an exit signal from outside any actor (as if from
+ * AX_PID_NONE). Thread: any. Errors: AX_ENOACTOR, AX_ENOMEM. */
+AX_API ax_err ax_system_exit(ax_system *sys, ax_pid target, ax_reason reason);
+
+/* ax_trap_exit: when on, exit signals other than kill arrive as AX_MSG_EXIT
+ * messages instead of stopping the actor. Thread: owner. */
+AX_API void ax_trap_exit(ax_actor *self, bool on);
+
+/* ax_call sends a request from a non-actor thread and blocks until the reply
+ * or the timeout. The reply payload is copied into reply[0..*reply_len);
+ * on entry *reply_len is its capacity, on return the reply's length.
+ * reply_type (may be NULL) gets the reply's type. Thread: any non-worker
+ * thread (AX_ESTATE from inside an actor, which must never block).
+ * Errors: AX_ETIMEDOUT, AX_ENOACTOR, AX_ENOBUFS (reply too large: *reply_len
+ * is set to the size needed; the reply is lost), AX_ENOMEM, AX_ECLOSED. */
+AX_API ax_err ax_call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,
+                      uint32_t timeout_ms, void *reply, size_t *reply_len, uint32_t *reply_type);
+
+/* Reason helpers: a reason's printable name ("normal", "killed", ...); for
+ * AX_REASON_ERROR + e the error's name. Never NULL. Thread: any. */
+AX_API const char *ax_reason_str(ax_reason reason);
+static inline bool ax_reason_is_error(ax_reason r) { return r >= AX_REASON_ERROR; }
+
+#endif

@@ -1,0 +1,54 @@
+/* Axon: messages as a behaviour sees them, and the system message types. */
+#ifndef AXON_MSG_H
+#define AXON_MSG_H
+
+#include "axon/buf.h"
+#include "axon/common.h"
+
+/* Message types. Values below AX_MSG_USER belong to the runtime; users pick
+ * theirs from AX_MSG_USER up. */
+enum {
+  AX_MSG_NONE = 0,
+  AX_MSG_EXIT = 1,      /* exit signal to a trapping actor: ax_exit_info */
+  AX_MSG_DOWN = 2,      /* monitor fired: ax_down_info */
+  AX_MSG_TIMEOUT = 3,   /* request or receive timeout; ref = request ref */
+  AX_MSG_TIMER = 4,     /* reserved for timer expiries */
+  AX_MSG_IO_FIRST = 16, /* 16..63 reserved for the I/O actor */
+  AX_MSG_NODE_UP = 64,
+  AX_MSG_NODE_DOWN = 65,
+  AX_MSG_USER = 1024
+};
+
+/* Message flags (ax_msg.flags). */
+enum {
+  AX_MSGF_REQUEST = 1u << 0, /* sent with ax_request: answer with ax_reply */
+  AX_MSGF_REPLY = 1u << 1,   /* an ax_reply; ref is the request's ref */
+  AX_MSGF_SYSTEM = 1u << 2   /* arrived on the system lane */
+};
+
+/* A received message. Borrowed: valid until the behaviour returns. Keep the
+ * payload by copying it, or by ax_buf_retain(msg->buf) when buf is set. */
+typedef struct ax_msg {
+  uint32_t type;    /* AX_MSG_* or a user type >= AX_MSG_USER */
+  uint32_t flags;   /* AX_MSGF_* */
+  ax_pid from;      /* sender; AX_PID_NONE from a non-actor thread */
+  ax_ref ref;       /* request ref for requests, replies and timeouts; else 0 */
+  const void *data; /* payload (NULL when len is 0) */
+  size_t len;
+  ax_buf *buf;      /* set when sent with ax_send_buf: data points into it */
+} ax_msg;
+
+/* Payload of AX_MSG_EXIT. */
+typedef struct ax_exit_info {
+  ax_pid pid;       /* who exited (or who sent the signal) */
+  ax_reason reason;
+} ax_exit_info;
+
+/* Payload of AX_MSG_DOWN. */
+typedef struct ax_down_info {
+  ax_ref ref;       /* the monitor's ref */
+  ax_pid pid;       /* the monitored actor */
+  ax_reason reason;
+} ax_down_info;
+
+#endif

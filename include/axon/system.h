@@ -1,0 +1,66 @@
+/* Axon: the system: worker threads, the actor table, the name registry,
+ * logging. */
+#ifndef AXON_SYSTEM_H
+#define AXON_SYSTEM_H
+
+#include "axon/common.h"
+#include "axon/error.h"
+
+typedef enum ax_log_level { AX_LOG_DEBUG, AX_LOG_INFO, AX_LOG_WARN, AX_LOG_ERROR } ax_log_level;
+
+/* A log sink: gets one formatted line (no newline). Called from any thread,
+ * possibly concurrently: the function must be thread-safe. */
+typedef void (*ax_log_fn)(ax_log_level level, const char *line, void *arg);
+
+typedef struct ax_system_config {
+  uint32_t workers;        /* worker threads; 0 = number of online CPUs */
+  uint32_t max_actors;     /* actor table capacity; 0 = 2^26 */
+  uint32_t batch;          /* max messages per actor run; 0 = 100 */
+  ax_log_fn log_fn;        /* NULL: lines of level >= log_level go to stderr */
+  void *log_arg;
+  ax_log_level log_level;  /* default AX_LOG_WARN */
+} ax_system_config;
+
+/* ax_system_config_init fills cfg with the defaults. Thread: any. */
+AX_API void ax_system_config_init(ax_system_config *cfg);
+
+/* ax_system_new starts a system (its workers run at once and park when
+ * idle). cfg may be NULL for defaults. Thread: any. Errors: AX_ENOMEM,
+ * AX_ESYS (thread creation), AX_EINVAL. */
+AX_API ax_err ax_system_new(const ax_system_config *cfg, ax_system **out);
+
+/* ax_system_wait blocks until no actor is alive or timeout_ms passes.
+ * Thread: any non-worker thread. Errors: AX_ETIMEDOUT, AX_ESTATE (called
+ * from a worker). */
+AX_API ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms);
+
+/* ax_system_shutdown stops every actor (each terminate runs once, with
+ * AX_REASON_SHUTDOWN), drops queued messages (releasing their buffers) and
+ * joins the workers. Idempotent. Afterwards spawns and sends fail with
+ * AX_ECLOSED / AX_ENOACTOR. Thread: any non-worker thread. Blocking: yes.
+ * Errors: AX_ESTATE (called from a worker). */
+AX_API ax_err ax_system_shutdown(ax_system *sys);
+
+/* ax_system_free shuts down if needed and frees the system. NULL is a no-op.
+ * Thread: any non-worker thread. */
+AX_API void ax_system_free(ax_system *sys);
+
+/* ax_system_workers gives the number of worker threads. Thread: any. */
+AX_API uint32_t ax_system_workers(const ax_system *sys);
+
+/* Registry. A name (1..255 bytes, copied) maps to one live actor; an actor
+ * has at most one name; the name is released when the actor stops.
+ * Thread: any. Errors: AX_EEXIST (name taken, or pid already named),
+ * AX_ENOACTOR (pid dead), AX_EINVAL (bad name), AX_ENOMEM. */
+AX_API ax_err ax_register(ax_system *sys, const char *name, ax_pid pid);
+/* Errors: AX_ENOTFOUND. Thread: any. */
+AX_API ax_err ax_unregister(ax_system *sys, const char *name);
+/* Errors: AX_ENOTFOUND. Thread: any. */
+AX_API ax_err ax_whereis(ax_system *sys, const char *name, ax_pid *out);
+
+/* ax_log writes a line through the system's log sink (printf format).
+ * Thread: any. */
+AX_API void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian packages Axon needs, only those missing. As root it
+# runs apt-get (one update first); otherwise it prints the exact command and
+# fails. With everything present it touches no network.
+#   scripts/deps.sh         build and test dependencies
+#   scripts/deps.sh bench   also the benchmark peers (CAF, Erlang, Go)
+set -eu
+pkgs="cmake make gcc pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler libcunit1-dev"
+if [ "${1:-}" = bench ]; then
+  pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go"
+fi
+missing=""
+for p in $pkgs; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+cmd="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" != 0 ]; then
+  echo "axon: missing packages:$missing" >&2
+  echo "axon: run as root: apt-get update && $cmd" >&2
+  exit 1
+fi
+echo "axon: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+$cmd >&2

@@ -1,0 +1,574 @@
+/* Axon: actors: spawn, send, the run loop, exit signals, backpressure muting
+ * and the stop path. The lane protocol is in mailbox/mailbox.h; the run
+ * queues in sched.c; pids in table.c. */
+#include <string.h>
+
+#include "actor/actor.h"
+
+/* A sender parked on a receiver's mute stack. */
+typedef struct ax__mute_entry {
+  struct ax__mute_entry *next;
+  uint64_t pid;  /* the muted sender */
+  uint32_t seq;  /* its mute_state (sequence | MUTED) when muted */
+} ax__mute_entry;
+
+static size_t actor_size(const ax_actor_spec *spec) { return AX__ACTOR_HDR + spec->state_size; }
+
+static void count_sent(ax_system *sys, ax__ctx *c) {
+  if (c->worker && c->worker->sys == sys)
+    atomic_store_explicit(&c->worker->sent,
+                          atomic_load_explicit(&c->worker->sent, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+  else
+    atomic_fetch_add_explicit(&sys->sent, 1, memory_order_relaxed);
+}
+
+/* ---- muting (Pony-style backpressure) ---- */
+
+/* Unmutes pid if its mute_state still equals `expect` (ignoring NAMED), or
+ * if expect is 0, whatever muting is in force. The winner of the CAS
+ * schedules the actor: exactly one party does. */
+static void try_unmute(ax_system *sys, uint64_t pid, uint32_t expect) {
+  ax_actor *s = ax__table_acquire(&sys->table, pid);
+  if (!s) return;
+  uint32_t st = atomic_load_explicit(&s->mute_state, memory_order_acquire);
+  for (;;) {
+    if (!(st & AX__MS_MUTED) || (expect && (st & ~AX__MS_NAMED) != expect)) break;
+    uint32_t next = (st + AX__MS_SEQ_ONE) & ~AX__MS_MUTED;
+    /* acq_rel: the winner takes over scheduling of the muted actor and must
+     * see the muter's writes to it. */
+    if (atomic_compare_exchange_weak_explicit(&s->mute_state, &st, next, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      ax__schedule_back(sys, s);
+      break;
+    }
+  }
+  ax__table_release(&sys->table, pid);
+}
+
+/* Unmutes every sender waiting on r. */
+static void unmute_senders(ax_actor *r) {
+  uintptr_t top = atomic_exchange_explicit(&r->mute_stack, 0, memory_order_seq_cst);
+  for (ax__mute_entry *e = (ax__mute_entry *)top, *next; e; e = next) {
+    next = e->next;
+    try_unmute(r->sys, e->pid, e->seq);
+    ax__free(e, sizeof(*e));
+  }
+}
+
+/* After a run that sent to an overloaded receiver: park the actor on the
+ * receiver's mute stack. The re-check after the push pairs (seq_cst) with
+ * the receiver's decrement of queued followed by its load of mute_stack: one
+ * of the two sees the other, so a mute is never stranded. */
+static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
+  ax_system *sys = a->sys;
+  uint64_t self_pid = a->pid;
+  ax__mute_entry *e = ax__alloc(sizeof(*e));
+  if (!e) return AX__RUN_AGAIN; /* cannot park: keep running (no loss) */
+  uint32_t st = atomic_load_explicit(&a->mute_state, memory_order_relaxed), next;
+  do {
+    next = (st + AX__MS_SEQ_ONE) | AX__MS_MUTED;
+  } while (!atomic_compare_exchange_weak_explicit(&a->mute_state, &st, next, memory_order_acq_rel,
+                                                  memory_order_relaxed));
+  e->pid = self_pid;
+  e->seq = next & ~AX__MS_NAMED;
+  ax_actor *r = ax__table_acquire(&sys->table, receiver);
+  if (!r) {
+    uint32_t seq = e->seq;
+    ax__free(e, sizeof(*e));
+    try_unmute(sys, self_pid, seq);
+    return AX__RUN_MUTED; /* try_unmute rescheduled us */
+  }
+  uintptr_t top = atomic_load_explicit(&r->mute_stack, memory_order_relaxed);
+  do {
+    e->next = (ax__mute_entry *)top;
+  } while (!atomic_compare_exchange_weak_explicit(&r->mute_stack, &top, (uintptr_t)e,
+                                                  memory_order_seq_cst, memory_order_relaxed));
+  bool over = atomic_load_explicit(&r->queued, memory_order_seq_cst) >= r->spec->mailbox_limit;
+  ax__table_release(&sys->table, receiver);
+  /* From here `a` may already run elsewhere: only its pid is used. */
+  if (!over) try_unmute(sys, self_pid, e->seq);
+  return AX__RUN_MUTED;
+}
+
+/* ---- sending ---- */
+
+/* The bounded-lane admission check. Returns AX_OK to push, an error to
+ * refuse, or AX_OK with *discard set for DROP_NEW. *counted tells whether
+ * queued was incremented (to undo on a later failure). */
+static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool *counted) {
+  uint32_t limit = r->spec->mailbox_limit;
+  *discard = *counted = false;
+  if (!limit) return AX_OK;
+  ax_overflow pol = r->spec->overflow;
+  bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
+  /* seq_cst: pairs with mute_self's re-check (see there). */
+  uint32_t q = atomic_fetch_add_explicit(&r->queued, 1, memory_order_seq_cst);
+  *counted = true;
+  if (q < limit || pol == AX_OVERFLOW_DROP_OLD) return AX_OK;
+  if (pol == AX_OVERFLOW_BACKPRESSURE && actor_sender) {
+    ax_actor *s = c->current;
+    bool overloaded = s->spec->mailbox_limit &&
+                      atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->spec->mailbox_limit;
+    if (!overloaded && !c->mute_on) {
+      c->mute_on = r->pid;
+      atomic_fetch_add_explicit(&r->mutes, 1, memory_order_relaxed);
+    }
+    return AX_OK;
+  }
+  atomic_fetch_sub_explicit(&r->queued, 1, memory_order_relaxed);
+  *counted = false;
+  atomic_fetch_add_explicit(&r->drops, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&sys->dropped, 1, memory_order_relaxed);
+  if (pol == AX_OVERFLOW_DROP_NEW) {
+    *discard = true;
+    return AX_OK;
+  }
+  return pol == AX_OVERFLOW_FAIL ? AX_EFULL : AX_EAGAIN;
+}
+
+ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type,
+                uint32_t flags, ax_ref ref, const void *data, size_t len, ax_buf *buf) {
+  if (len && !data) return AX_EINVAL;
+  ax_actor *r = ax__table_acquire(&sys->table, to.id);
+  if (!r) return AX_ENOACTOR;
+  bool discard, counted;
+  ax_err e = admit(sys, c, r, &discard, &counted);
+  if (e != AX_OK || discard) goto out;
+  ax__mnode *n = ax__msg_alloc(buf ? 0 : len);
+  if (!n) {
+    if (counted) atomic_fetch_sub_explicit(&r->queued, 1, memory_order_relaxed);
+    e = AX_ENOMEM;
+    goto out;
+  }
+  n->msg.type = type;
+  n->msg.flags = flags;
+  n->msg.from.id = from;
+  n->msg.ref = ref;
+  n->to = to.id;
+  if (buf) {
+    ax_buf_retain(buf);
+    n->msg.buf = buf;
+    n->msg.data = data; /* the slice, inside buf */
+    n->msg.len = len;
+  } else if (len) {
+    memcpy(n->payload, data, len);
+  }
+  if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
+  count_sent(sys, c);
+out:
+  ax__table_release(&sys->table, to.id);
+  return e;
+}
+
+ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
+                  size_t len) {
+  ax_actor *r = ax__table_acquire(&sys->table, to);
+  if (!r) return AX_ENOACTOR;
+  ax__mnode *n = ax__msg_alloc(len);
+  ax__mnode *wake = ax__msg_alloc(0);
+  if (!n || !wake) {
+    if (n) ax__msg_free(n);
+    if (wake) ax__msg_free(wake);
+    ax__table_release(&sys->table, to);
+    return AX_ENOMEM;
+  }
+  n->msg.type = type;
+  n->msg.flags = AX_MSGF_SYSTEM;
+  n->msg.from.id = from;
+  n->to = to;
+  if (len) memcpy(n->payload, data, len);
+  if (ax__lane_push(&r->sys_head, &n->link)) {
+    /* The system lane was idle: the actor may be idle too. Waking it goes
+     * through the user lane, whose idle bit is the one scheduling word. */
+    wake->msg.type = AX__WAKE;
+    wake->msg.flags = AX_MSGF_SYSTEM;
+    if (ax__lane_push(&r->user_head, &wake->link)) ax__schedule(sys, r);
+  } else {
+    ax__msg_free(wake);
+  }
+  /* A muted actor must run to see the signal. */
+  if (atomic_load_explicit(&r->mute_state, memory_order_acquire) & AX__MS_MUTED)
+    try_unmute(sys, to, 0);
+  ax__table_release(&sys->table, to);
+  return AX_OK;
+}
+
+/* ---- the run loop ---- */
+
+static void free_old(ax_actor *a, ax__mlink *old) {
+  if (old != &a->user_stub && old != &a->sys_stub) ax__msg_free(ax__mnode_of(old));
+}
+
+static void request_exit(ax__ctx *c, ax_reason reason) {
+  if (!c->exiting) {
+    c->exiting = true;
+    c->reason = reason;
+  }
+}
+
+static ax__actor_ext *ext_get(ax_actor *a) {
+  if (!a->ext) a->ext = ax__calloc(sizeof(ax__actor_ext));
+  return a->ext;
+}
+
+/* Delivers n to the behaviour, then drops the buffer reference at once (the
+ * node itself lives on as the lane's stub until the next pop). */
+static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
+  ax_err e = a->behaviour(a, &n->msg);
+  if (n->msg.buf) {
+    ax_buf_release(n->msg.buf);
+    n->msg.buf = NULL;
+    n->msg.len = 0; /* the node's size is now the bare header */
+  }
+  if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
+}
+
+/* A trapped exit becomes an AX_MSG_EXIT at the end of the user lane, so it
+ * arrives after every message its sender sent before it (Erlang's order). */
+static void trap_to_user_lane(ax_actor *a, ax__ctx *c, const ax__mnode *sig) {
+  ax__mnode *m = ax__msg_alloc(sig->msg.len);
+  if (!m) { /* no memory to requeue: deliver now rather than lose it */
+    ax_msg msg = sig->msg;
+    msg.type = AX_MSG_EXIT;
+    ax_err e = a->behaviour(a, &msg);
+    if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
+    return;
+  }
+  m->msg.type = AX_MSG_EXIT;
+  m->msg.flags = AX_MSGF_SYSTEM;
+  m->msg.from = sig->msg.from;
+  memcpy(m->payload, sig->payload, sig->msg.len);
+  ax__lane_push(&a->user_head, &m->link); /* we own the actor: never idle */
+}
+
+static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
+  if (n->msg.type == AX__SIG_STOP) {
+    ax_reason r;
+    memcpy(&r, n->payload, sizeof(r));
+    request_exit(c, r);
+    return;
+  }
+  if (n->msg.type != AX__SIG_EXIT) return;
+  ax_exit_info info;
+  memcpy(&info, n->payload, sizeof(info));
+  if (info.reason == AX_REASON_KILL) {
+    request_exit(c, AX_REASON_KILLED);
+  } else if (a->ext && a->ext->trap_exit) {
+    trap_to_user_lane(a, c, n);
+  } else if (info.reason != AX_REASON_NORMAL) {
+    request_exit(c, info.reason);
+  }
+}
+
+static void process_sys(ax_actor *a, ax__ctx *c) {
+  ax__mlink *l, *old;
+  while (!c->exiting && (l = ax__lane_pop(&a->sys_tail, &old))) {
+    free_old(a, old);
+    handle_signal(a, c, ax__mnode_of(l));
+  }
+}
+
+static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
+  /* Never run past the messages present at the start of the run. */
+  uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
+  if ((ax__mlink *)snap == a->user_tail) return;
+  uint32_t limit = a->spec->mailbox_limit;
+  ax__mlink *l, *old;
+  while (budget-- && (l = ax__lane_pop(&a->user_tail, &old))) {
+    free_old(a, old);
+    ax__mnode *n = ax__mnode_of(l);
+    if (n->msg.flags & AX_MSGF_SYSTEM) {
+      if (n->msg.type != AX__WAKE) deliver(a, c, n);
+    } else {
+      if (limit) {
+        /* seq_cst: pairs with mute_self's push-then-check. */
+        uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
+        if (q > limit && a->spec->overflow == AX_OVERFLOW_DROP_OLD) {
+          atomic_fetch_add_explicit(&a->drops, 1, memory_order_relaxed);
+          atomic_fetch_add_explicit(&a->sys->dropped, 1, memory_order_relaxed);
+          if (l == (ax__mlink *)snap) break;
+          continue;
+        }
+      }
+      deliver(a, c, n);
+    }
+    if (c->exiting || c->mute_on || l == (ax__mlink *)snap) break;
+  }
+}
+
+/* Ends a run (or an init): the actor goes idle unless work arrived. Returns
+ * true when the caller must schedule it again. Mark the system lane idle
+ * first: a signal pushed after that sees the idle bit and pushes a wake
+ * node to the user lane, which then either makes our user-lane CAS fail or
+ * finds the user lane idle and schedules the actor itself. */
+static bool release_run(ax_actor *a) {
+  if (!ax__lane_empty(&a->sys_head, a->sys_tail)) return true;
+  if (!(atomic_load_explicit(&a->sys_head, memory_order_relaxed) & AX__LANE_IDLE) &&
+      !ax__lane_mark_idle(&a->sys_head, a->sys_tail))
+    return true;
+  if (atomic_load_explicit(&a->user_tail->next, memory_order_acquire)) return true;
+  return !ax__lane_mark_idle(&a->user_head, a->user_tail);
+}
+
+static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason);
+
+ax__run_result ax__actor_run(ax__worker *w, ax_actor *a) {
+  ax__ctx *c = ax__ctx_get();
+  c->current = a;
+  c->exiting = false;
+  c->mute_on = 0;
+  process_sys(a, c);
+  if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
+  c->current = NULL;
+  if (c->exiting) {
+    finalize(a, c, c->reason);
+    return AX__RUN_DEAD;
+  }
+  /* Unmute our own waiting senders before we may mute ourselves: two
+   * actors muted on each other would otherwise wait forever. */
+  if (atomic_load_explicit(&a->mute_stack, memory_order_seq_cst) &&
+      atomic_load_explicit(&a->queued, memory_order_seq_cst) < a->spec->mailbox_limit)
+    unmute_senders(a);
+  if (c->mute_on) {
+    uint64_t r = c->mute_on;
+    c->mute_on = 0;
+    return mute_self(a, r);
+  }
+  (void)w;
+  return release_run(a) ? AX__RUN_AGAIN : AX__RUN_IDLE;
+}
+
+/* ---- stopping ---- */
+
+static uint64_t drain_lane(ax_actor *a, ax__mlink **tail) {
+  uint64_t lost = 0;
+  ax__mlink *l, *old;
+  while ((l = ax__lane_pop(tail, &old))) {
+    free_old(a, old);
+    if (!(ax__mnode_of(l)->msg.flags & AX_MSGF_SYSTEM)) lost++;
+  }
+  free_old(a, *tail);
+  return lost;
+}
+
+/* Frees everything of an actor whose pid is already unreachable. */
+static void destroy(ax_actor *a) {
+  ax_system *sys = a->sys;
+  uint64_t lost = drain_lane(a, &a->user_tail) + drain_lane(a, &a->sys_tail);
+  if (lost) atomic_fetch_add_explicit(&sys->dead_letters, lost, memory_order_relaxed);
+  unmute_senders(a);
+  if (a->ext) ax__free(a->ext, sizeof(ax__actor_ext));
+  ax__table_remove(&sys->table, a->pid);
+  ax__free_aligned(a, actor_size(a->spec), AX_CACHELINE);
+  atomic_fetch_add_explicit(&sys->stopped, 1, memory_order_relaxed);
+  if (atomic_fetch_sub_explicit(&sys->live, 1, memory_order_acq_rel) == 1) {
+    pthread_mutex_lock(&sys->wait_lock);
+    pthread_cond_broadcast(&sys->wait_cv);
+    pthread_mutex_unlock(&sys->wait_lock);
+  }
+}
+
+/* Makes the pid dead for every sender and drops the actor's name. The name
+ * check comes after the kill: ax_register holds a table reference while it
+ * sets NAMED, so once the kill has waited out every reference the bit is
+ * final. */
+static void unreachable(ax_actor *a) {
+  ax__table_kill(&a->sys->table, a->pid);
+  if (atomic_load_explicit(&a->mute_state, memory_order_acquire) & AX__MS_NAMED)
+    ax__registry_drop_pid(a->sys, a->pid);
+}
+
+static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason) {
+  if (a->spec->terminate) {
+    ax__ctx saved = *c;
+    c->current = a;
+    c->exiting = true; /* ax_exit(self, self) inside terminate is a no-op */
+    c->mute_on = 0;
+    a->spec->terminate(a, ax__actor_state(a), reason);
+    *c = saved;
+  }
+  if (ax_reason_is_error(reason))
+    ax_log(a->sys, AX_LOG_DEBUG, "actor %s <%llx> stopped: %s",
+           a->spec->name ? a->spec->name : "?", (unsigned long long)a->pid, ax_reason_str(reason));
+  unreachable(a);
+  destroy(a);
+}
+
+/* ---- spawning ---- */
+
+ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
+                 ax_pid *out) {
+  if (!sys || !spec || !spec->behaviour) return AX_EINVAL;
+  if (atomic_load_explicit(&sys->state, memory_order_acquire) != AX__RUNNING) return AX_ECLOSED;
+  size_t size = actor_size(spec);
+  ax_actor *a = ax__alloc_aligned(size, AX_CACHELINE);
+  if (!a) return AX_ENOMEM;
+  memset(a, 0, size);
+  /* Both lanes start owned (not idle): messages sent during init queue up
+   * without scheduling the actor; release_run below hands it over. */
+  ax__lane_init(&a->user_head, &a->user_tail, &a->user_stub, false);
+  ax__lane_init(&a->sys_head, &a->sys_tail, &a->sys_stub, false);
+  a->spec = spec;
+  a->behaviour = spec->behaviour;
+  a->sys = sys;
+  uint64_t pid;
+  ax_err e = ax__table_insert(&sys->table, a, &pid);
+  if (e != AX_OK) {
+    ax__free_aligned(a, size, AX_CACHELINE);
+    return e;
+  }
+  atomic_fetch_add_explicit(&sys->live, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
+  ax__ctx *c = ax__ctx_get();
+  ax__ctx saved = *c;
+  c->current = a;
+  c->exiting = false;
+  c->mute_on = 0;
+  e = spec->init ? spec->init(a, ax__actor_state(a), arg, len) : AX_OK;
+  bool exiting = c->exiting;
+  ax_reason reason = c->reason;
+  *c = saved;
+  if (e != AX_OK) {
+    unreachable(a);
+    destroy(a);
+    return e;
+  }
+  if (out) out->id = pid;
+  if (exiting)
+    finalize(a, c, reason);
+  else if (release_run(a))
+    ax__schedule(sys, a);
+  return AX_OK;
+}
+
+/* ---- public API ---- */
+
+ax_err ax_spawn(ax_actor *self, const ax_actor_spec *spec, const void *arg, size_t len,
+                ax_pid *out) {
+  if (!self) return AX_EINVAL;
+  return ax__spawn(self->sys, spec, arg, len, out);
+}
+
+ax_err ax_system_spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
+                       ax_pid *out) {
+  return ax__spawn(sys, spec, arg, len, out);
+}
+
+ax_pid ax_self(const ax_actor *self) { return (ax_pid){self->pid}; }
+void *ax_state(ax_actor *self) { return ax__actor_state(self); }
+ax_system *ax_actor_system(const ax_actor *self) { return self->sys; }
+
+void ax_become(ax_actor *self, ax_behaviour behaviour) {
+  if (behaviour) self->behaviour = behaviour;
+}
+
+ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len) {
+  return ax__send(self->sys, ax__ctx_get(), self->pid, to, type, 0, 0, data, len, NULL);
+}
+
+static ax_err check_slice(ax_buf *buf, size_t off, size_t len) {
+  if (!buf || off > ax_buf_len(buf) || len > ax_buf_len(buf) - off) return AX_EINVAL;
+  return AX_OK;
+}
+
+ax_err ax_send_buf(ax_actor *self, ax_pid to, uint32_t type, ax_buf *buf, size_t off, size_t len) {
+  ax_err e = check_slice(buf, off, len);
+  if (e != AX_OK) return e;
+  return ax__send(self->sys, ax__ctx_get(), self->pid, to, type, 0, 0,
+                  (char *)ax_buf_data(buf) + off, len, buf);
+}
+
+/* The sender seen from an arbitrary thread: the running actor of this
+ * system, if any. */
+static uint64_t current_pid(ax_system *sys, ax__ctx *c) {
+  return c->current && c->current->sys == sys ? c->current->pid : 0;
+}
+
+ax_err ax_system_send(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len) {
+  ax__ctx *c = ax__ctx_get();
+  return ax__send(sys, c, current_pid(sys, c), to, type, 0, 0, data, len, NULL);
+}
+
+ax_err ax_system_send_buf(ax_system *sys, ax_pid to, uint32_t type, ax_buf *buf, size_t off,
+                          size_t len) {
+  ax_err e = check_slice(buf, off, len);
+  if (e != AX_OK) return e;
+  ax__ctx *c = ax__ctx_get();
+  return ax__send(sys, c, current_pid(sys, c), to, type, 0, 0, (char *)ax_buf_data(buf) + off,
+                  len, buf);
+}
+
+ax_err ax_request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
+                  uint32_t timeout_ms, ax_ref *ref_out) {
+  if (timeout_ms != AX_INFINITY) return AX_ENOTSUP; /* TODO(#5): timer service */
+  ax_ref ref = ax__new_ref(self->sys);
+  ax_err e = ax__send(self->sys, ax__ctx_get(), self->pid, to, type, AX_MSGF_REQUEST, ref, data,
+                      len, NULL);
+  if (e == AX_OK && ref_out) *ref_out = ref;
+  return e;
+}
+
+ax_err ax_reply(ax_actor *self, const ax_msg *req, uint32_t type, const void *data, size_t len) {
+  if (!req || !(req->flags & AX_MSGF_REQUEST) || ax_pid_is_none(req->from)) return AX_EINVAL;
+  return ax__send(self->sys, ax__ctx_get(), self->pid, req->from, type, AX_MSGF_REPLY, req->ref,
+                  data, len, NULL);
+}
+
+static ax_err exit_signal(ax_system *sys, uint64_t from, ax_pid target, ax_reason reason) {
+  ax_exit_info info = {.pid = {from}, .reason = reason};
+  return ax__signal(sys, from, target.id, AX__SIG_EXIT, &info, sizeof(info));
+}
+
+ax_err ax_exit(ax_actor *self, ax_pid target, ax_reason reason) {
+  if (target.id == self->pid) {
+    ax__ctx *c = ax__ctx_get();
+    if (c->current == self) {
+      request_exit(c, reason == AX_REASON_KILL ? AX_REASON_KILLED : reason);
+      return AX_OK;
+    }
+  }
+  return exit_signal(self->sys, self->pid, target, reason);
+}
+
+ax_err ax_system_exit(ax_system *sys, ax_pid target, ax_reason reason) {
+  ax__ctx *c = ax__ctx_get();
+  return exit_signal(sys, current_pid(sys, c), target, reason);
+}
+
+void ax_trap_exit(ax_actor *self, bool on) {
+  ax__actor_ext *x = ext_get(self);
+  if (x) x->trap_exit = on;
+}
+
+const char *ax_reason_str(ax_reason reason) {
+  switch (reason) {
+  case AX_REASON_NORMAL: return "normal";
+  case AX_REASON_SHUTDOWN: return "shutdown";
+  case AX_REASON_KILL: return "kill";
+  case AX_REASON_KILLED: return "killed";
+  case AX_REASON_NOPROC: return "noproc";
+  case AX_REASON_NOCONNECTION: return "noconnection";
+  default: break;
+  }
+  if (ax_reason_is_error(reason)) return ax_err_name((ax_err)(reason - AX_REASON_ERROR));
+  return reason >= AX_REASON_USER ? "user" : "unknown";
+}
+
+ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out) {
+  ax_actor *a = ax__table_acquire(&sys->table, pid.id);
+  if (!a) return AX_ENOACTOR;
+  memset(out, 0, sizeof(*out));
+  uint64_t drops = atomic_load_explicit(&a->drops, memory_order_relaxed);
+  if (a->spec->mailbox_limit) {
+    out->queued = atomic_load_explicit(&a->queued, memory_order_relaxed);
+    switch (a->spec->overflow) {
+    case AX_OVERFLOW_DROP_NEW: out->dropped_new = drops; break;
+    case AX_OVERFLOW_DROP_OLD: out->dropped_old = drops; break;
+    default: out->rejected = drops; break;
+    }
+  }
+  out->mutes = atomic_load_explicit(&a->mutes, memory_order_relaxed);
+  ax__table_release(&sys->table, pid.id);
+  return AX_OK;
+}

@@ -1,0 +1,261 @@
+/* Axon: internal declarations of src/actor: the actor header, the system,
+ * workers, the pid table, the registry. Internal to src/. */
+#ifndef AX_ACTOR_INTERNAL_H
+#define AX_ACTOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "axon/actor.h"
+#include "axon/stats.h"
+#include "axon/system.h"
+#include "base/base.h"
+#include "mailbox/mailbox.h"
+
+/* ---- pids: node (12) | index (26) | generation (26) ---- */
+#define AX__GEN_BITS 26
+#define AX__IDX_BITS 26
+#define AX__GEN_MASK ((UINT64_C(1) << AX__GEN_BITS) - 1)
+#define AX__IDX_MASK ((UINT64_C(1) << AX__IDX_BITS) - 1)
+#define AX__MAX_ACTORS (UINT32_C(1) << AX__IDX_BITS)
+
+static inline uint32_t ax__pid_gen(uint64_t id) { return (uint32_t)(id & AX__GEN_MASK); }
+static inline uint32_t ax__pid_idx(uint64_t id) {
+  return (uint32_t)((id >> AX__GEN_BITS) & AX__IDX_MASK);
+}
+static inline uint32_t ax__pid_node(uint64_t id) {
+  return (uint32_t)(id >> (AX__GEN_BITS + AX__IDX_BITS));
+}
+static inline uint64_t ax__pid_make(uint32_t node, uint32_t idx, uint32_t gen) {
+  return ((uint64_t)node << (AX__GEN_BITS + AX__IDX_BITS)) | ((uint64_t)idx << AX__GEN_BITS) | gen;
+}
+
+/* ---- the actor: one allocation, a 128-byte header, then the state ---- */
+
+/* mute_state bits: MUTED, NAMED (has a registry name), then a sequence. */
+#define AX__MS_MUTED 1u
+#define AX__MS_NAMED 2u
+#define AX__MS_SEQ_ONE 4u
+
+/* Rarely used per-actor data, allocated on first use (owner-only). */
+typedef struct ax__actor_ext {
+  bool trap_exit;
+} ax__actor_ext;
+
+struct ax_actor {
+  /* Line 0: written by other threads. */
+  _Atomic uintptr_t user_head; /* producers: lane push (see mailbox.h) */
+  _Atomic uintptr_t sys_head;  /* producers: system lane push */
+  ax__mlink user_stub;         /* embedded first stubs; producers write next */
+  ax__mlink sys_stub;
+  _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
+                                  popped (senders add, owner subtracts) */
+  _Atomic uint32_t mute_state; /* AX__MS_* bits + sequence */
+  _Atomic uint32_t drops;      /* overflow drops/rejections (relaxed counter) */
+  _Atomic uint32_t mutes;      /* times this actor muted a sender (relaxed) */
+  _Atomic uintptr_t mute_stack;/* senders muted by this actor (Treiber stack
+                                  of ax__mute_entry, taken whole) */
+
+  /* Line 1: touched only by the thread holding the actor (running it, or
+   * moving it between run queues). */
+  _Alignas(AX_CACHELINE) ax__mlink *user_tail;
+  ax__mlink *sys_tail;
+  const ax_actor_spec *spec;
+  ax_behaviour behaviour;
+  ax_system *sys;
+  uint64_t pid;
+  ax__actor_ext *ext;
+  struct ax_actor *run_next; /* link in the inject queue */
+  /* Inline state follows at offset 128. */
+};
+
+#define AX__ACTOR_HDR 128
+_Static_assert(sizeof(struct ax_actor) <= AX__ACTOR_HDR, "actor header must fit 128 bytes");
+_Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start on line 1");
+
+static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
+
+/* ---- the pid table: pages of slots, never moved, generation-checked ---- */
+
+#define AX__PAGE_BITS 12
+#define AX__PAGE_SLOTS (1u << AX__PAGE_BITS)
+#define AX__NPAGES (AX__MAX_ACTORS / AX__PAGE_SLOTS)
+
+/* slot word: generation (26) << 38 | LIVE << 37 | references (37 bits). */
+#define AX__SLOT_REF_MASK ((UINT64_C(1) << 37) - 1)
+#define AX__SLOT_LIVE (UINT64_C(1) << 37)
+#define AX__SLOT_GEN_SHIFT 38
+
+typedef struct ax__slot {
+  _Atomic uint64_t word;
+  _Atomic uintptr_t ptr; /* the actor while used; the next free index while free */
+} ax__slot;
+
+typedef struct ax__table {
+  _Atomic(ax__slot *) pages[AX__NPAGES];
+  pthread_mutex_t lock;  /* guards the free list and page allocation */
+  uint32_t free_head;    /* FIFO of free slot indices (UINT32_MAX = none) */
+  uint32_t free_tail;
+  uint32_t free_count;
+  _Atomic uint32_t used; /* slots handed out so far (high-water mark) */
+  uint32_t capacity;
+  uint32_t node;
+} ax__table;
+
+ax_err ax__table_init(ax__table *t, uint32_t capacity, uint32_t node);
+void ax__table_fini(ax__table *t);
+/* Reserves a slot for a; the slot is live at once. */
+ax_err ax__table_insert(ax__table *t, ax_actor *a, uint64_t *pid_out);
+/* Takes a reference on pid's slot if it is live with that generation and
+ * returns its actor, else NULL. Pair with ax__table_release. Thread: any. */
+ax_actor *ax__table_acquire(ax__table *t, uint64_t pid);
+void ax__table_release(ax__table *t, uint64_t pid);
+/* Makes pid unreachable (acquire fails from now on) and waits until every
+ * holder of a reference has released it. Owner only. */
+void ax__table_kill(ax__table *t, uint64_t pid);
+/* Returns a killed slot to the free list with a new generation. */
+void ax__table_remove(ax__table *t, uint64_t pid);
+/* Calls fn on every live actor's pid (for shutdown). Thread: any. */
+void ax__table_foreach_live(ax__table *t, void (*fn)(uint64_t pid, void *arg), void *arg);
+
+/* ---- workers and the scheduler ---- */
+
+#define AX__RING_SIZE 256u
+#define AX__RING_MASK (AX__RING_SIZE - 1)
+#define AX__LIFO_CAP 3
+#define AX__INJECT_INTERVAL 61
+
+typedef struct ax__worker {
+  /* Ring of runnable actors (Tokio's queue): head packs the steal index
+   * (high 32) and the real head (low 32); only the owner writes tail. */
+  _Atomic uint64_t head;
+  _Atomic uint32_t tail;
+  _Atomic(ax_actor *) ring[AX__RING_SIZE];
+
+  /* Owner-only. */
+  _Alignas(AX_CACHELINE) ax_system *sys;
+  uint32_t index;
+  ax_actor *lifo;
+  uint32_t lifo_runs;
+  uint32_t tick;
+  uint64_t rng;
+  bool searching;
+  pthread_t thread;
+
+  /* Parking: notified is guarded by park_lock. */
+  pthread_mutex_t park_lock;
+  pthread_cond_t park_cv;
+  bool notified;
+
+  /* Counters: owner writes (relaxed), stats readers read. */
+  _Atomic uint64_t runs;
+  _Atomic uint64_t steals;
+  _Atomic uint64_t parks;
+  _Atomic uint64_t sent;
+} ax__worker;
+
+/* The thread's run context: which actor is running here, what it asked for. */
+typedef struct ax__ctx {
+  ax__worker *worker; /* NULL on a non-worker thread */
+  ax_actor *current;  /* the actor whose callback is running, or NULL */
+  bool exiting;       /* the current actor asked to stop */
+  ax_reason reason;
+  uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
+} ax__ctx;
+
+ax__ctx *ax__ctx_get(void);
+
+/* ---- the registry ---- */
+typedef struct ax__reg_entry ax__reg_entry;
+typedef struct ax__registry {
+  pthread_mutex_t lock;
+  ax__reg_entry **by_name;
+  ax__reg_entry **by_pid;
+  size_t nbuckets;
+  size_t count;
+} ax__registry;
+
+ax_err ax__registry_init(ax__registry *r);
+void ax__registry_fini(ax__registry *r);
+/* Removes pid's name, if any (actor stop). */
+void ax__registry_drop_pid(ax_system *sys, uint64_t pid);
+
+/* ---- the system ---- */
+enum { AX__RUNNING = 0, AX__STOPPING = 1, AX__STOPPED = 2 };
+
+struct ax_system {
+  ax_system_config cfg;
+  uint32_t nworkers;  /* worker threads running */
+  uint32_t nalloc;    /* workers allocated */
+  ax__worker *workers;
+  ax__table table;
+  ax__registry registry;
+
+  /* Inject queue for work from outside the workers. inject_len is read
+   * without the lock to skip it cheaply. */
+  pthread_mutex_t inject_lock;
+  ax_actor *inject_head;
+  ax_actor *inject_tail;
+  _Atomic size_t inject_len;
+
+  /* Idle workers (Tokio's idle protocol). */
+  pthread_mutex_t idle_lock;
+  uint32_t *sleepers;
+  uint32_t nsleepers;
+  _Atomic uint32_t num_searching;
+  _Atomic uint32_t num_unparked;
+  _Atomic bool stop_workers;
+
+  _Atomic int state; /* AX__RUNNING / STOPPING / STOPPED */
+  pthread_mutex_t wait_lock;
+  pthread_cond_t wait_cv;
+
+  _Atomic uint64_t live;
+  _Atomic uint64_t spawned;
+  _Atomic uint64_t stopped;
+  _Atomic uint64_t next_ref;
+  _Atomic uint64_t sent;
+  _Atomic uint64_t dead_letters;
+  _Atomic uint64_t dropped;
+  _Atomic uint64_t late_replies;
+};
+
+/* scheduler (sched.c) */
+ax_err ax__sched_start(ax_system *sys);
+void ax__sched_stop(ax_system *sys);
+void ax__sched_free(ax_system *sys);
+/* Makes a runnable: the current worker's LIFO slot when called on one of
+ * sys's workers, else the inject queue (waking a parked worker). */
+void ax__schedule(ax_system *sys, ax_actor *a);
+/* Puts a at the back of the current worker's ring (or inject). */
+void ax__schedule_back(ax_system *sys, ax_actor *a);
+
+/* actor.c */
+typedef enum { AX__RUN_IDLE, AX__RUN_AGAIN, AX__RUN_MUTED, AX__RUN_DEAD } ax__run_result;
+ax__run_result ax__actor_run(ax__worker *w, ax_actor *a);
+void ax__actor_after_muted(ax__worker *w, ax_actor *a, uint64_t receiver);
+
+/* Internal signal types on the system lane (never seen by behaviours). */
+enum {
+  AX__SIG_EXIT = 0x7fff0001, /* payload ax_exit_info */
+  AX__SIG_STOP = 0x7fff0002, /* untrappable stop with a reason (shutdown) */
+  AX__WAKE = 0x7fff0003      /* user-lane marker that wakes an actor for a
+                                system-lane signal; skipped by the run loop */
+};
+
+/* Sends one message, from any thread, with full control of the envelope. */
+ax_err ax__send(ax_system *sys, ax__ctx *ctx, uint64_t from, ax_pid to, uint32_t type,
+                uint32_t flags, ax_ref ref, const void *data, size_t len, ax_buf *buf);
+/* Sends a system-lane signal. */
+ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
+                  size_t len);
+
+/* Spawn without the context checks (used by ax_call's proxy). */
+ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
+                 ax_pid *out);
+
+static inline ax_ref ax__new_ref(ax_system *sys) {
+  return atomic_fetch_add_explicit(&sys->next_ref, 1, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,384 @@
+/* Axon: the work-stealing scheduler. One worker thread per core, each with a
+ * fixed ring of runnable actors (Tokio's queue: the owner pushes at the tail,
+ * pops at the head; thieves take half with one CAS), a LIFO slot for the
+ * actor it just woke (capped so it cannot starve the ring), a global inject
+ * queue for work from other threads, and parking on a condition variable
+ * with no sleep-polling (Tokio's idle protocol: at most half the workers
+ * search at once; a parked worker is woken only when nobody is searching). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actor/actor.h"
+
+static _Thread_local ax__ctx tls_ctx;
+
+ax__ctx *ax__ctx_get(void) { return &tls_ctx; }
+
+static inline uint32_t hi32(uint64_t v) { return (uint32_t)(v >> 32); }
+static inline uint32_t lo32(uint64_t v) { return (uint32_t)v; }
+static inline uint64_t pack(uint32_t steal, uint32_t real) {
+  return ((uint64_t)steal << 32) | real;
+}
+
+/* ---- inject queue ---- */
+
+static void inject_push(ax_system *sys, ax_actor *a) {
+  a->run_next = NULL;
+  pthread_mutex_lock(&sys->inject_lock);
+  if (sys->inject_tail)
+    sys->inject_tail->run_next = a;
+  else
+    sys->inject_head = a;
+  sys->inject_tail = a;
+  /* seq_cst: part of the Dekker pattern with park() (see notify_parked). */
+  atomic_fetch_add_explicit(&sys->inject_len, 1, memory_order_seq_cst);
+  pthread_mutex_unlock(&sys->inject_lock);
+}
+
+/* Pushes a batch linked through run_next. */
+static void inject_push_batch(ax_system *sys, ax_actor *first, ax_actor *last, size_t n) {
+  last->run_next = NULL;
+  pthread_mutex_lock(&sys->inject_lock);
+  if (sys->inject_tail)
+    sys->inject_tail->run_next = first;
+  else
+    sys->inject_head = first;
+  sys->inject_tail = last;
+  atomic_fetch_add_explicit(&sys->inject_len, n, memory_order_seq_cst);
+  pthread_mutex_unlock(&sys->inject_lock);
+}
+
+static ax_actor *inject_pop(ax_system *sys) {
+  if (atomic_load_explicit(&sys->inject_len, memory_order_relaxed) == 0) return NULL;
+  pthread_mutex_lock(&sys->inject_lock);
+  ax_actor *a = sys->inject_head;
+  if (a) {
+    sys->inject_head = a->run_next;
+    if (!sys->inject_head) sys->inject_tail = NULL;
+    atomic_fetch_sub_explicit(&sys->inject_len, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&sys->inject_lock);
+  return a;
+}
+
+/* ---- the ring ---- */
+
+static inline void ring_set(ax__worker *w, uint32_t i, ax_actor *a) {
+  /* relaxed: published by the release store of tail */
+  atomic_store_explicit(&w->ring[i & AX__RING_MASK], a, memory_order_relaxed);
+}
+static inline ax_actor *ring_get(ax__worker *w, uint32_t i) {
+  return atomic_load_explicit(&w->ring[i & AX__RING_MASK], memory_order_relaxed);
+}
+
+/* Moves half of a full ring plus `a` to the inject queue. Returns false if
+ * a thief moved the head meanwhile (the caller retries the push). */
+static bool ring_overflow(ax__worker *w, uint32_t head, uint32_t tail, ax_actor *a) {
+  const uint32_t half = AX__RING_SIZE / 2;
+  uint64_t expect = pack(head, head);
+  /* acq_rel: claims the half against thieves' CASes on the same word. */
+  if (!atomic_compare_exchange_strong_explicit(&w->head, &expect, pack(head + half, head + half),
+                                               memory_order_acq_rel, memory_order_relaxed))
+    return false;
+  (void)tail;
+  ax_actor *first = ring_get(w, head), *prev = first;
+  for (uint32_t i = 1; i < half; i++) {
+    ax_actor *x = ring_get(w, head + i);
+    prev->run_next = x;
+    prev = x;
+  }
+  prev->run_next = a;
+  inject_push_batch(w->sys, first, a, half + 1);
+  return true;
+}
+
+static void ring_push_back(ax__worker *w, ax_actor *a) {
+  for (;;) {
+    /* acquire: see thieves' progress before judging fullness */
+    uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+    uint32_t steal = hi32(h), real = lo32(h);
+    uint32_t tail = atomic_load_explicit(&w->tail, memory_order_relaxed);
+    if (tail - steal < AX__RING_SIZE) {
+      ring_set(w, tail, a);
+      /* release: a thief that reads the new tail sees the slot's contents */
+      atomic_store_explicit(&w->tail, tail + 1, memory_order_release);
+      return;
+    }
+    if (steal != real) { /* a thief is mid-steal: the ring will shrink */
+      inject_push(w->sys, a);
+      return;
+    }
+    if (ring_overflow(w, real, tail, a)) return;
+  }
+}
+
+static ax_actor *ring_pop(ax__worker *w) {
+  uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+  for (;;) {
+    uint32_t steal = hi32(h), real = lo32(h);
+    uint32_t tail = atomic_load_explicit(&w->tail, memory_order_relaxed);
+    if (real == tail) return NULL;
+    uint32_t next_real = real + 1;
+    uint64_t next = steal == real ? pack(next_real, next_real) : pack(steal, next_real);
+    /* acq_rel: orders the slot read after winning the index against thieves */
+    if (atomic_compare_exchange_weak_explicit(&w->head, &h, next, memory_order_acq_rel,
+                                              memory_order_acquire))
+      return ring_get(w, real);
+  }
+}
+
+static bool ring_nonempty(ax__worker *w) {
+  uint64_t h = atomic_load_explicit(&w->head, memory_order_seq_cst);
+  return lo32(h) != atomic_load_explicit(&w->tail, memory_order_seq_cst);
+}
+
+/* Steals half of src's ring into dst's; returns one actor to run now. */
+static ax_actor *steal_into(ax__worker *src, ax__worker *dst) {
+  uint32_t dst_tail = atomic_load_explicit(&dst->tail, memory_order_relaxed);
+  uint64_t h = atomic_load_explicit(&src->head, memory_order_acquire);
+  uint32_t n, real;
+  for (;;) {
+    uint32_t steal = hi32(h);
+    real = lo32(h);
+    if (steal != real) return NULL; /* another thief is active */
+    uint32_t tail = atomic_load_explicit(&src->tail, memory_order_acquire);
+    n = tail - real;
+    n -= n / 2;
+    if (n == 0) return NULL;
+    if (n > AX__RING_SIZE / 2) n = AX__RING_SIZE / 2;
+    /* acq_rel: claim [real, real+n) while keeping the steal index, so the
+     * owner does not overwrite those slots until we finish. */
+    if (atomic_compare_exchange_weak_explicit(&src->head, &h, pack(steal, real + n),
+                                              memory_order_acq_rel, memory_order_acquire))
+      break;
+  }
+  for (uint32_t i = 0; i < n; i++) ring_set(dst, dst_tail + i, ring_get(src, real + i));
+  /* Release the claim: move the steal index up to the real head. */
+  h = atomic_load_explicit(&src->head, memory_order_acquire);
+  for (;;) {
+    uint64_t next = pack(lo32(h), lo32(h));
+    if (atomic_compare_exchange_weak_explicit(&src->head, &h, next, memory_order_acq_rel,
+                                              memory_order_acquire))
+      break;
+  }
+  n--;
+  ax_actor *ret = ring_get(dst, dst_tail + n);
+  if (n) atomic_store_explicit(&dst->tail, dst_tail + n, memory_order_release);
+  return ret;
+}
+
+/* ---- idle workers ---- */
+
+/* Wakes one parked worker when nobody is searching. The seq_cst fence pairs
+ * with the one in park(): either the parker sees our queued work, or we see
+ * its decrement of num_unparked and wake it (Tokio idle.rs explains why
+ * acquire/release is not enough here). */
+static void notify_parked(ax_system *sys) {
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&sys->num_searching, memory_order_seq_cst) != 0 ||
+      atomic_load_explicit(&sys->num_unparked, memory_order_seq_cst) >= sys->nworkers)
+    return;
+  pthread_mutex_lock(&sys->idle_lock);
+  if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) != 0 ||
+      sys->nsleepers == 0) {
+    pthread_mutex_unlock(&sys->idle_lock);
+    return;
+  }
+  ax__worker *v = &sys->workers[sys->sleepers[--sys->nsleepers]];
+  atomic_fetch_add_explicit(&sys->num_searching, 1, memory_order_seq_cst);
+  atomic_fetch_add_explicit(&sys->num_unparked, 1, memory_order_seq_cst);
+  pthread_mutex_unlock(&sys->idle_lock);
+  pthread_mutex_lock(&v->park_lock);
+  v->notified = true;
+  pthread_cond_signal(&v->park_cv);
+  pthread_mutex_unlock(&v->park_lock);
+}
+
+static bool any_work(ax_system *sys) {
+  if (atomic_load_explicit(&sys->inject_len, memory_order_seq_cst)) return true;
+  for (uint32_t i = 0; i < sys->nworkers; i++)
+    if (ring_nonempty(&sys->workers[i])) return true;
+  return false;
+}
+
+static void park(ax__worker *w) {
+  ax_system *sys = w->sys;
+  atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
+  pthread_mutex_lock(&sys->idle_lock);
+  if (w->searching) atomic_fetch_sub_explicit(&sys->num_searching, 1, memory_order_seq_cst);
+  w->searching = false;
+  atomic_fetch_sub_explicit(&sys->num_unparked, 1, memory_order_seq_cst);
+  sys->sleepers[sys->nsleepers++] = w->index;
+  pthread_mutex_unlock(&sys->idle_lock);
+  atomic_thread_fence(memory_order_seq_cst);
+  if (any_work(sys) || atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
+    notify_parked(sys);
+  pthread_mutex_lock(&w->park_lock);
+  while (!w->notified && !atomic_load_explicit(&sys->stop_workers, memory_order_acquire))
+    pthread_cond_wait(&w->park_cv, &w->park_lock);
+  bool woken = w->notified;
+  w->notified = false;
+  pthread_mutex_unlock(&w->park_lock);
+  /* The notifier counted us as searching and unparked. */
+  if (woken) w->searching = true;
+}
+
+static bool start_searching(ax__worker *w) {
+  if (w->searching) return true;
+  ax_system *sys = w->sys;
+  uint32_t s = atomic_load_explicit(&sys->num_searching, memory_order_seq_cst);
+  if (2 * s >= sys->nworkers) return false;
+  atomic_fetch_add_explicit(&sys->num_searching, 1, memory_order_seq_cst);
+  w->searching = true;
+  return true;
+}
+
+/* Leaves the searching state; the last searcher to find work wakes another
+ * so that someone keeps looking for what remains. */
+static void stop_searching(ax__worker *w) {
+  if (!w->searching) return;
+  w->searching = false;
+  ax_system *sys = w->sys;
+  if (atomic_fetch_sub_explicit(&sys->num_searching, 1, memory_order_seq_cst) == 1)
+    notify_parked(sys);
+}
+
+/* ---- the worker loop ---- */
+
+static inline uint32_t rng_next(ax__worker *w) {
+  w->rng ^= w->rng << 13;
+  w->rng ^= w->rng >> 7;
+  w->rng ^= w->rng << 17;
+  return (uint32_t)w->rng;
+}
+
+static ax_actor *next_local(ax__worker *w) {
+  ax_actor *a;
+  if (++w->tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) return a;
+  if (w->lifo) {
+    a = w->lifo;
+    w->lifo = NULL;
+    if (w->lifo_runs < AX__LIFO_CAP) {
+      w->lifo_runs++;
+      return a;
+    }
+    ring_push_back(w, a);
+  }
+  w->lifo_runs = 0;
+  if ((a = ring_pop(w))) return a;
+  return inject_pop(w->sys);
+}
+
+static ax_actor *search(ax__worker *w) {
+  ax_system *sys = w->sys;
+  ax_actor *a = NULL;
+  if (sys->nworkers > 1 && start_searching(w)) {
+    uint32_t start = rng_next(w) % sys->nworkers;
+    for (uint32_t i = 0; i < sys->nworkers && !a; i++) {
+      ax__worker *v = &sys->workers[(start + i) % sys->nworkers];
+      if (v != w && (a = steal_into(v, w)))
+        atomic_fetch_add_explicit(&w->steals, 1, memory_order_relaxed);
+    }
+  }
+  if (!a) a = inject_pop(sys);
+  if (a) stop_searching(w);
+  return a;
+}
+
+static void run_one(ax__worker *w, ax_actor *a) {
+  atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
+  ax__run_result r = ax__actor_run(w, a);
+  if (r == AX__RUN_AGAIN) ring_push_back(w, a);
+  /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed. */
+}
+
+static void *worker_main(void *arg) {
+  ax__worker *w = arg;
+  ax_system *sys = w->sys;
+  tls_ctx.worker = w;
+  while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
+    ax_actor *a = next_local(w);
+    if (!a) a = search(w);
+    if (a) {
+      run_one(w, a);
+      continue;
+    }
+    park(w);
+  }
+  tls_ctx.worker = NULL;
+  return NULL;
+}
+
+void ax__schedule(ax_system *sys, ax_actor *a) {
+  ax__worker *w = tls_ctx.worker;
+  if (w && w->sys == sys) {
+    ax_actor *prev = w->lifo;
+    w->lifo = a;
+    if (!prev) return;
+    ring_push_back(w, prev);
+    notify_parked(sys);
+    return;
+  }
+  inject_push(sys, a);
+  notify_parked(sys);
+}
+
+void ax__schedule_back(ax_system *sys, ax_actor *a) {
+  ax__worker *w = tls_ctx.worker;
+  if (w && w->sys == sys)
+    ring_push_back(w, a);
+  else
+    inject_push(sys, a);
+  notify_parked(sys);
+}
+
+ax_err ax__sched_start(ax_system *sys) {
+  uint32_t n = sys->cfg.workers;
+  sys->sleepers = ax__alloc(sizeof(uint32_t) * n);
+  sys->workers = ax__alloc_aligned(sizeof(ax__worker) * n, 128);
+  if (!sys->workers || !sys->sleepers) return AX_ENOMEM;
+  memset(sys->workers, 0, sizeof(ax__worker) * n);
+  for (uint32_t i = 0; i < n; i++) {
+    ax__worker *w = &sys->workers[i];
+    w->sys = sys;
+    w->index = i;
+    w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+    pthread_mutex_init(&w->park_lock, NULL);
+    pthread_cond_init(&w->park_cv, NULL);
+  }
+  sys->nalloc = n;
+  sys->nworkers = n;
+  atomic_store(&sys->num_unparked, n);
+  for (uint32_t i = 0; i < n; i++) {
+    if (pthread_create(&sys->workers[i].thread, NULL, worker_main, &sys->workers[i]) != 0) {
+      sys->nworkers = i; /* stop joins only the ones that started */
+      return AX_ESYS;
+    }
+  }
+  return AX_OK;
+}
+
+void ax__sched_stop(ax_system *sys) {
+  if (!sys->workers) return;
+  atomic_store_explicit(&sys->stop_workers, true, memory_order_seq_cst);
+  for (uint32_t i = 0; i < sys->nworkers; i++) {
+    ax__worker *w = &sys->workers[i];
+    pthread_mutex_lock(&w->park_lock);
+    pthread_cond_signal(&w->park_cv);
+    pthread_mutex_unlock(&w->park_lock);
+  }
+  for (uint32_t i = 0; i < sys->nworkers; i++) pthread_join(sys->workers[i].thread, NULL);
+}
+
+void ax__sched_free(ax_system *sys) {
+  uint32_t n = sys->cfg.workers;
+  if (sys->workers) {
+    for (uint32_t i = 0; i < sys->nalloc; i++) {
+      pthread_mutex_destroy(&sys->workers[i].park_lock);
+      pthread_cond_destroy(&sys->workers[i].park_cv);
+    }
+    ax__free_aligned(sys->workers, sizeof(ax__worker) * n, 128);
+  }
+  ax__free(sys->sleepers, sizeof(uint32_t) * n);
+}

@@ -1,0 +1,160 @@
+/* Axon: the system object: creation, waiting, orderly shutdown, logging and
+ * system-wide counters. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actor/actor.h"
+
+void ax_system_config_init(ax_system_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->log_level = AX_LOG_WARN;
+}
+
+static uint32_t online_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (uint32_t)n : 1;
+}
+
+static void stderr_log(ax_log_level level, const char *line, void *arg) {
+  static const char *names[] = {"debug", "info", "warn", "error"};
+  (void)arg;
+  fprintf(stderr, "axon %s: %s\n", names[level], line);
+}
+
+void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
+  if (!sys->cfg.log_fn && level < sys->cfg.log_level) return;
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap); /* long lines are cut, by design */
+  va_end(ap);
+  if (sys->cfg.log_fn)
+    sys->cfg.log_fn(level, line, sys->cfg.log_arg);
+  else
+    stderr_log(level, line, NULL);
+}
+
+static bool on_worker(void) { return ax__ctx_get()->worker != NULL; }
+
+ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
+  if (!out) return AX_EINVAL;
+  ax_system *sys = ax__calloc(sizeof(*sys));
+  if (!sys) return AX_ENOMEM;
+  if (cfg)
+    sys->cfg = *cfg;
+  else
+    ax_system_config_init(&sys->cfg);
+  if (!sys->cfg.workers) sys->cfg.workers = online_cpus();
+  if (!sys->cfg.max_actors || sys->cfg.max_actors > AX__MAX_ACTORS)
+    sys->cfg.max_actors = AX__MAX_ACTORS;
+  if (!sys->cfg.batch) sys->cfg.batch = 100;
+  if (sys->cfg.workers > 1024) {
+    ax__free(sys, sizeof(*sys));
+    return AX_EINVAL;
+  }
+  atomic_init(&sys->next_ref, 1);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&sys->wait_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&sys->wait_lock, NULL);
+  pthread_mutex_init(&sys->inject_lock, NULL);
+  pthread_mutex_init(&sys->idle_lock, NULL);
+  ax_err e = ax__table_init(&sys->table, sys->cfg.max_actors, 0);
+  if (e == AX_OK) e = ax__registry_init(&sys->registry);
+  if (e == AX_OK) e = ax__sched_start(sys);
+  if (e != AX_OK) {
+    ax_system_free(sys);
+    return e;
+  }
+  *out = sys;
+  return AX_OK;
+}
+
+uint32_t ax_system_workers(const ax_system *sys) { return sys->nworkers; }
+
+/* Waits on wait_cv until live reaches 0 or the absolute monotonic deadline
+ * (0 = forever). Returns true if nothing is alive. */
+static bool wait_dead(ax_system *sys, uint64_t deadline_ns) {
+  pthread_mutex_lock(&sys->wait_lock);
+  while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0) {
+    if (!deadline_ns) {
+      pthread_cond_wait(&sys->wait_cv, &sys->wait_lock);
+      continue;
+    }
+    if (ax__now_ns() >= deadline_ns) break;
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
+    pthread_cond_timedwait(&sys->wait_cv, &sys->wait_lock, &ts);
+  }
+  bool done = atomic_load_explicit(&sys->live, memory_order_acquire) == 0;
+  pthread_mutex_unlock(&sys->wait_lock);
+  return done;
+}
+
+ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms) {
+  if (on_worker()) return AX_ESTATE;
+  uint64_t deadline = timeout_ms == AX_INFINITY ? 0 : ax__now_ns() + (uint64_t)timeout_ms * 1000000u;
+  return wait_dead(sys, deadline) ? AX_OK : AX_ETIMEDOUT;
+}
+
+static void send_stop(uint64_t pid, void *arg) {
+  ax_system *sys = arg;
+  ax_reason r = AX_REASON_SHUTDOWN;
+  /* ENOACTOR (it stopped meanwhile) and ENOMEM (retried on the next pass)
+   * are both fine here. */
+  (void)ax__signal(sys, 0, pid, AX__SIG_STOP, &r, sizeof(r));
+}
+
+ax_err ax_system_shutdown(ax_system *sys) {
+  if (!sys) return AX_EINVAL;
+  if (on_worker()) return AX_ESTATE;
+  int expect = AX__RUNNING;
+  if (!atomic_compare_exchange_strong(&sys->state, &expect, AX__STOPPING) &&
+      expect == AX__STOPPED)
+    return AX_OK;
+  /* Stop every actor; actors that a terminate spawned before the state
+   * change was seen, or whose stop signal found no memory, are caught by a
+   * later pass. */
+  while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0) {
+    ax__table_foreach_live(&sys->table, send_stop, sys);
+    wait_dead(sys, ax__now_ns() + 200u * 1000000u);
+  }
+  ax__sched_stop(sys);
+  atomic_store(&sys->state, AX__STOPPED);
+  return AX_OK;
+}
+
+void ax_system_free(ax_system *sys) {
+  if (!sys) return;
+  if (sys->workers && sys->nworkers) ax_system_shutdown(sys);
+  ax__sched_free(sys);
+  ax__registry_fini(&sys->registry);
+  ax__table_fini(&sys->table);
+  pthread_mutex_destroy(&sys->wait_lock);
+  pthread_cond_destroy(&sys->wait_cv);
+  pthread_mutex_destroy(&sys->inject_lock);
+  pthread_mutex_destroy(&sys->idle_lock);
+  ax__free(sys, sizeof(*sys));
+}
+
+void ax_system_stats_get(ax_system *sys, ax_system_stats *out) {
+  memset(out, 0, sizeof(*out));
+  out->actors_alive = atomic_load_explicit(&sys->live, memory_order_relaxed);
+  out->actors_spawned = atomic_load_explicit(&sys->spawned, memory_order_relaxed);
+  out->actors_stopped = atomic_load_explicit(&sys->stopped, memory_order_relaxed);
+  out->messages_sent = atomic_load_explicit(&sys->sent, memory_order_relaxed);
+  out->dead_letters = atomic_load_explicit(&sys->dead_letters, memory_order_relaxed);
+  out->dropped = atomic_load_explicit(&sys->dropped, memory_order_relaxed);
+  out->late_replies = atomic_load_explicit(&sys->late_replies, memory_order_relaxed);
+  for (uint32_t i = 0; i < sys->nworkers; i++) {
+    ax__worker *w = &sys->workers[i];
+    out->messages_sent += atomic_load_explicit(&w->sent, memory_order_relaxed);
+    out->runs += atomic_load_explicit(&w->runs, memory_order_relaxed);
+    out->steals += atomic_load_explicit(&w->steals, memory_order_relaxed);
+    out->parks += atomic_load_explicit(&w->parks, memory_order_relaxed);
+  }
+}

@@ -1,0 +1,64 @@
+/* Axon: the base layer every src/ folder may use: the allocation shim,
+ * assertions, the monotonic clock, the cache-line size. Internal. */
+#ifndef AX_BASE_H
+#define AX_BASE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "axon/error.h"
+
+#define AX_CACHELINE 64
+
+#ifndef AX_DEBUG
+#define AX_DEBUG 1
+#endif
+
+/* Internal invariants only; never on user or network input. Always compiled,
+ * gated by a constant, no side effects in e. */
+#define AX_ASSERT(e)                                                         \
+  do {                                                                       \
+    if (AX_DEBUG && !(e)) ax__assert_fail(#e, __FILE__, __LINE__);           \
+  } while (0)
+
+_Noreturn void ax__assert_fail(const char *expr, const char *file, int line);
+
+#define AX_LIKELY(x) __builtin_expect(!!(x), 1)
+#define AX_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Allocation shim: jemalloc (mallocx/sdallocx) in normal builds, the system
+ * allocator under sanitizers. ax__alloc returns NULL on failure (never
+ * aborts). ax__free takes the size given to ax__alloc (sized free). */
+void *ax__alloc(size_t n);
+void *ax__calloc(size_t n);
+void ax__free(void *p, size_t n);
+/* Aligned allocation (align is a power of two <= 4096); free with
+ * ax__free_aligned and the same size and alignment. */
+void *ax__alloc_aligned(size_t n, size_t align);
+void ax__free_aligned(void *p, size_t n, size_t align);
+/* ax__realloc grows or shrinks p from old to n bytes; NULL on failure with p
+ * untouched. */
+void *ax__realloc(void *p, size_t old, size_t n);
+char *ax__strdup(const char *s, size_t *out_size);
+
+/* Test hook: make the Nth allocation from now fail (1 = the next one), and
+ * every one after it when sticky is set; 0 disables. Thread: any. */
+void ax__alloc_fail_after(long n, int sticky);
+/* Number of allocations failed by the hook so far. */
+long ax__alloc_failures(void);
+
+/* Monotonic clock. */
+uint64_t ax__now_ns(void);
+static inline uint64_t ax__now_ms(void) { return ax__now_ns() / 1000000u; }
+
+/* Spin-wait hint for short waits. */
+static inline void ax__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+#endif

@@ -1,0 +1,101 @@
+/* Axon: the two-lane intrusive MPSC mailbox (Vyukov's queue, as Pony runs
+ * it) and message allocation. Internal to src/.
+ *
+ * A lane is a `head` word written by producers and a `tail` pointer owned by
+ * the consumer, kept on different cache lines of the actor. The low bit of
+ * head means "empty and idle": the producer whose exchange returns a head
+ * with that bit set is the one that must wake the consumer, so a push both
+ * enqueues and elects the scheduler in one atomic exchange, and the consumer
+ * sets the bit again only with a CAS that succeeds while head == tail. */
+#ifndef AX_MAILBOX_H
+#define AX_MAILBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "axon/msg.h"
+#include "base/base.h"
+
+/* The queue link; the first member of every queued node. */
+typedef struct ax__mlink {
+  _Atomic(struct ax__mlink *) next;
+} ax__mlink;
+
+/* A message node: link, the message the behaviour sees, inline payload. */
+typedef struct ax__mnode {
+  ax__mlink link;
+  ax_msg msg;
+  uint64_t to;     /* the receiver's pid when sent (checked by nobody yet;
+                      kept for dead-letter logs) */
+  char payload[];  /* msg.data points here unless msg.buf is set */
+} ax__mnode;
+
+#define AX__LANE_IDLE ((uintptr_t)1)
+
+static inline ax__mnode *ax__mnode_of(ax__mlink *l) { return (ax__mnode *)l; }
+
+/* Allocates a node with room for len payload bytes (msg fields zeroed except
+ * data/len). NULL on out of memory. Thread: any. */
+ax__mnode *ax__msg_alloc(size_t len);
+/* Frees a node, releasing its buffer reference if it holds one. */
+void ax__msg_free(ax__mnode *n);
+
+/* Initialises a lane around its embedded stub. `idle` sets the idle bit: a
+ * lane created owned (idle false) cannot be scheduled by a push until its
+ * owner marks it empty. */
+static inline void ax__lane_init(_Atomic uintptr_t *head, ax__mlink **tail, ax__mlink *stub,
+                                 bool idle) {
+  atomic_init(&stub->next, NULL);
+  atomic_init(head, (uintptr_t)stub | (idle ? AX__LANE_IDLE : 0));
+  *tail = stub;
+}
+
+/* Pushes n; returns true when the lane was empty and idle (the caller must
+ * then make the consumer runnable). Thread: any. Wait-free.
+ * The exchange is acq_rel: release publishes n->next = NULL (and the payload)
+ * to the consumer and to the next producer, which writes n->next; acquire
+ * orders this producer's store to prev->next after the previous producer's
+ * initialisation of prev, and after the consumer's mark-empty CAS that set
+ * the idle bit (so the woken consumer's state is visible to the waker). */
+static inline bool ax__lane_push(_Atomic uintptr_t *head, ax__mlink *n) {
+  atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+  uintptr_t prev = atomic_exchange_explicit(head, (uintptr_t)n, memory_order_acq_rel);
+  ax__mlink *p = (ax__mlink *)(prev & ~AX__LANE_IDLE);
+  /* release: the consumer's acquire load of p->next sees n's contents. */
+  atomic_store_explicit(&p->next, n, memory_order_release);
+  return (prev & AX__LANE_IDLE) != 0;
+}
+
+/* Pops the next node, or NULL when none is linked yet (which is not proof of
+ * emptiness: a producer may sit between its exchange and its link store).
+ * The returned node becomes the new stub; the old stub is returned through
+ * *old so the caller can free it (unless it is the embedded stub). Consumer
+ * only. No read-modify-write. */
+static inline ax__mlink *ax__lane_pop(ax__mlink **tail, ax__mlink **old) {
+  ax__mlink *t = *tail;
+  /* acquire: pairs with the producer's release store of the link. */
+  ax__mlink *next = atomic_load_explicit(&t->next, memory_order_acquire);
+  if (!next) return NULL;
+  *tail = next;
+  *old = t;
+  return next;
+}
+
+/* True when nothing is queued or in flight. Consumer only. */
+static inline bool ax__lane_empty(_Atomic uintptr_t *head, ax__mlink *tail) {
+  if (atomic_load_explicit(&tail->next, memory_order_acquire)) return false;
+  return (atomic_load_explicit(head, memory_order_acquire) & ~AX__LANE_IDLE) == (uintptr_t)tail;
+}
+
+/* Marks the lane empty and idle if nothing was pushed since the consumer's
+ * last pop: CAS head from tail to tail|IDLE. Returns false if a push raced
+ * in (the consumer must keep running). Consumer only. acq_rel: release
+ * hands the consumer's writes to the producer that wakes it next; acquire
+ * on failure is not needed (the failure path rereads through pop). */
+static inline bool ax__lane_mark_idle(_Atomic uintptr_t *head, ax__mlink *tail) {
+  uintptr_t expect = (uintptr_t)tail;
+  return atomic_compare_exchange_strong_explicit(head, &expect, expect | AX__LANE_IDLE,
+                                                 memory_order_acq_rel, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,121 @@
+/* Axon: a hierarchical timing wheel (6 levels x 64 slots, 1 ms resolution,
+ * about 2.2 years of range, an overflow list beyond). A pure data structure:
+ * no threads, no clock reads; the owner passes the time in, so tests drive it
+ * with a manual clock. Internal; the only header of src/timer/.
+ *
+ * Shape (after Tokio's wheel): a timer due at `when` sits at level
+ * ilog2((elapsed ^ when) | 63) / 6, in slot (when >> 6*level) & 63, where
+ * `elapsed` is the time of the last advance. So a level-L timer shares every
+ * bit above 6L+5 with `elapsed`: slots are absolute, never relative, and a
+ * later insert of the same deadline lands in the same slot as an earlier one
+ * until that slot is cascaded. Per-level occupancy bitmasks find the next
+ * slot with a count-trailing-zeros. Insert and cancel are O(1); a timer is
+ * cascaded at most 5 times on its way down.
+ *
+ * Thread: none of these functions is thread-safe; the wheel belongs to one
+ * thread (the owner), which also owns every timer inserted into it. */
+#ifndef AX_TIMER_H
+#define AX_TIMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AX__WHEEL_LEVELS 6
+#define AX__WHEEL_SLOTS 64
+/* Span covered by levels 0..5: 64^6 ms = 2^36 ms (about 795 days). Timers
+ * further out than the current 2^36-aligned block wait in the overflow list. */
+#define AX__WHEEL_RANGE_BITS 36
+
+/* A timer, embedded by the caller in its own struct. Zero it (or call
+ * ax__wtimer_init) before its first insert. Every field except `deadline`,
+ * `seq` and the links of a fired list is wheel-owned: read-only for the
+ * caller, and only while the timer is not pending. */
+typedef struct ax__wtimer {
+  struct ax__wtimer *next, *prev; /* slot list links (wheel-owned); after a
+                                   * fire, `next` links the expired list */
+  uint64_t deadline;              /* absolute ms on the wheel's clock */
+  uint64_t seq;                   /* insertion order, set by insert */
+  uint8_t level, slot, state;     /* wheel-owned; level 6 = overflow list */
+} ax__wtimer;
+
+/* Values of ax__wtimer.state. */
+enum { AX__WTIMER_IDLE = 0, AX__WTIMER_PENDING = 1, AX__WTIMER_FIRED = 2 };
+
+/* A list of timers: one slot, the overflow list, or an expired batch. */
+typedef struct ax__wlist {
+  ax__wtimer *head, *tail;
+} ax__wlist;
+
+/* The wheel. Caller-allocated (about 6 KiB), owner thread only. */
+typedef struct ax__wheel {
+  uint64_t elapsed;     /* every timer due at or before it has been handed out,
+                         * except those in the overdue slot (below) */
+  uint64_t next_seq;    /* next insertion number */
+  uint64_t overdue_min; /* lower bound of the overdue slot's deadlines */
+  size_t count;         /* pending timers */
+  uint64_t occupied[AX__WHEEL_LEVELS]; /* bit s set iff slots[l][s] non-empty */
+  ax__wlist slots[AX__WHEEL_LEVELS][AX__WHEEL_SLOTS];
+  ax__wlist overflow;   /* beyond the current 2^36 ms block; seq-ordered */
+} ax__wheel;
+
+/* Level-0 slot (elapsed & 63), the "overdue slot", holds the timers inserted
+ * with deadline <= elapsed; every other slot at the current position of its
+ * level is empty. */
+
+/* ax__wtimer_init marks t idle (not pending). Thread: owner. */
+static inline void ax__wtimer_init(ax__wtimer *t) {
+  *t = (ax__wtimer){0};
+}
+
+/* ax__wheel_init empties w and sets its clock to now_ms. w needs no fini. */
+void ax__wheel_init(ax__wheel *w, uint64_t now_ms);
+
+/* ax__wheel_insert arms t for deadline_ms (absolute, on the wheel's clock)
+ * and stamps t->seq. A deadline <= elapsed is due at the next advance. If t
+ * is already pending it is re-armed (moved) and gets a new seq. t must not be
+ * pending in another wheel. O(1). */
+void ax__wheel_insert(ax__wheel *w, ax__wtimer *t, uint64_t deadline_ms);
+
+/* ax__wheel_cancel disarms t; a no-op if t is not pending (idle, or already
+ * fired and sitting in a caller's expired list, which stays intact). O(1). */
+void ax__wheel_cancel(ax__wheel *w, ax__wtimer *t);
+
+/* ax__wheel_pending: t is in the wheel and has not fired. */
+static inline bool ax__wheel_pending(const ax__wtimer *t) {
+  return t->state == AX__WTIMER_PENDING;
+}
+
+/* ax__wheel_next_deadline gives UINT64_MAX if no timer is pending, else a
+ * LOWER BOUND on the earliest pending deadline (never later than it):
+ *  - exact when the earliest timer is within the current 64 ms block
+ *    (level 0), the common case for short timeouts;
+ *  - otherwise the start of its slot; advancing to that value cascades the
+ *    slot, so "sleep until next_deadline, advance" reaches any deadline
+ *    after at most 6 early wake-ups;
+ *  - <= elapsed when a timer was inserted already due (fire now).
+ * O(levels). */
+uint64_t ax__wheel_next_deadline(const ax__wheel *w);
+
+/* ax__wheel_count: number of pending timers. */
+static inline size_t ax__wheel_count(const ax__wheel *w) { return w->count; }
+
+/* ax__wheel_elapsed: the wheel's clock (the last advance, or init). */
+static inline uint64_t ax__wheel_elapsed(const ax__wheel *w) {
+  return w->elapsed;
+}
+
+/* ax__wheel_advance moves the clock to now_ms (a now_ms behind the clock
+ * counts as the clock: time never runs back) and removes every timer with
+ * deadline <= now_ms. The removed timers are APPENDED to *out, a singly
+ * linked list through ->next (NULL-terminated; ->prev is NULL), ordered by
+ * (deadline, seq): same-deadline timers in insertion order. Each has state
+ * FIRED, so ax__wheel_cancel on it is a no-op. Walk the list reading ->next
+ * before re-inserting a timer, since insert reuses the links. Initialise *out
+ * to {NULL, NULL}; a call appends after whatever *out already holds (the
+ * order is per call). Returns the number appended. Never fires a timer early.
+ * Cost: O(fired + cascaded + occupied slots visited), plus a sort of a slot's
+ * batch only when it is out of order (overdue timers of mixed deadlines). */
+size_t ax__wheel_advance(ax__wheel *w, uint64_t now_ms, ax__wlist *out);
+
+#endif

@@ -1,0 +1,266 @@
+/* Axon: the hierarchical timing wheel. Timers live in absolute slots chosen
+ * by the XOR of their deadline with the wheel's clock (see timer/timer.h);
+ * advance walks occupied slots in time order, cascading higher-level slots
+ * down and handing level-0 slots out as ordered expired batches. */
+#include "timer/timer.h"
+
+#include "base/base.h"
+
+#define SLOT_BITS 6
+#define SLOT_MASK ((uint64_t)AX__WHEEL_SLOTS - 1)
+#define OVERFLOW_LEVEL AX__WHEEL_LEVELS
+#define RANGE_BITS AX__WHEEL_RANGE_BITS
+
+_Static_assert(AX__WHEEL_SLOTS == 1 << SLOT_BITS, "one uint64_t mask per level");
+_Static_assert(AX__WHEEL_LEVELS * SLOT_BITS == AX__WHEEL_RANGE_BITS,
+               "levels cover exactly the range");
+_Static_assert(OVERFLOW_LEVEL <= UINT8_MAX, "level fits ax__wtimer.level");
+
+static ax__wlist *list_of(ax__wheel *w, unsigned level, unsigned slot) {
+  return level == OVERFLOW_LEVEL ? &w->overflow : &w->slots[level][slot];
+}
+
+static void list_append(ax__wlist *l, ax__wtimer *t) {
+  t->next = NULL;
+  t->prev = l->tail;
+  if (l->tail)
+    l->tail->next = t;
+  else
+    l->head = t;
+  l->tail = t;
+}
+
+static void list_unlink(ax__wlist *l, ax__wtimer *t) {
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    l->head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    l->tail = t->prev;
+  t->next = t->prev = NULL;
+}
+
+/* Detaches a whole slot; returns its first timer (the chain is intact). */
+static ax__wtimer *take_slot(ax__wheel *w, unsigned level, unsigned slot) {
+  ax__wlist *l = &w->slots[level][slot];
+  ax__wtimer *head = l->head;
+  l->head = l->tail = NULL;
+  w->occupied[level] &= ~((uint64_t)1 << slot);
+  return head;
+}
+
+/* Files t, already stamped with deadline and seq, under the current clock.
+ * Due timers go to the overdue slot; others to the level where their
+ * deadline first differs from the clock; beyond the 2^36 ms block, to the
+ * overflow list, which is revisited when the clock enters a new block. */
+static void place(ax__wheel *w, ax__wtimer *t) {
+  uint64_t when = t->deadline, now = w->elapsed;
+  unsigned level, slot;
+  if (when <= now) {
+    level = 0;
+    slot = (unsigned)(now & SLOT_MASK);
+    /* The slot may hold cancelled leftovers' bound: restart it when empty. */
+    if (!(w->occupied[0] >> slot & 1) || when < w->overdue_min)
+      w->overdue_min = when;
+  } else {
+    /* OR-ing 63 makes clz well defined and maps bits 0..5 to level 0. */
+    uint64_t diff = (when ^ now) | SLOT_MASK;
+    if (diff >> RANGE_BITS) {
+      level = OVERFLOW_LEVEL;
+      slot = 0;
+    } else {
+      level = (unsigned)(63 - __builtin_clzll(diff)) / SLOT_BITS;
+      slot = (unsigned)((when >> (level * SLOT_BITS)) & SLOT_MASK);
+    }
+  }
+  t->level = (uint8_t)level;
+  t->slot = (uint8_t)slot;
+  list_append(list_of(w, level, slot), t);
+  if (level != OVERFLOW_LEVEL) w->occupied[level] |= (uint64_t)1 << slot;
+}
+
+void ax__wheel_init(ax__wheel *w, uint64_t now_ms) {
+  *w = (ax__wheel){0};
+  w->elapsed = now_ms;
+  w->overdue_min = UINT64_MAX;
+}
+
+void ax__wheel_insert(ax__wheel *w, ax__wtimer *t, uint64_t deadline_ms) {
+  if (t->state == AX__WTIMER_PENDING) ax__wheel_cancel(w, t);
+  t->deadline = deadline_ms;
+  t->seq = w->next_seq++;
+  t->state = AX__WTIMER_PENDING;
+  place(w, t);
+  w->count++;
+}
+
+void ax__wheel_cancel(ax__wheel *w, ax__wtimer *t) {
+  if (t->state != AX__WTIMER_PENDING) return;
+  AX_ASSERT(w->count > 0);
+  ax__wlist *l = list_of(w, t->level, t->slot);
+  list_unlink(l, t);
+  if (!l->head && t->level != OVERFLOW_LEVEL)
+    w->occupied[t->level] &= ~((uint64_t)1 << t->slot);
+  t->state = AX__WTIMER_IDLE;
+  w->count--;
+}
+
+/* Finds the earliest occupied slot. By construction a level-L timer shares
+ * every bit above 6L+5 with the clock and its level-L digit is above the
+ * clock's (equal only for the overdue slot of level 0), so every level-L
+ * slot starts before any level-(L+1) slot: the answer is the first set bit
+ * at or after the clock's position in the lowest non-empty level. */
+static bool next_slot(const ax__wheel *w, unsigned *level, unsigned *slot,
+                      uint64_t *start) {
+  for (unsigned l = 0; l < AX__WHEEL_LEVELS; l++) {
+    unsigned shift = l * SLOT_BITS;
+    unsigned cur = (unsigned)((w->elapsed >> shift) & SLOT_MASK);
+    uint64_t ahead = w->occupied[l] & (~(uint64_t)0 << cur);
+    AX_ASSERT(ahead == w->occupied[l]); /* nothing behind the clock */
+    if (!ahead) continue;
+    unsigned s = (unsigned)__builtin_ctzll(ahead);
+    AX_ASSERT(l == 0 || s != cur);
+    uint64_t block = w->elapsed & ~(((uint64_t)1 << (shift + SLOT_BITS)) - 1);
+    *level = l;
+    *slot = s;
+    *start = block + ((uint64_t)s << shift);
+    return true;
+  }
+  return false;
+}
+
+uint64_t ax__wheel_next_deadline(const ax__wheel *w) {
+  unsigned level, slot;
+  uint64_t start;
+  if (next_slot(w, &level, &slot, &start))
+    return start == w->elapsed ? w->overdue_min : start;
+  /* Overflow timers all lie in later 2^36 ms blocks; the clock is then never
+   * in the last block, so the shift cannot wrap. */
+  if (w->overflow.head) return ((w->elapsed >> RANGE_BITS) + 1) << RANGE_BITS;
+  return UINT64_MAX;
+}
+
+static bool before(const ax__wtimer *a, const ax__wtimer *b) {
+  return a->deadline < b->deadline ||
+         (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static ax__wtimer *merge(ax__wtimer *a, ax__wtimer *b) {
+  ax__wtimer head = {0}, *tail = &head;
+  while (a && b) {
+    ax__wtimer **min = before(b, a) ? &b : &a;
+    tail->next = *min;
+    tail = *min;
+    *min = (*min)->next;
+  }
+  tail->next = a ? a : b;
+  return head.next;
+}
+
+/* Bottom-up merge sort of a NULL-terminated chain by (deadline, seq): bin i
+ * holds a sorted run of 2^i timers. O(n log n), no allocation. */
+static ax__wtimer *sort_chain(ax__wtimer *head) {
+  ax__wtimer *bins[64] = {0};
+  unsigned top = 0;
+  while (head) {
+    ax__wtimer *run = head;
+    head = head->next;
+    run->next = NULL;
+    unsigned i = 0;
+    for (; bins[i]; i++) {
+      run = merge(bins[i], run);
+      bins[i] = NULL;
+    }
+    bins[i] = run;
+    if (i > top) top = i;
+  }
+  ax__wtimer *all = NULL;
+  for (unsigned i = 0; i <= top; i++)
+    if (bins[i]) all = merge(bins[i], all);
+  return all;
+}
+
+/* Hands level-0 slot `slot` out: marks its timers fired, orders them by
+ * (deadline, seq) and appends them to *out. Slots are seq-ordered by
+ * construction (inserts append; cascades fill empty slots in order), so the
+ * sort runs only for an overdue slot with mixed deadlines. */
+static size_t expire_slot(ax__wheel *w, unsigned slot, ax__wlist *out) {
+  ax__wtimer *head = take_slot(w, 0, slot), *last = NULL;
+  size_t n = 0;
+  bool sorted = true;
+  for (ax__wtimer *t = head; t; t = t->next) {
+    AX_ASSERT(t->deadline <= w->elapsed && t->state == AX__WTIMER_PENDING);
+    t->state = AX__WTIMER_FIRED;
+    t->prev = NULL;
+    if (last && before(t, last)) sorted = false;
+    last = t;
+    n++;
+  }
+  if (!sorted) {
+    head = sort_chain(head);
+    for (last = head; last->next; last = last->next) {}
+  }
+  if (out->tail)
+    out->tail->next = head;
+  else
+    out->head = head;
+  out->tail = last;
+  AX_ASSERT(w->count >= n);
+  w->count -= n;
+  return n;
+}
+
+/* Re-files every timer of a level >= 1 slot; the clock is at the slot's
+ * start, so each lands strictly lower (or in the overdue slot if due now),
+ * keeping its order. */
+static void cascade_slot(ax__wheel *w, unsigned level, unsigned slot) {
+  ax__wtimer *t = take_slot(w, level, slot);
+  while (t) {
+    ax__wtimer *next = t->next;
+    place(w, t);
+    AX_ASSERT(t->level < level);
+    t = next;
+  }
+}
+
+/* Called when no slot is occupied: if the clock is about to enter a later
+ * 2^36 ms block, jump to the start of now's block and re-file the overflow
+ * list (timers of skipped blocks become overdue). False if nothing to do. */
+static bool refill_overflow(ax__wheel *w, uint64_t now) {
+  if (!w->overflow.head || (now >> RANGE_BITS) == (w->elapsed >> RANGE_BITS))
+    return false;
+  w->elapsed = now & ~(((uint64_t)1 << RANGE_BITS) - 1);
+  ax__wtimer *t = w->overflow.head;
+  w->overflow.head = w->overflow.tail = NULL;
+  while (t) {
+    ax__wtimer *next = t->next;
+    place(w, t);
+    t = next;
+  }
+  return true;
+}
+
+size_t ax__wheel_advance(ax__wheel *w, uint64_t now_ms, ax__wlist *out) {
+  size_t fired = 0;
+  if (now_ms < w->elapsed) now_ms = w->elapsed;
+  for (;;) {
+    unsigned level, slot;
+    uint64_t start;
+    if (!next_slot(w, &level, &slot, &start)) {
+      if (refill_overflow(w, now_ms)) continue;
+      break;
+    }
+    if (start > now_ms) break;
+    /* Moving the clock only to the earliest occupied slot keeps every other
+     * timer ahead of it at its level, which is what place() relied on. */
+    w->elapsed = start;
+    if (level == 0)
+      fired += expire_slot(w, slot, out);
+    else
+      cascade_slot(w, level, slot);
+  }
+  w->elapsed = now_ms;
+  return fired;
+}

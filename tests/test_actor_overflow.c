@@ -1,0 +1,249 @@
+/* Tests for bounded mailboxes: each overflow policy, its counters, and
+ * backpressure muting (including a cycle of overloaded actors). */
+#include <axon.h>
+#include <string.h>
+
+#include "support/testutil.h"
+
+enum { T_BLOCK = AX_MSG_USER, T_VAL, T_TICK, T_BALL };
+enum { LIMIT = 10 };
+
+/* A receiver that blocks in its first T_BLOCK message until the gate opens,
+ * then records every T_VAL in order. */
+typedef struct gate_rx {
+  _Atomic bool open;
+  _Atomic bool blocked;
+  _Atomic uint64_t got;
+  _Atomic uint64_t misordered;
+  _Atomic uint64_t max_queued;
+  uint64_t vals[4096];
+  ax_system *sys;
+} gate_rx;
+
+static ax_err gate_behaviour(ax_actor *self, const ax_msg *msg) {
+  gate_rx *g = *(gate_rx **)ax_state(self);
+  if (msg->type == T_BLOCK) {
+    atomic_store(&g->blocked, true);
+    while (!atomic_load(&g->open)) ax_test_sleep_ms(1);
+    return AX_OK;
+  }
+  if (msg->type != T_VAL) return AX_OK;
+  ax_actor_stats st;
+  if (ax_actor_stats_get(g->sys, ax_self(self), &st) == AX_OK && st.queued > atomic_load(&g->max_queued))
+    atomic_store(&g->max_queued, st.queued);
+  uint64_t v;
+  memcpy(&v, msg->data, sizeof(v));
+  uint64_t i = atomic_load(&g->got);
+  if (i < 4096) g->vals[i] = v;
+  if (i && i < 4096 && g->vals[i - 1] >= v) atomic_fetch_add(&g->misordered, 1);
+  atomic_fetch_add(&g->got, 1);
+  return AX_OK;
+}
+
+static ax_err ptr_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  memcpy(state, arg, len);
+  return AX_OK;
+}
+
+#define GATE_SPEC(NAME, POLICY)                                                                  \
+  static const ax_actor_spec NAME = {.name = #NAME, .behaviour = gate_behaviour,                 \
+                                     .state_size = sizeof(void *), .init = ptr_init,             \
+                                     .mailbox_limit = LIMIT, .overflow = POLICY}
+GATE_SPEC(fail_spec, AX_OVERFLOW_FAIL);
+GATE_SPEC(dropnew_spec, AX_OVERFLOW_DROP_NEW);
+GATE_SPEC(dropold_spec, AX_OVERFLOW_DROP_OLD);
+GATE_SPEC(bp_spec, AX_OVERFLOW_BACKPRESSURE);
+
+static ax_system *sys_new(void) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = 2;
+  ax_system *sys;
+  CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &sys), AX_OK);
+  return sys;
+}
+
+/* Spawns a gated receiver and blocks it in its first message. */
+static ax_pid blocked_rx(ax_system *sys, const ax_actor_spec *spec, gate_rx *g) {
+  memset(g, 0, sizeof(*g));
+  g->sys = sys;
+  ax_pid p;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, spec, &g, sizeof(g), &p), AX_OK);
+  CU_ASSERT_EQUAL_FATAL(ax_system_send(sys, p, T_BLOCK, NULL, 0), AX_OK);
+  for (int i = 0; i < 10000 && !atomic_load(&g->blocked); i++) ax_test_sleep_ms(1);
+  CU_ASSERT_TRUE_FATAL(atomic_load(&g->blocked));
+  return p;
+}
+
+static ax_err send_val(ax_system *sys, ax_pid p, uint64_t v) {
+  return ax_system_send(sys, p, T_VAL, &v, sizeof(v));
+}
+
+static void test_overflow_fail_returns_efull_and_counts(void) {
+  ax_system *sys = sys_new();
+  static gate_rx g;
+  ax_pid p = blocked_rx(sys, &fail_spec, &g);
+  for (uint64_t i = 1; i <= LIMIT; i++) CU_ASSERT_EQUAL(send_val(sys, p, i), AX_OK);
+  CU_ASSERT_EQUAL(send_val(sys, p, 99), AX_EFULL);
+  CU_ASSERT_EQUAL(send_val(sys, p, 100), AX_EFULL);
+  ax_actor_stats st;
+  CU_ASSERT_EQUAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+  CU_ASSERT_EQUAL(st.rejected, 2);
+  CU_ASSERT_EQUAL(st.queued, LIMIT);
+  atomic_store(&g.open, true);
+  CU_ASSERT_TRUE(ax_test_wait_count(&g.got, LIMIT, 10000));
+  CU_ASSERT_EQUAL(g.vals[LIMIT - 1], LIMIT);
+  CU_ASSERT_EQUAL(atomic_load(&g.misordered), 0);
+  CU_ASSERT_EQUAL(send_val(sys, p, 11), AX_OK); /* room again */
+  ax_system_free(sys);
+}
+
+static void test_overflow_drop_new_discards_newest_and_counts(void) {
+  ax_system *sys = sys_new();
+  static gate_rx g;
+  ax_pid p = blocked_rx(sys, &dropnew_spec, &g);
+  for (uint64_t i = 1; i <= LIMIT + 5; i++) CU_ASSERT_EQUAL(send_val(sys, p, i), AX_OK);
+  ax_actor_stats st;
+  ax_actor_stats_get(sys, p, &st);
+  CU_ASSERT_EQUAL(st.dropped_new, 5);
+  atomic_store(&g.open, true);
+  CU_ASSERT_TRUE(ax_test_wait_count(&g.got, LIMIT, 10000));
+  ax_test_sleep_ms(10);
+  CU_ASSERT_EQUAL(atomic_load(&g.got), LIMIT);
+  CU_ASSERT_EQUAL(g.vals[0], 1);
+  CU_ASSERT_EQUAL(g.vals[LIMIT - 1], LIMIT); /* the oldest were kept */
+  ax_system_stats ss;
+  ax_system_stats_get(sys, &ss);
+  CU_ASSERT_EQUAL(ss.dropped, 5);
+  ax_system_free(sys);
+}
+
+static void test_overflow_drop_old_discards_oldest_and_counts(void) {
+  ax_system *sys = sys_new();
+  static gate_rx g;
+  ax_pid p = blocked_rx(sys, &dropold_spec, &g);
+  for (uint64_t i = 1; i <= LIMIT + 5; i++) CU_ASSERT_EQUAL(send_val(sys, p, i), AX_OK);
+  atomic_store(&g.open, true);
+  CU_ASSERT_TRUE(ax_test_wait_count(&g.got, LIMIT, 10000));
+  ax_test_sleep_ms(10);
+  CU_ASSERT_EQUAL(atomic_load(&g.got), LIMIT);
+  CU_ASSERT_EQUAL(g.vals[0], 6); /* 1..5 dropped */
+  CU_ASSERT_EQUAL(g.vals[LIMIT - 1], LIMIT + 5);
+  ax_actor_stats st;
+  ax_actor_stats_get(sys, p, &st);
+  CU_ASSERT_EQUAL(st.dropped_old, 5);
+  ax_system_free(sys);
+}
+
+static void test_overflow_backpressure_non_actor_sender_gets_eagain(void) {
+  ax_system *sys = sys_new();
+  static gate_rx g;
+  ax_pid p = blocked_rx(sys, &bp_spec, &g);
+  for (uint64_t i = 1; i <= LIMIT; i++) CU_ASSERT_EQUAL(send_val(sys, p, i), AX_OK);
+  CU_ASSERT_EQUAL(send_val(sys, p, 11), AX_EAGAIN);
+  ax_actor_stats st;
+  ax_actor_stats_get(sys, p, &st);
+  CU_ASSERT_EQUAL(st.rejected, 1);
+  atomic_store(&g.open, true);
+  CU_ASSERT_TRUE(ax_test_wait_count(&g.got, LIMIT, 10000));
+  ax_system_free(sys);
+}
+
+/* A producer actor sends bursts of BURST values per tick to a receiver. */
+enum { BURST = 20, TOTAL = 2000 };
+typedef struct producer {
+  ax_pid rx;
+  uint64_t next;
+  _Atomic uint64_t *sent;
+} producer;
+
+static ax_err producer_behaviour(ax_actor *self, const ax_msg *msg) {
+  producer *st = ax_state(self);
+  for (int i = 0; i < BURST && st->next < TOTAL; i++) {
+    uint64_t v = ++st->next;
+    ax_err e = ax_send(self, st->rx, T_VAL, &v, sizeof(v));
+    if (e != AX_OK) return e;
+    atomic_fetch_add(st->sent, 1);
+  }
+  return st->next < TOTAL ? ax_send(self, ax_self(self), T_TICK, NULL, 0) : AX_OK;
+}
+static const ax_actor_spec producer_spec = {.name = "producer", .behaviour = producer_behaviour,
+                                            .state_size = sizeof(producer), .init = ptr_init};
+
+static void test_overflow_backpressure_mutes_actor_sender_and_loses_nothing(void) {
+  ax_system *sys = sys_new();
+  static gate_rx g;
+  ax_pid rx = blocked_rx(sys, &bp_spec, &g);
+  _Atomic uint64_t sent = 0;
+  producer init = {.rx = rx, .sent = &sent};
+  ax_pid prod;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &producer_spec, &init, sizeof(init), &prod), AX_OK);
+  ax_system_send(sys, prod, T_TICK, NULL, 0);
+  CU_ASSERT_TRUE(ax_test_wait_count(&sent, BURST, 10000));
+  ax_test_sleep_ms(50); /* a muted producer sends nothing more meanwhile */
+  CU_ASSERT_EQUAL(atomic_load(&sent), BURST);
+  ax_actor_stats st;
+  ax_actor_stats_get(sys, rx, &st);
+  CU_ASSERT_EQUAL(st.mutes, 1);
+  atomic_store(&g.open, true);
+  CU_ASSERT_TRUE(ax_test_wait_count(&g.got, TOTAL, 60000));
+  CU_ASSERT_EQUAL(atomic_load(&g.got), TOTAL);
+  CU_ASSERT_EQUAL(atomic_load(&g.misordered), 0);
+  /* memory stayed bounded: never more than a burst past the limit */
+  CU_ASSERT_TRUE(atomic_load(&g.max_queued) <= LIMIT + BURST);
+  ax_system_free(sys);
+}
+
+/* Two bounded actors bounce balls at each other, each ball spawning two,
+ * until a budget is spent: both mailboxes overflow, both mute, neither may
+ * deadlock, and every ball is received. */
+typedef struct cycle_shared {
+  _Atomic uint64_t budget;
+  _Atomic uint64_t received;
+  ax_pid peer[2];
+} cycle_shared;
+
+enum { BALLS = 20000 };
+
+static ax_err cycle_behaviour(ax_actor *self, const ax_msg *msg) {
+  cycle_shared *sh = *(cycle_shared **)ax_state(self);
+  atomic_fetch_add(&sh->received, 1);
+  ax_pid other = ax_pid_eq(ax_self(self), sh->peer[0]) ? sh->peer[1] : sh->peer[0];
+  for (int i = 0; i < 2; i++) {
+    if (atomic_fetch_add(&sh->budget, 1) >= BALLS) break;
+    ax_err e = ax_send(self, other, T_BALL, NULL, 0);
+    if (e != AX_OK) return e;
+  }
+  return AX_OK;
+}
+static const ax_actor_spec cycle_spec = {.name = "cycle", .behaviour = cycle_behaviour,
+                                         .state_size = sizeof(void *), .init = ptr_init,
+                                         .mailbox_limit = 8};
+
+static void test_overflow_backpressure_cycle_does_not_deadlock(void) {
+  ax_system *sys = sys_new();
+  static cycle_shared sh;
+  memset(&sh, 0, sizeof(sh));
+  cycle_shared *shp = &sh;
+  for (int i = 0; i < 2; i++)
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &cycle_spec, &shp, sizeof(shp), &sh.peer[i]), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_send(sys, sh.peer[0], T_BALL, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE(ax_test_wait_count(&sh.received, BALLS + 1, 60000));
+  CU_ASSERT_EQUAL(atomic_load(&sh.received), BALLS + 1);
+  ax_actor_stats a, b;
+  ax_actor_stats_get(sys, sh.peer[0], &a);
+  ax_actor_stats_get(sys, sh.peer[1], &b);
+  CU_ASSERT_EQUAL(a.queued + b.queued, 0);
+  ax_system_free(sys);
+}
+
+int main(void) {
+  CU_pSuite s = ax_test_suite("actor.overflow");
+  CU_ADD_TEST(s, test_overflow_fail_returns_efull_and_counts);
+  CU_ADD_TEST(s, test_overflow_drop_new_discards_newest_and_counts);
+  CU_ADD_TEST(s, test_overflow_drop_old_discards_oldest_and_counts);
+  CU_ADD_TEST(s, test_overflow_backpressure_non_actor_sender_gets_eagain);
+  CU_ADD_TEST(s, test_overflow_backpressure_mutes_actor_sender_and_loses_nothing);
+  CU_ADD_TEST(s, test_overflow_backpressure_cycle_does_not_deadlock);
+  return ax_test_run();
+}
