@@ -10,5 +10,6 @@
 #include "axon/actor.h"
 #include "axon/system.h"
 #include "axon/stats.h"
+#include "axon/timer.h"
 
 #endif

@@ -96,11 +96,11 @@ AX_API ax_err ax_system_send_buf(ax_system *sys, ax_pid to, uint32_t type, ax_bu
 
 /* ax_request sends like ax_send, flagged AX_MSGF_REQUEST with a fresh ref
  * (*ref_out). The receiver answers with ax_reply; the answer arrives as a
- * message with AX_MSGF_REPLY and the same ref. timeout_ms must be
- * AX_INFINITY until the timer service is enabled, where a finite timeout
- * delivers AX_MSG_TIMEOUT with the ref instead of a late reply (never both).
- * Thread: owner. Errors: as ax_send; AX_ENOTSUP for a finite timeout
- * without timers. */
+ * message with AX_MSGF_REPLY and the same ref. With a finite timeout_ms,
+ * exactly one of the reply and an AX_MSG_TIMEOUT carrying the ref (from
+ * self) arrives; a reply after the timeout is dropped and counted
+ * (ax_system_stats.late_replies). AX_INFINITY: no timeout. Thread: owner.
+ * Errors: as ax_send; AX_ECLOSED while shutting down (timed requests). */
 AX_API ax_err ax_request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
                          uint32_t timeout_ms, ax_ref *ref_out);
 

@@ -23,7 +23,8 @@ enum {
 enum {
   AX_MSGF_REQUEST = 1u << 0, /* sent with ax_request: answer with ax_reply */
   AX_MSGF_REPLY = 1u << 1,   /* an ax_reply; ref is the request's ref */
-  AX_MSGF_SYSTEM = 1u << 2   /* arrived on the system lane */
+  AX_MSGF_SYSTEM = 1u << 2,  /* a runtime message (exit, down, timeout) */
+  AX_MSGF_TIMER = 1u << 3    /* sent by a timer (ax_send_after/interval) */
 };
 
 /* A received message. Borrowed: valid until the behaviour returns. Keep the

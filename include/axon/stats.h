@@ -25,6 +25,8 @@ typedef struct ax_system_stats {
   uint64_t steals;             /* successful steal operations */
   uint64_t parks;              /* times a worker parked */
   uint64_t late_replies;       /* replies that arrived after their timeout */
+  uint64_t timers_fired;       /* timer expiries handed to their owners */
+  uint64_t timers_pending;     /* timers in the wheel (as of the reactor's last pass) */
 } ax_system_stats;
 
 /* ax_actor_stats_get reads pid's counters. Thread: any.

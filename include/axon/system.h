@@ -19,6 +19,11 @@ typedef struct ax_system_config {
   ax_log_fn log_fn;        /* NULL: lines of level >= log_level go to stderr */
   void *log_arg;
   ax_log_level log_level;  /* default AX_LOG_WARN */
+  /* Clock for timers, in ms, monotonic. NULL: CLOCK_MONOTONIC. A manual
+   * clock (tests, simulations) must call ax_system_clock_moved after each
+   * change; the reactor then never waits on real time. */
+  uint64_t (*clock_ms)(void *arg);
+  void *clock_arg;
 } ax_system_config;
 
 /* ax_system_config_init fills cfg with the defaults. Thread: any. */
@@ -44,6 +49,10 @@ AX_API ax_err ax_system_shutdown(ax_system *sys);
 /* ax_system_free shuts down if needed and frees the system. NULL is a no-op.
  * Thread: any non-worker thread. */
 AX_API void ax_system_free(ax_system *sys);
+
+/* ax_system_clock_moved tells the timer service that an injected clock
+ * (cfg.clock_ms) changed, so due timers fire. Thread: any. */
+AX_API void ax_system_clock_moved(ax_system *sys);
 
 /* ax_system_workers gives the number of worker threads. Thread: any. */
 AX_API uint32_t ax_system_workers(const ax_system *sys);

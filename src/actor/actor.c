@@ -207,7 +207,7 @@ static void request_exit(ax__ctx *c, ax_reason reason) {
   }
 }
 
-static ax__actor_ext *ext_get(ax_actor *a) {
+ax__actor_ext *ax__ext(ax_actor *a) {
   if (!a->ext) a->ext = ax__calloc(sizeof(ax__actor_ext));
   return a->ext;
 }
@@ -275,12 +275,25 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   if ((ax__mlink *)snap == a->user_tail) return;
   uint32_t limit = a->spec->mailbox_limit;
   ax__mlink *l, *old;
+  bool active = false;
   while (budget-- && (l = ax__lane_pop(&a->user_tail, &old))) {
     free_old(a, old);
     ax__mnode *n = ax__mnode_of(l);
     if (n->msg.flags & AX_MSGF_SYSTEM) {
-      if (n->msg.type != AX__WAKE) deliver(a, c, n);
+      if (n->msg.flags & AX__MSGF_TFIRE) {
+        bool recv = (n->msg.flags & AX__MSGF_TRECV) != 0;
+        if (ax__timers_on_fire(a, n)) {
+          deliver(a, c, n);
+          active |= !recv;
+        }
+      } else if (n->msg.type != AX__WAKE) {
+        deliver(a, c, n);
+        active = true;
+      }
+    } else if ((n->msg.flags & AX_MSGF_REPLY) && (n->msg.ref & 1) && !ax__timers_on_reply(a, n)) {
+      if (limit) atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
     } else {
+      active = true;
       if (limit) {
         /* seq_cst: pairs with mute_self's push-then-check. */
         uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
@@ -295,6 +308,7 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
     }
     if (c->exiting || c->mute_on || l == (ax__mlink *)snap) break;
   }
+  if (active && a->ext && a->ext->recv_ms) ax__timers_activity(a);
 }
 
 /* Ends a run (or an init): the actor goes idle unless work arrived. Returns
@@ -391,6 +405,7 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason) {
   if (ax_reason_is_error(reason))
     ax_log(a->sys, AX_LOG_DEBUG, "actor %s <%llx> stopped: %s",
            a->spec->name ? a->spec->name : "?", (unsigned long long)a->pid, ax_reason_str(reason));
+  if (a->ext) ax__timers_on_stop(a);
   unreachable(a);
   destroy(a);
 }
@@ -501,10 +516,15 @@ ax_err ax_system_send_buf(ax_system *sys, ax_pid to, uint32_t type, ax_buf *buf,
 
 ax_err ax_request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
                   uint32_t timeout_ms, ax_ref *ref_out) {
-  if (timeout_ms != AX_INFINITY) return AX_ENOTSUP; /* TODO(#5): timer service */
   ax_ref ref = ax__new_ref(self->sys);
+  if (timeout_ms != AX_INFINITY) {
+    ax_err e = ax__timers_request(self, ref, timeout_ms);
+    if (e != AX_OK) return e;
+    ref |= 1; /* marks a timed request: see ax__new_ref */
+  }
   ax_err e = ax__send(self->sys, ax__ctx_get(), self->pid, to, type, AX_MSGF_REQUEST, ref, data,
                       len, NULL);
+  if (e != AX_OK && (ref & 1)) ax__timers_forget(self, ref);
   if (e == AX_OK && ref_out) *ref_out = ref;
   return e;
 }
@@ -537,7 +557,7 @@ ax_err ax_system_exit(ax_system *sys, ax_pid target, ax_reason reason) {
 }
 
 void ax_trap_exit(ax_actor *self, bool on) {
-  ax__actor_ext *x = ext_get(self);
+  ax__actor_ext *x = ax__ext(self);
   if (x) x->trap_exit = on;
 }
 

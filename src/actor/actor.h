@@ -8,9 +8,12 @@
 
 #include "axon/actor.h"
 #include "axon/stats.h"
+#include "axon/timer.h"
 #include "axon/system.h"
 #include "base/base.h"
+#include "io/reactor.h"
 #include "mailbox/mailbox.h"
+#include "timer/timer.h"
 
 /* ---- pids: node (12) | index (26) | generation (26) ---- */
 #define AX__GEN_BITS 26
@@ -37,9 +40,23 @@ static inline uint64_t ax__pid_make(uint32_t node, uint32_t idx, uint32_t gen) {
 #define AX__MS_NAMED 2u
 #define AX__MS_SEQ_ONE 4u
 
+/* A set of nonzero 64-bit ids (open addressing; 0 empty, 1 deleted). */
+typedef struct ax__idset {
+  uint64_t *keys;
+  uint32_t cap;   /* power of two, or 0 */
+  uint32_t count; /* live keys */
+  uint32_t used;  /* live + deleted */
+} ax__idset;
+
 /* Rarely used per-actor data, allocated on first use (owner-only). */
 typedef struct ax__actor_ext {
   bool trap_exit;
+  ax__idset timers;        /* active timer ids and timed request refs */
+  uint32_t recv_ms;        /* receive timeout, 0 = off */
+  ax_timer recv_id;        /* its armed timer */
+  uint64_t recv_armed_at;  /* clock (ms) when armed */
+  uint64_t last_activity;  /* clock (ms) at the end of the last run that
+                              delivered a message */
 } ax__actor_ext;
 
 struct ax_actor {
@@ -180,6 +197,46 @@ void ax__registry_fini(ax__registry *r);
 /* Removes pid's name, if any (actor stop). */
 void ax__registry_drop_pid(ax_system *sys, uint64_t pid);
 
+/* ---- the timer service (timers.c), run by the reactor thread ---- */
+typedef struct ax__tmr ax__tmr;
+typedef struct ax__timers {
+  /* Command queue (MPSC lane): any thread pushes, the reactor pops. */
+  _Atomic uintptr_t q_head;
+  ax__mlink *q_tail;
+  ax__mlink q_stub;
+  /* Reactor-thread only from here on. */
+  ax__wheel wheel;
+  ax__tmr **map; /* id -> timer, chained */
+  size_t map_cap;
+  size_t map_count;
+  ax__reactor *reactor;
+} ax__timers;
+
+ax_err ax__timers_start(ax_system *sys);
+void ax__timers_stop(ax_system *sys);
+uint64_t ax__clock_ms(ax_system *sys);
+/* Owner side: handles a timer node popped from the user lane; returns true
+ * if n was turned into a message for the behaviour. */
+bool ax__timers_on_fire(ax_actor *a, ax__mnode *n);
+/* Owner side: a reply to a timed request; false if it came too late. */
+bool ax__timers_on_reply(ax_actor *a, ax__mnode *n);
+/* Owner side: record activity for the receive timeout. */
+void ax__timers_activity(ax_actor *a);
+/* Owner side: cancels every timer of a stopping actor. */
+void ax__timers_on_stop(ax_actor *a);
+/* Owner side: arms the timeout of a timed request; the request travels
+ * with ref | 1, the timer's id is ref. */
+ax_err ax__timers_request(ax_actor *a, ax_ref ref, uint32_t timeout_ms);
+/* Owner side: withdraws a timed request whose send failed. */
+void ax__timers_forget(ax_actor *a, ax_ref ref);
+
+/* Internal message flags on timer nodes (never seen by behaviours). */
+#define AX__MSGF_TFIRE (1u << 31)  /* a timer expiry for the owner */
+#define AX__MSGF_TREQ (1u << 30)   /* ... of a request timeout */
+#define AX__MSGF_TRECV (1u << 29)  /* ... of the receive timeout */
+#define AX__MSGF_TREPEAT (1u << 28)/* ... of an interval timer */
+#define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT)
+
 /* ---- the system ---- */
 enum { AX__RUNNING = 0, AX__STOPPING = 1, AX__STOPPED = 2 };
 
@@ -218,6 +275,9 @@ struct ax_system {
   _Atomic uint64_t dead_letters;
   _Atomic uint64_t dropped;
   _Atomic uint64_t late_replies;
+  _Atomic uint64_t timers_fired;
+  _Atomic uint64_t timers_pending;
+  ax__timers timers;
 };
 
 /* scheduler (sched.c) */
@@ -254,8 +314,12 @@ ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, con
 ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
                  ax_pid *out);
 
+/* Refs are even; a request with a timeout uses ref | 1, so a reply says by
+ * its ref alone whether a timeout may have claimed it. */
 static inline ax_ref ax__new_ref(ax_system *sys) {
-  return atomic_fetch_add_explicit(&sys->next_ref, 1, memory_order_relaxed);
+  return atomic_fetch_add_explicit(&sys->next_ref, 2, memory_order_relaxed);
 }
+
+ax__actor_ext *ax__ext(ax_actor *a);
 
 #endif

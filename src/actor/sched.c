@@ -282,11 +282,14 @@ static ax_actor *search(ax__worker *w) {
     }
   }
   if (!a) a = inject_pop(sys);
-  if (a) stop_searching(w);
   return a;
 }
 
 static void run_one(ax__worker *w, ax_actor *a) {
+  /* A worker that found work by any path (woken, inject, steal) stops
+   * counting as searching before it runs it; a stale searcher count would
+   * keep notify_parked from waking anyone while this behaviour runs. */
+  if (w->searching) stop_searching(w);
   atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
   ax__run_result r = ax__actor_run(w, a);
   if (r == AX__RUN_AGAIN) ring_push_back(w, a);

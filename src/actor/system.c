@@ -55,7 +55,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
     ax__free(sys, sizeof(*sys));
     return AX_EINVAL;
   }
-  atomic_init(&sys->next_ref, 1);
+  atomic_init(&sys->next_ref, 2);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -67,6 +67,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   ax_err e = ax__table_init(&sys->table, sys->cfg.max_actors, 0);
   if (e == AX_OK) e = ax__registry_init(&sys->registry);
   if (e == AX_OK) e = ax__sched_start(sys);
+  if (e == AX_OK) e = ax__timers_start(sys);
   if (e != AX_OK) {
     ax_system_free(sys);
     return e;
@@ -123,6 +124,7 @@ ax_err ax_system_shutdown(ax_system *sys) {
     ax__table_foreach_live(&sys->table, send_stop, sys);
     wait_dead(sys, ax__now_ns() + 200u * 1000000u);
   }
+  ax__timers_stop(sys);
   ax__sched_stop(sys);
   atomic_store(&sys->state, AX__STOPPED);
   return AX_OK;
@@ -131,6 +133,7 @@ ax_err ax_system_shutdown(ax_system *sys) {
 void ax_system_free(ax_system *sys) {
   if (!sys) return;
   if (sys->workers && sys->nworkers) ax_system_shutdown(sys);
+  ax__timers_stop(sys); /* a no-op unless system creation failed midway */
   ax__sched_free(sys);
   ax__registry_fini(&sys->registry);
   ax__table_fini(&sys->table);
@@ -150,6 +153,8 @@ void ax_system_stats_get(ax_system *sys, ax_system_stats *out) {
   out->dead_letters = atomic_load_explicit(&sys->dead_letters, memory_order_relaxed);
   out->dropped = atomic_load_explicit(&sys->dropped, memory_order_relaxed);
   out->late_replies = atomic_load_explicit(&sys->late_replies, memory_order_relaxed);
+  out->timers_fired = atomic_load_explicit(&sys->timers_fired, memory_order_relaxed);
+  out->timers_pending = atomic_load_explicit(&sys->timers_pending, memory_order_relaxed);
   for (uint32_t i = 0; i < sys->nworkers; i++) {
     ax__worker *w = &sys->workers[i];
     out->messages_sent += atomic_load_explicit(&w->sent, memory_order_relaxed);

@@ -66,6 +66,17 @@ static inline bool ax__lane_push(_Atomic uintptr_t *head, ax__mlink *n) {
   return (prev & AX__LANE_IDLE) != 0;
 }
 
+/* Pushes the chain first..last (already linked through next) with one
+ * exchange; returns as ax__lane_push. Thread: any. */
+static inline bool ax__lane_push_chain(_Atomic uintptr_t *head, ax__mlink *first,
+                                       ax__mlink *last) {
+  atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+  uintptr_t prev = atomic_exchange_explicit(head, (uintptr_t)last, memory_order_acq_rel);
+  ax__mlink *p = (ax__mlink *)(prev & ~AX__LANE_IDLE);
+  atomic_store_explicit(&p->next, first, memory_order_release);
+  return (prev & AX__LANE_IDLE) != 0;
+}
+
 /* Pops the next node, or NULL when none is linked yet (which is not proof of
  * emptiness: a producer may sit between its exchange and its link store).
  * The returned node becomes the new stub; the old stub is returned through

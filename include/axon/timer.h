@@ -1,0 +1,48 @@
+/* Axon: timers: delayed and periodic messages, cancellation, receive
+ * timeouts. Timers live on the system's reactor thread in a hierarchical
+ * timing wheel (1 ms resolution, monotonic clock). */
+#ifndef AXON_TIMER_H
+#define AXON_TIMER_H
+
+#include "axon/common.h"
+#include "axon/error.h"
+
+/* A timer's handle (a system-unique ref); 0 is never a timer. */
+typedef uint64_t ax_timer;
+
+/* Options of ax_send_interval. */
+typedef enum ax_timer_flags {
+  AX_TIMER_SKIP_MISSED = 0, /* a period that falls behind skips the ticks it
+                               missed (default) */
+  AX_TIMER_KEEP_MISSED = 1  /* every missed tick is still delivered, one per
+                               reactor pass, until it has caught up */
+} ax_timer_flags;
+
+/* ax_send_after sends {type, data[0..len)} (copied now) from self to `to`
+ * after delay_ms. The timer belongs to self: it fires no earlier than
+ * delay_ms from now (1 ms resolution, plus scheduling delay), is cancelled
+ * when self stops, and after ax_timer_cancel returns self never sends that
+ * timer's message, even if its expiry was already queued. Timers with the
+ * same deadline fire in the order they were set. The message arrives with
+ * from = self and AX_MSGF_TIMER set. *out (may be NULL) gets the handle.
+ * Thread: owner. Errors: AX_ENOMEM, AX_EINVAL, AX_ECLOSED (shutting down). */
+AX_API ax_err ax_send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type,
+                            const void *data, size_t len, ax_timer *out);
+
+/* ax_send_interval is ax_send_after repeating every period_ms (>= 1) until
+ * cancelled or self stops. flags: ax_timer_flags. Thread: owner.
+ * Errors: as ax_send_after; AX_EINVAL for a zero period. */
+AX_API ax_err ax_send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_pid to,
+                               uint32_t type, const void *data, size_t len, ax_timer *out);
+
+/* ax_timer_cancel stops timer t of self. Afterwards self never sends its
+ * message. Thread: owner. Errors: AX_ENOTFOUND (not an active timer of self:
+ * already fired, cancelled, or someone else's). */
+AX_API ax_err ax_timer_cancel(ax_actor *self, ax_timer t);
+
+/* ax_set_receive_timeout: self gets an AX_MSG_TIMEOUT (ref 0, from self)
+ * when no message has arrived for ms milliseconds; it re-arms after each
+ * timeout. AX_INFINITY turns it off. Thread: owner. Errors: AX_ENOMEM. */
+AX_API ax_err ax_set_receive_timeout(ax_actor *self, uint32_t ms);
+
+#endif
