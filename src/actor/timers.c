@@ -204,14 +204,8 @@ static ax__tmr *map_take(ax__timers *T, uint64_t id) {
 static void tmr_free(ax__tmr *t) { ax__free(t, sizeof(*t) + t->len); }
 
 static void run_commands(ax__timers *T) {
-  ax__mlink *l, *old;
-  while ((l = ax__lane_pop(&T->q_tail, &old))) {
-    if (old != &T->q_stub) {
-      ax__tcmd *o = (ax__tcmd *)old;
-      if (o->kind == CMD_CANCEL)
-        ax__free(o, sizeof(ax__tcancel) + sizeof(uint64_t) * o->n);
-      /* a popped ADD node is the timer itself: owned by the map now */
-    }
+  ax__mlink *l;
+  while ((l = ax__lane_pop_detached(&T->q_head, &T->q_tail, &T->q_stub))) {
     ax__tcmd *c = (ax__tcmd *)l;
     if (c->kind == CMD_ADD) {
       ax__tmr *t = (ax__tmr *)c;
@@ -225,6 +219,7 @@ static void run_commands(ax__timers *T) {
         ax__wheel_cancel(&T->wheel, &t->wt);
         tmr_free(t);
       }
+      ax__free(cc, sizeof(ax__tcancel) + sizeof(uint64_t) * cc->hdr.n);
     }
   }
 }
@@ -330,19 +325,17 @@ ax_err ax__timers_start(ax_system *sys) {
   ax__timers *T = &sys->timers;
   ax__lane_init(&T->q_head, &T->q_tail, &T->q_stub, false);
   ax__wheel_init(&T->wheel, ax__clock_ms(sys));
+  map_grow(T); /* the map always has buckets; later growth is optional */
+  if (!T->map) return AX_ENOMEM;
   return ax__reactor_start(timers_tick, sys, &T->reactor);
 }
 
 void ax__timers_stop(ax_system *sys) {
   ax__timers *T = &sys->timers;
-  if (!T->reactor) return;
-  ax__reactor_stop(T->reactor);
+  if (T->reactor) ax__reactor_stop(T->reactor);
   T->reactor = NULL;
+  if (!T->map) return; /* never started, or already stopped */
   run_commands(T); /* adopt what is still queued, then free everything */
-  if (T->q_tail != &T->q_stub) {
-    ax__tcmd *o = (ax__tcmd *)T->q_tail;
-    if (o->kind == CMD_CANCEL) ax__free(o, sizeof(ax__tcancel) + sizeof(uint64_t) * o->n);
-  }
   for (size_t i = 0; i < T->map_cap; i++) {
     for (ax__tmr *t = T->map[i], *n; t; t = n) {
       n = t->hnext;

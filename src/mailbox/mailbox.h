@@ -92,6 +92,32 @@ static inline ax__mlink *ax__lane_pop(ax__mlink **tail, ax__mlink **old) {
   return next;
 }
 
+/* Pops the next node and detaches it completely (Vyukov's classic form:
+ * the embedded stub is pushed back when the last node is taken), so the
+ * caller may free the node at once. For queues whose nodes have their own
+ * lifetimes (timer commands). Returns NULL when empty or when a producer is
+ * between its exchange and its link. Consumer only; head has no idle bit. */
+static inline ax__mlink *ax__lane_pop_detached(_Atomic uintptr_t *head, ax__mlink **tail,
+                                               ax__mlink *stub) {
+  ax__mlink *t = *tail;
+  ax__mlink *next = atomic_load_explicit(&t->next, memory_order_acquire);
+  if (t == stub) {
+    if (!next) return NULL;
+    *tail = t = next;
+    next = atomic_load_explicit(&t->next, memory_order_acquire);
+  }
+  if (next) {
+    *tail = next;
+    return t;
+  }
+  if ((ax__mlink *)atomic_load_explicit(head, memory_order_acquire) != t) return NULL;
+  ax__lane_push(head, stub);
+  next = atomic_load_explicit(&t->next, memory_order_acquire);
+  if (!next) return NULL;
+  *tail = next;
+  return t;
+}
+
 /* True when nothing is queued or in flight. Consumer only. */
 static inline bool ax__lane_empty(_Atomic uintptr_t *head, ax__mlink *tail) {
   if (atomic_load_explicit(&tail->next, memory_order_acquire)) return false;

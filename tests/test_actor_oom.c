@@ -1,0 +1,96 @@
+/* Out-of-memory paths: every allocation the runtime makes can fail (the
+ * fail-the-Nth-allocation hook, after SQLite's OOM loop), and each public
+ * call then returns AX_ENOMEM (or succeeds) without crashing, leaking or
+ * losing unrelated messages. Run under ASan/LSan in CI. */
+#include <axon.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "support/testutil.h"
+
+enum { T_PING = AX_MSG_USER, T_GET };
+
+static ax_err counter(ax_actor *self, const ax_msg *msg) {
+  uint64_t *n = ax_state(self);
+  if (msg->type == T_PING) (*n)++;
+  if (msg->type == T_GET && (msg->flags & AX_MSGF_REQUEST))
+    (void)ax_reply(self, msg, T_GET, n, sizeof(*n)); /* may fail under OOM: keep running */
+  return AX_OK;
+}
+static const ax_actor_spec counter_spec = {.name = "counter", .behaviour = counter,
+                                           .state_size = sizeof(uint64_t)};
+
+static ax_err timer_user(ax_actor *self, const ax_msg *msg) {
+  if (msg->type != T_PING) return AX_OK;
+  ax_timer t;
+  ax_err e = ax_send_after(self, 1000000, ax_self(self), T_PING, NULL, 0, &t);
+  if (e == AX_OK) e = ax_timer_cancel(self, t);
+  return e == AX_ENOMEM ? AX_OK : e; /* tolerate OOM, keep running */
+}
+static const ax_actor_spec timer_spec = {.name = "timer_user", .behaviour = timer_user};
+
+static void test_oom_system_new_fails_cleanly(void) {
+  int ok = 0;
+  for (long n = 1; n < 64; n++) {
+    ax__alloc_fail_after(n, 0);
+    ax_system *sys = NULL;
+    ax_err e = ax_system_new(NULL, &sys);
+    ax__alloc_fail_after(0, 0);
+    CU_ASSERT(e == AX_OK || e == AX_ENOMEM);
+    if (e == AX_OK) {
+      ok++;
+      ax_system_free(sys);
+    }
+  }
+  CU_ASSERT_TRUE(ok > 0);
+}
+
+/* Fails allocation n, n+1, ... (sticky) during a batch of operations, then
+ * checks that the system still works once memory is back. */
+static void test_oom_every_operation_returns_enomem_or_ok(void) {
+  for (long n = 1; n <= 40; n++) {
+    ax_system *sys;
+    CU_ASSERT_EQUAL_FATAL(ax_system_new(NULL, &sys), AX_OK);
+    ax_pid keep;
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &counter_spec, NULL, 0, &keep), AX_OK);
+    ax__alloc_fail_after(n, 1);
+    ax_pid p = AX_PID_NONE, t = AX_PID_NONE;
+    ax_err e = ax_system_spawn(sys, &counter_spec, NULL, 0, &p);
+    CU_ASSERT(e == AX_OK || e == AX_ENOMEM);
+    e = ax_system_spawn(sys, &timer_spec, NULL, 0, &t);
+    CU_ASSERT(e == AX_OK || e == AX_ENOMEM);
+    int sent = 0;
+    for (int i = 0; i < 20; i++) {
+      e = ax_system_send(sys, keep, T_PING, &i, sizeof(i));
+      CU_ASSERT(e == AX_OK || e == AX_ENOMEM);
+      sent += e == AX_OK;
+    }
+    e = ax_register(sys, "name", keep);
+    CU_ASSERT(e == AX_OK || e == AX_ENOMEM);
+    if (!ax_pid_is_none(t)) {
+      e = ax_system_send(sys, t, T_PING, NULL, 0);
+      CU_ASSERT(e == AX_OK || e == AX_ENOMEM);
+    }
+    uint64_t got = 0;
+    size_t len = sizeof(got);
+    e = ax_call(sys, keep, T_GET, NULL, 0, 200, &got, &len, NULL);
+    CU_ASSERT(e == AX_OK || e == AX_ENOMEM || e == AX_ETIMEDOUT); /* the reply may fail */
+    ax_buf *b = NULL;
+    e = ax_buf_new(64, &b);
+    CU_ASSERT(e == AX_OK || e == AX_ENOMEM);
+    ax__alloc_fail_after(0, 0);
+    /* Memory is back: nothing sent was lost, the system still answers. */
+    len = sizeof(got);
+    CU_ASSERT_EQUAL(ax_call(sys, keep, T_GET, NULL, 0, 10000, &got, &len, NULL), AX_OK);
+    CU_ASSERT_EQUAL(got, (uint64_t)sent);
+    ax_buf_release(b);
+    ax_system_free(sys);
+  }
+}
+
+int main(void) {
+  CU_pSuite s = ax_test_suite("actor.oom");
+  CU_ADD_TEST(s, test_oom_system_new_fails_cleanly);
+  CU_ADD_TEST(s, test_oom_every_operation_returns_enomem_or_ok);
+  return ax_test_run();
+}
