@@ -126,6 +126,43 @@ AX_API ax_err ax_system_exit(ax_system *sys, ax_pid target, ax_reason reason);
  * messages instead of stopping the actor. Thread: owner. */
 AX_API void ax_trap_exit(ax_actor *self, bool on);
 
+/* ---- links and monitors (Erlang semantics) ---- */
+
+/* ax_link links self and other, both ways; idempotent. When either stops
+ * with a reason, the other gets an exit signal from it: `normal` is ignored
+ * unless the receiver traps exits; any other reason stops a non-trapping
+ * receiver with that same reason (kill arrives as killed); a trapping one
+ * receives AX_MSG_EXIT {pid, reason}. Linking to a dead or unknown pid
+ * delivers an exit signal with AX_REASON_NOPROC at once (a non-trapping
+ * caller then stops with noproc, as in Erlang). Thread: owner.
+ * Errors: AX_ENOMEM, AX_EINVAL (other is self or none). */
+AX_API ax_err ax_link(ax_actor *self, ax_pid other);
+
+/* ax_unlink removes the link; afterwards no exit signal caused by that link
+ * reaches self, even one already in flight. Idempotent. Thread: owner.
+ * Errors: AX_ENOMEM. */
+AX_API ax_err ax_unlink(ax_actor *self, ax_pid other);
+
+/* ax_spawn_link spawns and links atomically: the link exists before the
+ * child's init runs, so no exit of the child can be missed. Thread: owner.
+ * Errors: as ax_spawn. */
+AX_API ax_err ax_spawn_link(ax_actor *self, const ax_actor_spec *spec, const void *arg,
+                            size_t len, ax_pid *out);
+
+/* ax_monitor makes self watch target: exactly one AX_MSG_DOWN {ref, pid,
+ * reason} arrives when target stops (after every message target sent self
+ * before stopping), at once with AX_REASON_NOPROC if it is already dead.
+ * Monitors are one-way and stack (each call gets its own ref). *ref_out gets
+ * the monitor's ref. Thread: owner. Errors: AX_ENOMEM, AX_EINVAL. */
+AX_API ax_err ax_monitor(ax_actor *self, ax_pid target, ax_ref *ref_out);
+
+/* ax_demonitor removes monitor ref. No AX_MSG_DOWN for it is delivered
+ * afterwards, including one already queued (AX_DEMONITOR_FLUSH is accepted
+ * and always implied). Thread: owner. Errors: AX_ENOTFOUND (not an active
+ * monitor of self, e.g. its DOWN was already delivered). */
+enum { AX_DEMONITOR_FLUSH = 1 };
+AX_API ax_err ax_demonitor(ax_actor *self, ax_ref ref, uint32_t flags);
+
 /* ax_call sends a request from a non-actor thread and blocks until the reply
  * or the timeout. The reply payload is copied into reply[0..*reply_len);
  * on entry *reply_len is its capacity, on return the reply's length.

@@ -161,6 +161,25 @@ out:
   return e;
 }
 
+ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
+                    const void *data, size_t len) {
+  ax_actor *r = ax__table_acquire(&sys->table, to);
+  if (!r) return AX_ENOACTOR;
+  ax__mnode *n = ax__msg_alloc(len);
+  if (!n) {
+    ax__table_release(&sys->table, to);
+    return AX_ENOMEM;
+  }
+  n->msg.type = type;
+  n->msg.flags = AX_MSGF_SYSTEM | flags;
+  n->msg.from.id = from;
+  n->to = to;
+  if (len) memcpy(n->payload, data, len);
+  if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
+  ax__table_release(&sys->table, to);
+  return AX_OK;
+}
+
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len) {
   ax_actor *r = ax__table_acquire(&sys->table, to);
@@ -226,7 +245,7 @@ static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
 
 /* A trapped exit becomes an AX_MSG_EXIT at the end of the user lane, so it
  * arrives after every message its sender sent before it (Erlang's order). */
-static void trap_to_user_lane(ax_actor *a, ax__ctx *c, const ax__mnode *sig) {
+static void trap_to_user_lane(ax_actor *a, ax__ctx *c, const ax__mnode *sig, uint32_t flags) {
   ax__mnode *m = ax__msg_alloc(sig->msg.len);
   if (!m) { /* no memory to requeue: deliver now rather than lose it */
     ax_msg msg = sig->msg;
@@ -236,7 +255,7 @@ static void trap_to_user_lane(ax_actor *a, ax__ctx *c, const ax__mnode *sig) {
     return;
   }
   m->msg.type = AX_MSG_EXIT;
-  m->msg.flags = AX_MSGF_SYSTEM;
+  m->msg.flags = AX_MSGF_SYSTEM | flags;
   m->msg.from = sig->msg.from;
   memcpy(m->payload, sig->payload, sig->msg.len);
   ax__lane_push(&a->user_head, &m->link); /* we own the actor: never idle */
@@ -249,13 +268,28 @@ static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
     request_exit(c, r);
     return;
   }
-  if (n->msg.type != AX__SIG_EXIT) return;
+  if (n->msg.type == AX__SIG_LINK_EXIT) {
+    ax_exit_info info;
+    memcpy(&info, n->payload, sizeof(info));
+    if (!a->ext || !ax__u64map_get(&a->ext->links, info.pid.id, NULL)) return; /* unlinked */
+    if (a->ext->trap_exit) {
+      trap_to_user_lane(a, c, n, AX__MSGF_LINKEXIT); /* link checked again at delivery */
+    } else {
+      ax__u64map_del(&a->ext->links, info.pid.id, NULL);
+      if (info.reason != AX_REASON_NORMAL) request_exit(c, info.reason);
+    }
+    return;
+  }
+  if (n->msg.type != AX__SIG_EXIT) {
+    ax__links_signal(a, c, n);
+    return;
+  }
   ax_exit_info info;
   memcpy(&info, n->payload, sizeof(info));
   if (info.reason == AX_REASON_KILL) {
     request_exit(c, AX_REASON_KILLED);
   } else if (a->ext && a->ext->trap_exit) {
-    trap_to_user_lane(a, c, n);
+    trap_to_user_lane(a, c, n, 0);
   } else if (info.reason != AX_REASON_NORMAL) {
     request_exit(c, info.reason);
   }
@@ -286,7 +320,8 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
           deliver(a, c, n);
           active |= !recv;
         }
-      } else if (n->msg.type != AX__WAKE) {
+      } else if (n->msg.type != AX__WAKE && ax__links_accept(a, n)) {
+        n->msg.flags &= ~AX__MSGF_INTERNAL;
         deliver(a, c, n);
         active = true;
       }
@@ -360,7 +395,11 @@ static uint64_t drain_lane(ax_actor *a, ax__mlink **tail) {
   ax__mlink *l, *old;
   while ((l = ax__lane_pop(tail, &old))) {
     free_old(a, old);
-    if (!(ax__mnode_of(l)->msg.flags & AX_MSGF_SYSTEM)) lost++;
+    ax__mnode *n = ax__mnode_of(l);
+    if (!(n->msg.flags & AX_MSGF_SYSTEM))
+      lost++;
+    else
+      ax__links_on_drained(a->sys, a->pid, n);
   }
   free_old(a, *tail);
   return lost;
@@ -372,7 +411,11 @@ static void destroy(ax_actor *a) {
   uint64_t lost = drain_lane(a, &a->user_tail) + drain_lane(a, &a->sys_tail);
   if (lost) atomic_fetch_add_explicit(&sys->dead_letters, lost, memory_order_relaxed);
   unmute_senders(a);
-  if (a->ext) ax__free(a->ext, sizeof(ax__actor_ext));
+  if (a->ext) {
+    ax__u64map_free(&a->ext->timers);
+    ax__links_free(a->ext);
+    ax__free(a->ext, sizeof(ax__actor_ext));
+  }
   ax__table_remove(&sys->table, a->pid);
   ax__free_aligned(a, actor_size(a->spec), AX_CACHELINE);
   atomic_fetch_add_explicit(&sys->stopped, 1, memory_order_relaxed);
@@ -405,15 +448,27 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason) {
   if (ax_reason_is_error(reason))
     ax_log(a->sys, AX_LOG_DEBUG, "actor %s <%llx> stopped: %s",
            a->spec->name ? a->spec->name : "?", (unsigned long long)a->pid, ax_reason_str(reason));
-  if (a->ext) ax__timers_on_stop(a);
+  if (a->ext) {
+    ax__timers_on_stop(a);
+    ax__links_on_stop(a, reason);
+  }
   unreachable(a);
   destroy(a);
 }
 
 /* ---- spawning ---- */
 
+/* Links a new child (still owned by this thread) with its parent (running
+ * on this thread) before the child's init. */
+static ax_err link_child(ax_actor *child, ax_actor *parent) {
+  ax__actor_ext *cx = ax__ext(child), *px = ax__ext(parent);
+  if (!cx || !px || !ax__u64map_put(&cx->links, parent->pid, 0)) return AX_ENOMEM;
+  if (!ax__u64map_put(&px->links, child->pid, 0)) return AX_ENOMEM;
+  return AX_OK;
+}
+
 ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
-                 ax_pid *out) {
+                 ax_pid *out, ax_actor *link_to) {
   if (!sys || !spec || !spec->behaviour) return AX_EINVAL;
   if (atomic_load_explicit(&sys->state, memory_order_acquire) != AX__RUNNING) return AX_ECLOSED;
   size_t size = actor_size(spec);
@@ -440,11 +495,14 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   c->current = a;
   c->exiting = false;
   c->mute_on = 0;
-  e = spec->init ? spec->init(a, ax__actor_state(a), arg, len) : AX_OK;
+  e = link_to ? link_child(a, link_to) : AX_OK;
+  if (e == AX_OK && spec->init) e = spec->init(a, ax__actor_state(a), arg, len);
   bool exiting = c->exiting;
   ax_reason reason = c->reason;
   *c = saved;
   if (e != AX_OK) {
+    if (link_to && link_to->ext) ax__u64map_del(&link_to->ext->links, pid, NULL);
+    if (a->ext) ax__timers_on_stop(a); /* init may have set timers */
     unreachable(a);
     destroy(a);
     return e;
@@ -462,12 +520,12 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
 ax_err ax_spawn(ax_actor *self, const ax_actor_spec *spec, const void *arg, size_t len,
                 ax_pid *out) {
   if (!self) return AX_EINVAL;
-  return ax__spawn(self->sys, spec, arg, len, out);
+  return ax__spawn(self->sys, spec, arg, len, out, NULL);
 }
 
 ax_err ax_system_spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
                        ax_pid *out) {
-  return ax__spawn(sys, spec, arg, len, out);
+  return ax__spawn(sys, spec, arg, len, out, NULL);
 }
 
 ax_pid ax_self(const ax_actor *self) { return (ax_pid){self->pid}; }

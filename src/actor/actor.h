@@ -40,18 +40,33 @@ static inline uint64_t ax__pid_make(uint32_t node, uint32_t idx, uint32_t gen) {
 #define AX__MS_NAMED 2u
 #define AX__MS_SEQ_ONE 4u
 
-/* A set of nonzero 64-bit ids (open addressing; 0 empty, 1 deleted). */
-typedef struct ax__idset {
+/* A map of 64-bit keys >= 2 to 64-bit values (open addressing with linear
+ * probing; key 0 marks an empty cell, 1 a deleted one). Pids and refs are
+ * always >= 2. Owner-only, like everything in ax__actor_ext. */
+typedef struct ax__u64map {
   uint64_t *keys;
+  uint64_t *vals;
   uint32_t cap;   /* power of two, or 0 */
   uint32_t count; /* live keys */
-  uint32_t used;  /* live + deleted */
-} ax__idset;
+  uint32_t used;  /* live + deleted cells */
+} ax__u64map;
+
+/* Puts key -> val (replacing). false on out of memory. */
+bool ax__u64map_put(ax__u64map *m, uint64_t key, uint64_t val);
+/* Finds key; *val (may be NULL) gets its value. */
+bool ax__u64map_get(const ax__u64map *m, uint64_t key, uint64_t *val);
+/* Removes key; *val (may be NULL) gets its value. false if absent. */
+bool ax__u64map_del(ax__u64map *m, uint64_t key, uint64_t *val);
+void ax__u64map_free(ax__u64map *m);
+static inline bool ax__u64map_live(const ax__u64map *m, uint32_t i) { return m->keys[i] > 1; }
 
 /* Rarely used per-actor data, allocated on first use (owner-only). */
 typedef struct ax__actor_ext {
   bool trap_exit;
-  ax__idset timers;        /* active timer ids and timed request refs */
+  ax__u64map timers;       /* active timer ids (timed requests: ref & ~1) */
+  ax__u64map links;        /* linked pids (value unused) */
+  ax__u64map monitors;     /* as watcher: monitor ref -> target pid */
+  ax__u64map watchers;     /* as target: monitor ref -> watcher pid */
   uint32_t recv_ms;        /* receive timeout, 0 = off */
   ax_timer recv_id;        /* its armed timer */
   uint64_t recv_armed_at;  /* clock (ms) when armed */
@@ -235,7 +250,7 @@ void ax__timers_forget(ax_actor *a, ax_ref ref);
 #define AX__MSGF_TREQ (1u << 30)   /* ... of a request timeout */
 #define AX__MSGF_TRECV (1u << 29)  /* ... of the receive timeout */
 #define AX__MSGF_TREPEAT (1u << 28)/* ... of an interval timer */
-#define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT)
+#define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | (1u << 27))
 
 /* ---- the system ---- */
 enum { AX__RUNNING = 0, AX__STOPPING = 1, AX__STOPPED = 2 };
@@ -275,6 +290,10 @@ struct ax_system {
   _Atomic uint64_t dead_letters;
   _Atomic uint64_t dropped;
   _Atomic uint64_t late_replies;
+  /* Top-level supervisors in start order (ax__system_add_top), stopped in
+   * reverse order first at shutdown. Guarded by wait_lock. */
+  uint64_t *tops;
+  size_t ntops, tops_cap;
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t timers_pending;
   ax__timers timers;
@@ -299,8 +318,13 @@ void ax__actor_after_muted(ax__worker *w, ax_actor *a, uint64_t receiver);
 enum {
   AX__SIG_EXIT = 0x7fff0001, /* payload ax_exit_info */
   AX__SIG_STOP = 0x7fff0002, /* untrappable stop with a reason (shutdown) */
-  AX__WAKE = 0x7fff0003      /* user-lane marker that wakes an actor for a
+  AX__WAKE = 0x7fff0003,     /* user-lane marker that wakes an actor for a
                                 system-lane signal; skipped by the run loop */
+  AX__SIG_LINK = 0x7fff0004,      /* payload: the linker's pid */
+  AX__SIG_UNLINK = 0x7fff0005,    /* payload: the unlinker's pid */
+  AX__SIG_LINK_EXIT = 0x7fff0006, /* payload ax_exit_info: a linked actor stopped */
+  AX__SIG_MONITOR = 0x7fff0007,   /* payload ax_down_info {ref, watcher} */
+  AX__SIG_DEMONITOR = 0x7fff0008  /* payload: the monitor's ref */
 };
 
 /* Sends one message, from any thread, with full control of the envelope. */
@@ -310,9 +334,36 @@ ax_err ax__send(ax_system *sys, ax__ctx *ctx, uint64_t from, ax_pid to, uint32_t
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len);
 
-/* Spawn without the context checks (used by ax_call's proxy). */
+/* Registers pid as a top-level supervisor: ax_system_shutdown sends it an
+ * exit signal (AX_REASON_SHUTDOWN, from AX_PID_NONE) and waits for it to stop,
+ * in reverse registration order, before stopping any other actor.
+ * Thread: any. Errors: AX_ENOMEM. */
+ax_err ax__system_add_top(ax_system *sys, ax_pid pid);
+
+/* Spawn without the context checks (used by ax_call's proxy). link_to, if
+ * not NULL, is the calling actor, linked to the child before init runs. */
 ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
-                 ax_pid *out);
+                 ax_pid *out, ax_actor *link_to);
+
+/* Pushes a runtime message (DOWN, a trapped EXIT) on to's user lane: never
+ * limited, never dropped while `to` lives. Thread: any. */
+ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
+                    const void *data, size_t len);
+
+/* links.c */
+/* Handles a link/monitor signal from the system lane (owner). */
+void ax__links_signal(ax_actor *a, ax__ctx *c, ax__mnode *n);
+/* Decides at delivery whether a DOWN or a trapped link exit is still wanted. */
+bool ax__links_accept(ax_actor *a, const ax__mnode *n);
+/* Tells links and watchers that a stops with reason (owner, at stop). */
+void ax__links_on_stop(ax_actor *a, ax_reason reason);
+/* Answers link/monitor requests found in a dead actor's system lane. */
+void ax__links_on_drained(ax_system *sys, uint64_t dead, const ax__mnode *n);
+/* Frees the link/monitor maps. */
+void ax__links_free(ax__actor_ext *x);
+
+/* Internal flag on a trapped link exit (checked against links at delivery). */
+#define AX__MSGF_LINKEXIT (1u << 27)
 
 /* Refs are even; a request with a timeout uses ref | 1, so a reply says by
  * its ref alone whether a timeout may have claimed it. */

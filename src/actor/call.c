@@ -122,7 +122,7 @@ ax_err ax_call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_
   if (!w) return AX_ENOMEM;
   w->ref = ax__new_ref(sys);
   ax_pid proxy;
-  ax_err e = ax__spawn(sys, &proxy_spec, &w, sizeof(w), &proxy);
+  ax_err e = ax__spawn(sys, &proxy_spec, &w, sizeof(w), &proxy, NULL);
   if (e != AX_OK) {
     atomic_store(&w->refs, 1); /* the proxy never took its reference */
     waiter_release(w);

@@ -102,6 +102,48 @@ ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms) {
   return wait_dead(sys, deadline) ? AX_OK : AX_ETIMEDOUT;
 }
 
+ax_err ax__system_add_top(ax_system *sys, ax_pid pid) {
+  pthread_mutex_lock(&sys->wait_lock);
+  if (sys->ntops == sys->tops_cap) {
+    size_t ncap = sys->tops_cap ? sys->tops_cap * 2 : 8;
+    uint64_t *n = ax__realloc(sys->tops, sys->tops_cap * sizeof(uint64_t), ncap * sizeof(uint64_t));
+    if (!n) {
+      pthread_mutex_unlock(&sys->wait_lock);
+      return AX_ENOMEM;
+    }
+    sys->tops = n;
+    sys->tops_cap = ncap;
+  }
+  sys->tops[sys->ntops++] = pid.id;
+  pthread_mutex_unlock(&sys->wait_lock);
+  return AX_OK;
+}
+
+static bool is_alive(ax_system *sys, uint64_t pid) {
+  ax_actor *a = ax__table_acquire(&sys->table, pid);
+  if (a) ax__table_release(&sys->table, pid);
+  return a != NULL;
+}
+
+/* Stops the top-level supervisors, newest first, each fully (its own
+ * children per their shutdown specs) before the next. */
+static void stop_tops(ax_system *sys) {
+  for (;;) {
+    pthread_mutex_lock(&sys->wait_lock);
+    uint64_t pid = sys->ntops ? sys->tops[--sys->ntops] : 0;
+    pthread_mutex_unlock(&sys->wait_lock);
+    if (!pid) return;
+    ax_reason r = AX_REASON_SHUTDOWN;
+    ax_exit_info info = {.pid = AX_PID_NONE, .reason = r};
+    while (is_alive(sys, pid)) {
+      if (ax__signal(sys, 0, pid, AX__SIG_EXIT, &info, sizeof(info)) != AX_ENOMEM) break;
+      wait_dead(sys, ax__now_ns() + 10u * 1000000u);
+    }
+    /* Supervisors may take as long as their children's shutdown specs say. */
+    while (is_alive(sys, pid)) wait_dead(sys, ax__now_ns() + 20u * 1000000u);
+  }
+}
+
 static void send_stop(uint64_t pid, void *arg) {
   ax_system *sys = arg;
   ax_reason r = AX_REASON_SHUTDOWN;
@@ -117,6 +159,7 @@ ax_err ax_system_shutdown(ax_system *sys) {
   if (!atomic_compare_exchange_strong(&sys->state, &expect, AX__STOPPING) &&
       expect == AX__STOPPED)
     return AX_OK;
+  stop_tops(sys);
   /* Stop every actor; actors that a terminate spawned before the state
    * change was seen, or whose stop signal found no memory, are caught by a
    * later pass. */
@@ -137,6 +180,7 @@ void ax_system_free(ax_system *sys) {
   ax__sched_free(sys);
   ax__registry_fini(&sys->registry);
   ax__table_fini(&sys->table);
+  ax__free(sys->tops, sys->tops_cap * sizeof(uint64_t));
   pthread_mutex_destroy(&sys->wait_lock);
   pthread_cond_destroy(&sys->wait_cv);
   pthread_mutex_destroy(&sys->inject_lock);

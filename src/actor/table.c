@@ -55,8 +55,9 @@ static ax_err take_index(ax__table *t, uint32_t *out) {
     ax__slot *p = ax__alloc(sizeof(ax__slot) * AX__PAGE_SLOTS);
     if (!p) return AX_ENOMEM;
     for (uint32_t i = 0; i < AX__PAGE_SLOTS; i++) {
-      /* generation 1: a pid is never all zero bits */
-      atomic_init(&p[i].word, UINT64_C(1) << AX__SLOT_GEN_SHIFT);
+      /* generations start at 2: a pid's id is never 0 (AX_PID_NONE) or 1,
+       * so pids can be keys of ax__u64map (0 empty, 1 deleted) */
+      atomic_init(&p[i].word, UINT64_C(2) << AX__SLOT_GEN_SHIFT);
       atomic_init(&p[i].ptr, 0);
     }
     /* release: lock-free readers that see the page see its initialised slots */
@@ -129,7 +130,7 @@ void ax__table_remove(ax__table *t, uint64_t pid) {
   uint32_t idx = ax__pid_idx(pid);
   ax__slot *s = slot_at(t, idx);
   uint64_t gen = (ax__pid_gen(pid) + 1) & AX__GEN_MASK;
-  if (gen == 0) gen = 1;
+  if (gen < 2) gen = 2;
   atomic_store_explicit(&s->ptr, (uintptr_t)NO_SLOT, memory_order_relaxed);
   /* release: a later insert (under the lock) sees the slot cleared. */
   atomic_store_explicit(&s->word, gen << AX__SLOT_GEN_SHIFT, memory_order_release);

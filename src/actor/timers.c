@@ -43,61 +43,6 @@ struct ax__tmr {
   char payload[];
 };
 
-/* ---- the owner's id set ---- */
-
-static uint32_t idset_probe(const ax__idset *s, uint64_t id) {
-  uint64_t h = id * 0x9E3779B97F4A7C15ull;
-  return (uint32_t)(h >> 32) & (s->cap - 1);
-}
-
-static bool idset_grow(ax__idset *s) {
-  uint32_t ncap = s->cap ? (s->count * 4 >= s->cap ? s->cap * 2 : s->cap) : 8;
-  uint64_t *nk = ax__calloc(sizeof(uint64_t) * ncap);
-  if (!nk) return false;
-  ax__idset n = {nk, ncap, 0, 0};
-  for (uint32_t i = 0; i < s->cap; i++) {
-    if (s->keys[i] > 1) {
-      uint32_t j = idset_probe(&n, s->keys[i]);
-      while (nk[j]) j = (j + 1) & (ncap - 1);
-      nk[j] = s->keys[i];
-      n.count++;
-      n.used++;
-    }
-  }
-  ax__free(s->keys, sizeof(uint64_t) * s->cap);
-  *s = n;
-  return true;
-}
-
-static bool idset_add(ax__idset *s, uint64_t id) {
-  if ((s->used + 1) * 4 > s->cap * 3 && !idset_grow(s)) return false;
-  uint32_t j = idset_probe(s, id);
-  while (s->keys[j] > 1) j = (j + 1) & (s->cap - 1);
-  if (s->keys[j] == 0) s->used++;
-  s->keys[j] = id;
-  s->count++;
-  return true;
-}
-
-static bool idset_remove(ax__idset *s, uint64_t id) {
-  if (!s->cap) return false;
-  for (uint32_t j = idset_probe(s, id); s->keys[j]; j = (j + 1) & (s->cap - 1)) {
-    if (s->keys[j] == id) {
-      s->keys[j] = 1;
-      s->count--;
-      return true;
-    }
-  }
-  return false;
-}
-
-static bool idset_has(const ax__idset *s, uint64_t id) {
-  if (!s->cap) return false;
-  for (uint32_t j = idset_probe(s, id); s->keys[j]; j = (j + 1) & (s->cap - 1))
-    if (s->keys[j] == id) return true;
-  return false;
-}
-
 /* ---- clock and commands ---- */
 
 uint64_t ax__clock_ms(ax_system *sys) {
@@ -135,7 +80,7 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
     ax__free(t, sizeof(*t) + len);
     return AX_ENOMEM;
   }
-  if (!(flags & AX__MSGF_TRECV) && !idset_add(&x->timers, id)) {
+  if (!(flags & AX__MSGF_TRECV) && !ax__u64map_put(&x->timers, id, 0)) {
     ax__free(t, sizeof(*t) + len);
     return AX_ENOMEM;
   }
@@ -374,7 +319,7 @@ bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
     }
     arm_recv(a, x, x->recv_ms);
     n->msg.ref = 0;
-  } else if (!(f & AX__MSGF_TREPEAT) ? !idset_remove(&x->timers, id) : !idset_has(&x->timers, id)) {
+  } else if (!(f & AX__MSGF_TREPEAT) ? !ax__u64map_del(&x->timers, id, NULL) : !ax__u64map_get(&x->timers, id, NULL)) {
     return false; /* cancelled, or the reply won the race */
   }
   n->msg.from.id = a->pid;
@@ -393,7 +338,7 @@ bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
 
 bool ax__timers_on_reply(ax_actor *a, ax__mnode *n) {
   uint64_t timer_id = n->msg.ref & ~(uint64_t)1;
-  if (a->ext && idset_remove(&a->ext->timers, timer_id)) {
+  if (a->ext && ax__u64map_del(&a->ext->timers, timer_id, NULL)) {
     cancel_ids(a->sys, &timer_id, 1);
     return true;
   }
@@ -405,22 +350,21 @@ void ax__timers_activity(ax_actor *a) { a->ext->last_activity = ax__clock_ms(a->
 
 void ax__timers_forget(ax_actor *a, ax_ref ref) {
   uint64_t id = ref & ~(uint64_t)1;
-  if (a->ext && idset_remove(&a->ext->timers, id)) cancel_ids(a->sys, &id, 1);
+  if (a->ext && ax__u64map_del(&a->ext->timers, id, NULL)) cancel_ids(a->sys, &id, 1);
 }
 
 void ax__timers_on_stop(ax_actor *a) {
   ax__actor_ext *x = a->ext;
   if (!x) return;
-  ax__idset *s = &x->timers;
+  ax__u64map *m = &x->timers;
   uint32_t n = 0;
-  for (uint32_t i = 0; i < s->cap; i++)
-    if (s->keys[i] > 1) s->keys[n++] = s->keys[i] & ~(uint64_t)1;
-  if (x->recv_id && n < s->cap) s->keys[n++] = x->recv_id;
-  if (n) cancel_ids(a->sys, s->keys, n);
+  /* Compact the live ids into the key array itself (n <= i always). */
+  for (uint32_t i = 0; i < m->cap; i++)
+    if (ax__u64map_live(m, i)) m->keys[n++] = m->keys[i];
+  if (x->recv_id && n < m->cap) m->keys[n++] = x->recv_id;
+  if (n) cancel_ids(a->sys, m->keys, n);
   else if (x->recv_id) cancel_ids(a->sys, &x->recv_id, 1);
-  ax__free(s->keys, sizeof(uint64_t) * s->cap);
-  s->keys = NULL;
-  s->cap = s->count = s->used = 0;
+  ax__u64map_free(m);
 }
 
 /* ---- public API ---- */
@@ -444,7 +388,7 @@ ax_err ax_send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_p
 }
 
 ax_err ax_timer_cancel(ax_actor *self, ax_timer t) {
-  if (!self->ext || (t & 1) || !idset_remove(&self->ext->timers, t)) return AX_ENOTFOUND;
+  if (!self->ext || (t & 1) || !ax__u64map_del(&self->ext->timers, t, NULL)) return AX_ENOTFOUND;
   cancel_ids(self->sys, &t, 1);
   return AX_OK;
 }
