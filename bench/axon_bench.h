@@ -39,7 +39,16 @@ enum {
  * message to itself. A run that never returns would pin its worker and keep
  * the receivers' mailboxes growing without bound; this is how an actor
  * yields. */
+#ifndef BENCH_CHUNK
 #define BENCH_CHUNK 256
+#endif
+
+/* Mailbox limit of the flooded receivers (count's counter, fjthrput's
+ * workers), with backpressure: a producer that runs ahead is muted until
+ * the receiver catches up, so the queues stay small. 0: unbounded. */
+#ifndef BENCH_FLOOD_LIMIT
+#define BENCH_FLOOD_LIMIT (4 * BENCH_CHUNK)
+#endif
 
 /* How the final actor tells main that the workload is over: it stores its
  * results, then bench_finish records the end time and posts the semaphore

@@ -172,12 +172,10 @@ static ax_err counter_behaviour(ax_actor *self, const ax_msg *msg) {
   bench_fail("counter: unexpected message %u", msg->type);
 }
 
-/* The counter's mailbox is bounded with backpressure: a producer that runs
- * ahead is muted until the counter catches up, so the queue stays small. */
 static const ax_actor_spec counter_spec = {.name = "counter",
                                            .behaviour = counter_behaviour,
                                            .state_size = sizeof(counter_state),
-                                           .mailbox_limit = 4 * BENCH_CHUNK,
+                                           .mailbox_limit = BENCH_FLOOD_LIMIT,
                                            .overflow = AX_OVERFLOW_BACKPRESSURE};
 
 typedef struct producer_state {
@@ -274,7 +272,7 @@ static const ax_actor_spec fj_spec = {.name = "fj",
                                       .behaviour = fj_behaviour,
                                       .state_size = sizeof(fj_state),
                                       .init = fj_init,
-                                      .mailbox_limit = 4 * BENCH_CHUNK,
+                                      .mailbox_limit = BENCH_FLOOD_LIMIT,
                                       .overflow = AX_OVERFLOW_BACKPRESSURE};
 
 typedef struct fjp_state {

@@ -111,9 +111,10 @@ static int teardown(void) {
 }
 
 static void link_pair(ax_pid a, ax_pid b, probe *pa) {
+  uint64_t want = atomic_load(&pa->data) + 1;
   send_cmd(a, C_LINK, (cmd){.pid = b});
   send_cmd(a, C_SEND, (cmd){.pid = a, .n = 1}); /* a's own data: link done before it */
-  CU_ASSERT_TRUE(ax_test_wait_count(&pa->data, atomic_load(&pa->data) + 1, 10000));
+  CU_ASSERT_TRUE(ax_test_wait_count(&pa->data, want, 10000));
 }
 
 static void test_link_abnormal_exit_stops_non_trapping_with_same_reason(void) {
