@@ -452,6 +452,8 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason) {
     ax__timers_on_stop(a);
     ax__links_on_stop(a, reason);
   }
+  void (*hook)(ax_system *, uint64_t) = atomic_load_explicit(&a->sys->on_stop_hook, memory_order_acquire);
+  if (hook) hook(a->sys, a->pid);
   unreachable(a);
   destroy(a);
 }
@@ -482,8 +484,8 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   a->spec = spec;
   a->behaviour = spec->behaviour;
   a->sys = sys;
-  uint64_t pid;
-  ax_err e = ax__table_insert(&sys->table, a, &pid);
+  ax_err e = ax__table_insert(&sys->table, a, &a->pid);
+  uint64_t pid = a->pid;
   if (e != AX_OK) {
     ax__free_aligned(a, size, AX_CACHELINE);
     return e;

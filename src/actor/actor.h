@@ -136,11 +136,12 @@ typedef struct ax__table {
 
 ax_err ax__table_init(ax__table *t, uint32_t capacity, uint32_t node);
 void ax__table_fini(ax__table *t);
-/* Reserves a slot for a; the slot is live at once. */
-ax_err ax__table_insert(ax__table *t, ax_actor *a, uint64_t *pid_out);
+/* Reserves a slot for obj (an actor, or any object with a generation-checked
+ * handle); *id_out is written before the slot goes live. */
+ax_err ax__table_insert(ax__table *t, void *obj, uint64_t *id_out);
 /* Takes a reference on pid's slot if it is live with that generation and
- * returns its actor, else NULL. Pair with ax__table_release. Thread: any. */
-ax_actor *ax__table_acquire(ax__table *t, uint64_t pid);
+ * returns its object, else NULL. Pair with ax__table_release. Thread: any. */
+void *ax__table_acquire(ax__table *t, uint64_t pid);
 void ax__table_release(ax__table *t, uint64_t pid);
 /* Makes pid unreachable (acquire fails from now on) and waits until every
  * holder of a reference has released it. Owner only. */
@@ -294,6 +295,10 @@ struct ax_system {
    * reverse order first at shutdown. Guarded by wait_lock. */
   uint64_t *tops;
   size_t ntops, tops_cap;
+  /* Set once by the socket layer (above actor) when it starts: called for
+   * every stopping actor so its connections and listeners close. */
+  void (*_Atomic on_stop_hook)(ax_system *sys, uint64_t pid);
+  void *io; /* the socket layer's state, owned by it */
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t timers_pending;
   ax__timers timers;

@@ -1,4 +1,5 @@
-/* Axon: the pid table. Pids index slots in pages that never move, so a
+/* Axon: the pid table (also used for other generation-checked handles,
+ * such as connections). Pids index slots in pages that never move, so a
  * lookup needs no lock; each slot's word carries the generation, a live bit
  * and a count of threads currently holding the actor, so a send to a stopped
  * actor fails cleanly and an actor is freed only when no sender holds it. */
@@ -68,7 +69,7 @@ static ax_err take_index(ax__table *t, uint32_t *out) {
   return AX_OK;
 }
 
-ax_err ax__table_insert(ax__table *t, ax_actor *a, uint64_t *pid_out) {
+ax_err ax__table_insert(ax__table *t, void *obj, uint64_t *id_out) {
   uint32_t idx;
   pthread_mutex_lock(&t->lock);
   ax_err e = take_index(t, &idx);
@@ -78,16 +79,15 @@ ax_err ax__table_insert(ax__table *t, ax_actor *a, uint64_t *pid_out) {
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   uint32_t gen = (uint32_t)word_gen(w);
   uint64_t pid = ax__pid_make(t->node, idx, gen);
-  a->pid = pid;
-  atomic_store_explicit(&s->ptr, (uintptr_t)a, memory_order_relaxed);
+  *id_out = pid; /* before the slot goes live: the object may read it */
+  atomic_store_explicit(&s->ptr, (uintptr_t)obj, memory_order_relaxed);
   /* release: an acquirer that sees LIVE sees the pointer and the actor's
    * initialised header. */
   atomic_store_explicit(&s->word, w | AX__SLOT_LIVE, memory_order_release);
-  *pid_out = pid;
   return AX_OK;
 }
 
-ax_actor *ax__table_acquire(ax__table *t, uint64_t pid) {
+void *ax__table_acquire(ax__table *t, uint64_t pid) {
   uint32_t idx = ax__pid_idx(pid);
   if (ax__pid_node(pid) != t->node || idx >= atomic_load_explicit(&t->used, memory_order_acquire))
     return NULL;
@@ -101,7 +101,7 @@ ax_actor *ax__table_acquire(ax__table *t, uint64_t pid) {
      * from being freed (ax__table_kill waits for it). */
     if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_acquire,
                                               memory_order_relaxed))
-      return (ax_actor *)atomic_load_explicit(&s->ptr, memory_order_relaxed);
+      return (void *)atomic_load_explicit(&s->ptr, memory_order_relaxed);
   }
 }
 
