@@ -306,6 +306,15 @@ static const ax_actor_spec server_spec = {.name = "server", .behaviour = server,
 static const ax_actor_spec client_spec = {.name = "client", .behaviour = client,
                                           .state_size = sizeof(client_state), .init = copy_init};
 
+/* Spawns a server and a client of it; returns the server, *cli the client. */
+static ax_pid spawn_pair(ax_system *sys, rshared *sh, ax_pid *cli) {
+  server_state ss = {.sh = sh};
+  client_state cs = {.sh = sh};
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &server_spec, &ss, sizeof(ss), &cs.server), AX_OK);
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &client_spec, &cs, sizeof(cs), cli), AX_OK);
+  return cs.server;
+}
+
 static void ask(ax_system *sys, ax_pid c, uint32_t timeout) {
   ax_system_send(sys, c, T_ASK, &timeout, sizeof(timeout));
 }
@@ -315,12 +324,7 @@ static void test_timer_request_timeout_then_late_reply_is_dropped(void) {
   static rshared sh;
   memset(&sh, 0, sizeof(sh));
   atomic_store(&sh.hold, true);
-  server_state ss = {.sh = &sh};
-  client_state cs = {.sh = &sh};
-  ax_pid srv, cli;
-  ax_system_spawn(sys, &server_spec, &ss, sizeof(ss), &srv);
-  cs.server = srv;
-  ax_system_spawn(sys, &client_spec, &cs, sizeof(cs), &cli);
+  ax_pid cli, srv = spawn_pair(sys, &sh, &cli);
   ask(sys, cli, 100);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.held, 1, 10000));
   advance(sys, 100);
@@ -343,12 +347,8 @@ static void test_timer_request_reply_before_timeout_cancels_it(void) {
   ax_system *sys = sys_new();
   static rshared sh;
   memset(&sh, 0, sizeof(sh));
-  server_state ss = {.sh = &sh};
-  client_state cs = {.sh = &sh};
-  ax_pid srv, cli;
-  ax_system_spawn(sys, &server_spec, &ss, sizeof(ss), &srv);
-  cs.server = srv;
-  ax_system_spawn(sys, &client_spec, &cs, sizeof(cs), &cli);
+  ax_pid cli;
+  spawn_pair(sys, &sh, &cli);
   ask(sys, cli, 100);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.replies, 1, 10000));
   advance(sys, 200);
@@ -363,12 +363,8 @@ static void test_timer_request_reply_or_timeout_never_both(void) {
   ax_system *sys = sys_new();
   static rshared sh;
   memset(&sh, 0, sizeof(sh));
-  server_state ss = {.sh = &sh};
-  client_state cs = {.sh = &sh};
-  ax_pid srv, cli;
-  ax_system_spawn(sys, &server_spec, &ss, sizeof(ss), &srv);
-  cs.server = srv;
-  ax_system_spawn(sys, &client_spec, &cs, sizeof(cs), &cli);
+  ax_pid cli;
+  spawn_pair(sys, &sh, &cli);
   enum { N = 300 };
   for (int i = 0; i < N; i++) {
     ask(sys, cli, 1);

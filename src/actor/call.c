@@ -87,11 +87,7 @@ static call_waiter *waiter_new(void *reply, size_t cap) {
   call_waiter *w = ax__calloc(sizeof(*w));
   if (!w) return NULL;
   pthread_mutex_init(&w->lock, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&w->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  ax__cond_init_monotonic(&w->cv);
   w->reply = reply;
   w->cap = cap;
   atomic_init(&w->refs, 2);
@@ -101,14 +97,7 @@ static call_waiter *waiter_new(void *reply, size_t cap) {
 /* Blocks until the waiter is done or the deadline (0 = none) passes. */
 static void waiter_wait(call_waiter *w, uint64_t deadline_ns) {
   pthread_mutex_lock(&w->lock);
-  while (!w->done) {
-    if (!deadline_ns) {
-      pthread_cond_wait(&w->cv, &w->lock);
-      continue;
-    }
-    if (ax__now_ns() >= deadline_ns) break;
-    struct timespec ts = {(time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
-    pthread_cond_timedwait(&w->cv, &w->lock, &ts);
+  while (!w->done && ax__cond_wait_until(&w->cv, &w->lock, deadline_ns)) {
   }
   pthread_mutex_unlock(&w->lock);
 }

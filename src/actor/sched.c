@@ -23,19 +23,6 @@ static inline uint64_t pack(uint32_t steal, uint32_t real) {
 
 /* ---- inject queue ---- */
 
-static void inject_push(ax_system *sys, ax_actor *a) {
-  a->run_next = NULL;
-  pthread_mutex_lock(&sys->inject_lock);
-  if (sys->inject_tail)
-    sys->inject_tail->run_next = a;
-  else
-    sys->inject_head = a;
-  sys->inject_tail = a;
-  /* seq_cst: part of the Dekker pattern with park() (see notify_parked). */
-  atomic_fetch_add_explicit(&sys->inject_len, 1, memory_order_seq_cst);
-  pthread_mutex_unlock(&sys->inject_lock);
-}
-
 /* Pushes a batch linked through run_next. */
 static void inject_push_batch(ax_system *sys, ax_actor *first, ax_actor *last, size_t n) {
   last->run_next = NULL;
@@ -45,9 +32,12 @@ static void inject_push_batch(ax_system *sys, ax_actor *first, ax_actor *last, s
   else
     sys->inject_head = first;
   sys->inject_tail = last;
+  /* seq_cst: part of the Dekker pattern with park() (see notify_parked). */
   atomic_fetch_add_explicit(&sys->inject_len, n, memory_order_seq_cst);
   pthread_mutex_unlock(&sys->inject_lock);
 }
+
+static void inject_push(ax_system *sys, ax_actor *a) { inject_push_batch(sys, a, a, 1); }
 
 static ax_actor *inject_pop(ax_system *sys) {
   if (atomic_load_explicit(&sys->inject_len, memory_order_relaxed) == 0) return NULL;

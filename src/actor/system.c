@@ -56,11 +56,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
     return AX_EINVAL;
   }
   atomic_init(&sys->next_ref, 2);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&sys->wait_cv, &ca);
-  pthread_condattr_destroy(&ca);
+  ax__cond_init_monotonic(&sys->wait_cv);
   pthread_mutex_init(&sys->wait_lock, NULL);
   pthread_mutex_init(&sys->inject_lock, NULL);
   pthread_mutex_init(&sys->idle_lock, NULL);
@@ -82,14 +78,8 @@ uint32_t ax_system_workers(const ax_system *sys) { return sys->nworkers; }
  * (0 = forever). Returns true if nothing is alive. */
 static bool wait_dead(ax_system *sys, uint64_t deadline_ns) {
   pthread_mutex_lock(&sys->wait_lock);
-  while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0) {
-    if (!deadline_ns) {
-      pthread_cond_wait(&sys->wait_cv, &sys->wait_lock);
-      continue;
-    }
-    if (ax__now_ns() >= deadline_ns) break;
-    struct timespec ts = {(time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
-    pthread_cond_timedwait(&sys->wait_cv, &sys->wait_lock, &ts);
+  while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0 &&
+         ax__cond_wait_until(&sys->wait_cv, &sys->wait_lock, deadline_ns)) {
   }
   bool done = atomic_load_explicit(&sys->live, memory_order_acquire) == 0;
   pthread_mutex_unlock(&sys->wait_lock);

@@ -4,6 +4,7 @@
 #define AX_BASE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,14 @@ long ax__alloc_failures(void);
 /* Monotonic clock. */
 uint64_t ax__now_ns(void);
 static inline uint64_t ax__now_ms(void) { return ax__now_ns() / 1000000u; }
+
+/* Monotonic condition variables (CLOCK_MONOTONIC). ax__cond_wait_until
+ * waits once on cv (mutex held) until signalled or the absolute monotonic
+ * deadline in ns (0 = no deadline); returns false once the deadline has
+ * passed. Callers loop on their own predicate. */
+#include <pthread.h>
+void ax__cond_init_monotonic(pthread_cond_t *cv);
+bool ax__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline_ns);
 
 /* Spin-wait hint for short waits. */
 static inline void ax__cpu_relax(void) {
