@@ -165,12 +165,20 @@ typedef struct ax__worker {
   _Atomic uint32_t tail;
   _Atomic(ax_actor *) ring[AX__RING_SIZE];
 
+  /* The LIFO slot: the owner exchanges it; a thief may take it with a CAS,
+   * but only when the owner's tick has not moved for a while (the owner is
+   * stuck in one long run), so ping-pong pairs stay on one core. */
+  _Atomic(ax_actor *) lifo;
+  /* Runs started by the owner (relaxed; thieves read it to spot a stall). */
+  _Atomic uint32_t tick;
+
   /* Owner-only. */
   _Alignas(AX_CACHELINE) ax_system *sys;
   uint32_t index;
-  ax_actor *lifo;
   uint32_t lifo_runs;
-  uint32_t tick;
+  uint32_t stall_victim; /* thief side: the victim whose LIFO we watch */
+  uint32_t stall_tick;   /* its tick when first seen with a LIFO actor */
+  uint32_t stall_rounds; /* rounds it has stayed so */
   uint64_t rng;
   bool searching;
   pthread_t thread;

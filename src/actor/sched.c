@@ -13,6 +13,11 @@
 
 static _Thread_local ax__ctx tls_ctx;
 
+/* Search rounds before a worker parks (each ~16 pauses plus a steal pass). */
+#define AX__SPIN_ROUNDS 64
+/* Search rounds a victim must stay in one run before its LIFO is taken. */
+#define AX__STALL_ROUNDS 8
+
 ax__ctx *ax__ctx_get(void) { return &tls_ctx; }
 
 static inline uint32_t hi32(uint64_t v) { return (uint32_t)(v >> 32); }
@@ -245,10 +250,11 @@ static inline uint32_t rng_next(ax__worker *w) {
 
 static ax_actor *next_local(ax__worker *w) {
   ax_actor *a;
-  if (++w->tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) return a;
-  if (w->lifo) {
-    a = w->lifo;
-    w->lifo = NULL;
+  uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
+  atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
+  if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) return a;
+  /* acq_rel: pairs with a thief's CAS on the slot (see steal_lifo). */
+  if ((a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel))) {
     if (w->lifo_runs < AX__LIFO_CAP) {
       w->lifo_runs++;
       return a;
@@ -260,6 +266,27 @@ static ax_actor *next_local(ax__worker *w) {
   return inject_pop(w->sys);
 }
 
+/* Takes a victim's LIFO actor when the victim has been inside one run for
+ * AX__STALL_ROUNDS of our search rounds: the actor would otherwise wait for
+ * that whole run (a producer sending a long burst to an idle consumer). */
+static ax_actor *steal_lifo(ax__worker *w, ax__worker *v) {
+  ax_actor *a = atomic_load_explicit(&v->lifo, memory_order_acquire);
+  uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
+  if (!a) return NULL;
+  if (w->stall_victim != v->index || w->stall_tick != tick) {
+    w->stall_victim = v->index;
+    w->stall_tick = tick;
+    w->stall_rounds = 0;
+    return NULL;
+  }
+  if (++w->stall_rounds < AX__STALL_ROUNDS) return NULL;
+  /* acq_rel: on success we own the actor and see the scheduler's writes. */
+  if (atomic_compare_exchange_strong_explicit(&v->lifo, &a, NULL, memory_order_acq_rel,
+                                              memory_order_relaxed))
+    return a;
+  return NULL;
+}
+
 static ax_actor *search(ax__worker *w) {
   ax_system *sys = w->sys;
   ax_actor *a = NULL;
@@ -267,7 +294,7 @@ static ax_actor *search(ax__worker *w) {
     uint32_t start = rng_next(w) % sys->nworkers;
     for (uint32_t i = 0; i < sys->nworkers && !a; i++) {
       ax__worker *v = &sys->workers[(start + i) % sys->nworkers];
-      if (v != w && (a = steal_into(v, w)))
+      if (v != w && ((a = steal_into(v, w)) || (a = steal_lifo(w, v))))
         atomic_fetch_add_explicit(&w->steals, 1, memory_order_relaxed);
     }
   }
@@ -292,7 +319,18 @@ static void *worker_main(void *arg) {
   tls_ctx.worker = w;
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_local(w);
-    if (!a) a = search(w);
+    /* Search a little before parking: while this worker counts as
+     * searching nobody wakes a parked one, so work that arrives within the
+     * spin costs no futex round trip (producer/consumer pairs hit this all
+     * the time). The spin is bounded (~tens of µs), so an idle system still
+     * parks and uses no CPU. */
+    for (unsigned spin = 0; !a && spin < AX__SPIN_ROUNDS; spin++) {
+      a = search(w);
+      if (!a && spin + 1 < AX__SPIN_ROUNDS) {
+        for (int k = 0; k < 16; k++) ax__cpu_relax();
+        a = next_local(w);
+      }
+    }
     if (a) {
       run_one(w, a);
       continue;
@@ -306,8 +344,7 @@ static void *worker_main(void *arg) {
 void ax__schedule(ax_system *sys, ax_actor *a) {
   ax__worker *w = tls_ctx.worker;
   if (w && w->sys == sys) {
-    ax_actor *prev = w->lifo;
-    w->lifo = a;
+    ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
     if (!prev) return;
     ring_push_back(w, prev);
     notify_parked(sys);
