@@ -84,7 +84,7 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
     e->next = (ax__mute_entry *)top;
   } while (!atomic_compare_exchange_weak_explicit(&r->mute_stack, &top, (uintptr_t)e,
                                                   memory_order_seq_cst, memory_order_relaxed));
-  bool over = atomic_load_explicit(&r->queued, memory_order_seq_cst) >= r->spec->mailbox_limit;
+  bool over = atomic_load_explicit(&r->queued, memory_order_seq_cst) >= r->limit;
   ax__table_release(&sys->table, receiver);
   /* From here `a` may already run elsewhere: only its pid is used. */
   if (!over) try_unmute(sys, self_pid, e->seq);
@@ -97,10 +97,10 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
  * refuse, or AX_OK with *discard set for DROP_NEW. *counted tells whether
  * queued was incremented (to undo on a later failure). */
 static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool *counted) {
-  uint32_t limit = r->spec->mailbox_limit;
+  uint32_t limit = r->limit;
   *discard = *counted = false;
   if (!limit) return AX_OK;
-  ax_overflow pol = r->spec->overflow;
+  ax_overflow pol = (ax_overflow)r->overflow;
   bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
   /* seq_cst: pairs with mute_self's re-check (see there). */
   uint32_t q = atomic_fetch_add_explicit(&r->queued, 1, memory_order_seq_cst);
@@ -108,8 +108,7 @@ static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool
   if (q < limit || pol == AX_OVERFLOW_DROP_OLD) return AX_OK;
   if (pol == AX_OVERFLOW_BACKPRESSURE && actor_sender) {
     ax_actor *s = c->current;
-    bool overloaded = s->spec->mailbox_limit &&
-                      atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->spec->mailbox_limit;
+    bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
     if (!overloaded && !c->mute_on) {
       c->mute_on = r->pid;
       atomic_fetch_add_explicit(&r->mutes, 1, memory_order_relaxed);
@@ -307,7 +306,7 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
   if ((ax__mlink *)snap == a->user_tail) return;
-  uint32_t limit = a->spec->mailbox_limit;
+  uint32_t limit = a->limit;
   ax__mlink *l, *old;
   bool active = false;
   while (budget-- && (l = ax__lane_pop(&a->user_tail, &old))) {
@@ -332,7 +331,7 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
       if (limit) {
         /* seq_cst: pairs with mute_self's push-then-check. */
         uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
-        if (q > limit && a->spec->overflow == AX_OVERFLOW_DROP_OLD) {
+        if (q > limit && a->overflow == AX_OVERFLOW_DROP_OLD) {
           atomic_fetch_add_explicit(&a->drops, 1, memory_order_relaxed);
           atomic_fetch_add_explicit(&a->sys->dropped, 1, memory_order_relaxed);
           if (l == (ax__mlink *)snap) break;
@@ -377,7 +376,7 @@ ax__run_result ax__actor_run(ax__worker *w, ax_actor *a) {
   /* Unmute our own waiting senders before we may mute ourselves: two
    * actors muted on each other would otherwise wait forever. */
   if (atomic_load_explicit(&a->mute_stack, memory_order_seq_cst) &&
-      atomic_load_explicit(&a->queued, memory_order_seq_cst) < a->spec->mailbox_limit)
+      atomic_load_explicit(&a->queued, memory_order_seq_cst) < a->limit)
     unmute_senders(a);
   if (c->mute_on) {
     uint64_t r = c->mute_on;
@@ -482,6 +481,8 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   ax__lane_init(&a->user_head, &a->user_tail, &a->user_stub, false);
   ax__lane_init(&a->sys_head, &a->sys_tail, &a->sys_stub, false);
   a->spec = spec;
+  a->limit = spec->mailbox_limit;
+  a->overflow = (uint32_t)spec->overflow;
   a->behaviour = spec->behaviour;
   a->sys = sys;
   ax_err e = ax__table_insert(&sys->table, a, &a->pid);

@@ -87,6 +87,9 @@ struct ax_actor {
   _Atomic uint32_t mutes;      /* times this actor muted a sender (relaxed) */
   _Atomic uintptr_t mute_stack;/* senders muted by this actor (Treiber stack
                                   of ax__mute_entry, taken whole) */
+  uint32_t limit;              /* spec->mailbox_limit and spec->overflow, */
+  uint32_t overflow;           /* copied here: senders read them without
+                                  touching the owner's cache line */
 
   /* Line 1: touched only by the thread holding the actor (running it, or
    * moving it between run queues). */
