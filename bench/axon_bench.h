@@ -36,11 +36,12 @@ enum {
 };
 
 /* Messages a flooding actor sends per run before it continues through a
- * message to itself. A run that never returns would pin its worker and keep
- * the receivers' mailboxes growing without bound; this is how an actor
- * yields. */
+ * message to itself. A run that never returns would pin its worker and let
+ * the receivers' mailboxes grow without bound (15M queued INCs in count);
+ * this is how an actor yields. Kept below the default per-run batch (100)
+ * so that a receiver can take a whole chunk in one run. */
 #ifndef BENCH_CHUNK
-#define BENCH_CHUNK 256
+#define BENCH_CHUNK 64
 #endif
 
 /* Mailbox limit of the flooded receivers (count's counter, fjthrput's
