@@ -190,6 +190,17 @@ static void notify_parked(ax_system *sys) {
   pthread_mutex_unlock(&v->park_lock);
 }
 
+/* The cheap gate before notify_parked on a worker's own pushes: no fence,
+ * relaxed loads of lines that change only when a worker starts or stops
+ * searching or parks. Missing a parker here cannot strand work: the pushing
+ * worker runs its own ring anyway; it only costs parallelism until the next
+ * notify. Pushes from outside the workers (inject) always take the full path. */
+static inline void notify_parked_local(ax_system *sys) {
+  if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) == 0 &&
+      atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) < sys->nworkers)
+    notify_parked(sys);
+}
+
 static bool any_work(ax_system *sys) {
   if (atomic_load_explicit(&sys->inject_len, memory_order_seq_cst)) return true;
   for (uint32_t i = 0; i < sys->nworkers; i++)
@@ -271,8 +282,8 @@ static ax_actor *next_local(ax__worker *w) {
  * that whole run (a producer sending a long burst to an idle consumer). */
 static ax_actor *steal_lifo(ax__worker *w, ax__worker *v) {
   ax_actor *a = atomic_load_explicit(&v->lifo, memory_order_acquire);
-  uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
   if (!a) return NULL;
+  uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
   if (w->stall_victim != v->index || w->stall_tick != tick) {
     w->stall_victim = v->index;
     w->stall_tick = tick;
@@ -347,7 +358,7 @@ void ax__schedule(ax_system *sys, ax_actor *a) {
     ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
     if (!prev) return;
     ring_push_back(w, prev);
-    notify_parked(sys);
+    notify_parked_local(sys);
     return;
   }
   inject_push(sys, a);
@@ -356,11 +367,13 @@ void ax__schedule(ax_system *sys, ax_actor *a) {
 
 void ax__schedule_back(ax_system *sys, ax_actor *a) {
   ax__worker *w = tls_ctx.worker;
-  if (w && w->sys == sys)
+  if (w && w->sys == sys) {
     ring_push_back(w, a);
-  else
+    notify_parked_local(sys);
+  } else {
     inject_push(sys, a);
-  notify_parked(sys);
+    notify_parked(sys);
+  }
 }
 
 ax_err ax__sched_start(ax_system *sys) {
