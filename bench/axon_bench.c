@@ -44,6 +44,7 @@ static const workload workloads[] = {
     {"big", bench_big, 2, {"A", "M"}, {120, 50000}, {2, 1}},
     {"footprint", bench_footprint, 1, {"N"}, {1000000}, {1}},
     {"latency", bench_latency, 1, {"N"}, {1000000}, {1}},
+    {"timers", bench_timers, 1, {"N"}, {1000000}, {100}},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -69,6 +70,20 @@ void bench_fail(const char *fmt, ...) {
   fflush(stderr);
   /* _Exit: other workers are still running actors; no atexit work. */
   _Exit(1);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+void bench_sort_i64(int64_t *v, int64_t n) { qsort(v, (size_t)n, sizeof(int64_t), cmp_i64); }
+
+int64_t bench_percentile(const int64_t *s, int64_t n, double q) {
+  int64_t i = (int64_t)ceil(q * (double)n) - 1;
+  if (i < 0) i = 0;
+  if (i >= n) i = n - 1;
+  return s[i];
 }
 
 double bench_compute(double theta) {

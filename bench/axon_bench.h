@@ -102,6 +102,11 @@ static inline double msg_f64(const ax_msg *msg) {
 /* Savina's "performComputation": sin(theta)^2. */
 double bench_compute(double theta);
 
+/* Sorts n samples ascending; nearest-rank percentile q (0..1] of sorted
+ * samples, as the peers compute it. */
+void bench_sort_i64(int64_t *v, int64_t n);
+int64_t bench_percentile(const int64_t *sorted, int64_t n, double q);
+
 void bench_sync_init(bench_sync *s);
 /* Called once by the final actor. Thread: any. */
 void bench_finish(bench_sync *s);
@@ -126,5 +131,6 @@ int bench_threadring(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_chameneos(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_big(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_footprint(ax_system *sys, const int64_t *p, bench_result *out);
+int bench_timers(ax_system *sys, const int64_t *p, bench_result *out);
 
 #endif

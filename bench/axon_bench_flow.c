@@ -115,18 +115,6 @@ static const ax_actor_spec timer_spec = {.name = "timer",
                                          .state_size = sizeof(timer_state),
                                          .init = timer_init};
 
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of sorted samples (as the peers compute it). */
-static int64_t percentile(const int64_t *s, int64_t n, double q) {
-  int64_t i = (int64_t)ceil(q * (double)n) - 1;
-  if (i < 0) i = 0;
-  if (i >= n) i = n - 1;
-  return s[i];
-}
 
 int bench_latency(ax_system *sys, const int64_t *p, bench_result *out) {
   int64_t n = p[0];
@@ -141,13 +129,13 @@ int bench_latency(ax_system *sys, const int64_t *p, bench_result *out) {
   bench_check(ax_system_spawn(sys, &timer_spec, &init, sizeof(init), &timer), "spawn timer");
   bench_check(ax_system_send(sys, timer, MSG_START, NULL, 0), "start");
   out->wall = bench_await(sys, &sync, t0);
-  qsort(samples, (size_t)n, sizeof(int64_t), cmp_i64);
+  bench_sort_i64(samples, n);
   if (samples[0] <= 0) bench_fail("latency: non-positive round trip");
   out->ops = n;
   out->unit = "ns";
   snprintf(out->extra, sizeof(out->extra), " p50_ns=%lld p99_ns=%lld p999_ns=%lld",
-           (long long)percentile(samples, n, 0.50), (long long)percentile(samples, n, 0.99),
-           (long long)percentile(samples, n, 0.999));
+           (long long)bench_percentile(samples, n, 0.50), (long long)bench_percentile(samples, n, 0.99),
+           (long long)bench_percentile(samples, n, 0.999));
   free(samples);
   return 0;
 }

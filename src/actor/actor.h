@@ -63,12 +63,13 @@ static inline bool ax__u64map_live(const ax__u64map *m, uint32_t i) { return m->
 /* Rarely used per-actor data, allocated on first use (owner-only). */
 typedef struct ax__actor_ext {
   bool trap_exit;
-  ax__u64map timers;       /* active timer ids (timed requests: ref & ~1) */
+  ax__u64map timers;       /* active timers: id (timed requests: ref & ~1) -> ax__tmr* */
   ax__u64map links;        /* linked pids (value unused) */
   ax__u64map monitors;     /* as watcher: monitor ref -> target pid */
   ax__u64map watchers;     /* as target: monitor ref -> watcher pid */
   uint32_t recv_ms;        /* receive timeout, 0 = off */
   ax_timer recv_id;        /* its armed timer */
+  struct ax__tmr *recv_tmr; /* ... and the owner's reference to it */
   uint64_t recv_armed_at;  /* clock (ms) when armed */
   uint64_t last_activity;  /* clock (ms) at the end of the last run that
                               delivered a message */
@@ -233,9 +234,8 @@ typedef struct ax__timers {
   ax__mlink q_stub;
   /* Reactor-thread only from here on. */
   ax__wheel wheel;
-  ax__tmr **map; /* id -> timer, chained */
-  size_t map_cap;
-  size_t map_count;
+  struct ax__tgroup *groups; /* scratch: one expiry chain per owner per pass */
+  size_t groups_cap;
   ax__reactor *reactor;
 } ax__timers;
 
@@ -322,6 +322,9 @@ void ax__sched_free(ax_system *sys);
 /* Makes a runnable: the current worker's LIFO slot when called on one of
  * sys's workers, else the inject queue (waking a parked worker). */
 void ax__schedule(ax_system *sys, ax_actor *a);
+/* Makes a whole list of actors (linked through run_next) runnable with one
+ * inject push and one wake-up: for the reactor thread's batches. */
+void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
 

@@ -365,6 +365,13 @@ void ax__schedule(ax_system *sys, ax_actor *a) {
   notify_parked(sys);
 }
 
+void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n) {
+  if (!n) return;
+  inject_push_batch(sys, first, last, n);
+  notify_parked(sys);
+  if (n > 1) notify_parked(sys); /* enough work for a second worker */
+}
+
 void ax__schedule_back(ax_system *sys, ax_actor *a) {
   ax__worker *w = tls_ctx.worker;
   if (w && w->sys == sys) {

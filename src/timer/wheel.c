@@ -191,6 +191,7 @@ static size_t expire_slot(ax__wheel *w, unsigned slot, ax__wlist *out) {
   size_t n = 0;
   bool sorted = true;
   for (ax__wtimer *t = head; t; t = t->next) {
+    if (t->next) __builtin_prefetch(t->next); /* timers are scattered: overlap the misses */
     AX_ASSERT(t->deadline <= w->elapsed && t->state == AX__WTIMER_PENDING);
     t->state = AX__WTIMER_FIRED;
     t->prev = NULL;
@@ -219,6 +220,7 @@ static void cascade_slot(ax__wheel *w, unsigned level, unsigned slot) {
   ax__wtimer *t = take_slot(w, level, slot);
   while (t) {
     ax__wtimer *next = t->next;
+    if (next) __builtin_prefetch(next); /* timers are scattered: overlap the misses */
     place(w, t);
     AX_ASSERT(t->level < level);
     t = next;

@@ -1,0 +1,138 @@
+/* Axon benchmark suite: timers. A actors (100) share N timers.
+ * Phase 1: each actor sets and at once cancels its share (set+cancel
+ * throughput). Phase 2: each sets its share with random delays of 1..1000 ms
+ * to itself, so up to N timers are pending at once, and records how late
+ * each one fires against (time set + delay). Checks: every timer fires
+ * exactly once, none early, no cancelled one ever. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "axon_bench.h"
+
+#define TIMER_ACTORS 100
+#define SET_CHUNK 1000 /* timers set per message, so a run stays short */
+
+typedef struct timers_shared {
+  int64_t n;
+  int64_t *late_ns;      /* one slot per timer */
+  _Atomic int64_t phase1_left;
+  _Atomic int64_t phase2_left;
+  double phase1_end;     /* written before phase1_done is released */
+  _Atomic bool phase1_done;
+  bench_sync sync;
+} timers_shared;
+
+typedef struct tactor {
+  timers_shared *sh;
+  int64_t first, count;  /* this actor's slice of late_ns */
+  int64_t done1, set2, fired;
+  uint64_t rng;
+} tactor;
+
+typedef struct fire_payload {
+  int64_t slot;
+  int64_t set_ns;
+  int64_t delay_ms;
+} fire_payload;
+
+static ax_err tactor_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  if (len != sizeof(tactor)) return AX_EINVAL;
+  memcpy(state, arg, len);
+  return AX_OK;
+}
+
+static ax_err phase1(ax_actor *self, tactor *st) {
+  for (int64_t i = 0; i < SET_CHUNK && st->done1 < st->count; i++, st->done1++) {
+    ax_timer t;
+    bench_check(ax_send_after(self, 1000000, ax_self(self), MSG_WORK, NULL, 0, &t), "timers: set");
+    bench_check(ax_timer_cancel(self, t), "timers: cancel");
+  }
+  if (st->done1 < st->count) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+  if (atomic_fetch_sub(&st->sh->phase1_left, 1) == 1) {
+    st->sh->phase1_end = bench_now();
+    atomic_store_explicit(&st->sh->phase1_done, true, memory_order_release);
+  }
+  return AX_OK;
+}
+
+static ax_err phase2(ax_actor *self, tactor *st) {
+  for (int64_t i = 0; i < SET_CHUNK && st->set2 < st->count; i++, st->set2++) {
+    st->rng ^= st->rng << 13;
+    st->rng ^= st->rng >> 7;
+    st->rng ^= st->rng << 17;
+    fire_payload f = {st->first + st->set2, bench_now_ns(), 1 + (int64_t)(st->rng % 1000)};
+    bench_check(ax_send_after(self, (uint32_t)f.delay_ms, ax_self(self), MSG_PONG, &f, sizeof(f), NULL),
+                "timers: set");
+  }
+  return st->set2 < st->count ? ax_send(self, ax_self(self), MSG_STOP, NULL, 0) : AX_OK;
+}
+
+static ax_err tactor_behaviour(ax_actor *self, const ax_msg *msg) {
+  tactor *st = ax_state(self);
+  switch (msg->type) {
+  case MSG_START:
+  case MSG_MORE: return phase1(self, st);
+  case MSG_PING:
+  case MSG_STOP: return phase2(self, st); /* STOP here means "set more" */
+  case MSG_WORK: bench_fail("timers: a cancelled timer fired");
+  case MSG_PONG: {
+    fire_payload f;
+    if (msg->len != sizeof(f) || !(msg->flags & AX_MSGF_TIMER)) bench_fail("timers: bad expiry");
+    memcpy(&f, msg->data, sizeof(f));
+    int64_t late = bench_now_ns() - (f.set_ns + f.delay_ms * 1000000);
+    if (late < 0) bench_fail("timers: fired %lld ns early", (long long)-late);
+    st->sh->late_ns[f.slot] = late;
+    if (++st->fired == st->count) {
+      if (atomic_fetch_sub(&st->sh->phase2_left, 1) == 1) bench_finish(&st->sh->sync);
+      return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+    }
+    return AX_OK;
+  }
+  default: bench_fail("timers: unexpected message %u", msg->type);
+  }
+}
+
+static const ax_actor_spec tactor_spec = {.name = "timers", .behaviour = tactor_behaviour,
+                                          .state_size = sizeof(tactor), .init = tactor_init};
+
+int bench_timers(ax_system *sys, const int64_t *p, bench_result *out) {
+  static timers_shared sh;
+  int64_t n = p[0], a = n < TIMER_ACTORS ? n : TIMER_ACTORS;
+  sh.n = n;
+  sh.late_ns = calloc((size_t)n, sizeof(int64_t));
+  if (!sh.late_ns) bench_fail("timers: out of memory");
+  for (int64_t i = 0; i < n; i++) sh.late_ns[i] = -1;
+  atomic_store(&sh.phase1_left, a);
+  atomic_store(&sh.phase2_left, a);
+  atomic_store(&sh.phase1_done, false);
+  bench_sync_init(&sh.sync);
+  ax_pid pids[TIMER_ACTORS];
+  for (int64_t i = 0; i < a; i++) {
+    tactor init = {.sh = &sh, .first = n / a * i, .count = i == a - 1 ? n - n / a * i : n / a,
+                   .rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)};
+    bench_check(ax_system_spawn(sys, &tactor_spec, &init, sizeof(init), &pids[i]), "timers: spawn");
+  }
+  double t0 = bench_now();
+  for (int64_t i = 0; i < a; i++) bench_check(ax_system_send(sys, pids[i], MSG_START, NULL, 0), "start");
+  struct timespec ms = {0, 1000000};
+  for (int i = 0; !atomic_load_explicit(&sh.phase1_done, memory_order_acquire); i++) {
+    if (i > 600000) bench_fail("timers: set+cancel phase did not finish");
+    nanosleep(&ms, NULL);
+  }
+  double set_cancel = (double)n / (sh.phase1_end - t0);
+  double t1 = bench_now();
+  for (int64_t i = 0; i < a; i++) bench_check(ax_system_send(sys, pids[i], MSG_PING, NULL, 0), "phase 2");
+  out->wall = bench_await(sys, &sh.sync, t1);
+  for (int64_t i = 0; i < n; i++)
+    if (sh.late_ns[i] < 0) bench_fail("timers: timer %lld never fired", (long long)i);
+  bench_sort_i64(sh.late_ns, n);
+  out->ops = n;
+  out->unit = "timers";
+  snprintf(out->extra, sizeof(out->extra), " set_cancel_per_s=%.0f p50_us=%lld p99_us=%lld max_us=%lld",
+           set_cancel, (long long)bench_percentile(sh.late_ns, n, 0.50) / 1000,
+           (long long)bench_percentile(sh.late_ns, n, 0.99) / 1000, (long long)sh.late_ns[n - 1] / 1000);
+  free(sh.late_ns);
+  return 0;
+}
