@@ -11,5 +11,6 @@
 #include "axon/system.h"
 #include "axon/stats.h"
 #include "axon/timer.h"
+#include "axon/supervisor.h"
 
 #endif

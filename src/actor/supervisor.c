@@ -1,0 +1,502 @@
+/* Axon: the supervisor actor: init (children started in order; on a failed
+ * child init the started ones go to a reaper), the handling of child exits
+ * (restart type, strategy, intensity), and the message loop. The stop
+ * machinery is in supervisor_stop.c, requests in supervisor_req.c, packed
+ * specs in supervisor_pack.c, the public calls in supervisor_api.c. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "actor/supervisor_int.h"
+
+/* ---- logging ---- */
+
+void ax__sup_log(ax_actor *self, const ax__sup *s, ax_log_level level, const char *fmt, ...) {
+  char line[384];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap); /* cut, like every log line, by design */
+  va_end(ap);
+  ax_log(ax_actor_system(self), level, "supervisor %s <%llx>: %s", s->name,
+         (unsigned long long)ax_self(self).id, line);
+}
+
+static bool abnormal(ax_reason r) { return r != AX_REASON_NORMAL && r != AX_REASON_SHUTDOWN; }
+
+/* ---- children ---- */
+
+static void set_hdr_u64(void *blob, size_t off, uint64_t v) { memcpy((char *)blob + off, &v, 8); }
+
+/* Makes a child from a packed record. A sub-supervisor's blob is copied
+ * with this supervisor as its parent. tmpl (simple_one_for_one) supplies
+ * everything but an optional arg. */
+ax__sup_child *ax__sup_child_new(ax_actor *self, const ax__sup_rec *r, const char *id,
+                                 const void *arg, const ax__sup_child *tmpl) {
+  ax__sup_child *c = ax__calloc(sizeof(*c));
+  if (!c) return NULL;
+  if (tmpl) {
+    memcpy(c->id, tmpl->id, sizeof(c->id));
+    c->start = tmpl->start;
+    c->restart = tmpl->restart;
+    c->type = tmpl->type;
+    c->shutdown = tmpl->shutdown;
+    c->arg = tmpl->arg;
+    c->arg_len = tmpl->arg_len;
+    c->arg_shared = true;
+  } else {
+    memcpy(c->id, id, r->id_len);
+    c->start = (const ax_actor_spec *)(uintptr_t)r->start;
+    c->restart = (ax_restart)r->restart;
+    c->type = (ax_child_type)r->type;
+    c->shutdown = r->shutdown;
+  }
+  if (r->arg_len) {
+    c->arg = ax__alloc(r->arg_len);
+    if (!c->arg) {
+      ax__free(c, sizeof(*c));
+      return NULL;
+    }
+    memcpy(c->arg, arg, r->arg_len);
+    c->arg_len = r->arg_len;
+    c->arg_shared = false;
+  }
+  ax__sup_hdr h;
+  if (c->start == &ax_supervisor_spec && !c->arg_shared && ax__sup_read_hdr(c->arg, c->arg_len, &h))
+    set_hdr_u64(c->arg, offsetof(ax__sup_hdr, parent), ax_self(self).id);
+  c->pid = AX_PID_NONE;
+  return c;
+}
+
+void ax__sup_child_free(ax__sup *s, ax__sup_child *c) {
+  (void)s;
+  if (!c->arg_shared) ax__free(c->arg, c->arg_len);
+  ax__free(c, sizeof(*c));
+}
+
+static void append(ax__sup *s, ax__sup_child *c) {
+  c->prev = s->tail;
+  c->next = NULL;
+  if (s->tail)
+    s->tail->next = c;
+  else
+    s->head = c;
+  s->tail = c;
+  s->nchildren++;
+}
+
+void ax__sup_append(ax__sup *s, ax__sup_child *c) { append(s, c); }
+
+static void pend_add(ax__sup *s, ax__sup_child *c) {
+  if (c->needs_restart) return;
+  c->needs_restart = true;
+  c->pend_next = NULL;
+  if (s->pend_tail)
+    s->pend_tail->pend_next = c;
+  else
+    s->pend_head = c;
+  s->pend_tail = c;
+}
+
+void ax__sup_pend_remove(ax__sup *s, ax__sup_child *c) {
+  if (!c->needs_restart) return;
+  c->needs_restart = false;
+  ax__sup_child *prev = NULL;
+  for (ax__sup_child *p = s->pend_head; p; prev = p, p = p->pend_next) {
+    if (p != c) continue;
+    if (prev)
+      prev->pend_next = c->pend_next;
+    else
+      s->pend_head = c->pend_next;
+    if (s->pend_tail == c) s->pend_tail = prev;
+    return;
+  }
+}
+
+/* Removes a child that is not running (nor being stopped) and frees it. */
+void ax__sup_child_delete(ax__sup *s, ax__sup_child *c) {
+  ax__sup_pend_remove(s, c);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    s->head = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  else
+    s->tail = c->prev;
+  s->nchildren--;
+  ax__sup_child_free(s, c);
+}
+
+ax__sup_child *ax__sup_find_id(ax__sup *s, const char *id, size_t len) {
+  for (ax__sup_child *c = s->head; c; c = c->next)
+    if (strlen(c->id) == len && memcmp(c->id, id, len) == 0) return c;
+  return NULL;
+}
+
+/* Starts one instance of c, linked. During the init of a blocking start,
+ * a sub-supervisor child gets the start's waiter for its own reaper. */
+ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
+  bool patch = s->waiter && !s->reaper && c->start == &ax_supervisor_spec && !c->arg_shared &&
+               c->arg_len >= sizeof(ax__sup_hdr);
+  if (patch) set_hdr_u64(c->arg, offsetof(ax__sup_hdr, waiter), (uint64_t)(uintptr_t)s->waiter);
+  ax_pid pid;
+  ax_err e = ax_spawn_link(self, c->start, c->arg, c->arg_len, &pid);
+  if (patch) set_hdr_u64(c->arg, offsetof(ax__sup_hdr, waiter), 0);
+  if (e != AX_OK) {
+    ax__sup_log(self, s, AX_LOG_ERROR, "child %s failed to start: %s", c->id, ax_err_name(e));
+    return e;
+  }
+  if (!ax__u64map_put(&s->by_pid, pid.id, (uint64_t)(uintptr_t)c)) {
+    ax_unlink(self, pid); /* untracked: stop it rather than lose it */
+    ax_exit(self, pid, AX_REASON_KILL);
+    return AX_ENOMEM;
+  }
+  c->pid = pid;
+  ax__sup_log(self, s, AX_LOG_DEBUG, "started child %s <%llx>", c->id, (unsigned long long)pid.id);
+  return AX_OK;
+}
+
+/* ---- restarts ---- */
+
+/* Records a restart now; false when it makes more than intensity restarts
+ * within the period (OTP: restarts at times t with now - t < period). */
+static bool add_restart(ax_actor *self, ax__sup *s) {
+  uint64_t now = ax__clock_ms(ax_actor_system(self));
+  while (s->stamps_n && now - s->stamps[s->stamps_head] >= s->period_ms) {
+    s->stamps_head = (s->stamps_head + 1) % s->stamps_cap;
+    s->stamps_n--;
+  }
+  if (s->stamps_n + 1 > s->intensity) return false;
+  if (s->stamps_n == s->stamps_cap) {
+    uint32_t ncap = s->stamps_cap ? s->stamps_cap * 2 : 4;
+    if (ncap > s->intensity) ncap = s->intensity;
+    uint64_t *n = ax__alloc(sizeof(uint64_t) * ncap);
+    if (!n) return false; /* cannot count restarts: give up rather than storm */
+    for (uint32_t i = 0; i < s->stamps_n; i++)
+      n[i] = s->stamps[(s->stamps_head + i) % s->stamps_cap];
+    ax__free(s->stamps, sizeof(uint64_t) * s->stamps_cap);
+    s->stamps = n;
+    s->stamps_cap = ncap;
+    s->stamps_head = 0;
+  }
+  s->stamps[(s->stamps_head + s->stamps_n) % s->stamps_cap] = now;
+  s->stamps_n++;
+  return true;
+}
+
+/* A restart is retried through a message to self, so that other messages
+ * (a parent's shutdown) get their turn between attempts. */
+void ax__sup_retry_later(ax_actor *self, ax__sup *s, ax__sup_child *c) {
+  pend_add(s, c);
+  if (s->retry_queued) return;
+  if (ax_send(self, ax_self(self), AX__SUP_MSG_RETRY, NULL, 0) == AX_OK) {
+    s->retry_queued = true;
+    return;
+  }
+  ax__sup_log(self, s, AX_LOG_ERROR, "cannot schedule a restart: shutting down");
+  ax__sup_begin_shutdown(self, s, AX_REASON_SHUTDOWN);
+}
+
+void ax__sup_log_restart(ax_actor *self, ax__sup *s, ax__sup_child *c) {
+  ax__sup_log(self, s, AX_LOG_WARN, "restarted child %s as <%llx> (restart %llu)", c->id,
+              (unsigned long long)c->pid.id, (unsigned long long)s->restarts);
+}
+
+/* Applies the strategy to child c, whose restart is decided. */
+static void restart(ax_actor *self, ax__sup *s, ax__sup_child *c) {
+  if (!add_restart(self, s)) {
+    ax__sup_log(self, s, AX_LOG_ERROR,
+                "reached max restart intensity (%u in %u ms) at child %s: shutting down",
+                s->intensity, s->period_ms, c->id);
+    ax__sup_begin_shutdown(self, s, AX_REASON_SHUTDOWN);
+    return;
+  }
+  s->restarts++;
+  if (s->strategy == AX_SUP_ONE_FOR_ALL) {
+    ax__sup_begin_group(self, s, s->head);
+  } else if (s->strategy == AX_SUP_REST_FOR_ONE) {
+    ax__sup_begin_group(self, s, c);
+  } else if (ax__sup_start_instance(self, s, c) == AX_OK) {
+    ax__sup_log_restart(self, s, c);
+  } else {
+    ax__sup_retry_later(self, s, c);
+  }
+}
+
+static void report_exit(ax_actor *self, ax__sup *s, ax__sup_child *c, ax_pid pid, ax_reason r) {
+  unsigned long long p = (unsigned long long)pid.id;
+  if (c->type == AX_CHILD_SUPERVISOR && r == AX_REASON_SHUTDOWN) {
+    s->escalations++;
+    ax__sup_log(self, s, AX_LOG_ERROR, "child supervisor %s <%llx> gave up (exited: %s)", c->id,
+                p, ax_reason_str(r));
+  } else if (abnormal(r)) {
+    s->failures++;
+    ax__sup_log(self, s, AX_LOG_ERROR, "child %s <%llx> exited: %s", c->id, p, ax_reason_str(r));
+  } else {
+    ax__sup_log(self, s, AX_LOG_DEBUG, "child %s <%llx> exited: %s", c->id, p, ax_reason_str(r));
+  }
+}
+
+static void on_child_exit(ax_actor *self, ax__sup *s, ax__sup_child *c, ax_reason r) {
+  ax_pid pid = c->pid;
+  ax__u64map_del(&s->by_pid, pid.id, NULL);
+  c->pid = AX_PID_NONE;
+  if (c->kill_timer) {
+    (void)ax_timer_cancel(self, c->kill_timer);
+    c->kill_timer = 0;
+  }
+  if (c->stopping) {
+    ax__sup_stopped_one(self, s, c, pid, r);
+    return;
+  }
+  report_exit(self, s, c, pid, r);
+  if (c->marked) { /* in the stop set already: the job skips it */
+    c->marked = false;
+    return;
+  }
+  bool again = c->restart == AX_RESTART_PERMANENT ||
+               (c->restart == AX_RESTART_TRANSIENT && abnormal(r));
+  if (!again) {
+    if (c->restart == AX_RESTART_TEMPORARY || s->strategy == AX_SUP_SIMPLE_ONE_FOR_ONE)
+      ax__sup_child_delete(s, c);
+    return;
+  }
+  if (s->job != AX__JOB_NONE || s->retry_queued || s->pend_head)
+    pend_add(s, c); /* decided once the current work is done */
+  else
+    restart(self, s, c);
+}
+
+static void on_exit_msg(ax_actor *self, ax__sup *s, const ax_msg *msg) {
+  ax_exit_info info;
+  if (msg->len != sizeof(info)) return;
+  memcpy(&info, msg->data, sizeof(info));
+  uint64_t v;
+  if (!ax_pid_is_none(info.pid) && ax__u64map_get(&s->by_pid, info.pid.id, &v)) {
+    on_child_exit(self, s, (ax__sup_child *)(uintptr_t)v, info.reason);
+  } else if (ax_pid_is_none(info.pid) || ax_pid_eq(info.pid, s->parent)) {
+    ax__sup_begin_shutdown(self, s, info.reason);
+  }
+  /* Otherwise a child given up on (failed start, untracked) or a stray
+   * signal: nothing to do. */
+}
+
+/* Work postponed while a job ran: decided restarts, then requests. */
+static void resume(ax_actor *self, ax__sup *s) {
+  while (!s->stopped && s->job == AX__JOB_NONE) {
+    if (s->pend_head && !s->retry_queued) {
+      ax__sup_child *c = s->pend_head;
+      ax__sup_pend_remove(s, c);
+      restart(self, s, c);
+    } else if (s->def_head) {
+      ax__sup_deferred *d = s->def_head;
+      s->def_head = d->next;
+      if (!s->def_head) s->def_tail = NULL;
+      ax__sup_on_request(self, s, &d->msg);
+      ax__free(d, d->size);
+    } else {
+      break;
+    }
+  }
+}
+
+/* ---- jobs end here ---- */
+
+/* Starts the stopped children from s->group on, in order (a group restart
+ * of one_for_all / rest_for_one). Temporary children are not restarted. */
+static void restart_group(ax_actor *self, ax__sup *s) {
+  for (ax__sup_child *c = s->group, *next; c; c = next) {
+    next = c->next;
+    if (!ax_pid_is_none(c->pid)) continue;
+    ax__sup_pend_remove(s, c);
+    if (c->restart == AX_RESTART_TEMPORARY) {
+      ax__sup_child_delete(s, c);
+      continue;
+    }
+    if (ax__sup_start_instance(self, s, c) != AX_OK) {
+      ax__sup_retry_later(self, s, c); /* the retry restarts the group again */
+      return;
+    }
+    ax__sup_log_restart(self, s, c);
+  }
+}
+
+void ax__sup_job_done(ax_actor *self, ax__sup *s) {
+  int job = s->job;
+  ax__sup_child *c = s->cursor;
+  s->job = AX__JOB_NONE;
+  s->cursor = NULL;
+  s->parallel = false;
+  if (job == AX__JOB_SHUTDOWN) {
+    s->stopped = true;
+    ax__sup_flush_deferred(self, s, AX_ECLOSED);
+    ax__sup_log(self, s, AX_LOG_DEBUG, "stopped its children; exiting: %s",
+                ax_reason_str(s->exit_reason));
+    ax_exit(self, ax_self(self), s->exit_reason);
+    return;
+  }
+  if (job == AX__JOB_TERMINATE) {
+    ax__sup_reply(self, &s->job_req->msg, AX_OK, AX_PID_NONE);
+    ax__free(s->job_req, s->job_req->size);
+    s->job_req = NULL;
+    if (c->restart == AX_RESTART_TEMPORARY || s->strategy == AX_SUP_SIMPLE_ONE_FOR_ONE)
+      ax__sup_child_delete(s, c);
+  }
+  if (s->shutdown_pending) {
+    s->shutdown_pending = false;
+    ax__sup_begin_shutdown(self, s, s->exit_reason);
+    return;
+  }
+  if (job == AX__JOB_GROUP) restart_group(self, s);
+}
+
+/* ---- the actor ---- */
+
+static void free_all(ax__sup *s) {
+  for (ax__sup_child *c = s->head, *n; c; c = n) {
+    n = c->next;
+    ax__sup_child_free(s, c);
+  }
+  s->head = s->tail = s->pend_head = s->pend_tail = NULL;
+  s->nchildren = 0;
+  if (s->tmpl) ax__sup_child_free(s, s->tmpl);
+  s->tmpl = NULL;
+  ax__u64map_free(&s->by_pid);
+  ax__free(s->stamps, sizeof(uint64_t) * s->stamps_cap);
+  s->stamps = NULL;
+  s->stamps_cap = s->stamps_n = 0;
+}
+
+/* Reads the children of a blob (in order); reaper lists carry pids. */
+static ax_err load_children(ax_actor *self, ax__sup *s, const void *blob, size_t len,
+                            const ax__sup_hdr *h) {
+  size_t off = sizeof(*h) + ((h->name_len + 7u) & ~7u);
+  for (uint32_t i = 0; i < h->nchildren; i++) {
+    ax__sup_rec r;
+    const char *id;
+    const void *arg;
+    if (!ax__sup_read_rec(blob, len, &off, &r, &id, &arg) || !r.start) return AX_EINVAL;
+    ax__sup_child *c = ax__sup_child_new(self, &r, id, arg, NULL);
+    if (!c) return AX_ENOMEM;
+    c->pid.id = h->magic == AX__REAP_MAGIC ? r.pid : 0;
+    if (h->strategy == AX_SUP_SIMPLE_ONE_FOR_ONE)
+      s->tmpl = c;
+    else
+      append(s, c);
+  }
+  if (h->strategy == AX_SUP_SIMPLE_ONE_FOR_ONE && !s->tmpl) return AX_EINVAL;
+  return AX_OK;
+}
+
+/* A failed start: hand the children already running to a reaper (which
+ * links to them, then stops them in reverse order by their shutdown
+ * specs), unlink them, and let init fail. Without a reaper, kill them. */
+static void hand_to_reaper(ax_actor *self, ax__sup *s) {
+  void *blob = NULL;
+  size_t len = 0;
+  ax_err e = ax__sup_pack_reap(s, (uint64_t)(uintptr_t)s->waiter, &blob, &len);
+  if (e == AX_OK) e = ax_spawn(self, &ax_supervisor_spec, blob, len, NULL);
+  if (blob) ax__free(blob, len);
+  for (ax__sup_child *c = s->tail; c; c = c->prev) {
+    if (ax_pid_is_none(c->pid)) continue;
+    ax_unlink(self, c->pid);
+    if (e != AX_OK) ax_exit(self, c->pid, AX_REASON_KILL);
+  }
+}
+
+static ax_err start_all(ax_actor *self, ax__sup *s) {
+  for (ax__sup_child *c = s->head; c; c = c->next) {
+    ax_err e = ax__sup_start_instance(self, s, c);
+    if (e == AX_OK) continue;
+    ax__sup_log(self, s, AX_LOG_ERROR, "start failed at child %s (%s)%s", c->id, ax_err_name(e),
+                c == s->head ? "" : "; stopping the children started before it");
+    if (c != s->head) hand_to_reaper(self, s);
+    return e;
+  }
+  return AX_OK;
+}
+
+/* A reaper links to its children and stops them all, then exits. */
+static void reaper_start(ax_actor *self, ax__sup *s, uint64_t waiter) {
+  s->reaper = true;
+  for (ax__sup_child *c = s->head; c; c = c->next) {
+    if (ax_link(self, c->pid) != AX_OK ||
+        !ax__u64map_put(&s->by_pid, c->pid.id, (uint64_t)(uintptr_t)c)) {
+      ax_exit(self, c->pid, AX_REASON_KILL);
+      c->pid = AX_PID_NONE;
+    }
+  }
+  s->waiter = (ax__sup_waiter *)(uintptr_t)waiter;
+  if (s->waiter) ax__sup_waiter_retain(s->waiter);
+  ax__sup_begin_shutdown(self, s, AX_REASON_NORMAL);
+}
+
+static ax_err sup_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  ax__sup *s = state;
+  ax__sup_hdr h;
+  if (!ax__sup_read_hdr(arg, len, &h) || h.strategy > AX_SUP_SIMPLE_ONE_FOR_ONE) return AX_EINVAL;
+  if (h.name_len)
+    memcpy(s->name, (const char *)arg + sizeof(h), h.name_len);
+  else
+    strcpy(s->name, h.magic == AX__REAP_MAGIC ? "reaper" : "supervisor");
+  s->strategy = (ax_sup_strategy)h.strategy;
+  s->intensity = h.intensity;
+  s->period_ms = h.period_ms;
+  s->parent.id = h.parent;
+  ax_trap_exit(self, true);
+  if (!self->ext || !self->ext->trap_exit) return AX_ENOMEM;
+  ax_err e = load_children(self, s, arg, len, &h);
+  if (e != AX_OK) {
+    free_all(s);
+    return e;
+  }
+  if (h.magic == AX__REAP_MAGIC) {
+    reaper_start(self, s, h.waiter);
+    return AX_OK;
+  }
+  s->waiter = (ax__sup_waiter *)(uintptr_t)h.waiter; /* borrowed during init only */
+  e = start_all(self, s);
+  s->waiter = NULL;
+  if (e != AX_OK) free_all(s);
+  return e;
+}
+
+static ax_err sup_behaviour(ax_actor *self, const ax_msg *msg) {
+  ax__sup *s = ax_state(self);
+  bool from_self = ax_pid_eq(msg->from, ax_self(self));
+  if (msg->type == AX_MSG_EXIT) {
+    on_exit_msg(self, s, msg);
+  } else if (msg->type == AX__SUP_MSG_KILL && from_self && (msg->flags & AX_MSGF_TIMER)) {
+    ax__sup_on_kill_timer(self, s, msg);
+  } else if (msg->type == AX__SUP_MSG_RETRY && from_self) {
+    s->retry_queued = false;
+  } else if (msg->flags & AX_MSGF_REQUEST) {
+    ax__sup_on_request(self, s, msg);
+  }
+  resume(self, s);
+  return AX_OK;
+}
+
+static void sup_terminate(ax_actor *self, void *state, ax_reason reason) {
+  ax__sup *s = state;
+  if (s->job_req) {
+    ax__sup_reply(self, &s->job_req->msg, AX_ECLOSED, AX_PID_NONE);
+    ax__free(s->job_req, s->job_req->size);
+    s->job_req = NULL;
+  }
+  ax__sup_flush_deferred(self, s, AX_ECLOSED);
+  if (!s->stopped) /* killed, or stopped by the system without going through its children */
+    ax__sup_log(self, s, reason == AX_REASON_SHUTDOWN ? AX_LOG_INFO : AX_LOG_WARN,
+                "stopped abruptly: %s", ax_reason_str(reason));
+  free_all(s);
+  if (s->reaper && s->waiter) ax__sup_waiter_done(s->waiter);
+  s->waiter = NULL;
+}
+
+const ax_actor_spec ax_supervisor_spec = {
+    .name = "supervisor",
+    .behaviour = sup_behaviour,
+    .state_size = sizeof(ax__sup),
+    .init = sup_init,
+    .terminate = sup_terminate,
+};

@@ -1,0 +1,325 @@
+/* Tests for how supervisors stop children: reverse order, a timeout then
+ * kill (manual clock), brutal kill, infinity for a sub-supervisor (its whole
+ * tree first), a parent's exit stopping a linked supervisor, and
+ * ax_system_shutdown stopping top-level supervisors first, newest first. */
+#include <axon.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "support/testutil.h"
+
+/* ---- harness: probe workers that record what happens to them ---- */
+
+enum { W_CRASH = AX_MSG_USER, W_NORMAL, W_SHUTDOWN };
+enum { WF_TRAP = 1 };
+#define NW 16
+#define WAIT_MS 20000
+
+typedef struct wctx {
+  _Atomic uint64_t starts[NW], stops[NW], pid[NW], token[NW], exits_seen[NW];
+  _Atomic uint64_t total_starts, total_stops;
+  _Atomic int32_t reason[NW];
+  _Atomic int fail_init[NW];
+  _Atomic uint32_t nstart, nstop;
+  _Atomic int start_order[256], stop_order[256];
+} wctx;
+
+typedef struct warg {
+  wctx *ctx;
+  uint32_t idx, flags;
+  uint64_t token;
+} warg;
+
+typedef struct wstate {
+  wctx *ctx;
+  uint32_t idx;
+} wstate;
+
+static wctx g;
+
+static ax_err w_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  warg a;
+  if (len != sizeof(a)) return AX_EINVAL;
+  memcpy(&a, arg, sizeof(a));
+  wstate *st = state;
+  st->ctx = a.ctx;
+  st->idx = a.idx % NW;
+  wctx *c = a.ctx;
+  if (atomic_load(&c->fail_init[st->idx])) return AX_EINVAL;
+  atomic_store(&c->token[st->idx], a.token);
+  atomic_store(&c->pid[st->idx], ax_self(self).id);
+  uint32_t k = atomic_fetch_add(&c->nstart, 1);
+  if (k < 256) atomic_store(&c->start_order[k], (int)st->idx);
+  atomic_fetch_add(&c->starts[st->idx], 1);
+  atomic_fetch_add(&c->total_starts, 1);
+  if (a.flags & WF_TRAP) ax_trap_exit(self, true);
+  return AX_OK;
+}
+
+static ax_err w_behaviour(ax_actor *self, const ax_msg *msg) {
+  switch (msg->type) {
+  case W_CRASH: return AX_EINVAL;
+  case W_NORMAL: return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  case W_SHUTDOWN: return ax_exit(self, ax_self(self), AX_REASON_SHUTDOWN);
+  case AX_MSG_EXIT: { /* only trapping probes see these: they ignore them */
+    wstate *st = ax_state(self);
+    atomic_fetch_add(&st->ctx->exits_seen[st->idx], 1);
+    return AX_OK;
+  }
+  default: return AX_OK;
+  }
+}
+
+static void w_terminate(ax_actor *self, void *state, ax_reason reason) {
+  wstate *st = state;
+  wctx *c = st->ctx;
+  atomic_store(&c->reason[st->idx], reason);
+  uint32_t k = atomic_fetch_add(&c->nstop, 1);
+  if (k < 256) atomic_store(&c->stop_order[k], (int)st->idx);
+  atomic_fetch_add(&c->stops[st->idx], 1);
+  atomic_fetch_add(&c->total_stops, 1);
+}
+
+static const ax_actor_spec w_spec = {.name = "probe", .behaviour = w_behaviour,
+                                     .state_size = sizeof(wstate), .init = w_init,
+                                     .terminate = w_terminate};
+
+static warg wa[NW];
+
+static ax_child_spec wchild(const char *id, uint32_t idx, ax_restart r) {
+  wa[idx] = (warg){.ctx = &g, .idx = idx, .token = idx};
+  return (ax_child_spec){.id = id, .start = &w_spec, .arg = &wa[idx], .arg_len = sizeof(warg),
+                         .restart = r};
+}
+
+/* ---- log capture ---- */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[1 << 20];
+static size_t log_len;
+
+static void log_fn(ax_log_level level, const char *line, void *arg) {
+  if (level == AX_LOG_DEBUG) return;
+  pthread_mutex_lock(&log_lock);
+  size_t n = strlen(line);
+  if (log_len + n + 2 < sizeof(log_buf)) {
+    memcpy(log_buf + log_len, line, n);
+    log_len += n;
+    log_buf[log_len++] = '\n';
+    log_buf[log_len] = 0;
+  }
+  pthread_mutex_unlock(&log_lock);
+}
+
+static bool log_has(const char *s) {
+  pthread_mutex_lock(&log_lock);
+  bool r = strstr(log_buf, s) != NULL;
+  pthread_mutex_unlock(&log_lock);
+  return r;
+}
+
+/* ---- system with a manual clock ---- */
+static _Atomic uint64_t clock_now;
+static uint64_t manual_clock(void *arg) { return atomic_load(&clock_now); }
+
+static ax_system *sys_new(void) {
+  memset(&g, 0, sizeof(g));
+  pthread_mutex_lock(&log_lock);
+  log_len = 0;
+  log_buf[0] = 0;
+  pthread_mutex_unlock(&log_lock);
+  atomic_store(&clock_now, 1000000);
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = 2;
+  cfg.clock_ms = manual_clock;
+  cfg.log_fn = log_fn;
+  ax_system *sys = NULL;
+  CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &sys), AX_OK);
+  return sys;
+}
+
+static void advance(ax_system *sys, uint64_t ms) {
+  atomic_fetch_add(&clock_now, ms);
+  ax_system_clock_moved(sys);
+}
+
+static bool pid_dead(ax_system *sys, ax_pid p) {
+  for (int i = 0; i < WAIT_MS; i++) {
+    ax_actor_stats st;
+    if (ax_actor_stats_get(sys, p, &st) == AX_ENOACTOR) return true;
+    ax_test_sleep_ms(1);
+  }
+  return false;
+}
+
+static bool wait_n(_Atomic uint64_t *c, uint64_t n) { return ax_test_wait_count(c, n, WAIT_MS); }
+
+static ax_pid start_sup(ax_system *sys, ax_sup_strategy strat, const ax_child_spec *kids,
+                        size_t n, uint32_t intensity) {
+  ax_sup_spec spec = {.name = "top", .strategy = strat, .intensity = intensity,
+                      .children = kids, .nchildren = n};
+  ax_pid sup = AX_PID_NONE;
+  CU_ASSERT_EQUAL_FATAL(ax_supervisor_start(sys, &spec, &sup), AX_OK);
+  return sup;
+}
+
+static ax_sup_counts counts(ax_system *sys, ax_pid sup) {
+  ax_sup_counts k;
+  memset(&k, 0, sizeof(k));
+  CU_ASSERT_EQUAL(ax_supervisor_count_children(sys, sup, WAIT_MS, &k), AX_OK);
+  return k;
+}
+
+/* ---- reverse order and shutdown specs ---- */
+
+static void test_sup_shutdown_reverse_order(void) {
+  ax_system *sys = sys_new();
+  ax_child_spec kids[5];
+  const char *ids[5] = {"c0", "c1", "c2", "c3", "c4"};
+  for (uint32_t i = 0; i < 5; i++) kids[i] = wchild(ids[i], i, 0);
+  ax_pid sup = start_sup(sys, AX_SUP_ONE_FOR_ALL, kids, 5, 1);
+  CU_ASSERT_EQUAL(ax_system_exit(sys, sup, AX_REASON_SHUTDOWN), AX_OK);
+  CU_ASSERT(pid_dead(sys, sup));
+  CU_ASSERT_EQUAL(atomic_load(&g.nstop), 5);
+  for (int i = 0; i < 5; i++) {
+    CU_ASSERT_EQUAL(atomic_load(&g.stop_order[i]), 4 - i);
+    CU_ASSERT_EQUAL(atomic_load(&g.reason[i]), AX_REASON_SHUTDOWN);
+  }
+  ax_system_free(sys);
+}
+
+static void test_sup_shutdown_timeout_then_kill(void) {
+  ax_system *sys = sys_new();
+  ax_child_spec kids[2] = {wchild("a", 0, 0), wchild("stubborn", 1, 0)};
+  wa[1].flags = WF_TRAP; /* traps exits and ignores the shutdown */
+  kids[1].shutdown = 1000;
+  ax_pid sup = start_sup(sys, AX_SUP_ONE_FOR_ONE, kids, 2, 1);
+  CU_ASSERT_EQUAL(ax_system_exit(sys, sup, AX_REASON_SHUTDOWN), AX_OK);
+  CU_ASSERT(wait_n(&g.exits_seen[1], 1)); /* it got exit(shutdown) and ignored it */
+  CU_ASSERT_EQUAL(atomic_load(&g.stops[1]), 0); /* the clock has not moved */
+  CU_ASSERT_EQUAL(atomic_load(&g.stops[0]), 0); /* a waits its turn */
+  advance(sys, 1000);
+  CU_ASSERT(wait_n(&g.stops[1], 1));
+  CU_ASSERT_EQUAL(atomic_load(&g.reason[1]), AX_REASON_KILLED);
+  CU_ASSERT(pid_dead(sys, sup));
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[0]), 1);
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[1]), 0);
+  CU_ASSERT_EQUAL(atomic_load(&g.reason[0]), AX_REASON_SHUTDOWN);
+  CU_ASSERT(log_has("child stubborn <"));
+  CU_ASSERT(log_has("did not stop within 1000 ms: killing it"));
+  ax_system_free(sys);
+}
+
+static void test_sup_shutdown_brutal_kill(void) {
+  ax_system *sys = sys_new();
+  ax_child_spec kids[2] = {wchild("a", 0, 0), wchild("b", 1, 0)};
+  wa[0].flags = wa[1].flags = WF_TRAP;
+  kids[0].shutdown = kids[1].shutdown = AX_SHUTDOWN_BRUTAL_KILL;
+  ax_pid sup = start_sup(sys, AX_SUP_ONE_FOR_ONE, kids, 2, 1);
+  CU_ASSERT_EQUAL(ax_system_exit(sys, sup, AX_REASON_SHUTDOWN), AX_OK);
+  CU_ASSERT(pid_dead(sys, sup));
+  CU_ASSERT_EQUAL(atomic_load(&g.nstop), 2);
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[0]), 1);
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[1]), 0);
+  for (int i = 0; i < 2; i++) {
+    CU_ASSERT_EQUAL(atomic_load(&g.reason[i]), AX_REASON_KILLED);
+    CU_ASSERT_EQUAL(atomic_load(&g.exits_seen[i]), 0); /* no chance to trap anything */
+  }
+  ax_system_free(sys);
+}
+
+static void test_sup_shutdown_infinity_waits_for_subtree(void) {
+  ax_system *sys = sys_new();
+  ax_child_spec sub_kids[2] = {wchild("s1", 1, 0), wchild("s2", 2, 0)};
+  wa[2].flags = WF_TRAP; /* slow to stop: only a timeout gets it */
+  sub_kids[1].shutdown = 500;
+  ax_sup_spec sub = {.name = "sub", .children = sub_kids, .nchildren = 2};
+  ax_child_spec kids[2] = {wchild("w0", 0, 0), AX_SUP_CHILD("sub", &sub)};
+  ax_pid sup = start_sup(sys, AX_SUP_ONE_FOR_ONE, kids, 2, 1);
+  CU_ASSERT_EQUAL(ax_system_exit(sys, sup, AX_REASON_SHUTDOWN), AX_OK);
+  CU_ASSERT(wait_n(&g.exits_seen[2], 1));
+  CU_ASSERT_EQUAL(atomic_load(&g.nstop), 0); /* sub (infinity) holds top */
+  advance(sys, 500);
+  CU_ASSERT(pid_dead(sys, sup));
+  CU_ASSERT_EQUAL(atomic_load(&g.nstop), 3);
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[0]), 2);
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[1]), 1);
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[2]), 0);
+  ax_system_free(sys);
+}
+
+/* ---- a linked supervisor follows its parent ---- */
+
+enum { P_START = AX_MSG_USER + 100, P_STOP };
+static _Atomic uint64_t linked_sup;
+static ax_child_spec p_kids[3];
+static ax_sup_spec p_spec = {.name = "linked", .children = p_kids, .nchildren = 3};
+
+static ax_err parent_behaviour(ax_actor *self, const ax_msg *msg) {
+  if (msg->type == P_START) {
+    ax_pid sup;
+    ax_err e = ax_supervisor_start_link(self, &p_spec, &sup);
+    if (e == AX_OK) atomic_store(&linked_sup, sup.id);
+    return e;
+  }
+  if (msg->type == P_STOP) return ax_exit(self, ax_self(self), AX_REASON_USER + 1);
+  return AX_OK;
+}
+
+static const ax_actor_spec parent_spec = {.name = "parent", .behaviour = parent_behaviour};
+
+static bool linked_started(void *arg) { return atomic_load(&linked_sup) != 0; }
+
+static void test_sup_start_link_parent_exit_stops_children(void) {
+  ax_system *sys = sys_new();
+  atomic_store(&linked_sup, 0);
+  p_kids[0] = wchild("a", 0, 0);
+  p_kids[1] = wchild("b", 1, 0);
+  p_kids[2] = wchild("c", 2, 0);
+  ax_pid parent;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &parent_spec, NULL, 0, &parent), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_send(sys, parent, P_START, NULL, 0), AX_OK);
+  CU_ASSERT_FATAL(ax_test_wait(linked_started, NULL, WAIT_MS));
+  ax_pid sup = {atomic_load(&linked_sup)};
+  CU_ASSERT_EQUAL(counts(sys, sup).active, 3);
+  CU_ASSERT_EQUAL(ax_system_send(sys, parent, P_STOP, NULL, 0), AX_OK);
+  CU_ASSERT(pid_dead(sys, sup));
+  CU_ASSERT_EQUAL(atomic_load(&g.nstop), 3);
+  for (int i = 0; i < 3; i++) CU_ASSERT_EQUAL(atomic_load(&g.stop_order[i]), 2 - i);
+  CU_ASSERT_EQUAL(ax_system_wait(sys, WAIT_MS), AX_OK);
+  ax_system_free(sys);
+}
+
+/* ---- system shutdown ---- */
+
+static void test_sup_system_shutdown_stops_top_level_supervisors_first(void) {
+  ax_system *sys = sys_new();
+  ax_child_spec a_kids[2] = {wchild("a0", 0, 0), wchild("a1", 1, 0)};
+  ax_child_spec b_kids[2] = {wchild("b0", 2, 0), wchild("b1", 3, 0)};
+  ax_pid a = start_sup(sys, AX_SUP_ONE_FOR_ONE, a_kids, 2, 1);
+  ax_pid b = start_sup(sys, AX_SUP_REST_FOR_ONE, b_kids, 2, 1);
+  warg lone = {.ctx = &g, .idx = 4};
+  CU_ASSERT_EQUAL(ax_system_spawn(sys, &w_spec, &lone, sizeof(lone), NULL), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_shutdown(sys), AX_OK);
+  /* b (newest) first, each newest child first, then the plain actor */
+  CU_ASSERT_EQUAL(atomic_load(&g.nstop), 5);
+  int expect[5] = {3, 2, 1, 0, 4};
+  for (int i = 0; i < 5; i++) {
+    CU_ASSERT_EQUAL(atomic_load(&g.stop_order[i]), expect[i]);
+    CU_ASSERT_EQUAL(atomic_load(&g.reason[i]), AX_REASON_SHUTDOWN);
+  }
+  (void)a;
+  (void)b;
+  ax_system_free(sys);
+}
+
+int main(void) {
+  CU_pSuite s = ax_test_suite("sup.shutdown");
+  CU_ADD_TEST(s, test_sup_shutdown_reverse_order);
+  CU_ADD_TEST(s, test_sup_shutdown_timeout_then_kill);
+  CU_ADD_TEST(s, test_sup_shutdown_brutal_kill);
+  CU_ADD_TEST(s, test_sup_shutdown_infinity_waits_for_subtree);
+  CU_ADD_TEST(s, test_sup_start_link_parent_exit_stops_children);
+  CU_ADD_TEST(s, test_sup_system_shutdown_stops_top_level_supervisors_first);
+  return ax_test_run();
+}
