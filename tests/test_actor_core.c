@@ -480,6 +480,11 @@ static void test_actor_call_from_plain_thread(void) {
   /* no answer: times out */
   len = sizeof(total);
   CU_ASSERT_EQUAL(ax_call(sys, p, T_STOP, NULL, 0, 50, &total, &len, NULL), AX_ETIMEDOUT);
+  /* a target that stops without answering ends the call at once */
+  rec_shared dies = {0};
+  ax_pid d = spawn_rec(sys, &dies);
+  len = sizeof(total);
+  CU_ASSERT_EQUAL(ax_call(sys, d, T_FAIL, NULL, 0, 60000, &total, &len, NULL), AX_ENOACTOR);
   /* dead target */
   ax_system_exit(sys, p, AX_REASON_KILL);
   CU_ASSERT_EQUAL(ax_system_wait(sys, 10000), AX_OK);

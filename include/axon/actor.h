@@ -168,6 +168,7 @@ AX_API ax_err ax_demonitor(ax_actor *self, ax_ref ref, uint32_t flags);
  * on entry *reply_len is its capacity, on return the reply's length.
  * reply_type (may be NULL) gets the reply's type. Thread: any non-worker
  * thread (AX_ESTATE from inside an actor, which must never block).
+ * A target that stops without replying ends the call with AX_ENOACTOR.
  * Errors: AX_ETIMEDOUT, AX_ENOACTOR, AX_ENOBUFS (reply too large: *reply_len
  * is set to the size needed; the reply is lost), AX_ENOMEM, AX_ECLOSED. */
 AX_API ax_err ax_call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,

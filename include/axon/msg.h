@@ -14,6 +14,7 @@ enum {
   AX_MSG_TIMEOUT = 3,   /* request or receive timeout; ref = request ref */
   AX_MSG_TIMER = 4,     /* reserved for timer expiries */
   AX_MSG_IO_FIRST = 16, /* 16..63 reserved for the I/O actor */
+  AX_MSG_SUP_FIRST = 96, /* 96..111 reserved for supervisor requests/replies */
   AX_MSG_NODE_UP = 64,
   AX_MSG_NODE_DOWN = 65,
   AX_MSG_USER = 1024

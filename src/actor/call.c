@@ -13,6 +13,7 @@ typedef struct call_waiter {
   bool done;
   ax_err result;
   ax_ref ref;
+  ax_pid target; /* monitored by the proxy: its death ends the call */
   void *reply;
   size_t cap;
   size_t len;
@@ -54,14 +55,21 @@ static bool waiter_finish(call_waiter *w, ax_err result, const ax_msg *reply) {
 }
 
 static ax_err proxy_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
   (void)len;
-  memcpy(&((proxy_state *)state)->w, arg, sizeof(call_waiter *));
-  return AX_OK;
+  call_waiter *w;
+  memcpy(&w, arg, sizeof(w));
+  ((proxy_state *)state)->w = w;
+  /* A target that stops without answering ends the call at once (its DOWN
+   * comes after any reply it sent, so no reply is lost to it). */
+  return ax_monitor(self, w->target, NULL);
 }
 
 static ax_err proxy_behaviour(ax_actor *self, const ax_msg *msg) {
   proxy_state *st = ax_state(self);
+  if (msg->type == AX_MSG_DOWN) {
+    waiter_finish(st->w, AX_ENOACTOR, NULL);
+    return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  }
   if (!(msg->flags & AX_MSGF_REPLY) || msg->ref != st->w->ref) return AX_OK; /* stray */
   if (!waiter_finish(st->w, AX_OK, msg))
     atomic_fetch_add_explicit(&ax_actor_system(self)->late_replies, 1, memory_order_relaxed);
@@ -110,6 +118,7 @@ ax_err ax_call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_
   call_waiter *w = waiter_new(reply, reply_len ? *reply_len : 0);
   if (!w) return AX_ENOMEM;
   w->ref = ax__new_ref(sys);
+  w->target = to;
   ax_pid proxy;
   ax_err e = ax__spawn(sys, &proxy_spec, &w, sizeof(w), &proxy, NULL);
   if (e != AX_OK) {

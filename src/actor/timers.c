@@ -81,7 +81,9 @@ static void cancel_tmr(ax_system *sys, ax__tmr *t) {
 static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uint32_t flags,
                   uint64_t to, uint32_t type, const void *data, size_t len, ax__tmr **out) {
   ax_system *sys = a->sys;
-  if (atomic_load_explicit(&sys->state, memory_order_acquire) != AX__RUNNING) return AX_ECLOSED;
+  /* Allowed while stopping: supervisors time their children's shutdown
+   * then, and the reactor runs until every actor has stopped. */
+  if (atomic_load_explicit(&sys->state, memory_order_acquire) == AX__STOPPED) return AX_ECLOSED;
   if (len && !data) return AX_EINVAL;
   ax__actor_ext *x = ax__ext(a);
   ax__tmr *t = ax__alloc(sizeof(*t) + len);
