@@ -232,6 +232,11 @@ typedef struct ax__timers {
   _Atomic uintptr_t q_head;
   ax__mlink *q_tail;
   ax__mlink q_stub;
+  /* One SPSC command ring per worker: the fast path for timers set and
+   * cancelled by actors (the MPSC queue above takes the rest and the
+   * overflow). */
+  struct ax__tring *rings;
+  uint32_t nrings;
   /* Reactor-thread only from here on. */
   ax__wheel wheel;
   struct ax__tgroup *groups; /* scratch: one expiry chain per owner per pass */

@@ -28,6 +28,9 @@ struct ax__tmr {
   ax__tcmd add;    /* pushed once by arm() */
   ax__tcmd cancel; /* pushed at most once, by the owner's cancel */
   ax__wtimer wt;
+  /* Reactor-only: the cancel was run before the add (the two commands can
+   * travel different queues when the owner moved between workers). */
+  bool cancelled_early;
   /* Holders: the reactor (wheel) and the owner (map). acq_rel: the last
    * releaser frees and must see the other's writes. */
   _Atomic uint32_t refs;
@@ -63,17 +66,44 @@ static uint64_t clock_floor_ms(ax_system *sys) {
   return ax__now_ns() / 1000000u;
 }
 
-static void push_cmd(ax_system *sys, ax__tcmd *cmd) {
-  ax__lane_push(&sys->timers.q_head, &cmd->link);
-  ax__reactor_wake(sys->timers.reactor);
+/* A worker's command ring: single producer (the worker), single consumer
+ * (the reactor). Entries are timer pointers with the low bit set for a
+ * cancel. Indices are free-running; head and tail sit on their own lines. */
+#define RING_SIZE 4096u
+typedef struct ax__tring {
+  _Alignas(AX_CACHELINE) _Atomic uint32_t tail; /* producer: release-stores */
+  uint32_t head_seen;                           /* producer's copy of head */
+  _Alignas(AX_CACHELINE) _Atomic uint32_t head; /* consumer: release-stores */
+  _Alignas(AX_CACHELINE) uintptr_t slots[RING_SIZE];
+} ax__tring;
+
+static bool ring_push(ax__tring *r, uintptr_t entry) {
+  uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+  if (tail - r->head_seen >= RING_SIZE) {
+    /* acquire: the reactor is done with the slots it released */
+    r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (tail - r->head_seen >= RING_SIZE) return false;
+  }
+  r->slots[tail & (RING_SIZE - 1)] = entry;
+  /* release: the reactor that sees the new tail sees the slot and the timer */
+  atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+  return true;
+}
+
+static void push_cmd(ax_system *sys, ax__tmr *t, uint32_t kind) {
+  ax__timers *T = &sys->timers;
+  ax__worker *w = ax__ctx_get()->worker;
+  ax__tcmd *cmd = kind == CMD_ADD ? &t->add : &t->cancel;
+  cmd->kind = kind;
+  if (!(w && w->sys == sys && w->index < T->nrings &&
+        ring_push(&T->rings[w->index], (uintptr_t)t | (kind == CMD_CANCEL))))
+    ax__lane_push(&T->q_head, &cmd->link); /* not a worker, or its ring is full */
+  ax__reactor_wake(T->reactor);
 }
 
 /* The owner lets go of t: its reference travels with the cancel command,
  * which also takes t out of the wheel early. Owner side, once per timer. */
-static void cancel_tmr(ax_system *sys, ax__tmr *t) {
-  t->cancel.kind = CMD_CANCEL;
-  push_cmd(sys, &t->cancel);
-}
+static void cancel_tmr(ax_system *sys, ax__tmr *t) { push_cmd(sys, t, CMD_CANCEL); }
 
 /* Creates and submits a timer owned by a. Unless it is the receive timer
  * (kept in ext->recv_tmr), its id goes into a's map first, so its expiry is
@@ -97,7 +127,6 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
     return AX_ENOMEM;
   }
   atomic_init(&t->refs, 2);
-  t->add.kind = CMD_ADD;
   t->id = id;
   t->owner = a->pid;
   t->to = to;
@@ -109,31 +138,64 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
   t->len = len;
   if (len) memcpy(t->payload, data, len);
   if (out) *out = t;
-  push_cmd(sys, &t->add);
+  push_cmd(sys, t, CMD_ADD);
   return AX_OK;
 }
 
 /* ---- the reactor side ---- */
 
+static void run_add(ax__timers *T, ax__tmr *t) {
+  if (t->cancelled_early)
+    tmr_release(t); /* the wheel's: it never gets in */
+  else
+    ax__wheel_insert(&T->wheel, &t->wt, t->due);
+}
+
+static void run_cancel(ax__timers *T, ax__tmr *t) {
+  if (t->wt.state == AX__WTIMER_PENDING) {
+    ax__wheel_cancel(&T->wheel, &t->wt);
+    tmr_release(t); /* the wheel's */
+  } else if (t->wt.state == AX__WTIMER_IDLE) {
+    t->cancelled_early = true; /* its add is still on its way */
+  }
+  tmr_release(t); /* the owner's, carried by the command */
+}
+
+/* Drains up to budget entries of one ring, prefetching the timers ahead
+ * (they were written on another core). */
+static size_t run_ring(ax__timers *T, ax__tring *r, size_t budget) {
+  uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+  /* acquire: pairs with ring_push's release of tail */
+  uint32_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
+  if (n > budget) n = (uint32_t)budget;
+  for (uint32_t i = 0; i < n; i++) {
+    if (i + 8 < n) __builtin_prefetch((void *)(r->slots[(head + i + 8) & (RING_SIZE - 1)] & ~(uintptr_t)1));
+    uintptr_t e = r->slots[(head + i) & (RING_SIZE - 1)];
+    ax__tmr *t = (ax__tmr *)(e & ~(uintptr_t)1);
+    if (e & 1)
+      run_cancel(T, t);
+    else
+      run_add(T, t);
+  }
+  /* release: the producer may reuse the slots once it sees the new head */
+  atomic_store_explicit(&r->head, head + n, memory_order_release);
+  return n;
+}
+
 /* Runs up to `budget` queued commands; returns true if it stopped early.
  * The budget keeps a flood of new timers from delaying due ones. */
 static bool run_commands(ax__timers *T, size_t budget) {
+  for (uint32_t i = 0; i < T->nrings; i++) budget -= run_ring(T, &T->rings[i], budget);
   ax__mlink *l = NULL;
-  while (budget-- && (l = ax__lane_pop_detached(&T->q_head, &T->q_tail, &T->q_stub))) {
+  while (budget && (l = ax__lane_pop_detached(&T->q_head, &T->q_tail, &T->q_stub))) {
+    budget--;
     ax__tcmd *c = (ax__tcmd *)l;
-    if (c->kind == CMD_ADD) {
-      ax__tmr *t = (ax__tmr *)((char *)c - offsetof(ax__tmr, add));
-      ax__wheel_insert(&T->wheel, &t->wt, t->due);
-    } else {
-      ax__tmr *t = (ax__tmr *)((char *)c - offsetof(ax__tmr, cancel));
-      if (ax__wheel_pending(&t->wt)) {
-        ax__wheel_cancel(&T->wheel, &t->wt);
-        tmr_release(t); /* the wheel's */
-      }
-      tmr_release(t); /* the owner's, carried by the command */
-    }
+    if (c->kind == CMD_ADD)
+      run_add(T, (ax__tmr *)((char *)c - offsetof(ax__tmr, add)));
+    else
+      run_cancel(T, (ax__tmr *)((char *)c - offsetof(ax__tmr, cancel)));
   }
-  return l != NULL;
+  return budget == 0;
 }
 
 static ax__tmr *tmr_of_node(const ax__mnode *n) { return (ax__tmr *)(uintptr_t)n->to; }
@@ -283,14 +345,22 @@ static int timers_tick(void *arg) {
 ax_err ax__timers_start(ax_system *sys) {
   ax__timers *T = &sys->timers;
   ax__lane_init(&T->q_head, &T->q_tail, &T->q_stub, false);
+  T->nrings = sys->nworkers;
+  T->rings = ax__alloc_aligned(sizeof(ax__tring) * T->nrings, AX_CACHELINE);
+  if (!T->rings) return AX_ENOMEM;
+  for (uint32_t i = 0; i < T->nrings; i++) {
+    atomic_init(&T->rings[i].tail, 0);
+    atomic_init(&T->rings[i].head, 0);
+    T->rings[i].head_seen = 0;
+  }
   ax__wheel_init(&T->wheel, clock_floor_ms(sys));
   return ax__reactor_start(timers_tick, sys, &T->reactor);
 }
 
 void ax__timers_stop(ax_system *sys) {
   ax__timers *T = &sys->timers;
+  if (!T->reactor && !T->rings) return; /* never started, or already stopped */
   if (T->reactor) ax__reactor_stop(T->reactor);
-  if (!T->reactor) return; /* never started, or already stopped */
   T->reactor = NULL;
   /* Every actor has stopped, so their cancels are queued: run them, then
    * release whatever the wheel still holds (timers whose owner could not
@@ -307,6 +377,9 @@ void ax__timers_stop(ax_system *sys) {
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
   T->groups = NULL;
   T->groups_cap = 0;
+  ax__free_aligned(T->rings, sizeof(ax__tring) * T->nrings, AX_CACHELINE);
+  T->rings = NULL;
+  T->nrings = 0;
 }
 
 void ax_system_clock_moved(ax_system *sys) {
