@@ -67,6 +67,7 @@ static void test_timer_placement_by_level(void) {
     CU_ASSERT_EQUAL(ax__wheel_count(&w), 1);
     if (cases[i].level < AX__WHEEL_LEVELS)
       CU_ASSERT_EQUAL(w.occupied[cases[i].level], (uint64_t)1 << cases[i].slot);
+    ax__wheel_fini(&w);
   }
 }
 
@@ -92,6 +93,7 @@ static void check_boundary(uint64_t base, uint64_t span, bool step) {
   }
   CU_ASSERT_EQUAL(ax__wheel_count(&w), 0);
   CU_ASSERT_EQUAL(ax__wheel_next_deadline(&w), UINT64_MAX);
+  ax__wheel_fini(&w);
 }
 
 static void test_timer_cascades_at_every_level_boundary(void) {
@@ -125,6 +127,7 @@ static void test_timer_cascades_at_every_level_boundary(void) {
     now = d;
   }
   CU_ASSERT_EQUAL(now, L6);
+  ax__wheel_fini(&w);
 }
 
 static void test_timer_cancel_from_each_level(void) {
@@ -163,6 +166,7 @@ static void test_timer_cancel_from_each_level(void) {
   CU_ASSERT_EQUAL(keep[0].state, AX__WTIMER_FIRED);
   CU_ASSERT_EQUAL(ax__wheel_count(&w), 0);
   CU_ASSERT_EQUAL(ax__wheel_next_deadline(&w), UINT64_MAX);
+  ax__wheel_fini(&w);
 }
 
 /* Reactor-style loop: advance to next_deadline until t fires; checks the
@@ -223,6 +227,7 @@ static void test_timer_next_deadline_is_a_safe_bound(void) {
     if (d < min) min = d;
     CU_ASSERT(ax__wheel_next_deadline(&w) <= min);
   }
+  ax__wheel_fini(&w);
 }
 
 static void test_timer_never_fires_early(void) {
@@ -244,6 +249,7 @@ static void test_timer_never_fires_early(void) {
     }
     CU_ASSERT(ax__wheel_pending(&t));
     CU_ASSERT_EQUAL(fire(&w, t.deadline, fired, 1), 1);
+    ax__wheel_fini(&w);
   }
 }
 
@@ -286,6 +292,7 @@ static void test_timer_same_deadline_fires_in_insertion_order(void) {
   ax__wheel_insert(&w, &t[2], d);
   CU_ASSERT_EQUAL_FATAL(fire(&w, d, fired, 8), 3);
   for (int i = 0; i < 3; i++) CU_ASSERT_PTR_EQUAL(fired[i], &t[i]);
+  ax__wheel_fini(&w);
 }
 
 /* One huge batch: a million timers on one far deadline, inserted across
@@ -317,6 +324,7 @@ static void test_timer_million_same_deadline_in_one_batch(void) {
   CU_ASSERT_EQUAL(i, N);
   CU_ASSERT_PTR_EQUAL(out.tail, &ts[N - 1]);
   free(ts);
+  ax__wheel_fini(&w);
 }
 
 /* A random run's timers: the wheel entry plus the test's expectations. */
@@ -384,6 +392,7 @@ static void test_timer_million_random_timers_fire_once_in_order(void) {
   CU_ASSERT(once);
   free(ts);
   free(due);
+  ax__wheel_fini(&w);
 }
 
 /* Random cancels and re-arms between random advances. */
@@ -436,6 +445,7 @@ static void test_timer_random_cancels_interleaved(void) {
   CU_ASSERT_EQUAL(fired_flags, fired); /* no timer fired outside a batch */
   CU_ASSERT(fired > N / 2);
   free(ts);
+  ax__wheel_fini(&w);
 }
 
 static void test_timer_overdue_and_rearm(void) {
@@ -457,6 +467,7 @@ static void test_timer_overdue_and_rearm(void) {
   CU_ASSERT_EQUAL(fire(&w, 299999, fired, 2), 0);
   CU_ASSERT_EQUAL(fire(&w, 300000, fired, 2), 1);
   CU_ASSERT_EQUAL(ax__wheel_count(&w), 0);
+  ax__wheel_fini(&w);
 }
 
 int main(void) {

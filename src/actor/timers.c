@@ -374,6 +374,7 @@ void ax__timers_stop(ax_system *sys) {
       tmr_release((ax__tmr *)((char *)w - offsetof(ax__tmr, wt)));
     }
   }
+  ax__wheel_fini(&T->wheel);
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
   T->groups = NULL;
   T->groups_cap = 0;

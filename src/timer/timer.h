@@ -32,20 +32,32 @@
  * `seq` and the links of a fired list is wheel-owned: read-only for the
  * caller, and only while the timer is not pending. */
 typedef struct ax__wtimer {
-  struct ax__wtimer *next, *prev; /* slot list links (wheel-owned); after a
-                                   * fire, `next` links the expired list */
+  struct ax__wtimer *next, *prev; /* overflow-list links (wheel-owned); after
+                                   * a fire, `next` links the expired list */
   uint64_t deadline;              /* absolute ms on the wheel's clock */
   uint64_t seq;                   /* insertion order, set by insert */
+  uint32_t idx;                   /* wheel-owned: index in its slot's array */
   uint8_t level, slot, state;     /* wheel-owned; level 6 = overflow list */
 } ax__wtimer;
 
 /* Values of ax__wtimer.state. */
 enum { AX__WTIMER_IDLE = 0, AX__WTIMER_PENDING = 1, AX__WTIMER_FIRED = 2 };
 
-/* A list of timers: one slot, the overflow list, or an expired batch. */
+/* A list of timers: the overflow list, or an expired batch. */
 typedef struct ax__wlist {
   ax__wtimer *head, *tail;
 } ax__wlist;
+
+/* A slot: an array of timer pointers in insertion order (NULL where one was
+ * cancelled). Arrays rather than intrusive lists: appending touches only the
+ * array's end, and a cascade or an expiry walks pointers it can prefetch
+ * ahead, instead of chasing links through timers scattered in memory. */
+typedef struct ax__wslot {
+  ax__wtimer **v;
+  uint32_t n;    /* used entries, live or NULL */
+  uint32_t cap;
+  uint32_t live; /* non-NULL entries */
+} ax__wslot;
 
 /* The wheel. Caller-allocated (about 6 KiB), owner thread only. */
 typedef struct ax__wheel {
@@ -55,7 +67,9 @@ typedef struct ax__wheel {
   uint64_t overdue_min; /* lower bound of the overdue slot's deadlines */
   size_t count;         /* pending timers */
   uint64_t occupied[AX__WHEEL_LEVELS]; /* bit s set iff slots[l][s] non-empty */
-  ax__wlist slots[AX__WHEEL_LEVELS][AX__WHEEL_SLOTS];
+  ax__wslot slots[AX__WHEEL_LEVELS][AX__WHEEL_SLOTS];
+  ax__wlist spill;      /* timers a slot array had no memory for: checked
+                         * on every advance (only under memory pressure) */
   ax__wlist overflow;   /* beyond the current 2^36 ms block; seq-ordered */
 } ax__wheel;
 
@@ -68,8 +82,12 @@ static inline void ax__wtimer_init(ax__wtimer *t) {
   *t = (ax__wtimer){0};
 }
 
-/* ax__wheel_init empties w and sets its clock to now_ms. w needs no fini. */
+/* ax__wheel_init empties w and sets its clock to now_ms. */
 void ax__wheel_init(ax__wheel *w, uint64_t now_ms);
+
+/* ax__wheel_fini frees the slot arrays. Pending timers are forgotten (they
+ * belong to the caller). */
+void ax__wheel_fini(ax__wheel *w);
 
 /* ax__wheel_insert arms t for deadline_ms (absolute, on the wheel's clock)
  * and stamps t->seq. A deadline <= elapsed is due at the next advance. If t
