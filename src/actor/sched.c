@@ -328,6 +328,7 @@ static void *worker_main(void *arg) {
   ax__worker *w = arg;
   ax_system *sys = w->sys;
   tls_ctx.worker = w;
+  ax__msg_cache_enable();
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_local(w);
     /* Search a little before parking: while this worker counts as
@@ -349,6 +350,7 @@ static void *worker_main(void *arg) {
     park(w);
   }
   tls_ctx.worker = NULL;
+  ax__msg_cache_flush();
   return NULL;
 }
 

@@ -11,6 +11,7 @@
 #define AX_MAILBOX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "axon/msg.h"
@@ -39,6 +40,12 @@ static inline ax__mnode *ax__mnode_of(ax__mlink *l) { return (ax__mnode *)l; }
 ax__mnode *ax__msg_alloc(size_t len);
 /* Frees a node, releasing its buffer reference if it holds one. */
 void ax__msg_free(ax__mnode *n);
+
+/* The calling thread keeps a small cache of freed nodes from now on (the
+ * runtime's workers and reactor); ax__msg_cache_flush returns them all to
+ * the allocator and must run before the thread exits. */
+void ax__msg_cache_enable(void);
+void ax__msg_cache_flush(void);
 
 /* Initialises a lane around its embedded stub. `idle` sets the idle bit: a
  * lane created owned (idle false) cannot be scheduled by a push until its
