@@ -219,6 +219,7 @@ static void test_timer_next_deadline_is_a_safe_bound(void) {
   /* Property: over random deadlines the bound never passes the minimum. */
   uint64_t seed = 42, min = UINT64_MAX;
   ax__wtimer many[64];
+  ax__wheel_fini(&w);
   ax__wheel_init(&w, 1000);
   for (int i = 0; i < 64; i++) {
     ax__wtimer_init(&many[i]);
