@@ -67,7 +67,11 @@ static ax_err proxy_init(ax_actor *self, void *state, const void *arg, size_t le
 static ax_err proxy_behaviour(ax_actor *self, const ax_msg *msg) {
   proxy_state *st = ax_state(self);
   if (msg->type == AX_MSG_DOWN) {
-    waiter_finish(st->w, AX_ENOACTOR, NULL);
+    /* A target that could not record the monitor (out of memory) answers
+     * with a DOWN of reason ENOMEM while it lives on: report that. */
+    const ax_down_info *d = msg->data;
+    bool oom = msg->len == sizeof(*d) && d->reason == AX_REASON_ERROR + AX_ENOMEM;
+    waiter_finish(st->w, oom ? AX_ENOMEM : AX_ENOACTOR, NULL);
     return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
   }
   if (!(msg->flags & AX_MSGF_REPLY) || msg->ref != st->w->ref) return AX_OK; /* stray */
