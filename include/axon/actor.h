@@ -153,7 +153,10 @@ AX_API ax_err ax_spawn_link(ax_actor *self, const ax_actor_spec *spec, const voi
  * reason} arrives when target stops (after every message target sent self
  * before stopping), at once with AX_REASON_NOPROC if it is already dead.
  * Monitors are one-way and stack (each call gets its own ref). *ref_out gets
- * the monitor's ref. Thread: owner. Errors: AX_ENOMEM, AX_EINVAL. */
+ * the monitor's ref. If the target has no memory to record the monitor, the
+ * DOWN comes at once with reason AX_REASON_ERROR + AX_ENOMEM (the target
+ * lives on; likewise a link it cannot record sends that exit reason).
+ * Thread: owner. Errors: AX_ENOMEM, AX_EINVAL. */
 AX_API ax_err ax_monitor(ax_actor *self, ax_pid target, ax_ref *ref_out);
 
 /* ax_demonitor removes monitor ref. No AX_MSG_DOWN for it is delivered
