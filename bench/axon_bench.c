@@ -188,7 +188,12 @@ static const workload *find_workload(const char *name) {
   return NULL;
 }
 
+int axon_bench_echo(int argc, char **argv);
+
 int main(int argc, char **argv) {
+  /* echo runs its own systems (server and load client) and prints one
+   * RESULT line per case for Axon and for the epoll peer. */
+  if (argc > 1 && strcmp(argv[1], "echo") == 0) return axon_bench_echo(argc - 1, argv + 1);
   if (argc == 2 && strcmp(argv[1], "list") == 0) {
     for (size_t i = 0; i < NWORKLOADS; i++) puts(workloads[i].name);
     return 0;

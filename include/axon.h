@@ -11,6 +11,7 @@
 #include "axon/system.h"
 #include "axon/stats.h"
 #include "axon/timer.h"
+#include "axon/io.h"
 #include "axon/supervisor.h"
 
 #endif

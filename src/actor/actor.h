@@ -314,7 +314,10 @@ struct ax_system {
   /* Set once by the socket layer (above actor) when it starts: called for
    * every stopping actor so its connections and listeners close. */
   void (*_Atomic on_stop_hook)(ax_system *sys, uint64_t pid);
-  void *io; /* the socket layer's state, owned by it */
+  _Atomic(void *) io; /* the socket layer's state, owned by it */
+  /* Set with io: frees the socket layer's state at ax_system_free, after
+   * the reactor has stopped. */
+  void (*_Atomic io_fini)(ax_system *sys);
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t timers_pending;
   ax__timers timers;

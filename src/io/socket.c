@@ -1,0 +1,442 @@
+/* Axon: the socket layer's per-system state (sys->io): started on first
+ * use, it owns the handle table for connections and listeners, the command
+ * queue that hands work to the reactor thread, the close/retry timers, the
+ * owner index used when an actor stops, and the graveyard that frees
+ * objects only once no poller event can still name them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "io/socket.h"
+
+#define IO_OF(h, field) ((ax__io *)((char *)(h) - offsetof(ax__io, field)))
+
+/* sys->io is an atomic pointer in struct ax_system; it is published once
+ * (under sys->wait_lock) and read lock-free: release on publish, acquire
+ * on read. ax_system_free calls sys->io_fini (ax__io_fini) at the end. */
+static ax__io *io_load(ax_system *sys) {
+  return atomic_load_explicit(&sys->io, memory_order_acquire);
+}
+
+static void io_wake(ax__io *io) {
+  /* acq_rel: see on_cmd, which clears the flag before draining the queue. */
+  if (atomic_exchange_explicit(&io->ev_pending, true, memory_order_acq_rel)) return;
+  uint64_t one = 1;
+  ssize_t r;
+  do {
+    r = write(io->evfd, &one, sizeof one);
+  } while (r < 0 && errno == EINTR);
+}
+
+/* ---- references ---- */
+
+void ax__iobj_retain(ax__iobj *o) { atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed); }
+
+void ax__iobj_release(ax__iobj *o) {
+  /* acq_rel: the freeing thread sees every other holder's writes. */
+  if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1) return;
+  if (o->kind == AX__IO_CONN)
+    ax__conn_destroy((ax__conn *)o);
+  else
+    ax__free(o, sizeof(ax__listener));
+}
+
+ax__iobj *ax__iobj_get(ax_system *sys, uint64_t id, int kind) {
+  ax__io *io = sys ? io_load(sys) : NULL;
+  if (!io || !id) return NULL;
+  ax__iobj *o = ax__table_acquire(&io->table, id);
+  if (o && o->kind != kind) {
+    ax__table_release(&io->table, id);
+    return NULL;
+  }
+  return o;
+}
+
+void ax__iobj_put(ax__iobj *o) { ax__table_release(&o->io->table, o->id); }
+
+/* ---- the command queue ---- */
+
+void ax__io_cmd(ax__iobj *o, uint32_t bits) {
+  /* A non-zero previous value means o is queued (or being handled: the
+   * reactor exchanges the bits to 0 only after unlinking o), so these bits
+   * ride along. acq_rel: the reactor's exchange sees what we wrote before. */
+  if (atomic_fetch_or_explicit(&o->cmd, bits, memory_order_acq_rel) != 0) return;
+  ax__io *io = o->io;
+  ax__iobj_retain(o);
+  pthread_mutex_lock(&io->cmd_lock);
+  o->cmd_next = NULL;
+  if (io->cmd_tail)
+    io->cmd_tail->cmd_next = o;
+  else
+    io->cmd_head = o;
+  io->cmd_tail = o;
+  pthread_mutex_unlock(&io->cmd_lock);
+  io_wake(io);
+}
+
+void ax__io_close_req(ax__iobj *o, int reason, int code, uint32_t cmd) {
+  int expect = -1;
+  /* The first reason wins, except that an abort always says so. relaxed:
+   * the command that follows publishes it (acq_rel fetch_or). */
+  if (atomic_compare_exchange_strong_explicit(&o->close_req, &expect, reason, memory_order_relaxed,
+                                              memory_order_relaxed) ||
+      reason == AX_IO_CLOSE_ABORT) {
+    if (reason == AX_IO_CLOSE_ABORT) atomic_store_explicit(&o->close_req, reason, memory_order_relaxed);
+    atomic_store_explicit(&o->close_code, code, memory_order_relaxed);
+  }
+  ax__io_cmd(o, cmd);
+}
+
+/* Frees the objects finalised two command passes ago: the evfd is reported
+ * at most once per poller wait, so every batch that could still carry their
+ * events has been dispatched. */
+static void graveyard(ax__io *io) {
+  ax__iobj *o = io->reap;
+  io->reap = io->dying;
+  io->dying = NULL;
+  while (o) {
+    ax__iobj *next = o->grave_next;
+    ax__iobj_release(o);
+    o = next;
+  }
+  if (io->reap) io_wake(io);
+}
+
+static void on_cmd(ax__io_handler *h, uint32_t events) {
+  ax__io *io = IO_OF(h, cmd_h);
+  (void)events;
+  /* Clear first, then drain: a pusher that finds the flag clear writes the
+   * evfd again, and one that finds it set appended before this clear, so
+   * the list taken below holds its object. */
+  atomic_exchange_explicit(&io->ev_pending, false, memory_order_acq_rel);
+  uint64_t v;
+  while (read(io->evfd, &v, sizeof v) < 0 && errno == EINTR) {
+  }
+  graveyard(io);
+  pthread_mutex_lock(&io->cmd_lock);
+  ax__iobj *o = io->cmd_head;
+  io->cmd_head = io->cmd_tail = NULL;
+  pthread_mutex_unlock(&io->cmd_lock);
+  while (o) {
+    ax__iobj *next = o->cmd_next;
+    uint32_t bits = atomic_exchange_explicit(&o->cmd, 0, memory_order_acq_rel);
+    if (!o->finalized) {
+      if (o->kind == AX__IO_CONN)
+        ax__conn_command((ax__conn *)o, bits);
+      else
+        ax__listener_command((ax__listener *)o, bits);
+    }
+    ax__iobj_release(o);
+    o = next;
+  }
+}
+
+/* ---- timers (close deadlines, accept retries): reactor only ---- */
+
+static void timer_arm(ax__io *io) {
+  uint64_t min = 0;
+  for (ax__iobj *o = io->timed; o; o = o->t_next)
+    if (!min || o->deadline_ms < min) min = o->deadline_ms;
+  if (min == io->armed_ms) return;
+  io->armed_ms = min;
+  struct itimerspec its = {{0, 0}, {0, 0}};
+  if (min) {
+    uint64_t now = ax__now_ms();
+    uint64_t d = min > now ? min - now : 1;
+    its.it_value.tv_sec = (time_t)(d / 1000);
+    its.it_value.tv_nsec = (long)(d % 1000) * 1000000L;
+  }
+  timerfd_settime(io->tfd, 0, &its, NULL);
+}
+
+void ax__io_timer_set(ax__iobj *o, uint64_t deadline_ms) {
+  ax__io *io = o->io;
+  if (o->deadline_ms) {
+    for (ax__iobj **pp = &io->timed; *pp; pp = &(*pp)->t_next)
+      if (*pp == o) {
+        *pp = o->t_next;
+        break;
+      }
+  }
+  o->deadline_ms = deadline_ms;
+  if (deadline_ms) {
+    o->t_next = io->timed;
+    io->timed = o;
+  }
+  timer_arm(io);
+}
+
+static void on_timer(ax__io_handler *h, uint32_t events) {
+  ax__io *io = IO_OF(h, tmr_h);
+  (void)events;
+  uint64_t v;
+  while (read(io->tfd, &v, sizeof v) < 0 && errno == EINTR) {
+  }
+  io->armed_ms = 0;
+  uint64_t now = ax__now_ms();
+  for (;;) {
+    ax__iobj *due = NULL;
+    for (ax__iobj *o = io->timed; o; o = o->t_next)
+      if (o->deadline_ms <= now) due = o;
+    if (!due) break;
+    ax__io_timer_set(due, 0);
+    if (due->kind == AX__IO_CONN)
+      ax__conn_on_timer((ax__conn *)due);
+    else
+      ax__listener_on_timer((ax__listener *)due);
+  }
+  timer_arm(io);
+}
+
+/* ---- the owner index (io->owners_lock) ---- */
+
+static bool index_add(ax__io *io, ax__iobj *o, uint64_t pid) {
+  uint64_t head = 0;
+  bool had = ax__u64map_get(&io->owners, pid, &head);
+  if (!ax__u64map_put(&io->owners, pid, (uint64_t)(uintptr_t)o)) return false;
+  o->o_prev = NULL;
+  o->o_next = had ? (ax__iobj *)(uintptr_t)head : NULL;
+  if (o->o_next) o->o_next->o_prev = o;
+  o->indexed = true;
+  /* release: a reader of owner sees the object's state as of the move. */
+  atomic_store_explicit(&o->owner, pid, memory_order_release);
+  return true;
+}
+
+static void index_del(ax__io *io, ax__iobj *o) {
+  if (!o->indexed) return;
+  uint64_t pid = atomic_load_explicit(&o->owner, memory_order_relaxed);
+  if (o->o_prev) {
+    o->o_prev->o_next = o->o_next;
+  } else if (o->o_next) {
+    ax__u64map_put(&io->owners, pid, (uint64_t)(uintptr_t)o->o_next); /* key exists: no alloc */
+  } else {
+    ax__u64map_del(&io->owners, pid, NULL);
+  }
+  if (o->o_next) o->o_next->o_prev = o->o_prev;
+  o->o_prev = o->o_next = NULL;
+  o->indexed = false;
+}
+
+static bool owner_alive(ax_system *sys, uint64_t pid) {
+  ax_actor *a = ax__table_acquire(&sys->table, pid);
+  if (a) ax__table_release(&sys->table, pid);
+  return a != NULL;
+}
+
+void ax__io_set_owner(ax__iobj *o, uint64_t pid) {
+  ax__io *io = o->io;
+  pthread_mutex_lock(&io->owners_lock);
+  index_del(io, o);
+  bool ok = index_add(io, o, pid);
+  pthread_mutex_unlock(&io->owners_lock);
+  if (!ok) {
+    ax_log(io->sys, AX_LOG_ERROR, "io: out of memory indexing a socket's owner: closing it");
+    ax__io_close_req(o, AX_IO_CLOSE_ERROR, ENOMEM, AX__CMD_ABORT);
+  } else if (!owner_alive(io->sys, pid)) {
+    /* The new owner stopped meanwhile (its on-stop pass may have missed
+     * the object): close as its stop would have. */
+    ax__io_close_req(o, AX_IO_CLOSE_OWNER, 0, AX__CMD_CLOSE);
+  }
+}
+
+ax_err ax__iobj_publish(ax__io *io, ax__iobj *o, uint64_t owner) {
+  ax_err e = ax__table_insert(&io->table, o, &o->id);
+  if (e != AX_OK) return e;
+  pthread_mutex_lock(&io->owners_lock);
+  bool ok = index_add(io, o, owner);
+  pthread_mutex_unlock(&io->owners_lock);
+  if (ok && owner_alive(io->sys, owner)) return AX_OK;
+  if (ok) {
+    pthread_mutex_lock(&io->owners_lock);
+    index_del(io, o);
+    pthread_mutex_unlock(&io->owners_lock);
+  }
+  ax__table_kill(&io->table, o->id);
+  ax__table_remove(&io->table, o->id);
+  return ok ? AX_ENOACTOR : AX_ENOMEM;
+}
+
+/* The on-stop hook: closes every socket the stopping actor owns. For an
+ * actor that owns none, one map lookup under the lock. */
+static void io_on_stop(ax_system *sys, uint64_t pid) {
+  ax__io *io = io_load(sys);
+  if (!io) return;
+  pthread_mutex_lock(&io->owners_lock);
+  uint64_t head;
+  if (ax__u64map_del(&io->owners, pid, &head)) {
+    /* Lock order: owners_lock, then cmd_lock (inside ax__io_cmd). */
+    for (ax__iobj *o = (ax__iobj *)(uintptr_t)head, *next; o; o = next) {
+      next = o->o_next;
+      o->o_prev = o->o_next = NULL;
+      o->indexed = false;
+      ax__io_close_req(o, AX_IO_CLOSE_OWNER, 0, AX__CMD_CLOSE);
+    }
+  }
+  pthread_mutex_unlock(&io->owners_lock);
+}
+
+/* ---- messages to owners ---- */
+
+ax_err ax__io_notify(ax__iobj *o, uint32_t type, const void *data, size_t len, ax_buf *buf) {
+  ax_system *sys = o->io->sys;
+  uint64_t to = atomic_load_explicit(&o->owner, memory_order_acquire);
+  ax_actor *r = to ? ax__table_acquire(&sys->table, to) : NULL;
+  if (!r) return AX_ENOACTOR;
+  /* Like ax__send_sys, plus a buffer and the socket's id as ref: I/O
+   * messages bypass the mailbox limit (the socket layer bounds them). */
+  ax__mnode *n = ax__msg_alloc(buf ? 0 : len);
+  if (!n) {
+    ax__table_release(&sys->table, to);
+    return AX_ENOMEM;
+  }
+  n->msg.type = type;
+  n->msg.flags = AX_MSGF_SYSTEM;
+  n->msg.ref = o->id;
+  n->to = to;
+  if (buf) {
+    ax_buf_retain(buf);
+    n->msg.buf = buf;
+    n->msg.data = data;
+    n->msg.len = len;
+  } else if (len) {
+    memcpy(n->payload, data, len);
+  }
+  if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
+  ax__table_release(&sys->table, to);
+  return AX_OK;
+}
+
+ax_err ax__io_event(ax__iobj *o, uint32_t type, int reason, int code, uint64_t bytes) {
+  ax_io_event ev;
+  memset(&ev, 0, sizeof ev);
+  if (o->kind == AX__IO_CONN)
+    ev.conn = (ax_conn){o->io->sys, o->id};
+  else
+    ev.listener = (ax_listener){o->io->sys, o->id};
+  ev.reason = reason;
+  ev.code = code;
+  ev.bytes = bytes;
+  return ax__io_notify(o, type, &ev, sizeof ev, NULL);
+}
+
+void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
+  if (o->finalized) return;
+  ax__io *io = o->io;
+  o->finalized = true;
+  ax__io_timer_set(o, 0);
+  pthread_mutex_lock(&io->owners_lock);
+  index_del(io, o);
+  pthread_mutex_unlock(&io->owners_lock);
+  /* Holders of the handle are inside an API call that sees the socket
+   * closed and returns; kill waits for them. */
+  ax__table_kill(&io->table, o->id);
+  if (reason >= 0) ax__io_event(o, AX_MSG_IO_CLOSED, reason, code, unsent);
+  ax__table_remove(&io->table, o->id);
+  o->grave_next = io->dying;
+  io->dying = o;
+  io_wake(io);
+}
+
+/* ---- start and stop ---- */
+
+static void io_free(ax__io *io) {
+  if (io->evfd >= 0) close(io->evfd);
+  if (io->tfd >= 0) close(io->tfd);
+  if (io->reserve_fd >= 0) close(io->reserve_fd);
+  ax__u64map_free(&io->owners);
+  ax__table_fini(&io->table);
+  pthread_mutex_destroy(&io->cmd_lock);
+  pthread_mutex_destroy(&io->owners_lock);
+  ax__free(io, sizeof(*io));
+}
+
+static ax_err io_new(ax_system *sys, ax__io **out) {
+  ax__io *io = ax__calloc(sizeof(*io));
+  if (!io) return AX_ENOMEM;
+  io->sys = sys;
+  io->reactor = sys->timers.reactor;
+  io->evfd = io->tfd = io->reserve_fd = -1;
+  pthread_mutex_init(&io->cmd_lock, NULL);
+  pthread_mutex_init(&io->owners_lock, NULL);
+  ax_err e = ax__table_init(&io->table, AX__MAX_ACTORS, 0);
+  if (e != AX_OK) {
+    ax__free(io, sizeof(*io));
+    return e;
+  }
+  io->poller = ax__reactor_poller(io->reactor);
+  io->cmd_h.on_events = on_cmd;
+  io->tmr_h.on_events = on_timer;
+  io->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  io->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  io->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  /* Registering from this thread (the poller contract says loop thread):
+   * the two fds are new and nobody else knows them, and epoll_ctl/kevent
+   * are thread-safe in the kernel. Every later registration goes through
+   * the command queue. */
+  if (io->evfd < 0 || io->tfd < 0 ||
+      ax__poller_add(io->poller, io->evfd, AX__POLL_IN, &io->cmd_h) != AX_OK ||
+      ax__poller_add(io->poller, io->tfd, AX__POLL_IN, &io->tmr_h) != AX_OK) {
+    ax_log(sys, AX_LOG_ERROR, "io: cannot start the socket layer: %s", strerror(errno));
+    if (io->evfd >= 0) ax__poller_del(io->poller, io->evfd);
+    io_free(io);
+    return AX_ESYS;
+  }
+  *out = io;
+  return AX_OK;
+}
+
+ax__io *ax__io_get(ax_system *sys, ax_err *err) {
+  ax__io *io = io_load(sys);
+  if (AX_LIKELY(io != NULL)) return io;
+  *err = AX_ECLOSED;
+  /* wait_lock serialises the one-time start (it guards nothing hot). */
+  pthread_mutex_lock(&sys->wait_lock);
+  io = io_load(sys);
+  if (!io && atomic_load(&sys->state) == AX__RUNNING && sys->timers.reactor) {
+    *err = io_new(sys, &io);
+    if (*err == AX_OK) {
+      atomic_store_explicit(&sys->io, io, memory_order_release);
+      void (*fini)(ax_system *) = ax__io_fini;
+      atomic_store_explicit(&sys->io_fini, fini, memory_order_release);
+      void (*hook)(ax_system *, uint64_t) = io_on_stop;
+      atomic_store_explicit(&sys->on_stop_hook, hook, memory_order_release);
+    } else {
+      io = NULL;
+    }
+  }
+  pthread_mutex_unlock(&sys->wait_lock);
+  return io;
+}
+
+static void fini_one(uint64_t id, void *arg) {
+  ax__io *io = arg;
+  ax__iobj *o = ax__table_acquire(&io->table, id);
+  if (!o) return;
+  ax__table_release(&io->table, id);
+  if (o->kind == AX__IO_CONN)
+    ax__conn_teardown((ax__conn *)o);
+  else
+    ax__listener_teardown((ax__listener *)o);
+  ax__iobj_release(o); /* the table's (reactor's) reference */
+}
+
+void ax__io_fini(ax_system *sys) {
+  ax__io *io = io_load(sys);
+  if (!io) return;
+  AX_ASSERT(sys->timers.reactor == NULL); /* the reactor has stopped */
+  for (ax__iobj *o = io->cmd_head, *next; o; o = next) {
+    next = o->cmd_next;
+    atomic_store_explicit(&o->cmd, 0, memory_order_relaxed);
+    ax__iobj_release(o);
+  }
+  io->cmd_head = io->cmd_tail = NULL;
+  ax__table_foreach_live(&io->table, fini_one, io);
+  graveyard(io);
+  graveyard(io);
+  atomic_store_explicit(&sys->io, NULL, memory_order_release);
+  io_free(io);
+}

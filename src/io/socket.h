@@ -1,0 +1,201 @@
+/* Axon: internal declarations of the socket layer (src/io/socket*.c), which
+ * sits above src/actor: connection and listener objects, the per-system
+ * I/O state hung off sys->io, and the reactor-side command queue. Internal;
+ * src/actor never includes it. */
+#ifndef AX_IO_SOCKET_H
+#define AX_IO_SOCKET_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "actor/actor.h"
+#include "axon/io.h"
+#include "io/reactor.h"
+
+typedef struct ax__io ax__io;
+
+enum { AX__IO_CONN = 1, AX__IO_LISTENER = 2 };
+
+/* Command bits (ax__iobj.cmd): set by any thread, handled by the reactor. */
+enum {
+  AX__CMD_REGISTER = 1u << 0, /* add the fd to the poller */
+  AX__CMD_READ = 1u << 1,     /* (re)start reading */
+  AX__CMD_CLOSE = 1u << 2,    /* graceful close; reason in close_req */
+  AX__CMD_ABORT = 1u << 3,    /* immediate close; reason in close_req */
+  AX__CMD_FLUSH = 1u << 4     /* try the write queue (zerocopy, close) */
+};
+
+/* What connections and listeners share. The handler comes first: its
+ * address is the poller udata, and the object is freed only after a later
+ * reactor pass (the graveyard), so a stale event never touches freed
+ * memory. */
+typedef struct ax__iobj {
+  ax__io_handler h;
+  int kind;
+  ax__io *io;
+  uint64_t id;              /* handle in io->table (immutable after insert) */
+  int fd;                   /* conns: changed only under wlock; listeners:
+                               reactor only once registered */
+  _Atomic uint32_t refs;    /* any: acq_rel on release (the last frees) */
+  _Atomic uint32_t cmd;     /* any: fetch_or acq_rel; reactor exchanges */
+  _Atomic int close_req;    /* any: the ax_io_reason asked for (first wins) */
+  _Atomic int close_code;   /* errno for AX_IO_CLOSE_ERROR */
+  struct ax__iobj *cmd_next;/* io->cmd_lock */
+  _Atomic uint64_t owner;   /* written under io->owners_lock (release);
+                               read anywhere (acquire) */
+  struct ax__iobj *o_prev, *o_next; /* io->owners_lock */
+  bool indexed;             /* io->owners_lock: in the owner index */
+  /* Reactor only. */
+  bool registered, finalized;
+  struct ax__iobj *grave_next;
+  struct ax__iobj *t_next;  /* in io->timed (deadline set) */
+  uint64_t deadline_ms;     /* 0: none */
+  ax_io_opts opts;
+} ax__iobj;
+
+/* A queued write: bytes [p, p+len) inside buf (a reference we hold). */
+typedef struct ax__wchunk {
+  struct ax__wchunk *next;
+  ax_buf *buf;
+  const char *p;
+  size_t len;
+  bool zc; /* send with MSG_ZEROCOPY */
+} ax__wchunk;
+
+/* A buffer held until the kernel's zerocopy completion for seq. */
+typedef struct ax__zcwait {
+  struct ax__zcwait *next;
+  ax_buf *buf;
+  uint32_t seq;
+} ax__zcwait;
+
+enum { AX__CS_CONNECTING = 0, AX__CS_OPEN = 1, AX__CS_CLOSING = 2, AX__CS_DEAD = 3 };
+
+typedef struct ax__conn {
+  ax__iobj o;
+  pthread_mutex_t wlock;
+  /* Under wlock. */
+  int state;                /* AX__CS_*; also read (acquire) via state_pub */
+  ax__wchunk *wq_head, *wq_tail;
+  size_t wq_bytes;
+  bool over_high;           /* BACKPRESSURE sent, DRAINED not yet */
+  int zc_mode;              /* 0 untried, 1 on, -1 unsupported */
+  uint32_t zc_next;         /* sequence of the next zerocopy send */
+  ax__zcwait *zc_head, *zc_tail;
+  _Atomic int state_pub;    /* copy of state for lock-free checks */
+  /* Reactor only. */
+  ax_buf *rd_slab;
+  size_t rd_off;
+  bool rd_ready, rd_eof;
+  bool rd_hup;              /* the peer's FIN was signalled: read to EOF */
+  bool connected;           /* the connect completed (or it was accepted) */
+  int connect_err;          /* connect() failed at once (set before publish) */
+  /* Any thread. */
+  _Atomic bool rd_paused;   /* owner's pause (relaxed: the READ command
+                               that follows a resume carries the order) */
+  _Atomic bool rd_stalled;  /* reactor stopped at the in-flight bound */
+  _Atomic uint32_t slabs;   /* live read slabs of this conn */
+  _Atomic uint64_t bytes_read, bytes_written, zc_sends; /* statistics */
+  _Atomic uint64_t queued_pub; /* copy of wq_bytes for stats */
+} ax__conn;
+
+typedef struct ax__listener {
+  ax__iobj o;
+  char addr[AX_IO_ADDRSTRLEN]; /* bound address (immutable after listen) */
+  char path[108];              /* Unix path to unlink at close, or "" */
+  bool stalled;                /* reactor: accept paused (out of fds) */
+} ax__listener;
+
+struct ax__io {
+  ax_system *sys;
+  ax__reactor *reactor;
+  ax__poller *poller;
+  ax__table table;          /* conn and listener handles */
+  /* Command queue: any thread appends under cmd_lock; the reactor takes
+   * the whole list. evfd (edge-triggered) wakes the reactor for it. */
+  pthread_mutex_t cmd_lock;
+  ax__iobj *cmd_head, *cmd_tail;
+  ax__io_handler cmd_h;
+  int evfd;
+  _Atomic bool ev_pending;  /* a wake is in flight (acq_rel exchange) */
+  /* Timers for close deadlines and accept retries: reactor only. */
+  ax__io_handler tmr_h;
+  int tfd;
+  ax__iobj *timed;
+  uint64_t armed_ms;
+  /* Owner index: pid -> first object (intrusive list through o_next). */
+  pthread_mutex_t owners_lock;
+  ax__u64map owners;
+  /* Reactor only. */
+  int reserve_fd;           /* spare fd for accepting under EMFILE */
+  ax__iobj *dying, *reap;   /* finalised objects, freed two passes later */
+};
+
+/* socket.c: the layer's state and the reactor plumbing. */
+/* Returns sys's I/O state, starting the layer on first use (NULL on error:
+ * *err says why). Thread: any. */
+ax__io *ax__io_get(ax_system *sys, ax_err *err);
+/* Frees the layer's state once the reactor has stopped (ax_system_free,
+ * after ax_system_shutdown). Idempotent. Thread: the freeing thread. */
+void ax__io_fini(ax_system *sys);
+/* Queues command bits for o and wakes the reactor. Thread: any. */
+void ax__io_cmd(ax__iobj *o, uint32_t bits);
+/* Asks for a close of o with reason/code (first request wins) and queues
+ * cmd (AX__CMD_CLOSE or AX__CMD_ABORT). Thread: any. */
+void ax__io_close_req(ax__iobj *o, int reason, int code, uint32_t cmd);
+void ax__iobj_retain(ax__iobj *o);
+void ax__iobj_release(ax__iobj *o);
+/* Inserts o into the handle table and the owner index. */
+ax_err ax__iobj_publish(ax__io *io, ax__iobj *o, uint64_t owner);
+/* Takes a handle reference (pair with ax__iobj_put); NULL if closed. */
+ax__iobj *ax__iobj_get(ax_system *sys, uint64_t id, int kind);
+void ax__iobj_put(ax__iobj *o);
+/* Moves o to owner pid in the index. */
+void ax__io_set_owner(ax__iobj *o, uint64_t pid);
+/* Reactor: the last step of a close: out of the index and the table, the
+ * CLOSED message, then the graveyard. */
+void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent);
+/* Reactor: arms (deadline_ms > 0) or disarms o's timer. */
+void ax__io_timer_set(ax__iobj *o, uint64_t deadline_ms);
+/* Sends an I/O message to o's owner (never limited or dropped by the
+ * mailbox; buf, if set, is retained by the message). Thread: any.
+ * Errors: AX_ENOACTOR, AX_ENOMEM. */
+ax_err ax__io_notify(ax__iobj *o, uint32_t type, const void *data, size_t len, ax_buf *buf);
+/* Sends an ax_io_event about o. */
+ax_err ax__io_event(ax__iobj *o, uint32_t type, int reason, int code, uint64_t bytes);
+
+/* socket_addr.c */
+/* Parses addr; *len gets the sockaddr size. Logs why on AX_EINVAL. */
+ax_err ax__addr_parse(ax_system *sys, const char *addr, struct sockaddr_storage *ss,
+                      socklen_t *len);
+/* Formats a sockaddr as an address string (never fails; "?" if unknown). */
+void ax__addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t cap);
+
+/* socket_conn.c: connections. */
+/* Makes a conn object for fd (non-blocking, CLOEXEC). */
+ax__conn *ax__conn_new(ax__io *io, int fd, const ax_io_opts *opts, int state);
+void ax__conn_on_events(ax__io_handler *h, uint32_t events);
+void ax__conn_command(ax__conn *c, uint32_t bits);
+void ax__conn_on_timer(ax__conn *c);
+/* Frees what a conn holds (fd closed already). */
+void ax__conn_destroy(ax__conn *c);
+/* Closes the fd and drops queued data now (fini, reactor stopped). */
+void ax__conn_teardown(ax__conn *c);
+void ax__conn_sockopts(ax__conn *c);
+
+/* socket_zc_linux.c / socket_zc_none.c: MSG_ZEROCOPY (callers hold wlock). */
+/* Turns zerocopy on for c once; false if the socket or kernel lacks it. */
+bool ax__zc_enable(ax__conn *c);
+/* One zerocopy send (the caller then queues an ax__zcwait for zc_next++). */
+ssize_t ax__zc_send(ax__conn *c, const void *p, size_t len);
+/* Drains the error queue, releasing completed zerocopy buffers. */
+void ax__zc_reap(ax__conn *c);
+
+/* socket_listen.c: listeners and connecting. */
+void ax__listener_on_events(ax__io_handler *h, uint32_t events);
+void ax__listener_command(ax__listener *l, uint32_t bits);
+void ax__listener_on_timer(ax__listener *l);
+void ax__listener_teardown(ax__listener *l);
+
+#endif
