@@ -35,7 +35,7 @@ test-tsan: deps
 
 bench: build
 	@sh scripts/deps.sh bench
-	@sh bench/peers/build.sh $(BUILD)/bench/peers
+	@bash bench/peers/build.sh $(BUILD)/bench/peers
 	@bash bench/run.sh
 
 clean:
