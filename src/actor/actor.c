@@ -134,24 +134,11 @@ ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t t
   bool discard, counted;
   ax_err e = admit(sys, c, r, &discard, &counted);
   if (e != AX_OK || discard) goto out;
-  ax__mnode *n = ax__msg_alloc(buf ? 0 : len);
+  ax__mnode *n = ax__msg_new(type, flags, from, to.id, ref, data, len, buf);
   if (!n) {
     if (counted) atomic_fetch_sub_explicit(&r->queued, 1, memory_order_relaxed);
     e = AX_ENOMEM;
     goto out;
-  }
-  n->msg.type = type;
-  n->msg.flags = flags;
-  n->msg.from.id = from;
-  n->msg.ref = ref;
-  n->to = to.id;
-  if (buf) {
-    ax_buf_retain(buf);
-    n->msg.buf = buf;
-    n->msg.data = data; /* the slice, inside buf */
-    n->msg.len = len;
-  } else if (len) {
-    memcpy(n->payload, data, len);
   }
   if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
   count_sent(sys, c);
@@ -161,46 +148,30 @@ out:
 }
 
 ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
-                    const void *data, size_t len) {
+                    ax_ref ref, const void *data, size_t len, ax_buf *buf) {
   ax_actor *r = ax__table_acquire(&sys->table, to);
   if (!r) return AX_ENOACTOR;
-  ax__mnode *n = ax__msg_alloc(len);
-  if (!n) {
-    ax__table_release(&sys->table, to);
-    return AX_ENOMEM;
-  }
-  n->msg.type = type;
-  n->msg.flags = AX_MSGF_SYSTEM | flags;
-  n->msg.from.id = from;
-  n->to = to;
-  if (len) memcpy(n->payload, data, len);
-  if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
+  ax__mnode *n = ax__msg_new(type, AX_MSGF_SYSTEM | flags, from, to, ref, data, len, buf);
+  if (n && ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
   ax__table_release(&sys->table, to);
-  return AX_OK;
+  return n ? AX_OK : AX_ENOMEM;
 }
 
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len) {
   ax_actor *r = ax__table_acquire(&sys->table, to);
   if (!r) return AX_ENOACTOR;
-  ax__mnode *n = ax__msg_alloc(len);
-  ax__mnode *wake = ax__msg_alloc(0);
+  ax__mnode *n = ax__msg_new(type, AX_MSGF_SYSTEM, from, to, 0, data, len, NULL);
+  ax__mnode *wake = ax__msg_new(AX__WAKE, AX_MSGF_SYSTEM, 0, to, 0, NULL, 0, NULL);
   if (!n || !wake) {
     if (n) ax__msg_free(n);
     if (wake) ax__msg_free(wake);
     ax__table_release(&sys->table, to);
     return AX_ENOMEM;
   }
-  n->msg.type = type;
-  n->msg.flags = AX_MSGF_SYSTEM;
-  n->msg.from.id = from;
-  n->to = to;
-  if (len) memcpy(n->payload, data, len);
   if (ax__lane_push(&r->sys_head, &n->link)) {
     /* The system lane was idle: the actor may be idle too. Waking it goes
      * through the user lane, whose idle bit is the one scheduling word. */
-    wake->msg.type = AX__WAKE;
-    wake->msg.flags = AX_MSGF_SYSTEM;
     if (ax__lane_push(&r->user_head, &wake->link)) ax__schedule(sys, r);
   } else {
     ax__msg_free(wake);
@@ -245,7 +216,8 @@ static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
 /* A trapped exit becomes an AX_MSG_EXIT at the end of the user lane, so it
  * arrives after every message its sender sent before it (Erlang's order). */
 static void trap_to_user_lane(ax_actor *a, ax__ctx *c, const ax__mnode *sig, uint32_t flags) {
-  ax__mnode *m = ax__msg_alloc(sig->msg.len);
+  ax__mnode *m = ax__msg_new(AX_MSG_EXIT, AX_MSGF_SYSTEM | flags, sig->msg.from.id, a->pid, 0,
+                             sig->payload, sig->msg.len, NULL);
   if (!m) { /* no memory to requeue: deliver now rather than lose it */
     ax_msg msg = sig->msg;
     msg.type = AX_MSG_EXIT;
@@ -253,10 +225,6 @@ static void trap_to_user_lane(ax_actor *a, ax__ctx *c, const ax__mnode *sig, uin
     if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
     return;
   }
-  m->msg.type = AX_MSG_EXIT;
-  m->msg.flags = AX_MSGF_SYSTEM | flags;
-  m->msg.from = sig->msg.from;
-  memcpy(m->payload, sig->payload, sig->msg.len);
   ax__lane_push(&a->user_head, &m->link); /* we own the actor: never idle */
 }
 
@@ -361,7 +329,7 @@ static bool release_run(ax_actor *a) {
 
 static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason);
 
-ax__run_result ax__actor_run(ax__worker *w, ax_actor *a) {
+ax__run_result ax__actor_run(ax_actor *a) {
   ax__ctx *c = ax__ctx_get();
   c->current = a;
   c->exiting = false;
@@ -383,7 +351,6 @@ ax__run_result ax__actor_run(ax__worker *w, ax_actor *a) {
     c->mute_on = 0;
     return mute_self(a, r);
   }
-  (void)w;
   return release_run(a) ? AX__RUN_AGAIN : AX__RUN_IDLE;
 }
 

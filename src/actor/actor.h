@@ -338,8 +338,7 @@ void ax__schedule_back(ax_system *sys, ax_actor *a);
 
 /* actor.c */
 typedef enum { AX__RUN_IDLE, AX__RUN_AGAIN, AX__RUN_MUTED, AX__RUN_DEAD } ax__run_result;
-ax__run_result ax__actor_run(ax__worker *w, ax_actor *a);
-void ax__actor_after_muted(ax__worker *w, ax_actor *a, uint64_t receiver);
+ax__run_result ax__actor_run(ax_actor *a);
 
 /* Internal signal types on the system lane (never seen by behaviours). */
 enum {
@@ -372,10 +371,11 @@ ax_err ax__system_add_top(ax_system *sys, ax_pid pid);
 ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
                  ax_pid *out, ax_actor *link_to);
 
-/* Pushes a runtime message (DOWN, a trapped EXIT) on to's user lane: never
- * limited, never dropped while `to` lives. Thread: any. */
+/* Pushes a runtime message (DOWN, I/O events) on to's user lane, flagged
+ * AX_MSGF_SYSTEM | flags: never limited, never dropped while `to` lives.
+ * data/len/buf as ax__msg_new. Thread: any. */
 ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
-                    const void *data, size_t len);
+                    ax_ref ref, const void *data, size_t len, ax_buf *buf);
 
 /* links.c */
 /* Handles a link/monitor signal from the system lane (owner). */

@@ -17,7 +17,7 @@ static void link_exit_to(ax_system *sys, uint64_t from, uint64_t to, ax_reason r
 
 static void down_to(ax_system *sys, uint64_t from, uint64_t watcher, ax_ref ref, ax_reason reason) {
   ax_down_info d = {.ref = ref, .pid = {from}, .reason = reason};
-  ax_err e = ax__send_sys(sys, from, watcher, AX_MSG_DOWN, 0, &d, sizeof(d));
+  ax_err e = ax__send_sys(sys, from, watcher, AX_MSG_DOWN, 0, 0, &d, sizeof(d), NULL);
   if (e == AX_ENOMEM)
     ax_log(sys, AX_LOG_ERROR, "out of memory: DOWN from <%llx> to <%llx> lost",
            (unsigned long long)from, (unsigned long long)watcher);
@@ -136,7 +136,7 @@ ax_err ax_monitor(ax_actor *self, ax_pid target, ax_ref *ref_out) {
   if (e == AX_ENOACTOR) {
     d.pid = target;
     d.reason = AX_REASON_NOPROC;
-    e = ax__send_sys(self->sys, target.id, self->pid, AX_MSG_DOWN, 0, &d, sizeof(d));
+    e = ax__send_sys(self->sys, target.id, self->pid, AX_MSG_DOWN, 0, 0, &d, sizeof(d), NULL);
   }
   if (e != AX_OK) {
     ax__u64map_del(&x->monitors, ref, NULL);

@@ -69,14 +69,13 @@ static inline ax_actor *ring_get(ax__worker *w, uint32_t i) {
 
 /* Moves half of a full ring plus `a` to the inject queue. Returns false if
  * a thief moved the head meanwhile (the caller retries the push). */
-static bool ring_overflow(ax__worker *w, uint32_t head, uint32_t tail, ax_actor *a) {
+static bool ring_overflow(ax__worker *w, uint32_t head, ax_actor *a) {
   const uint32_t half = AX__RING_SIZE / 2;
   uint64_t expect = pack(head, head);
   /* acq_rel: claims the half against thieves' CASes on the same word. */
   if (!atomic_compare_exchange_strong_explicit(&w->head, &expect, pack(head + half, head + half),
                                                memory_order_acq_rel, memory_order_relaxed))
     return false;
-  (void)tail;
   ax_actor *first = ring_get(w, head), *prev = first;
   for (uint32_t i = 1; i < half; i++) {
     ax_actor *x = ring_get(w, head + i);
@@ -104,7 +103,7 @@ static void ring_push_back(ax__worker *w, ax_actor *a) {
       inject_push(w->sys, a);
       return;
     }
-    if (ring_overflow(w, real, tail, a)) return;
+    if (ring_overflow(w, real, a)) return;
   }
 }
 
@@ -319,7 +318,7 @@ static void run_one(ax__worker *w, ax_actor *a) {
    * keep notify_parked from waking anyone while this behaviour runs. */
   if (w->searching) stop_searching(w);
   atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
-  ax__run_result r = ax__actor_run(w, a);
+  ax__run_result r = ax__actor_run(a);
   if (r == AX__RUN_AGAIN) ring_push_back(w, a);
   /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed. */
 }

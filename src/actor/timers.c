@@ -214,15 +214,10 @@ static void drop_chain_timers(ax__timers *T, ax__mnode *first, ax__mnode *last) 
   }
 }
 
-static ax__mnode *expiry_node(const ax__tmr *t) {
-  ax__mnode *n = ax__msg_alloc(t->len);
-  if (!n) return NULL;
-  n->msg.type = t->type;
-  n->msg.flags = AX_MSGF_SYSTEM | AX__MSGF_TFIRE | t->flags;
-  n->msg.ref = t->id;
-  n->to = (uintptr_t)t; /* valid for the owner while the id is in its map */
-  if (t->len) memcpy(n->payload, t->payload, t->len);
-  return n;
+static ax__mnode *expiry_node(ax__tmr *t) {
+  /* `to` carries the timer: valid for the owner while the id is in its map */
+  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | t->flags, 0, (uintptr_t)t, t->id,
+                     t->payload, t->len, NULL);
 }
 
 /* Re-arms an interval timer after it fired at `now`. */

@@ -284,30 +284,10 @@ static void io_on_stop(ax_system *sys, uint64_t pid) {
 ax_err ax__io_notify(ax__iobj *o, uint32_t type, const void *data, size_t len, ax_buf *buf) {
   ax_system *sys = o->io->sys;
   uint64_t to = atomic_load_explicit(&o->owner, memory_order_acquire);
-  ax_actor *r = to ? ax__table_acquire(&sys->table, to) : NULL;
-  if (!r) return AX_ENOACTOR;
-  /* Like ax__send_sys, plus a buffer and the socket's id as ref: I/O
-   * messages bypass the mailbox limit (the socket layer bounds them). */
-  ax__mnode *n = ax__msg_alloc(buf ? 0 : len);
-  if (!n) {
-    ax__table_release(&sys->table, to);
-    return AX_ENOMEM;
-  }
-  n->msg.type = type;
-  n->msg.flags = AX_MSGF_SYSTEM;
-  n->msg.ref = o->id;
-  n->to = to;
-  if (buf) {
-    ax_buf_retain(buf);
-    n->msg.buf = buf;
-    n->msg.data = data;
-    n->msg.len = len;
-  } else if (len) {
-    memcpy(n->payload, data, len);
-  }
-  if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
-  ax__table_release(&sys->table, to);
-  return AX_OK;
+  if (!to) return AX_ENOACTOR;
+  /* I/O messages bypass the mailbox limit (the socket layer bounds them)
+   * and carry the socket's id as their ref. */
+  return ax__send_sys(sys, 0, to, type, 0, o->id, data, len, buf);
 }
 
 ax_err ax__io_event(ax__iobj *o, uint32_t type, int reason, int code, uint64_t bytes) {

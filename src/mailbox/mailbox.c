@@ -78,6 +78,26 @@ ax__mnode *ax__msg_alloc(size_t len) {
   return n;
 }
 
+ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to, ax_ref ref,
+                       const void *data, size_t len, ax_buf *buf) {
+  ax__mnode *n = ax__msg_alloc(buf ? 0 : len);
+  if (!n) return NULL;
+  n->msg.type = type;
+  n->msg.flags = flags;
+  n->msg.from.id = from;
+  n->msg.ref = ref;
+  n->to = to;
+  if (buf) {
+    ax_buf_retain(buf);
+    n->msg.buf = buf;
+    n->msg.data = data; /* the slice, inside buf */
+    n->msg.len = len;
+  } else if (len) {
+    memcpy(n->payload, data, len);
+  }
+  return n;
+}
+
 void ax__msg_free(ax__mnode *n) {
   if (n->msg.buf) {
     ax_buf_release(n->msg.buf);

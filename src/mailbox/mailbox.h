@@ -26,8 +26,8 @@ typedef struct ax__mlink {
 typedef struct ax__mnode {
   ax__mlink link;
   ax_msg msg;
-  uint64_t to;     /* the receiver's pid when sent (checked by nobody yet;
-                      kept for dead-letter logs) */
+  uint64_t to;     /* the receiver's pid; timer expiries reuse it for their
+                      timer (see src/actor/timers.c) */
   char payload[];  /* msg.data points here unless msg.buf is set */
 } ax__mnode;
 
@@ -38,6 +38,12 @@ static inline ax__mnode *ax__mnode_of(ax__mlink *l) { return (ax__mnode *)l; }
 /* Allocates a node with room for len payload bytes (msg fields zeroed except
  * data/len). NULL on out of memory. Thread: any. */
 ax__mnode *ax__msg_alloc(size_t len);
+/* Allocates a node and fills its envelope. The payload is copied inline, or,
+ * with buf, data[0..len) is a slice of buf and the node takes its own
+ * reference. NULL on out of memory (nothing retained). Thread: any. */
+ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to, ax_ref ref,
+                       const void *data, size_t len, ax_buf *buf);
+
 /* Frees a node, releasing its buffer reference if it holds one. */
 void ax__msg_free(ax__mnode *n);
 
