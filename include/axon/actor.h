@@ -75,8 +75,11 @@ AX_API void ax_become(ax_actor *self, ax_behaviour behaviour);
  * AX_MSG_USER for user messages) to `to`. Messages from one sender to one
  * receiver arrive in send order. Thread: owner. Blocking: never.
  * Errors: AX_ENOACTOR (to is dead or never existed; nothing is sent),
- * AX_ENOMEM, AX_EFULL (receiver's FAIL policy), AX_EINVAL (data NULL with
- * len > 0). */
+ * AX_ENOMEM, AX_EFULL (receiver's FAIL policy), AX_EINVAL (type below
+ * AX_MSG_USER, which only the runtime may send; data NULL with len > 0;
+ * NULL self), AX_EAGAIN (a self-send into one's own full BACKPRESSURE
+ * mailbox: an actor cannot be muted by itself, so the message is refused
+ * and not sent). */
 AX_API ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len);
 
 /* ax_send_buf sends buf's bytes [off, off+len) without copying: the message
@@ -106,9 +109,45 @@ AX_API ax_err ax_request(ax_actor *self, ax_pid to, uint32_t type, const void *d
 
 /* ax_reply answers request `req` (a message with AX_MSGF_REQUEST) with type
  * and a copied payload. Thread: owner. Errors: AX_EINVAL (req is not a
- * request), AX_ENOACTOR (requester gone), AX_ENOMEM. */
+ * request, or type is reserved), AX_ENOACTOR (requester gone), AX_ENOMEM,
+ * AX_EFULL (the requester's FAIL policy). */
 AX_API ax_err ax_reply(ax_actor *self, const ax_msg *req, uint32_t type, const void *data,
                        size_t len);
+
+/* Deferred replies: a request's return address, kept by value (it holds no
+ * pointer) to answer after the behaviour has returned: keep
+ * ax_reply_addr_of(msg) in the actor's state, answer later with
+ * ax_reply_to (from the actor) or ax_system_reply_to (from any thread, for
+ * example a thread pool finishing the work). Exactly like an immediate
+ * reply: a requester that timed out drops it (counted as a late reply), an
+ * ax_call caller that gave up ignores it. Answer each request at most once. */
+typedef struct ax_reply_addr {
+  ax_pid pid; /* the requester (for ax_call: its proxy) */
+  ax_ref ref; /* the request's ref; 0 when the message was not a request */
+} ax_reply_addr;
+
+/* ax_reply_addr_of gives req's return address, or {AX_PID_NONE, 0} when
+ * req is NULL or not a request. Thread: any. Never fails. */
+static inline ax_reply_addr ax_reply_addr_of(const ax_msg *req) {
+  ax_reply_addr a = {AX_PID_NONE, 0};
+  if (req && (req->flags & AX_MSGF_REQUEST)) {
+    a.pid = req->from;
+    a.ref = req->ref;
+  }
+  return a;
+}
+
+/* ax_reply_to answers the request whose address is `to` (see above).
+ * Thread: owner. Errors: AX_EINVAL (an empty address, reserved type, NULL
+ * self), AX_ENOACTOR, AX_ENOMEM, AX_EFULL. */
+AX_API ax_err ax_reply_to(ax_actor *self, ax_reply_addr to, uint32_t type, const void *data,
+                          size_t len);
+
+/* ax_system_reply_to is ax_reply_to from any thread (the reply's `from` is
+ * the running actor of sys on this thread, else AX_PID_NONE). Thread: any.
+ * Errors: as ax_reply_to; AX_EINVAL for a NULL sys. */
+AX_API ax_err ax_system_reply_to(ax_system *sys, ax_reply_addr to, uint32_t type,
+                                 const void *data, size_t len);
 
 /* ax_exit sends an exit signal. target == self: the actor stops with reason
  * once the current callback returns. Another target: a non-trapping target
@@ -172,8 +211,13 @@ AX_API ax_err ax_demonitor(ax_actor *self, ax_ref ref, uint32_t flags);
  * reply_type (may be NULL) gets the reply's type. Thread: any non-worker
  * thread (AX_ESTATE from inside an actor, which must never block).
  * A target that stops without replying ends the call with AX_ENOACTOR.
+ * reply == NULL discards the reply's payload (any size): *reply_len, if
+ * given, gets its length. The target may answer later from anywhere with
+ * ax_reply_to / ax_system_reply_to (deferred replies).
  * Errors: AX_ETIMEDOUT, AX_ENOACTOR, AX_ENOBUFS (reply too large: *reply_len
- * is set to the size needed; the reply is lost), AX_ENOMEM, AX_ECLOSED. */
+ * is set to the size needed; the reply is lost), AX_ENOMEM, AX_ECLOSED,
+ * AX_EINVAL (NULL sys, reserved type, data NULL with len > 0), AX_EAGAIN
+ * (a BACKPRESSURE target at its limit: the request is not sent). */
 AX_API ax_err ax_call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,
                       uint32_t timeout_ms, void *reply, size_t *reply_len, uint32_t *reply_type);
 

@@ -507,6 +507,7 @@ void ax_become(ax_actor *self, ax_behaviour behaviour) {
 }
 
 ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len) {
+  if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
   return ax__send(self->sys, ax__ctx_get(), self->pid, to, type, 0, 0, data, len, NULL);
 }
 
@@ -516,6 +517,7 @@ static ax_err check_slice(ax_buf *buf, size_t off, size_t len) {
 }
 
 ax_err ax_send_buf(ax_actor *self, ax_pid to, uint32_t type, ax_buf *buf, size_t off, size_t len) {
+  if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
   ax_err e = check_slice(buf, off, len);
   if (e != AX_OK) return e;
   return ax__send(self->sys, ax__ctx_get(), self->pid, to, type, 0, 0,
@@ -529,12 +531,14 @@ static uint64_t current_pid(ax_system *sys, ax__ctx *c) {
 }
 
 ax_err ax_system_send(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len) {
+  if (!sys || ax_msg_type_reserved(type)) return AX_EINVAL;
   ax__ctx *c = ax__ctx_get();
   return ax__send(sys, c, current_pid(sys, c), to, type, 0, 0, data, len, NULL);
 }
 
 ax_err ax_system_send_buf(ax_system *sys, ax_pid to, uint32_t type, ax_buf *buf, size_t off,
                           size_t len) {
+  if (!sys || ax_msg_type_reserved(type)) return AX_EINVAL;
   ax_err e = check_slice(buf, off, len);
   if (e != AX_OK) return e;
   ax__ctx *c = ax__ctx_get();
@@ -542,8 +546,8 @@ ax_err ax_system_send_buf(ax_system *sys, ax_pid to, uint32_t type, ax_buf *buf,
                   len, buf);
 }
 
-ax_err ax_request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
-                  uint32_t timeout_ms, ax_ref *ref_out) {
+ax_err ax__request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
+                   uint32_t timeout_ms, ax_ref *ref_out) {
   ax_ref ref = ax__new_ref(self->sys);
   if (timeout_ms != AX_INFINITY) {
     ax_err e = ax__timers_request(self, ref, timeout_ms);
@@ -557,10 +561,33 @@ ax_err ax_request(ax_actor *self, ax_pid to, uint32_t type, const void *data, si
   return e;
 }
 
+ax_err ax_request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
+                  uint32_t timeout_ms, ax_ref *ref_out) {
+  if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
+  return ax__request(self, to, type, data, len, timeout_ms, ref_out);
+}
+
+ax_err ax__reply(ax_system *sys, ax_reply_addr to, uint32_t type, const void *data, size_t len) {
+  if (ax_pid_is_none(to.pid) || !to.ref) return AX_EINVAL;
+  ax__ctx *c = ax__ctx_get();
+  return ax__send(sys, c, current_pid(sys, c), to.pid, type, AX_MSGF_REPLY, to.ref, data, len,
+                  NULL);
+}
+
 ax_err ax_reply(ax_actor *self, const ax_msg *req, uint32_t type, const void *data, size_t len) {
-  if (!req || !(req->flags & AX_MSGF_REQUEST) || ax_pid_is_none(req->from)) return AX_EINVAL;
-  return ax__send(self->sys, ax__ctx_get(), self->pid, req->from, type, AX_MSGF_REPLY, req->ref,
-                  data, len, NULL);
+  if (!self || !req || ax_msg_type_reserved(type)) return AX_EINVAL;
+  return ax__reply(self->sys, ax_reply_addr_of(req), type, data, len);
+}
+
+ax_err ax_reply_to(ax_actor *self, ax_reply_addr to, uint32_t type, const void *data, size_t len) {
+  if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
+  return ax__reply(self->sys, to, type, data, len);
+}
+
+ax_err ax_system_reply_to(ax_system *sys, ax_reply_addr to, uint32_t type, const void *data,
+                          size_t len) {
+  if (!sys || ax_msg_type_reserved(type)) return AX_EINVAL;
+  return ax__reply(sys, to, type, data, len);
 }
 
 static ax_err exit_signal(ax_system *sys, uint64_t from, ax_pid target, ax_reason reason) {

@@ -259,6 +259,10 @@ void ax__timers_on_stop(ax_actor *a);
 /* Owner side: arms the timeout of a timed request; the request travels
  * with ref | 1, the timer's id is ref. */
 ax_err ax__timers_request(ax_actor *a, ax_ref ref, uint32_t timeout_ms);
+/* ax_send_after without the reserved-type check: for the runtime's own
+ * timed messages (supervisor kill timers). Thread: owner. */
+ax_err ax__send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type,
+                      const void *data, size_t len, ax_timer *out);
 /* Owner side: withdraws a timed request whose send failed. */
 void ax__timers_forget(ax_actor *a, ax_ref ref);
 
@@ -359,6 +363,16 @@ ax_err ax__send(ax_system *sys, ax__ctx *ctx, uint64_t from, ax_pid to, uint32_t
 /* Sends a system-lane signal. */
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len);
+
+/* ax_request / ax_reply_to without the reserved-type check: for the
+ * runtime's own requests and replies (supervisor management). The reply
+ * goes out from the running actor of sys on this thread, if any. */
+ax_err ax__request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
+                   uint32_t timeout_ms, ax_ref *ref_out);
+ax_err ax__reply(ax_system *sys, ax_reply_addr to, uint32_t type, const void *data, size_t len);
+/* ax_call without the reserved-type check (call.c). */
+ax_err ax__call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,
+                uint32_t timeout_ms, void *reply, size_t *reply_len, uint32_t *reply_type);
 
 /* Registers pid as a top-level supervisor: ax_system_shutdown sends it an
  * exit signal (AX_REASON_SHUTDOWN, from AX_PID_NONE) and waits for it to stop,

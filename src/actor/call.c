@@ -43,7 +43,9 @@ static bool waiter_finish(call_waiter *w, ax_err result, const ax_msg *reply) {
     if (reply) {
       w->type = reply->type;
       w->len = reply->len;
-      if (reply->len > w->cap)
+      if (!w->reply)
+        ; /* the caller discards the payload */
+      else if (reply->len > w->cap)
         w->result = AX_ENOBUFS;
       else if (reply->len)
         memcpy(w->reply, reply->data, reply->len);
@@ -66,7 +68,9 @@ static ax_err proxy_init(ax_actor *self, void *state, const void *arg, size_t le
 
 static ax_err proxy_behaviour(ax_actor *self, const ax_msg *msg) {
   proxy_state *st = ax_state(self);
-  if (msg->type == AX_MSG_DOWN) {
+  /* Types below AX_MSG_USER only ever come from the runtime (public sends
+   * refuse them), and a DOWN is always a system message: belt and braces. */
+  if (msg->type == AX_MSG_DOWN && (msg->flags & AX_MSGF_SYSTEM)) {
     /* A target that could not record the monitor (out of memory) answers
      * with a DOWN of reason ENOMEM while it lives on: report that. */
     const ax_down_info *d = msg->data;
@@ -116,10 +120,16 @@ static void waiter_wait(call_waiter *w, uint64_t deadline_ns) {
 
 ax_err ax_call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,
                uint32_t timeout_ms, void *reply, size_t *reply_len, uint32_t *reply_type) {
-  if (!sys || (!reply && reply_len && *reply_len)) return AX_EINVAL;
+  if (ax_msg_type_reserved(type)) return AX_EINVAL;
+  return ax__call(sys, to, type, data, len, timeout_ms, reply, reply_len, reply_type);
+}
+
+ax_err ax__call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,
+                uint32_t timeout_ms, void *reply, size_t *reply_len, uint32_t *reply_type) {
+  if (!sys || (len && !data) || (reply && !reply_len)) return AX_EINVAL;
   if (ax__ctx_get()->worker) return AX_ESTATE; /* actors must never block */
   uint64_t deadline = timeout_ms == AX_INFINITY ? 0 : ax__now_ns() + (uint64_t)timeout_ms * 1000000u;
-  call_waiter *w = waiter_new(reply, reply_len ? *reply_len : 0);
+  call_waiter *w = waiter_new(reply, reply && reply_len ? *reply_len : 0);
   if (!w) return AX_ENOMEM;
   w->ref = ax__new_ref(sys);
   w->target = to;

@@ -140,7 +140,7 @@ ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
                c->arg_len >= sizeof(ax__sup_hdr);
   if (patch) set_hdr_u64(c->arg, offsetof(ax__sup_hdr, waiter), (uint64_t)(uintptr_t)s->waiter);
   ax_pid pid;
-  ax_err e = ax_spawn_link(self, c->start, c->arg, c->arg_len, &pid);
+  ax_err e = ax_spawn_link(self, ax__sup_spawn_spec(c->start), c->arg, c->arg_len, &pid);
   if (patch) set_hdr_u64(c->arg, offsetof(ax__sup_hdr, waiter), 0);
   if (e != AX_OK) {
     ax__sup_log(self, s, AX_LOG_ERROR, "child %s failed to start: %s", c->id, ax_err_name(e));
@@ -189,7 +189,8 @@ static bool add_restart(ax_actor *self, ax__sup *s) {
 void ax__sup_retry_later(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   pend_add(s, c);
   if (s->retry_queued) return;
-  if (ax_send(self, ax_self(self), AX__SUP_MSG_RETRY, NULL, 0) == AX_OK) {
+  if (ax__send(self->sys, ax__ctx_get(), self->pid, ax_self(self), AX__SUP_MSG_RETRY, 0, 0, NULL,
+               0, NULL) == AX_OK) {
     s->retry_queued = true;
     return;
   }
@@ -395,7 +396,7 @@ static void hand_to_reaper(ax_actor *self, ax__sup *s) {
   void *blob = NULL;
   size_t len = 0;
   ax_err e = ax__sup_pack_reap(s, (uint64_t)(uintptr_t)s->waiter, &blob, &len);
-  if (e == AX_OK) e = ax_spawn(self, &ax_supervisor_spec, blob, len, NULL);
+  if (e == AX_OK) e = ax_spawn(self, &ax__sup_actor_spec, blob, len, NULL);
   if (blob) ax__free(blob, len);
   for (ax__sup_child *c = s->tail; c; c = c->prev) {
     if (ax_pid_is_none(c->pid)) continue;
@@ -470,8 +471,13 @@ static ax_err sup_behaviour(ax_actor *self, const ax_msg *msg) {
     ax__sup_on_kill_timer(self, s, msg);
   } else if (msg->type == AX__SUP_MSG_RETRY && from_self) {
     s->retry_queued = false;
-  } else if (msg->flags & AX_MSGF_REQUEST) {
+  } else if ((msg->flags & AX_MSGF_REQUEST) && msg->type >= AX_MSG_SUP_FIRST &&
+             msg->type <= AX_MSG_SUP_LAST) {
+    /* Only the runtime can send these types (public sends refuse them):
+     * the request was made by ax_supervisor_* from its caller's arguments. */
     ax__sup_on_request(self, s, msg);
+  } else if (msg->flags & AX_MSGF_REQUEST) {
+    ax__sup_reply(self, msg, AX_ENOTSUP, AX_PID_NONE);
   }
   resume(self, s);
   return AX_OK;
@@ -493,10 +499,34 @@ static void sup_terminate(ax_actor *self, void *state, ax_reason reason) {
   s->waiter = NULL;
 }
 
-const ax_actor_spec ax_supervisor_spec = {
+/* The spec the runtime spawns supervisors and reapers from. It is not
+ * public: its init argument (a packed blob) holds pointers (child specs, a
+ * blocking start's waiter), so only the runtime's own packer may hand it
+ * one. */
+const ax_actor_spec ax__sup_actor_spec = {
     .name = "supervisor",
     .behaviour = sup_behaviour,
     .state_size = sizeof(ax__sup),
     .init = sup_init,
     .terminate = sup_terminate,
 };
+
+/* The public spec is only a marker for sub-supervisor child specs: spawned
+ * directly, whatever the argument, it refuses to start. */
+static ax_err marker_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  ax_log(ax_actor_system(self), AX_LOG_WARN,
+         "ax_supervisor_spec cannot be spawned directly: use ax_supervisor_start* or a child spec");
+  return AX_EINVAL;
+}
+
+static ax_err marker_behaviour(ax_actor *self, const ax_msg *msg) { return AX_OK; }
+
+const ax_actor_spec ax_supervisor_spec = {
+    .name = "supervisor",
+    .behaviour = marker_behaviour,
+    .init = marker_init,
+};
+
+const ax_actor_spec *ax__sup_spawn_spec(const ax_actor_spec *start) {
+  return start == &ax_supervisor_spec ? &ax__sup_actor_spec : start;
+}

@@ -15,7 +15,7 @@ ax_err ax_supervisor_start(ax_system *sys, const ax_sup_spec *spec, ax_pid *out)
   ax_err e = ax__sup_pack(spec, 0, (uint64_t)(uintptr_t)w, &blob, &len);
   ax_pid pid = AX_PID_NONE;
   if (e == AX_OK) {
-    e = ax_system_spawn(sys, &ax_supervisor_spec, blob, len, &pid);
+    e = ax_system_spawn(sys, &ax__sup_actor_spec, blob, len, &pid);
     ax__free(blob, len);
   }
   /* Reapers of a failed start joined the waiter inside the spawn (on this
@@ -37,7 +37,7 @@ ax_err ax_supervisor_start_link(ax_actor *self, const ax_sup_spec *spec, ax_pid 
   size_t len;
   ax_err e = ax__sup_pack(spec, ax_self(self).id, 0, &blob, &len);
   if (e != AX_OK) return e;
-  e = ax_spawn_link(self, &ax_supervisor_spec, blob, len, out);
+  e = ax_spawn_link(self, &ax__sup_actor_spec, blob, len, out);
   ax__free(blob, len);
   return e;
 }
@@ -50,7 +50,7 @@ static ax_err call_status(ax_system *sys, ax_pid sup, uint32_t type, const void 
   ax_sup_reply r;
   size_t rlen = sizeof(r);
   uint32_t rtype = 0;
-  ax_err e = ax_call(sys, sup, type, data, len, timeout_ms, &r, &rlen, &rtype);
+  ax_err e = ax__call(sys, sup, type, data, len, timeout_ms, &r, &rlen, &rtype);
   if (e == AX_ENOBUFS) return AX_ENOTSUP;
   if (e != AX_OK) return e;
   if (rtype != AX_SUP_REPLY || rlen != sizeof(r)) return AX_ENOTSUP;
@@ -121,7 +121,7 @@ ax_err ax_supervisor_which_children(ax_system *sys, ax_pid sup, uint32_t timeout
   if (!buf) return AX_ENOMEM;
   size_t len = cap;
   uint32_t type = 0;
-  ax_err e = ax_call(sys, sup, AX_SUP_REQ_WHICH_CHILDREN, NULL, 0, timeout_ms, buf, &len, &type);
+  ax_err e = ax__call(sys, sup, AX_SUP_REQ_WHICH_CHILDREN, NULL, 0, timeout_ms, buf, &len, &type);
   if (e == AX_ENOBUFS) {
     *n = len / sizeof(ax_sup_child_info);
   } else if (e == AX_OK && type == AX_SUP_REPLY_CHILDREN && len % sizeof(ax_sup_child_info) == 0) {
@@ -147,7 +147,7 @@ ax_err ax_supervisor_count_children(ax_system *sys, ax_pid sup, uint32_t timeout
   } u;
   size_t len = sizeof(u);
   uint32_t type = 0;
-  ax_err e = ax_call(sys, sup, AX_SUP_REQ_COUNT_CHILDREN, NULL, 0, timeout_ms, &u, &len, &type);
+  ax_err e = ax__call(sys, sup, AX_SUP_REQ_COUNT_CHILDREN, NULL, 0, timeout_ms, &u, &len, &type);
   if (e == AX_ENOBUFS) return AX_ENOTSUP;
   if (e != AX_OK) return e;
   if (type == AX_SUP_REPLY_COUNTS && len == sizeof(u.k)) {
@@ -167,7 +167,7 @@ ax_err ax_supervisor_request_start_child(ax_actor *self, ax_pid sup, const ax_ch
   ax_err e = spec && spec->id ? ax__sup_pack_child(spec, false, &rec, &len)
                               : ax__sup_pack_child(spec, true, &rec, &len);
   if (e != AX_OK) return e;
-  e = ax_request(self, sup, AX_SUP_REQ_START_CHILD, rec, len, timeout_ms, ref);
+  e = ax__request(self, sup, AX_SUP_REQ_START_CHILD, rec, len, timeout_ms, ref);
   ax__free(rec, len);
   return e;
 }
@@ -175,12 +175,12 @@ ax_err ax_supervisor_request_start_child(ax_actor *self, ax_pid sup, const ax_ch
 ax_err ax_supervisor_request(ax_actor *self, ax_pid sup, uint32_t type, const char *id,
                              ax_pid child, uint32_t timeout_ms, ax_ref *ref) {
   if (type == AX_SUP_REQ_WHICH_CHILDREN || type == AX_SUP_REQ_COUNT_CHILDREN)
-    return ax_request(self, sup, type, NULL, 0, timeout_ms, ref);
+    return ax__request(self, sup, type, NULL, 0, timeout_ms, ref);
   if (type != AX_SUP_REQ_TERMINATE_CHILD && type != AX_SUP_REQ_RESTART_CHILD &&
       type != AX_SUP_REQ_DELETE_CHILD)
     return AX_EINVAL;
   ax_sup_child_ref r;
   ax_err e = make_ref(id, child, &r);
   if (e != AX_OK) return e;
-  return ax_request(self, sup, type, &r, sizeof(r), timeout_ms, ref);
+  return ax__request(self, sup, type, &r, sizeof(r), timeout_ms, ref);
 }

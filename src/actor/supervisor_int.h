@@ -139,6 +139,12 @@ typedef struct ax__sup {
   uint64_t restarts, failures, escalations;
 } ax__sup;
 
+/* The spec supervisors and reapers are spawned from (never public), and
+ * the spec to spawn a child's `start` with (the public marker
+ * ax_supervisor_spec maps to it). */
+extern const ax_actor_spec ax__sup_actor_spec;
+const ax_actor_spec *ax__sup_spawn_spec(const ax_actor_spec *start);
+
 /* Internal message types, only accepted from self. */
 enum { AX__SUP_MSG_KILL = 108, AX__SUP_MSG_RETRY = 109 };
 

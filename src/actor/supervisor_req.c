@@ -11,7 +11,7 @@ void ax__sup_reply(ax_actor *self, const ax_msg *req, ax_err err, ax_pid pid) {
   memset(&r, 0, sizeof(r));
   r.err = err;
   r.pid = pid;
-  (void)ax_reply(self, req, AX_SUP_REPLY, &r, sizeof(r)); /* requester gone: fine */
+  (void)ax__reply(ax_actor_system(self), ax_reply_addr_of(req), AX_SUP_REPLY, &r, sizeof(r)); /* requester gone: fine */
 }
 
 static ax__sup_deferred *copy_request(const ax_msg *msg) {
@@ -127,7 +127,7 @@ static void req_which(ax_actor *self, ax__sup *s, const ax_msg *msg) {
     out[i].type = c->type;
     out[i].restart = c->restart;
   }
-  if (ax_reply(self, msg, AX_SUP_REPLY_CHILDREN, out, size) == AX_ENOMEM)
+  if (ax__reply(ax_actor_system(self), ax_reply_addr_of(msg), AX_SUP_REPLY_CHILDREN, out, size) == AX_ENOMEM)
     ax__sup_reply(self, msg, AX_ENOMEM, AX_PID_NONE);
   ax__free(out, size);
 }
@@ -146,7 +146,7 @@ static void req_count(ax_actor *self, ax__sup *s, const ax_msg *msg) {
   k.restarts = s->restarts;
   k.failures = s->failures;
   k.escalations = s->escalations;
-  if (ax_reply(self, msg, AX_SUP_REPLY_COUNTS, &k, sizeof(k)) == AX_ENOMEM)
+  if (ax__reply(ax_actor_system(self), ax_reply_addr_of(msg), AX_SUP_REPLY_COUNTS, &k, sizeof(k)) == AX_ENOMEM)
     ax__sup_reply(self, msg, AX_ENOMEM, AX_PID_NONE);
 }
 

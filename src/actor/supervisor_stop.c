@@ -18,7 +18,7 @@ void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   }
   ax_err e = AX_OK;
   if (c->shutdown != AX_SHUTDOWN_INFINITY)
-    e = ax_send_after(self, c->shutdown, ax_self(self), AX__SUP_MSG_KILL, &c->pid,
+    e = ax__send_after(self, c->shutdown, ax_self(self), AX__SUP_MSG_KILL, &c->pid,
                       sizeof(c->pid), &c->kill_timer);
   (void)ax_exit(self, c->pid, AX_REASON_SHUTDOWN);
   if (e == AX_OK) return;

@@ -475,17 +475,23 @@ void ax__timers_on_stop(ax_actor *a) {
 
 /* ---- public API ---- */
 
-ax_err ax_send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type, const void *data,
-                     size_t len, ax_timer *out) {
+ax_err ax__send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type,
+                      const void *data, size_t len, ax_timer *out) {
   uint64_t id = ax__new_ref(self->sys);
   ax_err e = arm(self, id, delay_ms, 0, 0, to.id, type, data, len, NULL);
   if (e == AX_OK && out) *out = id;
   return e;
 }
 
+ax_err ax_send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type, const void *data,
+                     size_t len, ax_timer *out) {
+  if (ax_msg_type_reserved(type)) return AX_EINVAL;
+  return ax__send_after(self, delay_ms, to, type, data, len, out);
+}
+
 ax_err ax_send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_pid to,
                         uint32_t type, const void *data, size_t len, ax_timer *out) {
-  if (!period_ms || (flags & ~(uint32_t)AX_TIMER_KEEP_MISSED)) return AX_EINVAL;
+  if (ax_msg_type_reserved(type) || !period_ms || (flags & ~(uint32_t)AX_TIMER_KEEP_MISSED)) return AX_EINVAL;
   uint64_t id = ax__new_ref(self->sys);
   uint32_t f = AX__MSGF_TREPEAT | ((flags & AX_TIMER_KEEP_MISSED) ? KEEP_MISSED : 0);
   ax_err e = arm(self, id, period_ms, period_ms, f, to.id, type, data, len, NULL);
