@@ -204,7 +204,10 @@ AX_API ax_err ax_supervisor_count_children(ax_system *sys, ax_pid sup, uint32_t 
  *   AX_SUP_REQ_COUNT_CHILDREN  none              AX_SUP_REPLY_COUNTS: ax_sup_counts
  * Any request can also be answered AX_SUP_REPLY with an error (AX_ECLOSED
  * while shutting down, AX_ENOMEM, AX_EINVAL for a malformed payload). The
- * types are in the runtime's range (below AX_MSG_USER). */
+ * types are in the runtime's range (AX_MSG_SUP_FIRST..AX_MSG_SUP_LAST), so
+ * only these functions can send them: ax_request and ax_send refuse them
+ * (AX_EINVAL). A request of any other type gets AX_SUP_REPLY with
+ * AX_ENOTSUP. */
 enum {
   AX_SUP_REQ_START_CHILD = 96,
   AX_SUP_REQ_TERMINATE_CHILD = 97,
