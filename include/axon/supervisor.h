@@ -126,9 +126,9 @@ AX_API ax_err ax_supervisor_start_link(ax_actor *self, const ax_sup_spec *spec, 
  * AX_ESTATE from a worker) that waits up to timeout_ms (AX_INFINITY: no
  * limit). Besides the errors listed: AX_ETIMEDOUT, AX_ENOACTOR (sup is not
  * alive), AX_ECLOSED (sup is shutting down), AX_ENOMEM, AX_ENOTSUP (sup
- * answered with something else: it is not a supervisor). Note: a supervisor
- * that dies after the request is queued never answers, so a finite timeout
- * is the only bound then (ax_call does not monitor its target). */
+ * answered "not supported": it is not a supervisor), AX_EINVAL (NULL sys, or
+ * a NULL argument the call needs). A supervisor that dies before answering
+ * ends the call with AX_ENOACTOR (ax_call monitors its target). */
 
 /* ax_supervisor_start_child adds a child at the end of the start order and
  * starts it; the reply comes once its init has run. For simple_one_for_one
