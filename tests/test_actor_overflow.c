@@ -135,6 +135,52 @@ static void test_overflow_drop_old_discards_oldest_and_counts(void) {
   ax_system_free(sys);
 }
 
+/* DROP_OLD bounds memory at the sender: a producer flooding a blocked
+ * receiver never leaves more than the limit (plus the documented slack of
+ * one per concurrent sender) queued, and the receiver then sees only the
+ * newest messages, in order, with every other one counted as dropped. */
+enum { FLOOD_LIMIT = 16, FLOOD_N = 100000, FLOOD_SLACK = 1 };
+static const ax_actor_spec dropold16_spec = {.name = "dropold16", .behaviour = gate_behaviour,
+                                             .state_size = sizeof(void *), .init = ptr_init,
+                                             .mailbox_limit = FLOOD_LIMIT,
+                                             .overflow = AX_OVERFLOW_DROP_OLD};
+
+static void test_overflow_drop_old_bounds_queue_at_the_sender(void) {
+  ax_system *sys = sys_new();
+  static gate_rx g;
+  ax_pid p = blocked_rx(sys, &dropold16_spec, &g);
+  uint32_t max_seen = 0;
+  ax_actor_stats st;
+  for (uint64_t i = 1; i <= FLOOD_N; i++) {
+    CU_ASSERT_EQUAL_FATAL(send_val(sys, p, i), AX_OK);
+    if (i % 1000 == 0 || i == FLOOD_N) {
+      CU_ASSERT_EQUAL_FATAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+      if (st.queued > max_seen) max_seen = st.queued;
+    }
+  }
+  CU_ASSERT(max_seen <= FLOOD_LIMIT + FLOOD_SLACK);
+  CU_ASSERT_EQUAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+  CU_ASSERT(st.queued <= FLOOD_LIMIT + FLOOD_SLACK);
+  CU_ASSERT(st.dropped_old >= FLOOD_N - FLOOD_LIMIT - FLOOD_SLACK);
+  atomic_store(&g.open, true);
+  /* The newest message always survives: wait for it. */
+  for (int i = 0; i < 10000 && (atomic_load(&g.got) == 0 ||
+                                g.vals[atomic_load(&g.got) - 1] != FLOOD_N); i++)
+    ax_test_sleep_ms(1);
+  uint64_t got = atomic_load(&g.got);
+  CU_ASSERT(got >= 1 && got <= FLOOD_LIMIT);
+  CU_ASSERT_EQUAL(g.vals[got - 1], FLOOD_N);
+  CU_ASSERT_EQUAL(g.vals[0], FLOOD_N - got + 1); /* the newest, none missing */
+  CU_ASSERT_EQUAL(atomic_load(&g.misordered), 0);
+  CU_ASSERT_EQUAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+  CU_ASSERT_EQUAL(st.dropped_old, FLOOD_N - got);
+  CU_ASSERT_EQUAL(st.queued, 0);
+  ax_system_stats ss;
+  ax_system_stats_get(sys, &ss);
+  CU_ASSERT_EQUAL(ss.dropped, FLOOD_N - got);
+  ax_system_free(sys);
+}
+
 static void test_overflow_backpressure_non_actor_sender_gets_eagain(void) {
   ax_system *sys = sys_new();
   static gate_rx g;
@@ -242,6 +288,7 @@ int main(void) {
   CU_ADD_TEST(s, test_overflow_fail_returns_efull_and_counts);
   CU_ADD_TEST(s, test_overflow_drop_new_discards_newest_and_counts);
   CU_ADD_TEST(s, test_overflow_drop_old_discards_oldest_and_counts);
+  CU_ADD_TEST(s, test_overflow_drop_old_bounds_queue_at_the_sender);
   CU_ADD_TEST(s, test_overflow_backpressure_non_actor_sender_gets_eagain);
   CU_ADD_TEST(s, test_overflow_backpressure_mutes_actor_sender_and_loses_nothing);
   CU_ADD_TEST(s, test_overflow_backpressure_cycle_does_not_deadlock);
