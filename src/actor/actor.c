@@ -157,19 +157,54 @@ ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, u
   return n ? AX_OK : AX_ENOMEM;
 }
 
+/* Builds the two halves of a trappable exit signal (see ax__signal): the
+ * notice for the system lane and the placeholder for the user lane. */
+static bool exit_pair(uint32_t type, uint64_t from, uint64_t to, const ax_exit_info *info,
+                      ax__mnode **notice, ax__mnode **ph) {
+  uint32_t f = AX_MSGF_SYSTEM | AX__MSGF_XPEND | (type == AX__SIG_LINK_EXIT ? AX__MSGF_LINKEXIT : 0);
+  *ph = ax__msg_new(AX_MSG_EXIT, f, from, to, 0, info, sizeof(*info), NULL);
+  if (!*ph) return false;
+  ax__exit_notice nt = {.info = *info, .ph = *ph};
+  *notice = ax__msg_new(type, AX_MSGF_SYSTEM, from, to, 0, &nt, sizeof(nt), NULL);
+  if (*notice) return true;
+  ax__msg_free(*ph);
+  return false;
+}
+
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len) {
+  ax_exit_info info;
+  ax_reason killed = AX_REASON_KILLED;
+  if (type == AX__SIG_EXIT || type == AX__SIG_LINK_EXIT) {
+    memcpy(&info, data, sizeof(info));
+    if (type == AX__SIG_EXIT && info.reason == AX_REASON_KILL) {
+      type = AX__SIG_STOP; /* untrappable: acts on arrival */
+      data = &killed;
+      len = sizeof(killed);
+    }
+  }
   ax_actor *r = ax__table_acquire(&sys->table, to);
   if (!r) return AX_ENOACTOR;
-  ax__mnode *n = ax__msg_new(type, AX_MSGF_SYSTEM, from, to, 0, data, len, NULL);
-  ax__mnode *wake = ax__msg_new(AX__WAKE, AX_MSGF_SYSTEM, 0, to, 0, NULL, 0, NULL);
-  if (!n || !wake) {
-    if (n) ax__msg_free(n);
-    if (wake) ax__msg_free(wake);
+  ax__mnode *n, *wake;
+  bool ok, pair = type == AX__SIG_EXIT || type == AX__SIG_LINK_EXIT;
+  if (pair) {
+    ok = exit_pair(type, from, to, &info, &n, &wake); /* the placeholder wakes */
+  } else {
+    n = ax__msg_new(type, AX_MSGF_SYSTEM, from, to, 0, data, len, NULL);
+    wake = ax__msg_new(AX__WAKE, AX_MSGF_SYSTEM, 0, to, 0, NULL, 0, NULL);
+    ok = n && wake;
+    if (!ok) {
+      if (n) ax__msg_free(n);
+      if (wake) ax__msg_free(wake);
+    }
+  }
+  if (!ok) {
     ax__table_release(&sys->table, to);
     return AX_ENOMEM;
   }
-  if (ax__lane_push(&r->sys_head, &n->link)) {
+  /* The notice goes first: once the placeholder is visible, so is it (up to
+   * another producer still linking its own node ahead of it). */
+  if (ax__lane_push(&r->sys_head, &n->link) || pair) {
     /* The system lane was idle: the actor may be idle too. Waking it goes
      * through the user lane, whose idle bit is the one scheduling word. */
     if (ax__lane_push(&r->user_head, &wake->link)) ax__schedule(sys, r);
@@ -213,19 +248,24 @@ static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
   if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
 }
 
-/* A trapped exit becomes an AX_MSG_EXIT at the end of the user lane, so it
- * arrives after every message its sender sent before it (Erlang's order). */
-static void trap_to_user_lane(ax_actor *a, ax__ctx *c, const ax__mnode *sig, uint32_t flags) {
-  ax__mnode *m = ax__msg_new(AX_MSG_EXIT, AX_MSGF_SYSTEM | flags, sig->msg.from.id, a->pid, 0,
-                             sig->payload, sig->msg.len, NULL);
-  if (!m) { /* no memory to requeue: deliver now rather than lose it */
-    ax_msg msg = sig->msg;
-    msg.type = AX_MSG_EXIT;
-    ax_err e = a->behaviour(a, &msg);
-    if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
-    return;
+/* Handles the notice of an exit signal: a non-trapping target acts now (an
+ * abnormal reason stops it; normal is ignored), a trapping one lets the
+ * placeholder on its user lane be delivered in its place among the sender's
+ * messages. A link exit counts only while the link exists. */
+static void exit_notice(ax_actor *a, ax__ctx *c, const ax__mnode *n) {
+  ax__exit_notice nt;
+  memcpy(&nt, n->payload, sizeof(nt));
+  bool link = n->msg.type == AX__SIG_LINK_EXIT;
+  uint32_t decided = AX__MSGF_XDONE;
+  if (link && (!a->ext || !ax__u64map_get(&a->ext->links, nt.info.pid.id, NULL))) {
+    /* unlinked: dropped */
+  } else if (a->ext && a->ext->trap_exit) {
+    decided |= AX__MSGF_XTRAP; /* a link exit is checked again at delivery */
+  } else {
+    if (link) ax__u64map_del(&a->ext->links, nt.info.pid.id, NULL);
+    if (nt.info.reason != AX_REASON_NORMAL) request_exit(c, nt.info.reason);
   }
-  ax__lane_push(&a->user_head, &m->link); /* we own the actor: never idle */
+  nt.ph->msg.flags |= decided;
 }
 
 static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
@@ -233,32 +273,10 @@ static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
     ax_reason r;
     memcpy(&r, n->payload, sizeof(r));
     request_exit(c, r);
-    return;
-  }
-  if (n->msg.type == AX__SIG_LINK_EXIT) {
-    ax_exit_info info;
-    memcpy(&info, n->payload, sizeof(info));
-    if (!a->ext || !ax__u64map_get(&a->ext->links, info.pid.id, NULL)) return; /* unlinked */
-    if (a->ext->trap_exit) {
-      trap_to_user_lane(a, c, n, AX__MSGF_LINKEXIT); /* link checked again at delivery */
-    } else {
-      ax__u64map_del(&a->ext->links, info.pid.id, NULL);
-      if (info.reason != AX_REASON_NORMAL) request_exit(c, info.reason);
-    }
-    return;
-  }
-  if (n->msg.type != AX__SIG_EXIT) {
+  } else if (n->msg.type == AX__SIG_EXIT || n->msg.type == AX__SIG_LINK_EXIT) {
+    exit_notice(a, c, n);
+  } else {
     ax__links_signal(a, c, n);
-    return;
-  }
-  ax_exit_info info;
-  memcpy(&info, n->payload, sizeof(info));
-  if (info.reason == AX_REASON_KILL) {
-    request_exit(c, AX_REASON_KILLED);
-  } else if (a->ext && a->ext->trap_exit) {
-    trap_to_user_lane(a, c, n, 0);
-  } else if (info.reason != AX_REASON_NORMAL) {
-    request_exit(c, info.reason);
   }
 }
 
@@ -270,6 +288,15 @@ static void process_sys(ax_actor *a, ax__ctx *c) {
   }
 }
 
+/* An exit placeholder reached on the user lane: its notice was sent before
+ * it, so handle the system lane now. False only while another producer is
+ * still linking a node ahead of the notice (the caller then retries). */
+static bool exit_decided(ax_actor *a, ax__ctx *c, const ax__mnode *n) {
+  if (n->msg.flags & AX__MSGF_XDONE) return true;
+  process_sys(a, c);
+  return (n->msg.flags & AX__MSGF_XDONE) || c->exiting;
+}
+
 static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
@@ -278,10 +305,20 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   ax__mlink *l, *old;
   bool active = false;
   while (budget-- && (l = ax__lane_pop(&a->user_tail, &old))) {
-    free_old(a, old);
     ax__mnode *n = ax__mnode_of(l);
+    if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n)) {
+      a->user_tail = old; /* un-pop: retry on the next run */
+      break;
+    }
+    free_old(a, old);
     if (n->msg.flags & AX_MSGF_SYSTEM) {
-      if (n->msg.flags & AX__MSGF_TFIRE) {
+      if (n->msg.flags & AX__MSGF_XPEND) {
+        if ((n->msg.flags & AX__MSGF_XTRAP) && !c->exiting && ax__links_accept(a, n)) {
+          n->msg.flags &= ~AX__MSGF_INTERNAL;
+          deliver(a, c, n);
+          active = true;
+        }
+      } else if (n->msg.flags & AX__MSGF_TFIRE) {
         bool recv = (n->msg.flags & AX__MSGF_TRECV) != 0;
         if (ax__timers_on_fire(a, n)) {
           deliver(a, c, n);
