@@ -364,7 +364,7 @@ static bool release_run(ax_actor *a) {
   return !ax__lane_mark_idle(&a->user_head, a->user_tail);
 }
 
-static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason);
+static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started);
 
 ax__run_result ax__actor_run(ax_actor *a) {
   ax__ctx *c = ax__ctx_get();
@@ -375,7 +375,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
   if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
   c->current = NULL;
   if (c->exiting) {
-    finalize(a, c, c->reason);
+    finalize(a, c, c->reason, true);
     return AX__RUN_DEAD;
   }
   /* Unmute our own waiting senders before we may mute ourselves: two
@@ -439,8 +439,11 @@ static void unreachable(ax_actor *a) {
     ax__registry_drop_pid(a->sys, a->pid);
 }
 
-static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason) {
-  if (a->spec->terminate) {
+/* The stop path. started is false for an actor whose init failed: it gets
+ * no terminate, but everything it made during init (timers, links, monitors
+ * on it, sockets, its name) is undone and signalled as for any stop. */
+static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
+  if (started && a->spec->terminate) {
     ax__ctx saved = *c;
     c->current = a;
     c->exiting = true; /* ax_exit(self, self) inside terminate is a no-op */
@@ -508,15 +511,17 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   ax_reason reason = c->reason;
   *c = saved;
   if (e != AX_OK) {
+    /* The spawner learns of the failure from the error: its link half goes
+     * (so the exit below is ignored by it); everyone else linked or
+     * monitoring during init is told, with the init error as reason. */
     if (link_to && link_to->ext) ax__u64map_del(&link_to->ext->links, pid, NULL);
-    if (a->ext) ax__timers_on_stop(a); /* init may have set timers */
-    unreachable(a);
-    destroy(a);
+    if (link_to && a->ext) ax__u64map_del(&a->ext->links, link_to->pid, NULL);
+    finalize(a, c, AX_REASON_ERROR + (ax_reason)e, false);
     return e;
   }
   if (out) out->id = pid;
   if (exiting)
-    finalize(a, c, reason);
+    finalize(a, c, reason, true);
   else if (release_run(a))
     ax__schedule(sys, a);
   return AX_OK;
