@@ -1,6 +1,7 @@
 /* Axon: actors: spawn, send, the run loop, exit signals, backpressure muting
  * and the stop path. The lane protocol is in mailbox/mailbox.h; the run
  * queues in sched.c; pids in table.c. */
+#include <sched.h>
 #include <string.h>
 
 #include "actor/actor.h"
@@ -93,19 +94,71 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
 
 /* ---- sending ---- */
 
+/* DROP_OLD lanes: the owner's pops and a sender's trimming exclude each
+ * other with lane_lock, held for a few instructions at a time (never while
+ * a behaviour runs). */
+static inline void lane_lock(ax_actor *a) {
+  for (unsigned i = 0; atomic_exchange_explicit(&a->lane_lock, 1, memory_order_acquire); i++) {
+    if (i < 64)
+      ax__cpu_relax();
+    else
+      sched_yield(); /* the holder was preempted */
+  }
+}
+static inline void lane_unlock(ax_actor *a) {
+  atomic_store_explicit(&a->lane_lock, 0, memory_order_release);
+}
+
+/* A sender that pushed past a DROP_OLD limit drops the oldest messages down
+ * to the limit itself, so the lane's memory is bounded whether or not the
+ * receiver runs. System nodes (DOWN, exits, timers) are kept and skipped;
+ * the newest node is kept (its link may still be in flight). If the lock is
+ * taken (the owner popping, another sender trimming), this sender leaves its
+ * message: the next trim takes it, so the lane holds at most limit + one
+ * message per sender in flight. */
+static void trim_old(ax_system *sys, ax_actor *r) {
+  if (atomic_exchange_explicit(&r->lane_lock, 1, memory_order_acquire)) return;
+  ax__mlink *prev = r->user_tail;
+  uint32_t dropped = 0;
+  while (atomic_load_explicit(&r->queued, memory_order_relaxed) > r->limit) {
+    ax__mlink *x = atomic_load_explicit(&prev->next, memory_order_acquire);
+    if (x && (ax__mnode_of(x)->msg.flags & AX_MSGF_SYSTEM)) {
+      prev = x;
+      continue;
+    }
+    if (!(x = ax__lane_unlink_next(prev))) break;
+    ax__msg_free(ax__mnode_of(x));
+    /* seq_cst as the owner's decrement (mute_self's pairing is unused by
+     * DROP_OLD, but the counter stays one protocol). */
+    atomic_fetch_sub_explicit(&r->queued, 1, memory_order_seq_cst);
+    dropped++;
+  }
+  lane_unlock(r);
+  if (dropped) {
+    atomic_fetch_add_explicit(&r->drops, dropped, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sys->dropped, dropped, memory_order_relaxed);
+  }
+}
+
 /* The bounded-lane admission check. Returns AX_OK to push, an error to
  * refuse, or AX_OK with *discard set for DROP_NEW. *counted tells whether
- * queued was incremented (to undo on a later failure). */
-static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool *counted) {
+ * queued was incremented (to undo on a later failure); *trim that a DROP_OLD
+ * lane is over its limit (trim_old after the push). */
+static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool *counted,
+                    bool *trim) {
   uint32_t limit = r->limit;
-  *discard = *counted = false;
+  *discard = *counted = *trim = false;
   if (!limit) return AX_OK;
   ax_overflow pol = (ax_overflow)r->overflow;
   bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
   /* seq_cst: pairs with mute_self's re-check (see there). */
   uint32_t q = atomic_fetch_add_explicit(&r->queued, 1, memory_order_seq_cst);
   *counted = true;
-  if (q < limit || pol == AX_OVERFLOW_DROP_OLD) return AX_OK;
+  if (q < limit) return AX_OK;
+  if (pol == AX_OVERFLOW_DROP_OLD) {
+    *trim = true;
+    return AX_OK;
+  }
   if (pol == AX_OVERFLOW_BACKPRESSURE && actor_sender) {
     ax_actor *s = c->current;
     bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
@@ -131,8 +184,8 @@ ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t t
   if (len && !data) return AX_EINVAL;
   ax_actor *r = ax__table_acquire(&sys->table, to.id);
   if (!r) return AX_ENOACTOR;
-  bool discard, counted;
-  ax_err e = admit(sys, c, r, &discard, &counted);
+  bool discard, counted, trim;
+  ax_err e = admit(sys, c, r, &discard, &counted, &trim);
   if (e != AX_OK || discard) goto out;
   ax__mnode *n = ax__msg_new(type, flags, from, to.id, ref, data, len, buf);
   if (!n) {
@@ -141,6 +194,7 @@ ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t t
     goto out;
   }
   if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
+  if (AX_UNLIKELY(trim)) trim_old(sys, r);
   count_sent(sys, c);
 out:
   ax__table_release(&sys->table, to.id);
@@ -297,17 +351,27 @@ static bool exit_decided(ax_actor *a, ax__ctx *c, const ax__mnode *n) {
   return (n->msg.flags & AX__MSGF_XDONE) || c->exiting;
 }
 
+static ax__mlink *pop_locked(ax_actor *a, ax__mlink **old) {
+  lane_lock(a);
+  ax__mlink *l = ax__lane_pop(&a->user_tail, old);
+  lane_unlock(a);
+  return l;
+}
+
 static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
   if ((ax__mlink *)snap == a->user_tail) return;
   uint32_t limit = a->limit;
+  bool locked = limit && a->overflow == AX_OVERFLOW_DROP_OLD; /* see trim_old */
   ax__mlink *l, *old;
   bool active = false;
-  while (budget-- && (l = ax__lane_pop(&a->user_tail, &old))) {
+  while (budget-- && (l = locked ? pop_locked(a, &old) : ax__lane_pop(&a->user_tail, &old))) {
     ax__mnode *n = ax__mnode_of(l);
     if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n)) {
+      if (locked) lane_lock(a);
       a->user_tail = old; /* un-pop: retry on the next run */
+      if (locked) lane_unlock(a);
       break;
     }
     free_old(a, old);
@@ -489,7 +553,7 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   ax__lane_init(&a->sys_head, &a->sys_tail, &a->sys_stub, false);
   a->spec = spec;
   a->limit = spec->mailbox_limit;
-  a->overflow = (uint32_t)spec->overflow;
+  a->overflow = (unsigned)spec->overflow > UINT8_MAX ? UINT8_MAX : (uint8_t)spec->overflow;
   a->behaviour = spec->behaviour;
   a->sys = sys;
   ax_err e = ax__table_insert(&sys->table, a, &a->pid);

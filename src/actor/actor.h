@@ -89,8 +89,12 @@ struct ax_actor {
   _Atomic uintptr_t mute_stack;/* senders muted by this actor (Treiber stack
                                   of ax__mute_entry, taken whole) */
   uint32_t limit;              /* spec->mailbox_limit and spec->overflow, */
-  uint32_t overflow;           /* copied here: senders read them without
+  uint8_t overflow;            /* copied here: senders read them without
                                   touching the owner's cache line */
+  _Atomic uint8_t lane_lock;   /* DROP_OLD lanes only: held by the owner
+                                  while it pops and by a sender while it
+                                  trims the oldest messages (see
+                                  ax__lane_unlink_next) */
 
   /* Line 1: touched only by the thread holding the actor (running it, or
    * moving it between run queues). */
