@@ -8,7 +8,7 @@
 
 #include "support/testutil.h"
 
-enum { S_BLOCK = AX_MSG_USER, S_VAL, S_SCRIPT, S_SPAWN_FAILING };
+enum { S_BLOCK = AX_MSG_USER, S_VAL, S_SCRIPT, S_SPAWN_FAILING, S_PING };
 enum { LOGN = 64 };
 
 /* A recording receiver: blocks in S_BLOCK until the gate opens, then logs
@@ -102,11 +102,12 @@ typedef struct script {
   ax_reason reason;
   bool link, monitor_by_to, die;
   ax_reason die_reason;
-  _Atomic uint64_t done;
+  _Atomic uint64_t done, pings;
 } script;
 
 static ax_err scripter(ax_actor *self, const ax_msg *msg) {
   script *s = *(script **)ax_state(self);
+  if (msg->type == S_PING) atomic_fetch_add(&s->pings, 1);
   if (msg->type != S_SCRIPT) return AX_OK;
   if (s->link) CU_ASSERT_EQUAL(ax_link(self, s->to), AX_OK);
   for (int i = 0; i < s->n; i++) {
@@ -283,9 +284,12 @@ static void test_link_exit_and_down_come_after_dying_senders_messages(void) {
 /* A watcher that monitors a dying sender, busy while it sends and dies. */
 static ax_err watcher_behaviour(ax_actor *self, const ax_msg *msg) {
   if (msg->type == S_SCRIPT) {
+    rec *r = *(rec **)ax_state(self);
     ax_pid t;
     memcpy(&t, msg->data, sizeof(t));
-    return ax_monitor(self, t, NULL);
+    ax_err e = ax_monitor(self, t, NULL);
+    atomic_store(&r->exit_from, 1); /* monitoring */
+    return e;
   }
   return rec_behaviour(self, msg);
 }
@@ -309,6 +313,11 @@ static void test_down_comes_after_dying_senders_messages_while_busy(void) {
   s.die_reason = AX_REASON_NORMAL;
   ax_pid sp = spawn_script(&s);
   CU_ASSERT_EQUAL(ax_system_send(sys, pw, S_SCRIPT, &sp, sizeof(sp)), AX_OK); /* monitor */
+  for (int i = 0; i < 10000 && !atomic_load(&w.exit_from); i++) ax_test_sleep_ms(1);
+  /* The monitor signal scheduled sp on the watcher's worker: let sp run
+   * before that worker blocks in the watcher. */
+  CU_ASSERT_EQUAL(ax_system_send(sys, sp, S_PING, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE(ax_test_wait_count(&s.pings, 1, 10000));
   block_rec(pw, &w);
   run_script(sp, &s);
   for (int i = 0; i < 10000 && ax_system_send(sys, sp, S_VAL, NULL, 0) == AX_OK; i++)
