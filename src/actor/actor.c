@@ -109,15 +109,17 @@ static inline void lane_unlock(ax_actor *a) {
   atomic_store_explicit(&a->lane_lock, 0, memory_order_release);
 }
 
-/* A sender that pushed past a DROP_OLD limit drops the oldest messages down
- * to the limit itself, so the lane's memory is bounded whether or not the
- * receiver runs. System nodes (DOWN, exits, timers) are kept and skipped;
- * the newest node is kept (its link may still be in flight). If the lock is
- * taken (the owner popping, another sender trimming), this sender leaves its
- * message: the next trim takes it, so the lane holds at most limit + one
- * message per sender in flight. */
+/* DROP_OLD bounds memory at the sender: every send to a DROP_OLD lane pushes
+ * under lane_lock, and one that went past the limit then drops the oldest
+ * user messages down to the limit itself, whether or not the receiver runs.
+ * Pushing under the lock means no other user message is ever half-linked
+ * while a sender trims, so the lane holds at most limit + 1 user messages
+ * (the +1: the newest node is never unlinked, since its successor's link may
+ * be in flight). Runtime messages (DOWN, exits, timers) are not counted and
+ * never dropped; they push without the lock, so a user message queued behind
+ * one whose link is still in flight is out of reach until it is linked.
+ * Caller holds lane_lock. */
 static void trim_old(ax_system *sys, ax_actor *r) {
-  if (atomic_exchange_explicit(&r->lane_lock, 1, memory_order_acquire)) return;
   ax__mlink *prev = r->user_tail;
   uint32_t dropped = 0;
   while (atomic_load_explicit(&r->queued, memory_order_relaxed) > r->limit) {
@@ -133,7 +135,6 @@ static void trim_old(ax_system *sys, ax_actor *r) {
     atomic_fetch_sub_explicit(&r->queued, 1, memory_order_seq_cst);
     dropped++;
   }
-  lane_unlock(r);
   if (dropped) {
     atomic_fetch_add_explicit(&r->drops, dropped, memory_order_relaxed);
     atomic_fetch_add_explicit(&sys->dropped, dropped, memory_order_relaxed);
@@ -142,23 +143,25 @@ static void trim_old(ax_system *sys, ax_actor *r) {
 
 /* The bounded-lane admission check. Returns AX_OK to push, an error to
  * refuse, or AX_OK with *discard set for DROP_NEW. *counted tells whether
- * queued was incremented (to undo on a later failure); *trim that a DROP_OLD
- * lane is over its limit (trim_old after the push). */
+ * queued was incremented (to undo on a later failure). For a DROP_OLD lane
+ * *locked is set (push under lane_lock) and *trim when it is over its limit
+ * (trim_old after the push). */
 static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool *counted,
-                    bool *trim) {
+                    bool *locked, bool *trim) {
   uint32_t limit = r->limit;
-  *discard = *counted = *trim = false;
+  *discard = *counted = *locked = *trim = false;
   if (!limit) return AX_OK;
   ax_overflow pol = (ax_overflow)r->overflow;
   bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
   /* seq_cst: pairs with mute_self's re-check (see there). */
   uint32_t q = atomic_fetch_add_explicit(&r->queued, 1, memory_order_seq_cst);
   *counted = true;
-  if (q < limit) return AX_OK;
   if (pol == AX_OVERFLOW_DROP_OLD) {
-    *trim = true;
+    *locked = true;
+    *trim = q >= limit;
     return AX_OK;
   }
+  if (q < limit) return AX_OK;
   if (pol == AX_OVERFLOW_BACKPRESSURE && actor_sender) {
     ax_actor *s = c->current;
     bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
@@ -184,8 +187,8 @@ ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t t
   if (len && !data) return AX_EINVAL;
   ax_actor *r = ax__table_acquire(&sys->table, to.id);
   if (!r) return AX_ENOACTOR;
-  bool discard, counted, trim;
-  ax_err e = admit(sys, c, r, &discard, &counted, &trim);
+  bool discard, counted, locked, trim;
+  ax_err e = admit(sys, c, r, &discard, &counted, &locked, &trim);
   if (e != AX_OK || discard) goto out;
   ax__mnode *n = ax__msg_new(type, flags, from, to.id, ref, data, len, buf);
   if (!n) {
@@ -193,8 +196,15 @@ ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t t
     e = AX_ENOMEM;
     goto out;
   }
-  if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
-  if (AX_UNLIKELY(trim)) trim_old(sys, r);
+  if (AX_UNLIKELY(locked)) { /* DROP_OLD: see trim_old */
+    lane_lock(r);
+    bool idle = ax__lane_push(&r->user_head, &n->link);
+    if (trim) trim_old(sys, r);
+    lane_unlock(r);
+    if (idle) ax__schedule(sys, r);
+  } else if (ax__lane_push(&r->user_head, &n->link)) {
+    ax__schedule(sys, r);
+  }
   count_sent(sys, c);
 out:
   ax__table_release(&sys->table, to.id);

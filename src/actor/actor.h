@@ -92,9 +92,9 @@ struct ax_actor {
   uint8_t overflow;            /* copied here: senders read them without
                                   touching the owner's cache line */
   _Atomic uint8_t lane_lock;   /* DROP_OLD lanes only: held by the owner
-                                  while it pops and by a sender while it
-                                  trims the oldest messages (see
-                                  ax__lane_unlink_next) */
+                                  while it pops, and by a sender while it
+                                  pushes and trims the oldest messages
+                                  (trim_old in actor.c) */
 
   /* Line 1: touched only by the thread holding the actor (running it, or
    * moving it between run queues). */
