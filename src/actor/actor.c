@@ -352,16 +352,22 @@ static void process_sys(ax_actor *a, ax__ctx *c) {
   }
 }
 
-/* An exit placeholder reached on the user lane: its notice was sent before
- * it, so handle the system lane now. False only while another producer is
- * still linking a node ahead of the notice (the caller then retries). */
-static bool exit_decided(ax_actor *a, ax__ctx *c, const ax__mnode *n) {
+/* An exit placeholder n, just popped (old: the previous tail), reached on
+ * the user lane: its notice was sent before it, so handle the system lane
+ * now. False only while another producer is still linking a node ahead of
+ * the notice: n is then put back (un-pop) for the next run. */
+__attribute__((noinline)) static bool exit_decided(ax_actor *a, ax__ctx *c, const ax__mnode *n,
+                                                   ax__mlink *old, bool locked) {
   if (n->msg.flags & AX__MSGF_XDONE) return true;
   process_sys(a, c);
-  return (n->msg.flags & AX__MSGF_XDONE) || c->exiting;
+  if ((n->msg.flags & AX__MSGF_XDONE) || c->exiting) return true;
+  if (locked) lane_lock(a);
+  a->user_tail = old; /* un-pop: the consumer state is just the tail */
+  if (locked) lane_unlock(a);
+  return false;
 }
 
-static ax__mlink *pop_locked(ax_actor *a, ax__mlink **old) {
+__attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **old) {
   lane_lock(a);
   ax__mlink *l = ax__lane_pop(&a->user_tail, old);
   lane_unlock(a);
@@ -376,14 +382,11 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   bool locked = limit && a->overflow == AX_OVERFLOW_DROP_OLD; /* see trim_old */
   ax__mlink *l, *old;
   bool active = false;
-  while (budget-- && (l = locked ? pop_locked(a, &old) : ax__lane_pop(&a->user_tail, &old))) {
+  while (budget-- && (l = AX_UNLIKELY(locked) ? pop_locked(a, &old)
+                                              : ax__lane_pop(&a->user_tail, &old))) {
     ax__mnode *n = ax__mnode_of(l);
-    if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n)) {
-      if (locked) lane_lock(a);
-      a->user_tail = old; /* un-pop: retry on the next run */
-      if (locked) lane_unlock(a);
+    if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
       break;
-    }
     free_old(a, old);
     if (n->msg.flags & AX_MSGF_SYSTEM) {
       if (n->msg.flags & AX__MSGF_XPEND) {
