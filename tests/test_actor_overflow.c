@@ -1,6 +1,8 @@
 /* Tests for bounded mailboxes: each overflow policy, its counters, and
  * backpressure muting (including a cycle of overloaded actors). */
 #include <axon.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "support/testutil.h"
@@ -135,6 +137,135 @@ static void test_overflow_drop_old_discards_oldest_and_counts(void) {
   ax_system_free(sys);
 }
 
+/* DROP_OLD bounds memory at the sender: a producer flooding a blocked
+ * receiver never leaves more than the limit (plus the documented slack of
+ * one per concurrent sender) queued, and the receiver then sees only the
+ * newest messages, in order, with every other one counted as dropped. */
+enum { FLOOD_LIMIT = 16, FLOOD_N = 100000, FLOOD_SLACK = 1 };
+static const ax_actor_spec dropold16_spec = {.name = "dropold16", .behaviour = gate_behaviour,
+                                             .state_size = sizeof(void *), .init = ptr_init,
+                                             .mailbox_limit = FLOOD_LIMIT,
+                                             .overflow = AX_OVERFLOW_DROP_OLD};
+
+static void test_overflow_drop_old_bounds_queue_at_the_sender(void) {
+  ax_system *sys = sys_new();
+  static gate_rx g;
+  ax_pid p = blocked_rx(sys, &dropold16_spec, &g);
+  uint32_t max_seen = 0;
+  ax_actor_stats st;
+  for (uint64_t i = 1; i <= FLOOD_N; i++) {
+    CU_ASSERT_EQUAL_FATAL(send_val(sys, p, i), AX_OK);
+    if (i % 1000 == 0 || i == FLOOD_N) {
+      CU_ASSERT_EQUAL_FATAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+      if (st.queued > max_seen) max_seen = st.queued;
+    }
+  }
+  CU_ASSERT(max_seen <= FLOOD_LIMIT + FLOOD_SLACK);
+  CU_ASSERT_EQUAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+  CU_ASSERT(st.queued <= FLOOD_LIMIT + FLOOD_SLACK);
+  CU_ASSERT(st.dropped_old >= FLOOD_N - FLOOD_LIMIT - FLOOD_SLACK);
+  atomic_store(&g.open, true);
+  /* The newest message always survives: wait for it. */
+  for (int i = 0; i < 10000 && (atomic_load(&g.got) == 0 ||
+                                g.vals[atomic_load(&g.got) - 1] != FLOOD_N); i++)
+    ax_test_sleep_ms(1);
+  uint64_t got = atomic_load(&g.got);
+  CU_ASSERT(got >= 1 && got <= FLOOD_LIMIT);
+  CU_ASSERT_EQUAL(g.vals[got - 1], FLOOD_N);
+  CU_ASSERT_EQUAL(g.vals[0], FLOOD_N - got + 1); /* the newest, none missing */
+  CU_ASSERT_EQUAL(atomic_load(&g.misordered), 0);
+  CU_ASSERT_EQUAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+  CU_ASSERT_EQUAL(st.dropped_old, FLOOD_N - got);
+  CU_ASSERT_EQUAL(st.queued, 0);
+  ax_system_stats ss;
+  ax_system_stats_get(sys, &ss);
+  CU_ASSERT_EQUAL(ss.dropped, FLOOD_N - got);
+  ax_system_free(sys);
+}
+
+/* Stress: several threads flood a DROP_OLD receiver that keeps running, so
+ * senders' trims race the owner's pops. Per-sender order holds, the queue
+ * stays within limit + one per sender, and every message is either
+ * delivered or counted as dropped. Bounded to a fixed number of sends. */
+enum { STRESS_SENDERS = 3, STRESS_PER = 60000 };
+typedef struct stress_rx {
+  _Atomic uint64_t got, misordered;
+  uint64_t last[STRESS_SENDERS];
+} stress_rx;
+static ax_err stress_behaviour(ax_actor *self, const ax_msg *msg) {
+  stress_rx *g = *(stress_rx **)ax_state(self);
+  if (msg->type != T_VAL) return AX_OK;
+  uint64_t v;
+  memcpy(&v, msg->data, sizeof(v));
+  uint64_t who = v >> 32, seq = v & 0xffffffffu;
+  if (who < STRESS_SENDERS) {
+    if (seq <= g->last[who]) atomic_fetch_add(&g->misordered, 1);
+    g->last[who] = seq;
+  }
+  atomic_fetch_add(&g->got, 1);
+  return AX_OK;
+}
+static const ax_actor_spec stress_spec = {.name = "stress", .behaviour = stress_behaviour,
+                                          .state_size = sizeof(void *), .init = ptr_init,
+                                          .mailbox_limit = FLOOD_LIMIT,
+                                          .overflow = AX_OVERFLOW_DROP_OLD};
+typedef struct stress_tx {
+  ax_system *sys;
+  ax_pid to;
+  uint64_t who;
+  _Atomic uint32_t max_queued;
+  _Atomic uint64_t errors;
+} stress_tx;
+static void *stress_sender(void *arg) {
+  stress_tx *t = arg;
+  for (uint64_t i = 1; i <= STRESS_PER; i++) {
+    uint64_t v = t->who << 32 | i;
+    if (send_val(t->sys, t->to, v) != AX_OK) atomic_fetch_add(&t->errors, 1);
+    if (i % 64 == 0) {
+      ax_actor_stats st;
+      if (ax_actor_stats_get(t->sys, t->to, &st) == AX_OK && st.queued > atomic_load(&t->max_queued))
+        atomic_store(&t->max_queued, st.queued);
+    }
+  }
+  return NULL;
+}
+static bool queue_empty(void *arg) {
+  stress_tx *t = arg;
+  ax_actor_stats st;
+  return ax_actor_stats_get(t->sys, t->to, &st) == AX_OK && st.queued == 0;
+}
+
+static void test_overflow_drop_old_stress_senders_race_owner(void) {
+  ax_system *sys = sys_new();
+  static stress_rx g;
+  memset(&g, 0, sizeof(g));
+  stress_rx *gp = &g;
+  ax_pid p;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &stress_spec, &gp, sizeof(gp), &p), AX_OK);
+  static stress_tx tx[STRESS_SENDERS];
+  pthread_t th[STRESS_SENDERS];
+  for (int i = 0; i < STRESS_SENDERS; i++) {
+    memset(&tx[i], 0, sizeof(tx[i]));
+    tx[i].sys = sys;
+    tx[i].to = p;
+    tx[i].who = (uint64_t)i;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, stress_sender, &tx[i]), 0);
+  }
+  for (int i = 0; i < STRESS_SENDERS; i++) pthread_join(th[i], NULL);
+  CU_ASSERT_TRUE(ax_test_wait(queue_empty, &tx[0], 10000));
+  ax_actor_stats st;
+  CU_ASSERT_EQUAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+  for (int i = 0; i < STRESS_SENDERS; i++) {
+    CU_ASSERT_EQUAL(atomic_load(&tx[i].errors), 0);
+    if (atomic_load(&tx[i].max_queued) > FLOOD_LIMIT + STRESS_SENDERS)
+      fprintf(stderr, "max queued %u\n", atomic_load(&tx[i].max_queued));
+    CU_ASSERT(atomic_load(&tx[i].max_queued) <= FLOOD_LIMIT + STRESS_SENDERS);
+  }
+  CU_ASSERT_EQUAL(atomic_load(&g.misordered), 0);
+  CU_ASSERT_EQUAL(atomic_load(&g.got) + st.dropped_old, (uint64_t)STRESS_SENDERS * STRESS_PER);
+  ax_system_free(sys);
+}
+
 static void test_overflow_backpressure_non_actor_sender_gets_eagain(void) {
   ax_system *sys = sys_new();
   static gate_rx g;
@@ -242,6 +373,8 @@ int main(void) {
   CU_ADD_TEST(s, test_overflow_fail_returns_efull_and_counts);
   CU_ADD_TEST(s, test_overflow_drop_new_discards_newest_and_counts);
   CU_ADD_TEST(s, test_overflow_drop_old_discards_oldest_and_counts);
+  CU_ADD_TEST(s, test_overflow_drop_old_bounds_queue_at_the_sender);
+  CU_ADD_TEST(s, test_overflow_drop_old_stress_senders_race_owner);
   CU_ADD_TEST(s, test_overflow_backpressure_non_actor_sender_gets_eagain);
   CU_ADD_TEST(s, test_overflow_backpressure_mutes_actor_sender_and_loses_nothing);
   CU_ADD_TEST(s, test_overflow_backpressure_cycle_does_not_deadlock);

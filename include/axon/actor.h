@@ -18,7 +18,12 @@ typedef ax_err (*ax_behaviour)(ax_actor *self, const ax_msg *msg);
  * any message is delivered. state is zeroed, state_size bytes. arg/len are
  * the caller's init argument, borrowed for the duration of init only: copy
  * what you keep into state. A non-OK return fails the spawn with that code
- * (terminate is not called). May send, spawn and register. */
+ * (terminate is not called); the actor then stops like any other with
+ * reason AX_REASON_ERROR + that code: actors it linked to (ax_link,
+ * ax_spawn_link) get that exit signal and monitors on it fire, its timers,
+ * sockets and name go; only the spawner's own link from ax_spawn_link is
+ * removed first (the spawner learns of it from the error). May send, spawn,
+ * link and register. */
 typedef ax_err (*ax_init_fn)(ax_actor *self, void *state, const void *arg, size_t len);
 
 /* terminate always runs exactly once when a started actor stops, whatever the
@@ -35,8 +40,13 @@ typedef enum ax_overflow {
   AX_OVERFLOW_BACKPRESSURE = 0,
   AX_OVERFLOW_FAIL = 1,     /* the send fails with AX_EFULL (counted) */
   AX_OVERFLOW_DROP_NEW = 2, /* the new message is discarded, send is AX_OK (counted) */
-  AX_OVERFLOW_DROP_OLD = 3  /* the oldest queued message is discarded when the
-                               receiver next runs (counted) */
+  /* The send is AX_OK and the oldest queued user message is discarded
+   * (counted) by the sender itself, so memory stays bounded while the
+   * receiver is busy: at most mailbox_limit + 1 user messages are queued,
+   * and the receiver sees at most mailbox_limit of the newest, in order.
+   * Runtime messages (exits, DOWN, timeouts) are never dropped. Senders to
+   * a DROP_OLD mailbox take a short per-mailbox lock. */
+  AX_OVERFLOW_DROP_OLD = 3
 } ax_overflow;
 
 /* How to make an actor. The spec is borrowed by every actor spawned from it:
@@ -154,7 +164,14 @@ AX_API ax_err ax_system_reply_to(ax_system *sys, ax_reply_addr to, uint32_t type
  * stops with reason, except that AX_REASON_NORMAL is ignored; a trapping one
  * receives AX_MSG_EXIT; AX_REASON_KILL is untrappable and stops it with
  * AX_REASON_KILLED. Exit signals keep their order relative to messages from
- * the same sender. Thread: owner. Errors: AX_ENOACTOR, AX_ENOMEM. */
+ * the same sender: a trapping target receives the AX_MSG_EXIT after every
+ * message the sender sent before the signal and before every message it
+ * sent after, even when they all arrive while the target is busy. Stops act
+ * on arrival: a non-trapping target (or a killed one) stops when its current
+ * callback returns, without handling the messages queued before the signal,
+ * as in Erlang. The same holds for link exits and DOWNs: they come after
+ * every message the stopped actor sent. Thread: owner.
+ * Errors: AX_ENOACTOR, AX_ENOMEM. */
 AX_API ax_err ax_exit(ax_actor *self, ax_pid target, ax_reason reason);
 
 /* ax_system_exit sends an exit signal from outside any actor (as if from
@@ -183,8 +200,10 @@ AX_API ax_err ax_link(ax_actor *self, ax_pid other);
 AX_API ax_err ax_unlink(ax_actor *self, ax_pid other);
 
 /* ax_spawn_link spawns and links atomically: the link exists before the
- * child's init runs, so no exit of the child can be missed. Thread: owner.
- * Errors: as ax_spawn. */
+ * child's init runs, so no exit of the child can be missed. If the child's
+ * init fails, the call returns its error and the caller gets no exit signal
+ * for it (the link is gone); the child's other links are signalled (see
+ * ax_init_fn). Thread: owner. Errors: as ax_spawn. */
 AX_API ax_err ax_spawn_link(ax_actor *self, const ax_actor_spec *spec, const void *arg,
                             size_t len, ax_pid *out);
 

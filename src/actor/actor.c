@@ -1,6 +1,7 @@
 /* Axon: actors: spawn, send, the run loop, exit signals, backpressure muting
  * and the stop path. The lane protocol is in mailbox/mailbox.h; the run
  * queues in sched.c; pids in table.c. */
+#include <sched.h>
 #include <string.h>
 
 #include "actor/actor.h"
@@ -93,19 +94,74 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
 
 /* ---- sending ---- */
 
+/* DROP_OLD lanes: the owner's pops and a sender's trimming exclude each
+ * other with lane_lock, held for a few instructions at a time (never while
+ * a behaviour runs). */
+static inline void lane_lock(ax_actor *a) {
+  for (unsigned i = 0; atomic_exchange_explicit(&a->lane_lock, 1, memory_order_acquire); i++) {
+    if (i < 64)
+      ax__cpu_relax();
+    else
+      sched_yield(); /* the holder was preempted */
+  }
+}
+static inline void lane_unlock(ax_actor *a) {
+  atomic_store_explicit(&a->lane_lock, 0, memory_order_release);
+}
+
+/* DROP_OLD bounds memory at the sender: every send to a DROP_OLD lane pushes
+ * under lane_lock, and one that went past the limit then drops the oldest
+ * user messages down to the limit itself, whether or not the receiver runs.
+ * Pushing under the lock means no other user message is ever half-linked
+ * while a sender trims, so the lane holds at most limit + 1 user messages
+ * (the +1: the newest node is never unlinked, since its successor's link may
+ * be in flight). Runtime messages (DOWN, exits, timers) are not counted and
+ * never dropped; they push without the lock, so a user message queued behind
+ * one whose link is still in flight is out of reach until it is linked.
+ * Caller holds lane_lock. */
+static void trim_old(ax_system *sys, ax_actor *r) {
+  ax__mlink *prev = r->user_tail;
+  uint32_t dropped = 0;
+  while (atomic_load_explicit(&r->queued, memory_order_relaxed) > r->limit) {
+    ax__mlink *x = atomic_load_explicit(&prev->next, memory_order_acquire);
+    if (x && (ax__mnode_of(x)->msg.flags & AX_MSGF_SYSTEM)) {
+      prev = x;
+      continue;
+    }
+    if (!(x = ax__lane_unlink_next(prev))) break;
+    ax__msg_free(ax__mnode_of(x));
+    /* seq_cst as the owner's decrement (mute_self's pairing is unused by
+     * DROP_OLD, but the counter stays one protocol). */
+    atomic_fetch_sub_explicit(&r->queued, 1, memory_order_seq_cst);
+    dropped++;
+  }
+  if (dropped) {
+    atomic_fetch_add_explicit(&r->drops, dropped, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sys->dropped, dropped, memory_order_relaxed);
+  }
+}
+
 /* The bounded-lane admission check. Returns AX_OK to push, an error to
  * refuse, or AX_OK with *discard set for DROP_NEW. *counted tells whether
- * queued was incremented (to undo on a later failure). */
-static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool *counted) {
+ * queued was incremented (to undo on a later failure). For a DROP_OLD lane
+ * *locked is set (push under lane_lock) and *trim when it is over its limit
+ * (trim_old after the push). */
+static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool *counted,
+                    bool *locked, bool *trim) {
   uint32_t limit = r->limit;
-  *discard = *counted = false;
+  *discard = *counted = *locked = *trim = false;
   if (!limit) return AX_OK;
   ax_overflow pol = (ax_overflow)r->overflow;
   bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
   /* seq_cst: pairs with mute_self's re-check (see there). */
   uint32_t q = atomic_fetch_add_explicit(&r->queued, 1, memory_order_seq_cst);
   *counted = true;
-  if (q < limit || pol == AX_OVERFLOW_DROP_OLD) return AX_OK;
+  if (pol == AX_OVERFLOW_DROP_OLD) {
+    *locked = true;
+    *trim = q >= limit;
+    return AX_OK;
+  }
+  if (q < limit) return AX_OK;
   if (pol == AX_OVERFLOW_BACKPRESSURE && actor_sender) {
     ax_actor *s = c->current;
     bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
@@ -131,8 +187,8 @@ ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t t
   if (len && !data) return AX_EINVAL;
   ax_actor *r = ax__table_acquire(&sys->table, to.id);
   if (!r) return AX_ENOACTOR;
-  bool discard, counted;
-  ax_err e = admit(sys, c, r, &discard, &counted);
+  bool discard, counted, locked, trim;
+  ax_err e = admit(sys, c, r, &discard, &counted, &locked, &trim);
   if (e != AX_OK || discard) goto out;
   ax__mnode *n = ax__msg_new(type, flags, from, to.id, ref, data, len, buf);
   if (!n) {
@@ -140,7 +196,15 @@ ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t t
     e = AX_ENOMEM;
     goto out;
   }
-  if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
+  if (AX_UNLIKELY(locked)) { /* DROP_OLD: see trim_old */
+    lane_lock(r);
+    bool idle = ax__lane_push(&r->user_head, &n->link);
+    if (trim) trim_old(sys, r);
+    lane_unlock(r);
+    if (idle) ax__schedule(sys, r);
+  } else if (ax__lane_push(&r->user_head, &n->link)) {
+    ax__schedule(sys, r);
+  }
   count_sent(sys, c);
 out:
   ax__table_release(&sys->table, to.id);
@@ -157,19 +221,54 @@ ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, u
   return n ? AX_OK : AX_ENOMEM;
 }
 
+/* Builds the two halves of a trappable exit signal (see ax__signal): the
+ * notice for the system lane and the placeholder for the user lane. */
+static bool exit_pair(uint32_t type, uint64_t from, uint64_t to, const ax_exit_info *info,
+                      ax__mnode **notice, ax__mnode **ph) {
+  uint32_t f = AX_MSGF_SYSTEM | AX__MSGF_XPEND | (type == AX__SIG_LINK_EXIT ? AX__MSGF_LINKEXIT : 0);
+  *ph = ax__msg_new(AX_MSG_EXIT, f, from, to, 0, info, sizeof(*info), NULL);
+  if (!*ph) return false;
+  ax__exit_notice nt = {.info = *info, .ph = *ph};
+  *notice = ax__msg_new(type, AX_MSGF_SYSTEM, from, to, 0, &nt, sizeof(nt), NULL);
+  if (*notice) return true;
+  ax__msg_free(*ph);
+  return false;
+}
+
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len) {
+  ax_exit_info info;
+  ax_reason killed = AX_REASON_KILLED;
+  if (type == AX__SIG_EXIT || type == AX__SIG_LINK_EXIT) {
+    memcpy(&info, data, sizeof(info));
+    if (type == AX__SIG_EXIT && info.reason == AX_REASON_KILL) {
+      type = AX__SIG_STOP; /* untrappable: acts on arrival */
+      data = &killed;
+      len = sizeof(killed);
+    }
+  }
   ax_actor *r = ax__table_acquire(&sys->table, to);
   if (!r) return AX_ENOACTOR;
-  ax__mnode *n = ax__msg_new(type, AX_MSGF_SYSTEM, from, to, 0, data, len, NULL);
-  ax__mnode *wake = ax__msg_new(AX__WAKE, AX_MSGF_SYSTEM, 0, to, 0, NULL, 0, NULL);
-  if (!n || !wake) {
-    if (n) ax__msg_free(n);
-    if (wake) ax__msg_free(wake);
+  ax__mnode *n, *wake;
+  bool ok, pair = type == AX__SIG_EXIT || type == AX__SIG_LINK_EXIT;
+  if (pair) {
+    ok = exit_pair(type, from, to, &info, &n, &wake); /* the placeholder wakes */
+  } else {
+    n = ax__msg_new(type, AX_MSGF_SYSTEM, from, to, 0, data, len, NULL);
+    wake = ax__msg_new(AX__WAKE, AX_MSGF_SYSTEM, 0, to, 0, NULL, 0, NULL);
+    ok = n && wake;
+    if (!ok) {
+      if (n) ax__msg_free(n);
+      if (wake) ax__msg_free(wake);
+    }
+  }
+  if (!ok) {
     ax__table_release(&sys->table, to);
     return AX_ENOMEM;
   }
-  if (ax__lane_push(&r->sys_head, &n->link)) {
+  /* The notice goes first: once the placeholder is visible, so is it (up to
+   * another producer still linking its own node ahead of it). */
+  if (ax__lane_push(&r->sys_head, &n->link) || pair) {
     /* The system lane was idle: the actor may be idle too. Waking it goes
      * through the user lane, whose idle bit is the one scheduling word. */
     if (ax__lane_push(&r->user_head, &wake->link)) ax__schedule(sys, r);
@@ -213,19 +312,24 @@ static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
   if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
 }
 
-/* A trapped exit becomes an AX_MSG_EXIT at the end of the user lane, so it
- * arrives after every message its sender sent before it (Erlang's order). */
-static void trap_to_user_lane(ax_actor *a, ax__ctx *c, const ax__mnode *sig, uint32_t flags) {
-  ax__mnode *m = ax__msg_new(AX_MSG_EXIT, AX_MSGF_SYSTEM | flags, sig->msg.from.id, a->pid, 0,
-                             sig->payload, sig->msg.len, NULL);
-  if (!m) { /* no memory to requeue: deliver now rather than lose it */
-    ax_msg msg = sig->msg;
-    msg.type = AX_MSG_EXIT;
-    ax_err e = a->behaviour(a, &msg);
-    if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
-    return;
+/* Handles the notice of an exit signal: a non-trapping target acts now (an
+ * abnormal reason stops it; normal is ignored), a trapping one lets the
+ * placeholder on its user lane be delivered in its place among the sender's
+ * messages. A link exit counts only while the link exists. */
+static void exit_notice(ax_actor *a, ax__ctx *c, const ax__mnode *n) {
+  ax__exit_notice nt;
+  memcpy(&nt, n->payload, sizeof(nt));
+  bool link = n->msg.type == AX__SIG_LINK_EXIT;
+  uint32_t decided = AX__MSGF_XDONE;
+  if (link && (!a->ext || !ax__u64map_get(&a->ext->links, nt.info.pid.id, NULL))) {
+    /* unlinked: dropped */
+  } else if (a->ext && a->ext->trap_exit) {
+    decided |= AX__MSGF_XTRAP; /* a link exit is checked again at delivery */
+  } else {
+    if (link) ax__u64map_del(&a->ext->links, nt.info.pid.id, NULL);
+    if (nt.info.reason != AX_REASON_NORMAL) request_exit(c, nt.info.reason);
   }
-  ax__lane_push(&a->user_head, &m->link); /* we own the actor: never idle */
+  nt.ph->msg.flags |= decided;
 }
 
 static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
@@ -233,32 +337,10 @@ static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
     ax_reason r;
     memcpy(&r, n->payload, sizeof(r));
     request_exit(c, r);
-    return;
-  }
-  if (n->msg.type == AX__SIG_LINK_EXIT) {
-    ax_exit_info info;
-    memcpy(&info, n->payload, sizeof(info));
-    if (!a->ext || !ax__u64map_get(&a->ext->links, info.pid.id, NULL)) return; /* unlinked */
-    if (a->ext->trap_exit) {
-      trap_to_user_lane(a, c, n, AX__MSGF_LINKEXIT); /* link checked again at delivery */
-    } else {
-      ax__u64map_del(&a->ext->links, info.pid.id, NULL);
-      if (info.reason != AX_REASON_NORMAL) request_exit(c, info.reason);
-    }
-    return;
-  }
-  if (n->msg.type != AX__SIG_EXIT) {
+  } else if (n->msg.type == AX__SIG_EXIT || n->msg.type == AX__SIG_LINK_EXIT) {
+    exit_notice(a, c, n);
+  } else {
     ax__links_signal(a, c, n);
-    return;
-  }
-  ax_exit_info info;
-  memcpy(&info, n->payload, sizeof(info));
-  if (info.reason == AX_REASON_KILL) {
-    request_exit(c, AX_REASON_KILLED);
-  } else if (a->ext && a->ext->trap_exit) {
-    trap_to_user_lane(a, c, n, 0);
-  } else if (info.reason != AX_REASON_NORMAL) {
-    request_exit(c, info.reason);
   }
 }
 
@@ -270,18 +352,50 @@ static void process_sys(ax_actor *a, ax__ctx *c) {
   }
 }
 
+/* An exit placeholder n, just popped (old: the previous tail), reached on
+ * the user lane: its notice was sent before it, so handle the system lane
+ * now. False only while another producer is still linking a node ahead of
+ * the notice: n is then put back (un-pop) for the next run. */
+__attribute__((noinline)) static bool exit_decided(ax_actor *a, ax__ctx *c, const ax__mnode *n,
+                                                   ax__mlink *old, bool locked) {
+  if (n->msg.flags & AX__MSGF_XDONE) return true;
+  process_sys(a, c);
+  if ((n->msg.flags & AX__MSGF_XDONE) || c->exiting) return true;
+  if (locked) lane_lock(a);
+  a->user_tail = old; /* un-pop: the consumer state is just the tail */
+  if (locked) lane_unlock(a);
+  return false;
+}
+
+__attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **old) {
+  lane_lock(a);
+  ax__mlink *l = ax__lane_pop(&a->user_tail, old);
+  lane_unlock(a);
+  return l;
+}
+
 static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
   if ((ax__mlink *)snap == a->user_tail) return;
   uint32_t limit = a->limit;
+  bool locked = limit && a->overflow == AX_OVERFLOW_DROP_OLD; /* see trim_old */
   ax__mlink *l, *old;
   bool active = false;
-  while (budget-- && (l = ax__lane_pop(&a->user_tail, &old))) {
-    free_old(a, old);
+  while (budget-- && (l = AX_UNLIKELY(locked) ? pop_locked(a, &old)
+                                              : ax__lane_pop(&a->user_tail, &old))) {
     ax__mnode *n = ax__mnode_of(l);
+    if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
+      break;
+    free_old(a, old);
     if (n->msg.flags & AX_MSGF_SYSTEM) {
-      if (n->msg.flags & AX__MSGF_TFIRE) {
+      if (n->msg.flags & AX__MSGF_XPEND) {
+        if ((n->msg.flags & AX__MSGF_XTRAP) && !c->exiting && ax__links_accept(a, n)) {
+          n->msg.flags &= ~AX__MSGF_INTERNAL;
+          deliver(a, c, n);
+          active = true;
+        }
+      } else if (n->msg.flags & AX__MSGF_TFIRE) {
         bool recv = (n->msg.flags & AX__MSGF_TRECV) != 0;
         if (ax__timers_on_fire(a, n)) {
           deliver(a, c, n);
@@ -327,7 +441,7 @@ static bool release_run(ax_actor *a) {
   return !ax__lane_mark_idle(&a->user_head, a->user_tail);
 }
 
-static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason);
+static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started);
 
 ax__run_result ax__actor_run(ax_actor *a) {
   ax__ctx *c = ax__ctx_get();
@@ -338,7 +452,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
   if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
   c->current = NULL;
   if (c->exiting) {
-    finalize(a, c, c->reason);
+    finalize(a, c, c->reason, true);
     return AX__RUN_DEAD;
   }
   /* Unmute our own waiting senders before we may mute ourselves: two
@@ -402,8 +516,11 @@ static void unreachable(ax_actor *a) {
     ax__registry_drop_pid(a->sys, a->pid);
 }
 
-static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason) {
-  if (a->spec->terminate) {
+/* The stop path. started is false for an actor whose init failed: it gets
+ * no terminate, but everything it made during init (timers, links, monitors
+ * on it, sockets, its name) is undone and signalled as for any stop. */
+static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
+  if (started && a->spec->terminate) {
     ax__ctx saved = *c;
     c->current = a;
     c->exiting = true; /* ax_exit(self, self) inside terminate is a no-op */
@@ -449,7 +566,7 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   ax__lane_init(&a->sys_head, &a->sys_tail, &a->sys_stub, false);
   a->spec = spec;
   a->limit = spec->mailbox_limit;
-  a->overflow = (uint32_t)spec->overflow;
+  a->overflow = (unsigned)spec->overflow > UINT8_MAX ? UINT8_MAX : (uint8_t)spec->overflow;
   a->behaviour = spec->behaviour;
   a->sys = sys;
   ax_err e = ax__table_insert(&sys->table, a, &a->pid);
@@ -471,15 +588,17 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   ax_reason reason = c->reason;
   *c = saved;
   if (e != AX_OK) {
+    /* The spawner learns of the failure from the error: its link half goes
+     * (so the exit below is ignored by it); everyone else linked or
+     * monitoring during init is told, with the init error as reason. */
     if (link_to && link_to->ext) ax__u64map_del(&link_to->ext->links, pid, NULL);
-    if (a->ext) ax__timers_on_stop(a); /* init may have set timers */
-    unreachable(a);
-    destroy(a);
+    if (link_to && a->ext) ax__u64map_del(&a->ext->links, link_to->pid, NULL);
+    finalize(a, c, AX_REASON_ERROR + (ax_reason)e, false);
     return e;
   }
   if (out) out->id = pid;
   if (exiting)
-    finalize(a, c, reason);
+    finalize(a, c, reason, true);
   else if (release_run(a))
     ax__schedule(sys, a);
   return AX_OK;

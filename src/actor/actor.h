@@ -89,8 +89,12 @@ struct ax_actor {
   _Atomic uintptr_t mute_stack;/* senders muted by this actor (Treiber stack
                                   of ax__mute_entry, taken whole) */
   uint32_t limit;              /* spec->mailbox_limit and spec->overflow, */
-  uint32_t overflow;           /* copied here: senders read them without
+  uint8_t overflow;            /* copied here: senders read them without
                                   touching the owner's cache line */
+  _Atomic uint8_t lane_lock;   /* DROP_OLD lanes only: held by the owner
+                                  while it pops, and by a sender while it
+                                  pushes and trims the oldest messages
+                                  (trim_old in actor.c) */
 
   /* Line 1: touched only by the thread holding the actor (running it, or
    * moving it between run queues). */
@@ -271,7 +275,7 @@ void ax__timers_forget(ax_actor *a, ax_ref ref);
 #define AX__MSGF_TREQ (1u << 30)   /* ... of a request timeout */
 #define AX__MSGF_TRECV (1u << 29)  /* ... of the receive timeout */
 #define AX__MSGF_TREPEAT (1u << 28)/* ... of an interval timer */
-#define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | (1u << 27))
+#define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | (0xfu << 24))
 
 /* ---- the system ---- */
 enum { AX__RUNNING = 0, AX__STOPPING = 1, AX__STOPPED = 2 };
@@ -346,13 +350,14 @@ ax__run_result ax__actor_run(ax_actor *a);
 
 /* Internal signal types on the system lane (never seen by behaviours). */
 enum {
-  AX__SIG_EXIT = 0x7fff0001, /* payload ax_exit_info */
-  AX__SIG_STOP = 0x7fff0002, /* untrappable stop with a reason (shutdown) */
+  AX__SIG_EXIT = 0x7fff0001, /* sent with payload ax_exit_info; queued as an
+                                exit notice (see ax__signal) */
+  AX__SIG_STOP = 0x7fff0002, /* untrappable stop with a reason (shutdown, kill) */
   AX__WAKE = 0x7fff0003,     /* user-lane marker that wakes an actor for a
                                 system-lane signal; skipped by the run loop */
   AX__SIG_LINK = 0x7fff0004,      /* payload: the linker's pid */
   AX__SIG_UNLINK = 0x7fff0005,    /* payload: the unlinker's pid */
-  AX__SIG_LINK_EXIT = 0x7fff0006, /* payload ax_exit_info: a linked actor stopped */
+  AX__SIG_LINK_EXIT = 0x7fff0006, /* as AX__SIG_EXIT: a linked actor stopped */
   AX__SIG_MONITOR = 0x7fff0007,   /* payload ax_down_info {ref, watcher} */
   AX__SIG_DEMONITOR = 0x7fff0008  /* payload: the monitor's ref */
 };
@@ -360,7 +365,12 @@ enum {
 /* Sends one message, from any thread, with full control of the envelope. */
 ax_err ax__send(ax_system *sys, ax__ctx *ctx, uint64_t from, ax_pid to, uint32_t type,
                 uint32_t flags, ax_ref ref, const void *data, size_t len, ax_buf *buf);
-/* Sends a system-lane signal. */
+/* Sends a system-lane signal. AX__SIG_EXIT and AX__SIG_LINK_EXIT (payload
+ * ax_exit_info) are exit signals: a kill becomes AX__SIG_STOP(killed); any
+ * other goes out as a pair (see "Exit signals" in docs/ARCHITECTURE.md): an
+ * ax__exit_notice on the system lane, acted on at once by a non-trapping
+ * target, and an AX_MSG_EXIT placeholder on the user lane, in order with the
+ * sender's messages, delivered if the notice found the target trapping. */
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len);
 
@@ -373,6 +383,15 @@ ax_err ax__reply(ax_system *sys, ax_reply_addr to, uint32_t type, const void *da
 /* ax_call without the reserved-type check (call.c). */
 ax_err ax__call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,
                 uint32_t timeout_ms, void *reply, size_t *reply_len, uint32_t *reply_type);
+
+/* The system-lane half of an exit signal: the placeholder it decides. The
+ * placeholder is never freed before its notice is handled (the run loop does
+ * not pass an undecided placeholder), except by the target's death, and a
+ * dead actor's drained notices are never read. */
+typedef struct ax__exit_notice {
+  ax_exit_info info;
+  ax__mnode *ph;
+} ax__exit_notice;
 
 /* Registers pid as a top-level supervisor: ax_system_shutdown sends it an
  * exit signal (AX_REASON_SHUTDOWN, from AX_PID_NONE) and waits for it to stop,
@@ -405,6 +424,11 @@ void ax__links_free(ax__actor_ext *x);
 
 /* Internal flag on a trapped link exit (checked against links at delivery). */
 #define AX__MSGF_LINKEXIT (1u << 27)
+/* Exit placeholders on the user lane: XPEND marks one; its notice sets
+ * XDONE when handled, plus XTRAP when the target trapped (deliver it). */
+#define AX__MSGF_XPEND (1u << 26)
+#define AX__MSGF_XDONE (1u << 25)
+#define AX__MSGF_XTRAP (1u << 24)
 
 /* Refs are even; a request with a timeout uses ref | 1, so a reply says by
  * its ref alone whether a timeout may have claimed it. */

@@ -131,6 +131,21 @@ static inline ax__mlink *ax__lane_pop_detached(_Atomic uintptr_t *head, ax__mlin
   return t;
 }
 
+/* Unlinks and returns prev->next unless it is the newest node (its next is
+ * not linked yet), else NULL. prev is the tail or a node queued after it.
+ * Every node's next is written once by a producer and then only by the
+ * consumer, so this is safe for whoever holds the consumer's rights (the
+ * caller excludes the owner's pops by a lock: see DROP_OLD in actor.c). */
+static inline ax__mlink *ax__lane_unlink_next(ax__mlink *prev) {
+  ax__mlink *x = atomic_load_explicit(&prev->next, memory_order_acquire);
+  if (!x) return NULL;
+  ax__mlink *nx = atomic_load_explicit(&x->next, memory_order_acquire);
+  if (!nx) return NULL;
+  /* release: the owner's acquire load of prev->next sees nx's contents. */
+  atomic_store_explicit(&prev->next, nx, memory_order_release);
+  return x;
+}
+
 /* True when nothing is queued or in flight. Consumer only. */
 static inline bool ax__lane_empty(_Atomic uintptr_t *head, ax__mlink *tail) {
   if (atomic_load_explicit(&tail->next, memory_order_acquire)) return false;
