@@ -34,20 +34,30 @@ AX_API void ax_system_config_init(ax_system_config *cfg);
  * AX_ESYS (thread creation), AX_EINVAL. */
 AX_API ax_err ax_system_new(const ax_system_config *cfg, ax_system **out);
 
-/* ax_system_wait blocks until no actor is alive or timeout_ms passes.
- * Thread: any non-worker thread. Errors: AX_ETIMEDOUT, AX_ESTATE (called
- * from a worker). */
+/* ax_system_wait blocks until no actor is alive (and no spawn is under
+ * way) or timeout_ms passes. Thread: any thread not running an actor
+ * callback. Errors: AX_ETIMEDOUT, AX_ESTATE (called from a worker thread or
+ * from inside an actor callback, such as an init running on the spawner's
+ * thread). */
 AX_API ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms);
 
 /* ax_system_shutdown stops every actor (each terminate runs once, with
  * AX_REASON_SHUTDOWN), drops queued messages (releasing their buffers) and
- * joins the workers. Idempotent. Afterwards spawns and sends fail with
- * AX_ECLOSED / AX_ENOACTOR. Thread: any non-worker thread. Blocking: yes.
- * Errors: AX_ESTATE (called from a worker). */
+ * joins the workers. Every spawn that succeeds, even one racing the
+ * shutdown from another thread, is stopped this way; spawns that begin
+ * after the shutdown began fail with AX_ECLOSED, and sends to stopped actors
+ * with AX_ENOACTOR. Idempotent: a caller that finds a shutdown under way on
+ * another thread waits for it to finish, then returns AX_OK. Thread: any
+ * thread not running an actor callback. Blocking: yes, until every actor
+ * has stopped: a behaviour, init or terminate that never returns keeps it
+ * waiting forever (actors must not block). Errors: AX_ESTATE (called from a
+ * worker thread or from inside an actor callback: nothing is done). */
 AX_API ax_err ax_system_shutdown(ax_system *sys);
 
 /* ax_system_free shuts down if needed and frees the system. NULL is a no-op.
- * Thread: any non-worker thread. */
+ * Called from a worker thread or from inside an actor callback it refuses:
+ * it logs an AX_LOG_ERROR line and returns without touching anything.
+ * Thread: any thread not running an actor callback. */
 AX_API void ax_system_free(ax_system *sys);
 
 /* ax_system_clock_moved tells the timer service that an injected clock

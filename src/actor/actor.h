@@ -300,6 +300,7 @@ struct ax_system {
   pthread_cond_t wait_cv;
 
   _Atomic uint64_t live;
+  _Atomic uint64_t spawning; /* spawns in flight (ax__spawn_enter) */
   _Atomic uint64_t spawned;
   _Atomic uint64_t stopped;
   _Atomic uint64_t next_ref;
@@ -365,6 +366,13 @@ ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, con
  * in reverse registration order, before stopping any other actor.
  * Thread: any. Errors: AX_ENOMEM. */
 ax_err ax__system_add_top(ax_system *sys, ax_pid pid);
+/* A spawn in flight (system.c). ax__spawn_enter counts one and returns true
+ * while the system runs; false (nothing counted) once shutdown has begun.
+ * ax__spawn_leave ends it: with counted = true after sys->live counts the
+ * new actor, false on a failed spawn. Shutdown and ax_system_wait wait until
+ * none is in flight and none is live. Thread: any. */
+bool ax__spawn_enter(ax_system *sys);
+void ax__spawn_leave(ax_system *sys, bool counted);
 
 /* Spawn without the context checks (used by ax_call's proxy). link_to, if
  * not NULL, is the calling actor, linked to the child before init runs. */

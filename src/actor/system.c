@@ -37,7 +37,42 @@ void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
     stderr_log(level, line, NULL);
 }
 
-static bool on_worker(void) { return ax__ctx_get()->worker != NULL; }
+/* A worker thread, or an actor callback running on any thread (an init runs
+ * on the spawner's thread): blocking there for the whole system to stop
+ * would wait for the caller itself. */
+static bool in_actor(void) {
+  ax__ctx *c = ax__ctx_get();
+  return c->worker != NULL || c->current != NULL;
+}
+
+/* Dekker pairing: spawn_enter increments spawning, then loads state;
+ * shutdown CASes state, then loads spawning, then live (all seq_cst). Either
+ * the spawn sees STOPPING and backs out, or shutdown sees it in flight and
+ * waits; and a waiter that sees spawning drop to 0 also sees the live count
+ * it was dropped after. */
+bool ax__spawn_enter(ax_system *sys) {
+  atomic_fetch_add_explicit(&sys->spawning, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&sys->state, memory_order_seq_cst) == AX__RUNNING) return true;
+  ax__spawn_leave(sys, false);
+  return false;
+}
+
+void ax__spawn_leave(ax_system *sys, bool counted) {
+  /* A spawn that counted its actor live needs no wake-up: the waiters wait
+   * for live now, and that actor's destroy (which happens after this) wakes
+   * them. A failed spawn may be the last thing a waiter waits for. */
+  if (atomic_fetch_sub_explicit(&sys->spawning, 1, memory_order_seq_cst) == 1 && !counted) {
+    pthread_mutex_lock(&sys->wait_lock);
+    pthread_cond_broadcast(&sys->wait_cv);
+    pthread_mutex_unlock(&sys->wait_lock);
+  }
+}
+
+/* Nothing alive and no spawn in flight (spawning first: see above). */
+static bool quiet(ax_system *sys) {
+  return atomic_load_explicit(&sys->spawning, memory_order_seq_cst) == 0 &&
+         atomic_load_explicit(&sys->live, memory_order_seq_cst) == 0;
+}
 
 ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!out) return AX_EINVAL;
@@ -74,20 +109,19 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
 
 uint32_t ax_system_workers(const ax_system *sys) { return sys->nworkers; }
 
-/* Waits on wait_cv until live reaches 0 or the absolute monotonic deadline
- * (0 = forever). Returns true if nothing is alive. */
+/* Waits on wait_cv until nothing is alive or being spawned, or until the
+ * absolute monotonic deadline (0 = forever). Returns true if quiet. */
 static bool wait_dead(ax_system *sys, uint64_t deadline_ns) {
   pthread_mutex_lock(&sys->wait_lock);
-  while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0 &&
-         ax__cond_wait_until(&sys->wait_cv, &sys->wait_lock, deadline_ns)) {
+  while (!quiet(sys) && ax__cond_wait_until(&sys->wait_cv, &sys->wait_lock, deadline_ns)) {
   }
-  bool done = atomic_load_explicit(&sys->live, memory_order_acquire) == 0;
+  bool done = quiet(sys);
   pthread_mutex_unlock(&sys->wait_lock);
   return done;
 }
 
 ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms) {
-  if (on_worker()) return AX_ESTATE;
+  if (in_actor()) return AX_ESTATE;
   uint64_t deadline = timeout_ms == AX_INFINITY ? 0 : ax__now_ns() + (uint64_t)timeout_ms * 1000000u;
   return wait_dead(sys, deadline) ? AX_OK : AX_ETIMEDOUT;
 }
@@ -142,29 +176,49 @@ static void send_stop(uint64_t pid, void *arg) {
   (void)ax__signal(sys, 0, pid, AX__SIG_STOP, &r, sizeof(r));
 }
 
+/* A second caller waits for the first to finish (the state turns STOPPED
+ * under wait_lock, with a broadcast). */
+static void wait_stopped(ax_system *sys) {
+  pthread_mutex_lock(&sys->wait_lock);
+  while (atomic_load_explicit(&sys->state, memory_order_acquire) != AX__STOPPED)
+    pthread_cond_wait(&sys->wait_cv, &sys->wait_lock);
+  pthread_mutex_unlock(&sys->wait_lock);
+}
+
 ax_err ax_system_shutdown(ax_system *sys) {
   if (!sys) return AX_EINVAL;
-  if (on_worker()) return AX_ESTATE;
+  if (in_actor()) return AX_ESTATE;
   int expect = AX__RUNNING;
-  if (!atomic_compare_exchange_strong(&sys->state, &expect, AX__STOPPING) &&
-      expect == AX__STOPPED)
+  /* seq_cst: pairs with ax__spawn_enter (see there). */
+  if (!atomic_compare_exchange_strong_explicit(&sys->state, &expect, AX__STOPPING,
+                                               memory_order_seq_cst, memory_order_seq_cst)) {
+    wait_stopped(sys); /* another thread is shutting down, or has */
     return AX_OK;
+  }
   stop_tops(sys);
   /* Stop every actor; actors that a terminate spawned before the state
-   * change was seen, or whose stop signal found no memory, are caught by a
-   * later pass. */
-  while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0) {
+   * change was seen, spawns not yet in the table, and actors whose stop
+   * signal found no memory are caught by a later pass. */
+  while (!quiet(sys)) {
     ax__table_foreach_live(&sys->table, send_stop, sys);
     wait_dead(sys, ax__now_ns() + 200u * 1000000u);
   }
   ax__timers_stop(sys);
   ax__sched_stop(sys);
-  atomic_store(&sys->state, AX__STOPPED);
+  pthread_mutex_lock(&sys->wait_lock);
+  atomic_store_explicit(&sys->state, AX__STOPPED, memory_order_release);
+  pthread_cond_broadcast(&sys->wait_cv);
+  pthread_mutex_unlock(&sys->wait_lock);
   return AX_OK;
 }
 
 void ax_system_free(ax_system *sys) {
   if (!sys) return;
+  if (in_actor()) {
+    /* Freeing would pull the system from under the caller's own worker. */
+    ax_log(sys, AX_LOG_ERROR, "ax_system_free called from inside an actor: refused, nothing freed");
+    return;
+  }
   if (sys->workers && sys->nworkers) ax_system_shutdown(sys);
   ax__timers_stop(sys); /* a no-op unless system creation failed midway */
   void (*io_fini)(ax_system *) = atomic_load_explicit(&sys->io_fini, memory_order_acquire);
