@@ -16,9 +16,9 @@ typedef struct ax_system_config {
   uint32_t workers;        /* worker threads; 0 = number of online CPUs */
   uint32_t max_actors;     /* actor table capacity; 0 = 2^26 */
   uint32_t batch;          /* max messages per actor run; 0 = 100 */
-  ax_log_fn log_fn;        /* NULL: lines of level >= log_level go to stderr */
+  ax_log_fn log_fn;        /* gets the lines of level >= log_level; NULL: stderr */
   void *log_arg;
-  ax_log_level log_level;  /* default AX_LOG_WARN */
+  ax_log_level log_level;  /* filters every sink; default AX_LOG_WARN */
   /* Clock for timers, in ms, monotonic. NULL: CLOCK_MONOTONIC. A manual
    * clock (tests, simulations) must call ax_system_clock_moved after each
    * change; the reactor then never waits on real time. */
@@ -50,7 +50,9 @@ AX_API ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms);
  * another thread waits for it to finish, then returns AX_OK. Thread: any
  * thread not running an actor callback. Blocking: yes, until every actor
  * has stopped: a behaviour, init or terminate that never returns keeps it
- * waiting forever (actors must not block). Errors: AX_ESTATE (called from a
+ * waiting forever (actors must not block). While it waits it logs, at
+ * AX_LOG_WARN every 5 s, each actor that has been running one callback all
+ * that time (pid, spec name, how long). Errors: AX_ESTATE (called from a
  * worker thread or from inside an actor callback: nothing is done). */
 AX_API ax_err ax_system_shutdown(ax_system *sys);
 
@@ -77,7 +79,8 @@ AX_API ax_err ax_unregister(ax_system *sys, const char *name);
 /* Errors: AX_ENOTFOUND. Thread: any. */
 AX_API ax_err ax_whereis(ax_system *sys, const char *name, ax_pid *out);
 
-/* ax_log writes a line through the system's log sink (printf format).
+/* ax_log writes a line through the system's log sink (printf format) if
+ * level >= cfg.log_level (an out-of-range level counts as AX_LOG_ERROR).
  * Thread: any. */
 AX_API void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -25,7 +25,9 @@ static void stderr_log(ax_log_level level, const char *line, void *arg) {
 }
 
 void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
-  if (!sys->cfg.log_fn && level < sys->cfg.log_level) return;
+  /* One filter for every sink; an out-of-range level counts as an error. */
+  if ((unsigned)level > AX_LOG_ERROR) level = AX_LOG_ERROR;
+  if (level < sys->cfg.log_level) return;
   char line[512];
   va_list ap;
   va_start(ap, fmt);
@@ -86,6 +88,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!sys->cfg.max_actors || sys->cfg.max_actors > AX__MAX_ACTORS)
     sys->cfg.max_actors = AX__MAX_ACTORS;
   if (!sys->cfg.batch) sys->cfg.batch = 100;
+  sys->stall_warn_ms = AX__STALL_WARN_MS;
   if (sys->cfg.workers > 1024) {
     ax__free(sys, sizeof(*sys));
     return AX_EINVAL;
@@ -108,6 +111,8 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
 }
 
 uint32_t ax_system_workers(const ax_system *sys) { return sys->nworkers; }
+
+void ax__system_set_stall_warn_ms(ax_system *sys, uint32_t ms) { sys->stall_warn_ms = ms; }
 
 /* Waits on wait_cv until nothing is alive or being spawned, or until the
  * absolute monotonic deadline (0 = forever). Returns true if quiet. */
@@ -149,6 +154,38 @@ static bool is_alive(ax_system *sys, uint64_t pid) {
   return a != NULL;
 }
 
+/* The stall watch of a waiting shutdown: a worker whose run count and
+ * running pid have not moved for stall_warn_ms is stuck in one callback of
+ * that actor; say so every stall_warn_ms. The watch_* fields belong to the
+ * shutdown thread (one at a time: later callers wait for the first). */
+static void log_stall(ax_system *sys, uint64_t pid, uint64_t ms) {
+  /* The reference keeps the actor (and so its spec) from going away. */
+  ax_actor *a = ax__table_acquire(&sys->table, pid);
+  const char *name = a && a->spec->name ? a->spec->name : "?";
+  ax_log(sys, AX_LOG_WARN,
+         "shutdown is waiting for actor %s <%llx>: one callback has been running for at "
+         "least %llu ms (behaviours, init and terminate must not block)",
+         name, (unsigned long long)pid, (unsigned long long)ms);
+  if (a) ax__table_release(&sys->table, pid);
+}
+
+static void watch_stalls(ax_system *sys) {
+  uint64_t now = ax__now_ns(), every = (uint64_t)sys->stall_warn_ms * 1000000u;
+  for (uint32_t i = 0; i < sys->nworkers; i++) {
+    ax__worker *w = &sys->workers[i];
+    uint64_t pid = atomic_load_explicit(&w->running, memory_order_relaxed);
+    uint64_t runs = atomic_load_explicit(&w->runs, memory_order_relaxed);
+    if (!pid || pid != w->watch_pid || runs != w->watch_runs) {
+      w->watch_pid = pid;
+      w->watch_runs = runs;
+      w->watch_since_ns = w->watch_warned_ns = now;
+    } else if (now - w->watch_warned_ns >= every) {
+      w->watch_warned_ns = now;
+      log_stall(sys, pid, (now - w->watch_since_ns) / 1000000u);
+    }
+  }
+}
+
 /* Stops the top-level supervisors, newest first, each fully (its own
  * children per their shutdown specs) before the next. */
 static void stop_tops(ax_system *sys) {
@@ -162,9 +199,13 @@ static void stop_tops(ax_system *sys) {
     while (is_alive(sys, pid)) {
       if (ax__signal(sys, 0, pid, AX__SIG_EXIT, &info, sizeof(info)) != AX_ENOMEM) break;
       wait_dead(sys, ax__now_ns() + 10u * 1000000u);
+      watch_stalls(sys);
     }
     /* Supervisors may take as long as their children's shutdown specs say. */
-    while (is_alive(sys, pid)) wait_dead(sys, ax__now_ns() + 20u * 1000000u);
+    while (is_alive(sys, pid)) {
+      wait_dead(sys, ax__now_ns() + 20u * 1000000u);
+      watch_stalls(sys);
+    }
   }
 }
 
@@ -202,6 +243,7 @@ ax_err ax_system_shutdown(ax_system *sys) {
   while (!quiet(sys)) {
     ax__table_foreach_live(&sys->table, send_stop, sys);
     wait_dead(sys, ax__now_ns() + 200u * 1000000u);
+    watch_stalls(sys);
   }
   ax__timers_stop(sys);
   ax__sched_stop(sys);
