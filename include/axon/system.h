@@ -6,6 +6,10 @@
 #include "axon/common.h"
 #include "axon/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum ax_log_level { AX_LOG_DEBUG, AX_LOG_INFO, AX_LOG_WARN, AX_LOG_ERROR } ax_log_level;
 
 /* A log sink: gets one formatted line (no newline). Called from any thread,
@@ -84,5 +88,9 @@ AX_API ax_err ax_whereis(ax_system *sys, const char *name, ax_pid *out);
  * Thread: any. */
 AX_API void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
