@@ -14,4 +14,12 @@
 #include "axon/io.h"
 #include "axon/supervisor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif

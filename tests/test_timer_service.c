@@ -407,6 +407,60 @@ static void test_timer_receive_timeout_fires_after_silence(void) {
   ax_system_free(sys);
 }
 
+/* ---- payload lengths near SIZE_MAX (issue 9 item 4) ---- */
+enum { T_HUGE = T_SETRECV + 1, T_GOT };
+
+typedef struct huge_shared {
+  _Atomic uint64_t accepted; /* calls that returned AX_OK */
+  _Atomic uint64_t bad_err;  /* errors other than AX_ENOMEM / AX_EINVAL */
+  _Atomic uint64_t got;      /* T_GOT messages delivered */
+  _Atomic uint64_t done;
+} huge_shared;
+
+static ax_err huge_actor(ax_actor *self, const ax_msg *msg) {
+  huge_shared *sh = *(huge_shared **)ax_state(self);
+  if (msg->type == T_GOT) {
+    atomic_fetch_add(&sh->got, 1);
+    return AX_OK;
+  }
+  if (msg->type != T_HUGE) return AX_OK;
+  static const char small[16];
+  /* Every length whose header + payload sum wraps, and then some. */
+  for (size_t k = 0; k <= 1024; k++) {
+    size_t len = SIZE_MAX - k;
+    ax_err e[3] = {ax_send_after(self, 0, ax_self(self), T_GOT, small, len, NULL),
+                   ax_send_interval(self, 1, 0, ax_self(self), T_GOT, small, len, NULL),
+                   ax_send(self, ax_self(self), T_GOT, small, len)};
+    for (int i = 0; i < 3; i++) {
+      if (e[i] == AX_OK) atomic_fetch_add(&sh->accepted, 1);
+      else if (e[i] != AX_ENOMEM && e[i] != AX_EINVAL) atomic_fetch_add(&sh->bad_err, 1);
+    }
+  }
+  atomic_fetch_add(&sh->done, 1);
+  return AX_OK;
+}
+static const ax_actor_spec huge_spec = {.name = "huge", .behaviour = huge_actor,
+                                        .state_size = sizeof(void *), .init = tuser_init};
+
+static void test_timer_payload_near_size_max_is_refused(void) {
+  ax_system *sys = sys_new();
+  static huge_shared sh;
+  memset(&sh, 0, sizeof(sh));
+  huge_shared *shp = &sh;
+  ax_pid p;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &huge_spec, &shp, sizeof(shp), &p), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_send(sys, p, T_HUGE, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE(ax_test_wait_count(&sh.done, 1, 10000));
+  CU_ASSERT_EQUAL(atomic_load(&sh.accepted), 0);
+  CU_ASSERT_EQUAL(atomic_load(&sh.bad_err), 0);
+  advance(sys, 1000);
+  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
+  ax_test_sleep_ms(20); /* a wrongly queued expiry would have a chance to arrive */
+  CU_ASSERT_EQUAL(atomic_load(&sh.got), 0);
+  CU_ASSERT_EQUAL(fired(sys), 0);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("timer.service");
   CU_ADD_TEST(s, test_timer_send_after_fires_at_deadline_not_before);
@@ -420,5 +474,6 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_request_reply_before_timeout_cancels_it);
   CU_ADD_TEST(s, test_timer_request_reply_or_timeout_never_both);
   CU_ADD_TEST(s, test_timer_receive_timeout_fires_after_silence);
+  CU_ADD_TEST(s, test_timer_payload_near_size_max_is_refused);
   return ax_test_run();
 }

@@ -9,6 +9,10 @@
 #include "axon/error.h"
 #include "axon/msg.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The behaviour: called with one message at a time, never on two threads at
  * once. Return AX_OK to go on; any other value stops the actor with reason
  * AX_REASON_ERROR + err (terminate still runs). */
@@ -244,5 +248,9 @@ AX_API ax_err ax_call(ax_system *sys, ax_pid to, uint32_t type, const void *data
  * AX_REASON_ERROR + e the error's name. Never NULL. Thread: any. */
 AX_API const char *ax_reason_str(ax_reason reason);
 static inline bool ax_reason_is_error(ax_reason r) { return r >= AX_REASON_ERROR; }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

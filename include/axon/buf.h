@@ -6,6 +6,10 @@
 #include "axon/common.h"
 #include "axon/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Called when the last reference to a wrapped buffer is released. */
 typedef void (*ax_buf_free_fn)(void *data, size_t cap, void *arg);
 
@@ -42,5 +46,9 @@ AX_API uint32_t ax_buf_refs(const ax_buf *b);
 /* ax_buf_set_len sets the length (bytes in use) to len <= cap.
  * Errors: AX_EINVAL (len > cap). Thread: the holder of the sole reference. */
 AX_API ax_err ax_buf_set_len(ax_buf *b, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

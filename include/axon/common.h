@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(AX_BUILDING)
 #define AX_API __attribute__((visibility("default")))
 #else
@@ -29,7 +33,11 @@ typedef struct ax_pid {
   uint64_t id;
 } ax_pid;
 
+#ifdef __cplusplus
+#define AX_PID_NONE (ax_pid{0}) /* C++11 has no compound literals */
+#else
 #define AX_PID_NONE ((ax_pid){0})
+#endif
 
 static inline bool ax_pid_eq(ax_pid a, ax_pid b) { return a.id == b.id; }
 static inline bool ax_pid_is_none(ax_pid p) { return p.id == 0; }
@@ -55,5 +63,9 @@ enum {
 
 /* Timeouts are in milliseconds; AX_INFINITY waits forever. */
 #define AX_INFINITY UINT32_MAX
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,6 +5,10 @@
 
 #include "axon/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* X(name, value, description): one list for the enum and the strings. */
 #define AX_ERR_MAP(X)                                                        \
   X(OK, 0, "success")                                                        \
@@ -35,5 +39,9 @@ AX_API const char *ax_strerror(ax_err err);
 
 /* ax_err_name gives the symbolic name ("AX_ENOMEM"). Never NULL. Thread: any. */
 AX_API const char *ax_err_name(ax_err err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,10 @@
 #include "axon/error.h"
 #include "axon/msg.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A connection / a listening socket, passed by value. id is
  * generation-checked like a pid: a handle whose socket has closed stays
  * invalid (calls return AX_ECLOSED) and never reaches a newer socket. */
@@ -221,5 +225,9 @@ AX_API ax_err ax_conn_stats_get(ax_conn c, ax_conn_stats *out);
 AX_API ax_conn ax_io_msg_conn(ax_actor *self, const ax_msg *msg);
 
 static inline bool ax_conn_eq(ax_conn a, ax_conn b) { return a.id == b.id && a.sys == b.sys; }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,6 +5,10 @@
 #include "axon/buf.h"
 #include "axon/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Message types. Values below AX_MSG_USER belong to the runtime, in fixed
  * ranges; users pick theirs from AX_MSG_USER up. Every public send
  * (ax_send, ax_send_buf, ax_system_send*, ax_request, ax_reply*, ax_call,
@@ -71,5 +75,9 @@ typedef struct ax_down_info {
   ax_pid pid;       /* the monitored actor */
   ax_reason reason;
 } ax_down_info;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

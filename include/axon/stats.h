@@ -6,6 +6,10 @@
 #include "axon/common.h"
 #include "axon/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct ax_actor_stats {
   uint64_t queued;       /* user-lane messages waiting (bounded mailboxes only; else 0) */
   uint64_t dropped_new;  /* DROP_NEW discards */
@@ -35,5 +39,9 @@ AX_API ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out
 
 /* ax_system_stats_get reads the system's counters. Thread: any. */
 AX_API void ax_system_stats_get(ax_system *sys, ax_system_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,10 @@
 #include "axon/common.h"
 #include "axon/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* What a child's exit does to its siblings. */
 typedef enum ax_sup_strategy {
   AX_SUP_ONE_FOR_ONE = 0,       /* restart only the child that exited (default) */
@@ -247,5 +251,9 @@ AX_API ax_err ax_supervisor_request_start_child(ax_actor *self, ax_pid sup,
  * Errors: AX_EINVAL (unknown type, id too long), as ax_request otherwise. */
 AX_API ax_err ax_supervisor_request(ax_actor *self, ax_pid sup, uint32_t type, const char *id,
                                     ax_pid child, uint32_t timeout_ms, ax_ref *ref);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

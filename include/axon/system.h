@@ -6,6 +6,10 @@
 #include "axon/common.h"
 #include "axon/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum ax_log_level { AX_LOG_DEBUG, AX_LOG_INFO, AX_LOG_WARN, AX_LOG_ERROR } ax_log_level;
 
 /* A log sink: gets one formatted line (no newline). Called from any thread,
@@ -16,9 +20,9 @@ typedef struct ax_system_config {
   uint32_t workers;        /* worker threads; 0 = number of online CPUs */
   uint32_t max_actors;     /* actor table capacity; 0 = 2^26 */
   uint32_t batch;          /* max messages per actor run; 0 = 100 */
-  ax_log_fn log_fn;        /* NULL: lines of level >= log_level go to stderr */
+  ax_log_fn log_fn;        /* gets the lines of level >= log_level; NULL: stderr */
   void *log_arg;
-  ax_log_level log_level;  /* default AX_LOG_WARN */
+  ax_log_level log_level;  /* filters every sink; default AX_LOG_WARN */
   /* Clock for timers, in ms, monotonic. NULL: CLOCK_MONOTONIC. A manual
    * clock (tests, simulations) must call ax_system_clock_moved after each
    * change; the reactor then never waits on real time. */
@@ -34,20 +38,32 @@ AX_API void ax_system_config_init(ax_system_config *cfg);
  * AX_ESYS (thread creation), AX_EINVAL. */
 AX_API ax_err ax_system_new(const ax_system_config *cfg, ax_system **out);
 
-/* ax_system_wait blocks until no actor is alive or timeout_ms passes.
- * Thread: any non-worker thread. Errors: AX_ETIMEDOUT, AX_ESTATE (called
- * from a worker). */
+/* ax_system_wait blocks until no actor is alive (and no spawn is under
+ * way) or timeout_ms passes. Thread: any thread not running an actor
+ * callback. Errors: AX_ETIMEDOUT, AX_ESTATE (called from a worker thread or
+ * from inside an actor callback, such as an init running on the spawner's
+ * thread). */
 AX_API ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms);
 
 /* ax_system_shutdown stops every actor (each terminate runs once, with
  * AX_REASON_SHUTDOWN), drops queued messages (releasing their buffers) and
- * joins the workers. Idempotent. Afterwards spawns and sends fail with
- * AX_ECLOSED / AX_ENOACTOR. Thread: any non-worker thread. Blocking: yes.
- * Errors: AX_ESTATE (called from a worker). */
+ * joins the workers. Every spawn that succeeds, even one racing the
+ * shutdown from another thread, is stopped this way; spawns that begin
+ * after the shutdown began fail with AX_ECLOSED, and sends to stopped actors
+ * with AX_ENOACTOR. Idempotent: a caller that finds a shutdown under way on
+ * another thread waits for it to finish, then returns AX_OK. Thread: any
+ * thread not running an actor callback. Blocking: yes, until every actor
+ * has stopped: a behaviour, init or terminate that never returns keeps it
+ * waiting forever (actors must not block). While it waits it logs, at
+ * AX_LOG_WARN every 5 s, each actor that has been running one callback all
+ * that time (pid, spec name, how long). Errors: AX_ESTATE (called from a
+ * worker thread or from inside an actor callback: nothing is done). */
 AX_API ax_err ax_system_shutdown(ax_system *sys);
 
 /* ax_system_free shuts down if needed and frees the system. NULL is a no-op.
- * Thread: any non-worker thread. */
+ * Called from a worker thread or from inside an actor callback it refuses:
+ * it logs an AX_LOG_ERROR line and returns without touching anything.
+ * Thread: any thread not running an actor callback. */
 AX_API void ax_system_free(ax_system *sys);
 
 /* ax_system_clock_moved tells the timer service that an injected clock
@@ -67,9 +83,14 @@ AX_API ax_err ax_unregister(ax_system *sys, const char *name);
 /* Errors: AX_ENOTFOUND. Thread: any. */
 AX_API ax_err ax_whereis(ax_system *sys, const char *name, ax_pid *out);
 
-/* ax_log writes a line through the system's log sink (printf format).
+/* ax_log writes a line through the system's log sink (printf format) if
+ * level >= cfg.log_level (an out-of-range level counts as AX_LOG_ERROR).
  * Thread: any. */
 AX_API void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,10 @@
 #include "axon/common.h"
 #include "axon/error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A timer's handle (a system-unique ref); 0 is never a timer. */
 typedef uint64_t ax_timer;
 
@@ -44,5 +48,9 @@ AX_API ax_err ax_timer_cancel(ax_actor *self, ax_timer t);
  * when no message has arrived for ms milliseconds; it re-arms after each
  * timeout. AX_INFINITY turns it off. Thread: owner. Errors: AX_ENOMEM. */
 AX_API ax_err ax_set_receive_timeout(ax_actor *self, uint32_t ms);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

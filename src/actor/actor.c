@@ -555,10 +555,15 @@ static ax_err link_child(ax_actor *child, ax_actor *parent) {
 ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
                  ax_pid *out, ax_actor *link_to) {
   if (!sys || !spec || !spec->behaviour) return AX_EINVAL;
-  if (atomic_load_explicit(&sys->state, memory_order_acquire) != AX__RUNNING) return AX_ECLOSED;
+  /* Shutdown waits for spawns in flight; from here until the actor counts
+   * as live (or the spawn fails) this one is. */
+  if (!ax__spawn_enter(sys)) return AX_ECLOSED;
   size_t size = actor_size(spec);
   ax_actor *a = ax__alloc_aligned(size, AX_CACHELINE);
-  if (!a) return AX_ENOMEM;
+  if (!a) {
+    ax__spawn_leave(sys, false);
+    return AX_ENOMEM;
+  }
   memset(a, 0, size);
   /* Both lanes start owned (not idle): messages sent during init queue up
    * without scheduling the actor; release_run below hands it over. */
@@ -573,9 +578,11 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   uint64_t pid = a->pid;
   if (e != AX_OK) {
     ax__free_aligned(a, size, AX_CACHELINE);
+    ax__spawn_leave(sys, false);
     return e;
   }
   atomic_fetch_add_explicit(&sys->live, 1, memory_order_relaxed);
+  ax__spawn_leave(sys, true); /* after live: see ax__spawn_leave */
   atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
   ax__ctx *c = ax__ctx_get();
   ax__ctx saved = *c;

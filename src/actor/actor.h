@@ -196,6 +196,13 @@ typedef struct ax__worker {
   pthread_cond_t park_cv;
   bool notified;
 
+  /* The pid being run (0 between runs): owner writes (relaxed); a waiting
+   * shutdown reads it with runs to spot a callback that never returns
+   * (relaxed is enough: a stuck worker's last stores are long visible). */
+  _Atomic uint64_t running;
+  /* Shutdown thread only: the stall watch (system.c). */
+  uint64_t watch_pid, watch_runs, watch_since_ns, watch_warned_ns;
+
   /* Counters: owner writes (relaxed), stats readers read. */
   _Atomic uint64_t runs;
   _Atomic uint64_t steals;
@@ -308,6 +315,7 @@ struct ax_system {
   pthread_cond_t wait_cv;
 
   _Atomic uint64_t live;
+  _Atomic uint64_t spawning; /* spawns in flight (ax__spawn_enter) */
   _Atomic uint64_t spawned;
   _Atomic uint64_t stopped;
   _Atomic uint64_t next_ref;
@@ -326,6 +334,7 @@ struct ax_system {
   /* Set with io: frees the socket layer's state at ax_system_free, after
    * the reactor has stopped. */
   void (*_Atomic io_fini)(ax_system *sys);
+  uint32_t stall_warn_ms; /* set before shutdown; read by the shutdown thread */
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t timers_pending;
   ax__timers timers;
@@ -398,6 +407,17 @@ typedef struct ax__exit_notice {
  * in reverse registration order, before stopping any other actor.
  * Thread: any. Errors: AX_ENOMEM. */
 ax_err ax__system_add_top(ax_system *sys, ax_pid pid);
+/* A spawn in flight (system.c). ax__spawn_enter counts one and returns true
+ * while the system runs; false (nothing counted) once shutdown has begun.
+ * ax__spawn_leave ends it: with counted = true after sys->live counts the
+ * new actor, false on a failed spawn. Shutdown and ax_system_wait wait until
+ * none is in flight and none is live. Thread: any. */
+bool ax__spawn_enter(ax_system *sys);
+void ax__spawn_leave(ax_system *sys, bool counted);
+/* Sets how often a waiting shutdown logs actors stuck in one callback
+ * (default AX__STALL_WARN_MS). Before ax_system_shutdown; for tests. */
+#define AX__STALL_WARN_MS 5000u
+void ax__system_set_stall_warn_ms(ax_system *sys, uint32_t ms);
 
 /* Spawn without the context checks (used by ax_call's proxy). link_to, if
  * not NULL, is the calling actor, linked to the child before init runs. */

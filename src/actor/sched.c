@@ -317,8 +317,10 @@ static void run_one(ax__worker *w, ax_actor *a) {
    * counting as searching before it runs it; a stale searcher count would
    * keep notify_parked from waking anyone while this behaviour runs. */
   if (w->searching) stop_searching(w);
+  atomic_store_explicit(&w->running, a->pid, memory_order_relaxed);
   atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
   ax__run_result r = ax__actor_run(a);
+  atomic_store_explicit(&w->running, 0, memory_order_relaxed);
   if (r == AX__RUN_AGAIN) ring_push_back(w, a);
   /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed. */
 }

@@ -25,7 +25,9 @@ static void stderr_log(ax_log_level level, const char *line, void *arg) {
 }
 
 void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
-  if (!sys->cfg.log_fn && level < sys->cfg.log_level) return;
+  /* One filter for every sink; an out-of-range level counts as an error. */
+  if ((unsigned)level > AX_LOG_ERROR) level = AX_LOG_ERROR;
+  if (level < sys->cfg.log_level) return;
   char line[512];
   va_list ap;
   va_start(ap, fmt);
@@ -37,7 +39,42 @@ void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
     stderr_log(level, line, NULL);
 }
 
-static bool on_worker(void) { return ax__ctx_get()->worker != NULL; }
+/* A worker thread, or an actor callback running on any thread (an init runs
+ * on the spawner's thread): blocking there for the whole system to stop
+ * would wait for the caller itself. */
+static bool in_actor(void) {
+  ax__ctx *c = ax__ctx_get();
+  return c->worker != NULL || c->current != NULL;
+}
+
+/* Dekker pairing: spawn_enter increments spawning, then loads state;
+ * shutdown CASes state, then loads spawning, then live (all seq_cst). Either
+ * the spawn sees STOPPING and backs out, or shutdown sees it in flight and
+ * waits; and a waiter that sees spawning drop to 0 also sees the live count
+ * it was dropped after. */
+bool ax__spawn_enter(ax_system *sys) {
+  atomic_fetch_add_explicit(&sys->spawning, 1, memory_order_seq_cst);
+  if (atomic_load_explicit(&sys->state, memory_order_seq_cst) == AX__RUNNING) return true;
+  ax__spawn_leave(sys, false);
+  return false;
+}
+
+void ax__spawn_leave(ax_system *sys, bool counted) {
+  /* A spawn that counted its actor live needs no wake-up: the waiters wait
+   * for live now, and that actor's destroy (which happens after this) wakes
+   * them. A failed spawn may be the last thing a waiter waits for. */
+  if (atomic_fetch_sub_explicit(&sys->spawning, 1, memory_order_seq_cst) == 1 && !counted) {
+    pthread_mutex_lock(&sys->wait_lock);
+    pthread_cond_broadcast(&sys->wait_cv);
+    pthread_mutex_unlock(&sys->wait_lock);
+  }
+}
+
+/* Nothing alive and no spawn in flight (spawning first: see above). */
+static bool quiet(ax_system *sys) {
+  return atomic_load_explicit(&sys->spawning, memory_order_seq_cst) == 0 &&
+         atomic_load_explicit(&sys->live, memory_order_seq_cst) == 0;
+}
 
 ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!out) return AX_EINVAL;
@@ -51,6 +88,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!sys->cfg.max_actors || sys->cfg.max_actors > AX__MAX_ACTORS)
     sys->cfg.max_actors = AX__MAX_ACTORS;
   if (!sys->cfg.batch) sys->cfg.batch = 100;
+  sys->stall_warn_ms = AX__STALL_WARN_MS;
   if (sys->cfg.workers > 1024) {
     ax__free(sys, sizeof(*sys));
     return AX_EINVAL;
@@ -74,20 +112,21 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
 
 uint32_t ax_system_workers(const ax_system *sys) { return sys->nworkers; }
 
-/* Waits on wait_cv until live reaches 0 or the absolute monotonic deadline
- * (0 = forever). Returns true if nothing is alive. */
+void ax__system_set_stall_warn_ms(ax_system *sys, uint32_t ms) { sys->stall_warn_ms = ms; }
+
+/* Waits on wait_cv until nothing is alive or being spawned, or until the
+ * absolute monotonic deadline (0 = forever). Returns true if quiet. */
 static bool wait_dead(ax_system *sys, uint64_t deadline_ns) {
   pthread_mutex_lock(&sys->wait_lock);
-  while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0 &&
-         ax__cond_wait_until(&sys->wait_cv, &sys->wait_lock, deadline_ns)) {
+  while (!quiet(sys) && ax__cond_wait_until(&sys->wait_cv, &sys->wait_lock, deadline_ns)) {
   }
-  bool done = atomic_load_explicit(&sys->live, memory_order_acquire) == 0;
+  bool done = quiet(sys);
   pthread_mutex_unlock(&sys->wait_lock);
   return done;
 }
 
 ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms) {
-  if (on_worker()) return AX_ESTATE;
+  if (in_actor()) return AX_ESTATE;
   uint64_t deadline = timeout_ms == AX_INFINITY ? 0 : ax__now_ns() + (uint64_t)timeout_ms * 1000000u;
   return wait_dead(sys, deadline) ? AX_OK : AX_ETIMEDOUT;
 }
@@ -115,6 +154,38 @@ static bool is_alive(ax_system *sys, uint64_t pid) {
   return a != NULL;
 }
 
+/* The stall watch of a waiting shutdown: a worker whose run count and
+ * running pid have not moved for stall_warn_ms is stuck in one callback of
+ * that actor; say so every stall_warn_ms. The watch_* fields belong to the
+ * shutdown thread (one at a time: later callers wait for the first). */
+static void log_stall(ax_system *sys, uint64_t pid, uint64_t ms) {
+  /* The reference keeps the actor (and so its spec) from going away. */
+  ax_actor *a = ax__table_acquire(&sys->table, pid);
+  const char *name = a && a->spec->name ? a->spec->name : "?";
+  ax_log(sys, AX_LOG_WARN,
+         "shutdown is waiting for actor %s <%llx>: one callback has been running for at "
+         "least %llu ms (behaviours, init and terminate must not block)",
+         name, (unsigned long long)pid, (unsigned long long)ms);
+  if (a) ax__table_release(&sys->table, pid);
+}
+
+static void watch_stalls(ax_system *sys) {
+  uint64_t now = ax__now_ns(), every = (uint64_t)sys->stall_warn_ms * 1000000u;
+  for (uint32_t i = 0; i < sys->nworkers; i++) {
+    ax__worker *w = &sys->workers[i];
+    uint64_t pid = atomic_load_explicit(&w->running, memory_order_relaxed);
+    uint64_t runs = atomic_load_explicit(&w->runs, memory_order_relaxed);
+    if (!pid || pid != w->watch_pid || runs != w->watch_runs) {
+      w->watch_pid = pid;
+      w->watch_runs = runs;
+      w->watch_since_ns = w->watch_warned_ns = now;
+    } else if (now - w->watch_warned_ns >= every) {
+      w->watch_warned_ns = now;
+      log_stall(sys, pid, (now - w->watch_since_ns) / 1000000u);
+    }
+  }
+}
+
 /* Stops the top-level supervisors, newest first, each fully (its own
  * children per their shutdown specs) before the next. */
 static void stop_tops(ax_system *sys) {
@@ -128,9 +199,13 @@ static void stop_tops(ax_system *sys) {
     while (is_alive(sys, pid)) {
       if (ax__signal(sys, 0, pid, AX__SIG_EXIT, &info, sizeof(info)) != AX_ENOMEM) break;
       wait_dead(sys, ax__now_ns() + 10u * 1000000u);
+      watch_stalls(sys);
     }
     /* Supervisors may take as long as their children's shutdown specs say. */
-    while (is_alive(sys, pid)) wait_dead(sys, ax__now_ns() + 20u * 1000000u);
+    while (is_alive(sys, pid)) {
+      wait_dead(sys, ax__now_ns() + 20u * 1000000u);
+      watch_stalls(sys);
+    }
   }
 }
 
@@ -142,29 +217,50 @@ static void send_stop(uint64_t pid, void *arg) {
   (void)ax__signal(sys, 0, pid, AX__SIG_STOP, &r, sizeof(r));
 }
 
+/* A second caller waits for the first to finish (the state turns STOPPED
+ * under wait_lock, with a broadcast). */
+static void wait_stopped(ax_system *sys) {
+  pthread_mutex_lock(&sys->wait_lock);
+  while (atomic_load_explicit(&sys->state, memory_order_acquire) != AX__STOPPED)
+    pthread_cond_wait(&sys->wait_cv, &sys->wait_lock);
+  pthread_mutex_unlock(&sys->wait_lock);
+}
+
 ax_err ax_system_shutdown(ax_system *sys) {
   if (!sys) return AX_EINVAL;
-  if (on_worker()) return AX_ESTATE;
+  if (in_actor()) return AX_ESTATE;
   int expect = AX__RUNNING;
-  if (!atomic_compare_exchange_strong(&sys->state, &expect, AX__STOPPING) &&
-      expect == AX__STOPPED)
+  /* seq_cst: pairs with ax__spawn_enter (see there). */
+  if (!atomic_compare_exchange_strong_explicit(&sys->state, &expect, AX__STOPPING,
+                                               memory_order_seq_cst, memory_order_seq_cst)) {
+    wait_stopped(sys); /* another thread is shutting down, or has */
     return AX_OK;
+  }
   stop_tops(sys);
   /* Stop every actor; actors that a terminate spawned before the state
-   * change was seen, or whose stop signal found no memory, are caught by a
-   * later pass. */
-  while (atomic_load_explicit(&sys->live, memory_order_acquire) != 0) {
+   * change was seen, spawns not yet in the table, and actors whose stop
+   * signal found no memory are caught by a later pass. */
+  while (!quiet(sys)) {
     ax__table_foreach_live(&sys->table, send_stop, sys);
     wait_dead(sys, ax__now_ns() + 200u * 1000000u);
+    watch_stalls(sys);
   }
   ax__timers_stop(sys);
   ax__sched_stop(sys);
-  atomic_store(&sys->state, AX__STOPPED);
+  pthread_mutex_lock(&sys->wait_lock);
+  atomic_store_explicit(&sys->state, AX__STOPPED, memory_order_release);
+  pthread_cond_broadcast(&sys->wait_cv);
+  pthread_mutex_unlock(&sys->wait_lock);
   return AX_OK;
 }
 
 void ax_system_free(ax_system *sys) {
   if (!sys) return;
+  if (in_actor()) {
+    /* Freeing would pull the system from under the caller's own worker. */
+    ax_log(sys, AX_LOG_ERROR, "ax_system_free called from inside an actor: refused, nothing freed");
+    return;
+  }
   if (sys->workers && sys->nworkers) ax_system_shutdown(sys);
   ax__timers_stop(sys); /* a no-op unless system creation failed midway */
   void (*io_fini)(ax_system *) = atomic_load_explicit(&sys->io_fini, memory_order_acquire);

@@ -48,7 +48,7 @@ struct ax__tmr {
 
 static void tmr_release(ax__tmr *t) {
   if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
-    ax__free(t, sizeof(*t) + t->len);
+    ax__free(t, sizeof(*t) + t->len); /* checked by arm() */
 }
 
 /* ---- clock and commands ---- */
@@ -115,15 +115,17 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
    * then, and the reactor runs until every actor has stopped. */
   if (atomic_load_explicit(&sys->state, memory_order_acquire) == AX__STOPPED) return AX_ECLOSED;
   if (len && !data) return AX_EINVAL;
+  size_t size;
+  if (!ax__size_add(sizeof(ax__tmr), len, &size)) return AX_ENOMEM; /* as ax_send */
   ax__actor_ext *x = ax__ext(a);
-  ax__tmr *t = ax__alloc(sizeof(*t) + len);
+  ax__tmr *t = ax__alloc(size);
   if (!x || !t) {
-    ax__free(t, sizeof(*t) + len);
+    ax__free(t, size);
     return AX_ENOMEM;
   }
   memset(t, 0, sizeof(*t));
   if (!(flags & AX__MSGF_TRECV) && !ax__u64map_put(&x->timers, id, (uintptr_t)t)) {
-    ax__free(t, sizeof(*t) + len);
+    ax__free(t, size);
     return AX_ENOMEM;
   }
   atomic_init(&t->refs, 2);

@@ -43,6 +43,18 @@ void ax__free_aligned(void *p, size_t n, size_t align);
 void *ax__realloc(void *p, size_t old, size_t n);
 char *ax__strdup(const char *s, size_t *out_size);
 
+/* The one checked size computation for every "header + payload" allocation
+ * (messages, timers, buffers): *out = hdr + len, or false when the sum
+ * overflows or exceeds AX__ALLOC_MAX (PTRDIFF_MAX: no C object can be larger,
+ * and allocators refuse such sizes). Callers turn false into AX_ENOMEM, or
+ * AX_EINVAL where their contract says so, before touching the payload. */
+#define AX__ALLOC_MAX ((size_t)PTRDIFF_MAX)
+static inline bool ax__size_add(size_t hdr, size_t len, size_t *out) {
+  if (len > AX__ALLOC_MAX || hdr > AX__ALLOC_MAX - len) return false;
+  *out = hdr + len;
+  return true;
+}
+
 /* Test hook: make the Nth allocation from now fail (1 = the next one), and
  * every one after it when sticky is set; 0 disables. Thread: any. */
 void ax__alloc_fail_after(long n, int sticky);

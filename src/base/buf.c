@@ -21,8 +21,9 @@ struct ax_buf {
 };
 
 ax_err ax_buf_new(size_t cap, ax_buf **out) {
-  if (!out || cap == 0 || cap > SIZE_MAX - sizeof(ax_buf)) return AX_EINVAL;
-  ax_buf *b = ax__alloc(sizeof(ax_buf) + cap);
+  size_t size;
+  if (!out || cap == 0 || !ax__size_add(sizeof(ax_buf), cap, &size)) return AX_EINVAL;
+  ax_buf *b = ax__alloc(size);
   if (!b) return AX_ENOMEM;
   atomic_init(&b->refs, 1);
   b->wrapped = 0;

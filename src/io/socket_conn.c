@@ -295,13 +295,14 @@ static void slab_drop(ax__conn *c) {
 }
 
 static bool slab_new(ax__conn *c) {
-  size_t cap = c->o.opts.read_slab;
-  slab *s = ax__alloc(sizeof(slab) + cap);
+  size_t cap = c->o.opts.read_slab, size;
+  if (!ax__size_add(sizeof(slab), cap, &size)) return false; /* as out of memory */
+  slab *s = ax__alloc(size);
   if (!s) return false;
   s->c = c;
   s->cap = cap;
   if (ax_buf_wrap(s->data, cap, slab_free, s, &c->rd_slab) != AX_OK) {
-    ax__free(s, sizeof(slab) + cap);
+    ax__free(s, size);
     return false;
   }
   ax__iobj_retain(&c->o);

@@ -69,8 +69,9 @@ static void node_free(void *p, size_t size) {
 }
 
 ax__mnode *ax__msg_alloc(size_t len) {
-  if (len > SIZE_MAX - sizeof(ax__mnode)) return NULL;
-  ax__mnode *n = node_alloc(sizeof(ax__mnode) + len);
+  size_t size;
+  if (!ax__size_add(sizeof(ax__mnode), len, &size)) return NULL;
+  ax__mnode *n = node_alloc(size);
   if (!n) return NULL;
   memset(n, 0, sizeof(*n));
   n->msg.len = len;
