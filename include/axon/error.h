@@ -1,5 +1,13 @@
 /* Axon: status codes. Every fallible function returns an ax_err; results go
- * through out-parameters. Values are stable and append-only. */
+ * through out-parameters. Values are stable and append-only.
+ *
+ * NULL arguments, one rule for the whole API: a function returning ax_err
+ * answers AX_EINVAL to a NULL pointer it needs (the system, self, a spec, a
+ * name or address, a buffer, an output it must write) and does nothing
+ * else; outputs documented "may be NULL" are optional. A void function given
+ * a NULL object does nothing (ax_system_free, ax_buf_release, ...);
+ * accessors give a neutral value (ax_self: AX_PID_NONE, ax_buf_len: 0).
+ * ax_log with a NULL system writes to stderr with the default level. */
 #ifndef AXON_ERROR_H
 #define AXON_ERROR_H
 

@@ -34,11 +34,12 @@ typedef struct ax_system_stats {
 } ax_system_stats;
 
 /* ax_actor_stats_get reads pid's counters. Thread: any.
- * Errors: AX_ENOACTOR. */
+ * Errors: AX_ENOACTOR, AX_EINVAL (NULL sys or out). */
 AX_API ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out);
 
-/* ax_system_stats_get reads the system's counters. Thread: any. */
-AX_API void ax_system_stats_get(ax_system *sys, ax_system_stats *out);
+/* ax_system_stats_get reads the system's counters. Thread: any.
+ * Errors: AX_EINVAL (NULL sys or out). */
+AX_API ax_err ax_system_stats_get(ax_system *sys, ax_system_stats *out);
 
 #ifdef __cplusplus
 }

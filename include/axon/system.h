@@ -42,7 +42,7 @@ AX_API ax_err ax_system_new(const ax_system_config *cfg, ax_system **out);
  * way) or timeout_ms passes. Thread: any thread not running an actor
  * callback. Errors: AX_ETIMEDOUT, AX_ESTATE (called from a worker thread or
  * from inside an actor callback, such as an init running on the spawner's
- * thread). */
+ * thread), AX_EINVAL (NULL sys). */
 AX_API ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms);
 
 /* ax_system_shutdown stops every actor (each terminate runs once, with

@@ -554,7 +554,7 @@ static ax_err link_child(ax_actor *child, ax_actor *parent) {
 
 ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
                  ax_pid *out, ax_actor *link_to) {
-  if (!sys || !spec || !spec->behaviour) return AX_EINVAL;
+  if (!sys || !spec || !spec->behaviour || (len && !arg)) return AX_EINVAL;
   /* Shutdown waits for spawns in flight; from here until the actor counts
    * as live (or the spawn fails) this one is. */
   if (!ax__spawn_enter(sys)) return AX_ECLOSED;
@@ -624,12 +624,12 @@ ax_err ax_system_spawn(ax_system *sys, const ax_actor_spec *spec, const void *ar
   return ax__spawn(sys, spec, arg, len, out, NULL);
 }
 
-ax_pid ax_self(const ax_actor *self) { return (ax_pid){self->pid}; }
-void *ax_state(ax_actor *self) { return ax__actor_state(self); }
-ax_system *ax_actor_system(const ax_actor *self) { return self->sys; }
+ax_pid ax_self(const ax_actor *self) { return self ? (ax_pid){self->pid} : AX_PID_NONE; }
+void *ax_state(ax_actor *self) { return self ? ax__actor_state(self) : NULL; }
+ax_system *ax_actor_system(const ax_actor *self) { return self ? self->sys : NULL; }
 
 void ax_become(ax_actor *self, ax_behaviour behaviour) {
-  if (behaviour) self->behaviour = behaviour;
+  if (self && behaviour) self->behaviour = behaviour;
 }
 
 ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len) {
@@ -722,6 +722,7 @@ static ax_err exit_signal(ax_system *sys, uint64_t from, ax_pid target, ax_reaso
 }
 
 ax_err ax_exit(ax_actor *self, ax_pid target, ax_reason reason) {
+  if (!self) return AX_EINVAL;
   if (target.id == self->pid) {
     ax__ctx *c = ax__ctx_get();
     if (c->current == self) {
@@ -733,11 +734,13 @@ ax_err ax_exit(ax_actor *self, ax_pid target, ax_reason reason) {
 }
 
 ax_err ax_system_exit(ax_system *sys, ax_pid target, ax_reason reason) {
+  if (!sys) return AX_EINVAL;
   ax__ctx *c = ax__ctx_get();
   return exit_signal(sys, current_pid(sys, c), target, reason);
 }
 
 void ax_trap_exit(ax_actor *self, bool on) {
+  if (!self) return;
   ax__actor_ext *x = ax__ext(self);
   if (x) x->trap_exit = on;
 }
@@ -757,6 +760,7 @@ const char *ax_reason_str(ax_reason reason) {
 }
 
 ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out) {
+  if (!sys || !out) return AX_EINVAL;
   ax_actor *a = ax__table_acquire(&sys->table, pid.id);
   if (!a) return AX_ENOACTOR;
   memset(out, 0, sizeof(*out));

@@ -97,7 +97,7 @@ void ax__links_free(ax__actor_ext *x) {
 /* ---- public API ---- */
 
 ax_err ax_link(ax_actor *self, ax_pid other) {
-  if (ax_pid_is_none(other) || other.id == self->pid) return AX_EINVAL;
+  if (!self || ax_pid_is_none(other) || other.id == self->pid) return AX_EINVAL;
   ax__actor_ext *x = ax__ext(self);
   if (!x) return AX_ENOMEM;
   if (ax__u64map_get(&x->links, other.id, NULL)) return AX_OK;
@@ -112,6 +112,7 @@ ax_err ax_link(ax_actor *self, ax_pid other) {
 }
 
 ax_err ax_unlink(ax_actor *self, ax_pid other) {
+  if (!self) return AX_EINVAL;
   if (!self->ext || !ax__u64map_del(&self->ext->links, other.id, NULL)) return AX_OK;
   ax_err e = ax__signal(self->sys, self->pid, other.id, AX__SIG_UNLINK, &self->pid, sizeof(uint64_t));
   /* If the signal cannot go out, the other side keeps a stale half: its
@@ -126,7 +127,7 @@ ax_err ax_spawn_link(ax_actor *self, const ax_actor_spec *spec, const void *arg,
 }
 
 ax_err ax_monitor(ax_actor *self, ax_pid target, ax_ref *ref_out) {
-  if (ax_pid_is_none(target) || target.id == self->pid) return AX_EINVAL;
+  if (!self || ax_pid_is_none(target) || target.id == self->pid) return AX_EINVAL;
   ax__actor_ext *x = ax__ext(self);
   if (!x) return AX_ENOMEM;
   ax_ref ref = ax__new_ref(self->sys);
@@ -149,6 +150,7 @@ ax_err ax_monitor(ax_actor *self, ax_pid target, ax_ref *ref_out) {
 ax_err ax_demonitor(ax_actor *self, ax_ref ref, uint32_t flags) {
   uint64_t target;
   (void)flags; /* flushing is always done: see ax__links_accept */
+  if (!self) return AX_EINVAL;
   if (!self->ext || !ax__u64map_del(&self->ext->monitors, ref, &target)) return AX_ENOTFOUND;
   /* If this cannot be sent, the target's DOWN is dropped on arrival. */
   (void)ax__signal(self->sys, self->pid, target, AX__SIG_DEMONITOR, &ref, sizeof(ref));

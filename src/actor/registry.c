@@ -93,6 +93,7 @@ static void unlink_entry(ax__registry *r, ax__reg_entry *e) {
 }
 
 ax_err ax_register(ax_system *sys, const char *name, ax_pid pid) {
+  if (!sys || !name) return AX_EINVAL;
   size_t len = name ? strnlen(name, 256) : 0;
   if (len == 0 || len > 255) return AX_EINVAL;
   ax__reg_entry *e = ax__alloc(sizeof(*e) + len + 1);
@@ -129,6 +130,7 @@ ax_err ax_register(ax_system *sys, const char *name, ax_pid pid) {
 }
 
 ax_err ax_unregister(ax_system *sys, const char *name) {
+  if (!sys || !name) return AX_EINVAL;
   size_t len = name ? strnlen(name, 256) : 0;
   if (len == 0 || len > 255) return AX_ENOTFOUND;
   ax__registry *r = &sys->registry;
@@ -143,6 +145,7 @@ ax_err ax_unregister(ax_system *sys, const char *name) {
 }
 
 ax_err ax_whereis(ax_system *sys, const char *name, ax_pid *out) {
+  if (!sys || !name || !out) return AX_EINVAL;
   size_t len = name ? strnlen(name, 256) : 0;
   if (len == 0 || len > 255) return AX_ENOTFOUND;
   ax__registry *r = &sys->registry;

@@ -72,6 +72,7 @@ static ax_err make_ref(const char *id, ax_pid child, ax_sup_child_ref *ref) {
 
 ax_err ax_supervisor_start_child(ax_system *sys, ax_pid sup, const ax_child_spec *spec,
                                  uint32_t timeout_ms, ax_pid *out) {
+  if (!sys) return AX_EINVAL;
   void *rec;
   size_t len;
   /* The record is packed as for a static child when the spec allows it;
@@ -162,6 +163,7 @@ ax_err ax_supervisor_count_children(ax_system *sys, ax_pid sup, uint32_t timeout
 
 ax_err ax_supervisor_request_start_child(ax_actor *self, ax_pid sup, const ax_child_spec *spec,
                                          uint32_t timeout_ms, ax_ref *ref) {
+  if (!self) return AX_EINVAL;
   void *rec;
   size_t len;
   ax_err e = spec && spec->id ? ax__sup_pack_child(spec, false, &rec, &len)
@@ -174,6 +176,7 @@ ax_err ax_supervisor_request_start_child(ax_actor *self, ax_pid sup, const ax_ch
 
 ax_err ax_supervisor_request(ax_actor *self, ax_pid sup, uint32_t type, const char *id,
                              ax_pid child, uint32_t timeout_ms, ax_ref *ref) {
+  if (!self) return AX_EINVAL;
   if (type == AX_SUP_REQ_WHICH_CHILDREN || type == AX_SUP_REQ_COUNT_CHILDREN)
     return ax__request(self, sup, type, NULL, 0, timeout_ms, ref);
   if (type != AX_SUP_REQ_TERMINATE_CHILD && type != AX_SUP_REQ_RESTART_CHILD &&

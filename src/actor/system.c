@@ -9,6 +9,7 @@
 #include "actor/actor.h"
 
 void ax_system_config_init(ax_system_config *cfg) {
+  if (!cfg) return;
   memset(cfg, 0, sizeof(*cfg));
   cfg->log_level = AX_LOG_WARN;
 }
@@ -27,13 +28,13 @@ static void stderr_log(ax_log_level level, const char *line, void *arg) {
 void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
   /* One filter for every sink; an out-of-range level counts as an error. */
   if ((unsigned)level > AX_LOG_ERROR) level = AX_LOG_ERROR;
-  if (level < sys->cfg.log_level) return;
+  if (level < (sys ? sys->cfg.log_level : AX_LOG_WARN)) return; /* no system: the defaults */
   char line[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof(line), fmt, ap); /* long lines are cut, by design */
   va_end(ap);
-  if (sys->cfg.log_fn)
+  if (sys && sys->cfg.log_fn)
     sys->cfg.log_fn(level, line, sys->cfg.log_arg);
   else
     stderr_log(level, line, NULL);
@@ -110,7 +111,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   return AX_OK;
 }
 
-uint32_t ax_system_workers(const ax_system *sys) { return sys->nworkers; }
+uint32_t ax_system_workers(const ax_system *sys) { return sys ? sys->nworkers : 0; }
 
 void ax__system_set_stall_warn_ms(ax_system *sys, uint32_t ms) { sys->stall_warn_ms = ms; }
 
@@ -126,6 +127,7 @@ static bool wait_dead(ax_system *sys, uint64_t deadline_ns) {
 }
 
 ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms) {
+  if (!sys) return AX_EINVAL;
   if (in_actor()) return AX_ESTATE;
   uint64_t deadline = timeout_ms == AX_INFINITY ? 0 : ax__now_ns() + (uint64_t)timeout_ms * 1000000u;
   return wait_dead(sys, deadline) ? AX_OK : AX_ETIMEDOUT;
@@ -276,7 +278,8 @@ void ax_system_free(ax_system *sys) {
   ax__free(sys, sizeof(*sys));
 }
 
-void ax_system_stats_get(ax_system *sys, ax_system_stats *out) {
+ax_err ax_system_stats_get(ax_system *sys, ax_system_stats *out) {
+  if (!sys || !out) return AX_EINVAL;
   memset(out, 0, sizeof(*out));
   out->actors_alive = atomic_load_explicit(&sys->live, memory_order_relaxed);
   out->actors_spawned = atomic_load_explicit(&sys->spawned, memory_order_relaxed);
@@ -294,4 +297,5 @@ void ax_system_stats_get(ax_system *sys, ax_system_stats *out) {
     out->steals += atomic_load_explicit(&w->steals, memory_order_relaxed);
     out->parks += atomic_load_explicit(&w->parks, memory_order_relaxed);
   }
+  return AX_OK;
 }

@@ -381,6 +381,7 @@ void ax__timers_stop(ax_system *sys) {
 }
 
 void ax_system_clock_moved(ax_system *sys) {
+  if (!sys) return;
   if (sys->timers.reactor) ax__reactor_wake(sys->timers.reactor);
 }
 
@@ -487,13 +488,13 @@ ax_err ax__send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t typ
 
 ax_err ax_send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type, const void *data,
                      size_t len, ax_timer *out) {
-  if (ax_msg_type_reserved(type)) return AX_EINVAL;
+  if (!self || ax_msg_type_reserved(type) || (len && !data)) return AX_EINVAL;
   return ax__send_after(self, delay_ms, to, type, data, len, out);
 }
 
 ax_err ax_send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_pid to,
                         uint32_t type, const void *data, size_t len, ax_timer *out) {
-  if (ax_msg_type_reserved(type) || !period_ms || (flags & ~(uint32_t)AX_TIMER_KEEP_MISSED)) return AX_EINVAL;
+  if (!self || ax_msg_type_reserved(type) || (len && !data) || !period_ms || (flags & ~(uint32_t)AX_TIMER_KEEP_MISSED)) return AX_EINVAL;
   uint64_t id = ax__new_ref(self->sys);
   uint32_t f = AX__MSGF_TREPEAT | ((flags & AX_TIMER_KEEP_MISSED) ? KEEP_MISSED : 0);
   ax_err e = arm(self, id, period_ms, period_ms, f, to.id, type, data, len, NULL);
@@ -502,10 +503,12 @@ ax_err ax_send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_p
 }
 
 ax_err ax_timer_cancel(ax_actor *self, ax_timer t) {
+  if (!self) return AX_EINVAL;
   return !(t & 1) && cancel_id(self, t) ? AX_OK : AX_ENOTFOUND;
 }
 
 ax_err ax_set_receive_timeout(ax_actor *self, uint32_t ms) {
+  if (!self) return AX_EINVAL;
   ax__actor_ext *x = ax__ext(self);
   if (!x) return AX_ENOMEM;
   disarm_recv(self, x);
