@@ -22,7 +22,8 @@ static ax__io *io_load(ax_system *sys) {
 }
 
 static void io_wake(ax__io *io) {
-  /* acq_rel: see on_cmd, which clears the flag before draining the queue. */
+  /* acq_rel: see on_cmd, which drains the evfd, then clears the flag, then
+   * takes the queue. */
   if (atomic_exchange_explicit(&io->ev_pending, true, memory_order_acq_rel)) return;
   uint64_t one = 1;
   ssize_t r;
@@ -58,6 +59,8 @@ ax__iobj *ax__iobj_get(ax_system *sys, uint64_t id, int kind) {
 void ax__iobj_put(ax__iobj *o) { ax__table_release(&o->io->table, o->id); }
 
 /* ---- the command queue ---- */
+
+_Atomic(ax__io_hook_fn) ax__io_cmd_hook;
 
 void ax__io_cmd(ax__iobj *o, uint32_t bits) {
   /* A non-zero previous value means o is queued (or being handled: the
@@ -108,13 +111,21 @@ static void graveyard(ax__io *io) {
 static void on_cmd(ax__io_handler *h, uint32_t events) {
   ax__io *io = IO_OF(h, cmd_h);
   (void)events;
-  /* Clear first, then drain: a pusher that finds the flag clear writes the
-   * evfd again, and one that finds it set appended before this clear, so
-   * the list taken below holds its object. */
-  atomic_exchange_explicit(&io->ev_pending, false, memory_order_acq_rel);
+  /* Drain first, then clear (as the poll backend's consume_wake does).
+   * Clearing first would let a waker find the flag clear and write the
+   * evfd in between; the drain would eat that write and leave the flag set
+   * with nothing to wake on, so every later waker would skip its write and
+   * no command would ever run again. In this order a waker that finds the
+   * flag clear writes after the drain (the next pass sees it), and one
+   * that finds it set appended before the clear (its exchange is in the
+   * release sequence our acq_rel clear reads), so the list taken below
+   * holds its object. */
   uint64_t v;
   while (read(io->evfd, &v, sizeof v) < 0 && errno == EINTR) {
   }
+  ax__io_hook_fn hook = atomic_load_explicit(&ax__io_cmd_hook, memory_order_acquire);
+  if (AX_UNLIKELY(hook != NULL)) hook(io);
+  atomic_exchange_explicit(&io->ev_pending, false, memory_order_acq_rel);
   graveyard(io);
   pthread_mutex_lock(&io->cmd_lock);
   ax__iobj *o = io->cmd_head;

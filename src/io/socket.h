@@ -133,6 +133,13 @@ struct ax__io {
 };
 
 /* socket.c: the layer's state and the reactor plumbing. */
+/* Test hook (NULL outside tests): the reactor calls it in every command
+ * pass at the one point where a concurrent waker can interleave with the
+ * pass (between the eventfd drain and the wake-flag clear), so a test can
+ * force that interleaving deterministically. acquire/release: set by the
+ * test thread, read by the reactor. */
+typedef void (*ax__io_hook_fn)(ax__io *io);
+extern _Atomic(ax__io_hook_fn) ax__io_cmd_hook;
 /* Returns sys's I/O state, starting the layer on first use (NULL on error:
  * *err says why). Thread: any. */
 ax__io *ax__io_get(ax_system *sys, ax_err *err);
