@@ -31,7 +31,9 @@ typedef struct ax_listener {
 enum {
   /* payload ax_io_conn_info: a listener accepted conn. The connection's
    * reading starts PAUSED: nothing is read until ax_conn_resume_read, so it
-   * can be handed to another actor first without losing a byte. */
+   * can be handed to another actor first without losing a byte. If this
+   * message cannot be sent (out of memory), the connection is reset at
+   * once and the owner hears nothing about it. */
   AX_MSG_IO_ACCEPTED = AX_MSG_IO_FIRST,
   /* payload ax_io_conn_info (listener id 0): ax_connect succeeded; reading
    * is active. */
@@ -48,15 +50,18 @@ enum {
   AX_MSG_IO_DRAINED = AX_MSG_IO_FIRST + 4, /* payload ax_io_event */
   /* payload ax_io_event: the peer shut down its write side (EOF). No more
    * data will arrive; the connection stays open and writable until the
-   * owner closes it (or the peer resets it). At most once. */
+   * owner closes it (or the peer resets it). At most once; never lost for
+   * lack of memory (reserved with the connection). */
   AX_MSG_IO_PEER_SHUTDOWN = AX_MSG_IO_FIRST + 5,
   /* payload ax_io_event: the connection or listener is closed (reason:
    * ax_io_reason, code: errno for AX_IO_CLOSE_ERROR, bytes: queued bytes
    * that were never sent). Exactly once per accepted or connected socket
-   * and per listener; the last message about it. */
+   * and per listener, even out of memory (its memory is reserved when the
+   * socket is made); the last message about it. */
   AX_MSG_IO_CLOSED = AX_MSG_IO_FIRST + 6,
   /* payload ax_io_event, code = errno: ax_connect failed (the handle is
-   * dead; no CLOSED follows), or a listener could not accept (EMFILE,
+   * dead; no CLOSED follows; reserved like CLOSED; ENOMEM if CONNECTED
+   * could not be sent), or a listener could not accept (EMFILE,
    * ENFILE, ENOBUFS, ENOMEM: the pending connection was dropped; the
    * listener keeps serving). */
   AX_MSG_IO_ERROR = AX_MSG_IO_FIRST + 7

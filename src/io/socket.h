@@ -52,6 +52,10 @@ typedef struct ax__iobj {
   struct ax__iobj *t_next;  /* in io->timed (deadline set) */
   uint64_t deadline_ms;     /* 0: none */
   ax_io_opts opts;
+  /* The node of the last message about o (CLOSED, or ERROR for a failed
+   * connect), allocated with o so that it arrives even out of memory.
+   * Reactor (NULL once used); freed with o if unused. */
+  ax__mnode *last_msg;
 } ax__iobj;
 
 /* A queued write: bytes [p, p+len) inside buf (a reference we hold). */
@@ -98,6 +102,7 @@ typedef struct ax__conn {
   _Atomic uint32_t slabs;   /* live read slabs of this conn */
   _Atomic uint64_t bytes_read, bytes_written, zc_sends; /* statistics */
   _Atomic uint64_t queued_pub; /* copy of wq_bytes for stats */
+  ax__mnode *eof_msg;       /* reactor: reserved PEER_SHUTDOWN node */
 } ax__conn;
 
 typedef struct ax__listener {
@@ -171,6 +176,15 @@ void ax__io_timer_set(ax__iobj *o, uint64_t deadline_ms);
 ax_err ax__io_notify(ax__iobj *o, uint32_t type, const void *data, size_t len, ax_buf *buf);
 /* Sends an ax_io_event about o. */
 ax_err ax__io_event(ax__iobj *o, uint32_t type, int reason, int code, uint64_t bytes);
+/* Allocates a node for an ax_io_event that must arrive (NULL: no memory). */
+ax__mnode *ax__io_reserve(void);
+/* Sends an ax_io_event about o in the reserved node *slot (taken: *slot is
+ * NULL after), so it cannot fail for lack of memory. AX_ENOACTOR if the
+ * owner is gone (the node is freed). Thread: reactor. */
+ax_err ax__io_event_reserved(ax__iobj *o, ax__mnode **slot, uint32_t type, int reason, int code,
+                             uint64_t bytes);
+/* Frees o's unused reserved nodes (with o). */
+void ax__iobj_free_reserved(ax__iobj *o);
 
 /* socket_addr.c */
 /* Parses addr; *len gets the sockaddr size. Logs why on AX_EINVAL. */
@@ -185,6 +199,9 @@ ax__conn *ax__conn_new(ax__io *io, int fd, const ax_io_opts *opts, int state);
 void ax__conn_on_events(ax__io_handler *h, uint32_t events);
 void ax__conn_command(ax__conn *c, uint32_t bits);
 void ax__conn_on_timer(ax__conn *c);
+/* Reactor: closes c at once with no message (its owner never learnt of
+ * it, e.g. the ACCEPTED message could not be sent). */
+void ax__conn_discard(ax__conn *c);
 /* Frees what a conn holds (fd closed already). */
 void ax__conn_destroy(ax__conn *c);
 /* Closes the fd and drops queued data now (fini, reactor stopped). */

@@ -43,6 +43,16 @@ static size_t max_slabs(const ax__conn *c) {
 ax__conn *ax__conn_new(ax__io *io, int fd, const ax_io_opts *opts, int state) {
   ax__conn *c = ax__calloc(sizeof(*c));
   if (!c) return NULL;
+  /* The messages that must arrive get their memory now (see
+   * ax__io_event_reserved): CLOSED (or a failed connect's ERROR) and
+   * PEER_SHUTDOWN. */
+  c->o.last_msg = ax__io_reserve();
+  c->eof_msg = ax__io_reserve();
+  if (!c->o.last_msg || !c->eof_msg) {
+    ax__iobj_free_reserved(&c->o);
+    ax__free(c, sizeof(*c));
+    return NULL;
+  }
   c->o.h.on_events = ax__conn_on_events;
   c->o.kind = AX__IO_CONN;
   c->o.io = io;
@@ -359,7 +369,7 @@ static void do_read(ax__conn *c) {
       c->rd_eof = true;
       c->rd_ready = false;
       slab_drop(c);
-      ax__io_event(&c->o, AX_MSG_IO_PEER_SHUTDOWN, 0, 0, 0);
+      ax__io_event_reserved(&c->o, &c->eof_msg, AX_MSG_IO_PEER_SHUTDOWN, 0, 0, 0);
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       c->rd_ready = false;
     } else if (errno != EINTR) {
@@ -439,6 +449,8 @@ static void begin_close(ax__conn *c) {
   try_finish_close(c);
 }
 
+void ax__conn_discard(ax__conn *c) { conn_shut(c, -1, 0, true); }
+
 void ax__conn_on_timer(ax__conn *c) {
   if (!c->o.finalized) conn_shut(c, AX_IO_CLOSE_TIMEOUT, 0, true);
 }
@@ -466,7 +478,7 @@ static void connect_done(ax__conn *c, uint32_t events) {
   if (!err && !(events & (AX__POLL_OUT | AX__POLL_ERR | AX__POLL_HUP))) return;
   if (!err && (events & (AX__POLL_ERR | AX__POLL_HUP))) err = ECONNREFUSED;
   if (err) {
-    ax__io_event(&c->o, AX_MSG_IO_ERROR, 0, err, 0);
+    ax__io_event_reserved(&c->o, &c->o.last_msg, AX_MSG_IO_ERROR, 0, err, 0);
     conn_shut(c, -1, 0, false);
     return;
   }
@@ -484,8 +496,12 @@ static void connect_done(ax__conn *c, uint32_t events) {
   socklen_t sl = sizeof ss;
   if (getpeername(c->o.fd, (struct sockaddr *)&ss, &sl) == 0)
     ax__addr_format((struct sockaddr *)&ss, sl, info.peer, sizeof info.peer);
-  if (ax__io_notify(&c->o, AX_MSG_IO_CONNECTED, &info, sizeof info, NULL) != AX_OK) {
-    conn_shut(c, AX_IO_CLOSE_OWNER, 0, true);
+  ax_err e = ax__io_notify(&c->o, AX_MSG_IO_CONNECTED, &info, sizeof info, NULL);
+  if (e != AX_OK) {
+    /* The owner waits for CONNECTED or ERROR: out of memory, it gets the
+     * ERROR (reserved), and the handle is dead as for any failed connect. */
+    if (e == AX_ENOMEM) ax__io_event_reserved(&c->o, &c->o.last_msg, AX_MSG_IO_ERROR, 0, ENOMEM, 0);
+    conn_shut(c, -1, 0, true);
     return;
   }
   c->rd_ready = true;
@@ -525,7 +541,7 @@ void ax__conn_on_events(ax__io_handler *h, uint32_t events) {
 
 void ax__conn_command(ax__conn *c, uint32_t bits) {
   if ((bits & AX__CMD_REGISTER) && c->connect_err) {
-    ax__io_event(&c->o, AX_MSG_IO_ERROR, 0, c->connect_err, 0);
+    ax__io_event_reserved(&c->o, &c->o.last_msg, AX_MSG_IO_ERROR, 0, c->connect_err, 0);
     conn_shut(c, -1, 0, false);
     return;
   }
@@ -534,7 +550,7 @@ void ax__conn_command(ax__conn *c, uint32_t bits) {
       c->o.registered = true;
     } else {
       int err = errno;
-      if (!c->connected) ax__io_event(&c->o, AX_MSG_IO_ERROR, 0, err, 0);
+      if (!c->connected) ax__io_event_reserved(&c->o, &c->o.last_msg, AX_MSG_IO_ERROR, 0, err, 0);
       conn_shut(c, c->connected ? AX_IO_CLOSE_ERROR : -1, err, false);
       return;
     }
@@ -571,6 +587,7 @@ void ax__conn_teardown(ax__conn *c) {
 void ax__conn_destroy(ax__conn *c) {
   AX_ASSERT(!c->wq_head && !c->zc_head && !c->rd_slab);
   if (c->o.fd >= 0) close(c->o.fd); /* never published (a failed start) */
+  ax__iobj_free_reserved(&c->o);
   pthread_mutex_destroy(&c->wlock);
   ax__free(c, sizeof(*c));
 }

@@ -84,7 +84,9 @@ ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr, const ax
     return e;
   }
   ax__listener *l = ax__calloc(sizeof *l);
-  if (!l) {
+  if (l) l->o.last_msg = ax__io_reserve(); /* CLOSED must arrive */
+  if (!l || !l->o.last_msg) {
+    if (l) ax__free(l, sizeof *l);
     close(fd);
     return AX_ENOMEM;
   }
@@ -104,6 +106,7 @@ ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr, const ax
   e = ax__iobj_publish(io, &l->o, owner.id);
   if (e != AX_OK) {
     ax__listener_teardown(l);
+    ax__iobj_free_reserved(&l->o);
     ax__free(l, sizeof *l);
     return e;
   }
@@ -187,8 +190,13 @@ static void accepted(ax__listener *l, int fd, struct sockaddr_storage *ss, sockl
   info.listener = (ax_listener){io->sys, l->o.id};
   info.conn = (ax_conn){io->sys, c->o.id};
   ax__addr_format((struct sockaddr *)ss, sl, info.peer, sizeof info.peer);
-  if (ax__io_notify(&l->o, AX_MSG_IO_ACCEPTED, &info, sizeof info, NULL) != AX_OK)
-    ax__io_close_req(&c->o, AX_IO_CLOSE_OWNER, 0, AX__CMD_ABORT);
+  /* Its owner cannot learn of it: close it at once, with no message (a
+   * CLOSED about a connection it never saw would be the only one). */
+  if (ax__io_notify(&l->o, AX_MSG_IO_ACCEPTED, &info, sizeof info, NULL) != AX_OK) {
+    ax_log(io->sys, AX_LOG_ERROR, "io: cannot deliver an accepted connection on %s: dropped it",
+           l->addr);
+    ax__conn_discard(c);
+  }
 }
 
 /* Out of descriptors (or kernel memory). accept fails so before it looks
