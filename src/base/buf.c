@@ -77,6 +77,7 @@ void ax_buf_release(ax_buf *b) {
 void *ax_buf_data(ax_buf *b) { return b->data; }
 size_t ax_buf_len(const ax_buf *b) { return b->len; }
 size_t ax_buf_cap(const ax_buf *b) { return b->cap; }
+ax_buf_free_fn ax__buf_free_fn(const ax_buf *b) { return b->wrapped ? b->free_fn : NULL; }
 uint32_t ax_buf_refs(const ax_buf *b) {
   return atomic_load_explicit(&((ax_buf *)b)->refs, memory_order_relaxed);
 }

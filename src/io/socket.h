@@ -64,7 +64,9 @@ typedef struct ax__wchunk {
   ax_buf *buf;
   const char *p;
   size_t len;
-  bool zc; /* send with MSG_ZEROCOPY */
+  bool zc;  /* send with MSG_ZEROCOPY */
+  bool own; /* buf is our copy buffer (sole reference): the queue may
+               append to it up to its capacity */
 } ax__wchunk;
 
 /* A buffer held until the kernel's zerocopy completion for seq. */

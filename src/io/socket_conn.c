@@ -16,6 +16,8 @@
 #define IOV_BATCH 64
 /* A slab with less room than this is retired before the next read. */
 #define MIN_READ 1024
+/* Queued copies go into buffers of at least this size, filled in turn. */
+#define COPY_CHUNK 4096
 /* A closing connection discards at most this much unread input. */
 #define DISCARD_MAX (1u << 20)
 
@@ -182,15 +184,38 @@ static int flush_locked(ax__conn *c) {
   return err;
 }
 
+static void slab_free(void *data, size_t cap, void *arg);
+
+/* A read slab (of any connection): its bytes are copied when queued, so a
+ * write queue never keeps another reader's slab alive (docs/ARCHITECTURE.md,
+ * "Fan-out"). */
+static bool is_read_slab(const ax_buf *b) { return ax__buf_free_fn(b) == slab_free; }
+
+/* Queues [p, p+len): by reference to buf, or (buf NULL) as a copy, appended
+ * to the tail's copy buffer while it has room. */
 static ax_err enqueue(ax__conn *c, const char *p, size_t len, ax_buf *buf, bool zc) {
+  ax__wchunk *t = c->wq_tail;
+  if (!buf && t && t->own) {
+    char *end = (char *)t->p + t->len;
+    size_t room = (size_t)((char *)ax_buf_data(t->buf) + ax_buf_cap(t->buf) - end);
+    if (room >= len) {
+      memcpy(end, p, len);
+      t->len += len;
+      c->wq_bytes += len;
+      atomic_store_explicit(&c->queued_pub, c->wq_bytes, memory_order_relaxed);
+      return AX_OK;
+    }
+  }
   ax__wchunk *w = ax__alloc(sizeof *w);
   if (!w) return AX_ENOMEM;
+  w->own = !buf;
   if (buf) {
     ax_buf_retain(buf);
-  } else if (ax_buf_copy(p, len, &buf) != AX_OK) {
+  } else if (ax_buf_new(len > COPY_CHUNK ? len : COPY_CHUNK, &buf) != AX_OK) {
     ax__free(w, sizeof *w);
     return AX_ENOMEM;
   } else {
+    memcpy(ax_buf_data(buf), p, len);
     p = ax_buf_data(buf);
   }
   w->next = NULL;
@@ -233,6 +258,9 @@ static ax_err write_locked(ax__conn *c, const char *p, size_t len, ax_buf *buf) 
     ax_err e = over_high(c);
     return e == AX_OK ? AX_EAGAIN : e;
   }
+  /* A read slab is never held by the queue (nor pinned by zerocopy): what
+   * the socket does not take now is copied. */
+  if (buf && is_read_slab(buf)) buf = NULL;
   bool zc = buf && c->o.opts.zerocopy_min && len >= c->o.opts.zerocopy_min && ax__zc_enable(c);
   size_t done = 0;
   if (!c->wq_head && !zc) {
