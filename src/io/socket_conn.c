@@ -289,6 +289,7 @@ static ax_err write_locked(ax__conn *c, const char *p, size_t len, ax_buf *buf) 
 }
 
 static ax_err conn_write(ax_conn h, const char *p, size_t len, ax_buf *buf) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   pthread_mutex_lock(&c->wlock);
@@ -623,6 +624,7 @@ void ax__conn_destroy(ax__conn *c) {
 /* ---- the public calls ---- */
 
 ax_err ax_conn_close(ax_conn h) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   pthread_mutex_lock(&c->wlock);
@@ -635,6 +637,7 @@ ax_err ax_conn_close(ax_conn h) {
 }
 
 ax_err ax_conn_abort(ax_conn h) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   pthread_mutex_lock(&c->wlock);
@@ -647,6 +650,7 @@ ax_err ax_conn_abort(ax_conn h) {
 }
 
 static ax_err set_paused(ax_conn h, bool paused) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   ax_err e = AX_ECLOSED;
@@ -663,6 +667,7 @@ ax_err ax_conn_pause_read(ax_conn c) { return set_paused(c, true); }
 ax_err ax_conn_resume_read(ax_conn c) { return set_paused(c, false); }
 
 ax_err ax_conn_set_owner(ax_conn h, ax_pid pid) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   ax_err e = AX_OK;
@@ -678,6 +683,7 @@ ax_err ax_conn_set_owner(ax_conn h, ax_pid pid) {
 }
 
 ax_err ax_conn_stats_get(ax_conn h, ax_conn_stats *out) {
+  if (!h.sys || !out) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   memset(out, 0, sizeof *out);
@@ -692,5 +698,6 @@ ax_err ax_conn_stats_get(ax_conn h, ax_conn_stats *out) {
 }
 
 ax_conn ax_io_msg_conn(ax_actor *self, const ax_msg *msg) {
+  if (!self || !msg) return (ax_conn){NULL, 0};
   return (ax_conn){ax_actor_system(self), msg->ref};
 }

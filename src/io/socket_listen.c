@@ -15,6 +15,7 @@
 #define ACCEPT_RETRY_MS 100
 
 void ax_io_opts_init(ax_io_opts *o) {
+  if (!o) return;
   memset(o, 0, sizeof *o);
   o->read_slab = 16 * 1024;
   o->read_inflight_max = 256 * 1024;
@@ -116,10 +117,12 @@ ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr, const ax
 }
 
 ax_err ax_listen(ax_actor *self, const char *addr, const ax_io_opts *opts, ax_listener *out) {
+  if (!self) return AX_EINVAL;
   return ax_system_listen(ax_actor_system(self), ax_self(self), addr, opts, out);
 }
 
 ax_err ax_listener_addr(ax_listener h, char *buf, size_t *len) {
+  if (!h.sys || !len) return AX_EINVAL;
   ax__listener *l = (ax__listener *)ax__iobj_get(h.sys, h.id, AX__IO_LISTENER);
   if (!l) return AX_ECLOSED;
   size_t n = strlen(l->addr);
@@ -136,6 +139,7 @@ ax_err ax_listener_addr(ax_listener h, char *buf, size_t *len) {
 }
 
 ax_err ax_listener_close(ax_listener h) {
+  if (!h.sys) return AX_EINVAL;
   ax__listener *l = (ax__listener *)ax__iobj_get(h.sys, h.id, AX__IO_LISTENER);
   if (!l) return AX_ECLOSED;
   int expect = -1;
@@ -322,5 +326,6 @@ ax_err ax_system_connect(ax_system *sys, ax_pid owner, const char *addr, const a
 }
 
 ax_err ax_connect(ax_actor *self, const char *addr, const ax_io_opts *opts, ax_conn *out) {
+  if (!self) return AX_EINVAL;
   return ax_system_connect(ax_actor_system(self), ax_self(self), addr, opts, out);
 }
