@@ -48,6 +48,7 @@ ax__conn *ax__conn_new(ax__io *io, int fd, const ax_io_opts *opts, int state) {
   /* The messages that must arrive get their memory now (see
    * ax__io_event_reserved): CLOSED (or a failed connect's ERROR) and
    * PEER_SHUTDOWN. */
+  c->o.kind = AX__IO_CONN;
   c->o.last_msg = ax__io_reserve();
   c->eof_msg = ax__io_reserve();
   if (!c->o.last_msg || !c->eof_msg) {
