@@ -221,8 +221,9 @@ static ax_err lsn_b(ax_actor *self, const ax_msg *m) {
     for (size_t i = 0; i < s->nheld; i++) handoff(self, s->held[i]);
     s->nheld = 0;
   } else if (m->type == AX_MSG_IO_ERROR) {
-    atomic_fetch_add(&G.errors, 1);
+    /* The code first: the test thread reads it once it sees the count. */
     atomic_store(&G.last_error, ((const ax_io_event *)m->data)->code);
+    atomic_fetch_add(&G.errors, 1);
   }
   return AX_OK;
 }

@@ -11,6 +11,14 @@
 #include "axon/error.h"
 #include "axon/msg.h"
 
+/* NULL arguments: every function here that returns ax_err returns
+ * AX_EINVAL, and does nothing, when given a NULL pointer argument (sys,
+ * self, addr, out, len, buf, data with len > 0) or a handle whose sys is
+ * NULL (a zero-initialised ax_conn / ax_listener). The exceptions are
+ * documented: opts NULL means the defaults, ax_listener_addr's buf may be
+ * NULL to ask for the size. ax_io_opts_init(NULL) is a no-op and
+ * ax_io_msg_conn(NULL, ...) / (..., NULL) returns the zero handle. */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,7 +43,9 @@ typedef struct ax_listener {
 enum {
   /* payload ax_io_conn_info: a listener accepted conn. The connection's
    * reading starts PAUSED: nothing is read until ax_conn_resume_read, so it
-   * can be handed to another actor first without losing a byte. */
+   * can be handed to another actor first without losing a byte. If this
+   * message cannot be sent (out of memory), the connection is reset at
+   * once and the owner hears nothing about it. */
   AX_MSG_IO_ACCEPTED = AX_MSG_IO_FIRST,
   /* payload ax_io_conn_info (listener id 0): ax_connect succeeded; reading
    * is active. */
@@ -52,15 +62,18 @@ enum {
   AX_MSG_IO_DRAINED = AX_MSG_IO_FIRST + 4, /* payload ax_io_event */
   /* payload ax_io_event: the peer shut down its write side (EOF). No more
    * data will arrive; the connection stays open and writable until the
-   * owner closes it (or the peer resets it). At most once. */
+   * owner closes it (or the peer resets it). At most once; never lost for
+   * lack of memory (reserved with the connection). */
   AX_MSG_IO_PEER_SHUTDOWN = AX_MSG_IO_FIRST + 5,
   /* payload ax_io_event: the connection or listener is closed (reason:
    * ax_io_reason, code: errno for AX_IO_CLOSE_ERROR, bytes: queued bytes
    * that were never sent). Exactly once per accepted or connected socket
-   * and per listener; the last message about it. */
+   * and per listener, even out of memory (its memory is reserved when the
+   * socket is made); the last message about it. */
   AX_MSG_IO_CLOSED = AX_MSG_IO_FIRST + 6,
   /* payload ax_io_event, code = errno: ax_connect failed (the handle is
-   * dead; no CLOSED follows), or a listener could not accept (EMFILE,
+   * dead; no CLOSED follows; reserved like CLOSED; ENOMEM if CONNECTED
+   * could not be sent), or a listener could not accept (EMFILE,
    * ENFILE, ENOBUFS, ENOMEM: the pending connection was dropped; the
    * listener keeps serving). */
   AX_MSG_IO_ERROR = AX_MSG_IO_FIRST + 7
@@ -117,7 +130,7 @@ typedef struct ax_io_opts {
   int backlog;              /* listen backlog (511) */
 } ax_io_opts;
 
-/* ax_io_opts_init fills o with the defaults. Thread: any. */
+/* ax_io_opts_init fills o with the defaults (NULL: no-op). Thread: any. */
 AX_API void ax_io_opts_init(ax_io_opts *o);
 
 /* Addresses are strings: "127.0.0.1:6667", "[::1]:6667", "0.0.0.0:0"
@@ -142,13 +155,15 @@ AX_API ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr,
 
 /* ax_listener_addr writes the bound address ("127.0.0.1:41234", with the
  * real port for port 0) into buf[0..*len) NUL-terminated; *len gets the
- * string length. Thread: any. Errors: AX_ECLOSED, AX_ENOBUFS (*len is then
- * the size needed). */
+ * string length. buf may be NULL to ask for the size. Thread: any.
+ * Errors: AX_ECLOSED, AX_ENOBUFS (*len is then the size needed), AX_EINVAL
+ * (len NULL, or a zero handle). */
 AX_API ax_err ax_listener_addr(ax_listener l, char *buf, size_t *len);
 
 /* ax_listener_close stops accepting and closes the listener; its owner
  * gets AX_MSG_IO_CLOSED (reason LOCAL). Accepted connections are not
- * affected. Thread: any. Errors: AX_ECLOSED (already closed). */
+ * affected. Thread: any. Errors: AX_ECLOSED (already closed), AX_EINVAL
+ * (zero handle). */
 AX_API ax_err ax_listener_close(ax_listener l);
 
 /* ax_connect starts a non-blocking connect to addr owned by self: self gets
@@ -169,12 +184,12 @@ AX_API ax_err ax_system_connect(ax_system *sys, ax_pid owner, const char *addr,
  * (accepted connections start paused), then ax_conn_resume_read. On a
  * connection that is already reading, DATA sent before the call stays in
  * the old owner's mailbox. Thread: any. Errors: AX_ECLOSED, AX_ENOACTOR
- * (pid is dead: nothing changes). */
+ * (pid is dead: nothing changes), AX_EINVAL (zero handle). */
 AX_API ax_err ax_conn_set_owner(ax_conn c, ax_pid pid);
 
 /* ax_conn_pause_read stops reading (messages already sent still arrive);
  * ax_conn_resume_read starts or resumes it. Idempotent. Thread: any.
- * Errors: AX_ECLOSED. */
+ * Errors: AX_ECLOSED, AX_EINVAL (zero handle). */
 AX_API ax_err ax_conn_pause_read(ax_conn c);
 AX_API ax_err ax_conn_resume_read(ax_conn c);
 
@@ -187,25 +202,31 @@ AX_API ax_err ax_conn_resume_read(ax_conn c);
  * Thread: any (writes from several threads are serialised, each one
  * contiguous). Blocking: a non-blocking send under the connection's lock.
  * Errors: AX_EAGAIN, AX_ECLOSED (closed, closing, or failed: the owner gets
- * AX_MSG_IO_CLOSED), AX_ESTATE (still connecting), AX_ENOMEM, AX_EINVAL. */
+ * AX_MSG_IO_CLOSED), AX_ESTATE (still connecting), AX_ENOMEM, AX_EINVAL
+ * (data NULL with len > 0, or a zero handle). */
 AX_API ax_err ax_conn_write(ax_conn c, const void *data, size_t len);
 
-/* ax_conn_write_buf sends buf's bytes [off, off+len) without copying: the
- * connection takes its own reference until they are sent (or, with
- * MSG_ZEROCOPY, until the kernel reports completion); the caller keeps its
- * reference and must not modify those bytes meanwhile. Thread: any.
- * Errors: as ax_conn_write; AX_EINVAL (slice out of range). */
+/* ax_conn_write_buf sends buf's bytes [off, off+len) without copying what
+ * the socket takes at once. What it does not take is queued: by a
+ * reference to buf (held until sent or, with MSG_ZEROCOPY, until the
+ * kernel reports completion; the caller keeps its reference and must not
+ * modify those bytes meanwhile), except for a read slab (the buf of an
+ * AX_MSG_IO_DATA message, of any connection), whose queued bytes are
+ * copied so that a slow destination never holds the reader's slabs (see
+ * docs/io.md, fan-out). Thread: any.
+ * Errors: as ax_conn_write; AX_EINVAL (buf NULL, slice out of range). */
 AX_API ax_err ax_conn_write_buf(ax_conn c, ax_buf *buf, size_t off, size_t len);
 
 /* ax_conn_close stops reading, sends everything queued (within
  * close_timeout_ms, else the rest is dropped: reason TIMEOUT), then closes;
  * the owner gets AX_MSG_IO_CLOSED (reason LOCAL) exactly once. Writes fail
- * with AX_ECLOSED from the call on. Thread: any. Errors: AX_ECLOSED. */
+ * with AX_ECLOSED from the call on. Thread: any. Errors: AX_ECLOSED,
+ * AX_EINVAL (zero handle). */
 AX_API ax_err ax_conn_close(ax_conn c);
 
 /* ax_conn_abort closes at once: queued bytes are dropped and the peer gets
  * a reset; the owner gets AX_MSG_IO_CLOSED (reason ABORT). Thread: any.
- * Errors: AX_ECLOSED. */
+ * Errors: AX_ECLOSED, AX_EINVAL (zero handle). */
 AX_API ax_err ax_conn_abort(ax_conn c);
 
 typedef struct ax_conn_stats {
@@ -217,11 +238,12 @@ typedef struct ax_conn_stats {
 } ax_conn_stats;
 
 /* ax_conn_stats_get reads c's counters (a snapshot). Thread: any.
- * Errors: AX_ECLOSED. */
+ * Errors: AX_ECLOSED, AX_EINVAL (out NULL, or a zero handle). */
 AX_API ax_err ax_conn_stats_get(ax_conn c, ax_conn_stats *out);
 
 /* ax_io_msg_conn gives the connection an AX_MSG_IO_* message is about
- * ({sys, msg->ref}). Thread: owner. Never fails. */
+ * ({sys, msg->ref}). Thread: owner. Never fails: a NULL self or msg gives
+ * the zero handle, which every call refuses with AX_EINVAL. */
 AX_API ax_conn ax_io_msg_conn(ax_actor *self, const ax_msg *msg);
 
 static inline bool ax_conn_eq(ax_conn a, ax_conn b) { return a.id == b.id && a.sys == b.sys; }

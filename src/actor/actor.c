@@ -221,6 +221,16 @@ ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, u
   return n ? AX_OK : AX_ENOMEM;
 }
 
+ax_err ax__send_sys_node(ax_system *sys, ax__mnode *n) {
+  uint64_t to = n->to; /* n may be consumed once pushed */
+  ax_actor *r = ax__table_acquire(&sys->table, to);
+  if (!r) return AX_ENOACTOR;
+  n->msg.flags |= AX_MSGF_SYSTEM;
+  if (ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
+  ax__table_release(&sys->table, to);
+  return AX_OK;
+}
+
 /* Builds the two halves of a trappable exit signal (see ax__signal): the
  * notice for the system lane and the placeholder for the user lane. */
 static bool exit_pair(uint32_t type, uint64_t from, uint64_t to, const ax_exit_info *info,

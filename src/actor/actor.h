@@ -429,6 +429,12 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
  * data/len/buf as ax__msg_new. Thread: any. */
 ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
                     ax_ref ref, const void *data, size_t len, ax_buf *buf);
+/* ax__send_sys for a node the caller allocated earlier (ax__msg_alloc /
+ * ax__msg_new, envelope filled, n->to = the receiver): a notification that
+ * must not fail for lack of memory reserves its node up front. Takes n on
+ * AX_OK; on AX_ENOACTOR the caller still owns it. Never allocates.
+ * Thread: any. */
+ax_err ax__send_sys_node(ax_system *sys, ax__mnode *n);
 
 /* links.c */
 /* Handles a link/monitor signal from the system lane (owner). */

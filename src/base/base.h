@@ -61,6 +61,11 @@ void ax__alloc_fail_after(long n, int sticky);
 /* Number of allocations failed by the hook so far. */
 long ax__alloc_failures(void);
 
+/* The release function of a buffer made by ax_buf_wrap (NULL otherwise):
+ * lets the socket layer recognise its own read slabs. Thread: any. */
+#include "axon/buf.h"
+ax_buf_free_fn ax__buf_free_fn(const ax_buf *b);
+
 /* Monotonic clock. */
 uint64_t ax__now_ns(void);
 static inline uint64_t ax__now_ms(void) { return ax__now_ns() / 1000000u; }

@@ -37,7 +37,7 @@ ax_err ax_buf_new(size_t cap, ax_buf **out) {
 }
 
 ax_err ax_buf_copy(const void *data, size_t len, ax_buf **out) {
-  if (!data) return AX_EINVAL;
+  if (!data || !out) return AX_EINVAL;
   ax_err e = ax_buf_new(len, out);
   if (e != AX_OK) return e;
   memcpy((*out)->data, data, len);
@@ -61,6 +61,7 @@ ax_err ax_buf_wrap(void *data, size_t len, ax_buf_free_fn free_fn, void *arg, ax
 }
 
 void ax_buf_retain(ax_buf *b) {
+  if (!b) return;
   atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
 }
 
@@ -75,15 +76,17 @@ void ax_buf_release(ax_buf *b) {
   }
 }
 
-void *ax_buf_data(ax_buf *b) { return b->data; }
-size_t ax_buf_len(const ax_buf *b) { return b->len; }
-size_t ax_buf_cap(const ax_buf *b) { return b->cap; }
+void *ax_buf_data(ax_buf *b) { return b ? b->data : NULL; }
+size_t ax_buf_len(const ax_buf *b) { return b ? b->len : 0; }
+size_t ax_buf_cap(const ax_buf *b) { return b ? b->cap : 0; }
+ax_buf_free_fn ax__buf_free_fn(const ax_buf *b) { return b->wrapped ? b->free_fn : NULL; }
 uint32_t ax_buf_refs(const ax_buf *b) {
+  if (!b) return 0;
   return atomic_load_explicit(&((ax_buf *)b)->refs, memory_order_relaxed);
 }
 
 ax_err ax_buf_set_len(ax_buf *b, size_t len) {
-  if (len > b->cap) return AX_EINVAL;
+  if (!b || len > b->cap) return AX_EINVAL;
   b->len = len;
   return AX_OK;
 }

@@ -22,7 +22,8 @@ static ax__io *io_load(ax_system *sys) {
 }
 
 static void io_wake(ax__io *io) {
-  /* acq_rel: see on_cmd, which clears the flag before draining the queue. */
+  /* acq_rel: see on_cmd, which drains the evfd, then clears the flag, then
+   * takes the queue. */
   if (atomic_exchange_explicit(&io->ev_pending, true, memory_order_acq_rel)) return;
   uint64_t one = 1;
   ssize_t r;
@@ -38,10 +39,12 @@ void ax__iobj_retain(ax__iobj *o) { atomic_fetch_add_explicit(&o->refs, 1, memor
 void ax__iobj_release(ax__iobj *o) {
   /* acq_rel: the freeing thread sees every other holder's writes. */
   if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1) return;
-  if (o->kind == AX__IO_CONN)
+  if (o->kind == AX__IO_CONN) {
     ax__conn_destroy((ax__conn *)o);
-  else
+  } else {
+    ax__iobj_free_reserved(o);
     ax__free(o, sizeof(ax__listener));
+  }
 }
 
 ax__iobj *ax__iobj_get(ax_system *sys, uint64_t id, int kind) {
@@ -58,6 +61,8 @@ ax__iobj *ax__iobj_get(ax_system *sys, uint64_t id, int kind) {
 void ax__iobj_put(ax__iobj *o) { ax__table_release(&o->io->table, o->id); }
 
 /* ---- the command queue ---- */
+
+_Atomic(ax__io_hook_fn) ax__io_cmd_hook;
 
 void ax__io_cmd(ax__iobj *o, uint32_t bits) {
   /* A non-zero previous value means o is queued (or being handled: the
@@ -108,13 +113,21 @@ static void graveyard(ax__io *io) {
 static void on_cmd(ax__io_handler *h, uint32_t events) {
   ax__io *io = IO_OF(h, cmd_h);
   (void)events;
-  /* Clear first, then drain: a pusher that finds the flag clear writes the
-   * evfd again, and one that finds it set appended before this clear, so
-   * the list taken below holds its object. */
-  atomic_exchange_explicit(&io->ev_pending, false, memory_order_acq_rel);
+  /* Drain first, then clear (as the poll backend's consume_wake does).
+   * Clearing first would let a waker find the flag clear and write the
+   * evfd in between; the drain would eat that write and leave the flag set
+   * with nothing to wake on, so every later waker would skip its write and
+   * no command would ever run again. In this order a waker that finds the
+   * flag clear writes after the drain (the next pass sees it), and one
+   * that finds it set appended before the clear (its exchange is in the
+   * release sequence our acq_rel clear reads), so the list taken below
+   * holds its object. */
   uint64_t v;
   while (read(io->evfd, &v, sizeof v) < 0 && errno == EINTR) {
   }
+  ax__io_hook_fn hook = atomic_load_explicit(&ax__io_cmd_hook, memory_order_acquire);
+  if (AX_UNLIKELY(hook != NULL)) hook(io);
+  atomic_exchange_explicit(&io->ev_pending, false, memory_order_acq_rel);
   graveyard(io);
   pthread_mutex_lock(&io->cmd_lock);
   ax__iobj *o = io->cmd_head;
@@ -290,17 +303,52 @@ ax_err ax__io_notify(ax__iobj *o, uint32_t type, const void *data, size_t len, a
   return ax__send_sys(sys, 0, to, type, 0, o->id, data, len, buf);
 }
 
+static void event_fill(ax__iobj *o, ax_io_event *ev, int reason, int code, uint64_t bytes) {
+  memset(ev, 0, sizeof *ev);
+  if (o->kind == AX__IO_CONN)
+    ev->conn = (ax_conn){o->io->sys, o->id};
+  else
+    ev->listener = (ax_listener){o->io->sys, o->id};
+  ev->reason = reason;
+  ev->code = code;
+  ev->bytes = bytes;
+}
+
 ax_err ax__io_event(ax__iobj *o, uint32_t type, int reason, int code, uint64_t bytes) {
   ax_io_event ev;
-  memset(&ev, 0, sizeof ev);
-  if (o->kind == AX__IO_CONN)
-    ev.conn = (ax_conn){o->io->sys, o->id};
-  else
-    ev.listener = (ax_listener){o->io->sys, o->id};
-  ev.reason = reason;
-  ev.code = code;
-  ev.bytes = bytes;
+  event_fill(o, &ev, reason, code, bytes);
   return ax__io_notify(o, type, &ev, sizeof ev, NULL);
+}
+
+ax__mnode *ax__io_reserve(void) { return ax__msg_alloc(sizeof(ax_io_event)); }
+
+void ax__iobj_free_reserved(ax__iobj *o) {
+  if (o->last_msg) ax__msg_free(o->last_msg);
+  o->last_msg = NULL;
+  if (o->kind == AX__IO_CONN) {
+    ax__conn *c = (ax__conn *)o;
+    if (c->eof_msg) ax__msg_free(c->eof_msg);
+    c->eof_msg = NULL;
+  }
+}
+
+ax_err ax__io_event_reserved(ax__iobj *o, ax__mnode **slot, uint32_t type, int reason, int code,
+                             uint64_t bytes) {
+  ax__mnode *n = *slot;
+  *slot = NULL;
+  if (!n) return ax__io_event(o, type, reason, code, bytes); /* cannot happen: used once */
+  uint64_t to = atomic_load_explicit(&o->owner, memory_order_acquire);
+  n->msg.type = type;
+  n->msg.flags = AX_MSGF_SYSTEM;
+  n->msg.from.id = 0;
+  n->msg.ref = o->id;
+  n->to = to;
+  ax_io_event ev;
+  event_fill(o, &ev, reason, code, bytes);
+  memcpy(n->payload, &ev, sizeof ev); /* msg.data already points there */
+  ax_err e = to ? ax__send_sys_node(o->io->sys, n) : AX_ENOACTOR;
+  if (e != AX_OK) ax__msg_free(n);
+  return e;
 }
 
 void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
@@ -314,7 +362,8 @@ void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
   /* Holders of the handle are inside an API call that sees the socket
    * closed and returns; kill waits for them. */
   ax__table_kill(&io->table, o->id);
-  if (reason >= 0) ax__io_event(o, AX_MSG_IO_CLOSED, reason, code, unsent);
+  /* The reserved node: CLOSED cannot be lost for lack of memory. */
+  if (reason >= 0) ax__io_event_reserved(o, &o->last_msg, AX_MSG_IO_CLOSED, reason, code, unsent);
   ax__table_remove(&io->table, o->id);
   o->grave_next = io->dying;
   io->dying = o;

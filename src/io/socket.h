@@ -52,6 +52,10 @@ typedef struct ax__iobj {
   struct ax__iobj *t_next;  /* in io->timed (deadline set) */
   uint64_t deadline_ms;     /* 0: none */
   ax_io_opts opts;
+  /* The node of the last message about o (CLOSED, or ERROR for a failed
+   * connect), allocated with o so that it arrives even out of memory.
+   * Reactor (NULL once used); freed with o if unused. */
+  ax__mnode *last_msg;
 } ax__iobj;
 
 /* A queued write: bytes [p, p+len) inside buf (a reference we hold). */
@@ -60,7 +64,9 @@ typedef struct ax__wchunk {
   ax_buf *buf;
   const char *p;
   size_t len;
-  bool zc; /* send with MSG_ZEROCOPY */
+  bool zc;  /* send with MSG_ZEROCOPY */
+  bool own; /* buf is our copy buffer (sole reference): the queue may
+               append to it up to its capacity */
 } ax__wchunk;
 
 /* A buffer held until the kernel's zerocopy completion for seq. */
@@ -98,6 +104,7 @@ typedef struct ax__conn {
   _Atomic uint32_t slabs;   /* live read slabs of this conn */
   _Atomic uint64_t bytes_read, bytes_written, zc_sends; /* statistics */
   _Atomic uint64_t queued_pub; /* copy of wq_bytes for stats */
+  ax__mnode *eof_msg;       /* reactor: reserved PEER_SHUTDOWN node */
 } ax__conn;
 
 typedef struct ax__listener {
@@ -133,6 +140,13 @@ struct ax__io {
 };
 
 /* socket.c: the layer's state and the reactor plumbing. */
+/* Test hook (NULL outside tests): the reactor calls it in every command
+ * pass at the one point where a concurrent waker can interleave with the
+ * pass (between the eventfd drain and the wake-flag clear), so a test can
+ * force that interleaving deterministically. acquire/release: set by the
+ * test thread, read by the reactor. */
+typedef void (*ax__io_hook_fn)(ax__io *io);
+extern _Atomic(ax__io_hook_fn) ax__io_cmd_hook;
 /* Returns sys's I/O state, starting the layer on first use (NULL on error:
  * *err says why). Thread: any. */
 ax__io *ax__io_get(ax_system *sys, ax_err *err);
@@ -164,6 +178,15 @@ void ax__io_timer_set(ax__iobj *o, uint64_t deadline_ms);
 ax_err ax__io_notify(ax__iobj *o, uint32_t type, const void *data, size_t len, ax_buf *buf);
 /* Sends an ax_io_event about o. */
 ax_err ax__io_event(ax__iobj *o, uint32_t type, int reason, int code, uint64_t bytes);
+/* Allocates a node for an ax_io_event that must arrive (NULL: no memory). */
+ax__mnode *ax__io_reserve(void);
+/* Sends an ax_io_event about o in the reserved node *slot (taken: *slot is
+ * NULL after), so it cannot fail for lack of memory. AX_ENOACTOR if the
+ * owner is gone (the node is freed). Thread: reactor. */
+ax_err ax__io_event_reserved(ax__iobj *o, ax__mnode **slot, uint32_t type, int reason, int code,
+                             uint64_t bytes);
+/* Frees o's unused reserved nodes (with o). */
+void ax__iobj_free_reserved(ax__iobj *o);
 
 /* socket_addr.c */
 /* Parses addr; *len gets the sockaddr size. Logs why on AX_EINVAL. */
@@ -178,6 +201,9 @@ ax__conn *ax__conn_new(ax__io *io, int fd, const ax_io_opts *opts, int state);
 void ax__conn_on_events(ax__io_handler *h, uint32_t events);
 void ax__conn_command(ax__conn *c, uint32_t bits);
 void ax__conn_on_timer(ax__conn *c);
+/* Reactor: closes c at once with no message (its owner never learnt of
+ * it, e.g. the ACCEPTED message could not be sent). */
+void ax__conn_discard(ax__conn *c);
 /* Frees what a conn holds (fd closed already). */
 void ax__conn_destroy(ax__conn *c);
 /* Closes the fd and drops queued data now (fini, reactor stopped). */

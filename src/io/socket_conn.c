@@ -16,6 +16,8 @@
 #define IOV_BATCH 64
 /* A slab with less room than this is retired before the next read. */
 #define MIN_READ 1024
+/* Queued copies go into buffers of at least this size, filled in turn. */
+#define COPY_CHUNK 4096
 /* A closing connection discards at most this much unread input. */
 #define DISCARD_MAX (1u << 20)
 
@@ -43,6 +45,17 @@ static size_t max_slabs(const ax__conn *c) {
 ax__conn *ax__conn_new(ax__io *io, int fd, const ax_io_opts *opts, int state) {
   ax__conn *c = ax__calloc(sizeof(*c));
   if (!c) return NULL;
+  /* The messages that must arrive get their memory now (see
+   * ax__io_event_reserved): CLOSED (or a failed connect's ERROR) and
+   * PEER_SHUTDOWN. */
+  c->o.kind = AX__IO_CONN;
+  c->o.last_msg = ax__io_reserve();
+  c->eof_msg = ax__io_reserve();
+  if (!c->o.last_msg || !c->eof_msg) {
+    ax__iobj_free_reserved(&c->o);
+    ax__free(c, sizeof(*c));
+    return NULL;
+  }
   c->o.h.on_events = ax__conn_on_events;
   c->o.kind = AX__IO_CONN;
   c->o.io = io;
@@ -172,15 +185,38 @@ static int flush_locked(ax__conn *c) {
   return err;
 }
 
+static void slab_free(void *data, size_t cap, void *arg);
+
+/* A read slab (of any connection): its bytes are copied when queued, so a
+ * write queue never keeps another reader's slab alive (docs/ARCHITECTURE.md,
+ * "Fan-out"). */
+static bool is_read_slab(const ax_buf *b) { return ax__buf_free_fn(b) == slab_free; }
+
+/* Queues [p, p+len): by reference to buf, or (buf NULL) as a copy, appended
+ * to the tail's copy buffer while it has room. */
 static ax_err enqueue(ax__conn *c, const char *p, size_t len, ax_buf *buf, bool zc) {
+  ax__wchunk *t = c->wq_tail;
+  if (!buf && t && t->own) {
+    char *end = (char *)t->p + t->len;
+    size_t room = (size_t)((char *)ax_buf_data(t->buf) + ax_buf_cap(t->buf) - end);
+    if (room >= len) {
+      memcpy(end, p, len);
+      t->len += len;
+      c->wq_bytes += len;
+      atomic_store_explicit(&c->queued_pub, c->wq_bytes, memory_order_relaxed);
+      return AX_OK;
+    }
+  }
   ax__wchunk *w = ax__alloc(sizeof *w);
   if (!w) return AX_ENOMEM;
+  w->own = !buf;
   if (buf) {
     ax_buf_retain(buf);
-  } else if (ax_buf_copy(p, len, &buf) != AX_OK) {
+  } else if (ax_buf_new(len > COPY_CHUNK ? len : COPY_CHUNK, &buf) != AX_OK) {
     ax__free(w, sizeof *w);
     return AX_ENOMEM;
   } else {
+    memcpy(ax_buf_data(buf), p, len);
     p = ax_buf_data(buf);
   }
   w->next = NULL;
@@ -223,6 +259,9 @@ static ax_err write_locked(ax__conn *c, const char *p, size_t len, ax_buf *buf) 
     ax_err e = over_high(c);
     return e == AX_OK ? AX_EAGAIN : e;
   }
+  /* A read slab is never held by the queue (nor pinned by zerocopy): what
+   * the socket does not take now is copied. */
+  if (buf && is_read_slab(buf)) buf = NULL;
   bool zc = buf && c->o.opts.zerocopy_min && len >= c->o.opts.zerocopy_min && ax__zc_enable(c);
   size_t done = 0;
   if (!c->wq_head && !zc) {
@@ -251,6 +290,7 @@ static ax_err write_locked(ax__conn *c, const char *p, size_t len, ax_buf *buf) 
 }
 
 static ax_err conn_write(ax_conn h, const char *p, size_t len, ax_buf *buf) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   pthread_mutex_lock(&c->wlock);
@@ -360,7 +400,7 @@ static void do_read(ax__conn *c) {
       c->rd_eof = true;
       c->rd_ready = false;
       slab_drop(c);
-      ax__io_event(&c->o, AX_MSG_IO_PEER_SHUTDOWN, 0, 0, 0);
+      ax__io_event_reserved(&c->o, &c->eof_msg, AX_MSG_IO_PEER_SHUTDOWN, 0, 0, 0);
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       c->rd_ready = false;
     } else if (errno != EINTR) {
@@ -440,6 +480,8 @@ static void begin_close(ax__conn *c) {
   try_finish_close(c);
 }
 
+void ax__conn_discard(ax__conn *c) { conn_shut(c, -1, 0, true); }
+
 void ax__conn_on_timer(ax__conn *c) {
   if (!c->o.finalized) conn_shut(c, AX_IO_CLOSE_TIMEOUT, 0, true);
 }
@@ -467,7 +509,7 @@ static void connect_done(ax__conn *c, uint32_t events) {
   if (!err && !(events & (AX__POLL_OUT | AX__POLL_ERR | AX__POLL_HUP))) return;
   if (!err && (events & (AX__POLL_ERR | AX__POLL_HUP))) err = ECONNREFUSED;
   if (err) {
-    ax__io_event(&c->o, AX_MSG_IO_ERROR, 0, err, 0);
+    ax__io_event_reserved(&c->o, &c->o.last_msg, AX_MSG_IO_ERROR, 0, err, 0);
     conn_shut(c, -1, 0, false);
     return;
   }
@@ -485,8 +527,12 @@ static void connect_done(ax__conn *c, uint32_t events) {
   socklen_t sl = sizeof ss;
   if (getpeername(c->o.fd, (struct sockaddr *)&ss, &sl) == 0)
     ax__addr_format((struct sockaddr *)&ss, sl, info.peer, sizeof info.peer);
-  if (ax__io_notify(&c->o, AX_MSG_IO_CONNECTED, &info, sizeof info, NULL) != AX_OK) {
-    conn_shut(c, AX_IO_CLOSE_OWNER, 0, true);
+  ax_err e = ax__io_notify(&c->o, AX_MSG_IO_CONNECTED, &info, sizeof info, NULL);
+  if (e != AX_OK) {
+    /* The owner waits for CONNECTED or ERROR: out of memory, it gets the
+     * ERROR (reserved), and the handle is dead as for any failed connect. */
+    if (e == AX_ENOMEM) ax__io_event_reserved(&c->o, &c->o.last_msg, AX_MSG_IO_ERROR, 0, ENOMEM, 0);
+    conn_shut(c, -1, 0, true);
     return;
   }
   c->rd_ready = true;
@@ -526,7 +572,7 @@ void ax__conn_on_events(ax__io_handler *h, uint32_t events) {
 
 void ax__conn_command(ax__conn *c, uint32_t bits) {
   if ((bits & AX__CMD_REGISTER) && c->connect_err) {
-    ax__io_event(&c->o, AX_MSG_IO_ERROR, 0, c->connect_err, 0);
+    ax__io_event_reserved(&c->o, &c->o.last_msg, AX_MSG_IO_ERROR, 0, c->connect_err, 0);
     conn_shut(c, -1, 0, false);
     return;
   }
@@ -535,7 +581,7 @@ void ax__conn_command(ax__conn *c, uint32_t bits) {
       c->o.registered = true;
     } else {
       int err = errno;
-      if (!c->connected) ax__io_event(&c->o, AX_MSG_IO_ERROR, 0, err, 0);
+      if (!c->connected) ax__io_event_reserved(&c->o, &c->o.last_msg, AX_MSG_IO_ERROR, 0, err, 0);
       conn_shut(c, c->connected ? AX_IO_CLOSE_ERROR : -1, err, false);
       return;
     }
@@ -572,6 +618,7 @@ void ax__conn_teardown(ax__conn *c) {
 void ax__conn_destroy(ax__conn *c) {
   AX_ASSERT(!c->wq_head && !c->zc_head && !c->rd_slab);
   if (c->o.fd >= 0) close(c->o.fd); /* never published (a failed start) */
+  ax__iobj_free_reserved(&c->o);
   pthread_mutex_destroy(&c->wlock);
   ax__free(c, sizeof(*c));
 }
@@ -579,6 +626,7 @@ void ax__conn_destroy(ax__conn *c) {
 /* ---- the public calls ---- */
 
 ax_err ax_conn_close(ax_conn h) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   pthread_mutex_lock(&c->wlock);
@@ -591,6 +639,7 @@ ax_err ax_conn_close(ax_conn h) {
 }
 
 ax_err ax_conn_abort(ax_conn h) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   pthread_mutex_lock(&c->wlock);
@@ -603,6 +652,7 @@ ax_err ax_conn_abort(ax_conn h) {
 }
 
 static ax_err set_paused(ax_conn h, bool paused) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   ax_err e = AX_ECLOSED;
@@ -619,6 +669,7 @@ ax_err ax_conn_pause_read(ax_conn c) { return set_paused(c, true); }
 ax_err ax_conn_resume_read(ax_conn c) { return set_paused(c, false); }
 
 ax_err ax_conn_set_owner(ax_conn h, ax_pid pid) {
+  if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   ax_err e = AX_OK;
@@ -634,6 +685,7 @@ ax_err ax_conn_set_owner(ax_conn h, ax_pid pid) {
 }
 
 ax_err ax_conn_stats_get(ax_conn h, ax_conn_stats *out) {
+  if (!h.sys || !out) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   memset(out, 0, sizeof *out);
@@ -648,5 +700,6 @@ ax_err ax_conn_stats_get(ax_conn h, ax_conn_stats *out) {
 }
 
 ax_conn ax_io_msg_conn(ax_actor *self, const ax_msg *msg) {
+  if (!self || !msg) return (ax_conn){NULL, 0};
   return (ax_conn){ax_actor_system(self), msg->ref};
 }

@@ -15,6 +15,7 @@
 #define ACCEPT_RETRY_MS 100
 
 void ax_io_opts_init(ax_io_opts *o) {
+  if (!o) return;
   memset(o, 0, sizeof *o);
   o->read_slab = 16 * 1024;
   o->read_inflight_max = 256 * 1024;
@@ -84,7 +85,9 @@ ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr, const ax
     return e;
   }
   ax__listener *l = ax__calloc(sizeof *l);
-  if (!l) {
+  if (l) l->o.last_msg = ax__io_reserve(); /* CLOSED must arrive */
+  if (!l || !l->o.last_msg) {
+    if (l) ax__free(l, sizeof *l);
     close(fd);
     return AX_ENOMEM;
   }
@@ -104,6 +107,7 @@ ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr, const ax
   e = ax__iobj_publish(io, &l->o, owner.id);
   if (e != AX_OK) {
     ax__listener_teardown(l);
+    ax__iobj_free_reserved(&l->o);
     ax__free(l, sizeof *l);
     return e;
   }
@@ -113,10 +117,12 @@ ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr, const ax
 }
 
 ax_err ax_listen(ax_actor *self, const char *addr, const ax_io_opts *opts, ax_listener *out) {
+  if (!self) return AX_EINVAL;
   return ax_system_listen(ax_actor_system(self), ax_self(self), addr, opts, out);
 }
 
 ax_err ax_listener_addr(ax_listener h, char *buf, size_t *len) {
+  if (!h.sys || !len) return AX_EINVAL;
   ax__listener *l = (ax__listener *)ax__iobj_get(h.sys, h.id, AX__IO_LISTENER);
   if (!l) return AX_ECLOSED;
   size_t n = strlen(l->addr);
@@ -133,6 +139,7 @@ ax_err ax_listener_addr(ax_listener h, char *buf, size_t *len) {
 }
 
 ax_err ax_listener_close(ax_listener h) {
+  if (!h.sys) return AX_EINVAL;
   ax__listener *l = (ax__listener *)ax__iobj_get(h.sys, h.id, AX__IO_LISTENER);
   if (!l) return AX_ECLOSED;
   int expect = -1;
@@ -187,8 +194,13 @@ static void accepted(ax__listener *l, int fd, struct sockaddr_storage *ss, sockl
   info.listener = (ax_listener){io->sys, l->o.id};
   info.conn = (ax_conn){io->sys, c->o.id};
   ax__addr_format((struct sockaddr *)ss, sl, info.peer, sizeof info.peer);
-  if (ax__io_notify(&l->o, AX_MSG_IO_ACCEPTED, &info, sizeof info, NULL) != AX_OK)
-    ax__io_close_req(&c->o, AX_IO_CLOSE_OWNER, 0, AX__CMD_ABORT);
+  /* Its owner cannot learn of it: close it at once, with no message (a
+   * CLOSED about a connection it never saw would be the only one). */
+  if (ax__io_notify(&l->o, AX_MSG_IO_ACCEPTED, &info, sizeof info, NULL) != AX_OK) {
+    ax_log(io->sys, AX_LOG_ERROR, "io: cannot deliver an accepted connection on %s: dropped it",
+           l->addr);
+    ax__conn_discard(c);
+  }
 }
 
 /* Out of descriptors (or kernel memory). accept fails so before it looks
@@ -314,5 +326,6 @@ ax_err ax_system_connect(ax_system *sys, ax_pid owner, const char *addr, const a
 }
 
 ax_err ax_connect(ax_actor *self, const char *addr, const ax_io_opts *opts, ax_conn *out) {
+  if (!self) return AX_EINVAL;
   return ax_system_connect(ax_actor_system(self), ax_self(self), addr, opts, out);
 }
