@@ -162,9 +162,114 @@ static void run_all(int sticky) {
 static void test_io_oom_one_failure_closed_exactly_once(void) { run_all(0); }
 static void test_io_oom_failures_from_n_closed_exactly_once(void) { run_all(1); }
 
+/* ---- BACKPRESSURE then DRAINED, out of memory ----
+ * A writer (a plain thread: no node cache) fills a connection whose peer
+ * does not read until ax_conn_write refuses with AX_EAGAIN; then the peer
+ * reads everything. With allocation N failing, the owner that was refused
+ * must still hear DRAINED, or CLOSED if the connection gave up: never
+ * silence, which would leave it waiting forever. */
+static struct {
+  _Atomic uint64_t conn, drained, closed;
+} B;
+
+static ax_err bp_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)state, (void)arg, (void)len;
+  ax_io_opts o;
+  ax_io_opts_init(&o);
+  o.high_watermark = 64 * 1024;
+  o.low_watermark = 16 * 1024;
+  ax_listener l;
+  ax_err e = ax_listen(self, "127.0.0.1:0", &o, &l);
+  if (e == AX_OK) atomic_store(&G.port, port_of(l));
+  return e;
+}
+
+static ax_err bp_b(ax_actor *self, const ax_msg *m) {
+  switch (m->type) {
+  case AX_MSG_IO_ACCEPTED:
+    atomic_store(&B.conn, ((const ax_io_conn_info *)m->data)->conn.id);
+    return AX_OK;
+  case AX_MSG_IO_DRAINED: atomic_fetch_add(&B.drained, 1); return AX_OK;
+  case AX_MSG_IO_CLOSED:
+    if (((const ax_io_event *)m->data)->conn.id) atomic_fetch_add(&B.closed, 1);
+    return AX_OK;
+  default: return AX_OK;
+  }
+}
+static const ax_actor_spec bp_spec = {.name = "bp", .behaviour = bp_b, .init = bp_init};
+
+static bool bp_scenario(long n) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = 2;
+  ax_system *sys = NULL;
+  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  memset(&G, 0, sizeof G);
+  memset(&B, 0, sizeof B);
+  ax_pid owner;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &bp_spec, NULL, 0, &owner) == AX_OK);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atomic_load(&G.port)),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  CU_ASSERT_FATAL(ax_test_wait_count(&B.conn, 1, WAIT_MS));
+  ax_conn c;
+  memset(&c, 0, sizeof c);
+  c.sys = sys;
+  c.id = atomic_load(&B.conn);
+  static char chunk[8192];
+  long before = ax__alloc_failures();
+  ax__alloc_fail_after(n, 0);
+  uint64_t written = 0;
+  bool refused = false;
+  for (int i = 0; i < 100000 && !refused; i++) {
+    ax_err e = ax_conn_write(c, chunk, sizeof chunk);
+    if (e == AX_OK) written += sizeof chunk;
+    else if (e == AX_EAGAIN) refused = true;
+    else if (e != AX_ENOMEM) break; /* closed: nothing more to wait for */
+  }
+  /* The peer reads everything that was accepted (or the connection ends). */
+  struct timeval tv = {WAIT_MS / 1000, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  uint64_t got = 0;
+  char b[65536];
+  while (got < written) {
+    ssize_t k = read(fd, b, sizeof b);
+    if (k <= 0) break;
+    got += (uint64_t)k;
+  }
+  bool told = true;
+  if (refused) {
+    for (int i = 0; i < WAIT_MS && !atomic_load(&B.drained) && !atomic_load(&B.closed); i++)
+      ax_test_sleep_ms(1);
+    told = atomic_load(&B.drained) || atomic_load(&B.closed);
+  }
+  ax__alloc_fail_after(0, 0);
+  bool failed = ax__alloc_failures() != before;
+  if (!told)
+    fprintf(stderr, "\n  n=%ld: refused with EAGAIN, read %llu of %llu, never DRAINED nor CLOSED", n,
+            (unsigned long long)got, (unsigned long long)written);
+  CU_ASSERT(told);
+  close(fd);
+  CU_ASSERT(ax_system_shutdown(sys) == AX_OK);
+  ax_system_free(sys);
+  return failed;
+}
+
+static void test_io_oom_refused_writer_always_hears_drained_or_closed(void) {
+  long n = 1;
+  int quiet = 0;
+  for (; n <= 300 && quiet < 3; n++) quiet = bp_scenario(n) ? 0 : quiet + 1;
+  fprintf(stderr, "(%ld values of N) ", n - 1);
+  CU_ASSERT(n > 4);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("io.oom");
   CU_ADD_TEST(s, test_io_oom_one_failure_closed_exactly_once);
   CU_ADD_TEST(s, test_io_oom_failures_from_n_closed_exactly_once);
+  CU_ADD_TEST(s, test_io_oom_refused_writer_always_hears_drained_or_closed);
   return ax_test_run();
 }

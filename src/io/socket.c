@@ -329,6 +329,8 @@ void ax__iobj_free_reserved(ax__iobj *o) {
     ax__conn *c = (ax__conn *)o;
     if (c->eof_msg) ax__msg_free(c->eof_msg);
     c->eof_msg = NULL;
+    if (c->drained_msg) ax__msg_free(c->drained_msg);
+    c->drained_msg = NULL;
   }
 }
 

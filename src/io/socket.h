@@ -86,6 +86,7 @@ typedef struct ax__conn {
   ax__wchunk *wq_head, *wq_tail;
   size_t wq_bytes;
   bool over_high;           /* BACKPRESSURE sent, DRAINED not yet */
+  ax__mnode *drained_msg;   /* reserved DRAINED node while over_high */
   int zc_mode;              /* 0 untried, 1 on, -1 unsupported */
   uint32_t zc_next;         /* sequence of the next zerocopy send */
   ax__zcwait *zc_head, *zc_tail;

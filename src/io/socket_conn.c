@@ -180,7 +180,9 @@ static int flush_locked(ax__conn *c) {
   }
   if (c->over_high && c->wq_bytes <= c->o.opts.low_watermark && !err) {
     c->over_high = false;
-    ax__io_event(&c->o, AX_MSG_IO_DRAINED, 0, 0, c->wq_bytes);
+    /* Reserved when BACKPRESSURE went out: an owner waiting for it must
+     * not wait forever because memory was short just now. */
+    ax__io_event_reserved(&c->o, &c->drained_msg, AX_MSG_IO_DRAINED, 0, 0, c->wq_bytes);
   }
   return err;
 }
@@ -246,6 +248,12 @@ static ax_err fail_locked(ax__conn *c, int reason, int code) {
 static ax_err over_high(ax__conn *c) {
   if (c->o.opts.close_on_backpressure) return fail_locked(c, AX_IO_CLOSE_BACKPRESSURE, 0);
   if (!c->over_high) {
+    /* The DRAINED that must follow is reserved now; without memory for it
+     * the owner could wait forever, so the connection closes instead. A
+     * BACKPRESSURE lost to memory is harmless: writes past the mark are
+     * refused with AX_EAGAIN, and DRAINED still comes. */
+    if (!c->drained_msg && !(c->drained_msg = ax__io_reserve()))
+      return fail_locked(c, AX_IO_CLOSE_ERROR, ENOMEM);
     c->over_high = true;
     ax__io_event(&c->o, AX_MSG_IO_BACKPRESSURE, 0, 0, c->wq_bytes);
   }
