@@ -265,7 +265,7 @@ static void test_sup_intensity_period_forgets_old_restarts(void) {
   for (uint64_t i = 2; i <= 6; i++) { /* one restart per period: never too many */
     crash(sys, 0, W_CRASH);
     CU_ASSERT(wait_n(&g.starts[0], i));
-    advance(sys, 1000);
+    advance(sys, 1001); /* a restart exactly one period old would still count */
   }
   CU_ASSERT_EQUAL(counts(sys, sup).restarts, 5);
   crash(sys, 0, W_CRASH);
@@ -273,6 +273,28 @@ static void test_sup_intensity_period_forgets_old_restarts(void) {
   crash(sys, 0, W_CRASH); /* second within one period: escalation */
   CU_ASSERT(pid_dead(sys, sup));
   CU_ASSERT_EQUAL(atomic_load(&g.starts[0]), 7);
+  ax_system_free(sys);
+}
+
+/* OTP keeps the restarts at times R >= now - period: a restart exactly one
+ * period old still counts; one a millisecond older does not. */
+static void test_sup_intensity_restart_exactly_one_period_old_counts(void) {
+  ax_system *sys = sys_new();
+  ax_child_spec kids[1] = {wchild("w", 0, 0)};
+  ax_sup_spec spec = {.intensity = 1, .period_ms = 1000, .children = kids, .nchildren = 1};
+  ax_pid sup;
+  CU_ASSERT_EQUAL_FATAL(ax_supervisor_start(sys, &spec, &sup), AX_OK);
+  crash(sys, 0, W_CRASH); /* restart at T */
+  CU_ASSERT(wait_n(&g.starts[0], 2));
+  advance(sys, 1001);
+  crash(sys, 0, W_CRASH); /* T is 1001 ms old: forgotten, restart at T + 1001 */
+  CU_ASSERT(wait_n(&g.starts[0], 3));
+  CU_ASSERT_EQUAL(counts(sys, sup).restarts, 2);
+  advance(sys, 1000);
+  crash(sys, 0, W_CRASH); /* T + 1001 is exactly one period old: 2 in the window */
+  CU_ASSERT(pid_dead(sys, sup));
+  CU_ASSERT_EQUAL(atomic_load(&g.starts[0]), 3);
+  CU_ASSERT(log_has("reached max restart intensity (1 in 1000 ms)"));
   ax_system_free(sys);
 }
 
@@ -347,6 +369,7 @@ int main(void) {
   CU_ADD_TEST(s, test_sup_restart_reinits_from_kept_arg);
   CU_ADD_TEST(s, test_sup_intensity_exceeded_escalates_to_parent);
   CU_ADD_TEST(s, test_sup_intensity_period_forgets_old_restarts);
+  CU_ADD_TEST(s, test_sup_intensity_restart_exactly_one_period_old_counts);
   CU_ADD_TEST(s, test_sup_nested_crash_climbs_only_as_far_as_intensity);
   CU_ADD_TEST(s, test_sup_transient_child_supervisor_not_restarted_after_giving_up);
   return ax_test_run();

@@ -159,10 +159,11 @@ ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
 /* ---- restarts ---- */
 
 /* Records a restart now; false when it makes more than intensity restarts
- * within the period (OTP: restarts at times t with now - t < period). */
+ * within the period. OTP's window keeps the restarts at times t with
+ * t >= now - period: one exactly a period old still counts. */
 static bool add_restart(ax_actor *self, ax__sup *s) {
   uint64_t now = ax__clock_ms(ax_actor_system(self));
-  while (s->stamps_n && now - s->stamps[s->stamps_head] >= s->period_ms) {
+  while (s->stamps_n && now - s->stamps[s->stamps_head] > s->period_ms) {
     s->stamps_head = (s->stamps_head + 1) % s->stamps_cap;
     s->stamps_n--;
   }
