@@ -106,7 +106,9 @@ AX_API extern const ax_actor_spec ax_supervisor_spec;
  * ax_system_shutdown stops it (and so its whole tree, by the shutdown specs)
  * before any other actor, newest top-level supervisor first. If a child's
  * init fails, the children already started are stopped in reverse order by
- * their shutdown specs before this returns, the failure is logged with the
+ * their shutdown specs before this returns (innermost first: a failing
+ * sub-supervisor's started children stop before its older siblings, at
+ * every level, as in OTP), the failure is logged with the
  * child's id, and the child's error is returned. *out (may be NULL) gets the
  * supervisor's pid. Ownership: spec borrowed for the call.
  * Thread: any non-worker thread. Blocking: yes (children's inits, and their
