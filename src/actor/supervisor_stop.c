@@ -23,10 +23,10 @@ void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c) {
                       sizeof(c->pid), &c->kill_timer);
   (void)ax_exit(self, c->pid, AX_REASON_SHUTDOWN);
   if (e == AX_OK) return;
-  /* No timer (the system is shutting down, or no memory): a child that
-   * does not stop on the signal would hold its supervisor forever, so the
-   * kill follows at once. A non-trapping child still stops with shutdown:
-   * the two signals arrive in order. */
+  /* No timer (no memory; timers are accepted while the system shuts
+   * down): a child that does not stop on the signal would hold its
+   * supervisor forever, so the kill follows at once. A non-trapping child
+   * still stops with shutdown: the two signals arrive in order. */
   c->kill_timer = 0;
   ax__sup_log(self, s, e == AX_ECLOSED ? AX_LOG_DEBUG : AX_LOG_WARN,
               "cannot arm the %u ms shutdown timer of child %s (%s): killing it after the signal",
