@@ -21,7 +21,7 @@ static void test_sup_simple_one_for_one_10000_children(void) {
                       .children = &tmpl, .nchildren = 1};
   ax_pid sup;
   CU_ASSERT_EQUAL_FATAL(ax_supervisor_start(sys, &spec, &sup), AX_OK);
-  CU_ASSERT_EQUAL(counts(sys, sup).specs, 0); /* none started at first */
+  CU_ASSERT_EQUAL(counts(sys, sup).specs, 1); /* the template; none started at first */
   ax_pid *pids = calloc(NDYN, sizeof(ax_pid));
   CU_ASSERT_FATAL(pids != NULL);
   size_t ok = 0;
@@ -33,7 +33,7 @@ static void test_sup_simple_one_for_one_10000_children(void) {
   CU_ASSERT_EQUAL(ax_supervisor_start_child(sys, sup, &one, WAIT_MS, NULL), AX_OK);
   CU_ASSERT_EQUAL(atomic_load(&g.token[1]), 7);
   ax_sup_counts k = counts(sys, sup);
-  CU_ASSERT_EQUAL(k.specs, NDYN + 1);
+  CU_ASSERT_EQUAL(k.specs, 1); /* OTP: one spec, the template */
   CU_ASSERT_EQUAL(k.active, NDYN + 1);
   CU_ASSERT_EQUAL(k.workers, NDYN + 1);
   ax_sup_child_info small[4];
@@ -47,7 +47,8 @@ static void test_sup_simple_one_for_one_10000_children(void) {
   CU_ASSERT_EQUAL(atomic_load(&g.stops[0]), NDYN / 2); /* each reply came after the stop */
   CU_ASSERT_EQUAL(ax_supervisor_terminate_child(sys, sup, NULL, pids[0], WAIT_MS), AX_ENOTFOUND);
   k = counts(sys, sup);
-  CU_ASSERT_EQUAL(k.specs, NDYN / 2 + 1); /* terminated dynamic children are gone */
+  CU_ASSERT_EQUAL(k.specs, 1);
+  CU_ASSERT_EQUAL(k.workers, NDYN / 2 + 1); /* terminated dynamic children are gone */
   CU_ASSERT_EQUAL(k.active, NDYN / 2 + 1);
   CU_ASSERT_EQUAL(ax_system_send(sys, pids[NDYN - 1], W_CRASH, NULL, 0), AX_OK);
   CU_ASSERT(wait_n(&g.total_starts, NDYN + 2)); /* permanent: restarted */
@@ -160,6 +161,37 @@ static void test_sup_start_child_appends_and_refuses_duplicates(void) {
   ax_sup_child_info info[5];
   CU_ASSERT_EQUAL(which(sys, sup, info, 5), 4); /* e was not added */
   CU_ASSERT_STRING_EQUAL(info[3].id, "d");
+  ax_system_free(sys);
+}
+
+/* OTP's count_children of a simple_one_for_one supervisor: one spec (the
+ * template), and the dynamic children counted as active and as workers (or
+ * supervisors, by the template's type). */
+static void test_sup_simple_one_for_one_counts_one_spec(void) {
+  ax_system *sys = sys_new();
+  ax_child_spec tmpl = wchild("dyn", 0, AX_RESTART_TEMPORARY);
+  ax_sup_spec spec = {.name = "pool", .strategy = AX_SUP_SIMPLE_ONE_FOR_ONE, .intensity = 10,
+                      .children = &tmpl, .nchildren = 1};
+  ax_pid sup;
+  CU_ASSERT_EQUAL_FATAL(ax_supervisor_start(sys, &spec, &sup), AX_OK);
+  ax_sup_counts k = counts(sys, sup);
+  CU_ASSERT_EQUAL(k.specs, 1);
+  CU_ASSERT_EQUAL(k.active, 0);
+  CU_ASSERT_EQUAL(k.workers, 0);
+  CU_ASSERT_EQUAL(k.supervisors, 0);
+  ax_pid kids[3];
+  for (int i = 0; i < 3; i++)
+    CU_ASSERT_EQUAL(ax_supervisor_start_child(sys, sup, NULL, WAIT_MS, &kids[i]), AX_OK);
+  k = counts(sys, sup);
+  CU_ASSERT_EQUAL(k.specs, 1);
+  CU_ASSERT_EQUAL(k.active, 3);
+  CU_ASSERT_EQUAL(k.workers, 3);
+  CU_ASSERT_EQUAL(k.supervisors, 0);
+  CU_ASSERT_EQUAL(ax_supervisor_terminate_child(sys, sup, NULL, kids[1], WAIT_MS), AX_OK);
+  k = counts(sys, sup);
+  CU_ASSERT_EQUAL(k.specs, 1);
+  CU_ASSERT_EQUAL(k.active, 2);
+  CU_ASSERT_EQUAL(k.workers, 2);
   ax_system_free(sys);
 }
 
@@ -405,6 +437,7 @@ int main(void) {
   CU_ADD_TEST(s, test_sup_restart_child_restarts_a_stopped_child);
   CU_ADD_TEST(s, test_sup_delete_child_only_when_stopped);
   CU_ADD_TEST(s, test_sup_start_child_appends_and_refuses_duplicates);
+  CU_ADD_TEST(s, test_sup_simple_one_for_one_counts_one_spec);
   CU_ADD_TEST(s, test_sup_bad_specs_are_rejected);
   CU_ADD_TEST(s, test_sup_requests_from_actor_get_replies_as_messages);
   CU_ADD_TEST(s, test_sup_requests_during_a_stop_wait_their_turn);

@@ -152,6 +152,29 @@ static void test_sup_system_shutdown_stops_top_level_supervisors_first(void) {
   ax_system_free(sys);
 }
 
+/* During ax_system_shutdown a timed shutdown is still exact: the supervisor
+ * signals, waits for the timeout (timers are accepted while the system is
+ * stopping), and only then kills. The real clock here (a manual one would
+ * have to be moved by another thread while the system tears down): the
+ * kill coming from the timer, not at once (the fallback when no timer can
+ * be armed), is what the timer's log line shows, whatever the timing. */
+static void test_sup_system_shutdown_waits_for_timed_shutdown(void) {
+  ax_system *sys = sys_new_real_clock();
+  ax_child_spec kids[2] = {wchild("a", 0, 0), wchild("stubborn", 1, 0)};
+  wa[1].flags = WF_TRAP; /* ignores exit(shutdown) */
+  kids[1].shutdown = 200;
+  start_sup(sys, AX_SUP_ONE_FOR_ONE, kids, 2, 1);
+  CU_ASSERT_EQUAL(ax_system_shutdown(sys), AX_OK);
+  CU_ASSERT_EQUAL(atomic_load(&g.exits_seen[1]), 1); /* signalled, and it ignored it */
+  CU_ASSERT_EQUAL(atomic_load(&g.reason[1]), AX_REASON_KILLED);
+  CU_ASSERT(log_has("child stubborn <"));
+  CU_ASSERT(log_has("did not stop within 200 ms: killing it")); /* the timer killed it */
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[0]), 1);
+  CU_ASSERT_EQUAL(atomic_load(&g.stop_order[1]), 0);
+  CU_ASSERT_EQUAL(atomic_load(&g.reason[0]), AX_REASON_SHUTDOWN);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("sup.shutdown");
   CU_ADD_TEST(s, test_sup_shutdown_reverse_order);
@@ -160,5 +183,6 @@ int main(void) {
   CU_ADD_TEST(s, test_sup_shutdown_infinity_waits_for_subtree);
   CU_ADD_TEST(s, test_sup_start_link_parent_exit_stops_children);
   CU_ADD_TEST(s, test_sup_system_shutdown_stops_top_level_supervisors_first);
+  CU_ADD_TEST(s, test_sup_system_shutdown_waits_for_timed_shutdown);
   return ax_test_run();
 }

@@ -194,6 +194,66 @@ static void test_sup_start_fails_when_child_init_fails(void) {
   ax_system_free(sys);
 }
 
+/* A failed start deep in a tree is cleaned up innermost first, as OTP does:
+ * the inner supervisor's started children stop before its start returns
+ * (to its parent), and only then do the parent's older children stop.
+ * Tree: top [a, mid [b, inner [c, bad]]] (with_b) or top [a, mid [inner
+ * [c, bad]]]; bad fails its init; c traps exits and only stops when its
+ * shutdown timeout (manual clock) kills it, so a cleanup that does not wait
+ * for it stops b and a first. */
+static _Atomic int clock_thread_stop;
+
+static void *advance_clock_when_c_is_stubborn(void *arg) {
+  ax_system *sys = arg;
+  /* c got its exit(shutdown) and ignored it: only its timeout stops it. */
+  for (int i = 0; i < WAIT_MS && atomic_load(&g.exits_seen[2]) == 0; i++) ax_test_sleep_ms(1);
+  ax_test_sleep_ms(20); /* lets a wrong order show; the right order does not depend on it */
+  for (int i = 0; i < WAIT_MS && !atomic_load(&clock_thread_stop); i++) {
+    advance(sys, 100);
+    ax_test_sleep_ms(1);
+  }
+  return NULL;
+}
+
+static void nested_start_failure(bool with_b) {
+  ax_system *sys = sys_new();
+  ax_child_spec inner_kids[2] = {wchild("c", 2, 0), wchild("bad", 3, 0)};
+  wa[2].flags = WF_TRAP;
+  inner_kids[0].shutdown = 100;
+  atomic_store(&g.fail_init[3], 1);
+  ax_sup_spec inner = {.name = "inner", .children = inner_kids, .nchildren = 2};
+  ax_child_spec mid_kids[2] = {wchild("b", 1, 0), AX_SUP_CHILD("inner", &inner)};
+  ax_sup_spec mid = {.name = "mid", .children = with_b ? mid_kids : &mid_kids[1],
+                     .nchildren = with_b ? 2 : 1};
+  ax_child_spec top_kids[2] = {wchild("a", 0, 0), AX_SUP_CHILD("mid", &mid)};
+  ax_sup_spec top = {.name = "top", .children = top_kids, .nchildren = 2};
+  atomic_store(&clock_thread_stop, 0);
+  pthread_t th;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, advance_clock_when_c_is_stubborn, sys), 0);
+  ax_pid sup = AX_PID_NONE;
+  CU_ASSERT_EQUAL(ax_supervisor_start(sys, &top, &sup), AX_EINVAL);
+  atomic_store(&clock_thread_stop, 1);
+  pthread_join(th, NULL);
+  uint32_t n = with_b ? 3 : 2;
+  int expect[3] = {2, 1, 0}; /* c (innermost), then b, then a */
+  if (!with_b) expect[1] = 0;
+  CU_ASSERT_EQUAL(atomic_load(&g.nstop), n);
+  for (uint32_t i = 0; i < n; i++) CU_ASSERT_EQUAL(atomic_load(&g.stop_order[i]), expect[i]);
+  CU_ASSERT_EQUAL(atomic_load(&g.reason[2]), AX_REASON_KILLED);
+  CU_ASSERT_EQUAL(atomic_load(&g.reason[0]), AX_REASON_SHUTDOWN);
+  CU_ASSERT(log_has("child bad failed to start: AX_EINVAL"));
+  CU_ASSERT_EQUAL(ax_system_wait(sys, WAIT_MS), AX_OK); /* nothing left alive */
+  ax_system_free(sys);
+}
+
+static void test_sup_nested_start_failure_stops_innermost_first(void) {
+  nested_start_failure(true);
+}
+
+static void test_sup_nested_start_failure_without_middle_children(void) {
+  nested_start_failure(false);
+}
+
 static void test_sup_restart_reinits_from_kept_arg(void) {
   ax_system *sys = sys_new();
   ax_pid sup;
@@ -265,7 +325,7 @@ static void test_sup_intensity_period_forgets_old_restarts(void) {
   for (uint64_t i = 2; i <= 6; i++) { /* one restart per period: never too many */
     crash(sys, 0, W_CRASH);
     CU_ASSERT(wait_n(&g.starts[0], i));
-    advance(sys, 1000);
+    advance(sys, 1001); /* a restart exactly one period old would still count */
   }
   CU_ASSERT_EQUAL(counts(sys, sup).restarts, 5);
   crash(sys, 0, W_CRASH);
@@ -273,6 +333,28 @@ static void test_sup_intensity_period_forgets_old_restarts(void) {
   crash(sys, 0, W_CRASH); /* second within one period: escalation */
   CU_ASSERT(pid_dead(sys, sup));
   CU_ASSERT_EQUAL(atomic_load(&g.starts[0]), 7);
+  ax_system_free(sys);
+}
+
+/* OTP keeps the restarts at times R >= now - period: a restart exactly one
+ * period old still counts; one a millisecond older does not. */
+static void test_sup_intensity_restart_exactly_one_period_old_counts(void) {
+  ax_system *sys = sys_new();
+  ax_child_spec kids[1] = {wchild("w", 0, 0)};
+  ax_sup_spec spec = {.intensity = 1, .period_ms = 1000, .children = kids, .nchildren = 1};
+  ax_pid sup;
+  CU_ASSERT_EQUAL_FATAL(ax_supervisor_start(sys, &spec, &sup), AX_OK);
+  crash(sys, 0, W_CRASH); /* restart at T */
+  CU_ASSERT(wait_n(&g.starts[0], 2));
+  advance(sys, 1001);
+  crash(sys, 0, W_CRASH); /* T is 1001 ms old: forgotten, restart at T + 1001 */
+  CU_ASSERT(wait_n(&g.starts[0], 3));
+  CU_ASSERT_EQUAL(counts(sys, sup).restarts, 2);
+  advance(sys, 1000);
+  crash(sys, 0, W_CRASH); /* T + 1001 is exactly one period old: 2 in the window */
+  CU_ASSERT(pid_dead(sys, sup));
+  CU_ASSERT_EQUAL(atomic_load(&g.starts[0]), 3);
+  CU_ASSERT(log_has("reached max restart intensity (1 in 1000 ms)"));
   ax_system_free(sys);
 }
 
@@ -344,9 +426,12 @@ int main(void) {
   CU_ADD_TEST(s, test_sup_temporary_never_restarted);
   CU_ADD_TEST(s, test_sup_children_start_in_order);
   CU_ADD_TEST(s, test_sup_start_fails_when_child_init_fails);
+  CU_ADD_TEST(s, test_sup_nested_start_failure_stops_innermost_first);
+  CU_ADD_TEST(s, test_sup_nested_start_failure_without_middle_children);
   CU_ADD_TEST(s, test_sup_restart_reinits_from_kept_arg);
   CU_ADD_TEST(s, test_sup_intensity_exceeded_escalates_to_parent);
   CU_ADD_TEST(s, test_sup_intensity_period_forgets_old_restarts);
+  CU_ADD_TEST(s, test_sup_intensity_restart_exactly_one_period_old_counts);
   CU_ADD_TEST(s, test_sup_nested_crash_climbs_only_as_far_as_intensity);
   CU_ADD_TEST(s, test_sup_transient_child_supervisor_not_restarted_after_giving_up);
   return ax_test_run();

@@ -106,7 +106,9 @@ AX_API extern const ax_actor_spec ax_supervisor_spec;
  * ax_system_shutdown stops it (and so its whole tree, by the shutdown specs)
  * before any other actor, newest top-level supervisor first. If a child's
  * init fails, the children already started are stopped in reverse order by
- * their shutdown specs before this returns, the failure is logged with the
+ * their shutdown specs before this returns (innermost first: a failing
+ * sub-supervisor's started children stop before its older siblings, at
+ * every level, as in OTP), the failure is logged with the
  * child's id, and the child's error is returned. *out (may be NULL) gets the
  * supervisor's pid. Ownership: spec borrowed for the call.
  * Thread: any non-worker thread. Blocking: yes (children's inits, and their
@@ -179,12 +181,14 @@ typedef struct ax_sup_child_info {
 AX_API ax_err ax_supervisor_which_children(ax_system *sys, ax_pid sup, uint32_t timeout_ms,
                                            ax_sup_child_info *out, size_t *n);
 
-/* Counts and counters of one supervisor. */
+/* Counts and counters of one supervisor. As in OTP, a simple_one_for_one
+ * supervisor reports specs = 1 (its template), and its dynamic children as
+ * supervisors or workers by the template's type. */
 typedef struct ax_sup_counts {
-  uint32_t specs;       /* child specs (running or not) */
+  uint32_t specs;       /* child specs (running or not); 1 for simple_one_for_one */
   uint32_t active;      /* running children */
-  uint32_t supervisors; /* specs of type AX_CHILD_SUPERVISOR */
-  uint32_t workers;     /* specs of type AX_CHILD_WORKER */
+  uint32_t supervisors; /* specs (dynamic: children) of type AX_CHILD_SUPERVISOR */
+  uint32_t workers;     /* specs (dynamic: children) of type AX_CHILD_WORKER */
   uint64_t restarts;    /* restarts by this supervisor's policy since it started */
   uint64_t failures;    /* abnormal child exits seen */
   uint64_t escalations; /* child supervisors that gave up (reached their intensity) */

@@ -74,7 +74,9 @@ AX_API void ax_system_clock_moved(ax_system *sys);
 AX_API uint32_t ax_system_workers(const ax_system *sys);
 
 /* Registry. A name (1..255 bytes, copied) maps to one live actor; an actor
- * has at most one name; the name is released when the actor stops.
+ * has at most one name; the name is released when the actor stops, before
+ * its exit signals and DOWNs go out (as in Erlang): whoever learns of the
+ * stop (a supervisor restarting it, a monitor, ax_call) finds the name free.
  * Thread: any. Errors: AX_EEXIST (name taken, or pid already named),
  * AX_ENOACTOR (pid dead), AX_EINVAL (bad name), AX_ENOMEM. */
 AX_API ax_err ax_register(ax_system *sys, const char *name, ax_pid pid);

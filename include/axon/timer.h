@@ -29,7 +29,10 @@ typedef enum ax_timer_flags {
  * timer's message, even if its expiry was already queued. Timers with the
  * same deadline fire in the order they were set. The message arrives with
  * from = self and AX_MSGF_TIMER set. *out (may be NULL) gets the handle.
- * Thread: owner. Errors: AX_ENOMEM, AX_EINVAL, AX_ECLOSED (shutting down). */
+ * Timers are accepted while the system shuts down (they fire until every
+ * actor has stopped: a supervisor's shutdown timeouts stay exact then).
+ * Thread: owner. Errors: AX_ENOMEM, AX_EINVAL, AX_ECLOSED (the system has
+ * stopped). */
 AX_API ax_err ax_send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type,
                             const void *data, size_t len, ax_timer *out);
 

@@ -541,13 +541,16 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
   if (ax_reason_is_error(reason))
     ax_log(a->sys, AX_LOG_DEBUG, "actor %s <%llx> stopped: %s",
            a->spec->name ? a->spec->name : "?", (unsigned long long)a->pid, ax_reason_str(reason));
+  /* Dead and nameless before anyone can tell it stopped (as in Erlang):
+   * whoever handles its exit signal or DOWN (a supervisor restarting it, a
+   * monitor, ax_call) finds the pid dead and the name free. */
+  unreachable(a);
   if (a->ext) {
     ax__timers_on_stop(a);
     ax__links_on_stop(a, reason);
   }
   void (*hook)(ax_system *, uint64_t) = atomic_load_explicit(&a->sys->on_stop_hook, memory_order_acquire);
   if (hook) hook(a->sys, a->pid);
-  unreachable(a);
   destroy(a);
 }
 

@@ -133,16 +133,42 @@ ax__sup_child *ax__sup_find_id(ax__sup *s, const char *id, size_t len) {
   return NULL;
 }
 
+/* ---- a failed start's cleanup, innermost first ----
+ * A child supervisor's init runs on this thread, inside our spawn of it.
+ * When that init fails, the reaper that finishes its cleanup is handed back
+ * to us through this thread's slot (only by the supervisor whose parent set
+ * the slot), and our own cleanup waits for that reaper before it stops our
+ * older children: the inner tree stops first, as it does in OTP, where a
+ * sub-supervisor's start returns only after its cleanup. */
+typedef struct ax__sup_handoff {
+  uint64_t parent; /* the supervisor whose spawn of a child is running */
+  ax_pid reaper;   /* set by that child if its start failed with a reaper */
+} ax__sup_handoff;
+
+static _Thread_local ax__sup_handoff *tl_handoff;
+
+/* Tells the parent (if it is starting us right now) who finishes our cleanup. */
+static void hand_up(const ax__sup *s, ax_pid reaper) {
+  if (tl_handoff && s->parent.id && tl_handoff->parent == s->parent.id)
+    tl_handoff->reaper = reaper;
+}
+
 /* Starts one instance of c, linked. During the init of a blocking start,
- * a sub-supervisor child gets the start's waiter for its own reaper. */
+ * a sub-supervisor child gets the start's waiter for its own reaper; during
+ * any init, the reaper of its failed start comes back in s->inner_reaper. */
 ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   bool patch = s->waiter && !s->reaper && c->start == &ax_supervisor_spec && !c->arg_shared &&
                c->arg_len >= sizeof(ax__sup_hdr);
   if (patch) set_hdr_u64(c->arg, offsetof(ax__sup_hdr, waiter), (uint64_t)(uintptr_t)s->waiter);
+  bool hand = s->starting && c->start == &ax_supervisor_spec;
+  ax__sup_handoff h = {.parent = ax_self(self).id, .reaper = AX_PID_NONE}, *prev = tl_handoff;
+  if (hand) tl_handoff = &h;
   ax_pid pid;
   ax_err e = ax_spawn_link(self, ax__sup_spawn_spec(c->start), c->arg, c->arg_len, &pid);
+  if (hand) tl_handoff = prev;
   if (patch) set_hdr_u64(c->arg, offsetof(ax__sup_hdr, waiter), 0);
   if (e != AX_OK) {
+    if (hand) s->inner_reaper = h.reaper;
     ax__sup_log(self, s, AX_LOG_ERROR, "child %s failed to start: %s", c->id, ax_err_name(e));
     return e;
   }
@@ -159,10 +185,11 @@ ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
 /* ---- restarts ---- */
 
 /* Records a restart now; false when it makes more than intensity restarts
- * within the period (OTP: restarts at times t with now - t < period). */
+ * within the period. OTP's window keeps the restarts at times t with
+ * t >= now - period: one exactly a period old still counts. */
 static bool add_restart(ax_actor *self, ax__sup *s) {
   uint64_t now = ax__clock_ms(ax_actor_system(self));
-  while (s->stamps_n && now - s->stamps[s->stamps_head] >= s->period_ms) {
+  while (s->stamps_n && now - s->stamps[s->stamps_head] > s->period_ms) {
     s->stamps_head = (s->stamps_head + 1) % s->stamps_cap;
     s->stamps_n--;
   }
@@ -380,6 +407,7 @@ static ax_err load_children(ax_actor *self, ax__sup *s, const void *blob, size_t
     ax__sup_child *c = ax__sup_child_new(self, &r, id, arg, NULL);
     if (!c) return AX_ENOMEM;
     c->pid.id = h->magic == AX__REAP_MAGIC ? r.pid : 0;
+    c->wait_only = h->magic == AX__REAP_MAGIC && r.restart == AX__RESTART_WAIT;
     if (h->strategy == AX_SUP_SIMPLE_ONE_FOR_ONE)
       s->tmpl = c;
     else
@@ -389,20 +417,28 @@ static ax_err load_children(ax_actor *self, ax__sup *s, const void *blob, size_t
   return AX_OK;
 }
 
-/* A failed start: hand the children already running to a reaper (which
- * links to them, then stops them in reverse order by their shutdown
- * specs), unlink them, and let init fail. Without a reaper, kill them. */
-static void hand_to_reaper(ax_actor *self, ax__sup *s) {
+/* A failed start at child `failed`: hand the children already running to a
+ * reaper (which links to them, waits for the reaper of failed's own start
+ * if there is one, then stops them in reverse order by their shutdown
+ * specs), unlink them, and let init fail. Without a reaper, kill them.
+ * Returns the reaper that finishes the cleanup of this start, or none. */
+static ax_pid hand_to_reaper(ax_actor *self, ax__sup *s, const ax__sup_child *failed) {
+  bool running = false;
+  for (ax__sup_child *c = s->head; c && !running; c = c->next) running = !ax_pid_is_none(c->pid);
+  if (!running) return s->inner_reaper; /* nothing of ours to stop: pass it on */
   void *blob = NULL;
   size_t len = 0;
-  ax_err e = ax__sup_pack_reap(s, (uint64_t)(uintptr_t)s->waiter, &blob, &len);
-  if (e == AX_OK) e = ax_spawn(self, &ax__sup_actor_spec, blob, len, NULL);
+  ax_pid reaper = AX_PID_NONE;
+  ax_err e = ax__sup_pack_reap(s, (uint64_t)(uintptr_t)s->waiter, s->inner_reaper, failed->id,
+                               &blob, &len);
+  if (e == AX_OK) e = ax_spawn(self, &ax__sup_actor_spec, blob, len, &reaper);
   if (blob) ax__free(blob, len);
   for (ax__sup_child *c = s->tail; c; c = c->prev) {
     if (ax_pid_is_none(c->pid)) continue;
     ax_unlink(self, c->pid);
     if (e != AX_OK) ax_exit(self, c->pid, AX_REASON_KILL);
   }
+  return e == AX_OK ? reaper : s->inner_reaper;
 }
 
 static ax_err start_all(ax_actor *self, ax__sup *s) {
@@ -411,7 +447,7 @@ static ax_err start_all(ax_actor *self, ax__sup *s) {
     if (e == AX_OK) continue;
     ax__sup_log(self, s, AX_LOG_ERROR, "start failed at child %s (%s)%s", c->id, ax_err_name(e),
                 c == s->head ? "" : "; stopping the children started before it");
-    if (c != s->head) hand_to_reaper(self, s);
+    hand_up(s, hand_to_reaper(self, s, c));
     return e;
   }
   return AX_OK;
@@ -423,7 +459,7 @@ static void reaper_start(ax_actor *self, ax__sup *s, uint64_t waiter) {
   for (ax__sup_child *c = s->head; c; c = c->next) {
     if (ax_link(self, c->pid) != AX_OK ||
         !ax__u64map_put(&s->by_pid, c->pid.id, (uint64_t)(uintptr_t)c)) {
-      ax_exit(self, c->pid, AX_REASON_KILL);
+      if (!c->wait_only) ax_exit(self, c->pid, AX_REASON_KILL); /* an inner reaper: not waited for */
       c->pid = AX_PID_NONE;
     }
   }
@@ -456,7 +492,9 @@ static ax_err sup_init(ax_actor *self, void *state, const void *arg, size_t len)
     return AX_OK;
   }
   s->waiter = (ax__sup_waiter *)(uintptr_t)h.waiter; /* borrowed during init only */
+  s->starting = true;
   e = start_all(self, s);
+  s->starting = false;
   s->waiter = NULL;
   if (e != AX_OK) free_all(s);
   return e;

@@ -87,6 +87,7 @@ typedef struct ax__sup_child {
   bool marked;          /* in the stop set of the current job */
   bool stopping;        /* exit signal sent; waiting for its EXIT */
   bool needs_restart;   /* on the pending list */
+  bool wait_only;       /* reapers: an inner reaper, waited for, never signalled */
   ax_restart restart;
   ax_child_type type;
   uint32_t shutdown;    /* resolved */
@@ -114,6 +115,7 @@ typedef struct ax__sup {
   uint32_t period_ms;
   ax_pid parent;
   bool reaper;          /* only stops a list of children, then exits */
+  bool starting;        /* in init, starting the children */
   bool stopped;         /* has asked to exit */
   bool retry_queued;    /* a RETRY message is on its way to self */
   bool shutdown_pending;/* stop everything once the current job ends */
@@ -136,6 +138,8 @@ typedef struct ax__sup {
   ax__sup_deferred *job_req; /* TERMINATE: the request to answer */
   ax__sup_deferred *def_head, *def_tail;
   ax__sup_waiter *waiter; /* reaper of a blocking start */
+  ax_pid inner_reaper;    /* init: the reaper of the failed start of a child
+                             supervisor, which this one's cleanup waits for */
   uint64_t restarts, failures, escalations;
 } ax__sup;
 
@@ -148,8 +152,12 @@ const ax_actor_spec *ax__sup_spawn_spec(const ax_actor_spec *start);
 /* Internal message types, only accepted from self. */
 enum { AX__SUP_MSG_KILL = 108, AX__SUP_MSG_RETRY = 109 };
 
-/* supervisor_pack.c: the list a reaper gets (running children, in order). */
-ax_err ax__sup_pack_reap(const ax__sup *s, uint64_t waiter, void **out, size_t *len);
+/* supervisor_pack.c: the list a reaper gets: the running children, in
+ * order, then (if not none) the inner reaper, marked AX__RESTART_WAIT, with
+ * inner_id (the failed child's id) as its id. */
+enum { AX__RESTART_WAIT = 3 };
+ax_err ax__sup_pack_reap(const ax__sup *s, uint64_t waiter, ax_pid inner, const char *inner_id,
+                         void **out, size_t *len);
 
 /* supervisor_stop.c: stopping children (see there). */
 void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c);

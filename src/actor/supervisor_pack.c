@@ -235,12 +235,40 @@ void ax__sup_waiter_release(ax__sup_waiter *w) {
 
 /* ---- a reaper's list ---- */
 
-ax_err ax__sup_pack_reap(const ax__sup *s, uint64_t waiter, void **out, size_t *len) {
+static size_t put_reap_rec(unsigned char *p, const ax__sup_child *c, uint64_t pid,
+                           const char *id) {
+  ax__sup_rec r;
+  memset(&r, 0, sizeof(r));
+  if (c) {
+    r.start = (uint64_t)(uintptr_t)c->start;
+    r.restart = (uint32_t)c->restart;
+    r.type = (uint32_t)c->type;
+    r.shutdown = c->shutdown;
+  } else { /* an inner reaper: waited for as long as it takes */
+    r.start = (uint64_t)(uintptr_t)&ax_supervisor_spec;
+    r.restart = AX__RESTART_WAIT;
+    r.type = AX_CHILD_SUPERVISOR;
+    r.shutdown = AX_SHUTDOWN_INFINITY;
+  }
+  r.pid = pid;
+  r.id_len = (uint32_t)strlen(id);
+  r.size = (uint32_t)pad8(sizeof(r) + r.id_len);
+  memcpy(p, &r, sizeof(r));
+  memcpy(p + sizeof(r), id, r.id_len);
+  return r.size;
+}
+
+ax_err ax__sup_pack_reap(const ax__sup *s, uint64_t waiter, ax_pid inner, const char *inner_id,
+                         void **out, size_t *len) {
   size_t nlen = strlen(s->name), total = sizeof(ax__sup_hdr) + pad8(nlen);
   uint32_t n = 0;
   for (const ax__sup_child *c = s->head; c; c = c->next) {
     if (ax_pid_is_none(c->pid)) continue;
     total += pad8(sizeof(ax__sup_rec) + strlen(c->id));
+    n++;
+  }
+  if (!ax_pid_is_none(inner)) {
+    total += pad8(sizeof(ax__sup_rec) + strlen(inner_id));
     n++;
   }
   unsigned char *p = ax__calloc(total);
@@ -255,21 +283,10 @@ ax_err ax__sup_pack_reap(const ax__sup *s, uint64_t waiter, void **out, size_t *
   memcpy(p, &h, sizeof(h));
   memcpy(p + sizeof(h), s->name, nlen);
   size_t off = sizeof(h) + pad8(nlen);
-  for (const ax__sup_child *c = s->head; c; c = c->next) {
-    if (ax_pid_is_none(c->pid)) continue;
-    ax__sup_rec r;
-    memset(&r, 0, sizeof(r));
-    r.start = (uint64_t)(uintptr_t)c->start;
-    r.pid = c->pid.id;
-    r.restart = (uint32_t)c->restart;
-    r.type = (uint32_t)c->type;
-    r.shutdown = c->shutdown;
-    r.id_len = (uint32_t)strlen(c->id);
-    r.size = (uint32_t)pad8(sizeof(r) + r.id_len);
-    memcpy(p + off, &r, sizeof(r));
-    memcpy(p + off + sizeof(r), c->id, r.id_len);
-    off += r.size;
-  }
+  for (const ax__sup_child *c = s->head; c; c = c->next)
+    if (!ax_pid_is_none(c->pid)) off += put_reap_rec(p + off, c, c->pid.id, c->id);
+  /* last, so stopped first: the inner tree stops before the older siblings */
+  if (!ax_pid_is_none(inner)) put_reap_rec(p + off, NULL, inner.id, inner_id);
   *out = p;
   *len = total;
   return AX_OK;

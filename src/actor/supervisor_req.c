@@ -132,6 +132,8 @@ static void req_which(ax_actor *self, ax__sup *s, const ax_msg *msg) {
   ax__free(out, size);
 }
 
+/* As OTP: a simple_one_for_one supervisor has one spec, its template, and
+ * counts its dynamic children as supervisors or workers by its type. */
 static void req_count(ax_actor *self, ax__sup *s, const ax_msg *msg) {
   ax_sup_counts k;
   memset(&k, 0, sizeof(k));
@@ -143,6 +145,7 @@ static void req_count(ax_actor *self, ax__sup *s, const ax_msg *msg) {
     else
       k.workers++;
   }
+  if (s->tmpl) k.specs = 1;
   k.restarts = s->restarts;
   k.failures = s->failures;
   k.escalations = s->escalations;

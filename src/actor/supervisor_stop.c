@@ -12,6 +12,7 @@
  * timer armed first, so its deadline counts from before the signal. */
 void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   c->marked = c->stopping = true;
+  if (c->wait_only) return; /* an inner reaper (of a reaper) stops by itself */
   if (c->shutdown == AX_SHUTDOWN_BRUTAL_KILL) {
     (void)ax_exit(self, c->pid, AX_REASON_KILL); /* ENOACTOR: its EXIT is on its way */
     return;
@@ -22,10 +23,10 @@ void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c) {
                       sizeof(c->pid), &c->kill_timer);
   (void)ax_exit(self, c->pid, AX_REASON_SHUTDOWN);
   if (e == AX_OK) return;
-  /* No timer (the system is shutting down, or no memory): a child that
-   * does not stop on the signal would hold its supervisor forever, so the
-   * kill follows at once. A non-trapping child still stops with shutdown:
-   * the two signals arrive in order. */
+  /* No timer (no memory; timers are accepted while the system shuts
+   * down): a child that does not stop on the signal would hold its
+   * supervisor forever, so the kill follows at once. A non-trapping child
+   * still stops with shutdown: the two signals arrive in order. */
   c->kill_timer = 0;
   ax__sup_log(self, s, e == AX_ECLOSED ? AX_LOG_DEBUG : AX_LOG_WARN,
               "cannot arm the %u ms shutdown timer of child %s (%s): killing it after the signal",
@@ -79,7 +80,7 @@ void ax__sup_on_kill_timer(ax_actor *self, ax__sup *s, const ax_msg *msg) {
 
 void ax__sup_stopped_one(ax_actor *self, ax__sup *s, ax__sup_child *c, ax_pid pid, ax_reason r) {
   c->stopping = c->marked = false;
-  bool expected = r == AX_REASON_SHUTDOWN || r == AX_REASON_KILLED;
+  bool expected = r == AX_REASON_SHUTDOWN || r == AX_REASON_KILLED || c->wait_only;
   ax__sup_log(self, s, expected ? AX_LOG_DEBUG : AX_LOG_WARN, "child %s <%llx> stopped: %s", c->id,
               (unsigned long long)pid.id, ax_reason_str(r));
   if (s->job == AX__JOB_TERMINATE) {

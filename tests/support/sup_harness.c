@@ -96,7 +96,7 @@ bool log_has(const char *s) {
 _Atomic uint64_t clock_now;
 uint64_t manual_clock(void *arg) { return atomic_load(&clock_now); }
 
-ax_system *sys_new(void) {
+static ax_system *make_sys(bool manual) {
   memset(&g, 0, sizeof(g));
   pthread_mutex_lock(&log_lock);
   log_len = 0;
@@ -106,12 +106,15 @@ ax_system *sys_new(void) {
   ax_system_config cfg;
   ax_system_config_init(&cfg);
   cfg.workers = 2;
-  cfg.clock_ms = manual_clock;
+  if (manual) cfg.clock_ms = manual_clock;
   cfg.log_fn = log_fn;
   ax_system *sys = NULL;
   CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &sys), AX_OK);
   return sys;
 }
+
+ax_system *sys_new(void) { return make_sys(true); }
+ax_system *sys_new_real_clock(void) { return make_sys(false); }
 
 void advance(ax_system *sys, uint64_t ms) {
   atomic_fetch_add(&clock_now, ms);

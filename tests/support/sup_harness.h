@@ -43,6 +43,7 @@ void log_fn(ax_log_level level, const char *line, void *arg);
 bool log_has(const char *s);
 uint64_t manual_clock(void *arg);
 ax_system *sys_new(void); /* workers 2, manual clock, captured log; resets g */
+ax_system *sys_new_real_clock(void); /* the same with the real clock */
 void advance(ax_system *sys, uint64_t ms);
 bool pid_dead(ax_system *sys, ax_pid p);
 bool wait_n(_Atomic uint64_t *c, uint64_t n);
