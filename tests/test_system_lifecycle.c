@@ -168,6 +168,49 @@ static void test_system_concurrent_shutdowns_both_return_ok(void) {
   }
 }
 
+/* ---- a clock moved from another thread while the system shuts down ----
+ * (found while fixing the supervisor items: the wake raced the reactor's
+ * teardown; TSan and ASan saw it as a use of the freed poller). */
+
+static uint64_t fixed_clock(void *arg) { return (uint64_t)(uintptr_t)arg; }
+
+typedef struct mover {
+  ax_system *sys;
+  _Atomic bool stop;
+  _Atomic uint64_t moves;
+} mover;
+
+static void *move_clock(void *p) {
+  mover *m = p;
+  while (!atomic_load(&m->stop)) {
+    ax_system_clock_moved(m->sys);
+    atomic_fetch_add(&m->moves, 1);
+  }
+  return NULL;
+}
+
+static void test_system_clock_moved_during_shutdown_is_safe(void) {
+  for (int it = 0; it < 30; it++) {
+    ax_system_config cfg;
+    ax_system_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.clock_ms = fixed_clock;
+    cfg.clock_arg = (void *)(uintptr_t)1000;
+    static mover m;
+    memset(&m, 0, sizeof(m));
+    CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &m.sys), AX_OK);
+    for (int i = 0; i < 20; i++) ax_system_spawn(m.sys, &life_spec, IDLE, 0, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, move_clock, &m);
+    while (atomic_load(&m.moves) < 10) ax_test_sleep_ms(1);
+    CU_ASSERT_EQUAL(ax_system_shutdown(m.sys), AX_OK);
+    ax_system_clock_moved(m.sys); /* after shutdown: still harmless */
+    atomic_store(&m.stop, true);
+    pthread_join(th, NULL);
+    ax_system_free(m.sys);
+  }
+}
+
 /* ---- item 8: ax_system_free / ax_system_shutdown from inside an actor ---- */
 
 static _Atomic uint64_t refusals_logged;
@@ -229,5 +272,6 @@ int main(void) {
   CU_ADD_TEST(s, test_system_spawn_racing_shutdown_never_survives);
   CU_ADD_TEST(s, test_system_concurrent_shutdowns_both_return_ok);
   CU_ADD_TEST(s, test_system_free_from_actor_is_refused);
+  CU_ADD_TEST(s, test_system_clock_moved_during_shutdown_is_safe);
   return ax_test_run();
 }

@@ -257,6 +257,8 @@ typedef struct ax__timers {
 
 ax_err ax__timers_start(ax_system *sys);
 void ax__timers_stop(ax_system *sys);
+/* Frees the stopped reactor (ax_system_free, after the socket layer). */
+void ax__timers_free(ax_system *sys);
 uint64_t ax__clock_ms(ax_system *sys);
 /* Owner side: handles a timer node popped from the user lane; returns true
  * if n was turned into a message for the behaviour. */

@@ -267,6 +267,7 @@ void ax_system_free(ax_system *sys) {
   ax__timers_stop(sys); /* a no-op unless system creation failed midway */
   void (*io_fini)(ax_system *) = atomic_load_explicit(&sys->io_fini, memory_order_acquire);
   if (io_fini) io_fini(sys);
+  ax__timers_free(sys);
   ax__sched_free(sys);
   ax__registry_fini(&sys->registry);
   ax__table_fini(&sys->table);

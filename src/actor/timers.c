@@ -356,9 +356,10 @@ ax_err ax__timers_start(ax_system *sys) {
 
 void ax__timers_stop(ax_system *sys) {
   ax__timers *T = &sys->timers;
-  if (!T->reactor && !T->rings) return; /* never started, or already stopped */
-  if (T->reactor) ax__reactor_stop(T->reactor);
-  T->reactor = NULL;
+  if (!T->rings) return; /* never started, or already stopped */
+  /* Stopped, not freed: ax_system_clock_moved from another thread may still
+   * wake it until ax_system_free (ax__timers_free). */
+  ax__reactor_stop(T->reactor);
   /* Every actor has stopped, so their cancels are queued: run them, then
    * release whatever the wheel still holds (timers whose owner could not
    * send its cancel). */
@@ -378,6 +379,12 @@ void ax__timers_stop(ax_system *sys) {
   ax__free_aligned(T->rings, sizeof(ax__tring) * T->nrings, AX_CACHELINE);
   T->rings = NULL;
   T->nrings = 0;
+}
+
+void ax__timers_free(ax_system *sys) {
+  ax__timers_stop(sys);
+  ax__reactor_free(sys->timers.reactor);
+  sys->timers.reactor = NULL;
 }
 
 void ax_system_clock_moved(ax_system *sys) {

@@ -14,6 +14,7 @@ struct ax__reactor {
   void *arg;
   pthread_t thread;
   _Atomic bool stop; /* release by stop, acquire by the loop */
+  bool joined;       /* the thread has been joined (stopper only) */
 };
 
 static void *reactor_main(void *p) {
@@ -52,10 +53,18 @@ ax_err ax__reactor_start(ax__reactor_tick_fn tick, void *arg, ax__reactor **out)
 }
 
 void ax__reactor_stop(ax__reactor *r) {
-  if (!r) return;
+  if (!r || r->joined) return;
   atomic_store_explicit(&r->stop, true, memory_order_release);
   ax__poller_wake(r->poller);
   pthread_join(r->thread, NULL);
+  r->joined = true;
+}
+
+bool ax__reactor_stopped(const ax__reactor *r) { return !r || r->joined; }
+
+void ax__reactor_free(ax__reactor *r) {
+  if (!r) return;
+  ax__reactor_stop(r);
   ax__poller_free(r->poller);
   ax__free(r, sizeof(*r));
 }

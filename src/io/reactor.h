@@ -22,8 +22,15 @@ typedef struct ax__io_handler {
 
 /* Starts the reactor thread. Errors: AX_ENOMEM, AX_ESYS. Thread: any. */
 ax_err ax__reactor_start(ax__reactor_tick_fn tick, void *arg, ax__reactor **out);
-/* Stops and joins the thread, then frees the reactor. Thread: any other. */
+/* Stops and joins the thread; idempotent. The reactor stays allocated, so
+ * a late ax__reactor_wake (a clock moved during shutdown) is harmless.
+ * Thread: any other, one at a time. */
 void ax__reactor_stop(ax__reactor *r);
+/* True once ax__reactor_stop has joined the thread (or r is NULL). */
+bool ax__reactor_stopped(const ax__reactor *r);
+/* Stops if needed, then frees the reactor. NULL is a no-op. Thread: any
+ * other, when nothing can wake it any more (ax_system_free). */
+void ax__reactor_free(ax__reactor *r);
 /* Makes the reactor run a pass soon (coalesced). Thread: any. */
 void ax__reactor_wake(ax__reactor *r);
 /* The reactor's poller, for registering handlers. */
