@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "actor/supervisor_int.h"
+#include "supervisor/supervisor_int.h"
 #include "support/sup_harness.h"
 #include "support/testutil.h"
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "io/poll.h"
+#include "reactor/poll.h"
 #include "support/testutil.h"
 
 #define MAXEV 16

@@ -11,7 +11,7 @@
 #include "axon/timer.h"
 #include "axon/system.h"
 #include "base/base.h"
-#include "io/reactor.h"
+#include "reactor/reactor.h"
 #include "mailbox/mailbox.h"
 #include "timer/timer.h"
 

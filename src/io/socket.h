@@ -11,7 +11,7 @@
 
 #include "actor/actor.h"
 #include "axon/io.h"
-#include "io/reactor.h"
+#include "reactor/reactor.h"
 
 typedef struct ax__io ax__io;
 

@@ -6,7 +6,7 @@
  * it fires. */
 #include <string.h>
 
-#include "actor/supervisor_int.h"
+#include "supervisor/supervisor_int.h"
 
 /* Sends c its stop: kill for brutal_kill, else exit(shutdown), with the kill
  * timer armed first, so its deadline counts from before the signal. */

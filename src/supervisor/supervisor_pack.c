@@ -4,7 +4,7 @@
  * of a blocking ax_supervisor_start. */
 #include <string.h>
 
-#include "actor/supervisor_int.h"
+#include "supervisor/supervisor_int.h"
 
 static size_t pad8(size_t n) { return (n + 7u) & ~(size_t)7u; }
 

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 
 #include "base/base.h"
-#include "io/reactor.h"
+#include "reactor/reactor.h"
 
 #define EVENTS_PER_PASS 128
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "io/poll.h"
+#include "reactor/poll.h"
 
 /* Events fetched per kevent; a larger caller array is simply not filled
  * beyond it (the rest are returned by the next wait). */

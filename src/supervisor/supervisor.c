@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "actor/supervisor_int.h"
+#include "supervisor/supervisor_int.h"
 
 /* ---- logging ---- */
 

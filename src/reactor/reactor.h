@@ -7,7 +7,7 @@
 #define AX_IO_REACTOR_H
 
 #include "axon/error.h"
-#include "io/poll.h"
+#include "reactor/poll.h"
 
 typedef struct ax__reactor ax__reactor;
 

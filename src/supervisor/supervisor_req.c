@@ -4,7 +4,7 @@
  * an OTP supervisor's mailbox, and is answered after the job. */
 #include <string.h>
 
-#include "actor/supervisor_int.h"
+#include "supervisor/supervisor_int.h"
 
 void ax__sup_reply(ax_actor *self, const ax_msg *req, ax_err err, ax_pid pid) {
   ax_sup_reply r;

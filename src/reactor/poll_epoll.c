@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
-#include "io/poll.h"
+#include "reactor/poll.h"
 
 /* Events fetched per epoll_wait; a larger caller array is simply not filled
  * beyond it (the rest stay in epoll's ready list for the next wait). */

@@ -3,7 +3,7 @@
  * their asynchronous forms for actors (ax_request). */
 #include <string.h>
 
-#include "actor/supervisor_int.h"
+#include "supervisor/supervisor_int.h"
 
 ax_err ax_supervisor_start(ax_system *sys, const ax_sup_spec *spec, ax_pid *out) {
   if (!sys || !spec) return AX_EINVAL;
