@@ -11,27 +11,11 @@
 #include "axon/timer.h"
 #include "axon/system.h"
 #include "base/base.h"
+#include "base/table.h"
+#include "base/u64map.h"
 #include "reactor/reactor.h"
 #include "mailbox/mailbox.h"
 #include "timer/timer.h"
-
-/* ---- pids: node (12) | index (26) | generation (26) ---- */
-#define AX__GEN_BITS 26
-#define AX__IDX_BITS 26
-#define AX__GEN_MASK ((UINT64_C(1) << AX__GEN_BITS) - 1)
-#define AX__IDX_MASK ((UINT64_C(1) << AX__IDX_BITS) - 1)
-#define AX__MAX_ACTORS (UINT32_C(1) << AX__IDX_BITS)
-
-static inline uint32_t ax__pid_gen(uint64_t id) { return (uint32_t)(id & AX__GEN_MASK); }
-static inline uint32_t ax__pid_idx(uint64_t id) {
-  return (uint32_t)((id >> AX__GEN_BITS) & AX__IDX_MASK);
-}
-static inline uint32_t ax__pid_node(uint64_t id) {
-  return (uint32_t)(id >> (AX__GEN_BITS + AX__IDX_BITS));
-}
-static inline uint64_t ax__pid_make(uint32_t node, uint32_t idx, uint32_t gen) {
-  return ((uint64_t)node << (AX__GEN_BITS + AX__IDX_BITS)) | ((uint64_t)idx << AX__GEN_BITS) | gen;
-}
 
 /* ---- the actor: one allocation, a 128-byte header, then the state ---- */
 
@@ -39,26 +23,6 @@ static inline uint64_t ax__pid_make(uint32_t node, uint32_t idx, uint32_t gen) {
 #define AX__MS_MUTED 1u
 #define AX__MS_NAMED 2u
 #define AX__MS_SEQ_ONE 4u
-
-/* A map of 64-bit keys >= 2 to 64-bit values (open addressing with linear
- * probing; key 0 marks an empty cell, 1 a deleted one). Pids and refs are
- * always >= 2. Owner-only, like everything in ax__actor_ext. */
-typedef struct ax__u64map {
-  uint64_t *keys;
-  uint64_t *vals;
-  uint32_t cap;   /* power of two, or 0 */
-  uint32_t count; /* live keys */
-  uint32_t used;  /* live + deleted cells */
-} ax__u64map;
-
-/* Puts key -> val (replacing). false on out of memory. */
-bool ax__u64map_put(ax__u64map *m, uint64_t key, uint64_t val);
-/* Finds key; *val (may be NULL) gets its value. */
-bool ax__u64map_get(const ax__u64map *m, uint64_t key, uint64_t *val);
-/* Removes key; *val (may be NULL) gets its value. false if absent. */
-bool ax__u64map_del(ax__u64map *m, uint64_t key, uint64_t *val);
-void ax__u64map_free(ax__u64map *m);
-static inline bool ax__u64map_live(const ax__u64map *m, uint32_t i) { return m->keys[i] > 1; }
 
 /* Rarely used per-actor data, allocated on first use (owner-only). */
 typedef struct ax__actor_ext {
@@ -114,50 +78,6 @@ _Static_assert(sizeof(struct ax_actor) <= AX__ACTOR_HDR, "actor header must fit 
 _Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start on line 1");
 
 static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
-
-/* ---- the pid table: pages of slots, never moved, generation-checked ---- */
-
-#define AX__PAGE_BITS 12
-#define AX__PAGE_SLOTS (1u << AX__PAGE_BITS)
-#define AX__NPAGES (AX__MAX_ACTORS / AX__PAGE_SLOTS)
-
-/* slot word: generation (26) << 38 | LIVE << 37 | references (37 bits). */
-#define AX__SLOT_REF_MASK ((UINT64_C(1) << 37) - 1)
-#define AX__SLOT_LIVE (UINT64_C(1) << 37)
-#define AX__SLOT_GEN_SHIFT 38
-
-typedef struct ax__slot {
-  _Atomic uint64_t word;
-  _Atomic uintptr_t ptr; /* the actor while used; the next free index while free */
-} ax__slot;
-
-typedef struct ax__table {
-  _Atomic(ax__slot *) pages[AX__NPAGES];
-  pthread_mutex_t lock;  /* guards the free list and page allocation */
-  uint32_t free_head;    /* FIFO of free slot indices (UINT32_MAX = none) */
-  uint32_t free_tail;
-  uint32_t free_count;
-  _Atomic uint32_t used; /* slots handed out so far (high-water mark) */
-  uint32_t capacity;
-  uint32_t node;
-} ax__table;
-
-ax_err ax__table_init(ax__table *t, uint32_t capacity, uint32_t node);
-void ax__table_fini(ax__table *t);
-/* Reserves a slot for obj (an actor, or any object with a generation-checked
- * handle); *id_out is written before the slot goes live. */
-ax_err ax__table_insert(ax__table *t, void *obj, uint64_t *id_out);
-/* Takes a reference on pid's slot if it is live with that generation and
- * returns its object, else NULL. Pair with ax__table_release. Thread: any. */
-void *ax__table_acquire(ax__table *t, uint64_t pid);
-void ax__table_release(ax__table *t, uint64_t pid);
-/* Makes pid unreachable (acquire fails from now on) and waits until every
- * holder of a reference has released it. Owner only. */
-void ax__table_kill(ax__table *t, uint64_t pid);
-/* Returns a killed slot to the free list with a new generation. */
-void ax__table_remove(ax__table *t, uint64_t pid);
-/* Calls fn on every live actor's pid (for shutdown). Thread: any. */
-void ax__table_foreach_live(ax__table *t, void (*fn)(uint64_t pid, void *arg), void *arg);
 
 /* ---- workers and the scheduler ---- */
 

@@ -6,7 +6,8 @@
 #include <sched.h>
 #include <string.h>
 
-#include "actor/actor.h"
+#include "base/base.h"
+#include "base/table.h"
 
 #define NO_SLOT UINT32_MAX
 /* Reuse a freed slot only once this many are free: spreading reuse over

@@ -2,7 +2,8 @@
  * actor's timers, links and monitors (see ax__u64map in actor.h). */
 #include <string.h>
 
-#include "actor/actor.h"
+#include "base/base.h"
+#include "base/u64map.h"
 
 static inline uint32_t slot_of(const ax__u64map *m, uint64_t key) {
   return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (m->cap - 1);
