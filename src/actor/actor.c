@@ -458,7 +458,10 @@ ax__run_result ax__actor_run(ax_actor *a) {
   c->current = a;
   c->exiting = false;
   c->mute_on = 0;
-  process_sys(a, c);
+  /* The system lane is almost always empty: test it inline (process_sys
+   * is out of line since exit placeholders call it too). */
+  if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
+    process_sys(a, c);
   if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
   c->current = NULL;
   if (c->exiting) {
