@@ -141,27 +141,25 @@ static void trim_old(ax_system *sys, ax_actor *r) {
   }
 }
 
-/* The bounded-lane admission check. Returns AX_OK to push, an error to
- * refuse, or AX_OK with *discard set for DROP_NEW. *counted tells whether
- * queued was incremented (to undo on a later failure). For a DROP_OLD lane
- * *locked is set (push under lane_lock) and *trim when it is over its limit
- * (trim_old after the push). */
-static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool *counted,
-                    bool *locked, bool *trim) {
+/* How admit let a message in (bits). */
+enum {
+  ADM_COUNTED = 1, /* queued was incremented (undo on a later failure) */
+  ADM_DISCARD = 2, /* DROP_NEW: report AX_OK, send nothing */
+  ADM_LOCKED = 4,  /* DROP_OLD: push under lane_lock ... */
+  ADM_TRIM = 8     /* ... and trim_old after the push (over the limit) */
+};
+
+/* The bounded lane at or over its limit, or a DROP_OLD lane (out of line:
+ * the common bounded send is below its limit). */
+__attribute__((noinline)) static ax_err admit_slow(ax_system *sys, ax__ctx *c, ax_actor *r,
+                                                   uint32_t q, unsigned *how) {
   uint32_t limit = r->limit;
-  *discard = *counted = *locked = *trim = false;
-  if (!limit) return AX_OK;
   ax_overflow pol = (ax_overflow)r->overflow;
-  bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
-  /* seq_cst: pairs with mute_self's re-check (see there). */
-  uint32_t q = atomic_fetch_add_explicit(&r->queued, 1, memory_order_seq_cst);
-  *counted = true;
   if (pol == AX_OVERFLOW_DROP_OLD) {
-    *locked = true;
-    *trim = q >= limit;
+    *how = ADM_COUNTED | ADM_LOCKED | (q >= limit ? ADM_TRIM : 0);
     return AX_OK;
   }
-  if (q < limit) return AX_OK;
+  bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
   if (pol == AX_OVERFLOW_BACKPRESSURE && actor_sender) {
     ax_actor *s = c->current;
     bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
@@ -169,17 +167,33 @@ static ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, bool *discard, bool
       c->mute_on = r->pid;
       atomic_fetch_add_explicit(&r->mutes, 1, memory_order_relaxed);
     }
+    *how = ADM_COUNTED;
     return AX_OK;
   }
   atomic_fetch_sub_explicit(&r->queued, 1, memory_order_relaxed);
-  *counted = false;
   atomic_fetch_add_explicit(&r->drops, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&sys->dropped, 1, memory_order_relaxed);
   if (pol == AX_OVERFLOW_DROP_NEW) {
-    *discard = true;
+    *how = ADM_DISCARD;
     return AX_OK;
   }
+  *how = 0;
   return pol == AX_OVERFLOW_FAIL ? AX_EFULL : AX_EAGAIN;
+}
+
+/* The bounded-lane admission check: AX_OK to push (*how says how), or an
+ * error to refuse. */
+static inline ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, unsigned *how) {
+  uint32_t limit = r->limit;
+  *how = 0;
+  if (!limit) return AX_OK;
+  /* seq_cst: pairs with mute_self's re-check (see there). */
+  uint32_t q = atomic_fetch_add_explicit(&r->queued, 1, memory_order_seq_cst);
+  if (AX_LIKELY(q < limit) && r->overflow != AX_OVERFLOW_DROP_OLD) {
+    *how = ADM_COUNTED;
+    return AX_OK;
+  }
+  return admit_slow(sys, c, r, q, how);
 }
 
 ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type,
@@ -187,19 +201,19 @@ ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t t
   if (len && !data) return AX_EINVAL;
   ax_actor *r = ax__table_acquire(&sys->table, to.id);
   if (!r) return AX_ENOACTOR;
-  bool discard, counted, locked, trim;
-  ax_err e = admit(sys, c, r, &discard, &counted, &locked, &trim);
-  if (e != AX_OK || discard) goto out;
+  unsigned how;
+  ax_err e = admit(sys, c, r, &how);
+  if (e != AX_OK || (how & ADM_DISCARD)) goto out;
   ax__mnode *n = ax__msg_new(type, flags, from, to.id, ref, data, len, buf);
   if (!n) {
-    if (counted) atomic_fetch_sub_explicit(&r->queued, 1, memory_order_relaxed);
+    if (how & ADM_COUNTED) atomic_fetch_sub_explicit(&r->queued, 1, memory_order_relaxed);
     e = AX_ENOMEM;
     goto out;
   }
-  if (AX_UNLIKELY(locked)) { /* DROP_OLD: see trim_old */
+  if (AX_UNLIKELY(how & ADM_LOCKED)) { /* DROP_OLD: see trim_old */
     lane_lock(r);
     bool idle = ax__lane_push(&r->user_head, &n->link);
-    if (trim) trim_old(sys, r);
+    if (how & ADM_TRIM) trim_old(sys, r);
     lane_unlock(r);
     if (idle) ax__schedule(sys, r);
   } else if (ax__lane_push(&r->user_head, &n->link)) {
