@@ -4,6 +4,7 @@
 #define AXON_H
 
 #include "axon/common.h"
+#include "axon/version.h"
 #include "axon/error.h"
 #include "axon/buf.h"
 #include "axon/msg.h"
