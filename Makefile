@@ -2,11 +2,13 @@
 #   make run    install missing packages, build, run the main example
 #   make test   install missing packages, build, run every test suite
 #   make bench  install peers, build, run the benchmark suite
+#   make install PREFIX=/opt/axon   build, then cmake --install into PREFIX
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+PREFIX ?= /usr/local
 
-.PHONY: all deps build run test bench clean test-asan test-tsan
+.PHONY: all deps build run test bench clean test-asan test-tsan install
 
 all: build
 
@@ -32,6 +34,9 @@ test-tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAX_SANITIZE=thread >/dev/null
 	@cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && ctest --output-on-failure -j $(JOBS)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench: build
 	@sh scripts/deps.sh bench

@@ -5,7 +5,10 @@
 #   scripts/deps.sh         build and test dependencies
 #   scripts/deps.sh bench   also the benchmark peers (CAF, Erlang, Go)
 set -eu
-pkgs="cmake make gcc pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler libcunit1-dev"
+# libc6-dev (headers, and libc.a for the fully static program of the install
+# test) is only recommended by gcc, so it is named; binutils (nm, objdump:
+# the install test checks the soname and exported symbols) comes with gcc.
+pkgs="cmake make gcc libc6-dev binutils pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler libcunit1-dev"
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go"
 fi

@@ -19,7 +19,9 @@ mkdir -p "$work"
 step "cmake --install into $prefix"
 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "cmake --install"; }
 
-export PKG_CONFIG_PATH=$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+pc=$(find "$prefix" -name axon.pc)
+[ -n "$pc" ] || fail "no axon.pc under $prefix"
+export PKG_CONFIG_PATH=$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 [ "$("$pkgconfig" --modversion axon)" = "$version" ] || fail "pkg-config --modversion axon is not $version"
 libdir=$("$pkgconfig" --variable=libdir axon)
 for f in axon.h axon/version.h; do [ -f "$prefix/include/$f" ] || fail "no include/$f"; done
