@@ -19,7 +19,7 @@ mkdir -p "$work"
 step "cmake --install into $prefix"
 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "cmake --install"; }
 
-pc=$(find "$prefix" -name axon.pc)
+pc=$(find "$prefix" -name axon.pc 2>/dev/null || true)
 [ -n "$pc" ] || fail "no axon.pc under $prefix"
 export PKG_CONFIG_PATH=$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 [ "$("$pkgconfig" --modversion axon)" = "$version" ] || fail "pkg-config --modversion axon is not $version"
