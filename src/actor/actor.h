@@ -172,14 +172,18 @@ typedef struct ax__timers {
   ax__wheel wheel;
   struct ax__tgroup *groups; /* scratch: one expiry chain per owner per pass */
   size_t groups_cap;
-  ax__reactor *reactor;
+  bool started; /* between ax__timers_start and ax__timers_stop */
 } ax__timers;
 
+/* Starts the service: registers its tick with sys->reactor (running). */
 ax_err ax__timers_start(ax_system *sys);
+/* Releases every timer left once sys->reactor has stopped (every actor has
+ * stopped by then). Idempotent. Thread: the stopping thread. */
 void ax__timers_stop(ax_system *sys);
-/* Frees the stopped reactor (ax_system_free, after the socket layer). */
-void ax__timers_free(ax_system *sys);
+/* The system's clock in ms, rounded up (deadlines) and down (expiries):
+ * cfg.clock_ms if set, else the monotonic clock. Thread: any. */
 uint64_t ax__clock_ms(ax_system *sys);
+uint64_t ax__clock_floor_ms(ax_system *sys);
 /* Owner side: handles a timer node popped from the user lane; returns true
  * if n was turned into a message for the behaviour. */
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n);
@@ -259,6 +263,10 @@ struct ax_system {
   uint32_t stall_warn_ms; /* set before shutdown; read by the shutdown thread */
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t timers_pending;
+  /* The reactor: started by ax_system_new, stopped by ax_system_shutdown
+   * (after every actor), freed only by ax_system_free, so a late
+   * ax_system_clock_moved stays harmless. */
+  ax__reactor *reactor;
   ax__timers timers;
 };
 

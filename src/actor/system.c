@@ -77,6 +77,9 @@ static bool quiet(ax_system *sys) {
          atomic_load_explicit(&sys->live, memory_order_seq_cst) == 0;
 }
 
+/* The reactor's view of an injected clock (rounded down, as expiries). */
+static uint64_t reactor_clock(void *arg) { return ax__clock_floor_ms(arg); }
+
 ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!out) return AX_EINVAL;
   ax_system *sys = ax__calloc(sizeof(*sys));
@@ -102,6 +105,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   ax_err e = ax__table_init(&sys->table, sys->cfg.max_actors, 0);
   if (e == AX_OK) e = ax__registry_init(&sys->registry);
   if (e == AX_OK) e = ax__sched_start(sys);
+  if (e == AX_OK) e = ax__reactor_start(sys->cfg.clock_ms ? reactor_clock : NULL, sys, &sys->reactor);
   if (e == AX_OK) e = ax__timers_start(sys);
   if (e != AX_OK) {
     ax_system_free(sys);
@@ -247,6 +251,9 @@ ax_err ax_system_shutdown(ax_system *sys) {
     wait_dead(sys, ax__now_ns() + 200u * 1000000u);
     watch_stalls(sys);
   }
+  /* Stopped, not freed: ax_system_clock_moved from another thread may still
+   * wake it until ax_system_free. */
+  ax__reactor_stop(sys->reactor);
   ax__timers_stop(sys);
   ax__sched_stop(sys);
   pthread_mutex_lock(&sys->wait_lock);
@@ -264,10 +271,13 @@ void ax_system_free(ax_system *sys) {
     return;
   }
   if (sys->workers && sys->nworkers) ax_system_shutdown(sys);
-  ax__timers_stop(sys); /* a no-op unless system creation failed midway */
+  /* No-ops unless system creation failed midway. */
+  ax__reactor_stop(sys->reactor);
+  ax__timers_stop(sys);
   void (*io_fini)(ax_system *) = atomic_load_explicit(&sys->io_fini, memory_order_acquire);
   if (io_fini) io_fini(sys);
-  ax__timers_free(sys);
+  ax__reactor_free(sys->reactor);
+  sys->reactor = NULL;
   ax__sched_free(sys);
   ax__registry_fini(&sys->registry);
   ax__table_fini(&sys->table);
@@ -277,6 +287,10 @@ void ax_system_free(ax_system *sys) {
   pthread_mutex_destroy(&sys->inject_lock);
   pthread_mutex_destroy(&sys->idle_lock);
   ax__free(sys, sizeof(*sys));
+}
+
+void ax_system_clock_moved(ax_system *sys) {
+  if (sys) ax__reactor_wake(sys->reactor);
 }
 
 ax_err ax_system_stats_get(ax_system *sys, ax_system_stats *out) {

@@ -389,7 +389,7 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   ax__io *io = ax__calloc(sizeof(*io));
   if (!io) return AX_ENOMEM;
   io->sys = sys;
-  io->reactor = sys->timers.reactor;
+  io->reactor = sys->reactor;
   io->evfd = io->tfd = io->reserve_fd = -1;
   pthread_mutex_init(&io->cmd_lock, NULL);
   pthread_mutex_init(&io->owners_lock, NULL);
@@ -427,8 +427,8 @@ ax__io *ax__io_get(ax_system *sys, ax_err *err) {
   /* wait_lock serialises the one-time start (it guards nothing hot). */
   pthread_mutex_lock(&sys->wait_lock);
   io = io_load(sys);
-  if (!io && atomic_load(&sys->state) == AX__RUNNING && sys->timers.reactor &&
-      !ax__reactor_stopped(sys->timers.reactor)) {
+  if (!io && atomic_load(&sys->state) == AX__RUNNING && sys->reactor &&
+      !ax__reactor_stopped(sys->reactor)) {
     *err = io_new(sys, &io);
     if (*err == AX_OK) {
       atomic_store_explicit(&sys->io, io, memory_order_release);
@@ -459,7 +459,7 @@ static void fini_one(uint64_t id, void *arg) {
 void ax__io_fini(ax_system *sys) {
   ax__io *io = io_load(sys);
   if (!io) return;
-  AX_ASSERT(ax__reactor_stopped(sys->timers.reactor)); /* the reactor has stopped */
+  AX_ASSERT(ax__reactor_stopped(sys->reactor)); /* the reactor has stopped */
   for (ax__iobj *o = io->cmd_head, *next; o; o = next) {
     next = o->cmd_next;
     atomic_store_explicit(&o->cmd, 0, memory_order_relaxed);
