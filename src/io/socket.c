@@ -1,13 +1,13 @@
 /* Axon: the socket layer's per-system state (sys->io): started on first
  * use, it owns the handle table for connections and listeners, the command
- * queue that hands work to the reactor thread, the close/retry timers, the
+ * queue that hands work to the reactor thread, the close/retry timers
+ * (reactor timers on the system's clock), the
  * owner index used when an actor stops, and the graveyard that frees
  * objects only once no poller event can still name them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "io/socket.h"
@@ -149,60 +149,20 @@ static void on_cmd(ax__io_handler *h, uint32_t events) {
 
 /* ---- timers (close deadlines, accept retries): reactor only ---- */
 
-static void timer_arm(ax__io *io) {
-  uint64_t min = 0;
-  for (ax__iobj *o = io->timed; o; o = o->t_next)
-    if (!min || o->deadline_ms < min) min = o->deadline_ms;
-  if (min == io->armed_ms) return;
-  io->armed_ms = min;
-  struct itimerspec its = {{0, 0}, {0, 0}};
-  if (min) {
-    uint64_t now = ax__now_ms();
-    uint64_t d = min > now ? min - now : 1;
-    its.it_value.tv_sec = (time_t)(d / 1000);
-    its.it_value.tv_nsec = (long)(d % 1000) * 1000000L;
-  }
-  timerfd_settime(io->tfd, 0, &its, NULL);
+static void on_timer(ax__rtimer *t) {
+  ax__iobj *o = (ax__iobj *)((char *)t - offsetof(ax__iobj, tmr));
+  if (o->kind == AX__IO_CONN)
+    ax__conn_on_timer((ax__conn *)o);
+  else
+    ax__listener_on_timer((ax__listener *)o);
 }
 
-void ax__io_timer_set(ax__iobj *o, uint64_t deadline_ms) {
-  ax__io *io = o->io;
-  if (o->deadline_ms) {
-    for (ax__iobj **pp = &io->timed; *pp; pp = &(*pp)->t_next)
-      if (*pp == o) {
-        *pp = o->t_next;
-        break;
-      }
-  }
-  o->deadline_ms = deadline_ms;
-  if (deadline_ms) {
-    o->t_next = io->timed;
-    io->timed = o;
-  }
-  timer_arm(io);
+void ax__io_timer_set(ax__iobj *o, uint32_t delay_ms) {
+  o->tmr.fire = on_timer;
+  ax__rtimer_set(o->io->reactor, &o->tmr, delay_ms);
 }
 
-static void on_timer(ax__io_handler *h, uint32_t events) {
-  ax__io *io = IO_OF(h, tmr_h);
-  (void)events;
-  uint64_t v;
-  while (read(io->tfd, &v, sizeof v) < 0 && errno == EINTR) {
-  }
-  io->armed_ms = 0;
-  uint64_t now = ax__now_ms();
-  for (;;) {
-    ax__iobj *due = NULL;
-    for (ax__iobj *o = io->timed; o; o = o->t_next)
-      if (o->deadline_ms <= now) due = o;
-    if (!due) break;
-    ax__io_timer_set(due, 0);
-    if (due->kind == AX__IO_CONN)
-      ax__conn_on_timer((ax__conn *)due);
-    else
-      ax__listener_on_timer((ax__listener *)due);
-  }
-  timer_arm(io);
-}
+void ax__io_timer_cancel(ax__iobj *o) { ax__rtimer_cancel(o->io->reactor, &o->tmr); }
 
 /* ---- the owner index (io->owners_lock) ---- */
 
@@ -357,7 +317,7 @@ void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
   if (o->finalized) return;
   ax__io *io = o->io;
   o->finalized = true;
-  ax__io_timer_set(o, 0);
+  ax__io_timer_cancel(o);
   pthread_mutex_lock(&io->owners_lock);
   index_del(io, o);
   pthread_mutex_unlock(&io->owners_lock);
@@ -376,7 +336,6 @@ void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
 
 static void io_free(ax__io *io) {
   if (io->evfd >= 0) close(io->evfd);
-  if (io->tfd >= 0) close(io->tfd);
   if (io->reserve_fd >= 0) close(io->reserve_fd);
   ax__u64map_free(&io->owners);
   ax__table_fini(&io->table);
@@ -390,7 +349,7 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   if (!io) return AX_ENOMEM;
   io->sys = sys;
   io->reactor = sys->reactor;
-  io->evfd = io->tfd = io->reserve_fd = -1;
+  io->evfd = io->reserve_fd = -1;
   pthread_mutex_init(&io->cmd_lock, NULL);
   pthread_mutex_init(&io->owners_lock, NULL);
   ax_err e = ax__table_init(&io->table, AX__MAX_ACTORS, 0);
@@ -400,19 +359,14 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   }
   io->poller = ax__reactor_poller(io->reactor);
   io->cmd_h.on_events = on_cmd;
-  io->tmr_h.on_events = on_timer;
   io->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  io->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   io->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   /* Registering from this thread (the poller contract says loop thread):
-   * the two fds are new and nobody else knows them, and epoll_ctl/kevent
-   * are thread-safe in the kernel. Every later registration goes through
-   * the command queue. */
-  if (io->evfd < 0 || io->tfd < 0 ||
-      ax__poller_add(io->poller, io->evfd, AX__POLL_IN, &io->cmd_h) != AX_OK ||
-      ax__poller_add(io->poller, io->tfd, AX__POLL_IN, &io->tmr_h) != AX_OK) {
+   * the fd is new and nobody else knows it, and epoll_ctl/kevent are
+   * thread-safe in the kernel. Every later registration goes through the
+   * command queue. */
+  if (io->evfd < 0 || ax__poller_add(io->poller, io->evfd, AX__POLL_IN, &io->cmd_h) != AX_OK) {
     ax_log(sys, AX_LOG_ERROR, "io: cannot start the socket layer: %s", strerror(errno));
-    if (io->evfd >= 0) ax__poller_del(io->poller, io->evfd);
     io_free(io);
     return AX_ESYS;
   }

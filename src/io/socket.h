@@ -49,8 +49,8 @@ typedef struct ax__iobj {
   /* Reactor only. */
   bool registered, finalized;
   struct ax__iobj *grave_next;
-  struct ax__iobj *t_next;  /* in io->timed (deadline set) */
-  uint64_t deadline_ms;     /* 0: none */
+  ax__rtimer tmr;           /* close deadline / accept retry (a reactor
+                               timer: on the system's clock) */
   ax_io_opts opts;
   /* The node of the last message about o (CLOSED, or ERROR for a failed
    * connect), allocated with o so that it arrives even out of memory.
@@ -127,11 +127,6 @@ struct ax__io {
   ax__io_handler cmd_h;
   int evfd;
   _Atomic bool ev_pending;  /* a wake is in flight (acq_rel exchange) */
-  /* Timers for close deadlines and accept retries: reactor only. */
-  ax__io_handler tmr_h;
-  int tfd;
-  ax__iobj *timed;
-  uint64_t armed_ms;
   /* Owner index: pid -> first object (intrusive list through o_next). */
   pthread_mutex_t owners_lock;
   ax__u64map owners;
@@ -171,8 +166,12 @@ void ax__io_set_owner(ax__iobj *o, uint64_t pid);
 /* Reactor: the last step of a close: out of the index and the table, the
  * CLOSED message, then the graveyard. */
 void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent);
-/* Reactor: arms (deadline_ms > 0) or disarms o's timer. */
-void ax__io_timer_set(ax__iobj *o, uint64_t deadline_ms);
+/* Reactor: arms o's timer to fire in delay_ms on the system's clock
+ * (ax__conn_on_timer / ax__listener_on_timer), or disarms it; armed: it is
+ * pending. */
+void ax__io_timer_set(ax__iobj *o, uint32_t delay_ms);
+void ax__io_timer_cancel(ax__iobj *o);
+static inline bool ax__io_timer_armed(const ax__iobj *o) { return ax__rtimer_pending(&o->tmr); }
 /* Sends an I/O message to o's owner (never limited or dropped by the
  * mailbox; buf, if set, is retained by the message). Thread: any.
  * Errors: AX_ENOACTOR, AX_ENOMEM. */
