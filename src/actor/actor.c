@@ -549,8 +549,7 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
     ax__timers_on_stop(a);
     ax__links_on_stop(a, reason);
   }
-  void (*hook)(ax_system *, uint64_t) = atomic_load_explicit(&a->sys->on_stop_hook, memory_order_acquire);
-  if (hook) hook(a->sys, a->pid);
+  ax__layers_on_actor_stop(a->sys, a->pid);
   destroy(a);
 }
 

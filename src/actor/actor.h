@@ -213,6 +213,45 @@ void ax__timers_forget(ax_actor *a, ax_ref ref);
 /* ---- the system ---- */
 enum { AX__RUNNING = 0, AX__STOPPING = 1, AX__STOPPED = 2 };
 
+/* ---- the layer table: layers above actor ---- */
+typedef enum ax__layer_id {
+  AX__LAYER_IO = 0,      /* the socket layer (src/io) */
+  AX__LAYER_CLUSTER = 1, /* next: src/cluster */
+  AX__LAYER_METRICS = 2, /* later */
+  AX__LAYER_COUNT
+} ax__layer_id;
+
+/* What a layer registers. state: its own, opaque here. on_actor_stop
+ * (optional) runs on the stopping actor's thread for every actor that
+ * stops, after the actor is unreachable and before its memory goes; it must
+ * be cheap for an actor the layer knows nothing of. fini (optional) frees
+ * state at ax_system_free, after the reactor has stopped, layers in
+ * reverse id order. */
+typedef struct ax__layer {
+  void *state;
+  void (*on_actor_stop)(ax_system *sys, void *state, uint64_t pid);
+  void (*fini)(ax_system *sys, void *state);
+} ax__layer;
+
+/* Makes a layer's state. Runs at most once per layer and system, under
+ * the system's lock, while the system runs and its reactor runs. */
+typedef ax_err (*ax__layer_start_fn)(ax_system *sys, void *arg, ax__layer *out);
+
+/* Returns layer id's state, or NULL if it has not started. Lock-free (an
+ * acquire load). Thread: any. */
+void *ax__layer_get(ax_system *sys, ax__layer_id id);
+/* Returns layer id's state in *state, starting it with start(sys, arg) on
+ * first use. Errors: AX_ECLOSED (the system is shutting down or stopped),
+ * whatever start returns. Thread: any (not from inside start). */
+ax_err ax__layer_start(ax_system *sys, ax__layer_id id, ax__layer_start_fn start, void *arg,
+                       void **state);
+/* The system's reactor (running from ax_system_new to its shutdown). */
+ax__reactor *ax__system_reactor(ax_system *sys);
+/* True if pid names a live local actor (a snapshot). Thread: any. */
+bool ax__pid_alive(ax_system *sys, uint64_t pid);
+/* Runs every started layer's on_actor_stop for pid (the stop path). */
+void ax__layers_on_actor_stop(ax_system *sys, uint64_t pid);
+
 struct ax_system {
   ax_system_config cfg;
   uint32_t nworkers;  /* worker threads running */
@@ -253,13 +292,13 @@ struct ax_system {
    * reverse order first at shutdown. Guarded by wait_lock. */
   uint64_t *tops;
   size_t ntops, tops_cap;
-  /* Set once by the socket layer (above actor) when it starts: called for
-   * every stopping actor so its connections and listeners close. */
-  void (*_Atomic on_stop_hook)(ax_system *sys, uint64_t pid);
-  _Atomic(void *) io; /* the socket layer's state, owned by it */
-  /* Set with io: frees the socket layer's state at ax_system_free, after
-   * the reactor has stopped. */
-  void (*_Atomic io_fini)(ax_system *sys);
+  /* The layers above actor (ax__layer_start): a slot's hooks are written
+   * before its state is published (release); readers acquire the state. */
+  struct {
+    _Atomic(void *) state;
+    void (*on_actor_stop)(ax_system *sys, void *state, uint64_t pid);
+    void (*fini)(ax_system *sys, void *state);
+  } layers[AX__LAYER_COUNT];
   uint32_t stall_warn_ms; /* set before shutdown; read by the shutdown thread */
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t timers_pending;

@@ -154,10 +154,65 @@ ax_err ax__system_add_top(ax_system *sys, ax_pid pid) {
   return AX_OK;
 }
 
-static bool is_alive(ax_system *sys, uint64_t pid) {
+bool ax__pid_alive(ax_system *sys, uint64_t pid) {
   ax_actor *a = ax__table_acquire(&sys->table, pid);
   if (a) ax__table_release(&sys->table, pid);
   return a != NULL;
+}
+
+static bool is_alive(ax_system *sys, uint64_t pid) { return ax__pid_alive(sys, pid); }
+
+ax__reactor *ax__system_reactor(ax_system *sys) { return sys->reactor; }
+
+void *ax__layer_get(ax_system *sys, ax__layer_id id) {
+  return atomic_load_explicit(&sys->layers[id].state, memory_order_acquire);
+}
+
+ax_err ax__layer_start(ax_system *sys, ax__layer_id id, ax__layer_start_fn start, void *arg,
+                       void **state) {
+  void *st = ax__layer_get(sys, id);
+  if (AX_LIKELY(st != NULL)) {
+    *state = st;
+    return AX_OK;
+  }
+  ax_err e = AX_ECLOSED;
+  /* wait_lock serialises the one-time start (it guards nothing hot). */
+  pthread_mutex_lock(&sys->wait_lock);
+  st = ax__layer_get(sys, id);
+  if (st) {
+    e = AX_OK;
+  } else if (atomic_load(&sys->state) == AX__RUNNING && sys->reactor &&
+             !ax__reactor_stopped(sys->reactor)) {
+    ax__layer l = {0};
+    e = start(sys, arg, &l);
+    if (e == AX_OK) {
+      sys->layers[id].on_actor_stop = l.on_actor_stop;
+      sys->layers[id].fini = l.fini;
+      st = l.state;
+      /* release: a reader of the state sees the hooks and the state */
+      atomic_store_explicit(&sys->layers[id].state, st, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&sys->wait_lock);
+  *state = e == AX_OK ? st : NULL;
+  return e;
+}
+
+/* Every stopping actor (actor.c's stop path). */
+void ax__layers_on_actor_stop(ax_system *sys, uint64_t pid) {
+  for (int i = 0; i < AX__LAYER_COUNT; i++) {
+    void *st = ax__layer_get(sys, (ax__layer_id)i);
+    if (st && sys->layers[i].on_actor_stop) sys->layers[i].on_actor_stop(sys, st, pid);
+  }
+}
+
+static void layers_fini(ax_system *sys) {
+  for (int i = AX__LAYER_COUNT - 1; i >= 0; i--) {
+    void *st = ax__layer_get(sys, (ax__layer_id)i);
+    if (!st) continue;
+    atomic_store_explicit(&sys->layers[i].state, NULL, memory_order_release);
+    if (sys->layers[i].fini) sys->layers[i].fini(sys, st);
+  }
 }
 
 /* The stall watch of a waiting shutdown: a worker whose run count and
@@ -274,8 +329,7 @@ void ax_system_free(ax_system *sys) {
   /* No-ops unless system creation failed midway. */
   ax__reactor_stop(sys->reactor);
   ax__timers_stop(sys);
-  void (*io_fini)(ax_system *) = atomic_load_explicit(&sys->io_fini, memory_order_acquire);
-  if (io_fini) io_fini(sys);
+  layers_fini(sys);
   ax__reactor_free(sys->reactor);
   sys->reactor = NULL;
   ax__sched_free(sys);

@@ -1,4 +1,4 @@
-/* Axon: the socket layer's per-system state (sys->io): started on first
+/* Axon: the socket layer's per-system state (layer AX__LAYER_IO): started on first
  * use, it owns the handle table for connections and listeners, the command
  * queue that hands work to the reactor thread, the close/retry timers
  * (reactor timers on the system's clock), the
@@ -14,12 +14,10 @@
 
 #define IO_OF(h, field) ((ax__io *)((char *)(h) - offsetof(ax__io, field)))
 
-/* sys->io is an atomic pointer in struct ax_system; it is published once
- * (under sys->wait_lock) and read lock-free: release on publish, acquire
- * on read. ax_system_free calls sys->io_fini (ax__io_fini) at the end. */
-static ax__io *io_load(ax_system *sys) {
-  return atomic_load_explicit(&sys->io, memory_order_acquire);
-}
+/* The layer's state is the system's AX__LAYER_IO slot: published once by
+ * ax__layer_start and read lock-free; ax_system_free calls its fini
+ * (io_layer_fini) after the reactor has stopped. */
+static ax__io *io_load(ax_system *sys) { return ax__layer_get(sys, AX__LAYER_IO); }
 
 static void io_wake(ax__io *io) {
   /* acq_rel: see on_cmd, which drains the evfd, then clears the flag, then
@@ -194,11 +192,7 @@ static void index_del(ax__io *io, ax__iobj *o) {
   o->indexed = false;
 }
 
-static bool owner_alive(ax_system *sys, uint64_t pid) {
-  ax_actor *a = ax__table_acquire(&sys->table, pid);
-  if (a) ax__table_release(&sys->table, pid);
-  return a != NULL;
-}
+static bool owner_alive(ax_system *sys, uint64_t pid) { return ax__pid_alive(sys, pid); }
 
 void ax__io_set_owner(ax__iobj *o, uint64_t pid) {
   ax__io *io = o->io;
@@ -235,9 +229,9 @@ ax_err ax__iobj_publish(ax__io *io, ax__iobj *o, uint64_t owner) {
 
 /* The on-stop hook: closes every socket the stopping actor owns. For an
  * actor that owns none, one map lookup under the lock. */
-static void io_on_stop(ax_system *sys, uint64_t pid) {
-  ax__io *io = io_load(sys);
-  if (!io) return;
+static void io_on_stop(ax_system *sys, void *state, uint64_t pid) {
+  ax__io *io = state;
+  (void)sys;
   pthread_mutex_lock(&io->owners_lock);
   uint64_t head;
   if (ax__u64map_del(&io->owners, pid, &head)) {
@@ -348,7 +342,7 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   ax__io *io = ax__calloc(sizeof(*io));
   if (!io) return AX_ENOMEM;
   io->sys = sys;
-  io->reactor = sys->reactor;
+  io->reactor = ax__system_reactor(sys);
   io->evfd = io->reserve_fd = -1;
   pthread_mutex_init(&io->cmd_lock, NULL);
   pthread_mutex_init(&io->owners_lock, NULL);
@@ -374,28 +368,23 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   return AX_OK;
 }
 
+static void io_layer_fini(ax_system *sys, void *state);
+
+static ax_err io_layer_start(ax_system *sys, void *arg, ax__layer *out) {
+  (void)arg;
+  ax__io *io = NULL;
+  ax_err e = io_new(sys, &io);
+  if (e != AX_OK) return e;
+  *out = (ax__layer){.state = io, .on_actor_stop = io_on_stop, .fini = io_layer_fini};
+  return AX_OK;
+}
+
 ax__io *ax__io_get(ax_system *sys, ax_err *err) {
   ax__io *io = io_load(sys);
   if (AX_LIKELY(io != NULL)) return io;
-  *err = AX_ECLOSED;
-  /* wait_lock serialises the one-time start (it guards nothing hot). */
-  pthread_mutex_lock(&sys->wait_lock);
-  io = io_load(sys);
-  if (!io && atomic_load(&sys->state) == AX__RUNNING && sys->reactor &&
-      !ax__reactor_stopped(sys->reactor)) {
-    *err = io_new(sys, &io);
-    if (*err == AX_OK) {
-      atomic_store_explicit(&sys->io, io, memory_order_release);
-      void (*fini)(ax_system *) = ax__io_fini;
-      atomic_store_explicit(&sys->io_fini, fini, memory_order_release);
-      void (*hook)(ax_system *, uint64_t) = io_on_stop;
-      atomic_store_explicit(&sys->on_stop_hook, hook, memory_order_release);
-    } else {
-      io = NULL;
-    }
-  }
-  pthread_mutex_unlock(&sys->wait_lock);
-  return io;
+  void *st = NULL;
+  *err = ax__layer_start(sys, AX__LAYER_IO, io_layer_start, NULL, &st);
+  return st;
 }
 
 static void fini_one(uint64_t id, void *arg) {
@@ -410,10 +399,9 @@ static void fini_one(uint64_t id, void *arg) {
   ax__iobj_release(o); /* the table's (reactor's) reference */
 }
 
-void ax__io_fini(ax_system *sys) {
-  ax__io *io = io_load(sys);
-  if (!io) return;
-  AX_ASSERT(ax__reactor_stopped(sys->reactor)); /* the reactor has stopped */
+static void io_layer_fini(ax_system *sys, void *state) {
+  ax__io *io = state;
+  AX_ASSERT(ax__reactor_stopped(ax__system_reactor(sys))); /* the reactor has stopped */
   for (ax__iobj *o = io->cmd_head, *next; o; o = next) {
     next = o->cmd_next;
     atomic_store_explicit(&o->cmd, 0, memory_order_relaxed);
@@ -423,6 +411,5 @@ void ax__io_fini(ax_system *sys) {
   ax__table_foreach_live(&io->table, fini_one, io);
   graveyard(io);
   graveyard(io);
-  atomic_store_explicit(&sys->io, NULL, memory_order_release);
   io_free(io);
 }

@@ -1,6 +1,7 @@
 /* Axon: internal declarations of the socket layer (src/io/socket*.c), which
  * sits above src/actor: connection and listener objects, the per-system
- * I/O state hung off sys->io, and the reactor-side command queue. Internal;
+ * I/O state (the system's AX__LAYER_IO slot), and the reactor-side command
+ * queue. Internal;
  * src/actor never includes it. */
 #ifndef AX_IO_SOCKET_H
 #define AX_IO_SOCKET_H
@@ -146,9 +147,6 @@ extern _Atomic(ax__io_hook_fn) ax__io_cmd_hook;
 /* Returns sys's I/O state, starting the layer on first use (NULL on error:
  * *err says why). Thread: any. */
 ax__io *ax__io_get(ax_system *sys, ax_err *err);
-/* Frees the layer's state once the reactor has stopped (ax_system_free,
- * after ax_system_shutdown). Idempotent. Thread: the freeing thread. */
-void ax__io_fini(ax_system *sys);
 /* Queues command bits for o and wakes the reactor. Thread: any. */
 void ax__io_cmd(ax__iobj *o, uint32_t bits);
 /* Asks for a close of o with reason/code (first request wins) and queues

@@ -681,13 +681,10 @@ ax_err ax_conn_set_owner(ax_conn h, ax_pid pid) {
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   ax_err e = AX_OK;
-  ax_actor *a = ax__table_acquire(&h.sys->table, pid.id);
-  if (!a) {
+  if (!ax__pid_alive(h.sys, pid.id))
     e = AX_ENOACTOR;
-  } else {
-    ax__table_release(&h.sys->table, pid.id);
+  else
     ax__io_set_owner(&c->o, pid.id);
-  }
   ax__iobj_put(&c->o);
   return e;
 }
