@@ -249,6 +249,55 @@ ax_err ax__layer_start(ax_system *sys, ax__layer_id id, ax__layer_start_fn start
 ax__reactor *ax__system_reactor(ax_system *sys);
 /* True if pid names a live local actor (a snapshot). Thread: any. */
 bool ax__pid_alive(ax_system *sys, uint64_t pid);
+/* ---- this node, and the route for pids of other nodes ---- */
+
+/* A pid's node field (base/table.h: node 12 | index 26 | generation 26)
+ * names the node whose actor it is. Node 0 means "not clustered": every
+ * system is node 0 until the cluster gives it a number (ax__system_set_node,
+ * at ax_node_start), before the first spawn, so every local pid carries the
+ * same node bits and ax_pid_eq stays a plain compare. */
+#define AX__NODE_MAX ((UINT32_C(1) << (64 - AX__GEN_BITS - AX__IDX_BITS)) - 1)
+/* This system's node number. Thread: any. */
+uint32_t ax__system_node(const ax_system *sys);
+/* Sets this system's node number. Errors: AX_EINVAL (node > AX__NODE_MAX),
+ * AX_ESTATE (an actor has been spawned: its pid has the old number).
+ * Thread: one ordered before every spawn (the cluster's start). */
+ax_err ax__system_set_node(ax_system *sys, uint32_t node);
+/* True for a pid of another node: node bits neither 0 nor this node's. */
+bool ax__pid_remote(const ax_system *sys, uint64_t pid);
+
+/* The route: where every path that takes a pid (ax__send and the public
+ * sends, requests, replies and ax_call's proxy; ax__signal: exits, links,
+ * unlinks, monitors, demonitors; DOWNs and link exits of a stopping actor)
+ * hands a pid of another node. The cluster registers one; with none, such
+ * a pid is treated as a dead local one (AX_ENOACTOR; noproc for links and
+ * monitors). Both functions run on the sender's thread, must not block for
+ * long, and return AX_OK (accepted for delivery, best effort as a local
+ * send to a live actor), AX_ENOACTOR (no such node, or not connected) or
+ * AX_ENOMEM.
+ *  send:   a message. flags: AX_MSGF_REQUEST / AX_MSGF_REPLY /
+ *          AX_MSGF_TIMER / AX_MSGF_SYSTEM (runtime messages: a DOWN to a
+ *          remote watcher); ref as in ax_msg; the payload is data/len, and
+ *          buf, if not NULL, is the buffer data points into (borrowed:
+ *          retain it to keep it).
+ *  signal: a system-lane signal of type AX__SIG_EXIT or AX__SIG_LINK_EXIT
+ *          (payload ax_exit_info; a kill arrives as AX__SIG_EXIT with
+ *          AX_REASON_KILL), AX__SIG_LINK or AX__SIG_UNLINK (payload: the
+ *          sender's pid, uint64_t), AX__SIG_MONITOR (payload ax_down_info
+ *          {ref, pid = the watcher}) or AX__SIG_DEMONITOR (payload: the
+ *          ref). The receiving node replays it with ax__signal. */
+typedef struct ax__route {
+  void *state;
+  ax_err (*send)(void *state, uint64_t from, uint64_t to, uint32_t type, uint32_t flags, ax_ref ref,
+                 const void *data, size_t len, ax_buf *buf);
+  ax_err (*signal)(void *state, uint64_t from, uint64_t to, uint32_t type, const void *data,
+                   size_t len);
+} ax__route;
+/* Registers (or, with NULL, removes) the route. r must stay valid until it
+ * is replaced and no send can still be using it (in practice: until
+ * ax_system_free). Thread: any. */
+void ax__route_set(ax_system *sys, const ax__route *r);
+
 /* Runs every started layer's on_actor_stop for pid (the stop path). */
 void ax__layers_on_actor_stop(ax_system *sys, uint64_t pid);
 
@@ -299,6 +348,8 @@ struct ax_system {
     void (*on_actor_stop)(ax_system *sys, void *state, uint64_t pid);
     void (*fini)(ax_system *sys, void *state);
   } layers[AX__LAYER_COUNT];
+  /* The route for pids of other nodes (ax__route_set), or NULL. */
+  _Atomic(const ax__route *) route;
   uint32_t stall_warn_ms; /* set before shutdown; read by the shutdown thread */
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t timers_pending;

@@ -198,6 +198,22 @@ ax_err ax__layer_start(ax_system *sys, ax__layer_id id, ax__layer_start_fn start
   return e;
 }
 
+uint32_t ax__system_node(const ax_system *sys) { return sys->table.node; }
+
+ax_err ax__system_set_node(ax_system *sys, uint32_t node) {
+  if (node > AX__NODE_MAX) return AX_EINVAL;
+  pthread_mutex_lock(&sys->wait_lock);
+  bool fresh = atomic_load(&sys->spawned) == 0 && atomic_load(&sys->spawning) == 0 &&
+               atomic_load(&sys->live) == 0;
+  if (fresh) sys->table.node = node;
+  pthread_mutex_unlock(&sys->wait_lock);
+  return fresh ? AX_OK : AX_ESTATE;
+}
+
+void ax__route_set(ax_system *sys, const ax__route *r) {
+  atomic_store_explicit(&sys->route, r, memory_order_release);
+}
+
 /* Every stopping actor (actor.c's stop path). */
 void ax__layers_on_actor_stop(ax_system *sys, uint64_t pid) {
   for (int i = 0; i < AX__LAYER_COUNT; i++) {
