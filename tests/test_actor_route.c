@@ -91,8 +91,7 @@ static struct {
 
 static ax_err drv_init(ax_actor *self, void *state, const void *arg, size_t len) {
   (void)state, (void)arg, (void)len;
-  ax_trap_exit(self, true);
-  return AX_OK;
+  return ax_trap_exit(self, true);
 }
 
 static ax_err drv_b(ax_actor *self, const ax_msg *m) {

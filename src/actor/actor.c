@@ -778,10 +778,12 @@ ax_err ax_system_exit(ax_system *sys, ax_pid target, ax_reason reason) {
   return exit_signal(sys, current_pid(sys, c), target, reason);
 }
 
-void ax_trap_exit(ax_actor *self, bool on) {
-  if (!self) return;
+ax_err ax_trap_exit(ax_actor *self, bool on) {
+  if (!self) return AX_EINVAL;
   ax__actor_ext *x = ax__ext(self);
-  if (x) x->trap_exit = on;
+  if (!x) return AX_ENOMEM;
+  x->trap_exit = on;
+  return AX_OK;
 }
 
 const char *ax_reason_str(ax_reason reason) {

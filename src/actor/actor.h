@@ -32,7 +32,7 @@ typedef struct ax__actor_ext {
   ax__u64map monitors;     /* as watcher: monitor ref -> target pid */
   ax__u64map watchers;     /* as target: monitor ref -> watcher pid */
   uint32_t recv_ms;        /* receive timeout, 0 = off */
-  ax_timer recv_id;        /* its armed timer */
+  uint64_t recv_id;        /* its armed timer's id */
   struct ax__tmr *recv_tmr; /* ... and the owner's reference to it */
   uint64_t recv_armed_at;  /* clock (ms) when armed */
   uint64_t last_activity;  /* clock (ms) at the end of the last run that

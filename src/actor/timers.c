@@ -481,7 +481,7 @@ ax_err ax__send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t typ
                       const void *data, size_t len, ax_timer *out) {
   uint64_t id = ax__new_ref(self->sys);
   ax_err e = arm(self, id, delay_ms, 0, 0, to.id, type, data, len, NULL);
-  if (e == AX_OK && out) *out = id;
+  if (e == AX_OK && out) out->id = id;
   return e;
 }
 
@@ -497,13 +497,13 @@ ax_err ax_send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_p
   uint64_t id = ax__new_ref(self->sys);
   uint32_t f = AX__MSGF_TREPEAT | ((flags & AX_TIMER_KEEP_MISSED) ? KEEP_MISSED : 0);
   ax_err e = arm(self, id, period_ms, period_ms, f, to.id, type, data, len, NULL);
-  if (e == AX_OK && out) *out = id;
+  if (e == AX_OK && out) out->id = id;
   return e;
 }
 
 ax_err ax_timer_cancel(ax_actor *self, ax_timer t) {
   if (!self) return AX_EINVAL;
-  return !(t & 1) && cancel_id(self, t) ? AX_OK : AX_ENOTFOUND;
+  return !(t.id & 1) && cancel_id(self, t.id) ? AX_OK : AX_ENOTFOUND;
 }
 
 ax_err ax_set_receive_timeout(ax_actor *self, uint32_t ms) {
