@@ -4,7 +4,7 @@
 #include <sched.h>
 #include <string.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 /* A sender parked on a receiver's mute stack. */
 typedef struct ax__mute_entry {

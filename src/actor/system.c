@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 void ax_system_config_init(ax_system_config *cfg) {
   if (!cfg) return;
@@ -39,6 +39,8 @@ void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
   else
     stderr_log(level, line, NULL);
 }
+
+bool ax__on_worker(void) { return ax__ctx_get()->worker != NULL; }
 
 /* A worker thread, or an actor callback running on any thread (an init runs
  * on the spawner's thread): blocking there for the whole system to stop

@@ -12,7 +12,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 enum { CMD_ADD = 1, CMD_CANCEL = 2 };
 #define KEEP_MISSED (1u << 26) /* arm() flag: an interval keeps missed ticks */

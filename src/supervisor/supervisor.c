@@ -216,7 +216,7 @@ static bool add_restart(ax_actor *self, ax__sup *s) {
 void ax__sup_retry_later(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   pend_add(s, c);
   if (s->retry_queued) return;
-  if (ax__send(self->sys, ax__ctx_get(), self->pid, ax_self(self), AX__SUP_MSG_RETRY, 0, 0, NULL,
+  if (ax__send(ax_actor_system(self), ax__ctx_get(), ax_self(self).id, ax_self(self), AX__SUP_MSG_RETRY, 0, 0, NULL,
                0, NULL) == AX_OK) {
     s->retry_queued = true;
     return;
