@@ -2,7 +2,11 @@
 # Checks the one-way dependency order of src/ (docs/ARCHITECTURE.md,
 # "Folders and their dependency order"): a file may include headers of its
 # own folder, of the public API (axon/...), and of folders strictly below
-# its own; never of a folder above it or beside it.
+# its own; never of a folder above it or beside it. A folder's private
+# header, named <name>_int.h (actor/actor_int.h: struct ax_actor's and
+# struct ax_system's fields; supervisor/supervisor_int.h), may be included
+# only from its own folder: the folders above use the folder's interface
+# header (actor/actor.h).
 #
 #   base  <-  mailbox, timer  <-  reactor  <-  actor  <-  supervisor, io  <-  cluster
 #
@@ -41,6 +45,11 @@ for dir in "$src"/*/; do
     [ -n "$inc" ] || continue
     [ "$inc" = axon ] && continue
     [ "$inc" = "$folder" ] && continue
+    if printf '%s' "$rest" | grep -q '#[[:space:]]*include[[:space:]]*"[^"]*_int\.h"'; then
+      echo "${file#"$src"/}:$line: $folder includes the private header of $inc"
+      bad=1
+      continue
+    fi
     ir=$(rank "$inc")
     if [ "$ir" -lt 0 ] || [ "$ir" -ge "$r" ]; then
       echo "${file#"$src"/}:$line: $folder includes $inc (not below it)"

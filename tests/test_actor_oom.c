@@ -88,9 +88,37 @@ static void test_oom_every_operation_returns_enomem_or_ok(void) {
   }
 }
 
+/* ax_trap_exit allocates the actor's ext block on first use: out of memory
+ * it says so (it returned nothing and silently left the actor not trapping
+ * before), and the setting is unchanged. */
+static _Atomic int trap_res[3];
+static ax_err trap_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)state, (void)arg, (void)len;
+  ax__alloc_fail_after(1, 1);
+  trap_res[0] = ax_trap_exit(self, true);
+  ax__alloc_fail_after(0, 0);
+  trap_res[1] = ax_trap_exit(self, true);
+  trap_res[2] = ax_trap_exit(NULL, true);
+  return AX_OK;
+}
+static const ax_actor_spec trap_spec = {.name = "trap", .behaviour = counter, .init = trap_init,
+                                        .state_size = sizeof(uint64_t)};
+
+static void test_oom_trap_exit_reports_enomem(void) {
+  ax_system *sys;
+  CU_ASSERT_EQUAL_FATAL(ax_system_new(NULL, &sys), AX_OK);
+  ax_pid p;
+  CU_ASSERT_EQUAL(ax_system_spawn(sys, &trap_spec, NULL, 0, &p), AX_OK);
+  CU_ASSERT_EQUAL(trap_res[0], AX_ENOMEM);
+  CU_ASSERT_EQUAL(trap_res[1], AX_OK);
+  CU_ASSERT_EQUAL(trap_res[2], AX_EINVAL);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("actor.oom");
   CU_ADD_TEST(s, test_oom_system_new_fails_cleanly);
   CU_ADD_TEST(s, test_oom_every_operation_returns_enomem_or_ok);
+  CU_ADD_TEST(s, test_oom_trap_exit_reports_enomem);
   return ax_test_run();
 }

@@ -173,7 +173,7 @@ static ax_err n_send_after(ax_actor *s) {
 static ax_err n_send_interval(ax_actor *s) {
   return ax_send_interval(NULL, 10, 0, actor_ctx.pid, AX_MSG_USER, NULL, 0, NULL);
 }
-static ax_err n_timer_cancel(ax_actor *s) { return ax_timer_cancel(NULL, 2); }
+static ax_err n_timer_cancel(ax_actor *s) { return ax_timer_cancel(NULL, (ax_timer){2}); }
 static ax_err n_recv_timeout(ax_actor *s) { return ax_set_receive_timeout(NULL, 10); }
 static ax_err n_sup_start_link(ax_actor *s) {
   return ax_supervisor_start_link(NULL, &empty_sup, NULL);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "actor/actor.h" /* ax__system_set_stall_warn_ms */
+#include "actor/actor_int.h" /* ax__system_set_stall_warn_ms */
 #include "support/testutil.h"
 
 enum { T_BLOCK = AX_MSG_USER, T_FAIL };

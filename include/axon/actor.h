@@ -183,8 +183,10 @@ AX_API ax_err ax_exit(ax_actor *self, ax_pid target, ax_reason reason);
 AX_API ax_err ax_system_exit(ax_system *sys, ax_pid target, ax_reason reason);
 
 /* ax_trap_exit: when on, exit signals other than kill arrive as AX_MSG_EXIT
- * messages instead of stopping the actor. Thread: owner. */
-AX_API void ax_trap_exit(ax_actor *self, bool on);
+ * messages instead of stopping the actor. Thread: owner. Errors: AX_EINVAL
+ * (self NULL), AX_ENOMEM (the actor's rarely-used data block could not be
+ * allocated: the setting is unchanged). */
+AX_API ax_err ax_trap_exit(ax_actor *self, bool on);
 
 /* ---- links and monitors (Erlang semantics) ---- */
 

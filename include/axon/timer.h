@@ -11,8 +11,13 @@
 extern "C" {
 #endif
 
-/* A timer's handle (a system-unique ref); 0 is never a timer. */
-typedef uint64_t ax_timer;
+/* A timer's handle. Typed (a struct, as nng's handles) so that it cannot be
+ * passed where a ref or a pid is expected, nor a ref to ax_timer_cancel:
+ * those mix-ups do not compile. id is a system-unique ref, never 0; a
+ * timer's messages carry it as their ref (msg->ref == t.id). */
+typedef struct ax_timer {
+  uint64_t id;
+} ax_timer;
 
 /* Options of ax_send_interval. */
 typedef enum ax_timer_flags {

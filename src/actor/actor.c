@@ -4,7 +4,7 @@
 #include <sched.h>
 #include <string.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 /* A sender parked on a receiver's mute stack. */
 typedef struct ax__mute_entry {
@@ -196,8 +196,43 @@ static inline ax_err admit(ax_system *sys, ax__ctx *c, ax_actor *r, unsigned *ho
   return admit_slow(sys, c, r, q, how);
 }
 
-ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type,
-                uint32_t flags, ax_ref ref, const void *data, size_t len, ax_buf *buf) {
+/* ---- pids of other nodes: the route ---- */
+
+bool ax__pid_remote(const ax_system *sys, uint64_t pid) {
+  uint32_t node = ax__pid_node(pid);
+  return node != 0 && node != sys->table.node;
+}
+
+/* Off the hot path: a pid whose node bits are not this node's. */
+__attribute__((noinline, noipa)) static ax_err route_send(ax_system *sys, ax__ctx *c,
+                                                         uint64_t from, ax_pid to, uint32_t type,
+                                                         uint32_t flags, ax_ref ref,
+                                                         const void *data, size_t len,
+                                                         ax_buf *buf) {
+  (void)c;
+  if (len && !data) return AX_EINVAL;
+  const ax__route *rt = atomic_load_explicit(&sys->route, memory_order_acquire);
+  /* node 0 on a numbered node: never a pid of ours, nor anyone's */
+  if (!rt || !ax__pid_remote(sys, to.id)) return AX_ENOACTOR;
+  return rt->send(rt->state, from, to.id, type, flags, ref, data, len, buf);
+}
+
+__attribute__((noinline, cold)) static ax_err route_signal(ax_system *sys, uint64_t from,
+                                                           uint64_t to, uint32_t type,
+                                                           const void *data, size_t len) {
+  const ax__route *rt = atomic_load_explicit(&sys->route, memory_order_acquire);
+  if (!rt || !ax__pid_remote(sys, to)) return AX_ENOACTOR;
+  return rt->signal(rt->state, from, to, type, data, len);
+}
+
+/* A send to a pid of this node. Kept out of line so that ax__send is a
+ * compare of the node bits and a tail jump here, with the arguments where
+ * they came (measured: folding the route into this body made the compiler
+ * spill the stack arguments on every send). */
+__attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ctx *c, uint64_t from,
+                                                   ax_pid to, uint32_t type, uint32_t flags,
+                                                   ax_ref ref, const void *data, size_t len,
+                                                   ax_buf *buf) {
   if (len && !data) return AX_EINVAL;
   ax_actor *r = ax__table_acquire(&sys->table, to.id);
   if (!r) return AX_ENOACTOR;
@@ -225,8 +260,19 @@ out:
   return e;
 }
 
+ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type,
+                uint32_t flags, ax_ref ref, const void *data, size_t len, ax_buf *buf) {
+  /* One predictable branch on the node bits. */
+  if (AX_UNLIKELY(ax__pid_node(to.id) != sys->table.node))
+    return route_send(sys, c, from, to, type, flags, ref, data, len, buf);
+  return send_local(sys, c, from, to, type, flags, ref, data, len, buf);
+}
+
 ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
                     ax_ref ref, const void *data, size_t len, ax_buf *buf) {
+  if (AX_UNLIKELY(ax__pid_node(to) != sys->table.node))
+    return route_send(sys, NULL, from, (ax_pid){to}, type, AX_MSGF_SYSTEM | flags, ref, data, len,
+                      buf);
   ax_actor *r = ax__table_acquire(&sys->table, to);
   if (!r) return AX_ENOACTOR;
   ax__mnode *n = ax__msg_new(type, AX_MSGF_SYSTEM | flags, from, to, ref, data, len, buf);
@@ -261,6 +307,9 @@ static bool exit_pair(uint32_t type, uint64_t from, uint64_t to, const ax_exit_i
 
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len) {
+  /* One predictable branch on the node bits. */
+  if (AX_UNLIKELY(ax__pid_node(to) != sys->table.node))
+    return route_signal(sys, from, to, type, data, len);
   ax_exit_info info;
   ax_reason killed = AX_REASON_KILLED;
   if (type == AX__SIG_EXIT || type == AX__SIG_LINK_EXIT) {
@@ -566,8 +615,7 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
     ax__timers_on_stop(a);
     ax__links_on_stop(a, reason);
   }
-  void (*hook)(ax_system *, uint64_t) = atomic_load_explicit(&a->sys->on_stop_hook, memory_order_acquire);
-  if (hook) hook(a->sys, a->pid);
+  ax__layers_on_actor_stop(a->sys, a->pid);
   destroy(a);
 }
 
@@ -769,10 +817,12 @@ ax_err ax_system_exit(ax_system *sys, ax_pid target, ax_reason reason) {
   return exit_signal(sys, current_pid(sys, c), target, reason);
 }
 
-void ax_trap_exit(ax_actor *self, bool on) {
-  if (!self) return;
+ax_err ax_trap_exit(ax_actor *self, bool on) {
+  if (!self) return AX_EINVAL;
   ax__actor_ext *x = ax__ext(self);
-  if (x) x->trap_exit = on;
+  if (!x) return AX_ENOMEM;
+  x->trap_exit = on;
+  return AX_OK;
 }
 
 const char *ax_reason_str(ax_reason reason) {

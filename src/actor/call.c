@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 typedef struct call_waiter {
   pthread_mutex_t lock;

@@ -5,7 +5,7 @@
  * monitor, or a trapped link exit whose pid is no longer linked, is dropped. */
 #include <string.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 static void link_exit_to(ax_system *sys, uint64_t from, uint64_t to, ax_reason reason) {
   ax_exit_info info = {.pid = {from}, .reason = reason};

@@ -3,7 +3,7 @@
  * name; its NAMED bit lets the stop path skip the lock when it has none. */
 #include <string.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 struct ax__reg_entry {
   ax__reg_entry *next_name;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 static _Thread_local ax__ctx tls_ctx;
 

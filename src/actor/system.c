@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 void ax_system_config_init(ax_system_config *cfg) {
   if (!cfg) return;
@@ -39,6 +39,8 @@ void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
   else
     stderr_log(level, line, NULL);
 }
+
+bool ax__on_worker(void) { return ax__ctx_get()->worker != NULL; }
 
 /* A worker thread, or an actor callback running on any thread (an init runs
  * on the spawner's thread): blocking there for the whole system to stop
@@ -77,6 +79,9 @@ static bool quiet(ax_system *sys) {
          atomic_load_explicit(&sys->live, memory_order_seq_cst) == 0;
 }
 
+/* The reactor's view of an injected clock (rounded down, as expiries). */
+static uint64_t reactor_clock(void *arg) { return ax__clock_floor_ms(arg); }
+
 ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!out) return AX_EINVAL;
   ax_system *sys = ax__calloc(sizeof(*sys));
@@ -102,6 +107,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   ax_err e = ax__table_init(&sys->table, sys->cfg.max_actors, 0);
   if (e == AX_OK) e = ax__registry_init(&sys->registry);
   if (e == AX_OK) e = ax__sched_start(sys);
+  if (e == AX_OK) e = ax__reactor_start(sys->cfg.clock_ms ? reactor_clock : NULL, sys, &sys->reactor);
   if (e == AX_OK) e = ax__timers_start(sys);
   if (e != AX_OK) {
     ax_system_free(sys);
@@ -150,10 +156,81 @@ ax_err ax__system_add_top(ax_system *sys, ax_pid pid) {
   return AX_OK;
 }
 
-static bool is_alive(ax_system *sys, uint64_t pid) {
+bool ax__pid_alive(ax_system *sys, uint64_t pid) {
   ax_actor *a = ax__table_acquire(&sys->table, pid);
   if (a) ax__table_release(&sys->table, pid);
   return a != NULL;
+}
+
+static bool is_alive(ax_system *sys, uint64_t pid) { return ax__pid_alive(sys, pid); }
+
+ax__reactor *ax__system_reactor(ax_system *sys) { return sys->reactor; }
+
+void *ax__layer_get(ax_system *sys, ax__layer_id id) {
+  return atomic_load_explicit(&sys->layers[id].state, memory_order_acquire);
+}
+
+ax_err ax__layer_start(ax_system *sys, ax__layer_id id, ax__layer_start_fn start, void *arg,
+                       void **state) {
+  void *st = ax__layer_get(sys, id);
+  if (AX_LIKELY(st != NULL)) {
+    *state = st;
+    return AX_OK;
+  }
+  ax_err e = AX_ECLOSED;
+  /* wait_lock serialises the one-time start (it guards nothing hot). */
+  pthread_mutex_lock(&sys->wait_lock);
+  st = ax__layer_get(sys, id);
+  if (st) {
+    e = AX_OK;
+  } else if (atomic_load(&sys->state) == AX__RUNNING && sys->reactor &&
+             !ax__reactor_stopped(sys->reactor)) {
+    ax__layer l = {0};
+    e = start(sys, arg, &l);
+    if (e == AX_OK) {
+      sys->layers[id].on_actor_stop = l.on_actor_stop;
+      sys->layers[id].fini = l.fini;
+      st = l.state;
+      /* release: a reader of the state sees the hooks and the state */
+      atomic_store_explicit(&sys->layers[id].state, st, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&sys->wait_lock);
+  *state = e == AX_OK ? st : NULL;
+  return e;
+}
+
+uint32_t ax__system_node(const ax_system *sys) { return sys->table.node; }
+
+ax_err ax__system_set_node(ax_system *sys, uint32_t node) {
+  if (node > AX__NODE_MAX) return AX_EINVAL;
+  pthread_mutex_lock(&sys->wait_lock);
+  bool fresh = atomic_load(&sys->spawned) == 0 && atomic_load(&sys->spawning) == 0 &&
+               atomic_load(&sys->live) == 0;
+  if (fresh) sys->table.node = node;
+  pthread_mutex_unlock(&sys->wait_lock);
+  return fresh ? AX_OK : AX_ESTATE;
+}
+
+void ax__route_set(ax_system *sys, const ax__route *r) {
+  atomic_store_explicit(&sys->route, r, memory_order_release);
+}
+
+/* Every stopping actor (actor.c's stop path). */
+void ax__layers_on_actor_stop(ax_system *sys, uint64_t pid) {
+  for (int i = 0; i < AX__LAYER_COUNT; i++) {
+    void *st = ax__layer_get(sys, (ax__layer_id)i);
+    if (st && sys->layers[i].on_actor_stop) sys->layers[i].on_actor_stop(sys, st, pid);
+  }
+}
+
+static void layers_fini(ax_system *sys) {
+  for (int i = AX__LAYER_COUNT - 1; i >= 0; i--) {
+    void *st = ax__layer_get(sys, (ax__layer_id)i);
+    if (!st) continue;
+    atomic_store_explicit(&sys->layers[i].state, NULL, memory_order_release);
+    if (sys->layers[i].fini) sys->layers[i].fini(sys, st);
+  }
 }
 
 /* The stall watch of a waiting shutdown: a worker whose run count and
@@ -247,6 +324,9 @@ ax_err ax_system_shutdown(ax_system *sys) {
     wait_dead(sys, ax__now_ns() + 200u * 1000000u);
     watch_stalls(sys);
   }
+  /* Stopped, not freed: ax_system_clock_moved from another thread may still
+   * wake it until ax_system_free. */
+  ax__reactor_stop(sys->reactor);
   ax__timers_stop(sys);
   ax__sched_stop(sys);
   pthread_mutex_lock(&sys->wait_lock);
@@ -264,10 +344,12 @@ void ax_system_free(ax_system *sys) {
     return;
   }
   if (sys->workers && sys->nworkers) ax_system_shutdown(sys);
-  ax__timers_stop(sys); /* a no-op unless system creation failed midway */
-  void (*io_fini)(ax_system *) = atomic_load_explicit(&sys->io_fini, memory_order_acquire);
-  if (io_fini) io_fini(sys);
-  ax__timers_free(sys);
+  /* No-ops unless system creation failed midway. */
+  ax__reactor_stop(sys->reactor);
+  ax__timers_stop(sys);
+  layers_fini(sys);
+  ax__reactor_free(sys->reactor);
+  sys->reactor = NULL;
   ax__sched_free(sys);
   ax__registry_fini(&sys->registry);
   ax__table_fini(&sys->table);
@@ -277,6 +359,10 @@ void ax_system_free(ax_system *sys) {
   pthread_mutex_destroy(&sys->inject_lock);
   pthread_mutex_destroy(&sys->idle_lock);
   ax__free(sys, sizeof(*sys));
+}
+
+void ax_system_clock_moved(ax_system *sys) {
+  if (sys) ax__reactor_wake(sys->reactor);
 }
 
 ax_err ax_system_stats_get(ax_system *sys, ax_system_stats *out) {

@@ -1,6 +1,6 @@
 /* Axon: the timer service. Timers belong to actors; the wheel belongs to the
  * reactor thread. An owner sets or cancels a timer by pushing a command on
- * an MPSC queue and waking the reactor; the reactor advances the wheel and
+ * an MPSC queue and waking the system's reactor (a tick registered with it); the reactor advances the wheel and
  * pushes expiries, grouped per owner, onto the owners' user lanes. The owner
  * keeps its live timers in a map (id -> timer), so a cancel is decided on
  * the owner's own thread: an expiry whose id is no longer in the map (the
@@ -12,7 +12,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "actor/actor.h"
+#include "actor/actor_int.h"
 
 enum { CMD_ADD = 1, CMD_CANCEL = 2 };
 #define KEEP_MISSED (1u << 26) /* arm() flag: an interval keeps missed ticks */
@@ -61,10 +61,12 @@ uint64_t ax__clock_ms(ax_system *sys) {
   return (ax__now_ns() + 999999u) / 1000000u;
 }
 
-static uint64_t clock_floor_ms(ax_system *sys) {
+uint64_t ax__clock_floor_ms(ax_system *sys) {
   if (sys->cfg.clock_ms) return sys->cfg.clock_ms(sys->cfg.clock_arg);
   return ax__now_ns() / 1000000u;
 }
+
+static uint64_t clock_floor_ms(ax_system *sys) { return ax__clock_floor_ms(sys); }
 
 /* A worker's command ring: single producer (the worker), single consumer
  * (the reactor). Entries are timer pointers with the low bit set for a
@@ -98,7 +100,7 @@ static void push_cmd(ax_system *sys, ax__tmr *t, uint32_t kind) {
   if (!(w && w->sys == sys && w->index < T->nrings &&
         ring_push(&T->rings[w->index], (uintptr_t)t | (kind == CMD_CANCEL))))
     ax__lane_push(&T->q_head, &cmd->link); /* not a worker, or its ring is full */
-  ax__reactor_wake(T->reactor);
+  ax__reactor_wake(sys->reactor);
 }
 
 /* The owner lets go of t: its reference travels with the cancel command,
@@ -351,15 +353,15 @@ ax_err ax__timers_start(ax_system *sys) {
     T->rings[i].head_seen = 0;
   }
   ax__wheel_init(&T->wheel, clock_floor_ms(sys));
-  return ax__reactor_start(timers_tick, sys, &T->reactor);
+  T->started = true;
+  return ax__reactor_add_tick(sys->reactor, timers_tick, sys);
 }
 
 void ax__timers_stop(ax_system *sys) {
   ax__timers *T = &sys->timers;
-  if (!T->rings) return; /* never started, or already stopped */
-  /* Stopped, not freed: ax_system_clock_moved from another thread may still
-   * wake it until ax_system_free (ax__timers_free). */
-  ax__reactor_stop(T->reactor);
+  if (!T->started) return; /* never started, or already stopped */
+  T->started = false;
+  AX_ASSERT(ax__reactor_stopped(sys->reactor));
   /* Every actor has stopped, so their cancels are queued: run them, then
    * release whatever the wheel still holds (timers whose owner could not
    * send its cancel). */
@@ -381,16 +383,6 @@ void ax__timers_stop(ax_system *sys) {
   T->nrings = 0;
 }
 
-void ax__timers_free(ax_system *sys) {
-  ax__timers_stop(sys);
-  ax__reactor_free(sys->timers.reactor);
-  sys->timers.reactor = NULL;
-}
-
-void ax_system_clock_moved(ax_system *sys) {
-  if (!sys) return;
-  if (sys->timers.reactor) ax__reactor_wake(sys->timers.reactor);
-}
 
 /* ---- the owner side ---- */
 
@@ -489,7 +481,7 @@ ax_err ax__send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t typ
                       const void *data, size_t len, ax_timer *out) {
   uint64_t id = ax__new_ref(self->sys);
   ax_err e = arm(self, id, delay_ms, 0, 0, to.id, type, data, len, NULL);
-  if (e == AX_OK && out) *out = id;
+  if (e == AX_OK && out) out->id = id;
   return e;
 }
 
@@ -505,13 +497,13 @@ ax_err ax_send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_p
   uint64_t id = ax__new_ref(self->sys);
   uint32_t f = AX__MSGF_TREPEAT | ((flags & AX_TIMER_KEEP_MISSED) ? KEEP_MISSED : 0);
   ax_err e = arm(self, id, period_ms, period_ms, f, to.id, type, data, len, NULL);
-  if (e == AX_OK && out) *out = id;
+  if (e == AX_OK && out) out->id = id;
   return e;
 }
 
 ax_err ax_timer_cancel(ax_actor *self, ax_timer t) {
   if (!self) return AX_EINVAL;
-  return !(t & 1) && cancel_id(self, t) ? AX_OK : AX_ENOTFOUND;
+  return !(t.id & 1) && cancel_id(self, t.id) ? AX_OK : AX_ENOTFOUND;
 }
 
 ax_err ax_set_receive_timeout(ax_actor *self, uint32_t ms) {

@@ -1,25 +1,23 @@
-/* Axon: the socket layer's per-system state (sys->io): started on first
+/* Axon: the socket layer's per-system state (layer AX__LAYER_IO): started on first
  * use, it owns the handle table for connections and listeners, the command
- * queue that hands work to the reactor thread, the close/retry timers, the
+ * queue that hands work to the reactor thread, the close/retry timers
+ * (reactor timers on the system's clock), the
  * owner index used when an actor stops, and the graveyard that frees
  * objects only once no poller event can still name them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "io/socket.h"
 
 #define IO_OF(h, field) ((ax__io *)((char *)(h) - offsetof(ax__io, field)))
 
-/* sys->io is an atomic pointer in struct ax_system; it is published once
- * (under sys->wait_lock) and read lock-free: release on publish, acquire
- * on read. ax_system_free calls sys->io_fini (ax__io_fini) at the end. */
-static ax__io *io_load(ax_system *sys) {
-  return atomic_load_explicit(&sys->io, memory_order_acquire);
-}
+/* The layer's state is the system's AX__LAYER_IO slot: published once by
+ * ax__layer_start and read lock-free; ax_system_free calls its fini
+ * (io_layer_fini) after the reactor has stopped. */
+static ax__io *io_load(ax_system *sys) { return ax__layer_get(sys, AX__LAYER_IO); }
 
 static void io_wake(ax__io *io) {
   /* acq_rel: see on_cmd, which drains the evfd, then clears the flag, then
@@ -149,60 +147,20 @@ static void on_cmd(ax__io_handler *h, uint32_t events) {
 
 /* ---- timers (close deadlines, accept retries): reactor only ---- */
 
-static void timer_arm(ax__io *io) {
-  uint64_t min = 0;
-  for (ax__iobj *o = io->timed; o; o = o->t_next)
-    if (!min || o->deadline_ms < min) min = o->deadline_ms;
-  if (min == io->armed_ms) return;
-  io->armed_ms = min;
-  struct itimerspec its = {{0, 0}, {0, 0}};
-  if (min) {
-    uint64_t now = ax__now_ms();
-    uint64_t d = min > now ? min - now : 1;
-    its.it_value.tv_sec = (time_t)(d / 1000);
-    its.it_value.tv_nsec = (long)(d % 1000) * 1000000L;
-  }
-  timerfd_settime(io->tfd, 0, &its, NULL);
+static void on_timer(ax__rtimer *t) {
+  ax__iobj *o = (ax__iobj *)((char *)t - offsetof(ax__iobj, tmr));
+  if (o->kind == AX__IO_CONN)
+    ax__conn_on_timer((ax__conn *)o);
+  else
+    ax__listener_on_timer((ax__listener *)o);
 }
 
-void ax__io_timer_set(ax__iobj *o, uint64_t deadline_ms) {
-  ax__io *io = o->io;
-  if (o->deadline_ms) {
-    for (ax__iobj **pp = &io->timed; *pp; pp = &(*pp)->t_next)
-      if (*pp == o) {
-        *pp = o->t_next;
-        break;
-      }
-  }
-  o->deadline_ms = deadline_ms;
-  if (deadline_ms) {
-    o->t_next = io->timed;
-    io->timed = o;
-  }
-  timer_arm(io);
+void ax__io_timer_set(ax__iobj *o, uint32_t delay_ms) {
+  o->tmr.fire = on_timer;
+  ax__rtimer_set(o->io->reactor, &o->tmr, delay_ms);
 }
 
-static void on_timer(ax__io_handler *h, uint32_t events) {
-  ax__io *io = IO_OF(h, tmr_h);
-  (void)events;
-  uint64_t v;
-  while (read(io->tfd, &v, sizeof v) < 0 && errno == EINTR) {
-  }
-  io->armed_ms = 0;
-  uint64_t now = ax__now_ms();
-  for (;;) {
-    ax__iobj *due = NULL;
-    for (ax__iobj *o = io->timed; o; o = o->t_next)
-      if (o->deadline_ms <= now) due = o;
-    if (!due) break;
-    ax__io_timer_set(due, 0);
-    if (due->kind == AX__IO_CONN)
-      ax__conn_on_timer((ax__conn *)due);
-    else
-      ax__listener_on_timer((ax__listener *)due);
-  }
-  timer_arm(io);
-}
+void ax__io_timer_cancel(ax__iobj *o) { ax__rtimer_cancel(o->io->reactor, &o->tmr); }
 
 /* ---- the owner index (io->owners_lock) ---- */
 
@@ -234,11 +192,7 @@ static void index_del(ax__io *io, ax__iobj *o) {
   o->indexed = false;
 }
 
-static bool owner_alive(ax_system *sys, uint64_t pid) {
-  ax_actor *a = ax__table_acquire(&sys->table, pid);
-  if (a) ax__table_release(&sys->table, pid);
-  return a != NULL;
-}
+static bool owner_alive(ax_system *sys, uint64_t pid) { return ax__pid_alive(sys, pid); }
 
 void ax__io_set_owner(ax__iobj *o, uint64_t pid) {
   ax__io *io = o->io;
@@ -275,9 +229,9 @@ ax_err ax__iobj_publish(ax__io *io, ax__iobj *o, uint64_t owner) {
 
 /* The on-stop hook: closes every socket the stopping actor owns. For an
  * actor that owns none, one map lookup under the lock. */
-static void io_on_stop(ax_system *sys, uint64_t pid) {
-  ax__io *io = io_load(sys);
-  if (!io) return;
+static void io_on_stop(ax_system *sys, void *state, uint64_t pid) {
+  ax__io *io = state;
+  (void)sys;
   pthread_mutex_lock(&io->owners_lock);
   uint64_t head;
   if (ax__u64map_del(&io->owners, pid, &head)) {
@@ -357,7 +311,7 @@ void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
   if (o->finalized) return;
   ax__io *io = o->io;
   o->finalized = true;
-  ax__io_timer_set(o, 0);
+  ax__io_timer_cancel(o);
   pthread_mutex_lock(&io->owners_lock);
   index_del(io, o);
   pthread_mutex_unlock(&io->owners_lock);
@@ -376,7 +330,6 @@ void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
 
 static void io_free(ax__io *io) {
   if (io->evfd >= 0) close(io->evfd);
-  if (io->tfd >= 0) close(io->tfd);
   if (io->reserve_fd >= 0) close(io->reserve_fd);
   ax__u64map_free(&io->owners);
   ax__table_fini(&io->table);
@@ -389,8 +342,8 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   ax__io *io = ax__calloc(sizeof(*io));
   if (!io) return AX_ENOMEM;
   io->sys = sys;
-  io->reactor = sys->timers.reactor;
-  io->evfd = io->tfd = io->reserve_fd = -1;
+  io->reactor = ax__system_reactor(sys);
+  io->evfd = io->reserve_fd = -1;
   pthread_mutex_init(&io->cmd_lock, NULL);
   pthread_mutex_init(&io->owners_lock, NULL);
   ax_err e = ax__table_init(&io->table, AX__MAX_ACTORS, 0);
@@ -400,19 +353,14 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   }
   io->poller = ax__reactor_poller(io->reactor);
   io->cmd_h.on_events = on_cmd;
-  io->tmr_h.on_events = on_timer;
   io->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  io->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   io->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   /* Registering from this thread (the poller contract says loop thread):
-   * the two fds are new and nobody else knows them, and epoll_ctl/kevent
-   * are thread-safe in the kernel. Every later registration goes through
-   * the command queue. */
-  if (io->evfd < 0 || io->tfd < 0 ||
-      ax__poller_add(io->poller, io->evfd, AX__POLL_IN, &io->cmd_h) != AX_OK ||
-      ax__poller_add(io->poller, io->tfd, AX__POLL_IN, &io->tmr_h) != AX_OK) {
+   * the fd is new and nobody else knows it, and epoll_ctl/kevent are
+   * thread-safe in the kernel. Every later registration goes through the
+   * command queue. */
+  if (io->evfd < 0 || ax__poller_add(io->poller, io->evfd, AX__POLL_IN, &io->cmd_h) != AX_OK) {
     ax_log(sys, AX_LOG_ERROR, "io: cannot start the socket layer: %s", strerror(errno));
-    if (io->evfd >= 0) ax__poller_del(io->poller, io->evfd);
     io_free(io);
     return AX_ESYS;
   }
@@ -420,28 +368,23 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   return AX_OK;
 }
 
+static void io_layer_fini(ax_system *sys, void *state);
+
+static ax_err io_layer_start(ax_system *sys, void *arg, ax__layer *out) {
+  (void)arg;
+  ax__io *io = NULL;
+  ax_err e = io_new(sys, &io);
+  if (e != AX_OK) return e;
+  *out = (ax__layer){.state = io, .on_actor_stop = io_on_stop, .fini = io_layer_fini};
+  return AX_OK;
+}
+
 ax__io *ax__io_get(ax_system *sys, ax_err *err) {
   ax__io *io = io_load(sys);
   if (AX_LIKELY(io != NULL)) return io;
-  *err = AX_ECLOSED;
-  /* wait_lock serialises the one-time start (it guards nothing hot). */
-  pthread_mutex_lock(&sys->wait_lock);
-  io = io_load(sys);
-  if (!io && atomic_load(&sys->state) == AX__RUNNING && sys->timers.reactor &&
-      !ax__reactor_stopped(sys->timers.reactor)) {
-    *err = io_new(sys, &io);
-    if (*err == AX_OK) {
-      atomic_store_explicit(&sys->io, io, memory_order_release);
-      void (*fini)(ax_system *) = ax__io_fini;
-      atomic_store_explicit(&sys->io_fini, fini, memory_order_release);
-      void (*hook)(ax_system *, uint64_t) = io_on_stop;
-      atomic_store_explicit(&sys->on_stop_hook, hook, memory_order_release);
-    } else {
-      io = NULL;
-    }
-  }
-  pthread_mutex_unlock(&sys->wait_lock);
-  return io;
+  void *st = NULL;
+  *err = ax__layer_start(sys, AX__LAYER_IO, io_layer_start, NULL, &st);
+  return st;
 }
 
 static void fini_one(uint64_t id, void *arg) {
@@ -456,10 +399,9 @@ static void fini_one(uint64_t id, void *arg) {
   ax__iobj_release(o); /* the table's (reactor's) reference */
 }
 
-void ax__io_fini(ax_system *sys) {
-  ax__io *io = io_load(sys);
-  if (!io) return;
-  AX_ASSERT(ax__reactor_stopped(sys->timers.reactor)); /* the reactor has stopped */
+static void io_layer_fini(ax_system *sys, void *state) {
+  ax__io *io = state;
+  AX_ASSERT(ax__reactor_stopped(ax__system_reactor(sys))); /* the reactor has stopped */
   for (ax__iobj *o = io->cmd_head, *next; o; o = next) {
     next = o->cmd_next;
     atomic_store_explicit(&o->cmd, 0, memory_order_relaxed);
@@ -469,6 +411,5 @@ void ax__io_fini(ax_system *sys) {
   ax__table_foreach_live(&io->table, fini_one, io);
   graveyard(io);
   graveyard(io);
-  atomic_store_explicit(&sys->io, NULL, memory_order_release);
   io_free(io);
 }

@@ -1,6 +1,7 @@
 /* Axon: internal declarations of the socket layer (src/io/socket*.c), which
  * sits above src/actor: connection and listener objects, the per-system
- * I/O state hung off sys->io, and the reactor-side command queue. Internal;
+ * I/O state (the system's AX__LAYER_IO slot), and the reactor-side command
+ * queue. Internal;
  * src/actor never includes it. */
 #ifndef AX_IO_SOCKET_H
 #define AX_IO_SOCKET_H
@@ -49,8 +50,8 @@ typedef struct ax__iobj {
   /* Reactor only. */
   bool registered, finalized;
   struct ax__iobj *grave_next;
-  struct ax__iobj *t_next;  /* in io->timed (deadline set) */
-  uint64_t deadline_ms;     /* 0: none */
+  ax__rtimer tmr;           /* close deadline / accept retry (a reactor
+                               timer: on the system's clock) */
   ax_io_opts opts;
   /* The node of the last message about o (CLOSED, or ERROR for a failed
    * connect), allocated with o so that it arrives even out of memory.
@@ -127,11 +128,6 @@ struct ax__io {
   ax__io_handler cmd_h;
   int evfd;
   _Atomic bool ev_pending;  /* a wake is in flight (acq_rel exchange) */
-  /* Timers for close deadlines and accept retries: reactor only. */
-  ax__io_handler tmr_h;
-  int tfd;
-  ax__iobj *timed;
-  uint64_t armed_ms;
   /* Owner index: pid -> first object (intrusive list through o_next). */
   pthread_mutex_t owners_lock;
   ax__u64map owners;
@@ -151,9 +147,6 @@ extern _Atomic(ax__io_hook_fn) ax__io_cmd_hook;
 /* Returns sys's I/O state, starting the layer on first use (NULL on error:
  * *err says why). Thread: any. */
 ax__io *ax__io_get(ax_system *sys, ax_err *err);
-/* Frees the layer's state once the reactor has stopped (ax_system_free,
- * after ax_system_shutdown). Idempotent. Thread: the freeing thread. */
-void ax__io_fini(ax_system *sys);
 /* Queues command bits for o and wakes the reactor. Thread: any. */
 void ax__io_cmd(ax__iobj *o, uint32_t bits);
 /* Asks for a close of o with reason/code (first request wins) and queues
@@ -171,8 +164,12 @@ void ax__io_set_owner(ax__iobj *o, uint64_t pid);
 /* Reactor: the last step of a close: out of the index and the table, the
  * CLOSED message, then the graveyard. */
 void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent);
-/* Reactor: arms (deadline_ms > 0) or disarms o's timer. */
-void ax__io_timer_set(ax__iobj *o, uint64_t deadline_ms);
+/* Reactor: arms o's timer to fire in delay_ms on the system's clock
+ * (ax__conn_on_timer / ax__listener_on_timer), or disarms it; armed: it is
+ * pending. */
+void ax__io_timer_set(ax__iobj *o, uint32_t delay_ms);
+void ax__io_timer_cancel(ax__iobj *o);
+static inline bool ax__io_timer_armed(const ax__iobj *o) { return ax__rtimer_pending(&o->tmr); }
 /* Sends an I/O message to o's owner (never limited or dropped by the
  * mailbox; buf, if set, is retained by the message). Thread: any.
  * Errors: AX_ENOACTOR, AX_ENOMEM. */

@@ -461,9 +461,9 @@ static void try_finish_close(ax__conn *c) {
     return;
   }
   if (!done) {
-    if (!c->o.deadline_ms) {
+    if (!ax__io_timer_armed(&c->o)) {
       uint32_t ms = c->o.opts.close_timeout_ms ? c->o.opts.close_timeout_ms : 1;
-      ax__io_timer_set(&c->o, ax__now_ms() + ms);
+      ax__io_timer_set(&c->o, ms);
     }
     return;
   }
@@ -506,7 +506,7 @@ static void flush_event(ax__conn *c) {
   if (err)
     conn_shut(c, AX_IO_CLOSE_ERROR, err, true);
   else if (st == AX__CS_CLOSING && atomic_load_explicit(&c->o.close_req, memory_order_relaxed) >= 0 &&
-           c->o.deadline_ms)
+           ax__io_timer_armed(&c->o))
     try_finish_close(c); /* a close waiting for the queue */
 }
 
@@ -681,13 +681,10 @@ ax_err ax_conn_set_owner(ax_conn h, ax_pid pid) {
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   ax_err e = AX_OK;
-  ax_actor *a = ax__table_acquire(&h.sys->table, pid.id);
-  if (!a) {
+  if (!ax__pid_alive(h.sys, pid.id))
     e = AX_ENOACTOR;
-  } else {
-    ax__table_release(&h.sys->table, pid.id);
+  else
     ax__io_set_owner(&c->o, pid.id);
-  }
   ax__iobj_put(&c->o);
   return e;
 }

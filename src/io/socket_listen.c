@@ -214,7 +214,7 @@ static bool out_of_fds(ax__listener *l, int err) {
     ax_log(io->sys, AX_LOG_ERROR, "io: accept on %s: %s: pausing accepts", l->addr, strerror(err));
     ax__io_event(&l->o, AX_MSG_IO_ERROR, 0, err, 0);
     l->stalled = true;
-    ax__io_timer_set(&l->o, ax__now_ms() + ACCEPT_RETRY_MS);
+    ax__io_timer_set(&l->o, ACCEPT_RETRY_MS);
     return false;
   }
   close(io->reserve_fd);

@@ -1,39 +1,81 @@
-/* Axon: the reactor thread: one thread per system that waits on the poller
- * (epoll/kqueue) with the nearest timer deadline as its timeout, runs a tick
- * callback each pass (the timer service) and dispatches fd readiness to
- * handlers. This part of src/io sits below src/actor: it knows nothing of
- * actors; the socket layer above actor registers handlers. Internal. */
-#ifndef AX_IO_REACTOR_H
-#define AX_IO_REACTOR_H
+/* Axon: the reactor thread: one per system, owned by the system (started by
+ * ax_system_new, stopped at shutdown, freed by ax_system_free). Each pass it
+ * runs the registered tick callbacks (the actor timer service; next the
+ * cluster), fires its own timers (socket close timeouts, accept retries;
+ * next cluster heartbeats) from a timing wheel on the system's clock, and
+ * waits on the poller (epoll/kqueue) for the nearest of their deadlines,
+ * dispatching fd readiness to handlers. It knows nothing of actors; layers
+ * above register with it through this interface. Internal. */
+#ifndef AX_REACTOR_REACTOR_H
+#define AX_REACTOR_REACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "axon/error.h"
 #include "reactor/poll.h"
+#include "timer/timer.h"
 
 typedef struct ax__reactor ax__reactor;
 
-/* Runs on the reactor thread once per pass, before waiting; returns the
- * wait timeout in ms (negative: until woken). */
+/* The clock in whole ms, rounded down (an expiry is judged by it). NULL
+ * when starting the reactor: the monotonic clock; otherwise a manual
+ * (injected) clock, which moves only when told: the reactor then never
+ * sleeps towards a deadline, it waits for ax__reactor_wake. */
+typedef uint64_t (*ax__reactor_clock_fn)(void *arg);
+
+/* A tick: runs on the reactor thread once per pass, before waiting; returns
+ * the longest wait it allows in ms (negative: until woken). */
 typedef int (*ax__reactor_tick_fn)(void *arg);
+
+/* At most this many ticks (one per layer that needs one). */
+#define AX__REACTOR_MAX_TICKS 8
 
 /* An fd's handler: embed it, register its address as the poller udata. */
 typedef struct ax__io_handler {
   void (*on_events)(struct ax__io_handler *h, uint32_t events);
 } ax__io_handler;
 
-/* Starts the reactor thread. Errors: AX_ENOMEM, AX_ESYS. Thread: any. */
-ax_err ax__reactor_start(ax__reactor_tick_fn tick, void *arg, ax__reactor **out);
+/* A reactor timer: embed it (zeroed), set fire, then ax__rtimer_set. fire
+ * runs on the reactor thread when the deadline has passed on the reactor's
+ * clock; it may set the timer again. The owner keeps the memory alive while
+ * the timer is pending (cancel it before freeing), or until the reactor is
+ * freed. */
+typedef struct ax__rtimer {
+  ax__wtimer wt;
+  void (*fire)(struct ax__rtimer *t);
+} ax__rtimer;
+
+/* Starts the reactor thread on clock (NULL: monotonic) with clock_arg.
+ * Errors: AX_ENOMEM, AX_ESYS. Thread: any. */
+ax_err ax__reactor_start(ax__reactor_clock_fn clock, void *clock_arg, ax__reactor **out);
+/* Adds a tick run every pass from the next one on (ticks are never
+ * removed; arg must outlive the reactor's thread). Errors: AX_ENOMEM when
+ * AX__REACTOR_MAX_TICKS are registered. Thread: any. */
+ax_err ax__reactor_add_tick(ax__reactor *r, ax__reactor_tick_fn fn, void *arg);
 /* Stops and joins the thread; idempotent. The reactor stays allocated, so
  * a late ax__reactor_wake (a clock moved during shutdown) is harmless.
  * Thread: any other, one at a time. */
 void ax__reactor_stop(ax__reactor *r);
 /* True once ax__reactor_stop has joined the thread (or r is NULL). */
 bool ax__reactor_stopped(const ax__reactor *r);
-/* Stops if needed, then frees the reactor. NULL is a no-op. Thread: any
- * other, when nothing can wake it any more (ax_system_free). */
+/* Stops if needed, then frees the reactor (pending timers are forgotten:
+ * they belong to their owners). NULL is a no-op. Thread: any other, when
+ * nothing can wake it any more (ax_system_free). */
 void ax__reactor_free(ax__reactor *r);
-/* Makes the reactor run a pass soon (coalesced). Thread: any. */
+/* Makes the reactor run a pass soon (coalesced). NULL is a no-op.
+ * Thread: any. */
 void ax__reactor_wake(ax__reactor *r);
 /* The reactor's poller, for registering handlers. */
 ax__poller *ax__reactor_poller(ax__reactor *r);
+/* The reactor's clock now, in ms rounded down. Thread: any. */
+uint64_t ax__reactor_now(ax__reactor *r);
+/* Arms (or re-arms) t to fire delay_ms from now: never early (the deadline
+ * is computed from the clock rounded up). Thread: the reactor's. */
+void ax__rtimer_set(ax__reactor *r, ax__rtimer *t, uint32_t delay_ms);
+/* Disarms t; a no-op if it is not pending. Thread: the reactor's. */
+void ax__rtimer_cancel(ax__reactor *r, ax__rtimer *t);
+/* True while t is armed and has not fired. Thread: the reactor's. */
+static inline bool ax__rtimer_pending(const ax__rtimer *t) { return ax__wheel_pending(&t->wt); }
 
 #endif

@@ -216,7 +216,7 @@ static bool add_restart(ax_actor *self, ax__sup *s) {
 void ax__sup_retry_later(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   pend_add(s, c);
   if (s->retry_queued) return;
-  if (ax__send(self->sys, ax__ctx_get(), self->pid, ax_self(self), AX__SUP_MSG_RETRY, 0, 0, NULL,
+  if (ax__send(ax_actor_system(self), ax__ctx_get(), ax_self(self).id, ax_self(self), AX__SUP_MSG_RETRY, 0, 0, NULL,
                0, NULL) == AX_OK) {
     s->retry_queued = true;
     return;
@@ -269,9 +269,9 @@ static void on_child_exit(ax_actor *self, ax__sup *s, ax__sup_child *c, ax_reaso
   ax_pid pid = c->pid;
   ax__u64map_del(&s->by_pid, pid.id, NULL);
   c->pid = AX_PID_NONE;
-  if (c->kill_timer) {
+  if (c->kill_timer.id) {
     (void)ax_timer_cancel(self, c->kill_timer);
-    c->kill_timer = 0;
+    c->kill_timer = (ax_timer){0};
   }
   if (c->stopping) {
     ax__sup_stopped_one(self, s, c, pid, r);
@@ -480,9 +480,9 @@ static ax_err sup_init(ax_actor *self, void *state, const void *arg, size_t len)
   s->intensity = h.intensity;
   s->period_ms = h.period_ms;
   s->parent.id = h.parent;
-  ax_trap_exit(self, true);
-  if (!self->ext || !self->ext->trap_exit) return AX_ENOMEM;
-  ax_err e = load_children(self, s, arg, len, &h);
+  ax_err e = ax_trap_exit(self, true);
+  if (e != AX_OK) return e;
+  e = load_children(self, s, arg, len, &h);
   if (e != AX_OK) {
     free_all(s);
     return e;

@@ -7,7 +7,7 @@
 
 ax_err ax_supervisor_start(ax_system *sys, const ax_sup_spec *spec, ax_pid *out) {
   if (!sys || !spec) return AX_EINVAL;
-  if (ax__ctx_get()->worker) return AX_ESTATE; /* may wait for a reaper */
+  if (ax__on_worker()) return AX_ESTATE; /* may wait for a reaper */
   ax__sup_waiter *w = ax__sup_waiter_new();
   if (!w) return AX_ENOMEM;
   void *blob;

@@ -27,7 +27,7 @@ void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c) {
    * down): a child that does not stop on the signal would hold its
    * supervisor forever, so the kill follows at once. A non-trapping child
    * still stops with shutdown: the two signals arrive in order. */
-  c->kill_timer = 0;
+  c->kill_timer = (ax_timer){0};
   ax__sup_log(self, s, e == AX_ECLOSED ? AX_LOG_DEBUG : AX_LOG_WARN,
               "cannot arm the %u ms shutdown timer of child %s (%s): killing it after the signal",
               c->shutdown, c->id, ax_err_name(e));
@@ -71,8 +71,8 @@ void ax__sup_on_kill_timer(ax_actor *self, ax__sup *s, const ax_msg *msg) {
   memcpy(&pid, msg->data, sizeof(pid));
   if (!ax__u64map_get(&s->by_pid, pid.id, &v)) return;
   ax__sup_child *c = (ax__sup_child *)(uintptr_t)v;
-  if (!c->stopping || c->kill_timer != msg->ref) return;
-  c->kill_timer = 0;
+  if (!c->stopping || c->kill_timer.id != msg->ref) return;
+  c->kill_timer = (ax_timer){0};
   ax__sup_log(self, s, AX_LOG_WARN, "child %s <%llx> did not stop within %u ms: killing it", c->id,
               (unsigned long long)pid.id, c->shutdown);
   (void)ax_exit(self, pid, AX_REASON_KILL);

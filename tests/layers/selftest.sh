@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves scripts/check-layers.sh can fail: on copies of src/ with one wrong
-# include each (a folder including one above it, and one beside it), the
+# include each (a folder including one above it, one beside it, and one
+# including a lower folder's private header), the
 # check must exit 1 and name the line; on the untouched copy it must pass.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +25,13 @@ printf '#include "mailbox/mailbox.h"\n' >> "$tmp/side/timer/wheel.c"
 out=$(bash "$check" "$tmp/side"); rc=$?
 if [ $rc -ne 1 ] || ! printf '%s' "$out" | grep -q 'timer/wheel.c:[0-9]*: timer includes mailbox'; then
   echo "FAIL: timer including its sibling mailbox not caught (rc=$rc): $out"; fail=1
+fi
+
+cp -r "$root/src" "$tmp/private"
+printf '#include "actor/actor_int.h"\n' >> "$tmp/private/io/socket.c"
+out=$(bash "$check" "$tmp/private"); rc=$?
+if [ $rc -ne 1 ] || ! printf '%s' "$out" | grep -q 'io/socket.c:[0-9]*: io includes the private header of actor'; then
+  echo "FAIL: io including actor's private header not caught (rc=$rc): $out"; fail=1
 fi
 
 cp -r "$root/src" "$tmp/unknown"

@@ -1,0 +1,343 @@
+/* Axon: the private header of src/actor: the actor's layout, workers and
+ * the scheduler, the registry, the timer service's state, struct
+ * ax_system's fields. Only files of src/actor (and tests) include it;
+ * other folders use actor/actor.h (scripts/check-layers.sh enforces it). */
+#ifndef AX_ACTOR_INT_H
+#define AX_ACTOR_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "axon/actor.h"
+#include "axon/stats.h"
+#include "axon/timer.h"
+#include "axon/system.h"
+#include "actor/actor.h"
+#include "base/base.h"
+#include "base/table.h"
+#include "base/u64map.h"
+#include "reactor/reactor.h"
+#include "mailbox/mailbox.h"
+#include "timer/timer.h"
+
+/* ---- the actor: one allocation, a 128-byte header, then the state ---- */
+
+/* mute_state bits: MUTED, NAMED (has a registry name), then a sequence. */
+#define AX__MS_MUTED 1u
+#define AX__MS_NAMED 2u
+#define AX__MS_SEQ_ONE 4u
+
+/* Rarely used per-actor data, allocated on first use (owner-only). */
+typedef struct ax__actor_ext {
+  bool trap_exit;
+  ax__u64map timers;       /* active timers: id (timed requests: ref & ~1) -> ax__tmr* */
+  ax__u64map links;        /* linked pids (value unused) */
+  ax__u64map monitors;     /* as watcher: monitor ref -> target pid */
+  ax__u64map watchers;     /* as target: monitor ref -> watcher pid */
+  uint32_t recv_ms;        /* receive timeout, 0 = off */
+  uint64_t recv_id;        /* its armed timer's id */
+  struct ax__tmr *recv_tmr; /* ... and the owner's reference to it */
+  uint64_t recv_armed_at;  /* clock (ms) when armed */
+  uint64_t last_activity;  /* clock (ms) at the end of the last run that
+                              delivered a message */
+} ax__actor_ext;
+
+struct ax_actor {
+  /* Line 0: written by other threads. */
+  _Atomic uintptr_t user_head; /* producers: lane push (see mailbox.h) */
+  _Atomic uintptr_t sys_head;  /* producers: system lane push */
+  ax__mlink user_stub;         /* embedded first stubs; producers write next */
+  ax__mlink sys_stub;
+  _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
+                                  popped (senders add, owner subtracts) */
+  _Atomic uint32_t mute_state; /* AX__MS_* bits + sequence */
+  _Atomic uint32_t drops;      /* overflow drops/rejections (relaxed counter) */
+  _Atomic uint32_t mutes;      /* times this actor muted a sender (relaxed) */
+  _Atomic uintptr_t mute_stack;/* senders muted by this actor (Treiber stack
+                                  of ax__mute_entry, taken whole) */
+  uint32_t limit;              /* spec->mailbox_limit and spec->overflow, */
+  uint8_t overflow;            /* copied here: senders read them without
+                                  touching the owner's cache line */
+  _Atomic uint8_t lane_lock;   /* DROP_OLD lanes only: held by the owner
+                                  while it pops, and by a sender while it
+                                  pushes and trims the oldest messages
+                                  (trim_old in actor.c) */
+
+  /* Line 1: touched only by the thread holding the actor (running it, or
+   * moving it between run queues). */
+  _Alignas(AX_CACHELINE) ax__mlink *user_tail;
+  ax__mlink *sys_tail;
+  const ax_actor_spec *spec;
+  ax_behaviour behaviour;
+  ax_system *sys;
+  uint64_t pid;
+  ax__actor_ext *ext;
+  struct ax_actor *run_next; /* link in the inject queue */
+  /* Inline state follows at offset 128. */
+};
+
+#define AX__ACTOR_HDR 128
+_Static_assert(sizeof(struct ax_actor) <= AX__ACTOR_HDR, "actor header must fit 128 bytes");
+_Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start on line 1");
+
+static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
+
+/* ---- workers and the scheduler ---- */
+
+#define AX__RING_SIZE 256u
+#define AX__RING_MASK (AX__RING_SIZE - 1)
+#define AX__LIFO_CAP 3
+#define AX__INJECT_INTERVAL 61
+
+typedef struct ax__worker {
+  /* Ring of runnable actors (Tokio's queue): head packs the steal index
+   * (high 32) and the real head (low 32); only the owner writes tail. */
+  _Atomic uint64_t head;
+  _Atomic uint32_t tail;
+  _Atomic(ax_actor *) ring[AX__RING_SIZE];
+
+  /* The LIFO slot: the owner exchanges it; a thief may take it with a CAS,
+   * but only when the owner's tick has not moved for a while (the owner is
+   * stuck in one long run), so ping-pong pairs stay on one core. */
+  _Atomic(ax_actor *) lifo;
+  /* Runs started by the owner (relaxed; thieves read it to spot a stall). */
+  _Atomic uint32_t tick;
+
+  /* Owner-only. */
+  _Alignas(AX_CACHELINE) ax_system *sys;
+  uint32_t index;
+  uint32_t lifo_runs;
+  uint32_t stall_victim; /* thief side: the victim whose LIFO we watch */
+  uint32_t stall_tick;   /* its tick when first seen with a LIFO actor */
+  uint32_t stall_rounds; /* rounds it has stayed so */
+  uint64_t rng;
+  bool searching;
+  pthread_t thread;
+
+  /* Parking: notified is guarded by park_lock. */
+  pthread_mutex_t park_lock;
+  pthread_cond_t park_cv;
+  bool notified;
+
+  /* The pid being run (0 between runs): owner writes (relaxed); a waiting
+   * shutdown reads it with runs to spot a callback that never returns
+   * (relaxed is enough: a stuck worker's last stores are long visible). */
+  _Atomic uint64_t running;
+  /* Shutdown thread only: the stall watch (system.c). */
+  uint64_t watch_pid, watch_runs, watch_since_ns, watch_warned_ns;
+
+  /* Counters: owner writes (relaxed), stats readers read. */
+  _Atomic uint64_t runs;
+  _Atomic uint64_t steals;
+  _Atomic uint64_t parks;
+  _Atomic uint64_t sent;
+} ax__worker;
+
+/* The thread's run context: which actor is running here, what it asked for. */
+struct ax__ctx {
+  ax__worker *worker; /* NULL on a non-worker thread */
+  ax_actor *current;  /* the actor whose callback is running, or NULL */
+  bool exiting;       /* the current actor asked to stop */
+  ax_reason reason;
+  uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
+};
+
+
+/* ---- the registry ---- */
+typedef struct ax__reg_entry ax__reg_entry;
+typedef struct ax__registry {
+  pthread_mutex_t lock;
+  ax__reg_entry **by_name;
+  ax__reg_entry **by_pid;
+  size_t nbuckets;
+  size_t count;
+} ax__registry;
+
+ax_err ax__registry_init(ax__registry *r);
+void ax__registry_fini(ax__registry *r);
+/* Removes pid's name, if any (actor stop). */
+void ax__registry_drop_pid(ax_system *sys, uint64_t pid);
+
+/* ---- the timer service (timers.c), run by the reactor thread ---- */
+typedef struct ax__tmr ax__tmr;
+typedef struct ax__timers {
+  /* Command queue (MPSC lane): any thread pushes, the reactor pops. */
+  _Atomic uintptr_t q_head;
+  ax__mlink *q_tail;
+  ax__mlink q_stub;
+  /* One SPSC command ring per worker: the fast path for timers set and
+   * cancelled by actors (the MPSC queue above takes the rest and the
+   * overflow). */
+  struct ax__tring *rings;
+  uint32_t nrings;
+  /* Reactor-thread only from here on. */
+  ax__wheel wheel;
+  struct ax__tgroup *groups; /* scratch: one expiry chain per owner per pass */
+  size_t groups_cap;
+  bool started; /* between ax__timers_start and ax__timers_stop */
+} ax__timers;
+
+/* Starts the service: registers its tick with sys->reactor (running). */
+ax_err ax__timers_start(ax_system *sys);
+/* Releases every timer left once sys->reactor has stopped (every actor has
+ * stopped by then). Idempotent. Thread: the stopping thread. */
+void ax__timers_stop(ax_system *sys);
+/* Owner side: handles a timer node popped from the user lane; returns true
+ * if n was turned into a message for the behaviour. */
+bool ax__timers_on_fire(ax_actor *a, ax__mnode *n);
+/* Owner side: a reply to a timed request; false if it came too late. */
+bool ax__timers_on_reply(ax_actor *a, ax__mnode *n);
+/* Owner side: record activity for the receive timeout. */
+void ax__timers_activity(ax_actor *a);
+/* Owner side: cancels every timer of a stopping actor. */
+void ax__timers_on_stop(ax_actor *a);
+/* Owner side: arms the timeout of a timed request; the request travels
+ * with ref | 1, the timer's id is ref. */
+ax_err ax__timers_request(ax_actor *a, ax_ref ref, uint32_t timeout_ms);
+/* Owner side: withdraws a timed request whose send failed. */
+void ax__timers_forget(ax_actor *a, ax_ref ref);
+
+/* Internal message flags on timer nodes (never seen by behaviours). */
+#define AX__MSGF_TFIRE (1u << 31)  /* a timer expiry for the owner */
+#define AX__MSGF_TREQ (1u << 30)   /* ... of a request timeout */
+#define AX__MSGF_TRECV (1u << 29)  /* ... of the receive timeout */
+#define AX__MSGF_TREPEAT (1u << 28)/* ... of an interval timer */
+#define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | (0xfu << 24))
+
+/* ---- the system ---- */
+enum { AX__RUNNING = 0, AX__STOPPING = 1, AX__STOPPED = 2 };
+
+/* Runs every started layer's on_actor_stop for pid (the stop path). */
+void ax__layers_on_actor_stop(ax_system *sys, uint64_t pid);
+
+struct ax_system {
+  ax_system_config cfg;
+  uint32_t nworkers;  /* worker threads running */
+  uint32_t nalloc;    /* workers allocated */
+  ax__worker *workers;
+  ax__table table;
+  ax__registry registry;
+
+  /* Inject queue for work from outside the workers. inject_len is read
+   * without the lock to skip it cheaply. */
+  pthread_mutex_t inject_lock;
+  ax_actor *inject_head;
+  ax_actor *inject_tail;
+  _Atomic size_t inject_len;
+
+  /* Idle workers (Tokio's idle protocol). */
+  pthread_mutex_t idle_lock;
+  uint32_t *sleepers;
+  uint32_t nsleepers;
+  _Atomic uint32_t num_searching;
+  _Atomic uint32_t num_unparked;
+  _Atomic bool stop_workers;
+
+  _Atomic int state; /* AX__RUNNING / STOPPING / STOPPED */
+  pthread_mutex_t wait_lock;
+  pthread_cond_t wait_cv;
+
+  _Atomic uint64_t live;
+  _Atomic uint64_t spawning; /* spawns in flight (ax__spawn_enter) */
+  _Atomic uint64_t spawned;
+  _Atomic uint64_t stopped;
+  _Atomic uint64_t next_ref;
+  _Atomic uint64_t sent;
+  _Atomic uint64_t dead_letters;
+  _Atomic uint64_t dropped;
+  _Atomic uint64_t late_replies;
+  /* Top-level supervisors in start order (ax__system_add_top), stopped in
+   * reverse order first at shutdown. Guarded by wait_lock. */
+  uint64_t *tops;
+  size_t ntops, tops_cap;
+  /* The layers above actor (ax__layer_start): a slot's hooks are written
+   * before its state is published (release); readers acquire the state. */
+  struct {
+    _Atomic(void *) state;
+    void (*on_actor_stop)(ax_system *sys, void *state, uint64_t pid);
+    void (*fini)(ax_system *sys, void *state);
+  } layers[AX__LAYER_COUNT];
+  /* The route for pids of other nodes (ax__route_set), or NULL. */
+  _Atomic(const ax__route *) route;
+  uint32_t stall_warn_ms; /* set before shutdown; read by the shutdown thread */
+  _Atomic uint64_t timers_fired;
+  _Atomic uint64_t timers_pending;
+  /* The reactor: started by ax_system_new, stopped by ax_system_shutdown
+   * (after every actor), freed only by ax_system_free, so a late
+   * ax_system_clock_moved stays harmless. */
+  ax__reactor *reactor;
+  ax__timers timers;
+};
+
+/* scheduler (sched.c) */
+ax_err ax__sched_start(ax_system *sys);
+void ax__sched_stop(ax_system *sys);
+void ax__sched_free(ax_system *sys);
+/* Makes a runnable: the current worker's LIFO slot when called on one of
+ * sys's workers, else the inject queue (waking a parked worker). */
+void ax__schedule(ax_system *sys, ax_actor *a);
+/* Makes a whole list of actors (linked through run_next) runnable with one
+ * inject push and one wake-up: for the reactor thread's batches. */
+void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
+/* Puts a at the back of the current worker's ring (or inject). */
+void ax__schedule_back(ax_system *sys, ax_actor *a);
+
+/* actor.c */
+typedef enum { AX__RUN_IDLE, AX__RUN_AGAIN, AX__RUN_MUTED, AX__RUN_DEAD } ax__run_result;
+ax__run_result ax__actor_run(ax_actor *a);
+
+/* The system-lane half of an exit signal: the placeholder it decides. The
+ * placeholder is never freed before its notice is handled (the run loop does
+ * not pass an undecided placeholder), except by the target's death, and a
+ * dead actor's drained notices are never read. */
+typedef struct ax__exit_notice {
+  ax_exit_info info;
+  ax__mnode *ph;
+} ax__exit_notice;
+
+/* A spawn in flight (system.c). ax__spawn_enter counts one and returns true
+ * while the system runs; false (nothing counted) once shutdown has begun.
+ * ax__spawn_leave ends it: with counted = true after sys->live counts the
+ * new actor, false on a failed spawn. Shutdown and ax_system_wait wait until
+ * none is in flight and none is live. Thread: any. */
+bool ax__spawn_enter(ax_system *sys);
+void ax__spawn_leave(ax_system *sys, bool counted);
+/* Sets how often a waiting shutdown logs actors stuck in one callback
+ * (default AX__STALL_WARN_MS). Before ax_system_shutdown; for tests. */
+#define AX__STALL_WARN_MS 5000u
+void ax__system_set_stall_warn_ms(ax_system *sys, uint32_t ms);
+
+/* Spawn without the context checks (used by ax_call's proxy). link_to, if
+ * not NULL, is the calling actor, linked to the child before init runs. */
+ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, size_t len,
+                 ax_pid *out, ax_actor *link_to);
+
+/* links.c */
+/* Handles a link/monitor signal from the system lane (owner). */
+void ax__links_signal(ax_actor *a, ax__ctx *c, ax__mnode *n);
+/* Decides at delivery whether a DOWN or a trapped link exit is still wanted. */
+bool ax__links_accept(ax_actor *a, const ax__mnode *n);
+/* Tells links and watchers that a stops with reason (owner, at stop). */
+void ax__links_on_stop(ax_actor *a, ax_reason reason);
+/* Answers link/monitor requests found in a dead actor's system lane. */
+void ax__links_on_drained(ax_system *sys, uint64_t dead, const ax__mnode *n);
+/* Frees the link/monitor maps. */
+void ax__links_free(ax__actor_ext *x);
+
+/* Internal flag on a trapped link exit (checked against links at delivery). */
+#define AX__MSGF_LINKEXIT (1u << 27)
+/* Exit placeholders on the user lane: XPEND marks one; its notice sets
+ * XDONE when handled, plus XTRAP when the target trapped (deliver it). */
+#define AX__MSGF_XPEND (1u << 26)
+#define AX__MSGF_XDONE (1u << 25)
+#define AX__MSGF_XTRAP (1u << 24)
+
+/* Refs are even; a request with a timeout uses ref | 1, so a reply says by
+ * its ref alone whether a timeout may have claimed it. */
+static inline ax_ref ax__new_ref(ax_system *sys) {
+  return atomic_fetch_add_explicit(&sys->next_ref, 2, memory_order_relaxed);
+}
+
+ax__actor_ext *ax__ext(ax_actor *a);
+
+#endif
