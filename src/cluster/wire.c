@@ -195,75 +195,72 @@ void ax__fdec_fini(ax__fdec *d) {
   d->cap = d->len = d->need = 0;
 }
 
-/* Makes room for exactly `want` bytes (the frame size, or the prefix). */
-static ax_err fdec_reserve(ax__fdec *d, size_t want) {
-  if (d->cap >= want) return AX_OK;
-  uint8_t *nb = ax__alloc(want);
-  if (!nb) return AX_ENOMEM;
-  if (d->len) memcpy(nb, d->buf, d->len);
-  ax__free(d->buf, d->cap);
-  d->buf = nb;
-  d->cap = want;
-  return AX_OK;
-}
-
 ax_err ax__fdec_feed(ax__fdec *d, const uint8_t *p, size_t n, size_t *consumed, ax__frame *f,
                      ax__perr *perr) {
   if (perr) *perr = AX__PE_OK;
   if (consumed) *consumed = 0;
   if (!d || !f || !consumed || (!p && n)) return AX_EINVAL;
   if (d->failed) return fail(perr, d->err);
-  size_t need = 0;
+  size_t used = 0;
   if (d->len == 0) {
     /* Fast path: the whole frame is in the caller's bytes. */
-    ax_err e = ax__frame_parse(p, n, d->max_frame, f, &need, &d->err);
+    ax_err e = ax__frame_parse(p, n, d->max_frame, f, NULL, &d->err);
     if (e == AX_OK) {
       *consumed = f->frame_len;
       return AX_OK;
     }
-    if (e != AX_EAGAIN) {
-      d->failed = true;
-      return fail(perr, d->err);
-    }
+    if (e != AX_EAGAIN) goto bad;
   }
-  /* Slow path: accumulate the prefix, then exactly the frame. */
-  size_t used = 0;
-  for (;;) {
-    size_t want = d->need ? d->need : AX__FRAME_PREFIX;
-    if (fdec_reserve(d, want) != AX_OK) {
-      *consumed = used;
-      return AX_ENOMEM;
-    }
-    size_t take = want - d->len;
-    if (take > n - used) take = n - used;
-    memcpy(d->buf + d->len, p + used, take);
+  if (d->need == 0) {
+    /* The prefix goes to the inline pre[]: nothing is allocated before the
+     * length has been validated. */
+    size_t take = AX__FRAME_PREFIX - d->len;
+    if (take > n) take = n;
+    memcpy(d->pre + d->len, p, take);
     d->len += take;
-    used += take;
-    if (d->len < want) {
-      /* Reject a bad length as soon as its 4 bytes are in. */
-      ax__frame tmp;
-      ax_err e = ax__frame_parse(d->buf, d->len, d->max_frame, &tmp, NULL, &d->err);
+    used = take;
+    size_t need;
+    ax_err e = ax__frame_parse(d->pre, d->len, d->max_frame, f, &need, &d->err);
+    if (e == AX_EINVAL) goto bad;
+    if (e == AX_OK) { /* a frame of only the fixed header */
+      d->len = 0;
       *consumed = used;
-      if (e == AX_EINVAL) {
-        d->failed = true;
-        return fail(perr, d->err);
-      }
-      return AX_EAGAIN;
-    }
-    ax_err e = ax__frame_parse(d->buf, d->len, d->max_frame, f, &need, &d->err);
-    if (e == AX_EINVAL) {
-      *consumed = used;
-      d->failed = true;
-      return fail(perr, d->err);
-    }
-    if (e == AX_OK) {
-      *consumed = used;
-      d->len = 0; /* the view stays valid: buf is reused only by the next feed */
-      d->need = 0;
       return AX_OK;
     }
-    d->need = need; /* prefix complete: now the whole frame */
+    if (d->len < AX__FRAME_PREFIX) {
+      *consumed = used;
+      return AX_EAGAIN;
+    }
+    if (need > d->cap) {
+      uint8_t *nb = ax__alloc(need);
+      if (!nb) {
+        d->len -= take; /* as if this call had not happened */
+        return AX_ENOMEM;
+      }
+      ax__free(d->buf, d->cap);
+      d->buf = nb;
+      d->cap = need;
+    }
+    memcpy(d->buf, d->pre, AX__FRAME_PREFIX);
+    d->need = need;
   }
+  size_t take = d->need - d->len;
+  if (take > n - used) take = n - used;
+  memcpy(d->buf + d->len, p + used, take);
+  d->len += take;
+  used += take;
+  *consumed = used;
+  if (d->len < d->need) return AX_EAGAIN;
+  ax_err e = ax__frame_parse(d->buf, d->len, d->max_frame, f, NULL, &d->err);
+  AX_ASSERT(e == AX_OK); /* the prefix was validated */
+  /* The view into buf stays valid: buf is reused only by the next feed. */
+  d->len = 0;
+  d->need = 0;
+  return e;
+bad:
+  d->failed = true;
+  *consumed = used;
+  return fail(perr, d->err);
 }
 
 /* ---- field validation (shared by decode and encode) ---- */

@@ -231,13 +231,15 @@ ax_err ax__frame_parse(const uint8_t *p, size_t n, uint32_t max_frame, ax__frame
 
 /* A streaming decoder for one connection's byte stream: it yields one frame
  * at a time, pointing into the caller's bytes when a frame lies in them
- * whole and nothing is pending, else into its own buffer, which grows only
- * to the exact size of a frame whose prefix has been validated. */
+ * whole and nothing is pending, else into its own buffer. A partial prefix
+ * is kept inline; the buffer is allocated only once the 9-byte prefix has
+ * been validated, at the exact frame size (and kept for reuse). */
 typedef struct ax__fdec {
   uint32_t max_frame;
-  uint8_t *buf;
+  uint8_t pre[AX__FRAME_PREFIX]; /* the prefix, until it is validated */
+  uint8_t *buf;    /* the current frame (allocated at its exact size) */
   size_t cap, len; /* buffered bytes of the current partial frame */
-  size_t need;     /* bytes the current frame needs (0: unknown yet) */
+  size_t need;     /* bytes the current frame needs (0: prefix not yet whole) */
   bool failed;
   ax__perr err;
 } ax__fdec;
@@ -251,8 +253,8 @@ void ax__fdec_fini(ax__fdec *d);
  * fini; bytes after it are not consumed. AX_EAGAIN: all n bytes were taken
  * and no frame is complete. AX_EINVAL: protocol error (*perr; the decoder
  * stays failed, every later feed answers AX_EINVAL). AX_ENOMEM: the frame
- * buffer could not be allocated; nothing of p was consumed past the prefix
- * and the call may be repeated. */
+ * buffer could not be allocated; nothing was consumed (*consumed = 0) and
+ * the call may be repeated with the same bytes. */
 ax_err ax__fdec_feed(ax__fdec *d, const uint8_t *p, size_t n, size_t *consumed, ax__frame *f,
                      ax__perr *perr);
 
