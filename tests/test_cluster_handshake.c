@@ -362,6 +362,31 @@ static void test_cluster_handshake_features_echo_checked(void) {
   ax__hs_fini(&a);
 }
 
+/* A peer may advertise a max frame above 32 bits: the MAC covers the value
+ * as sent (u64), the result clamps it. */
+static void test_cluster_handshake_large_max_frame_mac(void) {
+  ax__secret s = sec(SECRET);
+  ax__hs a;
+  ax__hs_cfg ca = cfg("a@h", 1, &s, true);
+  CU_ASSERT_EQUAL_FATAL(ax__hs_init(&a, &ca), AX_OK);
+  ax__wmsg h = hello("b@h", CM);
+  h.u.hello.max_frame = UINT64_C(1) << 40;
+  CU_ASSERT_EQUAL(feed_msg(&a, &h), AX__HS_RUNNING);
+  ax__hs_hello from = {"b@h", 5, AX__FEAT_ALL_V1, UINT64_C(1) << 40, NULL, CM};
+  ax__hs_hello to = {"a@h", 1, AX__FEAT_ALL_V1, AX__MAX_FRAME_DEFAULT, "127.0.0.1:4000",
+                     a.challenge};
+  uint8_t mac[AX__MAC_LEN];
+  CU_ASSERT_EQUAL_FATAL(ax__hs_mac(&s, &from, &to, mac), AX_OK);
+  ax__wmsg r = {.kind = AX__K_CHALLENGE_REPLY};
+  r.u.reply.mac = mac;
+  r.u.reply.features = AX__FEAT_ALL_V1;
+  CU_ASSERT_EQUAL(feed_msg(&a, &r), AX__HS_DONE);
+  ax__hs_result res;
+  CU_ASSERT_EQUAL_FATAL(ax__hs_result_get(&a, &res), AX_OK);
+  CU_ASSERT_EQUAL(res.peer_max_frame, UINT32_MAX);
+  ax__hs_fini(&a);
+}
+
 static void test_cluster_handshake_timeout_and_abort(void) {
   ax__secret s = sec(SECRET);
   ax__hs a;
@@ -478,6 +503,7 @@ int main(void) {
   CU_ADD_TEST(s, test_cluster_handshake_unexpected_frames_fail);
   CU_ADD_TEST(s, test_cluster_handshake_self_connection_fails);
   CU_ADD_TEST(s, test_cluster_handshake_features_echo_checked);
+  CU_ADD_TEST(s, test_cluster_handshake_large_max_frame_mac);
   CU_ADD_TEST(s, test_cluster_handshake_timeout_and_abort);
   CU_ADD_TEST(s, test_cluster_handshake_init_checks);
   CU_ADD_TEST(s, test_cluster_handshake_simultaneous_connect_tiebreak);

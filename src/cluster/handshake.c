@@ -203,8 +203,7 @@ static ax__hs_state on_hello(ax__hs *hs, const ax__wmsg *m) {
     return fail(hs, AX__HSR_REFLECTED, true);
   hs->peer_inc = m->u.hello.incarnation;
   hs->peer_features = m->u.hello.features;
-  hs->peer_max_frame =
-      m->u.hello.max_frame > UINT32_MAX ? UINT32_MAX : (uint32_t)m->u.hello.max_frame;
+  hs->peer_max_frame = m->u.hello.max_frame;
   if (m->u.hello.listen) strcpy(hs->peer_listen, m->u.hello.listen);
   memcpy(hs->peer_challenge, m->u.hello.challenge, AX__CHALLENGE_LEN);
   hs->got_hello = true;
@@ -289,7 +288,8 @@ ax_err ax__hs_result_get(const ax__hs *hs, ax__hs_result *out) {
   out->peer = hs->peer;
   out->peer_incarnation = hs->peer_inc;
   out->features = hs->features & hs->peer_features;
-  out->peer_max_frame = hs->peer_max_frame;
+  out->peer_max_frame =
+      hs->peer_max_frame > UINT32_MAX ? UINT32_MAX : (uint32_t)hs->peer_max_frame;
   out->peer_listen = hs->peer_listen;
   out->initiator = hs->initiator;
   return AX_OK;

@@ -68,7 +68,7 @@ typedef struct ax__hs {
   char peer[AX__NAME_MAX + 1];
   char peer_listen[AX__ADDR_MAX + 1];
   uint64_t peer_inc, peer_features;
-  uint32_t peer_max_frame;
+  uint64_t peer_max_frame; /* as sent (the MAC covers this value) */
   uint8_t peer_challenge[AX__CHALLENGE_LEN];
   ax__fdec dec;
   uint8_t out[2 * AX__HS_MAX_FRAME];
@@ -133,7 +133,7 @@ bool ax__hs_tiebreak_keep(const char *self, const char *peer, bool initiator);
 typedef struct ax__hs_hello {
   const char *name;
   uint64_t incarnation, features;
-  uint32_t max_frame;
+  uint64_t max_frame;
   const char *listen;
   const uint8_t *challenge;
 } ax__hs_hello;
