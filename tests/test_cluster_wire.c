@@ -756,6 +756,24 @@ static void test_cluster_wire_oom_sweep(void) {
   }
 }
 
+/* The example frame of docs/PROTOCOL.md section 10, byte for byte. */
+static void test_cluster_protocol_doc_example(void) {
+  static const uint8_t doc[] = {0x00, 0x00, 0x00, 0x18, 0x10, 0x00, 0x00, 0x00, 0x0f, 0x0a,
+                                0x04, 0x08, 0x01, 0x10, 0x01, 0x12, 0x02, 0x08, 0x07, 0x18,
+                                0x80, 0x08, 0x28, 0x2a, 'p',  'i',  'n',  'g'};
+  ax__wmsg m = {.kind = AX__K_SEND, .payload = (const uint8_t *)"ping", .payload_len = 4};
+  m.u.send.to = (ax__wpid){.id = 1, .scope = AX__WPID_RECEIVER};
+  m.u.send.from = (ax__wpid){.id = 7, .scope = AX__WPID_SENDER};
+  m.u.send.type = 1024;
+  m.u.send.ref = 42;
+  uint8_t *buf;
+  size_t len;
+  CU_ASSERT_EQUAL_FATAL(ax__wmsg_encode(&m, MAXF, &buf, &len), AX_OK);
+  CU_ASSERT_EQUAL(len, sizeof doc);
+  CU_ASSERT(len == sizeof doc && memcmp(buf, doc, len) == 0);
+  ax__free(buf, len);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("cluster.wire");
   CU_ADD_TEST(s, test_cluster_every_kind_roundtrips);
@@ -770,5 +788,6 @@ int main(void) {
   CU_ADD_TEST(s, test_cluster_small_send_is_one_frame);
   CU_ADD_TEST(s, test_cluster_reassembly_bounds);
   CU_ADD_TEST(s, test_cluster_wire_oom_sweep);
+  CU_ADD_TEST(s, test_cluster_protocol_doc_example);
   return ax_test_run();
 }
