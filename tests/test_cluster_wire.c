@@ -354,7 +354,7 @@ static size_t raw_frame(uint8_t *out, int kind, const uint8_t *hdr, size_t hlen,
   put32(out, (uint32_t)(5 + hlen + plen));
   out[4] = (uint8_t)kind;
   put32(out + 5, (uint32_t)hlen);
-  memcpy(out + 9, hdr, hlen);
+  if (hlen) memcpy(out + 9, hdr, hlen);
   if (plen) memcpy(out + 9 + hlen, pl, plen);
   return 9 + hlen + plen;
 }

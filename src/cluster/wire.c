@@ -216,7 +216,7 @@ ax_err ax__fdec_feed(ax__fdec *d, const uint8_t *p, size_t n, size_t *consumed, 
      * length has been validated. */
     size_t take = AX__FRAME_PREFIX - d->len;
     if (take > n) take = n;
-    memcpy(d->pre + d->len, p, take);
+    if (take) memcpy(d->pre + d->len, p, take);
     d->len += take;
     used = take;
     size_t need;
@@ -246,7 +246,7 @@ ax_err ax__fdec_feed(ax__fdec *d, const uint8_t *p, size_t n, size_t *consumed, 
   }
   size_t take = d->need - d->len;
   if (take > n - used) take = n - used;
-  memcpy(d->buf + d->len, p + used, take);
+  if (take) memcpy(d->buf + d->len, p + used, take);
   d->len += take;
   used += take;
   *consumed = used;
