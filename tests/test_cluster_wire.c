@@ -338,6 +338,14 @@ static void test_cluster_bad_prefix_and_header_len(void) {
   put32(b + 5, 3); /* ... but a 3-byte header */
   CU_ASSERT_EQUAL(ax__frame_parse(b, sizeof b, MAXF, &f, NULL, &pe), AX_EINVAL);
   CU_ASSERT_EQUAL(pe, AX__PE_HEADER_LEN);
+  /* A header above AX__HDR_MAX, even inside a frame that holds it. */
+  put32(b, 5 + AX__HDR_MAX + 1);
+  put32(b + 5, AX__HDR_MAX + 1);
+  CU_ASSERT_EQUAL(ax__frame_parse(b, 9, MAXF, &f, NULL, &pe), AX_EINVAL);
+  CU_ASSERT_EQUAL(pe, AX__PE_HEADER_LEN);
+  put32(b, 5 + AX__HDR_MAX);
+  put32(b + 5, AX__HDR_MAX);
+  CU_ASSERT_EQUAL(ax__frame_parse(b, 9, MAXF, &f, NULL, &pe), AX_EAGAIN);
   /* Truncated: a valid prefix, bytes missing. */
   put32(b, 7);
   put32(b + 5, 2);

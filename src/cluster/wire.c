@@ -12,12 +12,7 @@
 
 #define PB(x) Axon__Wire__V1__##x
 
-/* Headers are bounded independently of the max frame: a protobuf header
- * unpacks into at most ~40x its size (an empty repeated sub-message is 2
- * bytes on the wire and ~64 bytes unpacked), so this caps the memory one
- * hostile frame can make us allocate. Large group lists go in several
- * frames. */
-#define HDR_MAX (256u * 1024u)
+#define HDR_MAX AX__HDR_MAX
 
 /* ---- protobuf-c allocator over the shim (sized free: size in a prefix) ---- */
 

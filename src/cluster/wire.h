@@ -24,6 +24,13 @@
 /* Smallest max frame a node may configure or advertise. */
 #define AX__MAX_FRAME_MIN 4096u
 #define AX__FRAG_SIZE_DEFAULT (256u * 1024u)
+/* Largest header (header_len). Headers are bounded independently of the
+ * max frame: a protobuf header unpacks into at most ~40x its size (an empty
+ * repeated sub-message is 2 bytes on the wire and ~64 bytes unpacked), so
+ * this caps what one hostile frame can make a receiver allocate. Senders
+ * split long group or peer lists over several frames (ax__wmsg_encode_hdr
+ * answers AX_ELIMIT above it). */
+#define AX__HDR_MAX (256u * 1024u)
 /* Reassembly memory of one connection: at most this many max frames. */
 #define AX__REASM_FACTOR 4u
 #define AX__CHALLENGE_LEN 32u
