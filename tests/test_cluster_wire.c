@@ -281,6 +281,16 @@ static void feed_all(const uint8_t *s, size_t total, size_t nframes, unsigned se
 static void test_cluster_decoder_any_chunking(void) {
   size_t total, nframes;
   uint8_t *s = stream_of_frames(&total, &nframes);
+  /* An empty feed (NULL, 0) is no data, before and inside a frame. */
+  ax__fdec d;
+  ax__fdec_init(&d, MAXF);
+  size_t c;
+  ax__frame f;
+  CU_ASSERT_EQUAL(ax__fdec_feed(&d, NULL, 0, &c, &f, NULL), AX_EAGAIN);
+  CU_ASSERT_EQUAL(ax__fdec_feed(&d, s, 12, &c, &f, NULL), AX_EAGAIN);
+  CU_ASSERT_EQUAL(ax__fdec_feed(&d, NULL, 0, &c, &f, NULL), AX_EAGAIN);
+  CU_ASSERT_EQUAL(c, 0);
+  ax__fdec_fini(&d);
   feed_all(s, total, nframes, 1, 0); /* byte by byte */
   feed_all(s, total, nframes, 1, 1); /* all at once */
   for (unsigned seed = 1; seed <= 20; seed++) feed_all(s, total, nframes, seed, 2);
