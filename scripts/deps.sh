@@ -8,7 +8,10 @@ set -eu
 # libc6-dev (headers, and libc.a for the fully static program of the install
 # test) is only recommended by gcc, so it is named; binutils (nm, objdump:
 # the install test checks the soname and exported symbols) comes with gcc.
-pkgs="cmake make gcc libc6-dev binutils pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler libcunit1-dev"
+# libssl-dev: libcrypto (HMAC for the cluster handshake); protobuf-compiler
+# and python3-protobuf: the Python peer of the cluster tests.
+pkgs="cmake make gcc libc6-dev binutils pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler
+  libcunit1-dev libssl-dev protobuf-compiler python3-protobuf"
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go"
 fi
