@@ -12,6 +12,7 @@
 
 #include "actor/actor.h"
 #include "axon/io.h"
+#include "io/socket_os.h"
 #include "reactor/reactor.h"
 
 typedef struct ax__io ax__io;
