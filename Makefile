@@ -3,12 +3,14 @@
 #   make test   install missing packages, build, run every test suite
 #   make bench  install peers, build, run the benchmark suite
 #   make install PREFIX=/opt/axon   build, then cmake --install into PREFIX
+#   make test-posix  the socket layer's plain-POSIX (BSD/macOS) calls, built
+#               and run on this machine: the io suites and the echo example
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 PREFIX ?= /usr/local
 
-.PHONY: all deps build run test bench clean test-asan test-tsan install
+.PHONY: all deps build run test bench clean test-asan test-tsan test-posix install
 
 all: build
 
@@ -35,6 +37,16 @@ test-tsan: deps
 	@cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && ctest --output-on-failure -j $(JOBS)
 
+# AX_SOCKET_OS=posix: socket_os_posix.c and socket_zc_none.c, what a BSD or
+# macOS build compiles, here on epoll. Only what the io suites, the echo
+# example and the portability checks need is built.
+POSIX_TARGETS = ax echo $(patsubst tests/%.c,%,$(wildcard tests/test_io_*.c))
+test-posix: deps
+	@cmake -S . -B build-posix -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAX_SOCKET_OS=posix \
+	  -DAX_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-posix -j $(JOBS) --target $(POSIX_TARGETS)
+	cd build-posix && ctest --output-on-failure -j $(JOBS) -R '^(io\.|example\.echo$$|portability\.)'
+
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
@@ -44,4 +56,4 @@ bench: build
 	@bash bench/run.sh
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-posix

@@ -7,12 +7,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "io/socket.h"
-
-#define IO_OF(h, field) ((ax__io *)((char *)(h) - offsetof(ax__io, field)))
 
 /* The layer's state is the system's AX__LAYER_IO slot: published once by
  * ax__layer_start and read lock-free; ax_system_free calls its fini
@@ -20,14 +17,11 @@
 static ax__io *io_load(ax_system *sys) { return ax__layer_get(sys, AX__LAYER_IO); }
 
 static void io_wake(ax__io *io) {
-  /* acq_rel: see on_cmd, which drains the evfd, then clears the flag, then
-   * takes the queue. */
-  if (atomic_exchange_explicit(&io->ev_pending, true, memory_order_acq_rel)) return;
-  uint64_t one = 1;
-  ssize_t r;
-  do {
-    r = write(io->evfd, &one, sizeof one);
-  } while (r < 0 && errno == EINTR);
+  /* acq_rel: see io_tick, which clears the flag, then takes the queue.
+   * Only the waker that sets the flag wakes the reactor; the reactor's wake
+   * makes what we wrote before it visible to the pass it starts (poll.h). */
+  if (atomic_exchange_explicit(&io->wake_pending, true, memory_order_acq_rel)) return;
+  ax__reactor_wake(io->reactor);
 }
 
 /* ---- references ---- */
@@ -93,9 +87,10 @@ void ax__io_close_req(ax__iobj *o, int reason, int code, uint32_t cmd) {
   ax__io_cmd(o, cmd);
 }
 
-/* Frees the objects finalised two command passes ago: the evfd is reported
- * at most once per poller wait, so every batch that could still carry their
- * events has been dispatched. */
+/* Frees the objects finalised two command passes ago: the command pass is
+ * a reactor tick, which runs once per reactor pass before the poller wait,
+ * so every batch of events that could still carry their handlers has been
+ * dispatched. */
 static void graveyard(ax__io *io) {
   ax__iobj *o = io->reap;
   io->reap = io->dying;
@@ -108,24 +103,22 @@ static void graveyard(ax__io *io) {
   if (io->reap) io_wake(io);
 }
 
-static void on_cmd(ax__io_handler *h, uint32_t events) {
-  ax__io *io = IO_OF(h, cmd_h);
-  (void)events;
-  /* Drain first, then clear (as the poll backend's consume_wake does).
-   * Clearing first would let a waker find the flag clear and write the
-   * evfd in between; the drain would eat that write and leave the flag set
-   * with nothing to wake on, so every later waker would skip its write and
-   * no command would ever run again. In this order a waker that finds the
-   * flag clear writes after the drain (the next pass sees it), and one
-   * that finds it set appended before the clear (its exchange is in the
-   * release sequence our acq_rel clear reads), so the list taken below
-   * holds its object. */
-  uint64_t v;
-  while (read(io->evfd, &v, sizeof v) < 0 && errno == EINTR) {
-  }
+/* The command pass: the layer's reactor tick (no fd of its own; the
+ * reactor's wake is the only wakeup, on every platform). */
+static int io_tick(void *arg) {
+  ax__io *io = arg;
+  /* relaxed: a waker sets the flag before it wakes the reactor, and what
+   * it wrote before the wake happens-before the return of the poller wait
+   * that consumes the wake (poll.h), which precedes this pass: the flag is
+   * seen. Passes with socket events only stop here. */
+  if (!atomic_load_explicit(&io->wake_pending, memory_order_relaxed)) return -1;
+  /* Clear, then take the list. A waker that finds the flag set here
+   * appended before our clear (its exchange is in the release sequence our
+   * acq_rel clear reads), so the list taken below holds its object; one
+   * that finds it clear wakes the reactor, and the next pass runs. */
   ax__io_hook_fn hook = atomic_load_explicit(&ax__io_cmd_hook, memory_order_acquire);
   if (AX_UNLIKELY(hook != NULL)) hook(io);
-  atomic_exchange_explicit(&io->ev_pending, false, memory_order_acq_rel);
+  atomic_exchange_explicit(&io->wake_pending, false, memory_order_acq_rel);
   graveyard(io);
   pthread_mutex_lock(&io->cmd_lock);
   ax__iobj *o = io->cmd_head;
@@ -143,6 +136,7 @@ static void on_cmd(ax__io_handler *h, uint32_t events) {
     ax__iobj_release(o);
     o = next;
   }
+  return -1;
 }
 
 /* ---- timers (close deadlines, accept retries): reactor only ---- */
@@ -329,7 +323,6 @@ void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
 /* ---- start and stop ---- */
 
 static void io_free(ax__io *io) {
-  if (io->evfd >= 0) close(io->evfd);
   if (io->reserve_fd >= 0) close(io->reserve_fd);
   ax__u64map_free(&io->owners);
   ax__table_fini(&io->table);
@@ -343,7 +336,7 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
   if (!io) return AX_ENOMEM;
   io->sys = sys;
   io->reactor = ax__system_reactor(sys);
-  io->evfd = io->reserve_fd = -1;
+  io->reserve_fd = -1;
   pthread_mutex_init(&io->cmd_lock, NULL);
   pthread_mutex_init(&io->owners_lock, NULL);
   ax_err e = ax__table_init(&io->table, AX__MAX_ACTORS, 0);
@@ -352,17 +345,15 @@ static ax_err io_new(ax_system *sys, ax__io **out) {
     return e;
   }
   io->poller = ax__reactor_poller(io->reactor);
-  io->cmd_h.on_events = on_cmd;
-  io->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   io->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  /* Registering from this thread (the poller contract says loop thread):
-   * the fd is new and nobody else knows it, and epoll_ctl/kevent are
-   * thread-safe in the kernel. Every later registration goes through the
-   * command queue. */
-  if (io->evfd < 0 || ax__poller_add(io->poller, io->evfd, AX__POLL_IN, &io->cmd_h) != AX_OK) {
-    ax_log(sys, AX_LOG_ERROR, "io: cannot start the socket layer: %s", strerror(errno));
+  /* Last, when io is complete: the reactor may run the tick at once. Ticks
+   * are never removed; io lives until io_layer_fini, after the reactor's
+   * thread has stopped. */
+  e = ax__reactor_add_tick(io->reactor, io_tick, io);
+  if (e != AX_OK) {
+    ax_log(sys, AX_LOG_ERROR, "io: cannot start the socket layer: %s", ax_strerror(e));
     io_free(io);
-    return AX_ESYS;
+    return e;
   }
   *out = io;
   return AX_OK;

@@ -12,6 +12,7 @@
 
 #include "actor/actor.h"
 #include "axon/io.h"
+#include "io/socket_os.h"
 #include "reactor/reactor.h"
 
 typedef struct ax__io ax__io;
@@ -121,13 +122,12 @@ struct ax__io {
   ax__reactor *reactor;
   ax__poller *poller;
   ax__table table;          /* conn and listener handles */
-  /* Command queue: any thread appends under cmd_lock; the reactor takes
-   * the whole list. evfd (edge-triggered) wakes the reactor for it. */
+  /* Command queue: any thread appends under cmd_lock, then wakes the
+   * reactor (ax__reactor_wake) if wake_pending was clear; the layer's
+   * reactor tick takes the whole list. */
   pthread_mutex_t cmd_lock;
   ax__iobj *cmd_head, *cmd_tail;
-  ax__io_handler cmd_h;
-  int evfd;
-  _Atomic bool ev_pending;  /* a wake is in flight (acq_rel exchange) */
+  _Atomic bool wake_pending; /* commands await the tick (acq_rel exchanges) */
   /* Owner index: pid -> first object (intrusive list through o_next). */
   pthread_mutex_t owners_lock;
   ax__u64map owners;
@@ -139,8 +139,9 @@ struct ax__io {
 /* socket.c: the layer's state and the reactor plumbing. */
 /* Test hook (NULL outside tests): the reactor calls it in every command
  * pass at the one point where a concurrent waker can interleave with the
- * pass (between the eventfd drain and the wake-flag clear), so a test can
- * force that interleaving deterministically. acquire/release: set by the
+ * pass (just before the wake-flag clear: a waker there finds the flag set
+ * and does not wake the reactor), so a test can force that interleaving
+ * deterministically. acquire/release: set by the
  * test thread, read by the reactor. */
 typedef void (*ax__io_hook_fn)(ax__io *io);
 extern _Atomic(ax__io_hook_fn) ax__io_cmd_hook;

@@ -161,7 +161,7 @@ static ssize_t send_head(ax__conn *c) {
   memset(&m, 0, sizeof m);
   m.msg_iov = iov;
   m.msg_iovlen = (size_t)k;
-  return sendmsg(c->o.fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+  return sendmsg(c->o.fd, &m, AX__OS_SEND_FLAGS);
 }
 
 /* Sends as much of the queue as the socket takes. Returns 0 or an errno
@@ -275,7 +275,7 @@ static ax_err write_locked(ax__conn *c, const char *p, size_t len, ax_buf *buf) 
   if (!c->wq_head && !zc) {
     ssize_t n;
     do {
-      n = send(c->o.fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      n = send(c->o.fd, p, len, AX__OS_SEND_FLAGS);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
       return fail_locked(c, AX_IO_CLOSE_ERROR, errno);

@@ -73,7 +73,7 @@ ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr, const ax
   if (!out) return AX_EINVAL;
   ax_err e = prepare(sys, addr, opts, &o, &ss, &sl, &io);
   if (e != AX_OK) return e;
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = ax__os_socket(ss.ss_family);
   if (fd < 0) return sys_fail(sys, "socket for", addr);
   int one = 1;
   if (ss.ss_family != AF_UNIX) (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -218,10 +218,12 @@ static bool out_of_fds(ax__listener *l, int err) {
     return false;
   }
   close(io->reserve_fd);
-  int fd = accept4(l->o.fd, NULL, NULL, SOCK_CLOEXEC);
+  int fd = ax__os_accept(l->o.fd, NULL, NULL);
+  int aerr = errno;
   if (fd >= 0) close(fd);
   io->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false; /* nothing pending (or it failed again) */
+  /* Nothing pending (or it failed again); ECONNABORTED: one went anyway. */
+  if (fd < 0 && aerr != ECONNABORTED) return false;
   ax_log(io->sys, AX_LOG_ERROR, "io: accept on %s: %s: dropped a connection", l->addr,
          strerror(err));
   ax__io_event(&l->o, AX_MSG_IO_ERROR, 0, err, 0);
@@ -232,7 +234,7 @@ static void do_accept(ax__listener *l) {
   while (!l->stalled && !l->o.finalized) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    int fd = accept4(l->o.fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ax__os_accept(l->o.fd, (struct sockaddr *)&ss, &sl);
     if (fd >= 0) {
       accepted(l, fd, &ss, sl);
       continue;
@@ -301,7 +303,7 @@ ax_err ax_system_connect(ax_system *sys, ax_pid owner, const char *addr, const a
     ax_log(sys, AX_LOG_WARN, "io: bad address \"%s\": cannot connect to port 0", addr);
     return AX_EINVAL;
   }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = ax__os_socket(ss.ss_family);
   if (fd < 0) return sys_fail(sys, "socket for", addr);
   int r;
   do {

@@ -31,7 +31,7 @@ bool ax__zc_enable(ax__conn *c) {
 }
 
 ssize_t ax__zc_send(ax__conn *c, const void *p, size_t len) {
-  return send(c->o.fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_ZEROCOPY);
+  return send(c->o.fd, p, len, AX__OS_SEND_FLAGS | MSG_ZEROCOPY);
 }
 
 /* Releases the waits with sequence numbers in [lo, hi] (they are queued
