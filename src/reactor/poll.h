@@ -1,7 +1,7 @@
 /* Axon: the reactor's readiness poller, a thin edge-triggered wrapper over
  * epoll (Linux, poll_epoll.c) or kqueue (BSD/macOS, poll_kqueue.c), chosen by
- * CMake, with a coalescing cross-thread wakeup. Internal; the only header of
- * src/io/ that other folders may include.
+ * CMake, with a coalescing cross-thread wakeup. Internal to src/ (the
+ * reactor loop, reactor.h, is built on it).
  *
  * Thread: every function is loop-thread only (the reactor thread that owns
  * the poller), except ax__poller_wake and ax__poller_wake_writes (any).

@@ -1,6 +1,6 @@
 /* Axon: the Linux poll backend: epoll in edge-triggered mode, plus an eventfd
  * whose writes are coalesced by an atomic flag for cross-thread wakeups (see
- * io/poll.h for the contract). */
+ * reactor/poll.h for the contract). */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>

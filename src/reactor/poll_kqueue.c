@@ -1,6 +1,6 @@
 /* Axon: the BSD/macOS poll backend: kqueue with EV_CLEAR (edge-triggered),
  * one read and one write filter per fd, plus a non-blocking pipe whose writes
- * are coalesced by an atomic flag for cross-thread wakeups (see io/poll.h for
+ * are coalesced by an atomic flag for cross-thread wakeups (see reactor/poll.h for
  * the contract). Differences from epoll, inherent to kqueue: add on an fd
  * already added updates it instead of failing with EEXIST, mod of an unknown
  * fd registers it, a readable-and-writable fd yields two events, and HUP
