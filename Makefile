@@ -2,11 +2,12 @@
 #   make run    install missing packages, build, run the main example
 #   make test   install missing packages, build, run every test suite
 #   make bench  install peers, build, run the benchmark suite
+#   make pubsub build and start the RESP pub/sub broker on 127.0.0.1:6380
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build run test bench clean test-asan test-tsan
+.PHONY: all deps build run test bench clean test-asan test-tsan pubsub
 
 all: build
 
@@ -19,6 +20,9 @@ build: deps
 
 run: build
 	$(BUILD)/examples/hello
+
+pubsub: build
+	$(BUILD)/examples/pubsub/pubsub --listen $(or $(LISTEN),127.0.0.1:6380)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -5,7 +5,7 @@
 #   scripts/deps.sh         build and test dependencies
 #   scripts/deps.sh bench   also the benchmark peers (CAF, Erlang, Go)
 set -eu
-pkgs="cmake make gcc pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler libcunit1-dev"
+pkgs="cmake make gcc pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler libcunit1-dev python3-redis redis-tools redis-server"
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go"
 fi

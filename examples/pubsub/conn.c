@@ -712,7 +712,7 @@ static void on_deliver(ax_actor *self, conn *s, const ax_msg *msg) {
   memcpy(&h, msg->data, sizeof h);
   const char *frame = (const char *)msg->data + sizeof h;
   size_t flen = msg->len - sizeof h;
-  bool subscribed = h.pat_len ? map_get(&s->pats, frame + h.pat_off, h.pat_len) != NULL
+  bool subscribed = h.is_pmessage ? map_get(&s->pats, frame + h.pat_off, h.pat_len) != NULL
                               : map_get(&s->chans, frame + h.ch_off, h.ch_len) != NULL;
   if (!subscribed) return; /* unsubscribed while it was on its way */
   if (s->hn) {

@@ -48,7 +48,8 @@ typedef struct wire_hdr {
   uint64_t seq;             /* the publisher's sequence number (its reply slot) */
   uint32_t ch_off, ch_len;  /* the channel inside the frame */
   uint32_t pl_off, pl_len;  /* the payload inside the frame */
-  uint32_t pat_off, pat_len;/* pmessage: the pattern; 0/0 for message */
+  uint32_t pat_off, pat_len;/* pmessage: the pattern */
+  uint32_t is_pmessage;     /* 1: a pmessage frame (the pattern may be empty) */
 } wire_hdr;
 
 typedef struct publish_done {

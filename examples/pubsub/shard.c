@@ -194,6 +194,7 @@ static ax_buf *pmessage_frame(const char *pat, size_t plen, const char *ch, size
   ob_bulk(&f, pat, plen);
   h.pat_off = (uint32_t)(f.len - sizeof h - plen - 2);
   h.pat_len = (uint32_t)plen;
+  h.is_pmessage = 1;
   ob_bulk(&f, ch, clen);
   h.ch_off = (uint32_t)(f.len - sizeof h - clen - 2);
   h.ch_len = (uint32_t)clen;
