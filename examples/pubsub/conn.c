@@ -14,8 +14,9 @@
  *
  * Deliveries (MSG_DELIVER) are checked against the client's own sets (a
  * message in flight when the client unsubscribed is dropped), then copied
- * into `out` and written at the next MSG_FLUSH, which the actor sends
- * itself on the first delivery of a batch: many deliveries, one write.
+ * into `out`: the first of a burst is written at once, the rest at the
+ * MSG_FLUSH the actor then sends itself (out_kick): many deliveries, one
+ * write, without delaying a lone message.
  * A frame of BIG_FRAME bytes or more is written by reference instead (the
  * one shared buffer, no copy).
  *
@@ -193,6 +194,17 @@ static void flush_out(ax_actor *self, conn *s) {
   try_close(s);
 }
 
+/* Output that is not the answer to a read (deliveries, shard answers):
+ * the first of a burst is written at once, the rest of the burst is
+ * coalesced until the MSG_FLUSH this sends to self comes round, i.e. after
+ * the messages already in the mailbox: low latency when idle, one write
+ * per batch under load. */
+static void out_kick(ax_actor *self, conn *s) {
+  if (s->flush_sched) return;
+  flush_out(self, s);
+  if (ax_send(self, ax_self(self), MSG_FLUSH, NULL, 0) == AX_OK) s->flush_sched = true;
+}
+
 /* Writes a slice of a shared buffer by reference, in order. */
 static void write_ref(ax_actor *self, conn *s, ax_buf *b, size_t off, size_t len) {
   flush_out(self, s);
@@ -275,7 +287,7 @@ static void holes_drain(ax_actor *self, conn *s) {
     any = true;
   }
   if (!any) return;
-  flush_out(self, s);
+  out_kick(self, s);
   process(self, s); /* parsing may have stopped at MAX_HOLES */
 }
 
@@ -719,10 +731,7 @@ static void on_deliver(ax_actor *self, conn *s, const ax_msg *msg) {
     ob_add(rb(s), frame, flen);
   } else if (flen < BIG_FRAME) {
     ob_add(&s->out, frame, flen);
-    if (!s->flush_sched) {
-      if (ax_send(self, ax_self(self), MSG_FLUSH, NULL, 0) == AX_OK) s->flush_sched = true;
-      else flush_out(self, s);
-    }
+    out_kick(self, s);
   } else {
     size_t off = (size_t)(frame - (const char *)ax_buf_data(msg->buf));
     write_ref(self, s, msg->buf, off, flen);
