@@ -5,12 +5,13 @@
 #   make install PREFIX=/opt/axon   build, then cmake --install into PREFIX
 #   make test-posix  the socket layer's plain-POSIX (BSD/macOS) calls, built
 #               and run on this machine: the io suites and the echo example
+#   make pubsub build and start the RESP pub/sub broker on 127.0.0.1:6380
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 PREFIX ?= /usr/local
 
-.PHONY: all deps build run test bench clean test-asan test-tsan test-posix install
+.PHONY: all deps build run test bench clean test-asan test-tsan test-posix install pubsub
 
 all: build
 
@@ -23,6 +24,9 @@ build: deps
 
 run: build
 	$(BUILD)/examples/hello
+
+pubsub: build
+	$(BUILD)/examples/pubsub --listen $(or $(LISTEN),127.0.0.1:6380)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -9,9 +9,12 @@ set -eu
 # test) is only recommended by gcc, so it is named; binutils (nm, objdump:
 # the install test checks the soname and exported symbols) comes with gcc.
 # libssl-dev: libcrypto (HMAC for the cluster handshake); protobuf-compiler
-# and python3-protobuf: the Python peer of the cluster tests.
+# and python3-protobuf: the Python peer of the cluster tests. python3-redis,
+# redis-tools, redis-server: the pub/sub broker's tests (redis-py, redis-cli
+# and a real redis-server to compare with).
 pkgs="cmake make gcc libc6-dev binutils pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler
-  libcunit1-dev libssl-dev protobuf-compiler python3-protobuf"
+  libcunit1-dev libssl-dev protobuf-compiler python3-protobuf
+  python3-redis redis-tools redis-server"
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go"
 fi

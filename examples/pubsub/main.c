@@ -1,0 +1,196 @@
+/* Axon example: a publish/subscribe broker speaking RESP2, the Redis
+ * protocol, so redis-cli, redis-benchmark and Redis client libraries work
+ * against it unchanged (SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE,
+ * PUBLISH, PUBSUB, PING, ECHO, QUIT, RESET, HELLO). See README.md
+ * "Pub/sub" and the comments in conn.c (one actor per client) and shard.c
+ * (the subscription table, the pattern index and the fan-out).
+ *
+ *   pubsub [--listen ADDR] [--shards N] [--workers N] [--max-bulk-len BYTES]
+ *          [--pubsub-limit HARD SOFT SECONDS]
+ *
+ * Prints "pubsub: listening on ADDR" when ready; stops cleanly on SIGINT or
+ * SIGTERM. Try it: `redis-cli -p 6380 subscribe news` in one terminal,
+ * `redis-cli -p 6380 publish news hello` in another. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pubsub.h"
+
+pubsub_config g_cfg;
+
+static void usage(FILE *f) {
+  fputs(
+      "usage: pubsub [options]\n"
+      "  --listen ADDR        address to serve (default 127.0.0.1:6380; 0.0.0.0:0,\n"
+      "                       [::1]:6380, unix:/path also work)\n"
+      "  --shards N           channel table shards, one actor each (default 1)\n"
+      "  --workers N          worker threads (default: online CPUs)\n"
+      "  --max-bulk-len BYTES largest bulk argument accepted, like Redis's\n"
+      "                       proto-max-bulk-len (default 512mb)\n"
+      "  --pubsub-limit HARD SOFT SECONDS\n"
+      "                       output limit of a client with subscriptions, like\n"
+      "                       client-output-buffer-limit pubsub: disconnected\n"
+      "                       above HARD bytes queued, or above SOFT for SECONDS\n"
+      "                       (default 32mb 8mb 60; 0 disables a limit)\n"
+      "  --node NAME --cluster ADDR --join ADDR --secret-file PATH\n"
+      "                       cluster mode (not built yet)\n"
+      "  --help               this text\n"
+      "Sizes take Redis's units: 1k = 1000, 1kb = 1024, mb, gb likewise.\n",
+      f);
+}
+
+/* Redis's memtoll: a number with an optional unit (k, kb, m, mb, g, gb). */
+static int parse_size(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s || errno || s[0] == '-') return -1;
+  uint64_t mul = 1;
+  if (*end == 0) mul = 1;
+  else if (!strcasecmp(end, "b")) mul = 1;
+  else if (!strcasecmp(end, "k")) mul = 1000;
+  else if (!strcasecmp(end, "kb")) mul = 1024;
+  else if (!strcasecmp(end, "m")) mul = 1000 * 1000;
+  else if (!strcasecmp(end, "mb")) mul = 1024 * 1024;
+  else if (!strcasecmp(end, "g")) mul = 1000ull * 1000 * 1000;
+  else if (!strcasecmp(end, "gb")) mul = 1024ull * 1024 * 1024;
+  else return -1;
+  if (v > UINT64_MAX / mul) return -1;
+  *out = v * mul;
+  return 0;
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (end == s || *end || errno || s[0] == '-' || v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+/* ---- the listener ---- */
+
+static ax_err listener_behaviour(ax_actor *self, const ax_msg *msg) {
+  if (msg->type == AX_MSG_IO_ACCEPTED) {
+    const ax_io_conn_info *info = msg->data;
+    ax_pid child;
+    /* Accepted connections start paused: hand over, then start reading. */
+    if (ax_spawn(self, &conn_spec, &info->conn, sizeof info->conn, &child) != AX_OK ||
+        ax_conn_set_owner(info->conn, child) != AX_OK ||
+        ax_conn_resume_read(info->conn) != AX_OK)
+      ax_conn_abort(info->conn);
+  } else if (msg->type == AX_MSG_IO_ERROR) {
+    const ax_io_event *ev = msg->data;
+    ax_log(ax_actor_system(self), AX_LOG_WARN, "pubsub: accept failed: %s", strerror(ev->code));
+  }
+  return AX_OK;
+}
+
+static const ax_actor_spec listener_spec = {.name = "pubsub-listener",
+                                            .behaviour = listener_behaviour};
+
+int main(int argc, char **argv) {
+  const char *addr = "127.0.0.1:6380";
+  uint64_t shards = 1, workers = 0;
+  bool cluster = false;
+  g_cfg.max_bulk = 512ull * 1024 * 1024;
+  g_cfg.limit_hard = 32ull * 1024 * 1024;
+  g_cfg.limit_soft = 8ull * 1024 * 1024;
+  g_cfg.limit_soft_s = 60;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int need = 1;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    }
+    if (!strcmp(a, "--pubsub-limit")) need = 3;
+    else if (strcmp(a, "--listen") && strcmp(a, "--shards") && strcmp(a, "--workers") &&
+             strcmp(a, "--max-bulk-len") && strcmp(a, "--node") && strcmp(a, "--cluster") &&
+             strcmp(a, "--join") && strcmp(a, "--secret-file")) {
+      fprintf(stderr, "pubsub: unknown option '%s' (see --help)\n", a);
+      return 2;
+    }
+    if (i + need >= argc) {
+      fprintf(stderr, "pubsub: %s needs %d value%s (see --help)\n", a, need, need > 1 ? "s" : "");
+      return 2;
+    }
+    const char *v = argv[i + 1];
+    bool ok = true;
+    if (!strcmp(a, "--listen")) addr = v;
+    else if (!strcmp(a, "--shards")) ok = parse_uint(v, 1024, &shards) == 0 && shards > 0;
+    else if (!strcmp(a, "--workers")) ok = parse_uint(v, 1024, &workers) == 0;
+    else if (!strcmp(a, "--max-bulk-len"))
+      ok = parse_size(v, &g_cfg.max_bulk) == 0 && g_cfg.max_bulk > 0 &&
+           g_cfg.max_bulk <= (uint64_t)INT64_MAX;
+    else if (!strcmp(a, "--pubsub-limit")) {
+      uint64_t secs = 0;
+      ok = parse_size(v, &g_cfg.limit_hard) == 0 && parse_size(argv[i + 2], &g_cfg.limit_soft) == 0 &&
+           parse_uint(argv[i + 3], UINT32_MAX, &secs) == 0;
+      g_cfg.limit_soft_s = (uint32_t)secs;
+    } else cluster = true; /* --node, --cluster, --join, --secret-file */
+    if (!ok) {
+      fprintf(stderr, "pubsub: bad value for %s: '%s' (see --help)\n", a, v);
+      return 2;
+    }
+    i += need;
+  }
+  if (cluster) {
+    fprintf(stderr, "pubsub: cluster support not built yet (--node, --cluster, --join, "
+                    "--secret-file); run without them for a single-node broker\n");
+    return 2;
+  }
+
+  /* Signals go to a waiting main thread: blocked here, before the system's
+   * threads exist, so every thread inherits the mask. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = (uint32_t)workers;
+  ax_system *sys;
+  ax_err e = ax_system_new(&cfg, &sys);
+  if (e != AX_OK) {
+    fprintf(stderr, "pubsub: cannot start: %s\n", ax_strerror(e));
+    return 1;
+  }
+  g_cfg.nshards = (uint32_t)shards;
+  g_cfg.shards = calloc(shards, sizeof(ax_pid));
+  for (uint32_t i = 0; e == AX_OK && g_cfg.shards && i < g_cfg.nshards; i++)
+    e = ax_system_spawn(sys, &shard_spec, NULL, 0, &g_cfg.shards[i]);
+  if (!g_cfg.shards) e = AX_ENOMEM;
+  ax_pid listener;
+  ax_listener l;
+  char bound[AX_IO_ADDRSTRLEN];
+  size_t n = sizeof bound;
+  if (e == AX_OK) e = ax_system_spawn(sys, &listener_spec, NULL, 0, &listener);
+  if (e == AX_OK) e = ax_system_listen(sys, listener, addr, NULL, &l);
+  if (e == AX_OK) e = ax_listener_addr(l, bound, &n);
+  if (e != AX_OK) {
+    fprintf(stderr, "pubsub: cannot listen on %s: %s\n", addr, ax_strerror(e));
+    ax_system_free(sys);
+    free(g_cfg.shards);
+    return 1;
+  }
+  printf("pubsub: listening on %s\n", bound);
+  fflush(stdout);
+
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0) {
+  }
+  printf("pubsub: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  fflush(stdout);
+  ax_system_shutdown(sys);
+  ax_system_free(sys);
+  free(g_cfg.shards);
+  return 0;
+}

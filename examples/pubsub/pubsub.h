@@ -1,0 +1,96 @@
+/* pubsub: the broker's internal protocol and configuration.
+ *
+ * Actors (see README "Pub/sub" and the comments in shard.c / conn.c):
+ *   listener   accepts connections, spawns one conn actor per connection;
+ *   conn       one per client: parses RESP, answers commands, keeps the
+ *              client's own subscription sets, writes deliveries;
+ *   shard      `nshards` of them: the channel table, hashed by channel name,
+ *              and a full copy of the pattern index each. PUBLISH goes to the
+ *              channel's shard, which does the whole fan-out (channel and
+ *              pattern subscribers) and answers the receiver count.
+ *
+ * Every message between actors is plain bytes (no pointers), so a shard on
+ * another node can be sent the same messages (the cluster seam: shard.c,
+ * shard_publish). */
+#ifndef PUBSUB_H
+#define PUBSUB_H
+
+#include <axon.h>
+#include <stdint.h>
+#include <string.h>
+
+enum {
+  /* conn -> shard. Payload: a name list (strlist). from = the subscriber. */
+  MSG_SUB = AX_MSG_USER + 1,
+  MSG_UNSUB,
+  MSG_PSUB,
+  MSG_PUNSUB,
+  /* conn -> shard: buf slice = wire_hdr + the RESP "message" frame. */
+  MSG_PUBLISH,
+  /* shard -> conn: publish_done. */
+  MSG_PUBLISH_DONE,
+  /* shard -> conn: buf slice = wire_hdr + a RESP message/pmessage frame,
+   * one buffer shared by every subscriber it goes to. */
+  MSG_DELIVER,
+  /* conn -> conn (self): write the coalesced deliveries. */
+  MSG_FLUSH,
+  /* conn -> shard: query_hdr + (NUMSUB: names | CHANNELS: optional pattern). */
+  MSG_QUERY,
+  /* shard -> conn: query_hdr + (NUMSUB: u64 per name | CHANNELS: names |
+   * NUMPAT: u64). */
+  MSG_QUERY_REPLY,
+};
+
+enum { Q_NUMSUB = 1, Q_CHANNELS = 2, Q_NUMPAT = 3 };
+
+/* In front of every published frame. Offsets are from the frame's start. */
+typedef struct wire_hdr {
+  uint64_t seq;             /* the publisher's sequence number (its reply slot) */
+  uint32_t ch_off, ch_len;  /* the channel inside the frame */
+  uint32_t pl_off, pl_len;  /* the payload inside the frame */
+  uint32_t pat_off, pat_len;/* pmessage: the pattern */
+  uint32_t is_pmessage;     /* 1: a pmessage frame (the pattern may be empty) */
+} wire_hdr;
+
+typedef struct publish_done {
+  uint64_t seq;
+  uint64_t receivers;
+} publish_done;
+
+typedef struct query_hdr {
+  uint64_t seq;
+  uint32_t kind;
+  uint32_t has_pattern; /* CHANNELS */
+} query_hdr;
+
+/* Name lists: repeated {u32 length, bytes}, unaligned. */
+static inline const char *strlist_next(const char **p, const char *end, size_t *len) {
+  uint32_t n;
+  if ((size_t)(end - *p) < sizeof n) return NULL;
+  memcpy(&n, *p, sizeof n);
+  if ((size_t)(end - *p) - sizeof n < n) return NULL;
+  const char *s = *p + sizeof n;
+  *p = s + n;
+  *len = n;
+  return s;
+}
+
+/* Configuration, written by main before any actor starts, then read-only. */
+typedef struct pubsub_config {
+  uint64_t max_bulk;      /* proto-max-bulk-len (512 MiB) */
+  uint64_t limit_hard;    /* subscriber output limit: disconnect above (32 MiB) */
+  uint64_t limit_soft;    /* ... or above this for limit_soft_s seconds (8 MiB) */
+  uint32_t limit_soft_s;  /* (60) */
+  uint32_t nshards;
+  ax_pid *shards;
+} pubsub_config;
+
+extern pubsub_config g_cfg;
+
+extern const ax_actor_spec shard_spec;
+extern const ax_actor_spec conn_spec;
+
+/* The shard owning a channel. */
+uint32_t shard_of(const char *ch, size_t len);
+
+#endif

@@ -1,0 +1,348 @@
+/* pubsub: a shard of the broker's subscription table, and the fan-out.
+ *
+ * "Who subscribes to what" lives here and only here (each conn keeps just
+ * its own sets, for its replies). A shard owns the channels that hash to
+ * it (shard_of) and a full copy of the pattern index (PSUBSCRIBE and
+ * PUNSUBSCRIBE go to every shard), so a PUBLISH needs exactly one shard.
+ *
+ * Pattern index: patterns are bucketed by their literal prefix (the bytes
+ * before the first `*?[\`, glob_literal_prefix) in a hash map prefix ->
+ * patterns, and plen_cnt[L] counts the patterns whose prefix has length L.
+ * PUBLISH on channel c looks up c[0..L) for each L in use (L <= |c|), so it
+ * only runs the matcher on patterns whose prefix c starts with: patterns
+ * like "news.*" cost nothing to a publish on "sport.x". Patterns with no
+ * literal prefix ("*x") sit in the L = 0 bucket and are tried every time,
+ * as they must be.
+ *
+ * Fan-out: the publisher's conn built the RESP "message" frame once, in one
+ * ax_buf; the shard sends that same buffer (ax_send_buf: a reference, no
+ * copy) to every channel subscriber. A matching pattern gets one pmessage
+ * buffer of its own, shared by all of that pattern's subscribers.
+ *
+ * Cluster seam (issue 11): shard_publish() is where a publish is counted.
+ * A node-spanning broker forwards MSG_PUBLISH to the same shard index on the
+ * other nodes (a process group per shard index: ax_pg_send), where it runs
+ * fanout() only, and adds their answers to `receivers` before replying
+ * MSG_PUBLISH_DONE. The messages are plain bytes, ready to cross nodes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "glob.h"
+#include "map.h"
+#include "pubsub.h"
+#include "resp.h"
+
+typedef struct sublist {
+  ax_pid *v;
+  uint32_t n, cap;
+} sublist;
+
+typedef struct pat_ent {
+  sublist subs;
+  size_t prefix_len;
+} pat_ent;
+
+typedef struct patvec {
+  map_ent **v; /* entries of shard.patterns */
+  uint32_t n, cap;
+} patvec;
+
+typedef struct shard {
+  map channels; /* channel -> sublist* */
+  map patterns; /* pattern -> pat_ent* */
+  map prefixes; /* literal prefix -> patvec* */
+  uint32_t *plen_cnt;
+  size_t plen_cap;
+} shard;
+
+uint32_t shard_of(const char *ch, size_t len) {
+  return g_cfg.nshards <= 1 ? 0 : (uint32_t)(map_hash(ch, len) % g_cfg.nshards);
+}
+
+static int sub_add(sublist *l, ax_pid p) {
+  if (l->n == l->cap) {
+    uint32_t cap = l->cap ? l->cap * 2 : 4;
+    ax_pid *v = realloc(l->v, cap * sizeof *v);
+    if (!v) return -1;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = p;
+  return 0;
+}
+
+static void sub_del(sublist *l, ax_pid p) {
+  for (uint32_t i = 0; i < l->n; i++)
+    if (ax_pid_eq(l->v[i], p)) {
+      l->v[i] = l->v[--l->n];
+      return;
+    }
+}
+
+static void subscribe(shard *s, ax_pid from, const char *ch, size_t len) {
+  int created;
+  map_ent *e = map_put(&s->channels, ch, len, &created);
+  if (!e) return;
+  if (created) {
+    e->val = calloc(1, sizeof(sublist));
+    if (!e->val) {
+      map_del(&s->channels, e);
+      return;
+    }
+  }
+  sub_add(e->val, from);
+}
+
+static void unsubscribe(shard *s, ax_pid from, const char *ch, size_t len) {
+  map_ent *e = map_get(&s->channels, ch, len);
+  if (!e) return;
+  sublist *l = e->val;
+  sub_del(l, from);
+  if (l->n == 0) {
+    free(l->v);
+    free(l);
+    map_del(&s->channels, e);
+  }
+}
+
+static void psubscribe(shard *s, ax_pid from, const char *pat, size_t len) {
+  int created;
+  map_ent *e = map_put(&s->patterns, pat, len, &created);
+  if (!e) return;
+  if (created) {
+    pat_ent *pe = calloc(1, sizeof *pe);
+    size_t pl = glob_literal_prefix(pat, len);
+    map_ent *pv = pe ? map_put(&s->prefixes, pat, pl, NULL) : NULL;
+    if (pv && !pv->val) pv->val = calloc(1, sizeof(patvec));
+    if (pl >= s->plen_cap) {
+      size_t cap = s->plen_cap ? s->plen_cap : 16;
+      while (cap <= pl) cap *= 2;
+      uint32_t *c = realloc(s->plen_cnt, cap * sizeof *c);
+      if (c) {
+        memset(c + s->plen_cap, 0, (cap - s->plen_cap) * sizeof *c);
+        s->plen_cnt = c;
+        s->plen_cap = cap;
+      }
+    }
+    patvec *vec = pv ? pv->val : NULL;
+    if (vec && vec->n == vec->cap) {
+      uint32_t cap = vec->cap ? vec->cap * 2 : 4;
+      map_ent **v = realloc(vec->v, cap * sizeof *v);
+      if (v) {
+        vec->v = v;
+        vec->cap = cap;
+      }
+    }
+    if (!pe || !vec || vec->n == vec->cap || pl >= s->plen_cap) { /* out of memory */
+      free(pe);
+      if (pv && vec && vec->n == 0) {
+        free(vec->v);
+        free(vec);
+        map_del(&s->prefixes, pv);
+      } else if (pv && !vec) {
+        map_del(&s->prefixes, pv);
+      }
+      map_del(&s->patterns, e);
+      return;
+    }
+    vec->v[vec->n++] = e;
+    s->plen_cnt[pl]++;
+    pe->prefix_len = pl;
+    e->val = pe;
+  }
+  sub_add(&((pat_ent *)e->val)->subs, from);
+}
+
+static void punsubscribe(shard *s, ax_pid from, const char *pat, size_t len) {
+  map_ent *e = map_get(&s->patterns, pat, len);
+  if (!e) return;
+  pat_ent *pe = e->val;
+  sub_del(&pe->subs, from);
+  if (pe->subs.n > 0) return;
+  map_ent *pv = map_get(&s->prefixes, pat, pe->prefix_len);
+  if (pv) {
+    patvec *vec = pv->val;
+    for (uint32_t i = 0; i < vec->n; i++)
+      if (vec->v[i] == e) {
+        vec->v[i] = vec->v[--vec->n];
+        break;
+      }
+    if (vec->n == 0) {
+      free(vec->v);
+      free(vec);
+      map_del(&s->prefixes, pv);
+    }
+  }
+  s->plen_cnt[pe->prefix_len]--;
+  free(pe->subs.v);
+  free(pe);
+  map_del(&s->patterns, e);
+}
+
+static void free_frame(void *data, size_t cap, void *arg) {
+  (void)cap, (void)arg;
+  free(data);
+}
+
+/* The pmessage frame for one pattern: wire_hdr + *4 pmessage pat ch payload. */
+static ax_buf *pmessage_frame(const char *pat, size_t plen, const char *ch, size_t clen,
+                              const char *pl, size_t pllen) {
+  obuf f = {0};
+  wire_hdr h = {0};
+  ob_add(&f, &h, sizeof h);
+  ob_addstr(&f, "*4\r\n$8\r\npmessage\r\n");
+  ob_bulk(&f, pat, plen);
+  h.pat_off = (uint32_t)(f.len - sizeof h - plen - 2);
+  h.pat_len = (uint32_t)plen;
+  h.is_pmessage = 1;
+  ob_bulk(&f, ch, clen);
+  h.ch_off = (uint32_t)(f.len - sizeof h - clen - 2);
+  h.ch_len = (uint32_t)clen;
+  ob_bulk(&f, pl, pllen);
+  h.pl_off = (uint32_t)(f.len - sizeof h - pllen - 2);
+  h.pl_len = (uint32_t)pllen;
+  if (f.oom) {
+    ob_free(&f);
+    return NULL;
+  }
+  memcpy(f.p, &h, sizeof h);
+  ax_buf *b;
+  if (ax_buf_wrap(f.p, f.len, free_frame, NULL, &b) != AX_OK) {
+    ob_free(&f);
+    return NULL;
+  }
+  return b;
+}
+
+/* Sends a published frame to every local subscriber of its channel and of
+ * every matching pattern. Returns the number of receivers. */
+static uint64_t fanout(ax_actor *self, shard *s, ax_buf *buf, size_t off, size_t len) {
+  const char *base = (const char *)ax_buf_data(buf) + off;
+  wire_hdr h;
+  memcpy(&h, base, sizeof h);
+  const char *frame = base + sizeof h;
+  const char *ch = frame + h.ch_off, *pl = frame + h.pl_off;
+  uint64_t n = 0;
+  map_ent *e = map_get(&s->channels, ch, h.ch_len);
+  if (e) {
+    sublist *l = e->val;
+    for (uint32_t i = 0; i < l->n; i++)
+      if (ax_send_buf(self, l->v[i], MSG_DELIVER, buf, off, len) == AX_OK) n++;
+  }
+  if (s->patterns.n == 0) return n;
+  size_t maxl = h.ch_len < s->plen_cap ? h.ch_len : s->plen_cap - 1;
+  for (size_t L = 0; L <= maxl; L++) {
+    if (!s->plen_cnt[L]) continue;
+    map_ent *pv = map_get(&s->prefixes, ch, L);
+    if (!pv) continue;
+    patvec *vec = pv->val;
+    for (uint32_t i = 0; i < vec->n; i++) {
+      map_ent *pe_ent = vec->v[i];
+      if (!glob_match(pe_ent->key, pe_ent->klen, ch, h.ch_len)) continue;
+      pat_ent *pe = pe_ent->val;
+      ax_buf *pb = pmessage_frame(pe_ent->key, pe_ent->klen, ch, h.ch_len, pl, h.pl_len);
+      if (!pb) continue;
+      for (uint32_t j = 0; j < pe->subs.n; j++)
+        if (ax_send_buf(self, pe->subs.v[j], MSG_DELIVER, pb, 0, ax_buf_len(pb)) == AX_OK) n++;
+      ax_buf_release(pb);
+    }
+  }
+  return n;
+}
+
+/* PUBLISH: local fan-out, then the reply to the publisher. The cluster
+ * forward goes here (see the file comment). */
+static void shard_publish(ax_actor *self, shard *s, const ax_msg *msg) {
+  size_t off = (size_t)((const char *)msg->data - (const char *)ax_buf_data(msg->buf));
+  wire_hdr h;
+  memcpy(&h, msg->data, sizeof h);
+  publish_done d = {h.seq, fanout(self, s, msg->buf, off, msg->len)};
+  ax_send(self, msg->from, MSG_PUBLISH_DONE, &d, sizeof d);
+}
+
+static void shard_query(ax_actor *self, shard *s, const ax_msg *msg) {
+  query_hdr q;
+  memcpy(&q, msg->data, sizeof q);
+  const char *p = (const char *)msg->data + sizeof q, *end = (const char *)msg->data + msg->len;
+  obuf r = {0};
+  ob_add(&r, &q, sizeof q);
+  size_t len;
+  const char *name;
+  if (q.kind == Q_NUMSUB) {
+    while ((name = strlist_next(&p, end, &len))) {
+      map_ent *e = map_get(&s->channels, name, len);
+      uint64_t n = e ? ((sublist *)e->val)->n : 0;
+      ob_add(&r, &n, sizeof n);
+    }
+  } else if (q.kind == Q_CHANNELS) {
+    const char *pat = NULL;
+    size_t plen = 0;
+    if (q.has_pattern) pat = strlist_next(&p, end, &plen);
+    for (map_ent *e = map_first(&s->channels); e; e = map_next(&s->channels, e)) {
+      if (pat && !glob_match(pat, plen, e->key, e->klen)) continue;
+      uint32_t n = (uint32_t)e->klen;
+      ob_add(&r, &n, sizeof n);
+      ob_add(&r, e->key, e->klen);
+    }
+  } else if (q.kind == Q_NUMPAT) {
+    uint64_t n = s->patterns.n;
+    ob_add(&r, &n, sizeof n);
+  }
+  if (!r.oom) ax_send(self, msg->from, MSG_QUERY_REPLY, r.p, r.len);
+  ob_free(&r);
+}
+
+static ax_err shard_behaviour(ax_actor *self, const ax_msg *msg) {
+  shard *s = ax_state(self);
+  const char *p = msg->data, *end = p + msg->len, *name;
+  size_t len;
+  switch (msg->type) {
+  case MSG_PUBLISH:
+    if (msg->buf && msg->len >= sizeof(wire_hdr)) shard_publish(self, s, msg);
+    break;
+  case MSG_SUB:
+    while ((name = strlist_next(&p, end, &len))) subscribe(s, msg->from, name, len);
+    break;
+  case MSG_UNSUB:
+    while ((name = strlist_next(&p, end, &len))) unsubscribe(s, msg->from, name, len);
+    break;
+  case MSG_PSUB:
+    while ((name = strlist_next(&p, end, &len))) psubscribe(s, msg->from, name, len);
+    break;
+  case MSG_PUNSUB:
+    while ((name = strlist_next(&p, end, &len))) punsubscribe(s, msg->from, name, len);
+    break;
+  case MSG_QUERY:
+    if (msg->len >= sizeof(query_hdr)) shard_query(self, s, msg);
+    break;
+  default:
+    break;
+  }
+  return AX_OK;
+}
+
+static void shard_terminate(ax_actor *self, void *state, ax_reason reason) {
+  shard *s = state;
+  (void)self, (void)reason;
+  for (map_ent *e = map_first(&s->channels); e; e = map_next(&s->channels, e)) {
+    free(((sublist *)e->val)->v);
+    free(e->val);
+  }
+  for (map_ent *e = map_first(&s->patterns); e; e = map_next(&s->patterns, e)) {
+    free(((pat_ent *)e->val)->subs.v);
+    free(e->val);
+  }
+  for (map_ent *e = map_first(&s->prefixes); e; e = map_next(&s->prefixes, e)) {
+    free(((patvec *)e->val)->v);
+    free(e->val);
+  }
+  map_free(&s->channels);
+  map_free(&s->patterns);
+  map_free(&s->prefixes);
+  free(s->plen_cnt);
+}
+
+const ax_actor_spec shard_spec = {.name = "pubsub-shard",
+                                  .behaviour = shard_behaviour,
+                                  .state_size = sizeof(shard),
+                                  .terminate = shard_terminate};
