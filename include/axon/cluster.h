@@ -33,7 +33,7 @@ typedef struct ax_node_config {
   const char *listen;
   /* The shared secret (16..1024 bytes): from a file (mode 0600 or 0400,
    * owned by this user) or from an environment variable; exactly one of
-   * the two. Never logged, never sent, wiped at stop. */
+   * the two. Never logged, never sent, wiped when the system is freed. */
   const char *secret_file;
   const char *secret_env;
   uint32_t heartbeat_ms;  /* a HEARTBEAT on a link idle this long (1000) */
@@ -75,7 +75,7 @@ AX_API ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg);
 /* ax_node_stop leaves the cluster: closes the listener and every
  * connection (peers see the node go down; here every link and monitor
  * across fires noconnection and node monitors get AX_MSG_NODE_DOWN with
- * AX_NODE_STOPPED), stops re-dialling, and wipes the secret. Returns once
+ * AX_NODE_STOPPED) and stops re-dialling. Returns once
  * the stop has been started; the events follow asynchronously. Sends to
  * remote pids then fail with AX_ENOACTOR. Thread: any.
  * Errors: AX_ESTATE (not started, or already stopped). */
