@@ -14,6 +14,7 @@
 #include "axon/timer.h"
 #include "axon/io.h"
 #include "axon/supervisor.h"
+#include "axon/cluster.h"
 
 #ifdef __cplusplus
 extern "C" {

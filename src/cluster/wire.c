@@ -474,6 +474,7 @@ static ax_err from_pb(ax__wmsg *m, const ProtobufCMessage *pb) {
     from_pb_pid(x->from, &m->u.exit.from);
     from_pb_pid(x->to, &m->u.exit.to);
     m->u.exit.reason = x->reason;
+    m->u.exit.link = x->link != 0;
     return AX_OK;
   }
   case AX__K_MONITOR:
@@ -711,6 +712,7 @@ static ax_err to_pb(const ax__wmsg *m, pb_out *o) {
     o->u.exit.from = to_pb_pid(&m->u.exit.from, &o->pid[0]);
     o->u.exit.to = to_pb_pid(&m->u.exit.to, &o->pid[1]);
     o->u.exit.reason = m->u.exit.reason;
+    o->u.exit.link = m->u.exit.link;
     return AX_OK;
   case AX__K_MONITOR:
   case AX__K_DEMONITOR:

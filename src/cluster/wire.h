@@ -162,6 +162,7 @@ typedef struct ax__wmsg {
     struct {
       ax__wpid from, to;
       int32_t reason;
+      bool link; /* a link exit (the sender stopped), not an ax_exit */
     } exit;
     struct { /* MONITOR, DEMONITOR */
       ax__wpid watcher, target;

@@ -27,6 +27,7 @@ MAX_FRAME = 64 * 1024 * 1024
 HS_MAX_FRAME = 4096
 PID_SENDER, PID_RECEIVER, PID_NAMED = 0, 1, 2
 MSG_USER = 1024
+FLAG_REQUEST, FLAG_REPLY = 1, 2  # Send.flags (docs/PROTOCOL.md)
 
 
 class ProtocolError(Exception):
@@ -131,9 +132,44 @@ def handshake(sock, pb, name, secret, incarnation):
             raise ProtocolError("unexpected frame kind %d" % kind)
 
 
+def talk_to_node(pb, a, secret):
+    """A running node: handshake over TCP, a request (SEND flagged REQUEST)
+    to its echo actor, and the echo's reply (SEND flagged REPLY, same ref,
+    same payload), skipping the node's HEARTBEAT and PEER_LIST frames."""
+    host, port = a.connect.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=20)
+    try:
+        peer, features, rd = handshake(sock, pb, a.name, secret,
+                                       int.from_bytes(os.urandom(8), "big") | 1)
+    except ProtocolError as e:
+        print("py_handshake: handshake failed: %s" % e, file=sys.stderr)
+        return 1
+    print("py_handshake: connected to %s, features %#x" % (peer, features), file=sys.stderr)
+    send = pb.Send(to=pb.Pid(id=a.to, scope=PID_RECEIVER), type=MSG_USER + 1,
+                   flags=FLAG_REQUEST, ref=43)
+    getattr(send, "from").CopyFrom(pb.Pid(id=7, scope=PID_SENDER))
+    sock.sendall(frame(K_SEND, send.SerializeToString(), b"hello from python"))
+    for _ in range(1000):
+        kind, header, payload = rd.frame(MAX_FRAME)
+        if kind != K_SEND:
+            continue  # HEARTBEAT, PEER_LIST
+        reply = pb.Send()
+        reply.ParseFromString(header)
+        ok = (payload == b"hello from python" and reply.ref == 43 and
+              reply.flags & FLAG_REPLY and reply.to.id == 7 and
+              reply.to.scope == PID_RECEIVER and reply.type == MSG_USER + 1)
+        sock.sendall(frame(K_BYE, pb.Bye(reason=0).SerializeToString()))
+        sock.close()
+        print("py_handshake: echo reply %s" % ("ok" if ok else "WRONG"), file=sys.stderr)
+        return 0 if ok else 1
+    return 1
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fd", type=int, required=True)
+    ap.add_argument("--fd", type=int)
+    ap.add_argument("--connect", help="host:port of a running node (instead of --fd)")
+    ap.add_argument("--to", type=int, help="with --connect: the echo actor's id on that node")
     ap.add_argument("--pb-dir", required=True)
     ap.add_argument("--name", default="py@localhost")
     ap.add_argument("--secret-env", default="AXON_TEST_SECRET")
@@ -146,6 +182,8 @@ def main():
         print("py_handshake: SKIP: cannot import protobuf classes: %s" % e, file=sys.stderr)
         return 77
     secret = os.environ[a.secret_env].encode()
+    if a.connect:
+        return talk_to_node(pb, a, secret)
     sock = socket.socket(fileno=a.fd)
     try:
         peer, features, rd = handshake(sock, pb, a.name, secret,

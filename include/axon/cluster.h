@@ -1,0 +1,194 @@
+/* Axon: clustering: this system as a node of a cluster. Nodes connect over
+ * TCP or Unix sockets (docs/PROTOCOL.md), authenticate each other with a
+ * shared secret, form a full mesh, and make pids of other nodes transparent
+ * to ax_send, ax_send_buf, ax_request / ax_reply, ax_call, ax_exit, ax_link
+ * and ax_monitor. See docs/cluster.md for the semantics (ordering,
+ * backpressure, failure detection, what a node down does).
+ *
+ * NULL arguments: every function here that returns ax_err returns AX_EINVAL
+ * for a NULL pointer argument it needs (documented exceptions aside). */
+#ifndef AXON_CLUSTER_H
+#define AXON_CLUSTER_H
+
+#include "axon/common.h"
+#include "axon/error.h"
+#include "axon/msg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest node name ("name@host"), without the NUL. */
+#define AX_NODE_NAME_MAX 255
+/* Longest listen address string, without the NUL. */
+#define AX_NODE_ADDR_MAX 127
+
+typedef struct ax_node_config {
+  /* "name@host": name 1..64 of [A-Za-z0-9_-], host 1..190 of
+   * [A-Za-z0-9._-] or "[v6 literal]". Required. Unique in the cluster. */
+  const char *name;
+  /* Where to listen: "host:port", "[v6]:port" or "unix:/path"; port 0
+   * takes an ephemeral port (ax_node_listen_addr reads it back). NULL: do
+   * not listen (this node only dials out). */
+  const char *listen;
+  /* The shared secret (16..1024 bytes): from a file (mode 0600 or 0400,
+   * owned by this user) or from an environment variable; exactly one of
+   * the two. Never logged, never sent, wiped when the system is freed. */
+  const char *secret_file;
+  const char *secret_env;
+  uint32_t heartbeat_ms;  /* a HEARTBEAT on a link idle this long (1000) */
+  uint32_t down_after_ms; /* no frame for this long: node down (3000) */
+  uint32_t max_frame;     /* largest frame accepted, bytes (64 MiB; >= 4096) */
+  /* Nodes to dial at start and to keep re-dialling with backoff while
+   * unreachable: listen addresses as above. May be NULL (nseeds 0). */
+  const char *const *seeds;
+  size_t nseeds;
+  /* Accept remote spawn requests (ax_spawn_on, later). Default false. */
+  bool allow_remote_spawn;
+  /* A send to a remote pid is refused with AX_EAGAIN while the link's
+   * outgoing queue holds more than this many bytes (8 MiB). Control
+   * frames (heartbeats, exits, links, monitors, downs) are never refused. */
+  size_t send_queue_max;
+} ax_node_config;
+
+/* Fills c with the defaults (name, listen and the secret NULL). NULL: a
+ * no-op. Thread: any. */
+AX_API void ax_node_config_init(ax_node_config *c);
+
+/* ax_node_start makes sys a node named cfg->name: it loads the secret,
+ * picks a fresh random incarnation, gives the system its node number (pids
+ * spawned from now on carry it), listens on cfg->listen and dials the
+ * seeds (asynchronously: watch ax_node_monitor or ax_node_list). The
+ * config is copied. It must be called BEFORE the first spawn on sys: local
+ * pids carry the node number, which can only be set while no actor has
+ * been spawned (AX_ESTATE otherwise). A node is started at most once per
+ * system (after ax_node_stop it cannot start again: AX_ESTATE).
+ * Thread: any non-worker thread. Blocking: reads the secret file, binds.
+ * Errors: AX_EINVAL (bad name, address, sizes, both or neither secret
+ * source, bad secret permissions or length: a log line says which, never
+ * the content), AX_ENOTFOUND (secret file or variable missing), AX_ESTATE
+ * (an actor was already spawned, or the node was started before),
+ * AX_ESYS (bind: e.g. address in use), AX_ENOMEM, AX_ECLOSED (the system
+ * is shutting down). */
+AX_API ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg);
+
+/* ax_node_stop leaves the cluster: closes the listener and every
+ * connection (peers see the node go down; here every link and monitor
+ * across fires noconnection and node monitors get AX_MSG_NODE_DOWN with
+ * AX_NODE_STOPPED) and stops re-dialling. Returns once
+ * the stop has been started; the events follow asynchronously. Sends to
+ * remote pids then fail with AX_ENOACTOR. Thread: any.
+ * Errors: AX_ESTATE (not started, or already stopped). */
+AX_API ax_err ax_node_stop(ax_system *sys);
+
+/* ax_node_connect dials addr (as cfg.listen) and keeps the link: on
+ * failure or loss it re-dials with backoff (100 ms doubling to 5 s) until
+ * ax_node_disconnect or ax_node_stop. Idempotent per address. Returns at
+ * once; AX_MSG_NODE_UP (ax_node_monitor) tells when the node is up.
+ * Thread: any. Errors: AX_EINVAL (bad address), AX_ESTATE (not started or
+ * stopped), AX_ENOMEM. */
+AX_API ax_err ax_node_connect(ax_system *sys, const char *addr);
+
+/* ax_node_disconnect closes the link to node `name` (reason
+ * AX_NODE_DISCONNECTED here) and stops re-dialling it from this side; the
+ * peer may dial again. Thread: any. Errors: AX_ENOTFOUND (not connected),
+ * AX_ESTATE (not started), AX_EINVAL. */
+AX_API ax_err ax_node_disconnect(ax_system *sys, const char *name);
+
+typedef struct ax_node_info {
+  char name[AX_NODE_NAME_MAX + 1];
+  uint64_t incarnation;
+  char addr[AX_NODE_ADDR_MAX + 1]; /* its listen address ("" if none) */
+} ax_node_info;
+
+/* ax_node_list writes up to cap connected nodes (this one excluded) into
+ * out and returns how many are connected (may exceed cap). out may be NULL
+ * with cap 0. A snapshot. Thread: any. 0 when not started. */
+AX_API size_t ax_node_list(ax_system *sys, ax_node_info *out, size_t cap);
+
+/* ax_node_self gives this node's name, or NULL when not started. Valid
+ * until ax_system_free. Thread: any. */
+AX_API const char *ax_node_self(ax_system *sys);
+
+/* ax_node_listen_addr writes the bound listen address ("127.0.0.1:41234",
+ * the real port for port 0) into buf[0..*len), NUL-terminated; *len gets
+ * the string length. Thread: any. Errors: AX_ENOBUFS (*len is the size
+ * needed), AX_ENOTFOUND (not listening), AX_ESTATE (not started). */
+AX_API ax_err ax_node_listen_addr(ax_system *sys, char *buf, size_t *len);
+
+/* ax_node_of writes the name of pid's node into buf[0..cap) (this node's
+ * name for a local pid). Thread: any. Errors: AX_ENOTFOUND (a node this
+ * node never knew, or AX_PID_NONE), AX_ENOBUFS, AX_ESTATE (not started),
+ * AX_EINVAL. */
+AX_API ax_err ax_node_of(ax_system *sys, ax_pid pid, char *buf, size_t cap);
+
+/* A pid's node-independent part: its actor's id on its own node (the slot
+ * and generation, without the node number, which is local to each node).
+ * Print it to tell a pid to another process; ax_node_pid turns it back.
+ * Thread: any. Never fails. */
+static inline uint64_t ax_node_pid_id(ax_pid pid) { return pid.id & ((UINT64_C(1) << 52) - 1); }
+
+/* ax_node_pid makes, in *out, the pid of actor `id` (ax_node_pid_id) of
+ * node `name` as this node numbers it (this node's own name gives a local
+ * pid). For bootstrapping and tools: a pid received in a message's
+ * envelope (msg->from) is already translated. Whether the actor lives is
+ * not checked (a send answers that). Thread: any. Errors: AX_ENOTFOUND
+ * (a node this node does not know: connect first), AX_ESTATE (not
+ * started), AX_EINVAL (NULL, bad name, id 0 or with node bits). */
+AX_API ax_err ax_node_pid(ax_system *sys, const char *name, uint64_t id, ax_pid *out);
+
+/* Why a node went up or down (ax_node_event.reason). */
+typedef enum ax_node_reason {
+  AX_NODE_CONNECTED = 0,    /* NODE_UP: the handshake completed */
+  AX_NODE_CLOSED = 1,       /* the connection closed or failed */
+  AX_NODE_TIMEOUT = 2,      /* no frame for down_after_ms */
+  AX_NODE_DISCONNECTED = 3, /* ax_node_disconnect here */
+  AX_NODE_STOPPED = 4,      /* ax_node_stop here (or system shutdown) */
+  AX_NODE_RESTARTED = 5,    /* a new incarnation of it connected */
+  AX_NODE_PROTOCOL = 6      /* it sent a bad frame */
+} ax_node_reason;
+
+/* Payload of AX_MSG_NODE_UP and AX_MSG_NODE_DOWN (from = AX_PID_NONE,
+ * AX_MSGF_SYSTEM). */
+typedef struct ax_node_event {
+  char name[AX_NODE_NAME_MAX + 1];
+  uint64_t incarnation;
+  int32_t reason; /* ax_node_reason */
+} ax_node_event;
+
+/* ax_node_monitor(self, name, true) subscribes self to AX_MSG_NODE_UP /
+ * AX_MSG_NODE_DOWN of node `name` (NULL: of every node) from now on (no
+ * event for the current state: check ax_node_list). false unsubscribes
+ * (every subscription of self for that name). A subscription ends when self
+ * stops. Thread: owner. Errors: AX_ESTATE (not started), AX_EINVAL (bad
+ * name), AX_ENOMEM. */
+AX_API ax_err ax_node_monitor(ax_actor *self, const char *name, bool on);
+
+/* Payload of an AX_MSG_TIMEOUT that ends a timed ax_request early because
+ * the target's node went down (flags AX_MSGF_REPLY; an ordinary timeout
+ * has no payload). */
+typedef struct ax_node_timeout {
+  int32_t reason; /* AX_REASON_NOCONNECTION */
+} ax_node_timeout;
+
+typedef struct ax_node_stats {
+  uint64_t frames_in, frames_out, bytes_in, bytes_out;
+  uint64_t handshakes_ok, handshakes_failed; /* wrong secret, version, ... */
+  uint64_t protocol_errors; /* peers closed for a bad frame */
+  uint64_t refused_types;   /* SENDs with a reserved type (closed) */
+  uint64_t unknown_pid;     /* frames for dead or unknown local pids (dropped) */
+  uint64_t send_congested;  /* remote sends refused with AX_EAGAIN */
+  uint64_t send_no_node;    /* remote sends refused with AX_ENOACTOR */
+  uint64_t lost_on_down;    /* queued big messages dropped by a node down */
+  uint64_t nodes_up, nodes_down, heartbeats_out, timeouts;
+} ax_node_stats;
+
+/* ax_node_stats_get reads the counters (a snapshot). Thread: any.
+ * Errors: AX_ESTATE (never started), AX_EINVAL. */
+AX_API ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,623 @@
+/* Axon: the node runtime: ax_node_* (include/axon/cluster.h), the cluster
+ * layer (AX__LAYER_CLUSTER), the manager actor that owns the listener, the
+ * dial list, node monitors, pid translation. The connection actors, the
+ * dispatcher and the route are in conn.c. See docs/cluster.md. */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster/node_int.h"
+
+/* ---- a set of pid pairs ---- */
+
+static uint64_t pair_hash(uint64_t a, uint64_t b) {
+  uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull + (a << 6));
+  return h ^ (h >> 29);
+}
+
+static bool pairset_grow(ax__pairset *s) {
+  uint32_t ncap = s->cap ? s->cap * 2 : 16;
+  if (s->count * 4 < s->cap) ncap = s->cap; /* mostly tombstones: rehash in place size */
+  uint64_t(*nk)[2] = ax__calloc(sizeof(*nk) * ncap);
+  if (!nk) return false;
+  for (uint32_t i = 0; i < s->cap; i++) {
+    if (s->k[i][0] < 2) continue;
+    uint32_t j = (uint32_t)pair_hash(s->k[i][0], s->k[i][1]) & (ncap - 1);
+    while (nk[j][0]) j = (j + 1) & (ncap - 1);
+    nk[j][0] = s->k[i][0];
+    nk[j][1] = s->k[i][1];
+  }
+  if (s->k) ax__free(s->k, sizeof(*s->k) * s->cap);
+  s->k = nk;
+  s->cap = ncap;
+  s->used = s->count;
+  return true;
+}
+
+bool ax__pairset_put(ax__pairset *s, uint64_t a, uint64_t b) {
+  if ((s->used + 1) * 4 > s->cap * 3 && !pairset_grow(s)) return false;
+  uint32_t j = (uint32_t)pair_hash(a, b) & (s->cap - 1), tomb = UINT32_MAX;
+  while (s->k[j][0]) {
+    if (s->k[j][0] == a && s->k[j][1] == b) return true;
+    if (s->k[j][0] == 1 && tomb == UINT32_MAX) tomb = j;
+    j = (j + 1) & (s->cap - 1);
+  }
+  if (tomb != UINT32_MAX) j = tomb;
+  else s->used++;
+  s->k[j][0] = a;
+  s->k[j][1] = b;
+  s->count++;
+  return true;
+}
+
+bool ax__pairset_del(ax__pairset *s, uint64_t a, uint64_t b) {
+  if (!s->cap) return false;
+  uint32_t j = (uint32_t)pair_hash(a, b) & (s->cap - 1);
+  while (s->k[j][0]) {
+    if (s->k[j][0] == a && s->k[j][1] == b) {
+      s->k[j][0] = 1;
+      s->k[j][1] = 0;
+      s->count--;
+      return true;
+    }
+    j = (j + 1) & (s->cap - 1);
+  }
+  return false;
+}
+
+void ax__pairset_free(ax__pairset *s) {
+  if (s->k) ax__free(s->k, sizeof(*s->k) * s->cap);
+  *s = (ax__pairset){0};
+}
+
+/* ---- peers, pids ---- */
+
+ax__peer *ax__cl_peer_make(ax__cluster *cl, uint32_t idx) {
+  ax__peer *p = atomic_load_explicit(&cl->peers[idx], memory_order_acquire);
+  if (p) return p;
+  p = ax__calloc(sizeof(*p));
+  if (!p) return NULL;
+  p->idx = idx;
+  pthread_mutex_init(&p->wmu, NULL);
+  pthread_mutex_init(&p->tmu, NULL);
+  p->next_stream = 1;
+  atomic_store_explicit(&cl->peers[idx], p, memory_order_release);
+  return p;
+}
+
+static void peer_free(ax__peer *p) {
+  for (ax__clq *q = p->bq, *n; q; q = n) {
+    n = q->next;
+    if (q->buf) ax_buf_release(q->buf);
+    if (q->bytes) ax__free(q->bytes, q->blen);
+    ax__free(q, sizeof(*q));
+  }
+  ax__u64map_free(&p->senders);
+  ax__pairset_free(&p->links);
+  ax__u64map_free(&p->mo_w);
+  ax__u64map_free(&p->mo_t);
+  ax__u64map_free(&p->mi_w);
+  ax__u64map_free(&p->mi_t);
+  ax__u64map_free(&p->pend);
+  pthread_mutex_destroy(&p->wmu);
+  pthread_mutex_destroy(&p->tmu);
+  ax__free(p, sizeof(*p));
+}
+
+#define ID_MASK ((UINT64_C(1) << (AX__GEN_BITS + AX__IDX_BITS)) - 1)
+
+uint64_t ax__cl_pid_in(ax__cluster *cl, const ax__peer *p, const ax__wpid *w) {
+  if (!w->id) return 0;
+  switch (w->scope) {
+  case AX__WPID_SENDER: return ax__pid_make(p->idx, 0, 0) | w->id;
+  case AX__WPID_RECEIVER: return ax__pid_make(cl->self_idx, 0, 0) | w->id;
+  default: break;
+  }
+  if (!w->node) return 0;
+  if (w->incarnation == cl->incarnation && strcmp(w->node, cl->name) == 0)
+    return ax__pid_make(cl->self_idx, 0, 0) | w->id;
+  uint32_t idx = 0;
+  pthread_mutex_lock(&cl->mu);
+  ax_err e = ax__nodes_find(cl->nodes, w->node, w->incarnation, &idx);
+  if (e == AX_ENOTFOUND) {
+    uint32_t replaced = 0;
+    e = ax__nodes_intern(cl->nodes, w->node, w->incarnation, &idx, &replaced);
+    /* A node we only heard of: it is not connected, so nothing of the old
+     * incarnation is live here (if it were, its connection finds out). */
+  }
+  pthread_mutex_unlock(&cl->mu);
+  if ((e != AX_OK && e != AX_ECLOSED) || !idx) return 0;
+  return ax__pid_make(idx, 0, 0) | w->id;
+}
+
+void ax__cl_pid_out(ax__cluster *cl, const ax__peer *p, uint64_t pid, ax__wpid *w,
+                    char namebuf[AX__NAME_MAX + 1]) {
+  *w = (ax__wpid){0};
+  if (!pid) return;
+  uint32_t node = ax__pid_node(pid);
+  w->id = pid & ID_MASK;
+  if (node == cl->self_idx || node == 0) {
+    w->scope = AX__WPID_SENDER;
+  } else if (node == p->idx) {
+    w->scope = AX__WPID_RECEIVER;
+  } else {
+    const char *nm = NULL;
+    uint64_t inc = 0;
+    pthread_mutex_lock(&cl->mu);
+    if (ax__nodes_get(cl->nodes, node, &nm, &inc, NULL) == AX_OK) {
+      snprintf(namebuf, AX__NAME_MAX + 1, "%s", nm);
+      w->scope = AX__WPID_NAMED;
+      w->node = namebuf;
+      w->incarnation = inc;
+    } else {
+      w->id = 0; /* a node never known: no pid */
+    }
+    pthread_mutex_unlock(&cl->mu);
+  }
+}
+
+/* ---- node monitors ---- */
+
+void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t inc, int reason) {
+  ax_node_event ev;
+  memset(&ev, 0, sizeof ev);
+  snprintf(ev.name, sizeof ev.name, "%s", name);
+  ev.incarnation = inc;
+  ev.reason = reason;
+  uint64_t stack[32], *pids = stack;
+  size_t n = 0;
+  pthread_mutex_lock(&cl->mu);
+  if (cl->nmons > 32) pids = ax__alloc(sizeof(uint64_t) * cl->nmons);
+  if (!pids) pids = stack; /* out of memory: the first 32 */
+  size_t cap = pids == stack ? 32 : cl->nmons;
+  for (size_t i = 0; i < cl->nmons && n < cap; i++)
+    if (!cl->mons[i].name[0] || strcmp(cl->mons[i].name, name) == 0) pids[n++] = cl->mons[i].pid;
+  pthread_mutex_unlock(&cl->mu);
+  for (size_t i = 0; i < n; i++) {
+    if (ax__send_sys(cl->sys, 0, pids[i], type, 0, 0, &ev, sizeof ev, NULL) == AX_ENOACTOR) {
+      pthread_mutex_lock(&cl->mu); /* a watcher that stopped: forget it */
+      for (size_t j = 0; j < cl->nmons; j++)
+        if (cl->mons[j].pid == pids[i]) cl->mons[j--] = cl->mons[--cl->nmons];
+      pthread_mutex_unlock(&cl->mu);
+    }
+  }
+  if (pids != stack) ax__free(pids, sizeof(uint64_t) * cap);
+}
+
+/* ---- the manager: owns the listener ---- */
+
+static ax_err mgr_behave(ax_actor *self, const ax_msg *m) {
+  ax__cluster *cl = *(ax__cluster **)ax_state(self);
+  if (m->type == AX_MSG_IO_ACCEPTED && m->len == sizeof(ax_io_conn_info)) {
+    const ax_io_conn_info *info = m->data;
+    ax_pid child;
+    ax__conn_arg a = {.cl = cl, .conn = info->conn};
+    if (atomic_load(&cl->state) != 1 ||
+        ax_spawn(self, &ax__cl_conn_spec, &a, sizeof a, &child) != AX_OK) {
+      ax_conn_abort(info->conn);
+      return AX_OK;
+    }
+    if (ax_conn_set_owner(info->conn, child) != AX_OK) {
+      ax_conn_abort(info->conn);
+      ax_exit(self, child, AX_REASON_SHUTDOWN);
+      return AX_OK;
+    }
+    ax_conn_resume_read(info->conn);
+  } else if (m->type == AX_MSG_IO_ERROR && m->len == sizeof(ax_io_event)) {
+    const ax_io_event *ev = m->data;
+    ax_log(cl->sys, AX_LOG_WARN, "cluster %s: accept failed: %s", cl->name, strerror(ev->code));
+  }
+  return AX_OK;
+}
+
+static ax_err mgr_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  (void)len;
+  memcpy(state, arg, sizeof(ax__cluster *));
+  return AX_OK;
+}
+
+static const ax_actor_spec mgr_spec = {
+    .name = "ax.node", .behaviour = mgr_behave, .state_size = sizeof(void *), .init = mgr_init};
+
+/* ---- dialling ---- */
+
+ax_err ax__cl_dial(ax__cluster *cl, const char *addr, const char *name) {
+  if (!addr || !addr[0] || strlen(addr) > AX__ADDR_MAX) return AX_EINVAL;
+  if (atomic_load(&cl->state) != 1) return AX_ESTATE;
+  if (cl->listening && strcmp(addr, cl->listen_addr) == 0) return AX_OK; /* ourselves */
+  pthread_mutex_lock(&cl->mu);
+  for (ax__dial *d = cl->dials; d; d = d->next)
+    if (strcmp(d->addr, addr) == 0 || (name && name[0] && strcmp(d->name, name) == 0)) {
+      if (name && !d->name[0]) snprintf(d->name, sizeof d->name, "%s", name);
+      pthread_mutex_unlock(&cl->mu);
+      return AX_OK;
+    }
+  ax__dial *d = ax__calloc(sizeof(*d));
+  if (!d) {
+    pthread_mutex_unlock(&cl->mu);
+    return AX_ENOMEM;
+  }
+  snprintf(d->addr, sizeof d->addr, "%s", addr);
+  if (name) snprintf(d->name, sizeof d->name, "%s", name);
+  d->next = cl->dials;
+  cl->dials = d;
+  pthread_mutex_unlock(&cl->mu);
+  /* The dialler's init does not take mu. */
+  ax__conn_arg a = {.cl = cl, .addr = d->addr, .name = name};
+  ax_pid pid;
+  ax_err e = ax_system_spawn(cl->sys, &ax__cl_conn_spec, &a, sizeof a, &pid);
+  pthread_mutex_lock(&cl->mu);
+  if (e == AX_OK) {
+    d->pid = pid.id;
+  } else {
+    for (ax__dial **pp = &cl->dials; *pp; pp = &(*pp)->next)
+      if (*pp == d) {
+        *pp = d->next;
+        ax__free(d, sizeof(*d));
+        break;
+      }
+  }
+  pthread_mutex_unlock(&cl->mu);
+  return e;
+}
+
+/* ---- the layer ---- */
+
+static void cl_fini(ax_system *sys, void *state) {
+  (void)sys;
+  ax__cluster *cl = state;
+  ax__route_set(cl->sys, NULL);
+  for (uint32_t i = 0; i <= AX__NODES_MAX; i++) {
+    ax__peer *p = atomic_load(&cl->peers[i]);
+    if (p) peer_free(p);
+  }
+  for (ax__dial *d = cl->dials, *n; d; d = n) {
+    n = d->next;
+    ax__free(d, sizeof(*d));
+  }
+  if (cl->mons) ax__free(cl->mons, sizeof(ax__nmon) * cl->capmons);
+  ax__u64map_free(&cl->conns);
+  ax__nodes_free(cl->nodes);
+  ax__secret_wipe(&cl->secret);
+  pthread_mutex_destroy(&cl->mu);
+  ax__free(cl, sizeof(*cl));
+}
+
+static ax_err cl_start(ax_system *sys, void *arg, ax__layer *out) {
+  ax__cluster *cl = ax__calloc(sizeof(*cl));
+  (void)arg;
+  if (!cl) return AX_ENOMEM;
+  cl->sys = sys;
+  pthread_mutex_init(&cl->mu, NULL);
+  out->state = cl;
+  out->on_actor_stop = NULL;
+  out->fini = cl_fini;
+  return AX_OK;
+}
+
+static ax__cluster *cl_get(ax_system *sys) {
+  return sys ? ax__layer_get(sys, AX__LAYER_CLUSTER) : NULL;
+}
+static ax__cluster *cl_running(ax_system *sys) {
+  ax__cluster *cl = cl_get(sys);
+  return cl && atomic_load(&cl->state) == 1 ? cl : NULL;
+}
+
+/* ---- public API ---- */
+
+void ax_node_config_init(ax_node_config *c) {
+  if (!c) return;
+  memset(c, 0, sizeof *c);
+  c->heartbeat_ms = 1000;
+  c->down_after_ms = 3000;
+  c->max_frame = AX__MAX_FRAME_DEFAULT;
+  c->send_queue_max = 8u * 1024 * 1024;
+}
+
+ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
+  if (!sys || !cfg) return AX_EINVAL;
+  if (ax__node_name_check(cfg->name) != AX_OK) {
+    ax_log(sys, AX_LOG_ERROR, "ax_node_start: bad node name (want name@host)");
+    return AX_EINVAL;
+  }
+  if (!cfg->secret_file == !cfg->secret_env || !cfg->heartbeat_ms || !cfg->down_after_ms ||
+      cfg->down_after_ms <= cfg->heartbeat_ms || cfg->max_frame < AX__MAX_FRAME_MIN ||
+      (cfg->nseeds && !cfg->seeds) ||
+      (cfg->listen && ax__cluster_addr_check(cfg->listen) != AX_OK)) {
+    ax_log(sys, AX_LOG_ERROR,
+           "ax_node_start: bad config (exactly one secret source, heartbeat_ms < down_after_ms, "
+           "max_frame >= 4096, a valid listen address)");
+    return AX_EINVAL;
+  }
+  for (size_t i = 0; i < cfg->nseeds; i++)
+    if (!cfg->seeds[i] || ax__cluster_addr_check(cfg->seeds[i]) != AX_OK) return AX_EINVAL;
+  if (ax__layer_get(sys, AX__LAYER_CLUSTER)) return AX_ESTATE; /* started before */
+  ax__secret sec;
+  char why[256] = "";
+  ax_err e = cfg->secret_file ? ax__secret_from_file(cfg->secret_file, &sec, why, sizeof why)
+                              : ax__secret_from_env(cfg->secret_env, &sec, why, sizeof why);
+  if (e != AX_OK) {
+    ax_log(sys, AX_LOG_ERROR, "ax_node_start: secret: %s", why);
+    return e;
+  }
+  /* Node 1 is this node in its own table (the first index handed out). */
+  e = ax__system_set_node(sys, 1);
+  if (e != AX_OK) {
+    ax__secret_wipe(&sec);
+    if (e == AX_ESTATE)
+      ax_log(sys, AX_LOG_ERROR, "ax_node_start: called after the first spawn (pids would lack "
+                                "the node number): call it before spawning any actor");
+    return e;
+  }
+  void *state = NULL;
+  e = ax__layer_start(sys, AX__LAYER_CLUSTER, cl_start, NULL, &state);
+  if (e != AX_OK) {
+    ax__secret_wipe(&sec);
+    return e;
+  }
+  ax__cluster *cl = state;
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&cl->state, &expect, 3)) { /* 3: being started */
+    ax__secret_wipe(&sec);
+    return AX_ESTATE;
+  }
+  cl->secret = sec;
+  ax__secret_wipe(&sec);
+  snprintf(cl->name, sizeof cl->name, "%s", cfg->name);
+  cl->hb_ms = cfg->heartbeat_ms;
+  cl->down_ms = cfg->down_after_ms;
+  cl->max_frame = cfg->max_frame;
+  cl->sendq_max = cfg->send_queue_max ? cfg->send_queue_max : 8u * 1024 * 1024;
+  cl->allow_spawn = cfg->allow_remote_spawn;
+  cl->tick_ms = cl->hb_ms / 4;
+  if (cl->tick_ms < 5) cl->tick_ms = 5;
+  if (cl->tick_ms > 250) cl->tick_ms = 250;
+  cl->hs_ms = cl->down_ms > 1000 ? cl->down_ms : 1000;
+  do {
+    if (RAND_bytes((unsigned char *)&cl->incarnation, sizeof cl->incarnation) != 1) {
+      e = AX_ESYS;
+      goto fail;
+    }
+  } while (!cl->incarnation);
+  e = ax__nodes_new(AX__NODES_MAX, &cl->nodes);
+  if (e != AX_OK) goto fail;
+  e = ax__nodes_intern(cl->nodes, cl->name, cl->incarnation, &cl->self_idx, NULL);
+  if (e != AX_OK) goto fail;
+  if (cl->self_idx != 1) {
+    e = AX_ESTATE;
+    goto fail;
+  }
+  ax__cluster *arg = cl;
+  ax_pid mgr;
+  e = ax_system_spawn(sys, &mgr_spec, &arg, sizeof arg, &mgr);
+  if (e != AX_OK) goto fail;
+  cl->mgr_pid = mgr.id;
+  if (cfg->listen) {
+    ax_io_opts o;
+    ax_io_opts_init(&o);
+    o.high_watermark = SIZE_MAX / 4; /* the cluster bounds its own queue (docs/cluster.md) */
+    o.low_watermark = 0;
+    e = ax_system_listen(sys, mgr, cfg->listen, &o, &cl->lst);
+    if (e != AX_OK) {
+      ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
+      goto fail;
+    }
+    size_t n = sizeof cl->listen_addr;
+    if (ax_listener_addr(cl->lst, cl->listen_addr, &n) != AX_OK) cl->listen_addr[0] = 0;
+    cl->listening = true;
+  }
+  cl->route = (ax__route){.state = cl, .send = ax__cl_route_send, .signal = ax__cl_route_signal};
+  ax__route_set(sys, &cl->route);
+  atomic_store(&cl->state, 1);
+  ax_log(sys, AX_LOG_INFO, "cluster: node %s started (listening on %s)", cl->name,
+         cl->listening ? cl->listen_addr : "nothing");
+  for (size_t i = 0; i < cfg->nseeds; i++) ax__cl_dial(cl, cfg->seeds[i], NULL);
+  return AX_OK;
+fail:
+  ax__secret_wipe(&cl->secret);
+  atomic_store(&cl->state, 2);
+  return e;
+}
+
+ax_err ax_node_stop(ax_system *sys) {
+  ax__cluster *cl = cl_get(sys);
+  int expect = 1;
+  if (!cl || !atomic_compare_exchange_strong(&cl->state, &expect, 2)) return sys ? AX_ESTATE : AX_EINVAL;
+  pthread_mutex_lock(&cl->mu);
+  size_t n = cl->conns.count + 1, k = 0;
+  uint64_t *pids = ax__alloc(sizeof(uint64_t) * n);
+  if (pids) {
+    pids[k++] = cl->mgr_pid;
+    for (uint32_t i = 0; i < cl->conns.cap && k < n; i++)
+      if (ax__u64map_live(&cl->conns, i)) pids[k++] = cl->conns.keys[i];
+  }
+  pthread_mutex_unlock(&cl->mu);
+  if (cl->listening) ax_listener_close(cl->lst);
+  if (!pids) { /* out of memory: stop them one by one */
+    ax_system_exit(sys, (ax_pid){cl->mgr_pid}, AX_REASON_SHUTDOWN);
+    for (;;) {
+      uint64_t pid = 0;
+      pthread_mutex_lock(&cl->mu);
+      for (uint32_t i = 0; i < cl->conns.cap && !pid; i++)
+        if (ax__u64map_live(&cl->conns, i)) pid = cl->conns.keys[i];
+      if (pid) ax__u64map_del(&cl->conns, pid, NULL);
+      pthread_mutex_unlock(&cl->mu);
+      if (!pid) break;
+      ax_system_exit(sys, (ax_pid){pid}, AX_REASON_SHUTDOWN);
+    }
+    return AX_OK;
+  }
+  for (size_t i = 0; i < k; i++) ax_system_exit(sys, (ax_pid){pids[i]}, AX_REASON_SHUTDOWN);
+  ax__free(pids, sizeof(uint64_t) * n);
+  ax_log(sys, AX_LOG_INFO, "cluster: node %s stopping", cl->name);
+  return AX_OK;
+}
+
+ax_err ax_node_connect(ax_system *sys, const char *addr) {
+  if (!sys || !addr) return AX_EINVAL;
+  ax__cluster *cl = cl_running(sys);
+  if (!cl) return AX_ESTATE;
+  if (ax__cluster_addr_check(addr) != AX_OK) return AX_EINVAL;
+  return ax__cl_dial(cl, addr, NULL);
+}
+
+ax_err ax_node_disconnect(ax_system *sys, const char *name) {
+  if (!sys || !name) return AX_EINVAL;
+  ax__cluster *cl = cl_running(sys);
+  if (!cl) return AX_ESTATE;
+  uint64_t pids[8];
+  size_t n = 0;
+  bool found = false;
+  pthread_mutex_lock(&cl->mu);
+  uint32_t idx;
+  if (ax__nodes_find_name(cl->nodes, name, &idx, NULL) == AX_OK) {
+    ax__peer *p = atomic_load(&cl->peers[idx]);
+    if (p) {
+      pthread_mutex_lock(&p->wmu);
+      if (atomic_load(&p->up)) {
+        pids[n++] = p->conn_pid;
+        found = true;
+      }
+      pthread_mutex_unlock(&p->wmu);
+    }
+  }
+  for (ax__dial *d = cl->dials; d && n < 8; d = d->next)
+    if (strcmp(d->name, name) == 0 && d->pid) pids[n++] = d->pid;
+  pthread_mutex_unlock(&cl->mu);
+  for (size_t i = 0; i < n; i++)
+    ax__send_sys(sys, 0, pids[i], AX__CL_STOP, 0, 0, NULL, 0, NULL);
+  return found ? AX_OK : AX_ENOTFOUND;
+}
+
+size_t ax_node_list(ax_system *sys, ax_node_info *out, size_t cap) {
+  ax__cluster *cl = cl_get(sys);
+  if (!cl || atomic_load(&cl->state) == 0 || atomic_load(&cl->state) == 3) return 0;
+  size_t n = 0;
+  pthread_mutex_lock(&cl->mu);
+  for (uint32_t i = 1; i <= AX__NODES_MAX; i++) {
+    ax__peer *p = atomic_load(&cl->peers[i]);
+    if (!p || !atomic_load(&p->up)) continue;
+    if (out && n < cap) {
+      memset(&out[n], 0, sizeof out[n]);
+      snprintf(out[n].name, sizeof out[n].name, "%s", p->name);
+      out[n].incarnation = p->incarnation;
+      snprintf(out[n].addr, sizeof out[n].addr, "%s", p->addr);
+    }
+    n++;
+  }
+  pthread_mutex_unlock(&cl->mu);
+  return n;
+}
+
+const char *ax_node_self(ax_system *sys) {
+  ax__cluster *cl = cl_get(sys);
+  if (!cl) return NULL;
+  int s = atomic_load(&cl->state);
+  return s == 1 || s == 2 ? cl->name : NULL;
+}
+
+ax_err ax_node_listen_addr(ax_system *sys, char *buf, size_t *len) {
+  if (!sys || !len) return AX_EINVAL;
+  ax__cluster *cl = cl_get(sys);
+  if (!cl || atomic_load(&cl->state) != 1) return AX_ESTATE;
+  if (!cl->listening) return AX_ENOTFOUND;
+  size_t n = strlen(cl->listen_addr), cap = *len;
+  *len = n;
+  if (!buf || cap <= n) return AX_ENOBUFS;
+  memcpy(buf, cl->listen_addr, n + 1);
+  return AX_OK;
+}
+
+ax_err ax_node_of(ax_system *sys, ax_pid pid, char *buf, size_t cap) {
+  if (!sys || !buf) return AX_EINVAL;
+  ax__cluster *cl = cl_get(sys);
+  if (!cl || (atomic_load(&cl->state) != 1 && atomic_load(&cl->state) != 2)) return AX_ESTATE;
+  if (ax_pid_is_none(pid)) return AX_ENOTFOUND;
+  uint32_t node = ax__pid_node(pid.id);
+  const char *nm = NULL;
+  ax_err e = AX_OK;
+  pthread_mutex_lock(&cl->mu);
+  if (node == 0 || node == cl->self_idx) nm = cl->name;
+  else if (ax__nodes_get(cl->nodes, node, &nm, NULL, NULL) != AX_OK) e = AX_ENOTFOUND;
+  if (e == AX_OK) {
+    size_t n = strlen(nm);
+    if (n >= cap) e = AX_ENOBUFS;
+    else memcpy(buf, nm, n + 1);
+  }
+  pthread_mutex_unlock(&cl->mu);
+  return e;
+}
+
+ax_err ax_node_monitor(ax_actor *self, const char *name, bool on) {
+  if (!self) return AX_EINVAL;
+  ax__cluster *cl = cl_running(ax_actor_system(self));
+  if (!cl) return AX_ESTATE;
+  if (name && ax__node_name_check(name) != AX_OK) return AX_EINVAL;
+  uint64_t pid = ax_self(self).id;
+  const char *nm = name ? name : "";
+  ax_err e = AX_OK;
+  pthread_mutex_lock(&cl->mu);
+  if (on) {
+    if (cl->nmons == cl->capmons) {
+      size_t nc = cl->capmons ? cl->capmons * 2 : 8;
+      ax__nmon *m = ax__realloc(cl->mons, sizeof(ax__nmon) * cl->capmons, sizeof(ax__nmon) * nc);
+      if (!m) e = AX_ENOMEM;
+      else {
+        cl->mons = m;
+        cl->capmons = nc;
+      }
+    }
+    if (e == AX_OK) {
+      cl->mons[cl->nmons].pid = pid;
+      snprintf(cl->mons[cl->nmons].name, sizeof cl->mons[0].name, "%s", nm);
+      cl->nmons++;
+    }
+  } else {
+    for (size_t j = 0; j < cl->nmons; j++)
+      if (cl->mons[j].pid == pid && strcmp(cl->mons[j].name, nm) == 0)
+        cl->mons[j--] = cl->mons[--cl->nmons];
+  }
+  pthread_mutex_unlock(&cl->mu);
+  return e;
+}
+
+ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *o) {
+  if (!sys || !o) return AX_EINVAL;
+  ax__cluster *cl = cl_get(sys);
+  if (!cl) return AX_ESTATE;
+#define L(f) atomic_load_explicit(&cl->st.f, memory_order_relaxed)
+  *o = (ax_node_stats){.frames_in = L(frames_in),
+                       .frames_out = L(frames_out),
+                       .bytes_in = L(bytes_in),
+                       .bytes_out = L(bytes_out),
+                       .handshakes_ok = L(hs_ok),
+                       .handshakes_failed = L(hs_failed),
+                       .protocol_errors = L(proto),
+                       .refused_types = L(refused_types),
+                       .unknown_pid = L(unknown_pid),
+                       .send_congested = L(congested),
+                       .send_no_node = L(no_node),
+                       .lost_on_down = L(lost_on_down),
+                       .nodes_up = L(up),
+                       .nodes_down = L(down),
+                       .heartbeats_out = L(hb_out),
+                       .timeouts = L(timeouts)};
+#undef L
+  return AX_OK;
+}
+
+ax_err ax_node_pid(ax_system *sys, const char *name, uint64_t id, ax_pid *out) {
+  if (!sys || !name || !out || !id || (id & ~ID_MASK) || ax__node_name_check(name) != AX_OK)
+    return AX_EINVAL;
+  ax__cluster *cl = cl_get(sys);
+  if (!cl || (atomic_load(&cl->state) != 1 && atomic_load(&cl->state) != 2)) return AX_ESTATE;
+  uint32_t idx = 0;
+  ax_err e = AX_OK;
+  pthread_mutex_lock(&cl->mu);
+  if (strcmp(name, cl->name) == 0) idx = cl->self_idx;
+  else if (ax__nodes_find_name(cl->nodes, name, &idx, NULL) != AX_OK) e = AX_ENOTFOUND;
+  pthread_mutex_unlock(&cl->mu);
+  if (e == AX_OK) out->id = ax__pid_make(idx, 0, 0) | id;
+  return e;
+}

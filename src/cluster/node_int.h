@@ -1,0 +1,151 @@
+/* Axon: the node runtime's private state (src/cluster/node.c, conn.c):
+ * the cluster layer, peers, connection actors, the route. Internal to
+ * src/cluster. See docs/cluster.md. */
+#ifndef AX_CLUSTER_NODE_INT_H
+#define AX_CLUSTER_NODE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actor/actor.h"
+#include "axon/cluster.h"
+#include "axon/io.h"
+#include "base/u64map.h"
+#include "cluster/handshake.h"
+#include "cluster/nodes.h"
+#include "cluster/secret.h"
+#include "cluster/wire.h"
+
+/* The cluster's own message types (in its reserved range 64..95: public
+ * sends refuse them, so only the runtime makes them). */
+enum {
+  AX__CL_TICK = AX_MSG_CLUSTER_FIRST + 16, /* a connection actor's periodic check */
+  AX__CL_KICK = AX_MSG_CLUSTER_FIRST + 17, /* bulk queue has frames to pump */
+  AX__CL_STOP = AX_MSG_CLUSTER_FIRST + 18, /* disconnect: close, do not redial */
+  AX__CL_GONE = AX_MSG_CLUSTER_FIRST + 19  /* a new incarnation replaced the node */
+};
+
+/* A set of (local pid, remote pid) pairs: cross-node links of one peer. */
+typedef struct ax__pairset {
+  uint64_t (*k)[2];
+  uint32_t cap, count, used;
+} ax__pairset;
+
+/* A queued frame waiting behind a big message (or the big message itself). */
+typedef struct ax__clq {
+  struct ax__clq *next;
+  uint64_t sender;
+  bool encoded;       /* a ready frame (bytes/blen) */
+  uint8_t *bytes;
+  size_t blen;
+  ax_buf *buf;        /* a SEND's payload (a reference) */
+  size_t off, len;
+  bool started;
+  char from_node[AX__NAME_MAX + 1];
+  ax__wmsg m;         /* the SEND (pids borrowed from from_node) */
+  ax__frag frag;
+} ax__clq;
+
+typedef struct ax__cluster ax__cluster;
+
+/* One node of the cluster as this node sees it (one per node index, made
+ * on first use, kept until the layer's fini). */
+typedef struct ax__peer {
+  uint32_t idx;
+  char name[AX__NAME_MAX + 1];
+  uint64_t incarnation;
+  char addr[AX__ADDR_MAX + 1];
+  /* wmu: the connection (writes to it, its frames never interleave), up,
+   * the bulk queue and the per-sender pending counts. Taken before tmu. */
+  pthread_mutex_t wmu;
+  _Atomic bool up;
+  ax_conn conn;
+  uint64_t conn_pid; /* the connection actor of the live connection */
+  uint64_t features;
+  uint32_t max_frame;
+  uint32_t next_stream;
+  ax__clq *bq, *bq_tail;
+  size_t bq_bytes;
+  ax__u64map senders; /* sender pid (or 2 for none) -> frames queued */
+  _Atomic bool tx;    /* a frame went out since the last heartbeat check */
+  /* tmu: what crosses this link, to undo when it goes down. */
+  pthread_mutex_t tmu;
+  ax__pairset links;          /* (local, remote) */
+  ax__u64map mo_w, mo_t;      /* local watcher's monitor ref -> watcher, target */
+  ax__u64map mi_w, mi_t;      /* remote watcher's ref -> watcher, local target */
+  ax__u64map pend;            /* timed request ref -> local requester */
+} ax__peer;
+
+typedef struct ax__dial {
+  struct ax__dial *next;
+  char addr[AX__ADDR_MAX + 1];
+  char name[AX__NAME_MAX + 1]; /* "" until known */
+  uint64_t pid;
+} ax__dial;
+
+typedef struct ax__nmon {
+  uint64_t pid;
+  char name[AX__NAME_MAX + 1]; /* "" for every node */
+} ax__nmon;
+
+struct ax__cluster {
+  ax_system *sys;
+  ax__route route;
+  _Atomic int state; /* 0 starting, 1 running, 2 stopped */
+  char name[AX__NAME_MAX + 1];
+  uint64_t incarnation;
+  uint32_t self_idx;
+  char listen_addr[AX__ADDR_MAX + 1]; /* bound address, "" when not listening */
+  bool listening;
+  ax_listener lst;
+  uint32_t hb_ms, down_ms, max_frame, tick_ms, hs_ms;
+  size_t sendq_max;
+  bool allow_spawn;
+  ax__secret secret;
+  uint64_t mgr_pid;
+  /* mu: the node table, peer creation, dials, node monitors, conn actors. */
+  pthread_mutex_t mu;
+  ax__nodes *nodes;
+  _Atomic(ax__peer *) peers[AX__NODES_MAX + 1];
+  ax__dial *dials;
+  ax__nmon *mons;
+  size_t nmons, capmons;
+  ax__u64map conns; /* live connection actors' pids */
+  struct {
+    _Atomic uint64_t frames_in, frames_out, bytes_in, bytes_out, hs_ok, hs_failed, proto,
+        refused_types, unknown_pid, congested, no_node, lost_on_down, up, down, hb_out, timeouts;
+  } st;
+};
+
+/* conn.c */
+typedef struct ax__conn_arg {
+  ax__cluster *cl;
+  ax_conn conn;       /* accepted: the connection (paused); dialler: zero */
+  const char *addr;   /* dialler: where to dial */
+  const char *name;   /* dialler: the node's name if known, else NULL */
+} ax__conn_arg;
+extern const ax_actor_spec ax__cl_conn_spec;
+ax_err ax__cl_route_send(void *st, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
+                         ax_ref ref, const void *data, size_t len, ax_buf *buf);
+ax_err ax__cl_route_signal(void *st, uint64_t from, uint64_t to, uint32_t type, const void *data,
+                           size_t len);
+/* node.c */
+ax__peer *ax__cl_peer_make(ax__cluster *cl, uint32_t idx); /* under mu */
+void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t inc, int reason);
+ax_err ax__cl_dial(ax__cluster *cl, const char *addr, const char *name);
+/* The pid a wire pid names on a connection to peer p (0: none/unknown). */
+uint64_t ax__cl_pid_in(ax__cluster *cl, const ax__peer *p, const ax__wpid *w);
+/* The wire form of a pid sent to peer p; namebuf holds a scope-2 name. */
+void ax__cl_pid_out(ax__cluster *cl, const ax__peer *p, uint64_t pid, ax__wpid *w,
+                    char namebuf[AX__NAME_MAX + 1]);
+
+/* pairset */
+bool ax__pairset_put(ax__pairset *s, uint64_t a, uint64_t b);
+bool ax__pairset_del(ax__pairset *s, uint64_t a, uint64_t b);
+void ax__pairset_free(ax__pairset *s);
+
+#define AX__CL_STAT(cl, f, n) atomic_fetch_add_explicit(&(cl)->st.f, (n), memory_order_relaxed)
+
+#endif

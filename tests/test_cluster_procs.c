@@ -1,0 +1,298 @@
+/* Axon tests: nodes in separate processes (tests/cluster/testnode.c, an echo
+ * actor behind a node) against a node in this process: kill -9 of the peer
+ * process fires EXIT and DOWN noconnection; SIGSTOP is detected by the
+ * heartbeat silence (NODE_DOWN reason timeout); a restarted peer (same
+ * name, same port, new incarnation) is redialled by this node, its old
+ * pids stay dead and its new ones answer; and the Python client
+ * (tests/cluster/py_handshake.py --connect) handshakes with a running node
+ * and gets its echo's reply. Every wait is bounded and on a condition. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "axon.h"
+#include "support/testutil.h"
+
+#define WAIT_MS 30000
+#define SECRET "multi-process-cluster-secret"
+enum { T_ECHO = AX_MSG_USER + 1, T_CMD };
+enum { OP_LINK, OP_MONITOR, OP_NODEMON };
+
+static char g_dir[64], secret_path[128];
+
+typedef struct proc {
+  pid_t pid;
+  int in_w; /* its stdin: closing it ends the process */
+  char addr[128];
+  uint64_t echo_id;
+} proc;
+
+static bool proc_start(proc *p, const char *name, const char *listen, const char *seed,
+                       const char *hb, const char *down) {
+  int out[2], in[2];
+  if (pipe(out) || pipe(in)) return false;
+  p->pid = fork();
+  if (p->pid == 0) {
+    dup2(out[1], 1);
+    dup2(in[0], 0);
+    close(out[0]);
+    close(in[1]);
+    const char *argv[20];
+    int n = 0;
+    argv[n++] = AX_TESTNODE;
+    argv[n++] = "--name", argv[n++] = name;
+    argv[n++] = "--listen", argv[n++] = listen;
+    argv[n++] = "--secret", argv[n++] = secret_path;
+    if (seed) argv[n++] = "--seed", argv[n++] = seed;
+    if (hb) argv[n++] = "--hb", argv[n++] = hb;
+    if (down) argv[n++] = "--down", argv[n++] = down;
+    argv[n] = NULL;
+    execv(AX_TESTNODE, (char *const *)argv);
+    _exit(127);
+  }
+  close(out[1]);
+  close(in[0]);
+  p->in_w = in[1];
+  char line[256];
+  size_t len = 0;
+  while (len < sizeof line - 1) {
+    struct pollfd pf = {out[0], POLLIN, 0};
+    if (poll(&pf, 1, WAIT_MS) <= 0) break;
+    ssize_t k = read(out[0], line + len, 1);
+    if (k <= 0) break;
+    if (line[len] == '\n') break;
+    len++;
+  }
+  line[len] = 0;
+  close(out[0]);
+  unsigned long long id = 0;
+  return sscanf(line, "READY %127s %llu", p->addr, &id) == 2 && (p->echo_id = id) != 0;
+}
+
+static void proc_end(proc *p, int sig) {
+  if (p->pid <= 0) return;
+  if (sig) kill(p->pid, sig);
+  close(p->in_w);
+  int st;
+  while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  p->pid = 0;
+}
+
+/* ---- the local node and its probe ---- */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int32_t seen[4][8]; /* [kind][reason] counts: 0 EXIT, 1 DOWN, 2 NODE_UP, 3 NODE_DOWN */
+
+typedef struct cmd {
+  int op;
+  ax_pid pid;
+} cmd;
+
+static ax_err probe_init(ax_actor *self, void *st, const void *arg, size_t len) {
+  (void)st, (void)arg, (void)len;
+  return ax_trap_exit(self, true);
+}
+static void note(int k, int32_t r) {
+  pthread_mutex_lock(&mu);
+  if (r >= 0 && r < 8) seen[k][r]++;
+  pthread_mutex_unlock(&mu);
+}
+static ax_err probe(ax_actor *self, const ax_msg *m) {
+  if (m->type == T_CMD) {
+    const cmd *c = m->data;
+    if (c->op == OP_LINK) CU_ASSERT_EQUAL(ax_link(self, c->pid), AX_OK);
+    if (c->op == OP_MONITOR) CU_ASSERT_EQUAL(ax_monitor(self, c->pid, NULL), AX_OK);
+    if (c->op == OP_NODEMON) CU_ASSERT_EQUAL(ax_node_monitor(self, NULL, true), AX_OK);
+  } else if (m->type == AX_MSG_EXIT) {
+    note(0, ((const ax_exit_info *)m->data)->reason);
+  } else if (m->type == AX_MSG_DOWN) {
+    note(1, ((const ax_down_info *)m->data)->reason);
+  } else if (m->type == AX_MSG_NODE_UP || m->type == AX_MSG_NODE_DOWN) {
+    note(m->type == AX_MSG_NODE_UP ? 2 : 3, ((const ax_node_event *)m->data)->reason);
+  }
+  return AX_OK;
+}
+static const ax_actor_spec probe_spec = {.behaviour = probe, .init = probe_init};
+
+typedef struct want {
+  int k, r, n;
+} want;
+static bool seen_pred(void *a) {
+  want *w = a;
+  pthread_mutex_lock(&mu);
+  bool ok = seen[w->k][w->r] >= w->n;
+  pthread_mutex_unlock(&mu);
+  return ok;
+}
+static bool wait_seen(int k, int r, int n) {
+  want w = {k, r, n};
+  return ax_test_wait(seen_pred, &w, WAIT_MS);
+}
+
+static ax_system *local_node(const char *hb, const char *down, char *addr, ax_pid *pr) {
+  ax_system *sys;
+  ax_system_config sc;
+  ax_system_config_init(&sc);
+  sc.workers = 2;
+  if (ax_system_new(&sc, &sys) != AX_OK) return NULL;
+  ax_node_config c;
+  ax_node_config_init(&c);
+  c.name = "local@127.0.0.1";
+  c.listen = "127.0.0.1:0";
+  c.secret_file = secret_path;
+  if (hb) c.heartbeat_ms = (uint32_t)atoi(hb);
+  if (down) c.down_after_ms = (uint32_t)atoi(down);
+  CU_ASSERT_EQUAL(ax_node_start(sys, &c), AX_OK);
+  size_t len = 128;
+  CU_ASSERT_EQUAL(ax_node_listen_addr(sys, addr, &len), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_spawn(sys, &probe_spec, NULL, 0, pr), AX_OK);
+  memset(seen, 0, sizeof seen);
+  ax_system_send(sys, *pr, T_CMD, &(cmd){OP_NODEMON, AX_PID_NONE}, sizeof(cmd));
+  return sys;
+}
+
+typedef struct nl {
+  ax_system *sys;
+  size_t n;
+} nl;
+static bool nodes_pred(void *a) {
+  nl *x = a;
+  return ax_node_list(x->sys, NULL, 0) == x->n;
+}
+
+static ax_pid echo_pid(ax_system *sys, const char *node, uint64_t id) {
+  ax_pid p = AX_PID_NONE;
+  CU_ASSERT_EQUAL(ax_node_pid(sys, node, id, &p), AX_OK);
+  return p;
+}
+
+static ax_err echo_call(ax_system *sys, ax_pid p) {
+  char rep[8];
+  size_t rl = sizeof rep;
+  ax_err e = ax_call(sys, p, T_ECHO, "ping", 4, 20000, rep, &rl, NULL);
+  if (e == AX_OK && (rl != 4 || memcmp(rep, "ping", 4))) e = AX_EINVAL;
+  return e;
+}
+
+static void test_kill9(void) {
+  char addr[128];
+  ax_pid pr;
+  ax_system *sys = local_node(NULL, NULL, addr, &pr);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
+  proc p;
+  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, NULL, NULL));
+  nl x = {sys, 1};
+  CU_ASSERT_FATAL(ax_test_wait(nodes_pred, &x, WAIT_MS));
+  ax_pid e = echo_pid(sys, "p@127.0.0.1", p.echo_id);
+  CU_ASSERT_EQUAL(echo_call(sys, e), AX_OK);
+  ax_system_send(sys, pr, T_CMD, &(cmd){OP_LINK, e}, sizeof(cmd));
+  ax_system_send(sys, pr, T_CMD, &(cmd){OP_MONITOR, e}, sizeof(cmd));
+  ax_test_sleep_ms(100);
+  proc_end(&p, SIGKILL);
+  CU_ASSERT(wait_seen(0, AX_REASON_NOCONNECTION, 1));
+  CU_ASSERT(wait_seen(1, AX_REASON_NOCONNECTION, 1));
+  CU_ASSERT(wait_seen(3, AX_NODE_CLOSED, 1));
+  ax_system_free(sys);
+}
+
+static void test_sigstop(void) {
+  char addr[128];
+  ax_pid pr;
+  ax_system *sys = local_node("100", "1000", addr, &pr);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
+  proc p;
+  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, "100", "1000"));
+  nl x = {sys, 1};
+  CU_ASSERT_FATAL(ax_test_wait(nodes_pred, &x, WAIT_MS));
+  kill(p.pid, SIGSTOP);
+  CU_ASSERT(wait_seen(3, AX_NODE_TIMEOUT, 1)); /* found by silence, not by a close */
+  kill(p.pid, SIGCONT);
+  proc_end(&p, SIGKILL);
+  ax_system_free(sys);
+}
+
+static void test_restart_new_incarnation(void) {
+  char addr[128];
+  ax_pid pr;
+  ax_system *sys = local_node(NULL, NULL, addr, &pr);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
+  proc p;
+  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, NULL, NULL));
+  nl x = {sys, 1};
+  CU_ASSERT_FATAL(ax_test_wait(nodes_pred, &x, WAIT_MS));
+  ax_node_info i1;
+  CU_ASSERT_EQUAL(ax_node_list(sys, &i1, 1), 1);
+  ax_pid old = echo_pid(sys, "p@127.0.0.1", p.echo_id);
+  CU_ASSERT_EQUAL(echo_call(sys, old), AX_OK);
+  char port_addr[128];
+  snprintf(port_addr, sizeof port_addr, "%s", p.addr);
+  proc_end(&p, SIGKILL);
+  CU_ASSERT(wait_seen(3, AX_NODE_CLOSED, 1));
+  /* Back on the same port with no seed: this node redials it. */
+  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", port_addr, NULL, NULL, NULL));
+  CU_ASSERT(wait_seen(2, AX_NODE_CONNECTED, 2));
+  ax_node_info i2;
+  CU_ASSERT_EQUAL(ax_node_list(sys, &i2, 1), 1);
+  CU_ASSERT_STRING_EQUAL(i2.name, "p@127.0.0.1");
+  CU_ASSERT_NOT_EQUAL(i1.incarnation, i2.incarnation);
+  /* The old incarnation's pids are dead, even with the same id. */
+  CU_ASSERT_EQUAL(ax_system_send(sys, old, T_ECHO, "x", 1), AX_ENOACTOR);
+  ax_pid now = echo_pid(sys, "p@127.0.0.1", p.echo_id);
+  CU_ASSERT_NOT_EQUAL(now.id, old.id);
+  CU_ASSERT_EQUAL(echo_call(sys, now), AX_OK);
+  proc_end(&p, SIGKILL);
+  ax_system_free(sys);
+}
+
+static void test_python_client(void) {
+  if (!AX_PYTHON3[0]) {
+    fprintf(stderr, "(no python3: skipped) ");
+    return;
+  }
+  proc p;
+  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", NULL, NULL, NULL));
+  char to[32];
+  snprintf(to, sizeof to, "%llu", (unsigned long long)p.echo_id);
+  pid_t py = fork();
+  if (py == 0) {
+    setenv("AXON_TEST_SECRET", SECRET, 1);
+    execl(AX_PYTHON3, AX_PYTHON3, AX_PY_SCRIPT, "--connect", p.addr, "--to", to, "--pb-dir",
+          AX_PB_PY_DIR, (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  while (waitpid(py, &st, 0) < 0 && errno == EINTR) {
+  }
+  int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  if (rc == 77) fprintf(stderr, "(no python3-protobuf: skipped) ");
+  else CU_ASSERT_EQUAL(rc, 0);
+  proc_end(&p, SIGKILL);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  snprintf(g_dir, sizeof g_dir, "/tmp/axon-procs-XXXXXX");
+  if (!mkdtemp(g_dir)) return 1;
+  snprintf(secret_path, sizeof secret_path, "%s/secret", g_dir);
+  FILE *f = fopen(secret_path, "w");
+  if (!f) return 1;
+  fputs(SECRET, f);
+  fclose(f);
+  chmod(secret_path, 0600);
+  CU_pSuite s = ax_test_suite("cluster.procs");
+  CU_add_test(s, "kill -9 fires noconnection", test_kill9);
+  CU_add_test(s, "SIGSTOP found by silence", test_sigstop);
+  CU_add_test(s, "restart: new incarnation, redial", test_restart_new_incarnation);
+  CU_add_test(s, "python client talks to a running node", test_python_client);
+  int rc = ax_test_run();
+  unlink(secret_path);
+  rmdir(g_dir);
+  return rc;
+}
