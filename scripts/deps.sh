@@ -2,12 +2,15 @@
 # Installs the Debian packages Axon needs, only those missing. As root it
 # runs apt-get (one update first); otherwise it prints the exact command and
 # fails. With everything present it touches no network.
-#   scripts/deps.sh         build and test dependencies
-#   scripts/deps.sh bench   also the benchmark peers (CAF, Erlang, Go)
+#   scripts/deps.sh         build and test dependencies (the chat example's
+#                           tests drive it with python3-irc, and irssi under tmux)
+#   scripts/deps.sh bench   also the benchmark peers (CAF, Erlang, Go, and the
+#                           ngircd IRC server for bench/chat_bench.sh)
 set -eu
 pkgs="cmake make gcc pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler libcunit1-dev"
+pkgs="$pkgs python3 python3-irc irssi tmux"
 if [ "${1:-}" = bench ]; then
-  pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go"
+  pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go ngircd"
 fi
 missing=""
 for p in $pkgs; do

@@ -41,7 +41,7 @@ typedef struct client {
   char peer[AX_IO_ADDRSTRLEN];
   char host[HOST_MAX + 1];
   char nick[NICK_MAX + 2], user[USER_MAX + 1], real[REAL_MAX + 1];
-  bool has_nick, has_user, registered, cap_wait, dying, sendq_over;
+  bool has_nick, has_user, registered, cap_wait, dying, sendq_over, logged_out;
   char line[IRC_LINE_MAX + 1];
   size_t linelen;
   bool discarding;
@@ -831,6 +831,7 @@ static ax_err client_behaviour(ax_actor *self, const ax_msg *msg) {
     leave(self, s, ev->reason == AX_IO_CLOSE_ERROR ? "Connection reset" : "Connection closed");
     ax_log(ax_actor_system(self), AX_LOG_INFO, "chat: disconnect %s %s (%s)", s->peer, me(s),
            s->quit_reason ? s->quit_reason : "closed");
+    s->logged_out = true;
     return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
   }
   case AX_MSG_DOWN:
@@ -917,7 +918,9 @@ static ax_err client_init(ax_actor *self, void *state, const void *arg, size_t l
 
 static void client_terminate(ax_actor *self, void *state, ax_reason reason) {
   client *s = state;
-  (void)self;
+  if (!s->logged_out)
+    ax_log(ax_actor_system(self), AX_LOG_INFO, "chat: disconnect %s %s (%s)", s->peer, me(s),
+           reason == AX_REASON_SHUTDOWN ? "server shutting down" : ax_reason_str(reason));
   if (reason == AX_REASON_SHUTDOWN && !s->dying) {
     char line[HOST_MAX + 64];
     int n = snprintf(line, sizeof line, "ERROR :Closing Link: %s (Server shutting down)\r\n",
