@@ -187,6 +187,7 @@ static ax_err channel_behaviour(ax_actor *self, const ax_msg *msg) {
     fanout_ob(self, c, &o, AX_PID_NONE);
     return maybe_stop(self, c);
   }
+  if (msg->type == MSG_CH_REAP) return maybe_stop(self, c);
   if (msg->type < AX_MSG_USER || msg->len < sizeof(chat_hdr)) return AX_OK;
   chat_hdr h;
   memcpy(&h, msg->data, sizeof h);
@@ -308,7 +309,12 @@ static ax_err channel_init(ax_actor *self, void *state, const void *arg, size_t 
   char key[CHAN_MAX + 8];
   irc_chan_key(key, sizeof key, c->name);
   /* AX_EEXIST: another client created it first; the caller looks it up. */
-  return ax_register(ax_actor_system(self), key, ax_self(self));
+  ax_err e = ax_register(ax_actor_system(self), key, ax_self(self));
+  /* A channel whose creator vanished before its JOIN came, or restarted
+   * after a crash that none of its members outlived, would stay empty
+   * forever: it stops if still empty after 10 s. */
+  if (e == AX_OK) e = ax_send_after(self, 10000, ax_self(self), MSG_CH_REAP, NULL, 0, NULL);
+  return e;
 }
 
 static void channel_terminate(ax_actor *self, void *state, ax_reason reason) {

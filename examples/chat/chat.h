@@ -49,6 +49,7 @@ enum {
   MSG_CH_LIST,           /* -> channel, a request: chat_hdr; reply MSG_CH_LIST_REPLY */
   MSG_CH_LIST_REPLY,     /* <- channel: the 322 line */
   MSG_CH_CRASH,          /* -> channel: crash on purpose (--enable-crash-command) */
+  MSG_CH_REAP,           /* channel's own timer: stop if nobody joined */
   MSG_CL_WHOIS,          /* -> client: chat_hdr of the asker: answer 311..318 */
   MSG_CL_WHO,            /* -> client: chat_hdr of the asker: answer 352/315 */
   MSG_CL_TICK,           /* client's own timer: idle and registration timeouts */
