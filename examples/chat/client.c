@@ -58,6 +58,8 @@ typedef struct client {
   int list_pending;
   bool listing;
   const char *quit_reason;
+  char *ob; /* --coalesce: bytes gathered since the last MSG_CL_FLUSH */
+  size_t oblen, obcap;
 } client;
 
 /* ---- writing ---- */
@@ -796,6 +798,22 @@ static ax_err client_behaviour(ax_actor *self, const ax_msg *msg) {
     size_t n = msg->len - sizeof(chat_hdr);
     if (!n) return AX_OK;
     ax_err e;
+    if (chat_cfg.coalesce) {
+      /* One copy into our write buffer; the flush message goes behind
+       * everything already in the mailbox, so one write carries them all. */
+      if (s->oblen + n > s->obcap) {
+        size_t ncap = s->obcap ? s->obcap * 2 : 16384;
+        while (ncap < s->oblen + n) ncap *= 2;
+        char *nb = realloc(s->ob, ncap);
+        if (!nb) return AX_OK;
+        s->ob = nb;
+        s->obcap = ncap;
+      }
+      if (!s->oblen) ax_send(self, ax_self(self), MSG_CL_FLUSH, NULL, 0);
+      memcpy(s->ob + s->oblen, (const char *)msg->data + sizeof(chat_hdr), n);
+      s->oblen += n;
+      return AX_OK;
+    }
     if (msg->buf) {
       size_t off = (size_t)((const char *)msg->data - (const char *)ax_buf_data(msg->buf));
       e = ax_conn_write_buf(s->conn, msg->buf, off + sizeof(chat_hdr), n);
@@ -805,6 +823,11 @@ static ax_err client_behaviour(ax_actor *self, const ax_msg *msg) {
     if (e == AX_EAGAIN) sendq_exceeded(self, s);
     return AX_OK;
   }
+  case MSG_CL_FLUSH:
+    if (s->oblen && !s->dying && ax_conn_write(s->conn, s->ob, s->oblen) == AX_EAGAIN)
+      sendq_exceeded(self, s);
+    s->oblen = 0;
+    return AX_OK;
   case AX_MSG_IO_DATA:
     if (!s->dying) on_data(self, s, msg->data, msg->len);
     return AX_OK;
@@ -918,6 +941,7 @@ static ax_err client_init(ax_actor *self, void *state, const void *arg, size_t l
 
 static void client_terminate(ax_actor *self, void *state, ax_reason reason) {
   client *s = state;
+  free(s->ob);
   if (!s->logged_out)
     ax_log(ax_actor_system(self), AX_LOG_INFO, "chat: disconnect %s %s (%s)", s->peer, me(s),
            reason == AX_REASON_SHUTDOWN ? "server shutting down" : ax_reason_str(reason));

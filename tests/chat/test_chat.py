@@ -85,6 +85,7 @@ def t_protocol(binary):
     b.wait_event("namreply", lambda e: "alice" in e.arguments[2].split() and "bob" in e.arguments[2].split())
     a.wait_event("join", lambda e: e.source.nick == "bob")
     b.conn.join("#three")
+    b.wait_event("endofnames", lambda e: e.arguments[0] == "#three")  # b first, then a
     a.conn.join("#three")
     b.wait_event("join", lambda e: e.source.nick == "alice" and e.target == "#three")
     # PRIVMSG / NOTICE to channels and nicks
