@@ -4,6 +4,10 @@
 # penalties off: [Limits] MaxPenaltyTime = 0, no connection limits), in the
 # same run, interleaved: axon, ngircd, axon, ngircd, ...
 #
+# Implementations: axon (examples/chat as is: each member's client actor
+# writes the shared line zero-copy, one send each), axon-coalesce (chat
+# --coalesce: each client gathers what one mailbox batch brings and writes
+# it once), ngircd.
 # Workloads: chat_1x50    50 clients in 1 channel, 64-byte messages
 #            chat_50x500  500 clients in 50 channels (10 per channel), 64 bytes
 # Each run prints a RESULT line (see chat_load.c); the summary gives the
@@ -11,7 +15,7 @@
 # is also written to bench/results/chat.md.
 #
 # env: RUNS=3 BUILD=build SECONDS_PER_RUN=5 WARMUP=1 WINDOW=4
-#      IMPLS="axon ngircd"
+#      IMPLS="axon axon-coalesce ngircd"
 set -u
 set -o pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +26,7 @@ case "$BUILD" in /*) ;; *) BUILD="$root/$BUILD" ;; esac
 SECS=${SECONDS_PER_RUN:-5}
 WARMUP=${WARMUP:-1}
 WINDOW=${WINDOW:-4}
-IMPLS=${IMPLS:-axon ngircd}
+IMPLS=${IMPLS:-axon axon-coalesce ngircd}
 chat="$BUILD/examples/chat"
 load="$BUILD/bench/chat_load"
 for f in "$chat" "$load"; do
@@ -44,8 +48,10 @@ free_port() {
 # Starts $1 (axon|ngircd) on a fresh loopback port; sets server_pid, port.
 start_server() {
   port=$(free_port)
-  if [ "$1" = axon ]; then
-    "$chat" --listen "127.0.0.1:$port" --quiet --ping 600 >"$tmp/server.log" 2>&1 &
+  if [ "$1" = axon ] || [ "$1" = axon-coalesce ]; then
+    extra=""
+    [ "$1" = axon-coalesce ] && extra=--coalesce
+    "$chat" --listen "127.0.0.1:$port" --quiet --ping 600 $extra >"$tmp/server.log" 2>&1 &
   else
     cat >"$tmp/ngircd.conf" <<CONF
 [Global]
@@ -128,8 +134,9 @@ for w in ("chat_1x50", "chat_50x500"):
         r, p50, p99 = med(w, i, "rate"), med(w, i, "p50_us"), med(w, i, "p99_us")
         f = lambda x: "FAILED" if x is None else "%.0f" % x
         print("| %s | %s | %s | %s | %s |" % (w, i, f(r), f(p50), f(p99)))
-    a, n = med(w, "axon", "rate"), med(w, "ngircd", "rate")
-    if a and n:
-        print("| %s | axon/ngircd | %.2fx | %.2fx | %.2fx |" % (w, a / n, med(w, "axon", "p50_us") / med(w, "ngircd", "p50_us"),
-                                                              med(w, "axon", "p99_us") / med(w, "ngircd", "p99_us")))
+    for ax in [i for i in impls if i.startswith("axon")]:
+        a, n = med(w, ax, "rate"), med(w, "ngircd", "rate")
+        if a and n:
+            print("| %s | %s/ngircd | %.2fx | %.2fx | %.2fx |" % (w, ax, a / n, med(w, ax, "p50_us") / med(w, "ngircd", "p50_us"),
+                                                                  med(w, ax, "p99_us") / med(w, "ngircd", "p99_us")))
 PY

@@ -32,7 +32,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#define HIST_US 200000 /* 1 us buckets up to 200 ms, then one overflow bucket */
+#define HIST_US 2000000 /* 1 us buckets up to 2 s, then one overflow bucket */
 
 typedef struct client {
   int fd, idx, chan;
