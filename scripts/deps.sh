@@ -2,8 +2,10 @@
 # Installs the Debian packages Axon needs, only those missing. As root it
 # runs apt-get (one update first); otherwise it prints the exact command and
 # fails. With everything present it touches no network.
-#   scripts/deps.sh         build and test dependencies
-#   scripts/deps.sh bench   also the benchmark peers (CAF, Erlang, Go)
+#   scripts/deps.sh         build and test dependencies (the chat example's
+#                           tests drive it with python3-irc, and irssi under tmux)
+#   scripts/deps.sh bench   also the benchmark peers (CAF, Erlang, Go, and the
+#                           ngircd IRC server for bench/chat_bench.sh)
 set -eu
 # libc6-dev (headers, and libc.a for the fully static program of the install
 # test) is only recommended by gcc, so it is named; binutils (nm, objdump:
@@ -15,8 +17,9 @@ set -eu
 pkgs="cmake make gcc libc6-dev binutils pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler
   libcunit1-dev libssl-dev protobuf-compiler python3-protobuf
   python3-redis redis-tools redis-server"
+pkgs="$pkgs python3 python3-irc irssi tmux"
 if [ "${1:-}" = bench ]; then
-  pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go"
+  pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go ngircd"
 fi
 missing=""
 for p in $pkgs; do

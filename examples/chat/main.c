@@ -1,0 +1,214 @@
+/* Axon example: an IRC chat server. Real IRC clients (irssi, weechat,
+ * python-irc, nc) connect to it.
+ *
+ *   chat [--listen ADDR] [--sendq BYTES] [--ping SECS] [--flood LINES]
+ *        [--coalesce] [--workers N] [--quiet] [--enable-crash-command]
+ *
+ * Start it, then `irssi -c 127.0.0.1 -p 6667` (or `nc 127.0.0.1 6667`).
+ * See README.md, "The chat server", and chat.h for which file holds what.
+ *
+ * Supervision (three top-level supervisors, stopped newest first at
+ * shutdown: the listener, then the clients, then the channels):
+ *   channels  simple_one_for_one over channel actors (transient: a crashed
+ *             channel is restarted; its members rejoin, see channel.c)
+ *   clients   simple_one_for_one over client actors (temporary: a
+ *             connection cannot be restarted; its channels see it QUIT)
+ *   server    one_for_one over the listener (permanent)
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread and taken by the
+ * main thread with sigtimedwait (no handler, so nothing unsafe runs in a
+ * signal context); it then calls ax_system_shutdown. */
+#include "chat.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+chat_config chat_cfg;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: chat [options]\n"
+          "  --listen ADDR          address to listen on (default 127.0.0.1:6667;\n"
+          "                         [::1]:6667, 0.0.0.0:0 for any port, unix:/path)\n"
+          "  --sendq BYTES          per-client send queue bound (default 1048576): a\n"
+          "                         client that falls this far behind is disconnected\n"
+          "                         with \"ERROR :Closing Link: ... (SendQ exceeded)\"\n"
+          "  --ping SECS            idle time before the server PINGs a client, and\n"
+          "                         again before it drops it (default 120)\n"
+          "  --flood LINES          lines per second a client may send before it is\n"
+          "                         disconnected (\"Excess Flood\"); 0 = off (default)\n"
+          "  --coalesce             copy what a client is sent into its own write\n"
+          "                         buffer and write it once per batch of messages\n"
+          "                         (fewer system calls; the default writes each\n"
+          "                         shared line as is, zero-copy, one send each)\n"
+          "  --workers N            worker threads (default: one per CPU)\n"
+          "  --quiet                log warnings only (default: one line per connect\n"
+          "                         and disconnect)\n"
+          "  --enable-crash-command accept CRASHCHAN #chan, which crashes the channel's\n"
+          "                         actor on purpose (tests and demos: its supervisor\n"
+          "                         restarts it and the members rejoin)\n"
+          "  --help                 this text\n"
+          "cluster options (not built yet: see issue 12):\n"
+          "  --node NAME --cluster ADDR --join ADDR --secret-file PATH\n");
+}
+
+static bool parse_num(const char *s, unsigned long long max, unsigned long long *out) {
+  char *end;
+  errno = 0;
+  if (!s || !*s || *s == '-') return false;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end || v > max) return false;
+  *out = v;
+  return true;
+}
+
+static void log_line(ax_log_level level, const char *line, void *arg) {
+  (void)arg;
+  static const char *names[] = {"debug", "info", "warn", "error"};
+  fprintf(stderr, "[%s] %s\n", names[level <= AX_LOG_ERROR ? level : AX_LOG_ERROR], line);
+}
+
+int main(int argc, char **argv) {
+  const char *addr = "127.0.0.1:6667";
+  unsigned long long sendq = 1024 * 1024, ping = 120, flood = 0, workers = 0;
+  bool quiet = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strcmp(a, "--quiet") == 0) {
+      quiet = true;
+      continue;
+    }
+    if (strcmp(a, "--coalesce") == 0) {
+      chat_cfg.coalesce = true;
+      continue;
+    }
+    if (strcmp(a, "--enable-crash-command") == 0) {
+      chat_cfg.crash_command = true;
+      continue;
+    }
+    bool takes = strcmp(a, "--listen") == 0 || strcmp(a, "--sendq") == 0 ||
+                 strcmp(a, "--ping") == 0 || strcmp(a, "--flood") == 0 ||
+                 strcmp(a, "--workers") == 0 || strcmp(a, "--node") == 0 ||
+                 strcmp(a, "--cluster") == 0 || strcmp(a, "--join") == 0 ||
+                 strcmp(a, "--secret-file") == 0;
+    if (!takes) {
+      fprintf(stderr, "chat: unknown option '%s' (try --help)\n", a);
+      return 2;
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "chat: option '%s' needs a value (try --help)\n", a);
+      return 2;
+    }
+    const char *v = argv[++i];
+    bool ok = true;
+    if (strcmp(a, "--listen") == 0) addr = v;
+    else if (strcmp(a, "--sendq") == 0) ok = parse_num(v, 1ull << 40, &sendq) && sendq >= 1024;
+    else if (strcmp(a, "--ping") == 0) ok = parse_num(v, 86400, &ping) && ping >= 1;
+    else if (strcmp(a, "--flood") == 0) ok = parse_num(v, 1000000, &flood);
+    else if (strcmp(a, "--workers") == 0) ok = parse_num(v, 1024, &workers);
+    else {
+      fprintf(stderr, "chat: %s: cluster support is not built yet\n", a);
+      return 2;
+    }
+    if (!ok) {
+      fprintf(stderr, "chat: bad value '%s' for %s (try --help)\n", v, a);
+      return 2;
+    }
+  }
+  chat_cfg.sendq = (size_t)sendq;
+  chat_cfg.ping_secs = (uint32_t)ping;
+  chat_cfg.flood = (uint32_t)flood;
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(chat_cfg.created, sizeof chat_cfg.created, "%Y-%m-%d %H:%M:%S UTC", &tm);
+
+  /* Block the stop signals before any thread exists: every thread inherits
+   * the mask, and only sigtimedwait below takes them. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = (uint32_t)workers;
+  cfg.log_fn = log_line;
+  cfg.log_level = quiet ? AX_LOG_WARN : AX_LOG_INFO;
+  ax_system *sys;
+  ax_err e = ax_system_new(&cfg, &sys);
+  if (e != AX_OK) {
+    fprintf(stderr, "chat: cannot start the actor system: %s\n", ax_strerror(e));
+    return 1;
+  }
+
+  ax_child_spec chan_child = {.id = "channel",
+                              .start = &chat_channel_spec,
+                              .restart = AX_RESTART_TRANSIENT,
+                              .shutdown = 2000};
+  ax_sup_spec chans = {.name = "channels",
+                       .strategy = AX_SUP_SIMPLE_ONE_FOR_ONE,
+                       .intensity = 100,
+                       .period_ms = 10000,
+                       .children = &chan_child,
+                       .nchildren = 1};
+  ax_child_spec client_child = {.id = "client",
+                                .start = &chat_client_spec,
+                                .restart = AX_RESTART_TEMPORARY,
+                                .shutdown = 2000};
+  ax_sup_spec clients = {.name = "clients",
+                         .strategy = AX_SUP_SIMPLE_ONE_FOR_ONE,
+                         .children = &client_child,
+                         .nchildren = 1};
+  ax_child_spec listener_child = {.id = "listener",
+                                  .start = &chat_listener_spec,
+                                  .arg = addr,
+                                  .arg_len = strlen(addr) + 1};
+  ax_sup_spec server = {.name = "server",
+                        .strategy = AX_SUP_ONE_FOR_ONE,
+                        .children = &listener_child,
+                        .nchildren = 1};
+  ax_pid server_sup = AX_PID_NONE;
+  e = ax_supervisor_start(sys, &chans, &chat_cfg.chan_sup);
+  if (e == AX_OK) e = ax_supervisor_start(sys, &clients, &chat_cfg.client_sup);
+  if (e == AX_OK) e = ax_supervisor_start(sys, &server, &server_sup); /* listens */
+  int rc = 0;
+  if (e != AX_OK) {
+    fprintf(stderr, "chat: cannot start the server: %s\n", ax_strerror(e));
+    rc = 1;
+  }
+  while (rc == 0) {
+    struct timespec ts = {1, 0};
+    int sig = sigtimedwait(&stop, NULL, &ts);
+    if (sig == SIGINT || sig == SIGTERM) {
+      ax_log(sys, AX_LOG_INFO, "chat: %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      break;
+    }
+    /* A supervisor gave up (restart intensity exceeded): nothing above it
+     * can restart it, so the server stops with an error. */
+    ax_actor_stats st;
+    ax_pid sups[3] = {chat_cfg.chan_sup, chat_cfg.client_sup, server_sup};
+    for (int i = 0; i < 3; i++) {
+      if (ax_actor_stats_get(sys, sups[i], &st) == AX_ENOACTOR) {
+        ax_log(sys, AX_LOG_ERROR, "chat: a supervisor gave up; stopping");
+        rc = 1;
+      }
+    }
+  }
+  ax_system_shutdown(sys);
+  ax_system_free(sys);
+  if (rc == 0) {
+    printf("chat: stopped\n");
+    fflush(stdout);
+  }
+  return rc;
+}
