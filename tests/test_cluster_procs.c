@@ -307,6 +307,10 @@ static void test_services(void) {
   CU_ASSERT(ax_test_wait(pg_pred, &w, WAIT_MS));
   /* A stopped node: the request times out (no answer, no node down). */
   kill(p.pid, SIGSTOP);
+  int st = 0; /* wait until it has stopped (kill only starts the stop) */
+  while (waitpid(p.pid, &st, WUNTRACED) < 0 && errno == EINTR) {
+  }
+  CU_ASSERT(WIFSTOPPED(st));
   CU_ASSERT_EQUAL(ax_node_whereis(sys, "p@127.0.0.1", "echo", 300, &got), AX_ETIMEDOUT);
   kill(p.pid, SIGCONT);
   proc_end(&p, SIGKILL);
