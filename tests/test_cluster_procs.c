@@ -26,6 +26,8 @@ enum { T_ECHO = AX_MSG_USER + 1, T_CMD };
 enum { OP_LINK, OP_MONITOR, OP_NODEMON };
 
 static char g_dir[64], secret_path[128];
+/* Extra testnode flags for the next proc_start (NULL-terminated). */
+static const char *g_extra[8];
 
 typedef struct proc {
   pid_t pid;
@@ -44,7 +46,7 @@ static bool proc_start(proc *p, const char *name, const char *listen, const char
     dup2(in[0], 0);
     close(out[0]);
     close(in[1]);
-    const char *argv[20];
+    const char *argv[28];
     int n = 0;
     argv[n++] = AX_TESTNODE;
     argv[n++] = "--name", argv[n++] = name;
@@ -53,6 +55,7 @@ static bool proc_start(proc *p, const char *name, const char *listen, const char
     if (seed) argv[n++] = "--seed", argv[n++] = seed;
     if (hb) argv[n++] = "--hb", argv[n++] = hb;
     if (down) argv[n++] = "--down", argv[n++] = down;
+    for (int i = 0; g_extra[i] && n < 18; i++) argv[n++] = g_extra[i];
     argv[n] = NULL;
     execv(AX_TESTNODE, (char *const *)argv);
     _exit(127);
@@ -251,6 +254,69 @@ static void test_restart_new_incarnation(void) {
   ax_system_free(sys);
 }
 
+typedef struct pgw {
+  ax_system *sys;
+  size_t n;
+} pgw;
+static bool pg_pred(void *a) {
+  pgw *w = a;
+  size_t n = 0;
+  return ax_pg_members(w->sys, "g", NULL, &n) == AX_OK && n == w->n;
+}
+
+/* Services across processes: whereis and spawn by name on a peer process,
+ * refused by one that does not allow it; a pg group across three processes
+ * (this one and two testnodes) that loses the members of a peer killed with
+ * kill -9; and a whereis to a SIGSTOPped node that ends with the request's
+ * timeout (down_after is long here, so the node stays up meanwhile). */
+static void test_services(void) {
+  char addr[128];
+  ax_pid pr;
+  ax_system *sys = local_node("1000", "60000", addr, &pr);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
+  proc p, q;
+  const char *ep[] = {"--spawnable", "1", "--pg", "g", NULL};
+  memcpy(g_extra, ep, sizeof ep);
+  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, "1000", "60000"));
+  const char *eq[] = {"--pg", "g", NULL};
+  memcpy(g_extra, eq, sizeof eq);
+  CU_ASSERT_FATAL(proc_start(&q, "q@127.0.0.1", "127.0.0.1:0", addr, "1000", "60000"));
+  g_extra[0] = NULL;
+  nl x = {sys, 2};
+  CU_ASSERT_FATAL(ax_test_wait(nodes_pred, &x, WAIT_MS));
+  /* whereis on another process: the echo's pid. */
+  ax_pid got = AX_PID_NONE;
+  CU_ASSERT_EQUAL(ax_node_whereis(sys, "p@127.0.0.1", "echo", 20000, &got), AX_OK);
+  CU_ASSERT_EQUAL(got.id, echo_pid(sys, "p@127.0.0.1", p.echo_id).id);
+  CU_ASSERT_EQUAL(ax_node_whereis(sys, "q@127.0.0.1", "none", 20000, &got), AX_ENOTFOUND);
+  /* spawn by name: p allows it, q does not. */
+  ax_pid s = AX_PID_NONE;
+  CU_ASSERT_EQUAL(ax_node_spawn(sys, "p@127.0.0.1", "echo", NULL, 0, 20000, &s), AX_OK);
+  CU_ASSERT_EQUAL(echo_call(sys, s), AX_OK);
+  CU_ASSERT_EQUAL(ax_node_spawn(sys, "q@127.0.0.1", "echo", NULL, 0, 20000, &s), AX_ENOTSUP);
+  CU_ASSERT_EQUAL(ax_node_spawn(sys, "p@127.0.0.1", "nope", NULL, 0, 20000, &s), AX_ENOTFOUND);
+  /* pg: this node's probe and the two echoes. */
+  CU_ASSERT_EQUAL(ax_pg_join(sys, "g", pr), AX_OK);
+  pgw w = {sys, 3};
+  CU_ASSERT(ax_test_wait(pg_pred, &w, WAIT_MS));
+  size_t sent = 0;
+  CU_ASSERT_EQUAL(ax_system_pg_send(sys, "g", T_ECHO, "x", 1, &sent), AX_OK);
+  CU_ASSERT_EQUAL(sent, 3);
+  proc_end(&q, SIGKILL);
+  w.n = 2;
+  CU_ASSERT(ax_test_wait(pg_pred, &w, WAIT_MS));
+  /* A stopped node: the request times out (no answer, no node down). */
+  kill(p.pid, SIGSTOP);
+  int st = 0; /* wait until it has stopped (kill only starts the stop) */
+  while (waitpid(p.pid, &st, WUNTRACED) < 0 && errno == EINTR) {
+  }
+  CU_ASSERT(WIFSTOPPED(st));
+  CU_ASSERT_EQUAL(ax_node_whereis(sys, "p@127.0.0.1", "echo", 300, &got), AX_ETIMEDOUT);
+  kill(p.pid, SIGCONT);
+  proc_end(&p, SIGKILL);
+  ax_system_free(sys);
+}
+
 static void test_python_client(void) {
   if (!AX_PYTHON3[0]) {
     fprintf(stderr, "(no python3: skipped) ");
@@ -291,6 +357,7 @@ int main(void) {
   CU_add_test(s, "SIGSTOP found by silence", test_sigstop);
   CU_add_test(s, "restart: new incarnation, redial", test_restart_new_incarnation);
   CU_add_test(s, "python client talks to a running node", test_python_client);
+  CU_add_test(s, "services: whereis, spawn, pg with kill -9, timeout", test_services);
   int rc = ax_test_run();
   unlink(secret_path);
   rmdir(g_dir);

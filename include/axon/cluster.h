@@ -10,6 +10,7 @@
 #ifndef AXON_CLUSTER_H
 #define AXON_CLUSTER_H
 
+#include "axon/actor.h"
 #include "axon/common.h"
 #include "axon/error.h"
 #include "axon/msg.h"
@@ -43,7 +44,9 @@ typedef struct ax_node_config {
    * unreachable: listen addresses as above. May be NULL (nseeds 0). */
   const char *const *seeds;
   size_t nseeds;
-  /* Accept remote spawn requests (ax_spawn_on, later). Default false. */
+  /* Serve spawn requests from other nodes (ax_spawn_on) for behaviours
+   * registered here (ax_behaviour_register). Default false: refused with
+   * AX_ENOTSUP. */
   bool allow_remote_spawn;
   /* A send to a remote pid is refused with AX_EAGAIN while the link's
    * outgoing queue holds more than this many bytes (8 MiB). Control
@@ -181,11 +184,155 @@ typedef struct ax_node_stats {
   uint64_t send_no_node;    /* remote sends refused with AX_ENOACTOR */
   uint64_t lost_on_down;    /* queued big messages dropped by a node down */
   uint64_t nodes_up, nodes_down, heartbeats_out, timeouts;
+  uint64_t spawns_served;   /* actors spawned for requests (this node's included) */
+  uint64_t spawns_refused;  /* spawn requests refused (not allowed, unknown, bad arg) */
+  uint64_t pg_dropped;      /* peers' pg memberships dropped (limits, bad pids) */
 } ax_node_stats;
 
 /* ax_node_stats_get reads the counters (a snapshot). Thread: any.
  * Errors: AX_ESTATE (never started), AX_EINVAL. */
 AX_API ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *out);
+
+/* ---- services: remote whereis, spawn by behaviour name ----
+ *
+ * Both are requests: the answer comes back to the requester as one reply
+ * message (flags AX_MSGF_REPLY, ref = *ref_out) of the type below with an
+ * ax_node_reply payload, or, like any timed ax_request, as AX_MSG_TIMEOUT
+ * carrying the ref: without payload when timeout_ms passed, with an
+ * ax_node_timeout {AX_REASON_NOCONNECTION} payload (also flagged
+ * AX_MSGF_REPLY, at once) when the node went down while the request was
+ * pending. Exactly one of the two arrives (a reply after the timeout is
+ * dropped and counted as a late reply). With AX_INFINITY only the reply or
+ * the node-down AX_MSG_TIMEOUT can arrive. The node may be this node's own
+ * name (answered locally, through the same path). */
+enum {
+  AX_MSG_WHEREIS_REPLY = AX_MSG_CLUSTER_FIRST + 2, /* 66: ax_node_reply */
+  AX_MSG_SPAWN_REPLY = AX_MSG_CLUSTER_FIRST + 3    /* 67: ax_node_reply */
+};
+
+/* Payload of AX_MSG_WHEREIS_REPLY and AX_MSG_SPAWN_REPLY. */
+typedef struct ax_node_reply {
+  ax_pid pid;     /* the actor (as this node numbers it); AX_PID_NONE on failure */
+  int32_t status; /* AX_OK, or the ax_err of the failure (see the functions) */
+} ax_node_reply;
+
+/* Longest behaviour name and process group name, without the NUL. Names
+ * are 1..255 bytes with no control character (0x00..0x1f, 0x7f). */
+#define AX_BEHAVIOUR_NAME_MAX 255
+#define AX_PG_NAME_MAX 255
+/* At most this many behaviours registered per node. */
+#define AX_BEHAVIOURS_MAX 1024
+/* Largest spawn argument (bytes). */
+#define AX_SPAWN_ARG_MAX 65536
+
+/* ax_whereis_on asks node `node` which actor is registered there as `name`
+ * (ax_register). The answer: AX_MSG_WHEREIS_REPLY {pid, AX_OK} or
+ * {AX_PID_NONE, AX_ENOTFOUND}; or AX_MSG_TIMEOUT (see above). ref_out (may
+ * be NULL) gets the request's ref. Thread: owner. Errors (nothing is sent,
+ * nothing arrives): AX_EINVAL (NULL, bad node name or name), AX_ENOACTOR
+ * (the node is not connected now), AX_ESTATE (the node is not started),
+ * AX_ENOMEM, AX_ECLOSED. */
+AX_API ax_err ax_whereis_on(ax_actor *self, const char *node, const char *name,
+                            uint32_t timeout_ms, ax_ref *ref_out);
+
+/* ax_node_whereis is the blocking form for plain threads (like ax_call):
+ * *out gets the pid. Thread: any non-worker thread (AX_ESTATE on a worker).
+ * Errors: AX_ENOTFOUND (no such name there), AX_ETIMEDOUT, AX_ENOACTOR (the
+ * node is not connected or went down meanwhile), AX_EINVAL, AX_ESTATE,
+ * AX_ENOMEM, AX_ECLOSED. */
+AX_API ax_err ax_node_whereis(ax_system *sys, const char *node, const char *name,
+                              uint32_t timeout_ms, ax_pid *out);
+
+/* ax_behaviour_register makes spec spawnable by name on this node (by
+ * ax_spawn_on / ax_node_spawn from this or another node). The name is
+ * copied; the spec is borrowed and must outlive the system (a static const
+ * spec). A behaviour cannot be unregistered. Only registered behaviours can
+ * ever be spawned by a request, and a request from another node only when
+ * this node's config has allow_remote_spawn. Thread: any. Errors: AX_EINVAL
+ * (NULL, bad name, spec without behaviour), AX_EEXIST (name taken),
+ * AX_ELIMIT (AX_BEHAVIOURS_MAX reached), AX_ESTATE (node not started),
+ * AX_ENOMEM. */
+AX_API ax_err ax_behaviour_register(ax_system *sys, const char *name, const ax_actor_spec *spec);
+
+/* Spawn options. */
+enum {
+  /* Link the new actor to the requester (before the reply goes out, after
+   * the behaviour's init succeeded): its exit reaches the requester as from
+   * a link, and the requester's exit reaches it. An init that fails sends
+   * no exit to the requester (the reply carries the error). */
+  AX_SPAWN_LINK = 1u
+};
+
+/* ax_spawn_on asks node `node` to spawn its registered behaviour
+ * `behaviour` with init argument arg[0..len) (bytes, copied; init sees a
+ * copy, as with ax_spawn). The answer: AX_MSG_SPAWN_REPLY {pid, AX_OK}, or
+ * {AX_PID_NONE, status} with status AX_ENOTFOUND (no behaviour of that
+ * name there), AX_ENOTSUP (the node refuses remote spawns: its
+ * allow_remote_spawn is false, or it does not offer the SPAWN feature),
+ * init's error, or a spawn error (AX_ENOMEM, AX_ELIMIT, AX_ECLOSED); or
+ * AX_MSG_TIMEOUT (see above; the actor may then exist without the requester
+ * knowing its pid). flags: AX_SPAWN_LINK or 0. Thread: owner. Errors
+ * (nothing is sent): AX_EINVAL (NULL, bad names, unknown flags, arg NULL
+ * with len > 0), AX_ELIMIT (len > AX_SPAWN_ARG_MAX), AX_ENOACTOR (node not
+ * connected), AX_ESTATE, AX_ENOMEM, AX_ECLOSED. */
+AX_API ax_err ax_spawn_on(ax_actor *self, const char *node, const char *behaviour,
+                          const void *arg, size_t len, uint32_t flags, uint32_t timeout_ms,
+                          ax_ref *ref_out);
+
+/* ax_node_spawn is the blocking form for plain threads (no link: a thread
+ * cannot be linked). Thread: any non-worker thread. Errors: the statuses
+ * of AX_MSG_SPAWN_REPLY, AX_ETIMEDOUT, AX_ENOACTOR (not connected or went
+ * down meanwhile), AX_EINVAL, AX_ELIMIT, AX_ESTATE, AX_ENOMEM. */
+AX_API ax_err ax_node_spawn(ax_system *sys, const char *node, const char *behaviour,
+                            const void *arg, size_t len, uint32_t timeout_ms, ax_pid *out);
+
+/* ---- process groups (eventually consistent, like OTP's pg) ----
+ *
+ * A group is a name; its members are actors of any node of the cluster.
+ * Each node owns its local members: it joins and removes them, and tells
+ * its connected peers (PG_JOIN / PG_LEAVE; the whole local membership as
+ * PG_SYNC when a connection comes up). A node's view of other nodes'
+ * members is therefore eventually consistent (docs/cluster.md): a join is
+ * visible on another node once the frame arrived. A member leaves every
+ * group when it stops, and all members of a node leave when that node goes
+ * down here. An actor is a member of a group at most once (a second join
+ * is a no-op). The node must be started (AX_ESTATE otherwise). Limits:
+ * AX_PG_GROUPS_MAX groups (with members anywhere), AX_PG_MEMBERS_MAX
+ * members per group; memberships a peer announces beyond them are dropped
+ * (logged, counted as pg_dropped). */
+#define AX_PG_GROUPS_MAX 4096
+#define AX_PG_MEMBERS_MAX 65536
+
+/* ax_pg_join makes local actor pid a member of group (created on first
+ * join). Thread: any. Errors: AX_EINVAL (NULL, bad name, pid of another
+ * node), AX_ENOACTOR (pid not alive), AX_ELIMIT (a limit above),
+ * AX_ESTATE, AX_ENOMEM. */
+AX_API ax_err ax_pg_join(ax_system *sys, const char *group, ax_pid pid);
+
+/* ax_pg_leave removes local actor pid from group. Thread: any. Errors:
+ * AX_ENOTFOUND (not a member), AX_EINVAL, AX_ESTATE. */
+AX_API ax_err ax_pg_leave(ax_system *sys, const char *group, ax_pid pid);
+
+/* ax_pg_members writes up to *n members of group (every node's, as this
+ * node knows them) into out and sets *n to the number of members (may
+ * exceed the capacity given; out may be NULL with *n 0). A snapshot, in no
+ * particular order. An unknown group has 0 members. Thread: any. Errors:
+ * AX_EINVAL, AX_ESTATE. ax_pg_local_members: this node's members only. */
+AX_API ax_err ax_pg_members(ax_system *sys, const char *group, ax_pid *out, size_t *n);
+AX_API ax_err ax_pg_local_members(ax_system *sys, const char *group, ax_pid *out, size_t *n);
+
+/* ax_pg_send sends a copy of data[0..len) as type (>= AX_MSG_USER) to every
+ * member of group on every node (one message per member, each as ax_send
+ * would send it: order per sender-receiver pair holds). *sent (may be NULL)
+ * gets how many members it was sent to (a member whose send failed, e.g.
+ * dead or congested, is not counted and does not fail the call). Thread:
+ * owner. Errors: AX_EINVAL (NULL self, bad name, reserved type, data NULL
+ * with len > 0), AX_ESTATE, AX_ENOMEM. ax_system_pg_send: from any thread
+ * (from = the running actor of sys on this thread, else AX_PID_NONE). */
+AX_API ax_err ax_pg_send(ax_actor *self, const char *group, uint32_t type, const void *data,
+                         size_t len, size_t *sent);
+AX_API ax_err ax_system_pg_send(ax_system *sys, const char *group, uint32_t type,
+                                const void *data, size_t len, size_t *sent);
 
 #ifdef __cplusplus
 }

@@ -140,6 +140,40 @@ static ax_err control_frame(ax__cluster *cl, ax__peer *p, uint64_t sender, const
   return AX_OK;
 }
 
+static void kick(ax__cluster *cl, ax__peer *p);
+
+ax_err ax__cl_ctl_write(ax__cluster *cl, ax__peer *p, uint64_t sender, const ax__wmsg *m) {
+  uint8_t *b = NULL;
+  size_t bl = 0;
+  bool k = false;
+  ax_err e = AX_ENOACTOR;
+  pthread_mutex_lock(&p->wmu);
+  if (atomic_load(&p->up)) e = ax__wmsg_encode(m, p->max_frame, &b, &bl);
+  if (e == AX_OK) {
+    if (!sender_pending(p, sender)) {
+      e = write_frame(cl, p, b, bl, NULL, 0, NULL);
+    } else {
+      ax__clq *q = ax__calloc(sizeof(*q));
+      if (!q || !senders_reserve(p, sender)) {
+        if (q) ax__free(q, sizeof(*q));
+        e = AX_ENOMEM;
+      } else {
+        q->bytes = b;
+        q->blen = bl;
+        q->encoded = true;
+        q->sender = sender;
+        b = NULL;
+        k = !p->bq;
+        enqueue(p, q);
+      }
+    }
+  }
+  pthread_mutex_unlock(&p->wmu);
+  if (b) ax__free(b, bl);
+  if (k) kick(cl, p);
+  return e;
+}
+
 static void kick(ax__cluster *cl, ax__peer *p) {
   pthread_mutex_lock(&p->wmu);
   uint64_t pid = atomic_load(&p->up) ? p->conn_pid : 0;
@@ -368,7 +402,7 @@ static void begin_handshake(ax_actor *self, cl_conn *c) {
   ax__cluster *cl = c->cl;
   ax__hs_cfg h = {.self_name = cl->name,
                   .incarnation = cl->incarnation,
-                  .features = AX__FEAT_FRAGMENTS | AX__FEAT_PEERS,
+                  .features = AX__FEAT_FRAGMENTS | AX__FEAT_PEERS | AX__FEAT_SPAWN | AX__FEAT_PG,
                   .max_frame = cl->max_frame,
                   .listen = cl->listening ? cl->listen_addr : NULL,
                   .secret = &cl->secret,
@@ -495,6 +529,7 @@ static void established(ax_actor *self, cl_conn *c) {
     ax__cl_notify(cl, AX_MSG_NODE_UP, p->name, p->incarnation, AX_NODE_CONNECTED);
   }
   if (r.features & AX__FEAT_PEERS) send_peers(cl, p);
+  ax__cl_pg_peer_up(cl, p, me); /* our groups' local members (pg.c) */
   if (r.peer_listen[0]) ax__cl_dial(cl, r.peer_listen, r.peer); /* keep redialling it */
   if (pending) ax__send_sys(cl->sys, 0, me, AX__CL_KICK, 0, 0, NULL, 0, NULL);
 }
@@ -519,6 +554,7 @@ static void node_down(ax_actor *self, cl_conn *c, int reason) {
   }
   pthread_mutex_unlock(&p->wmu);
   if (!active) return;
+  ax__cl_pg_peer_down(cl, p, ax_self(self).id); /* its members leave (pg.c) */
   ax__pairset links;
   ax__u64map mo_w, mo_t, mi_w, mi_t, pend;
   pthread_mutex_lock(&p->tmu);
@@ -788,9 +824,8 @@ static bool dispatch(ax_actor *self, cl_conn *c, const ax__frame *f) {
     ax__wmsg_fini(&m);
     proto_fail(self, c, "REJECT after the handshake", AX__PE_OK);
     return false;
-  default:
-    /* SPAWN, WHEREIS, PG: not served yet (counted, ignored). */
-    AX__CL_STAT(cl, unknown_pid, 1);
+  default: /* WHEREIS, SPAWN, PG (services.c, pg.c) */
+    ok = ax__cl_svc_frame(cl, p, ax_self(self).id, &m);
     break;
   }
   ax__wmsg_fini(&m);

@@ -268,6 +268,7 @@ static void cl_fini(ax_system *sys, void *state) {
   (void)sys;
   ax__cluster *cl = state;
   ax__route_set(cl->sys, NULL);
+  ax__cl_svc_fini(cl);
   for (uint32_t i = 0; i <= AX__NODES_MAX; i++) {
     ax__peer *p = atomic_load(&cl->peers[i]);
     if (p) peer_free(p);
@@ -291,7 +292,7 @@ static ax_err cl_start(ax_system *sys, void *arg, ax__layer *out) {
   cl->sys = sys;
   pthread_mutex_init(&cl->mu, NULL);
   out->state = cl;
-  out->on_actor_stop = NULL;
+  out->on_actor_stop = ax__cl_on_actor_stop; /* pg members leave (pg.c) */
   out->fini = cl_fini;
   return AX_OK;
 }
@@ -393,6 +394,11 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   e = ax_system_spawn(sys, &mgr_spec, &arg, sizeof arg, &mgr);
   if (e != AX_OK) goto fail;
   cl->mgr_pid = mgr.id;
+  e = ax__cl_svc_start(cl); /* services.c: the service actor, groups */
+  if (e != AX_OK) {
+    ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
+    goto fail;
+  }
   if (cfg->listen) {
     ax_io_opts o;
     ax_io_opts_init(&o);
@@ -602,7 +608,10 @@ ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *o) {
                        .nodes_up = L(up),
                        .nodes_down = L(down),
                        .heartbeats_out = L(hb_out),
-                       .timeouts = L(timeouts)};
+                       .timeouts = L(timeouts),
+                       .spawns_served = L(spawned),
+                       .spawns_refused = L(spawn_refused),
+                       .pg_dropped = L(pg_dropped)};
 #undef L
   return AX_OK;
 }

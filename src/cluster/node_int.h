@@ -24,7 +24,8 @@ enum {
   AX__CL_TICK = AX_MSG_CLUSTER_FIRST + 16, /* a connection actor's periodic check */
   AX__CL_KICK = AX_MSG_CLUSTER_FIRST + 17, /* bulk queue has frames to pump */
   AX__CL_STOP = AX_MSG_CLUSTER_FIRST + 18, /* disconnect: close, do not redial */
-  AX__CL_GONE = AX_MSG_CLUSTER_FIRST + 19  /* a new incarnation replaced the node */
+  AX__CL_GONE = AX_MSG_CLUSTER_FIRST + 19, /* a new incarnation replaced the node */
+  AX__CL_SVC = AX_MSG_CLUSTER_FIRST + 20   /* a whereis/spawn request to the service actor */
 };
 
 /* A set of (local pid, remote pid) pairs: cross-node links of one peer. */
@@ -113,9 +114,12 @@ struct ax__cluster {
   ax__nmon *mons;
   size_t nmons, capmons;
   ax__u64map conns; /* live connection actors' pids */
+  struct ax__svc *svc; /* services.c: behaviours, the service actor */
+  _Atomic(struct ax__pg *) pg; /* pg.c: process groups */
   struct {
     _Atomic uint64_t frames_in, frames_out, bytes_in, bytes_out, hs_ok, hs_failed, proto,
-        refused_types, unknown_pid, congested, no_node, lost_on_down, up, down, hb_out, timeouts;
+        refused_types, unknown_pid, congested, no_node, lost_on_down, up, down, hb_out, timeouts,
+        spawned, spawn_refused, pg_dropped;
   } st;
 };
 
@@ -131,6 +135,28 @@ ax_err ax__cl_route_send(void *st, uint64_t from, uint64_t to, uint32_t type, ui
                          ax_ref ref, const void *data, size_t len, ax_buf *buf);
 ax_err ax__cl_route_signal(void *st, uint64_t from, uint64_t to, uint32_t type, const void *data,
                            size_t len);
+/* Writes frame m (its payload included) to peer p from `sender`: at once,
+ * or queued behind the sender's pending big message (order per sender).
+ * A control frame: never refused for congestion. Thread: any. Errors:
+ * AX_ENOACTOR (p not up), AX_ELIMIT (larger than the peer's max frame),
+ * AX_EINVAL, AX_ENOMEM. */
+ax_err ax__cl_ctl_write(ax__cluster *cl, ax__peer *p, uint64_t sender, const ax__wmsg *m);
+/* services.c, pg.c */
+ax_err ax__cl_svc_start(ax__cluster *cl); /* at ax_node_start, before the route */
+void ax__cl_svc_fini(ax__cluster *cl);
+void ax__cl_on_actor_stop(ax_system *sys, void *state, uint64_t pid);
+/* A WHEREIS_*, SPAWN_* or PG_* frame from peer p on connection actor
+ * conn_pid. Returns false when the frame breaks the protocol (closed). */
+bool ax__cl_svc_frame(ax__cluster *cl, ax__peer *p, uint64_t conn_pid, const ax__wmsg *m);
+/* Peer p came up on connection actor conn_pid (PG_SYNC out) / went down
+ * (its members leave). */
+void ax__cl_pg_peer_up(ax__cluster *cl, ax__peer *p, uint64_t conn_pid);
+void ax__cl_pg_peer_down(ax__cluster *cl, ax__peer *p, uint64_t conn_pid);
+bool ax__cl_pg_frame(ax__cluster *cl, ax__peer *p, uint64_t conn_pid, const ax__wmsg *m);
+ax_err ax__cl_pg_init(ax__cluster *cl);
+void ax__cl_pg_fini(ax__cluster *cl);
+/* The peer named `name` if up (NULL otherwise). */
+ax__peer *ax__cl_peer_up(ax__cluster *cl, const char *name);
 /* node.c */
 ax__peer *ax__cl_peer_make(ax__cluster *cl, uint32_t idx); /* under mu */
 void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t inc, int reason);

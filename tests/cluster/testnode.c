@@ -6,7 +6,9 @@
  * on stdout (the echo's id is ax_node_pid_id: another node turns it back
  * into a pid with ax_node_pid), and runs until killed or stdin closes.
  * usage: testnode --name N --listen ADDR --secret FILE [--seed ADDR]...
- *                 [--hb MS] [--down MS] */
+ *                 [--hb MS] [--down MS] [--spawnable 1] [--pg GROUP]...
+ * --spawnable 1: registers the echo behaviour as "echo" and allows remote
+ * spawns; --pg GROUP: the echo actor joins process group GROUP. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +27,9 @@ static const ax_actor_spec echo_spec = {.name = "echo", .behaviour = echo};
 int main(int argc, char **argv) {
   ax_node_config c;
   ax_node_config_init(&c);
-  const char *seeds[16];
-  size_t ns = 0;
+  const char *seeds[16], *groups[16];
+  size_t ns = 0, ng = 0;
+  bool spawnable = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--name")) c.name = argv[i + 1];
     else if (!strcmp(argv[i], "--listen")) c.listen = argv[i + 1];
@@ -34,6 +37,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--seed") && ns < 16) seeds[ns++] = argv[i + 1];
     else if (!strcmp(argv[i], "--hb")) c.heartbeat_ms = (uint32_t)atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--down")) c.down_after_ms = (uint32_t)atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--spawnable")) spawnable = atoi(argv[i + 1]) != 0;
+    else if (!strcmp(argv[i], "--pg") && ng < 16) groups[ng++] = argv[i + 1];
     else {
       fprintf(stderr, "testnode: unknown flag %s\n", argv[i]);
       return 2;
@@ -41,6 +46,7 @@ int main(int argc, char **argv) {
   }
   c.seeds = seeds;
   c.nseeds = ns;
+  c.allow_remote_spawn = spawnable;
   ax_system_config sc;
   ax_system_config_init(&sc);
   sc.workers = 2;
@@ -54,6 +60,9 @@ int main(int argc, char **argv) {
   ax_pid p;
   if (ax_system_spawn(sys, &echo_spec, NULL, 0, &p) != AX_OK) return 1;
   ax_register(sys, "echo", p);
+  if (spawnable && ax_behaviour_register(sys, "echo", &echo_spec) != AX_OK) return 1;
+  for (size_t i = 0; i < ng; i++)
+    if (ax_pg_join(sys, groups[i], p) != AX_OK) return 1;
   char addr[128] = "-";
   size_t len = sizeof addr;
   ax_node_listen_addr(sys, addr, &len);
