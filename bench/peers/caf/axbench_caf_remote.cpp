@@ -32,6 +32,8 @@
 //   CAF 0.17 sends no heartbeats by default (middleman.heartbeat-interval
 //   0), so a SIGSTOPped node is never detected; not measured.
 //   RESULT node_down caf <wall> <S> <S/s> samples kill9_ms=<median> kill9_max_ms=<max>
+// Diagnostics: AXBENCH_THREADS=N workers; AXBENCH_CAF_MODERATE_SLEEP_US=us
+// the idle workers' moderate-phase sleep (default 50 us).
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -401,6 +403,11 @@ int caf_remote_main(int argc, char** argv) {
   actor_system_config cfg;
   cfg.load<io::middleman>();
   cfg.set("scheduler.max-threads", size_t{cores});
+  // Diagnostics only (both processes inherit it): the sleep between polls
+  // of an idle worker's moderate phase (CAF default 50 us).
+  if (const char* us = std::getenv("AXBENCH_CAF_MODERATE_SLEEP_US"))
+    cfg.set("work-stealing.moderate-sleep-duration",
+            timespan{std::chrono::microseconds{std::atoll(us)}});
   actor_system sys{cfg};
   if (name == "__caf_node")
     node_main(sys);
