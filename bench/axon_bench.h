@@ -139,7 +139,7 @@ int bench_footprint(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_timers(ax_system *sys, const int64_t *p, bench_result *out);
 
 /* The remote workloads (axon_bench_remote.c): listed and run only when
- * bench_remote_available(): the cluster glue is in, or
+ * bench_remote_available(): built with <axon/cluster.h>, or
  * AXON_BENCH_REMOTE_SELFTEST=1|2. bench_remote_node_main is the hidden
  * `axon_bench __node` (the second process). */
 bool bench_remote_available(void);

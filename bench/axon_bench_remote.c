@@ -18,9 +18,10 @@
  *
  * Everything here is written against the public API; remote pids are
  * transparent to ax_request / ax_reply / ax_send_buf / ax_monitor. The only
- * cluster-specific code is the glue below (bench_node_up, bench_node_find):
- * until it is filled in (AXON_BENCH_HAVE_CLUSTER 1), the workloads are not
- * listed by `axon_bench list`, so bench/run.sh shows "–" for them.
+ * cluster-specific code is the glue below (bench_node_up, bench_node_find),
+ * compiled when <axon/cluster.h> exists (AXON_BENCH_HAVE_CLUSTER); without
+ * it the workloads are not listed by `axon_bench list`, so bench/run.sh
+ * shows "–" for them.
  * AXON_BENCH_REMOTE_SELFTEST=1 runs them without a cluster, with the node
  * actor in the same system (no second process; node_down "kills" it with
  * ax_system_exit), to check the workload logic itself. */
@@ -36,6 +37,12 @@
 
 #include "axon_bench.h"
 
+/* On when the cluster API is there (include/axon/cluster.h); -D to force. */
+#if !defined(AXON_BENCH_HAVE_CLUSTER) && defined(__has_include)
+#if __has_include(<axon/cluster.h>)
+#define AXON_BENCH_HAVE_CLUSTER 1
+#endif
+#endif
 #ifndef AXON_BENCH_HAVE_CLUSTER
 #define AXON_BENCH_HAVE_CLUSTER 0
 #endif
@@ -53,16 +60,46 @@ enum { MSG_RPING = MSG_ACK + 100, MSG_RPONG, MSG_CHUNK, MSG_CHUNK_ACK };
 
 /* ---- the glue: the only cluster-specific code ------------------------------
  *
- * bench_node_up makes sys a cluster node named `name` ("bench_a@127.0.0.1"
- * for the benchmark, "bench_b@127.0.0.1" for the second process) with the
- * default settings (heartbeat, down-after) and the shared secret taken from
- * the environment variable AXON_BENCH_SECRET (set by the parent), listening
- * on 127.0.0.1 port 0; it writes the bound address ("127.0.0.1:PORT") to
- * addr. bench_node_find connects to the node at addr and resolves the name
- * registered there (ax_whereis_on, RB_FIND_TIMEOUT_MS). */
+ * bench_node_up makes sys a cluster node named after `name` ("bench_a@..."
+ * for the benchmark, "bench_b@..." for the second process) plus the process
+ * id (so a restarted second node has a name of its own), with the default
+ * settings (heartbeat 1 s, down-after 3 s), the shared secret from the
+ * environment variable AXON_BENCH_SECRET (set by the first process,
+ * inherited by the second), listening on 127.0.0.1 port 0. It must run
+ * before the first spawn on sys. It writes the contact string
+ * "NODE_NAME LISTEN_ADDR" to addr. bench_node_find dials that address and
+ * resolves the name registered on that node (ax_node_whereis), retrying
+ * while the link is not up yet (10 s). */
 #if AXON_BENCH_HAVE_CLUSTER
 #include <axon/cluster.h>
-#error "fill in bench_node_up and bench_node_find with the cluster API, then remove this line"
+static ax_err bench_node_up(ax_system *sys, const char *name, char *addr, size_t addrlen) {
+  char nm[96];
+  const char *at = strchr(name, '@');
+  snprintf(nm, sizeof(nm), "%.*s%ld%s", (int)(at - name), name, (long)getpid(), at);
+  ax_node_config c;
+  ax_node_config_init(&c);
+  c.name = nm;
+  c.listen = "127.0.0.1:0";
+  c.secret_env = "AXON_BENCH_SECRET";
+  ax_err e = ax_node_start(sys, &c);
+  if (e != AX_OK) return e;
+  char a[AX_NODE_ADDR_MAX + 1];
+  size_t al = sizeof(a);
+  if ((e = ax_node_listen_addr(sys, a, &al)) != AX_OK) return e;
+  snprintf(addr, addrlen, "%s %s", nm, a);
+  return AX_OK;
+}
+static ax_err bench_node_find(ax_system *sys, const char *addr, const char *name, ax_pid *out) {
+  char node[AX_NODE_NAME_MAX + 1], a[AX_NODE_ADDR_MAX + 1];
+  if (sscanf(addr, "%255s %127s", node, a) != 2) return AX_EINVAL;
+  ax_err e = ax_node_connect(sys, a);
+  for (int i = 0; e == AX_OK || (e == AX_ENOACTOR && i < 1000); i++) {
+    if (i) usleep(10000);
+    e = ax_node_whereis(sys, node, name, RB_FIND_TIMEOUT_MS, out);
+    if (e == AX_OK) return AX_OK;
+  }
+  return e;
+}
 #else
 static int selftest(void);
 static ax_err bench_node_up(ax_system *sys, const char *name, char *addr, size_t addrlen) {
@@ -243,6 +280,13 @@ static void rnode_reap(rnode *n) {
   bench_child_pid = n->pid = 0;
 }
 
+/* The workload's actors have stopped or are stopping; a node keeps its
+ * runtime actors (manager, connections) until the system is freed, so
+ * bench_wait_stopped (all actors) only applies without a node. */
+static void rb_wait_stopped(ax_system *sys) {
+  if (selftest()) bench_wait_stopped(sys);
+}
+
 /* ---- remote_pingpong ------------------------------------------------------------ */
 
 typedef struct pp_state {
@@ -309,7 +353,7 @@ int bench_remote_pingpong(ax_system *sys, const int64_t *p, bench_result *out) {
   out->wall = bench_wait_finish(sys, &sync, t0);
   rnode_stop(&node);
   if (selftest()) ax_system_exit(sys, node.actor, AX_REASON_SHUTDOWN);
-  bench_wait_stopped(sys);
+  rb_wait_stopped(sys);
   free(init.refs);
   out->ops = n;
   out->unit = "rt";
@@ -403,7 +447,7 @@ int bench_remote_bulk(ax_system *sys, const int64_t *p, bench_result *out) {
   out->wall = bench_wait_finish(sys, &sync, t0); /* the sender checked the byte total */
   rnode_stop(&node);
   if (selftest()) ax_system_exit(sys, node.actor, AX_REASON_SHUTDOWN);
-  bench_wait_stopped(sys);
+  rb_wait_stopped(sys);
   out->ops = n;
   out->unit = "msgs";
   snprintf(out->extra, sizeof(out->extra), " MB_s=%.1f size=%zu",
@@ -502,7 +546,7 @@ int bench_node_down(ax_system *sys, const int64_t *p, bench_result *out) {
   if (!selftest() && !(d && strcmp(d, "0") == 0))
     snprintf(out->extra + n, sizeof(out->extra) - (size_t)n, " sigstop_ms=%.1f",
              detect(sys, SIGSTOP, RB_SIGSTOP_LIMIT_S));
-  bench_wait_stopped(sys);
+  rb_wait_stopped(sys);
   free(ms);
   out->wall = total / 1e3;
   out->ops = s;
