@@ -12,6 +12,7 @@
  * core). */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,21 +33,30 @@ typedef struct workload {
   const char *param_names[2];
   int64_t defaults[2];
   int64_t minimum[2];
+  bool remote; /* a remote workload: see bench_remote_available */
 } workload;
 
 static const workload workloads[] = {
-    {"pingpong", bench_pingpong, 1, {"N"}, {3000000}, {1}},
-    {"count", bench_count, 1, {"N"}, {15000000}, {1}},
-    {"fjthrput", bench_fjthrput, 2, {"A", "N"}, {60, 200000}, {1, 1}},
-    {"fjcreate", bench_fjcreate, 1, {"N"}, {1000000}, {1}},
-    {"threadring", bench_threadring, 2, {"R", "H"}, {503, 10000000}, {1, 1}},
-    {"chameneos", bench_chameneos, 2, {"M", "N"}, {100, 2000000}, {2, 1}},
-    {"big", bench_big, 2, {"A", "M"}, {120, 50000}, {2, 1}},
-    {"footprint", bench_footprint, 1, {"N"}, {1000000}, {1}},
-    {"latency", bench_latency, 1, {"N"}, {1000000}, {1}},
-    {"timers", bench_timers, 1, {"N"}, {1000000}, {100}},
+    {"pingpong", bench_pingpong, 1, {"N"}, {3000000}, {1}, false},
+    {"count", bench_count, 1, {"N"}, {15000000}, {1}, false},
+    {"fjthrput", bench_fjthrput, 2, {"A", "N"}, {60, 200000}, {1, 1}, false},
+    {"fjcreate", bench_fjcreate, 1, {"N"}, {1000000}, {1}, false},
+    {"threadring", bench_threadring, 2, {"R", "H"}, {503, 10000000}, {1, 1}, false},
+    {"chameneos", bench_chameneos, 2, {"M", "N"}, {100, 2000000}, {2, 1}, false},
+    {"big", bench_big, 2, {"A", "M"}, {120, 50000}, {2, 1}, false},
+    {"footprint", bench_footprint, 1, {"N"}, {1000000}, {1}, false},
+    {"latency", bench_latency, 1, {"N"}, {1000000}, {1}, false},
+    {"timers", bench_timers, 1, {"N"}, {1000000}, {100}, false},
+    {"remote_pingpong", bench_remote_pingpong, 2, {"WINDOW", "ROUND_TRIPS"}, {1, 100000}, {1, 1}, true},
+    {"remote_bulk", bench_remote_bulk, 1, {"MESSAGES"}, {1000}, {1}, true},
+    {"node_down", bench_node_down, 1, {"SAMPLES"}, {5}, {1}, true},
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+volatile pid_t bench_child_pid;
+
+/* Whether workload w can run in this build (and is listed). */
+static bool available(const workload *w) { return !w->remote || bench_remote_available(); }
 
 double bench_now(void) {
   struct timespec ts;
@@ -68,6 +78,7 @@ void bench_fail(const char *fmt, ...) {
   fputc('\n', stderr);
   va_end(ap);
   fflush(stderr);
+  if (bench_child_pid > 0) kill(bench_child_pid, SIGKILL);
   /* _Exit: other workers are still running actors; no atexit work. */
   _Exit(1);
 }
@@ -165,6 +176,7 @@ static void usage(FILE *out) {
   fputs("usage: axon_bench NAME [PARAMS...]   (axon_bench list: the names)\n", out);
   for (size_t i = 0; i < NWORKLOADS; i++) {
     const workload *w = &workloads[i];
+    if (!available(w)) continue;
     fprintf(out, "  %-10s", w->name);
     for (int j = 0; j < w->nparams; j++)
       fprintf(out, " %s=%lld", w->param_names[j], (long long)w->defaults[j]);
@@ -184,7 +196,7 @@ static bool parse_param(const char *s, int64_t min, int64_t *out) {
 
 static const workload *find_workload(const char *name) {
   for (size_t i = 0; i < NWORKLOADS; i++)
-    if (strcmp(workloads[i].name, name) == 0) return &workloads[i];
+    if (strcmp(workloads[i].name, name) == 0) return available(&workloads[i]) ? &workloads[i] : NULL;
   return NULL;
 }
 
@@ -194,8 +206,11 @@ int main(int argc, char **argv) {
   /* echo runs its own systems (server and load client) and prints one
    * RESULT line per case for Axon and for the epoll peer. */
   if (argc > 1 && strcmp(argv[1], "echo") == 0) return axon_bench_echo(argc - 1, argv + 1);
+  /* hidden: the remote workloads' second node (a process of its own) */
+  if (argc > 1 && strcmp(argv[1], "__node") == 0) return bench_remote_node_main(argc - 1, argv + 1);
   if (argc == 2 && strcmp(argv[1], "list") == 0) {
-    for (size_t i = 0; i < NWORKLOADS; i++) puts(workloads[i].name);
+    for (size_t i = 0; i < NWORKLOADS; i++)
+      if (available(&workloads[i])) puts(workloads[i].name);
     return 0;
   }
   const workload *w = argc >= 2 ? find_workload(argv[1]) : NULL;

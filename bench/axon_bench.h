@@ -8,6 +8,7 @@
 #include <semaphore.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* Message types used across the workloads. */
 enum {
@@ -79,6 +80,10 @@ int64_t bench_now_ns(void);
  * thread, workers included: a failed check must never look like a result. */
 _Noreturn void bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A child process (the remote workloads' second node) that bench_fail
+ * kills (SIGKILL) before exiting; 0: none. Set and cleared by its owner. */
+extern volatile pid_t bench_child_pid;
+
 /* Fails the run when an API call did not succeed. */
 static inline void bench_check(ax_err e, const char *what) {
   if (e != AX_OK) bench_fail("%s: %s", what, ax_strerror(e));
@@ -132,5 +137,15 @@ int bench_chameneos(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_big(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_footprint(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_timers(ax_system *sys, const int64_t *p, bench_result *out);
+
+/* The remote workloads (axon_bench_remote.c): listed and run only when
+ * bench_remote_available(): built with <axon/cluster.h>, or
+ * AXON_BENCH_REMOTE_SELFTEST=1|2. bench_remote_node_main is the hidden
+ * `axon_bench __node` (the second process). */
+bool bench_remote_available(void);
+int bench_remote_node_main(int argc, char **argv);
+int bench_remote_pingpong(ax_system *sys, const int64_t *p, bench_result *out);
+int bench_remote_bulk(ax_system *sys, const int64_t *p, bench_result *out);
+int bench_node_down(ax_system *sys, const int64_t *p, bench_result *out);
 
 #endif

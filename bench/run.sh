@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Runs the Savina-style benchmark suite on Axon and its peers (CAF, Erlang,
-# Go) and prints one markdown table of medians; the table is also written to
-# bench/results/latest.md.
+# Go) and the remote (two-process) workloads on Axon, CAF's io middleman,
+# Erlang distribution and plain TCP, and prints one markdown table of
+# medians; the table is also written to bench/results/latest.md.
 #
 # usage: bench/run.sh [WORKLOAD...]
 #   default workloads: pingpong count fjthrput fjcreate fjcreate_inactor
 #                      threadring chameneos big footprint latency timers
+#                      remote_pingpong remote_pingpong.w100 remote_bulk node_down
+#   groups: local (the single-process ones), remote (the last four)
+#   A row is NAME or NAME.VARIANT: the same workload NAME with other
+#   parameters (remote_pingpong.w100: window 100); the programs are called
+#   with NAME only.
 # env:
 #   RUNS=5            runs per workload and implementation (interleaved:
 #                     axon, caf, erlang, go, axon, ...)
@@ -14,16 +20,25 @@
 #   PEERS_OUT=$BUILD/bench/peers
 #                     where bench/peers/build.sh put the peers; built there
 #                     if none is found
-#   IMPLS="axon caf erlang go"   implementations to run
+#   IMPLS="axon caf erlang go tcp"   implementations to run (tcp: the
+#                     plain TCP limit, remote workloads only)
 #   TIMEOUT=300       seconds allowed per run (then the run counts as FAILED)
-#   PARAMS_<workload>="..."      override a workload's parameters, e.g.
-#                     PARAMS_pingpong="300000" PARAMS_big="120 5000"
+#   PARAMS_<row>="..."  override a row's parameters ('.' in the row name
+#                     becomes '_'), e.g. PARAMS_pingpong="300000"
+#                     PARAMS_big="120 5000" PARAMS_remote_pingpong_w100="100 200000"
+#   DETECT=0          1: node_down also measures detection of a SIGSTOPped
+#                     node (Erlang: 45-75 s per run with the default
+#                     net_ticktime); passed to the programs in the environment
 #   WAIT_IDLE=0       1: before each run wait (up to 120 s) until the CPUs are
 #                     >= 95% idle, for shared machines
 #
 # A workload an implementation does not have is shown as "–": Axon's set is
 # what `axon_bench list` prints; CAF alone has fjcreate_inactor; the peers
-# have no timers.
+# have no timers; Go has no remote workloads; tcp has only those. A metric
+# that a program does not measure (e.g. node_down's sigstop_ms without
+# DETECT=1, or by the peers without heartbeats) is shown as "–".
+# Remote workloads (see bench/peers/README.md, "Remote workloads"): every
+# program starts its second process (node) itself and kills it on exit.
 #
 # Every implementation prints one line
 #   RESULT <name> <impl> <wall_seconds> <ops> <ops_per_second> <unit>[ key=value...]
@@ -41,14 +56,19 @@ BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$root/$BUILD" ;; esac
 PEERS_OUT=${PEERS_OUT:-$BUILD/bench/peers}
 case "$PEERS_OUT" in /*) ;; *) PEERS_OUT="$root/$PEERS_OUT" ;; esac
-IMPLS=${IMPLS:-axon caf erlang go}
+IMPLS=${IMPLS:-axon caf erlang go tcp}
 TIMEOUT=${TIMEOUT:-300}
 WAIT_IDLE=${WAIT_IDLE:-0}
 
 case "$RUNS" in '' | *[!0-9]* | 0) echo "run.sh: RUNS must be a positive integer" >&2; exit 2 ;; esac
 
-all_workloads="pingpong count fjthrput fjcreate fjcreate_inactor threadring chameneos big footprint latency timers"
-if [ $# -gt 0 ]; then workloads="$*"; else workloads=$all_workloads; fi
+local_workloads="pingpong count fjthrput fjcreate fjcreate_inactor threadring chameneos big footprint latency timers"
+remote_workloads="remote_pingpong remote_pingpong.w100 remote_bulk node_down"
+if [ $# -gt 0 ]; then workloads="$*"; else workloads="$local_workloads $remote_workloads"; fi
+workloads=$(echo " $workloads " | sed -e "s/ local / $local_workloads /g" -e "s/ remote / $remote_workloads /g")
+
+# The workload a row runs: NAME of NAME.VARIANT.
+base_of() { echo "${1%%.*}"; }
 
 # Default parameters (the binaries have the same defaults; they are passed
 # explicitly so the table says what ran). timers: the Axon binary's defaults.
@@ -66,27 +86,36 @@ default_params() {
     big) echo "120 50000" ;;
     footprint) echo "1000000" ;;
     latency) echo "1000000" ;;
+    remote_pingpong) echo "1 100000" ;;
+    remote_pingpong.w100) echo "100 1000000" ;;
+    remote_bulk) echo "1000" ;;
+    node_down) echo "5" ;;
     *) echo "" ;;
   esac
 }
 
-params_for() {
-  local var="PARAMS_$1"
+params_for() { # row
+  local var="PARAMS_${1//./_}"
   if [ -n "${!var+x}" ]; then echo "${!var}"; else default_params "$1"; fi
 }
 
 # Which implementation runs which workload ("–" in the table otherwise).
 # Axon's binary is asked (`axon_bench list`); if it cannot say, Axon is
-# assumed to run everything but fjcreate_inactor.
+# assumed to run everything but fjcreate_inactor and the remote workloads.
 axon_list=""
-supports() { # impl workload
+supports() { # impl row
+  local w
+  w=$(base_of "$2")
   if [ "$1" = axon ] && [ -n "$axon_list" ]; then
-    case " $axon_list " in *" $2 "*) return 0 ;; *) return 1 ;; esac
+    case " $axon_list " in *" $w "*) return 0 ;; *) return 1 ;; esac
   fi
-  case "$2" in
+  case "$w" in
     timers) [ "$1" = axon ] ;;
     fjcreate_inactor) [ "$1" = caf ] ;;
-    pingpong | count | fjthrput | fjcreate | threadring | chameneos | big | footprint | latency) true ;;
+    pingpong | count | fjthrput | fjcreate | threadring | chameneos | big | footprint | latency)
+      [ "$1" != tcp ] ;;
+    remote_pingpong | remote_bulk | node_down)
+      [ "$1" = caf ] || [ "$1" = erlang ] || [ "$1" = tcp ] ;;
     *) [ "$1" = axon ] ;; # unknown names: only Axon may have them
   esac
 }
@@ -97,6 +126,7 @@ binary_of() {
     caf) echo "$PEERS_OUT/axbench_caf" ;;
     erlang) echo "$PEERS_OUT/axbench_erlang" ;;
     go) echo "$PEERS_OUT/axbench_go" ;;
+    tcp) echo "$PEERS_OUT/axbench_tcp" ;;
     *) echo "/nonexistent/$1" ;;
   esac
 }
@@ -135,11 +165,12 @@ trap 'rm -rf "$tmp"' EXIT
 raw="$tmp/raw.txt"
 : >"$raw"
 
-# One run: records either the RESULT fields or FAILED in $tmp/<w>.<impl>.
-run_one() { # workload impl run
-  local w=$1 impl=$2 r=$3 bin params out rc line
+# One run: records either the RESULT fields or FAILED in $tmp/<row>.<impl>.
+run_one() { # row impl run
+  local w=$1 impl=$2 r=$3 bin params out rc line name
   bin=$(binary_of "$impl")
   params=$(params_for "$w")
+  name=$(base_of "$w")
   out="$tmp/out.$w.$impl.$r"
   if [ ! -x "$bin" ]; then
     echo "FAILED missing binary" >>"$tmp/$w.$impl"
@@ -149,9 +180,9 @@ run_one() { # workload impl run
   fi
   wait_idle
   # shellcheck disable=SC2086  # params are words on purpose
-  timeout -k 10 "$TIMEOUT" "$bin" "$w" $params >"$out" 2>"$out.err"
+  timeout -k 10 "$TIMEOUT" "$bin" "$name" $params >"$out" 2>"$out.err"
   rc=$?
-  line=$(grep -E "^RESULT $w $impl " "$out" | tail -n 1)
+  line=$(grep -E "^RESULT $name $impl " "$out" | tail -n 1)
   if [ $rc -ne 0 ] || [ -z "$line" ]; then
     local why="exit $rc"
     [ $rc = 124 ] && why="timeout ${TIMEOUT}s"
@@ -222,8 +253,8 @@ median_of() { # workload impl metric
   [ "$n" != 0 ] && echo "$med"
 }
 
-cell() { # workload impl metric kind
-  local w=$1 impl=$2 m=$3 kind=$4 nf s med lo hi n
+cell() { # row impl metric kind [opt: a missing metric is "–", not FAILED]
+  local w=$1 impl=$2 m=$3 kind=$4 opt=${5:-} nf s med lo hi n
   if ! supports "$impl" "$w"; then echo "–"; return; fi
   case " $IMPLS " in *" $impl "*) ;; *) echo "–"; return ;; esac
   nf=$(nfailed "$w" "$impl")
@@ -237,7 +268,10 @@ cell() { # workload impl metric kind
   fi
   s=$(values "$w" "$impl" "$m" | stats)
   read -r med lo hi n <<<"$s"
-  if [ "$n" = 0 ]; then echo "FAILED (no $m)"; return; fi
+  if [ "$n" = 0 ]; then
+    if [ "$opt" = opt ]; then echo "–"; else echo "FAILED (no $m)"; fi
+    return
+  fi
   echo "$(human "$med" "$kind") ($(human "$lo" "$kind")–$(human "$hi" "$kind"))"
 }
 
@@ -273,6 +307,7 @@ report="$tmp/report.md"
   echo "- runs per cell: $RUNS (interleaved); cells are median (min–max)"
   echo "- throughput rows: ops/s, higher is better; ratio = axon/peer"
   echo "- footprint (bytes per idle actor) and latency (ns) rows: lower is better; ratio = peer/axon"
+  echo "- remote rows: two processes on loopback; remote_pingpong params WINDOW ROUND_TRIPS (32-byte payload), remote_bulk: 1 MiB messages (MB/s), node_down: detection time in ms (lower is better), SIGSTOP only with DETECT=1; tcp = plain TCP between two processes, the physical limit"
   echo "- so in every ratio column > 1 means Axon is better"
   echo
   hdr="| workload | params | metric |"
@@ -287,11 +322,14 @@ report="$tmp/report.md"
     case "$w" in
       footprint) rows='bytes_per_actor:bytes/actor:plain:lower' ;;
       latency) rows=$'p50_ns:p50 ns:plain:lower\np99_ns:p99 ns:plain:lower\np999_ns:p99.9 ns:plain:lower' ;;
+      remote_pingpong*) rows='ops_per_second:round trips/s:rate:higher' ;;
+      remote_bulk*) rows='MB_s:MB/s (1e6 B):plain:higher' ;;
+      node_down*) rows=$'kill9_ms:kill -9 → down, ms:plain:lower\nsigstop_ms:SIGSTOP → down, ms:plain:lower:opt' ;;
       *) rows='ops_per_second:ops/s:rate:higher' ;;
     esac
-    while IFS=: read -r m label kind dir; do
+    while IFS=: read -r m label kind dir opt; do
       line="| $w | $params | $label |"
-      for impl in $IMPLS; do line="$line $(cell "$w" "$impl" "$m" "$kind") |"; done
+      for impl in $IMPLS; do line="$line $(cell "$w" "$impl" "$m" "$kind" "$opt") |"; done
       for p in $peers; do line="$line $(ratio "$w" "$p" "$m" "$dir") |"; done
       echo "$line"
     done <<<"$rows"
