@@ -1,6 +1,6 @@
 /* Axon example: an IRC chat server (RFC 1459/2812 core). Shared definitions.
  *
- * Shape (docs in README.md, "The chat server"):
+ * Shape (docs in README.md, "The chat system"):
  *   - main.c     command line, signals, the three top-level supervisors
  *   - listener.c the listening actor: every accepted connection becomes a
  *                client actor started by the "clients" supervisor

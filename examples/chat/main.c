@@ -6,7 +6,7 @@
  *        [--node NAME --secret-file PATH [--cluster ADDR] [--join ADDR]...]
  *
  * Start it, then `irssi -c 127.0.0.1 -p 6667` (or `nc 127.0.0.1 6667`).
- * See README.md, "The chat server", and chat.h for which file holds what.
+ * See README.md, "The chat system", and chat.h for which file holds what.
  *
  * Supervision (three top-level supervisors, stopped newest first at
  * shutdown: the listener, then the clients, then the channels):
