@@ -72,7 +72,8 @@ enum {
   MSG_DIR_RCLAIM,        /* directory -> directory: dir_claim */
   MSG_DIR_RRELEASE,      /* directory -> directory: dir_claim */
   MSG_DIR_SYNC,          /* directory -> directory: dir_claim[], all of a node's nicks */
-  MSG_CL_RENAME          /* directory -> client: dir_claim: lost a nick collision */
+  MSG_CL_RENAME,         /* directory -> client: dir_claim: lost a nick collision */
+  MSG_DIR_RETRY          /* directory's own timer: ask a node's directory again (node name) */
 };
 
 enum { HDR_NOTICE = 1u << 0, HDR_REJOIN = 1u << 1, HDR_QUERY = 1u << 2 };

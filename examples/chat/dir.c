@@ -12,7 +12,10 @@
  *     that node's "chat.dir" (ax_whereis_on) and sends it ALL its node's
  *     nicks (MSG_DIR_SYNC, which replaces what the receiver knew of this
  *     node). Both sides do it, so after a (re)connection each knows the
- *     other's nicks. When a node goes down, its nicks are forgotten.
+ *     other's nicks. A node whose directory is not there yet (it is
+ *     starting) is asked again 200 ms later, and a SYNC from a directory
+ *     not known yet is answered with ours. When a node goes down, its nicks
+ *     are forgotten.
  *   - The other nodes' nicks are kept in a table that clients read (under a
  *     mutex) through dir_lookup: find_nick (PRIVMSG, WHOIS, WHO, MODE) and
  *     the NICK command's "already in use" check look there after the local
@@ -252,8 +255,29 @@ static ax_err dir_behaviour(ax_actor *self, const ax_msg *msg) {
       if (r.status == AX_OK) {
         d->p[i].pid = r.pid;
         sync_to(self, d, r.pid);
+      } else if (ax_pid_is_none(d->p[i].pid)) { /* not started there yet */
+        ax_send_after(self, 200, ax_self(self), MSG_DIR_RETRY, d->p[i].node,
+                      strlen(d->p[i].node) + 1, NULL);
       }
     }
+    return AX_OK;
+  }
+  case AX_MSG_TIMEOUT: /* a whereis that got no answer: the node's down or slow */
+    for (size_t i = 0; i < d->pn; i++)
+      if (msg->ref && d->p[i].ref == msg->ref) {
+        d->p[i].ref = 0;
+        ax_send_after(self, 200, ax_self(self), MSG_DIR_RETRY, d->p[i].node,
+                      strlen(d->p[i].node) + 1, NULL);
+      }
+    return AX_OK;
+  case MSG_DIR_RETRY: {
+    char node[AX_NODE_NAME_MAX + 1];
+    if (!msg->len || msg->len > sizeof node) return AX_OK;
+    memcpy(node, msg->data, msg->len);
+    node[msg->len - 1] = '\0';
+    for (size_t i = 0; i < d->pn; i++) /* still connected and still unknown */
+      if (strcmp(d->p[i].node, node) == 0 && ax_pid_is_none(d->p[i].pid) && !d->p[i].ref)
+        ask_node(self, d, node);
     return AX_OK;
   }
   case MSG_DIR_CLAIM:
@@ -284,6 +308,20 @@ static ax_err dir_behaviour(ax_actor *self, const ax_msg *msg) {
     char node[AX_NODE_NAME_MAX + 1];
     if (ax_node_of(sys, msg->from, node, sizeof node) != AX_OK) return AX_OK;
     if (msg->type == MSG_DIR_SYNC) {
+      dpeer *p = NULL;
+      for (size_t i = 0; i < d->pn; i++)
+        if (strcmp(d->p[i].node, node) == 0) p = &d->p[i];
+      if (!p && grow((void **)&d->p, &d->pcap, d->pn, sizeof *d->p)) {
+        p = &d->p[d->pn++];
+        memset(p, 0, sizeof *p);
+        snprintf(p->node, sizeof p->node, "%s", node);
+        p->pid = AX_PID_NONE;
+      }
+      if (p && !ax_pid_eq(p->pid, msg->from)) { /* a directory we did not know: answer */
+        p->pid = msg->from;
+        p->ref = 0;
+        sync_to(self, d, msg->from);
+      }
       remote_remove(node, NULL, true);
       size_t n = msg->len / sizeof(dir_claim);
       for (size_t i = 0; i < n; i++) {
