@@ -1,5 +1,6 @@
 # Axon: thin wrapper over CMake for the README's commands.
-#   make run    install missing packages, build, run the main example
+#   make run    install missing packages, build, run the chat demo (two nodes, ~10 s)
+#   make chat   build and start one chat server on 127.0.0.1:6667 (LISTEN=addr)
 #   make test   install missing packages, build, run every test suite
 #   make bench  install peers, build, run the benchmark suite
 #   make install PREFIX=/opt/axon   build, then cmake --install into PREFIX
@@ -11,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 PREFIX ?= /usr/local
 
-.PHONY: all deps build run test bench clean test-asan test-tsan test-posix install pubsub
+.PHONY: all deps build run chat test bench clean test-asan test-tsan test-posix install pubsub
 
 all: build
 
@@ -23,7 +24,10 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/examples/hello
+	@python3 examples/chat/demo.py $(BUILD)/examples/chat
+
+chat: build
+	$(BUILD)/examples/chat --listen $(or $(LISTEN),127.0.0.1:6667)
 
 pubsub: build
 	$(BUILD)/examples/pubsub --listen $(or $(LISTEN),127.0.0.1:6380)

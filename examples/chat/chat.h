@@ -1,6 +1,6 @@
 /* Axon example: an IRC chat server (RFC 1459/2812 core). Shared definitions.
  *
- * Shape (docs in README.md, "The chat server"):
+ * Shape (docs in README.md, "The chat system"):
  *   - main.c     command line, signals, the three top-level supervisors
  *   - listener.c the listening actor: every accepted connection becomes a
  *                client actor started by the "clients" supervisor
@@ -9,6 +9,13 @@
  *   - channel.c  one actor per channel: the member set and the fan-out of
  *                one shared buffer to every member
  *   - irc.c      parsing, case mapping, validation, the line builder
+ *   - dir.c      cluster mode: the node-wide nick directory (one actor per
+ *                node, "chat.dir"), and the table of other nodes' nicks
+ *
+ * Cluster mode (README, "Two nodes"): every node runs its own channel actor
+ * for a channel; they find each other through the process group
+ * "chat:<lowercase name>" and forward their local members' lines to each
+ * other (channel.c, "Cluster"). Nicks are node-wide through dir.c.
  *
  * Messages between client and channel actors are plain bytes: a chat_hdr
  * followed by a body (an IRC line, or a member_info), no pointers, so that
@@ -54,7 +61,19 @@ enum {
   MSG_CL_WHO,            /* -> client: chat_hdr of the asker: answer 352/315 */
   MSG_CL_TICK,           /* client's own timer: idle and registration timeouts */
   MSG_CL_SENDQ_KILL,     /* client's own timer: the send queue never drained */
-  MSG_CL_FLUSH           /* client to itself: write what --coalesce gathered */
+  MSG_CL_FLUSH,          /* client to itself: write what --coalesce gathered */
+  /* cluster mode */
+  MSG_CH_FWD,            /* channel -> channel of another node: fwd_hdr, extra, chat_hdr, line */
+  MSG_CH_HELLO,          /* channel -> channel: sync_hdr + wire_member[]; answer MSG_CH_SYNC */
+  MSG_CH_SYNC,           /* channel -> channel: the same, no answer */
+  MSG_CH_POLL,           /* channel's own timer: look for new peers in the group */
+  MSG_DIR_CLAIM,         /* client -> local directory: dir_claim (took a nick) */
+  MSG_DIR_RELEASE,       /* client -> local directory: dir_claim (gave it up) */
+  MSG_DIR_RCLAIM,        /* directory -> directory: dir_claim */
+  MSG_DIR_RRELEASE,      /* directory -> directory: dir_claim */
+  MSG_DIR_SYNC,          /* directory -> directory: dir_claim[], all of a node's nicks */
+  MSG_CL_RENAME,         /* directory -> client: dir_claim: lost a nick collision */
+  MSG_DIR_RETRY          /* directory's own timer: ask a node's directory again (node name) */
 };
 
 enum { HDR_NOTICE = 1u << 0, HDR_REJOIN = 1u << 1, HDR_QUERY = 1u << 2 };
@@ -79,6 +98,43 @@ typedef struct member_info {
   char real[REAL_MAX + 1];
 } member_info;
 
+/* ---- cluster wire structs (bytes only: pids travel as ax_node_pid_id) ---- */
+
+/* MSG_CH_FWD: one event of a member of the sending node, then `extra` bytes
+ * (the topic text for MSG_CH_TOPIC), then the chat_hdr + line that the
+ * receiving channel fans out to its own members. */
+typedef struct fwd_hdr {
+  uint32_t kind;  /* MSG_CH_JOIN, _PART, _QUIT, _NICK, _MSG or _TOPIC */
+  uint32_t flags; /* HDR_REJOIN */
+  uint64_t id;    /* the member's client, ax_node_pid_id */
+  uint32_t extra; /* bytes following this header before the chat_hdr */
+  uint32_t pad;
+  char nick[NICK_MAX + 2];
+  member_info info;
+} fwd_hdr;
+
+/* MSG_CH_HELLO / MSG_CH_SYNC: the sender's topic and local members. */
+typedef struct sync_hdr {
+  char topic[TOPIC_MAX + 1];
+  char topic_by[NICK_MAX + USER_MAX + HOST_MAX + 4];
+  int64_t topic_time;
+  uint32_t n; /* wire_member entries that follow */
+  uint32_t pad;
+} sync_hdr;
+
+typedef struct wire_member {
+  uint64_t id; /* ax_node_pid_id of the member's client */
+  char nick[NICK_MAX + 2];
+  member_info info;
+} wire_member;
+
+/* A nick held by a client: who, since when (CLOCK_REALTIME ms). */
+typedef struct dir_claim {
+  uint64_t id;   /* ax_node_pid_id of the client */
+  uint64_t time; /* when it took the nick; collisions: smaller (time, node) wins */
+  char nick[NICK_MAX + 2];
+} dir_claim;
+
 /* Server-wide settings, written by main before any actor starts and read
  * only afterwards. */
 typedef struct chat_config {
@@ -89,6 +145,7 @@ typedef struct chat_config {
   bool coalesce;       /* gather MSG_OUT bytes, one write per mailbox batch */
   ax_pid chan_sup;     /* the "channels" supervisor (simple_one_for_one) */
   ax_pid client_sup;   /* the "clients" supervisor (simple_one_for_one) */
+  bool cluster;        /* --node given: this server is a node of a cluster */
   char created[64];    /* for 003 */
 } chat_config;
 extern chat_config chat_cfg;
@@ -96,6 +153,19 @@ extern chat_config chat_cfg;
 extern const ax_actor_spec chat_client_spec;
 extern const ax_actor_spec chat_channel_spec;
 extern const ax_actor_spec chat_listener_spec;
+extern const ax_actor_spec chat_dir_spec;
+
+/* ---- dir.c (cluster mode; all no-ops / not found otherwise) ---- */
+
+/* The client of another node holding nick (any case), as this node numbers
+ * it: AX_PID_NONE if none. Thread: any (a table under a lock). */
+ax_pid dir_lookup(ax_system *sys, const char *nick);
+/* A client took / gave up nick: tells this node's directory. */
+void dir_claim_nick(ax_actor *self, const char *nick, uint64_t time_ms);
+void dir_release_nick(ax_actor *self, const char *nick);
+uint64_t chat_wall_ms(void);
+/* The group of a channel: "chat:<rfc1459-lowercase>". */
+void chat_group(char *dst, size_t cap, const char *chan);
 
 /* Client init argument. */
 typedef struct client_arg {

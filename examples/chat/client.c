@@ -15,8 +15,10 @@
  * "ERROR :Closing Link: ... (SendQ exceeded)" and the connection closes;
  * if it never drains within 10 s the connection is reset.
  *
- * Cluster seam: find_nick() resolves a nick to a pid on this node; nicks
- * of other nodes will be resolved there too. */
+ * Cluster mode: find_nick() resolves a nick on this node (the registry),
+ * then among the other nodes' nicks (dir.c); every nick taken or given up
+ * is told to this node's directory, which may later tell the client to
+ * rename itself (MSG_CL_RENAME: it lost a collision with another node). */
 #include "chat.h"
 
 #include <stdio.h>
@@ -109,9 +111,8 @@ static ax_pid find_nick(ax_actor *self, const char *nick) {
   char key[NICK_MAX + 8];
   ax_pid p = AX_PID_NONE;
   irc_nick_key(key, sizeof key, nick);
-  if (ax_whereis(ax_actor_system(self), key, &p) != AX_OK) return AX_PID_NONE;
-  return p;
-  /* cluster: look in the other nodes' nicks here. */
+  if (ax_whereis(ax_actor_system(self), key, &p) == AX_OK) return p;
+  return dir_lookup(ax_actor_system(self), nick);
 }
 
 static ax_pid find_chan(ax_actor *self, const char *chan) {
@@ -196,6 +197,7 @@ static void leave(ax_actor *self, client *s, const char *reason) {
     char key[NICK_MAX + 8];
     irc_nick_key(key, sizeof key, s->nick);
     ax_unregister(ax_actor_system(self), key);
+    dir_release_nick(self, s->nick);
   }
 }
 
@@ -239,6 +241,8 @@ static void try_register(ax_actor *self, client *s) {
   if (!s->registered && s->has_nick && s->has_user && !s->cap_wait) welcome(self, s);
 }
 
+static int take_nick(ax_actor *self, client *s, const char *nick);
+
 static void cmd_nick(ax_actor *self, client *s, irc_msg *m) {
   if (m->nparams < 1 || !m->params[0][0]) return numeric(self, s, 431, ":No nickname given");
   const char *nick = m->params[0];
@@ -248,6 +252,15 @@ static void cmd_nick(ax_actor *self, client *s, irc_msg *m) {
     return numeric(self, s, 432, args);
   }
   if (s->has_nick && strcmp(nick, s->nick) == 0) return;
+  if (take_nick(self, s, nick) == 433) {
+    snprintf(args, sizeof args, "%s :Nickname is already in use", nick);
+    numeric(self, s, 433, args);
+  }
+}
+
+/* Takes a valid nick: 0 done, 433 in use (here or on another node), -1 the
+ * link was closed. */
+static int take_nick(ax_actor *self, client *s, const char *nick) {
   char newkey[NICK_MAX + 8], oldkey[NICK_MAX + 8];
   irc_nick_key(newkey, sizeof newkey, nick);
   ax_system *sys = ax_actor_system(self);
@@ -258,23 +271,25 @@ static void cmd_nick(ax_actor *self, client *s, irc_msg *m) {
   }
   if (!case_only) {
     ax_pid holder;
-    if (ax_whereis(sys, newkey, &holder) == AX_OK) {
-      snprintf(args, sizeof args, "%s :Nickname is already in use", nick);
-      return numeric(self, s, 433, args);
-    }
+    if (ax_whereis(sys, newkey, &holder) == AX_OK) return 433;
+    if (!ax_pid_is_none(dir_lookup(sys, nick))) return 433; /* another node's */
     /* An actor holds at most one name: drop the old, take the new. */
     if (s->has_nick) ax_unregister(sys, oldkey);
     if (ax_register(sys, newkey, ax_self(self)) != AX_OK) {
-      if (s->has_nick && ax_register(sys, oldkey, ax_self(self)) != AX_OK)
-        return close_link(self, s, "Nick collision");
-      snprintf(args, sizeof args, "%s :Nickname is already in use", nick);
-      return numeric(self, s, 433, args);
+      if (s->has_nick && ax_register(sys, oldkey, ax_self(self)) != AX_OK) {
+        close_link(self, s, "Nick collision");
+        return -1;
+      }
+      return 433;
     }
+    if (s->has_nick) dir_release_nick(self, s->nick);
   }
+  dir_claim_nick(self, nick, chat_wall_ms());
   if (!s->registered) {
     snprintf(s->nick, sizeof s->nick, "%s", nick);
     s->has_nick = true;
-    return try_register(self, s);
+    try_register(self, s);
+    return 0;
   }
   char old[NICK_MAX + 2];
   snprintf(old, sizeof old, "%s", s->nick);
@@ -285,6 +300,32 @@ static void cmd_nick(ax_actor *self, client *s, irc_msg *m) {
     if (s->ch[i].state == CE_JOINED)
       line_to(self, s->ch[i].pid, MSG_CH_NICK, &h, ":%s!%s@%s NICK :%s\r\n", old, s->user,
               s->host, s->nick);
+  return 0;
+}
+
+/* Cluster: our nick lost a collision with an older claim on another node
+ * (dir.c): we move to a fresh Guest nick, as a server-forced NICK change. */
+static void forced_rename(ax_actor *self, client *s, const dir_claim *c) {
+  char a[NICK_MAX + 2], b[NICK_MAX + 2], lost[NICK_MAX + 2];
+  memcpy(lost, c->nick, sizeof lost);
+  lost[NICK_MAX + 1] = '\0';
+  irc_lower(a, lost, sizeof a);
+  irc_lower(b, s->nick, sizeof b);
+  if (s->dying || !s->has_nick || strcmp(a, b) != 0) return;
+  uint64_t r = chat_now_ms() ^ (ax_self(self).id * 0x9e3779b97f4a7c15ull);
+  for (int i = 0; i < 20; i++) {
+    char nick[NICK_MAX + 2];
+    snprintf(nick, sizeof nick, "Guest%05u", (unsigned)((r >> 7) + (uint64_t)i * 7919u) % 100000u);
+    int rc = take_nick(self, s, nick);
+    if (rc < 0) return;
+    if (rc == 0) {
+      if (s->registered)
+        reply(self, s, ":%s NOTICE %s :*** Nick collision: %s was taken earlier on another node",
+              CHAT_SERVER, s->nick, lost);
+      return;
+    }
+  }
+  close_link(self, s, "Nick collision");
 }
 
 static void cmd_user(ax_actor *self, client *s, irc_msg *m) {
@@ -736,7 +777,9 @@ static void on_data(ax_actor *self, client *s, const char *p, size_t n) {
 
 /* ---- the actor ---- */
 
-static void on_whois(ax_actor *self, client *s, const chat_hdr *h) {
+/* Answers go to the asker's pid as the envelope gives it (a pid inside a
+ * payload would not be translated across nodes). */
+static void on_whois(ax_actor *self, client *s, const chat_hdr *h, ax_pid asker) {
   if (!s->registered) return;
   obuf o;
   chat_hdr oh;
@@ -753,15 +796,17 @@ static void on_whois(ax_actor *self, client *s, const chat_hdr *h) {
     any = true;
   }
   if (any) ob_printf(&o, "\r\n");
-  ob_printf(&o, ":%s 312 %s %s %s :Axon chat server\r\n", CHAT_SERVER, to, s->nick, CHAT_SERVER);
+  const char *node = ax_node_self(ax_actor_system(self));
+  ob_printf(&o, ":%s 312 %s %s %s :Axon chat server%s%s\r\n", CHAT_SERVER, to, s->nick,
+            CHAT_SERVER, node ? ", node " : "", node ? node : "");
   ob_printf(&o, ":%s 317 %s %s %llu %lld :seconds idle, signon time\r\n", CHAT_SERVER, to,
             s->nick, (unsigned long long)((chat_now_ms() - s->last_rx) / 1000),
             (long long)s->signon);
   ob_printf(&o, ":%s 318 %s %s :End of /WHOIS list.\r\n", CHAT_SERVER, to, s->nick);
-  ob_send(self, &o, pid_of(h->origin));
+  ob_send(self, &o, asker);
 }
 
-static void on_who(ax_actor *self, client *s, const chat_hdr *h) {
+static void on_who(ax_actor *self, client *s, const chat_hdr *h, ax_pid asker) {
   obuf o;
   chat_hdr oh;
   memset(&oh, 0, sizeof oh);
@@ -770,7 +815,7 @@ static void on_who(ax_actor *self, client *s, const chat_hdr *h) {
     ob_printf(&o, ":%s 352 %s * %s %s %s %s H :0 %s\r\n", CHAT_SERVER, h->nick, s->user, s->host,
               CHAT_SERVER, s->nick, s->real);
   ob_printf(&o, ":%s 315 %s %s :End of /WHO list.\r\n", CHAT_SERVER, h->nick, s->nick);
-  ob_send(self, &o, pid_of(h->origin));
+  ob_send(self, &o, asker);
 }
 
 /* Several channels deliver the same QUIT or NICK of one client: write the
@@ -866,8 +911,15 @@ static ax_err client_behaviour(ax_actor *self, const ax_msg *msg) {
       chat_hdr h;
       memcpy(&h, msg->data, sizeof h);
       h.nick[NICK_MAX + 1] = '\0';
-      if (msg->type == MSG_CL_WHOIS) on_whois(self, s, &h);
-      else on_who(self, s, &h);
+      if (msg->type == MSG_CL_WHOIS) on_whois(self, s, &h, msg->from);
+      else on_who(self, s, &h, msg->from);
+    }
+    return AX_OK;
+  case MSG_CL_RENAME:
+    if (msg->len >= sizeof(dir_claim)) {
+      dir_claim c;
+      memcpy(&c, msg->data, sizeof c);
+      forced_rename(self, s, &c);
     }
     return AX_OK;
   case MSG_CH_LIST_REPLY:

@@ -3,9 +3,10 @@
  *
  *   chat [--listen ADDR] [--sendq BYTES] [--ping SECS] [--flood LINES]
  *        [--coalesce] [--workers N] [--quiet] [--enable-crash-command]
+ *        [--node NAME --secret-file PATH [--cluster ADDR] [--join ADDR]...]
  *
  * Start it, then `irssi -c 127.0.0.1 -p 6667` (or `nc 127.0.0.1 6667`).
- * See README.md, "The chat server", and chat.h for which file holds what.
+ * See README.md, "The chat system", and chat.h for which file holds what.
  *
  * Supervision (three top-level supervisors, stopped newest first at
  * shutdown: the listener, then the clients, then the channels):
@@ -13,7 +14,14 @@
  *             channel is restarted; its members rejoin, see channel.c)
  *   clients   simple_one_for_one over client actors (temporary: a
  *             connection cannot be restarted; its channels see it QUIT)
- *   server    one_for_one over the listener (permanent)
+ *   server    one_for_one over the nick directory (cluster mode, dir.c)
+ *             and the listener (permanent)
+ *
+ * Cluster mode (--node): the system becomes a node (ax_node_start, before
+ * the first spawn), listens for other nodes on --cluster and dials every
+ * --join address (re-dialled with backoff while unreachable); the nodes
+ * form a full mesh. Channels span the nodes through process groups
+ * (channel.c), nicks through the directory (dir.c).
  *
  * Signals: SIGINT and SIGTERM are blocked in every thread and taken by the
  * main thread with sigtimedwait (no handler, so nothing unsafe runs in a
@@ -52,8 +60,17 @@ static void usage(FILE *f) {
           "                         actor on purpose (tests and demos: its supervisor\n"
           "                         restarts it and the members rejoin)\n"
           "  --help                 this text\n"
-          "cluster options (not built yet: see issue 12):\n"
-          "  --node NAME --cluster ADDR --join ADDR --secret-file PATH\n");
+          "cluster options (channels and nicks span every node of the cluster):\n"
+          "  --node NAME            this server's node name, name@host (a@127.0.0.1)\n"
+          "  --cluster ADDR         where other nodes connect (127.0.0.1:7001; port 0:\n"
+          "                         any, printed at start); without it this node only\n"
+          "                         dials out\n"
+          "  --join ADDR            another node's --cluster address, dialled and kept\n"
+          "                         (re-dialled with backoff); may be repeated\n"
+          "  --secret-file PATH     the cluster's shared secret (16..1024 bytes, mode\n"
+          "                         0600 or 0400); the same file on every node\n"
+          "example: chat --listen 127.0.0.1:6667 --node a@127.0.0.1 --cluster 127.0.0.1:7001\n"
+          "              --join 127.0.0.1:7002 --secret-file secret\n");
 }
 
 static bool parse_num(const char *s, unsigned long long max, unsigned long long *out) {
@@ -76,6 +93,9 @@ int main(int argc, char **argv) {
   const char *addr = "127.0.0.1:6667";
   unsigned long long sendq = 1024 * 1024, ping = 120, flood = 0, workers = 0;
   bool quiet = false;
+  const char *node = NULL, *cluster = NULL, *secret = NULL;
+  const char *joins[16];
+  size_t njoins = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -114,8 +134,12 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--ping") == 0) ok = parse_num(v, 86400, &ping) && ping >= 1;
     else if (strcmp(a, "--flood") == 0) ok = parse_num(v, 1000000, &flood);
     else if (strcmp(a, "--workers") == 0) ok = parse_num(v, 1024, &workers);
+    else if (strcmp(a, "--node") == 0) node = v;
+    else if (strcmp(a, "--cluster") == 0) cluster = v;
+    else if (strcmp(a, "--secret-file") == 0) secret = v;
+    else if (njoins < sizeof joins / sizeof joins[0]) joins[njoins++] = v;
     else {
-      fprintf(stderr, "chat: %s: cluster support is not built yet\n", a);
+      fprintf(stderr, "chat: too many --join options (at most 16)\n");
       return 2;
     }
     if (!ok) {
@@ -123,6 +147,15 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  if (!node && (cluster || secret || njoins)) {
+    fprintf(stderr, "chat: --cluster, --join and --secret-file need --node (try --help)\n");
+    return 2;
+  }
+  if (node && !secret) {
+    fprintf(stderr, "chat: --node needs --secret-file (try --help)\n");
+    return 2;
+  }
+  chat_cfg.cluster = node != NULL;
   chat_cfg.sendq = (size_t)sendq;
   chat_cfg.ping_secs = (uint32_t)ping;
   chat_cfg.flood = (uint32_t)flood;
@@ -150,6 +183,28 @@ int main(int argc, char **argv) {
     fprintf(stderr, "chat: cannot start the actor system: %s\n", ax_strerror(e));
     return 1;
   }
+  if (node) { /* before the first spawn: local pids carry the node number */
+    ax_node_config nc;
+    ax_node_config_init(&nc);
+    nc.name = node;
+    nc.listen = cluster;
+    nc.secret_file = secret;
+    nc.seeds = joins;
+    nc.nseeds = njoins;
+    e = ax_node_start(sys, &nc);
+    if (e != AX_OK) {
+      fprintf(stderr, "chat: cannot start node %s: %s (see the log line above)\n", node,
+              ax_strerror(e));
+      ax_system_shutdown(sys);
+      ax_system_free(sys);
+      return e == AX_ESYS ? 1 : 2;
+    }
+    char bound[AX_NODE_ADDR_MAX + 1] = "";
+    size_t blen = sizeof bound;
+    if (cluster) ax_node_listen_addr(sys, bound, &blen);
+    printf("chat: node %s, cluster address %s\n", node, cluster ? bound : "(none: dials out)");
+    fflush(stdout);
+  }
 
   ax_child_spec chan_child = {.id = "channel",
                               .start = &chat_channel_spec,
@@ -173,10 +228,12 @@ int main(int argc, char **argv) {
                                   .start = &chat_listener_spec,
                                   .arg = addr,
                                   .arg_len = strlen(addr) + 1};
+  ax_child_spec server_children[2] = {{.id = "directory", .start = &chat_dir_spec},
+                                      listener_child};
   ax_sup_spec server = {.name = "server",
                         .strategy = AX_SUP_ONE_FOR_ONE,
-                        .children = &listener_child,
-                        .nchildren = 1};
+                        .children = node ? server_children : &listener_child,
+                        .nchildren = node ? 2 : 1};
   ax_pid server_sup = AX_PID_NONE;
   e = ax_supervisor_start(sys, &chans, &chat_cfg.chan_sup);
   if (e == AX_OK) e = ax_supervisor_start(sys, &clients, &chat_cfg.client_sup);

@@ -17,7 +17,8 @@ def t_cli(binary):
     for args, rc, text in [(["--bogus"], 2, b"unknown option '--bogus'"),
                            (["--listen"], 2, b"needs a value"),
                            (["--sendq", "x"], 2, b"bad value 'x' for --sendq"),
-                           (["--node", "a@127.0.0.1"], 2, b"cluster support is not built yet"),
+                           (["--node", "a@127.0.0.1"], 2, b"--node needs --secret-file"),
+                           (["--join", "127.0.0.1:1"], 2, b"need --node"),
                            (["--listen", "nonsense"], 1, b"cannot listen on nonsense"),
                            (["--listen", "127.0.0.1:99999"], 1, b"cannot listen")]:
         r = subprocess.run([binary, *args], capture_output=True, timeout=WAIT)
