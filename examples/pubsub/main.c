@@ -24,6 +24,8 @@
 
 pubsub_config g_cfg;
 
+#define MAX_JOINS 64
+
 static void usage(FILE *f) {
   fputs(
       "usage: pubsub [options]\n"
@@ -41,7 +43,7 @@ static void usage(FILE *f) {
       "cluster mode (a PUBLISH on any node reaches the subscribers of every node):\n"
       "  --node NAME          this node's name, name@host (e.g. a@127.0.0.1)\n"
       "  --cluster ADDR       where this node listens for other nodes\n"
-      "  --join ADDR          a node to connect to (repeatable; re-dialled while\n"
+      "  --join ADDR          a node to connect to (up to 64; re-dialled while\n"
       "                       unreachable)\n"
       "  --secret-file PATH   the cluster's shared secret (16..1024 bytes, mode 0600)\n"
       "  --cluster-timeout MS how long a PUBLISH waits for another node's count\n"
@@ -107,10 +109,9 @@ int main(int argc, char **argv) {
   const char *addr = "127.0.0.1:6380";
   uint64_t shards = 1, workers = 0;
   const char *node = NULL, *cluster_addr = NULL, *secret = NULL;
-  const char **joins = calloc((size_t)argc, sizeof *joins);
+  const char *joins[MAX_JOINS];
   size_t njoins = 0;
   uint64_t ctimeout = 1000;
-  if (!joins) return 1;
   g_cfg.max_bulk = 512ull * 1024 * 1024;
   g_cfg.limit_hard = 32ull * 1024 * 1024;
   g_cfg.limit_soft = 8ull * 1024 * 1024;
@@ -149,7 +150,10 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--node")) node = v;
     else if (!strcmp(a, "--cluster")) cluster_addr = v;
     else if (!strcmp(a, "--secret-file")) secret = v;
-    else if (!strcmp(a, "--join")) joins[njoins++] = v;
+    else if (!strcmp(a, "--join")) {
+      ok = njoins < MAX_JOINS;
+      if (ok) joins[njoins++] = v;
+    }
     else if (!strcmp(a, "--cluster-timeout"))
       ok = parse_uint(v, 3600 * 1000, &ctimeout) == 0 && ctimeout > 0;
     if (!ok) {
@@ -162,7 +166,6 @@ int main(int argc, char **argv) {
   g_cfg.cluster_timeout_ms = (uint32_t)ctimeout;
   if (g_cfg.cluster && (!node || !secret)) {
     fprintf(stderr, "pubsub: cluster mode needs --node NAME and --secret-file PATH (see --help)\n");
-    free(joins);
     return 2;
   }
 
@@ -181,7 +184,6 @@ int main(int argc, char **argv) {
   ax_err e = ax_system_new(&cfg, &sys);
   if (e != AX_OK) {
     fprintf(stderr, "pubsub: cannot start: %s\n", ax_strerror(e));
-    free(joins);
     return 1;
   }
   if (g_cfg.cluster) {
@@ -197,8 +199,7 @@ int main(int argc, char **argv) {
     if (e != AX_OK) {
       fprintf(stderr, "pubsub: cannot start node %s: %s\n", node, ax_strerror(e));
       ax_system_free(sys);
-      free(joins);
-      return 1;
+        return 1;
     }
   }
   g_cfg.nshards = (uint32_t)shards;
@@ -223,7 +224,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pubsub: cannot listen on %s: %s\n", addr, ax_strerror(e));
     ax_system_free(sys);
     free(g_cfg.shards);
-    free(joins);
     return 1;
   }
   printf("pubsub: listening on %s\n", bound);
@@ -243,6 +243,5 @@ int main(int argc, char **argv) {
   ax_system_shutdown(sys);
   ax_system_free(sys);
   free(g_cfg.shards);
-  free(joins);
   return 0;
 }
