@@ -197,6 +197,10 @@ try:
     sd, se = Sub(PD, channels=("s",)), Sub(PE, channels=("s",))
     converge(PD, 2, "converge on d")
     pe.send_signal(signal.SIGSTOP)
+    # kill only starts the stop: wait until e has stopped (else a fast
+    # answer could still beat it).
+    _, st = os.waitpid(pe.pid, os.WUNTRACED)
+    check(os.WIFSTOPPED(st), "e stopped")
     r = client(PD)
     counts = [r.publish("s", "m%d" % i) for i in range(5)]
     counts += [r.publish("s", "fin:d"), r.publish("s", "fin:d")]
