@@ -7,6 +7,8 @@
  *
  *   pubsub [--listen ADDR] [--shards N] [--workers N] [--max-bulk-len BYTES]
  *          [--pubsub-limit HARD SOFT SECONDS]
+ *          [--node NAME --cluster ADDR --secret-file PATH [--join ADDR]...
+ *           [--cluster-timeout MS]]
  *
  * Prints "pubsub: listening on ADDR" when ready; stops cleanly on SIGINT or
  * SIGTERM. Try it: `redis-cli -p 6380 subscribe news` in one terminal,
@@ -22,6 +24,8 @@
 
 pubsub_config g_cfg;
 
+#define MAX_JOINS 64
+
 static void usage(FILE *f) {
   fputs(
       "usage: pubsub [options]\n"
@@ -36,8 +40,15 @@ static void usage(FILE *f) {
       "                       client-output-buffer-limit pubsub: disconnected\n"
       "                       above HARD bytes queued, or above SOFT for SECONDS\n"
       "                       (default 32mb 8mb 60; 0 disables a limit)\n"
-      "  --node NAME --cluster ADDR --join ADDR --secret-file PATH\n"
-      "                       cluster mode (not built yet)\n"
+      "cluster mode (a PUBLISH on any node reaches the subscribers of every node):\n"
+      "  --node NAME          this node's name, name@host (e.g. a@127.0.0.1)\n"
+      "  --cluster ADDR       where this node listens for other nodes\n"
+      "  --join ADDR          a node to connect to (up to 64; re-dialled while\n"
+      "                       unreachable)\n"
+      "  --secret-file PATH   the cluster's shared secret (16..1024 bytes, mode 0600)\n"
+      "  --cluster-timeout MS how long a PUBLISH waits for another node's count\n"
+      "                       before counting it 0 (default 1000)\n"
+      "                       Every node must run the same --shards.\n"
       "  --help               this text\n"
       "Sizes take Redis's units: 1k = 1000, 1kb = 1024, mb, gb likewise.\n",
       f);
@@ -97,7 +108,10 @@ static const ax_actor_spec listener_spec = {.name = "pubsub-listener",
 int main(int argc, char **argv) {
   const char *addr = "127.0.0.1:6380";
   uint64_t shards = 1, workers = 0;
-  bool cluster = false;
+  const char *node = NULL, *cluster_addr = NULL, *secret = NULL;
+  const char *joins[MAX_JOINS];
+  size_t njoins = 0;
+  uint64_t ctimeout = 1000;
   g_cfg.max_bulk = 512ull * 1024 * 1024;
   g_cfg.limit_hard = 32ull * 1024 * 1024;
   g_cfg.limit_soft = 8ull * 1024 * 1024;
@@ -112,7 +126,7 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--pubsub-limit")) need = 3;
     else if (strcmp(a, "--listen") && strcmp(a, "--shards") && strcmp(a, "--workers") &&
              strcmp(a, "--max-bulk-len") && strcmp(a, "--node") && strcmp(a, "--cluster") &&
-             strcmp(a, "--join") && strcmp(a, "--secret-file")) {
+             strcmp(a, "--join") && strcmp(a, "--secret-file") && strcmp(a, "--cluster-timeout")) {
       fprintf(stderr, "pubsub: unknown option '%s' (see --help)\n", a);
       return 2;
     }
@@ -133,16 +147,25 @@ int main(int argc, char **argv) {
       ok = parse_size(v, &g_cfg.limit_hard) == 0 && parse_size(argv[i + 2], &g_cfg.limit_soft) == 0 &&
            parse_uint(argv[i + 3], UINT32_MAX, &secs) == 0;
       g_cfg.limit_soft_s = (uint32_t)secs;
-    } else cluster = true; /* --node, --cluster, --join, --secret-file */
+    } else if (!strcmp(a, "--node")) node = v;
+    else if (!strcmp(a, "--cluster")) cluster_addr = v;
+    else if (!strcmp(a, "--secret-file")) secret = v;
+    else if (!strcmp(a, "--join")) {
+      ok = njoins < MAX_JOINS;
+      if (ok) joins[njoins++] = v;
+    }
+    else if (!strcmp(a, "--cluster-timeout"))
+      ok = parse_uint(v, 3600 * 1000, &ctimeout) == 0 && ctimeout > 0;
     if (!ok) {
       fprintf(stderr, "pubsub: bad value for %s: '%s' (see --help)\n", a, v);
       return 2;
     }
     i += need;
   }
-  if (cluster) {
-    fprintf(stderr, "pubsub: cluster support not built yet (--node, --cluster, --join, "
-                    "--secret-file); run without them for a single-node broker\n");
+  g_cfg.cluster = node || cluster_addr || secret || njoins;
+  g_cfg.cluster_timeout_ms = (uint32_t)ctimeout;
+  if (g_cfg.cluster && (!node || !secret)) {
+    fprintf(stderr, "pubsub: cluster mode needs --node NAME and --secret-file PATH (see --help)\n");
     return 2;
   }
 
@@ -163,10 +186,32 @@ int main(int argc, char **argv) {
     fprintf(stderr, "pubsub: cannot start: %s\n", ax_strerror(e));
     return 1;
   }
+  if (g_cfg.cluster) {
+    /* Before the first spawn: local pids carry the node's number. */
+    ax_node_config nc;
+    ax_node_config_init(&nc);
+    nc.name = node;
+    nc.listen = cluster_addr;
+    nc.secret_file = secret;
+    nc.seeds = joins;
+    nc.nseeds = njoins;
+    e = ax_node_start(sys, &nc);
+    if (e != AX_OK) {
+      fprintf(stderr, "pubsub: cannot start node %s: %s\n", node, ax_strerror(e));
+      ax_system_free(sys);
+        return 1;
+    }
+  }
   g_cfg.nshards = (uint32_t)shards;
   g_cfg.shards = calloc(shards, sizeof(ax_pid));
-  for (uint32_t i = 0; e == AX_OK && g_cfg.shards && i < g_cfg.nshards; i++)
-    e = ax_system_spawn(sys, &shard_spec, NULL, 0, &g_cfg.shards[i]);
+  for (uint32_t i = 0; e == AX_OK && g_cfg.shards && i < g_cfg.nshards; i++) {
+    e = ax_system_spawn(sys, &shard_spec, &i, sizeof i, &g_cfg.shards[i]);
+    if (e == AX_OK && g_cfg.cluster) {
+      char group[32];
+      snprintf(group, sizeof group, SHARD_GROUP_FMT, i);
+      e = ax_pg_join(sys, group, g_cfg.shards[i]);
+    }
+  }
   if (!g_cfg.shards) e = AX_ENOMEM;
   ax_pid listener;
   ax_listener l;
@@ -182,6 +227,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   printf("pubsub: listening on %s\n", bound);
+  if (g_cfg.cluster) {
+    char caddr[AX_NODE_ADDR_MAX + 1] = "";
+    size_t cn = sizeof caddr;
+    if (ax_node_listen_addr(sys, caddr, &cn) != AX_OK) caddr[0] = 0;
+    printf("pubsub: node %s, cluster address %s\n", node, caddr[0] ? caddr : "(none)");
+  }
   fflush(stdout);
 
   int sig = 0;

@@ -11,7 +11,12 @@
  *
  * Every message between actors is plain bytes (no pointers), so a shard on
  * another node can be sent the same messages (the cluster seam: shard.c,
- * shard_publish). */
+ * shard_publish).
+ *
+ * Cluster mode: shard i of each node joins the process group
+ * "pubsub:shard:<i>"; a PUBLISH's shard also forwards the message to the
+ * other members of its group (MSG_RPUBLISH requests) and adds their local
+ * receiver counts before answering the publisher (shard.c). */
 #ifndef PUBSUB_H
 #define PUBSUB_H
 
@@ -39,6 +44,12 @@ enum {
   /* shard -> conn: query_hdr + (NUMSUB: u64 per name | CHANNELS: names |
    * NUMPAT: u64). */
   MSG_QUERY_REPLY,
+  /* Cluster mode, shard -> the same shard index on another node: a request
+   * (ax_request, bounded by cluster_timeout_ms) whose payload is the
+   * MSG_PUBLISH slice (wire_hdr + frame); the receiver fans it out to its
+   * local subscribers only and answers MSG_RPUBLISH_DONE {u64 receivers}. */
+  MSG_RPUBLISH,
+  MSG_RPUBLISH_DONE,
 };
 
 enum { Q_NUMSUB = 1, Q_CHANNELS = 2, Q_NUMPAT = 3 };
@@ -83,12 +94,19 @@ typedef struct pubsub_config {
   uint32_t limit_soft_s;  /* (60) */
   uint32_t nshards;
   ax_pid *shards;
+  /* Cluster mode (--node): shard i of every node is a member of the process
+   * group "pubsub:shard:<i>" (every node must run the same --shards). */
+  bool cluster;
+  uint32_t cluster_timeout_ms; /* bound on a remote node's count (1000) */
 } pubsub_config;
 
 extern pubsub_config g_cfg;
 
 extern const ax_actor_spec shard_spec;
 extern const ax_actor_spec conn_spec;
+
+/* The process group of shard index i: "pubsub:shard:<i>". */
+#define SHARD_GROUP_FMT "pubsub:shard:%u"
 
 /* The shard owning a channel. */
 uint32_t shard_of(const char *ch, size_t len);

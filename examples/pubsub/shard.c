@@ -19,11 +19,22 @@
  * copy) to every channel subscriber. A matching pattern gets one pmessage
  * buffer of its own, shared by all of that pattern's subscribers.
  *
- * Cluster seam (issue 11): shard_publish() is where a publish is counted.
- * A node-spanning broker forwards MSG_PUBLISH to the same shard index on the
- * other nodes (a process group per shard index: ax_pg_send), where it runs
- * fanout() only, and adds their answers to `receivers` before replying
- * MSG_PUBLISH_DONE. The messages are plain bytes, ready to cross nodes. */
+ * Cluster mode: shard i of every node is a member of the process group
+ * "pubsub:shard:<i>" (joined by main). shard_publish() fans out locally,
+ * then sends the same bytes as a timed request (MSG_RPUBLISH) to every
+ * other member of its group it knows at that moment (ax_pg_members: its
+ * view is eventually consistent, so a node that just joined may be missed
+ * by the first publishes), each of which fans out to its own node's
+ * subscribers and answers its count. The publish's `pend` record sums the
+ * answers and answers the publisher's conn once every request is answered
+ * or has ended with AX_MSG_TIMEOUT: after cluster_timeout_ms, or at once
+ * when the node goes down (the runtime ends a down node's pending
+ * requests). Such a node contributes 0 and the reply goes out, so a slow,
+ * stopped or dead node delays a publisher's reply by at most the bound and
+ * never blocks this shard (it keeps serving while answers are pending).
+ * Subscriptions never cross nodes: each node's table holds its own
+ * subscribers only. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +58,17 @@ typedef struct patvec {
   uint32_t n, cap;
 } patvec;
 
+/* A publish waiting for other nodes' counts (cluster mode). */
+typedef struct pend {
+  ax_pid conn;   /* the publisher's conn */
+  uint64_t seq;  /* its reply slot */
+  uint64_t n;    /* receivers counted so far */
+  uint32_t need; /* requests not answered yet */
+} pend;
+
 typedef struct shard {
+  map pending;  /* request ref (8 bytes) -> pend* (shared by its requests) */
+  char group[32];
   map channels; /* channel -> sublist* */
   map patterns; /* pattern -> pat_ent* */
   map prefixes; /* literal prefix -> patvec* */
@@ -250,14 +271,92 @@ static uint64_t fanout(ax_actor *self, shard *s, ax_buf *buf, size_t off, size_t
   return n;
 }
 
-/* PUBLISH: local fan-out, then the reply to the publisher. The cluster
- * forward goes here (see the file comment). */
+/* Sends each other node's shard of this index the publish (cluster mode)
+ * and records the refs in p. Returns how many requests went out. */
+static uint32_t forward(ax_actor *self, shard *s, const ax_msg *msg, pend *p) {
+  ax_pid local[64], *mem = local;
+  size_t n = 64;
+  ax_system *sys = ax_actor_system(self);
+  if (ax_pg_members(sys, s->group, mem, &n) != AX_OK) return 0;
+  if (n > 64) { /* more nodes than the stack array: take them all */
+    size_t want = n + 16, got = want;
+    mem = malloc(want * sizeof *mem);
+    if (!mem || ax_pg_members(sys, s->group, mem, &got) != AX_OK) {
+      free(mem);
+      return 0;
+    }
+    n = got < want ? got : want;
+  }
+  uint32_t sent = 0;
+  ax_pid me = ax_self(self);
+  for (size_t i = 0; i < n; i++) {
+    ax_ref ref;
+    if (ax_pid_eq(mem[i], me)) continue;
+    if (ax_request(self, mem[i], MSG_RPUBLISH, msg->data, msg->len, g_cfg.cluster_timeout_ms,
+                   &ref) != AX_OK)
+      continue; /* down, congested (AX_EAGAIN): that node counts 0 */
+    int created;
+    map_ent *e = map_put(&s->pending, &ref, sizeof ref, &created);
+    if (!e) continue; /* out of memory: its answer will be ignored */
+    e->val = p;
+    sent++;
+  }
+  if (mem != local) free(mem);
+  return sent;
+}
+
+/* PUBLISH: local fan-out, then (cluster mode) the forward to the other
+ * nodes, then the reply to the publisher once their counts are in. */
 static void shard_publish(ax_actor *self, shard *s, const ax_msg *msg) {
   size_t off = (size_t)((const char *)msg->data - (const char *)ax_buf_data(msg->buf));
   wire_hdr h;
   memcpy(&h, msg->data, sizeof h);
   publish_done d = {h.seq, fanout(self, s, msg->buf, off, msg->len)};
+  if (g_cfg.cluster) {
+    pend *p = malloc(sizeof *p);
+    if (p) {
+      *p = (pend){msg->from, h.seq, d.receivers, 0};
+      p->need = forward(self, s, msg, p);
+      if (p->need) return; /* answered by pend_done */
+      free(p);
+    }
+  }
   ax_send(self, msg->from, MSG_PUBLISH_DONE, &d, sizeof d);
+}
+
+/* One of a publish's requests ended: an answer (n receivers) or a timeout
+ * (0). The last one answers the publisher. */
+static void pend_done(ax_actor *self, shard *s, ax_ref ref, uint64_t n) {
+  map_ent *e = map_get(&s->pending, &ref, sizeof ref);
+  if (!e) return;
+  pend *p = e->val;
+  map_del(&s->pending, e);
+  p->n += n;
+  if (--p->need) return;
+  publish_done d = {p->seq, p->n};
+  ax_send(self, p->conn, MSG_PUBLISH_DONE, &d, sizeof d);
+  free(p);
+}
+
+/* Another node's publish (cluster mode): fan out to this node's
+ * subscribers, answer the count. A message that crossed nodes arrives as a
+ * copy (msg->buf NULL): it goes into one buffer, shared by the deliveries. */
+static void shard_rpublish(ax_actor *self, shard *s, const ax_msg *msg) {
+  uint64_t n = 0;
+  if (msg->buf) {
+    size_t off = (size_t)((const char *)msg->data - (const char *)ax_buf_data(msg->buf));
+    n = fanout(self, s, msg->buf, off, msg->len);
+  } else {
+    void *copy = malloc(msg->len);
+    ax_buf *b = NULL;
+    if (copy) memcpy(copy, msg->data, msg->len);
+    if (copy && ax_buf_wrap(copy, msg->len, free_frame, NULL, &b) != AX_OK) free(copy);
+    if (b) {
+      n = fanout(self, s, b, 0, msg->len);
+      ax_buf_release(b);
+    }
+  }
+  ax_reply(self, msg, MSG_RPUBLISH_DONE, &n, sizeof n);
 }
 
 static void shard_query(ax_actor *self, shard *s, const ax_msg *msg) {
@@ -315,15 +414,47 @@ static ax_err shard_behaviour(ax_actor *self, const ax_msg *msg) {
   case MSG_QUERY:
     if (msg->len >= sizeof(query_hdr)) shard_query(self, s, msg);
     break;
+  case MSG_RPUBLISH:
+    if ((msg->flags & AX_MSGF_REQUEST) && msg->len >= sizeof(wire_hdr)) shard_rpublish(self, s, msg);
+    break;
+  case MSG_RPUBLISH_DONE: {
+    uint64_t n = 0;
+    if ((msg->flags & AX_MSGF_REPLY) && msg->len >= sizeof n) {
+      memcpy(&n, msg->data, sizeof n);
+      pend_done(self, s, msg->ref, n);
+    }
+    break;
+  }
+  case AX_MSG_TIMEOUT: /* a remote count not in time, or its node went down */
+    pend_done(self, s, msg->ref, 0);
+    break;
   default:
     break;
   }
   return AX_OK;
 }
 
+/* arg: the shard's index (uint32_t). */
+static ax_err shard_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  shard *s = state;
+  uint32_t idx = 0;
+  (void)self;
+  if (arg && len == sizeof idx) memcpy(&idx, arg, sizeof idx);
+  snprintf(s->group, sizeof s->group, SHARD_GROUP_FMT, idx);
+  return AX_OK;
+}
+
 static void shard_terminate(ax_actor *self, void *state, ax_reason reason) {
   shard *s = state;
   (void)self, (void)reason;
+  /* Pending publishes: a pend is shared by its refs; free it with its last. */
+  while (map_first(&s->pending)) {
+    map_ent *e = map_first(&s->pending);
+    pend *p = e->val;
+    map_del(&s->pending, e);
+    if (--p->need == 0) free(p);
+  }
+  map_free(&s->pending);
   for (map_ent *e = map_first(&s->channels); e; e = map_next(&s->channels, e)) {
     free(((sublist *)e->val)->v);
     free(e->val);
@@ -345,4 +476,5 @@ static void shard_terminate(ax_actor *self, void *state, ax_reason reason) {
 const ax_actor_spec shard_spec = {.name = "pubsub-shard",
                                   .behaviour = shard_behaviour,
                                   .state_size = sizeof(shard),
+                                  .init = shard_init,
                                   .terminate = shard_terminate};
