@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "axon.h"
+#include "support/cluster_harness.h"
 #include "support/testutil.h"
 
 #define WAIT_MS 30000
@@ -28,15 +29,6 @@ enum { T_SEQ = AX_MSG_USER, T_ECHO, T_CMD, T_BLOB, T_SILENT, T_STOPME };
 enum { OP_LINK, OP_MONITOR, OP_REQUEST, OP_EXIT, OP_SEND_SEQ, OP_NODEMON, OP_SEND_BUF };
 
 static char g_dir[64];
-
-static void write_secret(const char *name, const char *content, char *path, size_t cap) {
-  snprintf(path, cap, "%s/%s", g_dir, name);
-  FILE *f = fopen(path, "w");
-  if (!f) abort();
-  fputs(content, f);
-  fclose(f);
-  if (chmod(path, 0600) != 0) abort();
-}
 
 /* ---- a log sink that keeps the lines ---- */
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -63,58 +55,19 @@ static bool log_has(const char *s) {
 }
 
 /* ---- nodes ---- */
-typedef struct node {
-  ax_system *sys;
-  char name[64];
-  char addr[128];
-} node;
+typedef axh_node node;
 
 static ax_err node_up(node *n, const char *name, const char *secret_path, const char **seeds,
                       size_t nseeds, uint32_t hb, uint32_t down) {
-  ax_system_config sc;
-  ax_system_config_init(&sc);
-  sc.workers = 2;
-  sc.log_fn = log_sink;
-  sc.log_level = AX_LOG_WARN;
-  memset(n, 0, sizeof *n);
-  if (ax_system_new(&sc, &n->sys) != AX_OK) return AX_ENOMEM;
-  snprintf(n->name, sizeof n->name, "%s", name);
-  ax_node_config c;
-  ax_node_config_init(&c);
-  c.name = name;
-  c.listen = "127.0.0.1:0";
-  c.secret_file = secret_path;
-  c.seeds = seeds;
-  c.nseeds = nseeds;
-  if (hb) c.heartbeat_ms = hb;
-  if (down) c.down_after_ms = down;
-  ax_err e = ax_node_start(n->sys, &c);
-  if (e != AX_OK) return e;
-  size_t len = sizeof n->addr;
-  return ax_node_listen_addr(n->sys, n->addr, &len);
+  axh_node_opts o = {.secret_file = secret_path,
+                     .seeds = seeds,
+                     .nseeds = nseeds,
+                     .heartbeat_ms = hb,
+                     .down_after_ms = down};
+  return axh_node_up(n, name, &o, log_sink, AX_LOG_WARN);
 }
-
-static void node_free(node *n) {
-  if (n->sys) ax_system_free(n->sys);
-  n->sys = NULL;
-}
-
-typedef struct nl_arg {
-  ax_system *sys;
-  size_t want;
-} nl_arg;
-static bool has_nodes(void *a) {
-  nl_arg *x = a;
-  return ax_node_list(x->sys, NULL, 0) >= x->want;
-}
-static bool has_no_nodes(void *a) {
-  nl_arg *x = a;
-  return ax_node_list(x->sys, NULL, 0) == 0;
-}
-static bool wait_nodes(node *n, size_t want) {
-  nl_arg a = {n->sys, want};
-  return ax_test_wait(has_nodes, &a, WAIT_MS);
-}
+#define node_free axh_node_free
+static bool wait_nodes(node *n, size_t want) { return axh_wait_nodes(n->sys, want, true, WAIT_MS); }
 
 /* ---- events seen by probe actors ---- */
 typedef struct ev {
@@ -666,17 +619,16 @@ static void test_full_mesh(void) {
   CU_ASSERT_EQUAL(ax_node_disconnect(a.sys, "b@127.0.0.1"), AX_OK);
   node_free(&c);
   node_free(&b);
-  nl_arg x = {a.sys, 0};
-  CU_ASSERT(ax_test_wait(has_no_nodes, &x, WAIT_MS));
+  CU_ASSERT(axh_wait_nodes(a.sys, 0, false, WAIT_MS));
   node_free(&a);
 }
 
 int main(void) {
-  snprintf(g_dir, sizeof g_dir, "/tmp/axon-cluster-XXXXXX");
-  if (!mkdtemp(g_dir)) return 1;
+  if (!axh_tmpdir(g_dir, sizeof g_dir, "/tmp/axon-cluster-XXXXXX")) return 1;
   CU_pSuite s = ax_test_suite("cluster.node");
-  write_secret("secret", SECRET "\n", secret_path, sizeof secret_path);
-  write_secret("other", OTHER "\n", other_path, sizeof other_path);
+  if (!axh_write_secret(g_dir, "secret", SECRET "\n", secret_path, sizeof secret_path) ||
+      !axh_write_secret(g_dir, "other", OTHER "\n", other_path, sizeof other_path))
+    return 1;
   CU_add_test(s, "api contract", test_api_contract);
   CU_add_test(s, "send order 10000", test_send_order);
   CU_add_test(s, "send_buf", test_send_buf);

@@ -7,7 +7,6 @@
  * (tests/cluster/py_handshake.py --connect) handshakes with a running node
  * and gets its echo's reply. Every wait is bounded and on a condition. */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "axon.h"
+#include "support/cluster_harness.h"
 #include "support/testutil.h"
 
 #define WAIT_MS 30000
@@ -29,65 +29,14 @@ static char g_dir[64], secret_path[128];
 /* Extra testnode flags for the next proc_start (NULL-terminated). */
 static const char *g_extra[8];
 
-typedef struct proc {
-  pid_t pid;
-  int in_w; /* its stdin: closing it ends the process */
-  char addr[128];
-  uint64_t echo_id;
-} proc;
+typedef axh_proc proc;
 
 static bool proc_start(proc *p, const char *name, const char *listen, const char *seed,
                        const char *hb, const char *down) {
-  int out[2], in[2];
-  if (pipe(out) || pipe(in)) return false;
-  p->pid = fork();
-  if (p->pid == 0) {
-    dup2(out[1], 1);
-    dup2(in[0], 0);
-    close(out[0]);
-    close(in[1]);
-    const char *argv[28];
-    int n = 0;
-    argv[n++] = AX_TESTNODE;
-    argv[n++] = "--name", argv[n++] = name;
-    argv[n++] = "--listen", argv[n++] = listen;
-    argv[n++] = "--secret", argv[n++] = secret_path;
-    if (seed) argv[n++] = "--seed", argv[n++] = seed;
-    if (hb) argv[n++] = "--hb", argv[n++] = hb;
-    if (down) argv[n++] = "--down", argv[n++] = down;
-    for (int i = 0; g_extra[i] && n < 18; i++) argv[n++] = g_extra[i];
-    argv[n] = NULL;
-    execv(AX_TESTNODE, (char *const *)argv);
-    _exit(127);
-  }
-  close(out[1]);
-  close(in[0]);
-  p->in_w = in[1];
-  char line[256];
-  size_t len = 0;
-  while (len < sizeof line - 1) {
-    struct pollfd pf = {out[0], POLLIN, 0};
-    if (poll(&pf, 1, WAIT_MS) <= 0) break;
-    ssize_t k = read(out[0], line + len, 1);
-    if (k <= 0) break;
-    if (line[len] == '\n') break;
-    len++;
-  }
-  line[len] = 0;
-  close(out[0]);
-  unsigned long long id = 0;
-  return sscanf(line, "READY %127s %llu", p->addr, &id) == 2 && (p->echo_id = id) != 0;
+  return axh_proc_start(p, AX_TESTNODE, name, listen, secret_path, seed, hb, down, g_extra,
+                        WAIT_MS);
 }
-
-static void proc_end(proc *p, int sig) {
-  if (p->pid <= 0) return;
-  if (sig) kill(p->pid, sig);
-  close(p->in_w);
-  int st;
-  while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  p->pid = 0;
-}
+#define proc_end axh_proc_end
 
 /* ---- the local node and its probe ---- */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -145,30 +94,17 @@ static ax_system *local_node(const char *hb, const char *down, char *addr, ax_pi
   ax_system_config_init(&sc);
   sc.workers = 2;
   if (ax_system_new(&sc, &sys) != AX_OK) return NULL;
-  ax_node_config c;
-  ax_node_config_init(&c);
-  c.name = "local@127.0.0.1";
-  c.listen = "127.0.0.1:0";
-  c.secret_file = secret_path;
-  if (hb) c.heartbeat_ms = (uint32_t)atoi(hb);
-  if (down) c.down_after_ms = (uint32_t)atoi(down);
-  CU_ASSERT_EQUAL(ax_node_start(sys, &c), AX_OK);
-  size_t len = 128;
-  CU_ASSERT_EQUAL(ax_node_listen_addr(sys, addr, &len), AX_OK);
+  axh_node_opts o = {.secret_file = secret_path,
+                     .heartbeat_ms = hb ? (uint32_t)atoi(hb) : 0,
+                     .down_after_ms = down ? (uint32_t)atoi(down) : 0};
+  CU_ASSERT_EQUAL(axh_node_start(sys, "local@127.0.0.1", &o, addr, 128), AX_OK);
   CU_ASSERT_EQUAL(ax_system_spawn(sys, &probe_spec, NULL, 0, pr), AX_OK);
   memset(seen, 0, sizeof seen);
   ax_system_send(sys, *pr, T_CMD, &(cmd){OP_NODEMON, AX_PID_NONE}, sizeof(cmd));
   return sys;
 }
 
-typedef struct nl {
-  ax_system *sys;
-  size_t n;
-} nl;
-static bool nodes_pred(void *a) {
-  nl *x = a;
-  return ax_node_list(x->sys, NULL, 0) == x->n;
-}
+static bool wait_nodes(ax_system *sys, size_t n) { return axh_wait_nodes(sys, n, false, WAIT_MS); }
 
 static ax_pid echo_pid(ax_system *sys, const char *node, uint64_t id) {
   ax_pid p = AX_PID_NONE;
@@ -191,8 +127,7 @@ static void test_kill9(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
   proc p;
   CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, NULL, NULL));
-  nl x = {sys, 1};
-  CU_ASSERT_FATAL(ax_test_wait(nodes_pred, &x, WAIT_MS));
+  CU_ASSERT_FATAL(wait_nodes(sys, 1));
   ax_pid e = echo_pid(sys, "p@127.0.0.1", p.echo_id);
   CU_ASSERT_EQUAL(echo_call(sys, e), AX_OK);
   ax_system_send(sys, pr, T_CMD, &(cmd){OP_LINK, e}, sizeof(cmd));
@@ -212,8 +147,7 @@ static void test_sigstop(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
   proc p;
   CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, "100", "1000"));
-  nl x = {sys, 1};
-  CU_ASSERT_FATAL(ax_test_wait(nodes_pred, &x, WAIT_MS));
+  CU_ASSERT_FATAL(wait_nodes(sys, 1));
   kill(p.pid, SIGSTOP);
   CU_ASSERT(wait_seen(3, AX_NODE_TIMEOUT, 1)); /* found by silence, not by a close */
   kill(p.pid, SIGCONT);
@@ -228,8 +162,7 @@ static void test_restart_new_incarnation(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
   proc p;
   CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, NULL, NULL));
-  nl x = {sys, 1};
-  CU_ASSERT_FATAL(ax_test_wait(nodes_pred, &x, WAIT_MS));
+  CU_ASSERT_FATAL(wait_nodes(sys, 1));
   ax_node_info i1;
   CU_ASSERT_EQUAL(ax_node_list(sys, &i1, 1), 1);
   ax_pid old = echo_pid(sys, "p@127.0.0.1", p.echo_id);
@@ -282,8 +215,7 @@ static void test_services(void) {
   memcpy(g_extra, eq, sizeof eq);
   CU_ASSERT_FATAL(proc_start(&q, "q@127.0.0.1", "127.0.0.1:0", addr, "1000", "60000"));
   g_extra[0] = NULL;
-  nl x = {sys, 2};
-  CU_ASSERT_FATAL(ax_test_wait(nodes_pred, &x, WAIT_MS));
+  CU_ASSERT_FATAL(wait_nodes(sys, 2));
   /* whereis on another process: the echo's pid. */
   ax_pid got = AX_PID_NONE;
   CU_ASSERT_EQUAL(ax_node_whereis(sys, "p@127.0.0.1", "echo", 20000, &got), AX_OK);
@@ -344,14 +276,8 @@ static void test_python_client(void) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  snprintf(g_dir, sizeof g_dir, "/tmp/axon-procs-XXXXXX");
-  if (!mkdtemp(g_dir)) return 1;
-  snprintf(secret_path, sizeof secret_path, "%s/secret", g_dir);
-  FILE *f = fopen(secret_path, "w");
-  if (!f) return 1;
-  fputs(SECRET, f);
-  fclose(f);
-  chmod(secret_path, 0600);
+  if (!axh_tmpdir(g_dir, sizeof g_dir, "/tmp/axon-procs-XXXXXX")) return 1;
+  if (!axh_write_secret(g_dir, "secret", SECRET, secret_path, sizeof secret_path)) return 1;
   CU_pSuite s = ax_test_suite("cluster.procs");
   CU_add_test(s, "kill -9 fires noconnection", test_kill9);
   CU_add_test(s, "SIGSTOP found by silence", test_sigstop);

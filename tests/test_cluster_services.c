@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "axon.h"
+#include "support/cluster_harness.h"
 #include "support/testutil.h"
 
 #define WAIT_MS 30000
@@ -28,51 +29,15 @@ enum { OP_WHEREIS, OP_SPAWN };
 static char g_dir[64], secret_path[128];
 
 /* ---- nodes ---- */
-typedef struct node {
-  ax_system *sys;
-  char name[64];
-  char addr[128];
-} node;
+typedef axh_node node;
 
 static ax_err node_up(node *n, const char *name, const char **seeds, size_t nseeds, bool spawn) {
-  ax_system_config sc;
-  ax_system_config_init(&sc);
-  sc.workers = 2;
-  sc.log_level = AX_LOG_ERROR;
-  memset(n, 0, sizeof *n);
-  if (ax_system_new(&sc, &n->sys) != AX_OK) return AX_ENOMEM;
-  snprintf(n->name, sizeof n->name, "%s", name);
-  ax_node_config c;
-  ax_node_config_init(&c);
-  c.name = name;
-  c.listen = "127.0.0.1:0";
-  c.secret_file = secret_path;
-  c.seeds = seeds;
-  c.nseeds = nseeds;
-  c.allow_remote_spawn = spawn;
-  ax_err e = ax_node_start(n->sys, &c);
-  if (e != AX_OK) return e;
-  size_t len = sizeof n->addr;
-  return ax_node_listen_addr(n->sys, n->addr, &len);
+  axh_node_opts o = {
+      .secret_file = secret_path, .seeds = seeds, .nseeds = nseeds, .allow_remote_spawn = spawn};
+  return axh_node_up(n, name, &o, NULL, AX_LOG_ERROR);
 }
-
-static void node_free(node *n) {
-  if (n->sys) ax_system_free(n->sys);
-  n->sys = NULL;
-}
-
-typedef struct nl_arg {
-  ax_system *sys;
-  size_t want;
-} nl_arg;
-static bool nodes_eq(void *a) {
-  nl_arg *x = a;
-  return ax_node_list(x->sys, NULL, 0) == x->want;
-}
-static bool wait_nodes(node *n, size_t want) {
-  nl_arg a = {n->sys, want};
-  return ax_test_wait(nodes_eq, &a, WAIT_MS);
-}
+#define node_free axh_node_free
+static bool wait_nodes(node *n, size_t want) { return axh_wait_nodes(n->sys, want, false, WAIT_MS); }
 
 /* ---- actors ---- */
 
@@ -497,14 +462,8 @@ static void test_pg_args(void) {
 }
 
 int main(void) {
-  snprintf(g_dir, sizeof g_dir, "/tmp/axon-svc-XXXXXX");
-  if (!mkdtemp(g_dir)) return 1;
-  snprintf(secret_path, sizeof secret_path, "%s/secret", g_dir);
-  FILE *f = fopen(secret_path, "w");
-  if (!f) return 1;
-  fputs(SECRET, f);
-  fclose(f);
-  chmod(secret_path, 0600);
+  if (!axh_tmpdir(g_dir, sizeof g_dir, "/tmp/axon-svc-XXXXXX")) return 1;
+  if (!axh_write_secret(g_dir, "secret", SECRET, secret_path, sizeof secret_path)) return 1;
   CU_pSuite s = ax_test_suite("cluster.services");
   CU_add_test(s, "whereis: found, not found, self, down node", test_whereis);
   CU_add_test(s, "spawn: allowed, refused, unregistered, bad arg, link", test_spawn);
