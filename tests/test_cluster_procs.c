@@ -120,14 +120,22 @@ static ax_err echo_call(ax_system *sys, ax_pid p) {
   return e;
 }
 
-static void test_kill9(void) {
+/* The local node (local_node) and one test node p@127.0.0.1 seeded with it,
+ * both with heartbeat hb and down_after down; returns once they are
+ * connected (a failure ends the test). */
+static ax_system *local_with_peer(const char *hb, const char *down, ax_pid *pr, proc *p) {
   char addr[128];
-  ax_pid pr;
-  ax_system *sys = local_node(NULL, NULL, addr, &pr);
+  ax_system *sys = local_node(hb, down, addr, pr);
   CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
-  proc p;
-  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, NULL, NULL));
+  CU_ASSERT_FATAL(proc_start(p, "p@127.0.0.1", "127.0.0.1:0", addr, hb, down));
   CU_ASSERT_FATAL(wait_nodes(sys, 1));
+  return sys;
+}
+
+static void test_kill9(void) {
+  ax_pid pr;
+  proc p;
+  ax_system *sys = local_with_peer(NULL, NULL, &pr, &p);
   ax_pid e = echo_pid(sys, "p@127.0.0.1", p.echo_id);
   CU_ASSERT_EQUAL(echo_call(sys, e), AX_OK);
   ax_system_send(sys, pr, T_CMD, &(cmd){OP_LINK, e}, sizeof(cmd));
@@ -141,13 +149,9 @@ static void test_kill9(void) {
 }
 
 static void test_sigstop(void) {
-  char addr[128];
   ax_pid pr;
-  ax_system *sys = local_node("100", "1000", addr, &pr);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
   proc p;
-  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, "100", "1000"));
-  CU_ASSERT_FATAL(wait_nodes(sys, 1));
+  ax_system *sys = local_with_peer("100", "1000", &pr, &p);
   kill(p.pid, SIGSTOP);
   CU_ASSERT(wait_seen(3, AX_NODE_TIMEOUT, 1)); /* found by silence, not by a close */
   kill(p.pid, SIGCONT);
@@ -156,13 +160,9 @@ static void test_sigstop(void) {
 }
 
 static void test_restart_new_incarnation(void) {
-  char addr[128];
   ax_pid pr;
-  ax_system *sys = local_node(NULL, NULL, addr, &pr);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
   proc p;
-  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", "127.0.0.1:0", addr, NULL, NULL));
-  CU_ASSERT_FATAL(wait_nodes(sys, 1));
+  ax_system *sys = local_with_peer(NULL, NULL, &pr, &p);
   ax_node_info i1;
   CU_ASSERT_EQUAL(ax_node_list(sys, &i1, 1), 1);
   ax_pid old = echo_pid(sys, "p@127.0.0.1", p.echo_id);

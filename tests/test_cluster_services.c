@@ -166,6 +166,16 @@ static ax_err probe_behave(ax_actor *self, const ax_msg *m) {
 }
 static const ax_actor_spec probe_spec = {.name = "probe", .behaviour = probe_behave, .init = probe_init};
 
+/* Waits for the probe's reply of type, checks that the call which asked for
+ * it succeeded and that the reply carries that call's ref. */
+static void wait_reply(uint32_t type, rec *r) {
+  rec c;
+  CU_ASSERT_FATAL(wait_rec(type, r));
+  CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
+  CU_ASSERT_EQUAL(c.status, AX_OK);
+  CU_ASSERT_EQUAL(r->ref, c.ref);
+}
+
 static void probe_cmd(node *n, ax_pid probe, int op, const char *to, const char *name,
                       const void *arg, uint32_t len, uint32_t flags, uint32_t timeout) {
   cmd c;
@@ -221,10 +231,7 @@ static void test_whereis(void) {
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(a.sys, &probe_spec, NULL, 0, &pr), AX_OK);
   probe_cmd(&a, pr, OP_WHEREIS, b.name, "echo", NULL, 0, 0, 20000);
   rec r, c;
-  CU_ASSERT_FATAL(wait_rec(AX_MSG_WHEREIS_REPLY, &r));
-  CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
-  CU_ASSERT_EQUAL(c.status, AX_OK);
-  CU_ASSERT_EQUAL(r.ref, c.ref);
+  wait_reply(AX_MSG_WHEREIS_REPLY, &r);
   CU_ASSERT_EQUAL(r.status, AX_OK);
   CU_ASSERT_EQUAL(r.pid, want.id);
   rec_reset();
@@ -288,11 +295,8 @@ static void test_spawn(void) {
   ax_pid pr;
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(b.sys, &probe_spec, NULL, 0, &pr), AX_OK);
   probe_cmd(&b, pr, OP_SPAWN, a.name, "worker", "wxyz", 4, AX_SPAWN_LINK, 20000);
-  rec r, c;
-  CU_ASSERT_FATAL(wait_rec(AX_MSG_SPAWN_REPLY, &r));
-  CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
-  CU_ASSERT_EQUAL(c.status, AX_OK);
-  CU_ASSERT_EQUAL(r.ref, c.ref);
+  rec r;
+  wait_reply(AX_MSG_SPAWN_REPLY, &r);
   CU_ASSERT_EQUAL_FATAL(r.status, AX_OK);
   CU_ASSERT_EQUAL(ax_system_send(b.sys, (ax_pid){r.pid}, T_STOPME, NULL, 0), AX_OK);
   rec x;
