@@ -67,17 +67,7 @@ static const ax_actor_spec wr_spec = {.name = "writer", .behaviour = wr_b,
 static int cli_connect(const char *addr) {
   const char *colon = strrchr(addr, ':');
   if (!colon) return -1;
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  int small = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+  return ax_test_connect((uint16_t)atoi(colon + 1), 4096, 0, 0);
 }
 
 static bool is_ready(void *arg) {

@@ -34,11 +34,7 @@ static struct {
 } G;
 
 static ax_system *sys_new(void) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = ax_test_system(2);
   memset(&G, 0, sizeof G);
   return sys;
 }
@@ -49,28 +45,8 @@ static void sys_free(ax_system *sys) {
   ax_system_free(sys);
 }
 
-static uint16_t port_of(ax_listener l) {
-  char a[AX_IO_ADDRSTRLEN];
-  size_t n = sizeof a;
-  if (ax_listener_addr(l, a, &n) != AX_OK) return 0;
-  return (uint16_t)atoi(strrchr(a, ':') + 1);
-}
-
 /* A blocking client with 10 s timeouts (a lost command shows as a timeout). */
-static int cli(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  struct timeval tv = {10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+static int cli(uint16_t port) { return ax_test_connect(port, 0, 10, 10); }
 
 static void rst_close(int fd) {
   struct linger lg = {1, 0};
@@ -166,7 +142,7 @@ static ax_err srv_init(ax_actor *self, void *state, const void *arg, size_t len)
   *(int *)state = *(const int *)arg;
   ax_listener l;
   ax_err e = ax_listen(self, "127.0.0.1:0", NULL, &l);
-  if (e == AX_OK) atomic_store(&G.port, port_of(l));
+  if (e == AX_OK) atomic_store(&G.port, ax_test_listener_port(l));
   return e;
 }
 
@@ -316,7 +292,7 @@ static ax_err fl_init(ax_actor *self, void *state, const void *arg, size_t len) 
   (void)state, (void)arg, (void)len;
   ax_listener l;
   ax_err e = ax_listen(self, "127.0.0.1:0", NULL, &l);
-  if (e == AX_OK) atomic_store(&G.port, port_of(l));
+  if (e == AX_OK) atomic_store(&G.port, ax_test_listener_port(l));
   return e;
 }
 

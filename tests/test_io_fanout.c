@@ -140,19 +140,7 @@ static const ax_actor_spec room_spec = {.name = "room", .behaviour = room_b,
                                         .terminate = room_term};
 
 static int cli(uint16_t port, int rcvbuf) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  struct timeval tv = {WAIT_MS / 1000, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+  return ax_test_connect(port, rcvbuf, WAIT_MS / 1000, WAIT_MS / 1000);
 }
 
 typedef struct sender_arg {
@@ -204,11 +192,7 @@ static void *fast_reader(void *p) {
 }
 
 static void test_io_fanout_slow_reader_does_not_freeze_the_room(void) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = ax_test_system(2);
   memset(&G, 0, sizeof G);
   ax_pid pid;
   CU_ASSERT_FATAL(ax_system_spawn(sys, &room_spec, NULL, 0, &pid) == AX_OK);

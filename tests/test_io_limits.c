@@ -29,10 +29,7 @@ static ax_err srv_init(ax_actor *self, void *state, const void *arg, size_t len)
   (void)len;
   ax_listener l;
   ax_err e = ax_listen(self, "127.0.0.1:0", NULL, &l);
-  char a[AX_IO_ADDRSTRLEN];
-  size_t n = sizeof a;
-  if (e == AX_OK && ax_listener_addr(l, a, &n) == AX_OK)
-    atomic_store(&port, (uint16_t)atoi(strrchr(a, ':') + 1));
+  if (e == AX_OK) atomic_store(&port, ax_test_listener_port(l));
   return e;
 }
 
@@ -54,19 +51,7 @@ static ax_err srv_b(ax_actor *self, const ax_msg *m) {
 
 static const ax_actor_spec srv_spec = {.name = "srv", .behaviour = srv_b, .init = srv_init};
 
-static int cli(void) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  struct timeval tv = {60, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atomic_load(&port)),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+static int cli(void) { return ax_test_connect(atomic_load(&port), 0, 60, 0); }
 
 static bool echo_ok(int fd, char c) {
   char r = 0;

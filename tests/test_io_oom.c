@@ -27,18 +27,11 @@ static struct {
   _Atomic uint64_t conn;
 } G;
 
-static uint16_t port_of(ax_listener l) {
-  char a[AX_IO_ADDRSTRLEN];
-  size_t n = sizeof a;
-  if (ax_listener_addr(l, a, &n) != AX_OK) return 0;
-  return (uint16_t)atoi(strrchr(a, ':') + 1);
-}
-
 static ax_err own_init(ax_actor *self, void *state, const void *arg, size_t len) {
   (void)state, (void)arg, (void)len;
   ax_listener l;
   ax_err e = ax_listen(self, "127.0.0.1:0", NULL, &l);
-  if (e == AX_OK) atomic_store(&G.port, port_of(l));
+  if (e == AX_OK) atomic_store(&G.port, ax_test_listener_port(l));
   return e;
 }
 
@@ -81,15 +74,10 @@ static const ax_actor_spec own_spec = {.name = "owner", .behaviour = own_b, .ini
 /* A client that sends, half-closes and reads to the end (EOF or reset);
  * false if the end never came (a read timeout). */
 static bool client_run(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ax_test_socket(0, WAIT_MS / 1000, WAIT_MS / 1000);
   if (fd < 0) return false;
-  struct timeval tv = {WAIT_MS / 1000, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   bool ended = false;
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+  if (ax_test_connect_fd(fd, port)) {
     (void)send(fd, "hello", 5, MSG_NOSIGNAL);
     (void)shutdown(fd, SHUT_WR);
     char b[64];
@@ -109,11 +97,7 @@ static bool client_run(uint16_t port) {
 /* One scenario with allocation n (and, sticky, every later one) failing.
  * Returns false once n is past the scenario's allocations. */
 static bool scenario(long n, int sticky) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = ax_test_system(2);
   memset(&G, 0, sizeof G);
   ax_pid owner;
   CU_ASSERT_FATAL(ax_system_spawn(sys, &own_spec, NULL, 0, &owner) == AX_OK);
@@ -180,7 +164,7 @@ static ax_err bp_init(ax_actor *self, void *state, const void *arg, size_t len) 
   o.low_watermark = 16 * 1024;
   ax_listener l;
   ax_err e = ax_listen(self, "127.0.0.1:0", &o, &l);
-  if (e == AX_OK) atomic_store(&G.port, port_of(l));
+  if (e == AX_OK) atomic_store(&G.port, ax_test_listener_port(l));
   return e;
 }
 
@@ -199,21 +183,13 @@ static ax_err bp_b(ax_actor *self, const ax_msg *m) {
 static const ax_actor_spec bp_spec = {.name = "bp", .behaviour = bp_b, .init = bp_init};
 
 static bool bp_scenario(long n) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = ax_test_system(2);
   memset(&G, 0, sizeof G);
   memset(&B, 0, sizeof B);
   ax_pid owner;
   CU_ASSERT_FATAL(ax_system_spawn(sys, &bp_spec, NULL, 0, &owner) == AX_OK);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int small = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atomic_load(&G.port)),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  int fd = ax_test_socket(4096, 0, 0);
+  CU_ASSERT_FATAL(ax_test_connect_fd(fd, atomic_load(&G.port)));
   CU_ASSERT_FATAL(ax_test_wait_count(&B.conn, 1, WAIT_MS));
   ax_conn c;
   memset(&c, 0, sizeof c);

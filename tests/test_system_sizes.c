@@ -31,10 +31,7 @@ static ax_err srv_init(ax_actor *self, void *state, const void *arg, size_t len)
   o.read_inflight_max = SIZE_MAX;
   ax_listener l;
   ax_err e = ax_listen(self, "127.0.0.1:0", &o, &l);
-  char a[AX_IO_ADDRSTRLEN];
-  size_t n = sizeof a;
-  if (e == AX_OK && ax_listener_addr(l, a, &n) == AX_OK)
-    atomic_store(&port, (uint16_t)atoi(strrchr(a, ':') + 1));
+  if (e == AX_OK) atomic_store(&port, ax_test_listener_port(l));
   return e;
 }
 

@@ -1,9 +1,16 @@
 /* Axon tests: shared helpers for the CUnit suites. */
 #include "support/testutil.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 CU_pSuite ax_test_suite(const char *name) {
   if (CU_initialize_registry() != CUE_SUCCESS) {
@@ -49,4 +56,53 @@ static bool count_reached(void *arg) {
 bool ax_test_wait_count(_Atomic uint64_t *counter, uint64_t target, unsigned timeout_ms) {
   void *a[2] = {counter, &target};
   return ax_test_wait(count_reached, a, timeout_ms);
+}
+
+ax_system *ax_test_system(unsigned workers) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = workers;
+  ax_system *sys = NULL;
+  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  return sys;
+}
+
+uint16_t ax_test_listener_port(ax_listener l) {
+  char a[AX_IO_ADDRSTRLEN];
+  size_t n = sizeof a;
+  if (ax_listener_addr(l, a, &n) != AX_OK) return 0;
+  return (uint16_t)atoi(strrchr(a, ':') + 1);
+}
+
+int ax_test_socket(int rcvbuf, unsigned rcv_s, unsigned snd_s) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (rcv_s) {
+    struct timeval tv = {(time_t)rcv_s, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  if (snd_s) {
+    struct timeval tv = {(time_t)snd_s, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  return fd;
+}
+
+bool ax_test_connect_fd(int fd, uint16_t port) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  return connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+}
+
+int ax_test_connect(uint16_t port, int rcvbuf, unsigned rcv_s, unsigned snd_s) {
+  int fd = ax_test_socket(rcvbuf, rcv_s, snd_s);
+  if (fd < 0) return -1;
+  if (!ax_test_connect_fd(fd, port)) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
 }

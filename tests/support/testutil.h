@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "axon.h"
+
 /* Creates the registry and one suite named name; returns the suite or exits. */
 CU_pSuite ax_test_suite(const char *name);
 
@@ -24,5 +26,25 @@ bool ax_test_wait_count(_Atomic uint64_t *counter, uint64_t target, unsigned tim
 
 /* Sleeps ms milliseconds (for giving threads a chance; never for timing). */
 void ax_test_sleep_ms(unsigned ms);
+
+/* A new system with `workers` worker threads and the defaults otherwise;
+ * a failure ends the running test (CU_ASSERT_FATAL). Free it with
+ * ax_system_free. */
+ax_system *ax_test_system(unsigned workers);
+
+/* The port of listener l's "host:port" address; 0 if it cannot be read. */
+uint16_t ax_test_listener_port(ax_listener l);
+
+/* A blocking TCP socket (close-on-exec): rcvbuf, if non-zero, sets
+ * SO_RCVBUF; rcv_s and snd_s, if non-zero, set SO_RCVTIMEO and SO_SNDTIMEO
+ * in seconds. Returns the fd, or -1. */
+int ax_test_socket(int rcvbuf, unsigned rcv_s, unsigned snd_s);
+
+/* Connects fd to 127.0.0.1:port; true on success. */
+bool ax_test_connect_fd(int fd, uint16_t port);
+
+/* ax_test_socket then ax_test_connect_fd; returns the connected fd, or -1
+ * (the socket closed, errno kept). */
+int ax_test_connect(uint16_t port, int rcvbuf, unsigned rcv_s, unsigned snd_s);
 
 #endif
