@@ -75,11 +75,16 @@ static const ax_actor_spec rec_spec = {.name = "rec", .behaviour = rec_behaviour
 
 static ax_system *sys;
 
-static ax_pid spawn_rec(rec *r, bool trap) {
+/* Clears r for a new receiver that traps exits if trap. */
+static void rec_reset(rec *r, bool trap) {
   memset(r, 0, sizeof(*r));
   atomic_store(&r->term_reason, -1);
   atomic_store(&r->exit_reason, -1);
   r->trap = trap;
+}
+
+static ax_pid spawn_rec(rec *r, bool trap) {
+  rec_reset(r, trap);
   ax_pid pid;
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &rec_spec, &r, sizeof(r), &pid), AX_OK);
   return pid;
@@ -90,6 +95,32 @@ static void block_rec(ax_pid p, rec *r) {
   CU_ASSERT_EQUAL_FATAL(ax_system_send(sys, p, S_BLOCK, NULL, 0), AX_OK);
   for (int i = 0; i < 10000 && !atomic_load(&r->blocked); i++) ax_test_sleep_ms(1);
   CU_ASSERT_TRUE_FATAL(atomic_load(&r->blocked));
+}
+
+/* Kills p and waits until r saw its terminate. */
+static void kill_rec(ax_pid p, rec *r) {
+  ax_system_exit(sys, p, AX_REASON_KILL);
+  CU_ASSERT_TRUE(ax_test_wait_count(&r->terminated, 1, 10000));
+}
+
+/* Checks that r logged want[0..n) first. */
+static void expect_log(rec *r, const int64_t *want, int n) {
+  for (int i = 0; i < n; i++) CU_ASSERT_EQUAL(atomic_load(&r->log[i]), want[i]);
+}
+
+/* From this thread: S_VAL 1, an exit signal with reason, S_VAL 3. */
+static void send_val_exit_val(ax_pid p, ax_reason reason) {
+  int64_t v = 1;
+  CU_ASSERT_EQUAL(ax_system_send(sys, p, S_VAL, &v, sizeof(v)), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_exit(sys, p, reason), AX_OK);
+  v = 3;
+  CU_ASSERT_EQUAL(ax_system_send(sys, p, S_VAL, &v, sizeof(v)), AX_OK);
+}
+
+/* Waits (bounded) until p is gone: sends to it fail. */
+static void wait_gone(ax_pid p) {
+  for (int i = 0; i < 10000 && ax_system_send(sys, p, S_VAL, NULL, 0) == AX_OK; i++)
+    ax_test_sleep_ms(1);
 }
 
 /* A scripted sender: on S_SCRIPT it runs a script of sends and exits to
@@ -104,6 +135,15 @@ typedef struct script {
   ax_reason die_reason;
   _Atomic uint64_t done, pings;
 } script;
+
+/* Clears s and sets it to run steps[0..n) (see step) to `to`, exits with reason. */
+static void script_init(script *s, ax_pid to, const int64_t *steps, int n, ax_reason reason) {
+  memset(s, 0, sizeof(*s));
+  s->to = to;
+  s->n = n;
+  memcpy(s->step, steps, (size_t)n * sizeof steps[0]);
+  s->reason = reason;
+}
 
 static ax_err scripter(ax_actor *self, const ax_msg *msg) {
   script *s = *(script **)ax_state(self);
@@ -147,27 +187,18 @@ static void test_trapped_exit_keeps_order_with_senders_messages_while_busy(void)
   static rec a;
   static script s;
   ax_pid pa = spawn_rec(&a, true);
-  memset(&s, 0, sizeof(s));
-  s.to = pa;
-  s.n = 3;
-  s.step[0] = 1;
-  s.step[1] = EV_EXIT;
-  s.step[2] = 3;
-  s.reason = AX_REASON_USER + 1;
+  script_init(&s, pa, (const int64_t[]){1, EV_EXIT, 3}, 3, AX_REASON_USER + 1);
   ax_pid sp = spawn_script(&s);
   block_rec(pa, &a);
   run_script(sp, &s); /* m1, exit, m3 all queued while a is busy */
   atomic_store(&a.gate, true);
   CU_ASSERT_TRUE(ax_test_wait_count(&a.n, 3, 10000));
-  CU_ASSERT_EQUAL(atomic_load(&a.log[0]), 1);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[1]), EV_EXIT);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[2]), 3);
+  expect_log(&a, (const int64_t[]){1, EV_EXIT, 3}, 3);
   CU_ASSERT_EQUAL(atomic_load(&a.exit_reason), AX_REASON_USER + 1);
   CU_ASSERT_EQUAL(atomic_load(&a.exit_from), sp.id);
   CU_ASSERT_EQUAL(atomic_load(&a.terminated), 0);
   ax_system_exit(sys, sp, AX_REASON_KILL);
-  ax_system_exit(sys, pa, AX_REASON_KILL);
-  CU_ASSERT_TRUE(ax_test_wait_count(&a.terminated, 1, 10000));
+  kill_rec(pa, &a);
 }
 
 /* Same from a non-actor thread (the sender is AX_PID_NONE). */
@@ -175,19 +206,12 @@ static void test_trapped_exit_keeps_order_from_thread_sender(void) {
   static rec a;
   ax_pid pa = spawn_rec(&a, true);
   block_rec(pa, &a);
-  int64_t v = 1;
-  CU_ASSERT_EQUAL(ax_system_send(sys, pa, S_VAL, &v, sizeof(v)), AX_OK);
-  CU_ASSERT_EQUAL(ax_system_exit(sys, pa, AX_REASON_NORMAL), AX_OK);
-  v = 3;
-  CU_ASSERT_EQUAL(ax_system_send(sys, pa, S_VAL, &v, sizeof(v)), AX_OK);
+  send_val_exit_val(pa, AX_REASON_NORMAL);
   atomic_store(&a.gate, true);
   CU_ASSERT_TRUE(ax_test_wait_count(&a.n, 3, 10000));
-  CU_ASSERT_EQUAL(atomic_load(&a.log[0]), 1);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[1]), EV_EXIT);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[2]), 3);
+  expect_log(&a, (const int64_t[]){1, EV_EXIT, 3}, 3);
   CU_ASSERT_EQUAL(atomic_load(&a.exit_reason), AX_REASON_NORMAL);
-  ax_system_exit(sys, pa, AX_REASON_KILL);
-  CU_ASSERT_TRUE(ax_test_wait_count(&a.terminated, 1, 10000));
+  kill_rec(pa, &a);
 }
 
 /* A non-trapping target stops at once, before the messages queued ahead of
@@ -196,13 +220,7 @@ static void test_untrapped_and_kill_stops_stay_prompt(void) {
   static rec a, b;
   static script s;
   ax_pid pa = spawn_rec(&a, false), pb = spawn_rec(&b, true);
-  memset(&s, 0, sizeof(s));
-  s.to = pa;
-  s.n = 3;
-  s.step[0] = 1;
-  s.step[1] = EV_EXIT;
-  s.step[2] = 3;
-  s.reason = AX_REASON_USER + 2;
+  script_init(&s, pa, (const int64_t[]){1, EV_EXIT, 3}, 3, AX_REASON_USER + 2);
   ax_pid sp = spawn_script(&s);
   block_rec(pa, &a);
   run_script(sp, &s);
@@ -228,20 +246,14 @@ static void test_normal_exit_to_non_trapping_is_ignored_in_order(void) {
   static rec a;
   ax_pid pa = spawn_rec(&a, false);
   block_rec(pa, &a);
-  int64_t v = 1;
-  CU_ASSERT_EQUAL(ax_system_send(sys, pa, S_VAL, &v, sizeof(v)), AX_OK);
-  CU_ASSERT_EQUAL(ax_system_exit(sys, pa, AX_REASON_NORMAL), AX_OK);
-  v = 3;
-  CU_ASSERT_EQUAL(ax_system_send(sys, pa, S_VAL, &v, sizeof(v)), AX_OK);
+  send_val_exit_val(pa, AX_REASON_NORMAL);
   atomic_store(&a.gate, true);
   CU_ASSERT_TRUE(ax_test_wait_count(&a.n, 2, 10000));
   ax_test_sleep_ms(10);
   CU_ASSERT_EQUAL(atomic_load(&a.n), 2);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[0]), 1);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[1]), 3);
+  expect_log(&a, (const int64_t[]){1, 3}, 2);
   CU_ASSERT_EQUAL(atomic_load(&a.terminated), 0);
-  ax_system_exit(sys, pa, AX_REASON_KILL);
-  CU_ASSERT_TRUE(ax_test_wait_count(&a.terminated, 1, 10000));
+  kill_rec(pa, &a);
 }
 
 /* A linked and monitored sender: m1, exit, m3, then it dies; the busy
@@ -251,14 +263,7 @@ static void test_link_exit_and_down_come_after_dying_senders_messages(void) {
   static rec a;
   static script s;
   ax_pid pa = spawn_rec(&a, true);
-  memset(&s, 0, sizeof(s));
-  s.to = pa;
-  s.n = 4;
-  s.step[0] = 1;
-  s.step[1] = EV_EXIT;
-  s.step[2] = 3;
-  s.step[3] = 4;
-  s.reason = AX_REASON_USER + 3;
+  script_init(&s, pa, (const int64_t[]){1, EV_EXIT, 3, 4}, 4, AX_REASON_USER + 3);
   s.link = true;
   s.die = true;
   s.die_reason = AX_REASON_USER + 4;
@@ -267,18 +272,12 @@ static void test_link_exit_and_down_come_after_dying_senders_messages(void) {
   run_script(sp, &s);
   /* The sender is dead once its pid is: wait for that, then open the gate
    * (its link exit is queued at a by then). */
-  for (int i = 0; i < 10000 && ax_system_send(sys, sp, S_VAL, NULL, 0) == AX_OK; i++)
-    ax_test_sleep_ms(1);
+  wait_gone(sp);
   atomic_store(&a.gate, true);
   CU_ASSERT_TRUE(ax_test_wait_count(&a.n, 5, 10000));
-  CU_ASSERT_EQUAL(atomic_load(&a.log[0]), 1);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[1]), EV_EXIT);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[2]), 3);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[3]), 4);
-  CU_ASSERT_EQUAL(atomic_load(&a.log[4]), EV_EXIT);
+  expect_log(&a, (const int64_t[]){1, EV_EXIT, 3, 4, EV_EXIT}, 5);
   CU_ASSERT_EQUAL(atomic_load(&a.exit_reason), AX_REASON_USER + 4);
-  ax_system_exit(sys, pa, AX_REASON_KILL);
-  CU_ASSERT_TRUE(ax_test_wait_count(&a.terminated, 1, 10000));
+  kill_rec(pa, &a);
 }
 
 /* A watcher that monitors a dying sender, busy while it sends and dies. */
@@ -304,11 +303,7 @@ static void test_down_comes_after_dying_senders_messages_while_busy(void) {
   rec *wp = &w;
   ax_pid pw;
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &watcher_spec, &wp, sizeof(wp), &pw), AX_OK);
-  memset(&s, 0, sizeof(s));
-  s.to = pw;
-  s.n = 2;
-  s.step[0] = 1;
-  s.step[1] = 2;
+  script_init(&s, pw, (const int64_t[]){1, 2}, 2, 0);
   s.die = true;
   s.die_reason = AX_REASON_NORMAL;
   ax_pid sp = spawn_script(&s);
@@ -320,15 +315,11 @@ static void test_down_comes_after_dying_senders_messages_while_busy(void) {
   CU_ASSERT_TRUE(ax_test_wait_count(&s.pings, 1, 10000));
   block_rec(pw, &w);
   run_script(sp, &s);
-  for (int i = 0; i < 10000 && ax_system_send(sys, sp, S_VAL, NULL, 0) == AX_OK; i++)
-    ax_test_sleep_ms(1);
+  wait_gone(sp);
   atomic_store(&w.gate, true);
   CU_ASSERT_TRUE(ax_test_wait_count(&w.n, 3, 10000));
-  CU_ASSERT_EQUAL(atomic_load(&w.log[0]), 1);
-  CU_ASSERT_EQUAL(atomic_load(&w.log[1]), 2);
-  CU_ASSERT_EQUAL(atomic_load(&w.log[2]), EV_DOWN);
-  ax_system_exit(sys, pw, AX_REASON_KILL);
-  CU_ASSERT_TRUE(ax_test_wait_count(&w.terminated, 1, 10000));
+  expect_log(&w, (const int64_t[]){1, 2, EV_DOWN}, 3);
+  kill_rec(pw, &w);
 }
 
 /* ---- item: a failed init signals the links it made ---- */
@@ -347,10 +338,7 @@ static ax_err failing_init(ax_actor *self, void *state, const void *arg, size_t 
   atomic_store(&f->self_pid, ax_self(self).id);
   if (f->child) {
     rec *r = f->child;
-    memset(r, 0, sizeof(*r));
-    atomic_store(&r->term_reason, -1);
-    atomic_store(&r->exit_reason, -1);
-    r->trap = f->child_trap;
+    rec_reset(r, f->child_trap);
     ax_pid c;
     ax_err e = ax_spawn_link(self, &rec_spec, &r, sizeof(r), &c);
     if (e != AX_OK) return e;
@@ -409,8 +397,7 @@ static void test_failed_init_sends_exit_to_trapping_spawn_linked_child(void) {
   CU_ASSERT_EQUAL(atomic_load(&child.exit_reason), AX_REASON_ERROR + AX_EINVAL);
   CU_ASSERT_EQUAL(atomic_load(&child.exit_from), atomic_load(&f.self_pid));
   CU_ASSERT_EQUAL(atomic_load(&child.terminated), 0);
-  ax_system_exit(sys, (ax_pid){atomic_load(&child.self_pid)}, AX_REASON_KILL);
-  CU_ASSERT_TRUE(ax_test_wait_count(&child.terminated, 1, 10000));
+  kill_rec((ax_pid){atomic_load(&child.self_pid)}, &child);
 }
 
 static void test_failed_init_sends_exit_to_partner_linked_in_init(void) {
@@ -429,8 +416,7 @@ static void test_failed_init_sends_exit_to_partner_linked_in_init(void) {
   run_failing(&f, false);
   CU_ASSERT_TRUE(ax_test_wait_count(&quiet.terminated, 1, 10000));
   CU_ASSERT_EQUAL(atomic_load(&quiet.term_reason), AX_REASON_ERROR + AX_EINVAL);
-  ax_system_exit(sys, pp, AX_REASON_KILL);
-  CU_ASSERT_TRUE(ax_test_wait_count(&partner.terminated, 1, 10000));
+  kill_rec(pp, &partner);
 }
 
 static int setup(void) { return ax_system_new(NULL, &sys) == AX_OK ? 0 : 1; }
