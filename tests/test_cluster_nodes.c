@@ -36,6 +36,15 @@ static void test_cluster_node_names(void) {
   CU_ASSERT_EQUAL(ax__node_name_check(longname), AX_EINVAL); /* host part > 190 */
 }
 
+/* Checks t's live, retired and reused counts. */
+static void expect_stats(ax__nodes *t, uint64_t live, uint64_t retired, uint64_t reused) {
+  ax__nodes_stats st;
+  ax__nodes_stats_get(t, &st);
+  CU_ASSERT_EQUAL(st.live, live);
+  CU_ASSERT_EQUAL(st.retired, retired);
+  CU_ASSERT_EQUAL(st.reused, reused);
+}
+
 static void test_cluster_nodes_intern_and_lookup(void) {
   ax__nodes *t;
   CU_ASSERT_EQUAL_FATAL(ax__nodes_new(AX__NODES_MAX, &t), AX_OK);
@@ -85,11 +94,7 @@ static void test_cluster_nodes_intern_and_lookup(void) {
   CU_ASSERT_EQUAL(ax__nodes_retire(t, b), AX_ENOTFOUND);
   CU_ASSERT_EQUAL(ax__nodes_find_name(t, "b@h", &idx, NULL), AX_ENOTFOUND);
   CU_ASSERT_EQUAL(ax__nodes_find(t, "b@h", 20, &idx), AX_ECLOSED);
-  ax__nodes_stats st;
-  ax__nodes_stats_get(t, &st);
-  CU_ASSERT_EQUAL(st.live, 1);
-  CU_ASSERT_EQUAL(st.retired, 2);
-  CU_ASSERT_EQUAL(st.reused, 0);
+  expect_stats(t, 1, 2, 0);
   ax__nodes_free(t);
 }
 
@@ -113,11 +118,7 @@ static void test_cluster_nodes_exhaustion_and_reuse(void) {
   CU_ASSERT_EQUAL(idx[4], idx[2]);
   CU_ASSERT_EQUAL(ax__nodes_find(t, "n2@h", 1, &idx[4]), AX_ENOTFOUND);
   CU_ASSERT_EQUAL(ax__nodes_find(t, "n0@h", 1, &idx[4]), AX_ECLOSED);
-  ax__nodes_stats st;
-  ax__nodes_stats_get(t, &st);
-  CU_ASSERT_EQUAL(st.reused, 1);
-  CU_ASSERT_EQUAL(st.live, 3);
-  CU_ASSERT_EQUAL(st.retired, 1);
+  expect_stats(t, 3, 1, 1);
   ax__nodes_free(t);
 }
 

@@ -108,17 +108,27 @@ static ax__hs_cfg c_cfg(const ax__secret *s) {
                       .initiator = false};
 }
 
-static void test_cluster_python_handshake_and_send(void) {
-  int sv[2];
-  setup(sv, SECRET);
-  pid_t py = start_python(sv[1], "ok");
+/* The python side (secret py_secret, mode) on sv[1], and the C side's
+ * handshake hs with SECRET in s (s must outlive hs) on sv[0]; returns the
+ * python process (a failure ends the test). */
+static pid_t start_c_side(int sv[2], const char *py_secret, const char *mode, ax__secret *s,
+                          ax__hs *hs) {
+  setup(sv, py_secret);
+  pid_t py = start_python(sv[1], mode);
   CU_ASSERT_FATAL(py > 0);
   close(sv[1]);
-  ax__secret s = {.len = strlen(SECRET)};
-  memcpy(s.bytes, SECRET, s.len);
+  *s = (ax__secret){.len = strlen(SECRET)};
+  memcpy(s->bytes, SECRET, s->len);
+  ax__hs_cfg cfg = c_cfg(s);
+  CU_ASSERT_EQUAL_FATAL(ax__hs_init(hs, &cfg), AX_OK);
+  return py;
+}
+
+static void test_cluster_python_handshake_and_send(void) {
+  int sv[2];
+  ax__secret s;
   ax__hs hs;
-  ax__hs_cfg cfg = c_cfg(&s);
-  CU_ASSERT_EQUAL_FATAL(ax__hs_init(&hs, &cfg), AX_OK);
+  pid_t py = start_c_side(sv, SECRET, "ok", &s, &hs);
   static uint8_t rest[1 << 16];
   size_t nrest;
   ax__hs_state st = run_hs(&hs, sv[0], rest, &nrest);
@@ -165,15 +175,9 @@ static void test_cluster_python_handshake_and_send(void) {
 
 static void test_cluster_python_wrong_secret_fails_both(void) {
   int sv[2];
-  setup(sv, "not-the-secret-the-c-side-has");
-  pid_t py = start_python(sv[1], "bad-mac");
-  CU_ASSERT_FATAL(py > 0);
-  close(sv[1]);
-  ax__secret s = {.len = strlen(SECRET)};
-  memcpy(s.bytes, SECRET, s.len);
+  ax__secret s;
   ax__hs hs;
-  ax__hs_cfg cfg = c_cfg(&s);
-  CU_ASSERT_EQUAL_FATAL(ax__hs_init(&hs, &cfg), AX_OK);
+  pid_t py = start_c_side(sv, "not-the-secret-the-c-side-has", "bad-mac", &s, &hs);
   static uint8_t rest[1 << 16];
   size_t nrest;
   CU_ASSERT_EQUAL(run_hs(&hs, sv[0], rest, &nrest), AX__HS_FAILED);
