@@ -326,6 +326,13 @@ static ax_err fl_b(ax_actor *self, const ax_msg *m) {
 
 static const ax_actor_spec fl_spec = {.name = "flooder", .behaviour = fl_b, .init = fl_init};
 
+/* Spawns the flooder (its data filled in); returns its listener's port. */
+static uint16_t start_flooder(ax_system *sys, ax_pid *fl) {
+  memset(flood_data, 'f', sizeof flood_data);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &fl_spec, NULL, 0, fl) == AX_OK);
+  return atomic_load(&G.port);
+}
+
 /* One round: connect, read while the server floods, ask for the abort
  * after `before` bytes, keep reading: the stream must end in a reset (or
  * EOF) rather than a read timeout, and CLOSED(ABORT) must follow. */
@@ -372,9 +379,7 @@ static bool reads_to_end(int fd) {
 static void test_io_abort_after_window_waker_not_lost(void) {
   ax_system *sys = sys_new();
   ax_pid fl;
-  memset(flood_data, 'f', sizeof flood_data);
-  CU_ASSERT_FATAL(ax_system_spawn(sys, &fl_spec, NULL, 0, &fl) == AX_OK);
-  uint16_t port = atomic_load(&G.port);
+  uint16_t port = start_flooder(sys, &fl);
   /* An idle second connection is the hook's waker target. */
   int idle = cli(port);
   CU_ASSERT_FATAL(idle >= 0);
@@ -400,9 +405,7 @@ static void test_io_abort_after_window_waker_not_lost(void) {
 static void test_io_abort_racing_flush_storm(void) {
   ax_system *sys = sys_new();
   ax_pid fl;
-  memset(flood_data, 'f', sizeof flood_data);
-  CU_ASSERT_FATAL(ax_system_spawn(sys, &fl_spec, NULL, 0, &fl) == AX_OK);
-  uint16_t port = atomic_load(&G.port);
+  uint16_t port = start_flooder(sys, &fl);
   struct timespec t0, t;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   int rounds = 0, ok = 0;
