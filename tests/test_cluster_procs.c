@@ -97,7 +97,11 @@ static ax_system *local_node(const char *hb, const char *down, char *addr, ax_pi
   axh_node_opts o = {.secret_file = secret_path,
                      .heartbeat_ms = hb ? (uint32_t)atoi(hb) : 0,
                      .down_after_ms = down ? (uint32_t)atoi(down) : 0};
-  CU_ASSERT_EQUAL(axh_node_start(sys, "local@127.0.0.1", &o, addr, 128), AX_OK);
+  ax_node_config c;
+  axh_node_config(&c, "local@127.0.0.1", &o);
+  CU_ASSERT_EQUAL(ax_node_start(sys, &c), AX_OK);
+  size_t len = 128;
+  CU_ASSERT_EQUAL(ax_node_listen_addr(sys, addr, &len), AX_OK);
   CU_ASSERT_EQUAL(ax_system_spawn(sys, &probe_spec, NULL, 0, pr), AX_OK);
   memset(seen, 0, sizeof seen);
   ax_system_send(sys, *pr, T_CMD, &(cmd){OP_NODEMON, AX_PID_NONE}, sizeof(cmd));

@@ -28,18 +28,22 @@ bool axh_write_secret(const char *dir, const char *name, const char *content, ch
   return chmod(path, 0600) == 0;
 }
 
+void axh_node_config(ax_node_config *c, const char *name, const axh_node_opts *o) {
+  ax_node_config_init(c);
+  c->name = name;
+  c->listen = "127.0.0.1:0";
+  c->secret_file = o->secret_file;
+  c->seeds = o->seeds;
+  c->nseeds = o->nseeds;
+  c->allow_remote_spawn = o->allow_remote_spawn;
+  if (o->heartbeat_ms) c->heartbeat_ms = o->heartbeat_ms;
+  if (o->down_after_ms) c->down_after_ms = o->down_after_ms;
+}
+
 ax_err axh_node_start(ax_system *sys, const char *name, const axh_node_opts *o, char *addr,
                       size_t cap) {
   ax_node_config c;
-  ax_node_config_init(&c);
-  c.name = name;
-  c.listen = "127.0.0.1:0";
-  c.secret_file = o->secret_file;
-  c.seeds = o->seeds;
-  c.nseeds = o->nseeds;
-  c.allow_remote_spawn = o->allow_remote_spawn;
-  if (o->heartbeat_ms) c.heartbeat_ms = o->heartbeat_ms;
-  if (o->down_after_ms) c.down_after_ms = o->down_after_ms;
+  axh_node_config(&c, name, o);
   ax_err e = ax_node_start(sys, &c);
   if (e != AX_OK) return e;
   size_t len = cap;

@@ -31,8 +31,12 @@ typedef struct axh_node_opts {
   bool allow_remote_spawn;
 } axh_node_opts;
 
-/* Starts a node named name listening on 127.0.0.1:0 on sys and puts its
- * listen address into addr (cap bytes). Returns ax_node_start's error, then
+/* Fills c (ax_node_config_init first) for a node named name listening on
+ * 127.0.0.1:0 with o's secret, seeds, timing and spawn permission. */
+void axh_node_config(ax_node_config *c, const char *name, const axh_node_opts *o);
+
+/* Starts a node (axh_node_config) on sys and puts its listen address into
+ * addr (cap bytes). Returns ax_node_start's error, then
  * ax_node_listen_addr's. */
 ax_err axh_node_start(ax_system *sys, const char *name, const axh_node_opts *o, char *addr,
                       size_t cap);
