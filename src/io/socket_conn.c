@@ -314,15 +314,20 @@ static ax_err write_locked(ax__conn *c, const ax_iov *iov, size_t n, size_t tota
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
       if (iov[i].len) v[k++] = (struct iovec){(void *)iov[i].data, iov[i].len};
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = v;
-    m.msg_iovlen = k;
     ssize_t r;
-    do {
-      r = k == 1 ? send(c->o.fd, v[0].iov_base, v[0].iov_len, AX__OS_SEND_FLAGS)
-                 : sendmsg(c->o.fd, &m, AX__OS_SEND_FLAGS);
-    } while (r < 0 && errno == EINTR);
+    if (k == 1) {
+      do {
+        r = send(c->o.fd, v[0].iov_base, v[0].iov_len, AX__OS_SEND_FLAGS);
+      } while (r < 0 && errno == EINTR);
+    } else {
+      struct msghdr m;
+      memset(&m, 0, sizeof m);
+      m.msg_iov = v;
+      m.msg_iovlen = k;
+      do {
+        r = sendmsg(c->o.fd, &m, AX__OS_SEND_FLAGS);
+      } while (r < 0 && errno == EINTR);
+    }
     if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
       return fail_locked(c, AX_IO_CLOSE_ERROR, errno);
     done = r > 0 ? (size_t)r : 0;
