@@ -76,7 +76,11 @@ enum {
    * could not be sent), or a listener could not accept (EMFILE,
    * ENFILE, ENOBUFS, ENOMEM: the pending connection was dropped; the
    * listener keeps serving). */
-  AX_MSG_IO_ERROR = AX_MSG_IO_FIRST + 7
+  AX_MSG_IO_ERROR = AX_MSG_IO_FIRST + 7,
+  /* payload ax_io_event (bytes = queued bytes): the write queue fell to or
+   * below the level armed with ax_conn_notify_below. One per arming; never
+   * lost for lack of memory (reserved when armed). Refuses nothing. */
+  AX_MSG_IO_BELOW = AX_MSG_IO_FIRST + 8
 };
 
 /* Why a socket closed (ax_io_event.reason in AX_MSG_IO_CLOSED). */
@@ -108,7 +112,8 @@ typedef struct ax_io_event {
   ax_listener listener; /* id 0 for connection events */
   int32_t reason;       /* ax_io_reason (CLOSED only) */
   int32_t code;         /* errno, or 0 */
-  uint64_t bytes;       /* queued bytes (BACKPRESSURE, DRAINED, CLOSED) */
+  uint64_t bytes;       /* queued bytes (BACKPRESSURE, DRAINED, BELOW,
+                           CLOSED) */
 } ax_io_event;
 
 /* Socket options. Always start from ax_io_opts_init; NULL means defaults.
@@ -214,8 +219,55 @@ AX_API ax_err ax_conn_write(ax_conn c, const void *data, size_t len);
  * AX_MSG_IO_DATA message, of any connection), whose queued bytes are
  * copied so that a slow destination never holds the reader's slabs (see
  * docs/io.md, fan-out). Thread: any.
- * Errors: as ax_conn_write; AX_EINVAL (buf NULL, slice out of range). */
+ * Errors: as ax_conn_write; AX_EINVAL (buf NULL, slice out of range).
+ * Several buffers as one write: ax_conn_writev. */
 AX_API ax_err ax_conn_write_buf(ax_conn c, ax_buf *buf, size_t off, size_t len);
+
+/* One part of a vector write (ax_conn_writev): bytes [data, data+len).
+ * buf NULL: the bytes are copied if queued, as ax_conn_write. buf set: the
+ * bytes lie inside buf's [ax_buf_data, +ax_buf_len) and go by reference,
+ * exactly as ax_conn_write_buf(c, buf, data - ax_buf_data(buf), len)
+ * (zero-copy, MSG_ZEROCOPY from zerocopy_min, read slabs copied when
+ * queued). */
+typedef struct ax_iov {
+  const void *data;
+  size_t len;
+  ax_buf *buf; /* optional */
+} ax_iov;
+
+/* Most parts one ax_conn_writev takes. */
+#define AX_IOV_MAX 64
+
+/* ax_conn_writev sends iov[0..n) as one contiguous write, in order: every
+ * part is queued, or none is (e.g. a frame header and its payload can
+ * never be split by a refusal or interleaved with another thread's write).
+ * The watermark rule applies to the total: refused with AX_EAGAIN when the
+ * queue is not empty and the total would take it past the high watermark
+ * (an empty queue takes any one writev). With an empty queue the parts go
+ * out in one sendmsg; what the socket does not take is queued part by
+ * part, each as ax_conn_write (copied) or ax_conn_write_buf (referenced)
+ * would queue it. ax_conn_write and ax_conn_write_buf are this call with
+ * one part. Thread: any (concurrent writevs never interleave).
+ * Errors: as ax_conn_write (on any error nothing was queued; AX_ENOMEM
+ * after part of the write went out closes the connection and returns
+ * AX_ECLOSED); AX_EINVAL (iov NULL with n > 0, n > AX_IOV_MAX, a part with
+ * data NULL and len > 0, a part outside its buf, a total overflowing
+ * size_t, or a zero handle). */
+AX_API ax_err ax_conn_writev(ax_conn c, const ax_iov *iov, size_t n);
+
+/* ax_conn_notify_below asks for one AX_MSG_IO_BELOW to the owner when the
+ * write queue is at or below `bytes` (at once if it already is: the
+ * message is sent from this call). One-shot: each message needs a new
+ * call; calling again while armed replaces the level. Unlike the
+ * watermarks it refuses no write: a writer that keeps its own bound (a
+ * queue of frames to feed in, the cluster's fragment pump) waits for room
+ * with it instead of polling ax_conn_stats_get. The message's node is
+ * allocated here, so it is never lost for lack of memory later; a
+ * connection that closes first sends CLOSED instead (BELOW never follows
+ * CLOSED). Thread: any. Errors: AX_ENOMEM (nothing armed), AX_ECLOSED
+ * (closed or closing), AX_ESTATE (still connecting), AX_EINVAL (zero
+ * handle). */
+AX_API ax_err ax_conn_notify_below(ax_conn c, size_t bytes);
 
 /* ax_conn_close stops reading, sends everything queued (within
  * close_timeout_ms, else the rest is dropped: reason TIMEOUT), then closes;

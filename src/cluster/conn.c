@@ -12,6 +12,7 @@
 
 #define SMALL_FRAME 4096u           /* header + payload copied into one write */
 #define PUMP_HIGH (1024u * 1024u)   /* the pump stops with this much in the socket queue */
+#define PUMP_LOW (768u * 1024u)     /* and resumes on AX_MSG_IO_BELOW at this much */
 #define BACKOFF_MIN 100u
 #define BACKOFF_MAX 5000u
 #define NONE_SENDER 2u              /* the senders map's key for AX_PID_NONE */
@@ -40,7 +41,9 @@ static uint64_t now_ms(ax__cluster *cl) { return ax__clock_ms(cl->sys); }
 
 static ax_err conn_err(ax_err e) { return e == AX_ECLOSED || e == AX_ESTATE ? AX_ENOACTOR : e; }
 
-/* Writes header hdr[0..hl) and the payload as one frame; p->wmu held. */
+/* Writes header hdr[0..hl) and the payload as one frame; p->wmu held.
+ * One vector write: the frame is queued whole or not at all (never half a
+ * frame on the wire); the payload goes by reference when it has a buf. */
 static ax_err write_frame(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size_t hl,
                           const void *data, size_t len, ax_buf *buf) {
   ax_err e;
@@ -50,16 +53,8 @@ static ax_err write_frame(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size
     if (len) memcpy(one + hl, data, len);
     e = ax_conn_write(p->conn, one, hl + len);
   } else {
-    e = ax_conn_write(p->conn, hdr, hl);
-    if (e == AX_OK) {
-      e = buf ? ax_conn_write_buf(p->conn, buf, (size_t)((const uint8_t *)data -
-                                                         (const uint8_t *)ax_buf_data(buf)), len)
-              : ax_conn_write(p->conn, data, len);
-      if (e != AX_OK) { /* half a frame went out: the stream is broken */
-        ax_conn_abort(p->conn);
-        e = AX_ENOACTOR;
-      }
-    }
+    ax_iov v[2] = {{hdr, hl, NULL}, {data, len, buf}};
+    e = ax_conn_writev(p->conn, v, 2);
   }
   if (e == AX_OK) {
     AX__CL_STAT(cl, frames_out, 1);
@@ -881,17 +876,27 @@ static void on_data(ax_actor *self, cl_conn *c, const uint8_t *d, size_t n) {
   if (c->phase == PH_UP) feed_frames(self, c, d, n);
 }
 
-/* Writes queued frames while the socket's queue is short. */
+/* Writes queued frames while the socket's queue is short; past PUMP_HIGH
+ * it asks the socket for AX_MSG_IO_BELOW at PUMP_LOW and stops until then
+ * (no polling; the notice refuses no write, so control frames and small
+ * messages still go straight out meanwhile). */
 static void pump(ax_actor *self, cl_conn *c) {
   ax__cluster *cl = c->cl;
   ax__peer *p = c->peer;
   if (!p) return;
-  bool more = false;
+  bool more = false, armed = false;
   pthread_mutex_lock(&p->wmu);
   if (!atomic_load(&p->up) || p->conn_pid != ax_self(self).id) goto out;
   while (p->bq) {
     ax_conn_stats cs = {0};
-    if (ax_conn_stats_get(p->conn, &cs) != AX_OK || cs.queued >= PUMP_HIGH) break;
+    if (ax_conn_stats_get(p->conn, &cs) != AX_OK) break; /* closing: CLOSED follows */
+    if (cs.queued >= PUMP_HIGH) {
+      /* Out of memory for the notice: poll instead (below). A closed
+       * connection's CLOSED takes the node down, which drops the queue. */
+      ax_err e = ax_conn_notify_below(p->conn, PUMP_LOW);
+      armed = e == AX_OK || e == AX_ECLOSED;
+      break;
+    }
     ax__clq *q = p->bq;
     ax_err e;
     if (q->encoded) {
@@ -923,12 +928,13 @@ static void pump(ax_actor *self, cl_conn *c) {
                       q->buf);
       if (e == AX_OK && last) dequeue_head(p);
     }
-    if (e != AX_OK) { /* a frame is lost or half out: the stream is broken */
+    if (e == AX_ENOMEM) break; /* nothing of it went out (a vector write): retry */
+    if (e != AX_OK) { /* the connection failed: its CLOSED takes the node down */
       ax_conn_abort(p->conn);
       break;
     }
   }
-  more = p->bq != NULL;
+  more = p->bq != NULL && !armed;
 out:
   pthread_mutex_unlock(&p->wmu);
   if (more) ax__send_after(self, 1, ax_self(self), AX__CL_KICK, NULL, 0, NULL);
@@ -937,7 +943,9 @@ out:
 static void dial(ax_actor *self, cl_conn *c) {
   ax_io_opts o;
   ax_io_opts_init(&o);
-  o.high_watermark = SIZE_MAX / 4; /* the cluster bounds its own queue */
+  /* The cluster bounds its own queue (messages only: control frames are
+   * never refused, which a socket watermark cannot express; docs/cluster.md). */
+  o.high_watermark = SIZE_MAX / 4;
   o.low_watermark = 0;
   ax_err e = ax_connect(self, c->addr, &o, &c->conn);
   if (e != AX_OK) {
@@ -1049,6 +1057,9 @@ static ax_err conn_behave(ax_actor *self, const ax_msg *m) {
   case AX__CL_TICK: on_tick(self, c); break;
   case AX__CL_KICK:
     if (c->phase == PH_UP) pump(self, c);
+    break;
+  case AX_MSG_IO_BELOW: /* the socket queue drained to PUMP_LOW */
+    if (mine && c->phase == PH_UP) pump(self, c);
     break;
   case AX__CL_STOP:
     c->stop = true;

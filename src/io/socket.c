@@ -279,6 +279,8 @@ void ax__iobj_free_reserved(ax__iobj *o) {
     c->eof_msg = NULL;
     if (c->drained_msg) ax__msg_free(c->drained_msg);
     c->drained_msg = NULL;
+    if (c->below_msg) ax__msg_free(c->below_msg);
+    c->below_msg = NULL;
   }
 }
 

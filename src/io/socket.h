@@ -89,6 +89,9 @@ typedef struct ax__conn {
   size_t wq_bytes;
   bool over_high;           /* BACKPRESSURE sent, DRAINED not yet */
   ax__mnode *drained_msg;   /* reserved DRAINED node while over_high */
+  bool below_armed;         /* ax_conn_notify_below: BELOW at <= below_at */
+  size_t below_at;
+  ax__mnode *below_msg;     /* its reserved node (kept between armings) */
   int zc_mode;              /* 0 untried, 1 on, -1 unsupported */
   uint32_t zc_next;         /* sequence of the next zerocopy send */
   ax__zcwait *zc_head, *zc_tail;
@@ -181,7 +184,9 @@ ax_err ax__io_event(ax__iobj *o, uint32_t type, int reason, int code, uint64_t b
 ax__mnode *ax__io_reserve(void);
 /* Sends an ax_io_event about o in the reserved node *slot (taken: *slot is
  * NULL after), so it cannot fail for lack of memory. AX_ENOACTOR if the
- * owner is gone (the node is freed). Thread: reactor. */
+ * owner is gone (the node is freed). Thread: the reactor, or (a conn's
+ * DRAINED and BELOW) any thread holding the conn's wlock, which owns the
+ * slot. */
 ax_err ax__io_event_reserved(ax__iobj *o, ax__mnode **slot, uint32_t type, int reason, int code,
                              uint64_t bytes);
 /* Frees o's unused reserved nodes (with o). */

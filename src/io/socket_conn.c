@@ -165,7 +165,8 @@ static ssize_t send_head(ax__conn *c) {
 }
 
 /* Sends as much of the queue as the socket takes. Returns 0 or an errno
- * (the connection has failed). Sends DRAINED on the way down. */
+ * (the connection has failed). Sends DRAINED and an armed BELOW on the way
+ * down (under wlock, so before any CLOSED). */
 static int flush_locked(ax__conn *c) {
   int err = 0;
   while (c->wq_head) {
@@ -183,6 +184,10 @@ static int flush_locked(ax__conn *c) {
     /* Reserved when BACKPRESSURE went out: an owner waiting for it must
      * not wait forever because memory was short just now. */
     ax__io_event_reserved(&c->o, &c->drained_msg, AX_MSG_IO_DRAINED, 0, 0, c->wq_bytes);
+  }
+  if (c->below_armed && c->wq_bytes <= c->below_at && !err) {
+    c->below_armed = false; /* one-shot; its node was reserved when armed */
+    ax__io_event_reserved(&c->o, &c->below_msg, AX_MSG_IO_BELOW, 0, 0, c->wq_bytes);
   }
   return err;
 }
@@ -260,36 +265,94 @@ static ax_err over_high(ax__conn *c) {
   return AX_OK;
 }
 
-static ax_err write_locked(ax__conn *c, const char *p, size_t len, ax_buf *buf) {
+/* Takes back what enqueue added after (tail, tail_len, bytes) were noted,
+ * so that a write that could not be queued whole leaves no part behind. */
+static void unqueue(ax__conn *c, ax__wchunk *tail, size_t tail_len, size_t bytes) {
+  ax__wchunk *w = tail ? tail->next : c->wq_head;
+  while (w) {
+    ax__wchunk *next = w->next;
+    chunk_free(w);
+    w = next;
+  }
+  if (tail) {
+    tail->next = NULL;
+    tail->len = tail_len; /* bytes appended to its copy buffer are dropped */
+  } else {
+    c->wq_head = NULL;
+  }
+  c->wq_tail = tail;
+  c->wq_bytes = bytes;
+  atomic_store_explicit(&c->queued_pub, c->wq_bytes, memory_order_relaxed);
+}
+
+/* The one write path: iov[0..n) (validated; total bytes in all) as one
+ * contiguous write, all of it queued or none. ax_conn_write and
+ * ax_conn_write_buf are the one-part case. */
+static ax_err write_locked(ax__conn *c, const ax_iov *iov, size_t n, size_t total) {
   if (c->state == AX__CS_CONNECTING) return AX_ESTATE;
   if (c->state != AX__CS_OPEN) return AX_ECLOSED;
-  if (c->wq_head && c->wq_bytes + len > c->o.opts.high_watermark) {
+  if (!total) return AX_OK;
+  if (c->wq_head && c->wq_bytes + total > c->o.opts.high_watermark) {
     ax_err e = over_high(c);
     return e == AX_OK ? AX_EAGAIN : e;
   }
-  /* A read slab is never held by the queue (nor pinned by zerocopy): what
-   * the socket does not take now is copied. */
-  if (buf && is_read_slab(buf)) buf = NULL;
-  bool zc = buf && c->o.opts.zerocopy_min && len >= c->o.opts.zerocopy_min && ax__zc_enable(c);
+  /* Per part: a read slab is never held by the queue (nor pinned by
+   * zerocopy): what the socket does not take now is copied. */
+  ax_buf *bufs[AX_IOV_MAX];
+  bool zcs[AX_IOV_MAX], any_zc = false;
+  for (size_t i = 0; i < n; i++) {
+    ax_buf *b = iov[i].len ? iov[i].buf : NULL;
+    if (b && is_read_slab(b)) b = NULL;
+    bufs[i] = b;
+    zcs[i] = b && c->o.opts.zerocopy_min && iov[i].len >= c->o.opts.zerocopy_min &&
+             ax__zc_enable(c);
+    any_zc |= zcs[i];
+  }
   size_t done = 0;
-  if (!c->wq_head && !zc) {
-    ssize_t n;
-    do {
-      n = send(c->o.fd, p, len, AX__OS_SEND_FLAGS);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+  if (!c->wq_head && !any_zc) {
+    struct iovec v[AX_IOV_MAX];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+      if (iov[i].len) v[k++] = (struct iovec){(void *)iov[i].data, iov[i].len};
+    ssize_t r;
+    if (k == 1) {
+      do {
+        r = send(c->o.fd, v[0].iov_base, v[0].iov_len, AX__OS_SEND_FLAGS);
+      } while (r < 0 && errno == EINTR);
+    } else {
+      struct msghdr m;
+      memset(&m, 0, sizeof m);
+      m.msg_iov = v;
+      m.msg_iovlen = k;
+      do {
+        r = sendmsg(c->o.fd, &m, AX__OS_SEND_FLAGS);
+      } while (r < 0 && errno == EINTR);
+    }
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
       return fail_locked(c, AX_IO_CLOSE_ERROR, errno);
-    done = n > 0 ? (size_t)n : 0;
+    done = r > 0 ? (size_t)r : 0;
     atomic_fetch_add_explicit(&c->bytes_written, done, memory_order_relaxed);
-    if (done == len) return AX_OK;
+    if (done == total) return AX_OK;
   }
+  /* Queue what the socket did not take, part by part. */
   bool was_empty = !c->wq_head;
-  ax_err e = enqueue(c, p + done, len - done, buf, zc);
-  if (e != AX_OK) {
-    /* Part of it may be on the wire: the stream cannot be kept intact. */
-    return done ? fail_locked(c, AX_IO_CLOSE_ERROR, ENOMEM) : e;
+  ax__wchunk *tail = c->wq_tail;
+  size_t tail_len = tail ? tail->len : 0, bytes = c->wq_bytes, skip = done;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = iov[i].len;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    ax_err e = enqueue(c, (const char *)iov[i].data + skip, len - skip, bufs[i], zcs[i]);
+    skip = 0;
+    if (e != AX_OK) {
+      unqueue(c, tail, tail_len, bytes);
+      /* Part of it may be on the wire: the stream cannot be kept intact. */
+      return done ? fail_locked(c, AX_IO_CLOSE_ERROR, ENOMEM) : e;
+    }
   }
-  if (zc && was_empty) {
+  if (any_zc && was_empty) {
     int err = flush_locked(c);
     if (err) return fail_locked(c, AX_IO_CLOSE_ERROR, err);
   }
@@ -297,13 +360,12 @@ static ax_err write_locked(ax__conn *c, const char *p, size_t len, ax_buf *buf) 
   return AX_OK;
 }
 
-static ax_err conn_write(ax_conn h, const char *p, size_t len, ax_buf *buf) {
+static ax_err conn_write(ax_conn h, const ax_iov *iov, size_t n, size_t total) {
   if (!h.sys) return AX_EINVAL;
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   pthread_mutex_lock(&c->wlock);
-  ax_err e = len ? write_locked(c, p, len, buf)
-                 : (c->state == AX__CS_OPEN ? AX_OK : c->state ? AX_ECLOSED : AX_ESTATE);
+  ax_err e = write_locked(c, iov, n, total);
   pthread_mutex_unlock(&c->wlock);
   ax__iobj_put(&c->o);
   return e;
@@ -311,12 +373,55 @@ static ax_err conn_write(ax_conn h, const char *p, size_t len, ax_buf *buf) {
 
 ax_err ax_conn_write(ax_conn c, const void *data, size_t len) {
   if (!data && len) return AX_EINVAL;
-  return conn_write(c, data, len, NULL);
+  ax_iov v = {data, len, NULL};
+  return conn_write(c, &v, 1, len);
 }
 
 ax_err ax_conn_write_buf(ax_conn c, ax_buf *buf, size_t off, size_t len) {
   if (!buf || off > ax_buf_len(buf) || len > ax_buf_len(buf) - off) return AX_EINVAL;
-  return conn_write(c, (const char *)ax_buf_data(buf) + off, len, len ? buf : NULL);
+  ax_iov v = {(const char *)ax_buf_data(buf) + off, len, buf};
+  return conn_write(c, &v, 1, len);
+}
+
+ax_err ax_conn_writev(ax_conn c, const ax_iov *iov, size_t n) {
+  if ((!iov && n) || n > AX_IOV_MAX) return AX_EINVAL;
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = iov[i].len;
+    if (!len) continue;
+    if (!iov[i].data || !ax__size_add(total, len, &total)) return AX_EINVAL;
+    if (iov[i].buf) {
+      uintptr_t b = (uintptr_t)ax_buf_data(iov[i].buf), p = (uintptr_t)iov[i].data;
+      size_t blen = ax_buf_len(iov[i].buf);
+      if (p < b || p - b > blen || len > blen - (p - b)) return AX_EINVAL;
+    }
+  }
+  return conn_write(c, iov, n, total);
+}
+
+ax_err ax_conn_notify_below(ax_conn h, size_t bytes) {
+  if (!h.sys) return AX_EINVAL;
+  ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
+  if (!c) return AX_ECLOSED;
+  ax_err e = AX_OK;
+  pthread_mutex_lock(&c->wlock);
+  if (c->state == AX__CS_CONNECTING) {
+    e = AX_ESTATE;
+  } else if (c->state != AX__CS_OPEN) {
+    e = AX_ECLOSED;
+  } else if (!c->below_msg && !(c->below_msg = ax__io_reserve())) {
+    e = AX_ENOMEM; /* nothing armed (an armed level always has its node) */
+  } else if (c->wq_bytes <= bytes) {
+    c->below_armed = false; /* already there: now, under the lock, so it
+                               precedes any later CLOSED */
+    ax__io_event_reserved(&c->o, &c->below_msg, AX_MSG_IO_BELOW, 0, 0, c->wq_bytes);
+  } else {
+    c->below_armed = true; /* flush_locked sends it on the way down */
+    c->below_at = bytes;
+  }
+  pthread_mutex_unlock(&c->wlock);
+  ax__iobj_put(&c->o);
+  return e;
 }
 
 /* ---- reading (reactor) ---- */
