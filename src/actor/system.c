@@ -162,7 +162,6 @@ bool ax__pid_alive(ax_system *sys, uint64_t pid) {
   return a != NULL;
 }
 
-static bool is_alive(ax_system *sys, uint64_t pid) { return ax__pid_alive(sys, pid); }
 
 ax__reactor *ax__system_reactor(ax_system *sys) { return sys->reactor; }
 
@@ -275,13 +274,13 @@ static void stop_tops(ax_system *sys) {
     if (!pid) return;
     ax_reason r = AX_REASON_SHUTDOWN;
     ax_exit_info info = {.pid = AX_PID_NONE, .reason = r};
-    while (is_alive(sys, pid)) {
+    while (ax__pid_alive(sys, pid)) {
       if (ax__signal(sys, 0, pid, AX__SIG_EXIT, &info, sizeof(info)) != AX_ENOMEM) break;
       wait_dead(sys, ax__now_ns() + 10u * 1000000u);
       watch_stalls(sys);
     }
     /* Supervisors may take as long as their children's shutdown specs say. */
-    while (is_alive(sys, pid)) {
+    while (ax__pid_alive(sys, pid)) {
       wait_dead(sys, ax__now_ns() + 20u * 1000000u);
       watch_stalls(sys);
     }
