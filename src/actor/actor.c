@@ -273,12 +273,11 @@ ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, u
   if (AX_UNLIKELY(ax__pid_node(to) != sys->table.node))
     return route_send(sys, NULL, from, (ax_pid){to}, type, AX_MSGF_SYSTEM | flags, ref, data, len,
                       buf);
-  ax_actor *r = ax__table_acquire(&sys->table, to);
-  if (!r) return AX_ENOACTOR;
   ax__mnode *n = ax__msg_new(type, AX_MSGF_SYSTEM | flags, from, to, ref, data, len, buf);
-  if (n && ax__lane_push(&r->user_head, &n->link)) ax__schedule(sys, r);
-  ax__table_release(&sys->table, to);
-  return n ? AX_OK : AX_ENOMEM;
+  if (!n) return AX_ENOMEM;
+  ax_err e = ax__send_sys_node(sys, n); /* the one push of a runtime message */
+  if (e != AX_OK) ax__msg_free(n);
+  return e;
 }
 
 ax_err ax__send_sys_node(ax_system *sys, ax__mnode *n) {
