@@ -401,7 +401,12 @@ static void exit_notice(ax_actor *a, ax__ctx *c, const ax__mnode *n) {
     if (link) ax__u64map_del(&a->ext->links, nt.info.pid.id, NULL);
     if (nt.info.reason != AX_REASON_NORMAL) request_exit(c, nt.info.reason);
   }
+  /* The placeholder is still on the user lane, where a DROP_OLD sender's
+   * trim_old reads node flags under lane_lock: write them under it too. */
+  bool locked = a->limit && a->overflow == AX_OVERFLOW_DROP_OLD;
+  if (locked) lane_lock(a);
   nt.ph->msg.flags |= decided;
+  if (locked) lane_unlock(a);
 }
 
 static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
