@@ -41,6 +41,7 @@
 #include <time.h>
 
 #define DIR_NAME "chat.dir"
+#define RNICK_MAX 65536 /* nicks of other nodes held at most */
 
 typedef struct rnick { /* a nick of another node */
   char lower[NICK_MAX + 2];
@@ -191,7 +192,9 @@ static void remote_add(ax_actor *self, dir *d, const char *node, const dir_claim
   r.c = c;
   r.pid = pid;
   pthread_mutex_lock(&rlock);
-  bool ok = grow((void **)&rtab, &rcap, rn, sizeof *rtab);
+  /* Other nodes fill this table: bound it (a peer announcing ever new ids
+   * or nicks must not exhaust memory). */
+  bool ok = rn < RNICK_MAX && grow((void **)&rtab, &rcap, rn, sizeof *rtab);
   if (ok) rtab[rn++] = r;
   pthread_mutex_unlock(&rlock);
   if (ok) resolve(self, d, r.lower);

@@ -116,6 +116,12 @@ bool resp_str2ll(const char *s, size_t len, long long *out) {
 }
 
 int resp_feed(resp_parser *p, const void *data, size_t len) {
+  /* Like Redis's client-query-buffer-limit: a request of many small
+   * arguments must not grow the buffer without end (each bulk is already
+   * bounded by max_bulk). */
+  uint64_t qmax = p->max_bulk + RESP_QUERY_SLACK > RESP_QUERY_MAX ? p->max_bulk + RESP_QUERY_SLACK
+                                                                  : RESP_QUERY_MAX;
+  if (len > qmax || p->qlen > qmax - len) return -1;
   if (p->qcap - p->qlen < len) {
     /* Grow by doubling with what arrives: a large declared bulk is never
      * allocated before its bytes are here. */

@@ -34,6 +34,10 @@ char *ob_take(obuf *b, size_t *len);
 /* ---- requests ---- */
 
 #define RESP_INLINE_MAX (64 * 1024) /* Redis's PROTO_INLINE_MAX_SIZE */
+/* The query buffer's bound (Redis's client-query-buffer-limit, 1 GiB); never
+ * below one maximal bulk plus its framing. Past it the client is closed. */
+#define RESP_QUERY_MAX (UINT64_C(1) << 30)
+#define RESP_QUERY_SLACK (UINT64_C(1) << 20)
 
 typedef struct resp_arg {
   size_t off, len;

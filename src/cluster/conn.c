@@ -721,9 +721,17 @@ static bool dispatch(ax_actor *self, cl_conn *c, const ax__frame *f) {
     }
     bool link = m.kind == AX__K_LINK;
     pthread_mutex_lock(&p->tmu);
-    if (link) ax__pairset_put(&p->links, to, from);
-    else ax__pairset_del(&p->links, to, from);
+    /* The peer chooses `from`: bound the pairs it can make us track. */
+    bool room = !link || p->links.count < AX__CL_LINKS_MAX;
+    if (link && room) room = ax__pairset_put(&p->links, to, from);
+    else if (!link) ax__pairset_del(&p->links, to, from);
     pthread_mutex_unlock(&p->tmu);
+    if (!room) { /* refused: the linker hears it as an exit, as on OOM locally */
+      AX__CL_STAT(cl, unknown_pid, 1);
+      ax_exit_info xi = {.pid = {to}, .reason = AX_REASON_ERROR + AX_ELIMIT};
+      ax__cl_route_signal(cl, to, from, AX__SIG_LINK_EXIT, &xi, sizeof xi);
+      break;
+    }
     e = ax__signal(sys, from, to, link ? AX__SIG_LINK : AX__SIG_UNLINK, &from, sizeof from);
     if (e == AX_ENOACTOR && link) {
       /* Dead already: the linker gets noproc, as locally. */

@@ -172,6 +172,9 @@ bool ax__pairset_put(ax__pairset *s, uint64_t a, uint64_t b);
 bool ax__pairset_del(ax__pairset *s, uint64_t a, uint64_t b);
 void ax__pairset_free(ax__pairset *s);
 
+/* Cross-node links one peer can make this node track (LINK frames name a
+ * `from` of the peer's choosing). */
+#define AX__CL_LINKS_MAX (UINT32_C(1) << 20)
 #define AX__CL_STAT(cl, f, n) atomic_fetch_add_explicit(&(cl)->st.f, (n), memory_order_relaxed)
 
 #endif
