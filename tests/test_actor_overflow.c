@@ -266,6 +266,54 @@ static void test_overflow_drop_old_stress_senders_race_owner(void) {
   ax_system_free(sys);
 }
 
+/* Exit signals to a trapping DROP_OLD receiver while senders trim its lane:
+ * every exit arrives (a runtime message is never dropped) and, under TSan,
+ * the placeholder's flags are never written while a trimming sender reads
+ * them (found in review: the owner marked it without the lane lock). */
+enum { XT_EXITS = 2000, XT_SENDS = 40000 };
+static _Atomic uint64_t xt_exits, xt_user;
+static ax_err xt_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  return ax_trap_exit(self, true);
+}
+static ax_err xt_behaviour(ax_actor *self, const ax_msg *msg) {
+  atomic_fetch_add(msg->type == AX_MSG_EXIT ? &xt_exits : &xt_user, 1);
+  return AX_OK;
+}
+static const ax_actor_spec xt_spec = {.name = "xt",
+                                      .behaviour = xt_behaviour,
+                                      .init = xt_init,
+                                      .mailbox_limit = 4,
+                                      .overflow = AX_OVERFLOW_DROP_OLD};
+typedef struct xt_arg {
+  ax_system *sys;
+  ax_pid to;
+} xt_arg;
+static void *xt_sender(void *p) {
+  xt_arg *a = p;
+  for (uint64_t i = 0; i < XT_SENDS; i++) (void)ax_system_send(a->sys, a->to, AX_MSG_USER, &i, sizeof i);
+  return NULL;
+}
+static void *xt_exiter(void *p) {
+  xt_arg *a = p;
+  for (int i = 0; i < XT_EXITS; i++) (void)ax_system_exit(a->sys, a->to, AX_REASON_USER);
+  return NULL;
+}
+static void test_overflow_drop_old_trapped_exits_while_senders_trim(void) {
+  ax_system *sys = sys_new();
+  atomic_store(&xt_exits, 0);
+  atomic_store(&xt_user, 0);
+  xt_arg a = {.sys = sys};
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &xt_spec, NULL, 0, &a.to), AX_OK);
+  pthread_t th[3];
+  pthread_create(&th[0], NULL, xt_sender, &a);
+  pthread_create(&th[1], NULL, xt_sender, &a);
+  pthread_create(&th[2], NULL, xt_exiter, &a);
+  for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+  CU_ASSERT_TRUE(ax_test_wait_count(&xt_exits, XT_EXITS, 20000));
+  CU_ASSERT_EQUAL(atomic_load(&xt_exits), XT_EXITS);
+  ax_system_free(sys);
+}
+
 static void test_overflow_backpressure_non_actor_sender_gets_eagain(void) {
   ax_system *sys = sys_new();
   static gate_rx g;
@@ -375,6 +423,7 @@ int main(void) {
   CU_ADD_TEST(s, test_overflow_drop_old_discards_oldest_and_counts);
   CU_ADD_TEST(s, test_overflow_drop_old_bounds_queue_at_the_sender);
   CU_ADD_TEST(s, test_overflow_drop_old_stress_senders_race_owner);
+  CU_ADD_TEST(s, test_overflow_drop_old_trapped_exits_while_senders_trim);
   CU_ADD_TEST(s, test_overflow_backpressure_non_actor_sender_gets_eagain);
   CU_ADD_TEST(s, test_overflow_backpressure_mutes_actor_sender_and_loses_nothing);
   CU_ADD_TEST(s, test_overflow_backpressure_cycle_does_not_deadlock);
