@@ -98,11 +98,16 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
  * other with lane_lock, held for a few instructions at a time (never while
  * a behaviour runs). */
 static inline void lane_lock(ax_actor *a) {
+  /* acquire on the winning exchange pairs with lane_unlock's release; the
+   * waiters spin on a relaxed load (test-and-test-and-set) so they do not
+   * bounce the line with writes while the holder works. */
   for (unsigned i = 0; atomic_exchange_explicit(&a->lane_lock, 1, memory_order_acquire); i++) {
-    if (i < 64)
-      ax__cpu_relax();
-    else
-      sched_yield(); /* the holder was preempted */
+    while (atomic_load_explicit(&a->lane_lock, memory_order_relaxed)) {
+      if (i++ < 64)
+        ax__cpu_relax();
+      else
+        sched_yield(); /* the holder was preempted */
+    }
   }
 }
 static inline void lane_unlock(ax_actor *a) {
