@@ -16,6 +16,7 @@ typedef struct ax__mute_entry {
 static size_t actor_size(const ax_actor_spec *spec) { return AX__ACTOR_HDR + spec->state_size; }
 
 static void count_sent(ax_system *sys, ax__ctx *c) {
+  if (AX_UNLIKELY(c->obs != NULL)) ax__obs_count_out(c->obs);
   if (c->worker && c->worker->sys == sys)
     atomic_store_explicit(&c->worker->sent,
                           atomic_load_explicit(&c->worker->sent, memory_order_relaxed) + 1,
@@ -240,7 +241,10 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
                                                    ax_buf *buf) {
   if (len && !data) return AX_EINVAL;
   ax_actor *r = ax__table_acquire(&sys->table, to.id);
-  if (!r) return AX_ENOACTOR;
+  if (!r) {
+    if (AX_UNLIKELY(c && c->obs)) ax__obs_dead_letter(c->obs);
+    return AX_ENOACTOR;
+  }
   unsigned how;
   ax_err e = admit(sys, c, r, &how);
   if (e != AX_OK || (how & ADM_DISCARD)) goto out;
@@ -250,6 +254,13 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
     e = AX_ENOMEM;
     goto out;
   }
+  /* Metrics and tracing: one byte on the line the push writes anyway, and
+   * one read-mostly pointer; both before the push (n is ours until then,
+   * and a SEND event must precede its RECEIVE). */
+  unsigned bits = atomic_load_explicit(&r->obs, memory_order_acquire);
+  if (AX_UNLIKELY(bits)) ax__obs_on_push(r, n, bits);
+  const ax_tracer *t = ax__tracer(sys);
+  if (AX_UNLIKELY(t != NULL)) ax__trace_msg(t, AX_TRACE_SEND, from, to.id, &n->msg);
   if (AX_UNLIKELY(how & ADM_LOCKED)) { /* DROP_OLD: see trim_old */
     lane_lock(r);
     bool idle = ax__lane_push(&r->user_head, &n->link);
@@ -380,7 +391,13 @@ ax__actor_ext *ax__ext(ax_actor *a) {
 /* Delivers n to the behaviour, then drops the buffer reference at once (the
  * node itself lives on as the lane's stub until the next pop). */
 static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
-  ax_err e = a->behaviour(a, &n->msg);
+  ax_err e;
+  /* Tracked actors and tracing take the instrumented path (obs.c). */
+  if (AX_UNLIKELY(c->obs != NULL) ||
+      AX_UNLIKELY(atomic_load_explicit(&a->sys->tracer, memory_order_relaxed) != NULL))
+    e = ax__obs_deliver(a, c, n);
+  else
+    e = a->behaviour(a, &n->msg);
   if (n->msg.buf) {
     ax_buf_release(n->msg.buf);
     n->msg.buf = NULL;
@@ -470,6 +487,7 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
     if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
       break;
     free_old(a, old);
+    if (AX_UNLIKELY(c->obs != NULL) && !(n->msg.flags & AX_MSGF_SYSTEM)) ax__obs_on_pop(c->obs, n);
     if (n->msg.flags & AX_MSGF_SYSTEM) {
       if (n->msg.flags & AX__MSGF_XPEND) {
         if ((n->msg.flags & AX__MSGF_XTRAP) && !c->exiting && ax__links_accept(a, n)) {
@@ -530,6 +548,12 @@ ax__run_result ax__actor_run(ax_actor *a) {
   c->current = a;
   c->exiting = false;
   c->mute_on = 0;
+  /* The owner set obs itself: relaxed is enough. */
+  c->obs = NULL;
+  if (AX_UNLIKELY(atomic_load_explicit(&a->obs, memory_order_relaxed))) {
+    c->obs = a->ext->obs;
+    ax__obs_run_start(a);
+  }
   /* The system lane is almost always empty: test it inline (process_sys
    * is out of line since exit placeholders call it too). */
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
@@ -538,8 +562,10 @@ ax__run_result ax__actor_run(ax_actor *a) {
   c->current = NULL;
   if (c->exiting) {
     finalize(a, c, c->reason, true);
+    c->obs = NULL; /* freed with a */
     return AX__RUN_DEAD;
   }
+  c->obs = NULL;
   /* Unmute our own waiting senders before we may mute ourselves: two
    * actors muted on each other would otherwise wait forever. */
   if (atomic_load_explicit(&a->mute_stack, memory_order_seq_cst) &&
@@ -577,6 +603,7 @@ static void destroy(ax_actor *a) {
   if (lost) atomic_fetch_add_explicit(&sys->dead_letters, lost, memory_order_relaxed);
   unmute_senders(a);
   if (a->ext) {
+    ax__obs_free(a);
     ax__u64map_free(&a->ext->timers);
     ax__links_free(a->ext);
     ax__free(a->ext, sizeof(ax__actor_ext));
@@ -616,6 +643,9 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
   if (ax_reason_is_error(reason))
     ax_log(a->sys, AX_LOG_DEBUG, "actor %s <%llx> stopped: %s",
            a->spec->name ? a->spec->name : "?", (unsigned long long)a->pid, ax_reason_str(reason));
+  const ax_tracer *t = ax__tracer(a->sys);
+  if (AX_UNLIKELY(t != NULL)) ax__trace_actor(t, AX_TRACE_STOP, a, 0, reason);
+  if (a->ext && a->ext->obs) ax__obs_on_stop(a);
   /* Dead and nameless before anyone can tell it stopped (as in Erlang):
    * whoever handles its exit signal or DOWN (a supervisor restarting it, a
    * monitor, ax_call) finds the pid dead and the name free. */
@@ -673,9 +703,16 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
   ax__ctx *c = ax__ctx_get();
   ax__ctx saved = *c;
+  const ax_tracer *t = ax__tracer(sys);
+  if (AX_UNLIKELY(t != NULL))
+    ax__trace_actor(t, AX_TRACE_SPAWN, a,
+                    c->current && c->current->sys == sys ? c->current->pid : 0, 0);
+  if (AX_UNLIKELY(atomic_load_explicit(&sys->obs_default, memory_order_relaxed)))
+    ax__obs_on_spawn(a);
   c->current = a;
   c->exiting = false;
   c->mute_on = 0;
+  c->obs = NULL;
   e = link_to ? link_child(a, link_to) : AX_OK;
   if (e == AX_OK && spec->init) e = spec->init(a, ax__actor_state(a), arg, len);
   bool exiting = c->exiting;

@@ -118,6 +118,10 @@ void ax__route_set(ax_system *sys, const ax__route *r);
 uint64_t ax__clock_ms(ax_system *sys);
 uint64_t ax__clock_floor_ms(ax_system *sys);
 
+/* Counts a child restart by supervisor self (the system's total and, if
+ * self is tracked, its own). Thread: owner. */
+void ax__obs_restart(ax_actor *self);
+
 /* ax_send_after without the reserved-type check: for the runtime's own
  * timed messages (supervisor kill timers). Thread: owner. */
 ax_err ax__send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type,

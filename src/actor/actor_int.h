@@ -10,8 +10,10 @@
 
 #include "axon/actor.h"
 #include "axon/stats.h"
+#include "axon/metrics.h"
 #include "axon/timer.h"
 #include "axon/system.h"
+#include "axon/trace.h"
 #include "actor/actor.h"
 #include "base/base.h"
 #include "base/table.h"
@@ -40,6 +42,10 @@ typedef struct ax__actor_ext {
   uint64_t recv_armed_at;  /* clock (ms) when armed */
   uint64_t last_activity;  /* clock (ms) at the end of the last run that
                               delivered a message */
+  struct ax__obs *obs;     /* metrics block (ax_metrics_track), or NULL:
+                              set once before obs is published, freed by
+                              destroy; senders read it after acquiring
+                              ax_actor.obs */
 } ax__actor_ext;
 
 struct ax_actor {
@@ -62,6 +68,10 @@ struct ax_actor {
                                   while it pops, and by a sender while it
                                   pushes and trims the oldest messages
                                   (trim_old in actor.c) */
+  _Atomic uint8_t obs;         /* AX_METRICS_* bits of a tracked actor, 0
+                                  otherwise: the owner stores (release)
+                                  after ext->obs is set; senders test it
+                                  (acquire) with the line they write anyway */
 
   /* Line 1: touched only by the thread holding the actor (running it, or
    * moving it between run queues). */
@@ -79,6 +89,7 @@ struct ax_actor {
 #define AX__ACTOR_HDR 128
 _Static_assert(sizeof(struct ax_actor) <= AX__ACTOR_HDR, "actor header must fit 128 bytes");
 _Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start on line 1");
+_Static_assert(offsetof(struct ax_actor, obs) < 64, "the metrics bit sits on the senders' line");
 
 static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
 
@@ -127,6 +138,9 @@ typedef struct ax__worker {
   uint64_t watch_pid, watch_runs, watch_since_ns, watch_warned_ns;
 
   /* Counters: owner writes (relaxed), stats readers read. */
+  _Atomic uint64_t parked_ns;  /* total time parked */
+  _Atomic uint64_t park_since; /* clock (ns) when the current park began, 0 when not parked */
+  uint64_t start_ns;           /* set before the thread starts; immutable */
   _Atomic uint64_t runs;
   _Atomic uint64_t steals;
   _Atomic uint64_t parks;
@@ -140,6 +154,7 @@ struct ax__ctx {
   bool exiting;       /* the current actor asked to stop */
   ax_reason reason;
   uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
+  struct ax__obs *obs; /* the current actor's metrics block while it runs, else NULL */
 };
 
 
@@ -212,6 +227,10 @@ void ax__layers_on_actor_stop(ax_system *sys, uint64_t pid);
 
 struct ax_system {
   ax_system_config cfg;
+  /* Read on every send and delivery, written rarely: next to cfg, away from
+   * the counters below. */
+  _Atomic(const ax_tracer *) tracer; /* ax_trace_set (acquire/release) */
+  _Atomic unsigned obs_default;      /* ax_metrics_track_all (relaxed) */
   uint32_t nworkers;  /* worker threads running */
   uint32_t nalloc;    /* workers allocated */
   ax__worker *workers;
@@ -262,6 +281,10 @@ struct ax_system {
   uint32_t stall_warn_ms; /* set before shutdown; read by the shutdown thread */
   _Atomic uint64_t timers_fired;
   _Atomic uint64_t timers_pending;
+  _Atomic uint64_t restarts; /* supervisor restarts (ax__obs_restart) */
+  /* Tracked actors (obs.c): pid -> 0, under obs_lock. */
+  pthread_mutex_t obs_lock;
+  ax__u64map obs_pids;
   /* The reactor: started by ax_system_new, stopped by ax_system_shutdown
    * (after every actor), freed only by ax_system_free, so a late
    * ax_system_clock_moved stays harmless. */
@@ -339,5 +362,37 @@ static inline ax_ref ax__new_ref(ax_system *sys) {
 }
 
 ax__actor_ext *ax__ext(ax_actor *a);
+
+/* ---- metrics and tracing (obs.c) ---- */
+/* Sender side, for a receiver r whose obs bits are `bits` (nonzero): counts
+ * the push of user message n and stamps it for the wait histogram. */
+void ax__obs_on_push(ax_actor *r, ax__mnode *n, unsigned bits);
+/* Owner side: the start of a run of a tracked actor (depth, peak). */
+void ax__obs_run_start(ax_actor *a);
+/* Owner side: a user message popped from the lane (depth, wait time). */
+void ax__obs_on_pop(struct ax__obs *o, ax__mnode *n);
+/* Owner side: runs the behaviour on n with the hooks (receive event,
+ * messages in, handling time). */
+ax_err ax__obs_deliver(ax_actor *a, ax__ctx *c, ax__mnode *n);
+/* Counters kept by the running actor (owner side). */
+void ax__obs_count_out(struct ax__obs *o);
+void ax__obs_dead_letter(struct ax__obs *o);
+/* Spawn: applies track_all; stop: forgets the actor, frees its block. */
+void ax__obs_on_spawn(ax_actor *a);
+void ax__obs_on_stop(ax_actor *a);
+void ax__obs_free(ax_actor *a);
+/* Trace events (t: the tracer loaded by the caller, not NULL). */
+void ax__trace_actor(const ax_tracer *t, ax_trace_kind kind, ax_actor *a, uint64_t peer,
+                     ax_reason reason);
+void ax__trace_msg(const ax_tracer *t, ax_trace_kind kind, uint64_t actor, uint64_t peer,
+                   const ax_msg *m);
+static inline const ax_tracer *ax__tracer(ax_system *sys) {
+  /* acquire: pairs with ax_trace_set, so t's fields are visible. */
+  return atomic_load_explicit(&sys->tracer, memory_order_acquire);
+}
+/* Internal flags set by ax__obs_on_push, cleared at the pop: COUNTED (the
+ * push was counted in the depth), STAMPED (n->to holds the push time, ns). */
+#define AX__MSGF_COUNTED (1u << 23)
+#define AX__MSGF_STAMPED (1u << 22)
 
 #endif

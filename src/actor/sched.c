@@ -219,12 +219,19 @@ static void park(ax__worker *w) {
   atomic_thread_fence(memory_order_seq_cst);
   if (any_work(sys) || atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
     notify_parked(sys);
+  /* Busy time is the time not parked: two clock reads per park, none per
+   * run. park_since lets a reader count a park still under way. */
+  uint64_t t0 = ax__now_ns();
+  atomic_store_explicit(&w->park_since, t0, memory_order_relaxed);
   pthread_mutex_lock(&w->park_lock);
   while (!w->notified && !atomic_load_explicit(&sys->stop_workers, memory_order_acquire))
     pthread_cond_wait(&w->park_cv, &w->park_lock);
   bool woken = w->notified;
   w->notified = false;
   pthread_mutex_unlock(&w->park_lock);
+  uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed) + (ax__now_ns() - t0);
+  atomic_store_explicit(&w->parked_ns, parked, memory_order_relaxed);
+  atomic_store_explicit(&w->park_since, 0, memory_order_relaxed);
   /* The notifier counted us as searching and unparked. */
   if (woken) w->searching = true;
 }
@@ -404,6 +411,7 @@ ax_err ax__sched_start(ax_system *sys) {
   sys->nworkers = n;
   atomic_store(&sys->num_unparked, n);
   for (uint32_t i = 0; i < n; i++) {
+    sys->workers[i].start_ns = ax__now_ns();
     if (pthread_create(&sys->workers[i].thread, NULL, worker_main, &sys->workers[i]) != 0) {
       sys->nworkers = i; /* stop joins only the ones that started */
       return AX_ESYS;

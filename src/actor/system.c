@@ -104,6 +104,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   pthread_mutex_init(&sys->wait_lock, NULL);
   pthread_mutex_init(&sys->inject_lock, NULL);
   pthread_mutex_init(&sys->idle_lock, NULL);
+  pthread_mutex_init(&sys->obs_lock, NULL);
   ax_err e = ax__table_init(&sys->table, sys->cfg.max_actors, 0);
   if (e == AX_OK) e = ax__registry_init(&sys->registry);
   if (e == AX_OK) e = ax__sched_start(sys);
@@ -357,6 +358,8 @@ void ax_system_free(ax_system *sys) {
   pthread_cond_destroy(&sys->wait_cv);
   pthread_mutex_destroy(&sys->inject_lock);
   pthread_mutex_destroy(&sys->idle_lock);
+  ax__u64map_free(&sys->obs_pids);
+  pthread_mutex_destroy(&sys->obs_lock);
   ax__free(sys, sizeof(*sys));
 }
 
@@ -376,6 +379,7 @@ ax_err ax_system_stats_get(ax_system *sys, ax_system_stats *out) {
   out->late_replies = atomic_load_explicit(&sys->late_replies, memory_order_relaxed);
   out->timers_fired = atomic_load_explicit(&sys->timers_fired, memory_order_relaxed);
   out->timers_pending = atomic_load_explicit(&sys->timers_pending, memory_order_relaxed);
+  out->restarts = atomic_load_explicit(&sys->restarts, memory_order_relaxed);
   for (uint32_t i = 0; i < sys->nworkers; i++) {
     ax__worker *w = &sys->workers[i];
     out->messages_sent += atomic_load_explicit(&w->sent, memory_order_relaxed);

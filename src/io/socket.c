@@ -314,6 +314,20 @@ void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
   /* Holders of the handle are inside an API call that sees the socket
    * closed and returns; kill waits for them. */
   ax__table_kill(&io->table, o->id);
+  if (o->kind == AX__IO_CONN) { /* its counters join the closed totals after
+                                 the kill: a scrape never counts it twice */
+    ax__conn *c = (ax__conn *)o;
+    atomic_fetch_add_explicit(&io->conns_closed, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&io->closed_read,
+                              atomic_load_explicit(&c->bytes_read, memory_order_relaxed),
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&io->closed_written,
+                              atomic_load_explicit(&c->bytes_written, memory_order_relaxed),
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&io->closed_bp,
+                              atomic_load_explicit(&c->bp_events, memory_order_relaxed),
+                              memory_order_relaxed);
+  }
   /* The reserved node: CLOSED cannot be lost for lack of memory. */
   if (reason >= 0) ax__io_event_reserved(o, &o->last_msg, AX_MSG_IO_CLOSED, reason, code, unsent);
   ax__table_remove(&io->table, o->id);

@@ -110,6 +110,7 @@ typedef struct ax__conn {
   _Atomic uint32_t slabs;   /* live read slabs of this conn */
   _Atomic uint64_t bytes_read, bytes_written, zc_sends; /* statistics */
   _Atomic uint64_t queued_pub; /* copy of wq_bytes for stats */
+  _Atomic uint64_t bp_events;  /* BACKPRESSURE crossings (under wlock; relaxed) */
   ax__mnode *eof_msg;       /* reactor: reserved PEER_SHUTDOWN node */
 } ax__conn;
 
@@ -134,6 +135,10 @@ struct ax__io {
   /* Owner index: pid -> first object (intrusive list through o_next). */
   pthread_mutex_t owners_lock;
   ax__u64map owners;
+  /* Metrics (relaxed counters): connections made (any thread), and what
+   * closed connections had counted (added by the reactor at finalize). */
+  _Atomic uint64_t conns_opened, conns_closed;
+  _Atomic uint64_t closed_read, closed_written, closed_bp;
   /* Reactor only. */
   int reserve_fd;           /* spare fd for accepting under EMFILE */
   ax__iobj *dying, *reap;   /* finalised objects, freed two passes later */
@@ -191,6 +196,20 @@ ax_err ax__io_event_reserved(ax__iobj *o, ax__mnode **slot, uint32_t type, int r
                              uint64_t bytes);
 /* Frees o's unused reserved nodes (with o). */
 void ax__iobj_free_reserved(ax__iobj *o);
+
+/* socket_metrics.c: what src/metrics shows of the socket layer. */
+typedef struct ax__io_conn_metrics {
+  uint64_t id, owner;
+  uint64_t bytes_read, bytes_written, queued, backpressure;
+} ax__io_conn_metrics;
+typedef struct ax__io_totals {
+  uint64_t conns_open, conns_opened, conns_closed; /* open: handles live now */
+  uint64_t bytes_read, bytes_written, backpressure; /* over every connection, closed ones too */
+} ax__io_totals;
+/* Fills *tot (zeros if the layer never started) and calls fn (may be NULL)
+ * for each open connection, at most max_fn times. Thread: any. */
+void ax__io_metrics(ax_system *sys, ax__io_totals *tot, uint32_t max_fn,
+                    void (*fn)(const ax__io_conn_metrics *m, void *arg), void *arg);
 
 /* socket_addr.c */
 /* Parses addr; *len gets the sockaddr size. Logs why on AX_EINVAL. */

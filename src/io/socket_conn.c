@@ -49,6 +49,7 @@ ax__conn *ax__conn_new(ax__io *io, int fd, const ax_io_opts *opts, int state) {
    * ax__io_event_reserved): CLOSED (or a failed connect's ERROR) and
    * PEER_SHUTDOWN. */
   c->o.kind = AX__IO_CONN;
+  atomic_fetch_add_explicit(&io->conns_opened, 1, memory_order_relaxed);
   c->o.last_msg = ax__io_reserve();
   c->eof_msg = ax__io_reserve();
   if (!c->o.last_msg || !c->eof_msg) {
@@ -260,6 +261,7 @@ static ax_err over_high(ax__conn *c) {
     if (!c->drained_msg && !(c->drained_msg = ax__io_reserve()))
       return fail_locked(c, AX_IO_CLOSE_ERROR, ENOMEM);
     c->over_high = true;
+    atomic_fetch_add_explicit(&c->bp_events, 1, memory_order_relaxed);
     ax__io_event(&c->o, AX_MSG_IO_BACKPRESSURE, 0, 0, c->wq_bytes);
   }
   return AX_OK;

@@ -240,6 +240,7 @@ static void restart(ax_actor *self, ax__sup *s, ax__sup_child *c) {
     return;
   }
   s->restarts++;
+  ax__obs_restart(self);
   if (s->strategy == AX_SUP_ONE_FOR_ALL) {
     ax__sup_begin_group(self, s, s->head);
   } else if (s->strategy == AX_SUP_REST_FOR_ONE) {
