@@ -15,6 +15,8 @@
 #include "axon/io.h"
 #include "axon/supervisor.h"
 #include "axon/cluster.h"
+#include "axon/metrics.h"
+#include "axon/trace.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -13,10 +13,11 @@ set -eu
 # libssl-dev: libcrypto (HMAC for the cluster handshake); protobuf-compiler
 # and python3-protobuf: the Python peer of the cluster tests. python3-redis,
 # redis-tools, redis-server: the pub/sub broker's tests (redis-py, redis-cli
-# and a real redis-server to compare with).
+# and a real redis-server to compare with). python3-prometheus-client: the
+# metrics tests parse the endpoint's text with Prometheus' own parser.
 pkgs="cmake make gcc libc6-dev binutils pkg-config libjemalloc-dev libprotobuf-c-dev protobuf-c-compiler
   libcunit1-dev libssl-dev protobuf-compiler python3-protobuf
-  python3-redis redis-tools redis-server"
+  python3-redis redis-tools redis-server python3-prometheus-client"
 pkgs="$pkgs python3 python3-irc irssi tmux"
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go ngircd"
