@@ -151,7 +151,7 @@ static void sweep(server *s, uint64_t now) {
     client *cl = &s->clients[i];
     if (cl->conn.id && now - cl->since_ms >= s->opts.timeout_ms) {
       atomic_fetch_add_explicit(&s->ml->timeouts, 1, memory_order_relaxed);
-      ax_conn_abort(cl->conn);
+      ax_conn_close(cl->conn); /* nothing queued: a plain FIN */
       drop(cl);
     }
   }
