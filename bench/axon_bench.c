@@ -202,6 +202,20 @@ static const workload *find_workload(const char *name) {
 
 int axon_bench_echo(int argc, char **argv);
 
+/* AXON_BENCH_METRICS measures what metrics cost (bench/metrics_cost.sh):
+ * "counts" / "hist" track every actor (ax_metrics_track_all); unset, only
+ * the always-on system and worker counters run. */
+static void bench_metrics(ax_system *sys) {
+  const char *m = getenv("AXON_BENCH_METRICS");
+  if (!m || !*m || strcmp(m, "on") == 0) return;
+  unsigned what = strcmp(m, "hist") == 0     ? AX_METRICS_HISTOGRAMS
+                  : strcmp(m, "counts") == 0 ? AX_METRICS_COUNTS
+                                             : 0;
+  if (!what) bench_fail("AXON_BENCH_METRICS: on, counts or hist");
+  ax_err e = ax_metrics_track_all(sys, what);
+  if (e != AX_OK) bench_fail("metrics: %s", ax_strerror(e));
+}
+
 int main(int argc, char **argv) {
   /* echo runs its own systems (server and load client) and prints one
    * RESULT line per case for Axon and for the epoll peer. */
@@ -236,6 +250,7 @@ int main(int argc, char **argv) {
   ax_system *sys;
   ax_err e = ax_system_new(&cfg, &sys);
   if (e != AX_OK) bench_fail("ax_system_new: %s", ax_strerror(e));
+  bench_metrics(sys);
   bench_result r = {.unit = "ops"};
   w->fn(sys, params, &r);
   if (getenv("AXON_BENCH_STATS")) print_stats(sys);
