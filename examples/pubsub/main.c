@@ -6,7 +6,7 @@
  * (the subscription table, the pattern index and the fan-out).
  *
  *   pubsub [--listen ADDR] [--shards N] [--workers N] [--max-bulk-len BYTES]
- *          [--pubsub-limit HARD SOFT SECONDS]
+ *          [--pubsub-limit HARD SOFT SECONDS] [--metrics ADDR]
  *          [--node NAME --cluster ADDR --secret-file PATH [--join ADDR]...
  *           [--cluster-timeout MS]]
  *
@@ -49,6 +49,8 @@ static void usage(FILE *f) {
       "  --cluster-timeout MS how long a PUBLISH waits for another node's count\n"
       "                       before counting it 0 (default 1000)\n"
       "                       Every node must run the same --shards.\n"
+      "  --metrics ADDR       serve Prometheus metrics on http://ADDR/metrics\n"
+      "                       (127.0.0.1:9464; port 0: any; docs/observability.md)\n"
       "  --help               this text\n"
       "Sizes take Redis's units: 1k = 1000, 1kb = 1024, mb, gb likewise.\n",
       f);
@@ -108,7 +110,7 @@ static const ax_actor_spec listener_spec = {.name = "pubsub-listener",
 int main(int argc, char **argv) {
   const char *addr = "127.0.0.1:6380";
   uint64_t shards = 1, workers = 0;
-  const char *node = NULL, *cluster_addr = NULL, *secret = NULL;
+  const char *node = NULL, *cluster_addr = NULL, *secret = NULL, *metrics = NULL;
   const char *joins[MAX_JOINS];
   size_t njoins = 0;
   uint64_t ctimeout = 1000;
@@ -126,7 +128,8 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--pubsub-limit")) need = 3;
     else if (strcmp(a, "--listen") && strcmp(a, "--shards") && strcmp(a, "--workers") &&
              strcmp(a, "--max-bulk-len") && strcmp(a, "--node") && strcmp(a, "--cluster") &&
-             strcmp(a, "--join") && strcmp(a, "--secret-file") && strcmp(a, "--cluster-timeout")) {
+             strcmp(a, "--join") && strcmp(a, "--secret-file") && strcmp(a, "--cluster-timeout") &&
+             strcmp(a, "--metrics")) {
       fprintf(stderr, "pubsub: unknown option '%s' (see --help)\n", a);
       return 2;
     }
@@ -150,6 +153,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--node")) node = v;
     else if (!strcmp(a, "--cluster")) cluster_addr = v;
     else if (!strcmp(a, "--secret-file")) secret = v;
+    else if (!strcmp(a, "--metrics")) metrics = v;
     else if (!strcmp(a, "--join")) {
       ok = njoins < MAX_JOINS;
       if (ok) joins[njoins++] = v;
@@ -220,13 +224,18 @@ int main(int argc, char **argv) {
   if (e == AX_OK) e = ax_system_spawn(sys, &listener_spec, NULL, 0, &listener);
   if (e == AX_OK) e = ax_system_listen(sys, listener, addr, NULL, &l);
   if (e == AX_OK) e = ax_listener_addr(l, bound, &n);
+  const char *failed = addr;
+  ax_metrics_server ms;
+  if (e == AX_OK && metrics && (e = ax_metrics_serve(sys, metrics, NULL, &ms)) != AX_OK)
+    failed = metrics;
   if (e != AX_OK) {
-    fprintf(stderr, "pubsub: cannot listen on %s: %s\n", addr, ax_strerror(e));
+    fprintf(stderr, "pubsub: cannot listen on %s: %s\n", failed, ax_strerror(e));
     ax_system_free(sys);
     free(g_cfg.shards);
     return 1;
   }
   printf("pubsub: listening on %s\n", bound);
+  if (metrics) printf("pubsub: metrics on http://%s/metrics\n", ms.addr);
   if (g_cfg.cluster) {
     char caddr[AX_NODE_ADDR_MAX + 1] = "";
     size_t cn = sizeof caddr;
