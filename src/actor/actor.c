@@ -392,6 +392,7 @@ ax__actor_ext *ax__ext(ax_actor *a) {
  * node itself lives on as the lane's stub until the next pop). */
 static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
   ax_err e;
+  c->delivered = true;
   /* Tracked actors and tracing take the instrumented path (obs.c). */
   if (AX_UNLIKELY(c->obs != NULL) ||
       AX_UNLIKELY(atomic_load_explicit(&a->sys->tracer, memory_order_relaxed) != NULL))
@@ -543,10 +544,18 @@ static bool release_run(ax_actor *a) {
 
 static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started);
 
+/* The spec's end-of-run hook (see ax_flush_fn): an error stops the actor
+ * as a behaviour's would. */
+static void run_flush(ax_actor *a, ax__ctx *c) {
+  ax_err e = a->spec->flush(a, ax__actor_state(a));
+  if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
+}
+
 ax__run_result ax__actor_run(ax_actor *a) {
   ax__ctx *c = ax__ctx_get();
   c->current = a;
   c->exiting = false;
+  c->delivered = false;
   c->mute_on = 0;
   /* The owner set obs itself: relaxed is enough. */
   c->obs = NULL;
@@ -559,6 +568,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
     process_sys(a, c);
   if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
+  if (c->delivered && !c->exiting && a->spec->flush) run_flush(a, c);
   c->current = NULL;
   if (c->exiting) {
     finalize(a, c, c->reason, true);
