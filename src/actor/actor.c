@@ -258,9 +258,8 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
    * one read-mostly pointer; both before the push (n is ours until then,
    * and a SEND event must precede its RECEIVE). */
   unsigned bits = atomic_load_explicit(&r->obs, memory_order_acquire);
-  if (AX_UNLIKELY(bits)) ax__obs_on_push(r, n, bits);
   const ax_tracer *t = ax__tracer(sys);
-  if (AX_UNLIKELY(t != NULL)) ax__trace_msg(t, AX_TRACE_SEND, from, to.id, &n->msg);
+  if (AX_UNLIKELY(bits | (t != NULL))) ax__obs_on_send(r, n, bits, t, from);
   if (AX_UNLIKELY(how & ADM_LOCKED)) { /* DROP_OLD: see trim_old */
     lane_lock(r);
     bool idle = ax__lane_push(&r->user_head, &n->link);
@@ -394,8 +393,7 @@ static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
   ax_err e;
   c->delivered = true;
   /* Tracked actors and tracing take the instrumented path (obs.c). */
-  if (AX_UNLIKELY(c->obs != NULL) ||
-      AX_UNLIKELY(atomic_load_explicit(&a->sys->tracer, memory_order_relaxed) != NULL))
+  if (AX_UNLIKELY(c->hooks))
     e = ax__obs_deliver(a, c, n);
   else
     e = a->behaviour(a, &n->msg);
@@ -557,12 +555,15 @@ ax__run_result ax__actor_run(ax_actor *a) {
   c->exiting = false;
   c->delivered = false;
   c->mute_on = 0;
-  /* The owner set obs itself: relaxed is enough. */
+  /* Metrics and tracing are decided once per run: a tracer set meanwhile
+   * sees this actor's receives from its next run. The owner set obs
+   * itself: relaxed is enough. */
   c->obs = NULL;
   if (AX_UNLIKELY(atomic_load_explicit(&a->obs, memory_order_relaxed))) {
     c->obs = a->ext->obs;
     ax__obs_run_start(a);
   }
+  c->hooks = c->obs != NULL || atomic_load_explicit(&a->sys->tracer, memory_order_relaxed);
   /* The system lane is almost always empty: test it inline (process_sys
    * is out of line since exit placeholders call it too). */
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
@@ -723,6 +724,7 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   c->exiting = false;
   c->mute_on = 0;
   c->obs = NULL;
+  c->hooks = false;
   e = link_to ? link_child(a, link_to) : AX_OK;
   if (e == AX_OK && spec->init) e = spec->init(a, ax__actor_state(a), arg, len);
   bool exiting = c->exiting;

@@ -156,6 +156,7 @@ struct ax__ctx {
   ax_reason reason;
   uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
   struct ax__obs *obs; /* the current actor's metrics block while it runs, else NULL */
+  bool hooks;          /* this run delivers through ax__obs_deliver (obs or a tracer) */
 };
 
 
@@ -365,9 +366,10 @@ static inline ax_ref ax__new_ref(ax_system *sys) {
 ax__actor_ext *ax__ext(ax_actor *a);
 
 /* ---- metrics and tracing (obs.c) ---- */
-/* Sender side, for a receiver r whose obs bits are `bits` (nonzero): counts
- * the push of user message n and stamps it for the wait histogram. */
-void ax__obs_on_push(ax_actor *r, ax__mnode *n, unsigned bits);
+/* Sender side, before user message n is pushed to r, when r's obs bits
+ * (`bits`) or the tracer t is set: counts the push and stamps n for the
+ * wait histogram (bits), reports the SEND (t). */
+void ax__obs_on_send(ax_actor *r, ax__mnode *n, unsigned bits, const ax_tracer *t, uint64_t from);
 /* Owner side: the start of a run of a tracked actor (depth, peak). */
 void ax__obs_run_start(ax_actor *a);
 /* Owner side: a user message popped from the lane (depth, wait time). */

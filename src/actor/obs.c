@@ -88,7 +88,10 @@ ax_err ax_metrics_track(ax_actor *self, unsigned what) {
   if (!self || (what & ~(unsigned)(AX_METRICS_COUNTS | AX_METRICS_HISTOGRAMS))) return AX_EINVAL;
   ax_err e = track(self, what ? what : AX_METRICS_COUNTS);
   ax__ctx *c = ax__ctx_get();
-  if (e == AX_OK && c->current == self) c->obs = self->ext->obs; /* count from now on */
+  if (e == AX_OK && c->current == self) { /* count from now on */
+    c->obs = self->ext->obs;
+    c->hooks = true;
+  }
   return e;
 }
 
@@ -117,7 +120,7 @@ void ax__obs_free(ax_actor *a) {
 
 /* ---- the hooks ---- */
 
-void ax__obs_on_push(ax_actor *r, ax__mnode *n, unsigned bits) {
+static void on_push(ax_actor *r, ax__mnode *n, unsigned bits) {
   /* r->ext was set before the bits were published (see track). */
   struct ax__obs *o = r->ext->obs;
   atomic_fetch_add_explicit(&o->enq, 1, memory_order_relaxed);
@@ -126,6 +129,12 @@ void ax__obs_on_push(ax_actor *r, ax__mnode *n, unsigned bits) {
     n->to = ax__now_ns(); /* a user message's `to` is not read after the push */
     n->msg.flags |= AX__MSGF_STAMPED;
   }
+}
+
+__attribute__((noinline)) void ax__obs_on_send(ax_actor *r, ax__mnode *n, unsigned bits,
+                                                const ax_tracer *t, uint64_t from) {
+  if (bits) on_push(r, n, bits);
+  if (t) ax__trace_msg(t, AX_TRACE_SEND, from, r->pid, &n->msg);
 }
 
 static uint64_t depth_of(ax_actor *a, struct ax__obs *o) {
@@ -154,7 +163,7 @@ void ax__obs_on_pop(struct ax__obs *o, ax__mnode *n) {
 }
 
 ax_err ax__obs_deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
-  const ax_tracer *t = ax__tracer(a->sys);
+  const ax_tracer *t = ax__tracer(a->sys); /* NULL if removed since the run began */
   if (t) ax__trace_msg(t, AX_TRACE_RECEIVE, a->pid, n->msg.from.id, &n->msg);
   struct ax__obs *o = c->obs;
   if (!o) return a->behaviour(a, &n->msg);
