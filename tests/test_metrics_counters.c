@@ -3,7 +3,9 @@
  * mailbox depth and peak, dead letters and restarts, and fill their
  * histograms; workers count busy time. No timing assertions: every wait is
  * on a condition with a generous bound. */
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "actor/actor_int.h"
 #include "support/testutil.h"
@@ -182,6 +184,53 @@ static void test_metrics_worker_stats(void) {
   ax_system_free(sys);
 }
 
+/* Busy time never goes back: a reader racing a worker that wakes from a
+ * park must not count that park twice (once in parked_ns, once as the park
+ * still under way). Workers park and wake thousands of times while this
+ * thread reads their stats; bounded by a park count and a generous time. */
+static _Atomic int stop_feeding;
+static void *feeder(void *arg) {
+  ax_system *sys = ((void **)arg)[0];
+  ax_pid p = *(ax_pid *)((void **)arg)[1];
+  while (!atomic_load(&stop_feeding)) {
+    ax_system_send(sys, p, T_PING, NULL, 0);
+    struct timespec ts = {0, 200000}; /* let the workers park in between */
+    nanosleep(&ts, NULL);
+  }
+  return NULL;
+}
+
+static void test_metrics_worker_busy_time_never_goes_back(void) {
+  ax_system *sys = ax_test_system(2);
+  ax_pid p;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &sink_spec, NULL, 0, &p), AX_OK);
+  atomic_store(&stop_feeding, 0);
+  void *args[2] = {sys, &p};
+  pthread_t th;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, feeder, args), 0);
+  uint64_t last[2] = {0, 0}, parks = 0, backwards = 0;
+  uint64_t deadline = ax__now_ns() + 30000000000ull;
+  while (parks < 20000 && ax__now_ns() < deadline && !backwards) {
+    parks = 0;
+    for (uint32_t i = 0; i < 2; i++) {
+      ax_worker_stats w;
+      CU_ASSERT_EQUAL_FATAL(ax_worker_stats_get(sys, i, &w), AX_OK);
+      if (w.busy_ns < last[i]) {
+        fprintf(stderr, "worker %u: busy %llu ns after %llu ns\n", i,
+                (unsigned long long)w.busy_ns, (unsigned long long)last[i]);
+        backwards++;
+      }
+      last[i] = w.busy_ns;
+      parks += w.parks;
+    }
+  }
+  atomic_store(&stop_feeding, 1);
+  pthread_join(th, NULL);
+  CU_ASSERT_EQUAL(backwards, 0);
+  CU_ASSERT(parks > 0);
+  ax_system_free(sys);
+}
+
 /* A supervisor restarting a child counts the restart (the system's total). */
 static _Atomic uint64_t child_starts;
 static ax_err crash_init(ax_actor *self, void *state, const void *arg, size_t len) {
@@ -233,6 +282,7 @@ int main(void) {
   CU_ADD_TEST(s, test_metrics_mailbox_depth_and_peak);
   CU_ADD_TEST(s, test_metrics_track_all_and_foreach);
   CU_ADD_TEST(s, test_metrics_worker_stats);
+  CU_ADD_TEST(s, test_metrics_worker_busy_time_never_goes_back);
   CU_ADD_TEST(s, test_metrics_supervisor_restarts_counted);
   return ax_test_run();
 }

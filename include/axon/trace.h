@@ -62,8 +62,11 @@ typedef struct ax_tracer {
 
 /* ax_trace_set installs t (NULL: tracing off). t is borrowed: it (and its
  * arg) must stay valid until ax_system_free, since a thread that loaded it
- * just before a change may still call it. Events that start after the call
- * returns use the new tracer. Thread: any. Errors: AX_EINVAL (NULL sys, or
+ * just before a change may still call it. Spawns, sends and stops after the
+ * call returns use the new tracer; receives too, except that an actor in
+ * the middle of a run reports its receives from its next run on (the choice
+ * is made once per run, to keep delivery to one branch). Set it before
+ * spawning to see everything. Thread: any. Errors: AX_EINVAL (NULL sys, or
  * t with a NULL fn). */
 AX_API ax_err ax_trace_set(ax_system *sys, const ax_tracer *t);
 

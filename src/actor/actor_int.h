@@ -141,6 +141,7 @@ typedef struct ax__worker {
   _Atomic uint64_t parked_ns;  /* total time parked */
   _Atomic uint64_t park_since; /* clock (ns) when the current park began, 0 when not parked */
   uint64_t start_ns;           /* set before the thread starts; immutable */
+  _Atomic uint64_t busy_hw;    /* readers: the highest busy time reported (CAS max) */
   _Atomic uint64_t runs;
   _Atomic uint64_t steals;
   _Atomic uint64_t parks;

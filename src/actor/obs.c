@@ -243,12 +243,28 @@ ax_err ax_worker_stats_get(ax_system *sys, uint32_t i, ax_worker_stats *out) {
   out->steals = atomic_load_explicit(&w->steals, memory_order_relaxed);
   out->parks = atomic_load_explicit(&w->parks, memory_order_relaxed);
   out->messages_sent = atomic_load_explicit(&w->sent, memory_order_relaxed);
-  uint64_t now = ax__now_ns();
-  uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed);
-  uint64_t since = atomic_load_explicit(&w->park_since, memory_order_relaxed);
+  /* A consistent pair (see park in sched.c): parked_ns read while
+   * park_since did not change, so a park is counted once, and busy time
+   * never goes back. */
+  uint64_t parked = 0, since = 0, now = 0;
+  for (int tries = 0; tries < 100; tries++) {
+    since = atomic_load_explicit(&w->park_since, memory_order_seq_cst);
+    parked = atomic_load_explicit(&w->parked_ns, memory_order_seq_cst);
+    now = ax__now_ns();
+    if (atomic_load_explicit(&w->park_since, memory_order_seq_cst) == since) break;
+  }
   if (since && since < now) parked += now - since; /* parked right now */
   uint64_t up = now > w->start_ns ? now - w->start_ns : 0;
-  out->busy_ns = up > parked ? up - parked : 0;
+  uint64_t busy = up > parked ? up - parked : 0;
+  /* The worker reads the clock just before it publishes park_since, so a
+   * reader between the two can count a few ns too many: report the highest
+   * value any reader reported, so the counter never goes back. */
+  uint64_t hw = atomic_load_explicit(&w->busy_hw, memory_order_relaxed);
+  while (busy > hw && !atomic_compare_exchange_weak_explicit(&w->busy_hw, &hw, busy,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed)) {
+  }
+  out->busy_ns = busy > hw ? busy : hw;
   return AX_OK;
 }
 

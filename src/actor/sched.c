@@ -220,9 +220,12 @@ static void park(ax__worker *w) {
   if (any_work(sys) || atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
     notify_parked(sys);
   /* Busy time is the time not parked: two clock reads per park, none per
-   * run. park_since lets a reader count a park still under way. */
+   * run. park_since lets a reader count a park still under way; seq_cst
+   * (the park path is slow anyway) so that a reader seeing the same
+   * park_since before and after its load of parked_ns got the parked_ns of
+   * that moment (ax_worker_stats_get). */
   uint64_t t0 = ax__now_ns();
-  atomic_store_explicit(&w->park_since, t0, memory_order_relaxed);
+  atomic_store_explicit(&w->park_since, t0, memory_order_seq_cst);
   pthread_mutex_lock(&w->park_lock);
   while (!w->notified && !atomic_load_explicit(&sys->stop_workers, memory_order_acquire))
     pthread_cond_wait(&w->park_cv, &w->park_lock);
@@ -230,8 +233,8 @@ static void park(ax__worker *w) {
   w->notified = false;
   pthread_mutex_unlock(&w->park_lock);
   uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed) + (ax__now_ns() - t0);
-  atomic_store_explicit(&w->parked_ns, parked, memory_order_relaxed);
-  atomic_store_explicit(&w->park_since, 0, memory_order_relaxed);
+  atomic_store_explicit(&w->parked_ns, parked, memory_order_seq_cst);
+  atomic_store_explicit(&w->park_since, 0, memory_order_seq_cst);
   /* The notifier counted us as searching and unparked. */
   if (woken) w->searching = true;
 }
