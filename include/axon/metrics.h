@@ -89,7 +89,8 @@ typedef struct ax_worker_stats {
   uint64_t parks;         /* times it parked (slept) for lack of work */
   uint64_t messages_sent; /* sends made on it */
   uint64_t busy_ns;       /* time not parked since it started (running
-                             actors or looking for work) */
+                             actors or looking for work); never decreases
+                             from one call to the next */
 } ax_worker_stats;
 
 /* ax_worker_stats_get reads worker i's counters (0 <= i <
