@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""pubsub.metrics: the broker's --metrics endpoint. A subscriber and a
+publisher (raw RESP over sockets, counting every byte) exchange 200
+messages; once both have read everything (a PING answered last), a scrape
+parsed with Prometheus' own parser (python3-prometheus-client) must show
+the bytes they sent and received, to the byte, and three open connections.
+Exits 77 (skipped) without python3-prometheus-client.
+
+usage: test_metrics.py PUBSUB_BINARY"""
+import re
+import socket
+import subprocess
+import sys
+import time
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    print("pubsub.metrics: python3-prometheus-client missing: skipped")
+    sys.exit(77)
+
+WAIT = 60
+REQUEST = b"GET /metrics HTTP/1.1\r\nHost: pubsub\r\n\r\n"
+
+
+def fail(what):
+    print("pubsub.metrics: FAIL: " + what)
+    sys.exit(1)
+
+
+class Peer:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.sent = self.got = 0
+        self.buf = b""
+
+    def send(self, *args):
+        data = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+        self.s.sendall(data)
+        self.sent += len(data)
+
+    def until(self, needle, count=1):
+        deadline = time.time() + WAIT
+        while self.buf.count(needle) < count:
+            if time.time() > deadline:
+                fail("timed out waiting for %r" % needle)
+            d = self.s.recv(65536)
+            if not d:
+                fail("connection closed")
+            self.got += len(d)
+            self.buf += d
+
+
+def scrape(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    s.sendall(REQUEST)
+    raw = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        raw += d
+    s.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200 OK\r\n"):
+        fail("status %r" % head[:40])
+    out = {}
+    for fam in text_string_to_metric_families(body.decode()):
+        for smp in fam.samples:
+            if not smp.labels:
+                out[smp.name] = smp.value
+    return out
+
+
+def main():
+    p = subprocess.Popen([sys.argv[1], "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = mport = None
+        deadline = time.time() + WAIT
+        while (port is None or mport is None) and time.time() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                fail("the broker exited")
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+            port = int(m.group(1)) if m else port
+            m = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
+            mport = int(m.group(1)) if m else mport
+        if port is None or mport is None:
+            fail("no addresses printed")
+        sub, pub = Peer(port), Peer(port)
+        sub.send(b"SUBSCRIBE", b"news")
+        sub.until(b"subscribe")
+        n = 200
+        for i in range(n):
+            pub.send(b"PUBLISH", b"news", b"item %d" % i)
+        pub.until(b":1\r\n", n)
+        sub.until(b"$7\r\nmessage\r\n", n)
+        sub.send(b"PING")
+        sub.until(b"pong")
+        pub.send(b"PING")
+        pub.until(b"+PONG\r\n")
+        s = scrape(mport)
+        if s["axon_io_connections_open"] != 3:
+            fail("open connections %r" % s["axon_io_connections_open"])
+        if s["axon_io_read_bytes_total"] != sub.sent + pub.sent + len(REQUEST):
+            fail("read bytes %r != %d" % (s["axon_io_read_bytes_total"], sub.sent + pub.sent + len(REQUEST)))
+        if s["axon_io_written_bytes_total"] != sub.got + pub.got:
+            fail("written bytes %r != %d" % (s["axon_io_written_bytes_total"], sub.got + pub.got))
+        if s["axon_actors_alive"] < 3:
+            fail("actors alive %r" % s["axon_actors_alive"])
+    finally:
+        p.terminate()
+        try:
+            p.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    print("pubsub.metrics: ok")
+
+
+main()
