@@ -304,18 +304,26 @@ static void test_io_writev_arguments(void) {
   stop(sys);
 }
 
+/* A system whose connections have a 64 KiB high watermark, and a peer with
+ * a 4 KiB receive buffer that does not read yet: the queue fills soon. */
+static ax_system *start_tight(ax_io_opts *o, ax_conn *c, int *fd) {
+  ax_io_opts_init(o);
+  o->high_watermark = 64 * 1024;
+  o->low_watermark = 16 * 1024;
+  ax_system *sys = start(o);
+  *fd = peer(sys, 4096, c);
+  CU_ASSERT_FATAL(*fd >= 0);
+  return sys;
+}
+
 /* The queue is near the watermark: a frame whose header would still fit
  * but whose whole would not is refused whole (two writes would have
  * queued the header and then been refused the payload: a torn stream). */
 static void test_io_writev_refused_whole_under_full_queue(void) {
   ax_io_opts o;
-  ax_io_opts_init(&o);
-  o.high_watermark = 64 * 1024;
-  o.low_watermark = 16 * 1024;
-  ax_system *sys = start(&o);
   ax_conn c;
-  int fd = peer(sys, 4096, &c);
-  CU_ASSERT_FATAL(fd >= 0);
+  int fd;
+  ax_system *sys = start_tight(&o, &c, &fd);
   enum { PAY = 6000 };
   atomic_store(&bufs_freed, 0);
   ax_buf *zb = pat_buf(0, PAY);
@@ -760,13 +768,9 @@ static void test_io_wbatch_frames_in_order(void) {
  * flushed again once the peer reads, the stream has every frame once. */
 static void test_io_wbatch_refusal_keeps_the_rest(void) {
   ax_io_opts o;
-  ax_io_opts_init(&o);
-  o.high_watermark = 64 * 1024;
-  o.low_watermark = 16 * 1024;
-  ax_system *sys = start(&o);
   ax_conn c;
-  int fd = peer(sys, 4096, &c);
-  CU_ASSERT_FATAL(fd >= 0);
+  int fd;
+  ax_system *sys = start_tight(&o, &c, &fd);
   ax_buf *zb = pat_buf(0, 5000);
   ax_wbatch *b = NULL;
   CU_ASSERT_FATAL(ax_wbatch_new(&b) == AX_OK);
