@@ -304,18 +304,26 @@ static void test_io_writev_arguments(void) {
   stop(sys);
 }
 
+/* A system whose connections have a 64 KiB high watermark, and a peer with
+ * a 4 KiB receive buffer that does not read yet: the queue fills soon. */
+static ax_system *start_tight(ax_io_opts *o, ax_conn *c, int *fd) {
+  ax_io_opts_init(o);
+  o->high_watermark = 64 * 1024;
+  o->low_watermark = 16 * 1024;
+  ax_system *sys = start(o);
+  *fd = peer(sys, 4096, c);
+  CU_ASSERT_FATAL(*fd >= 0);
+  return sys;
+}
+
 /* The queue is near the watermark: a frame whose header would still fit
  * but whose whole would not is refused whole (two writes would have
  * queued the header and then been refused the payload: a torn stream). */
 static void test_io_writev_refused_whole_under_full_queue(void) {
   ax_io_opts o;
-  ax_io_opts_init(&o);
-  o.high_watermark = 64 * 1024;
-  o.low_watermark = 16 * 1024;
-  ax_system *sys = start(&o);
   ax_conn c;
-  int fd = peer(sys, 4096, &c);
-  CU_ASSERT_FATAL(fd >= 0);
+  int fd;
+  ax_system *sys = start_tight(&o, &c, &fd);
   enum { PAY = 6000 };
   atomic_store(&bufs_freed, 0);
   ax_buf *zb = pat_buf(0, PAY);
@@ -760,13 +768,9 @@ static void test_io_wbatch_frames_in_order(void) {
  * flushed again once the peer reads, the stream has every frame once. */
 static void test_io_wbatch_refusal_keeps_the_rest(void) {
   ax_io_opts o;
-  ax_io_opts_init(&o);
-  o.high_watermark = 64 * 1024;
-  o.low_watermark = 16 * 1024;
-  ax_system *sys = start(&o);
   ax_conn c;
-  int fd = peer(sys, 4096, &c);
-  CU_ASSERT_FATAL(fd >= 0);
+  int fd;
+  ax_system *sys = start_tight(&o, &c, &fd);
   ax_buf *zb = pat_buf(0, 5000);
   ax_wbatch *b = NULL;
   CU_ASSERT_FATAL(ax_wbatch_new(&b) == AX_OK);
@@ -842,6 +846,53 @@ static void test_io_wbatch_arguments_oom_clear(void) {
   ax_wbatch_free(NULL);
 }
 
+/* ---- the last words: ax_conn_close_with ---- */
+
+/* Over its high watermark, a connection refuses a plain write, but
+ * ax_conn_close_with queues its bytes behind everything and closes: the
+ * peer reads every frame written, then the final line, then EOF. */
+static void test_io_close_with_past_the_mark(void) {
+  ax_io_opts o;
+  ax_conn c;
+  int fd;
+  ax_system *sys = start_tight(&o, &c, &fd);
+  ax_buf *zb = pat_buf(0, 5000);
+  static uint8_t pb[5000];
+  for (size_t i = 0; i < sizeof pb; i++) pb[i] = pat(0, i);
+  /* Fill the queue to within a header (16 bytes) of its mark: frames of
+   * 3000 bytes until refused, then ever smaller ones down to empty. */
+  uint32_t seq = 0, len = 3000;
+  ax_err e = AX_OK;
+  for (int i = 0; i < 200000; i++) {
+    if ((e = write_frame(c, 0, seq, len, len / 3, zb, pb)) == AX_OK) seq++;
+    else if (e != AX_EAGAIN || len == 0) break;
+    else len /= 2;
+  }
+  CU_ASSERT_EQUAL_FATAL(e, AX_EAGAIN);
+  static const char bye[] = "ERROR :Closing Link: you (SendQ exceeded)\r\n";
+  CU_ASSERT_EQUAL(ax_conn_write(c, bye, sizeof bye - 1), AX_EAGAIN); /* the gap it fills */
+  char big[AX_CONN_FINAL_MAX + 1];
+  memset(big, 'x', sizeof big);
+  CU_ASSERT_EQUAL(ax_conn_close_with(c, big, sizeof big), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_conn_close_with(c, NULL, 1), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_conn_close_with((ax_conn){0}, bye, 1), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_conn_close_with(c, bye, sizeof bye - 1), AX_OK);
+  CU_ASSERT_EQUAL(ax_conn_close_with(c, bye, sizeof bye - 1), AX_ECLOSED);
+  CU_ASSERT_EQUAL(ax_conn_write(c, bye, 1), AX_ECLOSED);
+  size_t n;
+  uint8_t *got = read_all(fd, &n);
+  CU_ASSERT_FATAL(n >= sizeof bye - 1);
+  CU_ASSERT(memcmp(got + n - (sizeof bye - 1), bye, sizeof bye - 1) == 0);
+  uint32_t next[1];
+  CU_ASSERT_EQUAL(parse_frames(got, n - (sizeof bye - 1), 1, next), (long)seq);
+  free(got);
+  CU_ASSERT(ax_test_wait_count(&G.closed, 1, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&G.close_reason), AX_IO_CLOSE_LOCAL);
+  ax_buf_release(zb);
+  close(fd);
+  stop(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("io.writev");
   CU_ADD_TEST(s, test_io_writev_arguments);
@@ -856,5 +907,6 @@ int main(void) {
   CU_ADD_TEST(s, test_io_wbatch_frames_in_order);
   CU_ADD_TEST(s, test_io_wbatch_refusal_keeps_the_rest);
   CU_ADD_TEST(s, test_io_wbatch_arguments_oom_clear);
+  CU_ADD_TEST(s, test_io_close_with_past_the_mark);
   return ax_test_run();
 }

@@ -60,7 +60,6 @@ enum {
   MSG_CL_WHOIS,          /* -> client: chat_hdr of the asker: answer 311..318 */
   MSG_CL_WHO,            /* -> client: chat_hdr of the asker: answer 352/315 */
   MSG_CL_TICK,           /* client's own timer: idle and registration timeouts */
-  MSG_CL_SENDQ_KILL,     /* client's own timer: the send queue never drained */
   /* cluster mode */
   MSG_CH_FWD,            /* channel -> channel of another node: fwd_hdr, extra, chat_hdr, line */
   MSG_CH_HELLO,          /* channel -> channel: sync_hdr + wire_member[]; answer MSG_CH_SYNC */

@@ -15,9 +15,10 @@
  * (--sendq). A write refused with AX_EAGAIN, or the watermark reached
  * (AX_MSG_IO_BACKPRESSURE), means the client does not keep up: it leaves
  * its channels at once (QUIT "SendQ exceeded", others never wait for it),
- * and when its queue drains to the low watermark it gets
- * "ERROR :Closing Link: ... (SendQ exceeded)" and the connection closes;
- * if it never drains within 10 s the connection is reset.
+ * and "ERROR :Closing Link: ... (SendQ exceeded)" is queued behind what it
+ * has not read (ax_conn_close_with: past the watermark) as the connection
+ * closes; if it does not read it all within the close timeout (10 s) the
+ * connection is reset.
  *
  * Cluster mode: find_nick() resolves a nick on this node (the registry),
  * then among the other nodes' nicks (dir.c); every nick taken or given up
@@ -232,8 +233,13 @@ static void sendq_exceeded(ax_actor *self, client *s) {
   s->sendq_over = true;
   ax_log(ax_actor_system(self), AX_LOG_INFO, "chat: %s (%s): SendQ exceeded", me(s), s->peer);
   leave(self, s, "SendQ exceeded");
-  /* The ERROR line goes out when the queue drains (AX_MSG_IO_DRAINED). */
-  ax_send_after(self, 10000, ax_self(self), MSG_CL_SENDQ_KILL, NULL, 0, NULL);
+  /* The ERROR line goes behind everything queued, past the watermark, and
+   * the connection closes: sent if the client reads within the close
+   * timeout (10 s, listener.c), else the connection is reset. */
+  ax_wbatch_clear(s->out);
+  char line[HOST_MAX + 64];
+  int n = snprintf(line, sizeof line, "ERROR :Closing Link: %s (SendQ exceeded)\r\n", s->host);
+  ax_conn_close_with(s->conn, line, (size_t)n);
 }
 
 /* ---- registration ---- */
@@ -869,17 +875,6 @@ static ax_err client_behaviour(ax_actor *self, const ax_msg *msg) {
     return AX_OK;
   case AX_MSG_IO_BACKPRESSURE:
     sendq_exceeded(self, s);
-    return AX_OK;
-  case AX_MSG_IO_DRAINED:
-    if (s->sendq_over) {
-      char line[HOST_MAX + 64];
-      int n = snprintf(line, sizeof line, "ERROR :Closing Link: %s (SendQ exceeded)\r\n", s->host);
-      ax_conn_write(s->conn, line, (size_t)n);
-      ax_conn_close(s->conn);
-    }
-    return AX_OK;
-  case MSG_CL_SENDQ_KILL:
-    ax_conn_abort(s->conn);
     return AX_OK;
   case AX_MSG_IO_PEER_SHUTDOWN:
     leave(self, s, "Remote host closed the connection");

@@ -70,6 +70,7 @@ typedef struct conn {
   size_t hhead, hn, hcap;
   uint64_t next_seq;
   uint64_t soft_since_ms;
+  obuf *pub; /* per shard: this run's publishes (rec_hdr + wire_hdr + frame) */
 } conn;
 
 static uint64_t now_ms(void) {
@@ -303,6 +304,50 @@ static void err_arity(conn *s, const char *fullname) {
   ob_errf(rb(s), "wrong number of arguments for '%s' command", fullname);
 }
 
+/* ---- publishes, batched per run ---- */
+
+/* A batch that could not be sent: its publishes answer 0. */
+static void pub_failed(conn *s, const char *p, size_t len) {
+  const char *end = p + len;
+  while ((size_t)(end - p) >= sizeof(rec_hdr) + sizeof(wire_hdr)) {
+    rec_hdr r;
+    wire_hdr w;
+    memcpy(&r, p, sizeof r);
+    memcpy(&w, p + sizeof r, sizeof w);
+    hole *h = hole_find(s, w.seq);
+    if (h) h->need = 0;
+    p += sizeof r + r.len;
+  }
+}
+
+/* Sends shard i this run's publishes in one MSG_PUBLISH (one buffer). */
+static void pub_flush(ax_actor *self, conn *s, uint32_t i) {
+  obuf *o = &s->pub[i];
+  if (!o->len) return;
+  if (o->oom) {
+    pub_failed(s, o->p, o->len);
+    ob_free(o);
+    return;
+  }
+  size_t len;
+  char *p = ob_take(o, &len);
+  ax_buf *b = NULL;
+  if (ax_buf_wrap(p, len, free_mem, NULL, &b) != AX_OK) {
+    pub_failed(s, p, len);
+    free(p);
+    return;
+  }
+  if (ax_send_buf(self, g_cfg.shards[i], MSG_PUBLISH, b, 0, len) != AX_OK) pub_failed(s, p, len);
+  ax_buf_release(b);
+}
+
+/* Before anything else goes to the shards (a SUBSCRIBE after a PUBLISH in
+ * one pipeline must reach the shard after it), and at the end of a run. */
+static void pub_flush_all(ax_actor *self, conn *s) {
+  if (!s->pub) return;
+  for (uint32_t i = 0; i < g_cfg.nshards; i++) pub_flush(self, s, i);
+}
+
 /* Sends one name list message per shard (SUB/UNSUB by the channel's shard;
  * PSUB/PUNSUB to all). */
 typedef struct batch {
@@ -319,8 +364,9 @@ static void batch_add(batch *b, uint32_t shard, const char *name, size_t len) {
   ob_add(&b->per[shard], name, len);
 }
 
-static void batch_send(ax_actor *self, batch *b, uint32_t type, bool to_all) {
+static void batch_send(ax_actor *self, conn *s, batch *b, uint32_t type, bool to_all) {
   if (!b->per) return;
+  pub_flush_all(self, s);
   for (uint32_t i = 0; i < g_cfg.nshards; i++) {
     obuf *o = to_all ? &b->per[0] : &b->per[i];
     if (o->len && !o->oom) ax_send(self, g_cfg.shards[i], type, o->p, o->len);
@@ -350,7 +396,7 @@ static void cmd_subscribe(ax_actor *self, conn *s, bool pattern) {
   }
   /* Sent before the replies are written: a PUBLISH made after the client
    * read its reply reaches the shard after this. */
-  batch_send(self, &b, pattern ? MSG_PSUB : MSG_SUB, pattern);
+  batch_send(self, s, &b, pattern ? MSG_PSUB : MSG_SUB, pattern);
 }
 
 static void drop_all(ax_actor *self, conn *s, bool pattern, bool notify) {
@@ -368,7 +414,7 @@ static void drop_all(ax_actor *self, conn *s, bool pattern, bool notify) {
     free(name);
     e = next;
   }
-  batch_send(self, &b, pattern ? MSG_PUNSUB : MSG_UNSUB, pattern);
+  batch_send(self, s, &b, pattern ? MSG_PUNSUB : MSG_UNSUB, pattern);
 }
 
 static void cmd_unsubscribe(ax_actor *self, conn *s, bool pattern) {
@@ -388,7 +434,7 @@ static void cmd_unsubscribe(ax_actor *self, conn *s, bool pattern) {
     }
     sub_reply(s, kind, ARG(i), ALEN(i), false);
   }
-  batch_send(self, &b, pattern ? MSG_PUNSUB : MSG_UNSUB, pattern);
+  batch_send(self, s, &b, pattern ? MSG_PUNSUB : MSG_UNSUB, pattern);
 }
 
 static void cmd_publish(ax_actor *self, conn *s) {
@@ -399,30 +445,36 @@ static void cmd_publish(ax_actor *self, conn *s) {
     ob_err(rb(s), "OOM", 3);
     return;
   }
-  obuf f = {0};
-  f.cap = sizeof(wire_hdr) + 64 + cl + pll;
-  f.p = malloc(f.cap);
-  if (!f.p) f.oom = true;
-  wire_hdr w = {0};
-  w.seq = h->seq;
-  ob_add(&f, &w, sizeof w);
-  ob_add(&f, "*3\r\n$7\r\nmessage\r\n", 17);
-  ob_bulk(&f, ch, cl);
-  w.ch_off = (uint32_t)(f.len - sizeof w - cl - 2);
-  w.ch_len = (uint32_t)cl;
-  ob_bulk(&f, pl, pll);
-  w.pl_off = (uint32_t)(f.len - sizeof w - pll - 2);
-  w.pl_len = (uint32_t)pll;
-  ax_buf *b = NULL;
-  if (!f.oom) memcpy(f.p, &w, sizeof w);
-  if (f.oom || ax_buf_wrap(f.p, f.len, free_mem, NULL, &b) != AX_OK) {
-    ob_free(&f);
-    h->need = 0; /* answers 0 */
+  if (!s->pub && !(s->pub = calloc(g_cfg.nshards, sizeof(obuf)))) {
+    h->need = 0; /* out of memory: answers 0 */
     return;
   }
-  if (ax_send_buf(self, g_cfg.shards[shard_of(ch, cl)], MSG_PUBLISH, b, 0, f.len) != AX_OK)
-    h->need = 0;
-  ax_buf_release(b);
+  /* One record of this run's batch for the channel's shard (pub_flush):
+   * rec_hdr, wire_hdr, then the "message" frame the subscribers get. */
+  obuf *f = &s->pub[shard_of(ch, cl)];
+  size_t start = f->len;
+  rec_hdr r = {REC_PUBLISH, 0};
+  wire_hdr w = {0};
+  w.seq = h->seq;
+  ob_add(f, &r, sizeof r);
+  ob_add(f, &w, sizeof w);
+  size_t frame = f->len;
+  ob_add(f, "*3\r\n$7\r\nmessage\r\n", 17);
+  ob_bulk(f, ch, cl);
+  w.ch_off = (uint32_t)(f->len - frame - cl - 2);
+  w.ch_len = (uint32_t)cl;
+  ob_bulk(f, pl, pll);
+  w.pl_off = (uint32_t)(f->len - frame - pll - 2);
+  w.pl_len = (uint32_t)pll;
+  if (f->oom) {
+    h->need = 0; /* out of memory: answers 0 (the batch is dropped whole) */
+    return;
+  }
+  r.len = (uint32_t)(f->len - start - sizeof r);
+  memcpy(f->p + start, &r, sizeof r);
+  memcpy(f->p + start + sizeof r, &w, sizeof w);
+  /* A big message goes at once, so the batch never holds more than one. */
+  if (r.len >= BIG_FRAME) pub_flush(self, s, shard_of(ch, cl));
 }
 
 static const char *pubsub_help[] = {
@@ -465,6 +517,7 @@ static void send_query(ax_actor *self, conn *s, uint32_t kind, uint32_t hkind, s
     h->ncounts = s->in.argc - first;
     h->counts = calloc(h->ncounts + 1, sizeof *h->counts);
   }
+  pub_flush_all(self, s);
   for (uint32_t i = 0; i < need; i++)
     if (m.oom || ax_send(self, g_cfg.shards[i], MSG_QUERY, m.p, m.len) != AX_OK) h->need--;
   ob_free(&m);
@@ -857,12 +910,16 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
     free(h->counts);
   }
   free(s->holes);
+  if (s->pub)
+    for (uint32_t i = 0; i < g_cfg.nshards; i++) ob_free(&s->pub[i]);
+  free(s->pub);
   ob_free(&s->out);
   resp_free(&s->in);
 }
 
 /* The end of a run: one write for everything it produced. */
 static ax_err conn_flush(ax_actor *self, void *state) {
+  pub_flush_all(self, state);
   flush_out(self, state);
   return AX_OK;
 }

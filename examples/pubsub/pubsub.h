@@ -31,7 +31,9 @@ enum {
   MSG_UNSUB,
   MSG_PSUB,
   MSG_PUNSUB,
-  /* conn -> shard: buf slice = wire_hdr + the RESP "message" frame. */
+  /* conn -> shard: the publishes of one run of the conn for this shard, in
+   * one buffer: records {rec_hdr REC_PUBLISH, wire_hdr + the RESP "message"
+   * frame}. */
   MSG_PUBLISH,
   /* shard -> conn: publish_done. */
   MSG_PUBLISH_DONE,
@@ -63,7 +65,7 @@ enum { Q_NUMSUB = 1, Q_CHANNELS = 2, Q_NUMPAT = 3 };
  * output buffer (cheaper than a shared reference count per subscriber). */
 #define BIG_FRAME (16 * 1024)
 
-enum { REC_DELIVER = 1, REC_DONE = 2 };
+enum { REC_DELIVER = 1, REC_DONE = 2, REC_PUBLISH = 3 };
 typedef struct rec_hdr {
   uint32_t kind, len;
 } rec_hdr;

@@ -58,8 +58,15 @@ typedef struct slot {
   ax_pid pid;
   uint32_t refs; /* its subscriptions (channels and patterns) in this shard */
   bool touched;  /* listed in shard.touched: records wait for shard_flush */
-  obuf ob;       /* rec_hdr + bytes, ... */
+  obuf ob;       /* deliveries: rec_hdr + bytes, ... */
+  obuf done;     /* answers to its publishes (REC_DONE records) */
 } slot;
+
+/* Another node's publish, answered after this run's deliveries are sent. */
+typedef struct rdone {
+  ax_reply_addr to;
+  uint64_t n;
+} rdone;
 
 typedef struct sublist {
   slot **v;
@@ -95,6 +102,8 @@ typedef struct shard {
   map slots;      /* pid (8 bytes) -> slot* */
   slot **touched; /* slots with records for this run's flush */
   uint32_t ntouched, tcap;
+  rdone *rd;      /* this run's answers to other nodes (MSG_RPUBLISH) */
+  uint32_t nrd, rdcap;
 } shard;
 
 uint32_t shard_of(const char *ch, size_t len) {
@@ -107,6 +116,7 @@ static void slot_free(shard *s, slot *sl) {
   map_ent *e = map_get(&s->slots, &sl->pid, sizeof sl->pid);
   if (e) map_del(&s->slots, e);
   ob_free(&sl->ob);
+  ob_free(&sl->done);
   free(sl);
 }
 
@@ -132,18 +142,21 @@ static void slot_unref(shard *s, slot *sl) {
   if (--sl->refs == 0 && !sl->touched) slot_free(s, sl);
 }
 
-/* Sends the slot's records now (one MSG_BATCH) and empties it. */
-static void slot_send(ax_actor *self, slot *sl) {
-  if (sl->ob.oom)
-    ax_log(ax_actor_system(self), AX_LOG_WARN, "pubsub: out of memory: deliveries to a client dropped");
-  else if (sl->ob.len)
-    ax_send(self, sl->pid, MSG_BATCH, sl->ob.p, sl->ob.len);
-  sl->ob.len = 0;
-  sl->ob.oom = false;
-  if (sl->ob.cap > (1u << 20)) ob_free(&sl->ob);
+/* Sends records now (one MSG_BATCH) and empties their buffer. */
+static void records_send(ax_actor *self, ax_pid to, obuf *o) {
+  if (o->oom)
+    ax_log(ax_actor_system(self), AX_LOG_WARN, "pubsub: out of memory: records to a client dropped");
+  else if (o->len)
+    ax_send(self, to, MSG_BATCH, o->p, o->len);
+  o->len = 0;
+  o->oom = false;
+  if (o->cap > (1u << 20)) ob_free(o);
 }
 
-/* Appends one record for the end of this run; false when out of memory. */
+static void slot_send(ax_actor *self, slot *sl) { records_send(self, sl->pid, &sl->ob); }
+
+/* Appends one record for the end of this run; false when out of memory.
+ * Answers (REC_DONE) are kept apart: they go after every delivery. */
 static bool slot_add(shard *s, slot *sl, uint32_t kind, const void *data, size_t len) {
   if (!sl->touched) {
     if (s->ntouched == s->tcap) {
@@ -156,22 +169,37 @@ static bool slot_add(shard *s, slot *sl, uint32_t kind, const void *data, size_t
     s->touched[s->ntouched++] = sl;
     sl->touched = true;
   }
+  obuf *o = kind == REC_DONE ? &sl->done : &sl->ob;
   rec_hdr h = {kind, (uint32_t)len};
-  ob_add(&sl->ob, &h, sizeof h);
-  ob_add(&sl->ob, data, len);
-  return !sl->ob.oom;
+  ob_add(o, &h, sizeof h);
+  ob_add(o, data, len);
+  return !o->oom;
 }
 
-/* The end of a run: one MSG_BATCH per conn that has records. */
+/* Sends every pending delivery now (the answers keep waiting). */
+static void slot_send_all(ax_actor *self, shard *s) {
+  for (uint32_t i = 0; i < s->ntouched; i++) slot_send(self, s->touched[i]);
+}
+
+/* The end of a run: one MSG_BATCH per conn with deliveries, then the
+ * answers (to local publishers, then to other nodes' shards). Answers go
+ * last so that they are causal: a publisher that got its count and then
+ * publishes again, through another shard, can never overtake the delivery
+ * of its first message at a subscriber, exactly as with Redis, where the
+ * reply means the message is in every subscriber's output buffer. */
 static ax_err shard_flush(ax_actor *self, void *state) {
   shard *s = state;
+  slot_send_all(self, s);
   for (uint32_t i = 0; i < s->ntouched; i++) {
     slot *sl = s->touched[i];
-    slot_send(self, sl);
+    records_send(self, sl->pid, &sl->done);
     sl->touched = false;
     if (sl->refs == 0) slot_free(s, sl);
   }
   s->ntouched = 0;
+  for (uint32_t i = 0; i < s->nrd; i++)
+    ax_reply_to(self, s->rd[i].to, MSG_RPUBLISH_DONE, &s->rd[i].n, sizeof s->rd[i].n);
+  s->nrd = 0;
   return AX_OK;
 }
 
@@ -389,7 +417,7 @@ static uint64_t fanout(ax_actor *self, shard *s, ax_buf *buf, size_t off, size_t
 
 /* Sends each other node's shard of this index the publish (cluster mode)
  * and records the refs in p. Returns how many requests went out. */
-static uint32_t forward(ax_actor *self, shard *s, const ax_msg *msg, pend *p) {
+static uint32_t forward(ax_actor *self, shard *s, const void *data, size_t len, pend *p) {
   ax_pid local[64], *mem = local;
   size_t n = 64;
   ax_system *sys = ax_actor_system(self);
@@ -408,7 +436,7 @@ static uint32_t forward(ax_actor *self, shard *s, const ax_msg *msg, pend *p) {
   for (size_t i = 0; i < n; i++) {
     ax_ref ref;
     if (ax_pid_eq(mem[i], me)) continue;
-    if (ax_request(self, mem[i], MSG_RPUBLISH, msg->data, msg->len, g_cfg.cluster_timeout_ms,
+    if (ax_request(self, mem[i], MSG_RPUBLISH, data, len, g_cfg.cluster_timeout_ms,
                    &ref) != AX_OK)
       continue; /* down, congested (AX_EAGAIN): that node counts 0 */
     int created;
@@ -423,21 +451,37 @@ static uint32_t forward(ax_actor *self, shard *s, const ax_msg *msg, pend *p) {
 
 /* PUBLISH: local fan-out, then (cluster mode) the forward to the other
  * nodes, then the reply to the publisher once their counts are in. */
-static void shard_publish(ax_actor *self, shard *s, const ax_msg *msg) {
-  size_t off = (size_t)((const char *)msg->data - (const char *)ax_buf_data(msg->buf));
+static void shard_publish(ax_actor *self, shard *s, ax_pid from, ax_buf *buf, size_t off,
+                          size_t len) {
+  const char *data = (const char *)ax_buf_data(buf) + off;
   wire_hdr h;
-  memcpy(&h, msg->data, sizeof h);
-  publish_done d = {h.seq, fanout(self, s, msg->buf, off, msg->len)};
+  memcpy(&h, data, sizeof h);
+  publish_done d = {h.seq, fanout(self, s, buf, off, len)};
   if (g_cfg.cluster) {
     pend *p = malloc(sizeof *p);
     if (p) {
-      *p = (pend){msg->from, h.seq, d.receivers, 0};
-      p->need = forward(self, s, msg, p);
+      *p = (pend){from, h.seq, d.receivers, 0};
+      p->need = forward(self, s, data, len, p);
       if (p->need) return; /* answered by pend_done */
       free(p);
     }
   }
-  answer(self, s, msg->from, &d);
+  answer(self, s, from, &d);
+}
+
+/* A conn's batch of publishes (MSG_PUBLISH), one record each, in order. */
+static void shard_publishes(ax_actor *self, shard *s, const ax_msg *msg) {
+  size_t base = (size_t)((const char *)msg->data - (const char *)ax_buf_data(msg->buf));
+  size_t at = 0;
+  while (msg->len - at >= sizeof(rec_hdr)) {
+    rec_hdr r;
+    memcpy(&r, (const char *)msg->data + at, sizeof r);
+    at += sizeof r;
+    if (r.len > msg->len - at) break;
+    if (r.kind == REC_PUBLISH && r.len >= sizeof(wire_hdr))
+      shard_publish(self, s, msg->from, msg->buf, base + at, r.len);
+    at += r.len;
+  }
 }
 
 /* One of a publish's requests ended: an answer (n receivers) or a timeout
@@ -472,7 +516,19 @@ static void shard_rpublish(ax_actor *self, shard *s, const ax_msg *msg) {
       ax_buf_release(b);
     }
   }
-  ax_reply(self, msg, MSG_RPUBLISH_DONE, &n, sizeof n);
+  /* Answered by shard_flush, after the deliveries (see there). */
+  if (s->nrd == s->rdcap) {
+    uint32_t cap = s->rdcap ? s->rdcap * 2 : 16;
+    rdone *v = realloc(s->rd, cap * sizeof *v);
+    if (!v) { /* out of memory: answer now (order may suffer, the count not) */
+      slot_send_all(self, s);
+      ax_reply(self, msg, MSG_RPUBLISH_DONE, &n, sizeof n);
+      return;
+    }
+    s->rd = v;
+    s->rdcap = cap;
+  }
+  s->rd[s->nrd++] = (rdone){ax_reply_addr_of(msg), n};
 }
 
 static void shard_query(ax_actor *self, shard *s, const ax_msg *msg) {
@@ -513,7 +569,7 @@ static ax_err shard_behaviour(ax_actor *self, const ax_msg *msg) {
   size_t len;
   switch (msg->type) {
   case MSG_PUBLISH:
-    if (msg->buf && msg->len >= sizeof(wire_hdr)) shard_publish(self, s, msg);
+    if (msg->buf) shard_publishes(self, s, msg);
     break;
   case MSG_SUB:
     while ((name = strlist_next(&p, end, &len))) subscribe(s, msg->from, name, len);
@@ -590,10 +646,12 @@ static void shard_terminate(ax_actor *self, void *state, ax_reason reason) {
   /* Records not flushed (the run that stopped us) are dropped with us. */
   for (map_ent *e = map_first(&s->slots); e; e = map_next(&s->slots, e)) {
     ob_free(&((slot *)e->val)->ob);
+    ob_free(&((slot *)e->val)->done);
     free(e->val);
   }
   map_free(&s->slots);
   free(s->touched);
+  free(s->rd);
 }
 
 const ax_actor_spec shard_spec = {.name = "pubsub-shard",

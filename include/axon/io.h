@@ -319,6 +319,20 @@ AX_API ax_err ax_conn_notify_below(ax_conn c, size_t bytes);
  * AX_EINVAL (zero handle). */
 AX_API ax_err ax_conn_close(ax_conn c);
 
+/* Most bytes ax_conn_close_with takes. */
+#define AX_CONN_FINAL_MAX 4096
+
+/* ax_conn_close_with queues data[0..len) behind everything already queued,
+ * even past the high watermark (the last words to a client that does not
+ * keep up: "ERROR :Closing Link: ... (SendQ exceeded)"), then closes as
+ * ax_conn_close does: it is sent within close_timeout_ms with the rest, or
+ * dropped with it. At most AX_CONN_FINAL_MAX bytes, so the headroom past
+ * the mark is bounded. Thread: any. Errors: AX_EINVAL (len over the max,
+ * data NULL with len > 0, a zero handle), AX_ECLOSED (closed or closing:
+ * nothing queued), AX_ESTATE (still connecting), AX_ENOMEM (the bytes
+ * could not be queued: the connection closes without them). */
+AX_API ax_err ax_conn_close_with(ax_conn c, const void *data, size_t len);
+
 /* ax_conn_abort closes at once: queued bytes are dropped and the peer gets
  * a reset; the owner gets AX_MSG_IO_CLOSED (reason ABORT). Thread: any.
  * Errors: AX_ECLOSED, AX_EINVAL (zero handle). */
