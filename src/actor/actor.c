@@ -254,12 +254,10 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
     e = AX_ENOMEM;
     goto out;
   }
-  /* Metrics and tracing: one byte on the line the push writes anyway, and
-   * one read-mostly pointer; both before the push (n is ours until then,
-   * and a SEND event must precede its RECEIVE). */
-  unsigned bits = atomic_load_explicit(&r->obs, memory_order_acquire);
-  const ax_tracer *t = ax__tracer(sys);
-  if (AX_UNLIKELY(bits | (t != NULL))) ax__obs_on_send(r, n, bits, t, from);
+  /* Metrics and tracing: one read-mostly byte until either is used; before
+   * the push (n is ours until then, and a SEND must precede its RECEIVE). */
+  if (AX_UNLIKELY(atomic_load_explicit(&sys->hooks_any, memory_order_relaxed)))
+    ax__obs_on_send(sys, r, n, from);
   if (AX_UNLIKELY(how & ADM_LOCKED)) { /* DROP_OLD: see trim_old */
     lane_lock(r);
     bool idle = ax__lane_push(&r->user_head, &n->link);
@@ -555,15 +553,13 @@ ax__run_result ax__actor_run(ax_actor *a) {
   c->exiting = false;
   c->delivered = false;
   c->mute_on = 0;
-  /* Metrics and tracing are decided once per run: a tracer set meanwhile
-   * sees this actor's receives from its next run. The owner set obs
-   * itself: relaxed is enough. */
+  /* Metrics and tracing are decided once per run (a tracer set meanwhile
+   * sees this actor's receives from its next run), with one test of a
+   * read-mostly byte until either is used. */
   c->obs = NULL;
-  if (AX_UNLIKELY(atomic_load_explicit(&a->obs, memory_order_relaxed))) {
-    c->obs = a->ext->obs;
-    ax__obs_run_start(a);
-  }
-  c->hooks = c->obs != NULL || atomic_load_explicit(&a->sys->tracer, memory_order_relaxed);
+  c->hooks = false;
+  if (AX_UNLIKELY(atomic_load_explicit(&a->sys->hooks_any, memory_order_relaxed)))
+    ax__obs_run_begin(a, c);
   /* The system lane is almost always empty: test it inline (process_sys
    * is out of line since exit placeholders call it too). */
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
@@ -576,7 +572,6 @@ ax__run_result ax__actor_run(ax_actor *a) {
     c->obs = NULL; /* freed with a */
     return AX__RUN_DEAD;
   }
-  c->obs = NULL;
   /* Unmute our own waiting senders before we may mute ourselves: two
    * actors muted on each other would otherwise wait forever. */
   if (atomic_load_explicit(&a->mute_stack, memory_order_seq_cst) &&

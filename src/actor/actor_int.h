@@ -234,6 +234,10 @@ struct ax_system {
    * the counters below. */
   _Atomic(const ax_tracer *) tracer; /* ax_trace_set (acquire/release) */
   _Atomic unsigned obs_default;      /* ax_metrics_track_all (relaxed) */
+  /* 1 once a tracer was set or an actor tracked (never cleared): until
+   * then a send and a run test only this byte (relaxed: a hook turned on
+   * concurrently applies from the next send or run that sees it). */
+  _Atomic uint8_t hooks_any;
   uint32_t nworkers;  /* worker threads running */
   uint32_t nalloc;    /* workers allocated */
   ax__worker *workers;
@@ -367,12 +371,13 @@ static inline ax_ref ax__new_ref(ax_system *sys) {
 ax__actor_ext *ax__ext(ax_actor *a);
 
 /* ---- metrics and tracing (obs.c) ---- */
-/* Sender side, before user message n is pushed to r, when r's obs bits
- * (`bits`) or the tracer t is set: counts the push and stamps n for the
- * wait histogram (bits), reports the SEND (t). */
-void ax__obs_on_send(ax_actor *r, ax__mnode *n, unsigned bits, const ax_tracer *t, uint64_t from);
-/* Owner side: the start of a run of a tracked actor (depth, peak). */
-void ax__obs_run_start(ax_actor *a);
+/* Sender side, once hooks_any is set, before user message n is pushed to
+ * r: counts the push and stamps n for the wait histogram (r tracked),
+ * reports the SEND (a tracer). */
+void ax__obs_on_send(ax_system *sys, ax_actor *r, ax__mnode *n, uint64_t from);
+/* Owner side, once hooks_any is set, at the start of a's run: sets
+ * c->obs (a tracked: depth, peak) and c->hooks. */
+void ax__obs_run_begin(ax_actor *a, ax__ctx *c);
 /* Owner side: a user message popped from the lane (depth, wait time). */
 void ax__obs_on_pop(struct ax__obs *o, ax__mnode *n);
 /* Owner side: runs the behaviour on n with the hooks (receive event,

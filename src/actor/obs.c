@@ -81,6 +81,7 @@ static ax_err track(ax_actor *a, unsigned what) {
   atomic_store_explicit(&o->what, what, memory_order_relaxed);
   /* release: a sender that sees the bits (acquire) sees ext and the block. */
   atomic_store_explicit(&a->obs, (uint8_t)what, memory_order_release);
+  atomic_store_explicit(&a->sys->hooks_any, 1, memory_order_relaxed);
   return AX_OK;
 }
 
@@ -131,9 +132,11 @@ static void on_push(ax_actor *r, ax__mnode *n, unsigned bits) {
   }
 }
 
-__attribute__((noinline)) void ax__obs_on_send(ax_actor *r, ax__mnode *n, unsigned bits,
-                                                const ax_tracer *t, uint64_t from) {
+void ax__obs_on_send(ax_system *sys, ax_actor *r, ax__mnode *n, uint64_t from) {
+  /* acquire: pairs with track's release (ext and the block are set). */
+  unsigned bits = atomic_load_explicit(&r->obs, memory_order_acquire);
   if (bits) on_push(r, n, bits);
+  const ax_tracer *t = ax__tracer(sys);
   if (t) ax__trace_msg(t, AX_TRACE_SEND, from, r->pid, &n->msg);
 }
 
@@ -144,11 +147,20 @@ static uint64_t depth_of(ax_actor *a, struct ax__obs *o) {
   return enq > popped ? enq - popped : 0; /* a reader may see a pop before its push */
 }
 
-void ax__obs_run_start(ax_actor *a) {
+static void run_start(ax_actor *a) {
   struct ax__obs *o = a->ext->obs;
   uint64_t d = depth_of(a, o);
   if (d > atomic_load_explicit(&o->peak, memory_order_relaxed))
     atomic_store_explicit(&o->peak, d, memory_order_relaxed);
+}
+
+void ax__obs_run_begin(ax_actor *a, ax__ctx *c) {
+  /* The owner set its obs bits itself: relaxed is enough. */
+  if (atomic_load_explicit(&a->obs, memory_order_relaxed)) {
+    c->obs = a->ext->obs;
+    run_start(a);
+  }
+  c->hooks = c->obs != NULL || atomic_load_explicit(&a->sys->tracer, memory_order_relaxed);
 }
 
 void ax__obs_on_pop(struct ax__obs *o, ax__mnode *n) {
@@ -273,6 +285,7 @@ ax_err ax_worker_stats_get(ax_system *sys, uint32_t i, ax_worker_stats *out) {
 ax_err ax_trace_set(ax_system *sys, const ax_tracer *t) {
   if (!sys || (t && !t->fn)) return AX_EINVAL;
   atomic_store_explicit(&sys->tracer, t, memory_order_release);
+  if (t) atomic_store_explicit(&sys->hooks_any, 1, memory_order_relaxed);
   return AX_OK;
 }
 
