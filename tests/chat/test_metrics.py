@@ -8,6 +8,7 @@ earlier scrape then shows as one 200, its request and its response). Every
 wait is bounded; nothing depends on timing.
 
 usage: test_metrics.py CHAT_BINARY metrics"""
+import os
 import re
 import socket
 import sys
@@ -15,13 +16,14 @@ import time
 
 from chatlib import WAIT, Fail, Server, check, main
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "metrics"))
 try:
-    from prometheus_client.parser import text_string_to_metric_families
+    import promscrape
 except ImportError:
     print("chat test metrics needs python3-prometheus-client (scripts/deps.sh installs it)")
     sys.exit(1)
 
-REQUEST = b"GET /metrics HTTP/1.1\r\nHost: chat\r\n\r\n"
+REQUEST = promscrape.REQUEST
 
 
 class Counting:
@@ -70,28 +72,10 @@ def until(clients, cond, what):
 
 
 def scrape(port):
-    """One scrape over a raw socket: (raw response bytes, {sample: value})."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    s.sendall(REQUEST)
-    raw = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        raw += d
-    s.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    check(head.startswith(b"HTTP/1.1 200 OK\r\n"), "status: %r" % head[:40])
-    check(b"Content-Type: text/plain; version=0.0.4" in head, "content type")
-    m = re.search(rb"Content-Length: (\d+)", head)
-    check(m and int(m.group(1)) == len(body), "content length")
-    samples = {}
-    for fam in text_string_to_metric_families(body.decode()):
-        for smp in fam.samples:
-            labels = ",".join('%s="%s"' % kv for kv in sorted(smp.labels.items()))
-            key = smp.name + ("{%s}" % labels if labels else "")
-            samples[key] = smp.value
-    return raw, samples
+    try:
+        return promscrape.scrape(port, WAIT)
+    except ValueError as e:
+        raise Fail("scrape: %s" % e)
 
 
 def t_metrics(binary):

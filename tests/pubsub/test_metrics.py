@@ -7,20 +7,22 @@ the bytes they sent and received, to the byte, and three open connections.
 Exits 77 (skipped) without python3-prometheus-client.
 
 usage: test_metrics.py PUBSUB_BINARY"""
+import os
 import re
 import socket
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "metrics"))
 try:
-    from prometheus_client.parser import text_string_to_metric_families
+    import promscrape
 except ImportError:
     print("pubsub.metrics: python3-prometheus-client missing: skipped")
     sys.exit(77)
 
 WAIT = 60
-REQUEST = b"GET /metrics HTTP/1.1\r\nHost: pubsub\r\n\r\n"
+REQUEST = promscrape.REQUEST
 
 
 def fail(what):
@@ -52,23 +54,13 @@ class Peer:
 
 
 def scrape(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    s.sendall(REQUEST)
-    raw = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        raw += d
-    s.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200 OK\r\n"):
-        fail("status %r" % head[:40])
-    out = {"_raw_len": len(raw)}
-    for fam in text_string_to_metric_families(body.decode()):
-        for smp in fam.samples:
-            if not smp.labels:
-                out[smp.name] = smp.value
+    """The unlabelled samples, and the raw response's length as "_raw_len"."""
+    try:
+        raw, samples = promscrape.scrape(port, WAIT)
+    except ValueError as e:
+        fail("scrape: %s" % e)
+    out = {k: v for k, v in samples.items() if "{" not in k}
+    out["_raw_len"] = len(raw)
     return out
 
 
