@@ -17,16 +17,22 @@
 #define BACKOFF_MAX 5000u
 #define NONE_SENDER 2u              /* the senders map's key for AX_PID_NONE */
 
-enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_UP, PH_DONE };
+/* PH_ELECT: handshake done, waiting for the peer's ELECT (or BYE). */
+enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_ELECT, PH_UP, PH_DONE };
 
 typedef struct cl_conn {
   ax__cluster *cl;
   ax_conn conn;
-  bool dialler, stop, hs_live, dec_live;
+  bool dialler, stop, hs_live, dec_live, initiator;
   int phase;
+  uint64_t me;                 /* this actor's pid */
   char addr[AX__ADDR_MAX + 1];
   char name[AX__NAME_MAX + 1]; /* the peer's name once known */
   ax__peer *peer;              /* PH_UP */
+  ax__peer *cand;              /* PH_ELECT, PH_UP: the node of this connection */
+  char plisten[AX__ADDR_MAX + 1]; /* the peer's listen address ("" if none) */
+  uint32_t peer_max;           /* the peer's max frame */
+  uint64_t elect_by;           /* PH_ELECT: the deadline for ELECT */
   uint64_t features;
   uint64_t last_rx, last_tx, next_dial, hb_seq;
   uint32_t backoff;
@@ -392,12 +398,13 @@ static void reset_codec(cl_conn *c) {
 }
 
 static void conn_lost(ax_actor *self, cl_conn *c, int reason);
+static void proto_fail(ax_actor *self, cl_conn *c, const char *what, ax__perr pe);
 
 static void begin_handshake(ax_actor *self, cl_conn *c) {
   ax__cluster *cl = c->cl;
   ax__hs_cfg h = {.self_name = cl->name,
                   .incarnation = cl->incarnation,
-                  .features = AX__FEAT_FRAGMENTS | AX__FEAT_PEERS | AX__FEAT_SPAWN | AX__FEAT_PG,
+                  .features = AX__FEAT_ALL_V1 | AX__FEAT_ELECT,
                   .max_frame = cl->max_frame,
                   .listen = cl->listening ? cl->listen_addr : NULL,
                   .secret = &cl->secret,
@@ -445,13 +452,112 @@ static void send_peers(ax__cluster *cl, ax__peer *p) {
   }
 }
 
-/* The handshake finished: make this connection the node's link (or lose
- * the simultaneous-connect tie-break). */
+/* How a connection whose handshake finished becomes the node's link
+ * (docs/PROTOCOL.md "Simultaneous connect"). */
+enum {
+  UP_LEGACY,  /* a peer without ELECT: the tie-break of ax__hs_tiebreak_keep */
+  UP_ELECTOR, /* ELECT, our name is smaller: we choose (the first one wins) */
+  UP_ELECTED  /* ELECT, the peer chose this connection (ELECT arrived) */
+};
+
+/* Turns a duplicate connection down: BYE(duplicate), close; a dialler
+ * stands by while the node is linked through the other connection. */
+static void refuse_duplicate(ax_actor *self, cl_conn *c) {
+  ax__wmsg m;
+  memset(&m, 0, sizeof m);
+  m.kind = AX__K_BYE;
+  m.u.bye.reason = AX__HSR_DUPLICATE;
+  uint8_t *b;
+  size_t bl;
+  if (ax__wmsg_encode(&m, c->peer_max, &b, &bl) == AX_OK) {
+    ax_conn_write(c->conn, b, bl);
+    ax__free(b, bl);
+  }
+  ax_conn_close(c->conn);
+  c->conn = (ax_conn){0};
+  conn_lost(self, c, AX_NODE_CLOSED);
+}
+
+static void peer_down(ax__cluster *cl, ax__peer *p, uint64_t owner, int reason);
+
+/* Makes this connection node c->cand's link. Frames of the route go out on
+ * a connection only from here on: with ELECT, only on the connection the
+ * node with the smaller name chose, so nothing is ever written on a
+ * connection the other side drops. */
+static void go_up(ax_actor *self, cl_conn *c, int mode) {
+  ax__cluster *cl = c->cl;
+  ax__peer *p = c->cand;
+  uint64_t me = ax_self(self).id;
+  ax_conn superseded = {0};
+  pthread_mutex_lock(&p->wmu);
+  while (mode == UP_ELECTED && atomic_load(&p->up) && p->conn_pid != me) {
+    /* The elector chooses only while it has no link to us: the old link
+     * is gone on its side (we had not noticed yet). Take it down first. */
+    uint64_t old = p->conn_pid;
+    ax_conn oc = p->conn;
+    pthread_mutex_unlock(&p->wmu);
+    ax_conn_abort(oc);
+    peer_down(cl, p, old, AX_NODE_CLOSED);
+    pthread_mutex_lock(&p->wmu);
+  }
+  if (atomic_load(&p->up) && p->conn_pid != me) {
+    if (mode == UP_ELECTOR || !ax__hs_tiebreak_keep(cl->name, c->name, c->initiator)) {
+      pthread_mutex_unlock(&p->wmu);
+      refuse_duplicate(self, c); /* the other connection stays */
+      return;
+    }
+    superseded = p->conn; /* legacy: this one wins the tie-break */
+    for (ax__clq *q = p->bq; q; q = q->next) q->started = false; /* restart on the new link */
+  }
+  p->conn = c->conn;
+  p->conn_pid = me;
+  p->features = c->features;
+  p->max_frame = c->peer_max;
+  if (mode == UP_ELECTOR) {
+    /* ELECT first: the peer uses this connection from then on. */
+    ax__wmsg m;
+    memset(&m, 0, sizeof m);
+    m.kind = AX__K_ELECT;
+    uint8_t hdr[32];
+    size_t hl;
+    ax_err e = ax__wmsg_encode_hdr(&m, 0, p->max_frame, hdr, sizeof hdr, &hl);
+    if (e == AX_OK) e = write_frame(cl, p, hdr, hl, NULL, 0, NULL);
+    if (e != AX_OK) {
+      p->conn = (ax_conn){0};
+      p->conn_pid = 0;
+      pthread_mutex_unlock(&p->wmu);
+      ax_log(cl->sys, AX_LOG_WARN, "cluster %s: cannot elect the link to %s: %s", cl->name,
+             c->name, ax_err_name(e));
+      conn_lost(self, c, AX_NODE_CLOSED);
+      return;
+    }
+  }
+  bool was_up = atomic_load(&p->up);
+  atomic_store_explicit(&p->up, true, memory_order_release);
+  bool pending = p->bq != NULL;
+  pthread_mutex_unlock(&p->wmu);
+  if (superseded.id) ax_conn_close(superseded);
+  c->peer = p;
+  c->phase = PH_UP;
+  c->backoff = 0;
+  c->last_rx = c->last_tx = now_ms(cl);
+  if (!was_up) {
+    AX__CL_STAT(cl, up, 1);
+    ax_log(cl->sys, AX_LOG_INFO, "cluster %s: node %s up", cl->name, p->name);
+    ax__cl_notify(cl, AX_MSG_NODE_UP, p->name, p->incarnation, AX_NODE_CONNECTED);
+  }
+  if (c->features & AX__FEAT_PEERS) send_peers(cl, p);
+  ax__cl_pg_peer_up(cl, p, me); /* our groups' local members (pg.c) */
+  if (c->plisten[0]) ax__cl_dial(cl, c->plisten, p->name); /* keep redialling it */
+  if (pending) ax__send_sys(cl->sys, 0, me, AX__CL_KICK, 0, 0, NULL, 0, NULL);
+}
+
+/* The handshake finished: the connection becomes the node's link now, or
+ * when the peer elects it, or is refused as a duplicate. */
 static void established(ax_actor *self, cl_conn *c) {
   ax__cluster *cl = c->cl;
   ax__hs_result r;
   ax__hs_result_get(&c->hs, &r);
-  uint64_t me = ax_self(self).id;
   snprintf(c->name, sizeof c->name, "%s", r.peer);
   uint32_t idx = 0, replaced = 0;
   pthread_mutex_lock(&cl->mu);
@@ -476,68 +582,56 @@ static void established(ax_actor *self, cl_conn *c) {
     pthread_mutex_unlock(&old->wmu);
     if (op) ax__send_sys(cl->sys, 0, op, AX__CL_GONE, 0, 0, NULL, 0, NULL);
   }
-  ax_conn superseded = {0};
-  pthread_mutex_lock(&p->wmu);
-  if (atomic_load(&p->up) && p->conn_pid != me) {
-    if (!ax__hs_tiebreak_keep(cl->name, r.peer, r.initiator)) {
-      pthread_mutex_unlock(&p->wmu);
-      /* Lost the tie-break: the other connection stays. */
-      ax__wmsg m;
-      memset(&m, 0, sizeof m);
-      m.kind = AX__K_BYE;
-      m.u.bye.reason = AX__HSR_DUPLICATE;
-      uint8_t *b;
-      size_t bl;
-      if (ax__wmsg_encode(&m, r.peer_max_frame, &b, &bl) == AX_OK) {
-        ax_conn_write(c->conn, b, bl);
-        ax__free(b, bl);
-      }
-      ax_conn_close(c->conn);
-      c->conn = (ax_conn){0};
-      conn_lost(self, c, AX_NODE_CLOSED); /* a dialler stands by */
-      return;
-    }
-    superseded = p->conn;
-    for (ax__clq *q = p->bq; q; q = q->next) q->started = false; /* restart on the new link */
-  }
-  p->conn = c->conn;
-  p->conn_pid = me;
-  p->features = r.features;
-  p->max_frame = r.peer_max_frame;
-  bool was_up = atomic_load(&p->up);
-  atomic_store_explicit(&p->up, true, memory_order_release);
-  bool pending = p->bq != NULL;
-  pthread_mutex_unlock(&p->wmu);
-  if (superseded.id) ax_conn_close(superseded);
+  c->cand = p;
   c->features = r.features;
-  c->peer = p;
-  c->phase = PH_UP;
-  c->backoff = 0;
-  c->last_rx = c->last_tx = now_ms(cl);
+  c->peer_max = r.peer_max_frame;
+  c->initiator = r.initiator;
+  snprintf(c->plisten, sizeof c->plisten, "%s", r.peer_listen);
   AX__CL_STAT(cl, hs_ok, 1);
   ax__fdec_init(&c->dec, cl->max_frame);
   ax__reasm_init(&c->reasm, (size_t)AX__REASM_FACTOR * cl->max_frame, cl->max_frame);
   c->dec_live = true;
-  if (!was_up) {
-    AX__CL_STAT(cl, up, 1);
-    ax_log(cl->sys, AX_LOG_INFO, "cluster %s: node %s up", cl->name, r.peer);
-    ax__cl_notify(cl, AX_MSG_NODE_UP, p->name, p->incarnation, AX_NODE_CONNECTED);
+  c->last_rx = c->last_tx = now_ms(cl);
+  if (!(r.features & AX__FEAT_ELECT)) {
+    go_up(self, c, UP_LEGACY);
+  } else if (strcmp(cl->name, r.peer) < 0) {
+    go_up(self, c, UP_ELECTOR);
+  } else {
+    c->phase = PH_ELECT; /* until the peer's ELECT or BYE (bounded: on_tick) */
+    c->elect_by = c->last_rx + cl->hs_ms;
   }
-  if (r.features & AX__FEAT_PEERS) send_peers(cl, p);
-  ax__cl_pg_peer_up(cl, p, me); /* our groups' local members (pg.c) */
-  if (r.peer_listen[0]) ax__cl_dial(cl, r.peer_listen, r.peer); /* keep redialling it */
-  if (pending) ax__send_sys(cl->sys, 0, me, AX__CL_KICK, 0, 0, NULL, 0, NULL);
 }
 
-/* The node behind this connection is down: undo what crossed it. */
-static void node_down(ax_actor *self, cl_conn *c, int reason) {
-  ax__cluster *cl = c->cl;
-  ax__peer *p = c->peer;
-  c->peer = NULL;
-  if (!p) return;
+/* A frame while waiting for ELECT: only ELECT, BYE (a duplicate) and
+ * HEARTBEAT may come. Returns false when the connection closed. */
+static bool elect_frame(ax_actor *self, cl_conn *c, const ax__frame *f) {
+  ax__wmsg m;
+  ax__perr pe = AX__PE_OK;
+  ax_err e = ax__wmsg_decode(f, c->features, false, &m, &pe);
+  int kind = m.kind;
+  ax__wmsg_fini(&m);
+  if (e == AX_ENOMEM) {
+    conn_lost(self, c, AX_NODE_CLOSED);
+    return false;
+  }
+  if (e != AX_OK) {
+    proto_fail(self, c, "bad frame", pe);
+    return false;
+  }
+  switch (kind) {
+  case AX__K_ELECT: go_up(self, c, UP_ELECTED); return c->phase == PH_UP;
+  case AX__K_HEARTBEAT: return true;
+  case AX__K_BYE: conn_lost(self, c, AX_NODE_CLOSED); return false; /* a duplicate */
+  default: proto_fail(self, c, "a frame before ELECT", AX__PE_KIND); return false;
+  }
+}
+
+/* Node p is down if its link is still connection actor `owner`'s: undo
+ * what crossed it (once: the first caller for that link does it). */
+static void peer_down(ax__cluster *cl, ax__peer *p, uint64_t owner, int reason) {
   ax__clq *bq = NULL;
   pthread_mutex_lock(&p->wmu);
-  bool active = atomic_load(&p->up) && p->conn_pid == ax_self(self).id;
+  bool active = atomic_load(&p->up) && p->conn_pid == owner;
   if (active) {
     atomic_store(&p->up, false);
     p->conn = (ax_conn){0};
@@ -549,7 +643,7 @@ static void node_down(ax_actor *self, cl_conn *c, int reason) {
   }
   pthread_mutex_unlock(&p->wmu);
   if (!active) return;
-  ax__cl_pg_peer_down(cl, p, ax_self(self).id); /* its members leave (pg.c) */
+  ax__cl_pg_peer_down(cl, p, owner); /* its members leave (pg.c) */
   ax__pairset links;
   ax__u64map mo_w, mo_t, mi_w, mi_t, pend;
   pthread_mutex_lock(&p->tmu);
@@ -608,6 +702,13 @@ static void node_down(ax_actor *self, cl_conn *c, int reason) {
   ax__cl_notify(cl, AX_MSG_NODE_DOWN, p->name, p->incarnation, reason);
 }
 
+/* The node behind this connection is down: undo what crossed it. */
+static void node_down(ax_actor *self, cl_conn *c, int reason) {
+  ax__peer *p = c->peer;
+  c->peer = NULL;
+  if (p) peer_down(c->cl, p, ax_self(self).id, reason);
+}
+
 /* The connection is gone (or must go): take the node down, then redial or
  * stop. */
 static void conn_lost(ax_actor *self, cl_conn *c, int reason) {
@@ -637,8 +738,9 @@ static void proto_fail(ax_actor *self, cl_conn *c, const char *what, ax__perr pe
   conn_lost(self, c, AX_NODE_PROTOCOL);
 }
 
+/* This connection is its node's link (a superseded one no longer is). */
 static bool peer_active(cl_conn *c) {
-  return c->peer && atomic_load(&c->peer->up); /* the dispatcher runs on the owner */
+  return c->peer && atomic_load(&c->peer->up) && atomic_load(&c->peer->conn_pid) == c->me;
 }
 
 /* Replays one SEND (whole or reassembled) locally. */
@@ -836,7 +938,7 @@ static bool dispatch(ax_actor *self, cl_conn *c, const ax__frame *f) {
 }
 
 static void feed_frames(ax_actor *self, cl_conn *c, const uint8_t *d, size_t n) {
-  while (n && c->phase == PH_UP && peer_active(c)) {
+  while (n && ((c->phase == PH_UP && peer_active(c)) || c->phase == PH_ELECT)) {
     size_t used = 0;
     ax__frame f;
     ax__perr pe = AX__PE_OK;
@@ -854,7 +956,7 @@ static void feed_frames(ax_actor *self, cl_conn *c, const uint8_t *d, size_t n) 
       return;
     }
     AX__CL_STAT(c->cl, frames_in, 1);
-    if (!dispatch(self, c, &f)) return;
+    if (!(c->phase == PH_ELECT ? elect_frame(self, c, &f) : dispatch(self, c, &f))) return;
   }
 }
 
@@ -877,11 +979,11 @@ static void on_data(ax_actor *self, cl_conn *c, const uint8_t *d, size_t n) {
       return;
     }
     established(self, c);
-    if (c->phase != PH_UP) return;
+    if (c->phase != PH_UP && c->phase != PH_ELECT) return;
     d += used;
     n -= used;
   }
-  if (c->phase == PH_UP) feed_frames(self, c, d, n);
+  if (c->phase == PH_UP || c->phase == PH_ELECT) feed_frames(self, c, d, n);
 }
 
 /* Writes queued frames while the socket's queue is short; past PUMP_HIGH
@@ -991,7 +1093,7 @@ static void send_heartbeat(cl_conn *c) {
   pthread_mutex_lock(&p->wmu);
   /* Straight out, never behind queued bulk: the pump keeps the socket's
    * queue short, so this is at most ~1 MiB behind. */
-  if (atomic_load(&p->up) && write_frame(c->cl, p, hdr, hl, NULL, 0, NULL) == AX_OK)
+  if (atomic_load(&p->up) && p->conn_pid == c->me && write_frame(c->cl, p, hdr, hl, NULL, 0, NULL) == AX_OK)
     AX__CL_STAT(c->cl, hb_out, 1);
   pthread_mutex_unlock(&p->wmu);
 }
@@ -1006,6 +1108,14 @@ static void on_tick(ax_actor *self, cl_conn *c) {
       AX__CL_STAT(cl, hs_failed, 1);
       ax_log(cl->sys, AX_LOG_WARN, "cluster %s: handshake with %s failed: %s", cl->name,
              c->addr[0] ? c->addr : "an accepted peer", ax__hs_why(&c->hs));
+      conn_lost(self, c, AX_NODE_CLOSED);
+    }
+    break;
+  case PH_ELECT:
+    if (now >= c->elect_by) {
+      AX__CL_STAT(cl, hs_failed, 1);
+      ax_log(cl->sys, AX_LOG_WARN, "cluster %s: %s did not elect the connection in time",
+             cl->name, c->name);
       conn_lost(self, c, AX_NODE_CLOSED);
     }
     break;
@@ -1048,7 +1158,8 @@ static ax_err conn_behave(ax_actor *self, const ax_msg *m) {
     }
     break;
   case AX_MSG_IO_DATA:
-    if (mine && (c->phase == PH_HANDSHAKE || c->phase == PH_UP)) on_data(self, c, m->data, m->len);
+    if (mine && (c->phase == PH_HANDSHAKE || c->phase == PH_ELECT || c->phase == PH_UP))
+      on_data(self, c, m->data, m->len);
     break;
   case AX_MSG_IO_PEER_SHUTDOWN:
   case AX_MSG_IO_CLOSED:
@@ -1077,7 +1188,8 @@ static ax_err conn_behave(ax_actor *self, const ax_msg *m) {
       b.kind = AX__K_BYE;
       bool k = false;
       pthread_mutex_lock(&c->peer->wmu);
-      if (atomic_load(&c->peer->up)) control_frame(c->cl, c->peer, 0, &b, &k);
+      if (atomic_load(&c->peer->up) && c->peer->conn_pid == c->me)
+        control_frame(c->cl, c->peer, 0, &b, &k);
       pthread_mutex_unlock(&c->peer->wmu);
     }
     conn_lost(self, c, AX_NODE_DISCONNECTED);
@@ -1096,6 +1208,7 @@ static ax_err conn_init(ax_actor *self, void *state, const void *arg, size_t len
   if (len != sizeof a) return AX_EINVAL;
   memcpy(&a, arg, sizeof a);
   c->cl = a.cl;
+  c->me = ax_self(self).id;
   pthread_mutex_lock(&c->cl->mu);
   bool ok = ax__u64map_put(&c->cl->conns, ax_self(self).id, 1);
   pthread_mutex_unlock(&c->cl->mu);

@@ -63,7 +63,7 @@ typedef struct ax__peer {
   pthread_mutex_t wmu;
   _Atomic bool up;
   ax_conn conn;
-  uint64_t conn_pid; /* the connection actor of the live connection */
+  _Atomic uint64_t conn_pid; /* the connection actor of the live connection */
   uint64_t features;
   uint32_t max_frame;
   uint32_t next_stream;
