@@ -30,7 +30,10 @@ typedef struct ax_node_config {
   const char *name;
   /* Where to listen: "host:port", "[v6]:port" or "unix:/path"; port 0
    * takes an ephemeral port (ax_node_listen_addr reads it back). NULL: do
-   * not listen (this node only dials out). */
+   * not listen (this node only dials out). A "unix:" path whose socket
+   * file exists but refuses connections (left by a killed node) is
+   * removed before the bind; a live listener's file makes the bind fail
+   * (AX_ESYS). The file is removed when the node stops. */
   const char *listen;
   /* The shared secret (16..1024 bytes): from a file (mode 0600 or 0400,
    * owned by this user) or from an environment variable; exactly one of

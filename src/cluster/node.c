@@ -2,9 +2,14 @@
  * layer (AX__LAYER_CLUSTER), the manager actor that owns the listener, the
  * dial list, node monitors, pid translation. The connection actors, the
  * dispatcher and the route are in conn.c. See docs/cluster.md. */
+#include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "cluster/node_int.h"
 
@@ -316,6 +321,29 @@ void ax_node_config_init(ax_node_config *c) {
   c->send_queue_max = 8u * 1024 * 1024;
 }
 
+/* A Unix socket file left by a node that died without closing its
+ * listener (kill -9) would make the bind fail: remove it when nothing
+ * accepts on it (a connect is refused). A live listener's file, or any
+ * file that is not a socket, stays (the bind then fails: AX_ESYS). */
+static void clear_stale_socket(ax_system *sys, const char *addr) {
+  if (strncmp(addr, "unix:", 5) != 0) return;
+  struct sockaddr_un un;
+  memset(&un, 0, sizeof un);
+  un.sun_family = AF_UNIX;
+  size_t n = strlen(addr + 5);
+  struct stat st;
+  if (n == 0 || n >= sizeof un.sun_path || lstat(addr + 5, &st) != 0 || !S_ISSOCK(st.st_mode))
+    return;
+  memcpy(un.sun_path, addr + 5, n);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  if (connect(fd, (struct sockaddr *)&un, sizeof un) != 0 && errno == ECONNREFUSED) {
+    if (unlink(addr + 5) == 0)
+      ax_log(sys, AX_LOG_INFO, "cluster: removed the stale socket file %s", addr + 5);
+  }
+  close(fd);
+}
+
 ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   if (!sys || !cfg) return AX_EINVAL;
   if (ax__node_name_check(cfg->name) != AX_OK) {
@@ -404,6 +432,7 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     ax_io_opts_init(&o);
     o.high_watermark = SIZE_MAX / 4; /* the cluster bounds its own queue (docs/cluster.md) */
     o.low_watermark = 0;
+    clear_stale_socket(sys, cfg->listen);
     e = ax_system_listen(sys, mgr, cfg->listen, &o, &cl->lst);
     if (e != AX_OK) {
       ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
