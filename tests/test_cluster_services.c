@@ -159,6 +159,14 @@ static ax_err probe_behave(ax_actor *self, const ax_msg *m) {
     r.pid = x->pid.id;
     break;
   }
+  case AX_MSG_DOWN: {
+    const ax_down_info *d = m->data;
+    CU_ASSERT_EQUAL(m->len, sizeof *d);
+    r.status = (int32_t)d->reason;
+    r.pid = d->pid.id;
+    r.ref = d->ref;
+    break;
+  }
   default: break;
   }
   rec_add(r);
@@ -321,6 +329,63 @@ static void test_spawn(void) {
   node_free(&a);
 }
 
+/* The monitor option: one DOWN under the request's ref, with the actor's
+ * exit reason; noproc (no pid) when nothing was spawned; the same for a
+ * spawn on this node; noconnection when the node goes down. */
+static void test_spawn_monitor(void) {
+  node a, b;
+  pair(&a, &b, true, false);
+  CU_ASSERT_EQUAL(ax_behaviour_register(a.sys, "worker", &worker_spec), AX_OK);
+  CU_ASSERT_EQUAL(ax_behaviour_register(b.sys, "worker", &worker_spec), AX_OK);
+  ax_pid pr;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(b.sys, &probe_spec, NULL, 0, &pr), AX_OK);
+  const char *where[2] = {a.name, b.name}; /* another node, then this one */
+  for (int i = 0; i < 2; i++) {
+    rec_reset();
+    probe_cmd(&b, pr, OP_SPAWN, where[i], "worker", "wxyz", 4, AX_SPAWN_MONITOR, 20000);
+    rec r, c, d;
+    wait_reply(AX_MSG_SPAWN_REPLY, &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, AX_OK);
+    CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
+    CU_ASSERT_EQUAL(ax_system_send(b.sys, (ax_pid){r.pid}, T_STOPME, NULL, 0), AX_OK);
+    CU_ASSERT_FATAL(wait_rec(AX_MSG_DOWN, &d));
+    CU_ASSERT_EQUAL(d.ref, c.ref);
+    CU_ASSERT_EQUAL(d.pid, r.pid);
+    CU_ASSERT_EQUAL(d.status, AX_REASON_USER + 7);
+    /* Nothing was spawned (init refused the argument): the reply's error
+     * and a DOWN noproc without a pid. */
+    rec_reset();
+    probe_cmd(&b, pr, OP_SPAWN, where[i], "worker", "xy", 2, AX_SPAWN_MONITOR, 20000);
+    CU_ASSERT_FATAL(wait_rec(AX_MSG_SPAWN_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, AX_EINVAL);
+    CU_ASSERT_FATAL(wait_rec(AX_MSG_DOWN, &d));
+    CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
+    CU_ASSERT_EQUAL(d.ref, c.ref);
+    CU_ASSERT_EQUAL(d.pid, 0);
+    CU_ASSERT_EQUAL(d.status, AX_REASON_NOPROC);
+    CU_ASSERT_EQUAL(rec_count(AX_MSG_EXIT), 0);
+  }
+  /* The node goes down: noconnection, with the actor's pid. */
+  rec_reset();
+  probe_cmd(&b, pr, OP_SPAWN, a.name, "worker", "wxyz", 4, AX_SPAWN_MONITOR, 20000);
+  rec r, c, d;
+  wait_reply(AX_MSG_SPAWN_REPLY, &r);
+  CU_ASSERT_EQUAL_FATAL(r.status, AX_OK);
+  CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
+  node_free(&a);
+  CU_ASSERT_FATAL(wait_rec(AX_MSG_DOWN, &d));
+  CU_ASSERT_EQUAL(d.ref, c.ref);
+  CU_ASSERT_EQUAL(d.pid, r.pid);
+  CU_ASSERT_EQUAL(d.status, AX_REASON_NOCONNECTION);
+  CU_ASSERT_EQUAL(rec_count(AX_MSG_DOWN), 1);
+  /* Unknown flags are refused. */
+  rec_reset();
+  probe_cmd(&b, pr, OP_SPAWN, b.name, "worker", "wxyz", 4, 4, 20000);
+  CU_ASSERT_FATAL(wait_rec(REC_CALL, &c));
+  CU_ASSERT_EQUAL(c.status, AX_EINVAL);
+  node_free(&b);
+}
+
 /* ---- process groups ---- */
 
 static _Atomic uint64_t pg_got[16];
@@ -471,6 +536,7 @@ int main(void) {
   CU_pSuite s = ax_test_suite("cluster.services");
   CU_add_test(s, "whereis: found, not found, self, down node", test_whereis);
   CU_add_test(s, "spawn: allowed, refused, unregistered, bad arg, link", test_spawn);
+  CU_add_test(s, "spawn with the monitor option", test_spawn_monitor);
   CU_add_test(s, "pg across three nodes", test_pg_three_nodes);
   CU_add_test(s, "pg arguments", test_pg_args);
   int rc = ax_test_run();

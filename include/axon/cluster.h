@@ -263,7 +263,20 @@ enum {
    * the behaviour's init succeeded): its exit reaches the requester as from
    * a link, and the requester's exit reaches it. An init that fails sends
    * no exit to the requester (the reply carries the error). */
-  AX_SPAWN_LINK = 1u
+  AX_SPAWN_LINK = 1u,
+  /* Monitor the new actor from the requester, with the request's ref
+   * (*ref_out) as the monitor's ref: exactly one AX_MSG_DOWN with that ref
+   * arrives eventually. Its reason: the actor's exit reason when it stops;
+   * noconnection when the node goes down first (also while the request is
+   * pending); noproc when nothing was spawned (the reply's status is an
+   * error, or the request could not be sent: then the DOWN's pid is
+   * AX_PID_NONE). The monitor is set up by the new actor's init on its
+   * node, before the SPAWN_REPLY goes out, so the actor cannot stop
+   * unwatched; the DOWN (a system message) may be processed before the
+   * reply. ax_demonitor(ref) ends it (before the reply arrives the target
+   * is not known yet: the remote side then keeps watching until the actor
+   * stops, and its DOWN is dropped here). */
+  AX_SPAWN_MONITOR = 2u
 };
 
 /* ax_spawn_on asks node `node` to spawn its registered behaviour
@@ -274,7 +287,8 @@ enum {
  * allow_remote_spawn is false, or it does not offer the SPAWN feature),
  * init's error, or a spawn error (AX_ENOMEM, AX_ELIMIT, AX_ECLOSED); or
  * AX_MSG_TIMEOUT (see above; the actor may then exist without the requester
- * knowing its pid). flags: AX_SPAWN_LINK or 0. Thread: owner. Errors
+ * knowing its pid). flags: AX_SPAWN_LINK, AX_SPAWN_MONITOR (above), or 0.
+ * Thread: owner. Errors
  * (nothing is sent): AX_EINVAL (NULL, bad names, unknown flags, arg NULL
  * with len > 0), AX_ELIMIT (len > AX_SPAWN_ARG_MAX), AX_ENOACTOR (node not
  * connected), AX_ESTATE, AX_ENOMEM, AX_ECLOSED. */
