@@ -67,13 +67,19 @@ AX_API void ax_node_config_init(ax_node_config *c);
  * seeds (asynchronously: watch ax_node_monitor or ax_node_list). The
  * config is copied. It must be called BEFORE the first spawn on sys: local
  * pids carry the node number, which can only be set while no actor has
- * been spawned (AX_ESTATE otherwise). A node is started at most once per
- * system (after ax_node_stop it cannot start again: AX_ESTATE).
+ * been spawned (AX_ESTATE otherwise). After ax_node_stop has finished,
+ * the same system may start its node again (actors exist by then: that
+ * is allowed for a restart): a new incarnation (peers see a new node;
+ * pids of the old incarnation held by other nodes are dead, local actors
+ * live on and are reached under the new one), the new config (the name
+ * may change), the same behaviours, groups and node monitors; counters
+ * keep counting. While the node runs or is still stopping: AX_ESTATE.
  * Thread: any non-worker thread. Blocking: reads the secret file, binds.
  * Errors: AX_EINVAL (bad name, address, sizes, both or neither secret
  * source, bad secret permissions or length: a log line says which, never
  * the content), AX_ENOTFOUND (secret file or variable missing), AX_ESTATE
- * (an actor was already spawned, or the node was started before),
+ * (an actor was already spawned before the first start, the node is
+ * running, or its stop has not finished),
  * AX_ESYS (bind: e.g. address in use), AX_ENOMEM, AX_ECLOSED (the system
  * is shutting down). */
 AX_API ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg);
@@ -81,10 +87,17 @@ AX_API ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg);
 /* ax_node_stop leaves the cluster: closes the listener and every
  * connection (peers see the node go down; here every link and monitor
  * across fires noconnection and node monitors get AX_MSG_NODE_DOWN with
- * AX_NODE_STOPPED) and stops re-dialling. Returns once
- * the stop has been started; the events follow asynchronously. Sends to
- * remote pids then fail with AX_ENOACTOR. Thread: any.
- * Errors: AX_ESTATE (not started, or already stopped). */
+ * AX_NODE_STOPPED) and stops re-dialling. From a plain thread it returns
+ * once the node layer has finished: every connection actor and the
+ * manager have ended, so every node is down here (ax_node_list 0, the
+ * nodes_down counter updated) and every resulting exit, DOWN, request end
+ * and NODE_DOWN has been sent (queued in its receiver's mailbox). From an
+ * actor (a worker thread, which must not block) it returns once the stop
+ * has been started; the rest follows asynchronously. Sends to remote pids
+ * then fail with AX_ENOACTOR. ax_node_start may start the node again.
+ * Thread: any. Errors: AX_ESTATE (not started, or already stopped),
+ * AX_ETIMEDOUT (plain thread: not finished within 30 s, e.g. a worker
+ * stuck in a behaviour; the stop goes on). */
 AX_API ax_err ax_node_stop(ax_system *sys);
 
 /* ax_node_connect dials addr (as cfg.listen) and keeps the link: on

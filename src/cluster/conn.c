@@ -1209,9 +1209,13 @@ static ax_err conn_init(ax_actor *self, void *state, const void *arg, size_t len
   memcpy(&a, arg, sizeof a);
   c->cl = a.cl;
   c->me = ax_self(self).id;
+  /* Registered under mu, where ax_node_stop collects the actors to stop:
+   * one started after that is refused (the node is stopping). */
   pthread_mutex_lock(&c->cl->mu);
-  bool ok = ax__u64map_put(&c->cl->conns, ax_self(self).id, 1);
+  bool running = atomic_load(&c->cl->state) == 1;
+  bool ok = running && ax__u64map_put(&c->cl->conns, ax_self(self).id, 1);
   pthread_mutex_unlock(&c->cl->mu);
+  if (!running) return AX_ECLOSED;
   if (!ok) return AX_ENOMEM;
   if (a.addr) {
     c->dialler = true;
@@ -1244,6 +1248,7 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
       ax__free(d, sizeof(*d));
       break;
     }
+  pthread_cond_broadcast(&cl->cv); /* ax_node_stop waits for the last one */
   pthread_mutex_unlock(&cl->mu);
 }
 

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/node_int.h"
@@ -222,8 +223,20 @@ static ax_err mgr_init(ax_actor *self, void *state, const void *arg, size_t len)
   return AX_OK;
 }
 
-static const ax_actor_spec mgr_spec = {
-    .name = "ax.node", .behaviour = mgr_behave, .state_size = sizeof(void *), .init = mgr_init};
+static void mgr_terminate(ax_actor *self, void *state, ax_reason reason) {
+  ax__cluster *cl = *(ax__cluster **)state;
+  (void)reason;
+  pthread_mutex_lock(&cl->mu);
+  if (cl->mgr_pid == ax_self(self).id) cl->mgr_pid = 0;
+  pthread_cond_broadcast(&cl->cv);
+  pthread_mutex_unlock(&cl->mu);
+}
+
+static const ax_actor_spec mgr_spec = {.name = "ax.node",
+                                       .behaviour = mgr_behave,
+                                       .state_size = sizeof(void *),
+                                       .init = mgr_init,
+                                       .terminate = mgr_terminate};
 
 /* ---- dialling ---- */
 
@@ -286,6 +299,7 @@ static void cl_fini(ax_system *sys, void *state) {
   ax__u64map_free(&cl->conns);
   ax__nodes_free(cl->nodes);
   ax__secret_wipe(&cl->secret);
+  pthread_cond_destroy(&cl->cv);
   pthread_mutex_destroy(&cl->mu);
   ax__free(cl, sizeof(*cl));
 }
@@ -296,6 +310,7 @@ static ax_err cl_start(ax_system *sys, void *arg, ax__layer *out) {
   if (!cl) return AX_ENOMEM;
   cl->sys = sys;
   pthread_mutex_init(&cl->mu, NULL);
+  pthread_cond_init(&cl->cv, NULL);
   out->state = cl;
   out->on_actor_stop = ax__cl_on_actor_stop; /* pg members leave (pg.c) */
   out->fini = cl_fini;
@@ -344,6 +359,27 @@ static void clear_stale_socket(ax_system *sys, const char *addr) {
   close(fd);
 }
 
+/* The first start on sys: the node number, the layer (state 3: being
+ * started). */
+static ax_err first_start(ax_system *sys, ax__cluster **out) {
+  /* Node 1 is this node in its own table (the first index handed out). */
+  ax_err e = ax__system_set_node(sys, 1);
+  if (e != AX_OK) {
+    if (e == AX_ESTATE)
+      ax_log(sys, AX_LOG_ERROR, "ax_node_start: called after the first spawn (pids would lack "
+                                "the node number): call it before spawning any actor");
+    return e;
+  }
+  void *state = NULL;
+  e = ax__layer_start(sys, AX__LAYER_CLUSTER, cl_start, NULL, &state);
+  if (e != AX_OK) return e;
+  ax__cluster *cl = state;
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&cl->state, &expect, 3)) return AX_ESTATE;
+  *out = cl;
+  return AX_OK;
+}
+
 ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   if (!sys || !cfg) return AX_EINVAL;
   if (ax__node_name_check(cfg->name) != AX_OK) {
@@ -361,39 +397,37 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   }
   for (size_t i = 0; i < cfg->nseeds; i++)
     if (!cfg->seeds[i] || ax__cluster_addr_check(cfg->seeds[i]) != AX_OK) return AX_EINVAL;
-  if (ax__layer_get(sys, AX__LAYER_CLUSTER)) return AX_ESTATE; /* started before */
+  /* Started before: a restart once the last stop has finished (its
+   * connection actors and manager gone); not while running or stopping. */
+  ax__cluster *cl = ax__layer_get(sys, AX__LAYER_CLUSTER);
+  bool restart = cl != NULL;
+  if (restart) {
+    int expect = 2;
+    pthread_mutex_lock(&cl->mu);
+    bool idle = cl->conns.count == 0 && cl->mgr_pid == 0;
+    bool ok = idle && atomic_compare_exchange_strong(&cl->state, &expect, 3);
+    pthread_mutex_unlock(&cl->mu);
+    if (!ok) return AX_ESTATE;
+  }
   ax__secret sec;
   char why[256] = "";
   ax_err e = cfg->secret_file ? ax__secret_from_file(cfg->secret_file, &sec, why, sizeof why)
                               : ax__secret_from_env(cfg->secret_env, &sec, why, sizeof why);
   if (e != AX_OK) {
     ax_log(sys, AX_LOG_ERROR, "ax_node_start: secret: %s", why);
+    if (restart) atomic_store(&cl->state, 2);
     return e;
   }
-  /* Node 1 is this node in its own table (the first index handed out). */
-  e = ax__system_set_node(sys, 1);
-  if (e != AX_OK) {
-    ax__secret_wipe(&sec);
-    if (e == AX_ESTATE)
-      ax_log(sys, AX_LOG_ERROR, "ax_node_start: called after the first spawn (pids would lack "
-                                "the node number): call it before spawning any actor");
-    return e;
-  }
-  void *state = NULL;
-  e = ax__layer_start(sys, AX__LAYER_CLUSTER, cl_start, NULL, &state);
+  if (!restart) e = first_start(sys, &cl);
   if (e != AX_OK) {
     ax__secret_wipe(&sec);
     return e;
   }
-  ax__cluster *cl = state;
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&cl->state, &expect, 3)) { /* 3: being started */
-    ax__secret_wipe(&sec);
-    return AX_ESTATE;
-  }
+  ax__secret_wipe(&cl->secret); /* a restart's old one */
   cl->secret = sec;
   ax__secret_wipe(&sec);
-  snprintf(cl->name, sizeof cl->name, "%s", cfg->name);
+  uint64_t old_inc = cl->incarnation;
+  if (strcmp(cl->name, cfg->name) != 0) snprintf(cl->name, sizeof cl->name, "%s", cfg->name);
   cl->hb_ms = cfg->heartbeat_ms;
   cl->down_ms = cfg->down_after_ms;
   cl->max_frame = cfg->max_frame;
@@ -403,29 +437,44 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   if (cl->tick_ms < 5) cl->tick_ms = 5;
   if (cl->tick_ms > 250) cl->tick_ms = 250;
   cl->hs_ms = cl->down_ms > 1000 ? cl->down_ms : 1000;
+  cl->listening = false;
+  cl->listen_addr[0] = 0;
   do {
     if (RAND_bytes((unsigned char *)&cl->incarnation, sizeof cl->incarnation) != 1) {
       e = AX_ESYS;
       goto fail;
     }
-  } while (!cl->incarnation);
-  e = ax__nodes_new(AX__NODES_MAX, &cl->nodes);
-  if (e != AX_OK) goto fail;
-  e = ax__nodes_intern(cl->nodes, cl->name, cl->incarnation, &cl->self_idx, NULL);
-  if (e != AX_OK) goto fail;
-  if (cl->self_idx != 1) {
-    e = AX_ESTATE;
-    goto fail;
+  } while (!cl->incarnation || cl->incarnation == old_inc);
+  if (restart) {
+    /* Same index (1: carried by every local pid), new incarnation: peers
+     * see a new node, local actors live on. */
+    pthread_mutex_lock(&cl->mu);
+    e = ax__nodes_rebind(cl->nodes, cl->self_idx, cl->name, cl->incarnation);
+    pthread_mutex_unlock(&cl->mu);
+    if (e != AX_OK) goto fail;
+  } else {
+    e = ax__nodes_new(AX__NODES_MAX, &cl->nodes);
+    if (e != AX_OK) goto fail;
+    e = ax__nodes_intern(cl->nodes, cl->name, cl->incarnation, &cl->self_idx, NULL);
+    if (e != AX_OK) goto fail;
+    if (cl->self_idx != 1) {
+      e = AX_ESTATE;
+      goto fail;
+    }
   }
   ax__cluster *arg = cl;
   ax_pid mgr;
   e = ax_system_spawn(sys, &mgr_spec, &arg, sizeof arg, &mgr);
   if (e != AX_OK) goto fail;
+  pthread_mutex_lock(&cl->mu);
   cl->mgr_pid = mgr.id;
-  e = ax__cl_svc_start(cl); /* services.c: the service actor, groups */
-  if (e != AX_OK) {
-    ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
-    goto fail;
+  pthread_mutex_unlock(&cl->mu);
+  if (!cl->svc) {
+    e = ax__cl_svc_start(cl); /* services.c: the service actor, groups */
+    if (e != AX_OK) {
+      ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
+      goto fail;
+    }
   }
   if (cfg->listen) {
     ax_io_opts o;
@@ -455,38 +504,49 @@ fail:
   return e;
 }
 
+/* Waits (bounded) until every connection actor and the manager have
+ * ended: their terminate ran (node downs done, events sent). */
+static ax_err stop_wait(ax__cluster *cl) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  ax_err e = AX_OK;
+  pthread_mutex_lock(&cl->mu);
+  while (cl->conns.count || cl->mgr_pid) {
+    if (pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == ETIMEDOUT) {
+      e = AX_ETIMEDOUT;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&cl->mu);
+  return e;
+}
+
 ax_err ax_node_stop(ax_system *sys) {
   ax__cluster *cl = cl_get(sys);
   int expect = 1;
   if (!cl || !atomic_compare_exchange_strong(&cl->state, &expect, 2)) return sys ? AX_ESTATE : AX_EINVAL;
-  pthread_mutex_lock(&cl->mu);
-  size_t n = cl->conns.count + 1, k = 0;
-  uint64_t *pids = ax__alloc(sizeof(uint64_t) * n);
-  if (pids) {
-    pids[k++] = cl->mgr_pid;
-    for (uint32_t i = 0; i < cl->conns.cap && k < n; i++)
-      if (ax__u64map_live(&cl->conns, i)) pids[k++] = cl->conns.keys[i];
-  }
-  pthread_mutex_unlock(&cl->mu);
-  if (cl->listening) ax_listener_close(cl->lst);
-  if (!pids) { /* out of memory: stop them one by one */
-    ax_system_exit(sys, (ax_pid){cl->mgr_pid}, AX_REASON_SHUTDOWN);
-    for (;;) {
-      uint64_t pid = 0;
-      pthread_mutex_lock(&cl->mu);
-      for (uint32_t i = 0; i < cl->conns.cap && !pid; i++)
-        if (ax__u64map_live(&cl->conns, i)) pid = cl->conns.keys[i];
-      if (pid) ax__u64map_del(&cl->conns, pid, NULL);
-      pthread_mutex_unlock(&cl->mu);
-      if (!pid) break;
-      ax_system_exit(sys, (ax_pid){pid}, AX_REASON_SHUTDOWN);
-    }
-    return AX_OK;
-  }
-  for (size_t i = 0; i < k; i++) ax_system_exit(sys, (ax_pid){pids[i]}, AX_REASON_SHUTDOWN);
-  ax__free(pids, sizeof(uint64_t) * n);
   ax_log(sys, AX_LOG_INFO, "cluster: node %s stopping", cl->name);
-  return AX_OK;
+  if (cl->listening) ax_listener_close(cl->lst);
+  /* Every actor to stop, collected under mu: a connection actor starting
+   * after this sees state 2 in its init and is refused. Stopped one at a
+   * time (no allocation: out of memory cannot leave one running). */
+  pthread_mutex_lock(&cl->mu);
+  uint64_t mgr = cl->mgr_pid;
+  pthread_mutex_unlock(&cl->mu);
+  if (mgr) ax_system_exit(sys, (ax_pid){mgr}, AX_REASON_SHUTDOWN);
+  for (uint32_t next = 0;;) {
+    uint64_t pid = 0;
+    pthread_mutex_lock(&cl->mu);
+    for (; next < cl->conns.cap && !pid; next++)
+      if (ax__u64map_live(&cl->conns, next)) pid = cl->conns.keys[next];
+    pthread_mutex_unlock(&cl->mu);
+    if (!pid) break;
+    ax_system_exit(sys, (ax_pid){pid}, AX_REASON_SHUTDOWN);
+  }
+  /* An actor must not block: from a worker the stop goes on after the
+   * return (ax_node_start refuses a restart until it has finished). */
+  return ax__on_worker() ? AX_OK : stop_wait(cl);
 }
 
 ax_err ax_node_connect(ax_system *sys, const char *addr) {

@@ -106,8 +106,10 @@ struct ax__cluster {
   bool allow_spawn;
   ax__secret secret;
   uint64_t mgr_pid;
-  /* mu: the node table, peer creation, dials, node monitors, conn actors. */
+  /* mu: the node table, peer creation, dials, node monitors, conn actors,
+   * mgr_pid; cv: signalled when a connection actor or the manager ends. */
   pthread_mutex_t mu;
+  pthread_cond_t cv;
   ax__nodes *nodes;
   _Atomic(ax__peer *) peers[AX__NODES_MAX + 1];
   ax__dial *dials;
