@@ -540,6 +540,42 @@ static void test_stop_then_restart(void) {
   node_free(&b);
 }
 
+/* Actors that subscribe to node events and stop: their subscriptions go
+ * with them (no node event needed), so a churn does not grow the table. */
+static ax_err nodemon_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)state, (void)arg, (void)len;
+  ax_err e = ax_node_monitor(self, NULL, true);
+  if (e == AX_OK) e = ax_node_monitor(self, "x@127.0.0.1", true);
+  if (e == AX_OK) e = ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  return e;
+}
+static ax_err nodemon_behave(ax_actor *self, const ax_msg *m) {
+  (void)self, (void)m;
+  return AX_OK;
+}
+static const ax_actor_spec nodemon_spec = {
+    .name = "nodemon", .behaviour = nodemon_behave, .init = nodemon_init};
+static bool no_node_monitors(void *a) {
+  ax_node_stats st;
+  return ax_node_stats_get(((node *)a)->sys, &st) == AX_OK && st.node_monitors == 1;
+}
+static void test_node_monitor_churn(void) {
+  node a;
+  ev_reset();
+  CU_ASSERT_EQUAL_FATAL(node_up(&a, "a@127.0.0.1", secret_path, NULL, 0, 0, 0), AX_OK);
+  ax_pid keep = spawn_probe(&a, 1);
+  do_cmd(&a, keep, OP_NODEMON, AX_PID_NONE, 0); /* one that stays */
+  for (int i = 0; i < 5000; i++) {
+    ax_pid p;
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(a.sys, &nodemon_spec, NULL, 0, &p), AX_OK);
+  }
+  CU_ASSERT(ax_test_wait(no_node_monitors, &a, WAIT_MS));
+  ax_node_stats st;
+  CU_ASSERT_EQUAL(ax_node_stats_get(a.sys, &st), AX_OK);
+  CU_ASSERT_EQUAL(st.node_monitors, 1);
+  node_free(&a);
+}
+
 static void test_wrong_secret(void) {
   node a, c;
   ev_reset();
@@ -700,6 +736,7 @@ int main(void) {
   CU_add_test(s, "links monitors exits both ways", test_links_monitors_exits);
   CU_add_test(s, "node down fires", test_node_down_fires);
   CU_add_test(s, "stop waits, then restart", test_stop_then_restart);
+  CU_add_test(s, "node monitors of stopped actors go", test_node_monitor_churn);
   CU_add_test(s, "wrong secret", test_wrong_secret);
   CU_add_test(s, "bad peers", test_bad_peers);
   CU_add_test(s, "64 MiB under heartbeats", test_big_message_heartbeats);

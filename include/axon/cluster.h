@@ -203,6 +203,7 @@ typedef struct ax_node_stats {
   uint64_t spawns_served;   /* actors spawned for requests (this node's included) */
   uint64_t spawns_refused;  /* spawn requests refused (not allowed, unknown, bad arg) */
   uint64_t pg_dropped;      /* peers' pg memberships dropped (limits, bad pids) */
+  uint64_t node_monitors;   /* ax_node_monitor subscriptions held now (a gauge) */
 } ax_node_stats;
 
 /* ax_node_stats_get reads the counters (a snapshot). Thread: any.

@@ -164,6 +164,31 @@ void ax__cl_pid_out(ax__cluster *cl, const ax__peer *p, uint64_t pid, ax__wpid *
 
 /* ---- node monitors ---- */
 
+/* Removes subscription j (under mu). */
+static void nmon_remove_at(ax__cluster *cl, size_t j) {
+  uint64_t pid = cl->mons[j].pid, n = 0;
+  cl->mons[j] = cl->mons[--cl->nmons];
+  atomic_store_explicit(&cl->nmons_live, cl->nmons, memory_order_relaxed);
+  if (ax__u64map_get(&cl->monpids, pid, &n)) {
+    if (n <= 1) ax__u64map_del(&cl->monpids, pid, NULL);
+    else ax__u64map_put(&cl->monpids, pid, n - 1); /* the key exists: no allocation */
+  }
+}
+
+void ax__cl_nmon_on_stop(ax__cluster *cl, uint64_t pid) {
+  if (!atomic_load_explicit(&cl->nmons_live, memory_order_relaxed)) return;
+  pthread_mutex_lock(&cl->mu);
+  uint64_t n = 0;
+  if (ax__u64map_get(&cl->monpids, pid, &n)) {
+    for (size_t j = cl->nmons; j-- > 0 && n;) /* a removal moves the last entry to j */
+      if (cl->mons[j].pid == pid) {
+        nmon_remove_at(cl, j);
+        n--;
+      }
+  }
+  pthread_mutex_unlock(&cl->mu);
+}
+
 void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t inc, int reason) {
   ax_node_event ev;
   memset(&ev, 0, sizeof ev);
@@ -182,8 +207,8 @@ void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t in
   for (size_t i = 0; i < n; i++) {
     if (ax__send_sys(cl->sys, 0, pids[i], type, 0, 0, &ev, sizeof ev, NULL) == AX_ENOACTOR) {
       pthread_mutex_lock(&cl->mu); /* a watcher that stopped: forget it */
-      for (size_t j = 0; j < cl->nmons; j++)
-        if (cl->mons[j].pid == pids[i]) cl->mons[j--] = cl->mons[--cl->nmons];
+      for (size_t j = cl->nmons; j-- > 0;)
+        if (cl->mons[j].pid == pids[i]) nmon_remove_at(cl, j);
       pthread_mutex_unlock(&cl->mu);
     }
   }
@@ -296,6 +321,7 @@ static void cl_fini(ax_system *sys, void *state) {
     ax__free(d, sizeof(*d));
   }
   if (cl->mons) ax__free(cl->mons, sizeof(ax__nmon) * cl->capmons);
+  ax__u64map_free(&cl->monpids);
   ax__u64map_free(&cl->conns);
   ax__nodes_free(cl->nodes);
   ax__secret_wipe(&cl->secret);
@@ -663,15 +689,18 @@ ax_err ax_node_monitor(ax_actor *self, const char *name, bool on) {
         cl->capmons = nc;
       }
     }
+    uint64_t n = 0;
+    ax__u64map_get(&cl->monpids, pid, &n);
+    if (e == AX_OK && !ax__u64map_put(&cl->monpids, pid, n + 1)) e = AX_ENOMEM;
     if (e == AX_OK) {
       cl->mons[cl->nmons].pid = pid;
       snprintf(cl->mons[cl->nmons].name, sizeof cl->mons[0].name, "%s", nm);
       cl->nmons++;
+      atomic_store_explicit(&cl->nmons_live, cl->nmons, memory_order_relaxed);
     }
   } else {
-    for (size_t j = 0; j < cl->nmons; j++)
-      if (cl->mons[j].pid == pid && strcmp(cl->mons[j].name, nm) == 0)
-        cl->mons[j--] = cl->mons[--cl->nmons];
+    for (size_t j = cl->nmons; j-- > 0;)
+      if (cl->mons[j].pid == pid && strcmp(cl->mons[j].name, nm) == 0) nmon_remove_at(cl, j);
   }
   pthread_mutex_unlock(&cl->mu);
   return e;
@@ -701,6 +730,9 @@ ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *o) {
                        .spawns_served = L(spawned),
                        .spawns_refused = L(spawn_refused),
                        .pg_dropped = L(pg_dropped)};
+  pthread_mutex_lock(&cl->mu);
+  o->node_monitors = cl->nmons;
+  pthread_mutex_unlock(&cl->mu);
 #undef L
   return AX_OK;
 }

@@ -115,6 +115,8 @@ struct ax__cluster {
   ax__dial *dials;
   ax__nmon *mons;
   size_t nmons, capmons;
+  ax__u64map monpids;        /* subscriber pid -> its entries in mons */
+  _Atomic size_t nmons_live; /* nmons, read without mu by on_actor_stop */
   ax__u64map conns; /* live connection actors' pids */
   struct ax__svc *svc; /* services.c: behaviours, the service actor */
   _Atomic(struct ax__pg *) pg; /* pg.c: process groups */
@@ -162,6 +164,9 @@ ax__peer *ax__cl_peer_up(ax__cluster *cl, const char *name);
 /* node.c */
 ax__peer *ax__cl_peer_make(ax__cluster *cl, uint32_t idx); /* under mu */
 void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t inc, int reason);
+/* A local actor stopped: its node monitor subscriptions go (one atomic
+ * load when nobody subscribes). Thread: any. */
+void ax__cl_nmon_on_stop(ax__cluster *cl, uint64_t pid);
 ax_err ax__cl_dial(ax__cluster *cl, const char *addr, const char *name);
 /* The pid a wire pid names on a connection to peer p (0: none/unknown). */
 uint64_t ax__cl_pid_in(ax__cluster *cl, const ax__peer *p, const ax__wpid *w);

@@ -186,6 +186,7 @@ static bool local_leave(ax__cluster *cl, struct ax__pg *pg, pg_group *g, uint64_
 void ax__cl_on_actor_stop(ax_system *sys, void *state, uint64_t pid) {
   (void)sys;
   ax__cluster *cl = state;
+  ax__cl_nmon_on_stop(cl, pid); /* node.c: its node monitors go */
   struct ax__pg *pg = pg_of(cl);
   if (!pg || !atomic_load_explicit(&pg->nlocal, memory_order_relaxed)) return;
   pthread_mutex_lock(&pg->mu);
