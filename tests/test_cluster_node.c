@@ -576,6 +576,48 @@ static void test_node_monitor_churn(void) {
   node_free(&a);
 }
 
+/* Host names in addresses: a node listening on "localhost:0", another
+ * seeded with "localhost:<port>" (resolved off the reactor, for every
+ * dial), an unresolvable name only logged and retried. */
+static void test_host_names(void) {
+  node a, b;
+  ev_reset();
+  axh_node_opts o = {.secret_file = secret_path};
+  ax_system_config sc;
+  ax_system_config_init(&sc);
+  sc.workers = 2;
+  sc.log_fn = log_sink;
+  sc.log_level = AX_LOG_WARN;
+  memset(&a, 0, sizeof a);
+  CU_ASSERT_EQUAL_FATAL(ax_system_new(&sc, &a.sys), AX_OK);
+  ax_node_config c;
+  axh_node_config(&c, "a@localhost", &o);
+  c.listen = "localhost:0";
+  CU_ASSERT_EQUAL_FATAL(ax_node_start(a.sys, &c), AX_OK);
+  size_t len = sizeof a.addr;
+  CU_ASSERT_EQUAL(ax_node_listen_addr(a.sys, a.addr, &len), AX_OK);
+  const char *colon = strrchr(a.addr, ':');
+  CU_ASSERT_PTR_NOT_NULL_FATAL(colon);
+  char by_name[64];
+  snprintf(by_name, sizeof by_name, "localhost%s", colon);
+  const char *seeds[] = {by_name};
+  CU_ASSERT_EQUAL_FATAL(node_up(&b, "b@127.0.0.1", secret_path, seeds, 1, 0, 0), AX_OK);
+  CU_ASSERT(wait_nodes(&a, 1));
+  CU_ASSERT(wait_nodes(&b, 1));
+  /* Accepted (resolution happens when dialling), logged when it fails. */
+  CU_ASSERT_EQUAL(ax_node_connect(b.sys, "no-such-host.invalid:4370"), AX_OK);
+  CU_ASSERT_EQUAL(ax_node_connect(b.sys, "bad_name:4370"), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_node_connect(b.sys, "localhost:99999"), AX_EINVAL);
+  for (int i = 0; i < 3000 && !log_has("cannot resolve no-such-host.invalid"); i++)
+    ax_test_sleep_ms(10);
+  CU_ASSERT(log_has("cannot resolve no-such-host.invalid:4370"));
+  CU_ASSERT_EQUAL(ax_node_list(b.sys, NULL, 0), 1);
+  /* ax_node_stop waits for the dialler (and its resolution) to let go. */
+  CU_ASSERT_EQUAL(ax_node_stop(b.sys), AX_OK);
+  node_free(&b);
+  node_free(&a);
+}
+
 static void test_wrong_secret(void) {
   node a, c;
   ev_reset();
@@ -737,6 +779,7 @@ int main(void) {
   CU_add_test(s, "node down fires", test_node_down_fires);
   CU_add_test(s, "stop waits, then restart", test_stop_then_restart);
   CU_add_test(s, "node monitors of stopped actors go", test_node_monitor_churn);
+  CU_add_test(s, "host names resolved", test_host_names);
   CU_add_test(s, "wrong secret", test_wrong_secret);
   CU_add_test(s, "bad peers", test_bad_peers);
   CU_add_test(s, "64 MiB under heartbeats", test_big_message_heartbeats);

@@ -28,8 +28,13 @@ typedef struct ax_node_config {
   /* "name@host": name 1..64 of [A-Za-z0-9_-], host 1..190 of
    * [A-Za-z0-9._-] or "[v6 literal]". Required. Unique in the cluster. */
   const char *name;
-  /* Where to listen: "host:port", "[v6]:port" or "unix:/path"; port 0
-   * takes an ephemeral port (ax_node_listen_addr reads it back). NULL: do
+  /* Where to listen: "a.b.c.d:port", "[v6]:port", "hostname:port" or
+   * "unix:/path"; port 0 takes an ephemeral port (ax_node_listen_addr
+   * reads the bound numeric address back). A host name (letters, digits,
+   * '-', '.') is resolved with getaddrinfo (the first address): here, in
+   * ax_node_start, for the listen address; for seeds and ax_node_connect
+   * at every dial, on a short-lived thread of its own (never the reactor
+   * or a worker), so a name that moves is followed. NULL: do
    * not listen (this node only dials out). A "unix:" path whose socket
    * file exists but refuses connections (left by a killed node) is
    * removed before the bind; a live listener's file makes the bind fail
@@ -77,7 +82,8 @@ AX_API void ax_node_config_init(ax_node_config *c);
  * Thread: any non-worker thread. Blocking: reads the secret file, binds.
  * Errors: AX_EINVAL (bad name, address, sizes, both or neither secret
  * source, bad secret permissions or length: a log line says which, never
- * the content), AX_ENOTFOUND (secret file or variable missing), AX_ESTATE
+ * the content), AX_ENOTFOUND (secret file or variable missing, or the
+ * listen host name does not resolve), AX_ESTATE
  * (an actor was already spawned before the first start, the node is
  * running, or its stop has not finished),
  * AX_ESYS (bind: e.g. address in use), AX_ENOMEM, AX_ECLOSED (the system
@@ -100,7 +106,9 @@ AX_API ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg);
  * stuck in a behaviour; the stop goes on). */
 AX_API ax_err ax_node_stop(ax_system *sys);
 
-/* ax_node_connect dials addr (as cfg.listen) and keeps the link: on
+/* ax_node_connect dials addr (as cfg.listen; a host name is resolved
+ * before each dial, off the caller's thread: one that does not resolve is
+ * logged and retried with the backoff) and keeps the link: on
  * failure or loss it re-dials with backoff (100 ms doubling to 5 s) until
  * ax_node_disconnect or ax_node_stop. Idempotent per address. Returns at
  * once; AX_MSG_NODE_UP (ax_node_monitor) tells when the node is up.

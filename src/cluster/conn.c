@@ -20,6 +20,20 @@
 /* PH_ELECT: handshake done, waiting for the peer's ELECT (or BYE). */
 enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_ELECT, PH_UP, PH_DONE };
 
+/* A host name being resolved for a dialler by a short-lived thread
+ * (getaddrinfo blocks: never on the reactor, never in a behaviour). Held
+ * by both; the thread sends its answer only while the dialler has not let
+ * go (the dialler's terminate or its answer lets go), so it never touches
+ * a system whose actor is gone. */
+typedef struct resolve_req {
+  pthread_mutex_t mu;
+  int refs;
+  bool gone;
+  ax_system *sys;
+  uint64_t pid;
+  char addr[AX__ADDR_MAX + 1];
+} resolve_req;
+
 typedef struct cl_conn {
   ax__cluster *cl;
   ax_conn conn;
@@ -33,6 +47,8 @@ typedef struct cl_conn {
   char plisten[AX__ADDR_MAX + 1]; /* the peer's listen address ("" if none) */
   uint32_t peer_max;           /* the peer's max frame */
   uint64_t elect_by;           /* PH_ELECT: the deadline for ELECT */
+  resolve_req *rq;             /* a host name being resolved */
+  char resolved[AX__ADDR_MAX + 1]; /* its numeric address, for the next dial */
   uint64_t features;
   uint64_t last_rx, last_tx, next_dial, hb_seq;
   uint32_t backoff;
@@ -398,6 +414,7 @@ static void reset_codec(cl_conn *c) {
 }
 
 static void conn_lost(ax_actor *self, cl_conn *c, int reason);
+static void backoff(cl_conn *c);
 static void proto_fail(ax_actor *self, cl_conn *c, const char *what, ax__perr pe);
 
 static void begin_handshake(ax_actor *self, cl_conn *c) {
@@ -721,9 +738,7 @@ static void conn_lost(ax_actor *self, cl_conn *c, int reason) {
   reset_codec(c);
   if (c->dialler && !c->stop && atomic_load(&c->cl->state) == 1) {
     c->phase = PH_IDLE;
-    c->backoff = c->backoff ? (c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2)
-                            : BACKOFF_MIN;
-    c->next_dial = now_ms(c->cl) + c->backoff;
+    backoff(c);
   } else {
     c->phase = PH_DONE;
     ax_exit(self, ax_self(self), AX_REASON_NORMAL);
@@ -1050,19 +1065,112 @@ out:
   if (more) ax__send_after(self, 1, ax_self(self), AX__CL_KICK, NULL, 0, NULL);
 }
 
+static void resolve_unref(resolve_req *r) {
+  pthread_mutex_lock(&r->mu);
+  bool last = --r->refs == 0;
+  pthread_mutex_unlock(&r->mu);
+  if (last) {
+    pthread_mutex_destroy(&r->mu);
+    ax__free(r, sizeof(*r));
+  }
+}
+
+/* The dialler lets go of its resolution (answered, or stopping). */
+static void resolve_drop(cl_conn *c) {
+  resolve_req *r = c->rq;
+  if (!r) return;
+  c->rq = NULL;
+  pthread_mutex_lock(&r->mu);
+  r->gone = true;
+  pthread_mutex_unlock(&r->mu);
+  resolve_unref(r);
+}
+
+static void *resolve_thread(void *arg) {
+  resolve_req *r = arg;
+  char out[AX__ADDR_MAX + 1] = "";
+  if (ax__cluster_resolve(r->addr, out, sizeof out) != AX_OK) out[0] = 0;
+  pthread_mutex_lock(&r->mu);
+  if (!r->gone) /* the dialler lives, so does its system */
+    ax__send_sys(r->sys, 0, r->pid, AX__CL_RESOLVED, 0, 0, out, strlen(out) + 1, NULL);
+  pthread_mutex_unlock(&r->mu);
+  resolve_unref(r);
+  return NULL;
+}
+
+static void backoff(cl_conn *c) {
+  c->backoff = c->backoff ? (c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2)
+                          : BACKOFF_MIN;
+  c->next_dial = now_ms(c->cl) + c->backoff;
+}
+
+/* Starts resolving c->addr (a host name) on a thread of its own. */
+static void resolve_start(ax_actor *self, cl_conn *c) {
+  resolve_req *r = ax__calloc(sizeof(*r));
+  if (!r) {
+    backoff(c);
+    return;
+  }
+  pthread_mutex_init(&r->mu, NULL);
+  r->refs = 2;
+  r->sys = c->cl->sys;
+  r->pid = ax_self(self).id;
+  snprintf(r->addr, sizeof r->addr, "%s", c->addr);
+  pthread_attr_t at;
+  pthread_t t;
+  bool ok = pthread_attr_init(&at) == 0;
+  if (ok) {
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    ok = pthread_create(&t, &at, resolve_thread, r) == 0;
+    pthread_attr_destroy(&at);
+  }
+  if (!ok) {
+    pthread_mutex_destroy(&r->mu);
+    ax__free(r, sizeof(*r));
+    backoff(c);
+    return;
+  }
+  c->rq = r;
+}
+
+static void dial(ax_actor *self, cl_conn *c);
+
+/* The answer of resolve_thread: dial the address, or back off. */
+static void on_resolved(ax_actor *self, cl_conn *c, const ax_msg *m) {
+  if (!c->rq) return;
+  resolve_drop(c);
+  const char *a = m->data;
+  if (!m->len || a[m->len - 1] != 0 || !a[0]) {
+    ax_log(c->cl->sys, AX_LOG_WARN, "cluster %s: cannot resolve %s", c->cl->name, c->addr);
+    backoff(c);
+    return;
+  }
+  snprintf(c->resolved, sizeof c->resolved, "%s", a);
+  if (c->phase == PH_IDLE && !c->stop && atomic_load(&c->cl->state) == 1) dial(self, c);
+}
+
 static void dial(ax_actor *self, cl_conn *c) {
+  const char *to = c->addr;
+  if (ax__cluster_addr_is_name(c->addr)) {
+    /* A host name: resolved anew for every dial, off this thread. */
+    if (c->rq) return; /* under way */
+    if (!c->resolved[0]) {
+      resolve_start(self, c);
+      return;
+    }
+    to = c->resolved;
+  }
   ax_io_opts o;
   ax_io_opts_init(&o);
   /* The cluster bounds its own queue (messages only: control frames are
    * never refused, which a socket watermark cannot express; docs/cluster.md). */
   o.high_watermark = SIZE_MAX / 4;
   o.low_watermark = 0;
-  ax_err e = ax_connect(self, c->addr, &o, &c->conn);
+  ax_err e = ax_connect(self, to, &o, &c->conn);
+  c->resolved[0] = 0;
   if (e != AX_OK) {
     c->conn = (ax_conn){0};
-    c->backoff = c->backoff ? (c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2)
-                            : BACKOFF_MIN;
-    c->next_dial = now_ms(c->cl) + c->backoff;
+    backoff(c);
     return;
   }
   c->phase = PH_CONNECTING;
@@ -1174,6 +1282,7 @@ static ax_err conn_behave(ax_actor *self, const ax_msg *m) {
     }
     break;
   case AX__CL_TICK: on_tick(self, c); break;
+  case AX__CL_RESOLVED: on_resolved(self, c, m); break;
   case AX__CL_KICK:
     if (c->phase == PH_UP) pump(self, c);
     break;
@@ -1236,6 +1345,7 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
   cl_conn *c = state;
   ax__cluster *cl = c->cl;
   (void)reason;
+  resolve_drop(c);
   if (c->phase == PH_UP) node_down(self, c, AX_NODE_STOPPED);
   reset_codec(c);
   uint64_t me = ax_self(self).id;

@@ -507,8 +507,18 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     ax_io_opts_init(&o);
     o.high_watermark = SIZE_MAX / 4; /* the cluster bounds its own queue (docs/cluster.md) */
     o.low_watermark = 0;
-    clear_stale_socket(sys, cfg->listen);
-    e = ax_system_listen(sys, mgr, cfg->listen, &o, &cl->lst);
+    /* A host name is resolved here (this call may block: the caller is a
+     * plain thread). */
+    char where[AX__ADDR_MAX + 1];
+    e = ax__cluster_resolve(cfg->listen, where, sizeof where);
+    if (e != AX_OK) {
+      ax_log(sys, AX_LOG_ERROR, "ax_node_start: cannot resolve the listen address %s",
+             cfg->listen);
+      ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
+      goto fail;
+    }
+    clear_stale_socket(sys, where);
+    e = ax_system_listen(sys, mgr, where, &o, &cl->lst);
     if (e != AX_OK) {
       ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
       goto fail;

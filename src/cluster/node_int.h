@@ -25,7 +25,8 @@ enum {
   AX__CL_KICK = AX_MSG_CLUSTER_FIRST + 17, /* bulk queue has frames to pump */
   AX__CL_STOP = AX_MSG_CLUSTER_FIRST + 18, /* disconnect: close, do not redial */
   AX__CL_GONE = AX_MSG_CLUSTER_FIRST + 19, /* a new incarnation replaced the node */
-  AX__CL_SVC = AX_MSG_CLUSTER_FIRST + 20   /* a whereis/spawn request to the service actor */
+  AX__CL_SVC = AX_MSG_CLUSTER_FIRST + 20,  /* a whereis/spawn request to the service actor */
+  AX__CL_RESOLVED = AX_MSG_CLUSTER_FIRST + 21 /* a dialler's host name resolved (or not) */
 };
 
 /* A set of (local pid, remote pid) pairs: cross-node links of one peer. */
