@@ -12,13 +12,13 @@
  * until answers come back (a pipelining publisher is paced by the broker,
  * never the other way round).
  *
- * Deliveries (MSG_DELIVER) are checked against the client's own sets (a
- * message in flight when the client unsubscribed is dropped), then copied
- * into `out`: the first of a burst is written at once, the rest at the
- * MSG_FLUSH the actor then sends itself (out_kick): many deliveries, one
- * write, without delaying a lone message.
- * A frame of BIG_FRAME bytes or more is written by reference instead (the
- * one shared buffer, no copy).
+ * Deliveries (records of a shard's MSG_BATCH, or MSG_DELIVER for a big
+ * frame) are checked against the client's own sets (a message in flight
+ * when the client unsubscribed is dropped), then copied into `out`, which
+ * the end-of-run hook (conn_flush) writes: everything one run of this
+ * actor produced -- replies to a pipeline, the deliveries of several shard
+ * batches -- goes out in one write. A frame of BIG_FRAME bytes or more is
+ * written by reference instead (the one shared buffer, no copy).
  *
  * Slow clients: when the socket's write queue refuses (AX_EAGAIN), what is
  * left waits in this actor's queue `q` (references, never read slabs) and
@@ -38,7 +38,6 @@
 #include "resp.h"
 
 #define MAX_HOLES 1024
-#define BIG_FRAME (16 * 1024)
 
 enum { H_PUBLISH = 1, H_NUMSUB, H_CHANNELS, H_NUMPAT };
 
@@ -63,7 +62,7 @@ typedef struct conn {
   resp_parser in;
   map chans, pats;
   obuf out;
-  bool flush_sched, blocked, read_paused, closing, closed, peer_eof;
+  bool blocked, read_paused, closing, closed, peer_eof;
   qent *q;
   size_t qhead, qn, qcap;
   uint64_t qbytes;
@@ -194,17 +193,6 @@ static void flush_out(ax_actor *self, conn *s) {
   try_close(s);
 }
 
-/* Output that is not the answer to a read (deliveries, shard answers):
- * the first of a burst is written at once, the rest of the burst is
- * coalesced until the MSG_FLUSH this sends to self comes round, i.e. after
- * the messages already in the mailbox: low latency when idle, one write
- * per batch under load. */
-static void out_kick(ax_actor *self, conn *s) {
-  if (s->flush_sched) return;
-  flush_out(self, s);
-  if (ax_send(self, ax_self(self), MSG_FLUSH, NULL, 0) == AX_OK) s->flush_sched = true;
-}
-
 /* Writes a slice of a shared buffer by reference, in order. */
 static void write_ref(ax_actor *self, conn *s, ax_buf *b, size_t off, size_t len) {
   flush_out(self, s);
@@ -287,7 +275,6 @@ static void holes_drain(ax_actor *self, conn *s) {
     any = true;
   }
   if (!any) return;
-  out_kick(self, s);
   process(self, s); /* parsing may have stopped at MAX_HOLES */
 }
 
@@ -703,7 +690,7 @@ static void process(ax_actor *self, conn *s) {
   resp_compact(&s->in);
   if (s->peer_eof && !stalled) s->closing = true;
   set_reading(s, !stalled && !s->closing);
-  flush_out(self, s);
+  /* The replies go out at the end of the run (conn_flush). */
 }
 
 /* ---- the actor ---- */
@@ -718,25 +705,56 @@ static ax_err conn_init(ax_actor *self, void *state, const void *arg, size_t len
   return AX_OK;
 }
 
-static void on_deliver(ax_actor *self, conn *s, const ax_msg *msg) {
-  if (s->closing || s->closed || !msg->buf || msg->len < sizeof(wire_hdr)) return;
+/* One delivery: data[0..len) = wire_hdr + frame; buf (MSG_DELIVER) holds
+ * it when it is big enough to be written by reference. */
+static void on_deliver(ax_actor *self, conn *s, const char *data, size_t len, ax_buf *buf) {
+  if (s->closing || s->closed || len < sizeof(wire_hdr)) return;
   wire_hdr h;
-  memcpy(&h, msg->data, sizeof h);
-  const char *frame = (const char *)msg->data + sizeof h;
-  size_t flen = msg->len - sizeof h;
+  memcpy(&h, data, sizeof h);
+  const char *frame = data + sizeof h;
+  size_t flen = len - sizeof h;
+  if (!wire_ok(&h, flen)) return;
   bool subscribed = h.is_pmessage ? map_get(&s->pats, frame + h.pat_off, h.pat_len) != NULL
                               : map_get(&s->chans, frame + h.ch_off, h.ch_len) != NULL;
   if (!subscribed) return; /* unsubscribed while it was on its way */
-  if (s->hn) {
+  if (s->hn || !buf || flen < BIG_FRAME) {
     ob_add(rb(s), frame, flen);
-  } else if (flen < BIG_FRAME) {
-    ob_add(&s->out, frame, flen);
-    out_kick(self, s);
   } else {
-    size_t off = (size_t)(frame - (const char *)ax_buf_data(msg->buf));
-    write_ref(self, s, msg->buf, off, flen);
+    size_t off = (size_t)(frame - (const char *)ax_buf_data(buf));
+    write_ref(self, s, buf, off, flen);
   }
   check_limits(self, s);
+}
+
+/* A publish's receiver count: fills its hole. */
+static void on_publish_done(conn *s, const publish_done *d) {
+  hole *h = hole_find(s, d->seq);
+  if (h && h->need) {
+    h->n += d->receivers;
+    h->need--;
+  }
+}
+
+/* A shard's batch: its records in order. */
+static void on_batch(ax_actor *self, conn *s, const char *p, size_t len) {
+  const char *end = p + len;
+  bool done = false;
+  while ((size_t)(end - p) >= sizeof(rec_hdr)) {
+    rec_hdr r;
+    memcpy(&r, p, sizeof r);
+    p += sizeof r;
+    if (r.len > (size_t)(end - p)) break;
+    if (r.kind == REC_DELIVER) {
+      on_deliver(self, s, p, r.len, NULL);
+    } else if (r.kind == REC_DONE && r.len >= sizeof(publish_done)) {
+      publish_done d;
+      memcpy(&d, p, sizeof d);
+      on_publish_done(s, &d);
+      done = true;
+    }
+    p += r.len;
+  }
+  if (done) holes_drain(self, s);
 }
 
 static void on_drained(ax_actor *self, conn *s) {
@@ -768,21 +786,16 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
     process(self, s);
     return AX_OK;
   case MSG_DELIVER:
-    on_deliver(self, s, msg);
+    if (msg->buf) on_deliver(self, s, msg->data, msg->len, msg->buf);
     return AX_OK;
-  case MSG_FLUSH:
-    s->flush_sched = false;
-    flush_out(self, s);
+  case MSG_BATCH:
+    on_batch(self, s, msg->data, msg->len);
     return AX_OK;
   case MSG_PUBLISH_DONE: {
     publish_done d;
     if (msg->len < sizeof d) return AX_OK;
     memcpy(&d, msg->data, sizeof d);
-    hole *h = hole_find(s, d.seq);
-    if (h && h->need) {
-      h->n += d.receivers;
-      h->need--;
-    }
+    on_publish_done(s, &d);
     holes_drain(self, s);
     return AX_OK;
   }
@@ -848,8 +861,15 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
   resp_free(&s->in);
 }
 
+/* The end of a run: one write for everything it produced. */
+static ax_err conn_flush(ax_actor *self, void *state) {
+  flush_out(self, state);
+  return AX_OK;
+}
+
 const ax_actor_spec conn_spec = {.name = "pubsub-conn",
                                  .behaviour = conn_behaviour,
                                  .state_size = sizeof(conn),
                                  .init = conn_init,
-                                 .terminate = conn_terminate};
+                                 .terminate = conn_terminate,
+                                 .flush = conn_flush};
