@@ -107,7 +107,16 @@ typedef struct ax__route {
                  const void *data, size_t len, ax_buf *buf);
   ax_err (*signal)(void *state, uint64_t from, uint64_t to, uint32_t type, const void *data,
                    size_t len);
+  /* Optional: called on a worker at the end of every actor run (after the
+   * spec's flush), so the route may hold what a run sent (ax__in_run) and
+   * write it once. Must be cheap when it holds nothing. */
+  void (*flush)(void *state);
 } ax__route;
+/* True while an actor callback runs on a worker thread: the run's end
+ * calls the route's flush on this thread. Thread: any. */
+bool ax__in_run(void);
+/* The end of a run: the route's flush, if any (actor.c). */
+void ax__route_run_end(ax_system *sys);
 /* Registers (or, with NULL, removes) the route. r must stay valid until it
  * is replaced and no send can still be using it (in practice: until
  * ax_system_free). Thread: any. */

@@ -63,13 +63,94 @@ static uint64_t now_ms(ax__cluster *cl) { return ax__clock_ms(cl->sys); }
 
 static ax_err conn_err(ax_err e) { return e == AX_ECLOSED || e == AX_ESTATE ? AX_ENOACTOR : e; }
 
+/* ---- holding a run's frames ----
+ *
+ * Inside an actor run on a worker (ax__in_run), small frames are appended
+ * to the peer's buffer (p->ob) and the peer is noted in this thread's list;
+ * the run's end (the route's flush, ax__route_run_end) writes each noted
+ * peer's buffer with one write: a run that sends 100 messages to a node
+ * makes one syscall, not 100. Any other write to the connection first
+ * takes what is held (in the same vector write), so order is kept. Outside
+ * a run (a plain thread, the reactor) frames go out at once. */
+#define DIRTY_MAX 8
+static _Thread_local ax__peer *t_dirty[DIRTY_MAX];
+static _Thread_local unsigned t_ndirty;
+
+static void sent(ax__cluster *cl, ax__peer *p, uint64_t frames, size_t bytes) {
+  AX__CL_STAT(cl, frames_out, frames);
+  AX__CL_STAT(cl, bytes_out, bytes);
+  atomic_store_explicit(&p->tx, true, memory_order_relaxed);
+}
+
+/* Writes what p holds; p->wmu held. Out of memory keeps it (a later write
+ * or the connection actor's KICK retries); a failed connection drops it
+ * (its node down follows), counted as lost. */
+static ax_err ob_flush(ax__cluster *cl, ax__peer *p) {
+  if (!p->ob_len) return AX_OK;
+  ax_err e = ax_conn_write(p->conn, p->ob, p->ob_len);
+  if (e == AX_OK) sent(cl, p, p->ob_frames, p->ob_len);
+  else if (e != AX_ENOMEM) AX__CL_STAT(cl, lost_on_down, p->ob_frames);
+  if (e != AX_ENOMEM) {
+    p->ob_len = 0;
+    p->ob_frames = 0;
+  }
+  return conn_err(e);
+}
+
+/* Holds frame hdr+data in p->ob for the end of this run; p->wmu held.
+ * false: not held (not in a run, too big, no memory): write it now. */
+static bool ob_hold(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size_t hl, const void *data,
+                    size_t len) {
+  if (hl + len > SMALL_FRAME || !ax__in_run()) return false;
+  if (!p->ob && !(p->ob = ax__alloc(AX__CL_OB_CAP))) return false;
+  if (p->ob_len + hl + len > AX__CL_OB_CAP && ob_flush(cl, p) != AX_OK) return false;
+  unsigned i = 0;
+  while (i < t_ndirty && t_dirty[i] != p) i++;
+  if (i == t_ndirty) {
+    if (t_ndirty == DIRTY_MAX) return false; /* many peers in one run: no holding */
+    t_dirty[t_ndirty++] = p;
+  }
+  memcpy(p->ob + p->ob_len, hdr, hl);
+  if (len) memcpy(p->ob + p->ob_len + hl, data, len);
+  p->ob_len += hl + len;
+  p->ob_frames++;
+  atomic_store_explicit(&p->tx, true, memory_order_relaxed);
+  return true;
+}
+
+static void kick(ax__cluster *cl, ax__peer *p);
+
+void ax__cl_route_flush(void *st) {
+  ax__cluster *cl = st;
+  for (unsigned i = 0; i < t_ndirty; i++) {
+    ax__peer *p = t_dirty[i];
+    pthread_mutex_lock(&p->wmu);
+    ax_err e = atomic_load(&p->up) ? ob_flush(cl, p) : AX_OK;
+    pthread_mutex_unlock(&p->wmu);
+    if (e == AX_ENOMEM) kick(cl, p); /* its connection actor retries */
+  }
+  t_ndirty = 0;
+}
+
 /* Writes header hdr[0..hl) and the payload as one frame; p->wmu held.
- * One vector write: the frame is queued whole or not at all (never half a
- * frame on the wire); the payload goes by reference when it has a buf. */
+ * Held for the end of the run if small and in a run; else one vector
+ * write, after what p holds: the frame is queued whole or not at all
+ * (never half a frame on the wire); the payload goes by reference when it
+ * has a buf. */
 static ax_err write_frame(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size_t hl,
                           const void *data, size_t len, ax_buf *buf) {
+  if (ob_hold(cl, p, hdr, hl, data, len)) return AX_OK;
   ax_err e;
-  if (hl + len <= SMALL_FRAME) {
+  size_t held = p->ob_len;
+  if (held) {
+    ax_iov v[3] = {{p->ob, held, NULL}, {hdr, hl, NULL}, {data, len, buf}};
+    e = ax_conn_writev(p->conn, v, len ? 3 : 2);
+    if (e == AX_OK) {
+      sent(cl, p, p->ob_frames, held);
+      p->ob_len = 0;
+      p->ob_frames = 0;
+    }
+  } else if (hl + len <= SMALL_FRAME) {
     uint8_t one[SMALL_FRAME];
     memcpy(one, hdr, hl);
     if (len) memcpy(one + hl, data, len);
@@ -78,11 +159,7 @@ static ax_err write_frame(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size
     ax_iov v[2] = {{hdr, hl, NULL}, {data, len, buf}};
     e = ax_conn_writev(p->conn, v, 2);
   }
-  if (e == AX_OK) {
-    AX__CL_STAT(cl, frames_out, 1);
-    AX__CL_STAT(cl, bytes_out, hl + len);
-    atomic_store_explicit(&p->tx, true, memory_order_relaxed);
-  }
+  if (e == AX_OK) sent(cl, p, 1, hl + len);
   return conn_err(e);
 }
 
@@ -156,8 +233,6 @@ static ax_err control_frame(ax__cluster *cl, ax__peer *p, uint64_t sender, const
   enqueue(p, q);
   return AX_OK;
 }
-
-static void kick(ax__cluster *cl, ax__peer *p);
 
 ax_err ax__cl_ctl_write(ax__cluster *cl, ax__peer *p, uint64_t sender, const ax__wmsg *m) {
   uint8_t *b = NULL;
@@ -262,7 +337,7 @@ ax_err ax__cl_route_send(void *st, uint64_t from, uint64_t to, uint32_t type, ui
   }
   ax_conn_stats cs = {0};
   ax_conn_stats_get(p->conn, &cs);
-  if (cs.queued + p->bq_bytes > cl->sendq_max) {
+  if (cs.queued + p->bq_bytes + p->ob_len > cl->sendq_max) {
     AX__CL_STAT(cl, congested, 1);
     e = AX_EAGAIN;
     goto out;
@@ -523,6 +598,7 @@ static void go_up(ax_actor *self, cl_conn *c, int mode) {
       refuse_duplicate(self, c); /* the other connection stays */
       return;
     }
+    ob_flush(cl, p); /* what is held belongs to the old connection's stream */
     superseded = p->conn; /* legacy: this one wins the tie-break */
     for (ax__clq *q = p->bq; q; q = q->next) q->started = false; /* restart on the new link */
   }
@@ -657,6 +733,9 @@ static void peer_down(ax__cluster *cl, ax__peer *p, uint64_t owner, int reason) 
     p->bq = p->bq_tail = NULL;
     p->bq_bytes = 0;
     ax__u64map_free(&p->senders);
+    if (p->ob_frames) AX__CL_STAT(cl, lost_on_down, p->ob_frames); /* never written */
+    p->ob_len = 0;
+    p->ob_frames = 0;
   }
   pthread_mutex_unlock(&p->wmu);
   if (!active) return;
@@ -1012,6 +1091,7 @@ static void pump(ax_actor *self, cl_conn *c) {
   bool more = false, armed = false;
   pthread_mutex_lock(&p->wmu);
   if (!atomic_load(&p->up) || p->conn_pid != ax_self(self).id) goto out;
+  if (ob_flush(cl, p) == AX_ENOMEM) more = true; /* held frames first (a KICK retries) */
   while (p->bq) {
     ax_conn_stats cs = {0};
     if (ax_conn_stats_get(p->conn, &cs) != AX_OK) break; /* closing: CLOSED follows */
@@ -1059,7 +1139,7 @@ static void pump(ax_actor *self, cl_conn *c) {
       break;
     }
   }
-  more = p->bq != NULL && !armed;
+  more = more || (p->bq != NULL && !armed);
 out:
   pthread_mutex_unlock(&p->wmu);
   if (more) ax__send_after(self, 1, ax_self(self), AX__CL_KICK, NULL, 0, NULL);
@@ -1297,8 +1377,9 @@ static ax_err conn_behave(ax_actor *self, const ax_msg *m) {
       b.kind = AX__K_BYE;
       bool k = false;
       pthread_mutex_lock(&c->peer->wmu);
-      if (atomic_load(&c->peer->up) && c->peer->conn_pid == c->me)
-        control_frame(c->cl, c->peer, 0, &b, &k);
+      if (atomic_load(&c->peer->up) && c->peer->conn_pid == c->me &&
+          control_frame(c->cl, c->peer, 0, &b, &k) == AX_OK)
+        ob_flush(c->cl, c->peer); /* out before the close below */
       pthread_mutex_unlock(&c->peer->wmu);
     }
     conn_lost(self, c, AX_NODE_DISCONNECTED);

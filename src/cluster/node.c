@@ -99,6 +99,7 @@ static void peer_free(ax__peer *p) {
     ax__free(q, sizeof(*q));
   }
   ax__u64map_free(&p->senders);
+  if (p->ob) ax__free(p->ob, AX__CL_OB_CAP);
   ax__pairset_free(&p->links);
   ax__u64map_free(&p->mo_w);
   ax__u64map_free(&p->mo_t);
@@ -527,7 +528,10 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     if (ax_listener_addr(cl->lst, cl->listen_addr, &n) != AX_OK) cl->listen_addr[0] = 0;
     cl->listening = true;
   }
-  cl->route = (ax__route){.state = cl, .send = ax__cl_route_send, .signal = ax__cl_route_signal};
+  cl->route = (ax__route){.state = cl,
+                          .send = ax__cl_route_send,
+                          .signal = ax__cl_route_signal,
+                          .flush = ax__cl_route_flush};
   ax__route_set(sys, &cl->route);
   atomic_store(&cl->state, 1);
   ax_log(sys, AX_LOG_INFO, "cluster: node %s started (listening on %s)", cl->name,

@@ -71,6 +71,11 @@ typedef struct ax__peer {
   ax__clq *bq, *bq_tail;
   size_t bq_bytes;
   ax__u64map senders; /* sender pid (or 2 for none) -> frames queued */
+  /* Small frames an actor run sent, written as one at the run's end (the
+   * route's flush) or before any other write to the connection. */
+  uint8_t *ob;
+  size_t ob_len;
+  uint32_t ob_frames;
   _Atomic bool tx;    /* a frame went out since the last heartbeat check */
   /* tmu: what crosses this link, to undo when it goes down. */
   pthread_mutex_t tmu;
@@ -140,6 +145,7 @@ ax_err ax__cl_route_send(void *st, uint64_t from, uint64_t to, uint32_t type, ui
                          ax_ref ref, const void *data, size_t len, ax_buf *buf);
 ax_err ax__cl_route_signal(void *st, uint64_t from, uint64_t to, uint32_t type, const void *data,
                            size_t len);
+void ax__cl_route_flush(void *st); /* a run's end: its held frames go out */
 /* Writes frame m (its payload included) to peer p from `sender`: at once,
  * or queued behind the sender's pending big message (order per sender).
  * A control frame: never refused for congestion. Thread: any. Errors:
@@ -183,6 +189,8 @@ void ax__pairset_free(ax__pairset *s);
 /* Cross-node links one peer can make this node track (LINK frames name a
  * `from` of the peer's choosing). */
 #define AX__CL_LINKS_MAX (UINT32_C(1) << 20)
+/* A peer's held-frames buffer (ob). */
+#define AX__CL_OB_CAP (64u * 1024u)
 #define AX__CL_STAT(cl, f, n) atomic_fetch_add_explicit(&(cl)->st.f, (n), memory_order_relaxed)
 
 #endif
