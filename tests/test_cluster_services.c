@@ -24,7 +24,7 @@
 #define SECRET "cluster-services-tests-secret!"
 
 enum { T_ECHO = AX_MSG_USER, T_CMD, T_STOPME, T_PGMSG, T_GETARG };
-enum { OP_WHEREIS, OP_SPAWN };
+enum { OP_WHEREIS, OP_SPAWN, OP_PGMON };
 
 static char g_dir[64], secret_path[128];
 
@@ -133,6 +133,11 @@ static ax_err probe_behave(ax_actor *self, const ax_msg *m) {
   case T_CMD: {
     cmd c;
     memcpy(&c, m->data, sizeof c);
+    if (c.op == OP_PGMON) {
+      rec_add((rec){.type = REC_CALL, .status = ax_pg_monitor(self, c.name[0] ? c.name : NULL,
+                                                              c.flags != 0)});
+      return AX_OK;
+    }
     ax_ref ref = 0;
     ax_err e = c.op == OP_WHEREIS
                    ? ax_whereis_on(self, c.node, c.name, c.timeout, &ref)
@@ -156,6 +161,14 @@ static ax_err probe_behave(ax_actor *self, const ax_msg *m) {
   case AX_MSG_EXIT: {
     const ax_exit_info *x = m->data;
     r.status = (int32_t)x->reason;
+    r.pid = x->pid.id;
+    break;
+  }
+  case AX_MSG_PG_JOIN:
+  case AX_MSG_PG_LEAVE: {
+    const ax_pg_event *x = m->data;
+    CU_ASSERT_EQUAL(m->len, sizeof *x);
+    CU_ASSERT_STRING_EQUAL(x->group, "g");
     r.pid = x->pid.id;
     break;
   }
@@ -499,6 +512,76 @@ static void test_pg_three_nodes(void) {
   node_free(&a);
 }
 
+/* ax_pg_monitor: joins and leaves of local and remote members, a stopped
+ * member, a node going down; the events of one subscriber in order. */
+static size_t rec_count_pid(uint32_t type, uint64_t pid) {
+  size_t n = 0;
+  pthread_mutex_lock(&rec_mu);
+  for (size_t i = 0; i < nrec; i++) n += recs[i].type == type && recs[i].pid == pid;
+  pthread_mutex_unlock(&rec_mu);
+  return n;
+}
+typedef struct pidw {
+  uint32_t type;
+  uint64_t pid;
+  size_t n;
+} pidw;
+static bool pid_pred(void *a) {
+  pidw *w = a;
+  return rec_count_pid(w->type, w->pid) >= w->n;
+}
+static bool wait_pid(uint32_t type, uint64_t pid, size_t n) {
+  pidw w = {type, pid, n};
+  return ax_test_wait(pid_pred, &w, WAIT_MS);
+}
+
+static void test_pg_monitor(void) {
+  node a, b;
+  pair(&a, &b, false, false);
+  rec_reset();
+  ax_pid pr;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(a.sys, &probe_spec, NULL, 0, &pr), AX_OK);
+  probe_cmd(&a, pr, OP_PGMON, "", "g", NULL, 0, 1, 0);
+  rec c;
+  CU_ASSERT_FATAL(wait_rec(REC_CALL, &c));
+  CU_ASSERT_EQUAL(c.status, AX_OK);
+  uint32_t slot = 0;
+  ax_pid la, lb;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(a.sys, &member_spec, &slot, sizeof slot, &la), AX_OK);
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(b.sys, &member_spec, &slot, sizeof slot, &lb), AX_OK);
+  ax_pid rb = AX_PID_NONE; /* lb as a names it */
+  CU_ASSERT_EQUAL(ax_node_pid(a.sys, b.name, ax_node_pid_id(lb), &rb), AX_OK);
+  CU_ASSERT_EQUAL(ax_pg_join(a.sys, "g", la), AX_OK);
+  CU_ASSERT(wait_pid(AX_MSG_PG_JOIN, la.id, 1));
+  CU_ASSERT_EQUAL(ax_pg_join(b.sys, "g", lb), AX_OK);
+  CU_ASSERT(wait_pid(AX_MSG_PG_JOIN, rb.id, 1));
+  CU_ASSERT_EQUAL(ax_pg_join(a.sys, "other", la), AX_OK); /* another group: not heard */
+  CU_ASSERT_EQUAL(ax_pg_leave(b.sys, "g", lb), AX_OK);
+  CU_ASSERT(wait_pid(AX_MSG_PG_LEAVE, rb.id, 1));
+  CU_ASSERT_EQUAL(ax_system_send(a.sys, la, T_STOPME, NULL, 0), AX_OK); /* stops: leaves */
+  CU_ASSERT(wait_pid(AX_MSG_PG_LEAVE, la.id, 1));
+  CU_ASSERT_EQUAL(ax_pg_join(b.sys, "g", lb), AX_OK);
+  CU_ASSERT(wait_pid(AX_MSG_PG_JOIN, rb.id, 2));
+  node_free(&b); /* its members leave here */
+  CU_ASSERT(wait_pid(AX_MSG_PG_LEAVE, rb.id, 2));
+  CU_ASSERT_EQUAL(rec_count(AX_MSG_PG_JOIN), 3);
+  CU_ASSERT_EQUAL(rec_count(AX_MSG_PG_LEAVE), 3);
+  /* Unsubscribed: nothing more. */
+  rec_reset();
+  probe_cmd(&a, pr, OP_PGMON, "", "g", NULL, 0, 0, 0);
+  CU_ASSERT_FATAL(wait_rec(REC_CALL, &c));
+  CU_ASSERT_EQUAL(ax_system_spawn(a.sys, &member_spec, &slot, sizeof slot, &la), AX_OK);
+  CU_ASSERT_EQUAL(ax_pg_join(a.sys, "g", la), AX_OK);
+  CU_ASSERT_EQUAL(ax_pg_leave(a.sys, "g", la), AX_OK);
+  probe_cmd(&a, pr, OP_PGMON, "", "bad\nname", NULL, 0, 1, 0);
+  rec_reset();
+  probe_cmd(&a, pr, OP_PGMON, "", "bad\x01", NULL, 0, 1, 0);
+  CU_ASSERT_FATAL(wait_rec(REC_CALL, &c));
+  CU_ASSERT_EQUAL(c.status, AX_EINVAL);
+  CU_ASSERT_EQUAL(rec_count(AX_MSG_PG_JOIN) + rec_count(AX_MSG_PG_LEAVE), 0);
+  node_free(&a);
+}
+
 static void test_pg_args(void) {
   node a;
   ax_system *plain;
@@ -539,6 +622,7 @@ int main(void) {
   CU_add_test(s, "spawn with the monitor option", test_spawn_monitor);
   CU_add_test(s, "pg across three nodes", test_pg_three_nodes);
   CU_add_test(s, "pg arguments", test_pg_args);
+  CU_add_test(s, "pg monitor: joins and leaves", test_pg_monitor);
   int rc = ax_test_run();
   unlink(secret_path);
   rmdir(g_dir);

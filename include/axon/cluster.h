@@ -348,6 +348,32 @@ AX_API ax_err ax_node_spawn(ax_system *sys, const char *node, const char *behavi
  * AX_ESTATE, AX_ENOMEM. */
 AX_API ax_err ax_pg_join(ax_system *sys, const char *group, ax_pid pid);
 
+/* Membership changes (ax_pg_monitor): runtime messages (from none,
+ * AX_MSGF_SYSTEM) with an ax_pg_event payload. */
+enum {
+  AX_MSG_PG_JOIN = AX_MSG_CLUSTER_FIRST + 4, /* 68: a member joined */
+  AX_MSG_PG_LEAVE = AX_MSG_CLUSTER_FIRST + 5 /* 69: a member left (or its node went down) */
+};
+typedef struct ax_pg_event {
+  char group[AX_PG_NAME_MAX + 1];
+  ax_pid pid; /* the member (as this node numbers it) */
+} ax_pg_event;
+
+/* ax_pg_monitor(self, group, true) subscribes self to the membership
+ * changes of group (NULL: of every group) as this node sees them, like
+ * OTP's pg:monitor: one AX_MSG_PG_JOIN per member that joins (a local
+ * ax_pg_join, a peer's PG_JOIN or PG_SYNC) and one AX_MSG_PG_LEAVE per
+ * member that leaves (ax_pg_leave, a local member that stops, a peer's
+ * PG_LEAVE, every member of a node that goes down here), in the order
+ * this node applies them. No event for the members at the call: read
+ * ax_pg_members after subscribing (a change racing with that read may be
+ * both in the snapshot and an event; joins and leaves of one member
+ * arrive in order). false unsubscribes (every subscription of self for
+ * that group, or the every-group ones for NULL). A subscription ends when
+ * self stops. Thread: owner. Errors: AX_EINVAL (NULL self, bad name),
+ * AX_ESTATE (node not started), AX_ENOMEM. */
+AX_API ax_err ax_pg_monitor(ax_actor *self, const char *group, bool on);
+
 /* ax_pg_leave removes local actor pid from group. Thread: any. Errors:
  * AX_ENOTFOUND (not a member), AX_EINVAL, AX_ESTATE. */
 AX_API ax_err ax_pg_leave(ax_system *sys, const char *group, ax_pid pid);

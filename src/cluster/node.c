@@ -165,55 +165,13 @@ void ax__cl_pid_out(ax__cluster *cl, const ax__peer *p, uint64_t pid, ax__wpid *
 
 /* ---- node monitors ---- */
 
-/* Removes subscription j (under mu). */
-static void nmon_remove_at(ax__cluster *cl, size_t j) {
-  uint64_t pid = cl->mons[j].pid, n = 0;
-  cl->mons[j] = cl->mons[--cl->nmons];
-  atomic_store_explicit(&cl->nmons_live, cl->nmons, memory_order_relaxed);
-  if (ax__u64map_get(&cl->monpids, pid, &n)) {
-    if (n <= 1) ax__u64map_del(&cl->monpids, pid, NULL);
-    else ax__u64map_put(&cl->monpids, pid, n - 1); /* the key exists: no allocation */
-  }
-}
-
-void ax__cl_nmon_on_stop(ax__cluster *cl, uint64_t pid) {
-  if (!atomic_load_explicit(&cl->nmons_live, memory_order_relaxed)) return;
-  pthread_mutex_lock(&cl->mu);
-  uint64_t n = 0;
-  if (ax__u64map_get(&cl->monpids, pid, &n)) {
-    for (size_t j = cl->nmons; j-- > 0 && n;) /* a removal moves the last entry to j */
-      if (cl->mons[j].pid == pid) {
-        nmon_remove_at(cl, j);
-        n--;
-      }
-  }
-  pthread_mutex_unlock(&cl->mu);
-}
-
 void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t inc, int reason) {
   ax_node_event ev;
   memset(&ev, 0, sizeof ev);
   snprintf(ev.name, sizeof ev.name, "%s", name);
   ev.incarnation = inc;
   ev.reason = reason;
-  uint64_t stack[32], *pids = stack;
-  size_t n = 0;
-  pthread_mutex_lock(&cl->mu);
-  if (cl->nmons > 32) pids = ax__alloc(sizeof(uint64_t) * cl->nmons);
-  if (!pids) pids = stack; /* out of memory: the first 32 */
-  size_t cap = pids == stack ? 32 : cl->nmons;
-  for (size_t i = 0; i < cl->nmons && n < cap; i++)
-    if (!cl->mons[i].name[0] || strcmp(cl->mons[i].name, name) == 0) pids[n++] = cl->mons[i].pid;
-  pthread_mutex_unlock(&cl->mu);
-  for (size_t i = 0; i < n; i++) {
-    if (ax__send_sys(cl->sys, 0, pids[i], type, 0, 0, &ev, sizeof ev, NULL) == AX_ENOACTOR) {
-      pthread_mutex_lock(&cl->mu); /* a watcher that stopped: forget it */
-      for (size_t j = cl->nmons; j-- > 0;)
-        if (cl->mons[j].pid == pids[i]) nmon_remove_at(cl, j);
-      pthread_mutex_unlock(&cl->mu);
-    }
-  }
-  if (pids != stack) ax__free(pids, sizeof(uint64_t) * cap);
+  ax__subs_notify(&cl->nmons, cl->sys, type, name, &ev, sizeof ev);
 }
 
 /* ---- the manager: owns the listener ---- */
@@ -321,8 +279,7 @@ static void cl_fini(ax_system *sys, void *state) {
     n = d->next;
     ax__free(d, sizeof(*d));
   }
-  if (cl->mons) ax__free(cl->mons, sizeof(ax__nmon) * cl->capmons);
-  ax__u64map_free(&cl->monpids);
+  ax__subs_fini(&cl->nmons);
   ax__u64map_free(&cl->conns);
   ax__nodes_free(cl->nodes);
   ax__secret_wipe(&cl->secret);
@@ -338,6 +295,7 @@ static ax_err cl_start(ax_system *sys, void *arg, ax__layer *out) {
   cl->sys = sys;
   pthread_mutex_init(&cl->mu, NULL);
   pthread_cond_init(&cl->cv, NULL);
+  ax__subs_init(&cl->nmons);
   out->state = cl;
   out->on_actor_stop = ax__cl_on_actor_stop; /* pg members leave (pg.c) */
   out->fini = cl_fini;
@@ -690,34 +648,11 @@ ax_err ax_node_monitor(ax_actor *self, const char *name, bool on) {
   if (!cl) return AX_ESTATE;
   if (name && ax__node_name_check(name) != AX_OK) return AX_EINVAL;
   uint64_t pid = ax_self(self).id;
-  const char *nm = name ? name : "";
-  ax_err e = AX_OK;
-  pthread_mutex_lock(&cl->mu);
-  if (on) {
-    if (cl->nmons == cl->capmons) {
-      size_t nc = cl->capmons ? cl->capmons * 2 : 8;
-      ax__nmon *m = ax__realloc(cl->mons, sizeof(ax__nmon) * cl->capmons, sizeof(ax__nmon) * nc);
-      if (!m) e = AX_ENOMEM;
-      else {
-        cl->mons = m;
-        cl->capmons = nc;
-      }
-    }
-    uint64_t n = 0;
-    ax__u64map_get(&cl->monpids, pid, &n);
-    if (e == AX_OK && !ax__u64map_put(&cl->monpids, pid, n + 1)) e = AX_ENOMEM;
-    if (e == AX_OK) {
-      cl->mons[cl->nmons].pid = pid;
-      snprintf(cl->mons[cl->nmons].name, sizeof cl->mons[0].name, "%s", nm);
-      cl->nmons++;
-      atomic_store_explicit(&cl->nmons_live, cl->nmons, memory_order_relaxed);
-    }
-  } else {
-    for (size_t j = cl->nmons; j-- > 0;)
-      if (cl->mons[j].pid == pid && strcmp(cl->mons[j].name, nm) == 0) nmon_remove_at(cl, j);
+  if (!on) {
+    ax__subs_del(&cl->nmons, pid, name);
+    return AX_OK;
   }
-  pthread_mutex_unlock(&cl->mu);
-  return e;
+  return ax__subs_add(&cl->nmons, pid, name);
 }
 
 ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *o) {
@@ -744,9 +679,7 @@ ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *o) {
                        .spawns_served = L(spawned),
                        .spawns_refused = L(spawn_refused),
                        .pg_dropped = L(pg_dropped)};
-  pthread_mutex_lock(&cl->mu);
-  o->node_monitors = cl->nmons;
-  pthread_mutex_unlock(&cl->mu);
+  o->node_monitors = ax__subs_count(&cl->nmons);
 #undef L
   return AX_OK;
 }

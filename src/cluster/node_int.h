@@ -92,10 +92,32 @@ typedef struct ax__dial {
   uint64_t pid;
 } ax__dial;
 
-typedef struct ax__nmon {
+/* Subscriptions of local actors to named events (subs.c): node monitors,
+ * process group monitors. Own lock (a leaf: nothing is taken under it). */
+typedef struct ax__sub {
   uint64_t pid;
-  char name[AX__NAME_MAX + 1]; /* "" for every node */
-} ax__nmon;
+  char name[AX__NAME_MAX + 1]; /* "" for every name */
+} ax__sub;
+typedef struct ax__subs {
+  pthread_mutex_t mu;
+  ax__sub *v;
+  size_t n, cap;
+  ax__u64map bypid;     /* subscriber -> its entries in v */
+  _Atomic size_t live;  /* n, read without mu by the fast paths */
+} ax__subs;
+void ax__subs_init(ax__subs *s);
+void ax__subs_fini(ax__subs *s);
+/* Adds (pid, name) (NULL: every name). Errors: AX_ENOMEM. */
+ax_err ax__subs_add(ax__subs *s, uint64_t pid, const char *name);
+/* Removes every (pid, name) entry (name NULL: the every-name entries). */
+void ax__subs_del(ax__subs *s, uint64_t pid, const char *name);
+/* Removes every entry of pid (it stopped): one atomic load when empty. */
+void ax__subs_drop_pid(ax__subs *s, uint64_t pid);
+size_t ax__subs_count(ax__subs *s);
+/* Sends {type, data[0..len)} as a runtime message (from none) to every
+ * subscriber of name and of every name; a dead subscriber is dropped. */
+void ax__subs_notify(ax__subs *s, ax_system *sys, uint32_t type, const char *name,
+                     const void *data, size_t len);
 
 struct ax__cluster {
   ax_system *sys;
@@ -119,10 +141,7 @@ struct ax__cluster {
   ax__nodes *nodes;
   _Atomic(ax__peer *) peers[AX__NODES_MAX + 1];
   ax__dial *dials;
-  ax__nmon *mons;
-  size_t nmons, capmons;
-  ax__u64map monpids;        /* subscriber pid -> its entries in mons */
-  _Atomic size_t nmons_live; /* nmons, read without mu by on_actor_stop */
+  ax__subs nmons; /* node monitors (ax_node_monitor) */
   ax__u64map conns; /* live connection actors' pids */
   struct ax__svc *svc; /* services.c: behaviours, the service actor */
   _Atomic(struct ax__pg *) pg; /* pg.c: process groups */
@@ -171,9 +190,6 @@ ax__peer *ax__cl_peer_up(ax__cluster *cl, const char *name);
 /* node.c */
 ax__peer *ax__cl_peer_make(ax__cluster *cl, uint32_t idx); /* under mu */
 void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t inc, int reason);
-/* A local actor stopped: its node monitor subscriptions go (one atomic
- * load when nobody subscribes). Thread: any. */
-void ax__cl_nmon_on_stop(ax__cluster *cl, uint64_t pid);
 ax_err ax__cl_dial(ax__cluster *cl, const char *addr, const char *name);
 /* The pid a wire pid names on a connection to peer p (0: none/unknown). */
 uint64_t ax__cl_pid_in(ax__cluster *cl, const ax__peer *p, const ax__wpid *w);
