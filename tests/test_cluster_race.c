@@ -27,6 +27,7 @@ static int g_raced;
 
 /* Per direction (0: a -> b, 1: b -> a). */
 static _Atomic uint64_t sent_ok[2], got[2], bad[2], refused[2];
+static _Atomic int last_err[2];
 
 typedef struct sender_arg {
   char peer[64];
@@ -51,21 +52,24 @@ static ax_err sender_behave(ax_actor *self, const ax_msg *m) {
   sender *s = ax_state(self);
   if (m->type != T_GO) return AX_OK;
   ax_pid to;
-  bool known = ax_node_pid(ax_actor_system(self), s->a.peer, s->a.rid, &to) == AX_OK;
+  bool ok = ax_node_pid(ax_actor_system(self), s->a.peer, s->a.rid, &to) == AX_OK;
   /* As soon as the node is known: a burst, as an application would. */
-  for (int i = 0; known && i < 256 && s->sent < TOTAL; i++) {
+  for (int i = 0; ok && i < 256 && s->sent < TOTAL; i++) {
     uint32_t q = s->sent;
     ax_err e = ax_send(self, to, T_SEQ, &q, sizeof q);
-    if (e != AX_OK) { /* refused (not up, congested): reported, try later */
+    if (e != AX_OK) { /* refused (not up yet, congested): reported, try later */
       atomic_fetch_add(&refused[s->a.dir], 1);
-      break;
+      atomic_store(&last_err[s->a.dir], (int)e);
+      ok = false;
+    } else {
+      s->sent++;
+      atomic_store(&sent_ok[s->a.dir], s->sent);
     }
-    s->sent++;
-    atomic_store(&sent_ok[s->a.dir], s->sent);
   }
-  if (s->sent < TOTAL && ++s->ticks < 100000) {
-    /* Right away while the node is known, else a short pause. */
-    if (known) return ax_send(self, ax_self(self), T_GO, NULL, 0);
+  /* Right away while sends are taken, else a short pause (bounded: about
+   * WAIT_MS of pauses; a node known is not necessarily up yet). */
+  if (s->sent < TOTAL && ++s->ticks < WAIT_MS) {
+    if (ok) return ax_send(self, ax_self(self), T_GO, NULL, 0);
     return ax_send_after(self, 1, ax_self(self), T_GO, NULL, 0, NULL);
   }
   return AX_OK;
@@ -165,9 +169,20 @@ static bool one_round(int round) {
     uint64_t s = atomic_load(&sent_ok[d]), g = atomic_load(&got[d]), b = atomic_load(&bad[d]);
     if (!done || !caught || g != s || b) {
       fprintf(stderr,
-              "round %d dir %d: accepted %llu, received %llu, out of order %llu, refused %llu%s\n",
+              "round %d dir %d: accepted %llu, received %llu, out of order %llu, refused %llu "
+              "(last %s)%s\n",
               round, d, (unsigned long long)s, (unsigned long long)g, (unsigned long long)b,
-              (unsigned long long)atomic_load(&refused[d]), done ? "" : " (senders not done)");
+              (unsigned long long)atomic_load(&refused[d]),
+              ax_err_name((ax_err)atomic_load(&last_err[d])), done ? "" : " (senders not done)");
+      ax_node_stats st;
+      if (ax_node_stats_get(n[d].sys, &st) == AX_OK)
+        fprintf(stderr,
+                "  node %s: up %llu down %llu hs ok %llu failed %llu proto %llu no_node %llu "
+                "listed %zu\n",
+                names[d], (unsigned long long)st.nodes_up, (unsigned long long)st.nodes_down,
+                (unsigned long long)st.handshakes_ok, (unsigned long long)st.handshakes_failed,
+                (unsigned long long)st.protocol_errors, (unsigned long long)st.send_no_node,
+                ax_node_list(n[d].sys, NULL, 0));
       ok = false;
     }
   }
