@@ -658,9 +658,13 @@ static void established(ax_actor *self, cl_conn *c) {
   ax__peer *p = e == AX_OK ? ax__cl_peer_make(cl, idx) : NULL;
   ax__peer *old = replaced ? atomic_load(&cl->peers[replaced]) : NULL;
   if (p) {
-    snprintf(p->name, sizeof p->name, "%s", r.peer);
-    p->incarnation = r.peer_incarnation;
-    if (r.peer_listen[0]) snprintf(p->addr, sizeof p->addr, "%s", r.peer_listen);
+    /* Written only when they change (a new or reused index): another
+     * connection of the same node reads them without mu (simultaneous
+     * connects complete together). */
+    if (strcmp(p->name, r.peer) != 0) snprintf(p->name, sizeof p->name, "%s", r.peer);
+    if (p->incarnation != r.peer_incarnation) p->incarnation = r.peer_incarnation;
+    if (r.peer_listen[0] && strcmp(p->addr, r.peer_listen) != 0)
+      snprintf(p->addr, sizeof p->addr, "%s", r.peer_listen);
   }
   pthread_mutex_unlock(&cl->mu);
   if (!p) {

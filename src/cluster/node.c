@@ -486,10 +486,11 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     if (ax_listener_addr(cl->lst, cl->listen_addr, &n) != AX_OK) cl->listen_addr[0] = 0;
     cl->listening = true;
   }
-  cl->route = (ax__route){.state = cl,
-                          .send = ax__cl_route_send,
-                          .signal = ax__cl_route_signal,
-                          .flush = ax__cl_route_flush};
+  if (!restart) /* a restart keeps it: workers read it */
+    cl->route = (ax__route){.state = cl,
+                            .send = ax__cl_route_send,
+                            .signal = ax__cl_route_signal,
+                            .flush = ax__cl_route_flush};
   ax__route_set(sys, &cl->route);
   atomic_store(&cl->state, 1);
   ax_log(sys, AX_LOG_INFO, "cluster: node %s started (listening on %s)", cl->name,
