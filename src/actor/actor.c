@@ -545,6 +545,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
     process_sys(a, c);
   if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
   if (c->delivered && !c->exiting && a->spec->flush) run_flush(a, c);
+  ax__route_run_end(a->sys); /* what the run sent to other nodes, in one write */
   c->current = NULL;
   if (c->exiting) {
     finalize(a, c, c->reason, true);
@@ -635,7 +636,9 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
     ax__links_on_stop(a, reason);
   }
   ax__layers_on_actor_stop(a->sys, a->pid);
+  ax_system *sys = a->sys;
   destroy(a);
+  if (c->worker) ax__route_run_end(sys); /* what terminate sent to other nodes */
 }
 
 /* ---- spawning ---- */

@@ -107,7 +107,16 @@ typedef struct ax__route {
                  const void *data, size_t len, ax_buf *buf);
   ax_err (*signal)(void *state, uint64_t from, uint64_t to, uint32_t type, const void *data,
                    size_t len);
+  /* Optional: called on a worker at the end of every actor run (after the
+   * spec's flush), so the route may hold what a run sent (ax__in_run) and
+   * write it once. Must be cheap when it holds nothing. */
+  void (*flush)(void *state);
 } ax__route;
+/* True while an actor callback runs on a worker thread: the run's end
+ * calls the route's flush on this thread. Thread: any. */
+bool ax__in_run(void);
+/* The end of a run: the route's flush, if any (actor.c). */
+void ax__route_run_end(ax_system *sys);
 /* Registers (or, with NULL, removes) the route. r must stay valid until it
  * is replaced and no send can still be using it (in practice: until
  * ax_system_free). Thread: any. */
@@ -155,6 +164,12 @@ ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, con
 ax_err ax__request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
                    uint32_t timeout_ms, ax_ref *ref_out);
 ax_err ax__reply(ax_system *sys, ax_reply_addr to, uint32_t type, const void *data, size_t len);
+/* Records in self's monitors a monitor `ref` that someone else sets up on
+ * self's behalf (a remote spawn with the monitor option): its DOWN is
+ * accepted as one of ax_monitor's, and ax_demonitor(ref) ends it (target
+ * 0 while unknown: the DOWN is then dropped on arrival). Thread: owner.
+ * Errors: AX_ENOMEM. */
+ax_err ax__monitor_expect(ax_actor *self, ax_ref ref, uint64_t target);
 /* ax_call without the reserved-type check (call.c). */
 ax_err ax__call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,
                 uint32_t timeout_ms, void *reply, size_t *reply_len, uint32_t *reply_type);

@@ -42,6 +42,16 @@ void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
 
 bool ax__on_worker(void) { return ax__ctx_get()->worker != NULL; }
 
+bool ax__in_run(void) {
+  ax__ctx *c = ax__ctx_get();
+  return c->worker != NULL && c->current != NULL;
+}
+
+void ax__route_run_end(ax_system *sys) {
+  const ax__route *r = atomic_load_explicit(&sys->route, memory_order_acquire);
+  if (r && r->flush) r->flush(r->state);
+}
+
 /* A worker thread, or an actor callback running on any thread (an init runs
  * on the spawner's thread): blocking there for the whole system to stop
  * would wait for the caller itself. */
