@@ -64,6 +64,16 @@ ax_err ax__layer_start(ax_system *sys, ax__layer_id id, ax__layer_start_fn start
 ax__reactor *ax__system_reactor(ax_system *sys);
 /* True if pid names a live local actor (a snapshot). Thread: any. */
 bool ax__pid_alive(ax_system *sys, uint64_t pid);
+/* True in deterministic test mode (cfg.deterministic_seed). Thread: any. */
+bool ax__det_on(const ax_system *sys);
+/* Deterministic mode: a thread that would block waiting for actors drives
+ * the system instead (docs/testing.md): runs until done(arg) holds, moving
+ * the virtual clock up to timeout_ms (AX_INFINITY: no limit, and the clock
+ * then moves only to pending deadlines). Returns done(arg). Called from an
+ * actor or while another drive runs it only returns done(arg). Thread: the
+ * driving thread. */
+bool ax__det_run_until(ax_system *sys, bool (*done)(void *arg), void *arg, uint32_t timeout_ms);
+
 /* ---- this node, and the route for pids of other nodes ---- */
 
 /* A pid's node field (base/table.h: node 12 | index 26 | generation 26)

@@ -175,6 +175,7 @@ typedef struct ax__timers {
   struct ax__tgroup *groups; /* scratch: one expiry chain per owner per pass */
   size_t groups_cap;
   bool started; /* between ax__timers_start and ax__timers_stop */
+  uint64_t det_commands; /* commands run so far (deterministic mode reads it) */
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */
@@ -182,6 +183,14 @@ ax_err ax__timers_start(ax_system *sys);
 /* Releases every timer left once sys->reactor has stopped (every actor has
  * stopped by then). Idempotent. Thread: the stopping thread. */
 void ax__timers_stop(ax_system *sys);
+/* Deterministic mode (det.c), on the driving thread: run every queued
+ * command and return how many have run since the start; the wheel's next
+ * deadline (a lower bound, UINT64_MAX: none); fire the first timer due at
+ * now (deadline, then the order they were set) and return how many fired
+ * (0 or 1). */
+uint64_t ax__timers_det_commands(ax_system *sys);
+uint64_t ax__timers_det_next(ax_system *sys);
+size_t ax__timers_det_fire(ax_system *sys, uint64_t now);
 /* Owner side: handles a timer node popped from the user lane; returns true
  * if n was turned into a message for the behaviour. */
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n);
@@ -205,6 +214,7 @@ void ax__timers_forget(ax_actor *a, ax_ref ref);
 #define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | (0xfu << 24))
 
 /* ---- the system ---- */
+typedef struct ax__det ax__det; /* deterministic mode's state (det.c) */
 enum { AX__RUNNING = 0, AX__STOPPING = 1, AX__STOPPED = 2 };
 
 /* Runs every started layer's on_actor_stop for pid (the stop path). */
@@ -267,7 +277,17 @@ struct ax_system {
    * ax_system_clock_moved stays harmless. */
   ax__reactor *reactor;
   ax__timers timers;
+  ax__det *det; /* deterministic mode, or NULL (set before the start) */
 };
+
+/* deterministic mode (det.c) */
+/* Sets sys up for the mode (cfg.deterministic_seed != 0), before the
+ * scheduler starts. Errors: AX_EINVAL (cfg.clock_ms set), AX_ENOMEM. */
+ax_err ax__det_new(ax_system *sys);
+void ax__det_free(ax_system *sys);
+/* A waiting shutdown's round: run until idle, then move the clock to the
+ * next timer deadline and run again. */
+void ax__det_settle(ax_system *sys);
 
 /* scheduler (sched.c) */
 ax_err ax__sched_start(ax_system *sys);
@@ -281,6 +301,9 @@ void ax__schedule(ax_system *sys, ax_actor *a);
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
+/* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
+ * its ring, then the inject queue), or NULL. The driving thread only. */
+ax_actor *ax__sched_take(ax__worker *w);
 
 /* actor.c */
 typedef enum { AX__RUN_IDLE, AX__RUN_AGAIN, AX__RUN_MUTED, AX__RUN_DEAD } ax__run_result;

@@ -72,6 +72,7 @@ ax__sup_waiter *ax__sup_waiter_new(void);
 void ax__sup_waiter_retain(ax__sup_waiter *w);  /* a reaper joins (pending + 1) */
 void ax__sup_waiter_done(ax__sup_waiter *w);    /* a reaper finished (pending - 1) */
 void ax__sup_waiter_wait(ax__sup_waiter *w);    /* until pending is 0 */
+bool ax__sup_waiter_idle(void *w);              /* pending is 0 (an ax__sup_waiter *) */
 void ax__sup_waiter_release(ax__sup_waiter *w);
 
 /* ---- the supervisor's state (the actor's inline state; owner-only) ---- */
