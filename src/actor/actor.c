@@ -13,7 +13,9 @@ typedef struct ax__mute_entry {
   uint32_t seq;  /* its mute_state (sequence | MUTED) when muted */
 } ax__mute_entry;
 
-static size_t actor_size(const ax_actor_spec *spec) { return AX__ACTOR_HDR + spec->state_size; }
+static size_t actor_size(const ax_actor_spec *spec) {
+  return AX__ACTOR_HDR + ax__state_span(spec) + sizeof(ax__actor_foot);
+}
 
 static void count_sent(ax_system *sys, ax__ctx *c) {
   if (c->worker && c->worker->sys == sys)
@@ -113,6 +115,9 @@ static inline void lane_lock(ax_actor *a) {
 static inline void lane_unlock(ax_actor *a) {
   atomic_store_explicit(&a->lane_lock, 0, memory_order_release);
 }
+/* For the depth probe (inspect.c), off the hot path. */
+void ax__lane_lock(ax_actor *a) { lane_lock(a); }
+void ax__lane_unlock(ax_actor *a) { lane_unlock(a); }
 
 /* DROP_OLD bounds memory at the sender: every send to a DROP_OLD lane pushes
  * under lane_lock, and one that went past the limit then drops the oldest
@@ -421,6 +426,8 @@ static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
     request_exit(c, r);
   } else if (n->msg.type == AX__SIG_EXIT || n->msg.type == AX__SIG_LINK_EXIT) {
     exit_notice(a, c, n);
+  } else if (n->msg.type == AX__SIG_PROBE) {
+    ax__probe_answer(a, n);
   } else {
     ax__links_signal(a, c, n);
   }
@@ -456,16 +463,19 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
   return l;
 }
 
-static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
+/* Returns the messages popped (for the footer's count). */
+static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
-  if ((ax__mlink *)snap == a->user_tail) return;
+  if ((ax__mlink *)snap == a->user_tail) return 0;
+  uint32_t popped = 0;
   uint32_t limit = a->limit;
   bool locked = limit && a->overflow == AX_OVERFLOW_DROP_OLD; /* see trim_old */
   ax__mlink *l, *old;
   bool active = false;
   while (budget-- && (l = AX_UNLIKELY(locked) ? pop_locked(a, &old)
                                               : ax__lane_pop(&a->user_tail, &old))) {
+    popped++;
     ax__mnode *n = ax__mnode_of(l);
     if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
       break;
@@ -507,6 +517,7 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
     if (c->exiting || c->mute_on || l == (ax__mlink *)snap) break;
   }
   if (active && a->ext && a->ext->recv_ms) ax__timers_activity(a);
+  return popped;
 }
 
 /* Ends a run (or an init): the actor goes idle unless work arrived. Returns
@@ -534,7 +545,14 @@ ax__run_result ax__actor_run(ax_actor *a) {
    * is out of line since exit placeholders call it too). */
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
     process_sys(a, c);
-  if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
+  if (!c->exiting) {
+    uint32_t n = process_user(a, c, a->sys->cfg.batch);
+    /* Owner-only counter: a plain add (relaxed) once per run. */
+    ax__actor_foot *f = ax__actor_foot_of(a);
+    atomic_store_explicit(&f->processed,
+                          atomic_load_explicit(&f->processed, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+  }
   c->current = NULL;
   if (c->exiting) {
     finalize(a, c, c->reason, true);
@@ -644,6 +662,7 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   if (!sys || !spec || !spec->behaviour || (len && !arg)) return AX_EINVAL;
   /* Shutdown waits for spawns in flight; from here until the actor counts
    * as live (or the spawn fails) this one is. */
+  if (spec->state_size > SIZE_MAX / 2) return AX_ENOMEM; /* actor_size must not wrap */
   if (!ax__spawn_enter(sys)) return AX_ECLOSED;
   size_t size = actor_size(spec);
   ax_actor *a = ax__alloc_aligned(size, AX_CACHELINE);

@@ -82,6 +82,28 @@ _Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start o
 
 static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
 
+/* The footer after the state (8-aligned): what introspection reads and the
+ * header has no room for. Owner writes (relaxed), readers holding a table
+ * reference load (relaxed). */
+typedef struct ax__actor_foot {
+  _Atomic uint64_t processed; /* user-lane messages popped (delivered or skipped) */
+} ax__actor_foot;
+
+static inline size_t ax__state_span(const ax_actor_spec *spec) {
+  return (spec->state_size + 7u) & ~(size_t)7u; /* spawn refuses sizes that wrap */
+}
+static inline ax__actor_foot *ax__actor_foot_of(ax_actor *a) {
+  return (ax__actor_foot *)((char *)a + AX__ACTOR_HDR + ax__state_span(a->spec));
+}
+_Static_assert(sizeof(ax__actor_foot) == 8, "the footer is one word after the 8-aligned state");
+
+/* Owner side, probe (inspect.c): answers an AX__SIG_PROBE from the system
+ * lane with the user lane's depth. */
+void ax__probe_answer(ax_actor *a, const ax__mnode *n);
+/* DROP_OLD lanes' lock (actor.c: see trim_old), for owner-side walks. */
+void ax__lane_lock(ax_actor *a);
+void ax__lane_unlock(ax_actor *a);
+
 /* ---- workers and the scheduler ---- */
 
 #define AX__RING_SIZE 256u
@@ -155,6 +177,9 @@ typedef struct ax__registry {
 
 ax_err ax__registry_init(ax__registry *r);
 void ax__registry_fini(ax__registry *r);
+/* Copies pid's registered name into buf[0..cap) ("" when it has none);
+ * cut to fit. */
+void ax__registry_name_of(ax_system *sys, uint64_t pid, char *buf, size_t cap);
 /* Removes pid's name, if any (actor stop). */
 void ax__registry_drop_pid(ax_system *sys, uint64_t pid);
 

@@ -8,6 +8,7 @@
 
 #include "actor/actor.h"
 #include "axon/supervisor.h"
+#include "supervisor/supervisor.h"
 
 /* ---- packed specs ----
  * A supervisor's init argument is one blob: an ax__sup_hdr, the name, then
@@ -93,6 +94,7 @@ typedef struct ax__sup_child {
   ax_child_type type;
   uint32_t shutdown;    /* resolved */
   ax_pid pid;           /* running instance, or AX_PID_NONE */
+  uint64_t restarts;    /* restarts its exits caused (introspection) */
   ax_timer kill_timer;  /* armed while stopping with a finite timeout */
   char id[AX_SUP_ID_MAX + 1];
 } ax__sup_child;
