@@ -392,7 +392,8 @@ ax_err ax_introspect_serve(ax_system *sys, const char *path, ax_pid *out) {
   ax_err e = clear_stale(path);
   if (e != AX_OK) {
     ax_log(sys, AX_LOG_WARN, "introspect: %s: %s", path,
-           e == AX_EEXIST ? "exists and is not a stale socket" : "cannot clear a stale socket");
+           e == AX_EEXIST ? "exists (a file, or a socket another program serves)"
+                             : "cannot clear a stale socket");
     return e;
   }
   return ax_system_spawn(sys, &ix_spec, path, n + 1, out);

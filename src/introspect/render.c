@@ -168,7 +168,7 @@ static void render_child(const ax__ix_round *r, const ax__sup_inspect_child *k, 
   const ax__ix_row *row = row_of(r, k->pid);
   if (row) {
     ax__jb_printf(b, ",\"processed\":%llu,\"depth\":", (unsigned long long)row->info.processed);
-    if (row->answered)
+    if (row->answered || row->info.limit)
       ax__jb_printf(b, "%llu", (unsigned long long)row->depth);
     else
       ax__jb_printf(b, "null");
@@ -252,7 +252,7 @@ static void render_rows(ax__jbuf *b, const char *key, ax__ix_row **v, size_t n) 
     ax__jb_str(b, w->info.name);
     ax__jb_printf(b, ",\"processed\":%llu,\"delta\":%llu,\"depth\":",
                   (unsigned long long)w->info.processed, (unsigned long long)w->delta);
-    if (w->answered)
+    if (w->answered || w->info.limit) /* bounded: queued is known anyway */
       ax__jb_printf(b, "%llu", (unsigned long long)w->depth);
     else
       ax__jb_printf(b, "null");
