@@ -24,7 +24,7 @@
 #define MAX_CONNS 8          /* clients at once; more are closed at accept */
 #define LINE_MAX_IX 512      /* a command line, newline included */
 #define ROUND_MS 500         /* a round waits this long for answers */
-#define ROWS_MAX (1u << 20)  /* actors listed per round */
+#define ROWS_MAX (1u << 16)  /* actors listed per round (table order) */
 enum { IX_DEADLINE = AX_MSG_USER + 0x7100 }; /* own timer: payload the round */
 
 typedef struct ix_conn {
