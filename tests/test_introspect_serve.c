@@ -276,11 +276,7 @@ static ax_err asker_b(ax_actor *self, const ax_msg *m) {
 static const ax_actor_spec asker_spec = {.name = "asker", .behaviour = asker_b};
 
 static void test_introspect_probe_counts_the_queue(void) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.deterministic_seed = 77;
-  ax_system *sys;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = ax_test_det_system(77, NULL);
   ax_pid t, q;
   CU_ASSERT_FATAL(ax_system_spawn(sys, &wk_spec, "ix.t", sizeof "ix.t", &t) == AX_OK);
   CU_ASSERT_FATAL(ax_system_spawn(sys, &asker_spec, NULL, 0, &q) == AX_OK);
@@ -305,11 +301,7 @@ static void test_introspect_probe_counts_the_queue(void) {
 
 static void test_introspect_refused_in_deterministic_mode(void) {
   make_path();
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.deterministic_seed = 1;
-  ax_system *sys;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = ax_test_det_system(1, NULL);
   CU_ASSERT(ax_introspect_serve(sys, path, NULL) == AX_ENOTSUP);
   CU_ASSERT(access(path, F_OK) != 0);
   ax_system_free(sys);

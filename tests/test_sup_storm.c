@@ -4,7 +4,6 @@
  * incarnation depends on the interleaving. A seed replays its run byte for
  * byte (the trace of every start, delivery and stop, and the supervisor's
  * counters read with ax_call), and other seeds explore other runs. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,17 +12,7 @@
 enum { M_GO = AX_MSG_USER, M_NEXT, M_CRASH, M_WORK };
 #define NWORKERS 4
 
-static char trace[1 << 17];
-static size_t trace_len;
-
-static void tracef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void tracef(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(trace + trace_len, sizeof trace - trace_len, fmt, ap);
-  va_end(ap);
-  if (n > 0 && (size_t)n < sizeof trace - trace_len) trace_len += (size_t)n;
-}
+#define TRACE_MAX (1 << 17)
 
 /* ---- workers: named w0..w3, crash on M_CRASH ---- */
 
@@ -37,7 +26,7 @@ static ax_err wk_init(ax_actor *self, void *state, const void *arg, size_t len) 
   memcpy(&s->idx, arg, len);
   char name[8];
   snprintf(name, sizeof name, "w%u", s->idx);
-  tracef("start w%u %llx\n", s->idx, (unsigned long long)ax_self(self).id);
+  ax_test_tracef("start w%u %llx\n", s->idx, (unsigned long long)ax_self(self).id);
   return ax_register(ax_actor_system(self), name, ax_self(self));
 }
 
@@ -45,14 +34,14 @@ static ax_err wk_b(ax_actor *self, const ax_msg *m) {
   wk_st *s = ax_state(self);
   uint32_t v = 0;
   if (m->len == sizeof v) memcpy(&v, m->data, sizeof v);
-  tracef("w%u %llx <- %llx type %u val %u\n", s->idx, (unsigned long long)ax_self(self).id,
+  ax_test_tracef("w%u %llx <- %llx type %u val %u\n", s->idx, (unsigned long long)ax_self(self).id,
          (unsigned long long)m->from.id, m->type, v);
   return m->type == M_CRASH ? AX_EINVAL : AX_OK;
 }
 
 static void wk_term(ax_actor *self, void *state, ax_reason r) {
   (void)self;
-  tracef("stop w%u %s\n", ((wk_st *)state)->idx, ax_reason_str(r));
+  ax_test_tracef("stop w%u %s\n", ((wk_st *)state)->idx, ax_reason_str(r));
 }
 
 static const ax_actor_spec wk_spec = {.name = "worker", .behaviour = wk_b, .init = wk_init,
@@ -82,9 +71,9 @@ static ax_err cr_b(ax_actor *self, const ax_msg *m) {
   uint32_t v = s->id * 1000 + s->left;
   /* Between a worker's crash and its restart the name is free: a miss. */
   if (ax_whereis(ax_actor_system(self), name, &to) != AX_OK)
-    tracef("c%u miss %s\n", s->id, name);
+    ax_test_tracef("c%u miss %s\n", s->id, name);
   else if (ax_send(self, to, s->left % 3 ? M_WORK : M_CRASH, &v, sizeof v) != AX_OK)
-    tracef("c%u dead %s\n", s->id, name);
+    ax_test_tracef("c%u dead %s\n", s->id, name);
   return s->left ? ax_send(self, ax_self(self), M_NEXT, NULL, 0) : AX_OK;
 }
 
@@ -105,7 +94,7 @@ static ax_err watch_b(ax_actor *self, const ax_msg *m) {
   (void)self;
   if (m->type == AX_MSG_DOWN) {
     const ax_down_info *d = m->data;
-    tracef("supervisor down: %s\n", ax_reason_str(d->reason));
+    ax_test_tracef("supervisor down: %s\n", ax_reason_str(d->reason));
   }
   return AX_OK;
 }
@@ -117,16 +106,10 @@ static void quiet_log(ax_log_level level, const char *line, void *arg) {
   (void)level, (void)line, (void)arg; /* a storm logs every crash */
 }
 
-/* Runs one storm: strategy, intensity, seed; the trace stays in `trace`. */
+/* Runs one storm: strategy, intensity, seed; the trace stays in ax_test_trace. */
 static void storm(ax_sup_strategy strat, uint32_t intensity, uint64_t seed) {
-  trace_len = 0;
-  trace[0] = 0;
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.deterministic_seed = seed;
-  cfg.log_fn = quiet_log;
-  ax_system *sys;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_test_trace_reset();
+  ax_system *sys = ax_test_det_system(seed, quiet_log);
   static uint32_t idx[NWORKERS] = {0, 1, 2, 3};
   ax_child_spec kids[NWORKERS];
   char ids[NWORKERS][8];
@@ -150,10 +133,10 @@ static void storm(ax_sup_strategy strat, uint32_t intensity, uint64_t seed) {
   ax_sup_counts k;
   ax_err e = ax_supervisor_count_children(sys, sup, 1000, &k);
   if (e == AX_OK)
-    tracef("counts: active %u restarts %llu failures %llu\n", k.active,
+    ax_test_tracef("counts: active %u restarts %llu failures %llu\n", k.active,
            (unsigned long long)k.restarts, (unsigned long long)k.failures);
   else
-    tracef("counts: %s\n", ax_err_name(e));
+    ax_test_tracef("counts: %s\n", ax_err_name(e));
   CU_ASSERT(ax_system_shutdown(sys) == AX_OK);
   ax_system_free(sys);
 }
@@ -161,13 +144,13 @@ static void storm(ax_sup_strategy strat, uint32_t intensity, uint64_t seed) {
 /* Checks that seed replays byte for byte, and returns its trace. */
 static void replay(ax_sup_strategy strat, uint32_t intensity, uint64_t seed, char *out) {
   storm(strat, intensity, seed);
-  memcpy(out, trace, trace_len + 1);
+  snprintf(out, TRACE_MAX, "%s", ax_test_trace(NULL));
   storm(strat, intensity, seed);
-  CU_ASSERT_STRING_EQUAL(out, trace);
+  CU_ASSERT_STRING_EQUAL(out, ax_test_trace(NULL));
 }
 
 static void storms(ax_sup_strategy strat, uint32_t intensity) {
-  static char a[sizeof trace], b[sizeof trace];
+  static char a[TRACE_MAX], b[TRACE_MAX];
   replay(strat, intensity, 11, a);
   CU_ASSERT(strstr(a, "counts: ") != NULL);
   bool differs = false;
@@ -180,8 +163,8 @@ static void storms(ax_sup_strategy strat, uint32_t intensity) {
 
 static void test_sup_storm_one_for_one_replays(void) {
   storms(AX_SUP_ONE_FOR_ONE, 1000);
-  const char *counts = strstr(trace, "counts: active 4 restarts ");
-  const char *down = strstr(trace, "supervisor down");
+  const char *counts = strstr(ax_test_trace(NULL), "counts: active 4 restarts ");
+  const char *down = strstr(ax_test_trace(NULL), "supervisor down");
   CU_ASSERT(counts != NULL);
   CU_ASSERT(!down || down > counts); /* only at the system's shutdown */
 }
@@ -194,8 +177,8 @@ static void test_sup_storm_rest_for_one_replays(void) { storms(AX_SUP_REST_FOR_O
  * depends on the seed, and the same point for the same seed. */
 static void test_sup_storm_escalation_replays(void) {
   storms(AX_SUP_ONE_FOR_ONE, 3);
-  CU_ASSERT(strstr(trace, "supervisor down: shutdown") != NULL);
-  CU_ASSERT(strstr(trace, "counts: AX_ENOACTOR") != NULL);
+  CU_ASSERT(strstr(ax_test_trace(NULL), "supervisor down: shutdown") != NULL);
+  CU_ASSERT(strstr(ax_test_trace(NULL), "counts: AX_ENOACTOR") != NULL);
 }
 
 int main(void) {

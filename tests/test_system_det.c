@@ -9,34 +9,24 @@
 
 enum { M_GO = AX_MSG_USER, M_NEXT, M_DATA, M_TICK, M_REQ, M_ANSWER, M_PROBE };
 
-/* ---- the trace: one line per delivery (single thread: no lock) ---- */
-static char trace[1 << 16];
-static size_t trace_len;
-
-static void trace_reset(void) {
-  trace_len = 0;
-  trace[0] = 0;
-}
+/* ---- the trace: one line per delivery (tests/support: one thread) ---- */
 
 static void trace_add(ax_actor *self, const ax_msg *m) {
   uint32_t v = 0;
   if (m->len >= sizeof v) memcpy(&v, m->data, sizeof v);
   uint64_t now = 0;
   ax_system_now(ax_actor_system(self), &now);
-  int n = snprintf(trace + trace_len, sizeof trace - trace_len, "t=%llu %llx <- %llx type %u val %u\n",
-                   (unsigned long long)now, (unsigned long long)ax_self(self).id,
-                   (unsigned long long)m->from.id, m->type, v);
-  if (n > 0 && (size_t)n < sizeof trace - trace_len) trace_len += (size_t)n;
+  ax_test_tracef("t=%llu %llx <- %llx type %u val %u\n", (unsigned long long)now,
+                 (unsigned long long)ax_self(self).id, (unsigned long long)m->from.id, m->type, v);
 }
 
-static ax_system *det_system(uint64_t seed) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.deterministic_seed = seed;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
-  return sys;
+static size_t trace_length(void) {
+  size_t n;
+  ax_test_trace(&n);
+  return n;
 }
+
+static ax_system *det_system(uint64_t seed) { return ax_test_det_system(seed, NULL); }
 
 /* ---- scenario 1: three producers, one consumer ---- */
 
@@ -70,9 +60,9 @@ static ax_err prod_b(ax_actor *self, const ax_msg *m) {
 static const ax_actor_spec prod_spec = {.name = "producer", .behaviour = prod_b,
                                         .init = prod_init, .state_size = sizeof(prod_st)};
 
-/* Runs scenario 1 with seed; leaves its trace in `trace`. */
+/* Runs scenario 1 with seed; leaves its trace in ax_test_trace. */
 static void run_producers(uint64_t seed) {
-  trace_reset();
+  ax_test_trace_reset();
   ax_system *sys = det_system(seed);
   ax_pid c, p[3];
   CU_ASSERT_FATAL(ax_system_spawn(sys, &consumer_spec, NULL, 0, &c) == AX_OK);
@@ -95,37 +85,37 @@ static size_t count_lines(const char *s) {
 }
 
 static void test_system_det_same_seed_same_trace(void) {
-  static char first[sizeof trace];
+  static char first[1 << 17];
   run_producers(42);
-  CU_ASSERT_EQUAL(count_lines(trace), 15);
-  memcpy(first, trace, trace_len + 1);
-  size_t first_len = trace_len;
+  CU_ASSERT_EQUAL(count_lines(ax_test_trace(NULL)), 15);
+  memcpy(first, ax_test_trace(NULL), trace_length() + 1);
+  size_t first_len = trace_length();
   run_producers(42);
-  CU_ASSERT_EQUAL(trace_len, first_len);
-  CU_ASSERT(memcmp(first, trace, first_len) == 0);
+  CU_ASSERT_EQUAL(trace_length(), first_len);
+  CU_ASSERT(memcmp(first, ax_test_trace(NULL), first_len) == 0);
 }
 
 static void test_system_det_other_seed_other_interleaving(void) {
-  static char first[sizeof trace];
+  static char first[1 << 17];
   run_producers(1);
-  memcpy(first, trace, trace_len + 1);
-  size_t first_len = trace_len;
+  memcpy(first, ax_test_trace(NULL), trace_length() + 1);
+  size_t first_len = trace_length();
   run_producers(2);
   /* The same deliveries (same lines, 15 of them), in another order. */
-  CU_ASSERT_EQUAL(count_lines(trace), 15);
-  CU_ASSERT_EQUAL(trace_len, first_len);
-  CU_ASSERT(memcmp(first, trace, first_len) != 0);
+  CU_ASSERT_EQUAL(count_lines(ax_test_trace(NULL)), 15);
+  CU_ASSERT_EQUAL(trace_length(), first_len);
+  CU_ASSERT(memcmp(first, ax_test_trace(NULL), first_len) != 0);
 }
 
 /* Many seeds: the per-sender order always holds, and the seeds do not all
  * give the same interleaving. */
 static void test_system_det_fifo_per_sender_under_every_seed(void) {
-  static char first[sizeof trace];
+  static char first[1 << 17];
   bool differs = false;
   for (uint64_t seed = 1; seed <= 20; seed++) {
     run_producers(seed);
     uint32_t last[4] = {1000, 1000, 1000, 1000};
-    for (const char *s = trace; *s;) {
+    for (const char *s = ax_test_trace(NULL); *s;) {
       unsigned v = 0;
       const char *val = strstr(s, "val ");
       CU_ASSERT_PTR_NOT_NULL_FATAL(val);
@@ -136,9 +126,9 @@ static void test_system_det_fifo_per_sender_under_every_seed(void) {
       s = strchr(s, '\n') + 1;
     }
     if (seed == 1)
-      memcpy(first, trace, trace_len + 1);
+      memcpy(first, ax_test_trace(NULL), trace_length() + 1);
     else
-      differs |= strcmp(first, trace) != 0;
+      differs |= strcmp(first, ax_test_trace(NULL)) != 0;
   }
   CU_ASSERT(differs);
 }
@@ -192,7 +182,7 @@ static const ax_actor_spec cli_spec = {.name = "client", .behaviour = cli_b,
 
 /* Counts how the client's request ended in the trace. */
 static void run_timer_race(uint64_t seed, bool *answered, bool *timed_out) {
-  trace_reset();
+  ax_test_trace_reset();
   ax_system *sys = det_system(seed);
   ax_pid srv, cli;
   CU_ASSERT_FATAL(ax_system_spawn(sys, &srv_spec, NULL, 0, &srv) == AX_OK);
@@ -210,9 +200,9 @@ static void run_timer_race(uint64_t seed, bool *answered, bool *timed_out) {
            (unsigned long long)srv.id, (unsigned)M_ANSWER);
   snprintf(tmo, sizeof tmo, "%llx <- %llx type %u", (unsigned long long)cli.id,
            (unsigned long long)cli.id, (unsigned)AX_MSG_TIMEOUT);
-  *answered = strstr(trace, ans) != NULL;
-  *timed_out = strstr(trace, tmo) != NULL;
-  CU_ASSERT(strstr(trace, "t=10 ") != NULL); /* everything at t=10 says so */
+  *answered = strstr(ax_test_trace(NULL), ans) != NULL;
+  *timed_out = strstr(ax_test_trace(NULL), tmo) != NULL;
+  CU_ASSERT(strstr(ax_test_trace(NULL), "t=10 ") != NULL); /* everything at t=10 says so */
   CU_ASSERT(ax_system_shutdown(sys) == AX_OK);
   ax_system_free(sys);
 }
@@ -221,7 +211,7 @@ static void run_timer_race(uint64_t seed, bool *answered, bool *timed_out) {
  * contract), whichever the seed lets win; both outcomes occur among the
  * seeds, and each seed replays its own. */
 static void test_system_det_timer_race_explores_both_outcomes(void) {
-  static char first[sizeof trace];
+  static char first[1 << 17];
   unsigned answers = 0, timeouts = 0;
   for (uint64_t seed = 1; seed <= 32; seed++) {
     bool a, t;
@@ -229,11 +219,11 @@ static void test_system_det_timer_race_explores_both_outcomes(void) {
     CU_ASSERT(a != t);
     answers += a;
     timeouts += t;
-    memcpy(first, trace, trace_len + 1);
+    memcpy(first, ax_test_trace(NULL), trace_length() + 1);
     bool a2, t2;
     run_timer_race(seed, &a2, &t2);
     CU_ASSERT(a2 == a && t2 == t);
-    CU_ASSERT(strcmp(first, trace) == 0);
+    CU_ASSERT(strcmp(first, ax_test_trace(NULL)) == 0);
   }
   CU_ASSERT(answers > 0);
   CU_ASSERT(timeouts > 0);
@@ -249,15 +239,15 @@ static const ax_actor_spec ticker_spec = {.name = "ticker", .behaviour = consume
                                           .init = ticker_init};
 
 static void test_system_det_virtual_clock(void) {
-  trace_reset();
+  ax_test_trace_reset();
   ax_system *sys = det_system(7);
   CU_ASSERT_EQUAL(ax_system_workers(sys), 0);
   ax_pid p;
   CU_ASSERT_FATAL(ax_system_spawn(sys, &ticker_spec, NULL, 0, &p) == AX_OK);
   CU_ASSERT(ax_system_advance(sys, 249) == AX_OK);
-  CU_ASSERT_EQUAL(trace_len, 0); /* not a millisecond early */
+  CU_ASSERT_EQUAL(trace_length(), 0); /* not a millisecond early */
   CU_ASSERT(ax_system_advance(sys, 1000) == AX_OK);
-  CU_ASSERT(strstr(trace, "t=250 ") == trace); /* at its exact virtual time */
+  CU_ASSERT(strstr(ax_test_trace(NULL), "t=250 ") == ax_test_trace(NULL)); /* at its exact virtual time */
   uint64_t now = 0;
   CU_ASSERT(ax_system_now(sys, &now) == AX_OK);
   CU_ASSERT_EQUAL(now, 1249);
