@@ -13,9 +13,7 @@ typedef struct ax__mute_entry {
   uint32_t seq;  /* its mute_state (sequence | MUTED) when muted */
 } ax__mute_entry;
 
-static size_t actor_size(const ax_actor_spec *spec) {
-  return AX__ACTOR_HDR + ax__state_span(spec) + sizeof(ax__actor_foot);
-}
+static size_t actor_size(const ax_actor_spec *spec) { return AX__ACTOR_HDR + spec->state_size; }
 
 static void count_sent(ax_system *sys, ax__ctx *c) {
   if (c->worker && c->worker->sys == sys)
@@ -463,7 +461,7 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
   return l;
 }
 
-/* Returns the messages popped (for the footer's count). */
+/* Returns the messages popped (for the processed count). */
 static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
@@ -547,11 +545,11 @@ ax__run_result ax__actor_run(ax_actor *a) {
     process_sys(a, c);
   if (!c->exiting) {
     uint32_t n = process_user(a, c, a->sys->cfg.batch);
-    /* Owner-only counter: a plain add (relaxed) once per run. */
-    ax__actor_foot *f = ax__actor_foot_of(a);
-    atomic_store_explicit(&f->processed,
-                          atomic_load_explicit(&f->processed, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    /* The processed count, in the retired stub (actor_int.h): owner-only,
+     * a plain add once per run, on the line release_run touches anyway. */
+    if (n && a->user_tail != &a->user_stub)
+      atomic_store_explicit(&a->user_stub_word, ((ax__actor_processed(a) + n) << 1) | 1,
+                            memory_order_relaxed);
   }
   c->current = NULL;
   if (c->exiting) {
@@ -662,7 +660,6 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   if (!sys || !spec || !spec->behaviour || (len && !arg)) return AX_EINVAL;
   /* Shutdown waits for spawns in flight; from here until the actor counts
    * as live (or the spawn fails) this one is. */
-  if (spec->state_size > SIZE_MAX / 2) return AX_ENOMEM; /* actor_size must not wrap */
   if (!ax__spawn_enter(sys)) return AX_ECLOSED;
   size_t size = actor_size(spec);
   ax_actor *a = ax__alloc_aligned(size, AX_CACHELINE);

@@ -46,7 +46,14 @@ struct ax_actor {
   /* Line 0: written by other threads. */
   _Atomic uintptr_t user_head; /* producers: lane push (see mailbox.h) */
   _Atomic uintptr_t sys_head;  /* producers: system lane push */
-  ax__mlink user_stub;         /* embedded first stubs; producers write next */
+  /* Embedded first stubs; producers write next. The user lane's stub is
+   * retired by the first pop (the popped node becomes the stub, as Pony
+   * runs the queue) and never linked again; its word then holds the
+   * processed count (see ax__actor_processed). */
+  union {
+    ax__mlink user_stub;
+    _Atomic uint64_t user_stub_word;
+  };
   ax__mlink sys_stub;
   _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
                                   popped (senders add, owner subtracts) */
@@ -82,20 +89,17 @@ _Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start o
 
 static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
 
-/* The footer after the state (8-aligned): what introspection reads and the
- * header has no room for. Owner writes (relaxed), readers holding a table
- * reference load (relaxed). */
-typedef struct ax__actor_foot {
-  _Atomic uint64_t processed; /* user-lane messages popped (delivered or skipped) */
-} ax__actor_foot;
-
-static inline size_t ax__state_span(const ax_actor_spec *spec) {
-  return (spec->state_size + 7u) & ~(size_t)7u; /* spawn refuses sizes that wrap */
+/* The messages an actor's runs have taken from its user lane, kept where
+ * the header has room: the retired user-lane stub (above). The owner
+ * writes (count << 1) | 1 there at the end of a run, once the stub is
+ * retired; an even word is still the live stub's link (a pointer, or NULL),
+ * and means no message was taken yet. Readers holding a table reference
+ * load it relaxed. */
+static inline uint64_t ax__actor_processed(ax_actor *a) {
+  uint64_t w = atomic_load_explicit(&a->user_stub_word, memory_order_relaxed);
+  return w & 1 ? w >> 1 : 0;
 }
-static inline ax__actor_foot *ax__actor_foot_of(ax_actor *a) {
-  return (ax__actor_foot *)((char *)a + AX__ACTOR_HDR + ax__state_span(a->spec));
-}
-_Static_assert(sizeof(ax__actor_foot) == 8, "the footer is one word after the 8-aligned state");
+_Static_assert(sizeof(ax__mlink) == sizeof(uint64_t), "the stub's word holds the count");
 
 /* Owner side, probe (inspect.c): answers an AX__SIG_PROBE from the system
  * lane with the user lane's depth. */

@@ -1,6 +1,6 @@
 /* Axon: what introspection reads of the actor layer (see "introspection"
- * in actor/actor.h): per-actor snapshots from the footer and the header's
- * counters, the workers' counters, and the depth probe, which the actor
+ * in actor/actor.h): per-actor snapshots from the header (the processed
+ * count in the retired stub, the bounded lane's counters), the workers' counters, and the depth probe, which the actor
  * answers itself since only the owner may walk its lane. */
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +17,7 @@ ax_err ax__actor_info_get(ax_system *sys, uint64_t pid, ax__actor_info *out) {
   out->pid = pid;
   out->spec = a->spec;
   snprintf(out->spec_name, sizeof out->spec_name, "%s", a->spec->name ? a->spec->name : "");
-  out->processed = atomic_load_explicit(&ax__actor_foot_of(a)->processed, memory_order_relaxed);
+  out->processed = ax__actor_processed(a);
   out->limit = a->limit;
   if (a->limit) out->queued = atomic_load_explicit(&a->queued, memory_order_relaxed);
   bool named = atomic_load_explicit(&a->mute_state, memory_order_relaxed) & AX__MS_NAMED;
@@ -75,7 +75,7 @@ void ax__probe_answer(ax_actor *a, const ax__mnode *n) {
   if (locked) ax__lane_lock(a);
   ax__probe_reply r = {.pid = a->pid, .depth = lane_depth(a)};
   if (locked) ax__lane_unlock(a);
-  r.processed = atomic_load_explicit(&ax__actor_foot_of(a)->processed, memory_order_relaxed);
+  r.processed = ax__actor_processed(a);
   /* The asker may be gone or out of memory: the probe is best effort. */
   (void)ax__send_sys(a->sys, a->pid, q.asker, AX__MSG_PROBE_REPLY, 0, q.ref, &r, sizeof r, NULL);
 }
