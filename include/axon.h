@@ -15,6 +15,7 @@
 #include "axon/io.h"
 #include "axon/supervisor.h"
 #include "axon/cluster.h"
+#include "axon/introspect.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,6 +9,7 @@
 # header (actor/actor.h).
 #
 #   base  <-  mailbox, timer  <-  reactor  <-  actor  <-  supervisor, io  <-  cluster
+#        <-  introspect
 #
 # usage: scripts/check-layers.sh [SRC_DIR]   (default: src next to this script)
 # Prints every violation as "file:line: folder includes above/beside folder"
@@ -24,6 +25,7 @@ rank() {
     actor) echo 3 ;;
     supervisor | io) echo 4 ;;
     cluster) echo 5 ;;
+    introspect) echo 6 ;;
     *) echo -1 ;;
   esac
 }

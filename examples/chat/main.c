@@ -2,7 +2,7 @@
  * python-irc, nc) connect to it.
  *
  *   chat [--listen ADDR] [--sendq BYTES] [--ping SECS] [--flood LINES]
- *        [--workers N] [--quiet] [--enable-crash-command]
+ *        [--workers N] [--quiet] [--enable-crash-command] [--introspect PATH]
  *        [--node NAME --secret-file PATH [--cluster ADDR] [--join ADDR]...]
  *
  * Start it, then `irssi -c 127.0.0.1 -p 6667` (or `nc 127.0.0.1 6667`).
@@ -55,6 +55,8 @@ static void usage(FILE *f) {
           "  --enable-crash-command accept CRASHCHAN #chan, which crashes the channel's\n"
           "                         actor on purpose (tests and demos: its supervisor\n"
           "                         restarts it and the members rejoin)\n"
+          "  --introspect PATH      serve introspection on the Unix socket PATH (mode\n"
+          "                         0600) for tools/axon-top (build/tools/axon-top PATH)\n"
           "  --help                 this text\n"
           "cluster options (channels and nicks span every node of the cluster):\n"
           "  --node NAME            this server's node name, name@host (a@127.0.0.1)\n"
@@ -89,7 +91,7 @@ int main(int argc, char **argv) {
   const char *addr = "127.0.0.1:6667";
   unsigned long long sendq = 1024 * 1024, ping = 120, flood = 0, workers = 0;
   bool quiet = false;
-  const char *node = NULL, *cluster = NULL, *secret = NULL;
+  const char *node = NULL, *cluster = NULL, *secret = NULL, *introspect = NULL;
   const char *joins[16];
   size_t njoins = 0;
   for (int i = 1; i < argc; i++) {
@@ -110,7 +112,7 @@ int main(int argc, char **argv) {
                  strcmp(a, "--ping") == 0 || strcmp(a, "--flood") == 0 ||
                  strcmp(a, "--workers") == 0 || strcmp(a, "--node") == 0 ||
                  strcmp(a, "--cluster") == 0 || strcmp(a, "--join") == 0 ||
-                 strcmp(a, "--secret-file") == 0;
+                 strcmp(a, "--secret-file") == 0 || strcmp(a, "--introspect") == 0;
     if (!takes) {
       fprintf(stderr, "chat: unknown option '%s' (try --help)\n", a);
       return 2;
@@ -129,6 +131,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--node") == 0) node = v;
     else if (strcmp(a, "--cluster") == 0) cluster = v;
     else if (strcmp(a, "--secret-file") == 0) secret = v;
+    else if (strcmp(a, "--introspect") == 0) introspect = v;
     else if (njoins < sizeof joins / sizeof joins[0]) joins[njoins++] = v;
     else {
       fprintf(stderr, "chat: too many --join options (at most 16)\n");
@@ -230,6 +233,7 @@ int main(int argc, char **argv) {
   e = ax_supervisor_start(sys, &chans, &chat_cfg.chan_sup);
   if (e == AX_OK) e = ax_supervisor_start(sys, &clients, &chat_cfg.client_sup);
   if (e == AX_OK) e = ax_supervisor_start(sys, &server, &server_sup); /* listens */
+  if (e == AX_OK && introspect) e = ax_introspect_serve(sys, introspect, NULL);
   int rc = 0;
   if (e != AX_OK) {
     fprintf(stderr, "chat: cannot start the server: %s\n", ax_strerror(e));
