@@ -129,6 +129,20 @@ class Node:
             pass
         self.p.wait()
 
+    def quit(self):
+        """Closes stdin (the node shuts down) and waits; True when it exited 0
+        without a sanitizer report."""
+        self.p.stdin.close()
+        try:
+            rc = self.p.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            rc = "hung"
+        self.log.seek(0)
+        text = self.log.read().decode(errors="replace")
+        return check(rc == 0 and "Sanitizer" not in text,
+                     "%s shuts down cleanly (exit %s%s)" %
+                     (self.name, rc, ", sanitizer report" if "Sanitizer" in text else ""))
+
     def stderr_tail(self):
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-3000:]
@@ -338,6 +352,8 @@ def main():
                              "%s VmRSS back under %d kB (baseline %d kB)" %
                              (n.name, bound, base[n.name]))
             print("%s: VmRSS baseline %d kB, after %d kB" % (n.name, base[n.name], n.rss_kb()))
+        for n in (a, b, c):
+            n.quit()
         return 1 if failures else 0
     except (Stop, queue.Empty) as e:
         check(False, "stopped: %r" % (e,))
