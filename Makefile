@@ -45,7 +45,7 @@ test-faults: build
 
 SOAK_SECONDS ?= 600
 soak: build
-	SOAK_SECONDS=$(SOAK_SECONDS) python3 bench/soak.py $(BUILD)
+	@SOAK_SECONDS=$(SOAK_SECONDS) python3 bench/soak.py $(BUILD)
 
 test-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAX_SANITIZE=address >/dev/null
