@@ -58,6 +58,7 @@ typedef struct slot {
   ax_pid pid;
   uint32_t refs; /* its subscriptions (channels and patterns) in this shard */
   bool touched;  /* listed in shard.touched: records wait for shard_flush */
+  bool has_done; /* its records include a REC_DONE: sent after the others */
   obuf ob;       /* rec_hdr + bytes, ... */
 } slot;
 
@@ -95,6 +96,13 @@ typedef struct shard {
   map slots;      /* pid (8 bytes) -> slot* */
   slot **touched; /* slots with records for this run's flush */
   uint32_t ntouched, tcap;
+  /* Other nodes' publishes of this run, answered by shard_flush after the
+   * deliveries went out (MSG_RPUBLISH_DONE). */
+  struct rreply {
+    ax_reply_addr to;
+    uint64_t n;
+  } *replies;
+  uint32_t nreplies, rcap;
 } shard;
 
 uint32_t shard_of(const char *ch, size_t len) {
@@ -162,24 +170,40 @@ static bool slot_add(shard *s, slot *sl, uint32_t kind, const void *data, size_t
   return !sl->ob.oom;
 }
 
-/* The end of a run: one MSG_BATCH per conn that has records. */
+/* The end of a run: one MSG_BATCH per conn that has records, the
+ * deliveries before the answers. A publisher may publish again as soon as
+ * it has its answer, possibly through another shard: so every batch of
+ * deliveries goes out first, then the batches holding answers (REC_DONE),
+ * then the answers to other nodes' publishes (MSG_RPUBLISH_DONE, which let
+ * the publishing node answer its publisher). A subscriber's mailbox thus
+ * has this run's deliveries before anything the answered publishers send
+ * next, and each publisher's messages reach it in order. */
 static ax_err shard_flush(ax_actor *self, void *state) {
   shard *s = state;
+  for (int pass = 0; pass < 2; pass++)
+    for (uint32_t i = 0; i < s->ntouched; i++) {
+      slot *sl = s->touched[i];
+      if (sl->has_done != (pass == 1)) continue;
+      slot_send(self, sl);
+      sl->has_done = false;
+    }
   for (uint32_t i = 0; i < s->ntouched; i++) {
     slot *sl = s->touched[i];
-    slot_send(self, sl);
     sl->touched = false;
     if (sl->refs == 0) slot_free(s, sl);
   }
   s->ntouched = 0;
+  for (uint32_t i = 0; i < s->nreplies; i++)
+    ax_reply_to(self, s->replies[i].to, MSG_RPUBLISH_DONE, &s->replies[i].n, sizeof(uint64_t));
+  s->nreplies = 0;
   return AX_OK;
 }
 
 /* The publisher's answer: with the run's other records for it. */
 static void answer(ax_actor *self, shard *s, ax_pid to, const publish_done *d) {
   slot *sl = slot_get(s, to);
-  if (!sl || !slot_add(s, sl, REC_DONE, d, sizeof *d))
-    ax_send(self, to, MSG_PUBLISH_DONE, d, sizeof *d);
+  if (sl && slot_add(s, sl, REC_DONE, d, sizeof *d)) sl->has_done = true;
+  else ax_send(self, to, MSG_PUBLISH_DONE, d, sizeof *d);
 }
 
 static int sub_add(shard *s, sublist *l, ax_pid p) {
@@ -343,11 +367,13 @@ static ax_buf *pmessage_frame(const char *pat, size_t plen, const char *ch, size
 }
 
 /* One delivery: a record in the subscriber's slot, or (a big frame) its
- * pending records then the shared buffer by reference. */
+ * pending records then the shared buffer by reference. Pending records
+ * holding an answer go only after every pending delivery (shard_flush). */
 static bool deliver(ax_actor *self, shard *s, slot *sl, ax_buf *buf, size_t off, size_t len) {
   if (len - sizeof(wire_hdr) < BIG_FRAME)
     return slot_add(s, sl, REC_DELIVER, (const char *)ax_buf_data(buf) + off, len);
-  slot_send(self, sl);
+  if (sl->has_done) shard_flush(self, s);
+  else slot_send(self, sl);
   return ax_send_buf(self, sl->pid, MSG_DELIVER, buf, off, len) == AX_OK;
 }
 
@@ -472,7 +498,20 @@ static void shard_rpublish(ax_actor *self, shard *s, const ax_msg *msg) {
       ax_buf_release(b);
     }
   }
-  ax_reply(self, msg, MSG_RPUBLISH_DONE, &n, sizeof n);
+  /* Answered at the end of the run, after the deliveries (shard_flush). */
+  if (s->nreplies == s->rcap) {
+    uint32_t cap = s->rcap ? s->rcap * 2 : 16;
+    struct rreply *r = realloc(s->replies, cap * sizeof *r);
+    if (!r) { /* out of memory: flush what this run has, then answer */
+      shard_flush(self, s);
+      ax_reply(self, msg, MSG_RPUBLISH_DONE, &n, sizeof n);
+      return;
+    }
+    s->replies = r;
+    s->rcap = cap;
+  }
+  s->replies[s->nreplies].to = ax_reply_addr_of(msg);
+  s->replies[s->nreplies++].n = n;
 }
 
 static void shard_query(ax_actor *self, shard *s, const ax_msg *msg) {
@@ -594,6 +633,7 @@ static void shard_terminate(ax_actor *self, void *state, ax_reason reason) {
   }
   map_free(&s->slots);
   free(s->touched);
+  free(s->replies); /* unanswered: the requesters' timeouts end them */
 }
 
 const ax_actor_spec shard_spec = {.name = "pubsub-shard",
