@@ -31,7 +31,7 @@ is gone) are deleted at the next start. netcut exits 77 (skipped) without
 root or without `ip netns`."""
 import ctypes, os, queue, re, secrets, shutil, signal, subprocess, sys, tempfile, threading, time
 
-HB_MS, DOWN_MS = 250, 2000
+HB_MS, DOWN_MS = 250, 3000
 SLACK_S = 30          # added to down_after for every "fault is seen" wait
 WAIT_S = 60           # bound of every other wait
 PER_TICK = 20         # messages per 10 ms per stream
