@@ -2,8 +2,11 @@
  *
  *   chat_load --port P [--clients N] [--channels C] [--size BYTES]
  *             [--window W] [--warmup SECS] [--seconds SECS] [--name NAME]
- *             [--impl IMPL] [--port2 P2]
+ *             [--impl IMPL] [--port2 P2] [--nick PREFIX]
  *
+ * --nick: the clients' nicks are PREFIX0, PREFIX1, ... (default "l"); runs
+ * one after another against a cluster use distinct prefixes, since a nick
+ * released on one node reaches the others' directories asynchronously.
  * --port2: odd-numbered clients connect to P2 (another node of a chat
  * cluster), so channels span two nodes. Before sending, every client then
  * sends "sync <idx>" lines (again every second) until every other member
@@ -262,7 +265,7 @@ static double pct(double p) {
 
 int main(int argc, char **argv) {
   int port = 0, port2 = 0;
-  const char *name = "chat", *impl = "axon";
+  const char *name = "chat", *impl = "axon", *nick = "l";
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
     if (!strcmp(a, "--port")) port = atoi(v);
@@ -275,6 +278,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--name")) name = v;
     else if (!strcmp(a, "--impl")) impl = v;
     else if (!strcmp(a, "--port2")) port2 = atoi(v);
+    else if (!strcmp(a, "--nick")) nick = v;
     else die("unknown option %s", a);
   }
   if (port <= 0 || N < 2 || C < 1 || C > N || SIZE < 48 || SIZE > 400 || W < 1)
@@ -301,7 +305,7 @@ int main(int argc, char **argv) {
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-    out(c, "NICK l%d\r\nUSER b 0 * :bench\r\n", i);
+    out(c, "NICK %s%d\r\nUSER b 0 * :bench\r\n", nick, i);
   }
   loop_until(all_joined, 60, "every client joined");
   if (port2 > 0) sync_members();

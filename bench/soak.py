@@ -88,6 +88,12 @@ class Proc:
             time.sleep(0.05)
         raise Stop("%s did not print %r" % (self.name, pattern))
 
+    def events(self):
+        """This process's cluster log lines about nodes going down."""
+        self.err.seek(0)
+        return [l for l in self.err.read().decode(errors="replace").splitlines()
+                if " down (" in l]
+
     def errtail(self):
         self.err.seek(0)
         return self.err.read().decode(errors="replace")[-2000:]
@@ -191,11 +197,12 @@ def chat_rounds(exe, s1, s2, deadline, stop_evt):
                                    "--clients", str(CHAT_CLIENTS), "--channels",
                                    str(CHAT_CHANNELS), "--size", "64", "--window", "4",
                                    "--warmup", "0.5", "--seconds", str(secs),
-                                   "--name", "soak"])
+                                   "--name", "soak", "--nick", "r%dn" % n])
         m = re.search(r"sent=(\d+)", out)
         if rc != 0 or not m:
             m2 = re.search(r"got (\d+) of (\d+) messages", err)
-            lost = int(m2.group(2)) - int(m2.group(1)) if m2 else 1
+            lost = int(m2.group(2)) - int(m2.group(1)) if m2 else \
+                1 if "lost or reordered" in err else 0  # else the round failed otherwise
             with lock:
                 totals["lost"] += lost
             problem("chat_load round %d failed (exit %d): %s" % (n, rc, err.strip()[-500:]))
@@ -344,6 +351,9 @@ def main():
             problem("RSS grew from %d kB to %d kB (bound %d kB)" % (rss_start, rss_end, bound))
         if fds_end is None or fds_end > fds_start + 8:
             problem("descriptors grew from %d to %s" % (fds_start, fds_end))
+        for p in procs:  # a node down between two live nodes is a finding
+            for l in p.events():
+                problem("%s: %s" % (p.name, l.strip()))
         for p in procs:
             p.stop()
         stats.update(seconds=int(time.monotonic() - t0), rss_start=rss_start, rss_end=rss_end,
