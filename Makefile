@@ -7,12 +7,17 @@
 #   make test-posix  the socket layer's plain-POSIX (BSD/macOS) calls, built
 #               and run on this machine: the io suites and the echo example
 #   make pubsub build and start the RESP pub/sub broker on 127.0.0.1:6380
+#   make soak   a mixed load on two-node chat and pub/sub clusters plus actor
+#               churn for SOAK_SECONDS (default 600), checking loss, RSS, fds
+#   make test-faults  the multi-process fault tests (kill -9, SIGSTOP, network
+#               cut between node processes; also part of make test)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 PREFIX ?= /usr/local
 
-.PHONY: all deps build run chat test bench clean test-asan test-tsan test-posix install pubsub
+.PHONY: all deps build run chat test bench clean test-asan test-tsan test-posix install pubsub \
+	test-faults soak
 
 all: build
 
@@ -34,6 +39,13 @@ pubsub: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-faults: build
+	cd $(BUILD) && ctest --output-on-failure -R '^faults\.'
+
+SOAK_SECONDS ?= 600
+soak: build
+	@SOAK_SECONDS=$(SOAK_SECONDS) python3 bench/soak.py $(BUILD)
 
 test-asan: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAX_SANITIZE=address >/dev/null

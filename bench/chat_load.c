@@ -2,7 +2,16 @@
  *
  *   chat_load --port P [--clients N] [--channels C] [--size BYTES]
  *             [--window W] [--warmup SECS] [--seconds SECS] [--name NAME]
- *             [--impl IMPL]
+ *             [--impl IMPL] [--port2 P2] [--nick PREFIX]
+ *
+ * --nick: the clients' nicks are PREFIX0, PREFIX1, ... (default "l"); runs
+ * one after another against a cluster use distinct prefixes, since a nick
+ * released on one node reaches the others' directories asynchronously.
+ * --port2: odd-numbered clients connect to P2 (another node of a chat
+ * cluster), so channels span two nodes. Before sending, every client then
+ * sends "sync <idx>" lines (again every second) until every other member
+ * of its channel got one: the nodes' channel actors have found each other,
+ * and a message lost after that is a real loss.
  *
  * N clients register, client i joins channel #b(i mod C), then every client
  * sends PRIVMSGs of BYTES bytes of text to its channel, keeping at most W of
@@ -144,6 +153,17 @@ static void on_privmsg(client *r, const char *text) {
 }
 
 static int joined_count, welcomed_count;
+static bool *syncd; /* syncd[r * N + s]: r got a sync line from s */
+static int sync_count, sync_need;
+
+static void on_sync(client *r, const char *text) {
+  long s = strtol(text + 5, NULL, 10);
+  if (s < 0 || s >= N || cl[s].chan != r->chan || s == r->idx) return;
+  if (!syncd[(size_t)r->idx * N + (size_t)s]) {
+    syncd[(size_t)r->idx * N + (size_t)s] = true;
+    sync_count++;
+  }
+}
 
 static void on_line(client *c, char *l) {
   if (strncmp(l, "PING ", 5) == 0) {
@@ -156,7 +176,8 @@ static void on_line(client *c, char *l) {
   char *cmd = sp + 1;
   if (strncmp(cmd, "PRIVMSG ", 8) == 0) {
     char *t = strstr(cmd, " :");
-    if (t) on_privmsg(c, t + 2);
+    if (t && strncmp(t + 2, "sync ", 5) == 0) on_sync(c, t + 2);
+    else if (t) on_privmsg(c, t + 2);
   } else if (strncmp(cmd, "001 ", 4) == 0 && !c->welcomed) {
     c->welcomed = true;
     welcomed_count++;
@@ -210,6 +231,23 @@ static void loop_until(bool (*cond)(void), double secs, const char *what) {
 static uint64_t phase_end;
 static bool all_joined(void) { return joined_count == N; }
 static bool time_up(void) { return now_ns() >= phase_end; }
+static bool synced_or_time_up(void) { return sync_count == sync_need || time_up(); }
+
+/* The cluster barrier (--port2): see the header comment. */
+static void sync_members(void) {
+  for (int i = 0; i < N; i++) sync_need += members[cl[i].chan] - 1;
+  for (int round = 0; round < 60 && sync_count < sync_need; round++) {
+    for (int s = 0; s < N; s++) {
+      bool missing = false;
+      for (int r = 0; r < N; r++)
+        if (r != s && cl[r].chan == cl[s].chan && !syncd[(size_t)r * N + (size_t)s]) missing = true;
+      if (missing) out(&cl[s], "PRIVMSG #b%d :sync %d\r\n", cl[s].chan, s);
+    }
+    phase_end = now_ns() + 1000000000u;
+    loop_until(synced_or_time_up, 10, "sync");
+  }
+  if (sync_count < sync_need) die("the channels did not span both nodes within 60 s");
+}
 static bool all_done(void) {
   for (int i = 0; i < N; i++)
     if (cl[i].done_seq != cl[i].next_seq) return false;
@@ -226,8 +264,8 @@ static double pct(double p) {
 }
 
 int main(int argc, char **argv) {
-  int port = 0;
-  const char *name = "chat", *impl = "axon";
+  int port = 0, port2 = 0;
+  const char *name = "chat", *impl = "axon", *nick = "l";
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
     if (!strcmp(a, "--port")) port = atoi(v);
@@ -239,6 +277,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--seconds")) SECONDS = atof(v);
     else if (!strcmp(a, "--name")) name = v;
     else if (!strcmp(a, "--impl")) impl = v;
+    else if (!strcmp(a, "--port2")) port2 = atoi(v);
+    else if (!strcmp(a, "--nick")) nick = v;
     else die("unknown option %s", a);
   }
   if (port <= 0 || N < 2 || C < 1 || C > N || SIZE < 48 || SIZE > 400 || W < 1)
@@ -247,25 +287,28 @@ int main(int argc, char **argv) {
   expect = calloc((size_t)N * N, sizeof *expect);
   acks = calloc((size_t)N * W, sizeof *acks);
   members = calloc((size_t)C, sizeof *members);
-  if (!cl || !expect || !acks || !members) die("out of memory");
+  syncd = calloc((size_t)N * N, sizeof *syncd);
+  if (!cl || !expect || !acks || !members || !syncd) die("out of memory");
   ep = epoll_create1(0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
   for (int i = 0; i < N; i++) {
     client *c = &cl[i];
+    int p = port2 > 0 && (i & 1) ? port2 : port;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     c->idx = i;
     c->chan = i % C;
     members[c->chan]++;
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-      die("connect to port %d: %s", port, strerror(errno));
+      die("connect to port %d: %s", p, strerror(errno));
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-    out(c, "NICK l%d\r\nUSER b 0 * :bench\r\n", i);
+    out(c, "NICK %s%d\r\nUSER b 0 * :bench\r\n", nick, i);
   }
   loop_until(all_joined, 60, "every client joined");
+  if (port2 > 0) sync_members();
   /* Let the JOIN lines settle, then run: warmup, measure, drain. */
   phase_end = now_ns() + 200000000u;
   loop_until(time_up, 10, "settle");

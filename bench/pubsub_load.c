@@ -3,7 +3,13 @@
  *
  *   pubsub_load --port P [--host 127.0.0.1] [--subs 50] [--channels 10]
  *               [--pubs 4] [--size 64] [--window 16] [--messages 20000]
- *               [--name LABEL]
+ *               [--name LABEL] [--pub-port P2]
+ *
+ * --pub-port: the publishers connect to P2 (another broker of a cluster)
+ * while the subscribers stay on P. Before the run, short probe PUBLISHes
+ * (payloads under 16 bytes, which subscribers skip) go to every channel
+ * through P2 until each reply counts all of the channel's subscribers:
+ * the subscriptions have reached P2's node.
  *
  * Subscriber i subscribes to channel i % channels. Publisher j sends
  * `messages` PUBLISHes, message k to channel k % channels, keeping at most
@@ -50,7 +56,7 @@ static uint64_t now_ns(void) {
 }
 
 static const char *host = "127.0.0.1", *name = "server";
-static int port, nsubs = 50, nchan = 10, npubs = 4, size = 64, window = 16;
+static int port, pub_port, nsubs = 50, nchan = 10, npubs = 4, size = 64, window = 16;
 static long nmsg = 20000;
 static uint64_t deliveries, order_errors, *lat;
 static size_t nlat, latcap;
@@ -61,15 +67,16 @@ static void die(const char *what) {
   exit(2);
 }
 
-static int dial(void) {
+static int dial_port(int to) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)to)};
   inet_pton(AF_INET, host, &a.sin_addr);
   if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) die("connect");
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
 }
+static int dial(void) { return dial_port(port); }
 
 static void send_all(int fd, const void *p, size_t n) {
   while (n) {
@@ -214,6 +221,38 @@ static int read_peer(peer *p) {
   }
 }
 
+/* --pub-port: see the header comment. Blocking; bounded to 60 s. */
+static void probe_subscriptions(void) {
+  int fd = dial_port(pub_port);
+  uint64_t deadline = now_ns() + 60ull * 1000000000ull;
+  for (int c = 0; c < nchan; c++) {
+    long want = 0;
+    for (int i = 0; i < nsubs; i++) want += (i % nchan) == c;
+    for (;;) {
+      char buf[128], rep[64];
+      char ch[32];
+      int cl = snprintf(ch, sizeof ch, "ch%d", c);
+      int n = snprintf(buf, sizeof buf, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$5\r\nprobe\r\n", cl, ch);
+      send_all(fd, buf, (size_t)n);
+      size_t got = 0;
+      while (got < sizeof rep - 1 && (got == 0 || rep[got - 1] != '\n')) {
+        ssize_t r = read(fd, rep + got, 1);
+        if (r <= 0) die("probe");
+        got += (size_t)r;
+      }
+      rep[got] = 0;
+      if (rep[0] == ':' && atol(rep + 1) >= want) break;
+      if (now_ns() > deadline) {
+        fprintf(stderr, "pubsub_load: %s's subscriptions did not reach port %d in 60 s\n", ch,
+                pub_port);
+        exit(2);
+      }
+      usleep(50000);
+    }
+  }
+  close(fd);
+}
+
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;
@@ -231,6 +270,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--window")) window = atoi(v);
     else if (!strcmp(a, "--messages")) nmsg = atol(v);
     else if (!strcmp(a, "--name")) name = v;
+    else if (!strcmp(a, "--pub-port")) pub_port = atoi(v);
     else {
       fprintf(stderr, "pubsub_load: unknown option %s\n", a);
       return 2;
@@ -263,6 +303,7 @@ int main(int argc, char **argv) {
       parse(p);
     }
   }
+  if (pub_port && nsubs > 0) probe_subscriptions();
   uint64_t expect = 0; /* deliveries expected in all */
   for (int c = 0; c < nchan; c++) {
     long subs_on_c = 0;
@@ -284,7 +325,7 @@ int main(int argc, char **argv) {
   uint64_t t0 = now_ns();
   for (int j = 0; j < npubs; j++) {
     peer *p = &pubs[j];
-    p->fd = dial();
+    p->fd = pub_port ? dial_port(pub_port) : dial();
     p->is_pub = 1;
     p->idx = j;
     int flags = 1;

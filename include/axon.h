@@ -15,6 +15,7 @@
 #include "axon/io.h"
 #include "axon/supervisor.h"
 #include "axon/cluster.h"
+#include "axon/introspect.h"
 #include "axon/metrics.h"
 #include "axon/trace.h"
 

@@ -8,7 +8,8 @@
 # only from its own folder: the folders above use the folder's interface
 # header (actor/actor.h).
 #
-#   base  <-  mailbox, timer  <-  reactor  <-  actor  <-  supervisor, io  <-  cluster  <-  metrics
+#   base  <-  mailbox, timer  <-  reactor  <-  actor  <-  supervisor, io  <-  cluster
+#        <-  introspect, metrics
 #
 # usage: scripts/check-layers.sh [SRC_DIR]   (default: src next to this script)
 # Prints every violation as "file:line: folder includes above/beside folder"
@@ -24,7 +25,7 @@ rank() {
     actor) echo 3 ;;
     supervisor | io) echo 4 ;;
     cluster) echo 5 ;;
-    metrics) echo 6 ;;
+    introspect | metrics) echo 6 ;;
     *) echo -1 ;;
   esac
 }

@@ -47,6 +47,13 @@ CASE(c_register_sys, ax_register(NULL, "n", c->pid))
 CASE(c_register_name, ax_register(c->sys, NULL, c->pid))
 CASE(c_unregister_sys, ax_unregister(NULL, "n"))
 CASE(c_unregister_name, ax_unregister(c->sys, NULL))
+CASE(c_step_sys, ax_system_step(NULL, NULL))
+CASE(c_run_idle_sys, ax_system_run_until_idle(NULL, 0, NULL))
+CASE(c_advance_sys, ax_system_advance(NULL, 1))
+CASE(c_now_sys, ax_system_now(NULL, &c->pid.id))
+CASE(c_now_out, ax_system_now(c->sys, NULL))
+CASE(c_introspect_sys, ax_introspect_serve(NULL, "/tmp/x.sock", NULL))
+CASE(c_introspect_path, ax_introspect_serve(c->sys, NULL, NULL))
 CASE(c_whereis_sys, ax_whereis(NULL, "n", &c->pid))
 CASE(c_whereis_name, ax_whereis(c->sys, NULL, &c->pid))
 CASE(c_whereis_out, ax_whereis(c->sys, "n", NULL))
@@ -87,7 +94,9 @@ static const row thread_rows[] = {
     ROW(c_sup_start_child_sys),  ROW(c_sup_start_child_spec), ROW(c_sup_terminate_sys),
     ROW(c_sup_restart_sys),      ROW(c_sup_restart_id),       ROW(c_sup_delete_sys),
     ROW(c_sup_delete_id),        ROW(c_sup_which_sys),        ROW(c_sup_which_n),
-    ROW(c_sup_count_sys),        ROW(c_sup_count_out),
+    ROW(c_sup_count_sys),        ROW(c_sup_count_out),        ROW(c_step_sys),
+    ROW(c_run_idle_sys),         ROW(c_advance_sys),          ROW(c_now_sys),
+    ROW(c_now_out),              ROW(c_introspect_sys),       ROW(c_introspect_path),
 };
 
 static void check_rows(const row *rows, size_t n, ctx *c, const char *where) {

@@ -483,6 +483,141 @@ static void test_node_down_fires(void) {
   node_free(&b);
 }
 
+/* ax_node_stop from a plain thread returns once the node layer is done:
+ * the node is down here (its events sent, counted), every connection
+ * actor gone; then the same system starts its node again (a new
+ * incarnation; its actors live on), reconnects, and talks. */
+static void test_stop_then_restart(void) {
+  node a, b;
+  ev_reset();
+  CU_ASSERT_EQUAL_FATAL(node_up(&a, "a@127.0.0.1", secret_path, NULL, 0, 0, 0), AX_OK);
+  const char *seeds[] = {a.addr};
+  CU_ASSERT_EQUAL_FATAL(node_up(&b, "b@127.0.0.1", secret_path, seeds, 1, 0, 0), AX_OK);
+  CU_ASSERT_FATAL(wait_nodes(&a, 1));
+  CU_ASSERT_FATAL(wait_nodes(&b, 1));
+  ax_pid pa = spawn_probe(&a, 1), pbl = spawn_probe(&b, 2);
+  ax_pid pb = R(&a, &b, pbl);
+  do_cmd(&a, pa, OP_MONITOR, pb, 0);
+  do_cmd(&a, pa, OP_NODEMON, AX_PID_NONE, 0);
+  char rep[8];
+  size_t rl = sizeof rep;
+  CU_ASSERT_EQUAL(ax_call(a.sys, pb, T_ECHO, "hi", 2, 20000, rep, &rl, NULL), AX_OK);
+  ax_node_info before;
+  CU_ASSERT_EQUAL(ax_node_list(b.sys, &before, 1), 1);
+  CU_ASSERT_EQUAL(ax_node_stop(a.sys), AX_OK);
+  /* Done on return: no waiting. */
+  ax_node_stats st;
+  CU_ASSERT_EQUAL(ax_node_stats_get(a.sys, &st), AX_OK);
+  CU_ASSERT_EQUAL(st.nodes_down, 1);
+  CU_ASSERT_EQUAL(ax_node_list(a.sys, NULL, 0), 0);
+  CU_ASSERT_EQUAL(ax_node_stop(a.sys), AX_ESTATE);
+  CU_ASSERT(wait_ev(1, AX_MSG_DOWN, AX_REASON_NOCONNECTION));
+  CU_ASSERT(wait_ev(1, AX_MSG_NODE_DOWN, AX_NODE_STOPPED));
+  /* Start again on the same system: a new incarnation, same name. */
+  ax_node_config c;
+  axh_node_opts o = {.secret_file = secret_path};
+  axh_node_config(&c, "a@127.0.0.1", &o);
+  CU_ASSERT_EQUAL_FATAL(ax_node_start(a.sys, &c), AX_OK);
+  CU_ASSERT_EQUAL(ax_node_start(a.sys, &c), AX_ESTATE);
+  CU_ASSERT_STRING_EQUAL(ax_node_self(a.sys), "a@127.0.0.1");
+  CU_ASSERT_EQUAL(ax_node_connect(a.sys, b.addr), AX_OK);
+  CU_ASSERT(wait_ev(1, AX_MSG_NODE_UP, AX_NODE_CONNECTED)); /* the probe's subscription lives on */
+  CU_ASSERT(wait_nodes(&a, 1));
+  ax_node_info after;
+  for (int i = 0; i < 3000; i++) { /* b learns the new incarnation (bounded) */
+    if (ax_node_list(b.sys, &after, 1) == 1 && after.incarnation != before.incarnation) break;
+    ax_test_sleep_ms(10);
+  }
+  CU_ASSERT_EQUAL(ax_node_list(b.sys, &after, 1), 1);
+  CU_ASSERT_NOT_EQUAL(after.incarnation, before.incarnation);
+  /* Old remote pids of b still name b (same incarnation); a's probe is
+   * reachable from b under a's new incarnation. */
+  rl = sizeof rep;
+  CU_ASSERT_EQUAL(ax_call(a.sys, pb, T_ECHO, "hi", 2, 20000, rep, &rl, NULL), AX_OK);
+  rl = sizeof rep;
+  CU_ASSERT_EQUAL(ax_call(b.sys, R(&b, &a, pa), T_ECHO, "yo", 2, 20000, rep, &rl, NULL), AX_OK);
+  node_free(&a);
+  node_free(&b);
+}
+
+/* Actors that subscribe to node events and stop: their subscriptions go
+ * with them (no node event needed), so a churn does not grow the table. */
+static ax_err nodemon_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)state, (void)arg, (void)len;
+  ax_err e = ax_node_monitor(self, NULL, true);
+  if (e == AX_OK) e = ax_node_monitor(self, "x@127.0.0.1", true);
+  if (e == AX_OK) e = ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  return e;
+}
+static ax_err nodemon_behave(ax_actor *self, const ax_msg *m) {
+  (void)self, (void)m;
+  return AX_OK;
+}
+static const ax_actor_spec nodemon_spec = {
+    .name = "nodemon", .behaviour = nodemon_behave, .init = nodemon_init};
+static bool no_node_monitors(void *a) {
+  ax_node_stats st;
+  return ax_node_stats_get(((node *)a)->sys, &st) == AX_OK && st.node_monitors == 1;
+}
+static void test_node_monitor_churn(void) {
+  node a;
+  ev_reset();
+  CU_ASSERT_EQUAL_FATAL(node_up(&a, "a@127.0.0.1", secret_path, NULL, 0, 0, 0), AX_OK);
+  ax_pid keep = spawn_probe(&a, 1);
+  do_cmd(&a, keep, OP_NODEMON, AX_PID_NONE, 0); /* one that stays */
+  for (int i = 0; i < 5000; i++) {
+    ax_pid p;
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(a.sys, &nodemon_spec, NULL, 0, &p), AX_OK);
+  }
+  CU_ASSERT(ax_test_wait(no_node_monitors, &a, WAIT_MS));
+  ax_node_stats st;
+  CU_ASSERT_EQUAL(ax_node_stats_get(a.sys, &st), AX_OK);
+  CU_ASSERT_EQUAL(st.node_monitors, 1);
+  node_free(&a);
+}
+
+/* Host names in addresses: a node listening on "localhost:0", another
+ * seeded with "localhost:<port>" (resolved off the reactor, for every
+ * dial), an unresolvable name only logged and retried. */
+static void test_host_names(void) {
+  node a, b;
+  ev_reset();
+  axh_node_opts o = {.secret_file = secret_path};
+  ax_system_config sc;
+  ax_system_config_init(&sc);
+  sc.workers = 2;
+  sc.log_fn = log_sink;
+  sc.log_level = AX_LOG_WARN;
+  memset(&a, 0, sizeof a);
+  CU_ASSERT_EQUAL_FATAL(ax_system_new(&sc, &a.sys), AX_OK);
+  ax_node_config c;
+  axh_node_config(&c, "a@localhost", &o);
+  c.listen = "localhost:0";
+  CU_ASSERT_EQUAL_FATAL(ax_node_start(a.sys, &c), AX_OK);
+  size_t len = sizeof a.addr;
+  CU_ASSERT_EQUAL(ax_node_listen_addr(a.sys, a.addr, &len), AX_OK);
+  const char *colon = strrchr(a.addr, ':');
+  CU_ASSERT_PTR_NOT_NULL_FATAL(colon);
+  char by_name[64];
+  snprintf(by_name, sizeof by_name, "localhost%s", colon);
+  const char *seeds[] = {by_name};
+  CU_ASSERT_EQUAL_FATAL(node_up(&b, "b@127.0.0.1", secret_path, seeds, 1, 0, 0), AX_OK);
+  CU_ASSERT(wait_nodes(&a, 1));
+  CU_ASSERT(wait_nodes(&b, 1));
+  /* Accepted (resolution happens when dialling), logged when it fails. */
+  CU_ASSERT_EQUAL(ax_node_connect(b.sys, "no-such-host.invalid:4370"), AX_OK);
+  CU_ASSERT_EQUAL(ax_node_connect(b.sys, "bad_name:4370"), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_node_connect(b.sys, "localhost:99999"), AX_EINVAL);
+  for (int i = 0; i < 3000 && !log_has("cannot resolve no-such-host.invalid"); i++)
+    ax_test_sleep_ms(10);
+  CU_ASSERT(log_has("cannot resolve no-such-host.invalid:4370"));
+  CU_ASSERT_EQUAL(ax_node_list(b.sys, NULL, 0), 1);
+  /* ax_node_stop waits for the dialler (and its resolution) to let go. */
+  CU_ASSERT_EQUAL(ax_node_stop(b.sys), AX_OK);
+  node_free(&b);
+  node_free(&a);
+}
+
 static void test_wrong_secret(void) {
   node a, c;
   ev_reset();
@@ -642,6 +777,9 @@ int main(void) {
   CU_add_test(s, "request reply timeout call", test_request_reply_timeout);
   CU_add_test(s, "links monitors exits both ways", test_links_monitors_exits);
   CU_add_test(s, "node down fires", test_node_down_fires);
+  CU_add_test(s, "stop waits, then restart", test_stop_then_restart);
+  CU_add_test(s, "node monitors of stopped actors go", test_node_monitor_churn);
+  CU_add_test(s, "host names resolved", test_host_names);
   CU_add_test(s, "wrong secret", test_wrong_secret);
   CU_add_test(s, "bad peers", test_bad_peers);
   CU_add_test(s, "64 MiB under heartbeats", test_big_message_heartbeats);

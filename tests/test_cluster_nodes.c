@@ -291,7 +291,18 @@ static void test_cluster_addr_check(void) {
   CU_ASSERT_EQUAL(ax__cluster_addr_check("127.0.0.1:0"), AX_OK);
   CU_ASSERT_EQUAL(ax__cluster_addr_check("[::1]:4369"), AX_OK);
   CU_ASSERT_EQUAL(ax__cluster_addr_check("unix:/tmp/axon.sock"), AX_OK);
-  CU_ASSERT_EQUAL(ax__cluster_addr_check("localhost:80"), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax__cluster_addr_check("localhost:80"), AX_OK); /* resolved before use */
+  CU_ASSERT(ax__cluster_addr_is_name("db-1.example:4370"));
+  CU_ASSERT(!ax__cluster_addr_is_name("127.0.0.1:80"));
+  CU_ASSERT_EQUAL(ax__cluster_addr_check("bad_name:80"), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax__cluster_addr_check("localhost:"), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax__cluster_addr_check("localhost:123456"), AX_EINVAL);
+  char out[128];
+  CU_ASSERT_EQUAL(ax__cluster_resolve("localhost:80", out, sizeof out), AX_OK);
+  CU_ASSERT(strcmp(out, "127.0.0.1:80") == 0 || strcmp(out, "[::1]:80") == 0);
+  CU_ASSERT_EQUAL(ax__cluster_resolve("127.0.0.1:81", out, sizeof out), AX_OK);
+  CU_ASSERT_STRING_EQUAL(out, "127.0.0.1:81");
+  CU_ASSERT_EQUAL(ax__cluster_resolve("no-such-host.invalid:1", out, sizeof out), AX_ENOTFOUND);
   CU_ASSERT_EQUAL(ax__cluster_addr_check("1.2.3.4:70000"), AX_EINVAL);
   CU_ASSERT_EQUAL(ax__cluster_addr_check(NULL), AX_EINVAL);
 }

@@ -88,7 +88,9 @@ static bool wait_seen(int k, int r, int n) {
   return ax_test_wait(seen_pred, &w, WAIT_MS);
 }
 
-static ax_system *local_node(const char *hb, const char *down, char *addr, ax_pid *pr) {
+/* listen NULL: 127.0.0.1:0. */
+static ax_system *local_node_at(const char *listen, const char *hb, const char *down, char *addr,
+                                ax_pid *pr) {
   ax_system *sys;
   ax_system_config sc;
   ax_system_config_init(&sc);
@@ -99,6 +101,7 @@ static ax_system *local_node(const char *hb, const char *down, char *addr, ax_pi
                      .down_after_ms = down ? (uint32_t)atoi(down) : 0};
   ax_node_config c;
   axh_node_config(&c, "local@127.0.0.1", &o);
+  if (listen) c.listen = listen;
   CU_ASSERT_EQUAL(ax_node_start(sys, &c), AX_OK);
   size_t len = 128;
   CU_ASSERT_EQUAL(ax_node_listen_addr(sys, addr, &len), AX_OK);
@@ -106,6 +109,10 @@ static ax_system *local_node(const char *hb, const char *down, char *addr, ax_pi
   memset(seen, 0, sizeof seen);
   ax_system_send(sys, *pr, T_CMD, &(cmd){OP_NODEMON, AX_PID_NONE}, sizeof(cmd));
   return sys;
+}
+
+static ax_system *local_node(const char *hb, const char *down, char *addr, ax_pid *pr) {
+  return local_node_at(NULL, hb, down, addr, pr);
 }
 
 static bool wait_nodes(ax_system *sys, size_t n) { return axh_wait_nodes(sys, n, false, WAIT_MS); }
@@ -253,6 +260,50 @@ static void test_services(void) {
   ax_system_free(sys);
 }
 
+/* The Unix-socket transport between processes: both nodes listen on
+ * unix:/path; send, request/reply, link and monitor; kill -9 fires
+ * noconnection; the peer restarted on the same path (its old socket file
+ * still there) is redialled, with a new incarnation. */
+static void test_unix_socket(void) {
+  char laddr[128], paddr[128], addr[128];
+  snprintf(laddr, sizeof laddr, "unix:%s/local.sock", g_dir);
+  snprintf(paddr, sizeof paddr, "unix:%s/p.sock", g_dir);
+  ax_pid pr;
+  ax_system *sys = local_node_at(laddr, NULL, NULL, addr, &pr);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
+  CU_ASSERT_STRING_EQUAL(addr, laddr);
+  proc p;
+  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", paddr, laddr, NULL, NULL));
+  CU_ASSERT_STRING_EQUAL(p.addr, paddr);
+  CU_ASSERT_FATAL(wait_nodes(sys, 1));
+  ax_node_info i1;
+  CU_ASSERT_EQUAL(ax_node_list(sys, &i1, 1), 1);
+  CU_ASSERT_STRING_EQUAL(i1.addr, paddr);
+  ax_pid e = echo_pid(sys, "p@127.0.0.1", p.echo_id);
+  CU_ASSERT_EQUAL(ax_system_send(sys, e, T_ECHO, "x", 1), AX_OK);
+  CU_ASSERT_EQUAL(echo_call(sys, e), AX_OK);
+  ax_system_send(sys, pr, T_CMD, &(cmd){OP_LINK, e}, sizeof(cmd));
+  ax_system_send(sys, pr, T_CMD, &(cmd){OP_MONITOR, e}, sizeof(cmd));
+  CU_ASSERT_EQUAL(echo_call(sys, e), AX_OK); /* after the LINK and MONITOR frames */
+  proc_end(&p, SIGKILL);
+  CU_ASSERT(wait_seen(0, AX_REASON_NOCONNECTION, 1));
+  CU_ASSERT(wait_seen(1, AX_REASON_NOCONNECTION, 1));
+  CU_ASSERT(wait_seen(3, AX_NODE_CLOSED, 1));
+  CU_ASSERT_EQUAL(ax_system_send(sys, e, T_ECHO, "x", 1), AX_ENOACTOR);
+  /* Back on the same path (the killed process left its socket file). */
+  CU_ASSERT_FATAL(proc_start(&p, "p@127.0.0.1", paddr, NULL, NULL, NULL));
+  CU_ASSERT(wait_seen(2, AX_NODE_CONNECTED, 2));
+  ax_node_info i2;
+  CU_ASSERT_EQUAL(ax_node_list(sys, &i2, 1), 1);
+  CU_ASSERT_NOT_EQUAL(i1.incarnation, i2.incarnation);
+  CU_ASSERT_EQUAL(ax_system_send(sys, e, T_ECHO, "x", 1), AX_ENOACTOR); /* old pid: dead */
+  CU_ASSERT_EQUAL(echo_call(sys, echo_pid(sys, "p@127.0.0.1", p.echo_id)), AX_OK);
+  proc_end(&p, SIGKILL);
+  ax_system_free(sys);
+  unlink(laddr + 5);
+  unlink(paddr + 5);
+}
+
 static void test_python_client(void) {
   if (!AX_PYTHON3[0]) {
     fprintf(stderr, "(no python3: skipped) ");
@@ -287,6 +338,7 @@ int main(void) {
   CU_add_test(s, "SIGSTOP found by silence", test_sigstop);
   CU_add_test(s, "restart: new incarnation, redial", test_restart_new_incarnation);
   CU_add_test(s, "python client talks to a running node", test_python_client);
+  CU_add_test(s, "unix sockets: send, request, link, monitor, kill -9, restart", test_unix_socket);
   CU_add_test(s, "services: whereis, spawn, pg with kill -9, timeout", test_services);
   int rc = ax_test_run();
   unlink(secret_path);

@@ -24,7 +24,7 @@
 #define SECRET "cluster-services-tests-secret!"
 
 enum { T_ECHO = AX_MSG_USER, T_CMD, T_STOPME, T_PGMSG, T_GETARG };
-enum { OP_WHEREIS, OP_SPAWN };
+enum { OP_WHEREIS, OP_SPAWN, OP_PGMON };
 
 static char g_dir[64], secret_path[128];
 
@@ -133,6 +133,11 @@ static ax_err probe_behave(ax_actor *self, const ax_msg *m) {
   case T_CMD: {
     cmd c;
     memcpy(&c, m->data, sizeof c);
+    if (c.op == OP_PGMON) {
+      rec_add((rec){.type = REC_CALL, .status = ax_pg_monitor(self, c.name[0] ? c.name : NULL,
+                                                              c.flags != 0)});
+      return AX_OK;
+    }
     ax_ref ref = 0;
     ax_err e = c.op == OP_WHEREIS
                    ? ax_whereis_on(self, c.node, c.name, c.timeout, &ref)
@@ -157,6 +162,22 @@ static ax_err probe_behave(ax_actor *self, const ax_msg *m) {
     const ax_exit_info *x = m->data;
     r.status = (int32_t)x->reason;
     r.pid = x->pid.id;
+    break;
+  }
+  case AX_MSG_PG_JOIN:
+  case AX_MSG_PG_LEAVE: {
+    const ax_pg_event *x = m->data;
+    CU_ASSERT_EQUAL(m->len, sizeof *x);
+    CU_ASSERT_STRING_EQUAL(x->group, "g");
+    r.pid = x->pid.id;
+    break;
+  }
+  case AX_MSG_DOWN: {
+    const ax_down_info *d = m->data;
+    CU_ASSERT_EQUAL(m->len, sizeof *d);
+    r.status = (int32_t)d->reason;
+    r.pid = d->pid.id;
+    r.ref = d->ref;
     break;
   }
   default: break;
@@ -321,6 +342,63 @@ static void test_spawn(void) {
   node_free(&a);
 }
 
+/* The monitor option: one DOWN under the request's ref, with the actor's
+ * exit reason; noproc (no pid) when nothing was spawned; the same for a
+ * spawn on this node; noconnection when the node goes down. */
+static void test_spawn_monitor(void) {
+  node a, b;
+  pair(&a, &b, true, false);
+  CU_ASSERT_EQUAL(ax_behaviour_register(a.sys, "worker", &worker_spec), AX_OK);
+  CU_ASSERT_EQUAL(ax_behaviour_register(b.sys, "worker", &worker_spec), AX_OK);
+  ax_pid pr;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(b.sys, &probe_spec, NULL, 0, &pr), AX_OK);
+  const char *where[2] = {a.name, b.name}; /* another node, then this one */
+  for (int i = 0; i < 2; i++) {
+    rec_reset();
+    probe_cmd(&b, pr, OP_SPAWN, where[i], "worker", "wxyz", 4, AX_SPAWN_MONITOR, 20000);
+    rec r, c, d;
+    wait_reply(AX_MSG_SPAWN_REPLY, &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, AX_OK);
+    CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
+    CU_ASSERT_EQUAL(ax_system_send(b.sys, (ax_pid){r.pid}, T_STOPME, NULL, 0), AX_OK);
+    CU_ASSERT_FATAL(wait_rec(AX_MSG_DOWN, &d));
+    CU_ASSERT_EQUAL(d.ref, c.ref);
+    CU_ASSERT_EQUAL(d.pid, r.pid);
+    CU_ASSERT_EQUAL(d.status, AX_REASON_USER + 7);
+    /* Nothing was spawned (init refused the argument): the reply's error
+     * and a DOWN noproc without a pid. */
+    rec_reset();
+    probe_cmd(&b, pr, OP_SPAWN, where[i], "worker", "xy", 2, AX_SPAWN_MONITOR, 20000);
+    CU_ASSERT_FATAL(wait_rec(AX_MSG_SPAWN_REPLY, &r));
+    CU_ASSERT_EQUAL(r.status, AX_EINVAL);
+    CU_ASSERT_FATAL(wait_rec(AX_MSG_DOWN, &d));
+    CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
+    CU_ASSERT_EQUAL(d.ref, c.ref);
+    CU_ASSERT_EQUAL(d.pid, 0);
+    CU_ASSERT_EQUAL(d.status, AX_REASON_NOPROC);
+    CU_ASSERT_EQUAL(rec_count(AX_MSG_EXIT), 0);
+  }
+  /* The node goes down: noconnection, with the actor's pid. */
+  rec_reset();
+  probe_cmd(&b, pr, OP_SPAWN, a.name, "worker", "wxyz", 4, AX_SPAWN_MONITOR, 20000);
+  rec r, c, d;
+  wait_reply(AX_MSG_SPAWN_REPLY, &r);
+  CU_ASSERT_EQUAL_FATAL(r.status, AX_OK);
+  CU_ASSERT_FATAL(rec_get(REC_CALL, &c));
+  node_free(&a);
+  CU_ASSERT_FATAL(wait_rec(AX_MSG_DOWN, &d));
+  CU_ASSERT_EQUAL(d.ref, c.ref);
+  CU_ASSERT_EQUAL(d.pid, r.pid);
+  CU_ASSERT_EQUAL(d.status, AX_REASON_NOCONNECTION);
+  CU_ASSERT_EQUAL(rec_count(AX_MSG_DOWN), 1);
+  /* Unknown flags are refused. */
+  rec_reset();
+  probe_cmd(&b, pr, OP_SPAWN, b.name, "worker", "wxyz", 4, 4, 20000);
+  CU_ASSERT_FATAL(wait_rec(REC_CALL, &c));
+  CU_ASSERT_EQUAL(c.status, AX_EINVAL);
+  node_free(&b);
+}
+
 /* ---- process groups ---- */
 
 static _Atomic uint64_t pg_got[16];
@@ -434,6 +512,76 @@ static void test_pg_three_nodes(void) {
   node_free(&a);
 }
 
+/* ax_pg_monitor: joins and leaves of local and remote members, a stopped
+ * member, a node going down; the events of one subscriber in order. */
+static size_t rec_count_pid(uint32_t type, uint64_t pid) {
+  size_t n = 0;
+  pthread_mutex_lock(&rec_mu);
+  for (size_t i = 0; i < nrec; i++) n += recs[i].type == type && recs[i].pid == pid;
+  pthread_mutex_unlock(&rec_mu);
+  return n;
+}
+typedef struct pidw {
+  uint32_t type;
+  uint64_t pid;
+  size_t n;
+} pidw;
+static bool pid_pred(void *a) {
+  pidw *w = a;
+  return rec_count_pid(w->type, w->pid) >= w->n;
+}
+static bool wait_pid(uint32_t type, uint64_t pid, size_t n) {
+  pidw w = {type, pid, n};
+  return ax_test_wait(pid_pred, &w, WAIT_MS);
+}
+
+static void test_pg_monitor(void) {
+  node a, b;
+  pair(&a, &b, false, false);
+  rec_reset();
+  ax_pid pr;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(a.sys, &probe_spec, NULL, 0, &pr), AX_OK);
+  probe_cmd(&a, pr, OP_PGMON, "", "g", NULL, 0, 1, 0);
+  rec c;
+  CU_ASSERT_FATAL(wait_rec(REC_CALL, &c));
+  CU_ASSERT_EQUAL(c.status, AX_OK);
+  uint32_t slot = 0;
+  ax_pid la, lb;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(a.sys, &member_spec, &slot, sizeof slot, &la), AX_OK);
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(b.sys, &member_spec, &slot, sizeof slot, &lb), AX_OK);
+  ax_pid rb = AX_PID_NONE; /* lb as a names it */
+  CU_ASSERT_EQUAL(ax_node_pid(a.sys, b.name, ax_node_pid_id(lb), &rb), AX_OK);
+  CU_ASSERT_EQUAL(ax_pg_join(a.sys, "g", la), AX_OK);
+  CU_ASSERT(wait_pid(AX_MSG_PG_JOIN, la.id, 1));
+  CU_ASSERT_EQUAL(ax_pg_join(b.sys, "g", lb), AX_OK);
+  CU_ASSERT(wait_pid(AX_MSG_PG_JOIN, rb.id, 1));
+  CU_ASSERT_EQUAL(ax_pg_join(a.sys, "other", la), AX_OK); /* another group: not heard */
+  CU_ASSERT_EQUAL(ax_pg_leave(b.sys, "g", lb), AX_OK);
+  CU_ASSERT(wait_pid(AX_MSG_PG_LEAVE, rb.id, 1));
+  CU_ASSERT_EQUAL(ax_system_send(a.sys, la, T_STOPME, NULL, 0), AX_OK); /* stops: leaves */
+  CU_ASSERT(wait_pid(AX_MSG_PG_LEAVE, la.id, 1));
+  CU_ASSERT_EQUAL(ax_pg_join(b.sys, "g", lb), AX_OK);
+  CU_ASSERT(wait_pid(AX_MSG_PG_JOIN, rb.id, 2));
+  node_free(&b); /* its members leave here */
+  CU_ASSERT(wait_pid(AX_MSG_PG_LEAVE, rb.id, 2));
+  CU_ASSERT_EQUAL(rec_count(AX_MSG_PG_JOIN), 3);
+  CU_ASSERT_EQUAL(rec_count(AX_MSG_PG_LEAVE), 3);
+  /* Unsubscribed: nothing more. */
+  rec_reset();
+  probe_cmd(&a, pr, OP_PGMON, "", "g", NULL, 0, 0, 0);
+  CU_ASSERT_FATAL(wait_rec(REC_CALL, &c));
+  CU_ASSERT_EQUAL(ax_system_spawn(a.sys, &member_spec, &slot, sizeof slot, &la), AX_OK);
+  CU_ASSERT_EQUAL(ax_pg_join(a.sys, "g", la), AX_OK);
+  CU_ASSERT_EQUAL(ax_pg_leave(a.sys, "g", la), AX_OK);
+  probe_cmd(&a, pr, OP_PGMON, "", "bad\nname", NULL, 0, 1, 0);
+  rec_reset();
+  probe_cmd(&a, pr, OP_PGMON, "", "bad\x01", NULL, 0, 1, 0);
+  CU_ASSERT_FATAL(wait_rec(REC_CALL, &c));
+  CU_ASSERT_EQUAL(c.status, AX_EINVAL);
+  CU_ASSERT_EQUAL(rec_count(AX_MSG_PG_JOIN) + rec_count(AX_MSG_PG_LEAVE), 0);
+  node_free(&a);
+}
+
 static void test_pg_args(void) {
   node a;
   ax_system *plain;
@@ -471,8 +619,10 @@ int main(void) {
   CU_pSuite s = ax_test_suite("cluster.services");
   CU_add_test(s, "whereis: found, not found, self, down node", test_whereis);
   CU_add_test(s, "spawn: allowed, refused, unregistered, bad arg, link", test_spawn);
+  CU_add_test(s, "spawn with the monitor option", test_spawn_monitor);
   CU_add_test(s, "pg across three nodes", test_pg_three_nodes);
   CU_add_test(s, "pg arguments", test_pg_args);
+  CU_add_test(s, "pg monitor: joins and leaves", test_pg_monitor);
   int rc = ax_test_run();
   unlink(secret_path);
   rmdir(g_dir);

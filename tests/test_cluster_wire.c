@@ -141,7 +141,7 @@ static const int KINDS[] = {
     AX__K_EXIT,       AX__K_MONITOR,         AX__K_DEMONITOR,   AX__K_DOWN,
     AX__K_SPAWN_REQ,  AX__K_SPAWN_REPLY,     AX__K_WHEREIS_REQ, AX__K_WHEREIS_REPLY,
     AX__K_PG_JOIN,    AX__K_PG_LEAVE,        AX__K_PG_SYNC,     AX__K_HEARTBEAT,
-    AX__K_PEER_LIST,  AX__K_BYE};
+    AX__K_PEER_LIST,  AX__K_BYE,             AX__K_ELECT};
 #define NKINDS (sizeof KINDS / sizeof KINDS[0])
 
 static bool is_hs(int kind) { return kind == AX__K_HELLO || kind == AX__K_CHALLENGE_REPLY; }
@@ -161,7 +161,8 @@ static void roundtrip(int kind) {
   CU_ASSERT_EQUAL(f.payload_len, m.payload_len);
   ax__wmsg d;
   ax__perr pe;
-  CU_ASSERT_EQUAL_FATAL(ax__wmsg_decode(&f, AX__FEAT_ALL_V1, is_hs(kind), &d, &pe), AX_OK);
+  CU_ASSERT_EQUAL_FATAL(
+      ax__wmsg_decode(&f, AX__FEAT_ALL_V1 | AX__FEAT_ELECT, is_hs(kind), &d, &pe), AX_OK);
   CU_ASSERT_EQUAL(d.kind, kind);
   CU_ASSERT_EQUAL(d.payload_len, m.payload_len);
   if (m.payload_len) CU_ASSERT(memcmp(d.payload, m.payload, m.payload_len) == 0);
@@ -265,7 +266,7 @@ static void feed_all(const uint8_t *s, size_t total, size_t nframes, unsigned se
         CU_ASSERT_EQUAL(f.kind, KINDS[expect_idx]);
         expect_idx = (expect_idx + 1) % (int)NKINDS;
         ax__wmsg m;
-        CU_ASSERT_EQUAL(ax__wmsg_decode(&f, AX__FEAT_ALL_V1, false, &m, &pe), AX_OK);
+        CU_ASSERT_EQUAL(ax__wmsg_decode(&f, AX__FEAT_ALL_V1 | AX__FEAT_ELECT, false, &m, &pe), AX_OK);
         ax__wmsg_fini(&m);
         got++;
       }
@@ -405,6 +406,9 @@ static void test_cluster_bad_frames_refused_with_code(void) {
   /* A kind whose feature was not agreed on. */
   CU_ASSERT_EQUAL(decode_raw(AX__K_PG_SYNC, NULL, 0, NULL, 0, 0, false), AX__PE_KIND);
   CU_ASSERT_EQUAL(decode_raw(AX__K_PG_SYNC, NULL, 0, NULL, 0, AX__FEAT_PG, false), AX__PE_OK);
+  CU_ASSERT_EQUAL(decode_raw(AX__K_ELECT, NULL, 0, NULL, 0, AX__FEAT_ALL_V1, false), AX__PE_KIND);
+  CU_ASSERT_EQUAL(decode_raw(AX__K_ELECT, NULL, 0, NULL, 0, AX__FEAT_ELECT, false), AX__PE_OK);
+  CU_ASSERT_EQUAL(decode_raw(36, NULL, 0, NULL, 0, ~UINT64_C(0), false), AX__PE_KIND);
   /* Handshake kinds after the handshake, traffic during it. */
   CU_ASSERT_EQUAL(decode_raw(AX__K_HELLO, NULL, 0, NULL, 0, 0, false), AX__PE_KIND);
   CU_ASSERT_EQUAL(decode_raw(AX__K_HEARTBEAT, hb, 2, NULL, 0, 0, true), AX__PE_KIND);
@@ -483,7 +487,7 @@ static void test_cluster_garbage_never_crashes(void) {
       pos += c;
       if (e != AX_OK) break;
       ax__wmsg m;
-      e = ax__wmsg_decode(&f, AX__FEAT_ALL_V1, f.kind <= AX__K_REJECT, &m, &pe);
+      e = ax__wmsg_decode(&f, AX__FEAT_ALL_V1 | AX__FEAT_ELECT, f.kind <= AX__K_REJECT, &m, &pe);
       CU_ASSERT(e == AX_OK || e == AX_EINVAL);
       ax__wmsg_fini(&m);
     }
@@ -603,7 +607,7 @@ static void test_cluster_fragments_interleave_and_reassemble(void) {
     CU_ASSERT_FATAL(e == AX_OK || e == AX_EAGAIN);
     if (e != AX_OK) continue;
     ax__wmsg m;
-    CU_ASSERT_EQUAL_FATAL(ax__wmsg_decode(&f, AX__FEAT_ALL_V1, false, &m, &pe), AX_OK);
+    CU_ASSERT_EQUAL_FATAL(ax__wmsg_decode(&f, AX__FEAT_ALL_V1 | AX__FEAT_ELECT, false, &m, &pe), AX_OK);
     if (m.kind == AX__K_HEARTBEAT) {
       CU_ASSERT_EQUAL(m.u.heartbeat.seq, seen_hb + 1);
       seen_hb = m.u.heartbeat.seq;

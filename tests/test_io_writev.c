@@ -118,6 +118,10 @@ static ax_system *start(const ax_io_opts *o) {
   own_arg a;
   if (o) a.o = *o;
   else ax_io_opts_init(&a.o);
+  /* Every test closes with megabytes queued and then reads them: the close
+   * must wait for the reader however slow the machine (sanitizers, load),
+   * never time out and reset (no test here is about the close timeout). */
+  a.o.close_timeout_ms = 600000;
   ax_pid pid;
   CU_ASSERT_FATAL(ax_system_spawn(sys, &own_spec, &a, sizeof a, &pid) == AX_OK);
   CU_ASSERT_FATAL(atomic_load(&G.port) != 0);

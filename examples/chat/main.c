@@ -2,7 +2,7 @@
  * python-irc, nc) connect to it.
  *
  *   chat [--listen ADDR] [--sendq BYTES] [--ping SECS] [--flood LINES]
- *        [--workers N] [--quiet] [--enable-crash-command]
+ *        [--workers N] [--quiet] [--enable-crash-command] [--introspect PATH]
  *        [--metrics ADDR]
  *        [--node NAME --secret-file PATH [--cluster ADDR] [--join ADDR]...]
  *
@@ -56,6 +56,8 @@ static void usage(FILE *f) {
           "  --enable-crash-command accept CRASHCHAN #chan, which crashes the channel's\n"
           "                         actor on purpose (tests and demos: its supervisor\n"
           "                         restarts it and the members rejoin)\n"
+          "  --introspect PATH      serve introspection on the Unix socket PATH (mode\n"
+          "                         0600) for tools/axon-top (build/tools/axon-top PATH)\n"
           "  --metrics ADDR         serve Prometheus metrics on http://ADDR/metrics\n"
           "                         (127.0.0.1:9464; port 0: any; see\n"
           "                         docs/observability.md)\n"
@@ -93,7 +95,8 @@ int main(int argc, char **argv) {
   const char *addr = "127.0.0.1:6667";
   unsigned long long sendq = 1024 * 1024, ping = 120, flood = 0, workers = 0;
   bool quiet = false;
-  const char *node = NULL, *cluster = NULL, *secret = NULL, *metrics = NULL;
+  const char *node = NULL, *cluster = NULL, *secret = NULL, *introspect = NULL;
+  const char *metrics = NULL;
   const char *joins[16];
   size_t njoins = 0;
   for (int i = 1; i < argc; i++) {
@@ -114,7 +117,8 @@ int main(int argc, char **argv) {
                  strcmp(a, "--ping") == 0 || strcmp(a, "--flood") == 0 ||
                  strcmp(a, "--workers") == 0 || strcmp(a, "--node") == 0 ||
                  strcmp(a, "--cluster") == 0 || strcmp(a, "--join") == 0 ||
-                 strcmp(a, "--secret-file") == 0 || strcmp(a, "--metrics") == 0;
+                 strcmp(a, "--secret-file") == 0 || strcmp(a, "--introspect") == 0 ||
+                 strcmp(a, "--metrics") == 0;
     if (!takes) {
       fprintf(stderr, "chat: unknown option '%s' (try --help)\n", a);
       return 2;
@@ -133,6 +137,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--node") == 0) node = v;
     else if (strcmp(a, "--cluster") == 0) cluster = v;
     else if (strcmp(a, "--secret-file") == 0) secret = v;
+    else if (strcmp(a, "--introspect") == 0) introspect = v;
     else if (strcmp(a, "--metrics") == 0) metrics = v;
     else if (njoins < sizeof joins / sizeof joins[0]) joins[njoins++] = v;
     else {
@@ -235,6 +240,7 @@ int main(int argc, char **argv) {
   e = ax_supervisor_start(sys, &chans, &chat_cfg.chan_sup);
   if (e == AX_OK) e = ax_supervisor_start(sys, &clients, &chat_cfg.client_sup);
   if (e == AX_OK) e = ax_supervisor_start(sys, &server, &server_sup); /* listens */
+  if (e == AX_OK && introspect) e = ax_introspect_serve(sys, introspect, NULL);
   ax_metrics_server ms;
   if (e == AX_OK && metrics && (e = ax_metrics_serve(sys, metrics, NULL, &ms)) == AX_OK) {
     printf("chat: metrics on http://%s/metrics\n", ms.addr);

@@ -6,7 +6,7 @@
  * (the subscription table, the pattern index and the fan-out).
  *
  *   pubsub [--listen ADDR] [--shards N] [--workers N] [--max-bulk-len BYTES]
- *          [--pubsub-limit HARD SOFT SECONDS] [--metrics ADDR]
+ *          [--pubsub-limit HARD SOFT SECONDS] [--introspect PATH] [--metrics ADDR]
  *          [--node NAME --cluster ADDR --secret-file PATH [--join ADDR]...
  *           [--cluster-timeout MS]]
  *
@@ -40,6 +40,8 @@ static void usage(FILE *f) {
       "                       client-output-buffer-limit pubsub: disconnected\n"
       "                       above HARD bytes queued, or above SOFT for SECONDS\n"
       "                       (default 32mb 8mb 60; 0 disables a limit)\n"
+      "  --introspect PATH    serve introspection on the Unix socket PATH (mode\n"
+      "                       0600) for tools/axon-top (build/tools/axon-top PATH)\n"
       "cluster mode (a PUBLISH on any node reaches the subscribers of every node):\n"
       "  --node NAME          this node's name, name@host (e.g. a@127.0.0.1)\n"
       "  --cluster ADDR       where this node listens for other nodes\n"
@@ -114,6 +116,7 @@ int main(int argc, char **argv) {
   const char *joins[MAX_JOINS];
   size_t njoins = 0;
   uint64_t ctimeout = 1000;
+  const char *introspect = NULL;
   g_cfg.max_bulk = 512ull * 1024 * 1024;
   g_cfg.limit_hard = 32ull * 1024 * 1024;
   g_cfg.limit_soft = 8ull * 1024 * 1024;
@@ -129,7 +132,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--listen") && strcmp(a, "--shards") && strcmp(a, "--workers") &&
              strcmp(a, "--max-bulk-len") && strcmp(a, "--node") && strcmp(a, "--cluster") &&
              strcmp(a, "--join") && strcmp(a, "--secret-file") && strcmp(a, "--cluster-timeout") &&
-             strcmp(a, "--metrics")) {
+             strcmp(a, "--introspect") && strcmp(a, "--metrics")) {
       fprintf(stderr, "pubsub: unknown option '%s' (see --help)\n", a);
       return 2;
     }
@@ -153,6 +156,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--node")) node = v;
     else if (!strcmp(a, "--cluster")) cluster_addr = v;
     else if (!strcmp(a, "--secret-file")) secret = v;
+    else if (!strcmp(a, "--introspect")) introspect = v;
     else if (!strcmp(a, "--metrics")) metrics = v;
     else if (!strcmp(a, "--join")) {
       ok = njoins < MAX_JOINS;
@@ -230,6 +234,12 @@ int main(int argc, char **argv) {
     failed = metrics;
   if (e != AX_OK) {
     fprintf(stderr, "pubsub: cannot listen on %s: %s\n", failed, ax_strerror(e));
+    ax_system_free(sys);
+    free(g_cfg.shards);
+    return 1;
+  }
+  if (introspect && (e = ax_introspect_serve(sys, introspect, NULL)) != AX_OK) {
+    fprintf(stderr, "pubsub: cannot serve introspection on %s: %s\n", introspect, ax_strerror(e));
     ax_system_free(sys);
     free(g_cfg.shards);
     return 1;

@@ -28,9 +28,17 @@ typedef struct ax_node_config {
   /* "name@host": name 1..64 of [A-Za-z0-9_-], host 1..190 of
    * [A-Za-z0-9._-] or "[v6 literal]". Required. Unique in the cluster. */
   const char *name;
-  /* Where to listen: "host:port", "[v6]:port" or "unix:/path"; port 0
-   * takes an ephemeral port (ax_node_listen_addr reads it back). NULL: do
-   * not listen (this node only dials out). */
+  /* Where to listen: "a.b.c.d:port", "[v6]:port", "hostname:port" or
+   * "unix:/path"; port 0 takes an ephemeral port (ax_node_listen_addr
+   * reads the bound numeric address back). A host name (letters, digits,
+   * '-', '.') is resolved with getaddrinfo (the first address): here, in
+   * ax_node_start, for the listen address; for seeds and ax_node_connect
+   * at every dial, on a short-lived thread of its own (never the reactor
+   * or a worker), so a name that moves is followed. NULL: do
+   * not listen (this node only dials out). A "unix:" path whose socket
+   * file exists but refuses connections (left by a killed node) is
+   * removed before the bind; a live listener's file makes the bind fail
+   * (AX_ESYS). The file is removed when the node stops. */
   const char *listen;
   /* The shared secret (16..1024 bytes): from a file (mode 0600 or 0400,
    * owned by this user) or from an environment variable; exactly one of
@@ -64,13 +72,20 @@ AX_API void ax_node_config_init(ax_node_config *c);
  * seeds (asynchronously: watch ax_node_monitor or ax_node_list). The
  * config is copied. It must be called BEFORE the first spawn on sys: local
  * pids carry the node number, which can only be set while no actor has
- * been spawned (AX_ESTATE otherwise). A node is started at most once per
- * system (after ax_node_stop it cannot start again: AX_ESTATE).
+ * been spawned (AX_ESTATE otherwise). After ax_node_stop has finished,
+ * the same system may start its node again (actors exist by then: that
+ * is allowed for a restart): a new incarnation (peers see a new node;
+ * pids of the old incarnation held by other nodes are dead, local actors
+ * live on and are reached under the new one), the new config (the name
+ * may change), the same behaviours, groups and node monitors; counters
+ * keep counting. While the node runs or is still stopping: AX_ESTATE.
  * Thread: any non-worker thread. Blocking: reads the secret file, binds.
  * Errors: AX_EINVAL (bad name, address, sizes, both or neither secret
  * source, bad secret permissions or length: a log line says which, never
- * the content), AX_ENOTFOUND (secret file or variable missing), AX_ESTATE
- * (an actor was already spawned, or the node was started before),
+ * the content), AX_ENOTFOUND (secret file or variable missing, or the
+ * listen host name does not resolve), AX_ESTATE
+ * (an actor was already spawned before the first start, the node is
+ * running, or its stop has not finished),
  * AX_ESYS (bind: e.g. address in use), AX_ENOMEM, AX_ECLOSED (the system
  * is shutting down). */
 AX_API ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg);
@@ -78,13 +93,22 @@ AX_API ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg);
 /* ax_node_stop leaves the cluster: closes the listener and every
  * connection (peers see the node go down; here every link and monitor
  * across fires noconnection and node monitors get AX_MSG_NODE_DOWN with
- * AX_NODE_STOPPED) and stops re-dialling. Returns once
- * the stop has been started; the events follow asynchronously. Sends to
- * remote pids then fail with AX_ENOACTOR. Thread: any.
- * Errors: AX_ESTATE (not started, or already stopped). */
+ * AX_NODE_STOPPED) and stops re-dialling. From a plain thread it returns
+ * once the node layer has finished: every connection actor and the
+ * manager have ended, so every node is down here (ax_node_list 0, the
+ * nodes_down counter updated) and every resulting exit, DOWN, request end
+ * and NODE_DOWN has been sent (queued in its receiver's mailbox). From an
+ * actor (a worker thread, which must not block) it returns once the stop
+ * has been started; the rest follows asynchronously. Sends to remote pids
+ * then fail with AX_ENOACTOR. ax_node_start may start the node again.
+ * Thread: any. Errors: AX_ESTATE (not started, or already stopped),
+ * AX_ETIMEDOUT (plain thread: not finished within 30 s, e.g. a worker
+ * stuck in a behaviour; the stop goes on). */
 AX_API ax_err ax_node_stop(ax_system *sys);
 
-/* ax_node_connect dials addr (as cfg.listen) and keeps the link: on
+/* ax_node_connect dials addr (as cfg.listen; a host name is resolved
+ * before each dial, off the caller's thread: one that does not resolve is
+ * logged and retried with the backoff) and keeps the link: on
  * failure or loss it re-dials with backoff (100 ms doubling to 5 s) until
  * ax_node_disconnect or ax_node_stop. Idempotent per address. Returns at
  * once; AX_MSG_NODE_UP (ax_node_monitor) tells when the node is up.
@@ -187,6 +211,7 @@ typedef struct ax_node_stats {
   uint64_t spawns_served;   /* actors spawned for requests (this node's included) */
   uint64_t spawns_refused;  /* spawn requests refused (not allowed, unknown, bad arg) */
   uint64_t pg_dropped;      /* peers' pg memberships dropped (limits, bad pids) */
+  uint64_t node_monitors;   /* ax_node_monitor subscriptions held now (a gauge) */
 } ax_node_stats;
 
 /* ax_node_stats_get reads the counters (a snapshot). Thread: any.
@@ -260,7 +285,20 @@ enum {
    * the behaviour's init succeeded): its exit reaches the requester as from
    * a link, and the requester's exit reaches it. An init that fails sends
    * no exit to the requester (the reply carries the error). */
-  AX_SPAWN_LINK = 1u
+  AX_SPAWN_LINK = 1u,
+  /* Monitor the new actor from the requester, with the request's ref
+   * (*ref_out) as the monitor's ref: exactly one AX_MSG_DOWN with that ref
+   * arrives eventually. Its reason: the actor's exit reason when it stops;
+   * noconnection when the node goes down first (also while the request is
+   * pending); noproc when nothing was spawned (the reply's status is an
+   * error, or the request could not be sent: then the DOWN's pid is
+   * AX_PID_NONE). The monitor is set up by the new actor's init on its
+   * node, before the SPAWN_REPLY goes out, so the actor cannot stop
+   * unwatched; the DOWN (a system message) may be processed before the
+   * reply. ax_demonitor(ref) ends it (before the reply arrives the target
+   * is not known yet: the remote side then keeps watching until the actor
+   * stops, and its DOWN is dropped here). */
+  AX_SPAWN_MONITOR = 2u
 };
 
 /* ax_spawn_on asks node `node` to spawn its registered behaviour
@@ -271,7 +309,8 @@ enum {
  * allow_remote_spawn is false, or it does not offer the SPAWN feature),
  * init's error, or a spawn error (AX_ENOMEM, AX_ELIMIT, AX_ECLOSED); or
  * AX_MSG_TIMEOUT (see above; the actor may then exist without the requester
- * knowing its pid). flags: AX_SPAWN_LINK or 0. Thread: owner. Errors
+ * knowing its pid). flags: AX_SPAWN_LINK, AX_SPAWN_MONITOR (above), or 0.
+ * Thread: owner. Errors
  * (nothing is sent): AX_EINVAL (NULL, bad names, unknown flags, arg NULL
  * with len > 0), AX_ELIMIT (len > AX_SPAWN_ARG_MAX), AX_ENOACTOR (node not
  * connected), AX_ESTATE, AX_ENOMEM, AX_ECLOSED. */
@@ -308,6 +347,32 @@ AX_API ax_err ax_node_spawn(ax_system *sys, const char *node, const char *behavi
  * node), AX_ENOACTOR (pid not alive), AX_ELIMIT (a limit above),
  * AX_ESTATE, AX_ENOMEM. */
 AX_API ax_err ax_pg_join(ax_system *sys, const char *group, ax_pid pid);
+
+/* Membership changes (ax_pg_monitor): runtime messages (from none,
+ * AX_MSGF_SYSTEM) with an ax_pg_event payload. */
+enum {
+  AX_MSG_PG_JOIN = AX_MSG_CLUSTER_FIRST + 4, /* 68: a member joined */
+  AX_MSG_PG_LEAVE = AX_MSG_CLUSTER_FIRST + 5 /* 69: a member left (or its node went down) */
+};
+typedef struct ax_pg_event {
+  char group[AX_PG_NAME_MAX + 1];
+  ax_pid pid; /* the member (as this node numbers it) */
+} ax_pg_event;
+
+/* ax_pg_monitor(self, group, true) subscribes self to the membership
+ * changes of group (NULL: of every group) as this node sees them, like
+ * OTP's pg:monitor: one AX_MSG_PG_JOIN per member that joins (a local
+ * ax_pg_join, a peer's PG_JOIN or PG_SYNC) and one AX_MSG_PG_LEAVE per
+ * member that leaves (ax_pg_leave, a local member that stops, a peer's
+ * PG_LEAVE, every member of a node that goes down here), in the order
+ * this node applies them. No event for the members at the call: read
+ * ax_pg_members after subscribing (a change racing with that read may be
+ * both in the snapshot and an event; joins and leaves of one member
+ * arrive in order). false unsubscribes (every subscription of self for
+ * that group, or the every-group ones for NULL). A subscription ends when
+ * self stops. Thread: owner. Errors: AX_EINVAL (NULL self, bad name),
+ * AX_ESTATE (node not started), AX_ENOMEM. */
+AX_API ax_err ax_pg_monitor(ax_actor *self, const char *group, bool on);
 
 /* ax_pg_leave removes local actor pid from group. Thread: any. Errors:
  * AX_ENOTFOUND (not a member), AX_EINVAL, AX_ESTATE. */

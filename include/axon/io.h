@@ -133,6 +133,10 @@ typedef struct ax_io_opts {
                                uses MSG_ZEROCOPY where the kernel supports it
                                (64 KiB); 0 turns it off */
   int backlog;              /* listen backlog (511) */
+  uint32_t unix_mode;       /* Unix listeners: the socket file's permission
+                               bits (0600: the owner only), applied between
+                               bind and listen so that nobody connects
+                               before; 0: whatever the umask leaves (0) */
 } ax_io_opts;
 
 /* ax_io_opts_init fills o with the defaults (NULL: no-op). Thread: any. */

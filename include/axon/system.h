@@ -28,6 +28,19 @@ typedef struct ax_system_config {
    * change; the reactor then never waits on real time. */
   uint64_t (*clock_ms)(void *arg);
   void *clock_arg;
+  /* Deterministic test mode (docs/testing.md); 0 = off. Nonzero: no worker
+   * thread runs; the thread that calls ax_system_step,
+   * ax_system_run_until_idle or ax_system_advance runs the actors, one run
+   * at a time, each time choosing among the runnable actors (and the timer
+   * service, when a timer is due) with a random generator seeded with this
+   * value, on a virtual clock that starts at 0 and moves only by
+   * ax_system_advance (or a call that waits: ax_call, ax_system_wait and
+   * ax_system_shutdown drive the system the same way while they wait). The
+   * same seed and the same calls give the same order of everything;
+   * another seed, another interleaving. workers is ignored, batch defaults
+   * to 1 (every message is a scheduling point), clock_ms must be NULL
+   * (AX_EINVAL); sockets and the cluster are refused (AX_ENOTSUP). */
+  uint64_t deterministic_seed;
 } ax_system_config;
 
 /* ax_system_config_init fills cfg with the defaults. Thread: any. */
@@ -70,7 +83,37 @@ AX_API void ax_system_free(ax_system *sys);
  * (cfg.clock_ms) changed, so due timers fire. Thread: any. */
 AX_API void ax_system_clock_moved(ax_system *sys);
 
-/* ax_system_workers gives the number of worker threads. Thread: any. */
+/* ---- deterministic test mode (cfg.deterministic_seed; docs/testing.md) ----
+ * These calls drive a deterministic system from one thread (the same one
+ * every time, and never from inside an actor callback). Errors common to
+ * them: AX_EINVAL (NULL sys), AX_ESTATE (not in deterministic mode, called
+ * from an actor callback or a worker, or while another drive runs),
+ * AX_ECLOSED (the system has shut down). */
+
+/* ax_system_step makes one scheduling decision: one actor runs once (up to
+ * cfg.batch messages), or the due timers fire. *ran (may be NULL) is false
+ * when there was nothing to do (idle). Blocking: runs callbacks. */
+AX_API ax_err ax_system_step(ax_system *sys, bool *ran);
+
+/* ax_system_run_until_idle steps until nothing is runnable and no timer is
+ * due on the virtual clock (which it does not move), or max_steps steps
+ * have run (0: no bound). *steps (may be NULL) gets the steps taken.
+ * Errors: AX_EAGAIN (max_steps reached with work left). */
+AX_API ax_err ax_system_run_until_idle(ax_system *sys, uint64_t max_steps, uint64_t *steps);
+
+/* ax_system_advance moves the virtual clock forward by ms, stopping at each
+ * timer deadline on the way to fire it and run until idle, then runs until
+ * idle at the new time. Timers due at the same instant fire in the order
+ * they were set. Blocking: runs callbacks (an actor system that never goes
+ * idle keeps it running: bound such tests with ax_system_step). */
+AX_API ax_err ax_system_advance(ax_system *sys, uint64_t ms);
+
+/* ax_system_now gives the virtual clock (ms since the system started).
+ * Thread: any. Errors: AX_EINVAL, AX_ESTATE (not in deterministic mode). */
+AX_API ax_err ax_system_now(ax_system *sys, uint64_t *ms);
+
+/* ax_system_workers gives the number of worker threads (0 in deterministic
+ * mode). Thread: any. */
 AX_API uint32_t ax_system_workers(const ax_system *sys);
 
 /* Registry. A name (1..255 bytes, copied) maps to one live actor; an actor

@@ -114,6 +114,9 @@ static inline void lane_lock(ax_actor *a) {
 static inline void lane_unlock(ax_actor *a) {
   atomic_store_explicit(&a->lane_lock, 0, memory_order_release);
 }
+/* For the depth probe (inspect.c), off the hot path. */
+void ax__lane_lock(ax_actor *a) { lane_lock(a); }
+void ax__lane_unlock(ax_actor *a) { lane_unlock(a); }
 
 /* DROP_OLD bounds memory at the sender: every send to a DROP_OLD lane pushes
  * under lane_lock, and one that went past the limit then drops the oldest
@@ -435,6 +438,8 @@ static void handle_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
     request_exit(c, r);
   } else if (n->msg.type == AX__SIG_EXIT || n->msg.type == AX__SIG_LINK_EXIT) {
     exit_notice(a, c, n);
+  } else if (n->msg.type == AX__SIG_PROBE) {
+    ax__probe_answer(a, n);
   } else {
     ax__links_signal(a, c, n);
   }
@@ -470,16 +475,19 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
   return l;
 }
 
-static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
+/* Returns the messages popped (for the processed count). */
+static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
-  if ((ax__mlink *)snap == a->user_tail) return;
+  if ((ax__mlink *)snap == a->user_tail) return 0;
+  uint32_t popped = 0;
   uint32_t limit = a->limit;
   bool locked = limit && a->overflow == AX_OVERFLOW_DROP_OLD; /* see trim_old */
   ax__mlink *l, *old;
   bool active = false;
   while (budget-- && (l = AX_UNLIKELY(locked) ? pop_locked(a, &old)
                                               : ax__lane_pop(&a->user_tail, &old))) {
+    popped++;
     ax__mnode *n = ax__mnode_of(l);
     if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
       break;
@@ -522,6 +530,7 @@ static void process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
     if (c->exiting || c->mute_on || l == (ax__mlink *)snap) break;
   }
   if (active && a->ext && a->ext->recv_ms) ax__timers_activity(a);
+  return popped;
 }
 
 /* Ends a run (or an init): the actor goes idle unless work arrived. Returns
@@ -564,8 +573,16 @@ ax__run_result ax__actor_run(ax_actor *a) {
    * is out of line since exit placeholders call it too). */
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
     process_sys(a, c);
-  if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
+  if (!c->exiting) {
+    uint32_t n = process_user(a, c, a->sys->cfg.batch);
+    /* The processed count, in the retired stub (actor_int.h): owner-only,
+     * a plain add once per run, on the line release_run touches anyway. */
+    if (n && a->user_tail != &a->user_stub)
+      atomic_store_explicit(&a->user_stub_word, ((ax__actor_processed(a) + n) << 1) | 1,
+                            memory_order_relaxed);
+  }
   if (c->delivered && !c->exiting && a->spec->flush) run_flush(a, c);
+  ax__route_run_end(a->sys); /* what the run sent to other nodes, in one write */
   c->current = NULL;
   if (c->exiting) {
     finalize(a, c, c->reason, true);
@@ -661,7 +678,9 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
     ax__links_on_stop(a, reason);
   }
   ax__layers_on_actor_stop(a->sys, a->pid);
+  ax_system *sys = a->sys;
   destroy(a);
+  if (c->worker) ax__route_run_end(sys); /* what terminate sent to other nodes */
 }
 
 /* ---- spawning ---- */

@@ -64,6 +64,52 @@ ax_err ax__layer_start(ax_system *sys, ax__layer_id id, ax__layer_start_fn start
 ax__reactor *ax__system_reactor(ax_system *sys);
 /* True if pid names a live local actor (a snapshot). Thread: any. */
 bool ax__pid_alive(ax_system *sys, uint64_t pid);
+/* True in deterministic test mode (cfg.deterministic_seed). Thread: any. */
+bool ax__det_on(const ax_system *sys);
+/* Deterministic mode: a thread that would block waiting for actors drives
+ * the system instead (docs/testing.md): runs until done(arg) holds, moving
+ * the virtual clock up to timeout_ms (AX_INFINITY: no limit, and the clock
+ * then moves only to pending deadlines). Returns done(arg). Called from an
+ * actor or while another drive runs it only returns done(arg). Thread: the
+ * driving thread. */
+bool ax__det_run_until(ax_system *sys, bool (*done)(void *arg), void *arg, uint32_t timeout_ms);
+
+/* ---- introspection (inspect.c): snapshots of actors and workers ---- */
+
+/* One actor as introspection sees it (a relaxed snapshot). */
+typedef struct ax__actor_info {
+  uint64_t pid;
+  const ax_actor_spec *spec; /* compare only: it may go with the actor */
+  char spec_name[64];        /* spec->name, cut to fit ("" if none) */
+  char name[64];             /* registered name, cut to fit ("" if none) */
+  uint64_t processed;        /* user-lane messages taken by its runs */
+  uint32_t queued;           /* bounded mailboxes: messages waiting */
+  uint32_t limit;            /* its mailbox limit (0: unbounded) */
+} ax__actor_info;
+/* Fills *out for a live local actor. Errors: AX_ENOACTOR. Thread: any. */
+ax_err ax__actor_info_get(ax_system *sys, uint64_t pid, ax__actor_info *out);
+/* Calls fn with every live local actor's pid (table order). Thread: any. */
+void ax__actors_foreach(ax_system *sys, void (*fn)(uint64_t pid, void *arg), void *arg);
+
+typedef struct ax__worker_info {
+  uint64_t runs, steals, parks, sent;
+  uint64_t running; /* the pid it runs now, 0 if none */
+} ax__worker_info;
+/* Writes up to cap workers' counters into out; returns the number of
+ * workers (deterministic mode: its one threadless worker). Thread: any. */
+size_t ax__workers_info(ax_system *sys, ax__worker_info *out, size_t cap);
+
+/* Asks `pid` (local) for the depth of its user lane: it answers, when it
+ * next runs, with an AX__MSG_PROBE_REPLY (ax__probe_reply, ref = ref, a
+ * system message) to `asker`. Errors: AX_ENOACTOR, AX_ENOMEM. Thread: any. */
+ax_err ax__probe(ax_system *sys, uint64_t asker, uint64_t pid, ax_ref ref);
+enum { AX__MSG_PROBE_REPLY = 14 }; /* in the core range, never public */
+typedef struct ax__probe_reply {
+  uint64_t pid;
+  uint64_t depth;     /* user messages queued (counted up to 2^24) */
+  uint64_t processed; /* as ax__actor_info */
+} ax__probe_reply;
+
 /* ---- this node, and the route for pids of other nodes ---- */
 
 /* A pid's node field (base/table.h: node 12 | index 26 | generation 26)
@@ -107,7 +153,16 @@ typedef struct ax__route {
                  const void *data, size_t len, ax_buf *buf);
   ax_err (*signal)(void *state, uint64_t from, uint64_t to, uint32_t type, const void *data,
                    size_t len);
+  /* Optional: called on a worker at the end of every actor run (after the
+   * spec's flush), so the route may hold what a run sent (ax__in_run) and
+   * write it once. Must be cheap when it holds nothing. */
+  void (*flush)(void *state);
 } ax__route;
+/* True while an actor callback runs on a worker thread: the run's end
+ * calls the route's flush on this thread. Thread: any. */
+bool ax__in_run(void);
+/* The end of a run: the route's flush, if any (actor.c). */
+void ax__route_run_end(ax_system *sys);
 /* Registers (or, with NULL, removes) the route. r must stay valid until it
  * is replaced and no send can still be using it (in practice: until
  * ax_system_free). Thread: any. */
@@ -138,7 +193,8 @@ enum {
   AX__SIG_UNLINK = 0x7fff0005,    /* payload: the unlinker's pid */
   AX__SIG_LINK_EXIT = 0x7fff0006, /* as AX__SIG_EXIT: a linked actor stopped */
   AX__SIG_MONITOR = 0x7fff0007,   /* payload ax_down_info {ref, watcher} */
-  AX__SIG_DEMONITOR = 0x7fff0008  /* payload: the monitor's ref */
+  AX__SIG_DEMONITOR = 0x7fff0008, /* payload: the monitor's ref */
+  AX__SIG_PROBE = 0x7fff0009      /* payload: the asker's pid (see ax__probe) */
 };
 
 /* Sends one message, from any thread, with full control of the envelope. */
@@ -159,6 +215,12 @@ ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, con
 ax_err ax__request(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len,
                    uint32_t timeout_ms, ax_ref *ref_out);
 ax_err ax__reply(ax_system *sys, ax_reply_addr to, uint32_t type, const void *data, size_t len);
+/* Records in self's monitors a monitor `ref` that someone else sets up on
+ * self's behalf (a remote spawn with the monitor option): its DOWN is
+ * accepted as one of ax_monitor's, and ax_demonitor(ref) ends it (target
+ * 0 while unknown: the DOWN is then dropped on arrival). Thread: owner.
+ * Errors: AX_ENOMEM. */
+ax_err ax__monitor_expect(ax_actor *self, ax_ref ref, uint64_t target);
 /* ax_call without the reserved-type check (call.c). */
 ax_err ax__call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size_t len,
                 uint32_t timeout_ms, void *reply, size_t *reply_len, uint32_t *reply_type);

@@ -52,7 +52,14 @@ struct ax_actor {
   /* Line 0: written by other threads. */
   _Atomic uintptr_t user_head; /* producers: lane push (see mailbox.h) */
   _Atomic uintptr_t sys_head;  /* producers: system lane push */
-  ax__mlink user_stub;         /* embedded first stubs; producers write next */
+  /* Embedded first stubs; producers write next. The user lane's stub is
+   * retired by the first pop (the popped node becomes the stub, as Pony
+   * runs the queue) and never linked again; its word then holds the
+   * processed count (see ax__actor_processed). */
+  union {
+    ax__mlink user_stub;
+    _Atomic uint64_t user_stub_word;
+  };
   ax__mlink sys_stub;
   _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
                                   popped (senders add, owner subtracts) */
@@ -92,6 +99,25 @@ _Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start o
 _Static_assert(offsetof(struct ax_actor, obs) < 64, "the metrics bit sits on the senders' line");
 
 static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
+
+/* The messages an actor's runs have taken from its user lane, kept where
+ * the header has room: the retired user-lane stub (above). The owner
+ * writes (count << 1) | 1 there at the end of a run, once the stub is
+ * retired; an even word is still the live stub's link (a pointer, or NULL),
+ * and means no message was taken yet. Readers holding a table reference
+ * load it relaxed. */
+static inline uint64_t ax__actor_processed(ax_actor *a) {
+  uint64_t w = atomic_load_explicit(&a->user_stub_word, memory_order_relaxed);
+  return w & 1 ? w >> 1 : 0;
+}
+_Static_assert(sizeof(ax__mlink) == sizeof(uint64_t), "the stub's word holds the count");
+
+/* Owner side, probe (inspect.c): answers an AX__SIG_PROBE from the system
+ * lane with the user lane's depth. */
+void ax__probe_answer(ax_actor *a, const ax__mnode *n);
+/* DROP_OLD lanes' lock (actor.c: see trim_old), for owner-side walks. */
+void ax__lane_lock(ax_actor *a);
+void ax__lane_unlock(ax_actor *a);
 
 /* ---- workers and the scheduler ---- */
 
@@ -173,6 +199,9 @@ typedef struct ax__registry {
 
 ax_err ax__registry_init(ax__registry *r);
 void ax__registry_fini(ax__registry *r);
+/* Copies pid's registered name into buf[0..cap) ("" when it has none);
+ * cut to fit. */
+void ax__registry_name_of(ax_system *sys, uint64_t pid, char *buf, size_t cap);
 /* Removes pid's name, if any (actor stop). */
 void ax__registry_drop_pid(ax_system *sys, uint64_t pid);
 
@@ -193,6 +222,7 @@ typedef struct ax__timers {
   struct ax__tgroup *groups; /* scratch: one expiry chain per owner per pass */
   size_t groups_cap;
   bool started; /* between ax__timers_start and ax__timers_stop */
+  uint64_t det_commands; /* commands run so far (deterministic mode reads it) */
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */
@@ -200,6 +230,14 @@ ax_err ax__timers_start(ax_system *sys);
 /* Releases every timer left once sys->reactor has stopped (every actor has
  * stopped by then). Idempotent. Thread: the stopping thread. */
 void ax__timers_stop(ax_system *sys);
+/* Deterministic mode (det.c), on the driving thread: run every queued
+ * command and return how many have run since the start; the wheel's next
+ * deadline (a lower bound, UINT64_MAX: none); fire the first timer due at
+ * now (deadline, then the order they were set) and return how many fired
+ * (0 or 1). */
+uint64_t ax__timers_det_commands(ax_system *sys);
+uint64_t ax__timers_det_next(ax_system *sys);
+size_t ax__timers_det_fire(ax_system *sys, uint64_t now);
 /* Owner side: handles a timer node popped from the user lane; returns true
  * if n was turned into a message for the behaviour. */
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n);
@@ -223,6 +261,7 @@ void ax__timers_forget(ax_actor *a, ax_ref ref);
 #define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | (0xfu << 24))
 
 /* ---- the system ---- */
+typedef struct ax__det ax__det; /* deterministic mode's state (det.c) */
 enum { AX__RUNNING = 0, AX__STOPPING = 1, AX__STOPPED = 2 };
 
 /* Runs every started layer's on_actor_stop for pid (the stop path). */
@@ -297,7 +336,17 @@ struct ax_system {
    * ax_system_clock_moved stays harmless. */
   ax__reactor *reactor;
   ax__timers timers;
+  ax__det *det; /* deterministic mode, or NULL (set before the start) */
 };
+
+/* deterministic mode (det.c) */
+/* Sets sys up for the mode (cfg.deterministic_seed != 0), before the
+ * scheduler starts. Errors: AX_EINVAL (cfg.clock_ms set), AX_ENOMEM. */
+ax_err ax__det_new(ax_system *sys);
+void ax__det_free(ax_system *sys);
+/* A waiting shutdown's round: run until idle, then move the clock to the
+ * next timer deadline and run again. */
+void ax__det_settle(ax_system *sys);
 
 /* scheduler (sched.c) */
 ax_err ax__sched_start(ax_system *sys);
@@ -311,6 +360,9 @@ void ax__schedule(ax_system *sys, ax_actor *a);
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
+/* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
+ * its ring, then the inject queue), or NULL. The driving thread only. */
+ax_actor *ax__sched_take(ax__worker *w);
 
 /* actor.c */
 typedef enum { AX__RUN_IDLE, AX__RUN_AGAIN, AX__RUN_MUTED, AX__RUN_DEAD } ax__run_result;

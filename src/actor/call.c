@@ -110,6 +110,14 @@ static call_waiter *waiter_new(void *reply, size_t cap) {
   return w;
 }
 
+static bool waiter_done(void *arg) {
+  call_waiter *w = arg;
+  pthread_mutex_lock(&w->lock);
+  bool done = w->done;
+  pthread_mutex_unlock(&w->lock);
+  return done;
+}
+
 /* Blocks until the waiter is done or the deadline (0 = none) passes. */
 static void waiter_wait(call_waiter *w, uint64_t deadline_ns) {
   pthread_mutex_lock(&w->lock);
@@ -143,7 +151,10 @@ ax_err ax__call(ax_system *sys, ax_pid to, uint32_t type, const void *data, size
   ax__ctx *c = ax__ctx_get();
   e = ax__send(sys, c, proxy.id, to, type, AX_MSGF_REQUEST, w->ref, data, len, NULL);
   if (e == AX_OK) {
-    waiter_wait(w, deadline);
+    if (sys->det) /* this thread runs the actors meanwhile, in virtual time */
+      ax__det_run_until(sys, waiter_done, w, timeout_ms);
+    else
+      waiter_wait(w, deadline);
     waiter_finish(w, AX_ETIMEDOUT, NULL); /* no-op if answered */
     e = w->result;
   }

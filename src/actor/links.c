@@ -147,12 +147,18 @@ ax_err ax_monitor(ax_actor *self, ax_pid target, ax_ref *ref_out) {
   return AX_OK;
 }
 
+ax_err ax__monitor_expect(ax_actor *self, ax_ref ref, uint64_t target) {
+  ax__actor_ext *x = ax__ext(self);
+  return x && ax__u64map_put(&x->monitors, ref, target) ? AX_OK : AX_ENOMEM;
+}
+
 ax_err ax_demonitor(ax_actor *self, ax_ref ref, uint32_t flags) {
   uint64_t target;
   (void)flags; /* flushing is always done: see ax__links_accept */
   if (!self) return AX_EINVAL;
   if (!self->ext || !ax__u64map_del(&self->ext->monitors, ref, &target)) return AX_ENOTFOUND;
-  /* If this cannot be sent, the target's DOWN is dropped on arrival. */
-  (void)ax__signal(self->sys, self->pid, target, AX__SIG_DEMONITOR, &ref, sizeof(ref));
+  /* If this cannot be sent (or the target is not known yet: a spawn
+   * monitor before its reply), the target's DOWN is dropped on arrival. */
+  if (target) (void)ax__signal(self->sys, self->pid, target, AX__SIG_DEMONITOR, &ref, sizeof(ref));
   return AX_OK;
 }

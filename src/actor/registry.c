@@ -1,6 +1,7 @@
 /* Axon: the name registry: names to pids and back, under one mutex
  * (registration is rare; lookups are short). An actor has at most one
  * name; its NAMED bit lets the stop path skip the lock when it has none. */
+#include <stdio.h>
 #include <string.h>
 
 #include "actor/actor_int.h"
@@ -163,4 +164,14 @@ void ax__registry_drop_pid(ax_system *sys, uint64_t pid) {
   if (e) unlink_entry(r, e);
   pthread_mutex_unlock(&r->lock);
   if (e) entry_free(e);
+}
+
+void ax__registry_name_of(ax_system *sys, uint64_t pid, char *buf, size_t cap) {
+  if (!cap) return;
+  buf[0] = 0;
+  ax__registry *r = &sys->registry;
+  pthread_mutex_lock(&r->lock);
+  ax__reg_entry *e = r->nbuckets ? *pid_slot(r, pid) : NULL;
+  if (e) snprintf(buf, cap, "%s", e->name);
+  pthread_mutex_unlock(&r->lock);
 }

@@ -396,6 +396,13 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
   }
 }
 
+ax_actor *ax__sched_take(ax__worker *w) {
+  ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
+  if (!a) a = ring_pop(w);
+  if (!a) a = inject_pop(w->sys);
+  return a;
+}
+
 ax_err ax__sched_start(ax_system *sys) {
   uint32_t n = sys->cfg.workers;
   sys->sleepers = ax__alloc(sizeof(uint32_t) * n);
@@ -411,6 +418,7 @@ ax_err ax__sched_start(ax_system *sys) {
     pthread_cond_init(&w->park_cv, NULL);
   }
   sys->nalloc = n;
+  if (sys->det) return AX_OK; /* no thread: the driving thread is worker 0 */
   sys->nworkers = n;
   atomic_store(&sys->num_unparked, n);
   for (uint32_t i = 0; i < n; i++) {

@@ -42,6 +42,16 @@ void ax_log(ax_system *sys, ax_log_level level, const char *fmt, ...) {
 
 bool ax__on_worker(void) { return ax__ctx_get()->worker != NULL; }
 
+bool ax__in_run(void) {
+  ax__ctx *c = ax__ctx_get();
+  return c->worker != NULL && c->current != NULL;
+}
+
+void ax__route_run_end(ax_system *sys) {
+  const ax__route *r = atomic_load_explicit(&sys->route, memory_order_acquire);
+  if (r && r->flush) r->flush(r->state);
+}
+
 /* A worker thread, or an actor callback running on any thread (an init runs
  * on the spawner's thread): blocking there for the whole system to stop
  * would wait for the caller itself. */
@@ -79,6 +89,17 @@ static bool quiet(ax_system *sys) {
          atomic_load_explicit(&sys->live, memory_order_seq_cst) == 0;
 }
 
+static bool quiet_arg(void *sys) { return quiet(sys); }
+static bool wait_dead(ax_system *sys, uint64_t deadline_ns);
+
+/* A waiting shutdown's wait: for the workers (until the deadline), or in
+ * deterministic mode a round of driving the system on this thread. */
+static bool settle(ax_system *sys, uint64_t deadline_ns) {
+  if (!sys->det) return wait_dead(sys, deadline_ns);
+  ax__det_settle(sys);
+  return quiet(sys);
+}
+
 /* The reactor's view of an injected clock (rounded down, as expiries). */
 static uint64_t reactor_clock(void *arg) { return ax__clock_floor_ms(arg); }
 
@@ -93,19 +114,21 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!sys->cfg.workers) sys->cfg.workers = online_cpus();
   if (!sys->cfg.max_actors || sys->cfg.max_actors > AX__MAX_ACTORS)
     sys->cfg.max_actors = AX__MAX_ACTORS;
+  ax_err e = sys->cfg.workers > 1024 ? AX_EINVAL : AX_OK;
+  if (e == AX_OK && sys->cfg.deterministic_seed) e = ax__det_new(sys);
+  if (e != AX_OK) {
+    ax__free(sys, sizeof(*sys));
+    return e;
+  }
   if (!sys->cfg.batch) sys->cfg.batch = 100;
   sys->stall_warn_ms = AX__STALL_WARN_MS;
-  if (sys->cfg.workers > 1024) {
-    ax__free(sys, sizeof(*sys));
-    return AX_EINVAL;
-  }
   atomic_init(&sys->next_ref, 2);
   ax__cond_init_monotonic(&sys->wait_cv);
   pthread_mutex_init(&sys->wait_lock, NULL);
   pthread_mutex_init(&sys->inject_lock, NULL);
   pthread_mutex_init(&sys->idle_lock, NULL);
   pthread_mutex_init(&sys->obs_lock, NULL);
-  ax_err e = ax__table_init(&sys->table, sys->cfg.max_actors, 0);
+  e = ax__table_init(&sys->table, sys->cfg.max_actors, 0);
   if (e == AX_OK) e = ax__registry_init(&sys->registry);
   if (e == AX_OK) e = ax__sched_start(sys);
   if (e == AX_OK) e = ax__reactor_start(sys->cfg.clock_ms ? reactor_clock : NULL, sys, &sys->reactor);
@@ -136,6 +159,8 @@ static bool wait_dead(ax_system *sys, uint64_t deadline_ns) {
 ax_err ax_system_wait(ax_system *sys, uint32_t timeout_ms) {
   if (!sys) return AX_EINVAL;
   if (in_actor()) return AX_ESTATE;
+  if (sys->det) /* virtual time: the caller drives the system meanwhile */
+    return ax__det_run_until(sys, quiet_arg, sys, timeout_ms) ? AX_OK : AX_ETIMEDOUT;
   uint64_t deadline = timeout_ms == AX_INFINITY ? 0 : ax__now_ns() + (uint64_t)timeout_ms * 1000000u;
   return wait_dead(sys, deadline) ? AX_OK : AX_ETIMEDOUT;
 }
@@ -177,6 +202,9 @@ ax_err ax__layer_start(ax_system *sys, ax__layer_id id, ax__layer_start_fn start
     *state = st;
     return AX_OK;
   }
+  /* Deterministic mode runs on one thread and a virtual clock: no sockets,
+   * no cluster (docs/testing.md). */
+  if (sys->det && (id == AX__LAYER_IO || id == AX__LAYER_CLUSTER)) return AX_ENOTSUP;
   ax_err e = AX_ECLOSED;
   /* wait_lock serialises the one-time start (it guards nothing hot). */
   pthread_mutex_lock(&sys->wait_lock);
@@ -277,12 +305,12 @@ static void stop_tops(ax_system *sys) {
     ax_exit_info info = {.pid = AX_PID_NONE, .reason = r};
     while (ax__pid_alive(sys, pid)) {
       if (ax__signal(sys, 0, pid, AX__SIG_EXIT, &info, sizeof(info)) != AX_ENOMEM) break;
-      wait_dead(sys, ax__now_ns() + 10u * 1000000u);
+      settle(sys, ax__now_ns() + 10u * 1000000u);
       watch_stalls(sys);
     }
     /* Supervisors may take as long as their children's shutdown specs say. */
     while (ax__pid_alive(sys, pid)) {
-      wait_dead(sys, ax__now_ns() + 20u * 1000000u);
+      settle(sys, ax__now_ns() + 20u * 1000000u);
       watch_stalls(sys);
     }
   }
@@ -321,7 +349,7 @@ ax_err ax_system_shutdown(ax_system *sys) {
    * signal found no memory are caught by a later pass. */
   while (!quiet(sys)) {
     ax__table_foreach_live(&sys->table, send_stop, sys);
-    wait_dead(sys, ax__now_ns() + 200u * 1000000u);
+    settle(sys, ax__now_ns() + 200u * 1000000u);
     watch_stalls(sys);
   }
   /* Stopped, not freed: ax_system_clock_moved from another thread may still
@@ -343,7 +371,7 @@ void ax_system_free(ax_system *sys) {
     ax_log(sys, AX_LOG_ERROR, "ax_system_free called from inside an actor: refused, nothing freed");
     return;
   }
-  if (sys->workers && sys->nworkers) ax_system_shutdown(sys);
+  if (sys->workers && (sys->nworkers || sys->det)) ax_system_shutdown(sys);
   /* No-ops unless system creation failed midway. */
   ax__reactor_stop(sys->reactor);
   ax__timers_stop(sys);
@@ -360,6 +388,7 @@ void ax_system_free(ax_system *sys) {
   pthread_mutex_destroy(&sys->idle_lock);
   ax__u64map_free(&sys->obs_pids);
   pthread_mutex_destroy(&sys->obs_lock);
+  ax__det_free(sys);
   ax__free(sys, sizeof(*sys));
 }
 
@@ -380,7 +409,8 @@ ax_err ax_system_stats_get(ax_system *sys, ax_system_stats *out) {
   out->timers_fired = atomic_load_explicit(&sys->timers_fired, memory_order_relaxed);
   out->timers_pending = atomic_load_explicit(&sys->timers_pending, memory_order_relaxed);
   out->restarts = atomic_load_explicit(&sys->restarts, memory_order_relaxed);
-  for (uint32_t i = 0; i < sys->nworkers; i++) {
+  /* nalloc: deterministic mode has a worker and no thread. */
+  for (uint32_t i = 0; i < sys->nalloc; i++) {
     ax__worker *w = &sys->workers[i];
     out->messages_sent += atomic_load_explicit(&w->sent, memory_order_relaxed);
     out->runs += atomic_load_explicit(&w->runs, memory_order_relaxed);

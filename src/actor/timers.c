@@ -149,6 +149,7 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
 /* ---- the reactor side ---- */
 
 static void run_add(ax__timers *T, ax__tmr *t) {
+  T->det_commands++;
   if (t->cancelled_early)
     tmr_release(t); /* the wheel's: it never gets in */
   else
@@ -156,6 +157,7 @@ static void run_add(ax__timers *T, ax__tmr *t) {
 }
 
 static void run_cancel(ax__timers *T, ax__tmr *t) {
+  T->det_commands++;
   if (t->wt.state == AX__WTIMER_PENDING) {
     ax__wheel_cancel(&T->wheel, &t->wt);
     tmr_release(t); /* the wheel's */
@@ -295,16 +297,23 @@ static void deliver_groups(ax_system *sys) {
   ax__schedule_many(sys, wake_first, wake_last, nwake);
 }
 
-static void fire_due(ax_system *sys, uint64_t now) {
+/* Fires the timers due at now, at most `limit` of them (deterministic mode
+ * fires one per step; the rest go back, due, in their order). Returns how
+ * many fired. */
+static size_t fire_due(ax_system *sys, uint64_t now, size_t limit) {
   ax__timers *T = &sys->timers;
   ax__wlist out = {NULL, NULL};
-  size_t k = ax__wheel_advance(&T->wheel, now, &out);
-  if (!k) return;
+  size_t k = ax__wheel_advance(&T->wheel, now, &out), fired = 0;
+  if (!k) return 0;
   bool grouped = groups_reserve(T, k);
   for (ax__wtimer *w = out.head, *wn; w; w = wn) {
     wn = w->next;
     if (wn) __builtin_prefetch((char *)wn - offsetof(ax__tmr, wt) + offsetof(ax__tmr, id));
     ax__tmr *t = (ax__tmr *)((char *)w - offsetof(ax__tmr, wt));
+    if (fired == limit) {
+      ax__wheel_insert(&T->wheel, &t->wt, t->due);
+      continue;
+    }
     ax__mnode *n = grouped ? expiry_node(t) : NULL;
     if (!n) { /* no memory for the message: try again in a millisecond */
       t->due = now + 1;
@@ -317,6 +326,7 @@ static void fire_due(ax_system *sys, uint64_t now) {
     else
       atomic_store_explicit(&g->last->link.next, &n->link, memory_order_relaxed);
     g->last = n;
+    fired++;
     atomic_fetch_add_explicit(&sys->timers_fired, 1, memory_order_relaxed);
     if (t->period)
       rearm(T, t, now);
@@ -324,6 +334,7 @@ static void fire_due(ax_system *sys, uint64_t now) {
       tmr_release(t); /* the wheel's; the owner still holds one */
   }
   deliver_groups(sys);
+  return fired;
 }
 
 static int timers_tick(void *arg) {
@@ -331,7 +342,7 @@ static int timers_tick(void *arg) {
   ax__timers *T = &sys->timers;
   bool more = run_commands(T, COMMAND_BUDGET);
   uint64_t now = clock_floor_ms(sys);
-  fire_due(sys, now);
+  fire_due(sys, now, SIZE_MAX);
   atomic_store_explicit(&sys->timers_pending, ax__wheel_count(&T->wheel), memory_order_relaxed);
   uint64_t next = ax__wheel_next_deadline(&T->wheel);
   now = clock_floor_ms(sys);
@@ -354,7 +365,25 @@ ax_err ax__timers_start(ax_system *sys) {
   }
   ax__wheel_init(&T->wheel, clock_floor_ms(sys));
   T->started = true;
+  /* Deterministic mode: the driver runs the service (ax__timers_det_*). */
+  if (ax__det_on(sys)) return AX_OK;
   return ax__reactor_add_tick(sys->reactor, timers_tick, sys);
+}
+
+uint64_t ax__timers_det_commands(ax_system *sys) {
+  ax__timers *T = &sys->timers;
+  while (run_commands(T, COMMAND_BUDGET)) {
+  }
+  return T->det_commands;
+}
+
+uint64_t ax__timers_det_next(ax_system *sys) { return ax__wheel_next_deadline(&sys->timers.wheel); }
+
+size_t ax__timers_det_fire(ax_system *sys, uint64_t now) {
+  ax__timers *T = &sys->timers;
+  size_t k = fire_due(sys, now, 1);
+  atomic_store_explicit(&sys->timers_pending, ax__wheel_count(&T->wheel), memory_order_relaxed);
+  return k;
 }
 
 void ax__timers_stop(ax_system *sys) {

@@ -17,16 +17,38 @@
 #define BACKOFF_MAX 5000u
 #define NONE_SENDER 2u              /* the senders map's key for AX_PID_NONE */
 
-enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_UP, PH_DONE };
+/* PH_ELECT: handshake done, waiting for the peer's ELECT (or BYE). */
+enum { PH_IDLE, PH_CONNECTING, PH_HANDSHAKE, PH_ELECT, PH_UP, PH_DONE };
+
+/* A host name being resolved for a dialler by a short-lived thread
+ * (getaddrinfo blocks: never on the reactor, never in a behaviour). Held
+ * by both; the thread sends its answer only while the dialler has not let
+ * go (the dialler's terminate or its answer lets go), so it never touches
+ * a system whose actor is gone. */
+typedef struct resolve_req {
+  pthread_mutex_t mu;
+  int refs;
+  bool gone;
+  ax_system *sys;
+  uint64_t pid;
+  char addr[AX__ADDR_MAX + 1];
+} resolve_req;
 
 typedef struct cl_conn {
   ax__cluster *cl;
   ax_conn conn;
-  bool dialler, stop, hs_live, dec_live;
+  bool dialler, stop, hs_live, dec_live, initiator;
   int phase;
+  uint64_t me;                 /* this actor's pid */
   char addr[AX__ADDR_MAX + 1];
   char name[AX__NAME_MAX + 1]; /* the peer's name once known */
   ax__peer *peer;              /* PH_UP */
+  ax__peer *cand;              /* PH_ELECT, PH_UP: the node of this connection */
+  char plisten[AX__ADDR_MAX + 1]; /* the peer's listen address ("" if none) */
+  uint32_t peer_max;           /* the peer's max frame */
+  uint64_t elect_by;           /* PH_ELECT: the deadline for ELECT */
+  resolve_req *rq;             /* a host name being resolved */
+  char resolved[AX__ADDR_MAX + 1]; /* its numeric address, for the next dial */
   uint64_t features;
   uint64_t last_rx, last_tx, next_dial, hb_seq;
   uint32_t backoff;
@@ -41,13 +63,94 @@ static uint64_t now_ms(ax__cluster *cl) { return ax__clock_ms(cl->sys); }
 
 static ax_err conn_err(ax_err e) { return e == AX_ECLOSED || e == AX_ESTATE ? AX_ENOACTOR : e; }
 
+/* ---- holding a run's frames ----
+ *
+ * Inside an actor run on a worker (ax__in_run), small frames are appended
+ * to the peer's buffer (p->ob) and the peer is noted in this thread's list;
+ * the run's end (the route's flush, ax__route_run_end) writes each noted
+ * peer's buffer with one write: a run that sends 100 messages to a node
+ * makes one syscall, not 100. Any other write to the connection first
+ * takes what is held (in the same vector write), so order is kept. Outside
+ * a run (a plain thread, the reactor) frames go out at once. */
+#define DIRTY_MAX 8
+static _Thread_local ax__peer *t_dirty[DIRTY_MAX];
+static _Thread_local unsigned t_ndirty;
+
+static void sent(ax__cluster *cl, ax__peer *p, uint64_t frames, size_t bytes) {
+  AX__CL_STAT(cl, frames_out, frames);
+  AX__CL_STAT(cl, bytes_out, bytes);
+  atomic_store_explicit(&p->tx, true, memory_order_relaxed);
+}
+
+/* Writes what p holds; p->wmu held. Out of memory keeps it (a later write
+ * or the connection actor's KICK retries); a failed connection drops it
+ * (its node down follows), counted as lost. */
+static ax_err ob_flush(ax__cluster *cl, ax__peer *p) {
+  if (!p->ob_len) return AX_OK;
+  ax_err e = ax_conn_write(p->conn, p->ob, p->ob_len);
+  if (e == AX_OK) sent(cl, p, p->ob_frames, p->ob_len);
+  else if (e != AX_ENOMEM) AX__CL_STAT(cl, lost_on_down, p->ob_frames);
+  if (e != AX_ENOMEM) {
+    p->ob_len = 0;
+    p->ob_frames = 0;
+  }
+  return conn_err(e);
+}
+
+/* Holds frame hdr+data in p->ob for the end of this run; p->wmu held.
+ * false: not held (not in a run, too big, no memory): write it now. */
+static bool ob_hold(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size_t hl, const void *data,
+                    size_t len) {
+  if (hl + len > SMALL_FRAME || !ax__in_run()) return false;
+  if (!p->ob && !(p->ob = ax__alloc(AX__CL_OB_CAP))) return false;
+  if (p->ob_len + hl + len > AX__CL_OB_CAP && ob_flush(cl, p) != AX_OK) return false;
+  unsigned i = 0;
+  while (i < t_ndirty && t_dirty[i] != p) i++;
+  if (i == t_ndirty) {
+    if (t_ndirty == DIRTY_MAX) return false; /* many peers in one run: no holding */
+    t_dirty[t_ndirty++] = p;
+  }
+  memcpy(p->ob + p->ob_len, hdr, hl);
+  if (len) memcpy(p->ob + p->ob_len + hl, data, len);
+  p->ob_len += hl + len;
+  p->ob_frames++;
+  atomic_store_explicit(&p->tx, true, memory_order_relaxed);
+  return true;
+}
+
+static void kick(ax__cluster *cl, ax__peer *p);
+
+void ax__cl_route_flush(void *st) {
+  ax__cluster *cl = st;
+  for (unsigned i = 0; i < t_ndirty; i++) {
+    ax__peer *p = t_dirty[i];
+    pthread_mutex_lock(&p->wmu);
+    ax_err e = atomic_load(&p->up) ? ob_flush(cl, p) : AX_OK;
+    pthread_mutex_unlock(&p->wmu);
+    if (e == AX_ENOMEM) kick(cl, p); /* its connection actor retries */
+  }
+  t_ndirty = 0;
+}
+
 /* Writes header hdr[0..hl) and the payload as one frame; p->wmu held.
- * One vector write: the frame is queued whole or not at all (never half a
- * frame on the wire); the payload goes by reference when it has a buf. */
+ * Held for the end of the run if small and in a run; else one vector
+ * write, after what p holds: the frame is queued whole or not at all
+ * (never half a frame on the wire); the payload goes by reference when it
+ * has a buf. */
 static ax_err write_frame(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size_t hl,
                           const void *data, size_t len, ax_buf *buf) {
+  if (ob_hold(cl, p, hdr, hl, data, len)) return AX_OK;
   ax_err e;
-  if (hl + len <= SMALL_FRAME) {
+  size_t held = p->ob_len;
+  if (held) {
+    ax_iov v[3] = {{p->ob, held, NULL}, {hdr, hl, NULL}, {data, len, buf}};
+    e = ax_conn_writev(p->conn, v, len ? 3 : 2);
+    if (e == AX_OK) {
+      sent(cl, p, p->ob_frames, held);
+      p->ob_len = 0;
+      p->ob_frames = 0;
+    }
+  } else if (hl + len <= SMALL_FRAME) {
     uint8_t one[SMALL_FRAME];
     memcpy(one, hdr, hl);
     if (len) memcpy(one + hl, data, len);
@@ -56,11 +159,7 @@ static ax_err write_frame(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size
     ax_iov v[2] = {{hdr, hl, NULL}, {data, len, buf}};
     e = ax_conn_writev(p->conn, v, 2);
   }
-  if (e == AX_OK) {
-    AX__CL_STAT(cl, frames_out, 1);
-    AX__CL_STAT(cl, bytes_out, hl + len);
-    atomic_store_explicit(&p->tx, true, memory_order_relaxed);
-  }
+  if (e == AX_OK) sent(cl, p, 1, hl + len);
   return conn_err(e);
 }
 
@@ -134,8 +233,6 @@ static ax_err control_frame(ax__cluster *cl, ax__peer *p, uint64_t sender, const
   enqueue(p, q);
   return AX_OK;
 }
-
-static void kick(ax__cluster *cl, ax__peer *p);
 
 ax_err ax__cl_ctl_write(ax__cluster *cl, ax__peer *p, uint64_t sender, const ax__wmsg *m) {
   uint8_t *b = NULL;
@@ -240,7 +337,7 @@ ax_err ax__cl_route_send(void *st, uint64_t from, uint64_t to, uint32_t type, ui
   }
   ax_conn_stats cs = {0};
   ax_conn_stats_get(p->conn, &cs);
-  if (cs.queued + p->bq_bytes > cl->sendq_max) {
+  if (cs.queued + p->bq_bytes + p->ob_len > cl->sendq_max) {
     AX__CL_STAT(cl, congested, 1);
     e = AX_EAGAIN;
     goto out;
@@ -392,12 +489,14 @@ static void reset_codec(cl_conn *c) {
 }
 
 static void conn_lost(ax_actor *self, cl_conn *c, int reason);
+static void backoff(cl_conn *c);
+static void proto_fail(ax_actor *self, cl_conn *c, const char *what, ax__perr pe);
 
 static void begin_handshake(ax_actor *self, cl_conn *c) {
   ax__cluster *cl = c->cl;
   ax__hs_cfg h = {.self_name = cl->name,
                   .incarnation = cl->incarnation,
-                  .features = AX__FEAT_FRAGMENTS | AX__FEAT_PEERS | AX__FEAT_SPAWN | AX__FEAT_PG,
+                  .features = AX__FEAT_ALL_V1 | AX__FEAT_ELECT,
                   .max_frame = cl->max_frame,
                   .listen = cl->listening ? cl->listen_addr : NULL,
                   .secret = &cl->secret,
@@ -445,13 +544,113 @@ static void send_peers(ax__cluster *cl, ax__peer *p) {
   }
 }
 
-/* The handshake finished: make this connection the node's link (or lose
- * the simultaneous-connect tie-break). */
+/* How a connection whose handshake finished becomes the node's link
+ * (docs/PROTOCOL.md "Simultaneous connect"). */
+enum {
+  UP_LEGACY,  /* a peer without ELECT: the tie-break of ax__hs_tiebreak_keep */
+  UP_ELECTOR, /* ELECT, our name is smaller: we choose (the first one wins) */
+  UP_ELECTED  /* ELECT, the peer chose this connection (ELECT arrived) */
+};
+
+/* Turns a duplicate connection down: BYE(duplicate), close; a dialler
+ * stands by while the node is linked through the other connection. */
+static void refuse_duplicate(ax_actor *self, cl_conn *c) {
+  ax__wmsg m;
+  memset(&m, 0, sizeof m);
+  m.kind = AX__K_BYE;
+  m.u.bye.reason = AX__HSR_DUPLICATE;
+  uint8_t *b;
+  size_t bl;
+  if (ax__wmsg_encode(&m, c->peer_max, &b, &bl) == AX_OK) {
+    ax_conn_write(c->conn, b, bl);
+    ax__free(b, bl);
+  }
+  ax_conn_close(c->conn);
+  c->conn = (ax_conn){0};
+  conn_lost(self, c, AX_NODE_CLOSED);
+}
+
+static void peer_down(ax__cluster *cl, ax__peer *p, uint64_t owner, int reason);
+
+/* Makes this connection node c->cand's link. Frames of the route go out on
+ * a connection only from here on: with ELECT, only on the connection the
+ * node with the smaller name chose, so nothing is ever written on a
+ * connection the other side drops. */
+static void go_up(ax_actor *self, cl_conn *c, int mode) {
+  ax__cluster *cl = c->cl;
+  ax__peer *p = c->cand;
+  uint64_t me = ax_self(self).id;
+  ax_conn superseded = {0};
+  pthread_mutex_lock(&p->wmu);
+  while (mode == UP_ELECTED && atomic_load(&p->up) && p->conn_pid != me) {
+    /* The elector chooses only while it has no link to us: the old link
+     * is gone on its side (we had not noticed yet). Take it down first. */
+    uint64_t old = p->conn_pid;
+    ax_conn oc = p->conn;
+    pthread_mutex_unlock(&p->wmu);
+    ax_conn_abort(oc);
+    peer_down(cl, p, old, AX_NODE_CLOSED);
+    pthread_mutex_lock(&p->wmu);
+  }
+  if (atomic_load(&p->up) && p->conn_pid != me) {
+    if (mode == UP_ELECTOR || !ax__hs_tiebreak_keep(cl->name, c->name, c->initiator)) {
+      pthread_mutex_unlock(&p->wmu);
+      refuse_duplicate(self, c); /* the other connection stays */
+      return;
+    }
+    ob_flush(cl, p); /* what is held belongs to the old connection's stream */
+    superseded = p->conn; /* legacy: this one wins the tie-break */
+    for (ax__clq *q = p->bq; q; q = q->next) q->started = false; /* restart on the new link */
+  }
+  p->conn = c->conn;
+  p->conn_pid = me;
+  p->features = c->features;
+  p->max_frame = c->peer_max;
+  if (mode == UP_ELECTOR) {
+    /* ELECT first: the peer uses this connection from then on. */
+    ax__wmsg m;
+    memset(&m, 0, sizeof m);
+    m.kind = AX__K_ELECT;
+    uint8_t hdr[32];
+    size_t hl;
+    ax_err e = ax__wmsg_encode_hdr(&m, 0, p->max_frame, hdr, sizeof hdr, &hl);
+    if (e == AX_OK) e = write_frame(cl, p, hdr, hl, NULL, 0, NULL);
+    if (e != AX_OK) {
+      p->conn = (ax_conn){0};
+      p->conn_pid = 0;
+      pthread_mutex_unlock(&p->wmu);
+      ax_log(cl->sys, AX_LOG_WARN, "cluster %s: cannot elect the link to %s: %s", cl->name,
+             c->name, ax_err_name(e));
+      conn_lost(self, c, AX_NODE_CLOSED);
+      return;
+    }
+  }
+  bool was_up = atomic_load(&p->up);
+  atomic_store_explicit(&p->up, true, memory_order_release);
+  bool pending = p->bq != NULL;
+  pthread_mutex_unlock(&p->wmu);
+  if (superseded.id) ax_conn_close(superseded);
+  c->peer = p;
+  c->phase = PH_UP;
+  c->backoff = 0;
+  c->last_rx = c->last_tx = now_ms(cl);
+  if (!was_up) {
+    AX__CL_STAT(cl, up, 1);
+    ax_log(cl->sys, AX_LOG_INFO, "cluster %s: node %s up", cl->name, p->name);
+    ax__cl_notify(cl, AX_MSG_NODE_UP, p->name, p->incarnation, AX_NODE_CONNECTED);
+  }
+  if (c->features & AX__FEAT_PEERS) send_peers(cl, p);
+  ax__cl_pg_peer_up(cl, p, me); /* our groups' local members (pg.c) */
+  if (c->plisten[0]) ax__cl_dial(cl, c->plisten, p->name); /* keep redialling it */
+  if (pending) ax__send_sys(cl->sys, 0, me, AX__CL_KICK, 0, 0, NULL, 0, NULL);
+}
+
+/* The handshake finished: the connection becomes the node's link now, or
+ * when the peer elects it, or is refused as a duplicate. */
 static void established(ax_actor *self, cl_conn *c) {
   ax__cluster *cl = c->cl;
   ax__hs_result r;
   ax__hs_result_get(&c->hs, &r);
-  uint64_t me = ax_self(self).id;
   snprintf(c->name, sizeof c->name, "%s", r.peer);
   uint32_t idx = 0, replaced = 0;
   pthread_mutex_lock(&cl->mu);
@@ -459,9 +658,13 @@ static void established(ax_actor *self, cl_conn *c) {
   ax__peer *p = e == AX_OK ? ax__cl_peer_make(cl, idx) : NULL;
   ax__peer *old = replaced ? atomic_load(&cl->peers[replaced]) : NULL;
   if (p) {
-    snprintf(p->name, sizeof p->name, "%s", r.peer);
-    p->incarnation = r.peer_incarnation;
-    if (r.peer_listen[0]) snprintf(p->addr, sizeof p->addr, "%s", r.peer_listen);
+    /* Written only when they change (a new or reused index): another
+     * connection of the same node reads them without mu (simultaneous
+     * connects complete together). */
+    if (strcmp(p->name, r.peer) != 0) snprintf(p->name, sizeof p->name, "%s", r.peer);
+    if (p->incarnation != r.peer_incarnation) p->incarnation = r.peer_incarnation;
+    if (r.peer_listen[0] && strcmp(p->addr, r.peer_listen) != 0)
+      snprintf(p->addr, sizeof p->addr, "%s", r.peer_listen);
   }
   pthread_mutex_unlock(&cl->mu);
   if (!p) {
@@ -476,68 +679,56 @@ static void established(ax_actor *self, cl_conn *c) {
     pthread_mutex_unlock(&old->wmu);
     if (op) ax__send_sys(cl->sys, 0, op, AX__CL_GONE, 0, 0, NULL, 0, NULL);
   }
-  ax_conn superseded = {0};
-  pthread_mutex_lock(&p->wmu);
-  if (atomic_load(&p->up) && p->conn_pid != me) {
-    if (!ax__hs_tiebreak_keep(cl->name, r.peer, r.initiator)) {
-      pthread_mutex_unlock(&p->wmu);
-      /* Lost the tie-break: the other connection stays. */
-      ax__wmsg m;
-      memset(&m, 0, sizeof m);
-      m.kind = AX__K_BYE;
-      m.u.bye.reason = AX__HSR_DUPLICATE;
-      uint8_t *b;
-      size_t bl;
-      if (ax__wmsg_encode(&m, r.peer_max_frame, &b, &bl) == AX_OK) {
-        ax_conn_write(c->conn, b, bl);
-        ax__free(b, bl);
-      }
-      ax_conn_close(c->conn);
-      c->conn = (ax_conn){0};
-      conn_lost(self, c, AX_NODE_CLOSED); /* a dialler stands by */
-      return;
-    }
-    superseded = p->conn;
-    for (ax__clq *q = p->bq; q; q = q->next) q->started = false; /* restart on the new link */
-  }
-  p->conn = c->conn;
-  p->conn_pid = me;
-  p->features = r.features;
-  p->max_frame = r.peer_max_frame;
-  bool was_up = atomic_load(&p->up);
-  atomic_store_explicit(&p->up, true, memory_order_release);
-  bool pending = p->bq != NULL;
-  pthread_mutex_unlock(&p->wmu);
-  if (superseded.id) ax_conn_close(superseded);
+  c->cand = p;
   c->features = r.features;
-  c->peer = p;
-  c->phase = PH_UP;
-  c->backoff = 0;
-  c->last_rx = c->last_tx = now_ms(cl);
+  c->peer_max = r.peer_max_frame;
+  c->initiator = r.initiator;
+  snprintf(c->plisten, sizeof c->plisten, "%s", r.peer_listen);
   AX__CL_STAT(cl, hs_ok, 1);
   ax__fdec_init(&c->dec, cl->max_frame);
   ax__reasm_init(&c->reasm, (size_t)AX__REASM_FACTOR * cl->max_frame, cl->max_frame);
   c->dec_live = true;
-  if (!was_up) {
-    AX__CL_STAT(cl, up, 1);
-    ax_log(cl->sys, AX_LOG_INFO, "cluster %s: node %s up", cl->name, r.peer);
-    ax__cl_notify(cl, AX_MSG_NODE_UP, p->name, p->incarnation, AX_NODE_CONNECTED);
+  c->last_rx = c->last_tx = now_ms(cl);
+  if (!(r.features & AX__FEAT_ELECT)) {
+    go_up(self, c, UP_LEGACY);
+  } else if (strcmp(cl->name, r.peer) < 0) {
+    go_up(self, c, UP_ELECTOR);
+  } else {
+    c->phase = PH_ELECT; /* until the peer's ELECT or BYE (bounded: on_tick) */
+    c->elect_by = c->last_rx + cl->hs_ms;
   }
-  if (r.features & AX__FEAT_PEERS) send_peers(cl, p);
-  ax__cl_pg_peer_up(cl, p, me); /* our groups' local members (pg.c) */
-  if (r.peer_listen[0]) ax__cl_dial(cl, r.peer_listen, r.peer); /* keep redialling it */
-  if (pending) ax__send_sys(cl->sys, 0, me, AX__CL_KICK, 0, 0, NULL, 0, NULL);
 }
 
-/* The node behind this connection is down: undo what crossed it. */
-static void node_down(ax_actor *self, cl_conn *c, int reason) {
-  ax__cluster *cl = c->cl;
-  ax__peer *p = c->peer;
-  c->peer = NULL;
-  if (!p) return;
+/* A frame while waiting for ELECT: only ELECT, BYE (a duplicate) and
+ * HEARTBEAT may come. Returns false when the connection closed. */
+static bool elect_frame(ax_actor *self, cl_conn *c, const ax__frame *f) {
+  ax__wmsg m;
+  ax__perr pe = AX__PE_OK;
+  ax_err e = ax__wmsg_decode(f, c->features, false, &m, &pe);
+  int kind = m.kind;
+  ax__wmsg_fini(&m);
+  if (e == AX_ENOMEM) {
+    conn_lost(self, c, AX_NODE_CLOSED);
+    return false;
+  }
+  if (e != AX_OK) {
+    proto_fail(self, c, "bad frame", pe);
+    return false;
+  }
+  switch (kind) {
+  case AX__K_ELECT: go_up(self, c, UP_ELECTED); return c->phase == PH_UP;
+  case AX__K_HEARTBEAT: return true;
+  case AX__K_BYE: conn_lost(self, c, AX_NODE_CLOSED); return false; /* a duplicate */
+  default: proto_fail(self, c, "a frame before ELECT", AX__PE_KIND); return false;
+  }
+}
+
+/* Node p is down if its link is still connection actor `owner`'s: undo
+ * what crossed it (once: the first caller for that link does it). */
+static void peer_down(ax__cluster *cl, ax__peer *p, uint64_t owner, int reason) {
   ax__clq *bq = NULL;
   pthread_mutex_lock(&p->wmu);
-  bool active = atomic_load(&p->up) && p->conn_pid == ax_self(self).id;
+  bool active = atomic_load(&p->up) && p->conn_pid == owner;
   if (active) {
     atomic_store(&p->up, false);
     p->conn = (ax_conn){0};
@@ -546,10 +737,13 @@ static void node_down(ax_actor *self, cl_conn *c, int reason) {
     p->bq = p->bq_tail = NULL;
     p->bq_bytes = 0;
     ax__u64map_free(&p->senders);
+    if (p->ob_frames) AX__CL_STAT(cl, lost_on_down, p->ob_frames); /* never written */
+    p->ob_len = 0;
+    p->ob_frames = 0;
   }
   pthread_mutex_unlock(&p->wmu);
   if (!active) return;
-  ax__cl_pg_peer_down(cl, p, ax_self(self).id); /* its members leave (pg.c) */
+  ax__cl_pg_peer_down(cl, p, owner); /* its members leave (pg.c) */
   ax__pairset links;
   ax__u64map mo_w, mo_t, mi_w, mi_t, pend;
   pthread_mutex_lock(&p->tmu);
@@ -608,6 +802,13 @@ static void node_down(ax_actor *self, cl_conn *c, int reason) {
   ax__cl_notify(cl, AX_MSG_NODE_DOWN, p->name, p->incarnation, reason);
 }
 
+/* The node behind this connection is down: undo what crossed it. */
+static void node_down(ax_actor *self, cl_conn *c, int reason) {
+  ax__peer *p = c->peer;
+  c->peer = NULL;
+  if (p) peer_down(c->cl, p, ax_self(self).id, reason);
+}
+
 /* The connection is gone (or must go): take the node down, then redial or
  * stop. */
 static void conn_lost(ax_actor *self, cl_conn *c, int reason) {
@@ -620,9 +821,7 @@ static void conn_lost(ax_actor *self, cl_conn *c, int reason) {
   reset_codec(c);
   if (c->dialler && !c->stop && atomic_load(&c->cl->state) == 1) {
     c->phase = PH_IDLE;
-    c->backoff = c->backoff ? (c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2)
-                            : BACKOFF_MIN;
-    c->next_dial = now_ms(c->cl) + c->backoff;
+    backoff(c);
   } else {
     c->phase = PH_DONE;
     ax_exit(self, ax_self(self), AX_REASON_NORMAL);
@@ -637,8 +836,9 @@ static void proto_fail(ax_actor *self, cl_conn *c, const char *what, ax__perr pe
   conn_lost(self, c, AX_NODE_PROTOCOL);
 }
 
+/* This connection is its node's link (a superseded one no longer is). */
 static bool peer_active(cl_conn *c) {
-  return c->peer && atomic_load(&c->peer->up); /* the dispatcher runs on the owner */
+  return c->peer && atomic_load(&c->peer->up) && atomic_load(&c->peer->conn_pid) == c->me;
 }
 
 /* Replays one SEND (whole or reassembled) locally. */
@@ -836,7 +1036,7 @@ static bool dispatch(ax_actor *self, cl_conn *c, const ax__frame *f) {
 }
 
 static void feed_frames(ax_actor *self, cl_conn *c, const uint8_t *d, size_t n) {
-  while (n && c->phase == PH_UP && peer_active(c)) {
+  while (n && ((c->phase == PH_UP && peer_active(c)) || c->phase == PH_ELECT)) {
     size_t used = 0;
     ax__frame f;
     ax__perr pe = AX__PE_OK;
@@ -854,7 +1054,7 @@ static void feed_frames(ax_actor *self, cl_conn *c, const uint8_t *d, size_t n) 
       return;
     }
     AX__CL_STAT(c->cl, frames_in, 1);
-    if (!dispatch(self, c, &f)) return;
+    if (!(c->phase == PH_ELECT ? elect_frame(self, c, &f) : dispatch(self, c, &f))) return;
   }
 }
 
@@ -877,11 +1077,11 @@ static void on_data(ax_actor *self, cl_conn *c, const uint8_t *d, size_t n) {
       return;
     }
     established(self, c);
-    if (c->phase != PH_UP) return;
+    if (c->phase != PH_UP && c->phase != PH_ELECT) return;
     d += used;
     n -= used;
   }
-  if (c->phase == PH_UP) feed_frames(self, c, d, n);
+  if (c->phase == PH_UP || c->phase == PH_ELECT) feed_frames(self, c, d, n);
 }
 
 /* Writes queued frames while the socket's queue is short; past PUMP_HIGH
@@ -895,6 +1095,7 @@ static void pump(ax_actor *self, cl_conn *c) {
   bool more = false, armed = false;
   pthread_mutex_lock(&p->wmu);
   if (!atomic_load(&p->up) || p->conn_pid != ax_self(self).id) goto out;
+  if (ob_flush(cl, p) == AX_ENOMEM) more = true; /* held frames first (a KICK retries) */
   while (p->bq) {
     ax_conn_stats cs = {0};
     if (ax_conn_stats_get(p->conn, &cs) != AX_OK) break; /* closing: CLOSED follows */
@@ -942,25 +1143,118 @@ static void pump(ax_actor *self, cl_conn *c) {
       break;
     }
   }
-  more = p->bq != NULL && !armed;
+  more = more || (p->bq != NULL && !armed);
 out:
   pthread_mutex_unlock(&p->wmu);
   if (more) ax__send_after(self, 1, ax_self(self), AX__CL_KICK, NULL, 0, NULL);
 }
 
+static void resolve_unref(resolve_req *r) {
+  pthread_mutex_lock(&r->mu);
+  bool last = --r->refs == 0;
+  pthread_mutex_unlock(&r->mu);
+  if (last) {
+    pthread_mutex_destroy(&r->mu);
+    ax__free(r, sizeof(*r));
+  }
+}
+
+/* The dialler lets go of its resolution (answered, or stopping). */
+static void resolve_drop(cl_conn *c) {
+  resolve_req *r = c->rq;
+  if (!r) return;
+  c->rq = NULL;
+  pthread_mutex_lock(&r->mu);
+  r->gone = true;
+  pthread_mutex_unlock(&r->mu);
+  resolve_unref(r);
+}
+
+static void *resolve_thread(void *arg) {
+  resolve_req *r = arg;
+  char out[AX__ADDR_MAX + 1] = "";
+  if (ax__cluster_resolve(r->addr, out, sizeof out) != AX_OK) out[0] = 0;
+  pthread_mutex_lock(&r->mu);
+  if (!r->gone) /* the dialler lives, so does its system */
+    ax__send_sys(r->sys, 0, r->pid, AX__CL_RESOLVED, 0, 0, out, strlen(out) + 1, NULL);
+  pthread_mutex_unlock(&r->mu);
+  resolve_unref(r);
+  return NULL;
+}
+
+static void backoff(cl_conn *c) {
+  c->backoff = c->backoff ? (c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2)
+                          : BACKOFF_MIN;
+  c->next_dial = now_ms(c->cl) + c->backoff;
+}
+
+/* Starts resolving c->addr (a host name) on a thread of its own. */
+static void resolve_start(ax_actor *self, cl_conn *c) {
+  resolve_req *r = ax__calloc(sizeof(*r));
+  if (!r) {
+    backoff(c);
+    return;
+  }
+  pthread_mutex_init(&r->mu, NULL);
+  r->refs = 2;
+  r->sys = c->cl->sys;
+  r->pid = ax_self(self).id;
+  snprintf(r->addr, sizeof r->addr, "%s", c->addr);
+  pthread_attr_t at;
+  pthread_t t;
+  bool ok = pthread_attr_init(&at) == 0;
+  if (ok) {
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    ok = pthread_create(&t, &at, resolve_thread, r) == 0;
+    pthread_attr_destroy(&at);
+  }
+  if (!ok) {
+    pthread_mutex_destroy(&r->mu);
+    ax__free(r, sizeof(*r));
+    backoff(c);
+    return;
+  }
+  c->rq = r;
+}
+
+static void dial(ax_actor *self, cl_conn *c);
+
+/* The answer of resolve_thread: dial the address, or back off. */
+static void on_resolved(ax_actor *self, cl_conn *c, const ax_msg *m) {
+  if (!c->rq) return;
+  resolve_drop(c);
+  const char *a = m->data;
+  if (!m->len || a[m->len - 1] != 0 || !a[0]) {
+    ax_log(c->cl->sys, AX_LOG_WARN, "cluster %s: cannot resolve %s", c->cl->name, c->addr);
+    backoff(c);
+    return;
+  }
+  snprintf(c->resolved, sizeof c->resolved, "%s", a);
+  if (c->phase == PH_IDLE && !c->stop && atomic_load(&c->cl->state) == 1) dial(self, c);
+}
+
 static void dial(ax_actor *self, cl_conn *c) {
+  const char *to = c->addr;
+  if (ax__cluster_addr_is_name(c->addr)) {
+    /* A host name: resolved anew for every dial, off this thread. */
+    if (c->rq) return; /* under way */
+    if (!c->resolved[0]) {
+      resolve_start(self, c);
+      return;
+    }
+    to = c->resolved;
+  }
   ax_io_opts o;
   ax_io_opts_init(&o);
   /* The cluster bounds its own queue (messages only: control frames are
    * never refused, which a socket watermark cannot express; docs/cluster.md). */
   o.high_watermark = SIZE_MAX / 4;
   o.low_watermark = 0;
-  ax_err e = ax_connect(self, c->addr, &o, &c->conn);
+  ax_err e = ax_connect(self, to, &o, &c->conn);
+  c->resolved[0] = 0;
   if (e != AX_OK) {
     c->conn = (ax_conn){0};
-    c->backoff = c->backoff ? (c->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : c->backoff * 2)
-                            : BACKOFF_MIN;
-    c->next_dial = now_ms(c->cl) + c->backoff;
+    backoff(c);
     return;
   }
   c->phase = PH_CONNECTING;
@@ -991,7 +1285,7 @@ static void send_heartbeat(cl_conn *c) {
   pthread_mutex_lock(&p->wmu);
   /* Straight out, never behind queued bulk: the pump keeps the socket's
    * queue short, so this is at most ~1 MiB behind. */
-  if (atomic_load(&p->up) && write_frame(c->cl, p, hdr, hl, NULL, 0, NULL) == AX_OK)
+  if (atomic_load(&p->up) && p->conn_pid == c->me && write_frame(c->cl, p, hdr, hl, NULL, 0, NULL) == AX_OK)
     AX__CL_STAT(c->cl, hb_out, 1);
   pthread_mutex_unlock(&p->wmu);
 }
@@ -1006,6 +1300,14 @@ static void on_tick(ax_actor *self, cl_conn *c) {
       AX__CL_STAT(cl, hs_failed, 1);
       ax_log(cl->sys, AX_LOG_WARN, "cluster %s: handshake with %s failed: %s", cl->name,
              c->addr[0] ? c->addr : "an accepted peer", ax__hs_why(&c->hs));
+      conn_lost(self, c, AX_NODE_CLOSED);
+    }
+    break;
+  case PH_ELECT:
+    if (now >= c->elect_by) {
+      AX__CL_STAT(cl, hs_failed, 1);
+      ax_log(cl->sys, AX_LOG_WARN, "cluster %s: %s did not elect the connection in time",
+             cl->name, c->name);
       conn_lost(self, c, AX_NODE_CLOSED);
     }
     break;
@@ -1048,7 +1350,8 @@ static ax_err conn_behave(ax_actor *self, const ax_msg *m) {
     }
     break;
   case AX_MSG_IO_DATA:
-    if (mine && (c->phase == PH_HANDSHAKE || c->phase == PH_UP)) on_data(self, c, m->data, m->len);
+    if (mine && (c->phase == PH_HANDSHAKE || c->phase == PH_ELECT || c->phase == PH_UP))
+      on_data(self, c, m->data, m->len);
     break;
   case AX_MSG_IO_PEER_SHUTDOWN:
   case AX_MSG_IO_CLOSED:
@@ -1063,6 +1366,7 @@ static ax_err conn_behave(ax_actor *self, const ax_msg *m) {
     }
     break;
   case AX__CL_TICK: on_tick(self, c); break;
+  case AX__CL_RESOLVED: on_resolved(self, c, m); break;
   case AX__CL_KICK:
     if (c->phase == PH_UP) pump(self, c);
     break;
@@ -1077,7 +1381,9 @@ static ax_err conn_behave(ax_actor *self, const ax_msg *m) {
       b.kind = AX__K_BYE;
       bool k = false;
       pthread_mutex_lock(&c->peer->wmu);
-      if (atomic_load(&c->peer->up)) control_frame(c->cl, c->peer, 0, &b, &k);
+      if (atomic_load(&c->peer->up) && c->peer->conn_pid == c->me &&
+          control_frame(c->cl, c->peer, 0, &b, &k) == AX_OK)
+        ob_flush(c->cl, c->peer); /* out before the close below */
       pthread_mutex_unlock(&c->peer->wmu);
     }
     conn_lost(self, c, AX_NODE_DISCONNECTED);
@@ -1096,9 +1402,14 @@ static ax_err conn_init(ax_actor *self, void *state, const void *arg, size_t len
   if (len != sizeof a) return AX_EINVAL;
   memcpy(&a, arg, sizeof a);
   c->cl = a.cl;
+  c->me = ax_self(self).id;
+  /* Registered under mu, where ax_node_stop collects the actors to stop:
+   * one started after that is refused (the node is stopping). */
   pthread_mutex_lock(&c->cl->mu);
-  bool ok = ax__u64map_put(&c->cl->conns, ax_self(self).id, 1);
+  bool running = atomic_load(&c->cl->state) == 1;
+  bool ok = running && ax__u64map_put(&c->cl->conns, ax_self(self).id, 1);
   pthread_mutex_unlock(&c->cl->mu);
+  if (!running) return AX_ECLOSED;
   if (!ok) return AX_ENOMEM;
   if (a.addr) {
     c->dialler = true;
@@ -1119,6 +1430,7 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
   cl_conn *c = state;
   ax__cluster *cl = c->cl;
   (void)reason;
+  resolve_drop(c);
   if (c->phase == PH_UP) node_down(self, c, AX_NODE_STOPPED);
   reset_codec(c);
   uint64_t me = ax_self(self).id;
@@ -1131,6 +1443,7 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
       ax__free(d, sizeof(*d));
       break;
     }
+  pthread_cond_broadcast(&cl->cv); /* ax_node_stop waits for the last one */
   pthread_mutex_unlock(&cl->mu);
 }
 

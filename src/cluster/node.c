@@ -2,9 +2,15 @@
  * layer (AX__LAYER_CLUSTER), the manager actor that owns the listener, the
  * dial list, node monitors, pid translation. The connection actors, the
  * dispatcher and the route are in conn.c. See docs/cluster.md. */
+#include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cluster/node_int.h"
 
@@ -93,6 +99,7 @@ static void peer_free(ax__peer *p) {
     ax__free(q, sizeof(*q));
   }
   ax__u64map_free(&p->senders);
+  if (p->ob) ax__free(p->ob, AX__CL_OB_CAP);
   ax__pairset_free(&p->links);
   ax__u64map_free(&p->mo_w);
   ax__u64map_free(&p->mo_t);
@@ -164,24 +171,7 @@ void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t in
   snprintf(ev.name, sizeof ev.name, "%s", name);
   ev.incarnation = inc;
   ev.reason = reason;
-  uint64_t stack[32], *pids = stack;
-  size_t n = 0;
-  pthread_mutex_lock(&cl->mu);
-  if (cl->nmons > 32) pids = ax__alloc(sizeof(uint64_t) * cl->nmons);
-  if (!pids) pids = stack; /* out of memory: the first 32 */
-  size_t cap = pids == stack ? 32 : cl->nmons;
-  for (size_t i = 0; i < cl->nmons && n < cap; i++)
-    if (!cl->mons[i].name[0] || strcmp(cl->mons[i].name, name) == 0) pids[n++] = cl->mons[i].pid;
-  pthread_mutex_unlock(&cl->mu);
-  for (size_t i = 0; i < n; i++) {
-    if (ax__send_sys(cl->sys, 0, pids[i], type, 0, 0, &ev, sizeof ev, NULL) == AX_ENOACTOR) {
-      pthread_mutex_lock(&cl->mu); /* a watcher that stopped: forget it */
-      for (size_t j = 0; j < cl->nmons; j++)
-        if (cl->mons[j].pid == pids[i]) cl->mons[j--] = cl->mons[--cl->nmons];
-      pthread_mutex_unlock(&cl->mu);
-    }
-  }
-  if (pids != stack) ax__free(pids, sizeof(uint64_t) * cap);
+  ax__subs_notify(&cl->nmons, cl->sys, type, name, &ev, sizeof ev);
 }
 
 /* ---- the manager: owns the listener ---- */
@@ -217,8 +207,20 @@ static ax_err mgr_init(ax_actor *self, void *state, const void *arg, size_t len)
   return AX_OK;
 }
 
-static const ax_actor_spec mgr_spec = {
-    .name = "ax.node", .behaviour = mgr_behave, .state_size = sizeof(void *), .init = mgr_init};
+static void mgr_terminate(ax_actor *self, void *state, ax_reason reason) {
+  ax__cluster *cl = *(ax__cluster **)state;
+  (void)reason;
+  pthread_mutex_lock(&cl->mu);
+  if (cl->mgr_pid == ax_self(self).id) cl->mgr_pid = 0;
+  pthread_cond_broadcast(&cl->cv);
+  pthread_mutex_unlock(&cl->mu);
+}
+
+static const ax_actor_spec mgr_spec = {.name = "ax.node",
+                                       .behaviour = mgr_behave,
+                                       .state_size = sizeof(void *),
+                                       .init = mgr_init,
+                                       .terminate = mgr_terminate};
 
 /* ---- dialling ---- */
 
@@ -277,10 +279,11 @@ static void cl_fini(ax_system *sys, void *state) {
     n = d->next;
     ax__free(d, sizeof(*d));
   }
-  if (cl->mons) ax__free(cl->mons, sizeof(ax__nmon) * cl->capmons);
+  ax__subs_fini(&cl->nmons);
   ax__u64map_free(&cl->conns);
   ax__nodes_free(cl->nodes);
   ax__secret_wipe(&cl->secret);
+  pthread_cond_destroy(&cl->cv);
   pthread_mutex_destroy(&cl->mu);
   ax__free(cl, sizeof(*cl));
 }
@@ -291,6 +294,8 @@ static ax_err cl_start(ax_system *sys, void *arg, ax__layer *out) {
   if (!cl) return AX_ENOMEM;
   cl->sys = sys;
   pthread_mutex_init(&cl->mu, NULL);
+  pthread_cond_init(&cl->cv, NULL);
+  ax__subs_init(&cl->nmons);
   out->state = cl;
   out->on_actor_stop = ax__cl_on_actor_stop; /* pg members leave (pg.c) */
   out->fini = cl_fini;
@@ -316,6 +321,50 @@ void ax_node_config_init(ax_node_config *c) {
   c->send_queue_max = 8u * 1024 * 1024;
 }
 
+/* A Unix socket file left by a node that died without closing its
+ * listener (kill -9) would make the bind fail: remove it when nothing
+ * accepts on it (a connect is refused). A live listener's file, or any
+ * file that is not a socket, stays (the bind then fails: AX_ESYS). */
+static void clear_stale_socket(ax_system *sys, const char *addr) {
+  if (strncmp(addr, "unix:", 5) != 0) return;
+  struct sockaddr_un un;
+  memset(&un, 0, sizeof un);
+  un.sun_family = AF_UNIX;
+  size_t n = strlen(addr + 5);
+  struct stat st;
+  if (n == 0 || n >= sizeof un.sun_path || lstat(addr + 5, &st) != 0 || !S_ISSOCK(st.st_mode))
+    return;
+  memcpy(un.sun_path, addr + 5, n);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  if (connect(fd, (struct sockaddr *)&un, sizeof un) != 0 && errno == ECONNREFUSED) {
+    if (unlink(addr + 5) == 0)
+      ax_log(sys, AX_LOG_INFO, "cluster: removed the stale socket file %s", addr + 5);
+  }
+  close(fd);
+}
+
+/* The first start on sys: the node number, the layer (state 3: being
+ * started). */
+static ax_err first_start(ax_system *sys, ax__cluster **out) {
+  /* Node 1 is this node in its own table (the first index handed out). */
+  ax_err e = ax__system_set_node(sys, 1);
+  if (e != AX_OK) {
+    if (e == AX_ESTATE)
+      ax_log(sys, AX_LOG_ERROR, "ax_node_start: called after the first spawn (pids would lack "
+                                "the node number): call it before spawning any actor");
+    return e;
+  }
+  void *state = NULL;
+  e = ax__layer_start(sys, AX__LAYER_CLUSTER, cl_start, NULL, &state);
+  if (e != AX_OK) return e;
+  ax__cluster *cl = state;
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&cl->state, &expect, 3)) return AX_ESTATE;
+  *out = cl;
+  return AX_OK;
+}
+
 ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   if (!sys || !cfg) return AX_EINVAL;
   if (ax__node_name_check(cfg->name) != AX_OK) {
@@ -333,39 +382,37 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   }
   for (size_t i = 0; i < cfg->nseeds; i++)
     if (!cfg->seeds[i] || ax__cluster_addr_check(cfg->seeds[i]) != AX_OK) return AX_EINVAL;
-  if (ax__layer_get(sys, AX__LAYER_CLUSTER)) return AX_ESTATE; /* started before */
+  /* Started before: a restart once the last stop has finished (its
+   * connection actors and manager gone); not while running or stopping. */
+  ax__cluster *cl = ax__layer_get(sys, AX__LAYER_CLUSTER);
+  bool restart = cl != NULL;
+  if (restart) {
+    int expect = 2;
+    pthread_mutex_lock(&cl->mu);
+    bool idle = cl->conns.count == 0 && cl->mgr_pid == 0;
+    bool ok = idle && atomic_compare_exchange_strong(&cl->state, &expect, 3);
+    pthread_mutex_unlock(&cl->mu);
+    if (!ok) return AX_ESTATE;
+  }
   ax__secret sec;
   char why[256] = "";
   ax_err e = cfg->secret_file ? ax__secret_from_file(cfg->secret_file, &sec, why, sizeof why)
                               : ax__secret_from_env(cfg->secret_env, &sec, why, sizeof why);
   if (e != AX_OK) {
     ax_log(sys, AX_LOG_ERROR, "ax_node_start: secret: %s", why);
+    if (restart) atomic_store(&cl->state, 2);
     return e;
   }
-  /* Node 1 is this node in its own table (the first index handed out). */
-  e = ax__system_set_node(sys, 1);
-  if (e != AX_OK) {
-    ax__secret_wipe(&sec);
-    if (e == AX_ESTATE)
-      ax_log(sys, AX_LOG_ERROR, "ax_node_start: called after the first spawn (pids would lack "
-                                "the node number): call it before spawning any actor");
-    return e;
-  }
-  void *state = NULL;
-  e = ax__layer_start(sys, AX__LAYER_CLUSTER, cl_start, NULL, &state);
+  if (!restart) e = first_start(sys, &cl);
   if (e != AX_OK) {
     ax__secret_wipe(&sec);
     return e;
   }
-  ax__cluster *cl = state;
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&cl->state, &expect, 3)) { /* 3: being started */
-    ax__secret_wipe(&sec);
-    return AX_ESTATE;
-  }
+  ax__secret_wipe(&cl->secret); /* a restart's old one */
   cl->secret = sec;
   ax__secret_wipe(&sec);
-  snprintf(cl->name, sizeof cl->name, "%s", cfg->name);
+  uint64_t old_inc = cl->incarnation;
+  if (strcmp(cl->name, cfg->name) != 0) snprintf(cl->name, sizeof cl->name, "%s", cfg->name);
   cl->hb_ms = cfg->heartbeat_ms;
   cl->down_ms = cfg->down_after_ms;
   cl->max_frame = cfg->max_frame;
@@ -375,36 +422,62 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   if (cl->tick_ms < 5) cl->tick_ms = 5;
   if (cl->tick_ms > 250) cl->tick_ms = 250;
   cl->hs_ms = cl->down_ms > 1000 ? cl->down_ms : 1000;
+  cl->listening = false;
+  cl->listen_addr[0] = 0;
   do {
     if (RAND_bytes((unsigned char *)&cl->incarnation, sizeof cl->incarnation) != 1) {
       e = AX_ESYS;
       goto fail;
     }
-  } while (!cl->incarnation);
-  e = ax__nodes_new(AX__NODES_MAX, &cl->nodes);
-  if (e != AX_OK) goto fail;
-  e = ax__nodes_intern(cl->nodes, cl->name, cl->incarnation, &cl->self_idx, NULL);
-  if (e != AX_OK) goto fail;
-  if (cl->self_idx != 1) {
-    e = AX_ESTATE;
-    goto fail;
+  } while (!cl->incarnation || cl->incarnation == old_inc);
+  if (restart) {
+    /* Same index (1: carried by every local pid), new incarnation: peers
+     * see a new node, local actors live on. */
+    pthread_mutex_lock(&cl->mu);
+    e = ax__nodes_rebind(cl->nodes, cl->self_idx, cl->name, cl->incarnation);
+    pthread_mutex_unlock(&cl->mu);
+    if (e != AX_OK) goto fail;
+  } else {
+    e = ax__nodes_new(AX__NODES_MAX, &cl->nodes);
+    if (e != AX_OK) goto fail;
+    e = ax__nodes_intern(cl->nodes, cl->name, cl->incarnation, &cl->self_idx, NULL);
+    if (e != AX_OK) goto fail;
+    if (cl->self_idx != 1) {
+      e = AX_ESTATE;
+      goto fail;
+    }
   }
   ax__cluster *arg = cl;
   ax_pid mgr;
   e = ax_system_spawn(sys, &mgr_spec, &arg, sizeof arg, &mgr);
   if (e != AX_OK) goto fail;
+  pthread_mutex_lock(&cl->mu);
   cl->mgr_pid = mgr.id;
-  e = ax__cl_svc_start(cl); /* services.c: the service actor, groups */
-  if (e != AX_OK) {
-    ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
-    goto fail;
+  pthread_mutex_unlock(&cl->mu);
+  if (!cl->svc) {
+    e = ax__cl_svc_start(cl); /* services.c: the service actor, groups */
+    if (e != AX_OK) {
+      ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
+      goto fail;
+    }
   }
   if (cfg->listen) {
     ax_io_opts o;
     ax_io_opts_init(&o);
     o.high_watermark = SIZE_MAX / 4; /* the cluster bounds its own queue (docs/cluster.md) */
     o.low_watermark = 0;
-    e = ax_system_listen(sys, mgr, cfg->listen, &o, &cl->lst);
+    /* A host name is resolved here (this call may block: the caller is a
+     * plain thread). */
+    char where[AX__ADDR_MAX + 1];
+    e = ax__cluster_resolve(cfg->listen, where, sizeof where);
+    if (e != AX_OK) {
+      ax_log(sys, AX_LOG_ERROR, "ax_node_start: cannot resolve the listen address %s",
+             cfg->listen);
+      ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
+      goto fail;
+    }
+    clear_stale_socket(sys, where);
+    e = ax_system_listen(sys, mgr, where, &o, &cl->lst);
     if (e != AX_OK) {
       ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
       goto fail;
@@ -413,7 +486,11 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     if (ax_listener_addr(cl->lst, cl->listen_addr, &n) != AX_OK) cl->listen_addr[0] = 0;
     cl->listening = true;
   }
-  cl->route = (ax__route){.state = cl, .send = ax__cl_route_send, .signal = ax__cl_route_signal};
+  if (!restart) /* a restart keeps it: workers read it */
+    cl->route = (ax__route){.state = cl,
+                            .send = ax__cl_route_send,
+                            .signal = ax__cl_route_signal,
+                            .flush = ax__cl_route_flush};
   ax__route_set(sys, &cl->route);
   atomic_store(&cl->state, 1);
   ax_log(sys, AX_LOG_INFO, "cluster: node %s started (listening on %s)", cl->name,
@@ -426,38 +503,49 @@ fail:
   return e;
 }
 
+/* Waits (bounded) until every connection actor and the manager have
+ * ended: their terminate ran (node downs done, events sent). */
+static ax_err stop_wait(ax__cluster *cl) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  ax_err e = AX_OK;
+  pthread_mutex_lock(&cl->mu);
+  while (cl->conns.count || cl->mgr_pid) {
+    if (pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == ETIMEDOUT) {
+      e = AX_ETIMEDOUT;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&cl->mu);
+  return e;
+}
+
 ax_err ax_node_stop(ax_system *sys) {
   ax__cluster *cl = cl_get(sys);
   int expect = 1;
   if (!cl || !atomic_compare_exchange_strong(&cl->state, &expect, 2)) return sys ? AX_ESTATE : AX_EINVAL;
-  pthread_mutex_lock(&cl->mu);
-  size_t n = cl->conns.count + 1, k = 0;
-  uint64_t *pids = ax__alloc(sizeof(uint64_t) * n);
-  if (pids) {
-    pids[k++] = cl->mgr_pid;
-    for (uint32_t i = 0; i < cl->conns.cap && k < n; i++)
-      if (ax__u64map_live(&cl->conns, i)) pids[k++] = cl->conns.keys[i];
-  }
-  pthread_mutex_unlock(&cl->mu);
-  if (cl->listening) ax_listener_close(cl->lst);
-  if (!pids) { /* out of memory: stop them one by one */
-    ax_system_exit(sys, (ax_pid){cl->mgr_pid}, AX_REASON_SHUTDOWN);
-    for (;;) {
-      uint64_t pid = 0;
-      pthread_mutex_lock(&cl->mu);
-      for (uint32_t i = 0; i < cl->conns.cap && !pid; i++)
-        if (ax__u64map_live(&cl->conns, i)) pid = cl->conns.keys[i];
-      if (pid) ax__u64map_del(&cl->conns, pid, NULL);
-      pthread_mutex_unlock(&cl->mu);
-      if (!pid) break;
-      ax_system_exit(sys, (ax_pid){pid}, AX_REASON_SHUTDOWN);
-    }
-    return AX_OK;
-  }
-  for (size_t i = 0; i < k; i++) ax_system_exit(sys, (ax_pid){pids[i]}, AX_REASON_SHUTDOWN);
-  ax__free(pids, sizeof(uint64_t) * n);
   ax_log(sys, AX_LOG_INFO, "cluster: node %s stopping", cl->name);
-  return AX_OK;
+  if (cl->listening) ax_listener_close(cl->lst);
+  /* Every actor to stop, collected under mu: a connection actor starting
+   * after this sees state 2 in its init and is refused. Stopped one at a
+   * time (no allocation: out of memory cannot leave one running). */
+  pthread_mutex_lock(&cl->mu);
+  uint64_t mgr = cl->mgr_pid;
+  pthread_mutex_unlock(&cl->mu);
+  if (mgr) ax_system_exit(sys, (ax_pid){mgr}, AX_REASON_SHUTDOWN);
+  for (uint32_t next = 0;;) {
+    uint64_t pid = 0;
+    pthread_mutex_lock(&cl->mu);
+    for (; next < cl->conns.cap && !pid; next++)
+      if (ax__u64map_live(&cl->conns, next)) pid = cl->conns.keys[next];
+    pthread_mutex_unlock(&cl->mu);
+    if (!pid) break;
+    ax_system_exit(sys, (ax_pid){pid}, AX_REASON_SHUTDOWN);
+  }
+  /* An actor must not block: from a worker the stop goes on after the
+   * return (ax_node_start refuses a restart until it has finished). */
+  return ax__on_worker() ? AX_OK : stop_wait(cl);
 }
 
 ax_err ax_node_connect(ax_system *sys, const char *addr) {
@@ -561,31 +649,11 @@ ax_err ax_node_monitor(ax_actor *self, const char *name, bool on) {
   if (!cl) return AX_ESTATE;
   if (name && ax__node_name_check(name) != AX_OK) return AX_EINVAL;
   uint64_t pid = ax_self(self).id;
-  const char *nm = name ? name : "";
-  ax_err e = AX_OK;
-  pthread_mutex_lock(&cl->mu);
-  if (on) {
-    if (cl->nmons == cl->capmons) {
-      size_t nc = cl->capmons ? cl->capmons * 2 : 8;
-      ax__nmon *m = ax__realloc(cl->mons, sizeof(ax__nmon) * cl->capmons, sizeof(ax__nmon) * nc);
-      if (!m) e = AX_ENOMEM;
-      else {
-        cl->mons = m;
-        cl->capmons = nc;
-      }
-    }
-    if (e == AX_OK) {
-      cl->mons[cl->nmons].pid = pid;
-      snprintf(cl->mons[cl->nmons].name, sizeof cl->mons[0].name, "%s", nm);
-      cl->nmons++;
-    }
-  } else {
-    for (size_t j = 0; j < cl->nmons; j++)
-      if (cl->mons[j].pid == pid && strcmp(cl->mons[j].name, nm) == 0)
-        cl->mons[j--] = cl->mons[--cl->nmons];
+  if (!on) {
+    ax__subs_del(&cl->nmons, pid, name);
+    return AX_OK;
   }
-  pthread_mutex_unlock(&cl->mu);
-  return e;
+  return ax__subs_add(&cl->nmons, pid, name);
 }
 
 ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *o) {
@@ -612,6 +680,7 @@ ax_err ax_node_stats_get(ax_system *sys, ax_node_stats *o) {
                        .spawns_served = L(spawned),
                        .spawns_refused = L(spawn_refused),
                        .pg_dropped = L(pg_dropped)};
+  o->node_monitors = ax__subs_count(&cl->nmons);
 #undef L
   return AX_OK;
 }

@@ -25,7 +25,8 @@ enum {
   AX__CL_KICK = AX_MSG_CLUSTER_FIRST + 17, /* bulk queue has frames to pump */
   AX__CL_STOP = AX_MSG_CLUSTER_FIRST + 18, /* disconnect: close, do not redial */
   AX__CL_GONE = AX_MSG_CLUSTER_FIRST + 19, /* a new incarnation replaced the node */
-  AX__CL_SVC = AX_MSG_CLUSTER_FIRST + 20   /* a whereis/spawn request to the service actor */
+  AX__CL_SVC = AX_MSG_CLUSTER_FIRST + 20,  /* a whereis/spawn request to the service actor */
+  AX__CL_RESOLVED = AX_MSG_CLUSTER_FIRST + 21 /* a dialler's host name resolved (or not) */
 };
 
 /* A set of (local pid, remote pid) pairs: cross-node links of one peer. */
@@ -63,13 +64,18 @@ typedef struct ax__peer {
   pthread_mutex_t wmu;
   _Atomic bool up;
   ax_conn conn;
-  uint64_t conn_pid; /* the connection actor of the live connection */
+  _Atomic uint64_t conn_pid; /* the connection actor of the live connection */
   uint64_t features;
   uint32_t max_frame;
   uint32_t next_stream;
   ax__clq *bq, *bq_tail;
   size_t bq_bytes;
   ax__u64map senders; /* sender pid (or 2 for none) -> frames queued */
+  /* Small frames an actor run sent, written as one at the run's end (the
+   * route's flush) or before any other write to the connection. */
+  uint8_t *ob;
+  size_t ob_len;
+  uint32_t ob_frames;
   _Atomic bool tx;    /* a frame went out since the last heartbeat check */
   /* tmu: what crosses this link, to undo when it goes down. */
   pthread_mutex_t tmu;
@@ -86,10 +92,32 @@ typedef struct ax__dial {
   uint64_t pid;
 } ax__dial;
 
-typedef struct ax__nmon {
+/* Subscriptions of local actors to named events (subs.c): node monitors,
+ * process group monitors. Own lock (a leaf: nothing is taken under it). */
+typedef struct ax__sub {
   uint64_t pid;
-  char name[AX__NAME_MAX + 1]; /* "" for every node */
-} ax__nmon;
+  char name[AX__NAME_MAX + 1]; /* "" for every name */
+} ax__sub;
+typedef struct ax__subs {
+  pthread_mutex_t mu;
+  ax__sub *v;
+  size_t n, cap;
+  ax__u64map bypid;     /* subscriber -> its entries in v */
+  _Atomic size_t live;  /* n, read without mu by the fast paths */
+} ax__subs;
+void ax__subs_init(ax__subs *s);
+void ax__subs_fini(ax__subs *s);
+/* Adds (pid, name) (NULL: every name). Errors: AX_ENOMEM. */
+ax_err ax__subs_add(ax__subs *s, uint64_t pid, const char *name);
+/* Removes every (pid, name) entry (name NULL: the every-name entries). */
+void ax__subs_del(ax__subs *s, uint64_t pid, const char *name);
+/* Removes every entry of pid (it stopped): one atomic load when empty. */
+void ax__subs_drop_pid(ax__subs *s, uint64_t pid);
+size_t ax__subs_count(ax__subs *s);
+/* Sends {type, data[0..len)} as a runtime message (from none) to every
+ * subscriber of name and of every name; a dead subscriber is dropped. */
+void ax__subs_notify(ax__subs *s, ax_system *sys, uint32_t type, const char *name,
+                     const void *data, size_t len);
 
 struct ax__cluster {
   ax_system *sys;
@@ -106,13 +134,14 @@ struct ax__cluster {
   bool allow_spawn;
   ax__secret secret;
   uint64_t mgr_pid;
-  /* mu: the node table, peer creation, dials, node monitors, conn actors. */
+  /* mu: the node table, peer creation, dials, node monitors, conn actors,
+   * mgr_pid; cv: signalled when a connection actor or the manager ends. */
   pthread_mutex_t mu;
+  pthread_cond_t cv;
   ax__nodes *nodes;
   _Atomic(ax__peer *) peers[AX__NODES_MAX + 1];
   ax__dial *dials;
-  ax__nmon *mons;
-  size_t nmons, capmons;
+  ax__subs nmons; /* node monitors (ax_node_monitor) */
   ax__u64map conns; /* live connection actors' pids */
   struct ax__svc *svc; /* services.c: behaviours, the service actor */
   _Atomic(struct ax__pg *) pg; /* pg.c: process groups */
@@ -135,6 +164,7 @@ ax_err ax__cl_route_send(void *st, uint64_t from, uint64_t to, uint32_t type, ui
                          ax_ref ref, const void *data, size_t len, ax_buf *buf);
 ax_err ax__cl_route_signal(void *st, uint64_t from, uint64_t to, uint32_t type, const void *data,
                            size_t len);
+void ax__cl_route_flush(void *st); /* a run's end: its held frames go out */
 /* Writes frame m (its payload included) to peer p from `sender`: at once,
  * or queued behind the sender's pending big message (order per sender).
  * A control frame: never refused for congestion. Thread: any. Errors:
@@ -175,6 +205,8 @@ void ax__pairset_free(ax__pairset *s);
 /* Cross-node links one peer can make this node track (LINK frames name a
  * `from` of the peer's choosing). */
 #define AX__CL_LINKS_MAX (UINT32_C(1) << 20)
+/* A peer's held-frames buffer (ob). */
+#define AX__CL_OB_CAP (64u * 1024u)
 #define AX__CL_STAT(cl, f, n) atomic_fetch_add_explicit(&(cl)->st.f, (n), memory_order_relaxed)
 
 #endif

@@ -215,6 +215,25 @@ ax_err ax__nodes_intern(ax__nodes *t, const char *name, uint64_t incarnation, ui
   return AX_OK;
 }
 
+ax_err ax__nodes_rebind(ax__nodes *t, uint32_t idx, const char *name, uint64_t incarnation) {
+  if (!t || ax__node_name_check(name) != AX_OK || incarnation == 0) return AX_EINVAL;
+  if (idx == 0 || idx > AX__NODES_MAX || t->e[idx].state != E_LIVE) return AX_ENOTFOUND;
+  uint32_t other;
+  if (t->hash[probe(t, name, incarnation)] ||
+      (ax__nodes_find_name(t, name, &other, NULL) == AX_OK && other != idx))
+    return AX_EEXIST;
+  size_t size;
+  char *copy = ax__strdup(name, &size);
+  if (!copy) return AX_ENOMEM;
+  hash_remove(t, idx);
+  ax__free(t->e[idx].name, t->e[idx].name_size);
+  t->e[idx].name = copy;
+  t->e[idx].name_size = size;
+  t->e[idx].incarnation = incarnation;
+  t->hash[probe(t, name, incarnation)] = (uint16_t)idx;
+  return AX_OK;
+}
+
 void ax__nodes_stats_get(const ax__nodes *t, ax__nodes_stats *out) {
   if (!t || !out) return;
   out->capacity = t->capacity;

@@ -61,6 +61,13 @@ ax_err ax__nodes_get(const ax__nodes *t, uint32_t idx, const char **name, uint64
  * AX_ENOTFOUND if idx is not live. */
 ax_err ax__nodes_retire(ax__nodes *t, uint32_t idx);
 
+/* Gives live entry idx a new (name, incarnation) in place (this node
+ * restarting: its index, carried by its local pids, stays). The old pair
+ * is forgotten. AX_ENOTFOUND (idx not live), AX_EEXIST (the new pair is
+ * known, or the name has another live entry), AX_EINVAL, AX_ENOMEM (the
+ * table is unchanged). */
+ax_err ax__nodes_rebind(ax__nodes *t, uint32_t idx, const char *name, uint64_t incarnation);
+
 typedef struct ax__nodes_stats {
   uint32_t capacity, live, retired;
   uint64_t reused; /* retired indices handed out again */

@@ -31,7 +31,20 @@ struct ax__pg {
   ax__u64map local;         /* local member pid -> groups it is in */
   _Atomic size_t nlocal;    /* local memberships (the stop hook's fast path) */
   uint32_t per_peer[AX__NODES_MAX + 1]; /* remote memberships per node index */
+  ax__subs mons;            /* ax_pg_monitor subscriptions */
 };
+
+/* A membership change as this node sees it: its monitors hear it. */
+static void changed(ax__cluster *cl, struct ax__pg *pg, const char *group, uint64_t pid,
+                    bool join) {
+  if (!atomic_load_explicit(&pg->mons.live, memory_order_relaxed)) return;
+  ax_pg_event ev;
+  memset(&ev, 0, sizeof ev);
+  snprintf(ev.group, sizeof ev.group, "%s", group);
+  ev.pid.id = pid;
+  ax__subs_notify(&pg->mons, cl->sys, join ? AX_MSG_PG_JOIN : AX_MSG_PG_LEAVE, group, &ev,
+                  sizeof ev);
+}
 
 static bool name_ok(const char *s) {
   if (!s) return false;
@@ -55,6 +68,7 @@ ax_err ax__cl_pg_init(ax__cluster *cl) {
   struct ax__pg *pg = ax__calloc(sizeof(*pg));
   if (!pg) return AX_ENOMEM;
   pthread_mutex_init(&pg->mu, NULL);
+  ax__subs_init(&pg->mons);
   atomic_store_explicit(&cl->pg, pg, memory_order_release);
   return AX_OK;
 }
@@ -68,6 +82,7 @@ void ax__cl_pg_fini(ax__cluster *cl) {
   }
   if (pg->g) ax__free(pg->g, sizeof(pg_group *) * pg->capg);
   ax__u64map_free(&pg->local);
+  ax__subs_fini(&pg->mons);
   pthread_mutex_destroy(&pg->mu);
   ax__free(pg, sizeof(*pg));
   atomic_store(&cl->pg, NULL);
@@ -177,6 +192,7 @@ static bool local_leave(ax__cluster *cl, struct ax__pg *pg, pg_group *g, uint64_
   }
   atomic_fetch_sub_explicit(&pg->nlocal, 1, memory_order_relaxed);
   broadcast(cl, AX__K_PG_LEAVE, g->name, pid);
+  changed(cl, pg, g->name, pid, false);
   grp_drop_if_empty(pg, g);
   return true;
 }
@@ -186,7 +202,9 @@ static bool local_leave(ax__cluster *cl, struct ax__pg *pg, pg_group *g, uint64_
 void ax__cl_on_actor_stop(ax_system *sys, void *state, uint64_t pid) {
   (void)sys;
   ax__cluster *cl = state;
+  ax__subs_drop_pid(&cl->nmons, pid); /* its node monitors go */
   struct ax__pg *pg = pg_of(cl);
+  if (pg) ax__subs_drop_pid(&pg->mons, pid); /* and its group monitors */
   if (!pg || !atomic_load_explicit(&pg->nlocal, memory_order_relaxed)) return;
   pthread_mutex_lock(&pg->mu);
   if (ax__u64map_get(&pg->local, pid, NULL)) {
@@ -251,8 +269,10 @@ void ax__cl_pg_peer_down(ax__cluster *cl, ax__peer *p, uint64_t conn_pid) {
     pg_group *g = pg->g[i];
     for (uint32_t j = g->n; j-- > 0;)
       if (g->m[j].conn == conn_pid && ax__pid_node(g->m[j].pid) == p->idx) {
+        uint64_t gone = g->m[j].pid;
         g->m[j] = g->m[--g->n];
         if (pg->per_peer[p->idx]) pg->per_peer[p->idx]--;
+        changed(cl, pg, g->name, gone, false);
       }
     grp_drop_if_empty(pg, g);
   }
@@ -275,7 +295,10 @@ static void apply(ax__cluster *cl, struct ax__pg *pg, ax__peer *p, uint64_t conn
       ax_err e = pg->per_peer[p->idx] >= AX_PG_MEMBERS_MAX ? AX_ELIMIT
                                                             : grp_make(pg, wg->group, &g);
       if (e == AX_OK) e = mem_add(g, pid, conn_pid, &added);
-      if (e == AX_OK && added) pg->per_peer[p->idx]++;
+      if (e == AX_OK && added) {
+        pg->per_peer[p->idx]++;
+        changed(cl, pg, wg->group, pid, true);
+      }
       if (e != AX_OK) {
         AX__CL_STAT(cl, pg_dropped, 1);
         if (g) grp_drop_if_empty(pg, g);
@@ -284,6 +307,7 @@ static void apply(ax__cluster *cl, struct ax__pg *pg, ax__peer *p, uint64_t conn
       pg_group *g = grp_find(pg, wg->group, NULL);
       if (g && mem_del(g, pid)) {
         if (pg->per_peer[p->idx]) pg->per_peer[p->idx]--;
+        changed(cl, pg, wg->group, pid, false);
         grp_drop_if_empty(pg, g);
       }
     }
@@ -334,6 +358,7 @@ ax_err ax_pg_join(ax_system *sys, const char *group, ax_pid pid) {
   if (added) {
     atomic_fetch_add_explicit(&pg->nlocal, 1, memory_order_relaxed);
     broadcast(cl, AX__K_PG_JOIN, group, pid.id);
+    changed(cl, pg, group, pid.id, true);
   }
   if (e != AX_OK && g) grp_drop_if_empty(pg, g);
   pthread_mutex_unlock(&pg->mu);
@@ -346,6 +371,19 @@ ax_err ax_pg_join(ax_system *sys, const char *group, ax_pid pid) {
     e = AX_ENOACTOR;
   }
   return e;
+}
+
+ax_err ax_pg_monitor(ax_actor *self, const char *group, bool on) {
+  if (!self || (group && !name_ok(group))) return AX_EINVAL;
+  ax__cluster *cl = cl_running(ax_actor_system(self));
+  if (!cl) return AX_ESTATE;
+  struct ax__pg *pg = pg_of(cl);
+  uint64_t pid = ax_self(self).id;
+  if (!on) {
+    ax__subs_del(&pg->mons, pid, group);
+    return AX_OK;
+  }
+  return ax__subs_add(&pg->mons, pid, group);
 }
 
 ax_err ax_pg_leave(ax_system *sys, const char *group, ax_pid pid) {

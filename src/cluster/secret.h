@@ -4,6 +4,7 @@
 #ifndef AX_CLUSTER_SECRET_H
 #define AX_CLUSTER_SECRET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,9 +34,19 @@ ax_err ax__secret_from_env(const char *var, ax__secret *out, char *why, size_t c
 /* Overwrites the secret's bytes (OPENSSL_cleanse: not optimised away). */
 void ax__secret_wipe(ax__secret *s);
 
-/* AX_OK if addr is a listen/connect address the socket layer accepts
- * ("a.b.c.d:port", "[v6]:port", "unix:/path"), else AX_EINVAL (the socket
- * layer logs why to stderr). Thread: any. */
+/* AX_OK if addr is a listen/connect address the cluster accepts: one the
+ * socket layer takes ("a.b.c.d:port", "[v6]:port", "unix:/path") or
+ * "hostname:port" (a host name of letters, digits, '-' and '.', at most
+ * 253 bytes, resolved before use: ax__cluster_resolve); else AX_EINVAL.
+ * Thread: any. */
 ax_err ax__cluster_addr_check(const char *addr);
+/* Whether addr is "hostname:port" (a name to resolve). */
+bool ax__cluster_addr_is_name(const char *addr);
+/* Resolves "hostname:port" (getaddrinfo, stream sockets, the first
+ * address) into out ("a.b.c.d:port" or "[v6]:port", cap bytes). A
+ * numeric address is copied. Blocking (DNS): never on the reactor or in a
+ * behaviour. Errors: AX_EINVAL (not an address), AX_ENOTFOUND (the name
+ * does not resolve), AX_ENOBUFS. Thread: any. */
+ax_err ax__cluster_resolve(const char *addr, char *out, size_t cap);
 
 #endif

@@ -40,8 +40,12 @@ struct ax__svc {
  * (never from the wire), so the pointer is ours. */
 typedef struct spawn_hdr {
   const beh *b;
+  ax__cluster *cl;
   uint64_t requester;
   uint32_t options;
+  ax_ref ref;     /* the request's ref (the monitor's ref) */
+  ax__peer *peer; /* the requester's node (NULL: this node) */
+  bool *replied;  /* set when init wrote the SPAWN_REPLY */
 } spawn_hdr;
 
 static bool name_ok(const char *s) {
@@ -70,6 +74,29 @@ ax__peer *ax__cl_peer_up(ax__cluster *cl, const char *name) {
   return p;
 }
 
+/* Writes SPAWN_REPLY {ref, who, pid, status} to peer p (sender `pid`: behind
+ * anything that actor already sent). */
+static void spawn_reply(ax__cluster *cl, ax__peer *p, uint64_t who, ax_ref ref, uint64_t pid,
+                        ax_err status) {
+  char nb[AX__NAME_MAX + 1], nb2[AX__NAME_MAX + 1];
+  ax__wmsg r;
+  memset(&r, 0, sizeof r);
+  r.kind = AX__K_SPAWN_REPLY;
+  r.u.spawn_reply.status = (uint32_t)status;
+  r.u.spawn_reply.ref = ref;
+  ax__cl_pid_out(cl, p, who, &r.u.spawn_reply.requester, nb2);
+  ax__cl_pid_out(cl, p, pid, &r.u.spawn_reply.pid, nb);
+  ax__cl_ctl_write(cl, p, pid, &r);
+}
+
+/* A spawn with the monitor option that spawned nothing: its one DOWN
+ * (noproc, or noconnection when the node is not there), so the requester's
+ * monitor ends. */
+static void spawn_down(ax__cluster *cl, uint64_t who, ax_ref ref, ax_reason reason) {
+  ax_down_info d = {.ref = ref, .pid = AX_PID_NONE, .reason = reason};
+  ax__send_sys(cl->sys, 0, who, AX_MSG_DOWN, 0, 0, &d, sizeof d, NULL);
+}
+
 /* ---- spawning a registered behaviour ---- */
 
 static ax_err wrap_init(ax_actor *self, void *state, const void *arg, size_t len) {
@@ -83,7 +110,35 @@ static ax_err wrap_init(ax_actor *self, void *state, const void *arg, size_t len
   }
   /* After a successful init, so a failed one sends the requester no exit
    * (the reply carries the error), as ax_spawn_link. */
-  if ((h.options & AX_SPAWN_LINK) && h.requester) return ax_link(self, (ax_pid){h.requester});
+  if ((h.options & AX_SPAWN_LINK) && h.requester) {
+    ax_err e = ax_link(self, (ax_pid){h.requester});
+    if (e != AX_OK) return e;
+  }
+  uint64_t me = ax_self(self).id;
+  if ((h.options & AX_SPAWN_MONITOR) && h.requester) {
+    /* The requester watches us under the request's ref, as if it had sent
+     * MONITOR: our DOWN reaches it when we stop (noconnection if its node
+     * goes down first, from its side). */
+    if (h.peer) {
+      pthread_mutex_lock(&h.peer->tmu);
+      bool ok = ax__u64map_put(&h.peer->mi_w, h.ref, h.requester);
+      if (ok && !ax__u64map_put(&h.peer->mi_t, h.ref, me)) {
+        ax__u64map_del(&h.peer->mi_w, h.ref, NULL);
+        ok = false;
+      }
+      pthread_mutex_unlock(&h.peer->tmu);
+      if (!ok) return AX_ENOMEM;
+    }
+    ax_down_info d = {.ref = h.ref, .pid = {h.requester}};
+    ax_err e = ax__signal(h.cl->sys, h.requester, me, AX__SIG_MONITOR, &d, sizeof d);
+    if (e != AX_OK) return e;
+  }
+  if (h.peer && h.replied) {
+    /* The reply now, before the new actor can run: it precedes anything
+     * the actor sends (messages, its EXIT, its DOWN). */
+    spawn_reply(h.cl, h.peer, h.requester, h.ref, me, AX_OK);
+    *h.replied = true;
+  }
   return AX_OK;
 }
 
@@ -96,13 +151,16 @@ static beh *beh_find(struct ax__svc *s, const char *name) {
 /* Spawns behaviour `name` for requester (a pid as this node numbers it).
  * remote: the request came from another node (allow_remote_spawn). */
 static ax_err serve_spawn(ax__cluster *cl, uint64_t requester, const char *name, uint32_t options,
-                          const void *arg, size_t len, bool remote, ax_pid *out) {
+                          const void *arg, size_t len, ax__peer *peer, ax_ref ref, bool *replied,
+                          ax_pid *out) {
+  bool remote = peer != NULL;
   struct ax__svc *s = cl->svc;
   *out = AX_PID_NONE;
   ax_err e = AX_OK;
   beh *b = NULL;
   if (remote && !cl->allow_spawn) e = AX_ENOTSUP;
-  else if (len > AX_SPAWN_ARG_MAX || (options & ~(uint32_t)AX_SPAWN_LINK)) e = AX_EINVAL;
+  else if (len > AX_SPAWN_ARG_MAX || (options & ~(uint32_t)(AX_SPAWN_LINK | AX_SPAWN_MONITOR)))
+    e = AX_EINVAL;
   else {
     pthread_mutex_lock(&s->mu);
     b = beh_find(s, name); /* entries live until the layer's fini */
@@ -118,7 +176,13 @@ static ax_err serve_spawn(ax__cluster *cl, uint64_t requester, const char *name,
   size_t n = sizeof(spawn_hdr) + len;
   uint8_t *buf = ax__alloc(n);
   if (!buf) return AX_ENOMEM;
-  spawn_hdr h = {.b = b, .requester = requester, .options = options};
+  spawn_hdr h = {.b = b,
+                 .cl = cl,
+                 .requester = requester,
+                 .options = options,
+                 .ref = ref,
+                 .peer = peer,
+                 .replied = replied};
   memcpy(buf, &h, sizeof h);
   if (len) memcpy(buf + sizeof h, arg, len);
   e = ax_system_spawn(cl->sys, &b->wrapped, buf, n, out);
@@ -165,14 +229,19 @@ static ax_err svc_behave(ax_actor *self, const ax_msg *msg) {
   uint32_t rtype = r.op == OP_WHEREIS ? AX_MSG_WHEREIS_REPLY : AX_MSG_SPAWN_REPLY;
   if (strcmp(r.node, cl->name) == 0) { /* this node: served here, same answers */
     ax_pid pid = AX_PID_NONE;
-    ax_err e = r.op == OP_WHEREIS ? ax_whereis(cl->sys, r.name, &pid)
-                                  : serve_spawn(cl, who, r.name, r.options, arg, alen, false, &pid);
+    ax_err e = r.op == OP_WHEREIS
+                   ? ax_whereis(cl->sys, r.name, &pid)
+                   : serve_spawn(cl, who, r.name, r.options, arg, alen, NULL, ref, NULL, &pid);
     answer(cl, who, rtype, ref, pid, e);
+    if (e != AX_OK && r.op == OP_SPAWN && (r.options & AX_SPAWN_MONITOR))
+      spawn_down(cl, who, ref, AX_REASON_NOPROC);
     return AX_OK;
   }
+  bool mon = r.op == OP_SPAWN && (r.options & AX_SPAWN_MONITOR);
   ax__peer *p = ax__cl_peer_up(cl, r.node);
   if (!p) {
     answer_gone(cl, who, ref);
+    if (mon) spawn_down(cl, who, ref, AX_REASON_NOCONNECTION);
     return AX_OK;
   }
   pthread_mutex_lock(&p->wmu);
@@ -180,6 +249,7 @@ static ax_err svc_behave(ax_actor *self, const ax_msg *msg) {
   pthread_mutex_unlock(&p->wmu);
   if (r.op == OP_SPAWN && !(feats & AX__FEAT_SPAWN)) {
     answer(cl, who, rtype, ref, AX_PID_NONE, AX_ENOTSUP);
+    if (mon) spawn_down(cl, who, ref, AX_REASON_NOPROC);
     return AX_OK;
   }
   ax__wmsg m;
@@ -194,24 +264,37 @@ static ax_err svc_behave(ax_actor *self, const ax_msg *msg) {
     m.kind = AX__K_SPAWN_REQ;
     m.u.spawn_req.behaviour = r.name;
     m.u.spawn_req.ref = ref;
-    m.u.spawn_req.options = r.options & AX__SPAWN_LINK;
+    m.u.spawn_req.options = r.options & (AX__SPAWN_LINK | AX__SPAWN_MONITOR);
     ax__cl_pid_out(cl, p, who, &m.u.spawn_req.requester, nb);
     m.payload = arg;
     m.payload_len = alen;
   }
   /* Pending before the frame goes out: a fast answer finds it, and a node
    * down after the write ends it. */
+  /* A spawn monitor is tracked like a MONITOR sent (target unknown until
+   * the reply), so a node down ends it with DOWN noconnection. */
   pthread_mutex_lock(&p->tmu);
   bool ok = ax__u64map_put(&p->pend, ref, who);
+  if (ok && mon && ax__u64map_put(&p->mo_w, ref, who) && !ax__u64map_put(&p->mo_t, ref, 0))
+    ax__u64map_del(&p->mo_w, ref, NULL);
+  if (ok && mon && !ax__u64map_get(&p->mo_w, ref, NULL)) {
+    ax__u64map_del(&p->pend, ref, NULL);
+    ok = false;
+  }
   pthread_mutex_unlock(&p->tmu);
   ax_err e = ok ? ax__cl_ctl_write(cl, p, who, &m) : AX_ENOMEM;
   if (e != AX_OK) {
     pthread_mutex_lock(&p->tmu);
-    bool mine = ax__u64map_del(&p->pend, ref, NULL);
+    bool mine = !ok || ax__u64map_del(&p->pend, ref, NULL);
+    if (mine && mon) {
+      ax__u64map_del(&p->mo_w, ref, NULL);
+      ax__u64map_del(&p->mo_t, ref, NULL);
+    }
     pthread_mutex_unlock(&p->tmu);
     if (!mine) return AX_OK; /* a node down took it and answered */
     if (e == AX_ENOACTOR) answer_gone(cl, who, ref);
     else answer(cl, who, rtype, ref, AX_PID_NONE, e);
+    if (mon) spawn_down(cl, who, ref, e == AX_ENOACTOR ? AX_REASON_NOCONNECTION : AX_REASON_NOPROC);
   }
   return AX_OK;
 }
@@ -272,32 +355,23 @@ bool ax__cl_svc_frame(ax__cluster *cl, ax__peer *p, uint64_t conn_pid, const ax_
       return true;
     }
     ax_pid pid = AX_PID_NONE;
-    ax__wmsg r;
-    memset(&r, 0, sizeof r);
     if (wh) {
+      ax__wmsg r;
+      memset(&r, 0, sizeof r);
       ax_whereis(sys, m->u.whereis_req.name, &pid);
       r.kind = AX__K_WHEREIS_REPLY;
       r.u.whereis_reply.ref = m->u.whereis_req.ref;
       ax__cl_pid_out(cl, p, who, &r.u.whereis_reply.requester, nb2);
       ax__cl_pid_out(cl, p, pid.id, &r.u.whereis_reply.pid, nb);
+      ax__cl_ctl_write(cl, p, 0, &r);
     } else {
-      if (m->u.spawn_req.options & AX__SPAWN_MONITOR) {
-        /* Not offered by this node: refused, nothing spawned. */
-        r.u.spawn_reply.status = AX_ENOTSUP;
-        AX__CL_STAT(cl, spawn_refused, 1);
-      } else {
-        r.u.spawn_reply.status = (uint32_t)serve_spawn(cl, who, m->u.spawn_req.behaviour,
-                                                       m->u.spawn_req.options, m->payload,
-                                                       m->payload_len, true, &pid);
-      }
-      r.kind = AX__K_SPAWN_REPLY;
-      r.u.spawn_reply.ref = m->u.spawn_req.ref;
-      ax__cl_pid_out(cl, p, who, &r.u.spawn_reply.requester, nb2);
-      ax__cl_pid_out(cl, p, pid.id, &r.u.spawn_reply.pid, nb);
+      /* A successful spawn's reply is written by the new actor's init
+       * (wrap_init: after its LINK, before anything it can send later). */
+      bool replied = false;
+      ax_err e = serve_spawn(cl, who, m->u.spawn_req.behaviour, m->u.spawn_req.options,
+                             m->payload, m->payload_len, p, m->u.spawn_req.ref, &replied, &pid);
+      if (!replied) spawn_reply(cl, p, who, m->u.spawn_req.ref, e == AX_OK ? pid.id : 0, e);
     }
-    /* Behind anything the new actor already sent (its LINK): sender =
-     * the new pid keeps the order. */
-    ax__cl_ctl_write(cl, p, pid.id, &r);
     (void)conn_pid;
     return true;
   }
@@ -318,13 +392,28 @@ bool ax__cl_svc_frame(ax__cluster *cl, ax__peer *p, uint64_t conn_pid, const ax_
       return true;
     }
     ax_err st;
+    bool down = false;
     if (wh) st = pid ? AX_OK : AX_ENOTFOUND;
     else {
       st = (ax_err)m->u.spawn_reply.status;
       if (st == AX_OK && !pid) st = AX_ENOTFOUND; /* a pid we cannot name */
       if (st != AX_OK) pid = 0;
+      /* A spawn monitor: on its target now, or ended (nothing spawned). */
+      uint64_t w = 0;
+      pthread_mutex_lock(&p->tmu);
+      if (ax__u64map_get(&p->mo_w, ref, &w) && w == who) {
+        if (st == AX_OK) {
+          ax__u64map_put(&p->mo_t, ref, pid); /* the key exists: no allocation */
+        } else {
+          ax__u64map_del(&p->mo_w, ref, NULL);
+          ax__u64map_del(&p->mo_t, ref, NULL);
+          down = true;
+        }
+      }
+      pthread_mutex_unlock(&p->tmu);
     }
     answer(cl, who, wh ? AX_MSG_WHEREIS_REPLY : AX_MSG_SPAWN_REPLY, ref, (ax_pid){pid}, st);
+    if (down) spawn_down(cl, who, ref, AX_REASON_NOPROC);
     return true;
   }
   default: return ax__cl_pg_frame(cl, p, conn_pid, m);
@@ -440,8 +529,16 @@ ax_err ax_node_whereis(ax_system *sys, const char *node, const char *name, uint3
 
 ax_err ax_spawn_on(ax_actor *self, const char *node, const char *behaviour, const void *arg,
                    size_t len, uint32_t flags, uint32_t timeout_ms, ax_ref *ref_out) {
-  if (flags & ~(uint32_t)AX_SPAWN_LINK) return AX_EINVAL;
-  return request(self, OP_SPAWN, node, behaviour, flags, arg, len, timeout_ms, ref_out);
+  if (flags & ~(uint32_t)(AX_SPAWN_LINK | AX_SPAWN_MONITOR)) return AX_EINVAL;
+  ax_ref ref = 0;
+  ax_err e = request(self, OP_SPAWN, node, behaviour, flags, arg, len, timeout_ms, &ref);
+  if (e != AX_OK) return e;
+  if (ref_out) *ref_out = ref;
+  /* The DOWN of the spawn monitor comes under the request's ref: accepted
+   * as one of self's monitors (the request is out: on failure here the
+   * DOWN will be dropped, and the caller hears AX_ENOMEM). */
+  if (flags & AX_SPAWN_MONITOR) return ax__monitor_expect(self, ref, 0);
+  return AX_OK;
 }
 
 ax_err ax_node_spawn(ax_system *sys, const char *node, const char *behaviour, const void *arg,

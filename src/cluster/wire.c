@@ -87,9 +87,10 @@ static const kind_info *kind_get(int kind) {
       [AX__K_PEER_LIST - 16] = {"PEER_LIST", &axon__wire__v1__peer_list__descriptor,
                                 AX__FEAT_PEERS, false},
       [AX__K_BYE - 16] = {"BYE", &axon__wire__v1__bye__descriptor, 0, false},
+      [AX__K_ELECT - 16] = {"ELECT", &axon__wire__v1__elect__descriptor, AX__FEAT_ELECT, false},
   };
   if (kind >= AX__K_HELLO && kind <= AX__K_REJECT) return &hs[kind];
-  if (kind >= AX__K_SEND && kind <= AX__K_BYE) return &k[kind - 16];
+  if (kind >= AX__K_SEND && kind <= AX__K_ELECT) return &k[kind - 16];
   return NULL;
 }
 
@@ -341,7 +342,8 @@ static bool wmsg_fields_ok(const ax__wmsg *m, size_t payload_len) {
       if (!group_ok(&m->u.pg_sync.groups[i])) return false;
     return true;
   case AX__K_HEARTBEAT:
-  case AX__K_BYE: return true;
+  case AX__K_BYE:
+  case AX__K_ELECT: return true;
   case AX__K_PEER_LIST:
     if (m->u.peers.npeers && !m->u.peers.peers) return false;
     for (size_t i = 0; i < m->u.peers.npeers; i++)
@@ -535,6 +537,7 @@ static ax_err from_pb(ax__wmsg *m, const ProtobufCMessage *pb) {
   case AX__K_HEARTBEAT: m->u.heartbeat.seq = ((const PB(Heartbeat) *)pb)->seq; return AX_OK;
   case AX__K_PEER_LIST: return from_pb_peers(m, (const PB(PeerList) *)pb);
   case AX__K_BYE: m->u.bye.reason = ((const PB(Bye) *)pb)->reason; return AX_OK;
+  case AX__K_ELECT: return AX_OK;
   }
   return AX_EINVAL;
 }
@@ -600,6 +603,7 @@ typedef struct pb_out {
     PB(Heartbeat) heartbeat;
     PB(PeerList) peers;
     PB(Bye) bye;
+    PB(Elect) elect;
   } u;
   PB(Pid) pid[3];
   void *mem;
@@ -754,6 +758,7 @@ static ax_err to_pb(const ax__wmsg *m, pb_out *o) {
   case AX__K_HEARTBEAT: o->u.heartbeat.seq = m->u.heartbeat.seq; return AX_OK;
   case AX__K_PEER_LIST: return to_pb_peers(o, m->u.peers.peers, m->u.peers.npeers);
   case AX__K_BYE: o->u.bye.reason = m->u.bye.reason; return AX_OK;
+  case AX__K_ELECT: return AX_OK;
   }
   return AX_EINVAL;
 }

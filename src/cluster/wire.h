@@ -63,7 +63,8 @@ typedef enum ax__fkind {
   AX__K_PG_SYNC = 31,
   AX__K_HEARTBEAT = 32,
   AX__K_PEER_LIST = 33,
-  AX__K_BYE = 34
+  AX__K_BYE = 34,
+  AX__K_ELECT = 35
 } ax__fkind;
 
 /* Feature bits offered in HELLO; a connection uses the intersection. A kind
@@ -75,7 +76,8 @@ enum {
   AX__FEAT_SPAWN = 1u << 1,     /* SPAWN_REQ / SPAWN_REPLY */
   AX__FEAT_PG = 1u << 2,        /* PG_JOIN / PG_LEAVE / PG_SYNC */
   AX__FEAT_PEERS = 1u << 3,     /* PEER_LIST (full mesh gossip) */
-  AX__FEAT_ALL_V1 = 0xfu
+  AX__FEAT_ALL_V1 = 0xfu,       /* the first four bits of v1 */
+  AX__FEAT_ELECT = 1u << 4      /* ELECT: one connection per pair, chosen before use */
 };
 
 /* Why a frame or a byte stream was refused (the detail of AX_EINVAL). */

@@ -6,8 +6,11 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <sys/stat.h>
 
 #include "io/socket.h"
 
@@ -39,6 +42,7 @@ static ax_err opts_take(ax_system *sys, const ax_io_opts *in, ax_io_opts *out) {
   else if (!out->high_watermark) why = "high_watermark is 0";
   else if (out->low_watermark > out->high_watermark) why = "low_watermark above high_watermark";
   else if (out->backlog <= 0) why = "backlog must be positive";
+  else if (out->unix_mode > 0777) why = "unix_mode must be permission bits (<= 0777)";
   if (!why) return AX_OK;
   ax_log(sys, AX_LOG_WARN, "io: bad options: %s", why);
   return AX_EINVAL;
@@ -77,9 +81,15 @@ ax_err ax_system_listen(ax_system *sys, ax_pid owner, const char *addr, const ax
   if (fd < 0) return sys_fail(sys, "socket for", addr);
   int one = 1;
   if (ss.ss_family != AF_UNIX) (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, o.backlog) != 0) {
+  /* A Unix socket's mode is set between bind and listen: nobody can
+   * connect before it applies. */
+  const char *path = ss.ss_family == AF_UNIX ? ((struct sockaddr_un *)&ss)->sun_path : NULL;
+  bool bound_ok = bind(fd, (struct sockaddr *)&ss, sl) == 0;
+  if (!bound_ok || (path && o.unix_mode && chmod(path, o.unix_mode & 0777) != 0) ||
+      listen(fd, o.backlog) != 0) {
     e = sys_fail(sys, "bind/listen on", addr);
     int saved = errno;
+    if (bound_ok && path && path[0]) unlink(path);
     close(fd);
     errno = saved;
     return e;

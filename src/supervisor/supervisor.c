@@ -240,6 +240,7 @@ static void restart(ax_actor *self, ax__sup *s, ax__sup_child *c) {
     return;
   }
   s->restarts++;
+  c->restarts++;
   ax__obs_restart(self);
   if (s->strategy == AX_SUP_ONE_FOR_ALL) {
     ax__sup_begin_group(self, s, s->head);
@@ -578,3 +579,5 @@ const ax_actor_spec ax_supervisor_spec = {
 const ax_actor_spec *ax__sup_spawn_spec(const ax_actor_spec *start) {
   return start == &ax_supervisor_spec ? &ax__sup_actor_spec : start;
 }
+
+bool ax__sup_is_spec(const ax_actor_spec *spec) { return spec == &ax__sup_actor_spec; }

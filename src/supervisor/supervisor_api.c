@@ -19,7 +19,9 @@ ax_err ax_supervisor_start(ax_system *sys, const ax_sup_spec *spec, ax_pid *out)
     ax__free(blob, len);
   }
   /* Reapers of a failed start joined the waiter inside the spawn (on this
-   * thread); wait until they have stopped what was started. */
+   * thread); wait until they have stopped what was started (deterministic
+   * mode: this thread runs them meanwhile). */
+  if (ax__det_on(sys)) ax__det_run_until(sys, ax__sup_waiter_idle, w, AX_INFINITY);
   ax__sup_waiter_wait(w);
   ax__sup_waiter_release(w);
   if (e != AX_OK) return e;

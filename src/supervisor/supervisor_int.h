@@ -8,6 +8,7 @@
 
 #include "actor/actor.h"
 #include "axon/supervisor.h"
+#include "supervisor/supervisor.h"
 
 /* ---- packed specs ----
  * A supervisor's init argument is one blob: an ax__sup_hdr, the name, the
@@ -81,6 +82,7 @@ ax__sup_waiter *ax__sup_waiter_new(void);
 void ax__sup_waiter_retain(ax__sup_waiter *w);  /* a reaper joins (pending + 1) */
 void ax__sup_waiter_done(ax__sup_waiter *w);    /* a reaper finished (pending - 1) */
 void ax__sup_waiter_wait(ax__sup_waiter *w);    /* until pending is 0 */
+bool ax__sup_waiter_idle(void *w);              /* pending is 0 (an ax__sup_waiter *) */
 void ax__sup_waiter_release(ax__sup_waiter *w);
 
 /* ---- the supervisor's state (the actor's inline state; owner-only) ---- */
@@ -101,6 +103,7 @@ typedef struct ax__sup_child {
   ax_child_type type;
   uint32_t shutdown;    /* resolved */
   ax_pid pid;           /* running instance, or AX_PID_NONE */
+  uint64_t restarts;    /* restarts its exits caused (introspection) */
   ax_timer kill_timer;  /* armed while stopping with a finite timeout */
   char id[AX_SUP_ID_MAX + 1];
 } ax__sup_child;

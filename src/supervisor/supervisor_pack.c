@@ -233,6 +233,14 @@ void ax__sup_waiter_wait(ax__sup_waiter *w) {
   pthread_mutex_unlock(&w->lock);
 }
 
+bool ax__sup_waiter_idle(void *arg) {
+  ax__sup_waiter *w = arg;
+  pthread_mutex_lock(&w->lock);
+  bool idle = w->pending == 0;
+  pthread_mutex_unlock(&w->lock);
+  return idle;
+}
+
 void ax__sup_waiter_release(ax__sup_waiter *w) {
   if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1) return;
   pthread_mutex_destroy(&w->lock);

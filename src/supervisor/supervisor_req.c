@@ -153,6 +153,36 @@ static void req_count(ax_actor *self, ax__sup *s, const ax_msg *msg) {
     ax__sup_reply(self, msg, AX_ENOMEM, AX_PID_NONE);
 }
 
+/* The introspection's view (supervisor/supervisor.h): flags, counters, and
+ * each child with the restarts its exits caused. */
+static void req_inspect(ax_actor *self, ax__sup *s, const ax_msg *msg) {
+  size_t listed = s->nchildren < AX__SUP_INSPECT_MAX ? s->nchildren : AX__SUP_INSPECT_MAX;
+  size_t size = sizeof(ax__sup_inspect) + listed * sizeof(ax__sup_inspect_child);
+  unsigned char *out = ax__calloc(size);
+  if (!out) {
+    ax__sup_reply(self, msg, AX_ENOMEM, AX_PID_NONE);
+    return;
+  }
+  ax__sup_inspect h = {.strategy = (uint32_t)s->strategy, .intensity = s->intensity,
+                       .period_ms = s->period_ms, .nchildren = (uint32_t)s->nchildren,
+                       .listed = (uint32_t)listed, .reaper = s->reaper, .parent = s->parent.id,
+                       .restarts = s->restarts, .failures = s->failures,
+                       .escalations = s->escalations};
+  memcpy(h.name, s->name, sizeof h.name);
+  memcpy(out, &h, sizeof h);
+  size_t i = 0;
+  for (ax__sup_child *c = s->head; c && i < listed; c = c->next, i++) {
+    ax__sup_inspect_child k = {.pid = c->pid.id, .type = (uint32_t)c->type,
+                               .restart = (uint32_t)c->restart, .restarts = c->restarts};
+    memcpy(k.id, c->id, sizeof k.id);
+    memcpy(out + sizeof h + i * sizeof k, &k, sizeof k);
+  }
+  if (ax__reply(ax_actor_system(self), ax_reply_addr_of(msg), AX__SUP_REPLY_INSPECT, out, size) ==
+      AX_ENOMEM)
+    ax__sup_reply(self, msg, AX_ENOMEM, AX_PID_NONE);
+  ax__free(out, size);
+}
+
 void ax__sup_on_request(ax_actor *self, ax__sup *s, const ax_msg *msg) {
   if (s->stopped || s->shutdown_pending || s->job == AX__JOB_SHUTDOWN) {
     ax__sup_reply(self, msg, AX_ECLOSED, AX_PID_NONE);
@@ -178,6 +208,7 @@ void ax__sup_on_request(ax_actor *self, ax__sup *s, const ax_msg *msg) {
   case AX_SUP_REQ_DELETE_CHILD: req_delete(self, s, msg); break;
   case AX_SUP_REQ_WHICH_CHILDREN: req_which(self, s, msg); break;
   case AX_SUP_REQ_COUNT_CHILDREN: req_count(self, s, msg); break;
+  case AX__SUP_REQ_INSPECT: req_inspect(self, s, msg); break;
   default: ax__sup_reply(self, msg, AX_ENOTSUP, AX_PID_NONE); break;
   }
 }

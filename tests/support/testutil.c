@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,40 @@ ax_system *ax_test_system(unsigned workers) {
   ax_system *sys = NULL;
   CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
   return sys;
+}
+
+ax_system *ax_test_det_system(uint64_t seed, ax_log_fn log_fn) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.deterministic_seed = seed;
+  cfg.log_fn = log_fn;
+  ax_system *sys = NULL;
+  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  return sys;
+}
+
+static char trace_buf[1 << 17];
+static size_t trace_len;
+
+void ax_test_trace_reset(void) {
+  trace_len = 0;
+  trace_buf[0] = 0;
+}
+
+void ax_test_tracef(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(trace_buf + trace_len, sizeof trace_buf - trace_len, fmt, ap);
+  va_end(ap);
+  if (n > 0 && (size_t)n < sizeof trace_buf - trace_len)
+    trace_len += (size_t)n;
+  else
+    trace_buf[trace_len] = 0;
+}
+
+const char *ax_test_trace(size_t *len) {
+  if (len) *len = trace_len;
+  return trace_buf;
 }
 
 uint16_t ax_test_listener_port(ax_listener l) {

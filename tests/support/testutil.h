@@ -32,6 +32,16 @@ void ax_test_sleep_ms(unsigned ms);
  * ax_system_free. */
 ax_system *ax_test_system(unsigned workers);
 
+/* A deterministic-mode system (cfg.deterministic_seed = seed, docs/testing.md);
+ * log_fn, if not NULL, takes its log. A failure ends the running test. */
+ax_system *ax_test_det_system(uint64_t seed, ax_log_fn log_fn);
+
+/* A deterministic test's trace: one buffer appended to by the one thread
+ * that runs the system. A line that does not fit is dropped. */
+void ax_test_trace_reset(void);
+void ax_test_tracef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *ax_test_trace(size_t *len);
+
 /* The port of listener l's "host:port" address; 0 if it cannot be read. */
 uint16_t ax_test_listener_port(ax_listener l);
 
