@@ -305,9 +305,23 @@ def t_crowd(binary):
     for c in cs:
         c.conn.join("#crowd")
     net.pump(lambda: all(c.find("endofnames") for c in cs), "all joined")
-    # Everyone knows everyone joined once the last joiner's JOIN reached all.
-    last = cs[-1].nick
-    net.pump(lambda: all(c.find("join", lambda e: e.source.nick == last) for c in cs), "last JOIN seen")
+    # Everyone is in once each client has seen every other one, in its NAMES
+    # reply or by a JOIN after it. (It waited for the JOIN of the client
+    # that sent its JOIN last; but 200 connections' JOINs may be handled in
+    # any order, and a client whose JOIN came after that one's only sees it
+    # in NAMES: under load the wait then never ended.)
+    everyone = {c.nick for c in cs}
+
+    def knows_all(c):
+        seen = set()
+        for e in c.events:
+            if e.type == "namreply":
+                seen.update(n.lstrip("@+") for n in e.arguments[2].split())
+            elif e.type == "join":
+                seen.add(e.source.nick)
+        return everyone <= seen
+
+    net.pump(lambda: all(knows_all(c) for c in cs), "every member seen by every member")
     for i in range(k):
         for c in cs:
             c.conn.privmsg("#crowd", "%s %d" % (c.nick, i))
