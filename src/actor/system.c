@@ -86,7 +86,10 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!out) return AX_EINVAL;
   ax__alloc_fail_from_env(); /* test-only: AXON_TEST_FAIL_ALLOC */
   ax_system *sys = ax__calloc(sizeof(*sys));
-  if (!sys) return AX_ENOMEM;
+  if (!sys) {
+    ax__alloc_env_report(); /* test-only: as ax_system_free does */
+    return AX_ENOMEM;
+  }
   if (cfg)
     sys->cfg = *cfg;
   else
