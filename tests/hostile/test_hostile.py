@@ -462,7 +462,7 @@ def oom_scenario(srv):
     b.close()
 
 
-def oom_run(kind, binary, n, count):
+def oom_run(kind, binary, n, count, per_run=10 ** 9):
     global WAIT
     """Runs the scenario with allocation n (and count-1 after it) failing.
     Returns (injected, allocations) from the server's report."""
@@ -473,12 +473,13 @@ def oom_run(kind, binary, n, count):
             check(rc in (1, 2), "n=%d: failed start exited %d: %s" % (n, rc, srv.logs()[-2000:]))
             log = srv.logs()
         else:
-            # The failure may land in either of the first two runs (the hook
-            # counts from the server's start); a connection closed or a
-            # message lost to it is allowed, so wait less there.
+            # The failure lands in one of the first runs (the hook counts from
+            # the server's start; per_run: allocations of one scenario); a
+            # connection closed or a message lost to it is allowed, so wait
+            # less there. The run after those must succeed.
             saved, WAIT = WAIT, 2.0
             try:
-                for _ in range(2):
+                for _ in range(n // per_run + 2):  # past allocation n, whatever the run-to-run spread
                     try:
                         oom_scenario(srv)
                     except (Fail, OSError):
@@ -523,6 +524,7 @@ def t_oom(kind, binary):
     of those. Bounded by HOSTILE_OOM_SECONDS (default 60) in all."""
     _, total = oom_run(kind, binary, 10 ** 9, 1)
     check(total > 0, "no allocations counted")
+    per_run = max(1, total // 4)  # start-up + three scenarios + shutdown, roughly
     # the early allocations one by one (start-up, the first client), the
     # rest sparsely
     ns = list(range(1, min(total, 40) + 1)) + list(range(41, total + 1, 4))
@@ -532,7 +534,7 @@ def t_oom(kind, binary):
         for n in ns[:: (1 if count == 1 else 4)]:
             if time.time() > budget:
                 break
-            inj, _ = oom_run(kind, binary, n, count)
+            inj, _ = oom_run(kind, binary, n, count, per_run)
             done += 1
             injected_runs += inj > 0
     print("  oom: %d allocations in the scenario; %d runs, %d with a failure injected" %
