@@ -484,7 +484,9 @@ def oom_run(kind, binary, n, count, per_run=10 ** 9):
             # less there. The run after those must succeed.
             saved, WAIT = WAIT, 2.0
             try:
-                for _ in range(n // per_run + 2):  # past allocation n, whatever the run-to-run spread
+                # past allocation n and its burst (an aborted run may consume
+                # only one failure), whatever the run-to-run spread
+                for _ in range(n // per_run + 2 + count):
                     try:
                         oom_scenario(srv)
                     except (Fail, OSError):
