@@ -115,10 +115,84 @@ static void test_oom_trap_exit_reports_enomem(void) {
   ax_system_free(sys);
 }
 
+
+/* ---- a linked actor's death reaches its links without memory ----
+ * A trapping parent is linked to three children, each link made another
+ * way: ax_spawn_link (c1), the parent's ax_link (c2: its half comes as a
+ * signal), the child's own ax_link to the parent (c3). With every
+ * allocation failing, the children die; each exit signal must still
+ * arrive (its memory was reserved with the link): a supervisor that never
+ * hears of a dead child neither restarts it nor can stop it. */
+enum { T_BLOCK = AX_MSG_USER + 10 };
+static struct {
+  _Atomic uint64_t blocking, exits, down;
+  _Atomic int go;
+  _Atomic uint64_t parent;
+} L;
+
+static ax_err lchild_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)state;
+  if (len == sizeof(ax_pid)) {
+    ax_pid parent;
+    memcpy(&parent, arg, sizeof parent);
+    return ax_link(self, parent);
+  }
+  return AX_OK;
+}
+static ax_err lchild(ax_actor *self, const ax_msg *msg) {
+  (void)self;
+  if (msg->type != T_BLOCK) return AX_OK;
+  atomic_fetch_add(&L.blocking, 1);
+  for (int i = 0; i < 20000 && !atomic_load(&L.go); i++) ax_test_sleep_ms(1);
+  return AX_EINVAL; /* dies, abnormally */
+}
+static const ax_actor_spec lchild_spec = {.name = "lchild", .behaviour = lchild,
+                                          .init = lchild_init};
+
+static ax_err lparent_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)state, (void)arg, (void)len;
+  ax_err e = ax_trap_exit(self, true);
+  ax_pid c1, c2, c3, me = ax_self(self);
+  if (e == AX_OK) e = ax_spawn_link(self, &lchild_spec, NULL, 0, &c1);
+  if (e == AX_OK) e = ax_spawn(self, &lchild_spec, NULL, 0, &c2);
+  if (e == AX_OK) e = ax_link(self, c2);
+  if (e == AX_OK) e = ax_spawn(self, &lchild_spec, &me, sizeof me, &c3);
+  if (e == AX_OK) e = ax_send(self, c1, T_BLOCK, NULL, 0);
+  if (e == AX_OK) e = ax_send(self, c2, T_BLOCK, NULL, 0);
+  if (e == AX_OK) e = ax_send(self, c3, T_BLOCK, NULL, 0);
+  return e;
+}
+static ax_err lparent(ax_actor *self, const ax_msg *msg) {
+  (void)self;
+  if (msg->type == AX_MSG_EXIT) atomic_fetch_add(&L.exits, 1);
+  return AX_OK;
+}
+static const ax_actor_spec lparent_spec = {.name = "lparent", .behaviour = lparent,
+                                           .init = lparent_init};
+
+static void test_oom_link_exit_arrives_without_memory(void) {
+  ax_system *sys = ax_test_system(4); /* three children block a worker each */
+  memset(&L, 0, sizeof L);
+  ax_pid p;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &lparent_spec, NULL, 0, &p), AX_OK);
+  CU_ASSERT_FATAL(ax_test_wait_count(&L.blocking, 3, 20000));
+  long before = ax__alloc_failures();
+  ax__alloc_fail_after(1, 1); /* nothing can be allocated from here on */
+  atomic_store(&L.go, 1);
+  bool all = ax_test_wait_count(&L.exits, 3, 10000);
+  ax__alloc_fail_after(0, 0);
+  CU_ASSERT(all);
+  CU_ASSERT_EQUAL(atomic_load(&L.exits), 3);
+  (void)before;
+  CU_ASSERT_EQUAL(ax_system_shutdown(sys), AX_OK);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("actor.oom");
   CU_ADD_TEST(s, test_oom_system_new_fails_cleanly);
   CU_ADD_TEST(s, test_oom_every_operation_returns_enomem_or_ok);
   CU_ADD_TEST(s, test_oom_trap_exit_reports_enomem);
+  CU_ADD_TEST(s, test_oom_link_exit_arrives_without_memory);
   return ax_test_run();
 }

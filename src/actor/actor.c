@@ -320,6 +320,24 @@ static bool exit_pair(uint32_t type, uint64_t from, uint64_t to, const ax_exit_i
   return false;
 }
 
+/* Pushes a signal's node n (system lane) and wake (user lane: the exit
+ * placeholder of a pair, else a bare wake-up) to r, acquired by the caller. */
+static void push_signal(ax_system *sys, ax_actor *r, uint64_t to, ax__mnode *n, ax__mnode *wake,
+                        bool pair) {
+  /* The notice goes first: once the placeholder is visible, so is it (up to
+   * another producer still linking its own node ahead of it). */
+  if (ax__lane_push(&r->sys_head, &n->link) || pair) {
+    /* The system lane was idle: the actor may be idle too. Waking it goes
+     * through the user lane, whose idle bit is the one scheduling word. */
+    if (ax__lane_push(&r->user_head, &wake->link)) ax__schedule(sys, r);
+  } else {
+    ax__msg_free(wake);
+  }
+  /* A muted actor must run to see the signal. */
+  if (atomic_load_explicit(&r->mute_state, memory_order_acquire) & AX__MS_MUTED)
+    try_unmute(sys, to, 0);
+}
+
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len) {
   /* One predictable branch on the node bits. */
@@ -354,18 +372,37 @@ ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, con
     ax__table_release(&sys->table, to);
     return AX_ENOMEM;
   }
-  /* The notice goes first: once the placeholder is visible, so is it (up to
-   * another producer still linking its own node ahead of it). */
-  if (ax__lane_push(&r->sys_head, &n->link) || pair) {
-    /* The system lane was idle: the actor may be idle too. Waking it goes
-     * through the user lane, whose idle bit is the one scheduling word. */
-    if (ax__lane_push(&r->user_head, &wake->link)) ax__schedule(sys, r);
-  } else {
-    ax__msg_free(wake);
+  push_signal(sys, r, to, n, wake, pair);
+  ax__table_release(&sys->table, to);
+  return AX_OK;
+}
+
+ax__mnode *ax__link_exit_reserve(uint64_t from, uint64_t to) {
+  ax_exit_info info = {.pid = {from}, .reason = AX_REASON_NORMAL};
+  ax__mnode *n, *ph;
+  return exit_pair(AX__SIG_LINK_EXIT, from, to, &info, &n, &ph) ? n : NULL;
+}
+
+void ax__link_exit_unreserve(ax__mnode *notice) {
+  ax__exit_notice nt;
+  memcpy(&nt, notice->payload, sizeof(nt));
+  ax__msg_free(nt.ph);
+  ax__msg_free(notice);
+}
+
+ax_err ax__link_exit_send(ax_system *sys, ax__mnode *notice, ax_reason reason) {
+  ax__exit_notice nt;
+  memcpy(&nt, notice->payload, sizeof(nt));
+  nt.info.reason = reason;
+  memcpy(notice->payload, &nt, sizeof(nt));
+  memcpy(nt.ph->payload, &nt.info, sizeof(nt.info));
+  uint64_t to = notice->to;
+  ax_actor *r = ax__table_acquire(&sys->table, to);
+  if (!r) {
+    ax__link_exit_unreserve(notice);
+    return AX_ENOACTOR;
   }
-  /* A muted actor must run to see the signal. */
-  if (atomic_load_explicit(&r->mute_state, memory_order_acquire) & AX__MS_MUTED)
-    try_unmute(sys, to, 0);
+  push_signal(sys, r, to, notice, nt.ph, true);
   ax__table_release(&sys->table, to);
   return AX_OK;
 }
@@ -420,7 +457,7 @@ static void exit_notice(ax_actor *a, ax__ctx *c, const ax__mnode *n) {
   } else if (a->ext && a->ext->trap_exit) {
     decided |= AX__MSGF_XTRAP; /* a link exit is checked again at delivery */
   } else {
-    if (link) ax__u64map_del(&a->ext->links, nt.info.pid.id, NULL);
+    if (link) ax__link_del(a->ext, nt.info.pid.id);
     if (nt.info.reason != AX_REASON_NORMAL) request_exit(c, nt.info.reason);
   }
   /* The placeholder is still on the user lane, where a DROP_OLD sender's
@@ -689,8 +726,8 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
  * on this thread) before the child's init. */
 static ax_err link_child(ax_actor *child, ax_actor *parent) {
   ax__actor_ext *cx = ax__ext(child), *px = ax__ext(parent);
-  if (!cx || !px || !ax__u64map_put(&cx->links, parent->pid, 0)) return AX_ENOMEM;
-  if (!ax__u64map_put(&px->links, child->pid, 0)) return AX_ENOMEM;
+  if (!cx || !px || !ax__link_put(child->sys, cx, child->pid, parent->pid)) return AX_ENOMEM;
+  if (!ax__link_put(parent->sys, px, parent->pid, child->pid)) return AX_ENOMEM;
   return AX_OK;
 }
 
@@ -748,8 +785,8 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
     /* The spawner learns of the failure from the error: its link half goes
      * (so the exit below is ignored by it); everyone else linked or
      * monitoring during init is told, with the init error as reason. */
-    if (link_to && link_to->ext) ax__u64map_del(&link_to->ext->links, pid, NULL);
-    if (link_to && a->ext) ax__u64map_del(&a->ext->links, link_to->pid, NULL);
+    if (link_to && link_to->ext) ax__link_del(link_to->ext, pid);
+    if (link_to && a->ext) ax__link_del(a->ext, link_to->pid);
     finalize(a, c, AX_REASON_ERROR + (ax_reason)e, false);
     return e;
   }

@@ -33,7 +33,8 @@
 typedef struct ax__actor_ext {
   bool trap_exit;
   ax__u64map timers;       /* active timers: id (timed requests: ref & ~1) -> ax__tmr* */
-  ax__u64map links;        /* linked pids (value unused) */
+  ax__u64map links;        /* linked pid -> its reserved exit signal
+                              (ax__mnode *, 0 for a remote pid) */
   ax__u64map monitors;     /* as watcher: monitor ref -> target pid */
   ax__u64map watchers;     /* as target: monitor ref -> watcher pid */
   uint32_t recv_ms;        /* receive timeout, 0 = off */
@@ -399,6 +400,21 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
 void ax__links_signal(ax_actor *a, ax__ctx *c, ax__mnode *n);
 /* Decides at delivery whether a DOWN or a trapped link exit is still wanted. */
 bool ax__links_accept(ax_actor *a, const ax__mnode *n);
+/* A link's half: other linked to self in x->links, with the exit signal
+ * self will send other at its death built now (other local), so that a
+ * death never needs memory to reach its links (docs/hardening.md). false
+ * on out of memory (nothing added). Replacing an existing half keeps its
+ * reservation. ax__link_del removes a half and frees its reservation;
+ * false if absent. Owner only. */
+bool ax__link_put(ax_system *sys, ax__actor_ext *x, uint64_t self, uint64_t other);
+bool ax__link_del(ax__actor_ext *x, uint64_t other);
+/* actor.c: the reserved exit signal of a link (the notice node; its
+ * payload holds the placeholder); NULL on out of memory. _send fills in
+ * the reason and pushes it (AX_ENOACTOR, freed, if the target is gone);
+ * _unreserve frees it unsent. */
+ax__mnode *ax__link_exit_reserve(uint64_t from, uint64_t to);
+void ax__link_exit_unreserve(ax__mnode *notice);
+ax_err ax__link_exit_send(ax_system *sys, ax__mnode *notice, ax_reason reason);
 /* Tells links and watchers that a stops with reason (owner, at stop). */
 void ax__links_on_stop(ax_actor *a, ax_reason reason);
 /* Answers link/monitor requests found in a dead actor's system lane. */

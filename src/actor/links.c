@@ -23,6 +23,24 @@ static void down_to(ax_system *sys, uint64_t from, uint64_t watcher, ax_ref ref,
            (unsigned long long)from, (unsigned long long)watcher);
 }
 
+bool ax__link_put(ax_system *sys, ax__actor_ext *x, uint64_t self, uint64_t other) {
+  uint64_t have;
+  if (ax__u64map_get(&x->links, other, &have)) return true;
+  ax__mnode *r = NULL;
+  if (ax__pid_node(other) == sys->table.node && !(r = ax__link_exit_reserve(self, other)))
+    return false;
+  if (ax__u64map_put(&x->links, other, (uint64_t)(uintptr_t)r)) return true;
+  if (r) ax__link_exit_unreserve(r);
+  return false;
+}
+
+bool ax__link_del(ax__actor_ext *x, uint64_t other) {
+  uint64_t r;
+  if (!ax__u64map_del(&x->links, other, &r)) return false;
+  if (r) ax__link_exit_unreserve((ax__mnode *)(uintptr_t)r);
+  return true;
+}
+
 void ax__links_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
   ax__actor_ext *x = ax__ext(a);
   uint64_t v;
@@ -30,12 +48,12 @@ void ax__links_signal(ax_actor *a, ax__ctx *c, ax__mnode *n) {
   switch (n->msg.type) {
   case AX__SIG_LINK:
     memcpy(&v, n->payload, sizeof(v));
-    if (!x || !ax__u64map_put(&x->links, v, 0))
+    if (!x || !ax__link_put(a->sys, x, a->pid, v))
       link_exit_to(a->sys, a->pid, v, AX_REASON_ERROR + AX_ENOMEM); /* cannot hold the link */
     break;
   case AX__SIG_UNLINK:
     memcpy(&v, n->payload, sizeof(v));
-    if (x) ax__u64map_del(&x->links, v, NULL);
+    if (x) ax__link_del(x, v);
     break;
   case AX__SIG_MONITOR:
     memcpy(&d, n->payload, sizeof(d));
@@ -61,7 +79,7 @@ bool ax__links_accept(ax_actor *a, const ax__mnode *n) {
   if (n->msg.flags & AX__MSGF_LINKEXIT) {
     ax_exit_info info;
     memcpy(&info, n->payload, sizeof(info));
-    return x && ax__u64map_del(&x->links, info.pid.id, NULL);
+    return x && ax__link_del(x, info.pid.id);
   }
   return true;
 }
@@ -69,8 +87,14 @@ bool ax__links_accept(ax_actor *a, const ax__mnode *n) {
 void ax__links_on_stop(ax_actor *a, ax_reason reason) {
   ax__actor_ext *x = a->ext;
   if (!x) return;
-  for (uint32_t i = 0; i < x->links.cap; i++)
-    if (ax__u64map_live(&x->links, i)) link_exit_to(a->sys, a->pid, x->links.keys[i], reason);
+  for (uint32_t i = 0; i < x->links.cap; i++) {
+    if (!ax__u64map_live(&x->links, i)) continue;
+    if (x->links.vals[i]) /* reserved: needs no memory */
+      (void)ax__link_exit_send(a->sys, (ax__mnode *)(uintptr_t)x->links.vals[i], reason);
+    else
+      link_exit_to(a->sys, a->pid, x->links.keys[i], reason);
+    x->links.vals[i] = 0; /* sent (or freed): not the map's any more */
+  }
   for (uint32_t i = 0; i < x->watchers.cap; i++)
     if (ax__u64map_live(&x->watchers, i))
       down_to(a->sys, a->pid, x->watchers.vals[i], x->watchers.keys[i], reason);
@@ -89,6 +113,9 @@ void ax__links_on_drained(ax_system *sys, uint64_t dead, const ax__mnode *n) {
 }
 
 void ax__links_free(ax__actor_ext *x) {
+  for (uint32_t i = 0; i < x->links.cap; i++)
+    if (ax__u64map_live(&x->links, i) && x->links.vals[i])
+      ax__link_exit_unreserve((ax__mnode *)(uintptr_t)x->links.vals[i]);
   ax__u64map_free(&x->links);
   ax__u64map_free(&x->monitors);
   ax__u64map_free(&x->watchers);
@@ -101,10 +128,10 @@ ax_err ax_link(ax_actor *self, ax_pid other) {
   ax__actor_ext *x = ax__ext(self);
   if (!x) return AX_ENOMEM;
   if (ax__u64map_get(&x->links, other.id, NULL)) return AX_OK;
-  if (!ax__u64map_put(&x->links, other.id, 0)) return AX_ENOMEM;
+  if (!ax__link_put(self->sys, x, self->pid, other.id)) return AX_ENOMEM;
   ax_err e = ax__signal(self->sys, self->pid, other.id, AX__SIG_LINK, &self->pid, sizeof(uint64_t));
   if (e == AX_OK) return AX_OK;
-  ax__u64map_del(&x->links, other.id, NULL);
+  ax__link_del(x, other.id);
   if (e != AX_ENOACTOR) return e;
   /* Dead already: an exit signal with noproc, as if from it. */
   ax_exit_info info = {.pid = other, .reason = AX_REASON_NOPROC};
@@ -113,7 +140,7 @@ ax_err ax_link(ax_actor *self, ax_pid other) {
 
 ax_err ax_unlink(ax_actor *self, ax_pid other) {
   if (!self) return AX_EINVAL;
-  if (!self->ext || !ax__u64map_del(&self->ext->links, other.id, NULL)) return AX_OK;
+  if (!self->ext || !ax__link_del(self->ext, other.id)) return AX_OK;
   ax_err e = ax__signal(self->sys, self->pid, other.id, AX__SIG_UNLINK, &self->pid, sizeof(uint64_t));
   /* If the signal cannot go out, the other side keeps a stale half: its
    * eventual exit signal is ignored here because the pid is not linked. */

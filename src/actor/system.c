@@ -105,8 +105,12 @@ static uint64_t reactor_clock(void *arg) { return ax__clock_floor_ms(arg); }
 
 ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   if (!out) return AX_EINVAL;
+  ax__alloc_fail_from_env(); /* test-only: AXON_TEST_FAIL_ALLOC */
   ax_system *sys = ax__calloc(sizeof(*sys));
-  if (!sys) return AX_ENOMEM;
+  if (!sys) {
+    ax__alloc_env_report(); /* test-only: as ax_system_free does */
+    return AX_ENOMEM;
+  }
   if (cfg)
     sys->cfg = *cfg;
   else
@@ -390,6 +394,7 @@ void ax_system_free(ax_system *sys) {
   pthread_mutex_destroy(&sys->obs_lock);
   ax__det_free(sys);
   ax__free(sys, sizeof(*sys));
+  ax__alloc_env_report(); /* test-only: AXON_TEST_FAIL_ALLOC */
 }
 
 void ax_system_clock_moved(ax_system *sys) {

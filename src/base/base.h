@@ -58,8 +58,24 @@ static inline bool ax__size_add(size_t hdr, size_t len, size_t *out) {
 /* Test hook: make the Nth allocation from now fail (1 = the next one), and
  * every one after it when sticky is set; 0 disables. Thread: any. */
 void ax__alloc_fail_after(long n, int sticky);
+/* Generalised: allocation n from now fails, and the count-1 after it
+ * (count < 0: every one from n on; count 0 disables). Thread: any. */
+void ax__alloc_fail_range(long n, long count);
 /* Number of allocations failed by the hook so far. */
 long ax__alloc_failures(void);
+/* Allocations left before the next injected failure (0: hook off). */
+long ax__alloc_countdown(void);
+/* Test-only, for programs run as processes (the example servers): reads
+ * AXON_TEST_FAIL_ALLOC=N[,COUNT|,sticky] once per process and arms the hook
+ * with it (N counted from this call; COUNT consecutive failures, default 1;
+ * sticky: every one from N on). A malformed value is ignored with a line on
+ * stderr. Called by ax_system_new. ax__alloc_env_report prints, when the
+ * variable armed the hook, "axon: AXON_TEST_FAIL_ALLOC: injected=<k>" and,
+ * when k is 0, "allocations=<a>" (how many were counted) on stderr; called
+ * by ax_system_free. Never set it in production: allocations fail on
+ * purpose. Thread: any. */
+void ax__alloc_fail_from_env(void);
+void ax__alloc_env_report(void);
 
 /* The release function of a buffer made by ax_buf_wrap (NULL otherwise):
  * lets the socket layer recognise its own read slabs. Thread: any. */

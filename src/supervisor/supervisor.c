@@ -156,6 +156,14 @@ static void hand_up(const ax__sup *s, ax_pid reaper) {
 /* Starts one instance of c, linked. During the init of a blocking start,
  * a sub-supervisor child gets the start's waiter for its own reaper; during
  * any init, the reaper of its failed start comes back in s->inner_reaper. */
+/* Kills a child this supervisor lets go of, and unlinks it once the kill
+ * is sent. If even the kill cannot be sent (no memory), the link stays:
+ * this supervisor's own exit then reaches the child through it (reserved
+ * with the link, docs/hardening.md); unlinked, it would be orphaned. */
+static void kill_untracked(ax_actor *self, ax_pid pid) {
+  if (ax_exit(self, pid, AX_REASON_KILL) == AX_OK) ax_unlink(self, pid);
+}
+
 ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   bool patch = s->waiter && !s->reaper && c->start == &ax_supervisor_spec && !c->arg_shared &&
                c->arg_len >= sizeof(ax__sup_hdr);
@@ -173,8 +181,7 @@ ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
     return e;
   }
   if (!ax__u64map_put(&s->by_pid, pid.id, (uint64_t)(uintptr_t)c)) {
-    ax_unlink(self, pid); /* untracked: stop it rather than lose it */
-    ax_exit(self, pid, AX_REASON_KILL);
+    kill_untracked(self, pid); /* untracked: stop it rather than lose it */
     return AX_ENOMEM;
   }
   c->pid = pid;
@@ -437,8 +444,10 @@ static ax_pid hand_to_reaper(ax_actor *self, ax__sup *s, const ax__sup_child *fa
   if (blob) ax__free(blob, len);
   for (ax__sup_child *c = s->tail; c; c = c->prev) {
     if (ax_pid_is_none(c->pid)) continue;
-    ax_unlink(self, c->pid);
-    if (e != AX_OK) ax_exit(self, c->pid, AX_REASON_KILL);
+    if (e == AX_OK)
+      ax_unlink(self, c->pid); /* the reaper has it */
+    else
+      kill_untracked(self, c->pid); /* init fails: our exit follows */
   }
   return e == AX_OK ? reaper : s->inner_reaper;
 }
