@@ -44,9 +44,7 @@ typedef struct client {
   char host[HOST_MAX + 1];
   char nick[NICK_MAX + 2], user[USER_MAX + 1], real[REAL_MAX + 1];
   bool has_nick, has_user, registered, cap_wait, dying, sendq_over, logged_out;
-  char line[IRC_LINE_MAX + 1];
-  size_t linelen;
-  bool discarding;
+  irc_framer fr;
   uint64_t last_rx, started, flood_window;
   int64_t signon;
   uint32_t flood_lines;
@@ -738,31 +736,13 @@ static void on_data(ax_actor *self, client *s, const char *p, size_t n) {
   s->last_rx = chat_now_ms();
   s->ping_out = false;
   while (n && !s->dying) {
-    const char *nl = memchr(p, '\n', n);
-    size_t take = nl ? (size_t)(nl - p) : n;
-    /* The line so far, with its CR, must fit 511 bytes (512 with the LF). */
-    if (!s->discarding) {
-      if (s->linelen + take > IRC_LINE_MAX - 1) {
-        s->discarding = true;
-        s->linelen = 0;
-      } else {
-        memcpy(s->line + s->linelen, p, take);
-        s->linelen += take;
-      }
-    }
-    if (!nl) return;
-    p += take + 1;
-    n -= take + 1;
-    if (s->discarding) {
-      s->discarding = false;
+    char *line;
+    int r = irc_frame(&s->fr, &p, &n, &line);
+    if (r == IRC_FR_NEED) return;
+    if (r == IRC_FR_TOO_LONG) {
       line_too_long(self, s);
       continue;
     }
-    size_t len = s->linelen;
-    s->linelen = 0;
-    if (len && s->line[len - 1] == '\r') len--;
-    s->line[len] = '\0';
-    if (!len) continue;
     if (chat_cfg.flood) {
       uint64_t now = s->last_rx;
       if (now - s->flood_window >= 1000) {
@@ -771,7 +751,7 @@ static void on_data(ax_actor *self, client *s, const char *p, size_t n) {
       }
       if (++s->flood_lines > chat_cfg.flood) return close_link(self, s, "Excess Flood");
     }
-    handle_line(self, s, s->line);
+    handle_line(self, s, line);
   }
 }
 
