@@ -5,7 +5,8 @@
  * registry keys). Input: one chunk seed, then the client's bytes.
  *
  * Invariants: the framer yields the same lines and "too long" events for
- * any chunking as a reference splitter over the whole input; a line is
+ * any chunking as a reference splitter over the whole input (a line ends
+ * at CR LF, LF or a lone CR); a line is
  * never longer than 510 bytes and holds no CR, LF or NUL, and neither does
  * any parsed command or parameter (RFC 2812 2.3.1: they could end a line
  * early on the way to another client); the command is upper case without
@@ -110,27 +111,22 @@ static void ref_split(const uint8_t *s, size_t n, events *ev) {
   ev->n = 0;
   size_t i = 0;
   while (i < n) {
-    const uint8_t *nl = memchr(s + i, '\n', n - i);
-    if (!nl) break;
-    size_t len = (size_t)(nl - (s + i));
-    if (len > IRC_LINE_MAX - 1) {
+    size_t j = i;
+    while (j < n && s[j] != '\n' && s[j] != '\r') j++;
+    if (j == n) break;
+    size_t len = j - i;
+    if (len + (s[j] == '\r') > IRC_LINE_MAX - 1) {
       ev->kind[ev->n] = 'X';
       ev->lines[ev->n++] = NULL;
-    } else {
-      size_t l = len;
-      if (l && s[i + l - 1] == '\r') l--;
-      char *c = malloc(l + 1);
+    } else if (len) {
+      char *c = malloc(len + 1);
       FZ_CHECK(c);
-      memcpy(c, s + i, l);
-      c[l] = 0; /* the framer's line is a C string: a NUL inside ends it */
-      if (l) {
-        ev->kind[ev->n] = 'L';
-        ev->lines[ev->n++] = c;
-      } else {
-        free(c);
-      }
+      memcpy(c, s + i, len);
+      c[len] = 0; /* the framer's line is a C string: a NUL inside ends it */
+      ev->kind[ev->n] = 'L';
+      ev->lines[ev->n++] = c;
     }
-    i += len + 1;
+    i = j + 1;
   }
 }
 

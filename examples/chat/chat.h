@@ -185,8 +185,11 @@ typedef struct irc_msg {
 bool irc_parse(char *line, irc_msg *m);
 
 /* Line framing of one connection's bytes (client.c's reads). A line ends
- * at LF (CR LF: the CR is dropped); with its CR it must fit 511 bytes
- * (IRC_LINE_MAX with the LF), a longer one is dropped whole. */
+ * at CR LF, LF, or a lone CR (as in ircd-ratbox and its descendants): no
+ * CR ever reaches a parameter, and from there another client, where it
+ * would end the line early (RFC 2812 2.3.1 allows no CR in a message).
+ * With its CR a line must fit 511 bytes (IRC_LINE_MAX with the LF); a
+ * longer one is dropped whole. */
 typedef struct irc_framer {
   char line[IRC_LINE_MAX + 1];
   size_t len;

@@ -1,7 +1,7 @@
 /* Axon chat example: one actor per client connection.
  *
- * It frames lines (512 bytes with CR LF, or LF alone; a longer line gets
- * 417 and is dropped, the connection lives on), runs the IRC commands,
+ * It frames lines (512 bytes with CR LF; LF or CR alone also end a line;
+ * a longer line gets 417 and is dropped, the connection lives on), runs the IRC commands,
  * holds the client's nick in the registry ("nick:<rfc1459-lowercase>"),
  * and writes to its socket everything its channels and other clients send
  * it (MSG_OUT: a chat_hdr then the bytes, written with ax_conn_write_buf

@@ -50,11 +50,13 @@ int irc_frame(irc_framer *f, const char **pp, size_t *np, char **line) {
   size_t n = *np;
   int r = IRC_FR_NEED;
   while (n) {
-    const char *nl = memchr(p, '\n', n);
-    size_t take = nl ? (size_t)(nl - p) : n;
+    size_t take = 0;
+    while (take < n && p[take] != '\n' && p[take] != '\r') take++;
+    bool end = take < n;
     /* The line so far, with its CR, must fit 511 bytes (512 with the LF). */
+    size_t need = take + (end && p[take] == '\r');
     if (!f->discarding) {
-      if (f->len + take > IRC_LINE_MAX - 1) {
+      if (f->len + need > IRC_LINE_MAX - 1) {
         f->discarding = true;
         f->len = 0;
       } else {
@@ -62,7 +64,7 @@ int irc_frame(irc_framer *f, const char **pp, size_t *np, char **line) {
         f->len += take;
       }
     }
-    if (!nl) {
+    if (!end) {
       p += n;
       n = 0;
       break;
@@ -76,9 +78,8 @@ int irc_frame(irc_framer *f, const char **pp, size_t *np, char **line) {
     }
     size_t len = f->len;
     f->len = 0;
-    if (len && f->line[len - 1] == '\r') len--;
     f->line[len] = '\0';
-    if (!len) continue;
+    if (!len) continue; /* empty, or the LF of a CR LF */
     *line = f->line;
     r = IRC_FR_LINE;
     break;
