@@ -7,12 +7,15 @@
 #   make test-posix  the socket layer's plain-POSIX (BSD/macOS) calls, built
 #               and run on this machine: the io suites and the echo example
 #   make pubsub build and start the RESP pub/sub broker on 127.0.0.1:6380
+#   make fuzz   build the libFuzzer targets (clang-14, build-fuzz) and run
+#               each for FUZZ_SECONDS (default 60); one FUZZ line per target
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 PREFIX ?= /usr/local
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run chat test bench clean test-asan test-tsan test-posix install pubsub
+.PHONY: all deps build run chat test bench clean test-asan test-tsan test-posix install pubsub fuzz
 
 all: build
 
@@ -63,5 +66,10 @@ bench: build
 	@bash bench/peers/build.sh $(BUILD)/bench/peers
 	@bash bench/run.sh
 
+# docs/hardening.md "Fuzzing"; CI runs it with FUZZ_SECONDS=10.
+fuzz: deps
+	@sh scripts/deps.sh fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) sh scripts/fuzz.sh
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-posix
+	rm -rf $(BUILD) build-asan build-tsan build-posix build-fuzz

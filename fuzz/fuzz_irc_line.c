@@ -52,7 +52,7 @@ static void check_param(const char *prm) {
   FZ_CHECK(irc_valid_chan(prm) == ref_chan(prm));
   char low[NICK_MAX + 2], low2[NICK_MAX + 2], key[NICK_MAX + 8];
   irc_lower(low, prm, sizeof low);
-  FZ_CHECK(strlen(low) <= NICK_MAX);
+  FZ_CHECK(strlen(low) < sizeof low);
   irc_lower(low2, low, sizeof low2);
   FZ_CHECK(strcmp(low, low2) == 0);
   for (const char *c = low; *c; c++) FZ_CHECK(!(*c >= 'A' && *c <= 'Z'));
@@ -86,7 +86,10 @@ static void check_line(char *line) {
     if (i < m.nparams - 1) FZ_CHECK(m.params[i][0] && m.params[i][0] != ':' && !strchr(m.params[i], ' '));
     check_param(m.params[i]);
   }
-  /* Written back (the last parameter as a trailing one) and parsed again. */
+  /* Written back (the last parameter as a trailing one) and parsed again;
+   * a "command" that looks like tags or a prefix (a second one) is only
+   * ever answered 421 and does not survive being written back. */
+  if (m.cmd[0] == ':' || m.cmd[0] == '@') return;
   char out[2 * IRC_LINE_MAX];
   size_t o = (size_t)snprintf(out, sizeof out, "%s", m.cmd);
   for (int i = 0; i < m.nparams && o < sizeof out; i++)
