@@ -15,7 +15,8 @@ root=$(pwd)
 secs=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD:-build-fuzz}
 case $build in /*) ;; *) build=$root/$build ;; esac
-all="fuzz_addr fuzz_cluster_frame fuzz_handshake fuzz_secret fuzz_resp fuzz_glob fuzz_irc_line"
+all="fuzz_addr fuzz_cluster_frame fuzz_handshake fuzz_secret fuzz_resp fuzz_glob fuzz_irc_line
+  fuzz_irc_dispatch"
 targets=${FUZZ_TARGETS:-$all}
 cmake -S . -B "$build" -DCMAKE_C_COMPILER="${FUZZ_CC:-clang-14}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DAX_FUZZ=ON -DAX_BUILD_TESTS=OFF -DAX_BUILD_EXAMPLES=OFF -DAX_BUILD_BENCH=OFF >/dev/null
