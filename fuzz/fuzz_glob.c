@@ -1,8 +1,8 @@
 /* fuzz_glob: the pub/sub broker's glob patterns (examples/pubsub/glob.c,
  * PSUBSCRIBE and PUBSUB CHANNELS) against a reference: a transcription of
  * Redis 7's recursive stringmatchlen() (nocase 0), whose behaviour glob.c
- * promises to reproduce. Input: one byte k, then pattern and string split
- * at k (mod the length); both may hold any bytes.
+ * promises to reproduce. Input: two bytes k (big-endian), then pattern and
+ * string split at k (mod the length); both may hold any bytes.
  *
  * Invariants: glob_match agrees with the reference; every matched string
  * starts with the pattern's literal prefix; no crash. */
@@ -13,12 +13,12 @@
 #include "fuzz_util.h"
 #include "glob.h"
 
-/* Redis's stringmatchlen_impl (util.c), its recursion and its early
- * "skipLongerMatches" exit; like Redis it reads pattern[patternLen], so the
- * pattern must be followed by a NUL. Redis's nesting cap (1000) is left
- * out: the fuzzer's inputs are shorter than that. */
+/* Redis's stringmatchlen_impl (util.c, 7.0.15): its recursion, its early
+ * "skipLongerMatches" exit and its nesting cap; like Redis it reads
+ * pattern[patternLen], so the pattern must be followed by a NUL. */
 static int ref_match(const char *pattern, int patternLen, const char *string, int stringLen,
-                     int *skip) {
+                     int *skip, int nesting) {
+  if (nesting > 1000) return 0;
   while (patternLen && stringLen) {
     switch (pattern[0]) {
     case '*':
@@ -28,7 +28,8 @@ static int ref_match(const char *pattern, int patternLen, const char *string, in
       }
       if (patternLen == 1) return 1;
       while (stringLen) {
-        if (ref_match(pattern + 1, patternLen - 1, string, stringLen, skip)) return 1;
+        if (ref_match(pattern + 1, patternLen - 1, string, stringLen, skip, nesting + 1))
+          return 1;
         if (*skip) return 0;
         string++;
         stringLen--;
@@ -111,10 +112,10 @@ static int ref_match(const char *pattern, int patternLen, const char *string, in
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 1 || size > 2000) return 0;
-  size_t plen = data[0] % size; /* pattern bytes (of size - 1) */
-  const char *rest = (const char *)data + 1;
-  size_t rlen = size - 1;
+  if (size < 2 || size > 6000) return 0;
+  size_t rlen = size - 2;
+  size_t plen = ((size_t)data[0] << 8 | data[1]) % (rlen + 1); /* pattern bytes */
+  const char *rest = (const char *)data + 2;
   if (plen > rlen) plen = rlen;
   size_t slen = rlen - plen;
   /* Copies: the reference reads the byte after the pattern (a NUL). */
@@ -125,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(s, rest + plen, slen);
   s[slen] = 0;
   int skip = 0;
-  bool want = ref_match(pat, (int)plen, s, (int)slen, &skip) != 0;
+  bool want = ref_match(pat, (int)plen, s, (int)slen, &skip, 0) != 0;
   bool got = glob_match(pat, plen, s, slen);
   if (got != want) {
     fprintf(stderr, "glob_match(\"%.*s\", \"%.*s\") = %d, Redis says %d\n", (int)plen, pat,

@@ -78,10 +78,11 @@ put("fuzz_resp", "inline", b"\x02\x09PING \"a\\x41\\n\" 'b\\'c' d\r\n\r\nPUBLISH
 put("fuzz_resp", "errors", b"\x00\x01*2\r\n$40\r\nx\r\n")
 put("fuzz_resp", "empty", b"\x01\x00*0\r\n*-1\r\n*1\r\n$0\r\n\r\n")
 
-# fuzz_glob: one byte (pattern length), then pattern and string.
+# fuzz_glob: two bytes (pattern length), then pattern and string.
 for i, (p, s) in enumerate([(b"h*llo", b"heeello"), (b"h[a-e]?lo", b"hello"),
                             (b"*[^x]\\*", b"ab*"), (b"[z-a]*", b"m"), (b"news.*", b"news.sport")]):
-    put("fuzz_glob", "g%d" % i, bytes([len(p)]) + p + s)
+    put("fuzz_glob", "g%d" % i, struct.pack(">H", len(p)) + p + s)
+put("fuzz_glob", "nesting_1001", struct.pack(">H", 2002) + b"*a" * 1001 + b"a" * 1001)
 
 # fuzz_irc_line: chunk seed, then a client's bytes.
 put("fuzz_irc_line", "register", b"\x03NICK alice\r\nUSER u 0 * :Alice A\r\nCAP LS 302\r\nCAP END\r\n")
