@@ -6,10 +6,10 @@
  *
  * Invariants: the framer yields the same lines and "too long" events for
  * any chunking as a reference splitter over the whole input (a line ends
- * at CR LF, LF or a lone CR); a line is
- * never longer than 510 bytes and holds no CR, LF or NUL, and neither does
- * any parsed command or parameter (RFC 2812 2.3.1: they could end a line
- * early on the way to another client); the command is upper case without
+ * at CR LF, LF or a lone CR); a line is never longer than 511 bytes (510
+ * before CR LF) and holds no CR, LF or NUL, and neither does any parsed
+ * command or parameter (RFC 2812 2.3.1: they could end a line early on the
+ * way to another client); the command is upper case without
  * blanks, at most 15 parameters, middle ones non-empty without blanks;
  * writing a parsed message back and parsing it again gives the same
  * message; the nick and channel checks agree with references; case mapping
@@ -72,7 +72,7 @@ static void check_param(const char *prm) {
 
 static void check_line(char *line) {
   size_t len = strlen(line);
-  FZ_CHECK(len <= IRC_LINE_MAX - 2);
+  FZ_CHECK(len <= IRC_LINE_MAX - 1); /* 511 and LF; 510 and CR LF */
   FZ_CHECK(clean(line));
   char copy[IRC_LINE_MAX + 1];
   memcpy(copy, line, len + 1);
