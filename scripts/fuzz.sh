@@ -32,7 +32,7 @@ for t in $targets; do
   rc=0
   # shellcheck disable=SC2086
   (cd "$d" && TMPDIR=$d "$build/fuzz/$t" -max_total_time="$secs" -print_final_stats=1 \
-    -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$d/artifacts/" ${FUZZ_FLAGS:-} \
+    -timeout=30 -rss_limit_mb=2048 -artifact_prefix="$d/artifacts/" ${FUZZ_FLAGS:-} \
     "$d/corpus" >"$d/log" 2>&1) || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$d/log" | tail -n 1)
   cov=$(sed -n 's/.* cov: \([0-9]*\) .*/\1/p' "$d/log" | tail -n 1)
