@@ -4,10 +4,10 @@
 # penalties off: [Limits] MaxPenaltyTime = 0, no connection limits), in the
 # same run, interleaved: axon, ngircd, axon, ngircd, ...
 #
-# Implementations: axon (examples/chat as is: each member's client actor
-# writes the shared line zero-copy, one send each), axon-coalesce (chat
-# --coalesce: each client gathers what one mailbox batch brings and writes
-# it once), ngircd.
+# Implementations: axon (examples/chat: each client actor gathers what one
+# run of its mailbox brings and writes it once, from its end-of-run hook),
+# ngircd, and axon-base (another chat binary, CHAT_BASE=path: a before/after
+# comparison in the same run).
 # Workloads: chat_1x50    50 clients in 1 channel, 64-byte messages
 #            chat_50x500  500 clients in 50 channels (10 per channel), 64 bytes
 # Each run prints a RESULT line (see chat_load.c); the summary gives the
@@ -15,7 +15,7 @@
 # is also written to bench/results/chat.md.
 #
 # env: RUNS=3 BUILD=build SECONDS_PER_RUN=5 WARMUP=1 WINDOW=4
-#      IMPLS="axon axon-coalesce ngircd"
+#      IMPLS="axon ngircd" CHAT_BASE=
 set -u
 set -o pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,7 @@ case "$BUILD" in /*) ;; *) BUILD="$root/$BUILD" ;; esac
 SECS=${SECONDS_PER_RUN:-5}
 WARMUP=${WARMUP:-1}
 WINDOW=${WINDOW:-4}
-IMPLS=${IMPLS:-axon axon-coalesce ngircd}
+IMPLS=${IMPLS:-axon ngircd}
 chat="$BUILD/examples/chat"
 load="$BUILD/bench/chat_load"
 for f in "$chat" "$load"; do
@@ -48,10 +48,10 @@ free_port() {
 # Starts $1 (axon|ngircd) on a fresh loopback port; sets server_pid, port.
 start_server() {
   port=$(free_port)
-  if [ "$1" = axon ] || [ "$1" = axon-coalesce ]; then
-    extra=""
-    [ "$1" = axon-coalesce ] && extra=--coalesce
-    "$chat" --listen "127.0.0.1:$port" --quiet --ping 600 $extra >"$tmp/server.log" 2>&1 &
+  if [ "$1" = axon ] || [ "$1" = axon-base ]; then
+    bin=$chat
+    [ "$1" = axon-base ] && bin=${CHAT_BASE:?axon-base needs CHAT_BASE=path}
+    "$bin" --listen "127.0.0.1:$port" --quiet --ping 600 >"$tmp/server.log" 2>&1 &
   else
     cat >"$tmp/ngircd.conf" <<CONF
 [Global]

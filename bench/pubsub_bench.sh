@@ -11,6 +11,8 @@
 #   ping     redis-benchmark -t ping -c 50 -P 16
 #
 # env: BUILD=build  RUNS=3  PUBSUB_ARGS="" (extra broker flags, e.g. --shards 2)
+#      PUBSUB_BASE=path: also run that broker binary as "axon-base" (a
+#      before/after comparison in the same run)
 #      MSGS_fanout=20000 MSGS_1to1=200000 MSGS_wide=2000 PING_N=2000000
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,12 +34,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-start_axon() {
-  "$broker" --listen 127.0.0.1:0 $PUBSUB_ARGS >"$tmp/axon.out" 2>&1 &
+start_axon() { # binary name -> sets port_<name>
+  "$1" --listen 127.0.0.1:0 $PUBSUB_ARGS >"$tmp/$2.out" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 200); do
-    AXON_PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/axon.out")
-    [ -n "$AXON_PORT" ] && return 0
+    p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/$2.out")
+    if [ -n "$p" ]; then eval "port_$2=$p"; return 0; fi
     sleep 0.05
   done
   echo "pubsub_bench: broker did not start" >&2; exit 2
@@ -53,8 +55,15 @@ start_redis() {
   done
   echo "pubsub_bench: redis-server did not start" >&2; exit 2
 }
-start_axon
+impls="axon redis"
+start_axon "$broker" axon
+if [ -n "${PUBSUB_BASE:-}" ]; then
+  start_axon "$PUBSUB_BASE" base
+  impls="axon axon-base redis"
+fi
 start_redis
+port_redis=$REDIS_PORT
+port_of() { case "$1" in axon) echo "$port_axon" ;; axon-base) echo "$port_base" ;; *) echo "$port_redis" ;; esac; }
 
 args_for() {
   case "$1" in
@@ -70,8 +79,8 @@ results="$tmp/results"
 : >"$results"
 for w in fanout 1to1 wide; do
   for r in $(seq 1 "$RUNS"); do
-    for impl in axon redis; do
-      port=$AXON_PORT; [ $impl = redis ] && port=$REDIS_PORT
+    for impl in $impls; do
+      port=$(port_of $impl)
       line=$(timeout 300 "$load" --port "$port" --name "$impl" $(args_for $w) | grep '^RESULT')
       rc=$?
       echo "$w $impl run$r: $line" >&2
@@ -81,8 +90,8 @@ for w in fanout 1to1 wide; do
   done
 done
 for r in $(seq 1 "$RUNS"); do
-  for impl in axon redis; do
-    port=$AXON_PORT; [ $impl = redis ] && port=$REDIS_PORT
+  for impl in $impls; do
+    port=$(port_of $impl)
     rps=$(redis-benchmark -p "$port" -t ping -c 50 -P 16 -n "${PING_N:-2000000}" -q 2>/dev/null |
           tr '\r' '\n' | sed -n 's/^PING_MBULK: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
     echo "ping $impl run$r: $rps requests/s" >&2
@@ -106,6 +115,16 @@ out="$root/bench/results/pubsub.md"
   a=$(field ping axon 6); b=$(field ping redis 6)
   printf "| ping -c 50 -P 16 (requests/s) | %s | %s | %s | | | | |\n" "$a" "$b" \
     "$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "NA"}')"
+  if [ -n "${PUBSUB_BASE:-}" ]; then
+    echo
+    echo "| workload | axon-base deliveries/s | ratio to redis | axon-base p99 µs |"
+    echo "|---|---|---|---|"
+    for w in fanout 1to1 wide ping; do
+      a=$(field $w axon-base 6); b=$(field $w redis 6)
+      printf "| %s | %s | %s | %s |\n" "$w" "$a" \
+        "$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "NA"}')" "$(field $w axon-base 9)"
+    done
+  fi
   echo
   echo "Medians of $RUNS runs, interleaved, $(nproc) CPUs; broker flags: '${PUBSUB_ARGS}'; $(redis-server --version | cut -d' ' -f1-3)."
   grep -c FAILED "$results" | awk '$1>0 {print "FAILED runs: " $1}'

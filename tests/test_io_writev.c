@@ -304,18 +304,26 @@ static void test_io_writev_arguments(void) {
   stop(sys);
 }
 
+/* A system whose connections have a 64 KiB high watermark, and a peer with
+ * a 4 KiB receive buffer that does not read yet: the queue fills soon. */
+static ax_system *start_tight(ax_io_opts *o, ax_conn *c, int *fd) {
+  ax_io_opts_init(o);
+  o->high_watermark = 64 * 1024;
+  o->low_watermark = 16 * 1024;
+  ax_system *sys = start(o);
+  *fd = peer(sys, 4096, c);
+  CU_ASSERT_FATAL(*fd >= 0);
+  return sys;
+}
+
 /* The queue is near the watermark: a frame whose header would still fit
  * but whose whole would not is refused whole (two writes would have
  * queued the header and then been refused the payload: a torn stream). */
 static void test_io_writev_refused_whole_under_full_queue(void) {
   ax_io_opts o;
-  ax_io_opts_init(&o);
-  o.high_watermark = 64 * 1024;
-  o.low_watermark = 16 * 1024;
-  ax_system *sys = start(&o);
   ax_conn c;
-  int fd = peer(sys, 4096, &c);
-  CU_ASSERT_FATAL(fd >= 0);
+  int fd;
+  ax_system *sys = start_tight(&o, &c, &fd);
   enum { PAY = 6000 };
   atomic_store(&bufs_freed, 0);
   ax_buf *zb = pat_buf(0, PAY);
@@ -696,6 +704,195 @@ static void test_io_below_survives_oom(void) {
   stop(sys);
 }
 
+/* ---- write batches (ax_wbatch) ---- */
+
+/* Adds frame seq of `len` payload bytes to b: the header copied, the
+ * payload as a slice of zb (copied below AX_WBATCH_REF_MIN, referenced
+ * above). */
+static ax_err batch_frame(ax_wbatch *b, uint32_t seq, uint32_t len, ax_buf *zb) {
+  fhdr h = {MAGIC, 0, seq, len};
+  ax_err e = ax_wbatch_add(b, &h, sizeof h);
+  if (e == AX_OK) e = ax_wbatch_add_buf(b, zb, 0, len);
+  return e;
+}
+
+/* Flushes, waiting for room while the queue is over its mark (bounded). */
+static ax_err flush_retry(ax_wbatch *b, ax_conn c) {
+  ax_err e;
+  for (int tries = 0; (e = ax_wbatch_flush(b, c)) == AX_EAGAIN && tries < 30000; tries++)
+    ax_test_sleep_ms(1);
+  return e;
+}
+
+/* 5,000 frames of every size from 0 to 6,000 bytes (small ones copied,
+ * large ones referenced), flushed every 37 frames while a reader drains:
+ * the peer parses every frame whole and in order, and the payload buffer
+ * is freed once the last reference is written. */
+static void test_io_wbatch_frames_in_order(void) {
+  ax_system *sys = start(NULL);
+  ax_conn c;
+  int fd = peer(sys, 0, &c);
+  CU_ASSERT_FATAL(fd >= 0);
+  rd_arg ra = {.fd = fd};
+  pthread_t rt;
+  CU_ASSERT_FATAL(pthread_create(&rt, NULL, reader_thread, &ra) == 0);
+  atomic_store(&bufs_freed, 0);
+  enum { PAY = 6000, N = 5000 };
+  ax_buf *zb = pat_buf(0, PAY);
+  ax_wbatch *b = NULL;
+  CU_ASSERT_FATAL(ax_wbatch_new(&b) == AX_OK);
+  uint32_t written = 0;
+  for (uint32_t seq = 0; seq < N; seq++) {
+    uint32_t len = (seq * 977u) % (PAY + 1);
+    CU_ASSERT_EQUAL_FATAL(batch_frame(b, seq, len, zb), AX_OK);
+    if (seq % 37 == 36 || seq == N - 1) {
+      CU_ASSERT_EQUAL_FATAL(flush_retry(b, c), AX_OK);
+      CU_ASSERT_EQUAL(ax_wbatch_len(b), 0);
+      written = seq + 1;
+    }
+  }
+  CU_ASSERT_EQUAL(written, N);
+  ax_buf_release(zb);
+  ax_wbatch_free(b);
+  CU_ASSERT_EQUAL(ax_conn_close(c), AX_OK);
+  pthread_join(rt, NULL);
+  uint32_t next[1];
+  CU_ASSERT_EQUAL(parse_frames(ra.b, ra.n, 1, next), (long)N);
+  free(ra.b);
+  CU_ASSERT(ax_test_wait_count(&bufs_freed, 1, WAIT_MS));
+  close(fd);
+  stop(sys);
+}
+
+/* A flush refused by a full queue keeps what it did not write, in order:
+ * flushed again once the peer reads, the stream has every frame once. */
+static void test_io_wbatch_refusal_keeps_the_rest(void) {
+  ax_io_opts o;
+  ax_conn c;
+  int fd;
+  ax_system *sys = start_tight(&o, &c, &fd);
+  ax_buf *zb = pat_buf(0, 5000);
+  ax_wbatch *b = NULL;
+  CU_ASSERT_FATAL(ax_wbatch_new(&b) == AX_OK);
+  uint32_t seq = 0;
+  ax_err e = AX_OK;
+  /* 100 parts per flush (more than AX_IOV_MAX): refused in the middle. */
+  for (int round = 0; round < 1000 && e == AX_OK; round++) {
+    for (int i = 0; i < 50; i++, seq++) CU_ASSERT_EQUAL_FATAL(batch_frame(b, seq, 100 + (seq * 131u) % 4900, zb), AX_OK);
+    e = ax_wbatch_flush(b, c);
+  }
+  CU_ASSERT_EQUAL_FATAL(e, AX_EAGAIN);
+  CU_ASSERT(ax_wbatch_len(b) > 0);
+  rd_arg ra = {.fd = fd};
+  pthread_t rt;
+  CU_ASSERT_FATAL(pthread_create(&rt, NULL, reader_thread, &ra) == 0);
+  CU_ASSERT_EQUAL(flush_retry(b, c), AX_OK);
+  CU_ASSERT_EQUAL(ax_wbatch_len(b), 0);
+  CU_ASSERT_EQUAL(ax_conn_close(c), AX_OK);
+  pthread_join(rt, NULL);
+  uint32_t next[1];
+  CU_ASSERT_EQUAL(parse_frames(ra.b, ra.n, 1, next), (long)seq);
+  free(ra.b);
+  ax_wbatch_free(b);
+  ax_buf_release(zb);
+  close(fd);
+  stop(sys);
+}
+
+/* Arguments, out of memory (nothing appended, no reference kept), and
+ * clear/free releasing held references. */
+static void test_io_wbatch_arguments_oom_clear(void) {
+  ax_wbatch *b = NULL;
+  CU_ASSERT_EQUAL(ax_wbatch_new(NULL), AX_EINVAL);
+  CU_ASSERT_FATAL(ax_wbatch_new(&b) == AX_OK);
+  atomic_store(&bufs_freed, 0);
+  ax_buf *zb = pat_buf(0, 8192);
+  CU_ASSERT_EQUAL(ax_wbatch_add(NULL, "x", 1), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_wbatch_add(b, NULL, 1), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_wbatch_add(b, NULL, 0), AX_OK);
+  CU_ASSERT_EQUAL(ax_wbatch_add_buf(b, NULL, 0, 1), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_wbatch_add_buf(b, zb, 8000, 193), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_wbatch_add_buf(b, zb, 8193, 0), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_wbatch_add_buf(b, zb, (size_t)-1, 2), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_wbatch_flush(NULL, (ax_conn){0}), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_wbatch_len(b), 0);
+  CU_ASSERT_EQUAL(ax_wbatch_len(NULL), 0);
+  /* Empty: flushing makes no call, so even a zero handle is fine. */
+  CU_ASSERT_EQUAL(ax_wbatch_flush(b, (ax_conn){0}), AX_OK);
+  ax__alloc_fail_after(1, 0);
+  CU_ASSERT_EQUAL(ax_wbatch_add(b, "abc", 3), AX_ENOMEM);
+  CU_ASSERT_EQUAL(ax_wbatch_len(b), 0);
+  ax__alloc_fail_after(1, 0);
+  CU_ASSERT_EQUAL(ax_wbatch_add_buf(b, zb, 0, 4096), AX_ENOMEM);
+  ax__alloc_fail_after(0, 0);
+  CU_ASSERT_EQUAL(ax_wbatch_len(b), 0);
+  CU_ASSERT_EQUAL(ax_wbatch_add(b, "abc", 3), AX_OK);
+  CU_ASSERT_EQUAL(ax_wbatch_add_buf(b, zb, 0, 4096), AX_OK);
+  CU_ASSERT_EQUAL(ax_wbatch_add_buf(b, zb, 10, 10), AX_OK);
+  CU_ASSERT_EQUAL(ax_wbatch_len(b), 3 + 4096 + 10);
+  /* A flush to a dead handle fails and keeps everything. */
+  CU_ASSERT_NOT_EQUAL(ax_wbatch_flush(b, (ax_conn){0}), AX_OK);
+  CU_ASSERT_EQUAL(ax_wbatch_len(b), 3 + 4096 + 10);
+  ax_buf_release(zb);
+  CU_ASSERT_EQUAL(atomic_load(&bufs_freed), 0); /* the batch holds it */
+  ax_wbatch_clear(b);
+  CU_ASSERT_EQUAL(atomic_load(&bufs_freed), 1);
+  CU_ASSERT_EQUAL(ax_wbatch_len(b), 0);
+  zb = pat_buf(0, 8192);
+  CU_ASSERT_EQUAL(ax_wbatch_add_buf(b, zb, 0, 8192), AX_OK);
+  ax_buf_release(zb);
+  ax_wbatch_free(b); /* drops its reference too */
+  CU_ASSERT_EQUAL(atomic_load(&bufs_freed), 2);
+  ax_wbatch_free(NULL);
+}
+
+/* ---- the last words: ax_conn_close_with ---- */
+
+/* Over its high watermark, a connection refuses a plain write, but
+ * ax_conn_close_with queues its bytes behind everything and closes: the
+ * peer reads every frame written, then the final line, then EOF. */
+static void test_io_close_with_past_the_mark(void) {
+  ax_io_opts o;
+  ax_conn c;
+  int fd;
+  ax_system *sys = start_tight(&o, &c, &fd);
+  ax_buf *zb = pat_buf(0, 5000);
+  static uint8_t pb[5000];
+  for (size_t i = 0; i < sizeof pb; i++) pb[i] = pat(0, i);
+  /* Fill the queue to within a header (16 bytes) of its mark: frames of
+   * 3000 bytes until refused, then ever smaller ones down to empty. */
+  uint32_t seq = 0, len = 3000;
+  ax_err e = AX_OK;
+  for (int i = 0; i < 200000; i++) {
+    if ((e = write_frame(c, 0, seq, len, len / 3, zb, pb)) == AX_OK) seq++;
+    else if (e != AX_EAGAIN || len == 0) break;
+    else len /= 2;
+  }
+  CU_ASSERT_EQUAL_FATAL(e, AX_EAGAIN);
+  static const char bye[] = "ERROR :Closing Link: you (SendQ exceeded)\r\n";
+  CU_ASSERT_EQUAL(ax_conn_write(c, bye, sizeof bye - 1), AX_EAGAIN); /* the gap it fills */
+  char big[AX_CONN_FINAL_MAX + 1];
+  memset(big, 'x', sizeof big);
+  CU_ASSERT_EQUAL(ax_conn_close_with(c, big, sizeof big), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_conn_close_with(c, NULL, 1), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_conn_close_with((ax_conn){0}, bye, 1), AX_EINVAL);
+  CU_ASSERT_EQUAL(ax_conn_close_with(c, bye, sizeof bye - 1), AX_OK);
+  CU_ASSERT_EQUAL(ax_conn_close_with(c, bye, sizeof bye - 1), AX_ECLOSED);
+  CU_ASSERT_EQUAL(ax_conn_write(c, bye, 1), AX_ECLOSED);
+  size_t n;
+  uint8_t *got = read_all(fd, &n);
+  CU_ASSERT_FATAL(n >= sizeof bye - 1);
+  CU_ASSERT(memcmp(got + n - (sizeof bye - 1), bye, sizeof bye - 1) == 0);
+  uint32_t next[1];
+  CU_ASSERT_EQUAL(parse_frames(got, n - (sizeof bye - 1), 1, next), (long)seq);
+  free(got);
+  CU_ASSERT(ax_test_wait_count(&G.closed, 1, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&G.close_reason), AX_IO_CLOSE_LOCAL);
+  ax_buf_release(zb);
+  close(fd);
+  stop(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("io.writev");
   CU_ADD_TEST(s, test_io_writev_arguments);
@@ -707,5 +904,9 @@ int main(void) {
   CU_ADD_TEST(s, test_io_below_at_once_when_already_below);
   CU_ADD_TEST(s, test_io_below_one_shot_refuses_nothing);
   CU_ADD_TEST(s, test_io_below_survives_oom);
+  CU_ADD_TEST(s, test_io_wbatch_frames_in_order);
+  CU_ADD_TEST(s, test_io_wbatch_refusal_keeps_the_rest);
+  CU_ADD_TEST(s, test_io_wbatch_arguments_oom_clear);
+  CU_ADD_TEST(s, test_io_close_with_past_the_mark);
   return ax_test_run();
 }

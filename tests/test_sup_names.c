@@ -144,9 +144,87 @@ static void test_sup_name_released_before_down_or_exit(void) {
   ax_system_free(sys);
 }
 
+/* ---- registered supervisors (ax_sup_spec.register_name) ---- */
+
+/* A worker that looks its supervisor up by name in init and records it. */
+static _Atomic uint64_t finder_starts, finder_saw;
+
+static ax_err finder_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)state, (void)len;
+  ax_pid p = AX_PID_NONE;
+  if (ax_whereis(ax_actor_system(self), (const char *)arg, &p) == AX_OK) atomic_store(&finder_saw, p.id);
+  atomic_fetch_add(&finder_starts, 1);
+  return AX_OK;
+}
+
+static const ax_actor_spec finder_spec = {.name = "finder", .behaviour = named_behaviour,
+                                          .init = finder_init};
+
+/* A registered sub-supervisor is found by its children during their init
+ * and by anyone after; killed, it is restarted by its parent under the same
+ * name with a new pid, and its new children find the new one. */
+static void test_sup_registered_supervisor_follows_restarts(void) {
+  ax_system *sys = sys_new();
+  atomic_store(&finder_starts, 0);
+  atomic_store(&finder_saw, 0);
+  static const char reg[] = "the-sub";
+  ax_child_spec kid = {.id = "finder", .start = &finder_spec, .arg = reg, .arg_len = sizeof(reg)};
+  ax_sup_spec sub = {.name = "sub", .children = &kid, .nchildren = 1, .register_name = reg};
+  ax_child_spec top_kids[] = {AX_SUP_CHILD("sub", &sub)};
+  ax_sup_spec top = {.name = "top", .intensity = 10, .children = top_kids, .nchildren = 1};
+  ax_pid top_pid;
+  CU_ASSERT_EQUAL_FATAL(ax_supervisor_start(sys, &top, &top_pid), AX_OK);
+  ax_pid first = AX_PID_NONE;
+  CU_ASSERT_EQUAL_FATAL(ax_whereis(sys, reg, &first), AX_OK);
+  CU_ASSERT(wait_n(&finder_starts, 1));
+  CU_ASSERT_EQUAL(atomic_load(&finder_saw), first.id); /* found during its init */
+  ax_sup_child_info info[2];
+  CU_ASSERT_EQUAL_FATAL(which(sys, top_pid, info, 2), 1);
+  CU_ASSERT_EQUAL(info[0].pid.id, first.id);
+
+  CU_ASSERT_EQUAL(ax_system_exit(sys, first, AX_REASON_KILL), AX_OK);
+  CU_ASSERT(wait_n(&finder_starts, 2));
+  ax_pid second = AX_PID_NONE;
+  CU_ASSERT_EQUAL(ax_whereis(sys, reg, &second), AX_OK);
+  CU_ASSERT(!ax_pid_eq(first, second));
+  CU_ASSERT_EQUAL(atomic_load(&finder_saw), second.id);
+  CU_ASSERT(pid_dead(sys, first));
+  CU_ASSERT_EQUAL(counts(sys, top_pid).restarts, 1);
+  ax_system_free(sys);
+}
+
+/* A name already taken fails the start (AX_EEXIST) and leaves nothing
+ * behind; bad names are refused before anything starts. */
+static void test_sup_register_name_taken_or_bad(void) {
+  ax_system *sys = sys_new();
+  static const char reg[] = "taken";
+  ax_sup_spec a = {.name = "a", .register_name = reg};
+  ax_pid pa, pb = AX_PID_NONE, where;
+  CU_ASSERT_EQUAL_FATAL(ax_supervisor_start(sys, &a, &pa), AX_OK);
+  ax_sup_spec b = {.name = "b", .register_name = reg};
+  CU_ASSERT_EQUAL(ax_supervisor_start(sys, &b, &pb), AX_EEXIST);
+  CU_ASSERT_EQUAL(ax_whereis(sys, reg, &where), AX_OK);
+  CU_ASSERT_EQUAL(where.id, pa.id);
+  char longname[300];
+  memset(longname, 'n', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  ax_sup_spec c = {.name = "c", .register_name = longname};
+  CU_ASSERT_EQUAL(ax_supervisor_start(sys, &c, &pb), AX_EINVAL);
+  ax_sup_spec d = {.name = "d", .register_name = ""};
+  CU_ASSERT_EQUAL(ax_supervisor_start(sys, &d, &pb), AX_EINVAL);
+  longname[255] = '\0'; /* 255 bytes: the registry's longest */
+  ax_sup_spec e = {.name = "e", .register_name = longname};
+  CU_ASSERT_EQUAL(ax_supervisor_start(sys, &e, &pb), AX_OK);
+  CU_ASSERT_EQUAL(ax_whereis(sys, longname, &where), AX_OK);
+  CU_ASSERT_EQUAL(where.id, pb.id);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("sup.names");
   CU_ADD_TEST(s, test_sup_named_child_restarts_every_time);
   CU_ADD_TEST(s, test_sup_name_released_before_down_or_exit);
+  CU_ADD_TEST(s, test_sup_registered_supervisor_follows_restarts);
+  CU_ADD_TEST(s, test_sup_register_name_taken_or_bad);
   return ax_test_run();
 }

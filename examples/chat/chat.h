@@ -60,8 +60,6 @@ enum {
   MSG_CL_WHOIS,          /* -> client: chat_hdr of the asker: answer 311..318 */
   MSG_CL_WHO,            /* -> client: chat_hdr of the asker: answer 352/315 */
   MSG_CL_TICK,           /* client's own timer: idle and registration timeouts */
-  MSG_CL_SENDQ_KILL,     /* client's own timer: the send queue never drained */
-  MSG_CL_FLUSH,          /* client to itself: write what --coalesce gathered */
   /* cluster mode */
   MSG_CH_FWD,            /* channel -> channel of another node: fwd_hdr, extra, chat_hdr, line */
   MSG_CH_HELLO,          /* channel -> channel: sync_hdr + wire_member[]; answer MSG_CH_SYNC */
@@ -142,7 +140,6 @@ typedef struct chat_config {
   uint32_t ping_secs;  /* idle time before PING; as long again before the timeout */
   uint32_t flood;      /* lines per second before "Excess Flood"; 0 = off */
   bool crash_command;  /* accept CRASHCHAN (tests and the demo) */
-  bool coalesce;       /* gather MSG_OUT bytes, one write per mailbox batch */
   ax_pid chan_sup;     /* the "channels" supervisor (simple_one_for_one) */
   ax_pid client_sup;   /* the "clients" supervisor (simple_one_for_one) */
   bool cluster;        /* --node given: this server is a node of a cluster */

@@ -4,16 +4,21 @@
  * a longer line gets 417 and is dropped, the connection lives on), runs the IRC commands,
  * holds the client's nick in the registry ("nick:<rfc1459-lowercase>"),
  * and writes to its socket everything its channels and other clients send
- * it (MSG_OUT: a chat_hdr then the bytes, written with ax_conn_write_buf
- * from the shared buffer, no copy).
+ * it (MSG_OUT: a chat_hdr then the bytes, in the channel's one shared
+ * buffer). What a run produces (replies, fanned-out lines) is gathered in
+ * a write batch (ax_wbatch) and written by the end-of-run hook
+ * (client_flush): one system call for a run of up to 100 deliveries
+ * instead of one each. Lines are short, so the batch copies them (cheaper
+ * than holding the shared buffer's reference count until the flush).
  *
  * Send queue: the connection's high watermark is the send queue bound
  * (--sendq). A write refused with AX_EAGAIN, or the watermark reached
  * (AX_MSG_IO_BACKPRESSURE), means the client does not keep up: it leaves
  * its channels at once (QUIT "SendQ exceeded", others never wait for it),
- * and when its queue drains to the low watermark it gets
- * "ERROR :Closing Link: ... (SendQ exceeded)" and the connection closes;
- * if it never drains within 10 s the connection is reset.
+ * and "ERROR :Closing Link: ... (SendQ exceeded)" is queued behind what it
+ * has not read (ax_conn_close_with: past the watermark) as the connection
+ * closes; if it does not read it all within the close timeout (10 s) the
+ * connection is reset.
  *
  * Cluster mode: find_nick() resolves a nick on this node (the registry),
  * then among the other nodes' nicks (dir.c); every nick taken or given up
@@ -58,17 +63,31 @@ typedef struct client {
   int list_pending;
   bool listing;
   const char *quit_reason;
-  char *ob; /* --coalesce: bytes gathered since the last MSG_CL_FLUSH */
-  size_t oblen, obcap;
+  ax_wbatch *out; /* what this run wrote, written by client_flush */
 } client;
 
 /* ---- writing ---- */
 
 static void sendq_exceeded(ax_actor *self, client *s);
 
+/* Everything goes through the batch, so replies and deliveries keep their
+ * order; client_flush writes it at the end of the run. */
 static void write_raw(ax_actor *self, client *s, const char *p, size_t n) {
+  (void)self;
   if (s->sendq_over) return;
-  ax_err e = ax_conn_write(s->conn, p, n);
+  ax_wbatch_add(s->out, p, n); /* out of memory: the line is dropped */
+}
+
+/* Writes the batch now (before a final line, a close, or at the end of a
+ * run). A refusal means the client does not keep up. */
+static void write_out(ax_actor *self, client *s) {
+  if (s->sendq_over) {
+    ax_wbatch_clear(s->out);
+    return;
+  }
+  ax_err e = ax_wbatch_flush(s->out, s->conn);
+  if (e == AX_OK) return;
+  ax_wbatch_clear(s->out);
   if (e == AX_EAGAIN) sendq_exceeded(self, s);
 }
 
@@ -203,6 +222,7 @@ static void leave(ax_actor *self, client *s, const char *reason) {
 static void close_link(ax_actor *self, client *s, const char *reason) {
   leave(self, s, reason);
   reply(self, s, "ERROR :Closing Link: %s (%s)", s->host, reason);
+  write_out(self, s);
   ax_conn_close(s->conn);
 }
 
@@ -211,8 +231,13 @@ static void sendq_exceeded(ax_actor *self, client *s) {
   s->sendq_over = true;
   ax_log(ax_actor_system(self), AX_LOG_INFO, "chat: %s (%s): SendQ exceeded", me(s), s->peer);
   leave(self, s, "SendQ exceeded");
-  /* The ERROR line goes out when the queue drains (AX_MSG_IO_DRAINED). */
-  ax_send_after(self, 10000, ax_self(self), MSG_CL_SENDQ_KILL, NULL, 0, NULL);
+  /* The ERROR line goes behind everything queued, past the watermark, and
+   * the connection closes: sent if the client reads within the close
+   * timeout (10 s, listener.c), else the connection is reset. */
+  ax_wbatch_clear(s->out);
+  char line[HOST_MAX + 64];
+  int n = snprintf(line, sizeof line, "ERROR :Closing Link: %s (SendQ exceeded)\r\n", s->host);
+  ax_conn_close_with(s->conn, line, (size_t)n);
 }
 
 /* ---- registration ---- */
@@ -822,56 +847,18 @@ static ax_err client_behaviour(ax_actor *self, const ax_msg *msg) {
     if (seq && seen_before(s, origin, seq)) return AX_OK;
     size_t n = msg->len - sizeof(chat_hdr);
     if (!n) return AX_OK;
-    ax_err e;
-    if (chat_cfg.coalesce) {
-      /* One copy into our write buffer; the flush message goes behind
-       * everything already in the mailbox, so one write carries them all. */
-      if (s->oblen + n > s->obcap) {
-        size_t ncap = s->obcap ? s->obcap * 2 : 16384;
-        while (ncap < s->oblen + n) ncap *= 2;
-        char *nb = realloc(s->ob, ncap);
-        if (!nb) return AX_OK;
-        s->ob = nb;
-        s->obcap = ncap;
-      }
-      if (!s->oblen) ax_send(self, ax_self(self), MSG_CL_FLUSH, NULL, 0);
-      memcpy(s->ob + s->oblen, (const char *)msg->data + sizeof(chat_hdr), n);
-      s->oblen += n;
-      return AX_OK;
-    }
-    if (msg->buf) {
-      size_t off = (size_t)((const char *)msg->data - (const char *)ax_buf_data(msg->buf));
-      e = ax_conn_write_buf(s->conn, msg->buf, off + sizeof(chat_hdr), n);
-    } else {
-      e = ax_conn_write(s->conn, (const char *)msg->data + sizeof(chat_hdr), n);
-    }
-    if (e == AX_EAGAIN) sendq_exceeded(self, s);
+    write_raw(self, s, (const char *)msg->data + sizeof(chat_hdr), n);
     return AX_OK;
   }
-  case MSG_CL_FLUSH:
-    if (s->oblen && !s->dying && ax_conn_write(s->conn, s->ob, s->oblen) == AX_EAGAIN)
-      sendq_exceeded(self, s);
-    s->oblen = 0;
-    return AX_OK;
   case AX_MSG_IO_DATA:
     if (!s->dying) on_data(self, s, msg->data, msg->len);
     return AX_OK;
   case AX_MSG_IO_BACKPRESSURE:
     sendq_exceeded(self, s);
     return AX_OK;
-  case AX_MSG_IO_DRAINED:
-    if (s->sendq_over) {
-      char line[HOST_MAX + 64];
-      int n = snprintf(line, sizeof line, "ERROR :Closing Link: %s (SendQ exceeded)\r\n", s->host);
-      ax_conn_write(s->conn, line, (size_t)n);
-      ax_conn_close(s->conn);
-    }
-    return AX_OK;
-  case MSG_CL_SENDQ_KILL:
-    ax_conn_abort(s->conn);
-    return AX_OK;
   case AX_MSG_IO_PEER_SHUTDOWN:
     leave(self, s, "Remote host closed the connection");
+    write_out(self, s);
     ax_conn_close(s->conn);
     return AX_OK;
   case AX_MSG_IO_CLOSED: {
@@ -959,21 +946,26 @@ static ax_err client_init(ax_actor *self, void *state, const void *arg, size_t l
   if (end) hl = (size_t)(end - h);
   snprintf(s->host, sizeof s->host, "%s%.*s", h[0] == ':' ? "0" : "", (int)hl, h);
   if (!s->host[0]) snprintf(s->host, sizeof s->host, "localhost");
+  ax_err e = ax_wbatch_new(&s->out);
+  if (e != AX_OK) return e;
   s->started = s->last_rx = chat_now_ms();
   s->signon = (int64_t)time(NULL);
   uint32_t tick = chat_cfg.ping_secs * 1000u / 2u;
-  ax_err e = ax_send_interval(self, tick ? tick : 1, AX_TIMER_SKIP_MISSED, ax_self(self),
+  e = ax_send_interval(self, tick ? tick : 1, AX_TIMER_SKIP_MISSED, ax_self(self),
                               MSG_CL_TICK, NULL, 0, NULL);
   if (e == AX_OK) e = ax_conn_set_owner(s->conn, ax_self(self));
   if (e == AX_OK) e = ax_conn_resume_read(s->conn);
-  if (e != AX_OK) return e;
+  if (e != AX_OK) {
+    ax_wbatch_free(s->out); /* terminate does not run after a failed init */
+    return e;
+  }
   ax_log(ax_actor_system(self), AX_LOG_INFO, "chat: connect %s", s->peer);
   return AX_OK;
 }
 
 static void client_terminate(ax_actor *self, void *state, ax_reason reason) {
   client *s = state;
-  free(s->ob);
+  if (s->out) write_out(self, s); /* what the last run wrote before stopping */
   if (!s->logged_out)
     ax_log(ax_actor_system(self), AX_LOG_INFO, "chat: disconnect %s %s (%s)", s->peer, me(s),
            reason == AX_REASON_SHUTDOWN ? "server shutting down" : ax_reason_str(reason));
@@ -983,10 +975,19 @@ static void client_terminate(ax_actor *self, void *state, ax_reason reason) {
                      s->host);
     ax_conn_write(s->conn, line, (size_t)n);
   }
+  ax_wbatch_free(s->out);
+}
+
+/* The end of a run: one write for everything it produced. */
+static ax_err client_flush(ax_actor *self, void *state) {
+  client *s = state;
+  if (ax_wbatch_len(s->out)) write_out(self, s);
+  return AX_OK;
 }
 
 const ax_actor_spec chat_client_spec = {.name = "chat-client",
                                         .behaviour = client_behaviour,
                                         .state_size = sizeof(client),
                                         .init = client_init,
-                                        .terminate = client_terminate};
+                                        .terminate = client_terminate,
+                                        .flush = client_flush};

@@ -78,7 +78,7 @@ static ax_err listener_init(ax_actor *self, void *state, const void *arg, size_t
   ax_io_opts_init(&o);
   o.high_watermark = chat_cfg.sendq; /* the send queue bound, per client */
   o.low_watermark = chat_cfg.sendq / 4;
-  o.close_timeout_ms = 2000;
+  o.close_timeout_ms = 10000; /* the grace of a SendQ-exceeded client (client.c) */
   ax_err e = ax_listen(self, arg, &o, &s->l);
   if (e != AX_OK) {
     fprintf(stderr, "chat: cannot listen on %s: %s\n", (const char *)arg, ax_strerror(e));

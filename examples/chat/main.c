@@ -2,7 +2,7 @@
  * python-irc, nc) connect to it.
  *
  *   chat [--listen ADDR] [--sendq BYTES] [--ping SECS] [--flood LINES]
- *        [--coalesce] [--workers N] [--quiet] [--enable-crash-command]
+ *        [--workers N] [--quiet] [--enable-crash-command]
  *        [--node NAME --secret-file PATH [--cluster ADDR] [--join ADDR]...]
  *
  * Start it, then `irssi -c 127.0.0.1 -p 6667` (or `nc 127.0.0.1 6667`).
@@ -49,10 +49,6 @@ static void usage(FILE *f) {
           "                         again before it drops it (default 120)\n"
           "  --flood LINES          lines per second a client may send before it is\n"
           "                         disconnected (\"Excess Flood\"); 0 = off (default)\n"
-          "  --coalesce             copy what a client is sent into its own write\n"
-          "                         buffer and write it once per batch of messages\n"
-          "                         (fewer system calls; the default writes each\n"
-          "                         shared line as is, zero-copy, one send each)\n"
           "  --workers N            worker threads (default: one per CPU)\n"
           "  --quiet                log warnings only (default: one line per connect\n"
           "                         and disconnect)\n"
@@ -104,10 +100,6 @@ int main(int argc, char **argv) {
     }
     if (strcmp(a, "--quiet") == 0) {
       quiet = true;
-      continue;
-    }
-    if (strcmp(a, "--coalesce") == 0) {
-      chat_cfg.coalesce = true;
       continue;
     }
     if (strcmp(a, "--enable-crash-command") == 0) {

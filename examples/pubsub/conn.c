@@ -12,13 +12,13 @@
  * until answers come back (a pipelining publisher is paced by the broker,
  * never the other way round).
  *
- * Deliveries (MSG_DELIVER) are checked against the client's own sets (a
- * message in flight when the client unsubscribed is dropped), then copied
- * into `out`: the first of a burst is written at once, the rest at the
- * MSG_FLUSH the actor then sends itself (out_kick): many deliveries, one
- * write, without delaying a lone message.
- * A frame of BIG_FRAME bytes or more is written by reference instead (the
- * one shared buffer, no copy).
+ * Deliveries (records of a shard's MSG_BATCH, or MSG_DELIVER for a big
+ * frame) are checked against the client's own sets (a message in flight
+ * when the client unsubscribed is dropped), then copied into `out`, which
+ * the end-of-run hook (conn_flush) writes: everything one run of this
+ * actor produced -- replies to a pipeline, the deliveries of several shard
+ * batches -- goes out in one write. A frame of BIG_FRAME bytes or more is
+ * written by reference instead (the one shared buffer, no copy).
  *
  * Slow clients: when the socket's write queue refuses (AX_EAGAIN), what is
  * left waits in this actor's queue `q` (references, never read slabs) and
@@ -38,7 +38,6 @@
 #include "resp.h"
 
 #define MAX_HOLES 1024
-#define BIG_FRAME (16 * 1024)
 
 enum { H_PUBLISH = 1, H_NUMSUB, H_CHANNELS, H_NUMPAT };
 
@@ -63,7 +62,7 @@ typedef struct conn {
   resp_parser in;
   map chans, pats;
   obuf out;
-  bool flush_sched, blocked, read_paused, closing, closed, peer_eof;
+  bool blocked, read_paused, closing, closed, peer_eof;
   qent *q;
   size_t qhead, qn, qcap;
   uint64_t qbytes;
@@ -71,6 +70,7 @@ typedef struct conn {
   size_t hhead, hn, hcap;
   uint64_t next_seq;
   uint64_t soft_since_ms;
+  obuf *pub; /* per shard: this run's publishes (rec_hdr + wire_hdr + frame) */
 } conn;
 
 static uint64_t now_ms(void) {
@@ -194,17 +194,6 @@ static void flush_out(ax_actor *self, conn *s) {
   try_close(s);
 }
 
-/* Output that is not the answer to a read (deliveries, shard answers):
- * the first of a burst is written at once, the rest of the burst is
- * coalesced until the MSG_FLUSH this sends to self comes round, i.e. after
- * the messages already in the mailbox: low latency when idle, one write
- * per batch under load. */
-static void out_kick(ax_actor *self, conn *s) {
-  if (s->flush_sched) return;
-  flush_out(self, s);
-  if (ax_send(self, ax_self(self), MSG_FLUSH, NULL, 0) == AX_OK) s->flush_sched = true;
-}
-
 /* Writes a slice of a shared buffer by reference, in order. */
 static void write_ref(ax_actor *self, conn *s, ax_buf *b, size_t off, size_t len) {
   flush_out(self, s);
@@ -287,7 +276,6 @@ static void holes_drain(ax_actor *self, conn *s) {
     any = true;
   }
   if (!any) return;
-  out_kick(self, s);
   process(self, s); /* parsing may have stopped at MAX_HOLES */
 }
 
@@ -316,6 +304,50 @@ static void err_arity(conn *s, const char *fullname) {
   ob_errf(rb(s), "wrong number of arguments for '%s' command", fullname);
 }
 
+/* ---- publishes, batched per run ---- */
+
+/* A batch that could not be sent: its publishes answer 0. */
+static void pub_failed(conn *s, const char *p, size_t len) {
+  const char *end = p + len;
+  while ((size_t)(end - p) >= sizeof(rec_hdr) + sizeof(wire_hdr)) {
+    rec_hdr r;
+    wire_hdr w;
+    memcpy(&r, p, sizeof r);
+    memcpy(&w, p + sizeof r, sizeof w);
+    hole *h = hole_find(s, w.seq);
+    if (h) h->need = 0;
+    p += sizeof r + r.len;
+  }
+}
+
+/* Sends shard i this run's publishes in one MSG_PUBLISH (one buffer). */
+static void pub_flush(ax_actor *self, conn *s, uint32_t i) {
+  obuf *o = &s->pub[i];
+  if (!o->len) return;
+  if (o->oom) {
+    pub_failed(s, o->p, o->len);
+    ob_free(o);
+    return;
+  }
+  size_t len;
+  char *p = ob_take(o, &len);
+  ax_buf *b = NULL;
+  if (ax_buf_wrap(p, len, free_mem, NULL, &b) != AX_OK) {
+    pub_failed(s, p, len);
+    free(p);
+    return;
+  }
+  if (ax_send_buf(self, g_cfg.shards[i], MSG_PUBLISH, b, 0, len) != AX_OK) pub_failed(s, p, len);
+  ax_buf_release(b);
+}
+
+/* Before anything else goes to the shards (a SUBSCRIBE after a PUBLISH in
+ * one pipeline must reach the shard after it), and at the end of a run. */
+static void pub_flush_all(ax_actor *self, conn *s) {
+  if (!s->pub) return;
+  for (uint32_t i = 0; i < g_cfg.nshards; i++) pub_flush(self, s, i);
+}
+
 /* Sends one name list message per shard (SUB/UNSUB by the channel's shard;
  * PSUB/PUNSUB to all). */
 typedef struct batch {
@@ -332,8 +364,9 @@ static void batch_add(batch *b, uint32_t shard, const char *name, size_t len) {
   ob_add(&b->per[shard], name, len);
 }
 
-static void batch_send(ax_actor *self, batch *b, uint32_t type, bool to_all) {
+static void batch_send(ax_actor *self, conn *s, batch *b, uint32_t type, bool to_all) {
   if (!b->per) return;
+  pub_flush_all(self, s);
   for (uint32_t i = 0; i < g_cfg.nshards; i++) {
     obuf *o = to_all ? &b->per[0] : &b->per[i];
     if (o->len && !o->oom) ax_send(self, g_cfg.shards[i], type, o->p, o->len);
@@ -363,7 +396,7 @@ static void cmd_subscribe(ax_actor *self, conn *s, bool pattern) {
   }
   /* Sent before the replies are written: a PUBLISH made after the client
    * read its reply reaches the shard after this. */
-  batch_send(self, &b, pattern ? MSG_PSUB : MSG_SUB, pattern);
+  batch_send(self, s, &b, pattern ? MSG_PSUB : MSG_SUB, pattern);
 }
 
 static void drop_all(ax_actor *self, conn *s, bool pattern, bool notify) {
@@ -381,7 +414,7 @@ static void drop_all(ax_actor *self, conn *s, bool pattern, bool notify) {
     free(name);
     e = next;
   }
-  batch_send(self, &b, pattern ? MSG_PUNSUB : MSG_UNSUB, pattern);
+  batch_send(self, s, &b, pattern ? MSG_PUNSUB : MSG_UNSUB, pattern);
 }
 
 static void cmd_unsubscribe(ax_actor *self, conn *s, bool pattern) {
@@ -401,7 +434,7 @@ static void cmd_unsubscribe(ax_actor *self, conn *s, bool pattern) {
     }
     sub_reply(s, kind, ARG(i), ALEN(i), false);
   }
-  batch_send(self, &b, pattern ? MSG_PUNSUB : MSG_UNSUB, pattern);
+  batch_send(self, s, &b, pattern ? MSG_PUNSUB : MSG_UNSUB, pattern);
 }
 
 static void cmd_publish(ax_actor *self, conn *s) {
@@ -412,30 +445,36 @@ static void cmd_publish(ax_actor *self, conn *s) {
     ob_err(rb(s), "OOM", 3);
     return;
   }
-  obuf f = {0};
-  f.cap = sizeof(wire_hdr) + 64 + cl + pll;
-  f.p = malloc(f.cap);
-  if (!f.p) f.oom = true;
-  wire_hdr w = {0};
-  w.seq = h->seq;
-  ob_add(&f, &w, sizeof w);
-  ob_add(&f, "*3\r\n$7\r\nmessage\r\n", 17);
-  ob_bulk(&f, ch, cl);
-  w.ch_off = (uint32_t)(f.len - sizeof w - cl - 2);
-  w.ch_len = (uint32_t)cl;
-  ob_bulk(&f, pl, pll);
-  w.pl_off = (uint32_t)(f.len - sizeof w - pll - 2);
-  w.pl_len = (uint32_t)pll;
-  ax_buf *b = NULL;
-  if (!f.oom) memcpy(f.p, &w, sizeof w);
-  if (f.oom || ax_buf_wrap(f.p, f.len, free_mem, NULL, &b) != AX_OK) {
-    ob_free(&f);
-    h->need = 0; /* answers 0 */
+  if (!s->pub && !(s->pub = calloc(g_cfg.nshards, sizeof(obuf)))) {
+    h->need = 0; /* out of memory: answers 0 */
     return;
   }
-  if (ax_send_buf(self, g_cfg.shards[shard_of(ch, cl)], MSG_PUBLISH, b, 0, f.len) != AX_OK)
-    h->need = 0;
-  ax_buf_release(b);
+  /* One record of this run's batch for the channel's shard (pub_flush):
+   * rec_hdr, wire_hdr, then the "message" frame the subscribers get. */
+  obuf *f = &s->pub[shard_of(ch, cl)];
+  size_t start = f->len;
+  rec_hdr r = {REC_PUBLISH, 0};
+  wire_hdr w = {0};
+  w.seq = h->seq;
+  ob_add(f, &r, sizeof r);
+  ob_add(f, &w, sizeof w);
+  size_t frame = f->len;
+  ob_add(f, "*3\r\n$7\r\nmessage\r\n", 17);
+  ob_bulk(f, ch, cl);
+  w.ch_off = (uint32_t)(f->len - frame - cl - 2);
+  w.ch_len = (uint32_t)cl;
+  ob_bulk(f, pl, pll);
+  w.pl_off = (uint32_t)(f->len - frame - pll - 2);
+  w.pl_len = (uint32_t)pll;
+  if (f->oom) {
+    h->need = 0; /* out of memory: answers 0 (the batch is dropped whole) */
+    return;
+  }
+  r.len = (uint32_t)(f->len - start - sizeof r);
+  memcpy(f->p + start, &r, sizeof r);
+  memcpy(f->p + start + sizeof r, &w, sizeof w);
+  /* A big message goes at once, so the batch never holds more than one. */
+  if (r.len >= BIG_FRAME) pub_flush(self, s, shard_of(ch, cl));
 }
 
 static const char *pubsub_help[] = {
@@ -478,6 +517,7 @@ static void send_query(ax_actor *self, conn *s, uint32_t kind, uint32_t hkind, s
     h->ncounts = s->in.argc - first;
     h->counts = calloc(h->ncounts + 1, sizeof *h->counts);
   }
+  pub_flush_all(self, s);
   for (uint32_t i = 0; i < need; i++)
     if (m.oom || ax_send(self, g_cfg.shards[i], MSG_QUERY, m.p, m.len) != AX_OK) h->need--;
   ob_free(&m);
@@ -703,7 +743,7 @@ static void process(ax_actor *self, conn *s) {
   resp_compact(&s->in);
   if (s->peer_eof && !stalled) s->closing = true;
   set_reading(s, !stalled && !s->closing);
-  flush_out(self, s);
+  /* The replies go out at the end of the run (conn_flush). */
 }
 
 /* ---- the actor ---- */
@@ -718,25 +758,56 @@ static ax_err conn_init(ax_actor *self, void *state, const void *arg, size_t len
   return AX_OK;
 }
 
-static void on_deliver(ax_actor *self, conn *s, const ax_msg *msg) {
-  if (s->closing || s->closed || !msg->buf || msg->len < sizeof(wire_hdr)) return;
+/* One delivery: data[0..len) = wire_hdr + frame; buf (MSG_DELIVER) holds
+ * it when it is big enough to be written by reference. */
+static void on_deliver(ax_actor *self, conn *s, const char *data, size_t len, ax_buf *buf) {
+  if (s->closing || s->closed || len < sizeof(wire_hdr)) return;
   wire_hdr h;
-  memcpy(&h, msg->data, sizeof h);
-  const char *frame = (const char *)msg->data + sizeof h;
-  size_t flen = msg->len - sizeof h;
+  memcpy(&h, data, sizeof h);
+  const char *frame = data + sizeof h;
+  size_t flen = len - sizeof h;
+  if (!wire_ok(&h, flen)) return;
   bool subscribed = h.is_pmessage ? map_get(&s->pats, frame + h.pat_off, h.pat_len) != NULL
                               : map_get(&s->chans, frame + h.ch_off, h.ch_len) != NULL;
   if (!subscribed) return; /* unsubscribed while it was on its way */
-  if (s->hn) {
+  if (s->hn || !buf || flen < BIG_FRAME) {
     ob_add(rb(s), frame, flen);
-  } else if (flen < BIG_FRAME) {
-    ob_add(&s->out, frame, flen);
-    out_kick(self, s);
   } else {
-    size_t off = (size_t)(frame - (const char *)ax_buf_data(msg->buf));
-    write_ref(self, s, msg->buf, off, flen);
+    size_t off = (size_t)(frame - (const char *)ax_buf_data(buf));
+    write_ref(self, s, buf, off, flen);
   }
   check_limits(self, s);
+}
+
+/* A publish's receiver count: fills its hole. */
+static void on_publish_done(conn *s, const publish_done *d) {
+  hole *h = hole_find(s, d->seq);
+  if (h && h->need) {
+    h->n += d->receivers;
+    h->need--;
+  }
+}
+
+/* A shard's batch: its records in order. */
+static void on_batch(ax_actor *self, conn *s, const char *p, size_t len) {
+  const char *end = p + len;
+  bool done = false;
+  while ((size_t)(end - p) >= sizeof(rec_hdr)) {
+    rec_hdr r;
+    memcpy(&r, p, sizeof r);
+    p += sizeof r;
+    if (r.len > (size_t)(end - p)) break;
+    if (r.kind == REC_DELIVER) {
+      on_deliver(self, s, p, r.len, NULL);
+    } else if (r.kind == REC_DONE && r.len >= sizeof(publish_done)) {
+      publish_done d;
+      memcpy(&d, p, sizeof d);
+      on_publish_done(s, &d);
+      done = true;
+    }
+    p += r.len;
+  }
+  if (done) holes_drain(self, s);
 }
 
 static void on_drained(ax_actor *self, conn *s) {
@@ -768,21 +839,16 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
     process(self, s);
     return AX_OK;
   case MSG_DELIVER:
-    on_deliver(self, s, msg);
+    if (msg->buf) on_deliver(self, s, msg->data, msg->len, msg->buf);
     return AX_OK;
-  case MSG_FLUSH:
-    s->flush_sched = false;
-    flush_out(self, s);
+  case MSG_BATCH:
+    on_batch(self, s, msg->data, msg->len);
     return AX_OK;
   case MSG_PUBLISH_DONE: {
     publish_done d;
     if (msg->len < sizeof d) return AX_OK;
     memcpy(&d, msg->data, sizeof d);
-    hole *h = hole_find(s, d.seq);
-    if (h && h->need) {
-      h->n += d.receivers;
-      h->need--;
-    }
+    on_publish_done(s, &d);
     holes_drain(self, s);
     return AX_OK;
   }
@@ -844,12 +910,23 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
     free(h->counts);
   }
   free(s->holes);
+  if (s->pub)
+    for (uint32_t i = 0; i < g_cfg.nshards; i++) ob_free(&s->pub[i]);
+  free(s->pub);
   ob_free(&s->out);
   resp_free(&s->in);
+}
+
+/* The end of a run: one write for everything it produced. */
+static ax_err conn_flush(ax_actor *self, void *state) {
+  pub_flush_all(self, state);
+  flush_out(self, state);
+  return AX_OK;
 }
 
 const ax_actor_spec conn_spec = {.name = "pubsub-conn",
                                  .behaviour = conn_behaviour,
                                  .state_size = sizeof(conn),
                                  .init = conn_init,
-                                 .terminate = conn_terminate};
+                                 .terminate = conn_terminate,
+                                 .flush = conn_flush};

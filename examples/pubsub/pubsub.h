@@ -21,6 +21,7 @@
 #define PUBSUB_H
 
 #include <axon.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -30,15 +31,20 @@ enum {
   MSG_UNSUB,
   MSG_PSUB,
   MSG_PUNSUB,
-  /* conn -> shard: buf slice = wire_hdr + the RESP "message" frame. */
+  /* conn -> shard: the publishes of one run of the conn for this shard, in
+   * one buffer: records {rec_hdr REC_PUBLISH, wire_hdr + the RESP "message"
+   * frame}. */
   MSG_PUBLISH,
   /* shard -> conn: publish_done. */
   MSG_PUBLISH_DONE,
-  /* shard -> conn: buf slice = wire_hdr + a RESP message/pmessage frame,
-   * one buffer shared by every subscriber it goes to. */
+  /* shard -> conn: buf slice = wire_hdr + a RESP message/pmessage frame of
+   * BIG_FRAME bytes or more, one buffer shared by every subscriber it goes
+   * to (smaller frames travel in MSG_BATCH). */
   MSG_DELIVER,
-  /* conn -> conn (self): write the coalesced deliveries. */
-  MSG_FLUSH,
+  /* shard -> conn: what one run of the shard has for this conn, in order:
+   * records {rec_hdr, len bytes}: REC_DELIVER (wire_hdr + frame) and
+   * REC_DONE (publish_done). One message per conn per shard run. */
+  MSG_BATCH,
   /* conn -> shard: query_hdr + (NUMSUB: names | CHANNELS: optional pattern). */
   MSG_QUERY,
   /* shard -> conn: query_hdr + (NUMSUB: u64 per name | CHANNELS: names |
@@ -54,6 +60,16 @@ enum {
 
 enum { Q_NUMSUB = 1, Q_CHANNELS = 2, Q_NUMPAT = 3 };
 
+/* Frames of at least this many bytes go by reference (MSG_DELIVER), never
+ * copied; smaller ones are copied into the shard's batches and the conn's
+ * output buffer (cheaper than a shared reference count per subscriber). */
+#define BIG_FRAME (16 * 1024)
+
+enum { REC_DELIVER = 1, REC_DONE = 2, REC_PUBLISH = 3 };
+typedef struct rec_hdr {
+  uint32_t kind, len;
+} rec_hdr;
+
 /* In front of every published frame. Offsets are from the frame's start. */
 typedef struct wire_hdr {
   uint64_t seq;             /* the publisher's sequence number (its reply slot) */
@@ -62,6 +78,13 @@ typedef struct wire_hdr {
   uint32_t pat_off, pat_len;/* pmessage: the pattern */
   uint32_t is_pmessage;     /* 1: a pmessage frame (the pattern may be empty) */
 } wire_hdr;
+
+/* The offsets of h lie inside a frame of flen bytes. Frames from another
+ * node (MSG_RPUBLISH) are peer bytes: checked before any offset is used. */
+static inline bool wire_ok(const wire_hdr *h, size_t flen) {
+  return h->ch_off <= flen && h->ch_len <= flen - h->ch_off && h->pl_off <= flen &&
+         h->pl_len <= flen - h->pl_off && h->pat_off <= flen && h->pat_len <= flen - h->pat_off;
+}
 
 typedef struct publish_done {
   uint64_t seq;

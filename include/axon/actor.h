@@ -34,6 +34,18 @@ typedef ax_err (*ax_init_fn)(ax_actor *self, void *state, const void *arg, size_
  * reason (including system shutdown), on a worker thread. It may send. */
 typedef void (*ax_terminate_fn)(ax_actor *self, void *state, ax_reason reason);
 
+/* flush runs after a run of messages: when the actor has handled one or
+ * more messages (behaviour calls) in a run on a worker and is about to give
+ * the worker back, whether its mailbox is empty or its batch budget
+ * (ax_system_config.batch) is spent. It is the place to write out what the
+ * run accumulated: one vectored socket write for many replies (see
+ * ax_conn_writev), one frame for many small sends. Never called for a run
+ * that delivered nothing, nor while the actor is stopping (terminate runs
+ * instead: write out there too). Thread: owner, like the behaviour; it may
+ * send, spawn and write. Return AX_OK to go on; any other value stops the
+ * actor with reason AX_REASON_ERROR + err, as from the behaviour. */
+typedef ax_err (*ax_flush_fn)(ax_actor *self, void *state);
+
 /* What happens when a bounded mailbox (mailbox_limit > 0) is full. System
  * signals (exits, monitors, stop) are never limited or dropped. */
 typedef enum ax_overflow {
@@ -63,6 +75,7 @@ typedef struct ax_actor_spec {
   ax_terminate_fn terminate; /* optional */
   uint32_t mailbox_limit;    /* 0: unbounded user lane */
   ax_overflow overflow;      /* policy when the limit is reached */
+  ax_flush_fn flush;         /* optional: end of each run (see ax_flush_fn) */
 } ax_actor_spec;
 
 /* ax_spawn starts a new actor from inside another actor's callback. On AX_OK

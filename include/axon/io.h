@@ -255,6 +255,49 @@ typedef struct ax_iov {
  * size_t, or a zero handle). */
 AX_API ax_err ax_conn_writev(ax_conn c, const ax_iov *iov, size_t n);
 
+/* ---- write batches: many small writes, one system call ----
+ *
+ * An ax_wbatch gathers what one writer produces during a run (replies,
+ * fanned-out lines, frames) and writes it at the end with as few
+ * ax_conn_writev calls as possible: consecutive copied bytes form one part,
+ * so a run of a hundred 64-byte lines becomes one sendmsg. The usual place
+ * to flush is the actor's end-of-run hook (ax_actor_spec.flush). Slices of
+ * shared buffers shorter than AX_WBATCH_REF_MIN bytes are copied (cheaper
+ * than a shared reference count touched by every reader); longer ones are
+ * held by reference until written, never copied by the batch. A batch
+ * belongs to one thread at a time (an actor's state): no locking. */
+typedef struct ax_wbatch ax_wbatch;
+
+#define AX_WBATCH_REF_MIN 2048
+
+/* ax_wbatch_new makes an empty batch (*out). Errors: AX_EINVAL (out NULL),
+ * AX_ENOMEM. Free with ax_wbatch_free, which drops what was not written. */
+AX_API ax_err ax_wbatch_new(ax_wbatch **out);
+AX_API void ax_wbatch_free(ax_wbatch *b); /* NULL: no-op */
+
+/* ax_wbatch_add appends a copy of data[0..len). ax_wbatch_add_buf appends
+ * buf's bytes [off, off+len): copied below AX_WBATCH_REF_MIN, otherwise
+ * the batch takes its own reference (the caller keeps its own).
+ * Errors: AX_EINVAL (b NULL, data NULL with len > 0, buf NULL, slice out
+ * of range), AX_ENOMEM (nothing appended). len 0 appends nothing. */
+AX_API ax_err ax_wbatch_add(ax_wbatch *b, const void *data, size_t len);
+AX_API ax_err ax_wbatch_add_buf(ax_wbatch *b, ax_buf *buf, size_t off, size_t len);
+
+/* Bytes waiting in the batch. Never fails (0 for NULL). */
+AX_API size_t ax_wbatch_len(const ax_wbatch *b);
+
+/* ax_wbatch_flush writes everything in the batch to c, in order, as
+ * consecutive ax_conn_writev calls of up to AX_IOV_MAX parts, and empties
+ * it. On an error (AX_EAGAIN: c's queue is past its high watermark,
+ * AX_ECLOSED, AX_ENOMEM, ...) the writes already made stand and the parts
+ * not written stay in the batch, in order: flush again later or drop them
+ * with ax_wbatch_clear. An empty batch returns AX_OK without a call.
+ * Thread: the batch's owner; c may be any connection. */
+AX_API ax_err ax_wbatch_flush(ax_wbatch *b, ax_conn c);
+
+/* ax_wbatch_clear drops everything waiting (references released). */
+AX_API void ax_wbatch_clear(ax_wbatch *b);
+
 /* ax_conn_notify_below asks for one AX_MSG_IO_BELOW to the owner when the
  * write queue is at or below `bytes` (at once if it already is: the
  * message is sent from this call). One-shot: each message needs a new
@@ -275,6 +318,20 @@ AX_API ax_err ax_conn_notify_below(ax_conn c, size_t bytes);
  * with AX_ECLOSED from the call on. Thread: any. Errors: AX_ECLOSED,
  * AX_EINVAL (zero handle). */
 AX_API ax_err ax_conn_close(ax_conn c);
+
+/* Most bytes ax_conn_close_with takes. */
+#define AX_CONN_FINAL_MAX 4096
+
+/* ax_conn_close_with queues data[0..len) behind everything already queued,
+ * even past the high watermark (the last words to a client that does not
+ * keep up: "ERROR :Closing Link: ... (SendQ exceeded)"), then closes as
+ * ax_conn_close does: it is sent within close_timeout_ms with the rest, or
+ * dropped with it. At most AX_CONN_FINAL_MAX bytes, so the headroom past
+ * the mark is bounded. Thread: any. Errors: AX_EINVAL (len over the max,
+ * data NULL with len > 0, a zero handle), AX_ECLOSED (closed or closing:
+ * nothing queued), AX_ESTATE (still connecting), AX_ENOMEM (the bytes
+ * could not be queued: the connection closes without them). */
+AX_API ax_err ax_conn_close_with(ax_conn c, const void *data, size_t len);
 
 /* ax_conn_abort closes at once: queued bytes are dropped and the peer gets
  * a reset; the owner gets AX_MSG_IO_CLOSED (reason ABORT). Thread: any.

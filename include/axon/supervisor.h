@@ -82,6 +82,12 @@ typedef struct ax_sup_spec {
   const ax_child_spec *children; /* simple_one_for_one: exactly one, the template
                                     of the dynamic children (none started at first) */
   size_t nchildren;
+  /* Optional, as OTP's {local, Name}: the supervisor registers itself under
+   * this name (ax_register, 1..255 bytes, copied) at every start, before it
+   * starts its children, so they and anyone else find it with ax_whereis,
+   * and the name follows it across its restarts. A name already taken
+   * fails the start with AX_EEXIST. NULL: not registered. */
+  const char *register_name;
 } ax_sup_spec;
 
 /* The supervisor's actor spec, for child specs of sub-supervisors:

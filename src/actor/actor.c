@@ -380,6 +380,7 @@ ax__actor_ext *ax__ext(ax_actor *a) {
 /* Delivers n to the behaviour, then drops the buffer reference at once (the
  * node itself lives on as the lane's stub until the next pop). */
 static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
+  c->delivered = true;
   ax_err e = a->behaviour(a, &n->msg);
   if (n->msg.buf) {
     ax_buf_release(n->msg.buf);
@@ -525,16 +526,25 @@ static bool release_run(ax_actor *a) {
 
 static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started);
 
+/* The spec's end-of-run hook (see ax_flush_fn): an error stops the actor
+ * as a behaviour's would. */
+static void run_flush(ax_actor *a, ax__ctx *c) {
+  ax_err e = a->spec->flush(a, ax__actor_state(a));
+  if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
+}
+
 ax__run_result ax__actor_run(ax_actor *a) {
   ax__ctx *c = ax__ctx_get();
   c->current = a;
   c->exiting = false;
+  c->delivered = false;
   c->mute_on = 0;
   /* The system lane is almost always empty: test it inline (process_sys
    * is out of line since exit placeholders call it too). */
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
     process_sys(a, c);
   if (!c->exiting) process_user(a, c, a->sys->cfg.batch);
+  if (c->delivered && !c->exiting && a->spec->flush) run_flush(a, c);
   c->current = NULL;
   if (c->exiting) {
     finalize(a, c, c->reason, true);

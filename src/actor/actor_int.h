@@ -138,6 +138,7 @@ struct ax__ctx {
   ax__worker *worker; /* NULL on a non-worker thread */
   ax_actor *current;  /* the actor whose callback is running, or NULL */
   bool exiting;       /* the current actor asked to stop */
+  bool delivered;     /* the behaviour ran in this run (flush is due) */
   ax_reason reason;
   uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
 };

@@ -288,11 +288,11 @@ static void unqueue(ax__conn *c, ax__wchunk *tail, size_t tail_len, size_t bytes
 /* The one write path: iov[0..n) (validated; total bytes in all) as one
  * contiguous write, all of it queued or none. ax_conn_write and
  * ax_conn_write_buf are the one-part case. */
-static ax_err write_locked(ax__conn *c, const ax_iov *iov, size_t n, size_t total) {
+static ax_err write_locked(ax__conn *c, const ax_iov *iov, size_t n, size_t total, bool final) {
   if (c->state == AX__CS_CONNECTING) return AX_ESTATE;
   if (c->state != AX__CS_OPEN) return AX_ECLOSED;
   if (!total) return AX_OK;
-  if (c->wq_head && c->wq_bytes + total > c->o.opts.high_watermark) {
+  if (!final && c->wq_head && c->wq_bytes + total > c->o.opts.high_watermark) {
     ax_err e = over_high(c);
     return e == AX_OK ? AX_EAGAIN : e;
   }
@@ -356,7 +356,7 @@ static ax_err write_locked(ax__conn *c, const ax_iov *iov, size_t n, size_t tota
     int err = flush_locked(c);
     if (err) return fail_locked(c, AX_IO_CLOSE_ERROR, err);
   }
-  if (c->wq_bytes >= c->o.opts.high_watermark) return over_high(c);
+  if (!final && c->wq_bytes >= c->o.opts.high_watermark) return over_high(c);
   return AX_OK;
 }
 
@@ -365,7 +365,7 @@ static ax_err conn_write(ax_conn h, const ax_iov *iov, size_t n, size_t total) {
   ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
   if (!c) return AX_ECLOSED;
   pthread_mutex_lock(&c->wlock);
-  ax_err e = write_locked(c, iov, n, total);
+  ax_err e = write_locked(c, iov, n, total, false);
   pthread_mutex_unlock(&c->wlock);
   ax__iobj_put(&c->o);
   return e;
@@ -749,6 +749,21 @@ ax_err ax_conn_close(ax_conn h) {
   if (ok) ax__io_close_req(&c->o, AX_IO_CLOSE_LOCAL, 0, AX__CMD_CLOSE);
   ax__iobj_put(&c->o);
   return ok ? AX_OK : AX_ECLOSED;
+}
+
+ax_err ax_conn_close_with(ax_conn h, const void *data, size_t len) {
+  if (!h.sys || (!data && len) || len > AX_CONN_FINAL_MAX) return AX_EINVAL;
+  ax__conn *c = (ax__conn *)ax__iobj_get(h.sys, h.id, AX__IO_CONN);
+  if (!c) return AX_ECLOSED;
+  pthread_mutex_lock(&c->wlock);
+  ax_iov v = {data, len, NULL};
+  ax_err e = write_locked(c, &v, 1, len, true); /* past the watermark */
+  bool close = e == AX_OK || e == AX_ENOMEM;
+  if (close) set_state(c, AX__CS_CLOSING);
+  pthread_mutex_unlock(&c->wlock);
+  if (close) ax__io_close_req(&c->o, AX_IO_CLOSE_LOCAL, 0, AX__CMD_CLOSE);
+  ax__iobj_put(&c->o);
+  return e;
 }
 
 ax_err ax_conn_abort(ax_conn h) {

@@ -398,7 +398,7 @@ static void free_all(ax__sup *s) {
 /* Reads the children of a blob (in order); reaper lists carry pids. */
 static ax_err load_children(ax_actor *self, ax__sup *s, const void *blob, size_t len,
                             const ax__sup_hdr *h) {
-  size_t off = sizeof(*h) + ((h->name_len + 7u) & ~7u);
+  size_t off = ax__sup_children_off(h);
   for (uint32_t i = 0; i < h->nchildren; i++) {
     ax__sup_rec r;
     const char *id;
@@ -482,6 +482,15 @@ static ax_err sup_init(ax_actor *self, void *state, const void *arg, size_t len)
   s->parent.id = h.parent;
   ax_err e = ax_trap_exit(self, true);
   if (e != AX_OK) return e;
+  if (h.reg_len && h.magic == AX__SUP_MAGIC) {
+    /* Before the children start, so that they can find it (OTP's order). */
+    char reg[AX__SUP_REG_MAX + 1];
+    memcpy(reg, (const char *)arg + sizeof(h) + ((h.name_len + 7u) & ~(size_t)7u), h.reg_len);
+    reg[h.reg_len] = '\0';
+    if (strlen(reg) != h.reg_len) return AX_EINVAL;
+    e = ax_register(ax_actor_system(self), reg, ax_self(self));
+    if (e != AX_OK) return e;
+  }
   e = load_children(self, s, arg, len, &h);
   if (e != AX_OK) {
     free_all(s);

@@ -10,8 +10,8 @@
 #include "axon/supervisor.h"
 
 /* ---- packed specs ----
- * A supervisor's init argument is one blob: an ax__sup_hdr, the name, then
- * nchildren records. A record is an ax__sup_rec, the id, then the init arg
+ * A supervisor's init argument is one blob: an ax__sup_hdr, the name, the
+ * name to register (if any), then nchildren records. A record is an ax__sup_rec, the id, then the init arg
  * (for a sub-supervisor: its own blob, nested). Everything is read with
  * memcpy, so nothing needs alignment; records are padded to 8 bytes. The
  * same record is the payload of AX_SUP_REQ_START_CHILD. Pointers in a blob
@@ -30,7 +30,16 @@ typedef struct ax__sup_hdr {
   uint32_t period_ms; /* resolved */
   uint32_t nchildren;
   uint32_t name_len;
+  uint32_t reg_len;   /* register_name, after the name (0: none) */
 } ax__sup_hdr;
+
+#define AX__SUP_REG_MAX 255 /* the registry's longest name */
+
+/* Where a blob's records start: after the header, the name and the
+ * registered name, each padded to 8. */
+static inline size_t ax__sup_children_off(const ax__sup_hdr *h) {
+  return sizeof(*h) + ((h->name_len + 7u) & ~(size_t)7u) + ((h->reg_len + 7u) & ~(size_t)7u);
+}
 
 typedef struct ax__sup_rec {
   uint64_t start;    /* (uintptr_t) const ax_actor_spec *, 0 for dynamic children */

@@ -24,8 +24,9 @@ bool ax__sup_read_hdr(const void *blob, size_t len, ax__sup_hdr *hdr) {
   if (!blob || len < sizeof(*hdr)) return false;
   memcpy(hdr, blob, sizeof(*hdr));
   if (hdr->magic != AX__SUP_MAGIC && hdr->magic != AX__REAP_MAGIC) return false;
-  if (hdr->total != len || hdr->name_len > AX_SUP_ID_MAX) return false;
-  return sizeof(*hdr) + pad8(hdr->name_len) <= len;
+  if (hdr->total != len || hdr->name_len > AX_SUP_ID_MAX || hdr->reg_len > AX__SUP_REG_MAX)
+    return false;
+  return ax__sup_children_off(hdr) <= len;
 }
 
 bool ax__sup_read_rec(const void *blob, size_t len, size_t *off, ax__sup_rec *rec,
@@ -89,9 +90,11 @@ static ax_err sup_size(const ax_sup_spec *s, int depth, size_t *out) {
   if (!s || depth > AX__SUP_MAX_DEPTH) return AX_EINVAL;
   if ((unsigned)s->strategy > AX_SUP_SIMPLE_ONE_FOR_ONE) return AX_EINVAL;
   if (s->name && (!id_len(s->name) && s->name[0])) return AX_EINVAL;
+  size_t reg = s->register_name ? strnlen(s->register_name, AX__SUP_REG_MAX + 1) : 0;
+  if (s->register_name && (reg == 0 || reg > AX__SUP_REG_MAX)) return AX_EINVAL;
   if ((s->nchildren && !s->children) || s->nchildren > UINT32_MAX) return AX_EINVAL;
   if (s->strategy == AX_SUP_SIMPLE_ONE_FOR_ONE && s->nchildren != 1) return AX_EINVAL;
-  size_t total = sizeof(ax__sup_hdr) + pad8(s->name ? id_len(s->name) : 0);
+  size_t total = sizeof(ax__sup_hdr) + pad8(s->name ? id_len(s->name) : 0) + pad8(reg);
   for (size_t i = 0; i < s->nchildren; i++) {
     size_t n;
     ax_err e = child_size(&s->children[i], false, depth, &n);
@@ -159,6 +162,10 @@ static size_t write_sup(const ax_sup_spec *s, uint64_t parent, uint64_t waiter, 
   memset(p + off, 0, pad8(h.name_len));
   if (h.name_len) memcpy(p + off, s->name, h.name_len);
   off += pad8(h.name_len);
+  h.reg_len = (uint32_t)(s->register_name ? strlen(s->register_name) : 0);
+  memset(p + off, 0, pad8(h.reg_len));
+  if (h.reg_len) memcpy(p + off, s->register_name, h.reg_len);
+  off += pad8(h.reg_len);
   for (size_t i = 0; i < s->nchildren; i++) off += write_child(&s->children[i], false, p + off);
   h.total = (uint32_t)off;
   memcpy(p, &h, sizeof(h));

@@ -29,8 +29,7 @@ class Server:
     def __init__(self, binary, *args):
         self.log = tempfile.TemporaryFile()
         self.out = tempfile.TemporaryFile()
-        # CHAT_SERVER_ARGS: extra options for every server (ctest runs some
-        # tests again with --coalesce)
+        # CHAT_SERVER_ARGS: extra options for every server
         args = list(args) + os.environ.get("CHAT_SERVER_ARGS", "").split()
         self.proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", *args],
                                      stdout=self.out, stderr=self.log)
