@@ -15,12 +15,19 @@
 
 #include "fuzz_util.h"
 
+/* client.c's writes go through a write batch (ax_wbatch) flushed at the
+ * end of each run; the batch calls and the socket calls are redirected
+ * here, where every write is checked (nothing is kept). */
 #define ax_conn_write fz_conn_write
 #define ax_conn_write_buf fz_conn_write_buf
 #define ax_conn_close fz_conn_close
+#define ax_conn_close_with fz_conn_close_with
 #define ax_conn_abort fz_conn_abort
 #define ax_conn_set_owner fz_conn_set_owner
 #define ax_conn_resume_read fz_conn_resume_read
+#define ax_wbatch_add fz_wbatch_add
+#define ax_wbatch_add_buf fz_wbatch_add_buf
+#define ax_wbatch_flush fz_wbatch_flush
 #include "client.c"
 
 chat_config chat_cfg;
@@ -61,6 +68,22 @@ ax_err fz_conn_write_buf(ax_conn c, ax_buf *buf, size_t off, size_t len) {
   check_lines((const char *)ax_buf_data(buf) + off, len, "write_buf to the client");
   return AX_OK;
 }
+ax_err fz_conn_close_with(ax_conn c, const void *data, size_t len) {
+  (void)c;
+  check_lines(data, len, "last words to the client");
+  return AX_OK;
+}
+ax_err fz_wbatch_add(ax_wbatch *b, const void *data, size_t len) {
+  (void)b;
+  check_lines(data, len, "write to the client");
+  return AX_OK;
+}
+ax_err fz_wbatch_add_buf(ax_wbatch *b, ax_buf *buf, size_t off, size_t len) {
+  (void)b;
+  check_lines((const char *)ax_buf_data(buf) + off, len, "buffer to the client");
+  return AX_OK;
+}
+ax_err fz_wbatch_flush(ax_wbatch *b, ax_conn c) { return (void)b, (void)c, AX_OK; }
 ax_err fz_conn_close(ax_conn c) { return (void)c, AX_OK; }
 ax_err fz_conn_abort(ax_conn c) { return (void)c, AX_OK; }
 ax_err fz_conn_set_owner(ax_conn c, ax_pid pid) { return (void)c, (void)pid, AX_OK; }
@@ -129,6 +152,7 @@ static ax_err runner_behaviour(ax_actor *self, const ax_msg *msg) {
   uint8_t cfg = fz_u8(&in);
   uint32_t rng = fz_u8(&in);
   memset(s, 0, sizeof *s);
+  FZ_CHECK(ax_wbatch_new(&s->out) == AX_OK);
   snprintf(s->peer, sizeof s->peer, "127.0.0.1:40000");
   snprintf(s->host, sizeof s->host, "127.0.0.1");
   chat_cfg.crash_command = cfg & 2;
@@ -148,6 +172,9 @@ static ax_err runner_behaviour(ax_actor *self, const ax_msg *msg) {
     in.n -= c;
   }
   leave(self, s, "end of input"); /* gives up the nick, leaves the channels */
+  write_out(self, s);
+  ax_wbatch_free(s->out);
+  s->out = NULL;
   pthread_mutex_lock(&mu);
   done_seq++;
   pthread_cond_broadcast(&cv);
