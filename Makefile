@@ -11,13 +11,16 @@
 #               churn for SOAK_SECONDS (default 600), checking loss, RSS, fds
 #   make test-faults  the multi-process fault tests (kill -9, SIGSTOP, network
 #               cut between node processes; also part of make test)
+#   make fuzz   build the libFuzzer targets (clang-14, build-fuzz) and run
+#               each for FUZZ_SECONDS (default 60); one FUZZ line per target
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 PREFIX ?= /usr/local
+FUZZ_SECONDS ?= 60
 
 .PHONY: all deps build run chat test bench clean test-asan test-tsan test-posix install pubsub \
-	test-faults soak
+	test-faults soak fuzz
 
 all: build
 
@@ -75,5 +78,10 @@ bench: build
 	@bash bench/peers/build.sh $(BUILD)/bench/peers
 	@bash bench/run.sh
 
+# docs/hardening.md "Fuzzing"; CI runs it with FUZZ_SECONDS=10.
+fuzz: deps
+	@sh scripts/deps.sh fuzz
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) sh scripts/fuzz.sh
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-posix
+	rm -rf $(BUILD) build-asan build-tsan build-posix build-fuzz

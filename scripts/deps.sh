@@ -6,6 +6,8 @@
 #                           tests drive it with python3-irc, and irssi under tmux)
 #   scripts/deps.sh bench   also the benchmark peers (CAF, Erlang, Go, and the
 #                           ngircd IRC server for bench/chat_bench.sh)
+#   scripts/deps.sh fuzz    also clang-14 and its libFuzzer and sanitizer
+#                           runtimes (make fuzz)
 set -eu
 # libc6-dev (headers, and libc.a for the fully static program of the install
 # test) is only recommended by gcc, so it is named; binutils (nm, objdump:
@@ -21,6 +23,9 @@ pkgs="cmake make gcc libc6-dev binutils pkg-config libjemalloc-dev libprotobuf-c
 pkgs="$pkgs python3 python3-irc irssi tmux"
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs g++ libcaf-dev erlang-nox golang-go ngircd"
+fi
+if [ "${1:-}" = fuzz ]; then
+  pkgs="$pkgs clang-14 libclang-rt-14-dev"
 fi
 missing=""
 for p in $pkgs; do

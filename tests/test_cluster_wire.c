@@ -279,6 +279,34 @@ static void feed_all(const uint8_t *s, size_t total, size_t nframes, unsigned se
   ax__fdec_fini(&d);
 }
 
+/* Empty repeated fields (found by fuzz_cluster_frame): a PG_SYNC without
+ * groups, a PG_JOIN without pids and a PEER_LIST without peers round-trip.
+ * Their arrays have no storage; the decoder and encoder used to offset the
+ * NULL block (undefined behaviour: clang's UBSan stops the test there). */
+static void test_cluster_empty_repeated_fields(void) {
+  ax__wmsg ms[3];
+  memset(ms, 0, sizeof ms);
+  ms[0].kind = AX__K_PG_SYNC;
+  ms[1].kind = AX__K_PG_JOIN;
+  ms[1].u.pg.group = "g";
+  ms[2].kind = AX__K_PEER_LIST;
+  for (int i = 0; i < 3; i++) {
+    uint8_t *buf;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(ax__wmsg_encode(&ms[i], MAXF, &buf, &len), AX_OK);
+    ax__frame f;
+    ax__wmsg d;
+    CU_ASSERT_EQUAL_FATAL(ax__frame_parse(buf, len, MAXF, &f, NULL, NULL), AX_OK);
+    CU_ASSERT_EQUAL_FATAL(ax__wmsg_decode(&f, AX__FEAT_ALL_V1, false, &d, NULL), AX_OK);
+    CU_ASSERT_EQUAL(d.kind, ms[i].kind);
+    if (i == 0) CU_ASSERT_EQUAL(d.u.pg_sync.ngroups, 0);
+    if (i == 1) CU_ASSERT(d.u.pg.npids == 0 && strcmp(d.u.pg.group, "g") == 0);
+    if (i == 2) CU_ASSERT_EQUAL(d.u.peers.npeers, 0);
+    ax__wmsg_fini(&d);
+    ax__free(buf, len);
+  }
+}
+
 static void test_cluster_decoder_any_chunking(void) {
   size_t total, nframes;
   uint8_t *s = stream_of_frames(&total, &nframes);
@@ -800,6 +828,7 @@ int main(void) {
   CU_pSuite s = ax_test_suite("cluster.wire");
   CU_ADD_TEST(s, test_cluster_every_kind_roundtrips);
   CU_ADD_TEST(s, test_cluster_decoded_fields_match);
+  CU_ADD_TEST(s, test_cluster_empty_repeated_fields);
   CU_ADD_TEST(s, test_cluster_decoder_any_chunking);
   CU_ADD_TEST(s, test_cluster_oversized_prefix_refused_without_allocation);
   CU_ADD_TEST(s, test_cluster_bad_prefix_and_header_len);

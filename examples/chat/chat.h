@@ -180,6 +180,25 @@ typedef struct irc_msg {
 } irc_msg;
 
 bool irc_parse(char *line, irc_msg *m);
+
+/* Line framing of one connection's bytes (client.c's reads). A line ends
+ * at CR LF, LF, or a lone CR (as in ircd-ratbox and its descendants): no
+ * CR ever reaches a parameter, and from there another client, where it
+ * would end the line early (RFC 2812 2.3.1 allows no CR in a message).
+ * With its CR a line must fit 511 bytes (IRC_LINE_MAX with the LF); a
+ * longer one is dropped whole. */
+typedef struct irc_framer {
+  char line[IRC_LINE_MAX + 1];
+  size_t len;
+  bool discarding;
+} irc_framer;
+enum { IRC_FR_NEED = 0, IRC_FR_LINE = 1, IRC_FR_TOO_LONG = 2 };
+/* Takes bytes from *p[0..*n) (both advanced) up to the end of one line.
+ * IRC_FR_LINE: *line is that line, NUL-terminated, without its ending,
+ * never empty (empty lines are skipped), valid until the next call.
+ * IRC_FR_TOO_LONG: a line too long was dropped (answer 417). IRC_FR_NEED:
+ * every byte was taken, no line is complete. Never allocates. */
+int irc_frame(irc_framer *f, const char **p, size_t *n, char **line);
 /* RFC 1459 case mapping: A-Z [ ] \ ~ -> a-z { } | ^. dst has room for cap. */
 void irc_lower(char *dst, const char *src, size_t cap);
 bool irc_valid_nick(const char *nick);

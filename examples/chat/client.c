@@ -1,7 +1,7 @@
 /* Axon chat example: one actor per client connection.
  *
- * It frames lines (512 bytes with CR LF, or LF alone; a longer line gets
- * 417 and is dropped, the connection lives on), runs the IRC commands,
+ * It frames lines (512 bytes with CR LF; LF or CR alone also end a line;
+ * a longer line gets 417 and is dropped, the connection lives on), runs the IRC commands,
  * holds the client's nick in the registry ("nick:<rfc1459-lowercase>"),
  * and writes to its socket everything its channels and other clients send
  * it (MSG_OUT: a chat_hdr then the bytes, in the channel's one shared
@@ -49,9 +49,7 @@ typedef struct client {
   char host[HOST_MAX + 1];
   char nick[NICK_MAX + 2], user[USER_MAX + 1], real[REAL_MAX + 1];
   bool has_nick, has_user, registered, cap_wait, dying, sendq_over, logged_out;
-  char line[IRC_LINE_MAX + 1];
-  size_t linelen;
-  bool discarding;
+  irc_framer fr;
   uint64_t last_rx, started, flood_window;
   int64_t signon;
   uint32_t flood_lines;
@@ -763,31 +761,13 @@ static void on_data(ax_actor *self, client *s, const char *p, size_t n) {
   s->last_rx = chat_now_ms();
   s->ping_out = false;
   while (n && !s->dying) {
-    const char *nl = memchr(p, '\n', n);
-    size_t take = nl ? (size_t)(nl - p) : n;
-    /* The line so far, with its CR, must fit 511 bytes (512 with the LF). */
-    if (!s->discarding) {
-      if (s->linelen + take > IRC_LINE_MAX - 1) {
-        s->discarding = true;
-        s->linelen = 0;
-      } else {
-        memcpy(s->line + s->linelen, p, take);
-        s->linelen += take;
-      }
-    }
-    if (!nl) return;
-    p += take + 1;
-    n -= take + 1;
-    if (s->discarding) {
-      s->discarding = false;
+    char *line;
+    int r = irc_frame(&s->fr, &p, &n, &line);
+    if (r == IRC_FR_NEED) return;
+    if (r == IRC_FR_TOO_LONG) {
       line_too_long(self, s);
       continue;
     }
-    size_t len = s->linelen;
-    s->linelen = 0;
-    if (len && s->line[len - 1] == '\r') len--;
-    s->line[len] = '\0';
-    if (!len) continue;
     if (chat_cfg.flood) {
       uint64_t now = s->last_rx;
       if (now - s->flood_window >= 1000) {
@@ -796,7 +776,7 @@ static void on_data(ax_actor *self, client *s, const char *p, size_t n) {
       }
       if (++s->flood_lines > chat_cfg.flood) return close_link(self, s, "Excess Flood");
     }
-    handle_line(self, s, s->line);
+    handle_line(self, s, line);
   }
 }
 

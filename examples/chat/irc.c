@@ -45,6 +45,50 @@ bool irc_parse(char *p, irc_msg *m) {
   return true;
 }
 
+int irc_frame(irc_framer *f, const char **pp, size_t *np, char **line) {
+  const char *p = *pp;
+  size_t n = *np;
+  int r = IRC_FR_NEED;
+  while (n) {
+    size_t take = 0;
+    while (take < n && p[take] != '\n' && p[take] != '\r') take++;
+    bool end = take < n;
+    /* The line so far, with its CR, must fit 511 bytes (512 with the LF). */
+    size_t need = take + (end && p[take] == '\r');
+    if (!f->discarding) {
+      if (f->len + need > IRC_LINE_MAX - 1) {
+        f->discarding = true;
+        f->len = 0;
+      } else {
+        memcpy(f->line + f->len, p, take);
+        f->len += take;
+      }
+    }
+    if (!end) {
+      p += n;
+      n = 0;
+      break;
+    }
+    p += take + 1;
+    n -= take + 1;
+    if (f->discarding) {
+      f->discarding = false;
+      r = IRC_FR_TOO_LONG;
+      break;
+    }
+    size_t len = f->len;
+    f->len = 0;
+    f->line[len] = '\0';
+    if (!len) continue; /* empty, or the LF of a CR LF */
+    *line = f->line;
+    r = IRC_FR_LINE;
+    break;
+  }
+  *pp = p;
+  *np = n;
+  return r;
+}
+
 void irc_lower(char *dst, const char *src, size_t cap) {
   size_t i = 0;
   for (; src[i] && i + 1 < cap; i++) {

@@ -53,11 +53,33 @@ static bool elem_match(const char *pat, size_t plen, char c, size_t *used) {
   }
 }
 
+/* Redis's recursion stops 1000 star groups deep (stringmatchlen's
+ * "nesting", its CVE-2022-36021 fix): each run of '*' followed by more
+ * pattern costs a level on the way to a match, a final run none. */
+#define GLOB_MAX_NESTING 1000
+
+static bool too_deep(const char *pat, size_t plen) {
+  size_t p = 0, groups = 0;
+  while (p < plen) {
+    if (pat[p] == '*') {
+      while (p < plen && pat[p] == '*') p++;
+      if (p < plen && ++groups > GLOB_MAX_NESTING) return true;
+      continue;
+    }
+    size_t used;
+    (void)elem_match(pat + p, plen - p, 0, &used); /* used does not depend on the byte */
+    p += used;
+  }
+  return false;
+}
+
 bool glob_match(const char *pat, size_t plen, const char *s, size_t slen) {
   size_t p = 0, i = 0;
   size_t star_p = (size_t)-1, star_i = 0;
   /* Redis matches nothing against an empty string, not even "*". */
   if (slen == 0) return plen == 0;
+  /* Past Redis's depth nothing matches there either. */
+  if (plen > 2 * GLOB_MAX_NESTING && too_deep(pat, plen)) return false;
   while (i < slen) {
     if (p < plen && pat[p] == '*') {
       while (p < plen && pat[p] == '*') p++;

@@ -5,7 +5,9 @@
  * byte from a set (`[^...]` negated, `a-z` ranges, in either order, `\x`
  * a literal x inside the set; a set missing its `]` runs to the end of the
  * pattern), `\x` a literal x (a trailing `\` matches itself). Range bounds
- * compare as signed chars, as Redis does on x86. Written from the behaviour
+ * compare as signed chars, as Redis does on x86. Like Redis (since its
+ * CVE-2022-36021 fix) a pattern with more than 1000 runs of `*` followed by
+ * more pattern matches nothing. Written from the behaviour
  * (checked against redis-server by tests/pubsub), not copied: a single pass
  * with backtracking to the last `*`, which accepts exactly what Redis's
  * recursive matcher accepts because every other element consumes exactly

@@ -69,9 +69,12 @@ int resp_feed(resp_parser *p, const void *data, size_t len);
  * connection must be closed after the reply). Empty commands (a blank
  * inline line, *0 or *-1) are skipped. */
 int resp_next(resp_parser *p);
-/* Pointer to argument i of the last command. */
+/* Pointer to argument i of the last command; never NULL. An inline
+ * command of only empty arguments ("" '') leaves the inline buffer
+ * unallocated: its arguments are "" (offsetting NULL is undefined). */
 static inline const char *resp_argp(const resp_parser *p, size_t i) {
-  return (p->args_inline ? p->ib : p->qb) + p->args[i].off;
+  const char *base = p->args_inline ? p->ib : p->qb;
+  return base ? base + p->args[i].off : "";
 }
 /* Drops consumed bytes (keeps a partial command). */
 void resp_compact(resp_parser *p);

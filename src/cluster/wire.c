@@ -366,6 +366,11 @@ static void from_pb_pid(const PB(Pid) *p, ax__wpid *w) {
 
 static const char *str_or_null(const char *s) { return s && s[0] ? s : NULL; }
 
+/* base + off inside one block laid out for repeated fields. An empty list
+ * has no block (base NULL, every offset 0): offsetting NULL, even by 0, is
+ * undefined behaviour, so that case gives NULL without arithmetic. */
+static void *mem_at(void *base, size_t off) { return base ? (uint8_t *)base + off : NULL; }
+
 /* Arrays for repeated fields: one allocation in m->aux_. */
 static void *aux_alloc(ax__wmsg *m, size_t n, size_t size) {
   if (n == 0) return NULL;
@@ -397,13 +402,13 @@ static ax_err from_pb_groups(ax__wmsg *m, PB(PgGroup) *const *g, size_t ng, bool
   uint8_t *mem = total ? aux_alloc(m, total, 1) : NULL;
   if (total && !mem) return AX_ENOMEM;
   ax__wgroup *groups = sync ? (ax__wgroup *)(void *)mem : &m->u.pg;
-  ax__wpid *pids = (ax__wpid *)(void *)(mem + gsz);
+  ax__wpid *pids = mem_at(mem, gsz);
   for (size_t i = 0; i < ng; i++) {
     groups[i].group = str_or_null(g[i]->group);
     groups[i].npids = g[i]->n_pids;
     groups[i].pids = g[i]->n_pids ? pids : NULL;
     if (!from_pb_pids(g[i]->pids, g[i]->n_pids, pids)) return AX_EINVAL;
-    pids += g[i]->n_pids;
+    pids = mem_at(pids, g[i]->n_pids * sizeof *pids);
   }
   if (sync) {
     m->u.pg_sync.groups = ng ? groups : NULL;
@@ -636,9 +641,9 @@ static ax_err to_pb_groups(pb_out *o, const ax__wgroup *g, size_t ng, PB(PgGroup
   }
   uint8_t *mem = o->mem;
   PB(PgGroup) *gs = one ? one : (PB(PgGroup) *)(void *)mem;
-  PB(PgGroup) **gp = (PB(PgGroup) **)(void *)(mem + (one ? 0 : ng * sizeof(PB(PgGroup))));
-  PB(Pid) *ps = (PB(Pid) *)(void *)(mem + gsz);
-  PB(Pid) **pp = (PB(Pid) **)(void *)(mem + gsz + np * sizeof(PB(Pid)));
+  PB(PgGroup) **gp = mem_at(mem, one ? 0 : ng * sizeof(PB(PgGroup)));
+  PB(Pid) *ps = mem_at(mem, gsz);
+  PB(Pid) **pp = mem_at(mem, gsz + np * sizeof(PB(Pid)));
   for (size_t i = 0; i < ng; i++) {
     axon__wire__v1__pg_group__init(&gs[i]);
     gs[i].group = cs(g[i].group);
@@ -662,7 +667,7 @@ static ax_err to_pb_peers(pb_out *o, const ax__wpeer *p, size_t n) {
     o->mem_size = total;
   }
   PB(Peer) *ps = o->mem;
-  PB(Peer) **pp = (PB(Peer) **)(void *)((uint8_t *)o->mem + n * sizeof(PB(Peer)));
+  PB(Peer) **pp = mem_at(o->mem, n * sizeof(PB(Peer)));
   for (size_t i = 0; i < n; i++) {
     axon__wire__v1__peer__init(&ps[i]);
     ps[i].name = cs(p[i].name);

@@ -205,6 +205,14 @@ def t_lines(binary):
     a.send(b"\r\n\n" + b"PRIVMSG bob :caf\xe9 \xff\xfe \xc3\x28 end\n")
     got = b.until(lambda l: b"PRIVMSG bob" in l, "non-UTF-8 line")
     check(got.endswith(b":caf\xe9 \xff\xfe \xc3\x28 end"), "bytes intact: %r" % got)
+    # a lone CR ends a line as LF does (found by fuzz_irc_line): it never
+    # reaches another client inside a message, where it would end the line
+    # early there and let the rest pass for a line of someone else's
+    a.send(b"PRIVMSG bob :one\r:evil!x@y PRIVMSG bob :two\r\n")
+    got = b.until(lambda l: b"PRIVMSG bob" in l, "line ended by a lone CR")
+    check(b"\r" not in got and got.endswith(b"PRIVMSG bob :one"), "no CR inside a line: %r" % got)
+    got = b.until(lambda l: b"PRIVMSG bob" in l, "line after a lone CR")
+    check(got.startswith(b":alice!") and got.endswith(b"PRIVMSG bob :two"), "next line: %r" % got)
     srv.stop()
 
 
