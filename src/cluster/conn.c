@@ -468,8 +468,17 @@ ax_err ax__cl_route_signal(void *st, uint64_t from, uint64_t to, uint32_t type, 
 
 /* ---- the connection actor ---- */
 
+/* The next tick: every tick_ms, and for an up peer no later than the
+ * moment its silence reaches down_ms, so a silent node is declared down at
+ * down_after (plus timer lateness), not up to a tick later. */
 static void arm_tick(ax_actor *self, cl_conn *c) {
-  ax__send_after(self, c->cl->tick_ms, ax_self(self), AX__CL_TICK, NULL, 0, NULL);
+  uint64_t d = c->cl->tick_ms;
+  if (c->phase == PH_UP) {
+    uint64_t now = now_ms(c->cl), due = c->last_rx + c->cl->down_ms;
+    if (due <= now) d = 1;
+    else if (due - now < d) d = due - now;
+  }
+  ax__send_after(self, (uint32_t)d, ax_self(self), AX__CL_TICK, NULL, 0, NULL);
 }
 
 static void hs_flush(cl_conn *c) {
