@@ -62,6 +62,32 @@ static bool ref_node_name(const char *s) {
   return true;
 }
 
+/* docs/cluster.md "Host names": a host name and a port, "name:port": the
+ * name is 1..253 letters, digits, '-' and '.', not all digits and dots
+ * (that is a numeric address); the port is 1..5 digits, at most 65535.
+ * Written independently of secret.c. */
+static bool ref_host_name_port(const char *s) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s || strncmp(s, "unix:", 5) == 0 || s[0] == '[') return false;
+  size_t hl = (size_t)(colon - s);
+  if (hl > 253) return false;
+  bool numeric = true;
+  for (size_t i = 0; i < hl; i++) {
+    if (!ref_alnum(s[i]) && s[i] != '-' && s[i] != '.') return false;
+    if (!(s[i] >= '0' && s[i] <= '9') && s[i] != '.') numeric = false;
+  }
+  if (numeric) return false;
+  const char *p = colon + 1;
+  size_t pl = strlen(p);
+  if (pl == 0 || pl > 5) return false;
+  long v = 0;
+  for (size_t i = 0; i < pl; i++) {
+    if (p[i] < '0' || p[i] > '9') return false;
+    v = v * 10 + (p[i] - '0');
+  }
+  return v <= 65535;
+}
+
 static bool same_addr(const struct sockaddr_storage *a, socklen_t la,
                       const struct sockaddr_storage *b, socklen_t lb) {
   return la == lb && memcmp(a, b, la) == 0;
@@ -77,7 +103,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   socklen_t len = 0, len2 = 0;
   ax_err e = ax__addr_parse(sys, s, &ss, &len);
   FZ_CHECK(e == AX_OK || e == AX_EINVAL);
-  FZ_CHECK(ax__cluster_addr_check(s) == e);
+  /* The cluster also takes "hostname:port" (resolved when dialled): any
+   * other string is checked exactly as the socket layer checks it. */
+  bool name = ax__cluster_addr_is_name(s);
+  FZ_CHECK(name == ref_host_name_port(s));
+  FZ_CHECK(ax__cluster_addr_check(s) == (name ? AX_OK : e));
   if (e == AX_OK) {
     switch (ss.ss_family) {
     case AF_INET: FZ_CHECK(len == sizeof(struct sockaddr_in)); break;
