@@ -121,10 +121,27 @@ void ax__obs_free(ax_actor *a) {
 
 /* ---- the hooks ---- */
 
+static uint64_t depth_of(ax_actor *a, struct ax__obs *o);
+
+/* peak = max(peak, d), by any thread (senders and the owner both raise it:
+ * a plain store could lower what another just raised). */
+static void peak_max(struct ax__obs *o, uint64_t d) {
+  uint64_t pk = atomic_load_explicit(&o->peak, memory_order_relaxed);
+  while (d > pk &&
+         !atomic_compare_exchange_weak_explicit(&o->peak, &pk, d, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
+}
+
 static void on_push(ax_actor *r, ax__mnode *n, unsigned bits) {
   /* r->ext was set before the bits were published (see track). */
   struct ax__obs *o = r->ext->obs;
   atomic_fetch_add_explicit(&o->enq, 1, memory_order_relaxed);
+  /* The peak is taken where the depth grows: at a push. Sampled only when
+   * a run starts, a backlog that arrived while a run was under way and was
+   * partly consumed by it was never seen (metrics.counters
+   * mailbox_depth_and_peak: depth 10 read, peak 6 reported). */
+  peak_max(o, depth_of(r, o));
   n->msg.flags |= AX__MSGF_COUNTED;
   if (bits & AX_METRICS_HISTOGRAMS) {
     n->to = ax__now_ns(); /* a user message's `to` is not read after the push */
@@ -149,9 +166,7 @@ static uint64_t depth_of(ax_actor *a, struct ax__obs *o) {
 
 static void run_start(ax_actor *a) {
   struct ax__obs *o = a->ext->obs;
-  uint64_t d = depth_of(a, o);
-  if (d > atomic_load_explicit(&o->peak, memory_order_relaxed))
-    atomic_store_explicit(&o->peak, d, memory_order_relaxed);
+  peak_max(o, depth_of(a, o));
 }
 
 void ax__obs_run_begin(ax_actor *a, ax__ctx *c) {
