@@ -3,6 +3,7 @@
  * call then returns AX_ENOMEM (or succeeds) without crashing, leaking or
  * losing unrelated messages. Run under ASan/LSan in CI. */
 #include <axon.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/base.h"
@@ -179,7 +180,10 @@ static void test_oom_link_exit_arrives_without_memory(void) {
   long before = ax__alloc_failures();
   ax__alloc_fail_after(1, 1); /* nothing can be allocated from here on */
   atomic_store(&L.go, 1);
-  bool all = ax_test_wait_count(&L.exits, 3, 10000);
+  /* 30 s: once (CI, ASan, parallel load) fewer than 3 exits had arrived
+   * after 10 s; not reproduced alone (see the session notes). */
+  bool all = ax_test_wait_count(&L.exits, 3, 30000);
+  if (!all) fprintf(stderr, "(exits %llu of 3) ", (unsigned long long)atomic_load(&L.exits));
   ax__alloc_fail_after(0, 0);
   CU_ASSERT(all);
   CU_ASSERT_EQUAL(atomic_load(&L.exits), 3);
