@@ -698,7 +698,9 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
     c->exiting = true; /* ax_exit(self, self) inside terminate is a no-op */
     c->mute_on = 0;
     a->spec->terminate(a, ax__actor_state(a), reason);
+    bool held = c->route_held; /* frames it sent stay due at the run's end */
     *c = saved;
+    c->route_held |= held;
   }
   if (ax_reason_is_error(reason))
     ax_log(a->sys, AX_LOG_DEBUG, "actor %s <%llx> stopped: %s",
@@ -780,7 +782,9 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   if (e == AX_OK && spec->init) e = spec->init(a, ax__actor_state(a), arg, len);
   bool exiting = c->exiting;
   ax_reason reason = c->reason;
+  bool held = c->route_held; /* frames init sent stay due at the run's end */
   *c = saved;
+  c->route_held |= held;
   if (e != AX_OK) {
     /* The spawner learns of the failure from the error: its link half goes
      * (so the exit below is ignored by it); everyone else linked or

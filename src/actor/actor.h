@@ -153,9 +153,9 @@ typedef struct ax__route {
                  const void *data, size_t len, ax_buf *buf);
   ax_err (*signal)(void *state, uint64_t from, uint64_t to, uint32_t type, const void *data,
                    size_t len);
-  /* Optional: called on a worker at the end of every actor run (after the
-   * spec's flush), so the route may hold what a run sent (ax__in_run) and
-   * write it once. Must be cheap when it holds nothing. */
+  /* Optional: called on a worker at the end of an actor run (after the
+   * spec's flush) in which the route held frames (ax__run_route_held), so
+   * it may hold what a run sent (ax__in_run) and write it once. */
   void (*flush)(void *state);
 } ax__route;
 /* True while an actor callback runs on a worker thread: the run's end
@@ -163,6 +163,10 @@ typedef struct ax__route {
 bool ax__in_run(void);
 /* The end of a run: the route's flush, if any (actor.c). */
 void ax__route_run_end(ax_system *sys);
+/* The route tells the runtime it holds frames for this run's end, so that
+ * ax__route_run_end calls its flush; runs that held nothing pay one test
+ * of a thread-local flag. Thread: a worker, inside a run. */
+void ax__run_route_held(void);
 /* Registers (or, with NULL, removes) the route. r must stay valid until it
  * is replaced and no send can still be using it (in practice: until
  * ax_system_free). Thread: any. */

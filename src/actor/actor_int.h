@@ -181,6 +181,7 @@ struct ax__ctx {
   ax_actor *current;  /* the actor whose callback is running, or NULL */
   bool exiting;       /* the current actor asked to stop */
   bool delivered;     /* the behaviour ran in this run (flush is due) */
+  bool route_held;    /* the route held frames in this run (ax__run_route_held) */
   ax_reason reason;
   uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
   struct ax__obs *obs; /* the current actor's metrics block while it runs, else NULL */

@@ -47,7 +47,12 @@ bool ax__in_run(void) {
   return c->worker != NULL && c->current != NULL;
 }
 
+void ax__run_route_held(void) { ax__ctx_get()->route_held = true; }
+
 void ax__route_run_end(ax_system *sys) {
+  ax__ctx *c = ax__ctx_get();
+  if (!c->route_held) return; /* the common case: nothing held, no load, no call */
+  c->route_held = false;
   const ax__route *r = atomic_load_explicit(&sys->route, memory_order_acquire);
   if (r && r->flush) r->flush(r->state);
 }

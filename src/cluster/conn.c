@@ -108,6 +108,7 @@ static bool ob_hold(ax__cluster *cl, ax__peer *p, const uint8_t *hdr, size_t hl,
   while (i < t_ndirty && t_dirty[i] != p) i++;
   if (i == t_ndirty) {
     if (t_ndirty == DIRTY_MAX) return false; /* many peers in one run: no holding */
+    if (!t_ndirty) ax__run_route_held();
     t_dirty[t_ndirty++] = p;
   }
   memcpy(p->ob + p->ob_len, hdr, hl);
