@@ -124,7 +124,9 @@ void ax__obs_free(ax_actor *a) {
 static uint64_t depth_of(ax_actor *a, struct ax__obs *o);
 
 /* peak = max(peak, d), by any thread (senders and the owner both raise it:
- * a plain store could lower what another just raised). */
+ * a plain store could lower what another just raised). Relaxed is enough:
+ * the CAS alone makes the maximum monotonic; the value orders nothing else
+ * (readers take it as a statistic; metrics.counters runs under TSan). */
 static void peak_max(struct ax__obs *o, uint64_t d) {
   uint64_t pk = atomic_load_explicit(&o->peak, memory_order_relaxed);
   while (d > pk &&
