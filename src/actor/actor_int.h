@@ -207,31 +207,46 @@ void ax__registry_name_of(ax_system *sys, uint64_t pid, char *buf, size_t cap);
 /* Removes pid's name, if any (actor stop). */
 void ax__registry_drop_pid(ax_system *sys, uint64_t pid);
 
-/* ---- the timer service (timers.c), run by the reactor thread ---- */
+/* ---- the timer service (timers.c): sharded wheels, fired by any thread ---- */
 typedef struct ax__tmr ax__tmr;
+typedef struct ax__tshard ax__tshard;
 typedef struct ax__timers {
-  /* Command queue (MPSC lane): any thread pushes, the reactor pops. */
-  _Atomic uintptr_t q_head;
-  ax__mlink *q_tail;
-  ax__mlink q_stub;
-  /* One SPSC command ring per worker: the fast path for timers set and
-   * cancelled by actors (the MPSC queue above takes the rest and the
-   * overflow). */
-  struct ax__tring *rings;
-  uint32_t nrings;
-  /* Reactor-thread only from here on. */
-  ax__wheel wheel;
-  struct ax__tgroup *groups; /* scratch: one expiry chain per owner per pass */
+  /* One shard (a locked wheel) per worker, plus a central one (the last)
+   * for timers set off the workers. Allocated by ax__timers_start, freed
+   * by ax__timers_free; immutable in between. */
+  ax__tshard *shards;
+  uint32_t nshards;
+  /* Started and not stopped. release/acquire: a worker that sees it set
+   * sees shards and nshards (workers run before the service starts). */
+  _Atomic bool started;
+  /* One fire pass at a time (a try-lock taken by the reactor's tick or a
+   * worker's poll): acquire/release around the scratch below. */
+  _Atomic bool firing;
+  /* The latest time (ms) by which the reactor runs the tick again
+   * (UINT64_MAX: only when woken). A worker that lowers a shard's earliest
+   * deadline below it wakes the reactor. seq_cst: see lower_next. */
+  _Atomic uint64_t reactor_at;
+  /* Fire pass scratch (the holder of `firing` only). */
+  ax__wlist *lists;          /* one expired list per shard */
+  struct ax__tgroup *groups; /* one expiry chain per owner per pass */
   size_t groups_cap;
-  bool started; /* between ax__timers_start and ax__timers_stop */
-  uint64_t det_commands; /* commands run so far (deterministic mode reads it) */
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */
 ax_err ax__timers_start(ax_system *sys);
 /* Releases every timer left once sys->reactor has stopped (every actor has
- * stopped by then). Idempotent. Thread: the stopping thread. */
+ * stopped by then); the shards stay until ax__timers_free (idle workers
+ * may still poll). Idempotent. Thread: the stopping thread. */
 void ax__timers_stop(ax_system *sys);
+/* Frees the shards once the workers have stopped. Idempotent. */
+void ax__timers_free(ax_system *sys);
+/* A worker's hook (sched.c, between runs and before searching): fires
+ * whatever is due in any shard, unless another thread is firing. Returns
+ * true if it delivered expiries. Cheap when nothing is due: a few relaxed
+ * loads, and a clock read only when a timer is pending. Thread: a worker. */
+bool ax__timers_poll(ax_system *sys);
+/* Timers pending in all shards (ax_system_stats). Thread: any. */
+size_t ax__timers_pending(ax_system *sys);
 /* Deterministic mode (det.c), on the driving thread: run every queued
  * command and return how many have run since the start; the wheel's next
  * deadline (a lower bound, UINT64_MAX: none); fire the first timer due at
@@ -328,7 +343,6 @@ struct ax_system {
   _Atomic(const ax__route *) route;
   uint32_t stall_warn_ms; /* set before shutdown; read by the shutdown thread */
   _Atomic uint64_t timers_fired;
-  _Atomic uint64_t timers_pending;
   _Atomic uint64_t restarts; /* supervisor restarts (ax__obs_restart) */
   /* Tracked actors (obs.c): pid -> 0, under obs_lock. */
   pthread_mutex_t obs_lock;

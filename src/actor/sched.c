@@ -342,6 +342,9 @@ static void *worker_main(void *arg) {
   ax__msg_cache_enable();
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_local(w);
+    /* Timers due in any shard are fired by whoever gets there first: a
+     * worker out of local work, before it searches, or every 64 runs. */
+    if (!a && ax__timers_poll(sys)) a = next_local(w);
     /* Search a little before parking: while this worker counts as
      * searching nobody wakes a parked one, so work that arrives within the
      * spin costs no futex round trip (producer/consumer pairs hit this all
@@ -356,6 +359,7 @@ static void *worker_main(void *arg) {
     }
     if (a) {
       run_one(w, a);
+      if ((atomic_load_explicit(&w->tick, memory_order_relaxed) & 63) == 0) ax__timers_poll(sys);
       continue;
     }
     park(w);
