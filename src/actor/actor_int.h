@@ -226,8 +226,11 @@ typedef struct ax__timers {
    * (UINT64_MAX: only when woken). A worker that lowers a shard's earliest
    * deadline below it wakes the reactor. seq_cst: see lower_next. */
   _Atomic uint64_t reactor_at;
+  /* The lowest of the shards' published deadlines, for workers' polls
+   * (one load per run). seq_cst: see lower_next and fire_pass. */
+  _Alignas(AX_CACHELINE) _Atomic uint64_t earliest;
   /* Fire pass scratch (the holder of `firing` only). */
-  ax__wlist *lists;          /* one expired list per shard */
+  _Alignas(AX_CACHELINE) ax__wlist *lists;          /* one expired list per shard */
   struct ax__tgroup *groups; /* one expiry chain per owner per pass */
   size_t groups_cap;
 } ax__timers;
@@ -240,10 +243,11 @@ ax_err ax__timers_start(ax_system *sys);
 void ax__timers_stop(ax_system *sys);
 /* Frees the shards once the workers have stopped. Idempotent. */
 void ax__timers_free(ax_system *sys);
-/* A worker's hook (sched.c, between runs and before searching): fires
- * whatever is due in any shard, unless another thread is firing. Returns
- * true if it delivered expiries. Cheap when nothing is due: a few relaxed
- * loads, and a clock read only when a timer is pending. Thread: a worker. */
+/* A worker's hook (sched.c, after each run and before searching): fires
+ * whatever is due in any shard, unless another thread is firing; the
+ * owners it wakes go onto this worker's queue. Returns true if it
+ * delivered expiries. Cheap: one relaxed load when no timer is pending,
+ * plus a clock read when one is. Thread: a worker. */
 bool ax__timers_poll(ax_system *sys);
 /* Timers pending in all shards (ax_system_stats). Thread: any. */
 size_t ax__timers_pending(ax_system *sys);

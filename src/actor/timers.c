@@ -125,7 +125,23 @@ static bool lower_next(ax__timers *T, ax__tshard *s, uint64_t due) {
   if (due >= s->low) return false;
   s->low = due;
   atomic_store_explicit(&s->next, due, memory_order_seq_cst);
+  /* seq_cst, with fire_pass's store of earliest and its second reading of
+   * the shards (the same pattern): our lower value is never lost. */
+  uint64_t e = atomic_load_explicit(&T->earliest, memory_order_seq_cst);
+  while (due < e && !atomic_compare_exchange_weak_explicit(&T->earliest, &e, due, memory_order_seq_cst,
+                                                          memory_order_seq_cst)) {
+  }
   return due < atomic_load_explicit(&T->reactor_at, memory_order_seq_cst);
+}
+
+/* The firer, after a pass moved shard deadlines later: recomputes the
+ * lowest. A lower deadline published meanwhile shows in the second
+ * reading, or its inserter's CAS comes after our store. */
+static void update_earliest(ax__timers *T) {
+  uint64_t m = shards_next(T, memory_order_seq_cst);
+  atomic_store_explicit(&T->earliest, m, memory_order_seq_cst);
+  uint64_t again = shards_next(T, memory_order_seq_cst);
+  if (again < m) atomic_store_explicit(&T->earliest, again, memory_order_seq_cst);
 }
 
 /* Puts a timer that a pass took out back into its shard's wheel, due at
@@ -272,14 +288,19 @@ static bool groups_reserve(ax__timers *T, size_t expired) {
   return true;
 }
 
-/* Pushes each owner's chain with one exchange; owners that were idle are
- * scheduled together (one inject push, one wake-up) at the end. A dead
+/* Pushes each owner's chain with one exchange. Owners that were idle go
+ * onto the firing worker's own queue, at its back (the inject queue, which
+ * a busy worker looks at once in 61 runs, would leave them waiting behind
+ * whatever keeps that worker busy); off the workers (the reactor) they are
+ * scheduled together, one inject push and one wake-up, at the end. A dead
  * owner's chain is dropped: its stop cancelled (or will cancel) every
  * timer it had, which keeps intervals from firing again. */
 static void deliver_groups(ax_system *sys) {
   ax__timers *T = &sys->timers;
   ax_actor *wake_first = NULL, *wake_last = NULL;
   size_t nwake = 0;
+  ax__worker *w = ax__ctx_get()->worker;
+  bool local = w && w->sys == sys && !ax__det_on(sys);
   for (size_t i = 0; i < T->groups_cap; i++) {
     ax__tgroup *g = &T->groups[i];
     if (!g->owner) continue;
@@ -292,6 +313,11 @@ static void deliver_groups(ax_system *sys) {
       continue;
     }
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
+      if (local) { /* a worker's pass: onto its own queue, in turn */
+        ax__schedule_back(sys, a);
+        ax__table_release(&sys->table, g->owner);
+        continue;
+      }
       a->run_next = NULL; /* we hold the right to schedule it */
       if (wake_last)
         wake_last->run_next = a;
@@ -334,7 +360,9 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
   /* acquire: we see the previous firer's scratch writes (its release). */
   if (atomic_exchange_explicit(&T->firing, true, memory_order_acquire)) return 0;
   size_t k = 0, fired = 0;
-  if (atomic_load_explicit(&T->started, memory_order_relaxed)) { /* stop holds `firing` */
+  /* acquire: as ax__timers_poll (a worker may get here first). */
+  bool started = atomic_load_explicit(&T->started, memory_order_acquire); /* stop holds `firing` */
+  if (started) {
     for (uint32_t i = 0; i < T->nshards; i++) {
       ax__tshard *s = &T->shards[i];
       /* relaxed: a deadline published just now is seen by the next pass
@@ -345,6 +373,7 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
       republish(s);
       shard_unlock(s);
     }
+    update_earliest(T);
   }
   if (k) {
     bool grouped = groups_reserve(T, k);
@@ -390,26 +419,35 @@ size_t ax__timers_pending(ax_system *sys) {
 
 bool ax__timers_poll(ax_system *sys) {
   ax__timers *T = &sys->timers;
-  /* acquire: pairs with ax__timers_start's release (shards, nshards). */
-  if (!atomic_load_explicit(&T->started, memory_order_acquire)) return false;
-  uint64_t next = shards_next(T, memory_order_relaxed);
-  if (next == UINT64_MAX) return false;
+  /* relaxed: a deadline missed here is seen at the next run, and the
+   * reactor's tick is the backstop. (Before the service starts this reads
+   * 0 and fire_pass finds it not started.) */
+  uint64_t e = atomic_load_explicit(&T->earliest, memory_order_relaxed);
+  if (e == UINT64_MAX) return false;
   uint64_t now = clock_floor_ms(sys);
-  return next <= now && fire_pass(sys, now, SIZE_MAX) > 0;
+  return e <= now && fire_pass(sys, now, SIZE_MAX) > 0;
 }
 
 /* The reactor's tick: fires what is due, then tells the reactor how long
- * it may wait (until the earliest deadline of all shards). */
+ * it may wait (until the earliest deadline of all shards). While a worker
+ * is awake, a deadline just reached is left to it for a millisecond: it
+ * polls after every run, and the owners it wakes go onto its own queue. */
 static int timers_tick(void *arg) {
   ax_system *sys = arg;
   ax__timers *T = &sys->timers;
   uint64_t now = clock_floor_ms(sys);
-  if (shards_next(T, memory_order_relaxed) <= now) fire_pass(sys, now, SIZE_MAX);
+  uint64_t due = shards_next(T, memory_order_relaxed);
+  /* relaxed: a heuristic; a stale count only moves the pass to us or
+   * delays it by the grace millisecond. */
+  bool grace = due == now && !sys->cfg.clock_ms &&
+               atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
+  if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
   uint64_t next = shards_next(T, memory_order_seq_cst);
+  if (grace && next == now) next = now + 1;
   /* seq_cst: see lower_next. A deadline published after our first
    * reading shows in the second; otherwise its inserter sees reactor_at. */
   atomic_store_explicit(&T->reactor_at, next, memory_order_seq_cst);
-  if (shards_next(T, memory_order_seq_cst) < next) return 0;
+  if (shards_next(T, memory_order_seq_cst) < (grace ? now : next)) return 0;
   now = clock_floor_ms(sys);
   /* Due already (a pass on a worker holds them, or a lower bound): come
    * back in a millisecond rather than spin on the busy firer. */
@@ -443,6 +481,7 @@ ax_err ax__timers_start(ax_system *sys) {
     atomic_init(&s->pending, 0);
   }
   atomic_init(&T->firing, false);
+  atomic_init(&T->earliest, UINT64_MAX);
   /* Deterministic mode: the driver runs the service (ax__timers_det_*),
    * nothing wakes the reactor. */
   atomic_init(&T->reactor_at, ax__det_on(sys) ? 0 : UINT64_MAX);
@@ -489,6 +528,7 @@ void ax__timers_stop(ax_system *sys) {
     republish(s);
     shard_unlock(s);
   }
+  atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
   T->groups = NULL;
   T->groups_cap = 0;
