@@ -17,10 +17,13 @@
 #include "axon_bench.h"
 
 #define TIMER_ACTORS 100
-#define SET_CHUNK 1000 /* timers set per message, so a run stays short */
+/* CHUNK (second parameter, default 1000): timers set per message. An
+ * expiry waits for its owner's next run, so during the set burst the
+ * lateness includes a round of every setter's chunk (about CHUNK x 100
+ * actors x the set cost / workers): with 1000 that round is several ms. */
 
 typedef struct timers_shared {
-  int64_t n;
+  int64_t n, chunk;
   int64_t *late_ns;      /* one slot per timer */
   _Atomic int64_t phase1_left;
   _Atomic int64_t phase2_left;
@@ -53,7 +56,7 @@ static ax_err tactor_init(ax_actor *self, void *state, const void *arg, size_t l
 }
 
 static ax_err phase1(ax_actor *self, tactor *st) {
-  for (int64_t i = 0; i < SET_CHUNK && st->done1 < st->count; i++, st->done1++) {
+  for (int64_t i = 0; i < st->sh->chunk && st->done1 < st->count; i++, st->done1++) {
     ax_timer t;
     bench_check(ax_send_after(self, 1000000, ax_self(self), MSG_WORK, NULL, 0, &t), "timers: set");
     bench_check(ax_timer_cancel(self, t), "timers: cancel");
@@ -80,7 +83,7 @@ static void atomic_max_i64(_Atomic int64_t *a, int64_t v) {
 
 static ax_err phase2(ax_actor *self, tactor *st) {
   if (st->set2 == 0) st->first_set_ns = bench_now_ns();
-  for (int64_t i = 0; i < SET_CHUNK && st->set2 < st->count; i++, st->set2++) {
+  for (int64_t i = 0; i < st->sh->chunk && st->set2 < st->count; i++, st->set2++) {
     st->rng ^= st->rng << 13;
     st->rng ^= st->rng >> 7;
     st->rng ^= st->rng << 17;
@@ -135,6 +138,7 @@ int bench_timers(ax_system *sys, const int64_t *p, bench_result *out) {
   static timers_shared sh;
   int64_t n = p[0], a = n < TIMER_ACTORS ? n : TIMER_ACTORS;
   sh.n = n;
+  sh.chunk = p[1];
   sh.late_ns = calloc((size_t)n, sizeof(int64_t));
   if (!sh.late_ns) bench_fail("timers: out of memory");
   for (int64_t i = 0; i < n; i++) sh.late_ns[i] = -1;
