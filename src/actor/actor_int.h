@@ -229,6 +229,18 @@ typedef struct ax__timers {
   /* The lowest of the shards' published deadlines, for workers' polls
    * (one load per run). seq_cst: see lower_next and fire_pass. */
   _Alignas(AX_CACHELINE) _Atomic uint64_t earliest;
+  /* Set by the reactor's tick when a deadline has come and it leaves the
+   * pass to an awake worker: a poll after a run then reads the clock.
+   * relaxed: a hint; the tick fires itself a millisecond later. */
+  _Atomic bool kick;
+  /* Owners woken by a pass of the reactor while a worker was awake, for
+   * the workers' polls to put on their own queues (linked by run_next;
+   * under handoff_lock). A tick moves what is still there a pass later to
+   * the inject queue, so nothing waits on a worker that went to sleep.
+   * handoff_n: relaxed, a hint for the polls; written under the lock. */
+  _Atomic size_t handoff_n;
+  pthread_mutex_t handoff_lock;
+  ax_actor *handoff_head, *handoff_tail;
   /* Fire pass scratch (the holder of `firing` only). */
   _Alignas(AX_CACHELINE) ax__wlist *lists;          /* one expired list per shard */
   struct ax__tgroup *groups; /* one expiry chain per owner per pass */
@@ -246,9 +258,11 @@ void ax__timers_free(ax_system *sys);
 /* A worker's hook (sched.c, after each run and before searching): fires
  * whatever is due in any shard, unless another thread is firing; the
  * owners it wakes go onto this worker's queue. Returns true if it
- * delivered expiries. Cheap: one relaxed load when no timer is pending,
- * plus a clock read when one is. Thread: a worker. */
-bool ax__timers_poll(ax_system *sys);
+ * delivered expiries. Cost: one relaxed load when no timer is pending; a
+ * clock read when `clock` (every 16 runs, and before searching), when the
+ * earliest deadline is within a millisecond of the worker's last reading,
+ * or when the reactor's tick saw a deadline come (kick). Thread: a worker. */
+bool ax__timers_poll(ax_system *sys, bool clock);
 /* Timers pending in all shards (ax_system_stats). Thread: any. */
 size_t ax__timers_pending(ax_system *sys);
 /* Deterministic mode (det.c), on the driving thread: run every queued

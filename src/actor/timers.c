@@ -291,8 +291,9 @@ static bool groups_reserve(ax__timers *T, size_t expired) {
 /* Pushes each owner's chain with one exchange. Owners that were idle go
  * onto the firing worker's own queue, at its back (the inject queue, which
  * a busy worker looks at once in 61 runs, would leave them waiting behind
- * whatever keeps that worker busy); off the workers (the reactor) they are
- * scheduled together, one inject push and one wake-up, at the end. A dead
+ * whatever keeps that worker busy). Off the workers (the reactor), they go
+ * to the handoff list for the awake workers' polls, or, with every worker
+ * asleep, onto the inject queue with one push and one wake-up. A dead
  * owner's chain is dropped: its stop cancelled (or will cancel) every
  * timer it had, which keeps intervals from firing again. */
 static void deliver_groups(ax_system *sys) {
@@ -328,7 +329,48 @@ static void deliver_groups(ax_system *sys) {
     }
     ax__table_release(&sys->table, g->owner);
   }
+  if (!nwake) return;
+  /* relaxed: a heuristic (see the tick's grace). */
+  if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
+    pthread_mutex_lock(&T->handoff_lock);
+    if (T->handoff_tail)
+      T->handoff_tail->run_next = wake_first;
+    else
+      T->handoff_head = wake_first;
+    T->handoff_tail = wake_last;
+    wake_last->run_next = NULL;
+    atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
+                          memory_order_relaxed);
+    pthread_mutex_unlock(&T->handoff_lock);
+    atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
+    return;
+  }
   ax__schedule_many(sys, wake_first, wake_last, nwake);
+}
+
+/* Takes the whole handoff list (NULL if empty); *n gets its length. */
+static ax_actor *handoff_take(ax__timers *T, ax_actor **last, size_t *n) {
+  pthread_mutex_lock(&T->handoff_lock);
+  ax_actor *first = T->handoff_head;
+  *last = T->handoff_tail;
+  *n = atomic_load_explicit(&T->handoff_n, memory_order_relaxed);
+  T->handoff_head = T->handoff_tail = NULL;
+  atomic_store_explicit(&T->handoff_n, 0, memory_order_relaxed);
+  pthread_mutex_unlock(&T->handoff_lock);
+  return first;
+}
+
+/* A worker's poll: the owners the reactor woke go onto this worker's
+ * queue, in turn. */
+static bool handoff_run(ax_system *sys) {
+  ax_actor *last;
+  size_t n;
+  ax_actor *a = handoff_take(&sys->timers, &last, &n);
+  for (ax_actor *next; a; a = next) {
+    next = a == last ? NULL : a->run_next;
+    ax__schedule_back(sys, a);
+  }
+  return n > 0;
 }
 
 /* Takes the earliest timer, by (deadline, id), off the shards' expired
@@ -359,6 +401,7 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
   ax__timers *T = &sys->timers;
   /* acquire: we see the previous firer's scratch writes (its release). */
   if (atomic_exchange_explicit(&T->firing, true, memory_order_acquire)) return 0;
+  atomic_store_explicit(&T->kick, false, memory_order_relaxed); /* a hint: see ax__timers */
   size_t k = 0, fired = 0;
   /* acquire: as ax__timers_poll (a worker may get here first). */
   bool started = atomic_load_explicit(&T->started, memory_order_acquire); /* stop holds `firing` */
@@ -417,24 +460,43 @@ size_t ax__timers_pending(ax_system *sys) {
   return n;
 }
 
-bool ax__timers_poll(ax_system *sys) {
+/* The clock this worker thread last read in a poll (ms, rounded down). */
+static _Thread_local uint64_t poll_seen;
+
+bool ax__timers_poll(ax_system *sys, bool clock) {
   ax__timers *T = &sys->timers;
-  /* relaxed: a deadline missed here is seen at the next run, and the
-   * reactor's tick is the backstop. (Before the service starts this reads
-   * 0 and fire_pass finds it not started.) */
+  /* relaxed: hints; a deadline missed here is seen at a later poll, and
+   * the reactor's tick is the backstop. (Before the service starts
+   * earliest reads 0 and fire_pass finds it not started.) */
+  bool woke = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) && handoff_run(sys);
   uint64_t e = atomic_load_explicit(&T->earliest, memory_order_relaxed);
-  if (e == UINT64_MAX) return false;
-  uint64_t now = clock_floor_ms(sys);
-  return e <= now && fire_pass(sys, now, SIZE_MAX) > 0;
+  if (e == UINT64_MAX) return woke;
+  /* The clock costs ~20 ns: read it when told to, when the earliest
+   * deadline is within a millisecond of the last reading, or when the
+   * reactor saw a deadline come. */
+  if (!clock && e > poll_seen + 1 && !atomic_load_explicit(&T->kick, memory_order_relaxed))
+    return woke;
+  uint64_t now = poll_seen = clock_floor_ms(sys);
+  return (e <= now && fire_pass(sys, now, SIZE_MAX) > 0) || woke;
 }
 
 /* The reactor's tick: fires what is due, then tells the reactor how long
  * it may wait (until the earliest deadline of all shards). While a worker
- * is awake, a deadline just reached is left to it for a millisecond: it
- * polls after every run, and the owners it wakes go onto its own queue. */
+ * is awake, a deadline just reached is left to it for a millisecond (the
+ * kick makes its next poll read the clock): the owners it wakes go onto
+ * its own queue, where a pass of the reactor would put them on the inject
+ * queue, read once in 61 runs by a busy worker. */
 static int timers_tick(void *arg) {
   ax_system *sys = arg;
   ax__timers *T = &sys->timers;
+  /* Owners handed off at an earlier pass and still not taken (their
+   * worker went to sleep, or is in a long run): the inject queue. */
+  if (atomic_load_explicit(&T->handoff_n, memory_order_relaxed)) {
+    ax_actor *last;
+    size_t n;
+    ax_actor *first = handoff_take(T, &last, &n);
+    if (first) ax__schedule_many(sys, first, last, n);
+  }
   uint64_t now = clock_floor_ms(sys);
   uint64_t due = shards_next(T, memory_order_relaxed);
   /* relaxed: a heuristic; a stale count only moves the pass to us or
@@ -442,6 +504,7 @@ static int timers_tick(void *arg) {
   bool grace = due == now && !sys->cfg.clock_ms &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
   if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
+  if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
   uint64_t next = shards_next(T, memory_order_seq_cst);
   if (grace && next == now) next = now + 1;
   /* seq_cst: see lower_next. A deadline published after our first
@@ -449,10 +512,13 @@ static int timers_tick(void *arg) {
   atomic_store_explicit(&T->reactor_at, next, memory_order_seq_cst);
   if (shards_next(T, memory_order_seq_cst) < (grace ? now : next)) return 0;
   now = clock_floor_ms(sys);
+  bool handed = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) != 0;
+  if (handed && next > now + 1) next = now + 1; /* check on the handoff */
   /* Due already (a pass on a worker holds them, or a lower bound): come
    * back in a millisecond rather than spin on the busy firer. */
   if (next <= now) return atomic_load_explicit(&T->firing, memory_order_relaxed) ? 1 : 0;
   /* A manual clock only moves when told (ax_system_clock_moved). */
+  if (handed) return 1;
   if (next == UINT64_MAX || sys->cfg.clock_ms) return -1;
   return next - now > INT_MAX ? INT_MAX : (int)(next - now);
 }
@@ -482,6 +548,10 @@ ax_err ax__timers_start(ax_system *sys) {
   }
   atomic_init(&T->firing, false);
   atomic_init(&T->earliest, UINT64_MAX);
+  atomic_init(&T->kick, false);
+  atomic_init(&T->handoff_n, 0);
+  pthread_mutex_init(&T->handoff_lock, NULL);
+  T->handoff_head = T->handoff_tail = NULL;
   /* Deterministic mode: the driver runs the service (ax__timers_det_*),
    * nothing wakes the reactor. */
   atomic_init(&T->reactor_at, ax__det_on(sys) ? 0 : UINT64_MAX);
@@ -543,6 +613,7 @@ void ax__timers_free(ax_system *sys) {
     ax__wheel_fini(&T->shards[i].wheel);
     pthread_mutex_destroy(&T->shards[i].lock);
   }
+  pthread_mutex_destroy(&T->handoff_lock);
   ax__free_aligned(T->shards, sizeof(ax__tshard) * T->nshards, AX_CACHELINE);
   ax__free(T->lists, sizeof(ax__wlist) * T->nshards);
   T->shards = NULL;
