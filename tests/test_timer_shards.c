@@ -10,38 +10,11 @@
 
 #include "actor/actor_int.h"
 #include "support/testutil.h"
+#include "support/timer_clock.h"
 
 enum { S_SET = AX_MSG_USER, S_CANCEL, S_TICK, S_SYNC, H_BLOCK };
 
 #define MAX_TIMERS 256
-
-static _Atomic uint64_t clock_now;
-static uint64_t manual_clock(void *arg) {
-  (void)arg;
-  return atomic_load(&clock_now);
-}
-
-static ax_system *sys_new(void) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.clock_ms = manual_clock;
-  atomic_store(&clock_now, 1000);
-  ax_system *sys;
-  CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &sys), AX_OK);
-  return sys;
-}
-
-static void advance(ax_system *sys, uint64_t ms) {
-  atomic_fetch_add(&clock_now, ms);
-  ax_system_clock_moved(sys);
-}
-
-static bool pending_zero(void *arg) {
-  ax_system_stats st;
-  ax_system_stats_get(arg, &st);
-  return st.timers_pending == 0;
-}
 
 static int worker_index(void) {
   ax__worker *w = ax__ctx_get()->worker;
@@ -84,7 +57,7 @@ static ax_err owner_b(ax_actor *self, const ax_msg *msg) {
     memcpy(&r, msg->data, sizeof(r));
     atomic_store(&sh->set_on, worker_index());
     for (uint32_t i = 0; i < r.count && st->n < MAX_TIMERS; i++) {
-      tick k = {st->n, atomic_load(&clock_now) + delay_of(&r, i)};
+      tick k = {st->n, timer_clock_now() + delay_of(&r, i)};
       ax_err e = ax_send_after(self, delay_of(&r, i), ax_self(self), S_TICK, &k, sizeof(k), &st->t[st->n]);
       if (e != AX_OK) return e;
       if (r.cancel_mod && i % r.cancel_mod == 0 && ax_timer_cancel(self, st->t[st->n]) == AX_OK)
@@ -202,20 +175,34 @@ static hog *pin_worker(ax_system *sys, hog *h1, hog *h2, int w) {
   return h2;
 }
 
+/* A system on the manual clock with an owner and two hogs. */
+static ax_system *owner_and_hogs(oshared *sh, hog *h1, hog *h2, ax_pid *o) {
+  ax_system *sys = timer_clock_system(2);
+  hog_spawn(sys, h1);
+  hog_spawn(sys, h2);
+  *o = spawn_owner(sys, sh);
+  return sys;
+}
+
+/* Sets timers, then pins the worker they were set on (its shard) with a
+ * hog, so the owner's next run is on the other worker. */
+static hog *set_then_pin(ax_system *sys, ax_pid o, oshared *sh, set_req r, hog *h1, hog *h2) {
+  set_timers(sys, o, sh, r);
+  int first = atomic_load(&sh->set_on);
+  CU_ASSERT_TRUE_FATAL(first == 0 || first == 1);
+  return pin_worker(sys, h1, h2, first);
+}
+
 /* Set on one worker, cancelled from the other after the owner moved: the
  * cancel reaches into the first worker's shard. Only the uncancelled fire,
  * each once. */
 static void test_timer_cancel_after_owner_moved_to_other_worker(void) {
-  ax_system *sys = sys_new();
   static oshared sh;
   static hog h1, h2;
-  hog_spawn(sys, &h1);
-  hog_spawn(sys, &h2);
-  ax_pid o = spawn_owner(sys, &sh);
-  set_timers(sys, o, &sh, (set_req){.count = 100, .delay0 = 1, .step = 7});
+  ax_pid o;
+  ax_system *sys = owner_and_hogs(&sh, &h1, &h2, &o);
+  hog *pin = set_then_pin(sys, o, &sh, (set_req){.count = 100, .delay0 = 1, .step = 7}, &h1, &h2);
   int first = atomic_load(&sh.set_on);
-  CU_ASSERT_TRUE_FATAL(first == 0 || first == 1);
-  hog *pin = pin_worker(sys, &h1, &h2, first);
   CU_ASSERT_EQUAL(ax_system_send(sys, o, S_CANCEL, NULL, 0), AX_OK);
   sync_with(sys, o, &sh);
   CU_ASSERT_EQUAL(atomic_load(&sh.cancel_on), 1 - first); /* it moved */
@@ -224,10 +211,10 @@ static void test_timer_cancel_after_owner_moved_to_other_worker(void) {
   ax_system_stats st;
   ax_system_stats_get(sys, &st);
   CU_ASSERT_EQUAL(st.timers_pending, 50); /* cancels take effect at once */
-  advance(sys, 100);
+  timer_clock_advance(sys, 100);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 50, 10000));
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
-  advance(sys, 100);
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
+  timer_clock_advance(sys, 100);
   sync_with(sys, o, &sh);
   CU_ASSERT_EQUAL(atomic_load(&sh.ticks), 50);
   CU_ASSERT_EQUAL(atomic_load(&sh.order_bad), 0);
@@ -238,22 +225,17 @@ static void test_timer_cancel_after_owner_moved_to_other_worker(void) {
 /* The worker whose shard holds a due timer is stuck in a long run: the
  * other worker (or the reactor) fires it, and the owner runs there. */
 static void test_timer_shard_of_busy_worker_still_fires(void) {
-  ax_system *sys = sys_new();
   static oshared sh;
   static hog h1, h2;
-  hog_spawn(sys, &h1);
-  hog_spawn(sys, &h2);
-  ax_pid o = spawn_owner(sys, &sh);
-  set_timers(sys, o, &sh, (set_req){.count = 10, .delay0 = 10});
-  int first = atomic_load(&sh.set_on);
-  CU_ASSERT_TRUE_FATAL(first == 0 || first == 1);
-  hog *pin = pin_worker(sys, &h1, &h2, first);
-  advance(sys, 10);
+  ax_pid o;
+  ax_system *sys = owner_and_hogs(&sh, &h1, &h2, &o);
+  hog *pin = set_then_pin(sys, o, &sh, (set_req){.count = 10, .delay0 = 10}, &h1, &h2);
+  timer_clock_advance(sys, 10);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 10, 10000));
   CU_ASSERT_TRUE(atomic_load(&pin->blocked)); /* fired while its worker was busy */
   hog_release(pin);
   CU_ASSERT_EQUAL(atomic_load(&sh.order_bad), 0);
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
   ax_system_free(sys);
 }
 
@@ -266,36 +248,33 @@ static bool all_parked(void *arg) {
 
 /* Every worker is parked when the deadline comes: the reactor fires. */
 static void test_timer_fires_while_every_worker_is_parked(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static oshared sh;
   ax_pid o = spawn_owner(sys, &sh);
   set_timers(sys, o, &sh, (set_req){.count = 20, .delay0 = 5, .step = 3});
   CU_ASSERT_TRUE(ax_test_wait(all_parked, sys, 10000));
-  advance(sys, 100);
+  timer_clock_advance(sys, 100);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 20, 10000));
   CU_ASSERT_EQUAL(atomic_load(&sh.order_bad), 0);
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
   ax_system_free(sys);
 }
 
 /* A timer set on one worker and a shorter one set later on the other,
  * due in the same pass: they fire in deadline order, not shard order. */
 static void test_timer_deadline_order_across_shards(void) {
-  ax_system *sys = sys_new();
   static oshared sh;
   static hog h1, h2;
-  hog_spawn(sys, &h1);
-  hog_spawn(sys, &h2);
-  ax_pid o = spawn_owner(sys, &sh);
+  ax_pid o;
+  ax_system *sys = owner_and_hogs(&sh, &h1, &h2, &o);
   for (uint32_t round = 0; round < 8; round++) {
-    set_timers(sys, o, &sh, (set_req){.count = 4, .delay0 = 40 - round}); /* long ones */
+    hog *pin = set_then_pin(sys, o, &sh, (set_req){.count = 4, .delay0 = 40 - round}, &h1, &h2); /* long ones */
     int first = atomic_load(&sh.set_on);
-    hog *pin = pin_worker(sys, &h1, &h2, first);
     set_timers(sys, o, &sh, (set_req){.count = 4, .delay0 = 10 + round}); /* short ones */
     CU_ASSERT_EQUAL(atomic_load(&sh.set_on), 1 - first);
     hog_release(pin);
   }
-  advance(sys, 100); /* everything due at once */
+  timer_clock_advance(sys, 100); /* everything due at once */
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 64, 10000));
   CU_ASSERT_EQUAL(atomic_load(&sh.order_bad), 0);
   ax_system_free(sys);
@@ -307,7 +286,7 @@ static void test_timer_deadline_order_across_shards(void) {
 enum { OWNERS = 64, PER_OWNER = 40 };
 
 static void test_timer_many_owners_across_workers(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static oshared sh[OWNERS];
   ax_pid p[OWNERS];
   for (int i = 0; i < OWNERS; i++) p[i] = spawn_owner(sys, &sh[i]);
@@ -317,13 +296,13 @@ static void test_timer_many_owners_across_workers(void) {
   }
   for (int i = 0; i < OWNERS; i++) CU_ASSERT_TRUE(ax_test_wait_count(&sh[i].sets, 1, 10000));
   const uint64_t cancelled = (PER_OWNER + 2) / 3, want = PER_OWNER - cancelled;
-  for (int step = 0; step < 30; step++) advance(sys, 3);
+  for (int step = 0; step < 30; step++) timer_clock_advance(sys, 3);
   for (int i = 0; i < OWNERS; i++) {
     CU_ASSERT_TRUE(ax_test_wait_count(&sh[i].ticks, want, 10000));
     CU_ASSERT_EQUAL(atomic_load(&sh[i].cancel_ok), cancelled);
   }
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
-  advance(sys, 100);
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
+  timer_clock_advance(sys, 100);
   for (int i = 0; i < OWNERS; i++) {
     sync_with(sys, p[i], &sh[i]);
     CU_ASSERT_EQUAL(atomic_load(&sh[i].ticks), want);
@@ -350,7 +329,7 @@ static ax_err init_setter(ax_actor *self, void *state, const void *arg, size_t l
   ostate *st = state;
   memcpy(&st->sh, arg, sizeof(oshared *));
   atomic_store(&st->sh->set_on, worker_index());
-  tick k0 = {0, atomic_load(&clock_now) + 5}, k1 = {1, atomic_load(&clock_now) + 6};
+  tick k0 = {0, timer_clock_now() + 5}, k1 = {1, timer_clock_now() + 6};
   ax_err e = ax_send_after(self, 5, ax_self(self), S_TICK, &k0, sizeof(k0), &st->t[0]);
   if (e == AX_OK) e = ax_send_after(self, 6, ax_self(self), S_TICK, &k1, sizeof(k1), &st->t[1]);
   st->n = 2;
@@ -360,7 +339,7 @@ static const ax_actor_spec init_setter_spec = {.name = "init_setter", .behaviour
                                                .state_size = sizeof(ostate), .init = init_setter};
 
 static void test_timer_set_off_the_workers_uses_central_shard(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static oshared sh;
   memset(&sh, 0, sizeof(sh));
   oshared *shp = &sh;
@@ -369,9 +348,9 @@ static void test_timer_set_off_the_workers_uses_central_shard(void) {
   CU_ASSERT_EQUAL(ax_system_send(sys, o, S_CANCEL, NULL, 0), AX_OK); /* timer 0 */
   sync_with(sys, o, &sh);
   CU_ASSERT_EQUAL(atomic_load(&sh.cancel_ok), 1);
-  advance(sys, 10);
+  timer_clock_advance(sys, 10);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 1, 10000));
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
   sync_with(sys, o, &sh);
   CU_ASSERT_EQUAL(atomic_load(&sh.seen[0]), 0);
   CU_ASSERT_EQUAL(atomic_load(&sh.seen[1]), 1);
