@@ -243,8 +243,10 @@ typedef struct ax__timers {
   ax_actor *handoff_head, *handoff_tail;
   /* Fire pass scratch (the holder of `firing` only). */
   _Alignas(AX_CACHELINE) ax__wlist *lists;          /* one expired list per shard */
-  struct ax__tgroup *groups; /* one expiry chain per owner per pass */
+  struct ax__tgroup *groups; /* one expiry chain per owner per pass; clean between passes */
   size_t groups_cap;
+  size_t *groups_used;       /* the cells a pass filled (at most groups_cap / 2) */
+  size_t ngroups_used;
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */

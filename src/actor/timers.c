@@ -269,21 +269,30 @@ typedef struct ax__tgroup {
 static ax__tgroup *group_of(ax__timers *T, uint64_t owner) {
   size_t i = (size_t)((owner * 0x9E3779B97F4A7C15ull) >> 24) & (T->groups_cap - 1);
   while (T->groups[i].owner && T->groups[i].owner != owner) i = (i + 1) & (T->groups_cap - 1);
+  if (!T->groups[i].owner) T->groups_used[T->ngroups_used++] = i;
   T->groups[i].owner = owner;
   return &T->groups[i];
 }
 
+/* Makes the table big enough for `expired` expiries. The table is clean
+ * (delivery clears the cells it used), so a pass costs its owners, not the
+ * table's size: one big catch-up pass must not tax every later one. */
 static bool groups_reserve(ax__timers *T, size_t expired) {
   size_t need = 16;
   while (need < expired * 2) need *= 2;
-  if (need <= T->groups_cap) {
-    memset(T->groups, 0, sizeof(ax__tgroup) * T->groups_cap);
-    return true;
-  }
+  T->ngroups_used = 0;
+  if (need <= T->groups_cap) return true;
   ax__tgroup *g = ax__calloc(sizeof(ax__tgroup) * need);
-  if (!g) return false; /* the pass retries every expiry a millisecond later */
+  size_t *used = ax__alloc(sizeof(size_t) * (need / 2));
+  if (!g || !used) { /* the pass retries every expiry a millisecond later */
+    ax__free(g, sizeof(ax__tgroup) * need);
+    ax__free(used, sizeof(size_t) * (need / 2));
+    return false;
+  }
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
+  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
   T->groups = g;
+  T->groups_used = used;
   T->groups_cap = need;
   return true;
 }
@@ -302,9 +311,10 @@ static void deliver_groups(ax_system *sys) {
   size_t nwake = 0;
   ax__worker *w = ax__ctx_get()->worker;
   bool local = w && w->sys == sys && !ax__det_on(sys);
-  for (size_t i = 0; i < T->groups_cap; i++) {
-    ax__tgroup *g = &T->groups[i];
-    if (!g->owner) continue;
+  for (size_t u = 0; u < T->ngroups_used; u++) {
+    ax__tgroup *g = &T->groups[T->groups_used[u]], cell = *g;
+    *g = (ax__tgroup){0}; /* clean for the next pass */
+    g = &cell;
     ax_actor *a = ax__table_acquire(&sys->table, g->owner);
     if (!a) {
       for (ax__mnode *n = g->first, *next; n; n = next) {
@@ -392,58 +402,79 @@ static ax__tmr *pop_earliest(ax__timers *T) {
   return tmr_of(w);
 }
 
-/* One fire pass: takes every timer due at `now` out of every shard, and
- * fires them in deadline order, at most `limit` (deterministic mode fires
- * one per step; the rest go back, due, in their order). Returns how many
- * fired; 0 as well if another thread is running a pass (it fires what is
- * due) or the service has stopped. */
+/* Takes the timers due at `lim` out of every shard whose published
+ * deadline has come; returns how many. */
+static size_t collect(ax__timers *T, uint64_t lim) {
+  size_t k = 0;
+  for (uint32_t i = 0; i < T->nshards; i++) {
+    ax__tshard *s = &T->shards[i];
+    /* relaxed: a deadline published just now is seen by the next pass
+     * (its inserter woke the reactor if it had to). */
+    if (atomic_load_explicit(&s->next, memory_order_relaxed) > lim) continue;
+    shard_lock(s);
+    k += ax__wheel_advance(&s->wheel, lim, &T->lists[i]);
+    republish(s);
+    shard_unlock(s);
+  }
+  update_earliest(T);
+  return k;
+}
+
+/* Fires the k collected timers in deadline order, at most `limit` (the
+ * rest go back, due, in their order); returns how many fired. */
+static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limit) {
+  ax__timers *T = &sys->timers;
+  size_t fired = 0;
+  bool grouped = groups_reserve(T, k);
+  for (ax__tmr *t; (t = pop_earliest(T));) {
+    if (fired == limit) {
+      put_back(sys, t, t->due);
+      continue;
+    }
+    ax__mnode *n = grouped ? expiry_node(t) : NULL;
+    if (!n) { /* no memory for the message: try again in a millisecond */
+      put_back(sys, t, now + 1);
+      continue;
+    }
+    ax__tgroup *g = group_of(T, t->owner);
+    if (!g->first)
+      g->first = n;
+    else
+      atomic_store_explicit(&g->last->link.next, &n->link, memory_order_relaxed);
+    g->last = n;
+    fired++;
+    atomic_fetch_add_explicit(&sys->timers_fired, 1, memory_order_relaxed);
+    if (t->period)
+      put_back(sys, t, next_tick(t, now));
+    else
+      tmr_release(t); /* the wheel's; the owner still holds one */
+  }
+  if (grouped) deliver_groups(sys);
+  return fired;
+}
+
+/* One fire pass: fires every timer due at `now`, in deadline order, at
+ * most `limit` (deterministic mode fires one per step). A pass that is
+ * behind catches up a step at a time, to the lowest published deadline
+ * (a millisecond's worth): each step's timers are still in cache when
+ * their expiries are made, where one step of the whole backlog would walk
+ * them all twice from memory. Returns how many fired; 0 as well if another
+ * thread is running a pass (it fires what is due) or the service has
+ * stopped. */
 static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
   ax__timers *T = &sys->timers;
   /* acquire: we see the previous firer's scratch writes (its release). */
   if (atomic_exchange_explicit(&T->firing, true, memory_order_acquire)) return 0;
   atomic_store_explicit(&T->kick, false, memory_order_relaxed); /* a hint: see ax__timers */
-  size_t k = 0, fired = 0;
+  size_t fired = 0;
   /* acquire: as ax__timers_poll (a worker may get here first). */
   bool started = atomic_load_explicit(&T->started, memory_order_acquire); /* stop holds `firing` */
-  if (started) {
-    for (uint32_t i = 0; i < T->nshards; i++) {
-      ax__tshard *s = &T->shards[i];
-      /* relaxed: a deadline published just now is seen by the next pass
-       * (its inserter woke the reactor if it had to). */
-      if (atomic_load_explicit(&s->next, memory_order_relaxed) > now) continue;
-      shard_lock(s);
-      k += ax__wheel_advance(&s->wheel, now, &T->lists[i]);
-      republish(s);
-      shard_unlock(s);
-    }
-    update_earliest(T);
-  }
-  if (k) {
-    bool grouped = groups_reserve(T, k);
-    for (ax__tmr *t; (t = pop_earliest(T));) {
-      if (fired == limit) {
-        put_back(sys, t, t->due);
-        continue;
-      }
-      ax__mnode *n = grouped ? expiry_node(t) : NULL;
-      if (!n) { /* no memory for the message: try again in a millisecond */
-        put_back(sys, t, now + 1);
-        continue;
-      }
-      ax__tgroup *g = group_of(T, t->owner);
-      if (!g->first)
-        g->first = n;
-      else
-        atomic_store_explicit(&g->last->link.next, &n->link, memory_order_relaxed);
-      g->last = n;
-      fired++;
-      atomic_fetch_add_explicit(&sys->timers_fired, 1, memory_order_relaxed);
-      if (t->period)
-        put_back(sys, t, next_tick(t, now));
-      else
-        tmr_release(t); /* the wheel's; the owner still holds one */
-    }
-    if (grouped) deliver_groups(sys);
+  for (uint64_t prev = 0, lim; started && fired < limit && prev < now; prev = lim) {
+    lim = shards_next(T, memory_order_relaxed);
+    if (lim > now) break;
+    if (lim <= prev) lim = now; /* no progress by steps (a lower bound): the rest at once */
+    size_t k = collect(T, lim);
+    if (k) fired += fire_collected(sys, k, now, limit - fired);
   }
   /* release: the next firer sees our scratch writes. */
   atomic_store_explicit(&T->firing, false, memory_order_release);
@@ -600,7 +631,9 @@ void ax__timers_stop(ax_system *sys) {
   }
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
+  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
   T->groups = NULL;
+  T->groups_used = NULL;
   T->groups_cap = 0;
   atomic_store_explicit(&T->firing, false, memory_order_release);
 }
