@@ -264,7 +264,7 @@ void ax__timers_free(ax_system *sys);
  * clock read when `clock` (every 16 runs, and before searching), when the
  * earliest deadline is within a millisecond of the worker's last reading,
  * or when the reactor's tick saw a deadline come (kick). Thread: a worker. */
-bool ax__timers_poll(ax_system *sys, bool clock);
+bool ax__timers_poll_slow(ax_system *sys, bool clock);
 /* Timers pending in all shards (ax_system_stats). Thread: any. */
 size_t ax__timers_pending(ax_system *sys);
 /* Deterministic mode (det.c), on the driving thread: run every queued
@@ -506,5 +506,16 @@ static inline const ax_tracer *ax__tracer(ax_system *sys) {
  * push was counted in the depth), STAMPED (n->to holds the push time, ns). */
 #define AX__MSGF_COUNTED (1u << 23)
 #define AX__MSGF_STAMPED (1u << 22)
+
+/* The worker's timer hook (see ax__timers_poll_slow), inline for its
+ * common case: no timer pending and nothing handed off, two relaxed loads
+ * from one line (hints: the reactor's tick is the backstop). */
+static inline bool ax__timers_poll(ax_system *sys, bool clock) {
+  ax__timers *T = &sys->timers;
+  if (atomic_load_explicit(&T->earliest, memory_order_relaxed) == UINT64_MAX &&
+      !atomic_load_explicit(&T->handoff_n, memory_order_relaxed))
+    return false;
+  return ax__timers_poll_slow(sys, clock);
+}
 
 #endif

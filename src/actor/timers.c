@@ -494,7 +494,7 @@ size_t ax__timers_pending(ax_system *sys) {
 /* The clock this worker thread last read in a poll (ms, rounded down). */
 static _Thread_local uint64_t poll_seen;
 
-bool ax__timers_poll(ax_system *sys, bool clock) {
+bool ax__timers_poll_slow(ax_system *sys, bool clock) {
   ax__timers *T = &sys->timers;
   /* relaxed: hints; a deadline missed here is seen at a later poll, and
    * the reactor's tick is the backstop. (Before the service starts
@@ -586,7 +586,7 @@ ax_err ax__timers_start(ax_system *sys) {
   /* Deterministic mode: the driver runs the service (ax__timers_det_*),
    * nothing wakes the reactor. */
   atomic_init(&T->reactor_at, ax__det_on(sys) ? 0 : UINT64_MAX);
-  /* release: pairs with ax__timers_poll's acquire. */
+  /* release: pairs with the acquire loads of fire_pass and ax__timers_pending. */
   atomic_store_explicit(&T->started, true, memory_order_release);
   if (ax__det_on(sys)) return AX_OK;
   return ax__reactor_add_tick(sys->reactor, timers_tick, sys);
