@@ -352,7 +352,6 @@ static void deliver_groups(ax_system *sys) {
     atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
                           memory_order_relaxed);
     pthread_mutex_unlock(&T->handoff_lock);
-    atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
     return;
   }
   ax__schedule_many(sys, wake_first, wake_last, nwake);
@@ -508,7 +507,11 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
   if (!clock && e > poll_seen + 1 && !atomic_load_explicit(&T->kick, memory_order_relaxed))
     return woke;
   uint64_t now = poll_seen = clock_floor_ms(sys);
-  return (e <= now && fire_pass(sys, now, SIZE_MAX) > 0) || woke;
+  if (e > now) { /* a stale kick (a pass ran meanwhile): clocks read for nothing */
+    atomic_store_explicit(&T->kick, false, memory_order_relaxed);
+    return woke;
+  }
+  return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
 }
 
 /* The reactor's tick: fires what is due, then tells the reactor how long
