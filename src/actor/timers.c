@@ -580,10 +580,11 @@ ax_err ax__timers_start(ax_system *sys) {
     atomic_init(&s->next, UINT64_MAX);
     atomic_init(&s->pending, 0);
   }
-  atomic_init(&T->firing, false);
-  atomic_init(&T->earliest, UINT64_MAX);
-  atomic_init(&T->kick, false);
-  atomic_init(&T->handoff_n, 0);
+  /* Workers already poll (firing, kick and handoff_n are still zero from
+   * the system's allocation): atomic stores, not atomic_init. relaxed:
+   * published by the release of started below; a poll that reads the
+   * zero earliest before that finds the service not started. */
+  atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   pthread_mutex_init(&T->handoff_lock, NULL);
   T->handoff_head = T->handoff_tail = NULL;
   /* Deterministic mode: the driver runs the service (ax__timers_det_*),
