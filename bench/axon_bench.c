@@ -46,7 +46,7 @@ static const workload workloads[] = {
     {"big", bench_big, 2, {"A", "M"}, {120, 50000}, {2, 1}, false},
     {"footprint", bench_footprint, 1, {"N"}, {1000000}, {1}, false},
     {"latency", bench_latency, 1, {"N"}, {1000000}, {1}, false},
-    {"timers", bench_timers, 1, {"N"}, {1000000}, {100}, false},
+    {"timers", bench_timers, 2, {"N", "CHUNK"}, {1000000, 1000}, {100, 1}, false},
     {"remote_pingpong", bench_remote_pingpong, 2, {"WINDOW", "ROUND_TRIPS"}, {1, 100000}, {1, 1}, true},
     {"remote_bulk", bench_remote_bulk, 1, {"MESSAGES"}, {1000}, {1}, true},
     {"node_down", bench_node_down, 1, {"SAMPLES"}, {5}, {1}, true},

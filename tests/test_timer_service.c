@@ -6,38 +6,14 @@
 #include <string.h>
 
 #include "support/testutil.h"
+#include "support/timer_clock.h"
 
 enum { T_ARM = AX_MSG_USER, T_TICK, T_BLOCK, T_SYNC, T_ASK, T_ANSWER, T_STOPME, T_SETRECV };
-
-static _Atomic uint64_t clock_now;
-static uint64_t manual_clock(void *arg) { return atomic_load(&clock_now); }
-
-static ax_system *sys_new(void) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.clock_ms = manual_clock;
-  atomic_store(&clock_now, 1000);
-  ax_system *sys;
-  CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &sys), AX_OK);
-  return sys;
-}
-
-static void advance(ax_system *sys, uint64_t ms) {
-  atomic_fetch_add(&clock_now, ms);
-  ax_system_clock_moved(sys);
-}
 
 static uint64_t fired(ax_system *sys) {
   ax_system_stats st;
   ax_system_stats_get(sys, &st);
   return st.timers_fired;
-}
-
-static bool pending_zero(void *arg) {
-  ax_system_stats st;
-  ax_system_stats_get(arg, &st);
-  return st.timers_pending == 0;
 }
 
 /* ---- a timer user: arms on request, counts ticks, can block and cancel ---- */
@@ -134,25 +110,25 @@ static void sync_with(ax_system *sys, ax_pid p, tshared *sh) {
 }
 
 static void test_timer_send_after_fires_at_deadline_not_before(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static tshared sh;
   ax_pid p = spawn_tuser(sys, &sh);
   arm(sys, p, (arm_req){.delay = 100, .count = 1});
   sync_with(sys, p, &sh);
-  advance(sys, 99);
+  timer_clock_advance(sys, 99);
   sync_with(sys, p, &sh);
   ax_test_sleep_ms(20);
   sync_with(sys, p, &sh);
   CU_ASSERT_EQUAL(atomic_load(&sh.ticks), 0); /* never early */
-  advance(sys, 1);
+  timer_clock_advance(sys, 1);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 1, 10000));
   CU_ASSERT_EQUAL(atomic_load(&sh.flags_seen) & AX_MSGF_TIMER, AX_MSGF_TIMER);
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
   ax_system_free(sys);
 }
 
 static void test_timer_cancel_wins_over_queued_expiry(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static tshared sh;
   ax_pid p = spawn_tuser(sys, &sh);
   arm(sys, p, (arm_req){.delay = 10, .count = 1});
@@ -160,7 +136,7 @@ static void test_timer_cancel_wins_over_queued_expiry(void) {
   ax_system_send(sys, p, T_BLOCK, NULL, 0);
   for (int i = 0; i < 10000 && !atomic_load(&sh.blocked); i++) ax_test_sleep_ms(1);
   uint64_t before = fired(sys);
-  advance(sys, 20); /* the expiry is queued behind the blocked behaviour */
+  timer_clock_advance(sys, 20); /* the expiry is queued behind the blocked behaviour */
   for (int i = 0; i < 10000 && fired(sys) == before; i++) ax_test_sleep_ms(1);
   CU_ASSERT_EQUAL(fired(sys), before + 1);
   atomic_store(&sh.gate, true); /* now the owner cancels */
@@ -171,12 +147,12 @@ static void test_timer_cancel_wins_over_queued_expiry(void) {
 }
 
 static void test_timer_cancel_of_unknown_timer_is_enotfound(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static tshared sh;
   ax_pid p = spawn_tuser(sys, &sh);
   arm(sys, p, (arm_req){.delay = 5, .count = 1});
   sync_with(sys, p, &sh);
-  advance(sys, 5);
+  timer_clock_advance(sys, 5);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 1, 10000));
   atomic_store(&sh.gate, true);
   ax_system_send(sys, p, T_BLOCK, NULL, 0); /* cancels the fired timer */
@@ -186,7 +162,7 @@ static void test_timer_cancel_of_unknown_timer_is_enotfound(void) {
 }
 
 static void test_timer_stopped_actor_timers_vanish(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static tshared owner, target;
   ax_pid o = spawn_tuser(sys, &owner), t = spawn_tuser(sys, &target);
   arm(sys, o, (arm_req){.delay = 50, .count = 10, .to = t});
@@ -198,39 +174,39 @@ static void test_timer_stopped_actor_timers_vanish(void) {
     if (ax_actor_stats_get(sys, o, &st) == AX_ENOACTOR) break;
     ax_test_sleep_ms(1);
   }
-  advance(sys, 100);
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
-  advance(sys, 100);
+  timer_clock_advance(sys, 100);
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
+  timer_clock_advance(sys, 100);
   sync_with(sys, t, &target);
   CU_ASSERT_EQUAL(atomic_load(&target.ticks), 0);
   ax_system_free(sys);
 }
 
 static void test_timer_interval_skips_missed_ticks_by_default(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static tshared sh;
   ax_pid p = spawn_tuser(sys, &sh);
   arm(sys, p, (arm_req){.period = 10, .count = 1});
   sync_with(sys, p, &sh);
-  advance(sys, 10);
+  timer_clock_advance(sys, 10);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 1, 10000));
-  advance(sys, 45); /* now 55 past start: ticks at 20..50 missed */
+  timer_clock_advance(sys, 45); /* now 55 past start: ticks at 20..50 missed */
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 2, 10000));
   ax_test_sleep_ms(20);
   sync_with(sys, p, &sh);
   CU_ASSERT_EQUAL(atomic_load(&sh.ticks), 2);
-  advance(sys, 5); /* 60: the next period boundary */
+  timer_clock_advance(sys, 5); /* 60: the next period boundary */
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 3, 10000));
   ax_system_free(sys);
 }
 
 static void test_timer_interval_keep_missed_delivers_each_tick(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static tshared sh;
   ax_pid p = spawn_tuser(sys, &sh);
   arm(sys, p, (arm_req){.period = 10, .count = 1, .flags = AX_TIMER_KEEP_MISSED});
   sync_with(sys, p, &sh);
-  advance(sys, 55); /* due: 10, 20, 30, 40, 50 */
+  timer_clock_advance(sys, 55); /* due: 10, 20, 30, 40, 50 */
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 5, 10000));
   ax_test_sleep_ms(20);
   sync_with(sys, p, &sh);
@@ -239,12 +215,12 @@ static void test_timer_interval_keep_missed_delivers_each_tick(void) {
 }
 
 static void test_timer_same_deadline_fires_in_set_order(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static tshared sh;
   ax_pid p = spawn_tuser(sys, &sh);
   arm(sys, p, (arm_req){.delay = 30, .count = 500});
   sync_with(sys, p, &sh);
-  advance(sys, 30);
+  timer_clock_advance(sys, 30);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 500, 10000));
   CU_ASSERT_EQUAL(atomic_load(&sh.order_bad), 0);
   CU_ASSERT_EQUAL(atomic_load(&sh.last_seq), 500);
@@ -320,14 +296,14 @@ static void ask(ax_system *sys, ax_pid c, uint32_t timeout) {
 }
 
 static void test_timer_request_timeout_then_late_reply_is_dropped(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static rshared sh;
   memset(&sh, 0, sizeof(sh));
   atomic_store(&sh.hold, true);
   ax_pid cli, srv = spawn_pair(sys, &sh, &cli);
   ask(sys, cli, 100);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.held, 1, 10000));
-  advance(sys, 100);
+  timer_clock_advance(sys, 100);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.timeouts, 1, 10000));
   ax_system_send(sys, srv, T_ANSWER, NULL, 0); /* too late */
   for (int i = 0; i < 10000; i++) {
@@ -344,15 +320,15 @@ static void test_timer_request_timeout_then_late_reply_is_dropped(void) {
 }
 
 static void test_timer_request_reply_before_timeout_cancels_it(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static rshared sh;
   memset(&sh, 0, sizeof(sh));
   ax_pid cli;
   spawn_pair(sys, &sh, &cli);
   ask(sys, cli, 100);
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.replies, 1, 10000));
-  advance(sys, 200);
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
+  timer_clock_advance(sys, 200);
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
   ax_test_sleep_ms(10);
   CU_ASSERT_EQUAL(atomic_load(&sh.timeouts), 0);
   ax_system_free(sys);
@@ -360,7 +336,7 @@ static void test_timer_request_reply_before_timeout_cancels_it(void) {
 
 /* Replies and timeouts racing: each request gets exactly one of them. */
 static void test_timer_request_reply_or_timeout_never_both(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static rshared sh;
   memset(&sh, 0, sizeof(sh));
   ax_pid cli;
@@ -368,11 +344,11 @@ static void test_timer_request_reply_or_timeout_never_both(void) {
   enum { N = 300 };
   for (int i = 0; i < N; i++) {
     ask(sys, cli, 1);
-    advance(sys, 1); /* the timeout races with the immediate reply */
+    timer_clock_advance(sys, 1); /* the timeout races with the immediate reply */
     for (int k = 0; k < 10000 && atomic_load(&sh.replies) + atomic_load(&sh.timeouts) < (uint64_t)i + 1; k++)
       ax_test_sleep_ms(1);
   }
-  advance(sys, 10);
+  timer_clock_advance(sys, 10);
   ax_test_sleep_ms(20);
   CU_ASSERT_EQUAL(atomic_load(&sh.replies) + atomic_load(&sh.timeouts), N);
   ax_system_stats st;
@@ -382,25 +358,25 @@ static void test_timer_request_reply_or_timeout_never_both(void) {
 }
 
 static void test_timer_receive_timeout_fires_after_silence(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static tshared sh;
   ax_pid p = spawn_tuser(sys, &sh);
   uint32_t ms = 100;
   ax_system_send(sys, p, T_SETRECV, &ms, sizeof(ms));
   sync_with(sys, p, &sh);
-  advance(sys, 60);
+  timer_clock_advance(sys, 60);
   sync_with(sys, p, &sh); /* activity at +60 */
-  advance(sys, 60);       /* +120: silence only since +60 */
+  timer_clock_advance(sys, 60);       /* +120: silence only since +60 */
   ax_test_sleep_ms(20);
   sync_with(sys, p, &sh);
   CU_ASSERT_EQUAL(atomic_load(&sh.timeouts), 0);
-  advance(sys, 130); /* +250: more than 100 ms of silence */
+  timer_clock_advance(sys, 130); /* +250: more than 100 ms of silence */
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.timeouts, 1, 10000));
   ms = AX_INFINITY;
   ax_system_send(sys, p, T_SETRECV, &ms, sizeof(ms));
   sync_with(sys, p, &sh);
   uint64_t t = atomic_load(&sh.timeouts);
-  advance(sys, 1000);
+  timer_clock_advance(sys, 1000);
   ax_test_sleep_ms(20);
   sync_with(sys, p, &sh);
   CU_ASSERT_EQUAL(atomic_load(&sh.timeouts), t);
@@ -443,7 +419,7 @@ static const ax_actor_spec huge_spec = {.name = "huge", .behaviour = huge_actor,
                                         .state_size = sizeof(void *), .init = tuser_init};
 
 static void test_timer_payload_near_size_max_is_refused(void) {
-  ax_system *sys = sys_new();
+  ax_system *sys = timer_clock_system(2);
   static huge_shared sh;
   memset(&sh, 0, sizeof(sh));
   huge_shared *shp = &sh;
@@ -453,8 +429,8 @@ static void test_timer_payload_near_size_max_is_refused(void) {
   CU_ASSERT_TRUE(ax_test_wait_count(&sh.done, 1, 10000));
   CU_ASSERT_EQUAL(atomic_load(&sh.accepted), 0);
   CU_ASSERT_EQUAL(atomic_load(&sh.bad_err), 0);
-  advance(sys, 1000);
-  CU_ASSERT_TRUE(ax_test_wait(pending_zero, sys, 10000));
+  timer_clock_advance(sys, 1000);
+  CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
   ax_test_sleep_ms(20); /* a wrongly queued expiry would have a chance to arrive */
   CU_ASSERT_EQUAL(atomic_load(&sh.got), 0);
   CU_ASSERT_EQUAL(fired(sys), 0);

@@ -30,7 +30,7 @@ typedef struct ax_system_stats {
   uint64_t parks;              /* times a worker parked */
   uint64_t late_replies;       /* replies that arrived after their timeout */
   uint64_t timers_fired;       /* timer expiries handed to their owners */
-  uint64_t timers_pending;     /* timers in the wheel (as of the reactor's last pass) */
+  uint64_t timers_pending;     /* timers set and not yet fired or cancelled */
   uint64_t restarts;           /* children restarted by supervisors */
 } ax_system_stats;
 

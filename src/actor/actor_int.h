@@ -207,31 +207,66 @@ void ax__registry_name_of(ax_system *sys, uint64_t pid, char *buf, size_t cap);
 /* Removes pid's name, if any (actor stop). */
 void ax__registry_drop_pid(ax_system *sys, uint64_t pid);
 
-/* ---- the timer service (timers.c), run by the reactor thread ---- */
+/* ---- the timer service (timers.c): sharded wheels, fired by any thread ---- */
 typedef struct ax__tmr ax__tmr;
+typedef struct ax__tshard ax__tshard;
 typedef struct ax__timers {
-  /* Command queue (MPSC lane): any thread pushes, the reactor pops. */
-  _Atomic uintptr_t q_head;
-  ax__mlink *q_tail;
-  ax__mlink q_stub;
-  /* One SPSC command ring per worker: the fast path for timers set and
-   * cancelled by actors (the MPSC queue above takes the rest and the
-   * overflow). */
-  struct ax__tring *rings;
-  uint32_t nrings;
-  /* Reactor-thread only from here on. */
-  ax__wheel wheel;
-  struct ax__tgroup *groups; /* scratch: one expiry chain per owner per pass */
+  /* One shard (a locked wheel) per worker, plus a central one (the last)
+   * for timers set off the workers. Allocated by ax__timers_start, freed
+   * by ax__timers_free; immutable in between. */
+  ax__tshard *shards;
+  uint32_t nshards;
+  /* Started and not stopped. release/acquire: a worker that sees it set
+   * sees shards and nshards (workers run before the service starts). */
+  _Atomic bool started;
+  /* One fire pass at a time (a try-lock taken by the reactor's tick or a
+   * worker's poll): acquire/release around the scratch below. */
+  _Atomic bool firing;
+  /* The latest time (ms) by which the reactor runs the tick again
+   * (UINT64_MAX: only when woken). A worker that lowers a shard's earliest
+   * deadline below it wakes the reactor. seq_cst: see lower_next. */
+  _Atomic uint64_t reactor_at;
+  /* The lowest of the shards' published deadlines, for workers' polls
+   * (one load per run). seq_cst: see lower_next and fire_pass. */
+  _Alignas(AX_CACHELINE) _Atomic uint64_t earliest;
+  /* Set by the reactor's tick when a deadline has come and it leaves the
+   * pass to an awake worker: a poll after a run then reads the clock.
+   * relaxed: a hint; the tick fires itself a millisecond later. */
+  _Atomic bool kick;
+  /* Owners woken by a pass of the reactor while a worker was awake, for
+   * the workers' polls to put on their own queues (linked by run_next;
+   * under handoff_lock). A tick moves what is still there a pass later to
+   * the inject queue, so nothing waits on a worker that went to sleep.
+   * handoff_n: relaxed, a hint for the polls; written under the lock. */
+  _Atomic size_t handoff_n;
+  pthread_mutex_t handoff_lock;
+  ax_actor *handoff_head, *handoff_tail;
+  /* Fire pass scratch (the holder of `firing` only). */
+  _Alignas(AX_CACHELINE) ax__wlist *lists;          /* one expired list per shard */
+  struct ax__tgroup *groups; /* one expiry chain per owner per pass; clean between passes */
   size_t groups_cap;
-  bool started; /* between ax__timers_start and ax__timers_stop */
-  uint64_t det_commands; /* commands run so far (deterministic mode reads it) */
+  size_t *groups_used;       /* the cells a pass filled (at most groups_cap / 2) */
+  size_t ngroups_used;
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */
 ax_err ax__timers_start(ax_system *sys);
 /* Releases every timer left once sys->reactor has stopped (every actor has
- * stopped by then). Idempotent. Thread: the stopping thread. */
+ * stopped by then); the shards stay until ax__timers_free (idle workers
+ * may still poll). Idempotent. Thread: the stopping thread. */
 void ax__timers_stop(ax_system *sys);
+/* Frees the shards once the workers have stopped. Idempotent. */
+void ax__timers_free(ax_system *sys);
+/* A worker's hook (sched.c, after each run and before searching): fires
+ * whatever is due in any shard, unless another thread is firing; the
+ * owners it wakes go onto this worker's queue. Returns true if it
+ * delivered expiries. Cost: one relaxed load when no timer is pending; a
+ * clock read when `clock` (every 16 runs, and before searching), when the
+ * earliest deadline is within a millisecond of the worker's last reading,
+ * or when the reactor's tick saw a deadline come (kick). Thread: a worker. */
+bool ax__timers_poll_slow(ax_system *sys, bool clock);
+/* Timers pending in all shards (ax_system_stats). Thread: any. */
+size_t ax__timers_pending(ax_system *sys);
 /* Deterministic mode (det.c), on the driving thread: run every queued
  * command and return how many have run since the start; the wheel's next
  * deadline (a lower bound, UINT64_MAX: none); fire the first timer due at
@@ -328,7 +363,6 @@ struct ax_system {
   _Atomic(const ax__route *) route;
   uint32_t stall_warn_ms; /* set before shutdown; read by the shutdown thread */
   _Atomic uint64_t timers_fired;
-  _Atomic uint64_t timers_pending;
   _Atomic uint64_t restarts; /* supervisor restarts (ax__obs_restart) */
   /* Tracked actors (obs.c): pid -> 0, under obs_lock. */
   pthread_mutex_t obs_lock;
@@ -472,5 +506,16 @@ static inline const ax_tracer *ax__tracer(ax_system *sys) {
  * push was counted in the depth), STAMPED (n->to holds the push time, ns). */
 #define AX__MSGF_COUNTED (1u << 23)
 #define AX__MSGF_STAMPED (1u << 22)
+
+/* The worker's timer hook (see ax__timers_poll_slow), inline for its
+ * common case: no timer pending and nothing handed off, two relaxed loads
+ * from one line (hints: the reactor's tick is the backstop). */
+static inline bool ax__timers_poll(ax_system *sys, bool clock) {
+  ax__timers *T = &sys->timers;
+  if (atomic_load_explicit(&T->earliest, memory_order_relaxed) == UINT64_MAX &&
+      !atomic_load_explicit(&T->handoff_n, memory_order_relaxed))
+    return false;
+  return ax__timers_poll_slow(sys, clock);
+}
 
 #endif

@@ -342,6 +342,9 @@ static void *worker_main(void *arg) {
   ax__msg_cache_enable();
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_local(w);
+    /* Timers due in any shard are fired by whoever gets there first: a
+     * worker between runs or before it searches or parks, or the reactor. */
+    if (!a && ax__timers_poll(sys, true)) a = next_local(w);
     /* Search a little before parking: while this worker counts as
      * searching nobody wakes a parked one, so work that arrives within the
      * spin costs no futex round trip (producer/consumer pairs hit this all
@@ -356,8 +359,10 @@ static void *worker_main(void *arg) {
     }
     if (a) {
       run_one(w, a);
+      ax__timers_poll(sys, (atomic_load_explicit(&w->tick, memory_order_relaxed) & 15) == 0);
       continue;
     }
+    if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
     park(w);
   }
   tls_ctx.worker = NULL;

@@ -388,6 +388,7 @@ void ax_system_free(ax_system *sys) {
   ax__reactor_free(sys->reactor);
   sys->reactor = NULL;
   ax__sched_free(sys);
+  ax__timers_free(sys); /* after the workers: they poll the shards */
   ax__registry_fini(&sys->registry);
   ax__table_fini(&sys->table);
   ax__free(sys->tops, sys->tops_cap * sizeof(uint64_t));
@@ -417,7 +418,7 @@ ax_err ax_system_stats_get(ax_system *sys, ax_system_stats *out) {
   out->dropped = atomic_load_explicit(&sys->dropped, memory_order_relaxed);
   out->late_replies = atomic_load_explicit(&sys->late_replies, memory_order_relaxed);
   out->timers_fired = atomic_load_explicit(&sys->timers_fired, memory_order_relaxed);
-  out->timers_pending = atomic_load_explicit(&sys->timers_pending, memory_order_relaxed);
+  out->timers_pending = ax__timers_pending(sys);
   out->restarts = atomic_load_explicit(&sys->restarts, memory_order_relaxed);
   /* nalloc: deterministic mode has a worker and no thread. */
   for (uint32_t i = 0; i < sys->nalloc; i++) {

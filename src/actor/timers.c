@@ -1,38 +1,50 @@
-/* Axon: the timer service. Timers belong to actors; the wheel belongs to the
- * reactor thread. An owner sets or cancels a timer by pushing a command on
- * an MPSC queue and waking the system's reactor (a tick registered with it); the reactor advances the wheel and
- * pushes expiries, grouped per owner, onto the owners' user lanes. The owner
- * keeps its live timers in a map (id -> timer), so a cancel is decided on
- * the owner's own thread: an expiry whose id is no longer in the map (the
- * "generation tag") is dropped at delivery, even if it was already queued.
- * A timer is reference-counted by its two holders, the reactor (while it is
- * in the wheel) and the owner (while it is in the map); it carries its own
- * add and cancel commands, so neither needs an allocation or a lookup on
- * the reactor. Request timeouts and receive timeouts are timers too. */
+/* Axon: the timer service. Timers belong to actors; the wheels are sharded:
+ * one per worker and a central one for other threads, each behind its own
+ * lock. An owner sets a timer by inserting it into the wheel of the worker
+ * it runs on (a lock nobody else usually touches, a timer still in this
+ * core's cache), and cancels it by taking it out of whichever shard holds
+ * it, at once. Firing is a pass over every shard's due timers, merged in
+ * deadline order and pushed, grouped per owner, onto the owners' user
+ * lanes; whoever gets there first runs it: a worker between runs or before
+ * it searches for work (ax__timers_poll), or the reactor's tick, which only
+ * needs the earliest deadline of all shards to know how long it may sleep.
+ * The owner keeps its live timers in a map (id -> timer), so a cancel is
+ * decided on the owner's own thread: an expiry whose id is no longer in the
+ * map (the "generation tag") is dropped at delivery, even if it was
+ * already queued. A timer is reference-counted by its two holders, its
+ * shard's wheel (while pending or being fired) and the owner (while it is
+ * in the map). Request timeouts and receive timeouts are timers too. */
 #include <limits.h>
+#include <sched.h>
 #include <string.h>
 
 #include "actor/actor_int.h"
 
-enum { CMD_ADD = 1, CMD_CANCEL = 2 };
 #define KEEP_MISSED (1u << 26) /* arm() flag: an interval keeps missed ticks */
-#define COMMAND_BUDGET 4096    /* commands per reactor pass before firing */
 
-/* A command embedded in its timer. */
-typedef struct ax__tcmd {
-  ax__mlink link;
-  uint32_t kind;
-} ax__tcmd;
+/* A shard: a wheel and its lock. The lock is held only for a wheel
+ * operation (insert, cancel, one advance), never while running code of an
+ * actor or delivering, and never together with another shard's lock. */
+struct ax__tshard {
+  pthread_mutex_t lock;
+  ax__wheel wheel;
+  uint64_t low;   /* under lock: the value last published in next */
+  uint64_t ops;   /* under lock: owner inserts and cancels (det mode's progress) */
+  _Atomic size_t pending; /* the wheel's count (relaxed: a statistic) */
+  /* A lower bound of the earliest deadline in the wheel (UINT64_MAX when
+   * empty), read by pollers and the tick without the lock; on its own
+   * line, since those reads are frequent and its writes rare. */
+  _Alignas(AX_CACHELINE) _Atomic uint64_t next;
+};
 
 struct ax__tmr {
-  ax__tcmd add;    /* pushed once by arm() */
-  ax__tcmd cancel; /* pushed at most once, by the owner's cancel */
-  ax__wtimer wt;
-  /* Reactor-only: the cancel was run before the add (the two commands can
-   * travel different queues when the owner moved between workers). */
-  bool cancelled_early;
-  /* Holders: the reactor (wheel) and the owner (map). acq_rel: the last
-   * releaser frees and must see the other's writes. */
+  ax__wtimer wt;  /* under the shard's lock */
+  uint32_t shard; /* the shard whose wheel holds it; set once by arm() */
+  /* Under the shard's lock: the owner let go. A pass that holds it fired
+   * (out of the wheel) never puts it back. */
+  bool cancelled;
+  /* Holders: the wheel and the owner. acq_rel: the last releaser frees
+   * and must see the other's writes. */
   _Atomic uint32_t refs;
   uint32_t type;
   uint32_t period; /* 0: one-shot */
@@ -46,12 +58,15 @@ struct ax__tmr {
   char payload[];
 };
 
+static void tmr_free(ax__tmr *t) { ax__free(t, sizeof(*t) + t->len); /* checked by arm() */ }
+
 static void tmr_release(ax__tmr *t) {
-  if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
-    ax__free(t, sizeof(*t) + t->len); /* checked by arm() */
+  if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) tmr_free(t);
 }
 
-/* ---- clock and commands ---- */
+static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(ax__tmr, wt)); }
+
+/* ---- clock ---- */
 
 /* Deadlines are computed from the clock rounded up and expiries judged by
  * the clock rounded down, so a timer set at t for d ms never fires before
@@ -68,44 +83,125 @@ uint64_t ax__clock_floor_ms(ax_system *sys) {
 
 static uint64_t clock_floor_ms(ax_system *sys) { return ax__clock_floor_ms(sys); }
 
-/* A worker's command ring: single producer (the worker), single consumer
- * (the reactor). Entries are timer pointers with the low bit set for a
- * cancel. Indices are free-running; head and tail sit on their own lines. */
-#define RING_SIZE 4096u
-typedef struct ax__tring {
-  _Alignas(AX_CACHELINE) _Atomic uint32_t tail; /* producer: release-stores */
-  uint32_t head_seen;                           /* producer's copy of head */
-  _Alignas(AX_CACHELINE) _Atomic uint32_t head; /* consumer: release-stores */
-  _Alignas(AX_CACHELINE) uintptr_t slots[RING_SIZE];
-} ax__tring;
+/* ---- shards ---- */
 
-static bool ring_push(ax__tring *r, uintptr_t entry) {
-  uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-  if (tail - r->head_seen >= RING_SIZE) {
-    /* acquire: the reactor is done with the slots it released */
-    r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
-    if (tail - r->head_seen >= RING_SIZE) return false;
-  }
-  r->slots[tail & (RING_SIZE - 1)] = entry;
-  /* release: the reactor that sees the new tail sees the slot and the timer */
-  atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
-  return true;
-}
+static void shard_lock(ax__tshard *s) { pthread_mutex_lock(&s->lock); }
+static void shard_unlock(ax__tshard *s) { pthread_mutex_unlock(&s->lock); }
 
-static void push_cmd(ax_system *sys, ax__tmr *t, uint32_t kind) {
-  ax__timers *T = &sys->timers;
+/* The calling thread's shard: its worker's, else the central one. */
+static uint32_t my_shard(ax_system *sys) {
   ax__worker *w = ax__ctx_get()->worker;
-  ax__tcmd *cmd = kind == CMD_ADD ? &t->add : &t->cancel;
-  cmd->kind = kind;
-  if (!(w && w->sys == sys && w->index < T->nrings &&
-        ring_push(&T->rings[w->index], (uintptr_t)t | (kind == CMD_CANCEL))))
-    ax__lane_push(&T->q_head, &cmd->link); /* not a worker, or its ring is full */
-  ax__reactor_wake(sys->reactor);
+  uint32_t central = sys->timers.nshards - 1;
+  return w && w->sys == sys && w->index < central ? w->index : central;
 }
 
-/* The owner lets go of t: its reference travels with the cancel command,
- * which also takes t out of the wheel early. Owner side, once per timer. */
-static void cancel_tmr(ax_system *sys, ax__tmr *t) { push_cmd(sys, t, CMD_CANCEL); }
+/* Lowest published deadline over all shards. */
+static uint64_t shards_next(ax__timers *T, memory_order mo) {
+  uint64_t m = UINT64_MAX;
+  for (uint32_t i = 0; i < T->nshards; i++) {
+    uint64_t v = atomic_load_explicit(&T->shards[i].next, mo);
+    if (v < m) m = v;
+  }
+  return m;
+}
+
+/* Under s's lock, after the wheel's earliest deadline may have moved
+ * later (a pass advanced it): publishes the new lower bound. relaxed: a
+ * reader that sees the older, lower value only wakes early. */
+static void republish(ax__tshard *s) {
+  s->low = ax__wheel_next_deadline(&s->wheel);
+  atomic_store_explicit(&s->next, s->low, memory_order_relaxed);
+  atomic_store_explicit(&s->pending, ax__wheel_count(&s->wheel), memory_order_relaxed);
+}
+
+/* Under s's lock, after inserting a timer due at `due`: publishes it if it
+ * is the shard's new earliest, and returns true if the reactor must be
+ * woken to see it (the caller wakes it after unlocking). seq_cst, with the
+ * tick's store of reactor_at and its second reading of the shards: either
+ * we see the tick's new reactor_at (and wake it if we are earlier), or the
+ * tick sees our deadline and runs again at once. */
+static bool lower_next(ax__timers *T, ax__tshard *s, uint64_t due) {
+  atomic_store_explicit(&s->pending, ax__wheel_count(&s->wheel), memory_order_relaxed);
+  if (due >= s->low) return false;
+  s->low = due;
+  atomic_store_explicit(&s->next, due, memory_order_seq_cst);
+  /* seq_cst, with fire_pass's store of earliest and its second reading of
+   * the shards (the same pattern): our lower value is never lost. */
+  uint64_t e = atomic_load_explicit(&T->earliest, memory_order_seq_cst);
+  while (due < e && !atomic_compare_exchange_weak_explicit(&T->earliest, &e, due, memory_order_seq_cst,
+                                                          memory_order_seq_cst)) {
+  }
+  return due < atomic_load_explicit(&T->reactor_at, memory_order_seq_cst);
+}
+
+/* The firer, after a pass moved shard deadlines later: recomputes the
+ * lowest. A lower deadline published meanwhile shows in the second
+ * reading, or its inserter's CAS comes after our store. */
+static void update_earliest(ax__timers *T) {
+  uint64_t m = shards_next(T, memory_order_seq_cst);
+  atomic_store_explicit(&T->earliest, m, memory_order_seq_cst);
+  uint64_t again = shards_next(T, memory_order_seq_cst);
+  if (again < m) atomic_store_explicit(&T->earliest, again, memory_order_seq_cst);
+}
+
+/* Puts a timer that a pass took out back into its shard's wheel, due at
+ * `due` (an interval's next tick, an expiry that found no memory, one past
+ * deterministic mode's limit), unless its owner cancelled it meanwhile:
+ * then the wheel's reference is dropped instead. Caller: the firer. */
+static void put_back(ax_system *sys, ax__tmr *t, uint64_t due) {
+  ax__timers *T = &sys->timers;
+  ax__tshard *s = &T->shards[t->shard];
+  bool wake = false, drop;
+  shard_lock(s);
+  drop = t->cancelled;
+  if (!drop) {
+    t->due = due;
+    ax__wheel_insert(&s->wheel, &t->wt, due);
+    wake = lower_next(T, s, due);
+  }
+  shard_unlock(s);
+  if (drop) tmr_release(t); /* the wheel's */
+  if (wake) ax__reactor_wake(sys->reactor);
+}
+
+/* Inserts a new timer into the calling thread's shard. now_ceil is the
+ * clock arm() read: an empty wheel's clock is first moved to just before
+ * it (nothing to fire), so the timer lands on a low level. */
+static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil) {
+  ax__timers *T = &sys->timers;
+  t->shard = my_shard(sys);
+  ax__tshard *s = &T->shards[t->shard];
+  shard_lock(s);
+  if (!ax__wheel_count(&s->wheel) && now_ceil > ax__wheel_elapsed(&s->wheel) + 1) {
+    ax__wlist none = {NULL, NULL};
+    ax__wheel_advance(&s->wheel, now_ceil - 1, &none);
+  }
+  ax__wheel_insert(&s->wheel, &t->wt, t->due);
+  s->ops++;
+  bool wake = lower_next(T, s, t->due);
+  shard_unlock(s);
+  if (wake) ax__reactor_wake(sys->reactor);
+}
+
+/* The owner lets go of t, at once and for good: out of the wheel if it is
+ * there; if a pass holds it (fired), that pass sees `cancelled` and drops
+ * it. Both references are ours when it was pending. Owner side. */
+static void cancel_tmr(ax_system *sys, ax__tmr *t) {
+  ax__tshard *s = &sys->timers.shards[t->shard];
+  shard_lock(s);
+  t->cancelled = true;
+  bool held = ax__wheel_pending(&t->wt);
+  if (held) {
+    ax__wheel_cancel(&s->wheel, &t->wt);
+    atomic_store_explicit(&s->pending, ax__wheel_count(&s->wheel), memory_order_relaxed);
+  }
+  s->ops++;
+  shard_unlock(s);
+  if (held)
+    tmr_free(t); /* nobody else holds it: an expiry already queued is judged by the map */
+  else
+    tmr_release(t); /* the owner's; the pass that fired it holds the wheel's */
+}
 
 /* Creates and submits a timer owned by a. Unless it is the receive timer
  * (kept in ext->recv_tmr), its id goes into a's map first, so its expiry is
@@ -131,10 +227,11 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
     return AX_ENOMEM;
   }
   atomic_init(&t->refs, 2);
+  uint64_t now = ax__clock_ms(sys);
   t->id = id;
   t->owner = a->pid;
   t->to = to;
-  t->due = ax__clock_ms(sys) + delay;
+  t->due = now + delay;
   t->type = type;
   t->period = period;
   t->flags = flags & ~KEEP_MISSED;
@@ -142,83 +239,11 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
   t->len = len;
   if (len) memcpy(t->payload, data, len);
   if (out) *out = t;
-  push_cmd(sys, t, CMD_ADD);
+  insert_new(sys, t, now);
   return AX_OK;
 }
 
-/* ---- the reactor side ---- */
-
-static void run_add(ax__timers *T, ax__tmr *t) {
-  T->det_commands++;
-  if (t->cancelled_early)
-    tmr_release(t); /* the wheel's: it never gets in */
-  else
-    ax__wheel_insert(&T->wheel, &t->wt, t->due);
-}
-
-static void run_cancel(ax__timers *T, ax__tmr *t) {
-  T->det_commands++;
-  if (t->wt.state == AX__WTIMER_PENDING) {
-    ax__wheel_cancel(&T->wheel, &t->wt);
-    tmr_release(t); /* the wheel's */
-  } else if (t->wt.state == AX__WTIMER_IDLE) {
-    t->cancelled_early = true; /* its add is still on its way */
-  }
-  tmr_release(t); /* the owner's, carried by the command */
-}
-
-/* Drains up to budget entries of one ring, prefetching the timers ahead
- * (they were written on another core). */
-static size_t run_ring(ax__timers *T, ax__tring *r, size_t budget) {
-  uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-  /* acquire: pairs with ring_push's release of tail */
-  uint32_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
-  if (n > budget) n = (uint32_t)budget;
-  for (uint32_t i = 0; i < n; i++) {
-    if (i + 8 < n) __builtin_prefetch((void *)(r->slots[(head + i + 8) & (RING_SIZE - 1)] & ~(uintptr_t)1));
-    uintptr_t e = r->slots[(head + i) & (RING_SIZE - 1)];
-    ax__tmr *t = (ax__tmr *)(e & ~(uintptr_t)1);
-    if (e & 1)
-      run_cancel(T, t);
-    else
-      run_add(T, t);
-  }
-  /* release: the producer may reuse the slots once it sees the new head */
-  atomic_store_explicit(&r->head, head + n, memory_order_release);
-  return n;
-}
-
-/* Runs up to `budget` queued commands; returns true if it stopped early.
- * The budget keeps a flood of new timers from delaying due ones. */
-static bool run_commands(ax__timers *T, size_t budget) {
-  for (uint32_t i = 0; i < T->nrings; i++) budget -= run_ring(T, &T->rings[i], budget);
-  ax__mlink *l = NULL;
-  while (budget && (l = ax__lane_pop_detached(&T->q_head, &T->q_tail, &T->q_stub))) {
-    budget--;
-    ax__tcmd *c = (ax__tcmd *)l;
-    if (c->kind == CMD_ADD)
-      run_add(T, (ax__tmr *)((char *)c - offsetof(ax__tmr, add)));
-    else
-      run_cancel(T, (ax__tmr *)((char *)c - offsetof(ax__tmr, cancel)));
-  }
-  return budget == 0;
-}
-
-static ax__tmr *tmr_of_node(const ax__mnode *n) { return (ax__tmr *)(uintptr_t)n->to; }
-
-/* A dead owner's chain: its one-shot timers are already out of the wheel
- * and its cancel commands are on their way; interval timers still pending
- * are taken out now so they stop firing even if those commands never came. */
-static void drop_chain_timers(ax__timers *T, ax__mnode *first, ax__mnode *last) {
-  for (ax__mnode *n = first;; n = (ax__mnode *)atomic_load_explicit(&n->link.next, memory_order_relaxed)) {
-    ax__tmr *t = tmr_of_node(n);
-    if (t->period && ax__wheel_pending(&t->wt)) {
-      ax__wheel_cancel(&T->wheel, &t->wt);
-      tmr_release(t);
-    }
-    if (n == last) break;
-  }
-}
+/* ---- firing ---- */
 
 static ax__mnode *expiry_node(ax__tmr *t) {
   /* `to` carries the timer: valid for the owner while the id is in its map */
@@ -226,12 +251,11 @@ static ax__mnode *expiry_node(ax__tmr *t) {
                      t->payload, t->len, NULL);
 }
 
-/* Re-arms an interval timer after it fired at `now`. */
-static void rearm(ax__timers *T, ax__tmr *t, uint64_t now) {
+/* An interval's next tick after it fired at `now`. */
+static uint64_t next_tick(const ax__tmr *t, uint64_t now) {
   uint64_t next = t->due + t->period;
   if (!t->keep_missed && next <= now) next += ((now - next) / t->period + 1) * t->period;
-  t->due = next;
-  ax__wheel_insert(&T->wheel, &t->wt, next);
+  return next;
 }
 
 /* One owner's expiries in this pass, in firing order. */
@@ -245,38 +269,54 @@ typedef struct ax__tgroup {
 static ax__tgroup *group_of(ax__timers *T, uint64_t owner) {
   size_t i = (size_t)((owner * 0x9E3779B97F4A7C15ull) >> 24) & (T->groups_cap - 1);
   while (T->groups[i].owner && T->groups[i].owner != owner) i = (i + 1) & (T->groups_cap - 1);
+  if (!T->groups[i].owner) T->groups_used[T->ngroups_used++] = i;
   T->groups[i].owner = owner;
   return &T->groups[i];
 }
 
+/* Makes the table big enough for `expired` expiries. The table is clean
+ * (delivery clears the cells it used), so a pass costs its owners, not the
+ * table's size: one big catch-up pass must not tax every later one. */
 static bool groups_reserve(ax__timers *T, size_t expired) {
   size_t need = 16;
   while (need < expired * 2) need *= 2;
-  if (need <= T->groups_cap) {
-    memset(T->groups, 0, sizeof(ax__tgroup) * T->groups_cap);
-    return true;
-  }
+  T->ngroups_used = 0;
+  if (need <= T->groups_cap) return true;
   ax__tgroup *g = ax__calloc(sizeof(ax__tgroup) * need);
-  if (!g) return false; /* the pass retries every expiry a millisecond later */
+  size_t *used = ax__alloc(sizeof(size_t) * (need / 2));
+  if (!g || !used) { /* the pass retries every expiry a millisecond later */
+    ax__free(g, sizeof(ax__tgroup) * need);
+    ax__free(used, sizeof(size_t) * (need / 2));
+    return false;
+  }
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
+  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
   T->groups = g;
+  T->groups_used = used;
   T->groups_cap = need;
   return true;
 }
 
-/* Pushes each owner's chain with one exchange; owners that were idle are
- * scheduled together (one inject push, one wake-up) at the end. A chain
- * whose owner died also takes that owner's interval timers out. */
+/* Pushes each owner's chain with one exchange. Owners that were idle go
+ * onto the firing worker's own queue, at its back (the inject queue, which
+ * a busy worker looks at once in 61 runs, would leave them waiting behind
+ * whatever keeps that worker busy). Off the workers (the reactor), they go
+ * to the handoff list for the awake workers' polls, or, with every worker
+ * asleep, onto the inject queue with one push and one wake-up. A dead
+ * owner's chain is dropped: its stop cancelled (or will cancel) every
+ * timer it had, which keeps intervals from firing again. */
 static void deliver_groups(ax_system *sys) {
   ax__timers *T = &sys->timers;
   ax_actor *wake_first = NULL, *wake_last = NULL;
   size_t nwake = 0;
-  for (size_t i = 0; i < T->groups_cap; i++) {
-    ax__tgroup *g = &T->groups[i];
-    if (!g->owner) continue;
+  ax__worker *w = ax__ctx_get()->worker;
+  bool local = w && w->sys == sys && !ax__det_on(sys);
+  for (size_t u = 0; u < T->ngroups_used; u++) {
+    ax__tgroup *g = &T->groups[T->groups_used[u]], cell = *g;
+    *g = (ax__tgroup){0}; /* clean for the next pass */
+    g = &cell;
     ax_actor *a = ax__table_acquire(&sys->table, g->owner);
     if (!a) {
-      drop_chain_timers(T, g->first, g->last);
       for (ax__mnode *n = g->first, *next; n; n = next) {
         next = n == g->last ? NULL : (ax__mnode *)atomic_load_explicit(&n->link.next, memory_order_relaxed);
         ax__msg_free(n);
@@ -284,6 +324,11 @@ static void deliver_groups(ax_system *sys) {
       continue;
     }
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
+      if (local) { /* a worker's pass: onto its own queue, in turn */
+        ax__schedule_back(sys, a);
+        ax__table_release(&sys->table, g->owner);
+        continue;
+      }
       a->run_next = NULL; /* we hold the right to schedule it */
       if (wake_last)
         wake_last->run_next = a;
@@ -294,30 +339,100 @@ static void deliver_groups(ax_system *sys) {
     }
     ax__table_release(&sys->table, g->owner);
   }
+  if (!nwake) return;
+  /* relaxed: a heuristic (see the tick's grace). */
+  if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
+    pthread_mutex_lock(&T->handoff_lock);
+    if (T->handoff_tail)
+      T->handoff_tail->run_next = wake_first;
+    else
+      T->handoff_head = wake_first;
+    T->handoff_tail = wake_last;
+    wake_last->run_next = NULL;
+    atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
+                          memory_order_relaxed);
+    pthread_mutex_unlock(&T->handoff_lock);
+    return;
+  }
   ax__schedule_many(sys, wake_first, wake_last, nwake);
 }
 
-/* Fires the timers due at now, at most `limit` of them (deterministic mode
- * fires one per step; the rest go back, due, in their order). Returns how
- * many fired. */
-static size_t fire_due(ax_system *sys, uint64_t now, size_t limit) {
+/* Takes the whole handoff list (NULL if empty); *n gets its length. */
+static ax_actor *handoff_take(ax__timers *T, ax_actor **last, size_t *n) {
+  pthread_mutex_lock(&T->handoff_lock);
+  ax_actor *first = T->handoff_head;
+  *last = T->handoff_tail;
+  *n = atomic_load_explicit(&T->handoff_n, memory_order_relaxed);
+  T->handoff_head = T->handoff_tail = NULL;
+  atomic_store_explicit(&T->handoff_n, 0, memory_order_relaxed);
+  pthread_mutex_unlock(&T->handoff_lock);
+  return first;
+}
+
+/* A worker's poll: the owners the reactor woke go onto this worker's
+ * queue, in turn. */
+static bool handoff_run(ax_system *sys) {
+  ax_actor *last;
+  size_t n;
+  ax_actor *a = handoff_take(&sys->timers, &last, &n);
+  for (ax_actor *next; a; a = next) {
+    next = a == last ? NULL : a->run_next;
+    ax__schedule_back(sys, a);
+  }
+  return n > 0;
+}
+
+/* Takes the earliest timer, by (deadline, id), off the shards' expired
+ * lists (each already in (deadline, seq) order): a k-way merge, k small. */
+static ax__tmr *pop_earliest(ax__timers *T) {
+  ax__wlist *best = NULL;
+  for (uint32_t i = 0; i < T->nshards; i++) {
+    ax__wlist *l = &T->lists[i];
+    if (!l->head) continue;
+    if (!best || l->head->deadline < best->head->deadline ||
+        (l->head->deadline == best->head->deadline && tmr_of(l->head)->id < tmr_of(best->head)->id))
+      best = l;
+  }
+  if (!best) return NULL;
+  ax__wtimer *w = best->head;
+  best->head = w->next;
+  if (!best->head) best->tail = NULL;
+  if (w->next) __builtin_prefetch(tmr_of(w->next));
+  return tmr_of(w);
+}
+
+/* Takes the timers due at `lim` out of every shard whose published
+ * deadline has come; returns how many. */
+static size_t collect(ax__timers *T, uint64_t lim) {
+  size_t k = 0;
+  for (uint32_t i = 0; i < T->nshards; i++) {
+    ax__tshard *s = &T->shards[i];
+    /* relaxed: a deadline published just now is seen by the next pass
+     * (its inserter woke the reactor if it had to). */
+    if (atomic_load_explicit(&s->next, memory_order_relaxed) > lim) continue;
+    shard_lock(s);
+    k += ax__wheel_advance(&s->wheel, lim, &T->lists[i]);
+    republish(s);
+    shard_unlock(s);
+  }
+  update_earliest(T);
+  return k;
+}
+
+/* Fires the k collected timers in deadline order, at most `limit` (the
+ * rest go back, due, in their order); returns how many fired. */
+static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limit) {
   ax__timers *T = &sys->timers;
-  ax__wlist out = {NULL, NULL};
-  size_t k = ax__wheel_advance(&T->wheel, now, &out), fired = 0;
-  if (!k) return 0;
+  size_t fired = 0;
   bool grouped = groups_reserve(T, k);
-  for (ax__wtimer *w = out.head, *wn; w; w = wn) {
-    wn = w->next;
-    if (wn) __builtin_prefetch((char *)wn - offsetof(ax__tmr, wt) + offsetof(ax__tmr, id));
-    ax__tmr *t = (ax__tmr *)((char *)w - offsetof(ax__tmr, wt));
+  for (ax__tmr *t; (t = pop_earliest(T));) {
     if (fired == limit) {
-      ax__wheel_insert(&T->wheel, &t->wt, t->due);
+      put_back(sys, t, t->due);
       continue;
     }
     ax__mnode *n = grouped ? expiry_node(t) : NULL;
     if (!n) { /* no memory for the message: try again in a millisecond */
-      t->due = now + 1;
-      ax__wheel_insert(&T->wheel, &t->wt, t->due);
+      put_back(sys, t, now + 1);
       continue;
     }
     ax__tgroup *g = group_of(T, t->owner);
@@ -329,89 +444,219 @@ static size_t fire_due(ax_system *sys, uint64_t now, size_t limit) {
     fired++;
     atomic_fetch_add_explicit(&sys->timers_fired, 1, memory_order_relaxed);
     if (t->period)
-      rearm(T, t, now);
+      put_back(sys, t, next_tick(t, now));
     else
       tmr_release(t); /* the wheel's; the owner still holds one */
   }
-  deliver_groups(sys);
+  if (grouped) deliver_groups(sys);
   return fired;
 }
 
+/* One fire pass: fires every timer due at `now`, in deadline order, at
+ * most `limit` (deterministic mode fires one per step). A pass that is
+ * behind catches up a step at a time, to the lowest published deadline
+ * (a millisecond's worth): each step's timers are still in cache when
+ * their expiries are made, where one step of the whole backlog would walk
+ * them all twice from memory. Returns how many fired; 0 as well if another
+ * thread is running a pass (it fires what is due) or the service has
+ * stopped. */
+static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
+  ax__timers *T = &sys->timers;
+  /* acquire: we see the previous firer's scratch writes (its release). */
+  if (atomic_exchange_explicit(&T->firing, true, memory_order_acquire)) return 0;
+  atomic_store_explicit(&T->kick, false, memory_order_relaxed); /* a hint: see ax__timers */
+  size_t fired = 0;
+  /* acquire: as ax__timers_poll (a worker may get here first). */
+  bool started = atomic_load_explicit(&T->started, memory_order_acquire); /* stop holds `firing` */
+  for (uint64_t prev = 0, lim; started && fired < limit && prev < now; prev = lim) {
+    lim = shards_next(T, memory_order_relaxed);
+    if (lim > now) break;
+    if (lim <= prev) lim = now; /* no progress by steps (a lower bound): the rest at once */
+    size_t k = collect(T, lim);
+    if (k) fired += fire_collected(sys, k, now, limit - fired);
+  }
+  /* release: the next firer sees our scratch writes. */
+  atomic_store_explicit(&T->firing, false, memory_order_release);
+  return fired;
+}
+
+size_t ax__timers_pending(ax_system *sys) {
+  ax__timers *T = &sys->timers;
+  size_t n = 0;
+  /* acquire: as ax__timers_poll (shards); stopped: they hold nothing. */
+  if (!atomic_load_explicit(&T->started, memory_order_acquire)) return 0;
+  for (uint32_t i = 0; i < T->nshards; i++)
+    n += atomic_load_explicit(&T->shards[i].pending, memory_order_relaxed);
+  return n;
+}
+
+/* The clock this worker thread last read in a poll (ms, rounded down). */
+static _Thread_local uint64_t poll_seen;
+
+bool ax__timers_poll_slow(ax_system *sys, bool clock) {
+  ax__timers *T = &sys->timers;
+  /* relaxed: hints; a deadline missed here is seen at a later poll, and
+   * the reactor's tick is the backstop. (Before the service starts
+   * earliest reads 0 and fire_pass finds it not started.) */
+  bool woke = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) && handoff_run(sys);
+  uint64_t e = atomic_load_explicit(&T->earliest, memory_order_relaxed);
+  if (e == UINT64_MAX) return woke;
+  /* The clock costs ~20 ns: read it when told to, when the earliest
+   * deadline is within a millisecond of the last reading, or when the
+   * reactor saw a deadline come. */
+  if (!clock && e > poll_seen + 1 && !atomic_load_explicit(&T->kick, memory_order_relaxed))
+    return woke;
+  uint64_t now = poll_seen = clock_floor_ms(sys);
+  if (e > now) { /* a stale kick (a pass ran meanwhile): clocks read for nothing */
+    atomic_store_explicit(&T->kick, false, memory_order_relaxed);
+    return woke;
+  }
+  return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
+}
+
+/* The reactor's tick: fires what is due, then tells the reactor how long
+ * it may wait (until the earliest deadline of all shards). While a worker
+ * is awake, a deadline just reached is left to it for a millisecond (the
+ * kick makes its next poll read the clock): the owners it wakes go onto
+ * its own queue, where a pass of the reactor would put them on the inject
+ * queue, read once in 61 runs by a busy worker. */
 static int timers_tick(void *arg) {
   ax_system *sys = arg;
   ax__timers *T = &sys->timers;
-  bool more = run_commands(T, COMMAND_BUDGET);
+  /* Owners handed off at an earlier pass and still not taken (their
+   * worker went to sleep, or is in a long run): the inject queue. */
+  if (atomic_load_explicit(&T->handoff_n, memory_order_relaxed)) {
+    ax_actor *last;
+    size_t n;
+    ax_actor *first = handoff_take(T, &last, &n);
+    if (first) ax__schedule_many(sys, first, last, n);
+  }
   uint64_t now = clock_floor_ms(sys);
-  fire_due(sys, now, SIZE_MAX);
-  atomic_store_explicit(&sys->timers_pending, ax__wheel_count(&T->wheel), memory_order_relaxed);
-  uint64_t next = ax__wheel_next_deadline(&T->wheel);
+  uint64_t due = shards_next(T, memory_order_relaxed);
+  /* relaxed: a heuristic; a stale count only moves the pass to us or
+   * delays it by the grace millisecond. */
+  bool grace = due == now && !sys->cfg.clock_ms &&
+               atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
+  if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
+  if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
+  uint64_t next = shards_next(T, memory_order_seq_cst);
+  if (grace && next == now) next = now + 1;
+  /* seq_cst: see lower_next. A deadline published after our first
+   * reading shows in the second; otherwise its inserter sees reactor_at. */
+  atomic_store_explicit(&T->reactor_at, next, memory_order_seq_cst);
+  if (shards_next(T, memory_order_seq_cst) < (grace ? now : next)) return 0;
   now = clock_floor_ms(sys);
+  bool handed = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) != 0;
+  if (handed && next > now + 1) next = now + 1; /* check on the handoff */
+  /* Due already (a pass on a worker holds them, or a lower bound): come
+   * back in a millisecond rather than spin on the busy firer. */
+  if (next <= now) return atomic_load_explicit(&T->firing, memory_order_relaxed) ? 1 : 0;
   /* A manual clock only moves when told (ax_system_clock_moved). */
-  if (more) return 0;
-  if (next == UINT64_MAX || (sys->cfg.clock_ms && next > now)) return -1;
-  return next <= now ? 0 : (int)(next - now > INT_MAX ? INT_MAX : next - now);
+  if (handed) return 1;
+  if (next == UINT64_MAX || sys->cfg.clock_ms) return -1;
+  return next - now > INT_MAX ? INT_MAX : (int)(next - now);
 }
 
 ax_err ax__timers_start(ax_system *sys) {
   ax__timers *T = &sys->timers;
-  ax__lane_init(&T->q_head, &T->q_tail, &T->q_stub, false);
-  T->nrings = sys->nworkers;
-  T->rings = ax__alloc_aligned(sizeof(ax__tring) * T->nrings, AX_CACHELINE);
-  if (!T->rings) return AX_ENOMEM;
-  for (uint32_t i = 0; i < T->nrings; i++) {
-    atomic_init(&T->rings[i].tail, 0);
-    atomic_init(&T->rings[i].head, 0);
-    T->rings[i].head_seen = 0;
+  uint32_t n = sys->nalloc + 1; /* deterministic mode: worker 0 and central */
+  T->shards = ax__alloc_aligned(sizeof(ax__tshard) * n, AX_CACHELINE);
+  T->lists = ax__calloc(sizeof(ax__wlist) * n);
+  if (!T->shards || !T->lists) {
+    ax__free_aligned(T->shards, sizeof(ax__tshard) * n, AX_CACHELINE);
+    ax__free(T->lists, sizeof(ax__wlist) * n);
+    T->shards = NULL;
+    T->lists = NULL;
+    return AX_ENOMEM;
   }
-  ax__wheel_init(&T->wheel, clock_floor_ms(sys));
-  T->started = true;
-  /* Deterministic mode: the driver runs the service (ax__timers_det_*). */
+  T->nshards = n;
+  uint64_t now = clock_floor_ms(sys);
+  for (uint32_t i = 0; i < n; i++) {
+    ax__tshard *s = &T->shards[i];
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    ax__wheel_init(&s->wheel, now);
+    s->low = UINT64_MAX;
+    atomic_init(&s->next, UINT64_MAX);
+    atomic_init(&s->pending, 0);
+  }
+  /* Workers already poll (firing, kick and handoff_n are still zero from
+   * the system's allocation): atomic stores, not atomic_init. relaxed:
+   * published by the release of started below; a poll that reads the
+   * zero earliest before that finds the service not started. */
+  atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
+  pthread_mutex_init(&T->handoff_lock, NULL);
+  T->handoff_head = T->handoff_tail = NULL;
+  /* Deterministic mode: the driver runs the service (ax__timers_det_*),
+   * nothing wakes the reactor. */
+  atomic_init(&T->reactor_at, ax__det_on(sys) ? 0 : UINT64_MAX);
+  /* release: pairs with the acquire loads of fire_pass and ax__timers_pending. */
+  atomic_store_explicit(&T->started, true, memory_order_release);
   if (ax__det_on(sys)) return AX_OK;
   return ax__reactor_add_tick(sys->reactor, timers_tick, sys);
 }
 
 uint64_t ax__timers_det_commands(ax_system *sys) {
   ax__timers *T = &sys->timers;
-  while (run_commands(T, COMMAND_BUDGET)) {
-  }
-  return T->det_commands;
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < T->nshards; i++) n += T->shards[i].ops; /* one thread in det mode */
+  return n;
 }
 
-uint64_t ax__timers_det_next(ax_system *sys) { return ax__wheel_next_deadline(&sys->timers.wheel); }
+/* The published bound, which fire_pass goes by (the wheel's own bound may
+ * be lower: a pass at the published time cascades down to the timer). */
+uint64_t ax__timers_det_next(ax_system *sys) { return shards_next(&sys->timers, memory_order_relaxed); }
 
-size_t ax__timers_det_fire(ax_system *sys, uint64_t now) {
-  ax__timers *T = &sys->timers;
-  size_t k = fire_due(sys, now, 1);
-  atomic_store_explicit(&sys->timers_pending, ax__wheel_count(&T->wheel), memory_order_relaxed);
-  return k;
-}
+size_t ax__timers_det_fire(ax_system *sys, uint64_t now) { return fire_pass(sys, now, 1); }
 
 void ax__timers_stop(ax_system *sys) {
   ax__timers *T = &sys->timers;
-  if (!T->started) return; /* never started, or already stopped */
-  T->started = false;
+  if (!T->shards || !atomic_load_explicit(&T->started, memory_order_relaxed)) return;
   AX_ASSERT(ax__reactor_stopped(sys->reactor));
-  /* Every actor has stopped, so their cancels are queued: run them, then
-   * release whatever the wheel still holds (timers whose owner could not
-   * send its cancel). */
-  run_commands(T, SIZE_MAX);
-  while (ax__wheel_count(&T->wheel)) {
-    ax__wlist out = {NULL, NULL};
-    ax__wheel_advance(&T->wheel, UINT64_MAX >> 1, &out);
-    for (ax__wtimer *w = out.head, *wn; w; w = wn) {
-      wn = w->next;
-      tmr_release((ax__tmr *)((char *)w - offsetof(ax__tmr, wt)));
+  /* Wait out a worker's pass, and keep further ones out. acquire: as
+   * fire_pass. */
+  while (atomic_exchange_explicit(&T->firing, true, memory_order_acquire)) sched_yield();
+  atomic_store_explicit(&T->started, false, memory_order_relaxed);
+  /* Every actor has stopped, so every timer it held was cancelled: release
+   * whatever the wheels still hold (timers whose owner never let go). */
+  for (uint32_t i = 0; i < T->nshards; i++) {
+    ax__tshard *s = &T->shards[i];
+    shard_lock(s);
+    while (ax__wheel_count(&s->wheel)) {
+      ax__wlist out = {NULL, NULL};
+      ax__wheel_advance(&s->wheel, UINT64_MAX >> 1, &out);
+      for (ax__wtimer *w = out.head, *wn; w; w = wn) {
+        wn = w->next;
+        tmr_release(tmr_of(w));
+      }
     }
+    republish(s);
+    shard_unlock(s);
   }
-  ax__wheel_fini(&T->wheel);
+  atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
+  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
   T->groups = NULL;
+  T->groups_used = NULL;
   T->groups_cap = 0;
-  ax__free_aligned(T->rings, sizeof(ax__tring) * T->nrings, AX_CACHELINE);
-  T->rings = NULL;
-  T->nrings = 0;
+  atomic_store_explicit(&T->firing, false, memory_order_release);
 }
 
+void ax__timers_free(ax_system *sys) {
+  ax__timers *T = &sys->timers;
+  if (!T->shards) return;
+  ax__timers_stop(sys);
+  for (uint32_t i = 0; i < T->nshards; i++) {
+    ax__wheel_fini(&T->shards[i].wheel);
+    pthread_mutex_destroy(&T->shards[i].lock);
+  }
+  pthread_mutex_destroy(&T->handoff_lock);
+  ax__free_aligned(T->shards, sizeof(ax__tshard) * T->nshards, AX_CACHELINE);
+  ax__free(T->lists, sizeof(ax__wlist) * T->nshards);
+  T->shards = NULL;
+  T->lists = NULL;
+  T->nshards = 0;
+}
 
 /* ---- the owner side ---- */
 
