@@ -12,10 +12,11 @@
 #include "support/testutil.h"
 
 enum { T_WORK = AX_MSG_USER, T_MORE, T_START };
-enum { SLOTS = 32, SENDERS = 4, DEATHS = 4000, PER_RUN = 64 };
+enum { SLOTS = 32, SENDERS = 4, DEATHS = 4000, PER_RUN = 64, GRAVES = 512 };
 
 typedef struct race {
   _Atomic uint64_t dir[SLOTS]; /* the current target of each slot */
+  _Atomic uint64_t graves[GRAVES]; /* pids of the last stopped targets */
   _Atomic bool stop;
   _Atomic uint64_t sent_ok, delivered, enoactor, rejected, bad_err, misdelivered, deaths,
       respawn_fail;
@@ -71,7 +72,8 @@ static const ax_actor_spec target_specs[3] = {
 static void target_term(ax_actor *self, void *state, ax_reason reason) {
   (void)reason;
   target_state *st = state;
-  atomic_fetch_add(&R.deaths, 1);
+  uint64_t d = atomic_fetch_add(&R.deaths, 1);
+  atomic_store(&R.graves[d % GRAVES], ax_self(self).id);
   if (atomic_load(&R.stop)) return;
   ax_pid next;
   uint32_t slot = st->slot;
@@ -172,7 +174,10 @@ static void test_senders_race_stops_and_slot_reuse(void) {
   CU_ASSERT_EQUAL(atomic_load(&R.bad_err), 0);
   CU_ASSERT_EQUAL(atomic_load(&R.misdelivered), 0);
   CU_ASSERT_EQUAL(atomic_load(&R.respawn_fail), 0);
-  CU_ASSERT(atomic_load(&R.enoactor) > 0); /* sends did reach stopped pids */
+  /* Stopped pids stay dead, also those whose slot was reused since. */
+  for (int i = 0; i < GRAVES; i++)
+    CU_ASSERT_EQUAL(ax_system_send(sys, (ax_pid){atomic_load(&R.graves[i])}, T_WORK, NULL, 0),
+                    AX_ENOACTOR);
   /* Every accepted message was delivered, dropped (DROP_OLD) or counted
    * as a dead letter, also those pushed after their receiver's stop
    * (dropped also counts the refusals). */
