@@ -445,7 +445,14 @@ static void run_one(ax__worker *w, ax_actor *a) {
   ax__run_result r = ax__actor_run(a);
   qs_leave(w);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
-  if (r == AX__RUN_AGAIN) ring_push_back(w, a);
+  if (r == AX__RUN_AGAIN) {
+    if (w->lifo_runs < AX__LIFO_CAP) {
+      ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
+      if (prev) ring_push_back(w, prev);
+    } else {
+      ring_push_back(w, a);
+    }
+  }
   /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: retired. */
   /* A waiting batch is checked every 16th run (the check reads the other
    * workers' lines) and on every search round. */
