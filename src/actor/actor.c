@@ -243,19 +243,7 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
                                                    ax_ref ref, const void *data, size_t len,
                                                    ax_buf *buf) {
   if (len && !data) return AX_EINVAL;
-  /* Metrics and tracing: one read-mostly byte until either is used. */
-  bool hooks = atomic_load_explicit(&sys->hooks_any, memory_order_relaxed);
-  /* A worker thread of sys needs no slot reference: the receiver's memory
-   * outlives this run (quiescent states, ax__retire). Other threads, sends
-   * with hooks (they read the receiver's metrics block) and DROP_OLD lanes
-   * (the sender trims the lane) count themselves in the slot, which the
-   * stop path waits out. */
-  bool counted = !(c && c->qsbr == sys) || AX_UNLIKELY(hooks);
-  ax_actor *r = counted ? ax__table_acquire(&sys->table, to.id) : ax__table_peek(&sys->table, to.id);
-  if (AX_UNLIKELY(r && !counted && r->limit && r->overflow == AX_OVERFLOW_DROP_OLD)) {
-    counted = true;
-    r = ax__table_acquire(&sys->table, to.id);
-  }
+  ax_actor *r = ax__table_acquire(&sys->table, to.id);
   if (!r) {
     if (AX_UNLIKELY(c && c->obs)) ax__obs_dead_letter(c->obs);
     return AX_ENOACTOR;
@@ -269,9 +257,10 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
     e = AX_ENOMEM;
     goto out;
   }
-  /* Before the push: n is ours until then, and a SEND must precede its
-   * RECEIVE. */
-  if (AX_UNLIKELY(hooks)) ax__obs_on_send(sys, r, n, from);
+  /* Metrics and tracing: one read-mostly byte until either is used; before
+   * the push (n is ours until then, and a SEND must precede its RECEIVE). */
+  if (AX_UNLIKELY(atomic_load_explicit(&sys->hooks_any, memory_order_relaxed)))
+    ax__obs_on_send(sys, r, n, from);
   if (AX_UNLIKELY(how & ADM_LOCKED)) { /* DROP_OLD: see trim_old */
     lane_lock(r);
     bool idle = ax__lane_push(&r->user_head, &n->link);
@@ -283,7 +272,7 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
   }
   count_sent(sys, c);
 out:
-  if (counted) ax__table_release(&sys->table, to.id);
+  ax__table_release(&sys->table, to.id);
   return e;
 }
 
@@ -652,9 +641,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
 
 /* ---- stopping ---- */
 
-/* Frees every queued node; the last one (the lane's stub) too unless
- * keep_tail: a late sender may still link to it. */
-static uint64_t drain_lane(ax_actor *a, ax__mlink **tail, bool keep_tail) {
+static uint64_t drain_lane(ax_actor *a, ax__mlink **tail) {
   uint64_t lost = 0;
   ax__mlink *l, *old;
   while ((l = ax__lane_pop(tail, &old))) {
@@ -665,19 +652,14 @@ static uint64_t drain_lane(ax_actor *a, ax__mlink **tail, bool keep_tail) {
     else
       ax__links_on_drained(a->sys, a->pid, n);
   }
-  if (!keep_tail) free_old(a, *tail);
+  free_old(a, *tail);
   return lost;
 }
 
-/* Frees everything of an actor whose pid is already unreachable, except its
- * header, its user lane's last node and its slot: a send from a worker
- * that found it live just before the kill may still push to that lane
- * (ax__table_peek takes no reference), so those go with ax__actor_reap
- * after the grace period. Signals and every other thread's sends hold a
- * slot reference, which the kill waited out: the system lane is final. */
+/* Frees everything of an actor whose pid is already unreachable. */
 static void destroy(ax_actor *a) {
   ax_system *sys = a->sys;
-  uint64_t lost = drain_lane(a, &a->user_tail, true) + drain_lane(a, &a->sys_tail, false);
+  uint64_t lost = drain_lane(a, &a->user_tail) + drain_lane(a, &a->sys_tail);
   if (lost) atomic_fetch_add_explicit(&sys->dead_letters, lost, memory_order_relaxed);
   unmute_senders(a);
   if (a->ext) {
@@ -685,26 +667,15 @@ static void destroy(ax_actor *a) {
     ax__u64map_free(&a->ext->timers);
     ax__links_free(a->ext);
     ax__free(a->ext, sizeof(ax__actor_ext));
-    a->ext = NULL;
   }
-  a->dead_size = actor_size(a->spec);
-  ax__retire(sys, a);
-  /* From here a belongs to the reclaimer. */
+  ax__table_remove(&sys->table, a->pid);
+  ax__free_aligned(a, actor_size(a->spec), AX_CACHELINE);
   atomic_fetch_add_explicit(&sys->stopped, 1, memory_order_relaxed);
   if (atomic_fetch_sub_explicit(&sys->live, 1, memory_order_acq_rel) == 1) {
     pthread_mutex_lock(&sys->wait_lock);
     pthread_cond_broadcast(&sys->wait_cv);
     pthread_mutex_unlock(&sys->wait_lock);
   }
-}
-
-void ax__actor_reap(ax_actor *a) {
-  ax_system *sys = a->sys;
-  /* What late senders pushed: dead letters, as if the stop had drained it. */
-  uint64_t lost = drain_lane(a, &a->user_tail, false);
-  if (lost) atomic_fetch_add_explicit(&sys->dead_letters, lost, memory_order_relaxed);
-  ax__table_remove(&sys->table, a->pid);
-  ax__free_aligned(a, a->dead_size, AX_CACHELINE);
 }
 
 /* Makes the pid dead for every sender and drops the actor's name. The name

@@ -86,16 +86,11 @@ struct ax_actor {
   _Alignas(AX_CACHELINE) ax__mlink *user_tail;
   ax__mlink *sys_tail;
   const ax_actor_spec *spec;
-  union {
-    ax_behaviour behaviour;
-    size_t dead_size; /* once stopped: the allocation's size, for the
-                         deferred free (the spec need not outlive it) */
-  };
+  ax_behaviour behaviour;
   ax_system *sys;
   uint64_t pid;
   ax__actor_ext *ext;
-  struct ax_actor *run_next; /* link in the inject queue, then in a
-                                worker's retired list (sched.c) */
+  struct ax_actor *run_next; /* link in the inject queue */
   /* Inline state follows at offset 128. */
 };
 
@@ -145,9 +140,6 @@ typedef struct ax__worker {
   _Atomic(ax_actor *) lifo;
   /* Runs started by the owner (relaxed; thieves read it to spot a stall). */
   _Atomic uint32_t tick;
-  /* Quiescent states: odd while the owner runs an actor, even between
-   * runs. Owner writes; a reclaimer reads it (ax__retire in sched.c). */
-  _Atomic uint64_t qs;
 
   /* Owner-only. */
   _Alignas(AX_CACHELINE) ax_system *sys;
@@ -158,13 +150,6 @@ typedef struct ax__worker {
   uint32_t stall_rounds; /* rounds it has stayed so */
   uint64_t rng;
   bool searching;
-  /* Stopped actors whose memory waits for a grace period (ax__retire):
-   * retired since grace_snap was taken, and the batch it covers (linked
-   * through run_next); grace_snap holds the other workers' qs then. */
-  ax_actor *retired;
-  ax_actor *grace;
-  uint64_t *grace_snap;
-  uint32_t grace_polls;
   pthread_t thread;
 
   /* Parking: notified is guarded by park_lock. */
@@ -193,9 +178,6 @@ typedef struct ax__worker {
 /* The thread's run context: which actor is running here, what it asked for. */
 struct ax__ctx {
   ax__worker *worker; /* NULL on a non-worker thread */
-  ax_system *qsbr;    /* the system whose worker thread this is (it
-                         announces quiescent states: its sends need no
-                         slot reference), else NULL */
   ax_actor *current;  /* the actor whose callback is running, or NULL */
   bool exiting;       /* the current actor asked to stop */
   bool delivered;     /* the behaviour ran in this run (flush is due) */
@@ -380,11 +362,6 @@ void ax__schedule(ax_system *sys, ax_actor *a);
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
-/* Hands over the memory of a stopped actor, already unreachable
- * (ax__table_kill) and drained: ax__actor_reap frees it once no worker
- * thread can still be inside a send that found it live (after every other
- * worker has left the run it was in). Thread: the stopping one. */
-void ax__retire(ax_system *sys, ax_actor *a);
 /* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
  * its ring, then the inject queue), or NULL. The driving thread only. */
 ax_actor *ax__sched_take(ax__worker *w);
@@ -392,9 +369,6 @@ ax_actor *ax__sched_take(ax__worker *w);
 /* actor.c */
 typedef enum { AX__RUN_IDLE, AX__RUN_AGAIN, AX__RUN_MUTED, AX__RUN_DEAD } ax__run_result;
 ax__run_result ax__actor_run(ax_actor *a);
-/* The end of a stopped actor, after its grace period: drains what late
- * senders pushed, removes the slot, frees the memory. */
-void ax__actor_reap(ax_actor *a);
 
 /* The system-lane half of an exit signal: the placeholder it decides. The
  * placeholder is never freed before its notice is handled (the run loop does

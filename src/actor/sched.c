@@ -5,7 +5,6 @@
  * queue for work from other threads, and parking on a condition variable
  * with no sleep-polling (Tokio's idle protocol: at most half the workers
  * search at once; a parked worker is woken only when nobody is searching). */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -323,117 +322,6 @@ static ax_actor *search(ax__worker *w) {
   return a;
 }
 
-/* ---- quiescent states: reclaiming stopped actors (QSBR) ----
- *
- * A send from a worker thread finds its receiver with ax__table_peek, no
- * slot reference: the receiver's memory is kept by the grace period. Each
- * worker makes its qs odd when a run starts and even when it ends; a
- * stopped actor (already unreachable: peek fails) is reaped only after
- * every other worker that was inside a run when it was retired has left
- * that run. Sends happen only inside runs, so by then no send that found
- * it live is under way. */
-
-static inline void qs_enter(ax__worker *w) {
-  uint64_t q = atomic_load_explicit(&w->qs, memory_order_relaxed);
-  atomic_store_explicit(&w->qs, q + 1, memory_order_relaxed);
-  /* seq_cst fence: orders the odd store before every load of the run (a
-   * send's peek at a slot word). Pairs with the fence in grace_begin
-   * (Dekker): either the reclaimer's load sees this run, or this run's
-   * peek sees the slot already killed. */
-  atomic_thread_fence(memory_order_seq_cst);
-}
-
-static inline void qs_leave(ax__worker *w) {
-  uint64_t q = atomic_load_explicit(&w->qs, memory_order_relaxed);
-  /* release: all the run did to actors it peeked happens before the
-   * reclaimer's acquire load that reads this value (or a later one). */
-  atomic_store_explicit(&w->qs, q + 1, memory_order_release);
-}
-
-/* Takes every other worker's qs (0 for self and for workers between runs:
- * nothing to wait for). Called after the batch's actors were killed. */
-static void grace_begin(ax_system *sys, ax__worker *self, uint64_t *snap) {
-  /* seq_cst: after the kills (the fetch_and in ax__table_kill), before the
-   * loads below; pairs with qs_enter's fence. */
-  atomic_thread_fence(memory_order_seq_cst);
-  for (uint32_t i = 0; i < sys->nworkers; i++) {
-    ax__worker *v = &sys->workers[i];
-    /* acquire: a run seen ended (even) happened before what follows. */
-    uint64_t q = v == self ? 0 : atomic_load_explicit(&v->qs, memory_order_acquire);
-    snap[i] = q & 1 ? q : 0;
-  }
-}
-
-/* True once every worker seen inside a run by grace_begin has left it
- * (entries found done are cleared, so the next poll skips them). */
-static bool grace_over(ax_system *sys, uint64_t *snap) {
-  bool over = true;
-  for (uint32_t i = 0; i < sys->nworkers; i++) {
-    if (!snap[i]) continue;
-    /* acquire: pairs with qs_leave's release (see there). */
-    if (atomic_load_explicit(&sys->workers[i].qs, memory_order_acquire) == snap[i])
-      over = false;
-    else
-      snap[i] = 0;
-  }
-  return over;
-}
-
-static void reap_list(ax_actor *a) {
-  while (a) {
-    ax_actor *next = a->run_next;
-    ax__actor_reap(a);
-    a = next;
-  }
-}
-
-/* Owner: reaps the waiting batch once its grace period is over, then makes
- * the actors retired since into the next batch. */
-static void grace_poll(ax__worker *w) {
-  if (w->grace) {
-    if (!grace_over(w->sys, w->grace_snap)) return;
-    ax_actor *g = w->grace;
-    w->grace = NULL;
-    reap_list(g);
-  }
-  if (w->retired) {
-    w->grace = w->retired;
-    w->retired = NULL;
-    grace_begin(w->sys, w, w->grace_snap);
-  }
-}
-
-void ax__retire(ax_system *sys, ax_actor *a) {
-  ax__ctx *c = &tls_ctx;
-  if (c->qsbr == sys) {
-    ax__worker *w = c->worker;
-    if (sys->nworkers == 1) { /* no other worker thread can be peeking */
-      ax__actor_reap(a);
-      return;
-    }
-    a->run_next = w->retired;
-    w->retired = a;
-    if (!w->grace) grace_poll(w);
-    return;
-  }
-  /* Another thread (a spawn whose init failed, deterministic mode): wait
-   * here for the runs under way to end. Rare; bounded by the longest of
-   * them. No worker threads (deterministic mode): no send skips the
-   * reference, nothing to wait for. */
-  atomic_thread_fence(memory_order_seq_cst); /* as grace_begin */
-  for (uint32_t i = 0; i < sys->nworkers; i++) {
-    _Atomic uint64_t *qs = &sys->workers[i].qs;
-    /* acquire: as grace_over */
-    uint64_t q = atomic_load_explicit(qs, memory_order_acquire);
-    for (unsigned spins = 0; (q & 1) && atomic_load_explicit(qs, memory_order_acquire) == q;)
-      if (++spins < 64)
-        ax__cpu_relax();
-      else
-        sched_yield();
-  }
-  ax__actor_reap(a);
-}
-
 static void run_one(ax__worker *w, ax_actor *a) {
   /* A worker that found work by any path (woken, inject, steal) stops
    * counting as searching before it runs it; a stale searcher count would
@@ -441,9 +329,7 @@ static void run_one(ax__worker *w, ax_actor *a) {
   if (w->searching) stop_searching(w);
   atomic_store_explicit(&w->running, a->pid, memory_order_relaxed);
   atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
-  qs_enter(w);
   ax__run_result r = ax__actor_run(a);
-  qs_leave(w);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
   if (r == AX__RUN_AGAIN) {
     if (w->lifo_runs < AX__LIFO_CAP) {
@@ -453,17 +339,13 @@ static void run_one(ax__worker *w, ax_actor *a) {
       ring_push_back(w, a);
     }
   }
-  /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: retired. */
-  /* A waiting batch is checked every 16th run (the check reads the other
-   * workers' lines) and on every search round. */
-  if (AX_UNLIKELY(w->grace != NULL) && (++w->grace_polls & 15) == 0) grace_poll(w);
+  /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed. */
 }
 
 static void *worker_main(void *arg) {
   ax__worker *w = arg;
   ax_system *sys = w->sys;
   tls_ctx.worker = w;
-  tls_ctx.qsbr = sys;
   ax__msg_cache_enable();
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_local(w);
@@ -473,7 +355,6 @@ static void *worker_main(void *arg) {
      * the time). The spin is bounded (~tens of µs), so an idle system still
      * parks and uses no CPU. */
     for (unsigned spin = 0; !a && spin < AX__SPIN_ROUNDS; spin++) {
-      if (w->grace) grace_poll(w);
       a = search(w);
       if (!a && spin + 1 < AX__SPIN_ROUNDS) {
         for (int k = 0; k < 16; k++) ax__cpu_relax();
@@ -487,7 +368,6 @@ static void *worker_main(void *arg) {
     park(w);
   }
   tls_ctx.worker = NULL;
-  tls_ctx.qsbr = NULL;
   ax__msg_cache_flush();
   return NULL;
 }
@@ -543,11 +423,6 @@ ax_err ax__sched_start(ax_system *sys) {
     w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     pthread_mutex_init(&w->park_lock, NULL);
     pthread_cond_init(&w->park_cv, NULL);
-    w->grace_snap = ax__calloc(sizeof(uint64_t) * n);
-    if (!w->grace_snap) {
-      sys->nalloc = i + 1; /* sched_free destroys what was initialised */
-      return AX_ENOMEM;
-    }
   }
   sys->nalloc = n;
   if (sys->det) return AX_OK; /* no thread: the driving thread is worker 0 */
@@ -573,19 +448,11 @@ void ax__sched_stop(ax_system *sys) {
     pthread_mutex_unlock(&w->park_lock);
   }
   for (uint32_t i = 0; i < sys->nworkers; i++) pthread_join(sys->workers[i].thread, NULL);
-  /* No worker thread runs any more: every grace period is over. */
-  for (uint32_t i = 0; i < sys->nalloc; i++) {
-    ax__worker *w = &sys->workers[i];
-    reap_list(w->grace);
-    reap_list(w->retired);
-    w->grace = w->retired = NULL;
-  }
 }
 
 void ax__sched_free(ax_system *sys) {
   uint32_t n = sys->cfg.workers;
   if (sys->workers) {
-    for (uint32_t i = 0; i < n; i++) ax__free(sys->workers[i].grace_snap, sizeof(uint64_t) * n);
     for (uint32_t i = 0; i < sys->nalloc; i++) {
       pthread_mutex_destroy(&sys->workers[i].park_lock);
       pthread_cond_destroy(&sys->workers[i].park_cv);

@@ -88,16 +88,11 @@ ax_err ax__table_insert(ax__table *t, void *obj, uint64_t *id_out) {
   return AX_OK;
 }
 
-/* pid's slot if pid names one of t's handed-out slots, else NULL. */
-static ax__slot *slot_of(ax__table *t, uint64_t pid) {
+void *ax__table_acquire(ax__table *t, uint64_t pid) {
   uint32_t idx = ax__pid_idx(pid);
   if (ax__pid_node(pid) != t->node || idx >= atomic_load_explicit(&t->used, memory_order_acquire))
     return NULL;
-  return slot_at(t, idx);
-}
-
-void *ax__table_acquire(ax__table *t, uint64_t pid) {
-  ax__slot *s = slot_of(t, pid);
+  ax__slot *s = slot_at(t, idx);
   if (!s) return NULL;
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
@@ -109,16 +104,6 @@ void *ax__table_acquire(ax__table *t, uint64_t pid) {
                                               memory_order_relaxed))
       return (void *)atomic_load_explicit(&s->ptr, memory_order_relaxed);
   }
-}
-
-void *ax__table_peek(ax__table *t, uint64_t pid) {
-  ax__slot *s = slot_of(t, pid);
-  if (!s) return NULL;
-  /* acquire: pairs with the insert's release, so the pointer and the
-   * object's initialised header are visible. */
-  uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-  if (word_gen(w) != ax__pid_gen(pid) || !(w & AX__SLOT_LIVE)) return NULL;
-  return (void *)atomic_load_explicit(&s->ptr, memory_order_relaxed);
 }
 
 void ax__table_release(ax__table *t, uint64_t pid) {

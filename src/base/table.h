@@ -65,13 +65,8 @@ ax_err ax__table_insert(ax__table *t, void *obj, uint64_t *id_out);
  * returns its object, else NULL. Pair with ax__table_release. Thread: any. */
 void *ax__table_acquire(ax__table *t, uint64_t pid);
 void ax__table_release(ax__table *t, uint64_t pid);
-/* Returns pid's object if its slot is live with that generation, else NULL,
- * without taking a reference: the caller keeps the object alive by other
- * means (the scheduler's quiescent states, src/actor/sched.c, whose
- * reclaimer removes the slot only after the grace period). Thread: any. */
-void *ax__table_peek(ax__table *t, uint64_t pid);
-/* Makes pid unreachable (acquire and peek fail from now on) and waits until
- * every holder of a reference has released it. Owner only. */
+/* Makes pid unreachable (acquire fails from now on) and waits until every
+ * holder of a reference has released it. Owner only. */
 void ax__table_kill(ax__table *t, uint64_t pid);
 /* Returns a killed slot to the free list with a new generation. */
 void ax__table_remove(ax__table *t, uint64_t pid);
