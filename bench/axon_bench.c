@@ -112,9 +112,22 @@ void bench_finish(bench_sync *s) {
   sem_post(&s->done);
 }
 
+/* Each worker's counters on stderr (where a workload ran). */
+static void print_worker_stats(ax_system *sys) {
+  for (uint32_t i = 0; i < ax_system_workers(sys); i++) {
+    ax_worker_stats ws;
+    if (ax_worker_stats_get(sys, i, &ws) != AX_OK) continue;
+    fprintf(stderr, "stats: worker %u runs=%llu steals=%llu parks=%llu sent=%llu busy_ms=%llu\n", i,
+            (unsigned long long)ws.runs, (unsigned long long)ws.steals,
+            (unsigned long long)ws.parks, (unsigned long long)ws.messages_sent,
+            (unsigned long long)(ws.busy_ns / 1000000));
+  }
+}
+
 static void report_hang(ax_system *sys, const char *what) {
   ax_system_stats st;
   ax_system_stats_get(sys, &st);
+  print_worker_stats(sys);
   bench_fail("%s: alive=%llu spawned=%llu stopped=%llu sent=%llu dead_letters=%llu runs=%llu "
              "steals=%llu parks=%llu",
              what, (unsigned long long)st.actors_alive, (unsigned long long)st.actors_spawned,
@@ -170,6 +183,7 @@ static void print_stats(ax_system *sys) {
           (unsigned long long)st.messages_sent, (unsigned long long)st.dead_letters,
           (unsigned long long)st.dropped, (unsigned long long)st.runs,
           (unsigned long long)st.steals, (unsigned long long)st.parks);
+  print_worker_stats(sys);
 }
 
 static void usage(FILE *out) {

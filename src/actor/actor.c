@@ -72,11 +72,11 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
     next = (st + AX__MS_SEQ_ONE) | AX__MS_MUTED;
   } while (!atomic_compare_exchange_weak_explicit(&a->mute_state, &st, next, memory_order_acq_rel,
                                                   memory_order_relaxed));
+  uint32_t seq = next & ~AX__MS_NAMED;
   e->pid = self_pid;
-  e->seq = next & ~AX__MS_NAMED;
+  e->seq = seq;
   ax_actor *r = ax__table_acquire(&sys->table, receiver);
   if (!r) {
-    uint32_t seq = e->seq;
     ax__free(e, sizeof(*e));
     try_unmute(sys, self_pid, seq);
     return AX__RUN_MUTED; /* try_unmute rescheduled us */
@@ -88,8 +88,10 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
                                                   memory_order_seq_cst, memory_order_relaxed));
   bool over = atomic_load_explicit(&r->queued, memory_order_seq_cst) >= r->limit;
   ax__table_release(&sys->table, receiver);
-  /* From here `a` may already run elsewhere: only its pid is used. */
-  if (!over) try_unmute(sys, self_pid, e->seq);
+  /* From here `a` may already run elsewhere: only its pid is used. And e
+   * belongs to the receiver once pushed (its unmute_senders frees it), so
+   * the sequence comes from the local copy. */
+  if (!over) try_unmute(sys, self_pid, seq);
   return AX__RUN_MUTED;
 }
 

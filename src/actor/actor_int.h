@@ -125,6 +125,10 @@ void ax__lane_unlock(ax_actor *a);
 #define AX__RING_SIZE 256u
 #define AX__RING_MASK (AX__RING_SIZE - 1)
 #define AX__LIFO_CAP 3
+/* Consecutive extra runs an actor whose run ended with work left gets
+ * through the LIFO slot before it queues at the back of the ring (sched.c,
+ * run_one); at most AX__LIFO_CAP. */
+#define AX__AGAIN_RUNS 1
 #define AX__INJECT_INTERVAL 61
 
 typedef struct ax__worker {

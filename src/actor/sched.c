@@ -331,7 +331,20 @@ static void run_one(ax__worker *w, ax_actor *a) {
   atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
   ax__run_result r = ax__actor_run(a);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
-  if (r == AX__RUN_AGAIN) ring_push_back(w, a);
+  if (r == AX__RUN_AGAIN) {
+    /* Work left (the budget, or mail that came during the run): run it
+     * again at once, through the LIFO slot, ahead of what its run woke, up
+     * to AX__AGAIN_RUNS times in a row (docs/ARCHITECTURE.md, "Scheduler
+     * notes"); the actor it displaces goes to the ring. acq_rel: release
+     * hands a's state to whoever takes the slot next (this worker or a
+     * thief's CAS in steal_lifo); acquire: prev's, from whoever put it. */
+    if (w->lifo_runs < AX__AGAIN_RUNS) {
+      ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
+      if (prev) ring_push_back(w, prev);
+    } else {
+      ring_push_back(w, a);
+    }
+  }
   /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed. */
 }
 
