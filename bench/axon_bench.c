@@ -121,6 +121,15 @@ static void report_hang(ax_system *sys, const char *what) {
              (unsigned long long)st.actors_stopped, (unsigned long long)st.messages_sent,
              (unsigned long long)st.dead_letters, (unsigned long long)st.runs,
              (unsigned long long)st.steals, (unsigned long long)st.parks);
+  /* Per worker: a slow mode shows as one worker's runs or parks apart. */
+  for (uint32_t i = 0; i < ax_system_workers(sys); i++) {
+    ax_worker_stats ws;
+    if (ax_worker_stats_get(sys, i, &ws) != AX_OK) continue;
+    fprintf(stderr, "stats: worker %u runs=%llu steals=%llu parks=%llu sent=%llu busy_ms=%.1f\n", i,
+            (unsigned long long)ws.runs, (unsigned long long)ws.steals,
+            (unsigned long long)ws.parks, (unsigned long long)ws.messages_sent,
+            (double)ws.busy_ns / 1e6);
+  }
 }
 
 double bench_wait_finish(ax_system *sys, bench_sync *s, double t0) {
@@ -170,6 +179,15 @@ static void print_stats(ax_system *sys) {
           (unsigned long long)st.messages_sent, (unsigned long long)st.dead_letters,
           (unsigned long long)st.dropped, (unsigned long long)st.runs,
           (unsigned long long)st.steals, (unsigned long long)st.parks);
+  /* Per worker: a slow mode shows as one worker's runs or parks apart. */
+  for (uint32_t i = 0; i < ax_system_workers(sys); i++) {
+    ax_worker_stats ws;
+    if (ax_worker_stats_get(sys, i, &ws) != AX_OK) continue;
+    fprintf(stderr, "stats: worker %u runs=%llu steals=%llu parks=%llu sent=%llu busy_ms=%.1f\n", i,
+            (unsigned long long)ws.runs, (unsigned long long)ws.steals,
+            (unsigned long long)ws.parks, (unsigned long long)ws.messages_sent,
+            (double)ws.busy_ns / 1e6);
+  }
 }
 
 static void usage(FILE *out) {
