@@ -366,14 +366,16 @@ vm_rss() ->
 footprint(N) ->
     Main = self(),
     garbage_collect(),
+    %% The parent (the collector) first: every idle process holds it, and
+    %% the pid list built after the first reading counts, as in every peer.
+    Collector = spawn_opt(fun() -> fp_collect(Main, N, 0) end, flood_opts()),
     Before = vm_rss(),
     T0 = now_ns(),
-    Pids = fp_spawn(N, []),
+    Pids = fp_spawn(N, Collector, []),
     SpawnNs = now_ns() - T0,
     After = vm_rss(),
     T1 = now_ns(),
-    Collector = spawn_opt(fun() -> fp_collect(Main, N, 0) end, flood_opts()),
-    [P ! {wake, Collector} || P <- Pids],
+    [P ! wake || P <- Pids],
     Got = receive {done, G} -> G end,
     WakeNs = now_ns() - T1,
     Got =:= N orelse fail("footprint: ~B acks, expected ~B", [Got, N]),
@@ -384,11 +386,12 @@ footprint(N) ->
             io_lib:format("spawn_s=~.6f", [SpawnNs / 1.0e9]),
             io_lib:format("wake_s=~.6f", [WakeNs / 1.0e9])]).
 
-fp_spawn(0, Acc) -> Acc;
-fp_spawn(K, Acc) -> fp_spawn(K - 1, [spawn(fun fp_idle/0) | Acc]).
+fp_spawn(0, _Parent, Acc) -> Acc;
+fp_spawn(K, Parent, Acc) -> fp_spawn(K - 1, Parent, [spawn(fun() -> fp_idle(Parent) end) | Acc]).
 
-fp_idle() ->
-    receive {wake, Collector} -> Collector ! ack end.
+%% An idle process holding its parent's pid (Axon's 8-byte state).
+fp_idle(Parent) ->
+    receive wake -> Parent ! ack end.
 
 fp_collect(Main, N, N) -> Main ! {done, N};
 fp_collect(Main, N, Got) ->
