@@ -46,6 +46,8 @@ static const workload workloads[] = {
     {"big", bench_big, 2, {"A", "M"}, {120, 50000}, {2, 1}, false},
     {"footprint", bench_footprint, 1, {"N"}, {1000000}, {1}, false},
     {"latency", bench_latency, 1, {"N"}, {1000000}, {1}, false},
+    {"pingpong_x", bench_pingpong_x, 2, {"P", "N"}, {4, 500000}, {1, 1}, false},
+    {"latency_x", bench_latency_x, 1, {"N"}, {200000}, {1}, false},
     {"timers", bench_timers, 1, {"N"}, {1000000}, {100}, false},
     {"remote_pingpong", bench_remote_pingpong, 2, {"WINDOW", "ROUND_TRIPS"}, {1, 100000}, {1, 1}, true},
     {"remote_bulk", bench_remote_bulk, 1, {"MESSAGES"}, {1000}, {1}, true},

@@ -136,6 +136,9 @@ int bench_threadring(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_chameneos(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_big(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_footprint(ax_system *sys, const int64_t *p, bench_result *out);
+/* axon_bench_cross.c: the ends of each pair on two one-worker systems. */
+int bench_pingpong_x(ax_system *sys, const int64_t *p, bench_result *out);
+int bench_latency_x(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_timers(ax_system *sys, const int64_t *p, bench_result *out);
 
 /* The remote workloads (axon_bench_remote.c): listed and run only when
