@@ -622,6 +622,95 @@ void latency(actor_system& sys, int64_t n) {
   result("latency", wall, n, "ns", extra);
 }
 
+// ------------------------------------------------------ cross-core variants
+// pingpong_x and latency_x: the ends of every pair forced apart, as Axon's:
+// two actor systems of one scheduler thread each; pingers live in "left",
+// echoes in "right", and every message is an anon_send, which schedules
+// the receiver on its own system (a send from an actor would resume it on
+// the sender's thread). So each hand-off crosses threads.
+
+behavior xecho_fn(event_based_actor* self) {
+  return {
+    [=](ping_atom, int64_t i, const actor& from) { anon_send(from, pong_atom::value, i); },
+    [=](stop_atom) { self->quit(); },
+  };
+}
+
+struct xping_state {
+  int64_t i = 0;
+  clk::time_point t0;
+};
+
+behavior xping_fn(stateful_actor<xping_state>* self, actor echo, int64_t n,
+                  int64_t* samples, actor main) {
+  auto me = actor_cast<actor>(self);
+  if (samples)
+    self->state.t0 = clk::now();
+  anon_send(echo, ping_atom::value, int64_t{0}, me);
+  return {
+    [=](pong_atom, int64_t i) {
+      auto& s = self->state;
+      if (i != s.i)
+        fail("cross: got %" PRId64 ", expected %" PRId64, i, s.i);
+      if (samples)
+        samples[s.i] = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         clk::now() - s.t0).count();
+      if (++s.i == n) {
+        anon_send(echo, stop_atom::value);
+        anon_send(main, done_atom::value, s.i);
+        self->quit();
+      } else {
+        if (samples)
+          s.t0 = clk::now();
+        anon_send(echo, ping_atom::value, s.i, me);
+      }
+    },
+  };
+}
+
+// pairs pairs of n round trips; samples (n entries) only with one pair.
+double cross_pairs(int64_t pairs, int64_t n, int64_t* samples) {
+  actor_system_config cl, cr;
+  cl.set("scheduler.max-threads", size_t{1});
+  cr.set("scheduler.max-threads", size_t{1});
+  actor_system left{cl};
+  actor_system right{cr};
+  double wall;
+  {
+    scoped_actor main{left};
+    auto t0 = clk::now();
+    for (int64_t p = 0; p < pairs; ++p)
+      left.spawn(xping_fn, right.spawn(xecho_fn), n, samples, actor{main});
+    for (int64_t p = 0; p < pairs; ++p) {
+      int64_t got = 0;
+      main->receive([&](done_atom, int64_t g) { got = g; });
+      if (got != n)
+        fail("cross: %" PRId64 " round trips, expected %" PRId64, got, n);
+    }
+    wall = since(t0);
+  }
+  return wall;
+}
+
+void pingpong_x(int64_t pairs, int64_t n) {
+  double wall = cross_pairs(pairs, n, nullptr);
+  result("pingpong_x", wall, 2 * pairs * n, "msgs", "");
+}
+
+void latency_x(int64_t n) {
+  std::vector<int64_t> samples(size_t(n), 0);
+  double wall = cross_pairs(1, n, samples.data());
+  std::sort(samples.begin(), samples.end());
+  if (samples[0] <= 0)
+    fail("latency_x: non-positive round trip");
+  char extra[160];
+  std::snprintf(extra, sizeof extra,
+                "p50_ns=%" PRId64 " p99_ns=%" PRId64 " p999_ns=%" PRId64,
+                percentile(samples, 0.50), percentile(samples, 0.99),
+                percentile(samples, 0.999));
+  result("latency_x", wall, n, "ns", extra);
+}
+
 int64_t arg_param(int argc, char** argv, int i, int64_t def) {
   if (i >= argc)
     return def;
@@ -647,6 +736,15 @@ int main(int argc, char** argv) {
   if (name == "remote_pingpong" || name == "remote_bulk" || name == "node_down"
       || name == "__caf_node")
     return caf_remote_main(argc, argv);
+  // The cross-core variants run their own two one-thread systems.
+  if (name == "pingpong_x" || name == "latency_x") {
+    if (name == "pingpong_x")
+      pingpong_x(arg_param(argc, argv, 2, 4), arg_param(argc, argv, 3, 500000));
+    else
+      latency_x(arg_param(argc, argv, 2, 200000));
+    std::fflush(stdout);
+    std::_Exit(0);
+  }
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (const char* t = std::getenv("AXBENCH_THREADS"))
     cores = unsigned(std::atoi(t));

@@ -67,6 +67,8 @@ run("chameneos", Ps)  -> chameneos(param(Ps, 1, 100), param(Ps, 2, 2000000));
 run("big", Ps)        -> big(param(Ps, 1, 120), param(Ps, 2, 50000));
 run("footprint", Ps)  -> footprint(param(Ps, 1, 1000000));
 run("latency", Ps)    -> latency(param(Ps, 1, 1000000));
+run("pingpong_x", Ps) -> pingpong_x(param(Ps, 1, 4), param(Ps, 2, 500000));
+run("latency_x", Ps)  -> latency_x(param(Ps, 1, 200000));
 run(Other, _) ->
     io:format(standard_error, "axbench erlang: unknown workload ~s~n", [Other]),
     halt(2).
@@ -434,3 +436,54 @@ lat_loop(Echo, N, I, Acc) ->
     end,
     D = erlang:monotonic_time(nanosecond) - T,
     lat_loop(Echo, N, I + 1, [D | Acc]).
+
+%% ------------------------------------------------------ cross-core variants
+%% pingpong_x and latency_x: the ends of every pair forced apart, as Axon's
+%% two one-worker systems: every ping process is bound to scheduler 1 and
+%% every echo to scheduler 2 (spawn_opt's {scheduler, N}), so each hand-off
+%% crosses scheduler threads. The run needs +S 2 (axbench_erlang passes
+%% +S <cores>).
+
+pingpong_x(P, N) ->
+    erlang:system_info(schedulers_online) >= 2 orelse fail("pingpong_x: needs 2 schedulers", []),
+    Main = self(),
+    T0 = now_ns(),
+    [spawn_x_pair(Main, N, false) || _ <- lists:seq(1, P)],
+    [receive {done, N, _} -> ok end || _ <- lists:seq(1, P)],
+    Wall = secs(T0),
+    result("pingpong_x", Wall, 2 * P * N, "msgs", []).
+
+latency_x(N) ->
+    erlang:system_info(schedulers_online) >= 2 orelse fail("latency_x: needs 2 schedulers", []),
+    Main = self(),
+    T0 = now_ns(),
+    spawn_x_pair(Main, N, true),
+    Samples = receive {done, N, S} -> S end,
+    Wall = secs(T0),
+    Sorted = list_to_tuple(lists:sort(Samples)),
+    tuple_size(Sorted) =:= N orelse fail("latency_x: ~B samples, expected ~B",
+                                         [tuple_size(Sorted), N]),
+    element(1, Sorted) > 0 orelse fail("latency_x: non-positive round trip", []),
+    Pct = fun(Q) -> element(max(1, min(N, ceil(Q * N))), Sorted) end,
+    result("latency_x", Wall, N, "ns",
+           [io_lib:format("p50_ns=~B", [Pct(0.50)]),
+            io_lib:format("p99_ns=~B", [Pct(0.99)]),
+            io_lib:format("p999_ns=~B", [Pct(0.999)])]).
+
+%% One pair: the echo on scheduler 2, the pinger on scheduler 1; the pinger
+%% sends {done, Trips, Samples} to Main (Samples: [] unless Timed).
+spawn_x_pair(Main, N, Timed) ->
+    Echo = spawn_opt(fun echo_loop/0, [link, {scheduler, 2}]),
+    spawn_opt(fun() -> x_loop(Echo, N, 0, Timed, [], Main) end, [link, {scheduler, 1}]).
+
+x_loop(Echo, N, N, _, Acc, Main) -> Echo ! stop, Main ! {done, N, Acc};
+x_loop(Echo, N, I, Timed, Acc, Main) ->
+    T = case Timed of true -> erlang:monotonic_time(nanosecond); false -> 0 end,
+    Echo ! {ping, self(), I},
+    receive
+        {pong, V} -> V =:= I orelse die("pingpong_x: got ~B, expected ~B", [V, I])
+    end,
+    case Timed of
+        true -> x_loop(Echo, N, I + 1, Timed, [erlang:monotonic_time(nanosecond) - T | Acc], Main);
+        false -> x_loop(Echo, N, I + 1, Timed, Acc, Main)
+    end.
