@@ -1,7 +1,7 @@
-/* The actor's layout: a state of at most 8 bytes takes the header's last
- * 8 bytes, so such an actor is one 128-byte allocation (jemalloc's 128
- * class); a larger state starts 64-byte aligned; a backpressure lane's mute
- * stack is a word after the state. Every size keeps its state intact while
+/* The actor's layout: a 112-byte header, then the state (16-byte aligned),
+ * so an actor with up to 16 bytes of state is one 128-byte allocation
+ * (jemalloc's 128 class); a bounded lane's block (mute stack, overflow
+ * counters) follows the state. Every size keeps its state intact while
  * messages, muting and stop run around it (ASan checks the bounds). */
 #include <string.h>
 
@@ -43,27 +43,29 @@ static ax_err pattern_b(ax_actor *self, const ax_msg *m) {
 #define SPEC(SZ, LIMIT)                                                                          \
   {.name = "layout", .behaviour = pattern_b, .state_size = (SZ), .init = pattern_init,         \
    .mailbox_limit = (LIMIT)}
-static const ax_actor_spec specs[] = {SPEC(0, 0), SPEC(1, 0), SPEC(8, 0),  SPEC(9, 0),
-                                      SPEC(64, 0), SPEC(0, 4), SPEC(5, 4), SPEC(8, 4),
-                                      SPEC(16, 4), SPEC(100, 4)};
+static const ax_actor_spec specs[] = {SPEC(0, 0),  SPEC(1, 0),  SPEC(8, 0),  SPEC(16, 0),
+                                      SPEC(17, 0), SPEC(64, 0), SPEC(0, 4),  SPEC(5, 4),
+                                      SPEC(8, 4),  SPEC(16, 4), SPEC(100, 4)};
 #define NSPECS (sizeof specs / sizeof specs[0])
 
 static void test_layout_small_state_fits_128_bytes(void) {
-  static const ax_actor_spec s8 = SPEC(8, 0), s0 = SPEC(0, 0), s9 = SPEC(9, 0);
-  CU_ASSERT_EQUAL(ax__actor_size(&s8), 128);
-  CU_ASSERT_EQUAL(ax__actor_size(&s0), 120);
-  CU_ASSERT_EQUAL(ax__actor_size(&s9), 128 + 9);
+  static const ax_actor_spec s8 = SPEC(8, 0), s0 = SPEC(0, 0), s16 = SPEC(16, 0),
+                             s17 = SPEC(17, 0);
+  CU_ASSERT_EQUAL(ax__actor_size(&s0), 112);
+  CU_ASSERT_EQUAL(ax__actor_size(&s8), 120);
+  CU_ASSERT_EQUAL(ax__actor_size(&s16), 128);
+  CU_ASSERT_EQUAL(ax__actor_size(&s17), 129);
   /* The class the allocator really gives (jemalloc builds; n otherwise). */
-  CU_ASSERT(ax__alloc_class(ax__actor_size(&s8), AX_CACHELINE) <= 128);
   CU_ASSERT(ax__alloc_class(ax__actor_size(&s0), AX_CACHELINE) <= 128);
-  /* Alignment: small states at 120 (8-aligned), larger ones on a line. */
-  CU_ASSERT_EQUAL(ax__state_off(8), 120);
-  CU_ASSERT_EQUAL(ax__state_off(9) % AX_CACHELINE, 0);
-  static const ax_actor_spec bp8 = SPEC(8, 4), bp5 = SPEC(5, 4), bp0 = SPEC(0, 4);
-  CU_ASSERT_EQUAL(ax__mute_off(&bp8), 128);
-  CU_ASSERT_EQUAL(ax__mute_off(&bp5), 128);
-  CU_ASSERT_EQUAL(ax__mute_off(&bp0), 120);
-  CU_ASSERT_EQUAL(ax__actor_size(&bp0), 128);
+  CU_ASSERT(ax__alloc_class(ax__actor_size(&s8), AX_CACHELINE) <= 128);
+  CU_ASSERT(ax__alloc_class(ax__actor_size(&s16), AX_CACHELINE) <= 128);
+  /* A bounded lane's block: 8-aligned after the state. */
+  static const ax_actor_spec b0 = SPEC(0, 4), b5 = SPEC(5, 4), b100 = SPEC(100, 4);
+  CU_ASSERT_EQUAL(ax__bounded_off(&b0), 112);
+  CU_ASSERT_EQUAL(ax__bounded_off(&b5), 120);
+  CU_ASSERT_EQUAL(ax__bounded_off(&b100), 216);
+  CU_ASSERT_EQUAL(ax__actor_size(&b0), 128);
+  CU_ASSERT_EQUAL(ax__actor_size(&b100), 216 + sizeof(ax__bounded));
 }
 
 static void test_layout_every_size_keeps_its_state(void) {
@@ -79,7 +81,8 @@ static void test_layout_every_size_keeps_its_state(void) {
     ax_actor *a = ax__table_acquire(&sys->table, p[i].id);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_EQUAL((uintptr_t)a % AX_CACHELINE, 0);
-    CU_ASSERT_EQUAL((char *)ax__actor_state(a) - (char *)a, (ptrdiff_t)ax__state_off(sizes[i]));
+    CU_ASSERT_EQUAL((char *)ax__actor_state(a) - (char *)a, AX__ACTOR_HDR);
+    CU_ASSERT_EQUAL((uintptr_t)ax__actor_state(a) % 16, 0);
     ax__table_release(&sys->table, p[i].id);
   }
   /* Non-actor sends to the bounded ones may get AX_EAGAIN: count the OKs. */
@@ -94,7 +97,7 @@ static void test_layout_every_size_keeps_its_state(void) {
 }
 
 /* A flooder actor sends to a bounded receiver with a small state until it
- * is muted on the receiver's mute stack (the word after the state), and
+ * is muted on the receiver's mute stack (in the block after the state), and
  * every message still arrives. */
 typedef struct flood {
   ax_pid to;

@@ -49,7 +49,7 @@ static void try_unmute(ax_system *sys, uint64_t pid, uint32_t expect) {
 
 /* Unmutes every sender waiting on r. */
 static void unmute_senders(ax_actor *r) {
-  uintptr_t top = atomic_exchange_explicit(ax__mute_stack(r), 0, memory_order_seq_cst);
+  uintptr_t top = atomic_exchange_explicit(&ax__actor_bounded(r)->mute_stack, 0, memory_order_seq_cst);
   for (ax__mute_entry *e = (ax__mute_entry *)top, *next; e; e = next) {
     next = e->next;
     try_unmute(r->sys, e->pid, e->seq);
@@ -80,9 +80,9 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
     try_unmute(sys, self_pid, seq);
     return AX__RUN_MUTED; /* try_unmute rescheduled us */
   }
-  /* Only a backpressure lane mutes its senders (admit_slow), so r has a
-   * mute stack. */
-  _Atomic uintptr_t *stack = ax__mute_stack(r);
+  /* Only a bounded (backpressure) lane mutes its senders (admit_slow), so
+   * r has a bounded block. */
+  _Atomic uintptr_t *stack = &ax__actor_bounded(r)->mute_stack;
   uintptr_t top = atomic_load_explicit(stack, memory_order_relaxed);
   do {
     e->next = (ax__mute_entry *)top;
@@ -147,7 +147,7 @@ static void trim_old(ax_system *sys, ax_actor *r) {
     dropped++;
   }
   if (dropped) {
-    atomic_fetch_add_explicit(&r->drops, dropped, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ax__actor_bounded(r)->drops, dropped, memory_order_relaxed);
     atomic_fetch_add_explicit(&sys->dropped, dropped, memory_order_relaxed);
   }
 }
@@ -176,13 +176,13 @@ __attribute__((noinline)) static ax_err admit_slow(ax_system *sys, ax__ctx *c, a
     bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
     if (!overloaded && !c->mute_on) {
       c->mute_on = r->pid;
-      atomic_fetch_add_explicit(&r->mutes, 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(&ax__actor_bounded(r)->mutes, 1, memory_order_relaxed);
     }
     *how = ADM_COUNTED;
     return AX_OK;
   }
   atomic_fetch_sub_explicit(&r->queued, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&r->drops, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ax__actor_bounded(r)->drops, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&sys->dropped, 1, memory_order_relaxed);
   if (pol == AX_OVERFLOW_DROP_NEW) {
     *how = ADM_DISCARD;
@@ -558,7 +558,7 @@ static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
         /* seq_cst: pairs with mute_self's push-then-check. */
         uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
         if (q > limit && a->overflow == AX_OVERFLOW_DROP_OLD) {
-          atomic_fetch_add_explicit(&a->drops, 1, memory_order_relaxed);
+          atomic_fetch_add_explicit(&ax__actor_bounded(a)->drops, 1, memory_order_relaxed);
           atomic_fetch_add_explicit(&a->sys->dropped, 1, memory_order_relaxed);
           if (l == (ax__mlink *)snap) break;
           continue;
@@ -631,7 +631,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
   /* Unmute our own waiting senders before we may mute ourselves: two
    * actors muted on each other would otherwise wait forever. */
   if (a->limit && a->overflow == AX_OVERFLOW_BACKPRESSURE &&
-      atomic_load_explicit(ax__mute_stack(a), memory_order_seq_cst) &&
+      atomic_load_explicit(&ax__actor_bounded(a)->mute_stack, memory_order_seq_cst) &&
       atomic_load_explicit(&a->queued, memory_order_seq_cst) < a->limit)
     unmute_senders(a);
   if (c->mute_on) {
@@ -664,7 +664,7 @@ static void destroy(ax_actor *a) {
   ax_system *sys = a->sys;
   uint64_t lost = drain_lane(a, &a->user_tail) + drain_lane(a, &a->sys_tail);
   if (lost) atomic_fetch_add_explicit(&sys->dead_letters, lost, memory_order_relaxed);
-  if (ax__can_mute(a->spec)) unmute_senders(a);
+  if (a->limit) unmute_senders(a);
   if (a->ext) {
     ax__obs_free(a);
     ax__u64map_free(&a->ext->timers);
@@ -960,8 +960,10 @@ ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out) {
   ax_actor *a = ax__table_acquire(&sys->table, pid.id);
   if (!a) return AX_ENOACTOR;
   memset(out, 0, sizeof(*out));
-  uint64_t drops = atomic_load_explicit(&a->drops, memory_order_relaxed);
-  if (a->spec->mailbox_limit) {
+  if (a->limit) { /* an unbounded lane neither drops nor mutes */
+    ax__bounded *b = ax__actor_bounded(a);
+    uint64_t drops = atomic_load_explicit(&b->drops, memory_order_relaxed);
+    out->mutes = atomic_load_explicit(&b->mutes, memory_order_relaxed);
     out->queued = atomic_load_explicit(&a->queued, memory_order_relaxed);
     switch (a->spec->overflow) {
     case AX_OVERFLOW_DROP_NEW: out->dropped_new = drops; break;
@@ -969,7 +971,6 @@ ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out) {
     default: out->rejected = drops; break;
     }
   }
-  out->mutes = atomic_load_explicit(&a->mutes, memory_order_relaxed);
   ax__table_release(&sys->table, pid.id);
   return AX_OK;
 }

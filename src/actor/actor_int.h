@@ -62,15 +62,18 @@ struct ax_actor {
     _Atomic uint64_t user_stub_word;
   };
   ax__mlink sys_stub;
-  _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
-                                  popped (senders add, owner subtracts) */
-  _Atomic uint32_t mute_state; /* AX__MS_* bits + sequence */
-  _Atomic uint32_t drops;      /* overflow drops/rejections (relaxed counter) */
-  _Atomic uint32_t mutes;      /* times this actor muted a sender (relaxed) */
+  /* Immutable after spawn. Here rather than on the owner's line: the owner
+   * reads it at a run's end (flush), when it touches this line anyway (the
+   * mark-idle CAS), and senders to a bounded lane find the bounded block
+   * with it (ax__actor_bounded). */
+  const ax_actor_spec *spec;
   /* The link in the inject queue, written by whoever holds the right to
    * schedule the actor (most often the producer that just pushed to
    * user_head, on this line) and read by the worker that pops it. */
   struct ax_actor *run_next;
+  _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
+                                  popped (senders add, owner subtracts) */
+  _Atomic uint32_t mute_state; /* AX__MS_* bits + sequence */
   uint32_t limit;              /* spec->mailbox_limit and spec->overflow, */
   uint8_t overflow;            /* copied here: senders read them without
                                   touching the owner's cache line */
@@ -87,54 +90,48 @@ struct ax_actor {
    * moving it between run queues). */
   _Alignas(AX_CACHELINE) ax__mlink *user_tail;
   ax__mlink *sys_tail;
-  const ax_actor_spec *spec;
   ax_behaviour behaviour;
   ax_system *sys;
   uint64_t pid;
   ax__actor_ext *ext;
-  /* The state follows: at offset 120 (AX__ACTOR_HDR) when it is at most 8
-   * bytes, so that an actor with a pointer-sized state is one 128-byte
-   * allocation; at 128 (64-byte aligned) otherwise. See ax__state_off.
-   * (sizeof counts the line's padding: 128; the header ends here.) */
-  _Alignas(8) char tail[];
+  /* The state follows at offset 112 (16-byte aligned, as malloc's blocks),
+   * still on the owner's line: a state of up to 16 bytes keeps the actor
+   * in one 128-byte block. sizeof counts the line's padding (128); the
+   * header ends here. */
+  _Alignas(16) char tail[];
 };
 
-#define AX__ACTOR_HDR 120
-#define AX__SMALL_STATE 8
-_Static_assert(offsetof(struct ax_actor, tail) == AX__ACTOR_HDR, "actor header is 120 bytes");
+#define AX__ACTOR_HDR 112
+_Static_assert(offsetof(struct ax_actor, tail) == AX__ACTOR_HDR, "actor header is 112 bytes");
+_Static_assert(AX__ACTOR_HDR % 16 == 0, "the state is 16-byte aligned");
 _Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start on line 1");
 _Static_assert(offsetof(struct ax_actor, obs) < 64, "the metrics bit sits on the senders' line");
 _Static_assert(offsetof(struct ax_actor, run_next) < 64, "the inject link sits on the wakers' line");
 
-/* Where the state starts: a state of at most 8 bytes needs no more than
- * 8-byte alignment (a type's size is a multiple of its alignment), so it
- * takes the header's last 8 bytes of line 1 (the owner's line, where the
- * state belongs); a larger one starts on its own 64-byte line. */
-static inline size_t ax__state_off(size_t state_size) {
-  return state_size <= AX__SMALL_STATE ? AX__ACTOR_HDR : 2 * AX_CACHELINE;
-}
-static inline void *ax__actor_state(ax_actor *a) {
-  return (char *)a + ax__state_off(a->spec->state_size);
-}
+static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
 
-/* The Treiber stack of senders muted by this actor (ax__mute_entry, taken
- * whole) exists only for a bounded lane with backpressure (the only policy
- * that mutes senders): a word after the state, 8-aligned. Senders push to it
- * under a table reference; the owner takes it. Rarely written, so it costs
- * other actors nothing. */
-static inline bool ax__can_mute(const ax_actor_spec *spec) {
-  return spec->mailbox_limit && spec->overflow == AX_OVERFLOW_BACKPRESSURE;
+/* What only a bounded lane (mailbox_limit > 0) needs, in a block after the
+ * state (8-aligned), so that unbounded actors do not carry it: the senders
+ * muted by this actor (a Treiber stack of ax__mute_entry, taken whole:
+ * backpressure lanes only) and the overflow counters. Senders reach it
+ * under a table reference, on their slow paths only (over the limit). */
+typedef struct ax__bounded {
+  _Atomic uintptr_t mute_stack;
+  _Atomic uint32_t drops; /* overflow drops/rejections (relaxed counter) */
+  _Atomic uint32_t mutes; /* times this actor muted a sender (relaxed) */
+} ax__bounded;
+
+static inline size_t ax__bounded_off(const ax_actor_spec *spec) {
+  return (AX__ACTOR_HDR + spec->state_size + 7) & ~(size_t)7;
 }
-static inline size_t ax__mute_off(const ax_actor_spec *spec) {
-  return (ax__state_off(spec->state_size) + spec->state_size + 7) & ~(size_t)7;
+/* Only for an actor with a->limit != 0. */
+static inline ax__bounded *ax__actor_bounded(ax_actor *a) {
+  return (ax__bounded *)(void *)((char *)a + ax__bounded_off(a->spec));
 }
-static inline _Atomic uintptr_t *ax__mute_stack(ax_actor *a) {
-  return (_Atomic uintptr_t *)(void *)((char *)a + ax__mute_off(a->spec));
-}
-/* The allocation's size: header, state, and the mute stack if it has one. */
+/* The allocation's size: header, state, and the bounded block if any. */
 static inline size_t ax__actor_size(const ax_actor_spec *spec) {
-  return ax__can_mute(spec) ? ax__mute_off(spec) + sizeof(uintptr_t)
-                            : ax__state_off(spec->state_size) + spec->state_size;
+  return spec->mailbox_limit ? ax__bounded_off(spec) + sizeof(ax__bounded)
+                             : AX__ACTOR_HDR + spec->state_size;
 }
 
 /* The messages an actor's runs have taken from its user lane, kept where
