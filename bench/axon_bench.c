@@ -99,6 +99,16 @@ int64_t bench_percentile(const int64_t *s, int64_t n, double q) {
   return s[i];
 }
 
+void bench_latency_result(int64_t *samples, int64_t n, const char *name, bench_result *out) {
+  bench_sort_i64(samples, n);
+  if (samples[0] <= 0) bench_fail("%s: non-positive round trip", name);
+  out->ops = n;
+  out->unit = "ns";
+  snprintf(out->extra, sizeof(out->extra), " p50_ns=%lld p99_ns=%lld p999_ns=%lld",
+           (long long)bench_percentile(samples, n, 0.50), (long long)bench_percentile(samples, n, 0.99),
+           (long long)bench_percentile(samples, n, 0.999));
+}
+
 double bench_compute(double theta) {
   double s = sin(theta);
   return s * s;
@@ -114,16 +124,9 @@ void bench_finish(bench_sync *s) {
   sem_post(&s->done);
 }
 
-static void report_hang(ax_system *sys, const char *what) {
-  ax_system_stats st;
-  ax_system_stats_get(sys, &st);
-  bench_fail("%s: alive=%llu spawned=%llu stopped=%llu sent=%llu dead_letters=%llu runs=%llu "
-             "steals=%llu parks=%llu",
-             what, (unsigned long long)st.actors_alive, (unsigned long long)st.actors_spawned,
-             (unsigned long long)st.actors_stopped, (unsigned long long)st.messages_sent,
-             (unsigned long long)st.dead_letters, (unsigned long long)st.runs,
-             (unsigned long long)st.steals, (unsigned long long)st.parks);
-  /* Per worker: a slow mode shows as one worker's runs or parks apart. */
+/* Per worker, on stderr: a slow mode shows as one worker's runs, steals or
+ * parks apart from the other's. */
+static void print_worker_stats(ax_system *sys) {
   for (uint32_t i = 0; i < ax_system_workers(sys); i++) {
     ax_worker_stats ws;
     if (ax_worker_stats_get(sys, i, &ws) != AX_OK) continue;
@@ -132,6 +135,18 @@ static void report_hang(ax_system *sys, const char *what) {
             (unsigned long long)ws.parks, (unsigned long long)ws.messages_sent,
             (double)ws.busy_ns / 1e6);
   }
+}
+
+static void report_hang(ax_system *sys, const char *what) {
+  ax_system_stats st;
+  ax_system_stats_get(sys, &st);
+  print_worker_stats(sys); /* which worker stalled */
+  bench_fail("%s: alive=%llu spawned=%llu stopped=%llu sent=%llu dead_letters=%llu runs=%llu "
+             "steals=%llu parks=%llu",
+             what, (unsigned long long)st.actors_alive, (unsigned long long)st.actors_spawned,
+             (unsigned long long)st.actors_stopped, (unsigned long long)st.messages_sent,
+             (unsigned long long)st.dead_letters, (unsigned long long)st.runs,
+             (unsigned long long)st.steals, (unsigned long long)st.parks);
 }
 
 double bench_wait_finish(ax_system *sys, bench_sync *s, double t0) {
@@ -181,15 +196,7 @@ static void print_stats(ax_system *sys) {
           (unsigned long long)st.messages_sent, (unsigned long long)st.dead_letters,
           (unsigned long long)st.dropped, (unsigned long long)st.runs,
           (unsigned long long)st.steals, (unsigned long long)st.parks);
-  /* Per worker: a slow mode shows as one worker's runs or parks apart. */
-  for (uint32_t i = 0; i < ax_system_workers(sys); i++) {
-    ax_worker_stats ws;
-    if (ax_worker_stats_get(sys, i, &ws) != AX_OK) continue;
-    fprintf(stderr, "stats: worker %u runs=%llu steals=%llu parks=%llu sent=%llu busy_ms=%.1f\n", i,
-            (unsigned long long)ws.runs, (unsigned long long)ws.steals,
-            (unsigned long long)ws.parks, (unsigned long long)ws.messages_sent,
-            (double)ws.busy_ns / 1e6);
-  }
+  print_worker_stats(sys);
 }
 
 static void usage(FILE *out) {

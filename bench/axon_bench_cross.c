@@ -156,13 +156,7 @@ int bench_latency_x(ax_system *sys, const int64_t *p, bench_result *out) {
   int64_t *samples = calloc((size_t)n, sizeof(int64_t));
   if (!samples) bench_fail("latency_x: out of memory");
   out->wall = run_cross(1, n, samples);
-  bench_sort_i64(samples, n);
-  if (samples[0] <= 0) bench_fail("latency_x: non-positive round trip");
-  out->ops = n;
-  out->unit = "ns";
-  snprintf(out->extra, sizeof(out->extra), " p50_ns=%lld p99_ns=%lld p999_ns=%lld",
-           (long long)bench_percentile(samples, n, 0.50), (long long)bench_percentile(samples, n, 0.99),
-           (long long)bench_percentile(samples, n, 0.999));
+  bench_latency_result(samples, n, "latency_x", out);
   free(samples);
   return 0;
 }

@@ -601,6 +601,20 @@ int64_t percentile(const std::vector<int64_t>& s, double p) {
   return s[size_t(i)];
 }
 
+// Prints a latency RESULT line: nearest-rank percentiles of the round-trip
+// samples (ns), sorted here.
+void latency_result(const char* name, double wall, std::vector<int64_t>& samples) {
+  std::sort(samples.begin(), samples.end());
+  if (samples[0] <= 0)
+    fail("%s: non-positive round trip", name);
+  char extra[160];
+  std::snprintf(extra, sizeof extra,
+                "p50_ns=%" PRId64 " p99_ns=%" PRId64 " p999_ns=%" PRId64,
+                percentile(samples, 0.50), percentile(samples, 0.99),
+                percentile(samples, 0.999));
+  result(name, wall, int64_t(samples.size()), "ns", extra);
+}
+
 void latency(actor_system& sys, int64_t n) {
   std::vector<int64_t> samples(size_t(n), 0);
   scoped_actor main{sys};
@@ -611,15 +625,7 @@ void latency(actor_system& sys, int64_t n) {
   double wall = since(t0);
   if (got != n)
     fail("latency: %" PRId64 " round trips, expected %" PRId64, got, n);
-  std::sort(samples.begin(), samples.end());
-  if (samples[0] <= 0)
-    fail("latency: non-positive round trip");
-  char extra[160];
-  std::snprintf(extra, sizeof extra,
-                "p50_ns=%" PRId64 " p99_ns=%" PRId64 " p999_ns=%" PRId64,
-                percentile(samples, 0.50), percentile(samples, 0.99),
-                percentile(samples, 0.999));
-  result("latency", wall, n, "ns", extra);
+  latency_result("latency", wall, samples);
 }
 
 // ------------------------------------------------------ cross-core variants
@@ -700,15 +706,7 @@ void pingpong_x(int64_t pairs, int64_t n) {
 void latency_x(int64_t n) {
   std::vector<int64_t> samples(size_t(n), 0);
   double wall = cross_pairs(1, n, samples.data());
-  std::sort(samples.begin(), samples.end());
-  if (samples[0] <= 0)
-    fail("latency_x: non-positive round trip");
-  char extra[160];
-  std::snprintf(extra, sizeof extra,
-                "p50_ns=%" PRId64 " p99_ns=%" PRId64 " p999_ns=%" PRId64,
-                percentile(samples, 0.50), percentile(samples, 0.99),
-                percentile(samples, 0.999));
-  result("latency_x", wall, n, "ns", extra);
+  latency_result("latency_x", wall, samples);
 }
 
 int64_t arg_param(int argc, char** argv, int i, int64_t def) {

@@ -411,12 +411,17 @@ latency(N) ->
     Samples = receive {samples, S} -> S end,
     Wall = secs(T0),
     Echo ! stop,
+    lat_result("latency", Wall, N, Samples).
+
+%% Prints a latency RESULT line: nearest-rank percentiles of N round-trip
+%% samples (ns).
+lat_result(Name, Wall, N, Samples) ->
     Sorted = list_to_tuple(lists:sort(Samples)),
-    tuple_size(Sorted) =:= N orelse fail("latency: ~B samples, expected ~B",
-                                         [tuple_size(Sorted), N]),
-    element(1, Sorted) > 0 orelse fail("latency: non-positive round trip", []),
+    tuple_size(Sorted) =:= N orelse fail("~s: ~B samples, expected ~B",
+                                         [Name, tuple_size(Sorted), N]),
+    element(1, Sorted) > 0 orelse fail("~s: non-positive round trip", [Name]),
     Pct = fun(P) -> element(max(1, min(N, ceil(P * N))), Sorted) end,
-    result("latency", Wall, N, "ns",
+    result(Name, Wall, N, "ns",
            [io_lib:format("p50_ns=~B", [Pct(0.50)]),
             io_lib:format("p99_ns=~B", [Pct(0.99)]),
             io_lib:format("p999_ns=~B", [Pct(0.999)])]).
@@ -459,16 +464,7 @@ latency_x(N) ->
     T0 = now_ns(),
     spawn_x_pair(Main, N, true),
     Samples = receive {done, N, S} -> S end,
-    Wall = secs(T0),
-    Sorted = list_to_tuple(lists:sort(Samples)),
-    tuple_size(Sorted) =:= N orelse fail("latency_x: ~B samples, expected ~B",
-                                         [tuple_size(Sorted), N]),
-    element(1, Sorted) > 0 orelse fail("latency_x: non-positive round trip", []),
-    Pct = fun(Q) -> element(max(1, min(N, ceil(Q * N))), Sorted) end,
-    result("latency_x", Wall, N, "ns",
-           [io_lib:format("p50_ns=~B", [Pct(0.50)]),
-            io_lib:format("p99_ns=~B", [Pct(0.99)]),
-            io_lib:format("p999_ns=~B", [Pct(0.999)])]).
+    lat_result("latency_x", secs(T0), N, Samples).
 
 %% One pair: the echo on scheduler 2, the pinger on scheduler 1; the pinger
 %% sends {done, Trips, Samples} to Main (Samples: [] unless Timed).

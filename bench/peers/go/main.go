@@ -534,12 +534,17 @@ func latency(n int64) {
 		close(done)
 	}()
 	<-done
-	wall := time.Since(start).Seconds()
+	latencyResult("latency", time.Since(start).Seconds(), samples)
+}
+
+// latencyResult prints a latency RESULT line: nearest-rank percentiles of
+// the round-trip samples (ns), sorted here.
+func latencyResult(name string, wall float64, samples []int64) {
 	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
 	if samples[0] <= 0 {
-		fail("latency: non-positive round trip")
+		fail("%s: non-positive round trip", name)
 	}
-	result("latency", wall, n, "ns",
+	result(name, wall, int64(len(samples)), "ns",
 		fmt.Sprintf("p50_ns=%d", percentile(samples, 0.50)),
 		fmt.Sprintf("p99_ns=%d", percentile(samples, 0.99)),
 		fmt.Sprintf("p999_ns=%d", percentile(samples, 0.999)))
@@ -602,15 +607,7 @@ func pingpongX(pairs, n int64) {
 
 func latencyX(n int64) {
 	samples := make([]int64, n)
-	wall := crossPairs(1, n, samples)
-	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
-	if samples[0] <= 0 {
-		fail("latency_x: non-positive round trip")
-	}
-	result("latency_x", wall, n, "ns",
-		fmt.Sprintf("p50_ns=%d", percentile(samples, 0.50)),
-		fmt.Sprintf("p99_ns=%d", percentile(samples, 0.99)),
-		fmt.Sprintf("p999_ns=%d", percentile(samples, 0.999)))
+	latencyResult("latency_x", crossPairs(1, n, samples), samples)
 }
 
 func main() {
