@@ -83,6 +83,9 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
   /* Only a bounded (backpressure) lane mutes its senders (admit_slow), so
    * r has a bounded block. */
   _Atomic uintptr_t *stack = &ax__actor_bounded(r)->mute_stack;
+  /* Once pushed, e belongs to the receiver, which may take the stack and
+   * free it at once (unmute_senders): keep what we still need. */
+  uint32_t seq = e->seq;
   uintptr_t top = atomic_load_explicit(stack, memory_order_relaxed);
   do {
     e->next = (ax__mute_entry *)top;
@@ -91,7 +94,7 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
   bool over = atomic_load_explicit(&r->queued, memory_order_seq_cst) >= r->limit;
   ax__table_release(&sys->table, receiver);
   /* From here `a` may already run elsewhere: only its pid is used. */
-  if (!over) try_unmute(sys, self_pid, e->seq);
+  if (!over) try_unmute(sys, self_pid, seq);
   return AX__RUN_MUTED;
 }
 
