@@ -46,6 +46,8 @@ static const workload workloads[] = {
     {"big", bench_big, 2, {"A", "M"}, {120, 50000}, {2, 1}, false},
     {"footprint", bench_footprint, 1, {"N"}, {1000000}, {1}, false},
     {"latency", bench_latency, 1, {"N"}, {1000000}, {1}, false},
+    {"pingpong_x", bench_pingpong_x, 2, {"P", "N"}, {4, 500000}, {1, 1}, false},
+    {"latency_x", bench_latency_x, 1, {"N"}, {200000}, {1}, false},
     {"timers", bench_timers, 2, {"N", "CHUNK"}, {1000000, 1000}, {100, 1}, false},
     {"remote_pingpong", bench_remote_pingpong, 2, {"WINDOW", "ROUND_TRIPS"}, {1, 100000}, {1, 1}, true},
     {"remote_bulk", bench_remote_bulk, 1, {"MESSAGES"}, {1000}, {1}, true},
@@ -97,6 +99,16 @@ int64_t bench_percentile(const int64_t *s, int64_t n, double q) {
   return s[i];
 }
 
+void bench_latency_result(int64_t *samples, int64_t n, const char *name, bench_result *out) {
+  bench_sort_i64(samples, n);
+  if (samples[0] <= 0) bench_fail("%s: non-positive round trip", name);
+  out->ops = n;
+  out->unit = "ns";
+  snprintf(out->extra, sizeof(out->extra), " p50_ns=%lld p99_ns=%lld p999_ns=%lld",
+           (long long)bench_percentile(samples, n, 0.50), (long long)bench_percentile(samples, n, 0.99),
+           (long long)bench_percentile(samples, n, 0.999));
+}
+
 double bench_compute(double theta) {
   double s = sin(theta);
   return s * s;
@@ -112,22 +124,23 @@ void bench_finish(bench_sync *s) {
   sem_post(&s->done);
 }
 
-/* Each worker's counters on stderr (where a workload ran). */
+/* Per worker, on stderr: a slow mode shows as one worker's runs, steals or
+ * parks apart from the other's. */
 static void print_worker_stats(ax_system *sys) {
   for (uint32_t i = 0; i < ax_system_workers(sys); i++) {
     ax_worker_stats ws;
     if (ax_worker_stats_get(sys, i, &ws) != AX_OK) continue;
-    fprintf(stderr, "stats: worker %u runs=%llu steals=%llu parks=%llu sent=%llu busy_ms=%llu\n", i,
+    fprintf(stderr, "stats: worker %u runs=%llu steals=%llu parks=%llu sent=%llu busy_ms=%.1f\n", i,
             (unsigned long long)ws.runs, (unsigned long long)ws.steals,
             (unsigned long long)ws.parks, (unsigned long long)ws.messages_sent,
-            (unsigned long long)(ws.busy_ns / 1000000));
+            (double)ws.busy_ns / 1e6);
   }
 }
 
 static void report_hang(ax_system *sys, const char *what) {
   ax_system_stats st;
   ax_system_stats_get(sys, &st);
-  print_worker_stats(sys);
+  print_worker_stats(sys); /* which worker stalled */
   bench_fail("%s: alive=%llu spawned=%llu stopped=%llu sent=%llu dead_letters=%llu runs=%llu "
              "steals=%llu parks=%llu",
              what, (unsigned long long)st.actors_alive, (unsigned long long)st.actors_spawned,

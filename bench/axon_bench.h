@@ -111,6 +111,9 @@ double bench_compute(double theta);
  * samples, as the peers compute it. */
 void bench_sort_i64(int64_t *v, int64_t n);
 int64_t bench_percentile(const int64_t *sorted, int64_t n, double q);
+/* Sorts n round-trip samples (ns) and fills out: ops n, unit ns, and the
+ * p50/p99/p99.9 extras; a non-positive sample fails the run. */
+void bench_latency_result(int64_t *samples, int64_t n, const char *name, bench_result *out);
 
 void bench_sync_init(bench_sync *s);
 /* Called once by the final actor. Thread: any. */
@@ -136,6 +139,9 @@ int bench_threadring(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_chameneos(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_big(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_footprint(ax_system *sys, const int64_t *p, bench_result *out);
+/* axon_bench_cross.c: the ends of each pair on two one-worker systems. */
+int bench_pingpong_x(ax_system *sys, const int64_t *p, bench_result *out);
+int bench_latency_x(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_timers(ax_system *sys, const int64_t *p, bench_result *out);
 
 /* The remote workloads (axon_bench_remote.c): listed and run only when

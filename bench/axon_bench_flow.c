@@ -129,13 +129,7 @@ int bench_latency(ax_system *sys, const int64_t *p, bench_result *out) {
   bench_check(ax_system_spawn(sys, &timer_spec, &init, sizeof(init), &timer), "spawn timer");
   bench_check(ax_system_send(sys, timer, MSG_START, NULL, 0), "start");
   out->wall = bench_await(sys, &sync, t0);
-  bench_sort_i64(samples, n);
-  if (samples[0] <= 0) bench_fail("latency: non-positive round trip");
-  out->ops = n;
-  out->unit = "ns";
-  snprintf(out->extra, sizeof(out->extra), " p50_ns=%lld p99_ns=%lld p999_ns=%lld",
-           (long long)bench_percentile(samples, n, 0.50), (long long)bench_percentile(samples, n, 0.99),
-           (long long)bench_percentile(samples, n, 0.999));
+  bench_latency_result(samples, n, "latency", out);
   free(samples);
   return 0;
 }

@@ -18,7 +18,7 @@ TIMEOUT=${TIMEOUT:-300}
 rows=${*:-"pingpong count fjthrput fjcreate threadring chameneos big footprint latency timers remote_pingpong remote_pingpong.w100 remote_bulk node_down"}
 params() {
   case "$1" in
-    pingpong) echo 3000000 ;; count) echo 15000000 ;; fjthrput) echo "60 200000" ;;
+    pingpong) echo 3000000 ;; pingpong_x) echo "4 200000" ;; latency_x) echo 100000 ;; count) echo 15000000 ;; fjthrput) echo "60 200000" ;;
     fjcreate) echo 1000000 ;; threadring) echo "503 10000000" ;; chameneos) echo "100 2000000" ;;
     big) echo "120 50000" ;; footprint) echo 1000000 ;; latency) echo 1000000 ;;
     remote_pingpong) echo "1 100000" ;; remote_pingpong.w100) echo "100 1000000" ;;

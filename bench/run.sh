@@ -5,8 +5,9 @@
 # medians; the table is also written to bench/results/latest.md.
 #
 # usage: bench/run.sh [WORKLOAD...]
-#   default workloads: pingpong count fjthrput fjcreate fjcreate_inactor
-#                      threadring chameneos big footprint latency timers
+#   default workloads: pingpong pingpong_x count fjthrput fjcreate
+#                      fjcreate_inactor threadring chameneos big footprint
+#                      latency latency_x timers
 #                      remote_pingpong remote_pingpong.w100 remote_bulk node_down
 #   groups: local (the single-process ones), remote (the last four)
 #   A row is NAME or NAME.VARIANT: the same workload NAME with other
@@ -62,7 +63,7 @@ WAIT_IDLE=${WAIT_IDLE:-0}
 
 case "$RUNS" in '' | *[!0-9]* | 0) echo "run.sh: RUNS must be a positive integer" >&2; exit 2 ;; esac
 
-local_workloads="pingpong count fjthrput fjcreate fjcreate_inactor threadring chameneos big footprint latency timers"
+local_workloads="pingpong pingpong_x count fjthrput fjcreate fjcreate_inactor threadring chameneos big footprint latency latency_x timers"
 remote_workloads="remote_pingpong remote_pingpong.w100 remote_bulk node_down"
 if [ $# -gt 0 ]; then workloads="$*"; else workloads="$local_workloads $remote_workloads"; fi
 workloads=$(echo " $workloads " | sed -e "s/ local / $local_workloads /g" -e "s/ remote / $remote_workloads /g")
@@ -77,6 +78,7 @@ base_of() { echo "${1%%.*}"; }
 default_params() {
   case "$1" in
     pingpong) echo "3000000" ;;
+    pingpong_x) echo "4 200000" ;;
     count) echo "15000000" ;;
     fjthrput) echo "60 200000" ;;
     fjcreate) echo "1000000" ;;
@@ -86,6 +88,7 @@ default_params() {
     big) echo "120 50000" ;;
     footprint) echo "1000000" ;;
     latency) echo "1000000" ;;
+    latency_x) echo "100000" ;;
     remote_pingpong) echo "1 100000" ;;
     remote_pingpong.w100) echo "100 1000000" ;;
     remote_bulk) echo "1000" ;;
@@ -112,7 +115,7 @@ supports() { # impl row
   case "$w" in
     timers) [ "$1" = axon ] ;;
     fjcreate_inactor) [ "$1" = caf ] ;;
-    pingpong | count | fjthrput | fjcreate | threadring | chameneos | big | footprint | latency)
+    pingpong | pingpong_x | count | fjthrput | fjcreate | threadring | chameneos | big | footprint | latency | latency_x)
       [ "$1" != tcp ] ;;
     remote_pingpong | remote_bulk | node_down)
       [ "$1" = caf ] || [ "$1" = erlang ] || [ "$1" = tcp ] ;;
@@ -307,6 +310,7 @@ report="$tmp/report.md"
   echo "- runs per cell: $RUNS (interleaved); cells are median (min–max)"
   echo "- throughput rows: ops/s, higher is better; ratio = axon/peer"
   echo "- footprint (bytes per idle actor) and latency (ns) rows: lower is better; ratio = peer/axon"
+  echo "- pingpong, latency: both ends on one worker (the LIFO slot); pingpong_x P N, latency_x N: the ends of every pair forced onto two threads (Axon: two one-worker systems; CAF: two one-thread systems and anon_send; Erlang: {scheduler, 1|2}; Go: each end LockOSThread'ed), so every hand-off is a thread-to-thread message"
   echo "- remote rows: two processes on loopback; remote_pingpong params WINDOW ROUND_TRIPS (32-byte payload), remote_bulk: 1 MiB messages (MB/s), node_down: detection time in ms (lower is better), SIGSTOP only with DETECT=1; tcp = plain TCP between two processes, the physical limit"
   echo "- so in every ratio column > 1 means Axon is better"
   echo
@@ -321,7 +325,7 @@ report="$tmp/report.md"
     [ -n "$params" ] || params="(default)"
     case "$w" in
       footprint) rows='bytes_per_actor:bytes/actor:plain:lower' ;;
-      latency) rows=$'p50_ns:p50 ns:plain:lower\np99_ns:p99 ns:plain:lower\np999_ns:p99.9 ns:plain:lower' ;;
+      latency | latency_x) rows=$'p50_ns:p50 ns:plain:lower\np99_ns:p99 ns:plain:lower\np999_ns:p99.9 ns:plain:lower' ;;
       remote_pingpong*) rows='ops_per_second:round trips/s:rate:higher' ;;
       remote_bulk*) rows='MB_s:MB/s (1e6 B):plain:higher' ;;
       node_down*) rows=$'kill9_ms:kill -9 → down, ms:plain:lower\nsigstop_ms:SIGSTOP → down, ms:plain:lower:opt' ;;

@@ -70,7 +70,9 @@ typedef enum ax_overflow {
 typedef struct ax_actor_spec {
   const char *name;          /* for logs and stats; may be NULL */
   ax_behaviour behaviour;    /* required */
-  size_t state_size;         /* bytes of inline state, zeroed; may be 0 */
+  size_t state_size;         /* bytes of inline state, zeroed, 16-byte aligned
+                                (ax_state); may be 0. Up to 16 bytes keep an
+                                actor in one 128-byte block */
   ax_init_fn init;           /* optional */
   ax_terminate_fn terminate; /* optional */
   uint32_t mailbox_limit;    /* 0: unbounded user lane */

@@ -13,7 +13,6 @@ typedef struct ax__mute_entry {
   uint32_t seq;  /* its mute_state (sequence | MUTED) when muted */
 } ax__mute_entry;
 
-static size_t actor_size(const ax_actor_spec *spec) { return AX__ACTOR_HDR + spec->state_size; }
 
 static void count_sent(ax_system *sys, ax__ctx *c) {
   if (AX_UNLIKELY(c->obs != NULL)) ax__obs_count_out(c->obs);
@@ -50,7 +49,7 @@ static void try_unmute(ax_system *sys, uint64_t pid, uint32_t expect) {
 
 /* Unmutes every sender waiting on r. */
 static void unmute_senders(ax_actor *r) {
-  uintptr_t top = atomic_exchange_explicit(&r->mute_stack, 0, memory_order_seq_cst);
+  uintptr_t top = atomic_exchange_explicit(&ax__actor_bounded(r)->mute_stack, 0, memory_order_seq_cst);
   for (ax__mute_entry *e = (ax__mute_entry *)top, *next; e; e = next) {
     next = e->next;
     try_unmute(r->sys, e->pid, e->seq);
@@ -81,10 +80,13 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
     try_unmute(sys, self_pid, seq);
     return AX__RUN_MUTED; /* try_unmute rescheduled us */
   }
-  uintptr_t top = atomic_load_explicit(&r->mute_stack, memory_order_relaxed);
+  /* Only a bounded (backpressure) lane mutes its senders (admit_slow), so
+   * r has a bounded block. */
+  _Atomic uintptr_t *stack = &ax__actor_bounded(r)->mute_stack;
+  uintptr_t top = atomic_load_explicit(stack, memory_order_relaxed);
   do {
     e->next = (ax__mute_entry *)top;
-  } while (!atomic_compare_exchange_weak_explicit(&r->mute_stack, &top, (uintptr_t)e,
+  } while (!atomic_compare_exchange_weak_explicit(stack, &top, (uintptr_t)e,
                                                   memory_order_seq_cst, memory_order_relaxed));
   bool over = atomic_load_explicit(&r->queued, memory_order_seq_cst) >= r->limit;
   ax__table_release(&sys->table, receiver);
@@ -147,7 +149,7 @@ static void trim_old(ax_system *sys, ax_actor *r) {
     dropped++;
   }
   if (dropped) {
-    atomic_fetch_add_explicit(&r->drops, dropped, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ax__actor_bounded(r)->drops, dropped, memory_order_relaxed);
     atomic_fetch_add_explicit(&sys->dropped, dropped, memory_order_relaxed);
   }
 }
@@ -176,13 +178,13 @@ __attribute__((noinline)) static ax_err admit_slow(ax_system *sys, ax__ctx *c, a
     bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
     if (!overloaded && !c->mute_on) {
       c->mute_on = r->pid;
-      atomic_fetch_add_explicit(&r->mutes, 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(&ax__actor_bounded(r)->mutes, 1, memory_order_relaxed);
     }
     *how = ADM_COUNTED;
     return AX_OK;
   }
   atomic_fetch_sub_explicit(&r->queued, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&r->drops, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ax__actor_bounded(r)->drops, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&sys->dropped, 1, memory_order_relaxed);
   if (pol == AX_OVERFLOW_DROP_NEW) {
     *how = ADM_DISCARD;
@@ -558,7 +560,7 @@ static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
         /* seq_cst: pairs with mute_self's push-then-check. */
         uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
         if (q > limit && a->overflow == AX_OVERFLOW_DROP_OLD) {
-          atomic_fetch_add_explicit(&a->drops, 1, memory_order_relaxed);
+          atomic_fetch_add_explicit(&ax__actor_bounded(a)->drops, 1, memory_order_relaxed);
           atomic_fetch_add_explicit(&a->sys->dropped, 1, memory_order_relaxed);
           if (l == (ax__mlink *)snap) break;
           continue;
@@ -630,7 +632,8 @@ ax__run_result ax__actor_run(ax_actor *a) {
   }
   /* Unmute our own waiting senders before we may mute ourselves: two
    * actors muted on each other would otherwise wait forever. */
-  if (atomic_load_explicit(&a->mute_stack, memory_order_seq_cst) &&
+  if (a->limit && a->overflow == AX_OVERFLOW_BACKPRESSURE &&
+      atomic_load_explicit(&ax__actor_bounded(a)->mute_stack, memory_order_seq_cst) &&
       atomic_load_explicit(&a->queued, memory_order_seq_cst) < a->limit)
     unmute_senders(a);
   if (c->mute_on) {
@@ -663,7 +666,7 @@ static void destroy(ax_actor *a) {
   ax_system *sys = a->sys;
   uint64_t lost = drain_lane(a, &a->user_tail) + drain_lane(a, &a->sys_tail);
   if (lost) atomic_fetch_add_explicit(&sys->dead_letters, lost, memory_order_relaxed);
-  unmute_senders(a);
+  if (a->limit) unmute_senders(a);
   if (a->ext) {
     ax__obs_free(a);
     ax__u64map_free(&a->ext->timers);
@@ -671,7 +674,7 @@ static void destroy(ax_actor *a) {
     ax__free(a->ext, sizeof(ax__actor_ext));
   }
   ax__table_remove(&sys->table, a->pid);
-  ax__free_aligned(a, actor_size(a->spec), AX_CACHELINE);
+  ax__free_aligned(a, ax__actor_size(a->spec), AX_CACHELINE);
   atomic_fetch_add_explicit(&sys->stopped, 1, memory_order_relaxed);
   if (atomic_fetch_sub_explicit(&sys->live, 1, memory_order_acq_rel) == 1) {
     pthread_mutex_lock(&sys->wait_lock);
@@ -741,7 +744,7 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   /* Shutdown waits for spawns in flight; from here until the actor counts
    * as live (or the spawn fails) this one is. */
   if (!ax__spawn_enter(sys)) return AX_ECLOSED;
-  size_t size = actor_size(spec);
+  size_t size = ax__actor_size(spec);
   ax_actor *a = ax__alloc_aligned(size, AX_CACHELINE);
   if (!a) {
     ax__spawn_leave(sys, false);
@@ -959,8 +962,10 @@ ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out) {
   ax_actor *a = ax__table_acquire(&sys->table, pid.id);
   if (!a) return AX_ENOACTOR;
   memset(out, 0, sizeof(*out));
-  uint64_t drops = atomic_load_explicit(&a->drops, memory_order_relaxed);
-  if (a->spec->mailbox_limit) {
+  if (a->limit) { /* an unbounded lane neither drops nor mutes */
+    ax__bounded *b = ax__actor_bounded(a);
+    uint64_t drops = atomic_load_explicit(&b->drops, memory_order_relaxed);
+    out->mutes = atomic_load_explicit(&b->mutes, memory_order_relaxed);
     out->queued = atomic_load_explicit(&a->queued, memory_order_relaxed);
     switch (a->spec->overflow) {
     case AX_OVERFLOW_DROP_NEW: out->dropped_new = drops; break;
@@ -968,7 +973,6 @@ ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out) {
     default: out->rejected = drops; break;
     }
   }
-  out->mutes = atomic_load_explicit(&a->mutes, memory_order_relaxed);
   ax__table_release(&sys->table, pid.id);
   return AX_OK;
 }

@@ -62,13 +62,18 @@ struct ax_actor {
     _Atomic uint64_t user_stub_word;
   };
   ax__mlink sys_stub;
+  /* Immutable after spawn. Here rather than on the owner's line: the owner
+   * reads it at a run's end (flush), when it touches this line anyway (the
+   * mark-idle CAS), and senders to a bounded lane find the bounded block
+   * with it (ax__actor_bounded). */
+  const ax_actor_spec *spec;
+  /* The link in the inject queue, written by whoever holds the right to
+   * schedule the actor (most often the producer that just pushed to
+   * user_head, on this line) and read by the worker that pops it. */
+  struct ax_actor *run_next;
   _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
                                   popped (senders add, owner subtracts) */
   _Atomic uint32_t mute_state; /* AX__MS_* bits + sequence */
-  _Atomic uint32_t drops;      /* overflow drops/rejections (relaxed counter) */
-  _Atomic uint32_t mutes;      /* times this actor muted a sender (relaxed) */
-  _Atomic uintptr_t mute_stack;/* senders muted by this actor (Treiber stack
-                                  of ax__mute_entry, taken whole) */
   uint32_t limit;              /* spec->mailbox_limit and spec->overflow, */
   uint8_t overflow;            /* copied here: senders read them without
                                   touching the owner's cache line */
@@ -85,21 +90,49 @@ struct ax_actor {
    * moving it between run queues). */
   _Alignas(AX_CACHELINE) ax__mlink *user_tail;
   ax__mlink *sys_tail;
-  const ax_actor_spec *spec;
   ax_behaviour behaviour;
   ax_system *sys;
   uint64_t pid;
   ax__actor_ext *ext;
-  struct ax_actor *run_next; /* link in the inject queue */
-  /* Inline state follows at offset 128. */
+  /* The state follows at offset 112 (16-byte aligned, as malloc's blocks),
+   * still on the owner's line: a state of up to 16 bytes keeps the actor
+   * in one 128-byte block. sizeof counts the line's padding (128); the
+   * header ends here. */
+  _Alignas(16) char tail[];
 };
 
-#define AX__ACTOR_HDR 128
-_Static_assert(sizeof(struct ax_actor) <= AX__ACTOR_HDR, "actor header must fit 128 bytes");
+#define AX__ACTOR_HDR 112
+_Static_assert(offsetof(struct ax_actor, tail) == AX__ACTOR_HDR, "actor header is 112 bytes");
+_Static_assert(AX__ACTOR_HDR % 16 == 0, "the state is 16-byte aligned");
 _Static_assert(offsetof(struct ax_actor, user_tail) == 64, "owner fields start on line 1");
 _Static_assert(offsetof(struct ax_actor, obs) < 64, "the metrics bit sits on the senders' line");
+_Static_assert(offsetof(struct ax_actor, run_next) < 64, "the inject link sits on the wakers' line");
 
 static inline void *ax__actor_state(ax_actor *a) { return (char *)a + AX__ACTOR_HDR; }
+
+/* What only a bounded lane (mailbox_limit > 0) needs, in a block after the
+ * state (8-aligned), so that unbounded actors do not carry it: the senders
+ * muted by this actor (a Treiber stack of ax__mute_entry, taken whole:
+ * backpressure lanes only) and the overflow counters. Senders reach it
+ * under a table reference, on their slow paths only (over the limit). */
+typedef struct ax__bounded {
+  _Atomic uintptr_t mute_stack;
+  _Atomic uint32_t drops; /* overflow drops/rejections (relaxed counter) */
+  _Atomic uint32_t mutes; /* times this actor muted a sender (relaxed) */
+} ax__bounded;
+
+static inline size_t ax__bounded_off(const ax_actor_spec *spec) {
+  return (AX__ACTOR_HDR + spec->state_size + 7) & ~(size_t)7;
+}
+/* Only for an actor with a->limit != 0. */
+static inline ax__bounded *ax__actor_bounded(ax_actor *a) {
+  return (ax__bounded *)(void *)((char *)a + ax__bounded_off(a->spec));
+}
+/* The allocation's size: header, state, and the bounded block if any. */
+static inline size_t ax__actor_size(const ax_actor_spec *spec) {
+  return spec->mailbox_limit ? ax__bounded_off(spec) + sizeof(ax__bounded)
+                             : AX__ACTOR_HDR + spec->state_size;
+}
 
 /* The messages an actor's runs have taken from its user lane, kept where
  * the header has room: the retired user-lane stub (above). The owner

@@ -228,8 +228,10 @@ static void snapshot(ax_actor *a, ax_actor_metrics *m) {
   if (m->mailbox_peak < m->mailbox_depth) m->mailbox_peak = m->mailbox_depth;
   m->dead_letters = atomic_load_explicit(&o->dead, memory_order_relaxed);
   m->restarts = atomic_load_explicit(&o->restarts, memory_order_relaxed);
-  m->dropped = atomic_load_explicit(&a->drops, memory_order_relaxed);
-  m->mutes = atomic_load_explicit(&a->mutes, memory_order_relaxed);
+  if (a->limit) { /* an unbounded lane neither drops nor mutes */
+    m->dropped = atomic_load_explicit(&ax__actor_bounded(a)->drops, memory_order_relaxed);
+    m->mutes = atomic_load_explicit(&ax__actor_bounded(a)->mutes, memory_order_relaxed);
+  }
   hist_read(&o->wait, &m->mailbox_wait);
   hist_read(&o->handle, &m->handling);
 }

@@ -158,6 +158,15 @@ void ax__free_aligned(void *p, size_t n, size_t align) {
 #endif
 }
 
+size_t ax__alloc_class(size_t n, size_t align) {
+#if AX_USE_JEMALLOC
+  return nallocx(n ? n : 1, MALLOCX_ALIGN(align));
+#else
+  (void)align;
+  return n;
+#endif
+}
+
 void *ax__realloc(void *p, size_t old, size_t n) {
   if (!p) return ax__alloc(n);
   if (should_fail()) return NULL;

@@ -38,6 +38,10 @@ void ax__free(void *p, size_t n);
  * ax__free_aligned and the same size and alignment. */
 void *ax__alloc_aligned(size_t n, size_t align);
 void ax__free_aligned(void *p, size_t n, size_t align);
+/* The bytes an ax__alloc_aligned(n, align) block really takes: jemalloc's
+ * size class (nallocx); without jemalloc, n (the system allocator does not
+ * say). For footprint checks. Thread: any. */
+size_t ax__alloc_class(size_t n, size_t align);
 /* ax__realloc grows or shrinks p from old to n bytes; NULL on failure with p
  * untouched. */
 void *ax__realloc(void *p, size_t old, size_t n);

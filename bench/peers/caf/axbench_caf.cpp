@@ -501,11 +501,13 @@ int64_t vm_rss() {
 
 std::atomic<int64_t> fp_ready{0};
 
-behavior idle_fn(event_based_actor* self) {
+// An idle actor holding a reference to its parent (the collector), as
+// Axon's (8-byte state: the parent's pid), Go's and Erlang's do.
+behavior idle_fn(event_based_actor* self, actor parent) {
   fp_ready.fetch_add(1, std::memory_order_relaxed);
   return {
-    [=](wake_atom, const actor& collector) {
-      self->send(collector, ack_atom::value);
+    [=](wake_atom) {
+      self->send(parent, ack_atom::value);
       self->quit();
     },
   };
@@ -526,20 +528,22 @@ behavior ack_collector_fn(stateful_actor<collector_state>* self, int64_t n,
 void footprint(actor_system& sys, int64_t n) {
   scoped_actor main{sys};
   std::vector<actor> idle;
+  // The parent is spawned first; the handle array is written (resident)
+  // after the first reading, so it counts, as in every peer.
+  auto collector = sys.spawn(ack_collector_fn, n, actor{main});
   idle.reserve(size_t(n));
   int64_t before = vm_rss();
   auto t0 = clk::now();
   for (int64_t i = 0; i < n; ++i)
-    idle.push_back(sys.spawn(idle_fn));
+    idle.push_back(sys.spawn(idle_fn, collector));
   // Wait until every actor has run its initialisation and is idle.
   while (fp_ready.load() < n)
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   double spawn_s = since(t0);
   int64_t after = vm_rss();
   auto t1 = clk::now();
-  auto collector = sys.spawn(ack_collector_fn, n, actor{main});
   for (auto& a : idle)
-    anon_send(a, wake_atom::value, collector);
+    anon_send(a, wake_atom::value);
   int64_t got = 0;
   main->receive([&](done_atom, int64_t g) { got = g; });
   double wake_s = since(t1);
@@ -597,6 +601,20 @@ int64_t percentile(const std::vector<int64_t>& s, double p) {
   return s[size_t(i)];
 }
 
+// Prints a latency RESULT line: nearest-rank percentiles of the round-trip
+// samples (ns), sorted here.
+void latency_result(const char* name, double wall, std::vector<int64_t>& samples) {
+  std::sort(samples.begin(), samples.end());
+  if (samples[0] <= 0)
+    fail("%s: non-positive round trip", name);
+  char extra[160];
+  std::snprintf(extra, sizeof extra,
+                "p50_ns=%" PRId64 " p99_ns=%" PRId64 " p999_ns=%" PRId64,
+                percentile(samples, 0.50), percentile(samples, 0.99),
+                percentile(samples, 0.999));
+  result(name, wall, int64_t(samples.size()), "ns", extra);
+}
+
 void latency(actor_system& sys, int64_t n) {
   std::vector<int64_t> samples(size_t(n), 0);
   scoped_actor main{sys};
@@ -607,15 +625,88 @@ void latency(actor_system& sys, int64_t n) {
   double wall = since(t0);
   if (got != n)
     fail("latency: %" PRId64 " round trips, expected %" PRId64, got, n);
-  std::sort(samples.begin(), samples.end());
-  if (samples[0] <= 0)
-    fail("latency: non-positive round trip");
-  char extra[160];
-  std::snprintf(extra, sizeof extra,
-                "p50_ns=%" PRId64 " p99_ns=%" PRId64 " p999_ns=%" PRId64,
-                percentile(samples, 0.50), percentile(samples, 0.99),
-                percentile(samples, 0.999));
-  result("latency", wall, n, "ns", extra);
+  latency_result("latency", wall, samples);
+}
+
+// ------------------------------------------------------ cross-core variants
+// pingpong_x and latency_x: the ends of every pair forced apart, as Axon's:
+// two actor systems of one scheduler thread each; pingers live in "left",
+// echoes in "right", and every message is an anon_send, which schedules
+// the receiver on its own system (a send from an actor would resume it on
+// the sender's thread). So each hand-off crosses threads.
+
+behavior xecho_fn(event_based_actor* self) {
+  return {
+    [=](ping_atom, int64_t i, const actor& from) { anon_send(from, pong_atom::value, i); },
+    [=](stop_atom) { self->quit(); },
+  };
+}
+
+struct xping_state {
+  int64_t i = 0;
+  clk::time_point t0;
+};
+
+behavior xping_fn(stateful_actor<xping_state>* self, actor echo, int64_t n,
+                  int64_t* samples, actor main) {
+  auto me = actor_cast<actor>(self);
+  if (samples)
+    self->state.t0 = clk::now();
+  anon_send(echo, ping_atom::value, int64_t{0}, me);
+  return {
+    [=](pong_atom, int64_t i) {
+      auto& s = self->state;
+      if (i != s.i)
+        fail("cross: got %" PRId64 ", expected %" PRId64, i, s.i);
+      if (samples)
+        samples[s.i] = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         clk::now() - s.t0).count();
+      if (++s.i == n) {
+        anon_send(echo, stop_atom::value);
+        anon_send(main, done_atom::value, s.i);
+        self->quit();
+      } else {
+        if (samples)
+          s.t0 = clk::now();
+        anon_send(echo, ping_atom::value, s.i, me);
+      }
+    },
+  };
+}
+
+// pairs pairs of n round trips; samples (n entries) only with one pair.
+double cross_pairs(int64_t pairs, int64_t n, int64_t* samples) {
+  actor_system_config cl, cr;
+  cl.set("scheduler.max-threads", size_t{1});
+  cr.set("scheduler.max-threads", size_t{1});
+  actor_system left{cl};
+  actor_system right{cr};
+  double wall;
+  {
+    scoped_actor main{left};
+    auto t0 = clk::now();
+    for (int64_t p = 0; p < pairs; ++p)
+      left.spawn(xping_fn, right.spawn(xecho_fn), n, samples, actor{main});
+    for (int64_t p = 0; p < pairs; ++p) {
+      int64_t got = 0;
+      main->receive([&](done_atom, int64_t g) { got = g; });
+      if (got != n)
+        fail("cross: %" PRId64 " round trips, expected %" PRId64, got, n);
+    }
+    wall = since(t0);
+  }
+  return wall;
+}
+
+void pingpong_x(int64_t pairs, int64_t n) {
+  double wall = cross_pairs(pairs, n, nullptr);
+  result("pingpong_x", wall, 2 * pairs * n, "msgs", "");
+}
+
+void latency_x(int64_t n) {
+  std::vector<int64_t> samples(size_t(n), 0);
+  double wall = cross_pairs(1, n, samples.data());
+  latency_result("latency_x", wall, samples);
 }
 
 int64_t arg_param(int argc, char** argv, int i, int64_t def) {
@@ -643,6 +734,15 @@ int main(int argc, char** argv) {
   if (name == "remote_pingpong" || name == "remote_bulk" || name == "node_down"
       || name == "__caf_node")
     return caf_remote_main(argc, argv);
+  // The cross-core variants run their own two one-thread systems.
+  if (name == "pingpong_x" || name == "latency_x") {
+    if (name == "pingpong_x")
+      pingpong_x(arg_param(argc, argv, 2, 4), arg_param(argc, argv, 3, 500000));
+    else
+      latency_x(arg_param(argc, argv, 2, 200000));
+    std::fflush(stdout);
+    std::_Exit(0);
+  }
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (const char* t = std::getenv("AXBENCH_THREADS"))
     cores = unsigned(std::atoi(t));

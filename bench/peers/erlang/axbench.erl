@@ -67,6 +67,8 @@ run("chameneos", Ps)  -> chameneos(param(Ps, 1, 100), param(Ps, 2, 2000000));
 run("big", Ps)        -> big(param(Ps, 1, 120), param(Ps, 2, 50000));
 run("footprint", Ps)  -> footprint(param(Ps, 1, 1000000));
 run("latency", Ps)    -> latency(param(Ps, 1, 1000000));
+run("pingpong_x", Ps) -> pingpong_x(param(Ps, 1, 4), param(Ps, 2, 500000));
+run("latency_x", Ps)  -> latency_x(param(Ps, 1, 200000));
 run(Other, _) ->
     io:format(standard_error, "axbench erlang: unknown workload ~s~n", [Other]),
     halt(2).
@@ -366,14 +368,16 @@ vm_rss() ->
 footprint(N) ->
     Main = self(),
     garbage_collect(),
+    %% The parent (the collector) first: every idle process holds it, and
+    %% the pid list built after the first reading counts, as in every peer.
+    Collector = spawn_opt(fun() -> fp_collect(Main, N, 0) end, flood_opts()),
     Before = vm_rss(),
     T0 = now_ns(),
-    Pids = fp_spawn(N, []),
+    Pids = fp_spawn(N, Collector, []),
     SpawnNs = now_ns() - T0,
     After = vm_rss(),
     T1 = now_ns(),
-    Collector = spawn_opt(fun() -> fp_collect(Main, N, 0) end, flood_opts()),
-    [P ! {wake, Collector} || P <- Pids],
+    [P ! wake || P <- Pids],
     Got = receive {done, G} -> G end,
     WakeNs = now_ns() - T1,
     Got =:= N orelse fail("footprint: ~B acks, expected ~B", [Got, N]),
@@ -384,11 +388,12 @@ footprint(N) ->
             io_lib:format("spawn_s=~.6f", [SpawnNs / 1.0e9]),
             io_lib:format("wake_s=~.6f", [WakeNs / 1.0e9])]).
 
-fp_spawn(0, Acc) -> Acc;
-fp_spawn(K, Acc) -> fp_spawn(K - 1, [spawn(fun fp_idle/0) | Acc]).
+fp_spawn(0, _Parent, Acc) -> Acc;
+fp_spawn(K, Parent, Acc) -> fp_spawn(K - 1, Parent, [spawn(fun() -> fp_idle(Parent) end) | Acc]).
 
-fp_idle() ->
-    receive {wake, Collector} -> Collector ! ack end.
+%% An idle process holding its parent's pid (Axon's 8-byte state).
+fp_idle(Parent) ->
+    receive wake -> Parent ! ack end.
 
 fp_collect(Main, N, N) -> Main ! {done, N};
 fp_collect(Main, N, Got) ->
@@ -406,12 +411,17 @@ latency(N) ->
     Samples = receive {samples, S} -> S end,
     Wall = secs(T0),
     Echo ! stop,
+    lat_result("latency", Wall, N, Samples).
+
+%% Prints a latency RESULT line: nearest-rank percentiles of N round-trip
+%% samples (ns).
+lat_result(Name, Wall, N, Samples) ->
     Sorted = list_to_tuple(lists:sort(Samples)),
-    tuple_size(Sorted) =:= N orelse fail("latency: ~B samples, expected ~B",
-                                         [tuple_size(Sorted), N]),
-    element(1, Sorted) > 0 orelse fail("latency: non-positive round trip", []),
+    tuple_size(Sorted) =:= N orelse fail("~s: ~B samples, expected ~B",
+                                         [Name, tuple_size(Sorted), N]),
+    element(1, Sorted) > 0 orelse fail("~s: non-positive round trip", [Name]),
     Pct = fun(P) -> element(max(1, min(N, ceil(P * N))), Sorted) end,
-    result("latency", Wall, N, "ns",
+    result(Name, Wall, N, "ns",
            [io_lib:format("p50_ns=~B", [Pct(0.50)]),
             io_lib:format("p99_ns=~B", [Pct(0.99)]),
             io_lib:format("p999_ns=~B", [Pct(0.999)])]).
@@ -431,3 +441,45 @@ lat_loop(Echo, N, I, Acc) ->
     end,
     D = erlang:monotonic_time(nanosecond) - T,
     lat_loop(Echo, N, I + 1, [D | Acc]).
+
+%% ------------------------------------------------------ cross-core variants
+%% pingpong_x and latency_x: the ends of every pair forced apart, as Axon's
+%% two one-worker systems: every ping process is bound to scheduler 1 and
+%% every echo to scheduler 2 (spawn_opt's {scheduler, N}), so each hand-off
+%% crosses scheduler threads. The run needs +S 2 (axbench_erlang passes
+%% +S <cores>).
+
+pingpong_x(P, N) ->
+    erlang:system_info(schedulers_online) >= 2 orelse fail("pingpong_x: needs 2 schedulers", []),
+    Main = self(),
+    T0 = now_ns(),
+    [spawn_x_pair(Main, N, false) || _ <- lists:seq(1, P)],
+    [receive {done, N, _} -> ok end || _ <- lists:seq(1, P)],
+    Wall = secs(T0),
+    result("pingpong_x", Wall, 2 * P * N, "msgs", []).
+
+latency_x(N) ->
+    erlang:system_info(schedulers_online) >= 2 orelse fail("latency_x: needs 2 schedulers", []),
+    Main = self(),
+    T0 = now_ns(),
+    spawn_x_pair(Main, N, true),
+    Samples = receive {done, N, S} -> S end,
+    lat_result("latency_x", secs(T0), N, Samples).
+
+%% One pair: the echo on scheduler 2, the pinger on scheduler 1; the pinger
+%% sends {done, Trips, Samples} to Main (Samples: [] unless Timed).
+spawn_x_pair(Main, N, Timed) ->
+    Echo = spawn_opt(fun echo_loop/0, [link, {scheduler, 2}]),
+    spawn_opt(fun() -> x_loop(Echo, N, 0, Timed, [], Main) end, [link, {scheduler, 1}]).
+
+x_loop(Echo, N, N, _, Acc, Main) -> Echo ! stop, Main ! {done, N, Acc};
+x_loop(Echo, N, I, Timed, Acc, Main) ->
+    T = case Timed of true -> erlang:monotonic_time(nanosecond); false -> 0 end,
+    Echo ! {ping, self(), I},
+    receive
+        {pong, V} -> V =:= I orelse die("pingpong_x: got ~B, expected ~B", [V, I])
+    end,
+    case Timed of
+        true -> x_loop(Echo, N, I + 1, Timed, [erlang:monotonic_time(nanosecond) - T | Acc], Main);
+        false -> x_loop(Echo, N, I + 1, Timed, Acc, Main)
+    end.

@@ -534,15 +534,80 @@ func latency(n int64) {
 		close(done)
 	}()
 	<-done
-	wall := time.Since(start).Seconds()
+	latencyResult("latency", time.Since(start).Seconds(), samples)
+}
+
+// latencyResult prints a latency RESULT line: nearest-rank percentiles of
+// the round-trip samples (ns), sorted here.
+func latencyResult(name string, wall float64, samples []int64) {
 	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
 	if samples[0] <= 0 {
-		fail("latency: non-positive round trip")
+		fail("%s: non-positive round trip", name)
 	}
-	result("latency", wall, n, "ns",
+	result(name, wall, int64(len(samples)), "ns",
 		fmt.Sprintf("p50_ns=%d", percentile(samples, 0.50)),
 		fmt.Sprintf("p99_ns=%d", percentile(samples, 0.99)),
 		fmt.Sprintf("p999_ns=%d", percentile(samples, 0.999)))
+}
+
+// ------------------------------------------------------ cross-core variants
+// pingpong_x and latency_x: the ends of every pair forced apart. Go pins a
+// goroutine only to an OS thread (runtime.LockOSThread), one goroutine per
+// thread, so every end gets its own thread: each hand-off wakes a goroutine
+// that can run only on another thread. With one pair that is Axon's
+// structure (two threads); with P pairs it is 2P threads over GOMAXPROCS.
+
+// crossPairs runs pairs pairs of n round trips with each end locked to its
+// own thread; samples (n entries) only with one pair. Returns the wall time.
+func crossPairs(pairs, n int64, samples []int64) float64 {
+	start := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(int(pairs))
+	for p := int64(0); p < pairs; p++ {
+		aBox := make(chan int64, smallCap)
+		bBox := make(chan int64, smallCap)
+		go func() { // echo, on its own thread; a negative value stops it
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			for v := range bBox {
+				if v < 0 {
+					return
+				}
+				aBox <- v
+			}
+		}()
+		go func() { // ping: n round trips, one message in flight, checked
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			defer wg.Done()
+			for i := int64(0); i < n; i++ {
+				var t0 time.Time
+				if samples != nil {
+					t0 = time.Now()
+				}
+				bBox <- i
+				if v := <-aBox; v != i {
+					fail("cross: got %d, expected %d", v, i)
+				}
+				if samples != nil {
+					samples[i] = int64(time.Since(t0))
+				}
+			}
+			bBox <- -1
+		}()
+	}
+	wg.Wait()
+	return time.Since(start).Seconds()
+}
+
+func pingpongX(pairs, n int64) {
+	wall := crossPairs(pairs, n, nil)
+	result("pingpong_x", wall, 2*pairs*n, "msgs")
+}
+
+func latencyX(n int64) {
+	samples := make([]int64, n)
+	latencyResult("latency_x", crossPairs(1, n, samples), samples)
 }
 
 func main() {
@@ -577,6 +642,10 @@ func main() {
 		big(a, param(args, 1, 50000))
 	case "footprint":
 		footprint(param(args, 0, 1000000))
+	case "pingpong_x":
+		pingpongX(param(args, 0, 4), param(args, 1, 500000))
+	case "latency_x":
+		latencyX(param(args, 0, 200000))
 	case "latency":
 		latency(param(args, 0, 1000000))
 	default:
