@@ -152,10 +152,13 @@ typedef struct ax__worker {
   bool searching;
   pthread_t thread;
 
-  /* Parking: notified is guarded by park_lock. */
+  /* Parking: notified and driving are guarded by park_lock. driving: the
+   * parked worker is (about to be) inside a reactor pass, so a notifier
+   * wakes it through the reactor (its poller), not park_cv. */
   pthread_mutex_t park_lock;
   pthread_cond_t park_cv;
   bool notified;
+  bool driving;
 
   /* The pid being run (0 between runs): owner writes (relaxed); a waiting
    * shutdown reads it with runs to spot a callback that never returns
@@ -362,6 +365,9 @@ void ax__schedule(ax_system *sys, ax_actor *a);
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
+/* The reactor's yield hook (ax__reactor_start): the reactor thread handed
+ * the driver's role to the parked workers; wake one (arg: the system). */
+void ax__sched_reactor_yield(void *arg);
 /* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
  * its ring, then the inject queue), or NULL. The driving thread only. */
 ax_actor *ax__sched_take(ax__worker *w);
