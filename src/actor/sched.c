@@ -42,6 +42,8 @@ static _Thread_local ax__ctx tls_ctx;
 
 /* Search rounds before a worker parks (each ~16 pauses plus a steal pass). */
 #define AX__SPIN_ROUNDS 64
+/* A searching worker polls the reactor every this many rounds. */
+#define AX__POLL_EVERY 8
 /* Search rounds a victim must stay in one run before its LIFO is taken. */
 #define AX__STALL_ROUNDS 8
 
@@ -349,6 +351,17 @@ static void stop_searching(ax__worker *w) {
     notify_parked(sys);
 }
 
+/* A searcher whose own reactor poll gave it work stops searching without
+ * waking another (stop_searching would, for every message of a socket
+ * ping-pong). Work pushed from elsewhere while we searched is not
+ * stranded: pushes from workers run on their own worker, and the inject
+ * queue is read by our next_local after this run. */
+static void leave_searching_quietly(ax__worker *w) {
+  if (!w->searching) return;
+  w->searching = false;
+  atomic_fetch_sub_explicit(&w->sys->num_searching, 1, memory_order_seq_cst);
+}
+
 /* ---- the worker loop ---- */
 
 static inline uint32_t rng_next(ax__worker *w) {
@@ -441,6 +454,12 @@ static void *worker_main(void *arg) {
       a = search(w);
       if (!a && spin + 1 < AX__SPIN_ROUNDS) {
         for (int k = 0; k < 16; k++) ax__cpu_relax();
+        /* Socket readiness that arrives while we search is ours at once
+         * (a non-blocking pass, if nobody drives), rather than at the
+         * park that ends the spin. */
+        if (spin % AX__POLL_EVERY == AX__POLL_EVERY - 1 && sys->reactor &&
+            ax__reactor_poll(sys->reactor) && local_work(w))
+          leave_searching_quietly(w);
         a = next_local(w);
       }
     }

@@ -171,6 +171,16 @@ ax__drive_result ax__reactor_drive(ax__reactor *r, ax__reactor_busy_fn busy, voi
   return AX__DRIVE_DROVE;
 }
 
+bool ax__reactor_poll(ax__reactor *r) {
+  if (atomic_load_explicit(&r->stop, memory_order_acquire) || pthread_mutex_trylock(&r->drive_lock) != 0)
+    return false;
+  if (!atomic_load_explicit(&r->stop, memory_order_acquire)) pass(r, false, NULL, NULL);
+  pthread_mutex_unlock(&r->drive_lock);
+  /* seq_cst: step 2, as ax__reactor_drive. */
+  if (atomic_load_explicit(&r->deep, memory_order_seq_cst)) kick_thread(r);
+  return true;
+}
+
 void ax__reactor_standby(ax__reactor *r, int delta) {
   /* seq_cst: step 1 (before the trylock and the load of thread_driving). */
   atomic_fetch_add_explicit(&r->standby, (uint32_t)delta, memory_order_seq_cst);

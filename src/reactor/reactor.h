@@ -80,6 +80,12 @@ typedef enum { AX__DRIVE_DROVE, AX__DRIVE_BUSY, AX__DRIVE_STOPPED } ax__drive_re
 typedef bool (*ax__reactor_busy_fn)(void *arg);
 ax__drive_result ax__reactor_drive(ax__reactor *r, ax__reactor_busy_fn busy, void *busy_arg);
 void ax__reactor_standby(ax__reactor *r, int delta);
+/* One pass that does not block (its wait only polls), if nobody drives:
+ * for a worker that searches for work before parking, so that readiness
+ * arriving meanwhile is dispatched at once onto its queues. Returns false
+ * if another thread drives or the reactor is stopping. Thread: any but a
+ * driver. */
+bool ax__reactor_poll(ax__reactor *r);
 /* Adds a tick run every pass from the next one on (ticks are never
  * removed; arg must outlive the reactor's thread). Errors: AX_ENOMEM when
  * AX__REACTOR_MAX_TICKS are registered. Thread: any. */
