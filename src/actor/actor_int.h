@@ -210,7 +210,7 @@ void ax__registry_name_of(ax_system *sys, uint64_t pid, char *buf, size_t cap);
 /* Removes pid's name, if any (actor stop). */
 void ax__registry_drop_pid(ax_system *sys, uint64_t pid);
 
-/* ---- the timer service (timers.c), run by the reactor thread ---- */
+/* ---- the timer service (timers.c), run by the thread driving the reactor ---- */
 typedef struct ax__tmr ax__tmr;
 typedef struct ax__timers {
   /* Command queue (MPSC lane): any thread pushes, the reactor pops. */
@@ -361,7 +361,7 @@ void ax__sched_free(ax_system *sys);
  * sys's workers, else the inject queue (waking a parked worker). */
 void ax__schedule(ax_system *sys, ax_actor *a);
 /* Makes a whole list of actors (linked through run_next) runnable with one
- * inject push and one wake-up: for the reactor thread's batches. */
+ * inject push and one wake-up: for the reactor driver's batches. */
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);

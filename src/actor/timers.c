@@ -1,5 +1,5 @@
 /* Axon: the timer service. Timers belong to actors; the wheel belongs to the
- * reactor thread. An owner sets or cancels a timer by pushing a command on
+ * thread driving the reactor. An owner sets or cancels a timer by pushing a command on
  * an MPSC queue and waking the system's reactor (a tick registered with it); the reactor advances the wheel and
  * pushes expiries, grouped per owner, onto the owners' user lanes. The owner
  * keeps its live timers in a map (id -> timer), so a cancel is decided on
