@@ -16,7 +16,7 @@ secs=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD:-build-fuzz}
 case $build in /*) ;; *) build=$root/$build ;; esac
 all="fuzz_addr fuzz_cluster_frame fuzz_handshake fuzz_secret fuzz_resp fuzz_glob fuzz_irc_line
-  fuzz_irc_dispatch"
+  fuzz_irc_dispatch fuzz_metrics_http fuzz_pubsub_node fuzz_chat_node"
 targets=${FUZZ_TARGETS:-$all}
 cmake -S . -B "$build" -DCMAKE_C_COMPILER="${FUZZ_CC:-clang-14}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DAX_FUZZ=ON -DAX_BUILD_TESTS=OFF -DAX_BUILD_EXAMPLES=OFF -DAX_BUILD_BENCH=OFF >/dev/null
