@@ -185,6 +185,11 @@ void ax__obs_restart(ax_actor *self);
  * timed messages (supervisor kill timers). Thread: owner. */
 ax_err ax__send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type,
                       const void *data, size_t len, ax_timer *out);
+/* ax_send_interval without the reserved-type check: a periodic timer is
+ * allocated once, so a tick that must never stop for lack of memory (a
+ * cluster connection's) is one. Thread: owner. */
+ax_err ax__send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_pid to,
+                         uint32_t type, const void *data, size_t len, ax_timer *out);
 
 /* Internal signal types on the system lane (never seen by behaviours). */
 enum {
