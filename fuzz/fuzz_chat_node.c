@@ -18,11 +18,10 @@
  * chat_hdr then whole lines, each ending in CR LF with no other CR, LF or
  * NUL (RFC 2812 2.3.1), at most 1 KiB (as fuzz_irc_dispatch); the remote members' and the
  * directory's nicks are NUL-terminated in their fields. */
-#include <pthread.h>
 #include <string.h>
 
 #include "chat_node_redirect.h"
-#include "fuzz_util.h"
+#include "fuzz_actor.h"
 
 #include "channel.c"
 
@@ -30,13 +29,10 @@ chat_config chat_cfg;
 extern const ax_actor_spec chat_dir_spec;
 size_t fz_dir_check(void);
 
-enum { FZ_INPUT = AX_MSG_USER + 1000, FZ_CLOSE };
+enum { FZ_CLOSE = FZ_INPUT + 1 };
 
 static ax_system *sys;
 static ax_pid driver, closer;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static uint64_t done_seq;
 
 ax_err fz_node_of(ax_system *s, ax_pid pid, char *buf, size_t cap) {
   (void)s;
@@ -55,10 +51,6 @@ ax_err fz_node_monitor(ax_actor *self, const char *name, bool on) {
 }
 size_t fz_node_list(ax_system *s, ax_node_info *out, size_t cap) {
   return (void)s, (void)out, (void)cap, 0;
-}
-
-static void quiet(ax_log_level level, const char *line, void *arg) {
-  (void)level, (void)line, (void)arg;
 }
 
 /* Whole lines, CR LF each, nothing else of CR, LF, NUL. */
@@ -148,10 +140,7 @@ static ax_err driver_behaviour(ax_actor *self, const ax_msg *msg) {
     const ax_down_info *i = msg->data;
     if (i->ref != d->chan_mon && i->ref != d->dir_mon) break;
     if (++d->downs < 2) break;
-    pthread_mutex_lock(&mu);
-    done_seq++;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    fz_input_done();
     break;
   }
   default: break;
@@ -184,11 +173,7 @@ static const ax_actor_spec closer_spec = {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 1;
-  cfg.log_fn = quiet;
-  FZ_CHECK(ax_system_new(&cfg, &sys) == AX_OK);
+  sys = fz_system_new();
   chat_cfg.sendq = 1u << 20;
   chat_cfg.cluster = false; /* no process groups: the peers come to the channel */
   FZ_CHECK(ax_system_spawn(sys, &driver_spec, NULL, 0, &driver) == AX_OK);
@@ -198,12 +183,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 65536) return 0;
-  pthread_mutex_lock(&mu);
-  uint64_t want = done_seq + 1;
-  pthread_mutex_unlock(&mu);
-  FZ_CHECK(ax_system_send(sys, driver, FZ_INPUT, data, size) == AX_OK);
-  pthread_mutex_lock(&mu);
-  while (done_seq < want) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  fz_input_run(sys, driver, data, size);
   return 0;
 }

@@ -21,12 +21,11 @@
  *    received (the driver is the only subscriber), and every request at
  *    least a wire_hdr long is answered before the shard stops;
  *  - query replies are well formed (a header, then whole entries). */
-#include <pthread.h>
 #include <string.h>
 
 #include <axon.h>
 
-#include "fuzz_util.h"
+#include "fuzz_actor.h"
 #include "glob.h"
 #include "map.h"
 #include "pubsub.h"
@@ -35,7 +34,7 @@
 pubsub_config g_cfg;
 extern const ax_actor_spec shard_spec;
 
-enum { FZ_INPUT = AX_MSG_USER + 1000, FZ_END_SEQ = 0x7a7a };
+enum { FZ_END_SEQ = 0x7a7a };
 
 typedef struct drv {
   ax_pid shard;
@@ -47,13 +46,6 @@ typedef struct drv {
 
 static ax_system *sys;
 static ax_pid driver;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static uint64_t done_seq;
-
-static void quiet(ax_log_level level, const char *line, void *arg) {
-  (void)level, (void)line, (void)arg;
-}
 
 /* data[0..len) = wire_hdr + frame: one delivery to the driver. */
 static void check_delivery(drv *d, const char *data, size_t len) {
@@ -112,10 +104,7 @@ static void finish(drv *d) {
   map_free(&d->chans);
   map_free(&d->pats);
   memset(d, 0, sizeof *d);
-  pthread_mutex_lock(&mu);
-  done_seq++;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  fz_input_done();
 }
 
 static void run_input(ax_actor *self, drv *d, const uint8_t *p, size_t n) {
@@ -137,7 +126,7 @@ static void run_input(ax_actor *self, drv *d, const uint8_t *p, size_t n) {
       /* as ax_request from another node: a copy, no buffer */
       /* one shorter than a wire_hdr is dropped unanswered (the other node
        * counts it 0 at its timeout) */
-      if (ax_request(self, d->shard, MSG_RPUBLISH, b, len, 600000, NULL) == AX_OK &&
+      if (ax_request(self, d->shard, MSG_RPUBLISH, b, len, 5000, NULL) == AX_OK &&
           len >= sizeof(wire_hdr))
         d->requests++;
       continue;
@@ -189,7 +178,7 @@ static ax_err driver_behaviour(ax_actor *self, const ax_msg *msg) {
     if (i->ref == d->mon) finish(d);
     break;
   }
-  case AX_MSG_TIMEOUT: break; /* a short request's, long after its input */
+  case AX_MSG_TIMEOUT: break; /* a request of an earlier input (answered or too short) */
   default: break;
   }
   return AX_OK;
@@ -200,11 +189,7 @@ static const ax_actor_spec driver_spec = {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 1;
-  cfg.log_fn = quiet;
-  FZ_CHECK(ax_system_new(&cfg, &sys) == AX_OK);
+  sys = fz_system_new();
   g_cfg.max_bulk = 512u << 20;
   g_cfg.limit_hard = 32u << 20;
   g_cfg.limit_soft = 8u << 20;
@@ -217,12 +202,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 65536) return 0;
-  pthread_mutex_lock(&mu);
-  uint64_t want = done_seq + 1;
-  pthread_mutex_unlock(&mu);
-  FZ_CHECK(ax_system_send(sys, driver, FZ_INPUT, data, size) == AX_OK);
-  pthread_mutex_lock(&mu);
-  while (done_seq < want) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  fz_input_run(sys, driver, data, size);
   return 0;
 }
