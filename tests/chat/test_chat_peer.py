@@ -34,7 +34,6 @@ except ImportError as e:
     sys.exit(77)
 import py_handshake as ph  # noqa: E402
 
-K_PG_SYNC = 31
 MSG_USER = 1024  # examples/chat/chat.h
 MSG_CH_JOIN, MSG_CH_MSG, MSG_CH_TOPIC = MSG_USER + 1, MSG_USER + 4, MSG_USER + 6
 MSG_CH_FWD, MSG_CH_SYNC = MSG_USER + 17, MSG_USER + 19
@@ -88,16 +87,7 @@ def main():
         sock = socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=WAIT)
         peer, features, rd = ph.handshake(sock, pb, "py@127.0.0.1", key.encode(),
                                           int.from_bytes(os.urandom(8), "big") | 1)
-        chan = None
-        for _ in range(100):
-            kind, header, payload = rd.frame(ph.MAX_FRAME)
-            if kind == K_PG_SYNC:
-                s = pb.PgSync()
-                s.ParseFromString(header)
-                for g in s.groups:
-                    if g.group == "chat:#a" and g.pids:
-                        chan = g.pids[0].id
-                break
+        chan = ph.pg_first_member(rd, pb, "chat:#a")
         check(chan is not None, "the node's PG_SYNC names channel #a")
 
         def send(type_, body):

@@ -32,7 +32,6 @@ import py_handshake as ph
 
 TMO = 30
 MSG_RPUBLISH = 1024 + 11       # examples/pubsub/pubsub.h
-K_PG_SYNC = 31
 failures = []
 
 
@@ -83,16 +82,7 @@ try:
     sock = socket.create_connection(("127.0.0.1", cport), timeout=TMO)
     peer, features, rd = ph.handshake(sock, pb, "py@127.0.0.1", key.encode(),
                                       int.from_bytes(os.urandom(8), "big") | 1)
-    shard = None
-    for _ in range(100):
-        kind, header, payload = rd.frame(ph.MAX_FRAME)
-        if kind == K_PG_SYNC:
-            s = pb.PgSync()
-            s.ParseFromString(header)
-            for g in s.groups:
-                if g.group == "pubsub:shard:0" and g.pids:
-                    shard = g.pids[0].id
-            break
+    shard = ph.pg_first_member(rd, pb, "pubsub:shard:0")
     check(shard is not None, "the broker's PG_SYNC names its shard")
     if shard is None:
         raise SystemExit(1)
