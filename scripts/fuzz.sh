@@ -36,7 +36,9 @@ for t in $targets; do
     "$d/corpus" >"$d/log" 2>&1) || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$d/log" | tail -n 1)
   cov=$(sed -n 's/.* cov: \([0-9]*\) .*/\1/p' "$d/log" | tail -n 1)
-  crashes=$(find "$d/artifacts" -type f | wc -l | tr -d ' ')
+  # slow-unit-* files only report an input that ran long (a stall of the
+  # shared machine can do it): not a failure
+  crashes=$(find "$d/artifacts" -type f ! -name 'slow-unit-*' | wc -l | tr -d ' ')
   if [ "$rc" != 0 ] && [ "$crashes" = 0 ]; then crashes=1; fi
   if [ "$crashes" != 0 ]; then
     failed=1
