@@ -11,7 +11,6 @@
  * other CR, LF or NUL (RFC 2812 2.3.1), at most 1 KiB; a JOIN's member
  * fields and a TOPIC hold no CR or LF; no crash, no leak, no undefined
  * behaviour in the handlers. */
-#include <pthread.h>
 
 #include "fuzz_util.h"
 
@@ -29,6 +28,8 @@
 #define ax_wbatch_add_buf fz_wbatch_add_buf
 #define ax_wbatch_flush fz_wbatch_flush
 #include "client.c"
+/* After client.c: its <axon.h> is read with the redirections above. */
+#include "fuzz_actor.h"
 
 chat_config chat_cfg;
 
@@ -128,17 +129,9 @@ static ax_err peer_behaviour(ax_actor *self, const ax_msg *msg) {
 
 static const ax_actor_spec peer_spec = {.name = "fz-peer", .behaviour = peer_behaviour};
 
-enum { FZ_INPUT = AX_MSG_USER + 1000 };
 
 static ax_system *sys;
 static ax_pid runner;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static uint64_t done_seq;
-
-static void quiet(ax_log_level level, const char *line, void *arg) {
-  (void)level, (void)line, (void)arg;
-}
 
 /* The client actor: each FZ_INPUT is a fresh connection's bytes. */
 static ax_err runner_behaviour(ax_actor *self, const ax_msg *msg) {
@@ -175,10 +168,7 @@ static ax_err runner_behaviour(ax_actor *self, const ax_msg *msg) {
   write_out(self, s);
   ax_wbatch_free(s->out);
   s->out = NULL;
-  pthread_mutex_lock(&mu);
-  done_seq++;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  fz_input_done();
   return AX_OK;
 }
 
@@ -187,11 +177,7 @@ static const ax_actor_spec runner_spec = {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 1;
-  cfg.log_fn = quiet;
-  FZ_CHECK(ax_system_new(&cfg, &sys) == AX_OK);
+  sys = fz_system_new();
   chat_cfg.sendq = 1u << 20;
   chat_cfg.ping_secs = 60;
   chat_cfg.chan_sup = AX_PID_NONE; /* creating a channel fails: 403 */
@@ -208,12 +194,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 8192) return 0;
-  pthread_mutex_lock(&mu);
-  uint64_t want = done_seq + 1;
-  pthread_mutex_unlock(&mu);
-  FZ_CHECK(ax_system_send(sys, runner, FZ_INPUT, data, size) == AX_OK);
-  pthread_mutex_lock(&mu);
-  while (done_seq < want) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  fz_input_run(sys, runner, data, size);
   return 0;
 }

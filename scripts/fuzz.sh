@@ -16,7 +16,7 @@ secs=${FUZZ_SECONDS:-60}
 build=${FUZZ_BUILD:-build-fuzz}
 case $build in /*) ;; *) build=$root/$build ;; esac
 all="fuzz_addr fuzz_cluster_frame fuzz_handshake fuzz_secret fuzz_resp fuzz_glob fuzz_irc_line
-  fuzz_irc_dispatch"
+  fuzz_irc_dispatch fuzz_metrics_http fuzz_pubsub_node fuzz_chat_node"
 targets=${FUZZ_TARGETS:-$all}
 cmake -S . -B "$build" -DCMAKE_C_COMPILER="${FUZZ_CC:-clang-14}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DAX_FUZZ=ON -DAX_BUILD_TESTS=OFF -DAX_BUILD_EXAMPLES=OFF -DAX_BUILD_BENCH=OFF >/dev/null
@@ -36,7 +36,9 @@ for t in $targets; do
     "$d/corpus" >"$d/log" 2>&1) || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$d/log" | tail -n 1)
   cov=$(sed -n 's/.* cov: \([0-9]*\) .*/\1/p' "$d/log" | tail -n 1)
-  crashes=$(find "$d/artifacts" -type f | wc -l | tr -d ' ')
+  # slow-unit-* files only report an input that ran long (a stall of the
+  # shared machine can do it): not a failure
+  crashes=$(find "$d/artifacts" -type f ! -name 'slow-unit-*' | wc -l | tr -d ' ')
   if [ "$rc" != 0 ] && [ "$crashes" = 0 ]; then crashes=1; fi
   if [ "$crashes" != 0 ]; then
     failed=1

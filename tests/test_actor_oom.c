@@ -189,8 +189,6 @@ static void test_oom_link_exit_arrives_without_memory(void) {
   long before = ax__alloc_failures();
   ax__alloc_fail_after(1, 1); /* nothing can be allocated from here on */
   atomic_store(&L.go, 1);
-  /* 30 s: once (CI, ASan, parallel load) fewer than 3 exits had arrived
-   * after 10 s; not reproduced alone (see the session notes). */
   bool all = ax_test_wait_count(&L.exits, 3, 30000);
   if (!all) fprintf(stderr, "(exits %llu of 3) ", (unsigned long long)atomic_load(&L.exits));
   ax__alloc_fail_after(0, 0);

@@ -194,6 +194,37 @@ static void to_peers(ax_actor *self, channel *c, uint32_t kind, uint32_t flags, 
   free(buf);
 }
 
+/* ---- what another node sends: checked, since this node's clients get it ----
+ * The peer runs this same code, but a node checks what it writes to its own
+ * clients: another node's lines are relayed as they are, and its members'
+ * nicks, user and host names and its topic go into lines this node makes
+ * (JOIN, NAMES, WHO, TOPIC). An event that fails a check is dropped. */
+
+/* Whole IRC lines, each ending in CR LF, with no other CR, LF or NUL (RFC
+ * 2812 2.3.1: a client may split a line at a lone CR or LF, and read a
+ * forged line after it). */
+static bool peer_lines_ok(const char *p, size_t n) {
+  size_t start = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '\0') return false;
+    if (p[i] != '\r' && p[i] != '\n') continue;
+    if (p[i] != '\r' || i + 1 == n || p[i + 1] != '\n' || i == start) return false;
+    start = ++i + 1;
+  }
+  return start == n;
+}
+
+/* Another node's member (fields NUL-terminated by the caller): a valid
+ * nick, no CR or LF anywhere, no space in user or host. */
+static bool peer_member_ok(const char *nick, const member_info *mi) {
+  return irc_valid_nick(nick) && !strpbrk(mi->user, " \r\n") && !strpbrk(mi->host, " \r\n") &&
+         !strpbrk(mi->real, "\r\n");
+}
+
+static void terminate_info(member_info *mi) {
+  mi->user[USER_MAX] = mi->host[HOST_MAX] = mi->real[REAL_MAX] = '\0';
+}
+
 /* Fans out a line of another node's member to the local members: one
  * buffer for all of them, its origin rewritten to the member's pid as this
  * node numbers it (clients dedupe QUIT/NICK copies by origin). */
@@ -212,6 +243,7 @@ static void rfanout(ax_actor *self, channel *c, ax_pid origin, const void *hl, s
 static void add_remote(ax_actor *self, channel *c, cpeer *p, ax_pid pid, const char *nick,
                        const member_info *mi, bool silent, bool from_sync) {
   rmember *r = find_r(c, pid);
+  if (!peer_member_ok(nick, mi)) return; /* NUL-terminated by the callers */
   if (r) { /* known (e.g. a SYNC after a FWD JOIN): refresh */
     r->peer = p->pid;
     return;
@@ -248,7 +280,8 @@ static void on_sync(ax_actor *self, channel *c, const ax_msg *msg) {
   memcpy(&h, msg->data, sizeof h);
   h.topic[TOPIC_MAX] = '\0';
   h.topic_by[sizeof h.topic_by - 1] = '\0';
-  if (h.topic[0] && h.topic_time > c->topic_time) {
+  bool topic_ok = !strpbrk(h.topic, "\r\n") && !strpbrk(h.topic_by, " \r\n");
+  if (topic_ok && h.topic[0] && h.topic_time > c->topic_time) {
     memcpy(c->topic, h.topic, sizeof c->topic);
     memcpy(c->topic_by, h.topic_by, sizeof c->topic_by);
     c->topic_time = h.topic_time;
@@ -258,6 +291,8 @@ static void on_sync(ax_actor *self, channel *c, const ax_msg *msg) {
   for (size_t i = 0; i < n; i++) {
     wire_member w;
     memcpy(&w, (const char *)msg->data + sizeof h + i * sizeof w, sizeof w);
+    w.nick[NICK_MAX + 1] = '\0';
+    terminate_info(&w.info);
     ax_pid pid;
     if (ax_node_pid(ax_actor_system(self), p->node, w.id, &pid) != AX_OK) continue;
     add_remote(self, c, p, pid, w.nick, &w.info, false, true);
@@ -269,6 +304,7 @@ static void on_fwd(ax_actor *self, channel *c, const ax_msg *msg) {
   if (msg->len < sizeof f) return;
   memcpy(&f, msg->data, sizeof f);
   f.nick[NICK_MAX + 1] = '\0';
+  terminate_info(&f.info);
   if (f.extra > msg->len - sizeof f) return;
   cpeer *p = find_peer(c, msg->from);
   if (!p) p = adopt(self, c, msg->from);
@@ -278,6 +314,9 @@ static void on_fwd(ax_actor *self, channel *c, const ax_msg *msg) {
   const char *extra = (const char *)msg->data + sizeof f;
   const char *hl = extra + f.extra;
   size_t hlen = msg->len - sizeof f - f.extra;
+  if (!peer_member_ok(f.nick, &f.info) ||
+      (hlen > sizeof(chat_hdr) && !peer_lines_ok(hl + sizeof(chat_hdr), hlen - sizeof(chat_hdr))))
+    return;
   rmember *r = find_r(c, pid);
   switch (f.kind) {
   case MSG_CH_JOIN:
@@ -296,6 +335,7 @@ static void on_fwd(ax_actor *self, channel *c, const ax_msg *msg) {
     return;
   case MSG_CH_TOPIC: {
     size_t tl = f.extra > TOPIC_MAX ? TOPIC_MAX : f.extra;
+    if (memchr(extra, '\0', tl) || memchr(extra, '\r', tl) || memchr(extra, '\n', tl)) return;
     memcpy(c->topic, extra, tl);
     c->topic[tl] = '\0';
     snprintf(c->topic_by, sizeof c->topic_by, "%s!%s@%s", f.nick, f.info.user, f.info.host);

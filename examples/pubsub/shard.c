@@ -385,7 +385,10 @@ static uint64_t fanout(ax_actor *self, shard *s, ax_buf *buf, size_t off, size_t
   const char *base = (const char *)ax_buf_data(buf) + off;
   wire_hdr h;
   memcpy(&h, base, sizeof h);
-  if (!wire_ok(&h, len - sizeof h)) return 0; /* another node's malformed frame */
+  /* Another node's malformed frame: offsets outside it, or a publish that
+   * claims to be a pmessage (only this fan-out makes those, per pattern;
+   * a subscriber's conn would take it for one of its patterns'). */
+  if (!wire_ok(&h, len - sizeof h) || h.is_pmessage) return 0;
   const char *frame = base + sizeof h;
   const char *ch = frame + h.ch_off, *pl = frame + h.pl_off;
   uint64_t n = 0;
@@ -565,7 +568,8 @@ static void shard_query(ax_actor *self, shard *s, const ax_msg *msg) {
 
 static ax_err shard_behaviour(ax_actor *self, const ax_msg *msg) {
   shard *s = ax_state(self);
-  const char *p = msg->data, *end = p + msg->len, *name;
+  /* An empty message (another node can send one) has no data: no NULL + 0. */
+  const char *p = msg->data, *end = p ? p + msg->len : p, *name;
   size_t len;
   switch (msg->type) {
   case MSG_PUBLISH:

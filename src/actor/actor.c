@@ -394,12 +394,23 @@ void ax__link_exit_unreserve(ax__mnode *notice) {
   ax__msg_free(notice);
 }
 
-ax_err ax__link_exit_send(ax_system *sys, ax__mnode *notice, ax_reason reason) {
+/* Fills in a reserved exit pair's sender, target and reason (notice and
+ * placeholder alike). */
+static void exit_pair_set(ax__mnode *notice, uint64_t from, uint64_t to, ax_reason reason) {
   ax__exit_notice nt;
   memcpy(&nt, notice->payload, sizeof(nt));
+  nt.info.pid.id = from;
   nt.info.reason = reason;
   memcpy(notice->payload, &nt, sizeof(nt));
   memcpy(nt.ph->payload, &nt.info, sizeof(nt.info));
+  notice->msg.from.id = nt.ph->msg.from.id = from;
+  notice->to = nt.ph->to = to;
+}
+
+ax_err ax__link_exit_send(ax_system *sys, ax__mnode *notice, ax_reason reason) {
+  ax__exit_notice nt;
+  memcpy(&nt, notice->payload, sizeof(nt));
+  exit_pair_set(notice, nt.info.pid.id, notice->to, reason);
   uint64_t to = notice->to;
   ax_actor *r = ax__table_acquire(&sys->table, to);
   if (!r) {
@@ -407,6 +418,58 @@ ax_err ax__link_exit_send(ax_system *sys, ax__mnode *notice, ax_reason reason) {
     return AX_ENOACTOR;
   }
   push_signal(sys, r, to, notice, nt.ph, true);
+  ax__table_release(&sys->table, to);
+  return AX_OK;
+}
+
+/* ---- exit kits: an exit signal and a kill built ahead ---- */
+
+ax_err ax__exit_kit_fill(ax__exit_kit *k) {
+  if (!k->exit) {
+    ax_exit_info info = {.pid = AX_PID_NONE, .reason = AX_REASON_SHUTDOWN};
+    ax__mnode *ph;
+    if (!exit_pair(AX__SIG_EXIT, 0, 0, &info, &k->exit, &ph)) {
+      k->exit = NULL;
+      return AX_ENOMEM;
+    }
+  }
+  ax_reason killed = AX_REASON_KILLED;
+  if (!k->stop &&
+      !(k->stop = ax__msg_new(AX__SIG_STOP, AX_MSGF_SYSTEM, 0, 0, 0, &killed, sizeof(killed), NULL)))
+    return AX_ENOMEM;
+  if (!k->wake && !(k->wake = ax__msg_new(AX__WAKE, AX_MSGF_SYSTEM, 0, 0, 0, NULL, 0, NULL)))
+    return AX_ENOMEM;
+  return AX_OK;
+}
+
+void ax__exit_kit_free(ax__exit_kit *k) {
+  if (k->exit) ax__link_exit_unreserve(k->exit);
+  if (k->stop) ax__msg_free(k->stop);
+  if (k->wake) ax__msg_free(k->wake);
+  *k = (ax__exit_kit){0};
+}
+
+ax_err ax__exit_kit_send(ax_system *sys, ax__exit_kit *k, uint64_t from, uint64_t to,
+                         ax_reason reason) {
+  bool kill = reason == AX_REASON_KILL;
+  if (ax__pid_node(to) != sys->table.node || (kill ? !k->stop || !k->wake : !k->exit)) {
+    ax_exit_info info = {.pid = {from}, .reason = reason}; /* not reserved: as ax_exit */
+    return ax__signal(sys, from, to, AX__SIG_EXIT, &info, sizeof(info));
+  }
+  ax_actor *r = ax__table_acquire(&sys->table, to);
+  if (!r) return AX_ENOACTOR; /* the kit stays whole */
+  if (kill) {
+    k->stop->msg.from.id = from;
+    k->stop->to = k->wake->to = to;
+    push_signal(sys, r, to, k->stop, k->wake, false);
+    k->stop = k->wake = NULL;
+  } else {
+    exit_pair_set(k->exit, from, to, reason);
+    ax__exit_notice nt;
+    memcpy(&nt, k->exit->payload, sizeof(nt));
+    push_signal(sys, r, to, k->exit, nt.ph, true);
+    k->exit = NULL;
+  }
   ax__table_release(&sys->table, to);
   return AX_OK;
 }

@@ -185,6 +185,11 @@ void ax__obs_restart(ax_actor *self);
  * timed messages (supervisor kill timers). Thread: owner. */
 ax_err ax__send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type,
                       const void *data, size_t len, ax_timer *out);
+/* ax_send_interval without the reserved-type check: a periodic timer is
+ * allocated once, so a tick that must never stop for lack of memory (a
+ * cluster connection's) is one. Thread: owner. */
+ax_err ax__send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_pid to,
+                         uint32_t type, const void *data, size_t len, ax_timer *out);
 
 /* Internal signal types on the system lane (never seen by behaviours). */
 enum {
@@ -212,6 +217,27 @@ ax_err ax__send(ax_system *sys, ax__ctx *ctx, uint64_t from, ax_pid to, uint32_t
  * sender's messages, delivered if the notice found the target trapping. */
 ax_err ax__signal(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, const void *data,
                   size_t len);
+
+/* An exit kit: an exit signal and a kill built ahead, so that sending
+ * them needs no memory. Whoever must be able to stop an actor whatever
+ * happens (a supervisor its children, docs/hardening.md "Out of memory")
+ * holds one per target; link exits are reserved the same way. Zero-
+ * initialised is empty. Owned by one thread at a time. */
+typedef struct ax__exit_kit {
+  struct ax__mnode *exit;        /* an exit pair's notice (see ax__signal) */
+  struct ax__mnode *stop, *wake; /* a kill: the untrappable stop, its wake-up */
+} ax__exit_kit;
+/* Builds what k lacks (both parts). AX_ENOMEM: what was built stays in k
+ * (a later fill completes it). Thread: any. */
+ax_err ax__exit_kit_fill(ax__exit_kit *k);
+/* Sends `to` the exit signal (from, reason), as ax_exit does, using k's
+ * part for it (the kill for AX_REASON_KILL, else the exit pair), which is
+ * then used up; a part k lacks (or a remote `to`) is allocated as by
+ * ax__signal. AX_ENOACTOR: `to` is gone, k unchanged. Thread: any. */
+ax_err ax__exit_kit_send(ax_system *sys, ax__exit_kit *k, uint64_t from, uint64_t to,
+                         ax_reason reason);
+/* Frees what k holds; k is empty after. */
+void ax__exit_kit_free(ax__exit_kit *k);
 
 /* ax_request / ax_reply_to without the reserved-type check: for the
  * runtime's own requests and replies (supervisor management). The reply

@@ -767,7 +767,13 @@ ax_err ax_send_after(ax_actor *self, uint32_t delay_ms, ax_pid to, uint32_t type
 
 ax_err ax_send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_pid to,
                         uint32_t type, const void *data, size_t len, ax_timer *out) {
-  if (!self || ax_msg_type_reserved(type) || (len && !data) || !period_ms || (flags & ~(uint32_t)AX_TIMER_KEEP_MISSED)) return AX_EINVAL;
+  if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
+  return ax__send_interval(self, period_ms, flags, to, type, data, len, out);
+}
+
+ax_err ax__send_interval(ax_actor *self, uint32_t period_ms, uint32_t flags, ax_pid to,
+                         uint32_t type, const void *data, size_t len, ax_timer *out) {
+  if (!self || (len && !data) || !period_ms || (flags & ~(uint32_t)AX_TIMER_KEEP_MISSED)) return AX_EINVAL;
   uint64_t id = ax__new_ref(self->sys);
   uint32_t f = AX__MSGF_TREPEAT | ((flags & AX_TIMER_KEEP_MISSED) ? KEEP_MISSED : 0);
   ax_err e = arm(self, id, period_ms, period_ms, f, to.id, type, data, len, NULL);

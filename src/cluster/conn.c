@@ -472,14 +472,19 @@ ax_err ax__cl_route_signal(void *st, uint64_t from, uint64_t to, uint32_t type, 
 /* The next tick: every tick_ms, and for an up peer no later than the
  * moment its silence reaches down_ms, so a silent node is declared down at
  * down_after (plus timer lateness), not up to a tick later. */
+/* The tick: a periodic timer every tick_ms, armed once in init (allocated
+ * once: one timer that cannot be re-armed for lack of memory would stop
+ * the connection's heartbeats, down detection and redials for good; the
+ * OOM loop cluster.oom found it). An up peer whose silence reaches
+ * down_after before the next periodic tick gets one extra tick at that
+ * moment; if that one cannot be armed, the periodic tick is at most one
+ * tick late. */
 static void arm_tick(ax_actor *self, cl_conn *c) {
-  uint64_t d = c->cl->tick_ms;
-  if (c->phase == PH_UP) {
-    uint64_t now = now_ms(c->cl), due = c->last_rx + c->cl->down_ms;
-    if (due <= now) d = 1;
-    else if (due - now < d) d = due - now;
-  }
-  ax__send_after(self, (uint32_t)d, ax_self(self), AX__CL_TICK, NULL, 0, NULL);
+  if (c->phase != PH_UP) return;
+  uint64_t now = now_ms(c->cl), due = c->last_rx + c->cl->down_ms;
+  uint64_t d = due <= now ? 1 : due - now;
+  if (d < c->cl->tick_ms)
+    (void)ax__send_after(self, (uint32_t)d, ax_self(self), AX__CL_TICK, NULL, 0, NULL);
 }
 
 static void hs_flush(cl_conn *c) {
@@ -1413,6 +1418,9 @@ static ax_err conn_init(ax_actor *self, void *state, const void *arg, size_t len
   memcpy(&a, arg, sizeof a);
   c->cl = a.cl;
   c->me = ax_self(self).id;
+  /* The tick first (see arm_tick): a failed init undoes it. */
+  ax_err te = ax__send_interval(self, c->cl->tick_ms, 0, ax_self(self), AX__CL_TICK, NULL, 0, NULL);
+  if (te != AX_OK) return te;
   /* Registered under mu, where ax_node_stop collects the actors to stop:
    * one started after that is refused (the node is stopping). */
   pthread_mutex_lock(&c->cl->mu);
@@ -1432,7 +1440,6 @@ static ax_err conn_init(ax_actor *self, void *state, const void *arg, size_t len
     c->conn = a.conn;
     begin_handshake(self, c);
   }
-  arm_tick(self, c);
   return AX_OK;
 }
 

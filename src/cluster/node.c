@@ -365,6 +365,8 @@ static ax_err first_start(ax_system *sys, ax__cluster **out) {
   return AX_OK;
 }
 
+static ax_err stop_wait(ax__cluster *cl);
+
 ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   if (!sys || !cfg) return AX_EINVAL;
   if (ax__node_name_check(cfg->name) != AX_OK) {
@@ -396,6 +398,10 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   }
   ax__secret sec;
   char why[256] = "";
+  ax_pid mgr = AX_PID_NONE;
+  /* The manager's stop, should a step after its spawn fail, built before
+   * it runs: it must not need memory then (docs/hardening.md). */
+  ax__exit_kit kit = {0};
   ax_err e = cfg->secret_file ? ax__secret_from_file(cfg->secret_file, &sec, why, sizeof why)
                               : ax__secret_from_env(cfg->secret_env, &sec, why, sizeof why);
   if (e != AX_OK) {
@@ -430,7 +436,10 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
       goto fail;
     }
   } while (!cl->incarnation || cl->incarnation == old_inc);
-  if (restart) {
+  /* A first start that failed (out of memory) may have stopped before or
+   * after it made the node table: a later start is a restart as far as the
+   * layer goes, but makes the table if there is none. */
+  if (cl->nodes) {
     /* Same index (1: carried by every local pid), new incarnation: peers
      * see a new node, local actors live on. */
     pthread_mutex_lock(&cl->mu);
@@ -441,25 +450,23 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     e = ax__nodes_new(AX__NODES_MAX, &cl->nodes);
     if (e != AX_OK) goto fail;
     e = ax__nodes_intern(cl->nodes, cl->name, cl->incarnation, &cl->self_idx, NULL);
-    if (e != AX_OK) goto fail;
-    if (cl->self_idx != 1) {
-      e = AX_ESTATE;
+    if (e == AX_OK && cl->self_idx != 1) e = AX_ESTATE;
+    if (e != AX_OK) { /* no table without this node in it */
+      ax__nodes_free(cl->nodes);
+      cl->nodes = NULL;
       goto fail;
     }
   }
   ax__cluster *arg = cl;
-  ax_pid mgr;
-  e = ax_system_spawn(sys, &mgr_spec, &arg, sizeof arg, &mgr);
+  e = ax__exit_kit_fill(&kit);
+  if (e == AX_OK) e = ax_system_spawn(sys, &mgr_spec, &arg, sizeof arg, &mgr);
   if (e != AX_OK) goto fail;
   pthread_mutex_lock(&cl->mu);
   cl->mgr_pid = mgr.id;
   pthread_mutex_unlock(&cl->mu);
   if (!cl->svc) {
     e = ax__cl_svc_start(cl); /* services.c: the service actor, groups */
-    if (e != AX_OK) {
-      ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
-      goto fail;
-    }
+    if (e != AX_OK) goto fail;
   }
   if (cfg->listen) {
     ax_io_opts o;
@@ -473,20 +480,16 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     if (e != AX_OK) {
       ax_log(sys, AX_LOG_ERROR, "ax_node_start: cannot resolve the listen address %s",
              cfg->listen);
-      ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
       goto fail;
     }
     clear_stale_socket(sys, where);
     e = ax_system_listen(sys, mgr, where, &o, &cl->lst);
-    if (e != AX_OK) {
-      ax_system_exit(sys, mgr, AX_REASON_SHUTDOWN);
-      goto fail;
-    }
+    if (e != AX_OK) goto fail;
     size_t n = sizeof cl->listen_addr;
     if (ax_listener_addr(cl->lst, cl->listen_addr, &n) != AX_OK) cl->listen_addr[0] = 0;
     cl->listening = true;
   }
-  if (!restart) /* a restart keeps it: workers read it */
+  if (!cl->route.send) /* set once (a restart keeps it: workers read it) */
     cl->route = (ax__route){.state = cl,
                             .send = ax__cl_route_send,
                             .signal = ax__cl_route_signal,
@@ -496,8 +499,17 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   ax_log(sys, AX_LOG_INFO, "cluster: node %s started (listening on %s)", cl->name,
          cl->listening ? cl->listen_addr : "nothing");
   for (size_t i = 0; i < cfg->nseeds; i++) ax__cl_dial(cl, cfg->seeds[i], NULL);
+  ax__exit_kit_free(&kit);
   return AX_OK;
 fail:
+  /* As if never started: the manager (if it runs) is stopped and waited
+   * for, so that a retry (once memory is back) is not refused with
+   * AX_ESTATE while it is still stopping. */
+  if (mgr.id) {
+    (void)ax__exit_kit_send(sys, &kit, 0, mgr.id, AX_REASON_SHUTDOWN);
+    (void)stop_wait(cl);
+  }
+  ax__exit_kit_free(&kit);
   ax__secret_wipe(&cl->secret);
   atomic_store(&cl->state, 2);
   return e;

@@ -65,6 +65,10 @@ static ax__cluster *cl_running(ax_system *sys) {
 }
 
 ax_err ax__cl_pg_init(ax__cluster *cl) {
+  /* Made by an earlier start that failed after it (out of memory, before
+   * the service actor ran): kept, not made again over it (a leak that
+   * cluster.oom found under ASan). */
+  if (pg_of(cl)) return AX_OK;
   struct ax__pg *pg = ax__calloc(sizeof(*pg));
   if (!pg) return AX_ENOMEM;
   pthread_mutex_init(&pg->mu, NULL);

@@ -3,6 +3,7 @@
  * cluster. Every family is written whole (HELP, TYPE, its samples) in one
  * place; names and meanings are listed in docs/observability.md. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -132,28 +133,54 @@ static void render_workers(ax_system *sys, ax__text *t) {
   }
 }
 
-/* ---- tracked actors ---- */
+/* ---- collected rows ---- */
 
-typedef struct actor_vec {
-  ax_actor_metrics *v;
+/* Rows of one kind (actors, connections) copied out of a foreach walk,
+ * rendered after it. */
+typedef struct rows {
+  void *v;
   size_t n, cap;
-  bool oom;
-} actor_vec;
+  bool oom; /* a row was left out */
+} rows;
 
-static void collect(const ax_actor_metrics *m, void *arg) {
-  actor_vec *a = arg;
-  if (a->n == a->cap) {
-    size_t ncap = a->cap ? a->cap * 2 : 16;
-    ax_actor_metrics *nv = ax__realloc(a->v, a->cap * sizeof(*nv), ncap * sizeof(*nv));
+/* Appends the elem-byte row m; out of memory, it is left out (r->oom). */
+static void rows_push(rows *r, const void *m, size_t elem) {
+  if (r->n == r->cap) {
+    size_t ncap = r->cap ? r->cap * 2 : 16;
+    void *nv = ax__realloc(r->v, r->cap * elem, ncap * elem);
     if (!nv) {
-      a->oom = true;
+      r->oom = true;
       return;
     }
-    a->v = nv;
-    a->cap = ncap;
+    r->v = nv;
+    r->cap = ncap;
   }
-  a->v[a->n++] = *m;
+  memcpy((char *)r->v + r->n++ * elem, m, elem);
 }
+
+static void rows_free(rows *r, size_t elem) {
+  if (r->v) ax__free(r->v, r->cap * elem);
+}
+
+typedef struct fam_desc {
+  const char *name, *type, *help;
+} fam_desc;
+
+/* Writes family f's series of row m (labels and value). */
+typedef void (*series_fn)(ax__text *t, const char *name, unsigned f, const void *m);
+
+/* Each of the nfam families, with one series per row of r (elem bytes each). */
+static void families(ax__text *t, const fam_desc *fam, unsigned nfam, const rows *r, size_t elem,
+                     series_fn series) {
+  for (unsigned f = 0; f < nfam; f++) {
+    family(t, fam[f].name, fam[f].type, fam[f].help);
+    for (size_t i = 0; i < r->n; i++) series(t, fam[f].name, f, (const char *)r->v + i * elem);
+  }
+}
+
+/* ---- tracked actors ---- */
+
+static void collect(const ax_actor_metrics *m, void *arg) { rows_push(arg, m, sizeof(*m)); }
 
 static void actor_labels(const ax_actor_metrics *m, char *out, size_t cap) {
   char pid[48], name[160];
@@ -178,10 +205,17 @@ static void histogram(ax__text *t, const char *name, const char *labels, const a
   ax__text_printf(t, "\n%s_count{%s} %llu\n", name, labels, (unsigned long long)cum);
 }
 
+static void actor_series(ax__text *t, const char *name, unsigned f, const void *row) {
+  const ax_actor_metrics *m = row;
+  uint64_t v[] = {m->messages_in,  m->messages_out, m->mailbox_depth, m->mailbox_peak,
+                  m->dead_letters, m->restarts,     m->dropped,       m->mutes};
+  char lab[256];
+  actor_labels(m, lab, sizeof lab);
+  ax__text_printf(t, "%s{%s} %llu\n", name, lab, (unsigned long long)v[f]);
+}
+
 static void render_actors(ax_system *sys, ax__text *t) {
-  static const struct {
-    const char *name, *type, *help;
-  } fam[] = {
+  static const fam_desc fam[] = {
       {"axon_actor_messages_received_total", "counter", "Messages handled by the actor."},
       {"axon_actor_messages_sent_total", "counter", "Messages the actor sent."},
       {"axon_actor_mailbox_depth", "gauge", "User messages waiting in the actor's mailbox."},
@@ -190,59 +224,54 @@ static void render_actors(ax_system *sys, ax__text *t) {
       {"axon_actor_restarts_total", "counter", "Children the (supervisor) actor restarted."},
       {"axon_actor_dropped_total", "counter", "Messages dropped or refused by its overflow policy."},
       {"axon_actor_mutes_total", "counter", "Senders muted by its backpressure."}};
-  actor_vec a = {0};
+  rows a = {0};
   if (ax_metrics_foreach_actor(sys, collect, &a) != AX_OK || a.oom) t->oom = true;
+  const ax_actor_metrics *am = a.v;
+  families(t, fam, sizeof fam / sizeof fam[0], &a, sizeof(*am), actor_series);
   char lab[256];
-  for (unsigned f = 0; f < sizeof fam / sizeof fam[0]; f++) {
-    family(t, fam[f].name, fam[f].type, fam[f].help);
-    for (size_t i = 0; i < a.n; i++) {
-      const ax_actor_metrics *m = &a.v[i];
-      uint64_t v[] = {m->messages_in,  m->messages_out, m->mailbox_depth, m->mailbox_peak,
-                      m->dead_letters, m->restarts,     m->dropped,       m->mutes};
-      actor_labels(m, lab, sizeof lab);
-      ax__text_printf(t, "%s{%s} %llu\n", fam[f].name, lab, (unsigned long long)v[f]);
-    }
+  static const struct {
+    const char *name, *help;
+    size_t off; /* of the ax_histogram in ax_actor_metrics */
+  } hist[] = {
+      {"axon_actor_mailbox_wait_seconds",
+       "Time user messages waited in the mailbox (actors tracked with histograms).",
+       offsetof(ax_actor_metrics, mailbox_wait)},
+      {"axon_actor_handling_seconds",
+       "Time the behaviour took per message (actors tracked with histograms).",
+       offsetof(ax_actor_metrics, handling)}};
+  for (unsigned f = 0; f < sizeof hist / sizeof hist[0]; f++) {
+    family(t, hist[f].name, "histogram", hist[f].help);
+    for (size_t i = 0; i < a.n; i++)
+      if (am[i].what & AX_METRICS_HISTOGRAMS) {
+        actor_labels(&am[i], lab, sizeof lab);
+        histogram(t, hist[f].name, lab,
+                  (const ax_histogram *)((const char *)&am[i] + hist[f].off));
+      }
   }
-  family(t, "axon_actor_mailbox_wait_seconds", "histogram",
-         "Time user messages waited in the mailbox (actors tracked with histograms).");
-  for (size_t i = 0; i < a.n; i++)
-    if (a.v[i].what & AX_METRICS_HISTOGRAMS) {
-      actor_labels(&a.v[i], lab, sizeof lab);
-      histogram(t, "axon_actor_mailbox_wait_seconds", lab, &a.v[i].mailbox_wait);
-    }
-  family(t, "axon_actor_handling_seconds", "histogram",
-         "Time the behaviour took per message (actors tracked with histograms).");
-  for (size_t i = 0; i < a.n; i++)
-    if (a.v[i].what & AX_METRICS_HISTOGRAMS) {
-      actor_labels(&a.v[i], lab, sizeof lab);
-      histogram(t, "axon_actor_handling_seconds", lab, &a.v[i].handling);
-    }
-  if (a.v) ax__free(a.v, a.cap * sizeof(*a.v));
+  rows_free(&a, sizeof(*am));
 }
 
 /* ---- the socket layer ---- */
 
-typedef struct conns {
-  ax__io_conn_metrics *v;
-  size_t n, cap;
-} conns;
+static void conn_series(ax__text *t, const char *name, unsigned f, const void *row) {
+  const ax__io_conn_metrics *m = row;
+  uint64_t v[] = {m->bytes_read, m->bytes_written, m->queued, m->backpressure};
+  char owner[48];
+  pid_str(m->owner, owner, sizeof owner);
+  ax__text_printf(t, "%s{conn=\"%llu\",owner=\"%s\"} %llu\n", name, (unsigned long long)m->id,
+                  owner, (unsigned long long)v[f]);
+}
 
+/* A connection left out for memory is still counted in the totals. */
 static void conn_collect(const ax__io_conn_metrics *m, void *arg) {
-  conns *c = arg;
-  if (c->n == c->cap) {
-    size_t ncap = c->cap ? c->cap * 2 : 16;
-    ax__io_conn_metrics *nv = ax__realloc(c->v, c->cap * sizeof(*nv), ncap * sizeof(*nv));
-    if (!nv) return; /* shown in the totals only */
-    c->v = nv;
-    c->cap = ncap;
-  }
-  c->v[c->n++] = *m;
+  rows_push(arg, m, sizeof(*m));
 }
 
 static void render_io(ax_system *sys, uint32_t max_series, ax__text *t) {
   ax__io_totals tot;
-  conns c = {0};
+  rows c = {0};
   ax__io_metrics(sys, &tot, max_series, conn_collect, &c);
+  const ax__io_conn_metrics *cm = c.v;
   one(t, "axon_io_connections_open", "gauge", "Socket connections open.", tot.conns_open);
   one(t, "axon_io_connections_opened_total", "counter",
       "Socket connections made (accepted or connecting).", tot.conns_opened);
@@ -253,25 +282,13 @@ static void render_io(ax_system *sys, uint32_t max_series, ax__text *t) {
       tot.bytes_written);
   one(t, "axon_io_backpressure_total", "counter",
       "Times a connection's write queue crossed its high watermark.", tot.backpressure);
-  static const struct {
-    const char *name, *type, *help;
-  } fam[] = {
+  static const fam_desc fam[] = {
       {"axon_conn_read_bytes_total", "counter", "Bytes read from the connection."},
       {"axon_conn_written_bytes_total", "counter", "Bytes written to the connection."},
       {"axon_conn_queued_bytes", "gauge", "Bytes in the connection's write queue."},
       {"axon_conn_backpressure_total", "counter", "High-watermark crossings of the connection."}};
-  for (unsigned f = 0; f < sizeof fam / sizeof fam[0]; f++) {
-    family(t, fam[f].name, fam[f].type, fam[f].help);
-    for (size_t i = 0; i < c.n; i++) {
-      const ax__io_conn_metrics *m = &c.v[i];
-      uint64_t v[] = {m->bytes_read, m->bytes_written, m->queued, m->backpressure};
-      char owner[48];
-      pid_str(m->owner, owner, sizeof owner);
-      ax__text_printf(t, "%s{conn=\"%llu\",owner=\"%s\"} %llu\n", fam[f].name,
-                      (unsigned long long)m->id, owner, (unsigned long long)v[f]);
-    }
-  }
-  if (c.v) ax__free(c.v, c.cap * sizeof(*c.v));
+  families(t, fam, sizeof fam / sizeof fam[0], &c, sizeof(*cm), conn_series);
+  rows_free(&c, sizeof(*cm));
 }
 
 /* ---- the cluster (only once started) ---- */

@@ -69,6 +69,7 @@ ax__sup_child *ax__sup_child_new(ax_actor *self, const ax__sup_rec *r, const cha
 
 void ax__sup_child_free(ax__sup *s, ax__sup_child *c) {
   (void)s;
+  ax__exit_kit_free(&c->kit);
   if (!c->arg_shared) ax__free(c->arg, c->arg_len);
   ax__free(c, sizeof(*c));
 }
@@ -156,18 +157,28 @@ static void hand_up(const ax__sup *s, ax_pid reaper) {
 /* Starts one instance of c, linked. During the init of a blocking start,
  * a sub-supervisor child gets the start's waiter for its own reaper; during
  * any init, the reaper of its failed start comes back in s->inner_reaper. */
-/* Kills a child this supervisor lets go of, and unlinks it once the kill
- * is sent. If even the kill cannot be sent (no memory), the link stays:
- * this supervisor's own exit then reaches the child through it (reserved
- * with the link, docs/hardening.md); unlinked, it would be orphaned. */
-static void kill_untracked(ax_actor *self, ax_pid pid) {
-  if (ax_exit(self, pid, AX_REASON_KILL) == AX_OK) ax_unlink(self, pid);
+/* Kills a child (instance pid of c) this supervisor lets go of, with the
+ * kill of c's kit (built before it started: needs no memory), and unlinks
+ * it. Were the kill not sent, the link would stay: this supervisor's own
+ * exit then reaches the child through it (reserved with the link,
+ * docs/hardening.md); unlinked, it would be orphaned. */
+static void kill_untracked(ax_actor *self, ax__sup_child *c, ax_pid pid) {
+  ax_err e = ax__exit_kit_send(ax_actor_system(self), &c->kit, ax_self(self).id, pid.id,
+                               AX_REASON_KILL);
+  if (e == AX_OK || e == AX_ENOACTOR) ax_unlink(self, pid);
 }
 
 ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   bool patch = s->waiter && !s->reaper && c->start == &ax_supervisor_spec && !c->arg_shared &&
                c->arg_len >= sizeof(ax__sup_hdr);
   if (patch) set_hdr_u64(c->arg, offsetof(ax__sup_hdr, waiter), (uint64_t)(uintptr_t)s->waiter);
+  /* What stopping it will take, before it runs (kept across restarts;
+   * only what a stop used up is built again). */
+  if (ax__exit_kit_fill(&c->kit) != AX_OK) {
+    ax__sup_log(self, s, AX_LOG_ERROR, "child %s failed to start: %s", c->id,
+                ax_err_name(AX_ENOMEM));
+    return AX_ENOMEM;
+  }
   bool hand = s->starting && c->start == &ax_supervisor_spec;
   ax__sup_handoff h = {.parent = ax_self(self).id, .reaper = AX_PID_NONE}, *prev = tl_handoff;
   if (hand) tl_handoff = &h;
@@ -181,7 +192,7 @@ ax_err ax__sup_start_instance(ax_actor *self, ax__sup *s, ax__sup_child *c) {
     return e;
   }
   if (!ax__u64map_put(&s->by_pid, pid.id, (uint64_t)(uintptr_t)c)) {
-    kill_untracked(self, pid); /* untracked: stop it rather than lose it */
+    kill_untracked(self, c, pid); /* untracked: stop it rather than lose it */
     return AX_ENOMEM;
   }
   c->pid = pid;
@@ -276,6 +287,10 @@ static void report_exit(ax_actor *self, ax__sup *s, ax__sup_child *c, ax_pid pid
 
 static void on_child_exit(ax_actor *self, ax__sup *s, ax__sup_child *c, ax_reason r) {
   ax_pid pid = c->pid;
+  /* A reaper's link to c was made by a signal, which c answers with an
+   * exit (reason AX_ENOMEM) when it cannot hold the link: c may be alive.
+   * The kill makes sure (AX_ENOACTOR, kit kept, if it is not). */
+  if (s->reaper && !c->wait_only) ax__sup_signal(self, c, AX_REASON_KILL);
   ax__u64map_del(&s->by_pid, pid.id, NULL);
   c->pid = AX_PID_NONE;
   if (c->kill_timer.id) {
@@ -447,7 +462,7 @@ static ax_pid hand_to_reaper(ax_actor *self, ax__sup *s, const ax__sup_child *fa
     if (e == AX_OK)
       ax_unlink(self, c->pid); /* the reaper has it */
     else
-      kill_untracked(self, c->pid); /* init fails: our exit follows */
+      kill_untracked(self, c, c->pid); /* init fails: our exit follows */
   }
   return e == AX_OK ? reaper : s->inner_reaper;
 }
@@ -464,19 +479,24 @@ static ax_err start_all(ax_actor *self, ax__sup *s) {
   return AX_OK;
 }
 
-/* A reaper links to its children and stops them all, then exits. */
-static void reaper_start(ax_actor *self, ax__sup *s, uint64_t waiter) {
+/* A reaper links to its children and stops them all, then exits. Its
+ * start fails (AX_ENOMEM) unless it holds every child it is to stop (link,
+ * tracking, kit): the supervisor handing them over then kills them itself,
+ * with its own kits. An inner reaper it cannot link to is not waited for. */
+static ax_err reaper_start(ax_actor *self, ax__sup *s, uint64_t waiter) {
   s->reaper = true;
   for (ax__sup_child *c = s->head; c; c = c->next) {
-    if (ax_link(self, c->pid) != AX_OK ||
-        !ax__u64map_put(&s->by_pid, c->pid.id, (uint64_t)(uintptr_t)c)) {
-      if (!c->wait_only) ax_exit(self, c->pid, AX_REASON_KILL); /* an inner reaper: not waited for */
-      c->pid = AX_PID_NONE;
-    }
+    bool held = (c->wait_only || ax__exit_kit_fill(&c->kit) == AX_OK) &&
+                ax_link(self, c->pid) == AX_OK &&
+                ax__u64map_put(&s->by_pid, c->pid.id, (uint64_t)(uintptr_t)c);
+    if (held) continue;
+    if (!c->wait_only) return AX_ENOMEM;
+    c->pid = AX_PID_NONE;
   }
   s->waiter = (ax__sup_waiter *)(uintptr_t)waiter;
   if (s->waiter) ax__sup_waiter_retain(s->waiter);
   ax__sup_begin_shutdown(self, s, AX_REASON_NORMAL);
+  return AX_OK;
 }
 
 static ax_err sup_init(ax_actor *self, void *state, const void *arg, size_t len) {
@@ -508,8 +528,9 @@ static ax_err sup_init(ax_actor *self, void *state, const void *arg, size_t len)
     return e;
   }
   if (h.magic == AX__REAP_MAGIC) {
-    reaper_start(self, s, h.waiter);
-    return AX_OK;
+    e = reaper_start(self, s, h.waiter);
+    if (e != AX_OK) free_all(s);
+    return e;
   }
   s->waiter = (ax__sup_waiter *)(uintptr_t)h.waiter; /* borrowed during init only */
   s->starting = true;

@@ -8,8 +8,18 @@
 ax_err ax_supervisor_start(ax_system *sys, const ax_sup_spec *spec, ax_pid *out) {
   if (!sys || !spec) return AX_EINVAL;
   if (ax__on_worker()) return AX_ESTATE; /* may wait for a reaper */
+  /* The stop for a tree that started but cannot be registered, built
+   * first: it must not need memory then (docs/hardening.md). */
+  ax__exit_kit kit = {0};
+  if (ax__exit_kit_fill(&kit) != AX_OK) {
+    ax__exit_kit_free(&kit);
+    return AX_ENOMEM;
+  }
   ax__sup_waiter *w = ax__sup_waiter_new();
-  if (!w) return AX_ENOMEM;
+  if (!w) {
+    ax__exit_kit_free(&kit);
+    return AX_ENOMEM;
+  }
   void *blob;
   size_t len;
   ax_err e = ax__sup_pack(spec, 0, (uint64_t)(uintptr_t)w, &blob, &len);
@@ -24,11 +34,10 @@ ax_err ax_supervisor_start(ax_system *sys, const ax_sup_spec *spec, ax_pid *out)
   if (ax__det_on(sys)) ax__det_run_until(sys, ax__sup_waiter_idle, w, AX_INFINITY);
   ax__sup_waiter_wait(w);
   ax__sup_waiter_release(w);
+  if (e == AX_OK && (e = ax__system_add_top(sys, pid)) != AX_OK)
+    (void)ax__exit_kit_send(sys, &kit, 0, pid.id, AX_REASON_SHUTDOWN); /* from none: its parent */
+  ax__exit_kit_free(&kit);
   if (e != AX_OK) return e;
-  if ((e = ax__system_add_top(sys, pid)) != AX_OK) {
-    (void)ax_system_exit(sys, pid, AX_REASON_SHUTDOWN);
-    return e;
-  }
   if (out) *out = pid;
   return AX_OK;
 }

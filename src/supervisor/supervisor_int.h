@@ -105,6 +105,8 @@ typedef struct ax__sup_child {
   ax_pid pid;           /* running instance, or AX_PID_NONE */
   uint64_t restarts;    /* restarts its exits caused (introspection) */
   ax_timer kill_timer;  /* armed while stopping with a finite timeout */
+  ax__exit_kit kit;     /* its stop and kill, built before it starts: a
+                           supervisor stops its children without memory */
   char id[AX_SUP_ID_MAX + 1];
 } ax__sup_child;
 
@@ -172,6 +174,7 @@ ax_err ax__sup_pack_reap(const ax__sup *s, uint64_t waiter, ax_pid inner, const 
                          void **out, size_t *len);
 
 /* supervisor_stop.c: stopping children (see there). */
+void ax__sup_signal(ax_actor *self, ax__sup_child *c, ax_reason reason);
 void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c);
 void ax__sup_stop_next(ax_actor *self, ax__sup *s);
 void ax__sup_stop_parallel(ax_actor *self, ax__sup *s);

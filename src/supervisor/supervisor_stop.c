@@ -8,20 +8,26 @@
 
 #include "supervisor/supervisor_int.h"
 
+/* Sends child c the exit signal reason from its kit (built when c started:
+ * needs no memory). ENOACTOR: its EXIT is on its way. */
+void ax__sup_signal(ax_actor *self, ax__sup_child *c, ax_reason reason) {
+  (void)ax__exit_kit_send(ax_actor_system(self), &c->kit, ax_self(self).id, c->pid.id, reason);
+}
+
 /* Sends c its stop: kill for brutal_kill, else exit(shutdown), with the kill
  * timer armed first, so its deadline counts from before the signal. */
 void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   c->marked = c->stopping = true;
   if (c->wait_only) return; /* an inner reaper (of a reaper) stops by itself */
   if (c->shutdown == AX_SHUTDOWN_BRUTAL_KILL) {
-    (void)ax_exit(self, c->pid, AX_REASON_KILL); /* ENOACTOR: its EXIT is on its way */
+    ax__sup_signal(self, c, AX_REASON_KILL);
     return;
   }
   ax_err e = AX_OK;
   if (c->shutdown != AX_SHUTDOWN_INFINITY)
     e = ax__send_after(self, c->shutdown, ax_self(self), AX__SUP_MSG_KILL, &c->pid,
                       sizeof(c->pid), &c->kill_timer);
-  (void)ax_exit(self, c->pid, AX_REASON_SHUTDOWN);
+  ax__sup_signal(self, c, AX_REASON_SHUTDOWN);
   if (e == AX_OK) return;
   /* No timer (no memory; timers are accepted while the system shuts
    * down): a child that does not stop on the signal would hold its
@@ -31,7 +37,7 @@ void ax__sup_stop_signal(ax_actor *self, ax__sup *s, ax__sup_child *c) {
   ax__sup_log(self, s, e == AX_ECLOSED ? AX_LOG_DEBUG : AX_LOG_WARN,
               "cannot arm the %u ms shutdown timer of child %s (%s): killing it after the signal",
               c->shutdown, c->id, ax_err_name(e));
-  (void)ax_exit(self, c->pid, AX_REASON_KILL);
+  ax__sup_signal(self, c, AX_REASON_KILL);
 }
 
 void ax__sup_stop_next(ax_actor *self, ax__sup *s) {
@@ -75,7 +81,7 @@ void ax__sup_on_kill_timer(ax_actor *self, ax__sup *s, const ax_msg *msg) {
   c->kill_timer = (ax_timer){0};
   ax__sup_log(self, s, AX_LOG_WARN, "child %s <%llx> did not stop within %u ms: killing it", c->id,
               (unsigned long long)pid.id, c->shutdown);
-  (void)ax_exit(self, pid, AX_REASON_KILL);
+  ax__sup_signal(self, c, AX_REASON_KILL);
 }
 
 void ax__sup_stopped_one(ax_actor *self, ax__sup *s, ax__sup_child *c, ax_pid pid, ax_reason r) {

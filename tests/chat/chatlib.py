@@ -117,9 +117,30 @@ class Client:
         return len(self.events)
 
 
+def irc_register(sock, nick, realname):
+    """Sends an IRC registration (NICK, USER) for nick on a raw socket; the
+    caller waits for the welcome (" 001 ") its own way."""
+    sock.sendall(("NICK %s\r\nUSER u 0 * :%s\r\n" % (nick, realname)).encode())
+
+
+def recv_some(sock, deadline, what, least=0.01):
+    """What sock has (b"" if nothing came within a second); Fail past the
+    deadline or when the peer closed. The read loop of every raw client."""
+    if time.time() > deadline:
+        raise Fail("timed out waiting for " + what)
+    sock.settimeout(max(least, min(1.0, deadline - time.time())))
+    try:
+        d = sock.recv(65536)
+    except socket.timeout:
+        return b""
+    if not d:
+        raise Fail("connection closed while waiting for " + what)
+    return d
+
+
 def raw_connect(port, nick):
     s = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-    s.sendall(("NICK %s\r\nUSER u 0 * :raw %s\r\n" % (nick, nick)).encode())
+    irc_register(s, nick, "raw " + nick)
     r = RawReader(s)
     r.until(lambda l: b" 001 " in l, "welcome for " + nick)
     return r
@@ -138,16 +159,7 @@ class RawReader:
                 if pred(l):
                     del self.lines[:i + 1]
                     return l
-            if time.time() > deadline:
-                raise Fail("timed out waiting for " + what)
-            self.s.settimeout(max(0.01, min(1.0, deadline - time.time())))
-            try:
-                d = self.s.recv(65536)
-            except socket.timeout:
-                continue
-            if not d:
-                raise Fail("connection closed while waiting for " + what)
-            self.buf += d
+            self.buf += recv_some(self.s, deadline, what)
             *full, self.buf = self.buf.split(b"\n")
             self.lines += [l.rstrip(b"\r") for l in full]
 

@@ -132,6 +132,25 @@ def handshake(sock, pb, name, secret, incarnation):
             raise ProtocolError("unexpected frame kind %d" % kind)
 
 
+K_PG_SYNC = 31
+
+
+def pg_first_member(rd, pb, group, frames=100):
+    """After the handshake: reads frames until the node's first PG_SYNC and
+    returns the id of group's first member there, or None."""
+    for _ in range(frames):
+        kind, header, payload = rd.frame(MAX_FRAME)
+        if kind != K_PG_SYNC:
+            continue
+        s = pb.PgSync()
+        s.ParseFromString(header)
+        for g in s.groups:
+            if g.group == group and g.pids:
+                return g.pids[0].id
+        return None
+    return None
+
+
 def talk_to_node(pb, a, secret):
     """A running node: handshake over TCP, a request (SEND flagged REQUEST)
     to its echo actor, and the echo's reply (SEND flagged REPLY, same ref,

@@ -19,12 +19,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chat"))
+from chatlib import Fail, irc_register, recv_some  # noqa: E402
+
 WAIT = float(os.environ.get("HOSTILE_WAIT", "30"))
 SKIP = 77
-
-
-class Fail(Exception):
-    pass
 
 
 class Skip(Exception):
@@ -131,7 +130,7 @@ class Client:
         Client.seq += 1
         self.nick = "n%d" % Client.seq
         if register and srv.kind in ("chat", "cluster"):
-            self.send(b"NICK %s\r\nUSER u 0 * :hostile\r\n" % self.nick.encode())
+            irc_register(self.s, self.nick, "hostile")
             self.until(b" 001 ", "welcome")
 
     def send(self, data):
@@ -140,16 +139,7 @@ class Client:
     def until(self, token, what, timeout=None):
         deadline = time.time() + (timeout or WAIT)
         while token not in self.buf:
-            if time.time() > deadline:
-                raise Fail("timed out waiting for " + what)
-            self.s.settimeout(max(0.05, min(1.0, deadline - time.time())))
-            try:
-                d = self.s.recv(65536)
-            except socket.timeout:
-                continue
-            if not d:
-                raise Fail("connection closed while waiting for " + what)
-            self.buf += d
+            self.buf += recv_some(self.s, deadline, what, least=0.05)
         i = self.buf.index(token) + len(token)
         got, self.buf = self.buf[:i], self.buf[i:]
         return got

@@ -5,7 +5,8 @@ A Python node (tests/cluster/py_handshake.py: the wire protocol written from
 docs/PROTOCOL.md) joins a broker's cluster with the right secret, learns the
 broker's shard from its PG_SYNC, and sends it MSG_RPUBLISH requests (the
 frame another node's shard sends to fan a publish out) whose wire_hdr
-offsets point outside the frame. The broker must count them as 0 receivers
+offsets point outside the frame, or that claims to be a pattern's
+pmessage (fuzz_pubsub_node). The broker must count them as 0 receivers
 and answer, never read outside the frame (an ASan build reports it; a
 release build may crash), and keep serving: a well-formed RPUBLISH then
 reaches a redis-py subscriber and counts 1.
@@ -31,7 +32,6 @@ import py_handshake as ph
 
 TMO = 30
 MSG_RPUBLISH = 1024 + 11       # examples/pubsub/pubsub.h
-K_PG_SYNC = 31
 failures = []
 
 
@@ -41,20 +41,21 @@ def check(cond, what):
         print("FAIL:", what, flush=True)
 
 
-def wire_frame(ch_off, ch_len, pl_off, pl_len, frame, pat_off=0, pat_len=0):
+def wire_frame(ch_off, ch_len, pl_off, pl_len, frame, pat_off=0, pat_len=0, is_pmessage=0):
     """wire_hdr (little-endian, as the C struct on this machine: 40 bytes
     with its tail padding) + frame."""
-    return struct.pack("<QIIIIIIII", 1, ch_off, ch_len, pl_off, pl_len, pat_off, pat_len, 0, 0) + frame
+    return struct.pack("<QIIIIIIII", 1, ch_off, ch_len, pl_off, pl_len, pat_off, pat_len,
+                       is_pmessage, 0) + frame
 
 
-def message_frame(ch, payload):
+def message_frame(ch, payload, is_pmessage=0):
     f = b"*3\r\n$7\r\nmessage\r\n"
     f += b"$%d\r\n" % len(ch)
     ch_off = len(f)
     f += ch + b"\r\n" + b"$%d\r\n" % len(payload)
     pl_off = len(f)
     f += payload + b"\r\n"
-    return wire_frame(ch_off, len(ch), pl_off, len(payload), f)
+    return wire_frame(ch_off, len(ch), pl_off, len(payload), f, ch_off, len(ch), is_pmessage)
 
 
 tmp = tempfile.mkdtemp(prefix="pubsub-peer-")
@@ -81,16 +82,7 @@ try:
     sock = socket.create_connection(("127.0.0.1", cport), timeout=TMO)
     peer, features, rd = ph.handshake(sock, pb, "py@127.0.0.1", key.encode(),
                                       int.from_bytes(os.urandom(8), "big") | 1)
-    shard = None
-    for _ in range(100):
-        kind, header, payload = rd.frame(ph.MAX_FRAME)
-        if kind == K_PG_SYNC:
-            s = pb.PgSync()
-            s.ParseFromString(header)
-            for g in s.groups:
-                if g.group == "pubsub:shard:0" and g.pids:
-                    shard = g.pids[0].id
-            break
+    shard = ph.pg_first_member(rd, pb, "pubsub:shard:0")
     check(shard is not None, "the broker's PG_SYNC names its shard")
     if shard is None:
         raise SystemExit(1)
@@ -119,6 +111,10 @@ try:
         ("channel length past the end", wire_frame(0, 0x7FFFFFFF, 0, 1, b"xxxx")),
         ("payload offset far outside", wire_frame(0, 2, 0xFFFFFFF0, 8, b"ch\r\n")),
         ("pattern offset far outside", wire_frame(0, 2, 0, 2, b"ch\r\n", 0xFFFFFFF0, 4)),
+        # A publish is a message; only the receiving shard makes pmessages.
+        # Flagged as one (its "pattern" the channel), it went to the
+        # channel's subscribers, whose conns take it for a pattern's.
+        ("a publish flagged as a pmessage", message_frame(b"ch", b"forged", is_pmessage=1)),
     ]
     for what, payload in bad:
         try:
