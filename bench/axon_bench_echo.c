@@ -9,7 +9,15 @@
  *   RESULT echo <axon|epoll> <wall_s> <msgs> <msgs_per_s> msgs c=.. s=.. w=.. MB_s=.. p99_us=..
  * Usage: axon_bench echo [axon|epoll|both] [runs]     (default: both 3)
  * AXON_BENCH_ECHO_SCALE=f scales the message counts (e.g. 0.1 for a smoke
- * run). */
+ * run).
+ *
+ * External mode (each side its own process, as a user would measure; see
+ * bench/echo_bench.sh, which runs both servers and interleaves clients):
+ *   axon_bench echo serve <axon|epoll> [port]    listens on 127.0.0.1:port
+ *       (0: any), prints "PORT <n>", serves until stdin closes or SIGTERM
+ *   axon_bench echo client <host:port> <conns> <size> <window> <msgs>
+ *       prints RESULT echo ext <wall_s> <msgs> <msgs_per_s> msgs c=.. s=..
+ *       w=.. MB_s=.. p50_us=.. p99_us=.. (exit 1 on any wrong byte/count) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -71,6 +79,7 @@ typedef struct cconn {
 typedef struct client {
   const echo_case *ec;
   uint16_t port;
+  uint32_t host; /* network order; 0: loopback */
   int64_t *lat; /* ns per message */
   long nlat;
   uint64_t bad;
@@ -121,7 +130,7 @@ static void *client_main(void *p) {
   cconn *cs = calloc((size_t)ec->c, sizeof *cs);
   char *buf = malloc((size_t)ec->s), *rbuf = malloc(1 << 16);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cl->port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+                          .sin_addr.s_addr = cl->host ? cl->host : htonl(INADDR_LOOPBACK)};
   long per = ec->msgs / ec->c;
   for (int k = 0; k < ec->c; k++) {
     cconn *c = &cs[k];
@@ -259,7 +268,7 @@ static const ax_actor_spec elsn_spec = {.name = "echo-listener", .behaviour = el
 
 /* ---- running one case on one server ---- */
 typedef struct run_result {
-  double wall, msgs_s, mb_s, p99_us;
+  double wall, msgs_s, mb_s, p50_us, p99_us;
   long msgs;
 } run_result;
 
@@ -268,8 +277,8 @@ static int cmp_i64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static void run_client(const echo_case *ec, uint16_t port, run_result *r) {
-  client cl = {.ec = ec, .port = port};
+static void run_client_at(const echo_case *ec, uint32_t host, uint16_t port, run_result *r) {
+  client cl = {.ec = ec, .port = port, .host = host};
   long per = ec->msgs / ec->c;
   cl.lat = malloc(sizeof(int64_t) * (size_t)(per * ec->c + 1));
   pthread_t t;
@@ -285,8 +294,13 @@ static void run_client(const echo_case *ec, uint16_t port, run_result *r) {
   r->wall = cl.wall;
   r->msgs_s = (double)cl.nlat / cl.wall;
   r->mb_s = (double)cl.nlat * ec->s / cl.wall / 1e6;
+  r->p50_us = (double)cl.lat[(size_t)((double)(cl.nlat - 1) * 0.50)] / 1000.0;
   r->p99_us = (double)cl.lat[(size_t)((double)(cl.nlat - 1) * 0.99)] / 1000.0;
   free(cl.lat);
+}
+
+static void run_client(const echo_case *ec, uint16_t port, run_result *r) {
+  run_client_at(ec, 0, port, r);
 }
 
 static uint32_t env_workers(void) {
@@ -294,7 +308,7 @@ static uint32_t env_workers(void) {
   return w ? (uint32_t)atoi(w) : 0;
 }
 
-static void run_axon(const echo_case *ec, run_result *r) {
+static ax_system *axon_serve(const char *at, uint16_t *port) {
   ax_system_config cfg;
   ax_system_config_init(&cfg);
   cfg.workers = env_workers();
@@ -304,10 +318,16 @@ static void run_axon(const echo_case *ec, run_result *r) {
   char addr[AX_IO_ADDRSTRLEN];
   size_t n = sizeof addr;
   if (ax_system_new(&cfg, &sys) != AX_OK || ax_system_spawn(sys, &elsn_spec, NULL, 0, &lp) != AX_OK ||
-      ax_system_listen(sys, lp, "127.0.0.1:0", NULL, &l) != AX_OK ||
-      ax_listener_addr(l, addr, &n) != AX_OK)
+      ax_system_listen(sys, lp, at, NULL, &l) != AX_OK || ax_listener_addr(l, addr, &n) != AX_OK)
     die("axon server start");
-  run_client(ec, (uint16_t)atoi(strrchr(addr, ':') + 1), r);
+  *port = (uint16_t)atoi(strrchr(addr, ':') + 1);
+  return sys;
+}
+
+static void run_axon(const echo_case *ec, run_result *r) {
+  uint16_t port;
+  ax_system *sys = axon_serve("127.0.0.1:0", &port);
+  run_client(ec, port, r);
   ax_system_free(sys);
 }
 
@@ -321,18 +341,29 @@ static void *peer_main(void *p) {
   return NULL;
 }
 
+/* A listening socket on 127.0.0.1:port (0: any); *port gets the port. */
+static int epoll_listen(uint16_t *port) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(*port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t sl = sizeof sa;
+  if (lfd >= 0) setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sl) != 0 || listen(lfd, 511) != 0 ||
+      getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0)
+    die("epoll peer listen");
+  *port = ntohs(sa.sin_port);
+  return lfd;
+}
+
 static void run_epoll(const echo_case *ec, run_result *r) {
   peer_arg a;
-  a.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  uint16_t port = 0;
+  a.lfd = epoll_listen(&port);
   a.stop = eventfd(0, EFD_CLOEXEC);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t sl = sizeof sa;
-  if (a.lfd < 0 || bind(a.lfd, (struct sockaddr *)&sa, sl) != 0 || listen(a.lfd, 511) != 0 ||
-      getsockname(a.lfd, (struct sockaddr *)&sa, &sl) != 0)
-    die("epoll peer listen");
   pthread_t t;
   if (pthread_create(&t, NULL, peer_main, &a) != 0) die("pthread_create");
-  run_client(ec, ntohs(sa.sin_port), r);
+  run_client(ec, port, r);
   uint64_t one = 1;
   if (write(a.stop, &one, sizeof one) != sizeof one) die("eventfd");
   pthread_join(t, NULL);
@@ -345,8 +376,70 @@ static int cmp_run(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* ---- external mode ---- */
+
+/* Serves until stdin reaches EOF (the script closes it) or a signal. */
+static int ext_serve(int argc, char **argv) {
+  if (argc < 3 || (strcmp(argv[2], "axon") && strcmp(argv[2], "epoll"))) {
+    fprintf(stderr, "usage: axon_bench echo serve <axon|epoll> [port]\n");
+    return 2;
+  }
+  uint16_t port = argc > 3 ? (uint16_t)atoi(argv[3]) : 0;
+  char buf[64];
+  if (!strcmp(argv[2], "axon")) {
+    char at[32];
+    snprintf(at, sizeof at, "127.0.0.1:%u", (unsigned)port);
+    ax_system *sys = axon_serve(at, &port);
+    printf("PORT %u\n", (unsigned)port);
+    fflush(stdout);
+    while (read(0, buf, sizeof buf) > 0) {
+    }
+    ax_system_free(sys);
+    return 0;
+  }
+  peer_arg a;
+  a.lfd = epoll_listen(&port);
+  a.stop = eventfd(0, EFD_CLOEXEC);
+  pthread_t t;
+  if (pthread_create(&t, NULL, peer_main, &a) != 0) die("pthread_create");
+  printf("PORT %u\n", (unsigned)port);
+  fflush(stdout);
+  while (read(0, buf, sizeof buf) > 0) {
+  }
+  uint64_t one = 1;
+  if (write(a.stop, &one, sizeof one) != sizeof one) die("eventfd");
+  pthread_join(t, NULL);
+  return 0;
+}
+
+static int ext_client(int argc, char **argv) {
+  const char *colon = argc == 7 ? strrchr(argv[2], ':') : NULL;
+  echo_case ec = {0};
+  if (colon) ec = (echo_case){atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atol(argv[6])};
+  char host[64];
+  struct in_addr ia;
+  size_t hl = colon ? (size_t)(colon - argv[2]) : 0;
+  if (!colon || hl >= sizeof host || ec.c < 1 || ec.s < 1 || ec.w < 1 || ec.msgs < ec.c) {
+    fprintf(stderr, "usage: axon_bench echo client <ipv4:port> <conns> <size> <window> <msgs>\n");
+    return 2;
+  }
+  memcpy(host, argv[2], hl);
+  host[hl] = 0;
+  if (inet_pton(AF_INET, host, &ia) != 1) {
+    fprintf(stderr, "axon_bench echo client: bad IPv4 address '%s'\n", host);
+    return 2;
+  }
+  run_result r;
+  run_client_at(&ec, ia.s_addr, (uint16_t)atoi(colon + 1), &r);
+  printf("RESULT echo ext %.3f %ld %.0f msgs c=%d s=%d w=%d MB_s=%.1f p50_us=%.1f p99_us=%.1f\n",
+         r.wall, r.msgs, r.msgs_s, ec.c, ec.s, ec.w, r.mb_s, r.p50_us, r.p99_us);
+  return 0;
+}
+
 int axon_bench_echo(int argc, char **argv) {
   const char *which = argc > 1 ? argv[1] : "both";
+  if (!strcmp(which, "serve")) return ext_serve(argc, argv);
+  if (!strcmp(which, "client")) return ext_client(argc, argv);
   int runs = argc > 2 ? atoi(argv[2]) : 3;
   if ((strcmp(which, "axon") && strcmp(which, "epoll") && strcmp(which, "both")) || runs < 1 ||
       runs > 15) {
