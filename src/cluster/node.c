@@ -280,7 +280,8 @@ static void dials_drop_idle(ax__cluster *cl, const char *name) {
 
 /* Spawns the dialler of record d, which the caller marked spawning under
  * mu (so d stays: only the spawner frees a spawning record). Its init sets
- * d->pid. Out of memory keeps d for the manager's tick while running. */
+ * d->pid. Out of memory keeps d for the manager's tick while running; any
+ * other failure (the node stopping) drops it. */
 static ax_err dial_spawn(ax__cluster *cl, ax__dial *d) {
   char addr[AX__ADDR_MAX + 1], name[AX__NAME_MAX + 1];
   pthread_mutex_lock(&cl->mu);
@@ -293,7 +294,8 @@ static ax_err dial_spawn(ax__cluster *cl, ax__dial *d) {
   ax_err e = ax_system_spawn(cl->sys, &ax__cl_conn_spec, &a, sizeof a, &pid);
   pthread_mutex_lock(&cl->mu);
   d->spawning = false;
-  bool keep = e == AX_ENOMEM && atomic_load(&cl->state) == 1;
+  /* Out of memory (or of actor slots) passes: kept for the manager's tick. */
+  bool keep = (e == AX_ENOMEM || e == AX_ELIMIT) && atomic_load(&cl->state) == 1;
   /* pid 0 after a spawn that worked: the dialler ended already (stopped). */
   if (!d->pid && !keep) dial_unlink(cl, d);
   pthread_mutex_unlock(&cl->mu);
@@ -311,7 +313,8 @@ static void dials_retry(ax__cluster *cl) {
         if (!d->pid && !d->spawning) todo = d;
     if (todo) todo->spawning = true;
     pthread_mutex_unlock(&cl->mu);
-    if (!todo || dial_spawn(cl, todo) == AX_ENOMEM) return; /* the next tick tries again */
+    ax_err e = todo ? dial_spawn(cl, todo) : AX_OK;
+    if (!todo || e == AX_ENOMEM || e == AX_ELIMIT) return; /* the next tick tries again */
   }
 }
 
@@ -327,7 +330,7 @@ ax_err ax__cl_dial(ax__cluster *cl, const char *addr, const char *name) {
   if (!d) return AX_ENOMEM;
   if (!fresh) return AX_OK;
   ax_err e = dial_spawn(cl, d);
-  return e == AX_ENOMEM ? AX_OK : e; /* kept: the manager's tick spawns it */
+  return e == AX_ENOMEM || e == AX_ELIMIT ? AX_OK : e; /* kept: the manager's tick spawns it */
 }
 
 /* ---- the layer ---- */
