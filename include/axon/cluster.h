@@ -69,8 +69,9 @@ AX_API void ax_node_config_init(ax_node_config *c);
 /* ax_node_start makes sys a node named cfg->name: it loads the secret,
  * picks a fresh random incarnation, gives the system its node number (pids
  * spawned from now on carry it), listens on cfg->listen and dials the
- * seeds (asynchronously: watch ax_node_monitor or ax_node_list). The
- * config is copied. It must be called BEFORE the first spawn on sys: local
+ * seeds (asynchronously: watch ax_node_monitor or ax_node_list; a seed's
+ * dial is kept, and retried when out of memory stops it, as for
+ * ax_node_connect). The config is copied. It must be called BEFORE the first spawn on sys: local
  * pids carry the node number, which can only be set while no actor has
  * been spawned (AX_ESTATE otherwise). After ax_node_stop has finished,
  * the same system may start its node again (actors exist by then: that
@@ -99,7 +100,8 @@ AX_API ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg);
  * nodes_down counter updated) and every resulting exit, DOWN, request end
  * and NODE_DOWN has been sent (queued in its receiver's mailbox). From an
  * actor (a worker thread, which must not block) it returns once the stop
- * has been started; the rest follows asynchronously. Sends to remote pids
+ * has been started; the rest follows asynchronously. The stop needs no
+ * memory (each actor's stop is built when it starts). Sends to remote pids
  * then fail with AX_ENOACTOR. ax_node_start may start the node again.
  * Thread: any. Errors: AX_ESTATE (not started, or already stopped),
  * AX_ETIMEDOUT (plain thread: not finished within 30 s, e.g. a worker
@@ -111,9 +113,11 @@ AX_API ax_err ax_node_stop(ax_system *sys);
  * logged and retried with the backoff) and keeps the link: on
  * failure or loss it re-dials with backoff (100 ms doubling to 5 s) until
  * ax_node_disconnect or ax_node_stop. Idempotent per address. Returns at
- * once; AX_MSG_NODE_UP (ax_node_monitor) tells when the node is up.
+ * once; AX_MSG_NODE_UP (ax_node_monitor) tells when the node is up. Once
+ * it returned AX_OK the link is kept even through out of memory: a dialler
+ * that cannot be started then is started again later (every tick).
  * Thread: any. Errors: AX_EINVAL (bad address), AX_ESTATE (not started or
- * stopped), AX_ENOMEM. */
+ * stopped), AX_ENOMEM (nothing kept: call again). */
 AX_API ax_err ax_node_connect(ax_system *sys, const char *addr);
 
 /* ax_node_disconnect closes the link to node `name` (reason

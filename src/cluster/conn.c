@@ -38,6 +38,7 @@ typedef struct cl_conn {
   ax__cluster *cl;
   ax_conn conn;
   bool dialler, stop, hs_live, dec_live, initiator;
+  bool redial;                 /* PH_UP: the dial of plisten was lost to memory: on_tick retries */
   int phase;
   uint64_t me;                 /* this actor's pid */
   char addr[AX__ADDR_MAX + 1];
@@ -55,6 +56,7 @@ typedef struct cl_conn {
   ax__reasm reasm;
   ax__fdec dec;
   ax__hs hs;
+  ax__exit_kit kit;            /* ax_node_stop's stop for this actor (owned under cl->mu) */
 } cl_conn;
 
 static uint64_t now_ms(ax__cluster *cl) { return ax__clock_ms(cl->sys); }
@@ -656,7 +658,9 @@ static void go_up(ax_actor *self, cl_conn *c, int mode) {
   }
   if (c->features & AX__FEAT_PEERS) send_peers(cl, p);
   ax__cl_pg_peer_up(cl, p, me); /* our groups' local members (pg.c) */
-  if (c->plisten[0]) ax__cl_dial(cl, c->plisten, p->name); /* keep redialling it */
+  /* Keep redialling it (after a node down); a record lost to memory is
+   * asked for again on the tick. */
+  c->redial = c->plisten[0] && ax__cl_dial(cl, c->plisten, p->name) == AX_ENOMEM;
   if (pending) ax__send_sys(cl->sys, 0, me, AX__CL_KICK, 0, 0, NULL, 0, NULL);
 }
 
@@ -1030,7 +1034,16 @@ static bool dispatch(ax_actor *self, cl_conn *c, const ax__frame *f) {
       if (strcmp(w->name, cl->name) == 0 || !w->addr || !w->addr[0] ||
           ax__cluster_addr_check(w->addr) != AX_OK)
         continue;
-      ax__cl_dial(cl, w->addr, w->name);
+      if (ax__cl_dial(cl, w->addr, w->name) == AX_ENOMEM) {
+        /* The list comes once per link: a dial lost to memory is retried
+         * by linking again (the peer sends it again). */
+        ax_log(cl->sys, AX_LOG_WARN,
+               "cluster %s: no memory to dial %s (peer list of %s): reconnecting", cl->name,
+               w->name, c->name);
+        ax__wmsg_fini(&m);
+        conn_lost(self, c, AX_NODE_CLOSED);
+        return false;
+      }
     }
     break;
   case AX__K_HEARTBEAT: break;
@@ -1333,6 +1346,7 @@ static void on_tick(ax_actor *self, cl_conn *c) {
       conn_lost(self, c, AX_NODE_TIMEOUT);
       break;
     }
+    if (c->redial && ax__cl_dial(cl, c->plisten, c->name) != AX_ENOMEM) c->redial = false;
     if (atomic_exchange_explicit(&c->peer->tx, false, memory_order_relaxed)) c->last_tx = now;
     if (now - c->last_tx >= cl->hb_ms) {
       send_heartbeat(c);
@@ -1421,12 +1435,20 @@ static ax_err conn_init(ax_actor *self, void *state, const void *arg, size_t len
   /* The tick first (see arm_tick): a failed init undoes it. */
   ax_err te = ax__send_interval(self, c->cl->tick_ms, 0, ax_self(self), AX__CL_TICK, NULL, 0, NULL);
   if (te != AX_OK) return te;
-  /* Registered under mu, where ax_node_stop collects the actors to stop:
-   * one started after that is refused (the node is stopping). */
+  /* Its stop, built now: ax_node_stop must not need memory. */
+  if (ax__exit_kit_fill(&c->kit) != AX_OK) {
+    ax__exit_kit_free(&c->kit);
+    return AX_ENOMEM;
+  }
+  /* Registered under mu, where ax_node_stop stops the actors: one started
+   * after that is refused (the node is stopping). A dialler's record
+   * learns its pid here, before anything can stop it. */
   pthread_mutex_lock(&c->cl->mu);
   bool running = atomic_load(&c->cl->state) == 1;
-  bool ok = running && ax__u64map_put(&c->cl->conns, ax_self(self).id, 1);
+  bool ok = running && ax__u64map_put(&c->cl->conns, c->me, (uint64_t)(uintptr_t)&c->kit);
+  if (ok && a.dial) a.dial->pid = c->me;
   pthread_mutex_unlock(&c->cl->mu);
+  if (!ok) ax__exit_kit_free(&c->kit);
   if (!running) return AX_ECLOSED;
   if (!ok) return AX_ENOMEM;
   if (a.addr) {
@@ -1453,11 +1475,15 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
   uint64_t me = ax_self(self).id;
   pthread_mutex_lock(&cl->mu);
   ax__u64map_del(&cl->conns, me, NULL);
+  ax__exit_kit_free(&c->kit); /* under mu: ax_node_stop may be using it */
   for (ax__dial **pp = &cl->dials; *pp; pp = &(*pp)->next)
     if ((*pp)->pid == me) {
       ax__dial *d = *pp;
-      *pp = d->next;
-      ax__free(d, sizeof(*d));
+      d->pid = 0;
+      if (!d->spawning) { /* else its spawner frees it */
+        *pp = d->next;
+        ax__free(d, sizeof(*d));
+      }
       break;
     }
   pthread_cond_broadcast(&cl->cv); /* ax_node_stop waits for the last one */

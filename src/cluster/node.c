@@ -174,7 +174,9 @@ void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t in
   ax__subs_notify(&cl->nmons, cl->sys, type, name, &ev, sizeof ev);
 }
 
-/* ---- the manager: owns the listener ---- */
+/* ---- the manager: owns the listener, respawns lost diallers ---- */
+
+static void dials_retry(ax__cluster *cl);
 
 static ax_err mgr_behave(ax_actor *self, const ax_msg *m) {
   ax__cluster *cl = *(ax__cluster **)ax_state(self);
@@ -196,15 +198,19 @@ static ax_err mgr_behave(ax_actor *self, const ax_msg *m) {
   } else if (m->type == AX_MSG_IO_ERROR && m->len == sizeof(ax_io_event)) {
     const ax_io_event *ev = m->data;
     ax_log(cl->sys, AX_LOG_WARN, "cluster %s: accept failed: %s", cl->name, strerror(ev->code));
+  } else if (m->type == AX__CL_TICK) {
+    dials_retry(cl);
   }
   return AX_OK;
 }
 
 static ax_err mgr_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
   (void)len;
   memcpy(state, arg, sizeof(ax__cluster *));
-  return AX_OK;
+  ax__cluster *cl = *(ax__cluster **)state;
+  /* A periodic tick, allocated once: it respawns the diallers lost to
+   * out of memory (dials_retry). */
+  return ax__send_interval(self, cl->tick_ms, 0, ax_self(self), AX__CL_TICK, NULL, 0, NULL);
 }
 
 static void mgr_terminate(ax_actor *self, void *state, ax_reason reason) {
@@ -222,46 +228,109 @@ static const ax_actor_spec mgr_spec = {.name = "ax.node",
                                        .init = mgr_init,
                                        .terminate = mgr_terminate};
 
-/* ---- dialling ---- */
+/* ---- dialling ----
+ *
+ * A dial record (ax__dial) is what this node wants a link to; its dialler
+ * actor redials with backoff while the record lives. A dialler that cannot
+ * be spawned for memory leaves the record without one (pid 0) and the
+ * manager's tick spawns it again: a dial lost to a failed allocation is
+ * retried once memory is back (docs/hardening.md). */
+
+/* The record for addr (or node name), made if missing; *fresh: made now.
+ * NULL: out of memory. Under mu. */
+static ax__dial *dial_record(ax__cluster *cl, const char *addr, const char *name, bool *fresh) {
+  *fresh = false;
+  for (ax__dial *d = cl->dials; d; d = d->next)
+    if (strcmp(d->addr, addr) == 0 || (name && name[0] && strcmp(d->name, name) == 0)) {
+      if (name && !d->name[0]) snprintf(d->name, sizeof d->name, "%s", name);
+      return d;
+    }
+  ax__dial *d = ax__calloc(sizeof(*d));
+  if (!d) return NULL;
+  snprintf(d->addr, sizeof d->addr, "%s", addr);
+  if (name) snprintf(d->name, sizeof d->name, "%s", name);
+  d->next = cl->dials;
+  cl->dials = d;
+  *fresh = true;
+  return d;
+}
+
+static void dial_unlink(ax__cluster *cl, ax__dial *d) {
+  for (ax__dial **pp = &cl->dials; *pp; pp = &(*pp)->next)
+    if (*pp == d) {
+      *pp = d->next;
+      ax__free(d, sizeof(*d));
+      return;
+    }
+}
+
+/* Frees the records without a dialler (and none being spawned) whose name
+ * is `name` (NULL: all). Under mu. */
+static void dials_drop_idle(ax__cluster *cl, const char *name) {
+  for (ax__dial **pp = &cl->dials; *pp;) {
+    ax__dial *d = *pp;
+    if (!d->pid && !d->spawning && (!name || strcmp(d->name, name) == 0)) {
+      *pp = d->next;
+      ax__free(d, sizeof(*d));
+    } else {
+      pp = &d->next;
+    }
+  }
+}
+
+/* Spawns the dialler of record d, which the caller marked spawning under
+ * mu (so d stays: only the spawner frees a spawning record). Its init sets
+ * d->pid. Out of memory keeps d for the manager's tick while running; any
+ * other failure (the node stopping) drops it. */
+static ax_err dial_spawn(ax__cluster *cl, ax__dial *d) {
+  char addr[AX__ADDR_MAX + 1], name[AX__NAME_MAX + 1];
+  pthread_mutex_lock(&cl->mu);
+  snprintf(addr, sizeof addr, "%s", d->addr);
+  snprintf(name, sizeof name, "%s", d->name);
+  pthread_mutex_unlock(&cl->mu);
+  ax__conn_arg a = {.cl = cl, .addr = addr, .name = name[0] ? name : NULL, .dial = d};
+  ax_pid pid;
+  /* The dialler's init takes mu (to register): not held here. */
+  ax_err e = ax_system_spawn(cl->sys, &ax__cl_conn_spec, &a, sizeof a, &pid);
+  pthread_mutex_lock(&cl->mu);
+  d->spawning = false;
+  /* Out of memory (or of actor slots) passes: kept for the manager's tick. */
+  bool keep = (e == AX_ENOMEM || e == AX_ELIMIT) && atomic_load(&cl->state) == 1;
+  /* pid 0 after a spawn that worked: the dialler ended already (stopped). */
+  if (!d->pid && !keep) dial_unlink(cl, d);
+  pthread_mutex_unlock(&cl->mu);
+  return e;
+}
+
+/* Spawns a dialler for every record without one (the manager's tick, and
+ * the seeds at start). */
+static void dials_retry(ax__cluster *cl) {
+  for (;;) {
+    ax__dial *todo = NULL;
+    pthread_mutex_lock(&cl->mu);
+    if (atomic_load(&cl->state) == 1)
+      for (ax__dial *d = cl->dials; d && !todo; d = d->next)
+        if (!d->pid && !d->spawning) todo = d;
+    if (todo) todo->spawning = true;
+    pthread_mutex_unlock(&cl->mu);
+    ax_err e = todo ? dial_spawn(cl, todo) : AX_OK;
+    if (!todo || e == AX_ENOMEM || e == AX_ELIMIT) return; /* the next tick tries again */
+  }
+}
 
 ax_err ax__cl_dial(ax__cluster *cl, const char *addr, const char *name) {
   if (!addr || !addr[0] || strlen(addr) > AX__ADDR_MAX) return AX_EINVAL;
   if (atomic_load(&cl->state) != 1) return AX_ESTATE;
   if (cl->listening && strcmp(addr, cl->listen_addr) == 0) return AX_OK; /* ourselves */
+  bool fresh;
   pthread_mutex_lock(&cl->mu);
-  for (ax__dial *d = cl->dials; d; d = d->next)
-    if (strcmp(d->addr, addr) == 0 || (name && name[0] && strcmp(d->name, name) == 0)) {
-      if (name && !d->name[0]) snprintf(d->name, sizeof d->name, "%s", name);
-      pthread_mutex_unlock(&cl->mu);
-      return AX_OK;
-    }
-  ax__dial *d = ax__calloc(sizeof(*d));
-  if (!d) {
-    pthread_mutex_unlock(&cl->mu);
-    return AX_ENOMEM;
-  }
-  snprintf(d->addr, sizeof d->addr, "%s", addr);
-  if (name) snprintf(d->name, sizeof d->name, "%s", name);
-  d->next = cl->dials;
-  cl->dials = d;
+  ax__dial *d = dial_record(cl, addr, name, &fresh);
+  if (d && fresh) d->spawning = true;
   pthread_mutex_unlock(&cl->mu);
-  /* The dialler's init does not take mu. */
-  ax__conn_arg a = {.cl = cl, .addr = d->addr, .name = name};
-  ax_pid pid;
-  ax_err e = ax_system_spawn(cl->sys, &ax__cl_conn_spec, &a, sizeof a, &pid);
-  pthread_mutex_lock(&cl->mu);
-  if (e == AX_OK) {
-    d->pid = pid.id;
-  } else {
-    for (ax__dial **pp = &cl->dials; *pp; pp = &(*pp)->next)
-      if (*pp == d) {
-        *pp = d->next;
-        ax__free(d, sizeof(*d));
-        break;
-      }
-  }
-  pthread_mutex_unlock(&cl->mu);
-  return e;
+  if (!d) return AX_ENOMEM;
+  if (!fresh) return AX_OK;
+  ax_err e = dial_spawn(cl, d);
+  return e == AX_ENOMEM || e == AX_ELIMIT ? AX_OK : e; /* kept: the manager's tick spawns it */
 }
 
 /* ---- the layer ---- */
@@ -281,6 +350,7 @@ static void cl_fini(ax_system *sys, void *state) {
   }
   ax__subs_fini(&cl->nmons);
   ax__u64map_free(&cl->conns);
+  ax__exit_kit_free(&cl->mgr_kit);
   ax__nodes_free(cl->nodes);
   ax__secret_wipe(&cl->secret);
   pthread_cond_destroy(&cl->cv);
@@ -399,9 +469,6 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   ax__secret sec;
   char why[256] = "";
   ax_pid mgr = AX_PID_NONE;
-  /* The manager's stop, should a step after its spawn fail, built before
-   * it runs: it must not need memory then (docs/hardening.md). */
-  ax__exit_kit kit = {0};
   ax_err e = cfg->secret_file ? ax__secret_from_file(cfg->secret_file, &sec, why, sizeof why)
                               : ax__secret_from_env(cfg->secret_env, &sec, why, sizeof why);
   if (e != AX_OK) {
@@ -458,7 +525,12 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     }
   }
   ax__cluster *arg = cl;
-  e = ax__exit_kit_fill(&kit);
+  /* The manager's stop (should a step after its spawn fail, and at
+   * ax_node_stop), built before it runs: a stop must not need memory
+   * (docs/hardening.md). What a last stop used up is built again. */
+  pthread_mutex_lock(&cl->mu);
+  e = ax__exit_kit_fill(&cl->mgr_kit);
+  pthread_mutex_unlock(&cl->mu);
   if (e == AX_OK) e = ax_system_spawn(sys, &mgr_spec, &arg, sizeof arg, &mgr);
   if (e != AX_OK) goto fail;
   pthread_mutex_lock(&cl->mu);
@@ -489,6 +561,17 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
     if (ax_listener_addr(cl->lst, cl->listen_addr, &n) != AX_OK) cl->listen_addr[0] = 0;
     cl->listening = true;
   }
+  /* The seeds' dial records, made now (a start without them fails with
+   * AX_ENOMEM); their diallers are spawned below and, where that fails for
+   * memory, by the manager's tick. */
+  pthread_mutex_lock(&cl->mu);
+  for (size_t i = 0; i < cfg->nseeds && e == AX_OK; i++) {
+    bool fresh;
+    if (!cl->listening || strcmp(cfg->seeds[i], cl->listen_addr) != 0)
+      e = dial_record(cl, cfg->seeds[i], NULL, &fresh) ? AX_OK : AX_ENOMEM;
+  }
+  pthread_mutex_unlock(&cl->mu);
+  if (e != AX_OK) goto fail;
   if (!cl->route.send) /* set once (a restart keeps it: workers read it) */
     cl->route = (ax__route){.state = cl,
                             .send = ax__cl_route_send,
@@ -498,18 +581,23 @@ ax_err ax_node_start(ax_system *sys, const ax_node_config *cfg) {
   atomic_store(&cl->state, 1);
   ax_log(sys, AX_LOG_INFO, "cluster: node %s started (listening on %s)", cl->name,
          cl->listening ? cl->listen_addr : "nothing");
-  for (size_t i = 0; i < cfg->nseeds; i++) ax__cl_dial(cl, cfg->seeds[i], NULL);
-  ax__exit_kit_free(&kit);
+  dials_retry(cl);
   return AX_OK;
 fail:
-  /* As if never started: the manager (if it runs) is stopped and waited
-   * for, so that a retry (once memory is back) is not refused with
-   * AX_ESTATE while it is still stopping. */
-  if (mgr.id) {
-    (void)ax__exit_kit_send(sys, &kit, 0, mgr.id, AX_REASON_SHUTDOWN);
-    (void)stop_wait(cl);
+  /* As if never started: the listener closed, the seeds' records gone,
+   * the manager (if it runs) stopped and waited for, so that a retry (once
+   * memory is back) is not refused with AX_ESTATE while it is still
+   * stopping. */
+  if (cl->listening) {
+    ax_listener_close(cl->lst);
+    cl->listening = false;
+    cl->listen_addr[0] = 0;
   }
-  ax__exit_kit_free(&kit);
+  pthread_mutex_lock(&cl->mu);
+  dials_drop_idle(cl, NULL);
+  if (mgr.id) (void)ax__exit_kit_send(sys, &cl->mgr_kit, 0, mgr.id, AX_REASON_SHUTDOWN);
+  pthread_mutex_unlock(&cl->mu);
+  if (mgr.id) (void)stop_wait(cl);
   ax__secret_wipe(&cl->secret);
   atomic_store(&cl->state, 2);
   return e;
@@ -539,22 +627,19 @@ ax_err ax_node_stop(ax_system *sys) {
   if (!cl || !atomic_compare_exchange_strong(&cl->state, &expect, 2)) return sys ? AX_ESTATE : AX_EINVAL;
   ax_log(sys, AX_LOG_INFO, "cluster: node %s stopping", cl->name);
   if (cl->listening) ax_listener_close(cl->lst);
-  /* Every actor to stop, collected under mu: a connection actor starting
-   * after this sees state 2 in its init and is refused. Stopped one at a
-   * time (no allocation: out of memory cannot leave one running). */
+  /* Every actor to stop, under mu: a connection actor starting after this
+   * sees state 2 in its init and is refused. Each is stopped from its exit
+   * kit, built before it ran (no allocation: out of memory cannot leave
+   * one running). A kit lives in its actor's state, freed by its terminate
+   * under mu: valid while mu is held and the actor is registered. */
   pthread_mutex_lock(&cl->mu);
-  uint64_t mgr = cl->mgr_pid;
+  dials_drop_idle(cl, NULL); /* no dialler will be spawned for them now */
+  if (cl->mgr_pid) (void)ax__exit_kit_send(sys, &cl->mgr_kit, 0, cl->mgr_pid, AX_REASON_SHUTDOWN);
+  for (uint32_t i = 0; i < cl->conns.cap; i++)
+    if (ax__u64map_live(&cl->conns, i))
+      (void)ax__exit_kit_send(sys, (ax__exit_kit *)(uintptr_t)cl->conns.vals[i], 0,
+                              cl->conns.keys[i], AX_REASON_SHUTDOWN);
   pthread_mutex_unlock(&cl->mu);
-  if (mgr) ax_system_exit(sys, (ax_pid){mgr}, AX_REASON_SHUTDOWN);
-  for (uint32_t next = 0;;) {
-    uint64_t pid = 0;
-    pthread_mutex_lock(&cl->mu);
-    for (; next < cl->conns.cap && !pid; next++)
-      if (ax__u64map_live(&cl->conns, next)) pid = cl->conns.keys[next];
-    pthread_mutex_unlock(&cl->mu);
-    if (!pid) break;
-    ax_system_exit(sys, (ax_pid){pid}, AX_REASON_SHUTDOWN);
-  }
   /* An actor must not block: from a worker the stop goes on after the
    * return (ax_node_start refuses a restart until it has finished). */
   return ax__on_worker() ? AX_OK : stop_wait(cl);
@@ -590,6 +675,7 @@ ax_err ax_node_disconnect(ax_system *sys, const char *name) {
   }
   for (ax__dial *d = cl->dials; d && n < 8; d = d->next)
     if (strcmp(d->name, name) == 0 && d->pid) pids[n++] = d->pid;
+  dials_drop_idle(cl, name); /* not redialled from this side */
   pthread_mutex_unlock(&cl->mu);
   for (size_t i = 0; i < n; i++)
     ax__send_sys(sys, 0, pids[i], AX__CL_STOP, 0, 0, NULL, 0, NULL);

@@ -85,11 +85,16 @@ typedef struct ax__peer {
   ax__u64map pend;            /* timed request ref -> local requester */
 } ax__peer;
 
+/* An address this node keeps a link to (under cl->mu). pid: its dialler
+ * (set by the dialler's init); 0 while none runs: its spawn failed for
+ * memory (the manager's tick spawns it again) or is under way (spawning:
+ * the spawner owns the record until it ends, nobody else frees it). */
 typedef struct ax__dial {
   struct ax__dial *next;
   char addr[AX__ADDR_MAX + 1];
   char name[AX__NAME_MAX + 1]; /* "" until known */
   uint64_t pid;
+  bool spawning;
 } ax__dial;
 
 /* Subscriptions of local actors to named events (subs.c): node monitors,
@@ -134,6 +139,7 @@ struct ax__cluster {
   bool allow_spawn;
   ax__secret secret;
   uint64_t mgr_pid;
+  ax__exit_kit mgr_kit; /* the manager's stop, built before it runs (under mu) */
   /* mu: the node table, peer creation, dials, node monitors, conn actors,
    * mgr_pid; cv: signalled when a connection actor or the manager ends. */
   pthread_mutex_t mu;
@@ -142,7 +148,7 @@ struct ax__cluster {
   _Atomic(ax__peer *) peers[AX__NODES_MAX + 1];
   ax__dial *dials;
   ax__subs nmons; /* node monitors (ax_node_monitor) */
-  ax__u64map conns; /* live connection actors' pids */
+  ax__u64map conns; /* live connection actors: pid -> its exit kit (ax__exit_kit *) */
   struct ax__svc *svc; /* services.c: behaviours, the service actor */
   _Atomic(struct ax__pg *) pg; /* pg.c: process groups */
   struct {
@@ -158,6 +164,7 @@ typedef struct ax__conn_arg {
   ax_conn conn;       /* accepted: the connection (paused); dialler: zero */
   const char *addr;   /* dialler: where to dial */
   const char *name;   /* dialler: the node's name if known, else NULL */
+  ax__dial *dial;     /* dialler: its record (spawning), NULL for none */
 } ax__conn_arg;
 extern const ax_actor_spec ax__cl_conn_spec;
 ax_err ax__cl_route_send(void *st, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
@@ -190,6 +197,11 @@ ax__peer *ax__cl_peer_up(ax__cluster *cl, const char *name);
 /* node.c */
 ax__peer *ax__cl_peer_make(ax__cluster *cl, uint32_t idx); /* under mu */
 void ax__cl_notify(ax__cluster *cl, uint32_t type, const char *name, uint64_t inc, int reason);
+/* Keeps a link to addr (node `name` if known, else NULL): a dial record
+ * and its dialler actor. A dialler that cannot be spawned for memory is
+ * spawned again by the manager's tick (the record stays). Thread: any.
+ * Errors: AX_EINVAL, AX_ESTATE (not running), AX_ENOMEM (no record: the
+ * caller must retry or close the connection whose frame named addr). */
 ax_err ax__cl_dial(ax__cluster *cl, const char *addr, const char *name);
 /* The pid a wire pid names on a connection to peer p (0: none/unknown). */
 uint64_t ax__cl_pid_in(ax__cluster *cl, const ax__peer *p, const ax__wpid *w);
