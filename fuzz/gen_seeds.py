@@ -3,20 +3,12 @@
 tree). Cluster frames are built with the protobuf classes of
 proto/axon.proto: protoc --python_out=DIR -Iproto proto/axon.proto, then
 PYTHONPATH=DIR python3 fuzz/gen_seeds.py."""
-import os
 import struct
 import sys
 
 import axon_pb2 as pb
 
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-
-
-def put(target, name, data):
-    d = os.path.join(root, target)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, name), "wb") as f:
-        f.write(data)
+from seedlib import put
 
 
 def frame(kind, msg, payload=b""):

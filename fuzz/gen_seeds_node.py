@@ -3,17 +3,9 @@
 fuzz_chat_node (fuzz/corpus/<target>/; run once, the files are in the tree).
 The layouts are those of examples/chat/chat.h and examples/pubsub/pubsub.h
 on x86-64 / aarch64 (little endian, 8-byte alignment)."""
-import os
 import struct
 
-root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-
-
-def put(target, name, data):
-    d = os.path.join(root, target)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, name), "wb") as f:
-        f.write(data)
+from seedlib import put
 
 
 def msg(kind, body):
