@@ -1,5 +1,5 @@
-/* Axon: TCP and Unix-domain sockets owned by actors. The reactor thread
- * accepts, connects and reads; reads are pushed to the owning actor as
+/* Axon: TCP and Unix-domain sockets owned by actors. The thread driving
+ * the reactor (a parked worker, or the reactor's own thread) accepts, connects and reads; reads are pushed to the owning actor as
  * messages carrying slices of reference-counted slabs (no copy); writes go
  * out directly from the caller's thread when the socket takes them, else
  * through a per-connection queue bounded by watermarks. See docs/io.md. */

@@ -1,5 +1,5 @@
 /* Axon: timers: delayed and periodic messages, cancellation, receive
- * timeouts. Timers live on the system's reactor thread in a hierarchical
+ * timeouts. Timers live on the system's reactor (fired by the thread driving it) in a hierarchical
  * timing wheel (1 ms resolution, monotonic clock). */
 #ifndef AXON_TIMER_H
 #define AXON_TIMER_H

@@ -189,10 +189,13 @@ typedef struct ax__worker {
   bool searching;
   pthread_t thread;
 
-  /* Parking: notified is guarded by park_lock. */
+  /* Parking: notified and driving are guarded by park_lock. driving: the
+   * parked worker is (about to be) inside a reactor pass, so a notifier
+   * wakes it through the reactor (its poller), not park_cv. */
   pthread_mutex_t park_lock;
   pthread_cond_t park_cv;
   bool notified;
+  bool driving;
 
   /* The pid being run (0 between runs): owner writes (relaxed); a waiting
    * shutdown reads it with runs to spot a callback that never returns
@@ -429,10 +432,13 @@ void ax__sched_free(ax_system *sys);
  * sys's workers, else the inject queue (waking a parked worker). */
 void ax__schedule(ax_system *sys, ax_actor *a);
 /* Makes a whole list of actors (linked through run_next) runnable with one
- * inject push and one wake-up: for the reactor thread's batches. */
+ * inject push and one wake-up: for the reactor driver's batches. */
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
+/* The reactor's yield hook (ax__reactor_start): the reactor thread handed
+ * the driver's role to the parked workers; wake one (arg: the system). */
+void ax__sched_reactor_yield(void *arg);
 /* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
  * its ring, then the inject queue), or NULL. The driving thread only. */
 ax_actor *ax__sched_take(ax__worker *w);

@@ -2,9 +2,36 @@
  * fixed ring of runnable actors (Tokio's queue: the owner pushes at the tail,
  * pops at the head; thieves take half with one CAS), a LIFO slot for the
  * actor it just woke (capped so it cannot starve the ring), a global inject
- * queue for work from other threads, and parking on a condition variable
- * with no sleep-polling (Tokio's idle protocol: at most half the workers
- * search at once; a parked worker is woken only when nobody is searching). */
+ * queue for work from other threads, and parking with no sleep-polling
+ * (Tokio's idle protocol: at most half the workers search at once; a parked
+ * worker is woken only when nobody is searching).
+ *
+ * A parking worker first tries to become the reactor's driver (Tokio's
+ * driver): it blocks in the reactor's poller wait instead of on its
+ * condition variable, and readiness it dispatches makes actors runnable on
+ * its own LIFO slot and ring, which it runs at once: a socket
+ * request/response costs one wake-up (the epoll_wait return), not two (the
+ * reactor thread's, then this worker's futex). One parked worker drives;
+ * the others sleep on park_cv; with none parked the reactor's own thread
+ * drives (reactor.c). The park protocol, and why no wake-up is lost:
+ *  - park() registers the worker as a sleeper (num_unparked--), then, after
+ *    a seq_cst fence, rechecks every queue (Dekker with notify_parked).
+ *  - Under park_lock it checks notified, sets driving, drops the lock and
+ *    drives one pass; then, under park_lock again, clears driving and
+ *    checks notified. notify_parked sets notified under park_lock and,
+ *    reading driving under the same lock, wakes the reactor's poller (a
+ *    sticky wakeup: a wait that starts later returns at once) when driving
+ *    is set, else signals park_cv. So a notification either is seen before
+ *    the pass, or ends the pass, or is seen right after it; a driver that
+ *    found the lock busy clears driving and rechecks notified under the lock
+ *    before it waits on park_cv, so a poller wake meant for it is never the
+ *    only signal it gets.
+ *  - A driver whose pass made actors runnable on its own queues leaves the
+ *    park by itself: it takes itself off the sleepers under idle_lock
+ *    (num_unparked++); if a notifier popped it first, that notifier counted
+ *    it unparked and searching and is about to set notified: it waits for
+ *    that (bounded: the notifier holds no lock we hold) and takes the
+ *    notifier's accounting. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +42,8 @@ static _Thread_local ax__ctx tls_ctx;
 
 /* Search rounds before a worker parks (each ~16 pauses plus a steal pass). */
 #define AX__SPIN_ROUNDS 64
+/* A searching worker polls the reactor every this many rounds. */
+#define AX__POLL_EVERY 8
 /* Search rounds a victim must stay in one run before its LIFO is taken. */
 #define AX__STALL_ROUNDS 8
 
@@ -185,9 +214,14 @@ static void notify_parked(ax_system *sys) {
   pthread_mutex_unlock(&sys->idle_lock);
   pthread_mutex_lock(&v->park_lock);
   v->notified = true;
-  pthread_cond_signal(&v->park_cv);
+  if (v->driving)
+    ax__reactor_wake(sys->reactor); /* ends (or pre-empts) its pass */
+  else
+    pthread_cond_signal(&v->park_cv);
   pthread_mutex_unlock(&v->park_lock);
 }
+
+void ax__sched_reactor_yield(void *arg) { notify_parked(arg); }
 
 /* The cheap gate before notify_parked on a worker's own pushes: no fence,
  * relaxed loads of lines that change only when a worker starts or stops
@@ -205,6 +239,69 @@ static bool any_work(ax_system *sys) {
   for (uint32_t i = 0; i < sys->nworkers; i++)
     if (ring_nonempty(&sys->workers[i])) return true;
   return false;
+}
+
+static bool local_work(ax__worker *w) {
+  return atomic_load_explicit(&w->lifo, memory_order_relaxed) || ring_nonempty(w);
+}
+
+/* The reactor's busy hook for a driving worker: a tick or timer of its
+ * pass made actors runnable on its own queues. */
+static bool local_work_fn(void *w) { return local_work(w); }
+
+/* A driver that got work from its pass leaves the park on its own (see the
+ * protocol at the head). Returns true if a notifier had popped it (its
+ * accounting holds: unparked and searching). */
+static bool unpark_self(ax__worker *w) {
+  ax_system *sys = w->sys;
+  pthread_mutex_lock(&sys->idle_lock);
+  for (uint32_t i = 0; i < sys->nsleepers; i++) {
+    if (sys->sleepers[i] != w->index) continue;
+    memmove(&sys->sleepers[i], &sys->sleepers[i + 1], (sys->nsleepers - i - 1) * sizeof(uint32_t));
+    sys->nsleepers--;
+    atomic_fetch_add_explicit(&sys->num_unparked, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&sys->idle_lock);
+    return false;
+  }
+  pthread_mutex_unlock(&sys->idle_lock);
+  pthread_mutex_lock(&w->park_lock);
+  while (!w->notified) pthread_cond_wait(&w->park_cv, &w->park_lock);
+  w->notified = false;
+  pthread_mutex_unlock(&w->park_lock);
+  return true;
+}
+
+/* The wait of a park: drives the reactor while nobody else does, else
+ * sleeps on park_cv. Returns true if a notifier woke us. */
+static bool park_wait(ax__worker *w) {
+  ax_system *sys = w->sys;
+  ax__reactor *r = sys->reactor;
+  bool try_drive = r != NULL, got_work = false;
+  if (r) ax__reactor_standby(r, 1);
+  pthread_mutex_lock(&w->park_lock);
+  while (!w->notified && !atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
+    if (!try_drive) {
+      pthread_cond_wait(&w->park_cv, &w->park_lock);
+      continue;
+    }
+    w->driving = true;
+    pthread_mutex_unlock(&w->park_lock);
+    ax__drive_result d = ax__reactor_drive(r, local_work_fn, w);
+    pthread_mutex_lock(&w->park_lock);
+    w->driving = false;
+    if (d != AX__DRIVE_DROVE) {
+      try_drive = false; /* someone else drives: sleep until notified */
+    } else if (!w->notified && local_work(w)) {
+      got_work = true;
+      break;
+    }
+  }
+  bool woken = w->notified;
+  w->notified = false;
+  pthread_mutex_unlock(&w->park_lock);
+  if (r) ax__reactor_standby(r, -1);
+  if (got_work) woken = unpark_self(w);
+  return woken;
 }
 
 static void park(ax__worker *w) {
@@ -226,12 +323,7 @@ static void park(ax__worker *w) {
    * that moment (ax_worker_stats_get). */
   uint64_t t0 = ax__now_ns();
   atomic_store_explicit(&w->park_since, t0, memory_order_seq_cst);
-  pthread_mutex_lock(&w->park_lock);
-  while (!w->notified && !atomic_load_explicit(&sys->stop_workers, memory_order_acquire))
-    pthread_cond_wait(&w->park_cv, &w->park_lock);
-  bool woken = w->notified;
-  w->notified = false;
-  pthread_mutex_unlock(&w->park_lock);
+  bool woken = park_wait(w);
   uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed) + (ax__now_ns() - t0);
   atomic_store_explicit(&w->parked_ns, parked, memory_order_seq_cst);
   atomic_store_explicit(&w->park_since, 0, memory_order_seq_cst);
@@ -257,6 +349,17 @@ static void stop_searching(ax__worker *w) {
   ax_system *sys = w->sys;
   if (atomic_fetch_sub_explicit(&sys->num_searching, 1, memory_order_seq_cst) == 1)
     notify_parked(sys);
+}
+
+/* A searcher whose own reactor poll gave it work stops searching without
+ * waking another (stop_searching would, for every message of a socket
+ * ping-pong). Work pushed from elsewhere while we searched is not
+ * stranded: pushes from workers run on their own worker, and the inject
+ * queue is read by our next_local after this run. */
+static void leave_searching_quietly(ax__worker *w) {
+  if (!w->searching) return;
+  w->searching = false;
+  atomic_fetch_sub_explicit(&w->sys->num_searching, 1, memory_order_seq_cst);
 }
 
 /* ---- the worker loop ---- */
@@ -367,6 +470,12 @@ static void *worker_main(void *arg) {
       a = search(w);
       if (!a && spin + 1 < AX__SPIN_ROUNDS) {
         for (int k = 0; k < 16; k++) ax__cpu_relax();
+        /* Socket readiness that arrives while we search is ours at once
+         * (a non-blocking pass, if nobody drives), rather than at the
+         * park that ends the spin. */
+        if (spin % AX__POLL_EVERY == AX__POLL_EVERY - 1 && sys->reactor &&
+            ax__reactor_poll(sys->reactor) && local_work(w))
+          leave_searching_quietly(w);
         a = next_local(w);
       }
     }
@@ -452,6 +561,7 @@ ax_err ax__sched_start(ax_system *sys) {
 void ax__sched_stop(ax_system *sys) {
   if (!sys->workers) return;
   atomic_store_explicit(&sys->stop_workers, true, memory_order_seq_cst);
+  ax__reactor_wake(sys->reactor); /* a worker driving the reactor */
   for (uint32_t i = 0; i < sys->nworkers; i++) {
     ax__worker *w = &sys->workers[i];
     pthread_mutex_lock(&w->park_lock);

@@ -139,8 +139,11 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   pthread_mutex_init(&sys->obs_lock, NULL);
   e = ax__table_init(&sys->table, sys->cfg.max_actors, 0);
   if (e == AX_OK) e = ax__registry_init(&sys->registry);
+  /* The reactor first: the workers drive it when they park. */
+  if (e == AX_OK)
+    e = ax__reactor_start(sys->cfg.clock_ms ? reactor_clock : NULL, sys, ax__sched_reactor_yield, sys,
+                          &sys->reactor);
   if (e == AX_OK) e = ax__sched_start(sys);
-  if (e == AX_OK) e = ax__reactor_start(sys->cfg.clock_ms ? reactor_clock : NULL, sys, &sys->reactor);
   if (e == AX_OK) e = ax__timers_start(sys);
   if (e != AX_OK) {
     ax_system_free(sys);

@@ -1,6 +1,6 @@
 /* Axon: the socket layer's per-system state (layer AX__LAYER_IO): started on first
  * use, it owns the handle table for connections and listeners, the command
- * queue that hands work to the reactor thread, the close/retry timers
+ * queue that hands work to the thread driving the reactor, the close/retry timers
  * (reactor timers on the system's clock), the
  * owner index used when an actor stops, and the graveyard that frees
  * objects only once no poller event can still name them. */

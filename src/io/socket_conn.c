@@ -1,4 +1,4 @@
-/* Axon: connections. The reactor thread reads into reference-counted slabs
+/* Axon: connections. The thread driving the reactor reads into reference-counted slabs
  * and pushes each read to the owner as AX_MSG_IO_DATA (a slice, no copy),
  * bounded by the slabs the owner has not released yet. Writes happen on the
  * caller's thread while the queue is empty, else they are queued and the

@@ -1,4 +1,4 @@
-/* Axon: listeners (bind, listen, accept on the reactor thread, with the
+/* Axon: listeners (bind, listen, accept on the thread driving the reactor, with the
  * reserve-fd trick when the process is out of descriptors), outgoing
  * connects, and the options. */
 #include <errno.h>
@@ -185,8 +185,9 @@ static void accepted(ax__listener *l, int fd, struct sockaddr_storage *ss, sockl
   c->connected = true;
   atomic_store_explicit(&c->rd_paused, true, memory_order_relaxed); /* until handed over */
   ax__conn_sockopts(c);
-  /* On the reactor thread no event can be dispatched before we return, so
-   * registering before publishing is safe. */
+  /* Inside a reactor pass (under its drive lock, whichever thread drives)
+   * no event can be dispatched before we return, so registering before
+   * publishing is safe. */
   uint64_t owner = atomic_load_explicit(&l->o.owner, memory_order_acquire);
   if (ax__poller_add(io->poller, fd, AX__POLL_IN | AX__POLL_OUT, &c->o.h) != AX_OK) {
     ax_log(io->sys, AX_LOG_ERROR, "io: cannot poll an accepted socket: %s", strerror(errno));

@@ -3,8 +3,8 @@
  * CMake, with a coalescing cross-thread wakeup. Internal to src/ (the
  * reactor loop, reactor.h, is built on it).
  *
- * Thread: every function is loop-thread only (the reactor thread that owns
- * the poller), except ax__poller_wake and ax__poller_wake_writes (any).
+ * Thread: every function is loop-thread only (the thread driving the
+ * reactor that owns the poller: inside a pass, under its drive lock), except ax__poller_wake and ax__poller_wake_writes (any).
  *
  * The errors below are epoll's; kqueue differs where it must (add of a known
  * fd updates it, mod of an unknown fd registers it, HUP comes only with
