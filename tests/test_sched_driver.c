@@ -10,15 +10,22 @@
  *    poller wait, which then must not block;
  *  - all workers busy: the reactor thread must keep I/O going;
  *  - unpark from a plain thread while a worker drives: the notify must
- *    reach it through the poller, not its condition variable. */
+ *    reach it through the poller, not its condition variable;
+ *  - a notify whose poller wake another thread's pass consumed before the
+ *    notified worker began its own pass (a test hook in park_wait places
+ *    both at that point): the driver must not block in the poller. */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "actor/actor_int.h" /* ax__sched_drive_hook */
 #include "axon.h"
+#include "reactor/reactor.h"
 #include "support/testutil.h"
 
 #define WAIT_MS 30000
@@ -218,6 +225,84 @@ static void test_unpark_driver_from_thread(void) {
   stop(sys);
 }
 
+/* ---- a notify's poller wake consumed by another pass ---- */
+
+static struct {
+  ax_system *sys;
+  ax_pid target;
+  _Atomic bool armed, go, sent, fired, quit;
+  _Atomic uint64_t got;
+} H;
+
+static ax_err count_b(ax_actor *self, const ax_msg *m) {
+  (void)self;
+  if (m->type == MSG_PING) atomic_fetch_add(&H.got, 1);
+  return AX_OK;
+}
+
+/* A plain thread's send, on request: inject + notify_parked, which finds
+ * the only worker parked with driving set and wakes the poller. */
+static void *hook_sender(void *arg) {
+  (void)arg;
+  while (!atomic_load(&H.quit)) {
+    if (!atomic_exchange(&H.go, false)) {
+      sched_yield();
+      continue;
+    }
+    ax_system_send(H.sys, H.target, MSG_PING, NULL, 0);
+    atomic_store(&H.sent, true);
+  }
+  return NULL;
+}
+
+/* In the parking worker, between driving = true and its pass: the notify
+ * arrives, then another pass (a searching worker's non-blocking poll)
+ * consumes its poller wake. Bounded: the sender answers within 10 s. */
+static void drive_hook(ax_system *sys) {
+  if (sys != H.sys || !atomic_exchange(&H.armed, false)) return;
+  atomic_store(&H.go, true);
+  for (int i = 0; i < 10000 && !atomic_load(&H.sent); i++) ax_test_sleep_ms(1);
+  ax__reactor_poll(sys->reactor);
+  atomic_store(&H.fired, true);
+}
+
+static bool wait_flag(_Atomic bool *f, unsigned ms) {
+  for (unsigned i = 0; i < ms && !atomic_load(f); i++) ax_test_sleep_ms(1);
+  return atomic_load(f);
+}
+
+static void test_notify_wake_consumed_before_drive(void) {
+  static const ax_actor_spec spec = {.name = "count", .behaviour = count_b};
+  memset(&H, 0, sizeof(H));
+  H.sys = ax_test_system(1);
+  CU_ASSERT_FATAL(ax_system_spawn(H.sys, &spec, NULL, 0, &H.target) == AX_OK);
+  pthread_t t;
+  CU_ASSERT_FATAL(pthread_create(&t, NULL, hook_sender, NULL) == 0);
+  atomic_store(&ax__sched_drive_hook, drive_hook);
+  uint64_t rounds = 0;
+  for (; rounds < 20; rounds++) {
+    atomic_store(&H.sent, false);
+    atomic_store(&H.fired, false);
+    atomic_store(&H.armed, true);
+    /* The worker runs this ping, parks, and the hook fires at its park. */
+    CU_ASSERT_EQUAL(ax_system_send(H.sys, H.target, MSG_PING, NULL, 0), AX_OK);
+    if (!ax_test_wait_count(&H.got, 2 * rounds + 2, 10000)) break; /* both pings ran */
+    if (!wait_flag(&H.fired, 10000)) break;
+  }
+  if (rounds != 20)
+    fprintf(stderr, "\n  %llu of 20 rounds, %llu of %llu pings ran", (unsigned long long)rounds,
+            (unsigned long long)atomic_load(&H.got), (unsigned long long)(2 * rounds + 2));
+  CU_ASSERT_EQUAL(rounds, 20);
+  atomic_store(&ax__sched_drive_hook, NULL);
+  /* A driver stuck in the poller (the failure) would hold up the shutdown's
+   * wait for the actor: end its wait so the test ends. */
+  if (rounds != 20) ax__reactor_wake(H.sys->reactor);
+  atomic_store(&H.armed, false);
+  atomic_store(&H.quit, true);
+  pthread_join(t, NULL);
+  ax_system_free(H.sys); /* stopping wakes the poller: bounded either way */
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("sched.driver");
   CU_add_test(s, "idle_round_trips", test_idle_round_trips);
@@ -225,5 +310,6 @@ int main(void) {
   CU_add_test(s, "resume_from_tick", test_resume_from_tick);
   CU_add_test(s, "busy_workers_io", test_busy_workers_io);
   CU_add_test(s, "unpark_driver_from_thread", test_unpark_driver_from_thread);
+  CU_add_test(s, "notify_wake_consumed_before_drive", test_notify_wake_consumed_before_drive);
   return ax_test_run();
 }

@@ -439,6 +439,10 @@ void ax__schedule_back(ax_system *sys, ax_actor *a);
 /* The reactor's yield hook (ax__reactor_start): the reactor thread handed
  * the driver's role to the parked workers; wake one (arg: the system). */
 void ax__sched_reactor_yield(void *arg);
+/* Tests only (NULL otherwise): called by a parking worker after it set
+ * driving and dropped park_lock, just before its reactor pass, so a test
+ * can interleave a notify and another thread's pass at that point. */
+extern void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
 /* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
  * its ring, then the inject queue), or NULL. The driving thread only. */
 ax_actor *ax__sched_take(ax__worker *w);

@@ -22,7 +22,15 @@
  *    reading driving under the same lock, wakes the reactor's poller (a
  *    sticky wakeup: a wait that starts later returns at once) when driving
  *    is set, else signals park_cv. So a notification either is seen before
- *    the pass, or ends the pass, or is seen right after it; a driver that
+ *    the pass, or ends the pass, or is seen right after it. The driver also
+ *    rechecks notified in the pass itself, under drive_lock, just before
+ *    the poller wait (drive_busy_fn): the poller wake is sticky only until
+ *    some pass consumes it, and another thread's pass (a searcher's
+ *    non-blocking poll) could consume it between our check before the pass
+ *    and our taking of drive_lock, leaving us in a wait without a timeout,
+ *    counted as searching, so that no later notify woke anyone (the
+ *    sup.dynamic hang under load; sched.driver
+ *    notify_wake_consumed_before_drive reproduces it). A driver that
  *    found the lock busy clears driving and rechecks notified under the lock
  *    before it waits on park_cv, so a poller wake meant for it is never the
  *    only signal it gets.
@@ -245,9 +253,28 @@ static bool local_work(ax__worker *w) {
   return atomic_load_explicit(&w->lifo, memory_order_relaxed) || ring_nonempty(w);
 }
 
-/* The reactor's busy hook for a driving worker: a tick or timer of its
- * pass made actors runnable on its own queues. */
-static bool local_work_fn(void *w) { return local_work(w); }
+/* The reactor's busy hook for a driving worker, read after the pass's ticks
+ * and timers, with drive_lock held, just before the poller wait (timeout 0
+ * if true): a tick or timer made actors runnable on its own queues, or a
+ * notifier already set notified. The poller wake that notifier sent may
+ * have been consumed by another thread's pass (a searcher's non-blocking
+ * poll) between our check of notified before the pass and our taking of
+ * drive_lock: the wake is sticky only until some wait consumes it, not
+ * necessarily ours. Rechecking notified here, under drive_lock, closes that
+ * window (and the same for stop_workers): a notify after this check wakes the poller while we hold
+ * drive_lock, so only our wait can consume it. */
+static bool drive_busy_fn(void *arg) {
+  ax__worker *w = arg;
+  if (local_work(w)) return true;
+  /* seq_cst: sched_stop stores stop_workers, then wakes the poller; a
+   * load that misses the store comes before it, so that wake comes while
+   * we hold drive_lock (the same argument as for notified). */
+  if (atomic_load_explicit(&w->sys->stop_workers, memory_order_seq_cst)) return true;
+  pthread_mutex_lock(&w->park_lock);
+  bool notified = w->notified;
+  pthread_mutex_unlock(&w->park_lock);
+  return notified;
+}
 
 /* A driver that got work from its pass leaves the park on its own (see the
  * protocol at the head). Returns true if a notifier had popped it (its
@@ -271,6 +298,8 @@ static bool unpark_self(ax__worker *w) {
   return true;
 }
 
+void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
+
 /* The wait of a park: drives the reactor while nobody else does, else
  * sleeps on park_cv. Returns true if a notifier woke us. */
 static bool park_wait(ax__worker *w) {
@@ -286,7 +315,10 @@ static bool park_wait(ax__worker *w) {
     }
     w->driving = true;
     pthread_mutex_unlock(&w->park_lock);
-    ax__drive_result d = ax__reactor_drive(r, local_work_fn, w);
+    /* relaxed: a test sets it before the work that makes us park */
+    void (*hook)(ax_system *) = atomic_load_explicit(&ax__sched_drive_hook, memory_order_relaxed);
+    if (AX_UNLIKELY(hook != NULL)) hook(sys);
+    ax__drive_result d = ax__reactor_drive(r, drive_busy_fn, w);
     pthread_mutex_lock(&w->park_lock);
     w->driving = false;
     if (d != AX__DRIVE_DROVE) {
