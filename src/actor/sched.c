@@ -373,25 +373,19 @@ static bool start_searching(ax__worker *w) {
   return true;
 }
 
-/* Leaves the searching state; the last searcher to find work wakes another
- * so that someone keeps looking for what remains. */
-static void stop_searching(ax__worker *w) {
+/* Leaves the searching state; `wake`: the last searcher to find work wakes
+ * another so that someone keeps looking for what remains. A searcher whose
+ * own reactor poll gave it work leaves without that wake (it would come for
+ * every message of a socket ping-pong); work pushed from elsewhere while it
+ * searched is not stranded: pushes from workers run on their own worker,
+ * and the inject queue is read by its next_local after this run. seq_cst:
+ * the Dekker pattern with notify_parked's load of num_searching. */
+static void leave_searching(ax__worker *w, bool wake) {
   if (!w->searching) return;
   w->searching = false;
   ax_system *sys = w->sys;
-  if (atomic_fetch_sub_explicit(&sys->num_searching, 1, memory_order_seq_cst) == 1)
+  if (atomic_fetch_sub_explicit(&sys->num_searching, 1, memory_order_seq_cst) == 1 && wake)
     notify_parked(sys);
-}
-
-/* A searcher whose own reactor poll gave it work stops searching without
- * waking another (stop_searching would, for every message of a socket
- * ping-pong). Work pushed from elsewhere while we searched is not
- * stranded: pushes from workers run on their own worker, and the inject
- * queue is read by our next_local after this run. */
-static void leave_searching_quietly(ax__worker *w) {
-  if (!w->searching) return;
-  w->searching = false;
-  atomic_fetch_sub_explicit(&w->sys->num_searching, 1, memory_order_seq_cst);
 }
 
 /* ---- the worker loop ---- */
@@ -461,7 +455,7 @@ static void run_one(ax__worker *w, ax_actor *a) {
   /* A worker that found work by any path (woken, inject, steal) stops
    * counting as searching before it runs it; a stale searcher count would
    * keep notify_parked from waking anyone while this behaviour runs. */
-  if (w->searching) stop_searching(w);
+  if (w->searching) leave_searching(w, true);
   atomic_store_explicit(&w->running, a->pid, memory_order_relaxed);
   atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
   ax__run_result r = ax__actor_run(a);
@@ -507,7 +501,7 @@ static void *worker_main(void *arg) {
          * park that ends the spin. */
         if (spin % AX__POLL_EVERY == AX__POLL_EVERY - 1 && sys->reactor &&
             ax__reactor_poll(sys->reactor) && local_work(w))
-          leave_searching_quietly(w);
+          leave_searching(w, false);
         a = next_local(w);
       }
     }
