@@ -14,8 +14,14 @@ typedef struct ax__mute_entry {
 } ax__mute_entry;
 
 
-static void count_sent(ax_system *sys, ax__ctx *c) {
-  if (AX_UNLIKELY(c->obs != NULL)) ax__obs_count_out(c->obs);
+/* `hooked` (a constant in each copy of the send and run paths below) says
+ * whether metrics or tracing may be in use (ax_system.hooks_any, which is
+ * never cleared once set): the copies without hooks carry no test of them,
+ * so a program that never turns them on pays one branch per send and one
+ * per run (measured: the tests inline cost fjthrput 9%, docs/observability.md). */
+static inline __attribute__((always_inline)) void count_sent(ax_system *sys, ax__ctx *c,
+                                                             const bool hooked) {
+  if (hooked && AX_UNLIKELY(c->obs != NULL)) ax__obs_count_out(c->obs);
   if (c->worker && c->worker->sys == sys)
     atomic_store_explicit(&c->worker->sent,
                           atomic_load_explicit(&c->worker->sent, memory_order_relaxed) + 1,
@@ -238,18 +244,18 @@ __attribute__((noinline, cold)) static ax_err route_signal(ax_system *sys, uint6
   return rt->signal(rt->state, from, to, type, data, len);
 }
 
-/* A send to a pid of this node. Kept out of line so that ax__send is a
- * compare of the node bits and a tail jump here, with the arguments where
- * they came (measured: folding the route into this body made the compiler
- * spill the stack arguments on every send). */
-__attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ctx *c, uint64_t from,
-                                                   ax_pid to, uint32_t type, uint32_t flags,
-                                                   ax_ref ref, const void *data, size_t len,
-                                                   ax_buf *buf) {
+/* A send to a pid of this node, in two copies (with and without the hooks).
+ * Kept out of line so that ax__send is a compare of the node bits and a
+ * tail jump here, with the arguments where they came (measured: folding the
+ * route into this body made the compiler spill the stack arguments on every
+ * send). */
+static inline __attribute__((always_inline)) ax_err send_local_as(
+    ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type, uint32_t flags,
+    ax_ref ref, const void *data, size_t len, ax_buf *buf, const bool hooked) {
   if (len && !data) return AX_EINVAL;
   ax_actor *r = ax__table_acquire(&sys->table, to.id);
   if (!r) {
-    if (AX_UNLIKELY(c && c->obs)) ax__obs_dead_letter(c->obs);
+    if (hooked && AX_UNLIKELY(c && c->obs)) ax__obs_dead_letter(c->obs);
     return AX_ENOACTOR;
   }
   unsigned how;
@@ -261,10 +267,9 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
     e = AX_ENOMEM;
     goto out;
   }
-  /* Metrics and tracing: one read-mostly byte until either is used; before
-   * the push (n is ours until then, and a SEND must precede its RECEIVE). */
-  if (AX_UNLIKELY(atomic_load_explicit(&sys->hooks_any, memory_order_relaxed)))
-    ax__obs_on_send(sys, r, n, from);
+  /* Metrics and tracing: before the push (n is ours until then, and a SEND
+   * must precede its RECEIVE). */
+  if (hooked) ax__obs_on_send(sys, r, n, from);
   if (AX_UNLIKELY(how & ADM_LOCKED)) { /* DROP_OLD: see trim_old */
     lane_lock(r);
     bool idle = ax__lane_push(&r->user_head, &n->link);
@@ -274,18 +279,43 @@ __attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ct
   } else if (ax__lane_push(&r->user_head, &n->link)) {
     ax__schedule(sys, r);
   }
-  count_sent(sys, c);
+  count_sent(sys, c, hooked);
 out:
   ax__table_release(&sys->table, to.id);
   return e;
 }
 
-ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type,
-                uint32_t flags, ax_ref ref, const void *data, size_t len, ax_buf *buf) {
-  /* One predictable branch on the node bits. */
+__attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ctx *c, uint64_t from,
+                                                   ax_pid to, uint32_t type, uint32_t flags,
+                                                   ax_ref ref, const void *data, size_t len,
+                                                   ax_buf *buf) {
+  return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, false);
+}
+
+__attribute__((noinline, noipa)) static ax_err send_local_hooked(
+    ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type, uint32_t flags,
+    ax_ref ref, const void *data, size_t len, ax_buf *buf) {
+  return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, true);
+}
+
+/* ax__send's body, inlined into ax_send and ax_send_buf too. */
+static inline __attribute__((always_inline)) ax_err send_to(ax_system *sys, ax__ctx *c,
+                                                            uint64_t from, ax_pid to,
+                                                            uint32_t type, uint32_t flags,
+                                                            ax_ref ref, const void *data,
+                                                            size_t len, ax_buf *buf) {
+  /* One predictable branch on the node bits, one on the hooks (a
+   * read-mostly byte until metrics or tracing are used). */
   if (AX_UNLIKELY(ax__pid_node(to.id) != sys->table.node))
     return route_send(sys, c, from, to, type, flags, ref, data, len, buf);
+  if (AX_UNLIKELY(atomic_load_explicit(&sys->hooks_any, memory_order_relaxed)))
+    return send_local_hooked(sys, c, from, to, type, flags, ref, data, len, buf);
   return send_local(sys, c, from, to, type, flags, ref, data, len, buf);
+}
+
+ax_err ax__send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type,
+                uint32_t flags, ax_ref ref, const void *data, size_t len, ax_buf *buf) {
+  return send_to(sys, c, from, to, type, flags, ref, data, len, buf);
 }
 
 ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, uint32_t flags,
@@ -494,11 +524,12 @@ ax__actor_ext *ax__ext(ax_actor *a) {
 
 /* Delivers n to the behaviour, then drops the buffer reference at once (the
  * node itself lives on as the lane's stub until the next pop). */
-static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
+static inline __attribute__((always_inline)) void deliver_as(ax_actor *a, ax__ctx *c,
+                                                             ax__mnode *n, const bool hooked) {
   ax_err e;
   c->delivered = true;
   /* Tracked actors and tracing take the instrumented path (obs.c). */
-  if (AX_UNLIKELY(c->hooks))
+  if (hooked && AX_UNLIKELY(c->hooks))
     e = ax__obs_deliver(a, c, n);
   else
     e = a->behaviour(a, &n->msg);
@@ -508,6 +539,15 @@ static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) {
     n->msg.len = 0; /* the node's size is now the bare header */
   }
   if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
+}
+
+static void deliver(ax_actor *a, ax__ctx *c, ax__mnode *n) { deliver_as(a, c, n, false); }
+static void deliver_hooked(ax_actor *a, ax__ctx *c, ax__mnode *n) { deliver_as(a, c, n, true); }
+static inline void deliver_in(ax_actor *a, ax__ctx *c, ax__mnode *n, const bool hooked) {
+  if (hooked)
+    deliver_hooked(a, c, n);
+  else
+    deliver(a, c, n);
 }
 
 /* Handles the notice of an exit signal: a non-trapping target acts now (an
@@ -579,8 +619,13 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
   return l;
 }
 
-/* Returns the messages popped (for the processed count). */
-static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
+/* Returns the messages popped (for the processed count). Two copies, with
+ * and without the hooks: the one without ends the run when a behaviour
+ * turns them on (ax_metrics_track on itself), so the rest of the mailbox
+ * is counted by a hooked run. */
+static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *a, ax__ctx *c,
+                                                                      uint32_t budget,
+                                                                      const bool hooked) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
   if ((ax__mlink *)snap == a->user_tail) return 0;
@@ -596,23 +641,24 @@ static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
     if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
       break;
     free_old(a, old);
-    if (AX_UNLIKELY(c->obs != NULL) && !(n->msg.flags & AX_MSGF_SYSTEM)) ax__obs_on_pop(c->obs, n);
+    if (hooked && AX_UNLIKELY(c->obs != NULL) && !(n->msg.flags & AX_MSGF_SYSTEM))
+      ax__obs_on_pop(c->obs, n);
     if (n->msg.flags & AX_MSGF_SYSTEM) {
       if (n->msg.flags & AX__MSGF_XPEND) {
         if ((n->msg.flags & AX__MSGF_XTRAP) && !c->exiting && ax__links_accept(a, n)) {
           n->msg.flags &= ~AX__MSGF_INTERNAL;
-          deliver(a, c, n);
+          deliver_in(a, c, n, hooked);
           active = true;
         }
       } else if (n->msg.flags & AX__MSGF_TFIRE) {
         bool recv = (n->msg.flags & AX__MSGF_TRECV) != 0;
         if (ax__timers_on_fire(a, n)) {
-          deliver(a, c, n);
+          deliver_in(a, c, n, hooked);
           active |= !recv;
         }
       } else if (n->msg.type != AX__WAKE && ax__links_accept(a, n)) {
         n->msg.flags &= ~AX__MSGF_INTERNAL;
-        deliver(a, c, n);
+        deliver_in(a, c, n, hooked);
         active = true;
       }
     } else if ((n->msg.flags & AX_MSGF_REPLY) && (n->msg.ref & 1) && !ax__timers_on_reply(a, n)) {
@@ -629,12 +675,21 @@ static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
           continue;
         }
       }
-      deliver(a, c, n);
+      deliver_in(a, c, n, hooked);
     }
-    if (c->exiting || c->mute_on || l == (ax__mlink *)snap) break;
+    if (c->exiting || c->mute_on || (!hooked && c->hooks) || l == (ax__mlink *)snap) break;
   }
   if (active && a->ext && a->ext->recv_ms) ax__timers_activity(a);
   return popped;
+}
+
+static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
+  return process_user_as(a, c, budget, false);
+}
+
+__attribute__((noinline)) static uint32_t process_user_hooked(ax_actor *a, ax__ctx *c,
+                                                              uint32_t budget) {
+  return process_user_as(a, c, budget, true);
 }
 
 /* Ends a run (or an init): the actor goes idle unless work arrived. Returns
@@ -671,14 +726,18 @@ ax__run_result ax__actor_run(ax_actor *a) {
    * read-mostly byte until either is used. */
   c->obs = NULL;
   c->hooks = false;
-  if (AX_UNLIKELY(atomic_load_explicit(&a->sys->hooks_any, memory_order_relaxed)))
+  bool hooked = false;
+  if (AX_UNLIKELY(atomic_load_explicit(&a->sys->hooks_any, memory_order_relaxed))) {
     ax__obs_run_begin(a, c);
+    hooked = c->hooks;
+  }
   /* The system lane is almost always empty: test it inline (process_sys
    * is out of line since exit placeholders call it too). */
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
     process_sys(a, c);
   if (!c->exiting) {
-    uint32_t n = process_user(a, c, a->sys->cfg.batch);
+    uint32_t n = AX_UNLIKELY(hooked) ? process_user_hooked(a, c, a->sys->cfg.batch)
+                                     : process_user(a, c, a->sys->cfg.batch);
     /* The processed count, in the retired stub (actor_int.h): owner-only,
      * a plain add once per run, on the line release_run touches anyway. */
     if (n && a->user_tail != &a->user_stub)
@@ -893,7 +952,7 @@ void ax_become(ax_actor *self, ax_behaviour behaviour) {
 
 ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len) {
   if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
-  return ax__send(self->sys, ax__ctx_get(), self->pid, to, type, 0, 0, data, len, NULL);
+  return send_to(self->sys, ax__ctx_get(), self->pid, to, type, 0, 0, data, len, NULL);
 }
 
 static ax_err check_slice(ax_buf *buf, size_t off, size_t len) {
@@ -905,8 +964,8 @@ ax_err ax_send_buf(ax_actor *self, ax_pid to, uint32_t type, ax_buf *buf, size_t
   if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
   ax_err e = check_slice(buf, off, len);
   if (e != AX_OK) return e;
-  return ax__send(self->sys, ax__ctx_get(), self->pid, to, type, 0, 0,
-                  (char *)ax_buf_data(buf) + off, len, buf);
+  return send_to(self->sys, ax__ctx_get(), self->pid, to, type, 0, 0,
+                 (char *)ax_buf_data(buf) + off, len, buf);
 }
 
 /* The sender seen from an arbitrary thread: the running actor of this
