@@ -60,7 +60,8 @@ typedef struct ax_actor_metrics {
  * AX_METRICS_COUNTS) from now on; bits add up over calls (never removed).
  * Usually called from init. Counting starts at the call: messages already
  * queued are not in the depth. Thread: owner. Errors: AX_EINVAL (NULL
- * self, unknown bits), AX_ENOMEM. */
+ * self, unknown bits), AX_ENOMEM, AX_ENOTSUP (a library built with
+ * AX_NO_HOOKS, for measuring what the hooks cost). */
 AX_API ax_err ax_metrics_track(ax_actor *self, unsigned what);
 
 /* ax_metrics_track_all makes every actor spawned from now on tracked with
@@ -68,7 +69,7 @@ AX_API ax_err ax_metrics_track(ax_actor *self, unsigned what);
  * its init (an actor that cannot get the memory runs untracked). For
  * debugging and measurements: every send to a tracked actor then costs an
  * atomic add, and HISTOGRAMS two clock reads per message. Thread: any.
- * Errors: AX_EINVAL. */
+ * Errors: AX_EINVAL, AX_ENOTSUP (built with AX_NO_HOOKS). */
 AX_API ax_err ax_metrics_track_all(ax_system *sys, unsigned what);
 
 /* ax_actor_metrics_get reads a tracked actor's metrics (a relaxed

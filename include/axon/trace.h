@@ -67,7 +67,7 @@ typedef struct ax_tracer {
  * the middle of a run reports its receives from its next run on (the choice
  * is made once per run, to keep delivery to one branch). Set it before
  * spawning to see everything. Thread: any. Errors: AX_EINVAL (NULL sys, or
- * t with a NULL fn). */
+ * t with a NULL fn), AX_ENOTSUP (a library built with AX_NO_HOOKS). */
 AX_API ax_err ax_trace_set(ax_system *sys, const ax_tracer *t);
 
 /* ax_trace_kind_str: "spawn", "send", "receive", "stop" ("?" otherwise).

@@ -308,7 +308,7 @@ static inline __attribute__((always_inline)) ax_err send_to(ax_system *sys, ax__
    * read-mostly byte until metrics or tracing are used). */
   if (AX_UNLIKELY(ax__pid_node(to.id) != sys->table.node))
     return route_send(sys, c, from, to, type, flags, ref, data, len, buf);
-  if (AX_UNLIKELY(atomic_load_explicit(&sys->hooks_any, memory_order_relaxed)))
+  if (AX__HOOKS_ON(sys))
     return send_local_hooked(sys, c, from, to, type, flags, ref, data, len, buf);
   return send_local(sys, c, from, to, type, flags, ref, data, len, buf);
 }
@@ -727,7 +727,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
   c->obs = NULL;
   c->hooks = false;
   bool hooked = false;
-  if (AX_UNLIKELY(atomic_load_explicit(&a->sys->hooks_any, memory_order_relaxed))) {
+  if (AX__HOOKS_ON(a->sys)) {
     ax__obs_run_begin(a, c);
     hooked = c->hooks;
   }
@@ -832,9 +832,11 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
   if (ax_reason_is_error(reason))
     ax_log(a->sys, AX_LOG_DEBUG, "actor %s <%llx> stopped: %s",
            a->spec->name ? a->spec->name : "?", (unsigned long long)a->pid, ax_reason_str(reason));
-  const ax_tracer *t = ax__tracer(a->sys);
-  if (AX_UNLIKELY(t != NULL)) ax__trace_actor(t, AX_TRACE_STOP, a, 0, reason);
-  if (a->ext && a->ext->obs) ax__obs_on_stop(a);
+  if (AX__HOOKS_ON(a->sys)) {
+    const ax_tracer *t = ax__tracer(a->sys);
+    if (t) ax__trace_actor(t, AX_TRACE_STOP, a, 0, reason);
+    if (a->ext && a->ext->obs) ax__obs_on_stop(a);
+  }
   /* Dead and nameless before anyone can tell it stopped (as in Erlang):
    * whoever handles its exit signal or DOWN (a supervisor restarting it, a
    * monitor, ax_call) finds the pid dead and the name free. */
@@ -894,12 +896,13 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
   ax__ctx *c = ax__ctx_get();
   ax__ctx saved = *c;
-  const ax_tracer *t = ax__tracer(sys);
-  if (AX_UNLIKELY(t != NULL))
-    ax__trace_actor(t, AX_TRACE_SPAWN, a,
-                    c->current && c->current->sys == sys ? c->current->pid : 0, 0);
-  if (AX_UNLIKELY(atomic_load_explicit(&sys->obs_default, memory_order_relaxed)))
-    ax__obs_on_spawn(a);
+  if (AX__HOOKS_ON(sys)) {
+    const ax_tracer *t = ax__tracer(sys);
+    if (t)
+      ax__trace_actor(t, AX_TRACE_SPAWN, a,
+                      c->current && c->current->sys == sys ? c->current->pid : 0, 0);
+    if (atomic_load_explicit(&sys->obs_default, memory_order_relaxed)) ax__obs_on_spawn(a);
+  }
   c->current = a;
   c->exiting = false;
   c->mute_on = 0;

@@ -545,6 +545,16 @@ void ax__trace_actor(const ax_tracer *t, ax_trace_kind kind, ax_actor *a, uint64
                      ax_reason reason);
 void ax__trace_msg(const ax_tracer *t, ax_trace_kind kind, uint64_t actor, uint64_t peer,
                    const ax_msg *m);
+/* True once metrics or tracing may be in use (ax_system.hooks_any). A build
+ * with AX_NO_HOOKS (cmake -DAX_NO_HOOKS=ON: for measuring what the hooks
+ * cost on the same tree, bench/metrics_cost.sh) compiles every hook out:
+ * ax_trace_set and ax_metrics_track* then return AX_ENOTSUP. */
+#ifdef AX_NO_HOOKS
+#define AX__HOOKS_ON(sys) ((void)(sys), false)
+#else
+#define AX__HOOKS_ON(sys) \
+  AX_UNLIKELY(atomic_load_explicit(&(sys)->hooks_any, memory_order_relaxed) != 0)
+#endif
 static inline const ax_tracer *ax__tracer(ax_system *sys) {
   /* acquire: pairs with ax_trace_set, so t's fields are visible. */
   return atomic_load_explicit(&sys->tracer, memory_order_acquire);

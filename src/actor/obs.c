@@ -85,8 +85,16 @@ static ax_err track(ax_actor *a, unsigned what) {
   return AX_OK;
 }
 
+/* A build without the hooks (AX__HOOKS_ON, actor_int.h) cannot track. */
+#ifdef AX_NO_HOOKS
+#define NO_HOOKS_RETURN() return AX_ENOTSUP
+#else
+#define NO_HOOKS_RETURN() (void)0
+#endif
+
 ax_err ax_metrics_track(ax_actor *self, unsigned what) {
   if (!self || (what & ~(unsigned)(AX_METRICS_COUNTS | AX_METRICS_HISTOGRAMS))) return AX_EINVAL;
+  NO_HOOKS_RETURN();
   ax_err e = track(self, what ? what : AX_METRICS_COUNTS);
   ax__ctx *c = ax__ctx_get();
   if (e == AX_OK && c->current == self) { /* count from now on */
@@ -98,7 +106,11 @@ ax_err ax_metrics_track(ax_actor *self, unsigned what) {
 
 ax_err ax_metrics_track_all(ax_system *sys, unsigned what) {
   if (!sys || (what & ~(unsigned)(AX_METRICS_COUNTS | AX_METRICS_HISTOGRAMS))) return AX_EINVAL;
+  NO_HOOKS_RETURN();
   atomic_store_explicit(&sys->obs_default, what, memory_order_relaxed);
+  /* Spawns test obs_default only once hooks_any is set (relaxed, like
+   * every hooks_any store: a spawn that misses both starts untracked). */
+  if (what) atomic_store_explicit(&sys->hooks_any, 1, memory_order_relaxed);
   return AX_OK;
 }
 
@@ -303,6 +315,7 @@ ax_err ax_worker_stats_get(ax_system *sys, uint32_t i, ax_worker_stats *out) {
 
 ax_err ax_trace_set(ax_system *sys, const ax_tracer *t) {
   if (!sys || (t && !t->fn)) return AX_EINVAL;
+  NO_HOOKS_RETURN();
   atomic_store_explicit(&sys->tracer, t, memory_order_release);
   if (t) atomic_store_explicit(&sys->hooks_any, 1, memory_order_relaxed);
   return AX_OK;

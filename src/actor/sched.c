@@ -353,12 +353,16 @@ static void park(ax__worker *w) {
    * (the park path is slow anyway) so that a reader seeing the same
    * park_since before and after its load of parked_ns got the parked_ns of
    * that moment (ax_worker_stats_get). */
+#ifdef AX_NO_HOOKS /* measuring what metrics cost (AX__HOOKS_ON) */
+  bool woken = park_wait(w);
+#else
   uint64_t t0 = ax__now_ns();
   atomic_store_explicit(&w->park_since, t0, memory_order_seq_cst);
   bool woken = park_wait(w);
   uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed) + (ax__now_ns() - t0);
   atomic_store_explicit(&w->parked_ns, parked, memory_order_seq_cst);
   atomic_store_explicit(&w->park_since, 0, memory_order_seq_cst);
+#endif
   /* The notifier counted us as searching and unparked. */
   if (woken) w->searching = true;
 }
