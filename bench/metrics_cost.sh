@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # What metrics cost: runs the axon_bench workloads of bench/run.sh with a
-# baseline binary (built without metrics, e.g. from main) and with this
-# tree's binary in each AXON_BENCH_METRICS mode, RUNS times each,
-# interleaved (base, on, counts, hist, base, ...), and prints the median
-# ops/s per workload and mode with the change against the baseline.
+# baseline binary (the same tree with the hooks compiled out:
+#   cmake -S . -B build-nohooks -DAX_NO_HOOKS=ON && cmake --build build-nohooks --target axon_bench
+# ) and with this tree's binary in each AXON_BENCH_METRICS mode, RUNS times
+# each, interleaved (base, on, counts, hist, base, ...), and prints the
+# median ops/s per workload and mode with the change against the baseline.
 #
 # usage: bench/metrics_cost.sh BASE_BIN NEW_BIN [WORKLOAD...]
+#   e.g. bench/metrics_cost.sh build-nohooks/bench/axon_bench build/bench/axon_bench
 # env: RUNS=3, MODES="base on counts hist" (base: BASE_BIN; the others:
 #      NEW_BIN with AXON_BENCH_METRICS=mode: on = the always-on counters
 #      only, counts/hist = every actor tracked too), TIMEOUT=300
