@@ -13,6 +13,8 @@
  *    of the line, every header line "token:" with no control byte but HT
  *    in it, at most AX__HTTP_MAX_HEADERS of them (the count matches), the
  *    head ending at an empty line, within both the bytes given and max;
+ *    openmetrics set exactly when a header named "accept" (any case) has
+ *    "application/openmetrics-text" (any case) in its value;
  *  - streaming: the endpoint parses what it has read so far, so for every
  *    prefix of the input the answer agrees with the whole: a prefix that is
  *    DONE gives the same request as the whole, a BAD or TOO_LARGE prefix
@@ -29,6 +31,19 @@
 static bool tchar(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
          (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+
+/* s (lowercase) is a case-insensitive substring of [p, e). */
+static bool has(const char *b, size_t p, size_t e, const char *s) {
+  size_t n = strlen(s);
+  for (size_t i = p; i + n <= e; i++) {
+    size_t k = 0;
+    while (k < n && lower(b[i + k]) == s[k]) k++;
+    if (k == n) return true;
+  }
+  return false;
 }
 
 /* [p, e): the line's bytes without its LF and an optional CR before it. */
@@ -57,6 +72,7 @@ static void check_done(const char *b, size_t len, size_t max, const ax__http_req
   FZ_CHECK(r->minor >= 0 && r->minor <= 9 && v[8] == '0' + r->minor);
   /* header lines, then the empty line that ends the head there */
   uint32_t headers = 0;
+  bool om = false;
   for (;;) {
     size_t p = next;
     e = line(b, p, r->head_len, &next);
@@ -65,11 +81,14 @@ static void check_done(const char *b, size_t len, size_t max, const ax__http_req
     size_t i = p;
     while (i < e && tchar((unsigned char)b[i])) i++;
     FZ_CHECK(i > p && i < e && b[i] == ':');
+    if (i - p == 6 && has(b, p, i, "accept") && has(b, i + 1, e, "application/openmetrics-text"))
+      om = true;
     for (; i < e; i++)
       FZ_CHECK(((unsigned char)b[i] >= 0x20 || b[i] == '\t') && (unsigned char)b[i] != 0x7f);
   }
   FZ_CHECK(next == r->head_len);
   FZ_CHECK(headers == r->headers && headers <= AX__HTTP_MAX_HEADERS);
+  FZ_CHECK(om == r->openmetrics);
   /* the router */
   int head = -1, code = ax__http_route(r, &head);
   bool is_head = r->method_len == 4 && memcmp(b, "HEAD", 4) == 0;
@@ -84,7 +103,8 @@ static void check_done(const char *b, size_t len, size_t max, const ax__http_req
 static bool same(const ax__http_req *a, const ax__http_req *b) {
   return a->method == b->method && a->method_len == b->method_len && a->target == b->target &&
          a->target_len == b->target_len && a->path == b->path && a->path_len == b->path_len &&
-         a->minor == b->minor && a->headers == b->headers && a->head_len == b->head_len;
+         a->minor == b->minor && a->headers == b->headers && a->head_len == b->head_len &&
+         a->openmetrics == b->openmetrics;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -47,6 +47,34 @@ static void test_metrics_http_good_requests(void) {
   CU_ASSERT_EQUAL(ax__http_route(&r, &head), 405); /* methods are case-sensitive */
 }
 
+/* OpenMetrics is chosen by an Accept header that names it, in any case,
+ * among other types; no other header, and no Accept without it, does. */
+static void test_metrics_http_accept_openmetrics(void) {
+  ax__http_req r;
+  CU_ASSERT_EQUAL(parse_str("GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n", 8192, &r),
+                  AX__HTTP_DONE);
+  CU_ASSERT_FALSE(r.openmetrics);
+  CU_ASSERT_EQUAL(parse_str("GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                            "Accept: application/openmetrics-text;version=1.0.0,"
+                            "text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n\r\n",
+                            8192, &r),
+                  AX__HTTP_DONE);
+  CU_ASSERT_TRUE(r.openmetrics);
+  CU_ASSERT_EQUAL(parse_str("GET /metrics HTTP/1.1\nACCEPT:text/plain, Application/OpenMetrics-Text\n\n",
+                            8192, &r),
+                  AX__HTTP_DONE);
+  CU_ASSERT_TRUE(r.openmetrics);
+  CU_ASSERT_EQUAL(parse_str("GET /metrics HTTP/1.1\r\nAccept-Encoding: application/openmetrics-text\r\n"
+                            "X-Accept: application/openmetrics-text\r\n\r\n",
+                            8192, &r),
+                  AX__HTTP_DONE);
+  CU_ASSERT_FALSE(r.openmetrics);
+  CU_ASSERT_EQUAL(parse_str("GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-tex\r\n\r\n",
+                            8192, &r),
+                  AX__HTTP_DONE);
+  CU_ASSERT_FALSE(r.openmetrics);
+}
+
 static void test_metrics_http_rejections(void) {
   static const char *bad[] = {
       " GET /metrics HTTP/1.1\r\n\r\n",        /* leading space */
@@ -106,6 +134,7 @@ static void test_metrics_http_incremental_and_bounded(void) {
 int main(void) {
   CU_pSuite s = ax_test_suite("metrics.http");
   CU_ADD_TEST(s, test_metrics_http_good_requests);
+  CU_ADD_TEST(s, test_metrics_http_accept_openmetrics);
   CU_ADD_TEST(s, test_metrics_http_rejections);
   CU_ADD_TEST(s, test_metrics_http_incremental_and_bounded);
   return ax_test_run();

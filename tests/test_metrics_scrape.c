@@ -79,10 +79,12 @@ static double value_of(const char *text, const char *prefix) {
 
 static char scraped[1 << 20];
 
-/* Runs scrape.py on url; 0 ok, 77 skip, else failure. */
-static int scrape(const char *url) {
+/* Runs scrape.py on url (om: asking for OpenMetrics as Prometheus does);
+ * 0 ok, 77 skip, else failure. */
+static int scrape_as(const char *url, bool om) {
   char cmd[512];
-  snprintf(cmd, sizeof cmd, "%s %s %s", AX_PYTHON3, AX_SCRAPE_PY, url);
+  snprintf(cmd, sizeof cmd, "%s %s %s%s", AX_PYTHON3, AX_SCRAPE_PY, om ? "--openmetrics " : "",
+           url);
   FILE *f = popen(cmd, "r");
   if (!f) return 1;
   size_t n = fread(scraped, 1, sizeof scraped - 1, f);
@@ -90,6 +92,8 @@ static int scrape(const char *url) {
   int st = pclose(f);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
+
+static int scrape(const char *url) { return scrape_as(url, false); }
 
 static void test_metrics_scrape_parses_and_matches_stats(void) {
   if (!AX_PYTHON3[0]) {
@@ -160,6 +164,15 @@ static void test_metrics_scrape_parses_and_matches_stats(void) {
   CU_ASSERT_EQUAL_FATAL(scrape(url), 0);
   CU_ASSERT(value_of(scraped, "axon_metrics_http_requests_total{code=\"200\"} ") >= 1);
   CU_ASSERT(value_of(scraped, "axon_io_written_bytes_total{} ") > 1000);
+  /* OpenMetrics, asked for as Prometheus asks, parsed by the strict
+   * OpenMetrics parser: the same families and samples. */
+  int families = (int)value_of(scraped, "families ");
+  CU_ASSERT_EQUAL_FATAL(scrape_as(url, true), 0);
+  CU_ASSERT_EQUAL(value_of(scraped, "families "), families);
+  CU_ASSERT_EQUAL(value_of(scraped, "axon_actor_messages_received_total{name=\"scraped\""), 100);
+  CU_ASSERT_EQUAL(value_of(scraped, "axon_actor_handling_seconds_count{name=\"scraped\""), 100);
+  CU_ASSERT(value_of(scraped, "axon_metrics_http_requests_total{code=\"200\"} ") >= 2);
+  CU_ASSERT_EQUAL(value_of(scraped, "axon_workers{} "), 2);
   ax_system_free(sys);
 }
 

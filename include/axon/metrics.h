@@ -127,7 +127,10 @@ typedef struct ax_metrics_server {
 /* ax_metrics_serve starts an actor that listens on addr ("127.0.0.1:9464",
  * "[::1]:0", "unix:/path") and answers HTTP/1.1 (and 1.0) GET or HEAD of
  * /metrics with ax_metrics_render's text (Content-Type text/plain;
- * version=0.0.4), one request per connection, closed after the response.
+ * version=0.0.4), or with OpenMetrics 1.0 (application/openmetrics-text;
+ * version=1.0.0: counter families named without _total, a final # EOF)
+ * when the request's Accept header names application/openmetrics-text, as
+ * Prometheus' does; one request per connection, closed after the response.
  * Anything else gets 404 (another path), 405 (another method), 400 (a
  * malformed or too large request). Several endpoints may run at once.
  * opts NULL: defaults. out may be NULL. Thread: any non-actor thread or an

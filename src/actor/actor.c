@@ -223,7 +223,7 @@ bool ax__pid_remote(const ax_system *sys, uint64_t pid) {
 }
 
 /* Off the hot path: a pid whose node bits are not this node's. */
-__attribute__((noinline, noipa)) static ax_err route_send(ax_system *sys, ax__ctx *c,
+AX_NOIPA static ax_err route_send(ax_system *sys, ax__ctx *c,
                                                          uint64_t from, ax_pid to, uint32_t type,
                                                          uint32_t flags, ax_ref ref,
                                                          const void *data, size_t len,
@@ -285,14 +285,14 @@ out:
   return e;
 }
 
-__attribute__((noinline, noipa)) static ax_err send_local(ax_system *sys, ax__ctx *c, uint64_t from,
+AX_NOIPA static ax_err send_local(ax_system *sys, ax__ctx *c, uint64_t from,
                                                    ax_pid to, uint32_t type, uint32_t flags,
                                                    ax_ref ref, const void *data, size_t len,
                                                    ax_buf *buf) {
   return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, false);
 }
 
-__attribute__((noinline, noipa)) static ax_err send_local_hooked(
+AX_NOIPA static ax_err send_local_hooked(
     ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type, uint32_t flags,
     ax_ref ref, const void *data, size_t len, ax_buf *buf) {
   return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, true);

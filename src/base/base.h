@@ -27,6 +27,14 @@ _Noreturn void ax__assert_fail(const char *expr, const char *file, int line);
 
 #define AX_LIKELY(x) __builtin_expect(!!(x), 1)
 #define AX_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Out of line and opaque to interprocedural analysis, so a caller's tail
+ * jump keeps its arguments in place (gcc's noipa; clang has no such
+ * attribute, so there it is noinline only). */
+#if defined(__clang__)
+#define AX_NOIPA __attribute__((noinline))
+#else
+#define AX_NOIPA __attribute__((noinline, noipa))
+#endif
 
 /* Allocation shim: jemalloc (mallocx/sdallocx) in normal builds, the system
  * allocator under sanitizers. ax__alloc returns NULL on failure (never

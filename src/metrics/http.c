@@ -42,15 +42,40 @@ static ax__http_result request_line(const char *b, size_t p, size_t e, ax__http_
   return AX__HTTP_DONE;
 }
 
-static int header_line(const char *b, size_t p, size_t e) {
+/* [p, p+n) equals the lowercase ASCII string s, ignoring case. */
+static int ieq(const char *p, size_t n, const char *s) {
+  if (strlen(s) != n) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != s[i]) return 0;
+  }
+  return 1;
+}
+
+/* The lowercase ASCII string s occurs in [p, e), ignoring case. */
+static int icontains(const char *b, size_t p, size_t e, const char *s) {
+  size_t n = strlen(s);
+  for (size_t i = p; i + n <= e; i++)
+    if (ieq(b + i, n, s)) return 1;
+  return 0;
+}
+
+/* A header line [p, e): 0 if malformed; else 1, and an Accept header that
+ * names OpenMetrics sets req->openmetrics. */
+static int header_line(const char *b, size_t p, size_t e, ax__http_req *req) {
   size_t i = p;
   while (i < e && is_tchar((unsigned char)b[i])) i++;
   if (i == p || i >= e || b[i] != ':') return 0; /* also catches folding (SP/HT first) */
+  size_t name_end = i;
   for (i++; i < e; i++) {
     unsigned char c = (unsigned char)b[i];
     if (c < 0x20 && c != '\t') return 0;
     if (c == 0x7f) return 0;
   }
+  if (ieq(b + p, name_end - p, "accept") &&
+      icontains(b, name_end + 1, e, "application/openmetrics-text"))
+    req->openmetrics = true;
   return 1;
 }
 
@@ -70,7 +95,7 @@ ax__http_result ax__http_parse(const char *buf, size_t len, size_t max, ax__http
       req->head_len = (size_t)le + 1;
       return AX__HTTP_DONE;
     }
-    if (req->headers == AX__HTTP_MAX_HEADERS || !header_line(buf, p, e)) return AX__HTTP_BAD;
+    if (req->headers == AX__HTTP_MAX_HEADERS || !header_line(buf, p, e, req)) return AX__HTTP_BAD;
     req->headers++;
     p = (size_t)le + 1;
   }

@@ -5,6 +5,7 @@
 #ifndef AX_METRICS_HTTP_H
 #define AX_METRICS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ typedef struct ax__http_req {
   size_t path_len;
   int minor;          /* HTTP/1.<minor> */
   uint32_t headers;   /* header lines */
+  bool openmetrics;   /* an Accept header names application/openmetrics-text */
   size_t head_len;    /* bytes of the head, the final empty line included */
 } ax__http_req;
 
@@ -38,7 +40,10 @@ typedef struct ax__http_req {
  * control bytes, a method that is not a token (or longer than 16), a
  * target not in origin-form or with bytes outside 0x21..0x7e, another
  * version than HTTP/1.x, a header line without a token name and ':',
- * folded header lines, more than AX__HTTP_MAX_HEADERS headers. */
+ * folded header lines, more than AX__HTTP_MAX_HEADERS headers.
+ * req->openmetrics: a header named Accept (any case) has
+ * "application/openmetrics-text" (any case) in its value; q-values are not
+ * weighed (a client that names the type at all can parse it). */
 ax__http_result ax__http_parse(const char *buf, size_t len, size_t max, ax__http_req *req);
 
 /* The endpoint's answer to a parsed request: 200 (GET or HEAD of

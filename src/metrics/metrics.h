@@ -16,6 +16,7 @@ typedef struct ax__text {
   char *p;
   size_t len, cap;
   bool oom;
+  bool openmetrics; /* set by the caller: render OpenMetrics 1.0 (render.c) */
 } ax__text;
 
 void ax__text_printf(ax__text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -32,7 +33,9 @@ typedef struct ax__metrics_layer {
 /* The layer's state, started on first use. NULL with *err on failure. */
 ax__metrics_layer *ax__metrics_layer_get(ax_system *sys, ax_err *err);
 
-/* The exposition: every metric of sys appended to t. max_conn_series:
+/* The exposition: every metric of sys appended to t, in the Prometheus
+ * text format 0.0.4, or OpenMetrics 1.0 if t->openmetrics (counter
+ * families named without _total, a final "# EOF"). max_conn_series:
  * connections shown one by one. */
 void ax__metrics_render(ax_system *sys, uint32_t max_conn_series, ax__text *t);
 

@@ -1,4 +1,4 @@
-/* Axon: the Prometheus text exposition (format 0.0.4) of a system: the
+/* Axon: the Prometheus text exposition (format 0.0.4, or OpenMetrics 1.0) of a system: the
  * system's and workers' counters, tracked actors, the socket layer and the
  * cluster. Every family is written whole (HELP, TYPE, its samples) in one
  * place; names and meanings are listed in docs/observability.md. */
@@ -47,8 +47,13 @@ void ax__text_free(ax__text *t) {
   *t = (ax__text){0};
 }
 
+/* OpenMetrics names a counter's family without the _total its samples
+ * carry; the 0.0.4 text format names the family as its samples. */
 static void family(ax__text *t, const char *name, const char *type, const char *help) {
-  ax__text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  int n = (int)strlen(name);
+  if (t->openmetrics && strcmp(type, "counter") == 0 && n > 6 && strcmp(name + n - 6, "_total") == 0)
+    n -= 6;
+  ax__text_printf(t, "# HELP %.*s %s\n# TYPE %.*s %s\n", n, name, help, n, name, type);
 }
 
 static void one(ax__text *t, const char *name, const char *type, const char *help, uint64_t v) {
@@ -366,6 +371,7 @@ void ax__metrics_render(ax_system *sys, uint32_t max_conn_series, ax__text *t) {
   render_io(sys, max_conn_series, t);
   render_cluster(sys, t);
   render_endpoint(sys, t);
+  if (t->openmetrics) ax__text_printf(t, "# EOF\n");
 }
 
 ax_err ax_metrics_render(ax_system *sys, ax_buf **out) {

@@ -82,9 +82,11 @@ static const char *reason_of(int code) {
   }
 }
 
-/* Answers with code (and, for 200, the exposition), then closes. */
-static void respond(ax_actor *self, server *s, client *cl, int code, bool head) {
-  ax__text body = {0};
+/* Answers with code (and, for 200, the exposition: OpenMetrics when the
+ * client's Accept names it, as Prometheus' does, else the 0.0.4 text
+ * format), then closes. */
+static void respond(ax_actor *self, server *s, client *cl, int code, bool head, bool om) {
+  ax__text body = {.openmetrics = om};
   if (code == 200) {
     ax__metrics_render(ax_actor_system(self), s->opts.max_conn_series, &body);
     if (body.oom) {
@@ -101,7 +103,9 @@ static void respond(ax_actor *self, server *s, client *cl, int code, bool head) 
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
                    "Connection: close\r\n\r\n",
                    code, reason_of(code),
-                   code == 200 ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain",
+                   code != 200 ? "text/plain"
+                   : om        ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                               : "text/plain; version=0.0.4; charset=utf-8",
                    body.len, code == 405 ? "Allow: GET, HEAD\r\n" : "");
   ax_iov iov[2] = {{hdr, (size_t)n, NULL}, {body.p, head ? 0 : body.len, NULL}};
   /* One writev on an empty queue is always taken whole (io.h). */
@@ -124,10 +128,10 @@ static void on_data(ax_actor *self, server *s, client *cl, const ax_msg *msg) {
   case AX__HTTP_INCOMPLETE: return;
   case AX__HTTP_DONE: {
     int head = 0, code = ax__http_route(&req, &head);
-    respond(self, s, cl, code, head);
+    respond(self, s, cl, code, head, req.openmetrics);
     return;
   }
-  default: respond(self, s, cl, 400, false); return;
+  default: respond(self, s, cl, 400, false, false); return;
   }
 }
 
@@ -175,7 +179,7 @@ static ax_err server_behaviour(ax_actor *self, const ax_msg *msg) {
   if (msg->type == AX_MSG_IO_DATA)
     on_data(self, s, cl, msg);
   else if (msg->type == AX_MSG_IO_PEER_SHUTDOWN)
-    respond(self, s, cl, 400, false); /* EOF before a complete request */
+    respond(self, s, cl, 400, false, false); /* EOF before a complete request */
   else if (msg->type == AX_MSG_IO_CLOSED || msg->type == AX_MSG_IO_ERROR)
     drop(cl);
   return AX_OK;
