@@ -328,6 +328,51 @@ static void test_overflow_backpressure_non_actor_sender_gets_eagain(void) {
   ax_system_free(sys);
 }
 
+/* A backpressure actor that, on its first T_VAL, sends itself a T_TICK:
+ * the lane is full from the senders' side until the run ends (queued counts
+ * what the run took until then), but the messages its run took are out of
+ * the lane, so the self-send must be admitted (AX_OK), not refused. */
+static _Atomic int self_send_err = -1;
+static _Atomic uint64_t self_ticks;
+
+static ax_err selfsend_behaviour(ax_actor *self, const ax_msg *msg) {
+  if (msg->type == T_TICK) {
+    atomic_fetch_add(&self_ticks, 1);
+    return AX_OK;
+  }
+  if (msg->type == T_VAL) {
+    uint64_t v;
+    memcpy(&v, msg->data, sizeof(v));
+    if (v == 1) atomic_store(&self_send_err, (int)ax_send(self, ax_self(self), T_TICK, NULL, 0));
+  }
+  return gate_behaviour(self, msg);
+}
+static const ax_actor_spec selfsend_spec = {.name = "selfsend", .behaviour = selfsend_behaviour,
+                                            .state_size = sizeof(void *), .init = ptr_init,
+                                            .mailbox_limit = LIMIT,
+                                            .overflow = AX_OVERFLOW_BACKPRESSURE};
+
+static void test_overflow_backpressure_self_send_after_taking_is_admitted(void) {
+  ax_system *sys = sys_new();
+  static gate_rx g;
+  atomic_store(&self_send_err, -1);
+  atomic_store(&self_ticks, 0);
+  ax_pid p = blocked_rx(sys, &selfsend_spec, &g);
+  /* T_BLOCK was taken: the lane has room for exactly LIMIT more. */
+  for (uint64_t i = 1; i <= LIMIT; i++) CU_ASSERT_EQUAL(send_val(sys, p, i), AX_OK);
+  CU_ASSERT_EQUAL(send_val(sys, p, 99), AX_EAGAIN);
+  ax_actor_stats st;
+  CU_ASSERT_EQUAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+  CU_ASSERT_EQUAL(st.queued, LIMIT);
+  atomic_store(&g.open, true);
+  CU_ASSERT_TRUE(ax_test_wait_count(&g.got, LIMIT, 10000));
+  CU_ASSERT_TRUE(ax_test_wait_count(&self_ticks, 1, 10000));
+  CU_ASSERT_EQUAL(atomic_load(&self_send_err), AX_OK);
+  CU_ASSERT_EQUAL(ax_actor_stats_get(sys, p, &st), AX_OK);
+  CU_ASSERT_EQUAL(st.queued, 0);
+  ax_system_free(sys);
+}
+
 /* A producer actor sends bursts of BURST values per tick to a receiver. */
 enum { BURST = 20, TOTAL = 2000 };
 typedef struct producer {
@@ -427,5 +472,6 @@ int main(void) {
   CU_ADD_TEST(s, test_overflow_backpressure_non_actor_sender_gets_eagain);
   CU_ADD_TEST(s, test_overflow_backpressure_mutes_actor_sender_and_loses_nothing);
   CU_ADD_TEST(s, test_overflow_backpressure_cycle_does_not_deadlock);
+  CU_ADD_TEST(s, test_overflow_backpressure_self_send_after_taking_is_admitted);
   return ax_test_run();
 }
