@@ -633,13 +633,6 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
  * and without the hooks: the one without ends the run when a behaviour
  * turns them on (ax_metrics_track on itself), so the rest of the mailbox
  * is counted by a hooked run. */
-/* A message taken from a counted (non-DROP_OLD) bounded lane: counted in the
- * run (c->q_taken) and published in the bounded block for admit_slow. */
-static inline void taken_one(ax_actor *a, ax__ctx *c) {
-  /* relaxed: single writer; a reader that misses it sees the lane fuller */
-  atomic_store_explicit(&ax__actor_bounded(a)->taken, ++c->q_taken, memory_order_relaxed);
-}
-
 static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *a, ax__ctx *c,
                                                                       uint32_t budget,
                                                                       const bool hooked) {
@@ -657,7 +650,8 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
    * store) for the senders that find queued at the limit (admit_slow), so
    * the count they judge by is exact. DROP_OLD keeps the per-message
    * subtraction (its drop test below needs it). */
-  bool batch = limit && !locked;
+  _Atomic uint32_t *takenp = limit && !locked ? &ax__actor_bounded(a)->taken : NULL;
+  uint32_t taken = 0;
   ax__mlink *l, *old;
   bool active = false;
   while (budget-- && (l = AX_UNLIKELY(locked) ? pop_locked(a, &old)
@@ -688,14 +682,15 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
         active = true;
       }
     } else if ((n->msg.flags & AX_MSGF_REPLY) && (n->msg.ref & 1) && !ax__timers_on_reply(a, n)) {
-      if (batch)
-        taken_one(a, c);
+      if (takenp)
+        /* relaxed: single writer; a reader that misses it sees the lane fuller */
+        atomic_store_explicit(takenp, ++taken, memory_order_relaxed);
       else if (limit)
         atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
     } else {
       active = true;
-      if (batch) {
-        taken_one(a, c);
+      if (takenp) {
+        atomic_store_explicit(takenp, ++taken, memory_order_relaxed); /* as above */
       } else if (limit) {
         /* seq_cst: pairs with mute_self's push-then-check. */
         uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
@@ -710,16 +705,15 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
     }
     if (c->exiting || c->mute_on || (!hooked && c->hooks) || l == (ax__mlink *)snap) break;
   }
-  if (c->q_taken) {
+  if (taken) {
     /* taken back to 0 first: a sender that reads queued before our
      * subtraction and taken after sees the lane fuller than it is, never
      * emptier. release (seq_cst) on the subtraction: whoever reads the new
      * queued (acquire) then reads taken 0 or a later run's count. seq_cst:
      * pairs with mute_self's push-then-check; our load of mute_stack at the
      * run's end comes after this (ax__actor_run). */
-    atomic_store_explicit(&ax__actor_bounded(a)->taken, 0, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&a->queued, c->q_taken, memory_order_seq_cst);
-    c->q_taken = 0;
+    atomic_store_explicit(takenp, 0, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&a->queued, taken, memory_order_seq_cst);
   }
   if (active && a->ext && a->ext->recv_ms) ax__timers_activity(a);
   return popped;
@@ -948,7 +942,6 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   c->current = a;
   c->exiting = false;
   c->mute_on = 0;
-  c->q_taken = 0; /* the parent's, restored with *c below */
   c->obs = NULL;
   c->hooks = false;
   e = link_to ? link_child(a, link_to) : AX_OK;

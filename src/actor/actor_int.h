@@ -241,9 +241,6 @@ struct ax__ctx {
   bool route_held;    /* the route held frames in this run (ax__run_route_held) */
   ax_reason reason;
   uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
-  uint32_t q_taken;   /* messages the current run took from its bounded lane,
-                         not yet subtracted from queued (actor.c,
-                         process_user_as; 0 between runs) */
   struct ax__obs *obs; /* the current actor's metrics block while it runs, else NULL */
   bool hooks;          /* this run delivers through ax__obs_deliver (obs or a tracer) */
 };
