@@ -328,10 +328,12 @@ static void test_overflow_backpressure_non_actor_sender_gets_eagain(void) {
   ax_system_free(sys);
 }
 
-/* A backpressure actor that, on its first T_VAL, sends itself a T_TICK:
- * the lane is full from the senders' side until the run ends (queued counts
- * what the run took until then), but the messages its run took are out of
- * the lane, so the self-send must be admitted (AX_OK), not refused. */
+/* A backpressure actor filled to its limit by a non-actor sender while it
+ * was blocked, which on its first T_VAL sends itself a T_TICK: the messages
+ * its runs took are out of the lane, so the lane has room and the self-send
+ * is admitted (AX_OK), not refused as over the limit. (A variant that
+ * subtracted a run's messages from queued only at the run's end failed
+ * this when admission judged by queued alone.) */
 static _Atomic int self_send_err = -1;
 static _Atomic uint64_t self_ticks;
 

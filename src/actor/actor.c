@@ -94,7 +94,7 @@ static ax__run_result mute_self(ax_actor *a, uint64_t receiver) {
     e->next = (ax__mute_entry *)top;
   } while (!atomic_compare_exchange_weak_explicit(stack, &top, (uintptr_t)e,
                                                   memory_order_seq_cst, memory_order_relaxed));
-  bool over = ax__actor_queued(r) >= r->limit;
+  bool over = atomic_load_explicit(&r->queued, memory_order_seq_cst) >= r->limit;
   ax__table_release(&sys->table, receiver);
   /* From here `a` may already run elsewhere: only its pid is used. And e
    * belongs to the receiver once pushed (its unmute_senders frees it), so
@@ -174,16 +174,6 @@ __attribute__((noinline)) static ax_err admit_slow(ax_system *sys, ax__ctx *c, a
                                                    uint32_t q, unsigned *how) {
   uint32_t limit = r->limit;
   ax_overflow pol = (ax_overflow)r->overflow;
-  if (pol != AX_OVERFLOW_DROP_OLD) {
-    /* queued still counts what the receiver's current run took (see
-     * process_user_as); those are out of the lane. relaxed: a stale (lower)
-     * taken only makes the lane look fuller. */
-    q -= atomic_load_explicit(&ax__actor_bounded(r)->taken, memory_order_relaxed);
-    if (q < limit) {
-      *how = ADM_COUNTED;
-      return AX_OK;
-    }
-  }
   if (pol == AX_OVERFLOW_DROP_OLD) {
     *how = ADM_COUNTED | ADM_LOCKED | (q >= limit ? ADM_TRIM : 0);
     return AX_OK;
@@ -191,7 +181,7 @@ __attribute__((noinline)) static ax_err admit_slow(ax_system *sys, ax__ctx *c, a
   bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
   if (pol == AX_OVERFLOW_BACKPRESSURE && actor_sender) {
     ax_actor *s = c->current;
-    bool overloaded = s->limit && ax__actor_queued(s) >= s->limit;
+    bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
     if (!overloaded && !c->mute_on) {
       c->mute_on = r->pid;
       atomic_fetch_add_explicit(&ax__actor_bounded(r)->mutes, 1, memory_order_relaxed);
@@ -642,16 +632,6 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
   uint32_t popped = 0;
   uint32_t limit = a->limit;
   bool locked = limit && a->overflow == AX_OVERFLOW_DROP_OLD; /* see trim_old */
-  /* queued drops once per run, by all the messages the run took, not once
-   * per message: with the producer on another core every fetch_sub was a
-   * locked write to the line the producer's sends write (queued and the
-   * lane's head share line 0), so the two cores bounced it per message.
-   * Meanwhile the run's count sits in the bounded block (taken, a plain
-   * store) for the senders that find queued at the limit (admit_slow), so
-   * the count they judge by is exact. DROP_OLD keeps the per-message
-   * subtraction (its drop test below needs it). */
-  _Atomic uint32_t *takenp = limit && !locked ? &ax__actor_bounded(a)->taken : NULL;
-  uint32_t taken = 0;
   ax__mlink *l, *old;
   bool active = false;
   while (budget-- && (l = AX_UNLIKELY(locked) ? pop_locked(a, &old)
@@ -682,16 +662,10 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
         active = true;
       }
     } else if ((n->msg.flags & AX_MSGF_REPLY) && (n->msg.ref & 1) && !ax__timers_on_reply(a, n)) {
-      if (takenp)
-        /* relaxed: single writer; a reader that misses it sees the lane fuller */
-        atomic_store_explicit(takenp, ++taken, memory_order_relaxed);
-      else if (limit)
-        atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
+      if (limit) atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
     } else {
       active = true;
-      if (takenp) {
-        atomic_store_explicit(takenp, ++taken, memory_order_relaxed); /* as above */
-      } else if (limit) {
+      if (limit) {
         /* seq_cst: pairs with mute_self's push-then-check. */
         uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
         if (q > limit && a->overflow == AX_OVERFLOW_DROP_OLD) {
@@ -704,16 +678,6 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
       deliver_in(a, c, n, hooked);
     }
     if (c->exiting || c->mute_on || (!hooked && c->hooks) || l == (ax__mlink *)snap) break;
-  }
-  if (taken) {
-    /* taken back to 0 first: a sender that reads queued before our
-     * subtraction and taken after sees the lane fuller than it is, never
-     * emptier. release (seq_cst) on the subtraction: whoever reads the new
-     * queued (acquire) then reads taken 0 or a later run's count. seq_cst:
-     * pairs with mute_self's push-then-check; our load of mute_stack at the
-     * run's end comes after this (ax__actor_run). */
-    atomic_store_explicit(takenp, 0, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&a->queued, taken, memory_order_seq_cst);
   }
   if (active && a->ext && a->ext->recv_ms) ax__timers_activity(a);
   return popped;
@@ -792,7 +756,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
    * actors muted on each other would otherwise wait forever. */
   if (a->limit && a->overflow == AX_OVERFLOW_BACKPRESSURE &&
       atomic_load_explicit(&ax__actor_bounded(a)->mute_stack, memory_order_seq_cst) &&
-      atomic_load_explicit(&a->queued, memory_order_seq_cst) < a->limit) /* taken is 0 here */
+      atomic_load_explicit(&a->queued, memory_order_seq_cst) < a->limit)
     unmute_senders(a);
   if (c->mute_on) {
     uint64_t r = c->mute_on;
@@ -1127,7 +1091,7 @@ ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out) {
     ax__bounded *b = ax__actor_bounded(a);
     uint64_t drops = atomic_load_explicit(&b->drops, memory_order_relaxed);
     out->mutes = atomic_load_explicit(&b->mutes, memory_order_relaxed);
-    out->queued = ax__actor_queued(a);
+    out->queued = atomic_load_explicit(&a->queued, memory_order_relaxed);
     switch (a->spec->overflow) {
     case AX_OVERFLOW_DROP_NEW: out->dropped_new = drops; break;
     case AX_OVERFLOW_DROP_OLD: out->dropped_old = drops; break;

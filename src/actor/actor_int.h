@@ -119,12 +119,6 @@ typedef struct ax__bounded {
   _Atomic uintptr_t mute_stack;
   _Atomic uint32_t drops; /* overflow drops/rejections (relaxed counter) */
   _Atomic uint32_t mutes; /* times this actor muted a sender (relaxed) */
-  /* Messages the current run took from the lane (not DROP_OLD lanes):
-   * queued counts them until the run ends and subtracts them at once
-   * (actor.c, process_user_as); the lane holds queued - taken. The owner
-   * stores it (relaxed) per message; senders read it only when queued is
-   * at the limit. */
-  _Atomic uint32_t taken;
 } ax__bounded;
 
 static inline size_t ax__bounded_off(const ax_actor_spec *spec) {
@@ -138,17 +132,6 @@ static inline ax__bounded *ax__actor_bounded(ax_actor *a) {
 static inline size_t ax__actor_size(const ax_actor_spec *spec) {
   return spec->mailbox_limit ? ax__bounded_off(spec) + sizeof(ax__bounded)
                              : AX__ACTOR_HDR + spec->state_size;
-}
-
-/* The user messages in a bounded lane (mailbox_limit > 0): queued less what
- * the running owner has taken meanwhile (ax__bounded.taken). seq_cst on
- * queued, then taken: a reader that sees the run's subtraction sees taken
- * reset (mute_self relies on it). */
-static inline uint32_t ax__actor_queued(ax_actor *a) {
-  uint32_t q = atomic_load_explicit(&a->queued, memory_order_seq_cst);
-  if (a->overflow == AX_OVERFLOW_DROP_OLD) return q;
-  uint32_t t = atomic_load_explicit(&ax__actor_bounded(a)->taken, memory_order_relaxed);
-  return q > t ? q - t : 0;
 }
 
 /* The messages an actor's runs have taken from its user lane, kept where
