@@ -318,6 +318,9 @@ size_t ax__timers_det_fire(ax_system *sys, uint64_t now);
 /* Owner side: handles a timer node popped from the user lane; returns true
  * if n was turned into a message for the behaviour. */
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n);
+/* Owner side: a node of a stopped actor's mailbox, freed undelivered:
+ * releases the timer an expiry holds (a no-op for other nodes). */
+void ax__timers_on_drained(ax__mnode *n);
 /* Owner side: a reply to a timed request; false if it came too late. */
 bool ax__timers_on_reply(ax_actor *a, ax__mnode *n);
 /* Owner side: record activity for the receive timeout. */

@@ -12,15 +12,20 @@
  * decided on the owner's own thread: an expiry whose id is no longer in the
  * map (the "generation tag") is dropped at delivery, even if it was
  * already queued. A timer is reference-counted by its two holders, its
- * shard's wheel (while pending or being fired) and the owner (while it is
- * in the map). Request timeouts and receive timeouts are timers too. */
+ * shard's wheel (while pending or being fired; a fired one-shot's expiry
+ * message carries that reference on to the owner) and the owner (while it
+ * is in the map). The expiry carries everything the owner needs (target,
+ * type, payload, the timer's size), so an owner that accepts a one-shot
+ * frees it without reading it: the timer was last written by the firing
+ * thread, often on the other core. Request timeouts and receive timeouts
+ * are timers too. */
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
 
 #include "actor/actor_int.h"
 
-#define KEEP_MISSED (1u << 26) /* arm() flag: an interval keeps missed ticks */
+#define KEEP_MISSED (1u << 26) /* arm() flag, kept in ax__tmr.flags: an interval keeps missed ticks */
 
 /* A shard: a wheel and its lock. The lock is held only for a wheel
  * operation (insert, cancel, one advance), never while running code of an
@@ -37,8 +42,11 @@ struct ax__tshard {
   _Alignas(AX_CACHELINE) _Atomic uint64_t next;
 };
 
+/* 96 bytes before the payload: with a small payload (up to 32 bytes) a
+ * timer takes a 128-byte allocation; a million pending ones are that much
+ * fresh memory to write while they are set. */
 struct ax__tmr {
-  ax__wtimer wt;  /* under the shard's lock */
+  ax__wtimer wt;  /* under the shard's lock; wt.deadline: when it is due */
   uint32_t shard; /* the shard whose wheel holds it; set once by arm() */
   /* Under the shard's lock: the owner let go. A pass that holds it fired
    * (out of the wheel) never puts it back. */
@@ -48,17 +56,21 @@ struct ax__tmr {
   _Atomic uint32_t refs;
   uint32_t type;
   uint32_t period; /* 0: one-shot */
-  uint32_t flags;  /* AX__MSGF_T* for the expiry nodes */
-  uint32_t keep_missed;
+  uint32_t flags;  /* AX__MSGF_T* for the expiry nodes, and KEEP_MISSED */
   uint64_t id;
   uint64_t owner;
   uint64_t to;
-  uint64_t due; /* absolute ms */
   size_t len;
   char payload[];
 };
 
-static void tmr_free(ax__tmr *t) { ax__free(t, sizeof(*t) + t->len); /* checked by arm() */ }
+/* Frees a timer of payload length len (the size arm() checked), without
+ * reading it. */
+static void tmr_free_len(ax__tmr *t, size_t len) { ax__free(t, sizeof(*t) + len); }
+
+static void tmr_free(ax__tmr *t) { tmr_free_len(t, t->len); }
+
+_Static_assert(sizeof(ax__tmr) <= 96, "a timer with a 32-byte payload fits 128 bytes");
 
 static void tmr_release(ax__tmr *t) {
   if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) tmr_free(t);
@@ -155,7 +167,6 @@ static void put_back(ax_system *sys, ax__tmr *t, uint64_t due) {
   shard_lock(s);
   drop = t->cancelled;
   if (!drop) {
-    t->due = due;
     ax__wheel_insert(&s->wheel, &t->wt, due);
     wake = lower_next(T, s, due);
   }
@@ -164,10 +175,10 @@ static void put_back(ax_system *sys, ax__tmr *t, uint64_t due) {
   if (wake) ax__reactor_wake(sys->reactor);
 }
 
-/* Inserts a new timer into the calling thread's shard. now_ceil is the
- * clock arm() read: an empty wheel's clock is first moved to just before
- * it (nothing to fire), so the timer lands on a low level. */
-static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil) {
+/* Inserts a new timer, due at `due`, into the calling thread's shard.
+ * now_ceil is the clock arm() read: an empty wheel's clock is first moved
+ * to just before it (nothing to fire), so the timer lands on a low level. */
+static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil, uint64_t due) {
   ax__timers *T = &sys->timers;
   t->shard = my_shard(sys);
   ax__tshard *s = &T->shards[t->shard];
@@ -176,9 +187,9 @@ static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil) {
     ax__wlist none = {NULL, NULL};
     ax__wheel_advance(&s->wheel, now_ceil - 1, &none);
   }
-  ax__wheel_insert(&s->wheel, &t->wt, t->due);
+  ax__wheel_insert(&s->wheel, &t->wt, due);
   s->ops++;
-  bool wake = lower_next(T, s, t->due);
+  bool wake = lower_next(T, s, due);
   shard_unlock(s);
   if (wake) ax__reactor_wake(sys->reactor);
 }
@@ -200,7 +211,7 @@ static void cancel_tmr(ax_system *sys, ax__tmr *t) {
   if (held)
     tmr_free(t); /* nobody else holds it: an expiry already queued is judged by the map */
   else
-    tmr_release(t); /* the owner's; the pass that fired it holds the wheel's */
+    tmr_release(t); /* the owner's; the pass that fired it, or its expiry, holds the wheel's */
 }
 
 /* Creates and submits a timer owned by a. Unless it is the receive timer
@@ -231,30 +242,41 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
   t->id = id;
   t->owner = a->pid;
   t->to = to;
-  t->due = now + delay;
   t->type = type;
   t->period = period;
-  t->flags = flags & ~KEEP_MISSED;
-  t->keep_missed = (flags & KEEP_MISSED) != 0;
+  t->flags = flags;
   t->len = len;
   if (len) memcpy(t->payload, data, len);
   if (out) *out = t;
-  insert_new(sys, t, now);
+  insert_new(sys, t, now, now + delay);
   return AX_OK;
 }
 
 /* ---- firing ---- */
 
+/* The expiry message of t: `from` carries the target (the owner sets it
+ * to itself at delivery), `to` the timer, which a one-shot's expiry holds
+ * the wheel's reference to (see ax__timers_on_fire; an interval stays in
+ * the wheel); msg.len is the timer's payload length, so its size. */
 static ax__mnode *expiry_node(ax__tmr *t) {
-  /* `to` carries the timer: valid for the owner while the id is in its map */
-  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | t->flags, 0, (uintptr_t)t, t->id,
-                     t->payload, t->len, NULL);
+  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | (t->flags & ~KEEP_MISSED), t->to,
+                     (uintptr_t)t, t->id, t->payload, t->len, NULL);
 }
 
-/* An interval's next tick after it fired at `now`. */
+/* An expiry the owner will not deliver (cancelled meanwhile, a stale
+ * receive timeout, a dead owner): drops the timer reference it carries. */
+static void expiry_drop(ax__mnode *n) {
+  if (!(n->msg.flags & AX__MSGF_TREPEAT)) tmr_release((ax__tmr *)(uintptr_t)n->to);
+}
+
+void ax__timers_on_drained(ax__mnode *n) {
+  if (n->msg.flags & AX__MSGF_TFIRE) expiry_drop(n);
+}
+
+/* An interval's next tick after it fired at `now` (its deadline). */
 static uint64_t next_tick(const ax__tmr *t, uint64_t now) {
-  uint64_t next = t->due + t->period;
-  if (!t->keep_missed && next <= now) next += ((now - next) / t->period + 1) * t->period;
+  uint64_t next = t->wt.deadline + t->period;
+  if (!(t->flags & KEEP_MISSED) && next <= now) next += ((now - next) / t->period + 1) * t->period;
   return next;
 }
 
@@ -319,6 +341,7 @@ static void deliver_groups(ax_system *sys) {
     if (!a) {
       for (ax__mnode *n = g->first, *next; n; n = next) {
         next = n == g->last ? NULL : (ax__mnode *)atomic_load_explicit(&n->link.next, memory_order_relaxed);
+        expiry_drop(n);
         ax__msg_free(n);
       }
       continue;
@@ -427,7 +450,7 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
   bool grouped = groups_reserve(T, k);
   for (ax__tmr *t; (t = pop_earliest(T));) {
     if (fired == limit) {
-      put_back(sys, t, t->due);
+      put_back(sys, t, t->wt.deadline);
       continue;
     }
     ax__mnode *n = grouped ? expiry_node(t) : NULL;
@@ -443,10 +466,9 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
     g->last = n;
     fired++;
     atomic_fetch_add_explicit(&sys->timers_fired, 1, memory_order_relaxed);
-    if (t->period)
-      put_back(sys, t, next_tick(t, now));
-    else
-      tmr_release(t); /* the wheel's; the owner still holds one */
+    /* A one-shot's wheel reference goes on with its expiry, which is
+     * pushed after this loop: nothing here touches t after that. */
+    if (t->period) put_back(sys, t, next_tick(t, now));
   }
   if (grouped) deliver_groups(sys);
   return fired;
@@ -679,8 +701,12 @@ static void disarm_recv(ax_actor *a, ax__actor_ext *x) {
 /* The receive timer fired: deliver a timeout, or re-arm from the last
  * activity if something arrived meanwhile. */
 static bool recv_fired(ax_actor *a, ax__actor_ext *x, ax__mnode *n) {
-  if (n->msg.ref != x->recv_id || !x->recv_ms) return false; /* stale */
-  tmr_release(x->recv_tmr); /* fired one-shot: the owner's reference */
+  if (n->msg.ref != x->recv_id || !x->recv_ms) { /* stale */
+    expiry_drop(n);
+    return false;
+  }
+  /* A fired one-shot: the owner's reference and the expiry's. */
+  tmr_free_len(x->recv_tmr, n->msg.len);
   x->recv_tmr = NULL;
   if (x->last_activity > x->recv_armed_at) {
     uint64_t due = x->last_activity + x->recv_ms, now = ax__clock_ms(a->sys);
@@ -697,15 +723,20 @@ static bool recv_fired(ax_actor *a, ax__actor_ext *x, ax__mnode *n) {
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
   ax__actor_ext *x = a->ext;
   uint32_t f = n->msg.flags;
-  uint64_t id = n->msg.ref, tv;
-  if (!x) return false;
+  uint64_t id = n->msg.ref, to = n->msg.from.id, tv;
+  if (!x) { /* cannot happen: arm() made it */
+    expiry_drop(n);
+    return false;
+  }
   if (f & AX__MSGF_TRECV) return recv_fired(a, x, n);
   bool repeat = (f & AX__MSGF_TREPEAT) != 0;
-  if (!(repeat ? ax__u64map_get(&x->timers, id, &tv) : ax__u64map_del(&x->timers, id, &tv)))
-    return false; /* cancelled, or the reply won the race */
-  ax__tmr *t = (ax__tmr *)(uintptr_t)tv;
-  uint64_t to = t->to;
-  if (!repeat) tmr_release(t); /* done with it: the owner's reference */
+  if (!(repeat ? ax__u64map_get(&x->timers, id, &tv) : ax__u64map_del(&x->timers, id, &tv))) {
+    expiry_drop(n); /* cancelled, or the reply won the race */
+    return false;
+  }
+  /* A one-shot: both references are ours now (the map's and the one its
+   * expiry carried), so free it without a look at it. */
+  if (!repeat) tmr_free_len((ax__tmr *)(uintptr_t)tv, n->msg.len);
   n->msg.from.id = a->pid;
   if (f & AX__MSGF_TREQ) {
     n->msg.flags = AX_MSGF_SYSTEM;
