@@ -774,7 +774,7 @@ void ax__timers_on_stop(ax_actor *a) {
   if (!x) return;
   ax__u64map *m = &x->timers;
   for (uint32_t i = 0; i < m->cap; i++)
-    if (ax__u64map_live(m, i)) cancel_tmr(a->sys, (ax__tmr *)(uintptr_t)m->vals[i]);
+    if (ax__u64map_live(m, i)) cancel_tmr(a->sys, (ax__tmr *)(uintptr_t)ax__u64map_val(m, i));
   ax__u64map_free(m);
   disarm_recv(a, x);
   x->recv_ms = 0;
