@@ -9,20 +9,19 @@ static inline uint32_t slot_of(const ax__u64map *m, uint64_t key) {
   return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (m->cap - 1);
 }
 
-/* Rehashes into a table sized for the live keys (dropping deleted cells). */
+/* Grows the table to hold the live keys at most half full. */
 static bool rehash(ax__u64map *m) {
   uint32_t ncap = m->cap ? m->cap : 8;
   while (m->count * 2 + 2 > ncap) ncap *= 2;
   ax__u64cell *nc = ax__calloc(sizeof(ax__u64cell) * ncap);
   if (!nc) return false;
-  ax__u64map n = {nc, ncap, 0, 0};
+  ax__u64map n = {nc, ncap, 0};
   for (uint32_t i = 0; i < m->cap; i++) {
     if (!ax__u64map_live(m, i)) continue;
     uint32_t j = slot_of(&n, m->cells[i].key);
     while (nc[j].key) j = (j + 1) & (ncap - 1);
     nc[j] = m->cells[i];
     n.count++;
-    n.used++;
   }
   ax__u64map_free(m);
   *m = n;
@@ -39,10 +38,9 @@ bool ax__u64map_put(ax__u64map *m, uint64_t key, uint64_t val) {
       }
     }
   }
-  if ((m->used + 1) * 4 > m->cap * 3 && !rehash(m)) return false;
+  if ((m->count + 1) * 4 > m->cap * 3 && !rehash(m)) return false;
   uint32_t j = slot_of(m, key);
-  while (m->cells[j].key > 1) j = (j + 1) & (m->cap - 1);
-  if (m->cells[j].key == 0) m->used++;
+  while (m->cells[j].key) j = (j + 1) & (m->cap - 1);
   m->cells[j] = (ax__u64cell){key, val};
   m->count++;
   return true;
@@ -62,11 +60,26 @@ bool ax__u64map_get(const ax__u64map *m, uint64_t key, uint64_t *val) {
   return true;
 }
 
+/* Deletes without tombstones (backward shift): the later members of the
+ * probe run are pulled into the hole where they may sit, so a map that
+ * keeps churning (an actor's timers, set and fired) never fills with
+ * deleted cells and never needs a rehash to drop them, and stays sized for
+ * its live keys. */
 bool ax__u64map_del(ax__u64map *m, uint64_t key, uint64_t *val) {
-  int64_t j = find(m, key);
-  if (j < 0) return false;
-  if (val) *val = m->cells[j].val;
-  m->cells[j].key = 1;
+  int64_t f = find(m, key);
+  if (f < 0) return false;
+  uint32_t hole = (uint32_t)f, mask = m->cap - 1;
+  if (val) *val = m->cells[hole].val;
+  for (uint32_t k = (hole + 1) & mask; m->cells[k].key; k = (k + 1) & mask) {
+    /* The key at k may move back to the hole iff the hole lies in its
+     * probe path: from its home cell up to k (cyclically). */
+    uint32_t home = slot_of(m, m->cells[k].key);
+    if (((k - home) & mask) >= ((k - hole) & mask)) {
+      m->cells[hole] = m->cells[k];
+      hole = k;
+    }
+  }
+  m->cells[hole].key = 0;
   m->count--;
   return true;
 }

@@ -15,13 +15,15 @@ typedef struct ax__u64cell {
 } ax__u64cell;
 
 /* A map of 64-bit keys >= 2 to 64-bit values (open addressing with linear
- * probing; key 0 marks an empty cell, 1 a deleted one). Pids and refs are
- * always >= 2. Owner-only, like everything in ax__actor_ext. */
+ * probing; key 0 marks an empty cell; deletes shift the probe run back, so
+ * there are no deleted cells and the table grows only when 3/4 full of
+ * live keys). Pids and refs are always >= 2. Owner-only, like everything
+ * in ax__actor_ext. Deleting while walking the cells may move a key to a
+ * cell already walked: walkers do not delete. */
 typedef struct ax__u64map {
   ax__u64cell *cells;
   uint32_t cap;   /* power of two, or 0 */
-  uint32_t count; /* live keys */
-  uint32_t used;  /* live + deleted cells */
+  uint32_t count; /* live keys: the occupied cells */
 } ax__u64map;
 
 /* Puts key -> val (replacing). false on out of memory. */
