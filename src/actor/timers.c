@@ -22,6 +22,10 @@
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/timerfd.h>
+#endif
 
 #include "actor/actor_int.h"
 
@@ -536,6 +540,55 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
 }
 
+/* ---- the reactor's precise wake-up (see ax__timers.tfd) ---- */
+
+static void tfd_on_events(ax__io_handler *h, uint32_t events) {
+  (void)events;
+  ax__timers *T = (ax__timers *)(void *)((char *)h - offsetof(ax__timers, tfd_handler));
+  uint64_t expirations;
+  /* Edge-triggered: drain it (EAGAIN when a re-arm already reset it). The
+   * pass that follows runs the tick, which fires. */
+  if (read(T->tfd, &expirations, sizeof expirations) < 0) return;
+}
+
+/* The driver, in the tick: makes the timerfd on first use. */
+static bool tfd_ready(ax_system *sys) {
+  ax__timers *T = &sys->timers;
+  if (T->tfd != -1) return T->tfd >= 0;
+  T->tfd = -2;
+#ifdef __linux__
+  if (sys->cfg.clock_ms) return false; /* a manual clock: woken when moved */
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); /* ax__now_ns's clock */
+  if (fd < 0) return false;
+  T->tfd_handler.on_events = tfd_on_events;
+  if (ax__poller_add(ax__reactor_poller(sys->reactor), fd, AX__POLL_IN, &T->tfd_handler) != AX_OK) {
+    close(fd);
+    return false;
+  }
+  T->tfd = fd;
+  T->tfd_at = 0;
+  return true;
+#else
+  return false;
+#endif
+}
+
+/* The driver, in the tick: arms the timerfd for the start of millisecond
+ * `at` (UINT64_MAX: disarms it), unless it already is. A failure leaves
+ * the poller's timeout, which the tick returns anyway, to wake the pass. */
+static void tfd_arm(ax_system *sys, uint64_t at) {
+  ax__timers *T = &sys->timers;
+  if (at == T->tfd_at || (at == UINT64_MAX && !T->tfd_at) || !tfd_ready(sys)) return; /* made when first armed */
+#ifdef __linux__
+  struct itimerspec its = {{0, 0}, {0, 0}}; /* all zero: disarm */
+  if (at != UINT64_MAX) {
+    its.it_value.tv_sec = (time_t)(at / 1000);
+    its.it_value.tv_nsec = (long)(at % 1000) * 1000000L;
+  }
+  T->tfd_at = timerfd_settime(T->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0 && at != UINT64_MAX ? at : 0;
+#endif
+}
+
 /* The reactor's tick: fires what is due, then tells the reactor how long
  * it may wait (until the earliest deadline of all shards). While a worker
  * is awake, a deadline just reached is left to it for a millisecond (the
@@ -573,6 +626,9 @@ static int timers_tick(void *arg) {
   /* Due already (a pass on a worker holds them, or a lower bound): come
    * back in a millisecond rather than spin on the busy firer. */
   if (next <= now) return atomic_load_explicit(&T->firing, memory_order_relaxed) ? 1 : 0;
+  /* The wait below counts whole ms from now, not from the start of this
+   * millisecond: the timerfd wakes the poller at `next` itself. */
+  if (!sys->cfg.clock_ms) tfd_arm(sys, next);
   /* A manual clock only moves when told (ax_system_clock_moved). */
   if (handed) return 1;
   if (next == UINT64_MAX || sys->cfg.clock_ms) return -1;
@@ -609,6 +665,8 @@ ax_err ax__timers_start(ax_system *sys) {
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   pthread_mutex_init(&T->handoff_lock, NULL);
   T->handoff_head = T->handoff_tail = NULL;
+  T->tfd = -1; /* made by the first tick */
+  T->tfd_at = 0;
   /* Deterministic mode: the driver runs the service (ax__timers_det_*),
    * nothing wakes the reactor. */
   atomic_init(&T->reactor_at, ax__det_on(sys) ? 0 : UINT64_MAX);
@@ -655,6 +713,11 @@ void ax__timers_stop(ax_system *sys) {
     republish(s);
     shard_unlock(s);
   }
+  atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
+  /* No pass runs any more (the reactor has stopped); closing the timerfd
+   * also takes it out of the poller. */
+  if (T->tfd >= 0) close(T->tfd);
+  T->tfd = -2;
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
   ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
