@@ -774,10 +774,12 @@ static uint64_t drain_lane(ax_actor *a, ax__mlink **tail) {
   while ((l = ax__lane_pop(tail, &old))) {
     free_old(a, old);
     ax__mnode *n = ax__mnode_of(l);
-    if (!(n->msg.flags & AX_MSGF_SYSTEM))
+    if (!(n->msg.flags & AX_MSGF_SYSTEM)) {
       lost++;
-    else
+    } else {
       ax__links_on_drained(a->sys, a->pid, n);
+      ax__timers_on_drained(n); /* an expiry may hold its timer */
+    }
   }
   free_old(a, *tail);
   return lost;

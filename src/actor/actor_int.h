@@ -281,6 +281,17 @@ typedef struct ax__timers {
   _Atomic size_t handoff_n;
   pthread_mutex_t handoff_lock;
   ax_actor *handoff_head, *handoff_tail;
+  /* Linux: a timerfd in the reactor's poller that the tick arms for the
+   * earliest deadline, so a sleeping reactor wakes at that millisecond's
+   * start: the poller's timeout is whole ms counted from whenever the tick
+   * ran, which woke it up to a millisecond late. tfd: -1 until the first
+   * tick makes it (inside a pass: the poller is the driver's), -2 when
+   * there is none (manual clock, other systems, no descriptor left: the
+   * timeout alone then). tfd_at: the deadline (ms) it is armed for, 0 if
+   * disarmed. The driver's only (ticks and handlers: one pass at a time). */
+  int tfd;
+  uint64_t tfd_at;
+  ax__io_handler tfd_handler;
   /* Fire pass scratch (the holder of `firing` only). */
   _Alignas(AX_CACHELINE) ax__wlist *lists;          /* one expired list per shard */
   struct ax__tgroup *groups; /* one expiry chain per owner per pass; clean between passes */
@@ -318,6 +329,9 @@ size_t ax__timers_det_fire(ax_system *sys, uint64_t now);
 /* Owner side: handles a timer node popped from the user lane; returns true
  * if n was turned into a message for the behaviour. */
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n);
+/* Owner side: a node of a stopped actor's mailbox, freed undelivered:
+ * releases the timer an expiry holds (a no-op for other nodes). */
+void ax__timers_on_drained(ax__mnode *n);
 /* Owner side: a reply to a timed request; false if it came too late. */
 bool ax__timers_on_reply(ax_actor *a, ax__mnode *n);
 /* Owner side: record activity for the receive timeout. */

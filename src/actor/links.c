@@ -89,15 +89,15 @@ void ax__links_on_stop(ax_actor *a, ax_reason reason) {
   if (!x) return;
   for (uint32_t i = 0; i < x->links.cap; i++) {
     if (!ax__u64map_live(&x->links, i)) continue;
-    if (x->links.vals[i]) /* reserved: needs no memory */
-      (void)ax__link_exit_send(a->sys, (ax__mnode *)(uintptr_t)x->links.vals[i], reason);
+    if (ax__u64map_val(&x->links, i)) /* reserved: needs no memory */
+      (void)ax__link_exit_send(a->sys, (ax__mnode *)(uintptr_t)ax__u64map_val(&x->links, i), reason);
     else
-      link_exit_to(a->sys, a->pid, x->links.keys[i], reason);
-    x->links.vals[i] = 0; /* sent (or freed): not the map's any more */
+      link_exit_to(a->sys, a->pid, ax__u64map_key(&x->links, i), reason);
+    ax__u64map_set_val(&x->links, i, 0); /* sent (or freed): not the map's any more */
   }
   for (uint32_t i = 0; i < x->watchers.cap; i++)
     if (ax__u64map_live(&x->watchers, i))
-      down_to(a->sys, a->pid, x->watchers.vals[i], x->watchers.keys[i], reason);
+      down_to(a->sys, a->pid, ax__u64map_val(&x->watchers, i), ax__u64map_key(&x->watchers, i), reason);
 }
 
 void ax__links_on_drained(ax_system *sys, uint64_t dead, const ax__mnode *n) {
@@ -114,8 +114,8 @@ void ax__links_on_drained(ax_system *sys, uint64_t dead, const ax__mnode *n) {
 
 void ax__links_free(ax__actor_ext *x) {
   for (uint32_t i = 0; i < x->links.cap; i++)
-    if (ax__u64map_live(&x->links, i) && x->links.vals[i])
-      ax__link_exit_unreserve((ax__mnode *)(uintptr_t)x->links.vals[i]);
+    if (ax__u64map_live(&x->links, i) && ax__u64map_val(&x->links, i))
+      ax__link_exit_unreserve((ax__mnode *)(uintptr_t)ax__u64map_val(&x->links, i));
   ax__u64map_free(&x->links);
   ax__u64map_free(&x->monitors);
   ax__u64map_free(&x->watchers);

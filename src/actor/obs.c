@@ -269,7 +269,7 @@ ax_err ax_metrics_foreach_actor(ax_system *sys, ax_actor_metrics_fn fn, void *ar
     return AX_ENOMEM;
   }
   for (uint32_t i = 0; i < sys->obs_pids.cap && k < n; i++)
-    if (ax__u64map_live(&sys->obs_pids, i)) pids[k++] = sys->obs_pids.keys[i];
+    if (ax__u64map_live(&sys->obs_pids, i)) pids[k++] = ax__u64map_key(&sys->obs_pids, i);
   pthread_mutex_unlock(&sys->obs_lock);
   ax_actor_metrics m;
   for (uint32_t i = 0; i < k; i++)

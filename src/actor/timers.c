@@ -12,15 +12,24 @@
  * decided on the owner's own thread: an expiry whose id is no longer in the
  * map (the "generation tag") is dropped at delivery, even if it was
  * already queued. A timer is reference-counted by its two holders, its
- * shard's wheel (while pending or being fired) and the owner (while it is
- * in the map). Request timeouts and receive timeouts are timers too. */
+ * shard's wheel (while pending or being fired; a fired one-shot's expiry
+ * message carries that reference on to the owner) and the owner (while it
+ * is in the map). The expiry carries everything the owner needs (target,
+ * type, payload, the timer's size), so an owner that accepts a one-shot
+ * frees it without reading it: the timer was last written by the firing
+ * thread, often on the other core. Request timeouts and receive timeouts
+ * are timers too. */
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/timerfd.h>
+#endif
 
 #include "actor/actor_int.h"
 
-#define KEEP_MISSED (1u << 26) /* arm() flag: an interval keeps missed ticks */
+#define KEEP_MISSED (1u << 26) /* arm() flag, kept in ax__tmr.flags: an interval keeps missed ticks */
 
 /* A shard: a wheel and its lock. The lock is held only for a wheel
  * operation (insert, cancel, one advance), never while running code of an
@@ -37,8 +46,11 @@ struct ax__tshard {
   _Alignas(AX_CACHELINE) _Atomic uint64_t next;
 };
 
+/* 96 bytes before the payload: with a small payload (up to 32 bytes) a
+ * timer takes a 128-byte allocation; a million pending ones are that much
+ * fresh memory to write while they are set. */
 struct ax__tmr {
-  ax__wtimer wt;  /* under the shard's lock */
+  ax__wtimer wt;  /* under the shard's lock; wt.deadline: when it is due */
   uint32_t shard; /* the shard whose wheel holds it; set once by arm() */
   /* Under the shard's lock: the owner let go. A pass that holds it fired
    * (out of the wheel) never puts it back. */
@@ -48,17 +60,21 @@ struct ax__tmr {
   _Atomic uint32_t refs;
   uint32_t type;
   uint32_t period; /* 0: one-shot */
-  uint32_t flags;  /* AX__MSGF_T* for the expiry nodes */
-  uint32_t keep_missed;
+  uint32_t flags;  /* AX__MSGF_T* for the expiry nodes, and KEEP_MISSED */
   uint64_t id;
   uint64_t owner;
   uint64_t to;
-  uint64_t due; /* absolute ms */
   size_t len;
   char payload[];
 };
 
-static void tmr_free(ax__tmr *t) { ax__free(t, sizeof(*t) + t->len); /* checked by arm() */ }
+/* Frees a timer of payload length len (the size arm() checked), without
+ * reading it. */
+static void tmr_free_len(ax__tmr *t, size_t len) { ax__free(t, sizeof(*t) + len); }
+
+static void tmr_free(ax__tmr *t) { tmr_free_len(t, t->len); }
+
+_Static_assert(sizeof(ax__tmr) <= 96, "a timer with a 32-byte payload fits 128 bytes");
 
 static void tmr_release(ax__tmr *t) {
   if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) tmr_free(t);
@@ -155,7 +171,6 @@ static void put_back(ax_system *sys, ax__tmr *t, uint64_t due) {
   shard_lock(s);
   drop = t->cancelled;
   if (!drop) {
-    t->due = due;
     ax__wheel_insert(&s->wheel, &t->wt, due);
     wake = lower_next(T, s, due);
   }
@@ -164,10 +179,10 @@ static void put_back(ax_system *sys, ax__tmr *t, uint64_t due) {
   if (wake) ax__reactor_wake(sys->reactor);
 }
 
-/* Inserts a new timer into the calling thread's shard. now_ceil is the
- * clock arm() read: an empty wheel's clock is first moved to just before
- * it (nothing to fire), so the timer lands on a low level. */
-static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil) {
+/* Inserts a new timer, due at `due`, into the calling thread's shard.
+ * now_ceil is the clock arm() read: an empty wheel's clock is first moved
+ * to just before it (nothing to fire), so the timer lands on a low level. */
+static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil, uint64_t due) {
   ax__timers *T = &sys->timers;
   t->shard = my_shard(sys);
   ax__tshard *s = &T->shards[t->shard];
@@ -176,9 +191,9 @@ static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil) {
     ax__wlist none = {NULL, NULL};
     ax__wheel_advance(&s->wheel, now_ceil - 1, &none);
   }
-  ax__wheel_insert(&s->wheel, &t->wt, t->due);
+  ax__wheel_insert(&s->wheel, &t->wt, due);
   s->ops++;
-  bool wake = lower_next(T, s, t->due);
+  bool wake = lower_next(T, s, due);
   shard_unlock(s);
   if (wake) ax__reactor_wake(sys->reactor);
 }
@@ -200,7 +215,7 @@ static void cancel_tmr(ax_system *sys, ax__tmr *t) {
   if (held)
     tmr_free(t); /* nobody else holds it: an expiry already queued is judged by the map */
   else
-    tmr_release(t); /* the owner's; the pass that fired it holds the wheel's */
+    tmr_release(t); /* the owner's; the pass that fired it, or its expiry, holds the wheel's */
 }
 
 /* Creates and submits a timer owned by a. Unless it is the receive timer
@@ -231,30 +246,41 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
   t->id = id;
   t->owner = a->pid;
   t->to = to;
-  t->due = now + delay;
   t->type = type;
   t->period = period;
-  t->flags = flags & ~KEEP_MISSED;
-  t->keep_missed = (flags & KEEP_MISSED) != 0;
+  t->flags = flags;
   t->len = len;
   if (len) memcpy(t->payload, data, len);
   if (out) *out = t;
-  insert_new(sys, t, now);
+  insert_new(sys, t, now, now + delay);
   return AX_OK;
 }
 
 /* ---- firing ---- */
 
+/* The expiry message of t: `from` carries the target (the owner sets it
+ * to itself at delivery), `to` the timer, which a one-shot's expiry holds
+ * the wheel's reference to (see ax__timers_on_fire; an interval stays in
+ * the wheel); msg.len is the timer's payload length, so its size. */
 static ax__mnode *expiry_node(ax__tmr *t) {
-  /* `to` carries the timer: valid for the owner while the id is in its map */
-  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | t->flags, 0, (uintptr_t)t, t->id,
-                     t->payload, t->len, NULL);
+  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | (t->flags & ~KEEP_MISSED), t->to,
+                     (uintptr_t)t, t->id, t->payload, t->len, NULL);
 }
 
-/* An interval's next tick after it fired at `now`. */
+/* An expiry the owner will not deliver (cancelled meanwhile, a stale
+ * receive timeout, a dead owner): drops the timer reference it carries. */
+static void expiry_drop(ax__mnode *n) {
+  if (!(n->msg.flags & AX__MSGF_TREPEAT)) tmr_release((ax__tmr *)(uintptr_t)n->to);
+}
+
+void ax__timers_on_drained(ax__mnode *n) {
+  if (n->msg.flags & AX__MSGF_TFIRE) expiry_drop(n);
+}
+
+/* An interval's next tick after it fired at `now` (its deadline). */
 static uint64_t next_tick(const ax__tmr *t, uint64_t now) {
-  uint64_t next = t->due + t->period;
-  if (!t->keep_missed && next <= now) next += ((now - next) / t->period + 1) * t->period;
+  uint64_t next = t->wt.deadline + t->period;
+  if (!(t->flags & KEEP_MISSED) && next <= now) next += ((now - next) / t->period + 1) * t->period;
   return next;
 }
 
@@ -319,6 +345,7 @@ static void deliver_groups(ax_system *sys) {
     if (!a) {
       for (ax__mnode *n = g->first, *next; n; n = next) {
         next = n == g->last ? NULL : (ax__mnode *)atomic_load_explicit(&n->link.next, memory_order_relaxed);
+        expiry_drop(n);
         ax__msg_free(n);
       }
       continue;
@@ -427,7 +454,7 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
   bool grouped = groups_reserve(T, k);
   for (ax__tmr *t; (t = pop_earliest(T));) {
     if (fired == limit) {
-      put_back(sys, t, t->due);
+      put_back(sys, t, t->wt.deadline);
       continue;
     }
     ax__mnode *n = grouped ? expiry_node(t) : NULL;
@@ -443,10 +470,9 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
     g->last = n;
     fired++;
     atomic_fetch_add_explicit(&sys->timers_fired, 1, memory_order_relaxed);
-    if (t->period)
-      put_back(sys, t, next_tick(t, now));
-    else
-      tmr_release(t); /* the wheel's; the owner still holds one */
+    /* A one-shot's wheel reference goes on with its expiry, which is
+     * pushed after this loop: nothing here touches t after that. */
+    if (t->period) put_back(sys, t, next_tick(t, now));
   }
   if (grouped) deliver_groups(sys);
   return fired;
@@ -514,6 +540,55 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
 }
 
+/* ---- the reactor's precise wake-up (see ax__timers.tfd) ---- */
+
+static void tfd_on_events(ax__io_handler *h, uint32_t events) {
+  (void)events;
+  ax__timers *T = (ax__timers *)(void *)((char *)h - offsetof(ax__timers, tfd_handler));
+  uint64_t expirations;
+  /* Edge-triggered: drain it (EAGAIN when a re-arm already reset it). The
+   * pass that follows runs the tick, which fires. */
+  if (read(T->tfd, &expirations, sizeof expirations) < 0) return;
+}
+
+/* The driver, in the tick: makes the timerfd on first use. */
+static bool tfd_ready(ax_system *sys) {
+  ax__timers *T = &sys->timers;
+  if (T->tfd != -1) return T->tfd >= 0;
+  T->tfd = -2;
+#ifdef __linux__
+  if (sys->cfg.clock_ms) return false; /* a manual clock: woken when moved */
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); /* ax__now_ns's clock */
+  if (fd < 0) return false;
+  T->tfd_handler.on_events = tfd_on_events;
+  if (ax__poller_add(ax__reactor_poller(sys->reactor), fd, AX__POLL_IN, &T->tfd_handler) != AX_OK) {
+    close(fd);
+    return false;
+  }
+  T->tfd = fd;
+  T->tfd_at = 0;
+  return true;
+#else
+  return false;
+#endif
+}
+
+/* The driver, in the tick: arms the timerfd for the start of millisecond
+ * `at` (UINT64_MAX: disarms it), unless it already is. A failure leaves
+ * the poller's timeout, which the tick returns anyway, to wake the pass. */
+static void tfd_arm(ax_system *sys, uint64_t at) {
+  ax__timers *T = &sys->timers;
+  if (at == T->tfd_at || (at == UINT64_MAX && !T->tfd_at) || !tfd_ready(sys)) return; /* made when first armed */
+#ifdef __linux__
+  struct itimerspec its = {{0, 0}, {0, 0}}; /* all zero: disarm */
+  if (at != UINT64_MAX) {
+    its.it_value.tv_sec = (time_t)(at / 1000);
+    its.it_value.tv_nsec = (long)(at % 1000) * 1000000L;
+  }
+  T->tfd_at = timerfd_settime(T->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0 && at != UINT64_MAX ? at : 0;
+#endif
+}
+
 /* The reactor's tick: fires what is due, then tells the reactor how long
  * it may wait (until the earliest deadline of all shards). While a worker
  * is awake, a deadline just reached is left to it for a millisecond (the
@@ -551,6 +626,9 @@ static int timers_tick(void *arg) {
   /* Due already (a pass on a worker holds them, or a lower bound): come
    * back in a millisecond rather than spin on the busy firer. */
   if (next <= now) return atomic_load_explicit(&T->firing, memory_order_relaxed) ? 1 : 0;
+  /* The wait below counts whole ms from now, not from the start of this
+   * millisecond: the timerfd wakes the poller at `next` itself. */
+  if (!sys->cfg.clock_ms) tfd_arm(sys, next);
   /* A manual clock only moves when told (ax_system_clock_moved). */
   if (handed) return 1;
   if (next == UINT64_MAX || sys->cfg.clock_ms) return -1;
@@ -587,6 +665,8 @@ ax_err ax__timers_start(ax_system *sys) {
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   pthread_mutex_init(&T->handoff_lock, NULL);
   T->handoff_head = T->handoff_tail = NULL;
+  T->tfd = -1; /* made by the first tick */
+  T->tfd_at = 0;
   /* Deterministic mode: the driver runs the service (ax__timers_det_*),
    * nothing wakes the reactor. */
   atomic_init(&T->reactor_at, ax__det_on(sys) ? 0 : UINT64_MAX);
@@ -634,6 +714,11 @@ void ax__timers_stop(ax_system *sys) {
     shard_unlock(s);
   }
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
+  /* No pass runs any more (the reactor has stopped); closing the timerfd
+   * also takes it out of the poller. */
+  if (T->tfd >= 0) close(T->tfd);
+  T->tfd = -2;
+  atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
   ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
   T->groups = NULL;
@@ -679,8 +764,12 @@ static void disarm_recv(ax_actor *a, ax__actor_ext *x) {
 /* The receive timer fired: deliver a timeout, or re-arm from the last
  * activity if something arrived meanwhile. */
 static bool recv_fired(ax_actor *a, ax__actor_ext *x, ax__mnode *n) {
-  if (n->msg.ref != x->recv_id || !x->recv_ms) return false; /* stale */
-  tmr_release(x->recv_tmr); /* fired one-shot: the owner's reference */
+  if (n->msg.ref != x->recv_id || !x->recv_ms) { /* stale */
+    expiry_drop(n);
+    return false;
+  }
+  /* A fired one-shot: the owner's reference and the expiry's. */
+  tmr_free_len(x->recv_tmr, n->msg.len);
   x->recv_tmr = NULL;
   if (x->last_activity > x->recv_armed_at) {
     uint64_t due = x->last_activity + x->recv_ms, now = ax__clock_ms(a->sys);
@@ -697,15 +786,20 @@ static bool recv_fired(ax_actor *a, ax__actor_ext *x, ax__mnode *n) {
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
   ax__actor_ext *x = a->ext;
   uint32_t f = n->msg.flags;
-  uint64_t id = n->msg.ref, tv;
-  if (!x) return false;
+  uint64_t id = n->msg.ref, to = n->msg.from.id, tv;
+  if (!x) { /* cannot happen: arm() made it */
+    expiry_drop(n);
+    return false;
+  }
   if (f & AX__MSGF_TRECV) return recv_fired(a, x, n);
   bool repeat = (f & AX__MSGF_TREPEAT) != 0;
-  if (!(repeat ? ax__u64map_get(&x->timers, id, &tv) : ax__u64map_del(&x->timers, id, &tv)))
-    return false; /* cancelled, or the reply won the race */
-  ax__tmr *t = (ax__tmr *)(uintptr_t)tv;
-  uint64_t to = t->to;
-  if (!repeat) tmr_release(t); /* done with it: the owner's reference */
+  if (!(repeat ? ax__u64map_get(&x->timers, id, &tv) : ax__u64map_del(&x->timers, id, &tv))) {
+    expiry_drop(n); /* cancelled, or the reply won the race */
+    return false;
+  }
+  /* A one-shot: both references are ours now (the map's and the one its
+   * expiry carried), so free it without a look at it. */
+  if (!repeat) tmr_free_len((ax__tmr *)(uintptr_t)tv, n->msg.len);
   n->msg.from.id = a->pid;
   if (f & AX__MSGF_TREQ) {
     n->msg.flags = AX_MSGF_SYSTEM;
@@ -743,7 +837,7 @@ void ax__timers_on_stop(ax_actor *a) {
   if (!x) return;
   ax__u64map *m = &x->timers;
   for (uint32_t i = 0; i < m->cap; i++)
-    if (ax__u64map_live(m, i)) cancel_tmr(a->sys, (ax__tmr *)(uintptr_t)m->vals[i]);
+    if (ax__u64map_live(m, i)) cancel_tmr(a->sys, (ax__tmr *)(uintptr_t)ax__u64map_val(m, i));
   ax__u64map_free(m);
   disarm_recv(a, x);
   x->recv_ms = 0;

@@ -787,20 +787,20 @@ static void peer_down(ax__cluster *cl, ax__peer *p, uint64_t owner, int reason) 
   }
   for (uint32_t i = 0; i < mo_w.cap; i++) {
     if (!ax__u64map_live(&mo_w, i)) continue;
-    uint64_t ref = mo_w.keys[i], w = mo_w.vals[i], t = 0;
+    uint64_t ref = ax__u64map_key(&mo_w, i), w = ax__u64map_val(&mo_w, i), t = 0;
     ax__u64map_get(&mo_t, ref, &t);
     ax_down_info d = {.ref = ref, .pid = {t}, .reason = AX_REASON_NOCONNECTION};
     ax__send_sys(sys, t, w, AX_MSG_DOWN, 0, 0, &d, sizeof d, NULL);
   }
   for (uint32_t i = 0; i < mi_w.cap; i++) {
     if (!ax__u64map_live(&mi_w, i)) continue;
-    uint64_t ref = mi_w.keys[i], w = mi_w.vals[i], t = 0;
+    uint64_t ref = ax__u64map_key(&mi_w, i), w = ax__u64map_val(&mi_w, i), t = 0;
     if (ax__u64map_get(&mi_t, ref, &t)) ax__signal(sys, w, t, AX__SIG_DEMONITOR, &ref, sizeof ref);
   }
   ax_node_timeout nt = {AX_REASON_NOCONNECTION};
   for (uint32_t i = 0; i < pend.cap; i++) {
     if (!ax__u64map_live(&pend, i)) continue;
-    uint64_t ref = pend.keys[i], who = pend.vals[i];
+    uint64_t ref = ax__u64map_key(&pend, i), who = ax__u64map_val(&pend, i);
     /* A reply-flagged timeout: the requester's run loop ends the timed
      * request with it (its timer is cancelled), exactly once. */
     ax__send(sys, ax__ctx_get(), who, (ax_pid){who}, AX_MSG_TIMEOUT, AX_MSGF_REPLY, ref, &nt,

@@ -637,8 +637,8 @@ ax_err ax_node_stop(ax_system *sys) {
   if (cl->mgr_pid) (void)ax__exit_kit_send(sys, &cl->mgr_kit, 0, cl->mgr_pid, AX_REASON_SHUTDOWN);
   for (uint32_t i = 0; i < cl->conns.cap; i++)
     if (ax__u64map_live(&cl->conns, i))
-      (void)ax__exit_kit_send(sys, (ax__exit_kit *)(uintptr_t)cl->conns.vals[i], 0,
-                              cl->conns.keys[i], AX_REASON_SHUTDOWN);
+      (void)ax__exit_kit_send(sys, (ax__exit_kit *)(uintptr_t)ax__u64map_val(&cl->conns, i), 0,
+                              ax__u64map_key(&cl->conns, i), AX_REASON_SHUTDOWN);
   pthread_mutex_unlock(&cl->mu);
   /* An actor must not block: from a worker the stop goes on after the
    * return (ax_node_start refuses a restart until it has finished). */
