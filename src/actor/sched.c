@@ -302,7 +302,7 @@ void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
 
 /* The wait of a park: drives the reactor while nobody else does, else
  * sleeps on park_cv. Returns true if a notifier woke us. */
-static bool park_wait(ax__worker *w) {
+static bool park_wait(ax__worker *w, bool *fed) {
   ax_system *sys = w->sys;
   ax__reactor *r = sys->reactor;
   bool try_drive = r != NULL, got_work = false;
@@ -333,10 +333,11 @@ static bool park_wait(ax__worker *w) {
   pthread_mutex_unlock(&w->park_lock);
   if (r) ax__reactor_standby(r, -1);
   if (got_work) woken = unpark_self(w);
+  *fed = got_work;
   return woken;
 }
 
-static void park(ax__worker *w) {
+static bool park(ax__worker *w) {
   ax_system *sys = w->sys;
   atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
   pthread_mutex_lock(&sys->idle_lock);
@@ -355,12 +356,14 @@ static void park(ax__worker *w) {
    * that moment (ax_worker_stats_get). */
   uint64_t t0 = ax__now_ns();
   atomic_store_explicit(&w->park_since, t0, memory_order_seq_cst);
-  bool woken = park_wait(w);
+  bool fed = false;
+  bool woken = park_wait(w, &fed);
   uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed) + (ax__now_ns() - t0);
   atomic_store_explicit(&w->parked_ns, parked, memory_order_seq_cst);
   atomic_store_explicit(&w->park_since, 0, memory_order_seq_cst);
   /* The notifier counted us as searching and unparked. */
   if (woken) w->searching = true;
+  return fed;
 }
 
 static bool start_searching(ax__worker *w) {
@@ -482,6 +485,7 @@ static void *worker_main(void *arg) {
   ax_system *sys = w->sys;
   tls_ctx.worker = w;
   ax__msg_cache_enable();
+  bool fed = false;
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_local(w);
     /* Timers due in any shard are fired by whoever gets there first: a
@@ -492,9 +496,11 @@ static void *worker_main(void *arg) {
      * spin costs no futex round trip (producer/consumer pairs hit this all
      * the time). The spin is bounded (~tens of µs), so an idle system still
      * parks and uses no CPU. */
-    for (unsigned spin = 0; !a && spin < AX__SPIN_ROUNDS; spin++) {
+    unsigned spins = fed ? 1 : AX__SPIN_ROUNDS;
+    for (unsigned spin = 0; !a && spin < spins; spin++) {
       a = search(w);
-      if (!a && spin + 1 < AX__SPIN_ROUNDS) {
+      if (a) fed = false;
+      if (!a && spin + 1 < spins) {
         for (int k = 0; k < 16; k++) ax__cpu_relax();
         /* Socket readiness that arrives while we search is ours at once
          * (a non-blocking pass, if nobody drives), rather than at the
@@ -511,7 +517,7 @@ static void *worker_main(void *arg) {
       continue;
     }
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
-    park(w);
+    fed = park(w);
   }
   tls_ctx.worker = NULL;
   ax__msg_cache_flush();
