@@ -301,8 +301,9 @@ static bool unpark_self(ax__worker *w) {
 void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
 
 /* The wait of a park: drives the reactor while nobody else does, else
- * sleeps on park_cv. Returns true if a notifier woke us. */
-static bool park_wait(ax__worker *w) {
+ * sleeps on park_cv. Returns true if a notifier woke us; *fed: the park
+ * ended with work our own pass made runnable. */
+static bool park_wait(ax__worker *w, bool *fed) {
   ax_system *sys = w->sys;
   ax__reactor *r = sys->reactor;
   bool try_drive = r != NULL, got_work = false;
@@ -333,10 +334,12 @@ static bool park_wait(ax__worker *w) {
   pthread_mutex_unlock(&w->park_lock);
   if (r) ax__reactor_standby(r, -1);
   if (got_work) woken = unpark_self(w);
+  *fed = got_work;
   return woken;
 }
 
-static void park(ax__worker *w) {
+/* Returns true if the work that ended the park came from our own pass. */
+static bool park(ax__worker *w) {
   ax_system *sys = w->sys;
   atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
   pthread_mutex_lock(&sys->idle_lock);
@@ -355,12 +358,14 @@ static void park(ax__worker *w) {
    * that moment (ax_worker_stats_get). */
   uint64_t t0 = ax__now_ns();
   atomic_store_explicit(&w->park_since, t0, memory_order_seq_cst);
-  bool woken = park_wait(w);
+  bool fed = false;
+  bool woken = park_wait(w, &fed);
   uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed) + (ax__now_ns() - t0);
   atomic_store_explicit(&w->parked_ns, parked, memory_order_seq_cst);
   atomic_store_explicit(&w->park_since, 0, memory_order_seq_cst);
   /* The notifier counted us as searching and unparked. */
   if (woken) w->searching = true;
+  return fed;
 }
 
 static bool start_searching(ax__worker *w) {
@@ -389,22 +394,6 @@ static void leave_searching(ax__worker *w, bool wake) {
 }
 
 /* ---- the worker loop ---- */
-
-/* Another worker is running actors (unparked and not searching), so work
- * may come from it within the spin. With none, new work can only come from
- * the reactor (whoever drives it), a timer or a thread outside the workers,
- * all of which wake a parked worker: spinning then only burns a core that
- * the process at the other end of a socket could use (issue 16: on 2 cores
- * this spin was ~24% of the echo server's CPU per 1x64B message and ~18%
- * of the pub/sub broker's under redis-benchmark ping -P16). relaxed: a
- * hint; a stale value costs a spin round or an early park, never a lost
- * wake-up (park registers, fences and rechecks every queue). */
-static bool peer_running(ax__worker *w) {
-  ax_system *sys = w->sys;
-  uint32_t unparked = atomic_load_explicit(&sys->num_unparked, memory_order_relaxed);
-  uint32_t searching = atomic_load_explicit(&sys->num_searching, memory_order_relaxed);
-  return unparked > searching + (w->searching ? 0u : 1u); /* we are unparked */
-}
 
 static inline uint32_t rng_next(ax__worker *w) {
   w->rng ^= w->rng << 13;
@@ -498,6 +487,7 @@ static void *worker_main(void *arg) {
   ax_system *sys = w->sys;
   tls_ctx.worker = w;
   ax__msg_cache_enable();
+  bool fed = false; /* the last park ended with work from our own pass */
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_local(w);
     /* Timers due in any shard are fired by whoever gets there first: a
@@ -507,12 +497,18 @@ static void *worker_main(void *arg) {
      * searching nobody wakes a parked one, so work that arrives within the
      * spin costs no futex round trip (producer/consumer pairs hit this all
      * the time). The spin is bounded (~tens of µs), so an idle system still
-     * parks and uses no CPU, and it lasts only while another worker runs
-     * (peer_running). */
-    for (unsigned spin = 0; !a && spin < AX__SPIN_ROUNDS; spin++) {
+     * parks and uses no CPU. A worker whose work came from its own reactor
+     * pass (`fed`) searches once and goes back to drive, where the next
+     * readiness finds it: its spin was ~24% of the echo server's CPU per
+     * 1x64B message, a core the client on the other end could use (issue
+     * 16). The spin stays for everything else: skipping it whenever the
+     * other workers are parked made cross-thread hand-offs (pingpong_x,
+     * latency_x: senders outside the worker) a futex wake each, 4x slower. */
+    unsigned spins = fed ? 1 : AX__SPIN_ROUNDS;
+    for (unsigned spin = 0; !a && spin < spins; spin++) {
       a = search(w);
-      if (!a && spin + 1 < AX__SPIN_ROUNDS) {
-        if (!peer_running(w)) break; /* nobody to take work from: park */
+      if (a) fed = false;
+      if (!a && spin + 1 < spins) {
         for (int k = 0; k < 16; k++) ax__cpu_relax();
         /* Socket readiness that arrives while we search is ours at once
          * (a non-blocking pass, if nobody drives), rather than at the
@@ -529,7 +525,7 @@ static void *worker_main(void *arg) {
       continue;
     }
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
-    park(w);
+    fed = park(w);
   }
   tls_ctx.worker = NULL;
   ax__msg_cache_flush();
