@@ -302,7 +302,7 @@ void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
 
 /* The wait of a park: drives the reactor while nobody else does, else
  * sleeps on park_cv. Returns true if a notifier woke us; *fed: the park
- * ended with work our own pass made runnable. */
+ * ended with one actor our own pass made runnable (see worker_main). */
 static bool park_wait(ax__worker *w, bool *fed) {
   ax_system *sys = w->sys;
   ax__reactor *r = sys->reactor;
@@ -333,12 +333,16 @@ static bool park_wait(ax__worker *w, bool *fed) {
   w->notified = false;
   pthread_mutex_unlock(&w->park_lock);
   if (r) ax__reactor_standby(r, -1);
+  /* One actor (the LIFO slot, an empty ring): a request/response rhythm,
+   * where the next readiness is a round trip away. More: a burst, where
+   * more is likely within the spin (50 connections: the spin's polls saved
+   * half the context switches). */
+  *fed = got_work && !ring_nonempty(w);
   if (got_work) woken = unpark_self(w);
-  *fed = got_work;
   return woken;
 }
 
-/* Returns true if the work that ended the park came from our own pass. */
+/* Returns park_wait's *fed. */
 static bool park(ax__worker *w) {
   ax_system *sys = w->sys;
   atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
@@ -497,11 +501,11 @@ static void *worker_main(void *arg) {
      * searching nobody wakes a parked one, so work that arrives within the
      * spin costs no futex round trip (producer/consumer pairs hit this all
      * the time). The spin is bounded (~tens of µs), so an idle system still
-     * parks and uses no CPU. A worker whose work came from its own reactor
-     * pass (`fed`) searches once and goes back to drive, where the next
-     * readiness finds it: its spin was ~24% of the echo server's CPU per
-     * 1x64B message, a core the client on the other end could use (issue
-     * 16). The spin stays for everything else: skipping it whenever the
+     * parks and uses no CPU. A worker whose park ended with one actor
+     * made runnable by its own reactor pass (`fed`) searches once and goes
+     * back to drive, where the next readiness finds it: its spin was ~24%
+     * of the echo server's CPU per 1x64B message, a core the client on the
+     * other end could use (issue 16). The spin stays for everything else: skipping it whenever the
      * other workers are parked made cross-thread hand-offs (pingpong_x,
      * latency_x: senders outside the worker) a futex wake each, 4x slower. */
     unsigned spins = fed ? 1 : AX__SPIN_ROUNDS;
