@@ -525,6 +525,9 @@ static void *worker_main(void *arg) {
     }
     if (a) {
       run_one(w, a);
+      /* The run woke more than the LIFO slot holds: a burst (a fan-out),
+       * where the spin's steals and polls pay off; not a reply's rhythm. */
+      if (fed && ring_nonempty(w)) fed = false;
       ax__timers_poll(sys, (atomic_load_explicit(&w->tick, memory_order_relaxed) & 15) == 0);
       continue;
     }
