@@ -301,9 +301,8 @@ static bool unpark_self(ax__worker *w) {
 void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
 
 /* The wait of a park: drives the reactor while nobody else does, else
- * sleeps on park_cv. Returns true if a notifier woke us; *fed: the park
- * ended with one actor our own pass made runnable (see worker_main). */
-static bool park_wait(ax__worker *w, bool *fed) {
+ * sleeps on park_cv. Returns true if a notifier woke us. */
+static bool park_wait(ax__worker *w) {
   ax_system *sys = w->sys;
   ax__reactor *r = sys->reactor;
   bool try_drive = r != NULL, got_work = false;
@@ -334,17 +333,11 @@ static bool park_wait(ax__worker *w, bool *fed) {
   w->notified = false;
   pthread_mutex_unlock(&w->park_lock);
   if (r) ax__reactor_standby(r, -1);
-  /* One actor (the LIFO slot, an empty ring): a request/response rhythm,
-   * where the next readiness is a round trip away. More: a burst, where
-   * more is likely within the spin (50 connections: the spin's polls saved
-   * half the context switches). */
-  *fed = got_work && !ring_nonempty(w);
   if (got_work) woken = unpark_self(w);
   return woken;
 }
 
-/* Returns park_wait's *fed. */
-static bool park(ax__worker *w) {
+static void park(ax__worker *w) {
   ax_system *sys = w->sys;
   atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
   pthread_mutex_lock(&sys->idle_lock);
@@ -363,14 +356,12 @@ static bool park(ax__worker *w) {
    * that moment (ax_worker_stats_get). */
   uint64_t t0 = ax__now_ns();
   atomic_store_explicit(&w->park_since, t0, memory_order_seq_cst);
-  bool fed = false;
-  bool woken = park_wait(w, &fed);
+  bool woken = park_wait(w);
   uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed) + (ax__now_ns() - t0);
   atomic_store_explicit(&w->parked_ns, parked, memory_order_seq_cst);
   atomic_store_explicit(&w->park_since, 0, memory_order_seq_cst);
   /* The notifier counted us as searching and unparked. */
   if (woken) w->searching = true;
-  return fed;
 }
 
 static bool start_searching(ax__worker *w) {
@@ -492,7 +483,6 @@ static void *worker_main(void *arg) {
   ax_system *sys = w->sys;
   tls_ctx.worker = w;
   ax__msg_cache_enable();
-  bool fed = false; /* the last park ended with work from our own pass */
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_local(w);
     /* Timers due in any shard are fired by whoever gets there first: a
@@ -502,18 +492,10 @@ static void *worker_main(void *arg) {
      * searching nobody wakes a parked one, so work that arrives within the
      * spin costs no futex round trip (producer/consumer pairs hit this all
      * the time). The spin is bounded (~tens of µs), so an idle system still
-     * parks and uses no CPU. A worker whose park ended with one actor
-     * made runnable by its own reactor pass (`fed`) searches once and goes
-     * back to drive, where the next readiness finds it: its spin was ~24%
-     * of the echo server's CPU per 1x64B message, a core the client on the
-     * other end could use (issue 16). The spin stays for everything else: skipping it whenever the
-     * other workers are parked made cross-thread hand-offs (pingpong_x,
-     * latency_x: senders outside the worker) a futex wake each, 4x slower. */
-    unsigned spins = fed ? 1 : AX__SPIN_ROUNDS;
-    for (unsigned spin = 0; !a && spin < spins; spin++) {
+     * parks and uses no CPU. */
+    for (unsigned spin = 0; !a && spin < AX__SPIN_ROUNDS; spin++) {
       a = search(w);
-      if (a) fed = false;
-      if (!a && spin + 1 < spins) {
+      if (!a && spin + 1 < AX__SPIN_ROUNDS) {
         for (int k = 0; k < 16; k++) ax__cpu_relax();
         /* Socket readiness that arrives while we search is ours at once
          * (a non-blocking pass, if nobody drives), rather than at the
@@ -526,14 +508,11 @@ static void *worker_main(void *arg) {
     }
     if (a) {
       run_one(w, a);
-      /* The run woke more than the LIFO slot holds: a burst (a fan-out),
-       * where the spin's steals and polls pay off; not a reply's rhythm. */
-      if (fed && ring_nonempty(w)) fed = false;
       ax__timers_poll(sys, (atomic_load_explicit(&w->tick, memory_order_relaxed) & 15) == 0);
       continue;
     }
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
-    fed = park(w);
+    park(w);
   }
   tls_ctx.worker = NULL;
   ax__msg_cache_flush();
