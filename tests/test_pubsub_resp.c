@@ -1,6 +1,7 @@
 /* Axon tests: the pub/sub example's request parser and glob matcher
  * (examples/pubsub/resp.c, glob.c): inputs found by fuzz_resp and
  * fuzz_glob (fuzz/, docs/hardening.md "Fuzzing"). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,9 +63,30 @@ static void test_pubsub_glob_nesting_cap_like_redis(void) {
   free(p1001s);
 }
 
+/* Integer replies and prefixes are formatted by hand (no snprintf on the
+ * reply path): the same bytes as "%lld", at both ends of the range. */
+static void test_pubsub_resp_integer_prefixes(void) {
+  obuf o = {0};
+  ob_int(&o, 0);
+  ob_int(&o, 7);
+  ob_int(&o, -1);
+  ob_int(&o, 1234567890123LL);
+  ob_int(&o, LLONG_MAX);
+  ob_int(&o, LLONG_MIN);
+  ob_arr(&o, 3);
+  ob_bulk(&o, "hi", 2);
+  ob_bulk(&o, "", 0);
+  const char *want = ":0\r\n:7\r\n:-1\r\n:1234567890123\r\n:9223372036854775807\r\n"
+                     ":-9223372036854775808\r\n*3\r\n$2\r\nhi\r\n$0\r\n\r\n";
+  CU_ASSERT_EQUAL(o.len, strlen(want));
+  CU_ASSERT_TRUE(o.len == strlen(want) && memcmp(o.p, want, o.len) == 0);
+  ob_free(&o);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("pubsub.resp");
   CU_ADD_TEST(s, test_pubsub_resp_empty_inline_args);
   CU_ADD_TEST(s, test_pubsub_glob_nesting_cap_like_redis);
+  CU_ADD_TEST(s, test_pubsub_resp_integer_prefixes);
   return ax_test_run();
 }

@@ -284,8 +284,17 @@ static void holes_drain(ax_actor *self, conn *s) {
 #define ARG(i) resp_argp(&s->in, (i))
 #define ALEN(i) (s->in.args[(i)].len)
 
+static inline unsigned char lower(unsigned char c) {
+  return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* p[0..n) equals the literal lit, ASCII case-insensitively (Redis's command
+ * lookup; no locale, no strlen or library call per candidate: this runs
+ * for every command of a pipeline). */
 static bool eqi(const char *p, size_t n, const char *lit) {
-  return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
+  for (size_t i = 0; i < n; i++)
+    if (lit[i] == 0 || lower((unsigned char)p[i]) != lower((unsigned char)lit[i])) return false;
+  return lit[n] == 0;
 }
 
 /* Length as a C string (Redis formats arguments with %s). */
@@ -628,6 +637,8 @@ static const cmd_def pubsub_subs[] = {
     {"help", 2, false},      {"shardchannels", -2, false}, {"shardnumsub", -2, false},
     {NULL, 0, false}};
 
+enum { CMD_PUBSUB = 8 }; /* cmds[8] */
+
 static bool arity_ok(int arity, size_t argc) {
   return arity > 0 ? (size_t)arity == argc : argc >= (size_t)-arity;
 }
@@ -656,9 +667,10 @@ static void exec(ax_actor *self, conn *s) {
             args);
     return;
   }
+  /* The name in errors; "pubsub|<sub>" is formatted only for an error. */
   char fullname[64];
-  snprintf(fullname, sizeof fullname, "%s", c->name);
-  if (strcmp(c->name, "pubsub") == 0 && argc >= 2) {
+  const char *fname = c->name;
+  if (c - cmds == CMD_PUBSUB && argc >= 2) {
     const cmd_def *sc = pubsub_subs;
     while (sc->name && !eqi(ARG(1), ALEN(1), sc->name)) sc++;
     if (!sc->name) {
@@ -667,19 +679,20 @@ static void exec(ax_actor *self, conn *s) {
       return;
     }
     snprintf(fullname, sizeof fullname, "pubsub|%s", sc->name);
+    fname = fullname;
     if (!arity_ok(sc->arity, argc)) {
-      err_arity(s, fullname);
+      err_arity(s, fname);
       return;
     }
   } else if (!arity_ok(c->arity, argc)) {
-    err_arity(s, fullname);
+    err_arity(s, fname);
     return;
   }
   if (nsubs(s) > 0 && !c->sub_ok) {
     ob_errf(rb(s),
             "Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
             "are allowed in this context",
-            fullname);
+            fname);
     return;
   }
   obuf *o = rb(s);

@@ -315,8 +315,9 @@ static bool park_wait(ax__worker *w) {
     }
     w->driving = true;
     pthread_mutex_unlock(&w->park_lock);
-    /* relaxed: a test sets it before the work that makes us park */
-    void (*hook)(ax_system *) = atomic_load_explicit(&ax__sched_drive_hook, memory_order_relaxed);
+    /* acquire: pairs with the test's seq_cst store of the hook, so what the
+     * test wrote before installing it (its state) is seen by the hook */
+    void (*hook)(ax_system *) = atomic_load_explicit(&ax__sched_drive_hook, memory_order_acquire);
     if (AX_UNLIKELY(hook != NULL)) hook(sys);
     ax__drive_result d = ax__reactor_drive(r, drive_busy_fn, w);
     pthread_mutex_lock(&w->park_lock);

@@ -55,6 +55,7 @@ void ax__iobj_put(ax__iobj *o) { ax__table_release(&o->io->table, o->id); }
 /* ---- the command queue ---- */
 
 _Atomic(ax__io_hook_fn) ax__io_cmd_hook;
+_Atomic(ax__io_obj_hook_fn) ax__io_finalize_hook;
 
 void ax__io_cmd(ax__iobj *o, uint32_t bits) {
   /* A non-zero previous value means o is queued (or being handled: the
@@ -191,6 +192,11 @@ static bool owner_alive(ax_system *sys, uint64_t pid) { return ax__pid_alive(sys
 void ax__io_set_owner(ax__iobj *o, uint64_t pid) {
   ax__io *io = o->io;
   pthread_mutex_lock(&io->owners_lock);
+  if (o->retired) { /* closed meanwhile (the caller held the handle): the
+                       index is for live sockets only, nothing to move */
+    pthread_mutex_unlock(&io->owners_lock);
+    return;
+  }
   index_del(io, o);
   bool ok = index_add(io, o, pid);
   pthread_mutex_unlock(&io->owners_lock);
@@ -309,8 +315,12 @@ void ax__io_finalize(ax__iobj *o, int reason, int code, uint64_t unsent) {
   o->finalized = true;
   ax__io_timer_cancel(o);
   pthread_mutex_lock(&io->owners_lock);
+  o->retired = true; /* an owner change still holding the handle must not re-index it */
   index_del(io, o);
   pthread_mutex_unlock(&io->owners_lock);
+  /* acquire: a test installs the hook (and its state) before the close */
+  ax__io_obj_hook_fn hook = atomic_load_explicit(&ax__io_finalize_hook, memory_order_acquire);
+  if (AX_UNLIKELY(hook != NULL)) hook(o);
   /* Holders of the handle are inside an API call that sees the socket
    * closed and returns; kill waits for them. */
   ax__table_kill(&io->table, o->id);

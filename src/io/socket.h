@@ -48,6 +48,7 @@ typedef struct ax__iobj {
                                read anywhere (acquire) */
   struct ax__iobj *o_prev, *o_next; /* io->owners_lock */
   bool indexed;             /* io->owners_lock: in the owner index */
+  bool retired;             /* io->owners_lock: finalized, never indexed again */
   /* Reactor only. */
   bool registered, finalized;
   struct ax__iobj *grave_next;
@@ -153,6 +154,11 @@ struct ax__io {
  * test thread, read by the reactor. */
 typedef void (*ax__io_hook_fn)(ax__io *io);
 extern _Atomic(ax__io_hook_fn) ax__io_cmd_hook;
+/* Test hook: run by the reactor in ax__io_finalize after the object left
+ * the owner index and before its handle is killed (the window in which an
+ * API caller still holding the handle can act on it). NULL in production. */
+typedef void (*ax__io_obj_hook_fn)(ax__iobj *o);
+extern _Atomic(ax__io_obj_hook_fn) ax__io_finalize_hook;
 /* Returns sys's I/O state, starting the layer on first use (NULL on error:
  * *err says why). Thread: any. */
 ax__io *ax__io_get(ax_system *sys, ax_err *err);
