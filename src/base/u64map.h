@@ -34,7 +34,7 @@ bool ax__u64map_get(const ax__u64map *m, uint64_t key, uint64_t *val);
 bool ax__u64map_del(ax__u64map *m, uint64_t key, uint64_t *val);
 void ax__u64map_free(ax__u64map *m);
 /* Walking the cells (i < cap): live cells, and their key and value. */
-static inline bool ax__u64map_live(const ax__u64map *m, uint32_t i) { return m->cells[i].key > 1; }
+static inline bool ax__u64map_live(const ax__u64map *m, uint32_t i) { return m->cells[i].key != 0; }
 static inline uint64_t ax__u64map_key(const ax__u64map *m, uint32_t i) { return m->cells[i].key; }
 static inline uint64_t ax__u64map_val(const ax__u64map *m, uint32_t i) { return m->cells[i].val; }
 static inline void ax__u64map_set_val(ax__u64map *m, uint32_t i, uint64_t v) { m->cells[i].val = v; }
