@@ -149,6 +149,21 @@ static void kick_thread(ax__reactor *r) {
   pthread_mutex_unlock(&r->thr_lock);
 }
 
+/* One pass with drive_lock held by the caller (taken by trylock), which it
+ * releases; then step 2. STOPPED (no pass) if the reactor stopped. */
+static ax__drive_result pass_and_unlock(ax__reactor *r, bool wait, ax__reactor_busy_fn busy,
+                                        void *busy_arg) {
+  if (atomic_load_explicit(&r->stop, memory_order_acquire)) {
+    pthread_mutex_unlock(&r->drive_lock);
+    return AX__DRIVE_STOPPED;
+  }
+  pass(r, wait, busy, busy_arg);
+  pthread_mutex_unlock(&r->drive_lock);
+  /* seq_cst: step 2 (after the pass's increment of passes). */
+  if (atomic_load_explicit(&r->deep, memory_order_seq_cst)) kick_thread(r);
+  return AX__DRIVE_DROVE;
+}
+
 ax__drive_result ax__reactor_drive(ax__reactor *r, ax__reactor_busy_fn busy, void *busy_arg) {
   if (atomic_load_explicit(&r->stop, memory_order_acquire)) return AX__DRIVE_STOPPED;
   if (pthread_mutex_trylock(&r->drive_lock) != 0) {
@@ -160,25 +175,13 @@ ax__drive_result ax__reactor_drive(ax__reactor *r, ax__reactor_busy_fn busy, voi
     }
     return AX__DRIVE_BUSY;
   }
-  if (atomic_load_explicit(&r->stop, memory_order_acquire)) {
-    pthread_mutex_unlock(&r->drive_lock);
-    return AX__DRIVE_STOPPED;
-  }
-  pass(r, true, busy, busy_arg);
-  pthread_mutex_unlock(&r->drive_lock);
-  /* seq_cst: step 2 (after the pass's increment of passes). */
-  if (atomic_load_explicit(&r->deep, memory_order_seq_cst)) kick_thread(r);
-  return AX__DRIVE_DROVE;
+  return pass_and_unlock(r, true, busy, busy_arg);
 }
 
 bool ax__reactor_poll(ax__reactor *r) {
   if (atomic_load_explicit(&r->stop, memory_order_acquire) || pthread_mutex_trylock(&r->drive_lock) != 0)
     return false;
-  if (!atomic_load_explicit(&r->stop, memory_order_acquire)) pass(r, false, NULL, NULL);
-  pthread_mutex_unlock(&r->drive_lock);
-  /* seq_cst: step 2, as ax__reactor_drive. */
-  if (atomic_load_explicit(&r->deep, memory_order_seq_cst)) kick_thread(r);
-  return true;
+  return pass_and_unlock(r, false, NULL, NULL) == AX__DRIVE_DROVE;
 }
 
 void ax__reactor_standby(ax__reactor *r, int delta) {
