@@ -624,20 +624,21 @@ typedef struct cmd_def {
   const char *name;
   int arity; /* Redis's: n exact, -n at least n */
   bool sub_ok; /* allowed in subscribed mode (RESP2) */
+  const struct cmd_def *subs; /* subcommands (PUBSUB's), or NULL */
 } cmd_def;
 
-static const cmd_def cmds[] = {
-    {"ping", -1, true},         {"subscribe", -2, true}, {"unsubscribe", -1, true},
-    {"psubscribe", -2, true},   {"punsubscribe", -1, true}, {"quit", -1, true},
-    {"reset", 1, true},         {"publish", 3, false},   {"pubsub", -2, false},
-    {"echo", 2, false},         {"hello", -1, false},    {NULL, 0, false}};
-
 static const cmd_def pubsub_subs[] = {
-    {"channels", -2, false}, {"numsub", -2, false},      {"numpat", 2, false},
-    {"help", 2, false},      {"shardchannels", -2, false}, {"shardnumsub", -2, false},
-    {NULL, 0, false}};
+    {"channels", -2, false, NULL}, {"numsub", -2, false, NULL},      {"numpat", 2, false, NULL},
+    {"help", 2, false, NULL},      {"shardchannels", -2, false, NULL}, {"shardnumsub", -2, false, NULL},
+    {NULL, 0, false, NULL}};
 
-enum { CMD_PUBSUB = 8 }; /* cmds[8] */
+static const cmd_def cmds[] = {
+    {"ping", -1, true, NULL},       {"subscribe", -2, true, NULL},
+    {"unsubscribe", -1, true, NULL}, {"psubscribe", -2, true, NULL},
+    {"punsubscribe", -1, true, NULL}, {"quit", -1, true, NULL},
+    {"reset", 1, true, NULL},       {"publish", 3, false, NULL},
+    {"pubsub", -2, false, pubsub_subs}, {"echo", 2, false, NULL},
+    {"hello", -1, false, NULL},     {NULL, 0, false, NULL}};
 
 static bool arity_ok(int arity, size_t argc) {
   return arity > 0 ? (size_t)arity == argc : argc >= (size_t)-arity;
@@ -667,18 +668,18 @@ static void exec(ax_actor *self, conn *s) {
             args);
     return;
   }
-  /* The name in errors; "pubsub|<sub>" is formatted only for an error. */
+  /* The name in errors: the command's, or "<command>|<subcommand>". */
   char fullname[64];
   const char *fname = c->name;
-  if (c - cmds == CMD_PUBSUB && argc >= 2) {
-    const cmd_def *sc = pubsub_subs;
+  if (c->subs && argc >= 2) {
+    const cmd_def *sc = c->subs;
     while (sc->name && !eqi(ARG(1), ALEN(1), sc->name)) sc++;
     if (!sc->name) {
       ob_errf(rb(s), "unknown subcommand '%.*s'. Try PUBSUB HELP.", cap128(ARG(1), ALEN(1)),
               ARG(1));
       return;
     }
-    snprintf(fullname, sizeof fullname, "pubsub|%s", sc->name);
+    snprintf(fullname, sizeof fullname, "%s|%s", c->name, sc->name);
     fname = fullname;
     if (!arity_ok(sc->arity, argc)) {
       err_arity(s, fname);
