@@ -108,8 +108,10 @@ ax_err ax_metrics_track_all(ax_system *sys, unsigned what) {
   if (!sys || (what & ~(unsigned)(AX_METRICS_COUNTS | AX_METRICS_HISTOGRAMS))) return AX_EINVAL;
   NO_HOOKS_RETURN();
   atomic_store_explicit(&sys->obs_default, what, memory_order_relaxed);
-  /* Spawns test obs_default only once hooks_any is set (relaxed, like
-   * every hooks_any store: a spawn that misses both starts untracked). */
+  /* Spawns test obs_default only once hooks_any is set. Relaxed, like
+   * every hooks_any store: a spawn on another thread racing this call may
+   * see neither store, or only one, and start untracked; spawns ordered
+   * after the call (its thread, or synchronized with it) see both. */
   if (what) atomic_store_explicit(&sys->hooks_any, 1, memory_order_relaxed);
   return AX_OK;
 }
