@@ -177,14 +177,31 @@ typedef struct ax__worker {
   _Atomic(ax_actor *) lifo;
   /* Runs started by the owner (relaxed; thieves read it to spot a stall). */
   _Atomic uint32_t tick;
+  /* The yield slot: an actor whose run ended with work left after its
+   * AX__AGAIN_RUNS extra runs (a producer sending in chunks), kept by its
+   * worker rather than put in the stealable ring, and run once the ring
+   * entries queued before it are gone (yield_after: the ring's tail then).
+   * The owner exchanges it; a thief takes it with a CAS only from a stalled
+   * owner, as the LIFO slot (sched.c, steal_from). */
+  _Atomic(ax_actor *) yield;
 
   /* Owner-only. */
   _Alignas(AX_CACHELINE) ax_system *sys;
   uint32_t index;
   uint32_t lifo_runs;
-  uint32_t stall_victim; /* thief side: the victim whose LIFO we watch */
-  uint32_t stall_tick;   /* its tick when first seen with a LIFO actor */
-  uint32_t stall_rounds; /* rounds it has stayed so */
+  uint32_t yield_after;  /* ring tail when the yield slot was filled */
+  /* Thief side (steal_from): the victim we watch, its ring's tail and its
+   * tick when we started watching them, and since when (ns). */
+  uint32_t watch_victim;
+  uint32_t watch_tail;
+  uint32_t watch_tick;
+  uint32_t watch_rounds; /* our search rounds since its tick last moved */
+  uint64_t ring_since;
+  uint64_t tick_since;
+  uint64_t stole_at;   /* when we last took from a ring (0: judged) */
+  uint64_t steal_wait; /* the ring age we wait for (see steal_paid) */
+  uint32_t stole_n;    /* how many actors that steal took */
+  uint32_t notify_tick; /* our tick at our last wake of a sleeper for a push */
   uint64_t rng;
   bool searching;
   pthread_t thread;
@@ -387,6 +404,10 @@ struct ax_system {
   uint32_t nsleepers;
   _Atomic uint32_t num_searching;
   _Atomic uint32_t num_unparked;
+  /* Workers whose steals stopped paying (steal_wait > 0, sched.c
+   * steal_paid): while any, workers wake sleepers for their own pushes at
+   * most once per AX__PATIENT_NOTIFY_RUNS runs. relaxed: a hint. */
+  _Atomic uint32_t num_patient;
   _Atomic bool stop_workers;
 
   _Atomic int state; /* AX__RUNNING / STOPPING / STOPPED */

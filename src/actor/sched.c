@@ -52,8 +52,23 @@ static _Thread_local ax__ctx tls_ctx;
 #define AX__SPIN_ROUNDS 64
 /* A searching worker polls the reactor every this many rounds. */
 #define AX__POLL_EVERY 8
-/* Search rounds a victim must stay in one run before its LIFO is taken. */
-#define AX__STALL_ROUNDS 8
+/* How long a victim must stay in one run before a thief takes what it is
+ * about to run itself (see steal_from): this long, or this many of the
+ * thief's search rounds, whichever comes first (the rounds make sure one
+ * search spin sees it on any machine). The old 8 rounds (~4 us here) were
+ * shorter than fjthrput's producer's runs once other work slowed them, so
+ * the producer moved to the thief and back. */
+#define AX__STALL_NS 20000u
+#define AX__STALL_ROUNDS (AX__SPIN_ROUNDS * 3 / 4)
+/* A steal pays when the stolen actors kept the thief busy this long each. */
+#define AX__STEAL_PAYS_NS 500u
+/* The age a victim's ring must reach before a thief whose steals do not
+ * pay takes from it: doubled from MIN to MAX per steal that did not pay. */
+#define AX__STEAL_WAIT_MIN_NS 1000u
+#define AX__STEAL_WAIT_MAX_NS 100000u
+/* While a worker is patient, how often a worker wakes a sleeper for its own
+ * pushes (in its runs; see notify_parked_local). */
+#define AX__PATIENT_NOTIFY_RUNS 4096u
 
 ax__ctx *ax__ctx_get(void) { return &tls_ctx; }
 
@@ -164,8 +179,9 @@ static bool ring_nonempty(ax__worker *w) {
   return lo32(h) != atomic_load_explicit(&w->tail, memory_order_seq_cst);
 }
 
-/* Steals half of src's ring into dst's; returns one actor to run now. */
-static ax_actor *steal_into(ax__worker *src, ax__worker *dst) {
+/* Steals half of src's ring into dst's; returns one actor to run now and
+ * sets *took to the number taken. */
+static ax_actor *steal_into(ax__worker *src, ax__worker *dst, uint32_t *took) {
   uint32_t dst_tail = atomic_load_explicit(&dst->tail, memory_order_relaxed);
   uint64_t h = atomic_load_explicit(&src->head, memory_order_acquire);
   uint32_t n, real;
@@ -193,6 +209,7 @@ static ax_actor *steal_into(ax__worker *src, ax__worker *dst) {
                                               memory_order_acquire))
       break;
   }
+  *took = n;
   n--;
   ax_actor *ret = ring_get(dst, dst_tail + n);
   if (n) atomic_store_explicit(&dst->tail, dst_tail + n, memory_order_release);
@@ -233,13 +250,25 @@ void ax__sched_reactor_yield(void *arg) { notify_parked(arg); }
 
 /* The cheap gate before notify_parked on a worker's own pushes: no fence,
  * relaxed loads of lines that change only when a worker starts or stops
- * searching or parks. Missing a parker here cannot strand work: the pushing
- * worker runs its own ring anyway; it only costs parallelism until the next
- * notify. Pushes from outside the workers (inject) always take the full path. */
-static inline void notify_parked_local(ax_system *sys) {
-  if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) == 0 &&
-      atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) < sys->nworkers)
-    notify_parked(sys);
+ * searching, parks, or turns patient. Missing a parker here cannot strand
+ * work: the pushing worker runs its own ring anyway; it only costs
+ * parallelism until the next notify. Pushes from outside the workers
+ * (inject) always take the full path. While some worker is patient (its
+ * steals did not pay: it would leave fresh work to us anyway), a sleeper is
+ * woken at most once per AX__PATIENT_NOTIFY_RUNS of our runs: waking it for
+ * every push cost fjthrput a futex wake and a 64-round search spin (reading
+ * our ring's lines) every few tens of microseconds. */
+static inline void notify_parked_local(ax__worker *w) {
+  ax_system *sys = w->sys;
+  if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) != 0 ||
+      atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) >= sys->nworkers)
+    return;
+  uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+  if (atomic_load_explicit(&sys->num_patient, memory_order_relaxed) &&
+      tick - w->notify_tick < AX__PATIENT_NOTIFY_RUNS)
+    return;
+  w->notify_tick = tick;
+  notify_parked(sys);
 }
 
 static bool any_work(ax_system *sys) {
@@ -250,7 +279,8 @@ static bool any_work(ax_system *sys) {
 }
 
 static bool local_work(ax__worker *w) {
-  return atomic_load_explicit(&w->lifo, memory_order_relaxed) || ring_nonempty(w);
+  return atomic_load_explicit(&w->lifo, memory_order_relaxed) ||
+         atomic_load_explicit(&w->yield, memory_order_relaxed) || ring_nonempty(w);
 }
 
 /* The reactor's busy hook for a driving worker, read after the pass's ticks
@@ -416,29 +446,95 @@ static ax_actor *next_local(ax__worker *w) {
     ring_push_back(w, a);
   }
   w->lifo_runs = 0;
+  /* The yielded actor runs once the ring has moved past what was queued
+   * before it (popped here or stolen), or when the ring is empty. The
+   * relaxed load is a hint (only a thief's CAS clears the slot besides us);
+   * the exchange decides, acq_rel as the LIFO slot's. */
+  if (atomic_load_explicit(&w->yield, memory_order_relaxed)) {
+    /* relaxed: our own ring's head, moved by us or by a thief's CAS; an
+     * old value only runs the yielded actor a little later */
+    uint32_t head = lo32(atomic_load_explicit(&w->head, memory_order_relaxed));
+    if ((int32_t)(head - w->yield_after) >= 0 &&
+        (a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel)))
+      return a;
+  }
   if ((a = ring_pop(w))) return a;
+  /* acq_rel: as above */
+  if ((a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel))) return a;
   return inject_pop(w->sys);
 }
 
-/* Takes a victim's LIFO actor when the victim has been inside one run for
- * AX__STALL_ROUNDS of our search rounds: the actor would otherwise wait for
- * that whole run (a producer sending a long burst to an idle consumer). */
-static ax_actor *steal_lifo(ax__worker *w, ax__worker *v) {
-  ax_actor *a = atomic_load_explicit(&v->lifo, memory_order_acquire);
-  if (!a) return NULL;
+/* What a thief takes from victim v in one search round: the older half of
+ * its ring once the victim has left the entries we watch there for this
+ * thief's steal_wait (0 unless steals stopped paying; see steal_paid), and
+ * what it is about to run itself (its LIFO and yield slots, and the ring
+ * regardless of steal_wait) once it has stayed in one run (its tick
+ * unchanged) for AX__STALL_NS: the actor would otherwise wait for that
+ * whole run (a producer sending a long burst to an idle consumer). */
+static ax_actor *steal_from(ax__worker *w, ax__worker *v) {
+  /* acquire: as steal_into's own reads of the same words */
+  uint32_t head = lo32(atomic_load_explicit(&v->head, memory_order_acquire));
+  uint32_t tail = atomic_load_explicit(&v->tail, memory_order_acquire);
+  ax_actor *l = atomic_load_explicit(&v->lifo, memory_order_acquire);
+  ax_actor *y = atomic_load_explicit(&v->yield, memory_order_acquire);
+  if (head == tail && !l && !y) return NULL;
   uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
-  if (w->stall_victim != v->index || w->stall_tick != tick) {
-    w->stall_victim = v->index;
-    w->stall_tick = tick;
-    w->stall_rounds = 0;
-    return NULL;
+  uint64_t now = ax__now_ns();
+  if (w->watch_victim != v->index) {
+    w->watch_victim = v->index;
+    w->watch_tail = tail;
+    w->watch_tick = tick;
+    w->watch_rounds = 0;
+    w->ring_since = w->tick_since = now;
   }
-  if (++w->stall_rounds < AX__STALL_ROUNDS) return NULL;
-  /* acq_rel: on success we own the actor and see the scheduler's writes. */
-  if (atomic_compare_exchange_strong_explicit(&v->lifo, &a, NULL, memory_order_acq_rel,
-                                              memory_order_relaxed))
+  if ((int32_t)(head - w->watch_tail) >= 0) { /* v took what we watched */
+    w->watch_tail = tail;
+    w->ring_since = now;
+  }
+  if (tick != w->watch_tick) {
+    w->watch_tick = tick;
+    w->tick_since = now;
+    w->watch_rounds = 0;
+  }
+  bool stalled = ++w->watch_rounds >= AX__STALL_ROUNDS || now - w->tick_since >= AX__STALL_NS;
+  ax_actor *a;
+  if (head != tail && (stalled || now - w->ring_since >= w->steal_wait) &&
+      (a = steal_into(v, w, &w->stole_n))) {
+    w->watch_victim = UINT32_MAX;
+    w->stole_at = now;
     return a;
+  }
+  if (!stalled) return NULL;
+  /* acq_rel: on success we own the actor and see the scheduler's writes. */
+  if (l && atomic_compare_exchange_strong_explicit(&v->lifo, &l, NULL, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+    return l;
+  if (y && atomic_compare_exchange_strong_explicit(&v->yield, &y, NULL, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+    return y;
   return NULL;
+}
+
+/* Called when w runs out of local work after a ring steal: did the stolen
+ * actors keep it busy for AX__STEAL_PAYS_NS? If so the next steal is
+ * immediate again; if not, the next one waits twice as long (up to
+ * AX__STEAL_WAIT_MAX_NS) for the victim's ring to age, so that a worker
+ * that keeps up with its own short runs keeps them. */
+static void steal_paid(ax__worker *w) {
+  uint64_t busy = ax__now_ns() - w->stole_at;
+  w->stole_at = 0;
+  uint64_t was = w->steal_wait;
+  if (busy >= (uint64_t)w->stole_n * AX__STEAL_PAYS_NS) {
+    w->steal_wait = 0;
+  } else {
+    uint64_t next = was ? 2 * was : AX__STEAL_WAIT_MIN_NS;
+    w->steal_wait = next < AX__STEAL_WAIT_MAX_NS ? next : AX__STEAL_WAIT_MAX_NS;
+  }
+  /* relaxed: num_patient is a hint for notify_parked_local */
+  if (!was && w->steal_wait)
+    atomic_fetch_add_explicit(&w->sys->num_patient, 1, memory_order_relaxed);
+  else if (was && !w->steal_wait)
+    atomic_fetch_sub_explicit(&w->sys->num_patient, 1, memory_order_relaxed);
 }
 
 static ax_actor *search(ax__worker *w) {
@@ -448,7 +544,7 @@ static ax_actor *search(ax__worker *w) {
     uint32_t start = rng_next(w) % sys->nworkers;
     for (uint32_t i = 0; i < sys->nworkers && !a; i++) {
       ax__worker *v = &sys->workers[(start + i) % sys->nworkers];
-      if (v != w && ((a = steal_into(v, w)) || (a = steal_lifo(w, v))))
+      if (v != w && (a = steal_from(w, v)))
         atomic_fetch_add_explicit(&w->steals, 1, memory_order_relaxed);
     }
   }
@@ -476,7 +572,10 @@ static void run_one(ax__worker *w, ax_actor *a) {
       ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
       if (prev) ring_push_back(w, prev);
     } else {
-      ring_push_back(w, a);
+      w->yield_after = atomic_load_explicit(&w->tail, memory_order_relaxed);
+      /* acq_rel: as the LIFO slot's exchange above */
+      ax_actor *prev = atomic_exchange_explicit(&w->yield, a, memory_order_acq_rel);
+      if (prev) ring_push_back(w, prev);
     }
   }
   /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed. */
@@ -497,6 +596,7 @@ static void *worker_main(void *arg) {
      * spin costs no futex round trip (producer/consumer pairs hit this all
      * the time). The spin is bounded (~tens of µs), so an idle system still
      * parks and uses no CPU. */
+    if (!a && w->stole_at) steal_paid(w);
     for (unsigned spin = 0; !a && spin < AX__SPIN_ROUNDS; spin++) {
       a = search(w);
       if (!a && spin + 1 < AX__SPIN_ROUNDS) {
@@ -529,7 +629,7 @@ void ax__schedule(ax_system *sys, ax_actor *a) {
     ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
     if (!prev) return;
     ring_push_back(w, prev);
-    notify_parked_local(sys);
+    notify_parked_local(w);
     return;
   }
   inject_push(sys, a);
@@ -547,7 +647,7 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
   ax__worker *w = tls_ctx.worker;
   if (w && w->sys == sys) {
     ring_push_back(w, a);
-    notify_parked_local(sys);
+    notify_parked_local(w);
   } else {
     inject_push(sys, a);
     notify_parked(sys);
@@ -556,6 +656,7 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
 
 ax_actor *ax__sched_take(ax__worker *w) {
   ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
+  if (!a) a = atomic_exchange_explicit(&w->yield, NULL, memory_order_relaxed);
   if (!a) a = ring_pop(w);
   if (!a) a = inject_pop(w->sys);
   return a;
@@ -572,6 +673,7 @@ ax_err ax__sched_start(ax_system *sys) {
     w->sys = sys;
     w->index = i;
     w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+    w->watch_victim = UINT32_MAX;
     pthread_mutex_init(&w->park_lock, NULL);
     pthread_cond_init(&w->park_cv, NULL);
   }

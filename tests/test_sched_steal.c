@@ -1,0 +1,169 @@
+/* Axon tests: what the scheduler's stealing and yielding rules promise
+ * (sched.c, steal_from and next_local). Every wait is bounded (seconds),
+ * never a timing assertion.
+ *  - an actor that keeps yielding (a run that ends with its own mail left,
+ *    again and again: a producer sending in chunks) is kept in its worker's
+ *    yield slot, out of the thieves' reach, but must still let the actors
+ *    queued before it run: on one worker nobody else would run them;
+ *  - a worker stuck in one long run must not strand what it queued for
+ *    itself (its LIFO slot and the newest entry of its ring): another
+ *    worker takes them once the victim's run counter has not moved for a
+ *    while. The actor stuck in the run waits for both to have run. */
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "axon.h"
+#include "support/testutil.h"
+
+#define WAIT_MS 30000
+/* Rounds a yielding actor may make before it gives up waiting for the
+ * reply (a starved peer): seconds of CPU at worst, far beyond what a
+ * working scheduler needs (a few rounds). */
+#define YIELD_LIMIT 2000000
+
+enum { MSG_START = AX_MSG_USER, MSG_MORE, MSG_PING, MSG_PONG };
+
+static struct {
+  _Atomic uint64_t done;    /* the yielder stopped (either way) */
+  _Atomic uint64_t ponged;  /* ... because the reply came */
+  _Atomic uint64_t rounds;  /* its rounds when it stopped */
+  _Atomic uint64_t ran;     /* stalled test: the queued actors that ran */
+  _Atomic uint64_t stalled_done, stalled_ok;
+} G;
+
+static void reset(void) { memset(&G, 0, sizeof(G)); }
+
+/* Replies PONG to every PING; stops on MORE (reused as "stop"). */
+static ax_err echo_b(ax_actor *self, const ax_msg *m) {
+  if (m->type == MSG_PING) return ax_send(self, m->from, MSG_PONG, NULL, 0);
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec echo_spec = {.name = "echo", .behaviour = echo_b};
+
+typedef struct yielder {
+  ax_pid echo;
+  uint64_t rounds;
+  bool stop;
+} yielder;
+
+static ax_err yielder_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  memcpy(&((yielder *)state)->echo, arg, len);
+  return AX_OK;
+}
+
+/* START: one PING to the echo, then a message to itself per run until the
+ * PONG comes (or YIELD_LIMIT rounds pass: the echo was starved). */
+static ax_err yielder_b(ax_actor *self, const ax_msg *m) {
+  yielder *y = ax_state(self);
+  if (m->type == MSG_START) {
+    ax_err e = ax_send(self, y->echo, MSG_PING, NULL, 0);
+    if (e != AX_OK) return e;
+  } else if (m->type == MSG_PONG) {
+    atomic_store(&G.ponged, 1);
+    y->stop = true;
+    return AX_OK; /* the MORE in flight ends it */
+  }
+  if (y->stop || ++y->rounds >= YIELD_LIMIT) {
+    atomic_store(&G.rounds, y->rounds);
+    atomic_store(&G.done, 1);
+    ax_send(self, y->echo, MSG_MORE, NULL, 0);
+    return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  }
+  return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+}
+static const ax_actor_spec yielder_spec = {.name = "yielder",
+                                           .behaviour = yielder_b,
+                                           .init = yielder_init,
+                                           .state_size = sizeof(yielder)};
+
+static void yielder_round(unsigned workers) {
+  reset();
+  ax_system *sys = ax_test_system(workers);
+  ax_pid echo, y;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &echo_spec, NULL, 0, &echo) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &yielder_spec, &echo, sizeof(echo), &y) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, y, MSG_START, NULL, 0) == AX_OK);
+  CU_ASSERT(ax_test_wait_count(&G.done, 1, WAIT_MS));
+  CU_ASSERT(atomic_load(&G.ponged) == 1);
+  CU_ASSERT(atomic_load(&G.rounds) < YIELD_LIMIT);
+  ax_system_free(sys);
+}
+
+static void test_yielder_lets_queued_run_one_worker(void) { yielder_round(1); }
+static void test_yielder_lets_queued_run_two_workers(void) { yielder_round(2); }
+
+/* ---- a stalled worker's own queue ---- */
+
+static ax_err marker_b(ax_actor *self, const ax_msg *m) {
+  if (m->type == MSG_PING) {
+    atomic_fetch_add(&G.ran, 1);
+    return AX_OK;
+  }
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec marker_spec = {.name = "marker", .behaviour = marker_b};
+
+typedef struct stall_state {
+  ax_pid t[2];
+} stall_state;
+
+static ax_err staller_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  memcpy(state, arg, len);
+  return AX_OK;
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wakes both markers (the first lands in this worker's ring, the second in
+ * its LIFO slot), then stays in this run until both ran (10 s at most). */
+static ax_err staller_b(ax_actor *self, const ax_msg *m) {
+  stall_state *s = ax_state(self);
+  if (m->type != MSG_START) return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  for (int i = 0; i < 2; i++) {
+    ax_err e = ax_send(self, s->t[i], MSG_PING, NULL, 0);
+    if (e != AX_OK) return e;
+  }
+  uint64_t until = mono_ms() + 10000;
+  while (atomic_load(&G.ran) < 2 && mono_ms() < until) {
+  }
+  atomic_store(&G.stalled_ok, atomic_load(&G.ran) == 2);
+  atomic_store(&G.stalled_done, 1);
+  for (int i = 0; i < 2; i++) ax_send(self, s->t[i], MSG_MORE, NULL, 0);
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec staller_spec = {.name = "staller",
+                                           .behaviour = staller_b,
+                                           .init = staller_init,
+                                           .state_size = sizeof(stall_state)};
+
+static void test_stalled_worker_queue_is_taken(void) {
+  for (int round = 0; round < 20; round++) {
+    reset();
+    ax_system *sys = ax_test_system(2);
+    stall_state st;
+    for (int i = 0; i < 2; i++)
+      CU_ASSERT_FATAL(ax_system_spawn(sys, &marker_spec, NULL, 0, &st.t[i]) == AX_OK);
+    ax_pid s;
+    CU_ASSERT_FATAL(ax_system_spawn(sys, &staller_spec, &st, sizeof(st), &s) == AX_OK);
+    CU_ASSERT_FATAL(ax_system_send(sys, s, MSG_START, NULL, 0) == AX_OK);
+    CU_ASSERT(ax_test_wait_count(&G.stalled_done, 1, WAIT_MS));
+    CU_ASSERT(atomic_load(&G.stalled_ok) == 1);
+    ax_system_free(sys);
+    if (!atomic_load(&G.stalled_ok)) break;
+  }
+}
+
+int main(void) {
+  CU_pSuite s = ax_test_suite("sched.steal");
+  CU_add_test(s, "yielder_lets_queued_run_one_worker", test_yielder_lets_queued_run_one_worker);
+  CU_add_test(s, "yielder_lets_queued_run_two_workers", test_yielder_lets_queued_run_two_workers);
+  CU_add_test(s, "stalled_worker_queue_is_taken", test_stalled_worker_queue_is_taken);
+  return ax_test_run();
+}
