@@ -201,7 +201,12 @@ typedef struct ax__worker {
   uint64_t stole_at;   /* when we last took from a ring (0: judged) */
   uint64_t steal_wait; /* the ring age we wait for (see steal_paid) */
   uint32_t stole_n;    /* how many actors that steal took */
-  uint32_t notify_tick; /* our tick at our last wake of a sleeper for a push */
+  /* Pusher side, while some worker is patient (notify_parked_local): our
+   * tick and clock at our last wake of a sleeper for a push, and pushes
+   * since we last judged. */
+  uint32_t notify_tick;
+  uint32_t patient_pushes;
+  uint64_t notify_ns;
   uint64_t rng;
   bool searching;
   pthread_t thread;

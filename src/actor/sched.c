@@ -66,9 +66,11 @@ static _Thread_local ax__ctx tls_ctx;
  * pay takes from it: doubled from MIN to MAX per steal that did not pay. */
 #define AX__STEAL_WAIT_MIN_NS 1000u
 #define AX__STEAL_WAIT_MAX_NS 100000u
-/* While a worker is patient, how often a worker wakes a sleeper for its own
- * pushes (in its runs; see notify_parked_local). */
-#define AX__PATIENT_NOTIFY_RUNS 4096u
+/* While a worker is patient, a worker wakes a sleeper for its own pushes at
+ * most once per AX__PATIENT_NOTIFY_NS, judged once per AX__PATIENT_GATE of
+ * its pushes or runs (see notify_parked_local). */
+#define AX__PATIENT_NOTIFY_NS 1000000u
+#define AX__PATIENT_GATE 64u
 
 ax__ctx *ax__ctx_get(void) { return &tls_ctx; }
 
@@ -255,19 +257,28 @@ void ax__sched_reactor_yield(void *arg) { notify_parked(arg); }
  * parallelism until the next notify. Pushes from outside the workers
  * (inject) always take the full path. While some worker is patient (its
  * steals did not pay: it would leave fresh work to us anyway), a sleeper is
- * woken at most once per AX__PATIENT_NOTIFY_RUNS of our runs: waking it for
- * every push cost fjthrput a futex wake and a 64-round search spin (reading
- * our ring's lines) every few tens of microseconds. */
+ * woken at most once per AX__PATIENT_NOTIFY_NS: waking it for every push
+ * cost fjthrput a futex wake and a 64-round search spin (reading our
+ * ring's lines) every few tens of microseconds. A longer gap only delays
+ * the patient worker's return: woken, it steals once our ring has aged,
+ * and if that steal pays it is no longer patient. */
 static inline void notify_parked_local(ax__worker *w) {
   ax_system *sys = w->sys;
   if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) != 0 ||
       atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) >= sys->nworkers)
     return;
-  uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
-  if (atomic_load_explicit(&sys->num_patient, memory_order_relaxed) &&
-      tick - w->notify_tick < AX__PATIENT_NOTIFY_RUNS)
-    return;
-  w->notify_tick = tick;
+  if (atomic_load_explicit(&sys->num_patient, memory_order_relaxed)) {
+    /* The clock is read once per AX__PATIENT_GATE pushes or runs, not per
+     * push (fjthrput's producer pushes ~6M times a second). */
+    uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+    if (++w->patient_pushes < AX__PATIENT_GATE && tick - w->notify_tick < AX__PATIENT_GATE)
+      return;
+    w->patient_pushes = 0;
+    w->notify_tick = tick;
+    uint64_t now = ax__now_ns();
+    if (now - w->notify_ns < AX__PATIENT_NOTIFY_NS) return;
+    w->notify_ns = now;
+  }
   notify_parked(sys);
 }
 
@@ -377,7 +388,14 @@ static void park(ax__worker *w) {
   sys->sleepers[sys->nsleepers++] = w->index;
   pthread_mutex_unlock(&sys->idle_lock);
   atomic_thread_fence(memory_order_seq_cst);
-  if (any_work(sys) || atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
+  /* A patient worker (steal_paid) rechecks only the inject queue: the work
+   * in other workers' rings is theirs until it ages, and their wake-ups for
+   * it are best effort anyway (notify_parked_local). Rechecking the rings
+   * kept it out of its sleep for as long as fjthrput's producer's ring was
+   * never empty (a park and a search spin every ~30 us). */
+  if ((w->steal_wait ? atomic_load_explicit(&sys->inject_len, memory_order_seq_cst) != 0
+                     : any_work(sys)) ||
+      atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
     notify_parked(sys);
   /* Busy time is the time not parked: two clock reads per park, none per
    * run. park_since lets a reader count a park still under way; seq_cst
