@@ -259,9 +259,11 @@ void ax__sched_reactor_yield(void *arg) { notify_parked(arg); }
  * steals did not pay: it would leave fresh work to us anyway), a sleeper is
  * woken at most once per AX__PATIENT_NOTIFY_NS: waking it for every push
  * cost fjthrput a futex wake and a 64-round search spin (reading our
- * ring's lines) every few tens of microseconds. A longer gap only delays
- * the patient worker's return: woken, it steals once our ring has aged,
- * and if that steal pays it is no longer patient. */
+ * ring's lines) every few tens of microseconds. Woken, the patient worker
+ * steals once our ring has aged, and if that steal pays it is no longer
+ * patient; until then work we queue and then sit on in a long run without
+ * pushing again waits for that run (docs/ARCHITECTURE.md, "Scheduler
+ * notes"). */
 static inline void notify_parked_local(ax__worker *w) {
   ax_system *sys = w->sys;
   if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) != 0 ||
