@@ -269,9 +269,11 @@ static inline void notify_parked_local(ax__worker *w) {
   if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) != 0 ||
       atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) >= sys->nworkers)
     return;
+  /* relaxed: a hint; a stale value costs a wake too many or too few */
   if (atomic_load_explicit(&sys->num_patient, memory_order_relaxed)) {
     /* The clock is read once per AX__PATIENT_GATE pushes or runs, not per
-     * push (fjthrput's producer pushes ~6M times a second). */
+     * push (fjthrput's producer pushes ~6M times a second). relaxed: our
+     * own counter. */
     uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
     if (++w->patient_pushes < AX__PATIENT_GATE && tick - w->notify_tick < AX__PATIENT_GATE)
       return;
@@ -292,6 +294,7 @@ static bool any_work(ax_system *sys) {
 }
 
 static bool local_work(ax__worker *w) {
+  /* relaxed: our own slots (only a thief's CAS empties them besides us) */
   return atomic_load_explicit(&w->lifo, memory_order_relaxed) ||
          atomic_load_explicit(&w->yield, memory_order_relaxed) || ring_nonempty(w);
 }
@@ -394,7 +397,8 @@ static void park(ax__worker *w) {
    * in other workers' rings is theirs until it ages, and their wake-ups for
    * it are best effort anyway (notify_parked_local). Rechecking the rings
    * kept it out of its sleep for as long as fjthrput's producer's ring was
-   * never empty (a park and a search spin every ~30 us). */
+   * never empty (a park and a search spin every ~30 us). seq_cst: the
+   * Dekker pattern with inject_push_batch and notify_parked, as any_work. */
   if ((w->steal_wait ? atomic_load_explicit(&sys->inject_len, memory_order_seq_cst) != 0
                      : any_work(sys)) ||
       atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
@@ -492,12 +496,14 @@ static ax_actor *next_local(ax__worker *w) {
  * unchanged) for AX__STALL_NS: the actor would otherwise wait for that
  * whole run (a producer sending a long burst to an idle consumer). */
 static ax_actor *steal_from(ax__worker *w, ax__worker *v) {
-  /* acquire: as steal_into's own reads of the same words */
+  /* acquire: as steal_into's own reads of the same words, and for the
+   * slots as the CASes below, whose expected values these are */
   uint32_t head = lo32(atomic_load_explicit(&v->head, memory_order_acquire));
   uint32_t tail = atomic_load_explicit(&v->tail, memory_order_acquire);
   ax_actor *l = atomic_load_explicit(&v->lifo, memory_order_acquire);
   ax_actor *y = atomic_load_explicit(&v->yield, memory_order_acquire);
   if (head == tail && !l && !y) return NULL;
+  /* relaxed: a progress hint; a stale tick only delays a stall's verdict */
   uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
   uint64_t now = ax__now_ns();
   if (w->watch_victim != v->index) {
@@ -592,6 +598,7 @@ static void run_one(ax__worker *w, ax_actor *a) {
       ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
       if (prev) ring_push_back(w, prev);
     } else {
+      /* relaxed: our own ring's tail (only we write it) */
       w->yield_after = atomic_load_explicit(&w->tail, memory_order_relaxed);
       /* acq_rel: as the LIFO slot's exchange above */
       ax_actor *prev = atomic_exchange_explicit(&w->yield, a, memory_order_acq_rel);
@@ -676,6 +683,7 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
 
 ax_actor *ax__sched_take(ax__worker *w) {
   ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
+  /* relaxed: deterministic mode, one thread (as the LIFO slot above) */
   if (!a) a = atomic_exchange_explicit(&w->yield, NULL, memory_order_relaxed);
   if (!a) a = ring_pop(w);
   if (!a) a = inject_pop(w->sys);
