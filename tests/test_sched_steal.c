@@ -8,11 +8,20 @@
  *  - a worker stuck in one long run must not strand what it queued for
  *    itself (its LIFO slot and the newest entry of its ring): another
  *    worker takes them once the victim's run counter has not moved for a
- *    while. The actor stuck in the run waits for both to have run. */
+ *    while. The actor stuck in the run waits for both to have run;
+ *  - the same after a flood of short runs (one producer, many consumers)
+ *    made a worker patient (its steals did not pay, sched.c steal_paid):
+ *    such a worker is woken for other workers' pushes at most once a
+ *    millisecond and ignores their rings when it parks, so the reactor's
+ *    scheduler tick must bring it back for work stuck behind a long run.
+ *    (This one exercises that path under the sanitizers; it does not fail
+ *    without the tick, since a push's own rate-limited wake usually comes
+ *    first.) */
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
+#include "actor/actor_int.h" /* num_patient: the precondition of the last test */
 #include "axon.h"
 #include "support/testutil.h"
 
@@ -178,10 +187,80 @@ static void test_stalled_worker_queue_is_taken(void) {
   }
 }
 
+/* ---- after a flood: patience ---- */
+
+#define FLOOD_ACTORS 60
+#define FLOOD_ROUNDS 20000
+
+static ax_err sink_b(ax_actor *self, const ax_msg *m) {
+  if (m->type == MSG_PING) return AX_OK;
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec sink_spec = {.name = "sink", .behaviour = sink_b};
+
+typedef struct flood {
+  ax_pid to[FLOOD_ACTORS];
+  int64_t round;
+} flood;
+
+static ax_err flood_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  memcpy(state, arg, len);
+  return AX_OK;
+}
+
+/* fjthrput's shape: one message to each sink per run, then a message to
+ * itself; at the end MORE to every sink (they stop) and done. */
+static ax_err flood_b(ax_actor *self, const ax_msg *m) {
+  (void)m;
+  flood *f = ax_state(self);
+  bool last = ++f->round >= FLOOD_ROUNDS;
+  for (int i = 0; i < FLOOD_ACTORS; i++) {
+    ax_err e = ax_send(self, f->to[i], last ? MSG_MORE : MSG_PING, NULL, 0);
+    if (e != AX_OK) return e;
+  }
+  if (!last) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+  atomic_store(&G.done, 1);
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec flood_spec = {.name = "flood",
+                                         .behaviour = flood_b,
+                                         .init = flood_init,
+                                         .state_size = sizeof(flood)};
+
+static void test_stalled_queue_taken_after_flood(void) {
+  reset();
+  ax_system *sys = ax_test_system(2);
+  for (int tries = 0; tries < 20 && !atomic_load(&sys->num_patient); tries++) {
+    atomic_store(&G.done, 0);
+    flood f = {.round = 0};
+    for (int i = 0; i < FLOOD_ACTORS; i++)
+      CU_ASSERT_FATAL(ax_system_spawn(sys, &sink_spec, NULL, 0, &f.to[i]) == AX_OK);
+    ax_pid p;
+    CU_ASSERT_FATAL(ax_system_spawn(sys, &flood_spec, &f, sizeof(f), &p) == AX_OK);
+    CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+    CU_ASSERT_FATAL(ax_test_wait_count(&G.done, 1, WAIT_MS));
+  }
+  /* The precondition (a flood of one-message runs makes steals not pay). */
+  CU_ASSERT_FATAL(atomic_load(&sys->num_patient) > 0);
+  ax_test_sleep_ms(50); /* let the thief park (not needed for correctness) */
+  reset();
+  stall_state st;
+  for (int i = 0; i < 2; i++)
+    CU_ASSERT_FATAL(ax_system_spawn(sys, &marker_spec, NULL, 0, &st.t[i]) == AX_OK);
+  ax_pid s;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &staller_spec, &st, sizeof(st), &s) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, s, MSG_START, NULL, 0) == AX_OK);
+  CU_ASSERT(ax_test_wait_count(&G.stalled_done, 1, WAIT_MS));
+  CU_ASSERT(atomic_load(&G.stalled_ok) == 1);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("sched.steal");
   CU_add_test(s, "yielder_lets_queued_run_one_worker", test_yielder_lets_queued_run_one_worker);
   CU_add_test(s, "yielder_lets_queued_run_two_workers", test_yielder_lets_queued_run_two_workers);
   CU_add_test(s, "stalled_worker_queue_is_taken", test_stalled_worker_queue_is_taken);
+  CU_add_test(s, "stalled_queue_taken_after_flood", test_stalled_queue_taken_after_flood);
   return ax_test_run();
 }

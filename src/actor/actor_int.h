@@ -207,6 +207,9 @@ typedef struct ax__worker {
   uint32_t notify_tick;
   uint32_t patient_pushes;
   uint64_t notify_ns;
+  /* Its tick as the scheduler's reactor tick last saw it (sched.c
+   * sched_tick; written by whoever drives, under the drive lock). */
+  uint32_t tick_seen;
   uint64_t rng;
   bool searching;
   pthread_t thread;

@@ -261,9 +261,8 @@ void ax__sched_reactor_yield(void *arg) { notify_parked(arg); }
  * cost fjthrput a futex wake and a 64-round search spin (reading our
  * ring's lines) every few tens of microseconds. Woken, the patient worker
  * steals once our ring has aged, and if that steal pays it is no longer
- * patient; until then work we queue and then sit on in a long run without
- * pushing again waits for that run (docs/ARCHITECTURE.md, "Scheduler
- * notes"). */
+ * patient; for work we queue and then sit on in a long run without
+ * pushing again, sched_tick wakes it. */
 static inline void notify_parked_local(ax__worker *w) {
   ax_system *sys = w->sys;
   if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) != 0 ||
@@ -563,6 +562,30 @@ static void steal_paid(ax__worker *w) {
     atomic_fetch_sub_explicit(&w->sys->num_patient, 1, memory_order_relaxed);
 }
 
+/* A reactor tick (runs on whoever drives, once per pass, under the
+ * reactor's drive lock: tick_seen is the ticks' own). While some worker is
+ * patient, a parked one is not woken by the rings' owners for every push
+ * (notify_parked_local) and does not recheck the rings when it parks, so
+ * work queued behind one long run could wait for the whole run. The tick
+ * wakes a sleeper when a worker with queued work has not started a run
+ * since the previous pass, and keeps passes at most a millisecond apart
+ * meanwhile; woken, the sleeper finds the victim stalled (steal_from). */
+static int sched_tick(void *arg) {
+  ax_system *sys = arg;
+  /* relaxed: a hint, as in notify_parked_local */
+  if (!atomic_load_explicit(&sys->num_patient, memory_order_relaxed)) return -1;
+  bool stuck = false;
+  for (uint32_t i = 0; i < sys->nalloc; i++) {
+    ax__worker *v = &sys->workers[i];
+    /* relaxed: a progress hint; a stale value delays the wake by a pass */
+    uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
+    if (tick == v->tick_seen && local_work(v)) stuck = true;
+    v->tick_seen = tick;
+  }
+  if (stuck) notify_parked(sys);
+  return 1;
+}
+
 static ax_actor *search(ax__worker *w) {
   ax_system *sys = w->sys;
   ax_actor *a = NULL;
@@ -707,6 +730,10 @@ ax_err ax__sched_start(ax_system *sys) {
   }
   sys->nalloc = n;
   if (sys->det) return AX_OK; /* no thread: the driving thread is worker 0 */
+  if (n > 1 && sys->reactor) {
+    ax_err e = ax__reactor_add_tick(sys->reactor, sched_tick, sys);
+    if (e != AX_OK) return e;
+  }
   sys->nworkers = n;
   atomic_store(&sys->num_unparked, n);
   for (uint32_t i = 0; i < n; i++) {
