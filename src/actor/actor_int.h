@@ -486,6 +486,10 @@ void ax__sched_reactor_yield(void *arg);
  * driving and dropped park_lock, just before its reactor pass, so a test
  * can interleave a notify and another thread's pass at that point. */
 extern void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
+/* Tests only: a steal pays when the stolen actors kept the thief busy this
+ * many ns each (default AX__STEAL_PAYS_NS, sched.c steal_paid); set before
+ * the system's workers start. */
+extern _Atomic uint32_t ax__sched_steal_pays_ns;
 /* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
  * its ring, then the inject queue), or NULL. The driving thread only. */
 ax_actor *ax__sched_take(ax__worker *w);

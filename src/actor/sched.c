@@ -545,11 +545,15 @@ static ax_actor *steal_from(ax__worker *w, ax__worker *v) {
  * immediate again; if not, the next one waits twice as long (up to
  * AX__STEAL_WAIT_MAX_NS) for the victim's ring to age, so that a worker
  * that keeps up with its own short runs keeps them. */
+_Atomic uint32_t ax__sched_steal_pays_ns = AX__STEAL_PAYS_NS;
+
 static void steal_paid(ax__worker *w) {
   uint64_t busy = ax__now_ns() - w->stole_at;
   w->stole_at = 0;
   uint64_t was = w->steal_wait;
-  if (busy >= (uint64_t)w->stole_n * AX__STEAL_PAYS_NS) {
+  /* relaxed: a tunable the tests set before the workers start */
+  uint32_t pays = atomic_load_explicit(&ax__sched_steal_pays_ns, memory_order_relaxed);
+  if (busy >= (uint64_t)w->stole_n * pays) {
     w->steal_wait = 0;
   } else {
     uint64_t next = was ? 2 * was : AX__STEAL_WAIT_MIN_NS;
