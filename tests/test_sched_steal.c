@@ -43,6 +43,14 @@ static struct {
 
 static void reset(void) { memset(&G, 0, sizeof(G)); }
 
+/* Every actor here that has an init copies its argument to the start of its
+ * state. */
+static ax_err copy_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  memcpy(state, arg, len);
+  return AX_OK;
+}
+
 /* Replies PONG to every PING; stops on MORE (reused as "stop"). */
 static ax_err echo_b(ax_actor *self, const ax_msg *m) {
   if (m->type == MSG_PING) return ax_send(self, m->from, MSG_PONG, NULL, 0);
@@ -51,16 +59,10 @@ static ax_err echo_b(ax_actor *self, const ax_msg *m) {
 static const ax_actor_spec echo_spec = {.name = "echo", .behaviour = echo_b};
 
 typedef struct yielder {
-  ax_pid echo;
+  ax_pid echo; /* first: copy_init */
   uint64_t rounds;
   bool stop;
 } yielder;
-
-static ax_err yielder_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
-  memcpy(&((yielder *)state)->echo, arg, len);
-  return AX_OK;
-}
 
 /* START: one PING to the echo, then a message to itself per run until the
  * PONG comes (or YIELD_LIMIT rounds pass: the echo was starved). */
@@ -84,7 +86,7 @@ static ax_err yielder_b(ax_actor *self, const ax_msg *m) {
 }
 static const ax_actor_spec yielder_spec = {.name = "yielder",
                                            .behaviour = yielder_b,
-                                           .init = yielder_init,
+                                           .init = copy_init,
                                            .state_size = sizeof(yielder)};
 
 static void yielder_round(unsigned workers) {
@@ -118,12 +120,6 @@ typedef struct stall_state {
   ax_pid t[2];
 } stall_state;
 
-static ax_err staller_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
-  memcpy(state, arg, len);
-  return AX_OK;
-}
-
 static uint64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -149,7 +145,7 @@ static ax_err staller_b(ax_actor *self, const ax_msg *m) {
 }
 static const ax_actor_spec staller_spec = {.name = "staller",
                                            .behaviour = staller_b,
-                                           .init = staller_init,
+                                           .init = copy_init,
                                            .state_size = sizeof(stall_state)};
 
 /* Takes pokes from the test thread and does nothing with them. */
@@ -203,12 +199,6 @@ typedef struct flood {
   int64_t round;
 } flood;
 
-static ax_err flood_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
-  memcpy(state, arg, len);
-  return AX_OK;
-}
-
 /* fjthrput's shape: one message to each sink per run, then a message to
  * itself; at the end MORE to every sink (they stop) and done. */
 static ax_err flood_b(ax_actor *self, const ax_msg *m) {
@@ -225,7 +215,7 @@ static ax_err flood_b(ax_actor *self, const ax_msg *m) {
 }
 static const ax_actor_spec flood_spec = {.name = "flood",
                                          .behaviour = flood_b,
-                                         .init = flood_init,
+                                         .init = copy_init,
                                          .state_size = sizeof(flood)};
 
 static void test_stalled_queue_taken_after_flood(void) {
