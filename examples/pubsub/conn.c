@@ -17,13 +17,14 @@
  * when the client unsubscribed is dropped), then copied into `out`, which
  * the end-of-run hook (conn_flush) writes: everything one run of this
  * actor produced -- replies to a pipeline, the deliveries of several shard
- * batches -- goes out in one write. A run that got deliveries (or publish
- * answers) asks for its flush at the end of the worker's pass instead
- * (ax_flush_later), so the batches of every publisher the pass handled go
- * out in one write, as Redis writes each client once per event-loop pass:
- * writes per delivery, which decide the broker's CPU (the loopback send
- * path), fell by a third with one worker (docs/ARCHITECTURE.md, "Deferred
- * flushes"). Replies to a client's own commands are not deferred. A frame
+ * batches -- goes out in one write. A run that got deliveries asks for its
+ * flush at the end of the worker's pass instead (ax_flush_later), so the
+ * batches of every publisher the pass handled go out in one write, as
+ * Redis writes each client once per event-loop pass: writes per delivery,
+ * which decide the broker's CPU (the loopback send path), fell by half
+ * with one worker (docs/ARCHITECTURE.md, "Deferred flushes"). Replies to
+ * the client's own commands (a batch with publish answers, IO_DATA) are
+ * not deferred: a pipelining publisher waits on them. A frame
  * of BIG_FRAME bytes or more is written by reference instead (the one
  * shared buffer, no copy).
  *
@@ -829,6 +830,7 @@ static void on_batch(ax_actor *self, conn *s, const char *p, size_t len) {
     p += r.len;
   }
   if (done) holes_drain(self, s);
+  else ax_flush_later(self); /* deliveries only (header comment) */
 }
 
 static void on_drained(ax_actor *self, conn *s) {
@@ -864,7 +866,6 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
     if (msg->buf) on_deliver(self, s, msg->data, msg->len, msg->buf);
     return AX_OK;
   case MSG_BATCH:
-    ax_flush_later(self);
     on_batch(self, s, msg->data, msg->len);
     return AX_OK;
   case MSG_PUBLISH_DONE: {
