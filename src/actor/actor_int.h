@@ -67,9 +67,10 @@ struct ax_actor {
    * mark-idle CAS), and senders to a bounded lane find the bounded block
    * with it (ax__actor_bounded). */
   const ax_actor_spec *spec;
-  /* The link in the inject queue, written by whoever holds the right to
-   * schedule the actor (most often the producer that just pushed to
-   * user_head, on this line) and read by the worker that pops it. */
+  /* The link in the inject queue (or in a worker's deferred list), written
+   * by whoever holds the right to schedule the actor (most often the
+   * producer that just pushed to user_head, on this line) and read by the
+   * worker that pops it. */
   struct ax_actor *run_next;
   _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
                                   popped (senders add, owner subtracts) */
@@ -163,6 +164,9 @@ void ax__lane_unlock(ax_actor *a);
  * run_one); at most AX__LIFO_CAP. */
 #define AX__AGAIN_RUNS 1
 #define AX__INJECT_INTERVAL 61
+/* The most runs of other actors a worker makes while a flush deferred by
+ * ax_flush_later waits (its header's bound). */
+#define AX__DEFER_RUNS AX_FLUSH_LATER_RUNS
 
 typedef struct ax__worker {
   /* Ring of runnable actors (Tokio's queue): head packs the steal index
@@ -188,6 +192,11 @@ typedef struct ax__worker {
   uint64_t rng;
   bool searching;
   pthread_t thread;
+  /* Actors whose flush waits for the end of this worker's pass
+   * (ax_flush_later), linked through run_next, FIFO; defer_runs counts
+   * the runs since the list became non-empty (sched.c). */
+  ax_actor *defer_head, *defer_tail;
+  uint32_t defer_runs;
 
   /* Parking: notified and driving are guarded by park_lock. driving: the
    * parked worker is (about to be) inside a reactor pass, so a notifier
@@ -226,6 +235,9 @@ struct ax__ctx {
   uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
   struct ax__obs *obs; /* the current actor's metrics block while it runs, else NULL */
   bool hooks;          /* this run delivers through ax__obs_deliver (obs or a tracer) */
+  bool flush_later;    /* the current actor called ax_flush_later in this run */
+  bool flush_owed;     /* set by the scheduler before it runs an actor from its
+                          deferred list: this run flushes, whatever it delivers */
 };
 
 
@@ -462,7 +474,16 @@ extern void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
 ax_actor *ax__sched_take(ax__worker *w);
 
 /* actor.c */
-typedef enum { AX__RUN_IDLE, AX__RUN_AGAIN, AX__RUN_MUTED, AX__RUN_DEAD } ax__run_result;
+/* AX__RUN_DEFER: the run ended without its flush (ax_flush_later); the
+ * actor stays scheduled and the worker must run it again, with
+ * ctx.flush_owed set, at the end of its pass (sched.c, "deferred flushes"). */
+typedef enum {
+  AX__RUN_IDLE,
+  AX__RUN_AGAIN,
+  AX__RUN_MUTED,
+  AX__RUN_DEAD,
+  AX__RUN_DEFER
+} ax__run_result;
 ax__run_result ax__actor_run(ax_actor *a);
 
 /* The system-lane half of an exit signal: the placeholder it decides. The

@@ -420,6 +420,41 @@ static ax_actor *next_local(ax__worker *w) {
   return inject_pop(w->sys);
 }
 
+/* ---- deferred flushes (ax_flush_later) ----
+ *
+ * An actor whose run ended with AX__RUN_DEFER is still scheduled (its
+ * lanes were not marked idle, so no sender schedules it) and sits on this
+ * worker's private FIFO, never seen by thieves. next_run takes it back when
+ * the worker's own queues are empty, so before it searches, polls the
+ * reactor or parks, or first once AX__DEFER_RUNS runs have passed since the
+ * list became non-empty; either way the list is then drained before
+ * anything new (its runs never defer again, so it only shrinks). Owner-only
+ * fields: no atomics. */
+static void defer_push(ax__worker *w, ax_actor *a) {
+  a->run_next = NULL;
+  if (w->defer_tail) w->defer_tail->run_next = a;
+  else w->defer_head = a;
+  w->defer_tail = a;
+}
+
+static ax_actor *defer_pop(ax__worker *w) {
+  ax_actor *a = w->defer_head;
+  w->defer_head = a->run_next;
+  if (!w->defer_head) {
+    w->defer_tail = NULL;
+    w->defer_runs = 0;
+  }
+  tls_ctx.flush_owed = true; /* consumed by ax__actor_run, run next */
+  return a;
+}
+
+static ax_actor *next_run(ax__worker *w) {
+  if (!w->defer_head) return next_local(w);
+  if (w->defer_runs >= AX__DEFER_RUNS) return defer_pop(w);
+  ax_actor *a = next_local(w);
+  return a ? a : defer_pop(w);
+}
+
 /* Takes a victim's LIFO actor when the victim has been inside one run for
  * AX__STALL_ROUNDS of our search rounds: the actor would otherwise wait for
  * that whole run (a producer sending a long burst to an idle consumer). */
@@ -463,8 +498,10 @@ static void run_one(ax__worker *w, ax_actor *a) {
   if (w->searching) leave_searching(w, true);
   atomic_store_explicit(&w->running, a->pid, memory_order_relaxed);
   atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
+  if (w->defer_head) w->defer_runs++;
   ax__run_result r = ax__actor_run(a);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
+  if (r == AX__RUN_DEFER) defer_push(w, a);
   if (r == AX__RUN_AGAIN) {
     /* Work left (the budget, or mail that came during the run): run it
      * again at once, through the LIFO slot, ahead of what its run woke, up
@@ -479,7 +516,8 @@ static void run_one(ax__worker *w, ax_actor *a) {
       ring_push_back(w, a);
     }
   }
-  /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed. */
+  /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed; DEFER:
+   * on the deferred list. */
 }
 
 static void *worker_main(void *arg) {
@@ -488,7 +526,7 @@ static void *worker_main(void *arg) {
   tls_ctx.worker = w;
   ax__msg_cache_enable();
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
-    ax_actor *a = next_local(w);
+    ax_actor *a = next_run(w);
     /* Timers due in any shard are fired by whoever gets there first: a
      * worker between runs or before it searches or parks, or the reactor. */
     if (!a && ax__timers_poll(sys, true)) a = next_local(w);
