@@ -143,6 +143,7 @@ int bench_footprint(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_pingpong_x(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_latency_x(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_timers(ax_system *sys, const int64_t *p, bench_result *out);
+int bench_timers_self(ax_system *sys, const int64_t *p, bench_result *out);
 
 /* The remote workloads (axon_bench_remote.c): listed and run only when
  * bench_remote_available(): built with <axon/cluster.h>, or
