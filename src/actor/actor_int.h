@@ -43,6 +43,9 @@ typedef struct ax__actor_ext {
   uint64_t recv_armed_at;  /* clock (ms) when armed */
   uint64_t last_activity;  /* clock (ms) at the end of the last run that
                               delivered a message */
+  uint64_t direct_pid;     /* the last `to` of a timer checked for direct
+                              delivery (timers.c, direct_ok), and the answer */
+  bool direct_yes;
   struct ax__obs *obs;     /* metrics block (ax_metrics_track), or NULL:
                               set once before obs is published, freed by
                               destroy; senders read it after acquiring
@@ -298,6 +301,10 @@ typedef struct ax__timers {
   size_t groups_cap;
   size_t *groups_used;       /* the cells a pass filled (at most groups_cap / 2) */
   size_t ngroups_used;
+  /* The ids of fired direct timers, chained per owner (see ax__tgroup):
+   * groups_cap / 4 entries, at least one per expiry of the pass. */
+  struct ax__treap *reaps;
+  size_t nreaps;
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */
@@ -349,7 +356,11 @@ void ax__timers_forget(ax_actor *a, ax_ref ref);
 #define AX__MSGF_TREQ (1u << 30)   /* ... of a request timeout */
 #define AX__MSGF_TRECV (1u << 29)  /* ... of the receive timeout */
 #define AX__MSGF_TREPEAT (1u << 28)/* ... of an interval timer */
-#define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | (0xfu << 24))
+#define AX__MSGF_TDIRECT (1u << 21)/* ... for another actor, which gets it directly */
+#define AX__MSGF_TREAP (1u << 20)  /* the owner's list of fired direct timers to forget */
+#define AX__MSGF_INTERNAL                                                                     \
+  (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | AX__MSGF_TDIRECT | \
+   AX__MSGF_TREAP | (0xfu << 24))
 
 /* ---- the system ---- */
 typedef struct ax__det ax__det; /* deterministic mode's state (det.c) */
@@ -450,6 +461,11 @@ void ax__schedule(ax_system *sys, ax_actor *a);
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
+/* Puts a at the front of the current worker's ring: the next it takes
+ * after its LIFO slot, and the first a thief takes (the back while a
+ * thief is mid-steal or the ring is full; off the workers, inject): for
+ * actors woken by a timer expiry (timers.c). */
+void ax__schedule_front(ax_system *sys, ax_actor *a);
 /* The reactor's yield hook (ax__reactor_start): the reactor thread handed
  * the driver's role to the parked workers; wake one (arg: the system). */
 void ax__sched_reactor_yield(void *arg);

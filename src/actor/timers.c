@@ -55,6 +55,10 @@ struct ax__tmr {
   /* Under the shard's lock: the owner let go. A pass that holds it fired
    * (out of the wheel) never puts it back. */
   bool cancelled;
+  /* A direct one-shot's (AX__MSGF_TDIRECT) fate once fired: CLAIM_OPEN
+   * until its target takes it (CLAIM_DELIVERED) or its owner cancels it
+   * (CLAIM_CANCELLED), whichever comes first; see direct_claim. */
+  _Atomic uint8_t claim;
   /* Holders: the wheel and the owner. acq_rel: the last releaser frees
    * and must see the other's writes. */
   _Atomic uint32_t refs;
@@ -75,6 +79,19 @@ static void tmr_free_len(ax__tmr *t, size_t len) { ax__free(t, sizeof(*t) + len)
 static void tmr_free(ax__tmr *t) { tmr_free_len(t, t->len); }
 
 _Static_assert(sizeof(ax__tmr) <= 96, "a timer with a 32-byte payload fits 128 bytes");
+
+enum { CLAIM_OPEN = 0, CLAIM_DELIVERED = 1, CLAIM_CANCELLED = 2 };
+
+/* Decides a fired direct timer's fate: true if `to` (CLAIM_DELIVERED: its
+ * target, CLAIM_CANCELLED: its owner) got there first. relaxed: the two
+ * sides only need to agree on one winner (one atomic, one modification
+ * order); nothing else is published through it (the memory is handed over
+ * by tmr_release's acq_rel). */
+static bool direct_claim(ax__tmr *t, uint8_t to) {
+  uint8_t open = CLAIM_OPEN;
+  return atomic_compare_exchange_strong_explicit(&t->claim, &open, to, memory_order_relaxed,
+                                                 memory_order_relaxed);
+}
 
 static void tmr_release(ax__tmr *t) {
   if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) tmr_free(t);
@@ -200,8 +217,9 @@ static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil, uint64_t d
 
 /* The owner lets go of t, at once and for good: out of the wheel if it is
  * there; if a pass holds it (fired), that pass sees `cancelled` and drops
- * it. Both references are ours when it was pending. Owner side. */
-static void cancel_tmr(ax_system *sys, ax__tmr *t) {
+ * it. Both references are ours when it was pending. Returns false if it
+ * came too late: a direct timer its target already took. Owner side. */
+static bool cancel_tmr(ax_system *sys, ax__tmr *t) {
   ax__tshard *s = &sys->timers.shards[t->shard];
   shard_lock(s);
   t->cancelled = true;
@@ -212,10 +230,36 @@ static void cancel_tmr(ax_system *sys, ax__tmr *t) {
   }
   s->ops++;
   shard_unlock(s);
-  if (held)
+  if (held) {
     tmr_free(t); /* nobody else holds it: an expiry already queued is judged by the map */
-  else
-    tmr_release(t); /* the owner's; the pass that fired it, or its expiry, holds the wheel's */
+    return true;
+  }
+  /* Fired. An owner-bound expiry is judged by the map at delivery; a
+   * direct one by its claim, at its target. */
+  bool in_time = !(t->flags & AX__MSGF_TDIRECT) || direct_claim(t, CLAIM_CANCELLED);
+  tmr_release(t); /* the owner's; the pass that fired it, or its expiry, holds the wheel's */
+  return in_time;
+}
+
+/* Whether a one-shot from a to `to` may go to `to` directly when it fires
+ * (AX__MSGF_TDIRECT) rather than through a, which accepts and forwards it
+ * at its next run: a busy owner would hold it back by as long as it stays
+ * busy. Only for a live local actor without a mailbox bound (a bounded one
+ * gets the forward, which its overflow policy judges), and not while
+ * metrics or tracing hooks are on (they count the forward as a send) nor
+ * in deterministic mode (its traces stay as they were). The answer for the
+ * last `to` is kept: pids are not reused and a bound never changes (a
+ * target that dies later gets nothing, as a forward to it would). */
+static bool direct_ok(ax_system *sys, ax_actor *a, ax__actor_ext *x, uint64_t to) {
+  if (to == a->pid || ax__det_on(sys) || AX__HOOKS_ON(sys) || ax__pid_node(to) != sys->table.node)
+    return false;
+  if (x->direct_pid == to) return x->direct_yes;
+  ax_actor *r = ax__table_acquire(&sys->table, to);
+  bool yes = r && !r->limit;
+  if (r) ax__table_release(&sys->table, to);
+  x->direct_pid = to;
+  x->direct_yes = yes;
+  return yes;
 }
 
 /* Creates and submits a timer owned by a. Unless it is the receive timer
@@ -242,6 +286,7 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
     return AX_ENOMEM;
   }
   atomic_init(&t->refs, 2);
+  if (!flags && !period && direct_ok(sys, a, x, to)) flags = AX__MSGF_TDIRECT;
   uint64_t now = ax__clock_ms(sys);
   t->id = id;
   t->owner = a->pid;
@@ -259,18 +304,21 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
 /* ---- firing ---- */
 
 /* The expiry message of t: `from` carries the target (the owner sets it
- * to itself at delivery), `to` the timer, which a one-shot's expiry holds
- * the wheel's reference to (see ax__timers_on_fire; an interval stays in
- * the wheel); msg.len is the timer's payload length, so its size. */
+ * to itself at delivery; a direct one's carries the owner, its target's
+ * from), `to` the timer, which a one-shot's expiry holds the wheel's
+ * reference to (see ax__timers_on_fire; an interval stays in the wheel);
+ * msg.len is the timer's payload length, so its size. */
 static ax__mnode *expiry_node(ax__tmr *t) {
-  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | (t->flags & ~KEEP_MISSED), t->to,
-                     (uintptr_t)t, t->id, t->payload, t->len, NULL);
+  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | (t->flags & ~KEEP_MISSED),
+                     t->flags & AX__MSGF_TDIRECT ? t->owner : t->to, (uintptr_t)t, t->id, t->payload,
+                     t->len, NULL);
 }
 
-/* An expiry the owner will not deliver (cancelled meanwhile, a stale
- * receive timeout, a dead owner): drops the timer reference it carries. */
+/* An expiry that will not be delivered (cancelled meanwhile, a stale
+ * receive timeout, a dead owner or target): drops the timer reference it
+ * carries. An owner's reap list carries none. */
 static void expiry_drop(ax__mnode *n) {
-  if (!(n->msg.flags & AX__MSGF_TREPEAT)) tmr_release((ax__tmr *)(uintptr_t)n->to);
+  if (!(n->msg.flags & (AX__MSGF_TREPEAT | AX__MSGF_TREAP))) tmr_release((ax__tmr *)(uintptr_t)n->to);
 }
 
 void ax__timers_on_drained(ax__mnode *n) {
@@ -284,14 +332,25 @@ static uint64_t next_tick(const ax__tmr *t, uint64_t now) {
   return next;
 }
 
-/* One owner's expiries in this pass, in firing order. */
+/* One recipient's expiries in this pass, in firing order (the owner's,
+ * or a direct timer's target's), and, for an owner, the ids of its direct
+ * timers fired in this pass (reaps[reap_first - 1], linked by next, 0
+ * ends): its reap list, which tells it to forget them. */
 typedef struct ax__tgroup {
-  uint64_t owner; /* 0: unused cell */
+  uint64_t owner; /* the recipient; 0: unused cell */
   ax__mnode *first, *last;
+  size_t reap_first, reap_last, nreap;
 } ax__tgroup;
 
+typedef struct ax__treap {
+  uint64_t id;
+  size_t next;
+} ax__treap;
+
 /* Finds or makes owner's group in the scratch table (open addressing, sized
- * to at least twice the expiries of the pass, so it never fills). */
+ * to at least four times the expiries of the pass: each makes at most two
+ * groups, its recipient's and its owner's, so it is never more than half
+ * full). */
 static ax__tgroup *group_of(ax__timers *T, uint64_t owner) {
   size_t i = (size_t)((owner * 0x9E3779B97F4A7C15ull) >> 24) & (T->groups_cap - 1);
   while (T->groups[i].owner && T->groups[i].owner != owner) i = (i + 1) & (T->groups_cap - 1);
@@ -303,44 +362,95 @@ static ax__tgroup *group_of(ax__timers *T, uint64_t owner) {
 /* Makes the table big enough for `expired` expiries. The table is clean
  * (delivery clears the cells it used), so a pass costs its owners, not the
  * table's size: one big catch-up pass must not tax every later one. */
+static void groups_free(ax__timers *T) {
+  ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
+  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
+  ax__free(T->reaps, sizeof(ax__treap) * (T->groups_cap / 4));
+  T->groups = NULL;
+  T->groups_used = NULL;
+  T->reaps = NULL;
+  T->groups_cap = 0;
+}
+
 static bool groups_reserve(ax__timers *T, size_t expired) {
   size_t need = 16;
-  while (need < expired * 2) need *= 2;
+  while (need < expired * 4) need *= 2;
   T->ngroups_used = 0;
+  T->nreaps = 0;
   if (need <= T->groups_cap) return true;
   ax__tgroup *g = ax__calloc(sizeof(ax__tgroup) * need);
   size_t *used = ax__alloc(sizeof(size_t) * (need / 2));
-  if (!g || !used) { /* the pass retries every expiry a millisecond later */
+  ax__treap *reaps = ax__alloc(sizeof(ax__treap) * (need / 4));
+  if (!g || !used || !reaps) { /* the pass retries every expiry a millisecond later */
     ax__free(g, sizeof(ax__tgroup) * need);
     ax__free(used, sizeof(size_t) * (need / 2));
+    ax__free(reaps, sizeof(ax__treap) * (need / 4));
     return false;
   }
-  ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
-  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
+  groups_free(T);
   T->groups = g;
   T->groups_used = used;
+  T->reaps = reaps;
   T->groups_cap = need;
   return true;
 }
 
-/* Pushes each owner's chain with one exchange. Owners that were idle go
- * onto the firing worker's own queue, at its back (the inject queue, which
- * a busy worker looks at once in 61 runs, would leave them waiting behind
- * whatever keeps that worker busy). Off the workers (the reactor), they go
- * to the handoff list for the awake workers' polls, or, with every worker
- * asleep, onto the inject queue with one push and one wake-up. A dead
- * owner's chain is dropped: its stop cancelled (or will cancel) every
- * timer it had, which keeps intervals from firing again. */
+/* Adds a fired direct timer's id to its owner's reap list. */
+static void reap_add(ax__timers *T, ax__tmr *t) {
+  ax__tgroup *g = group_of(T, t->owner);
+  size_t i = T->nreaps++;
+  T->reaps[i] = (ax__treap){t->id, 0};
+  if (g->reap_last)
+    T->reaps[g->reap_last - 1].next = i + 1;
+  else
+    g->reap_first = i + 1;
+  g->reap_last = i + 1;
+  g->nreap++;
+}
+
+/* The owner's reap list as a message, appended to its group's chain (no
+ * memory: the owner keeps those ids in its map until it cancels them, gets
+ * another reap list or stops; harmless, its cancels of them fail). */
+static void reap_node(ax__timers *T, ax__tgroup *g) {
+  ax__mnode *n = ax__msg_alloc(g->nreap * sizeof(uint64_t));
+  if (!n) return;
+  n->msg.type = AX__TIMER_REAP;
+  n->msg.flags = AX_MSGF_SYSTEM | AX__MSGF_TFIRE | AX__MSGF_TREAP;
+  n->msg.from.id = g->owner;
+  uint64_t *ids = (uint64_t *)n->payload;
+  for (size_t i = g->reap_first, k = 0; i; i = T->reaps[i - 1].next) ids[k++] = T->reaps[i - 1].id;
+  if (g->first)
+    atomic_store_explicit(&g->last->link.next, &n->link, memory_order_relaxed);
+  else
+    g->first = n;
+  g->last = n;
+}
+
+/* Pushes each recipient's chain with one exchange (an owner's reap list
+ * last in its chain). Recipients that were idle go onto the firing
+ * worker's own queue, at its front, in firing order: they are due, and
+ * the actors queued there can wait; at the back (or on the inject queue,
+ * which a busy worker looks at once in 61 runs) they would wait behind
+ * whatever keeps that worker busy (a burst of long runs: `axon_bench
+ * timers`). Off the workers (the reactor), they go to the handoff list
+ * for the awake workers' polls, or, with every worker asleep, onto the
+ * inject queue with one push and one wake-up. A dead recipient's chain is
+ * dropped: an owner's stop cancelled (or will cancel) every timer it had,
+ * which keeps intervals from firing again; a dead target's expiries are
+ * lost, as a forward to it would be. */
 static void deliver_groups(ax_system *sys) {
   ax__timers *T = &sys->timers;
   ax_actor *wake_first = NULL, *wake_last = NULL;
   size_t nwake = 0;
   ax__worker *w = ax__ctx_get()->worker;
   bool local = w && w->sys == sys && !ax__det_on(sys);
-  for (size_t u = 0; u < T->ngroups_used; u++) {
+  /* Backwards, because each goes to the front (locally). */
+  for (size_t u = T->ngroups_used; u-- > 0;) {
     ax__tgroup *g = &T->groups[T->groups_used[u]], cell = *g;
     *g = (ax__tgroup){0}; /* clean for the next pass */
     g = &cell;
+    if (g->nreap) reap_node(T, g);
+    if (!g->first) continue; /* a reap list without memory */
     ax_actor *a = ax__table_acquire(&sys->table, g->owner);
     if (!a) {
       for (ax__mnode *n = g->first, *next; n; n = next) {
@@ -351,22 +461,21 @@ static void deliver_groups(ax_system *sys) {
       continue;
     }
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
-      if (local) { /* a worker's pass: onto its own queue, in turn */
-        ax__schedule_back(sys, a);
+      if (local) { /* a worker's pass: onto its own queue, first */
+        ax__schedule_front(sys, a);
         ax__table_release(&sys->table, g->owner);
         continue;
       }
-      a->run_next = NULL; /* we hold the right to schedule it */
-      if (wake_last)
-        wake_last->run_next = a;
-      else
-        wake_first = a;
-      wake_last = a;
+      /* Linked backwards too: the list ends up in firing order. */
+      a->run_next = wake_first; /* we hold the right to schedule it */
+      wake_first = a;
+      if (!wake_last) wake_last = a;
       nwake++;
     }
     ax__table_release(&sys->table, g->owner);
   }
   if (!nwake) return;
+  wake_last->run_next = NULL;
   /* relaxed: a heuristic (see the tick's grace). */
   if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
     pthread_mutex_lock(&T->handoff_lock);
@@ -375,7 +484,6 @@ static void deliver_groups(ax_system *sys) {
     else
       T->handoff_head = wake_first;
     T->handoff_tail = wake_last;
-    wake_last->run_next = NULL;
     atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
                           memory_order_relaxed);
     pthread_mutex_unlock(&T->handoff_lock);
@@ -397,14 +505,20 @@ static ax_actor *handoff_take(ax__timers *T, ax_actor **last, size_t *n) {
 }
 
 /* A worker's poll: the owners the reactor woke go onto this worker's
- * queue, in turn. */
+ * queue, at its front, in firing order (so the list is walked backwards:
+ * reversed first). */
 static bool handoff_run(ax_system *sys) {
   ax_actor *last;
   size_t n;
-  ax_actor *a = handoff_take(&sys->timers, &last, &n);
+  ax_actor *a = handoff_take(&sys->timers, &last, &n), *rev = NULL;
   for (ax_actor *next; a; a = next) {
     next = a == last ? NULL : a->run_next;
-    ax__schedule_back(sys, a);
+    a->run_next = rev;
+    rev = a;
+  }
+  for (ax_actor *next; rev; rev = next) {
+    next = rev->run_next;
+    ax__schedule_front(sys, rev);
   }
   return n > 0;
 }
@@ -462,7 +576,11 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
       put_back(sys, t, now + 1);
       continue;
     }
-    ax__tgroup *g = group_of(T, t->owner);
+    /* A direct one goes to its target, and its id to its owner's reap
+     * list (read now: once pushed, the expiry may be gone). */
+    bool direct = (t->flags & AX__MSGF_TDIRECT) != 0;
+    if (direct) reap_add(T, t);
+    ax__tgroup *g = group_of(T, direct ? t->to : t->owner);
     if (!g->first)
       g->first = n;
     else
@@ -599,9 +717,15 @@ static void tfd_arm(ax_system *sys, uint64_t at) {
 static int timers_tick(void *arg) {
   ax_system *sys = arg;
   ax__timers *T = &sys->timers;
-  /* Owners handed off at an earlier pass and still not taken (their
-   * worker went to sleep, or is in a long run): the inject queue. */
-  if (atomic_load_explicit(&T->handoff_n, memory_order_relaxed)) {
+  /* Owners handed off at an earlier pass and still not taken, while a
+   * worker sleeps: the inject queue, which wakes it. While every worker
+   * is awake they stay: each worker's poll takes them after its current
+   * run and puts them at the front of its queue, where the inject queue
+   * would leave them behind its queue (a busy worker reads inject once in
+   * 61 runs). relaxed: a heuristic; a worker that parks just after this
+   * reading leaves them here one more tick. */
+  if (atomic_load_explicit(&T->handoff_n, memory_order_relaxed) &&
+      atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) < sys->nworkers) {
     ax_actor *last;
     size_t n;
     ax_actor *first = handoff_take(T, &last, &n);
@@ -719,11 +843,7 @@ void ax__timers_stop(ax_system *sys) {
    * also takes it out of the poller. */
   if (T->tfd >= 0) close(T->tfd);
   T->tfd = -2;
-  ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
-  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
-  T->groups = NULL;
-  T->groups_used = NULL;
-  T->groups_cap = 0;
+  groups_free(T);
   atomic_store_explicit(&T->firing, false, memory_order_release);
 }
 
@@ -783,10 +903,36 @@ static bool recv_fired(ax_actor *a, ax__actor_ext *x, ax__mnode *n) {
   return true;
 }
 
+/* The target of a direct timer's expiry: takes it unless its owner
+ * cancelled it first. Either way the expiry's reference goes. */
+static bool direct_fired(ax__mnode *n) {
+  ax__tmr *t = (ax__tmr *)(uintptr_t)n->to;
+  bool won = direct_claim(t, CLAIM_DELIVERED);
+  tmr_release(t);
+  if (!won) return false;
+  n->msg.flags = AX_MSGF_TIMER; /* from: the owner, ref: the id */
+  return true;
+}
+
+/* The owner's reap list: its direct timers that fired; forgets those
+ * still in its map (a cancel took the others out), which drops its
+ * reference. */
+static void reap(ax__actor_ext *x, const ax__mnode *n) {
+  const uint64_t *ids = (const uint64_t *)n->msg.data;
+  uint64_t tv;
+  for (size_t i = 0; x && i < n->msg.len / sizeof(uint64_t); i++)
+    if (ax__u64map_del(&x->timers, ids[i], &tv)) tmr_release((ax__tmr *)(uintptr_t)tv);
+}
+
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
   ax__actor_ext *x = a->ext;
   uint32_t f = n->msg.flags;
   uint64_t id = n->msg.ref, to = n->msg.from.id, tv;
+  if (f & AX__MSGF_TDIRECT) return direct_fired(n);
+  if (f & AX__MSGF_TREAP) {
+    reap(x, n);
+    return false;
+  }
   if (!x) { /* cannot happen: arm() made it */
     expiry_drop(n);
     return false;
@@ -818,8 +964,7 @@ bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
 static bool cancel_id(ax_actor *a, uint64_t id) {
   uint64_t tv;
   if (!a->ext || !ax__u64map_del(&a->ext->timers, id, &tv)) return false;
-  cancel_tmr(a->sys, (ax__tmr *)(uintptr_t)tv);
-  return true;
+  return cancel_tmr(a->sys, (ax__tmr *)(uintptr_t)tv);
 }
 
 bool ax__timers_on_reply(ax_actor *a, ax__mnode *n) {
