@@ -265,7 +265,8 @@ typedef struct ax__timers {
   /* One fire pass at a time (a try-lock taken by the reactor's tick or a
    * worker's poll): acquire/release around the scratch below. */
   _Atomic bool firing;
-  /* The latest time (ms) by which the reactor runs the tick again
+  /* The latest time (in ticks of 1/8 ms, the unit of every deadline of
+   * the service: timers.c) by which the reactor runs the tick again
    * (UINT64_MAX: only when woken). A worker that lowers a shard's earliest
    * deadline below it wakes the reactor. seq_cst: see lower_next. */
   _Atomic uint64_t reactor_at;
@@ -284,17 +285,6 @@ typedef struct ax__timers {
   _Atomic size_t handoff_n;
   pthread_mutex_t handoff_lock;
   ax_actor *handoff_head, *handoff_tail;
-  /* Linux: a timerfd in the reactor's poller that the tick arms for the
-   * earliest deadline, so a sleeping reactor wakes at that millisecond's
-   * start: the poller's timeout is whole ms counted from whenever the tick
-   * ran, which woke it up to a millisecond late. tfd: -1 until the first
-   * tick makes it (inside a pass: the poller is the driver's), -2 when
-   * there is none (manual clock, other systems, no descriptor left: the
-   * timeout alone then). tfd_at: the deadline (ms) it is armed for, 0 if
-   * disarmed. The driver's only (ticks and handlers: one pass at a time). */
-  int tfd;
-  uint64_t tfd_at;
-  ax__io_handler tfd_handler;
   /* Fire pass scratch (the holder of `firing` only). */
   _Alignas(AX_CACHELINE) ax__wlist *lists;          /* one expired list per shard */
   struct ax__tgroup *groups; /* one expiry chain per owner per pass; clean between passes */

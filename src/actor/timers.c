@@ -23,9 +23,6 @@
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/timerfd.h>
-#endif
 
 #include "actor/actor_int.h"
 
@@ -101,9 +98,17 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
 
 /* ---- clock ---- */
 
+/* The wheels count in ticks of 1/8 ms: a deadline is rounded up to the
+ * next tick, not to the next millisecond, which was 0.5 ms of lateness on
+ * average (most of the p50 of `axon_bench timers`). A manual clock moves
+ * in whole ms: its ticks are ms x 8. */
+#define TICK_SHIFT 3
+#define TICK_NS (1000000u >> TICK_SHIFT)
+#define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
+
 /* Deadlines are computed from the clock rounded up and expiries judged by
  * the clock rounded down, so a timer set at t for d ms never fires before
- * t + d, however the two readings fall within a millisecond. */
+ * t + d, however the two readings fall within a tick (or a ms). */
 uint64_t ax__clock_ms(ax_system *sys) {
   if (sys->cfg.clock_ms) return sys->cfg.clock_ms(sys->cfg.clock_arg);
   return (ax__now_ns() + 999999u) / 1000000u;
@@ -114,7 +119,15 @@ uint64_t ax__clock_floor_ms(ax_system *sys) {
   return ax__now_ns() / 1000000u;
 }
 
-static uint64_t clock_floor_ms(ax_system *sys) { return ax__clock_floor_ms(sys); }
+static uint64_t ticks_ceil(ax_system *sys) {
+  if (sys->cfg.clock_ms) return sys->cfg.clock_ms(sys->cfg.clock_arg) << TICK_SHIFT;
+  return (ax__now_ns() + TICK_NS - 1) / TICK_NS;
+}
+
+static uint64_t ticks_floor(ax_system *sys) {
+  if (sys->cfg.clock_ms) return sys->cfg.clock_ms(sys->cfg.clock_arg) << TICK_SHIFT;
+  return ax__now_ns() / TICK_NS;
+}
 
 /* ---- shards ---- */
 
@@ -287,7 +300,7 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
   }
   atomic_init(&t->refs, 2);
   if (!flags && !period && direct_ok(sys, a, x, to)) flags = AX__MSGF_TDIRECT;
-  uint64_t now = ax__clock_ms(sys);
+  uint64_t now = ticks_ceil(sys);
   t->id = id;
   t->owner = a->pid;
   t->to = to;
@@ -297,7 +310,7 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
   t->len = len;
   if (len) memcpy(t->payload, data, len);
   if (out) *out = t;
-  insert_new(sys, t, now, now + delay);
+  insert_new(sys, t, now, now + ((uint64_t)delay << TICK_SHIFT));
   return AX_OK;
 }
 
@@ -327,8 +340,9 @@ void ax__timers_on_drained(ax__mnode *n) {
 
 /* An interval's next tick after it fired at `now` (its deadline). */
 static uint64_t next_tick(const ax__tmr *t, uint64_t now) {
-  uint64_t next = t->wt.deadline + t->period;
-  if (!(t->flags & KEEP_MISSED) && next <= now) next += ((now - next) / t->period + 1) * t->period;
+  uint64_t period = (uint64_t)t->period << TICK_SHIFT;
+  uint64_t next = t->wt.deadline + period;
+  if (!(t->flags & KEEP_MISSED) && next <= now) next += ((now - next) / period + 1) * period;
   return next;
 }
 
@@ -573,7 +587,7 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
     }
     ax__mnode *n = grouped ? expiry_node(t) : NULL;
     if (!n) { /* no memory for the message: try again in a millisecond */
-      put_back(sys, t, now + 1);
+      put_back(sys, t, now + MS_TICKS);
       continue;
     }
     /* A direct one goes to its target, and its id to its owner's reap
@@ -634,7 +648,7 @@ size_t ax__timers_pending(ax_system *sys) {
   return n;
 }
 
-/* The clock this worker thread last read in a poll (ms, rounded down). */
+/* The clock this worker thread last read in a poll (ticks, rounded down). */
 static _Thread_local uint64_t poll_seen;
 
 bool ax__timers_poll_slow(ax_system *sys, bool clock) {
@@ -648,64 +662,14 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
   /* The clock costs ~20 ns: read it when told to, when the earliest
    * deadline is within a millisecond of the last reading, or when the
    * reactor saw a deadline come. */
-  if (!clock && e > poll_seen + 1 && !atomic_load_explicit(&T->kick, memory_order_relaxed))
+  if (!clock && e > poll_seen + MS_TICKS && !atomic_load_explicit(&T->kick, memory_order_relaxed))
     return woke;
-  uint64_t now = poll_seen = clock_floor_ms(sys);
+  uint64_t now = poll_seen = ticks_floor(sys);
   if (e > now) { /* a stale kick (a pass ran meanwhile): clocks read for nothing */
     atomic_store_explicit(&T->kick, false, memory_order_relaxed);
     return woke;
   }
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
-}
-
-/* ---- the reactor's precise wake-up (see ax__timers.tfd) ---- */
-
-static void tfd_on_events(ax__io_handler *h, uint32_t events) {
-  (void)events;
-  ax__timers *T = (ax__timers *)(void *)((char *)h - offsetof(ax__timers, tfd_handler));
-  uint64_t expirations;
-  /* Edge-triggered: drain it (EAGAIN when a re-arm already reset it). The
-   * pass that follows runs the tick, which fires. */
-  ssize_t got = read(T->tfd, &expirations, sizeof expirations);
-  (void)got; /* EAGAIN is fine: the point is the wake-up */
-}
-
-/* The driver, in the tick: makes the timerfd on first use. */
-static bool tfd_ready(ax_system *sys) {
-  ax__timers *T = &sys->timers;
-  if (T->tfd != -1) return T->tfd >= 0;
-  T->tfd = -2;
-#ifdef __linux__
-  if (sys->cfg.clock_ms) return false; /* a manual clock: woken when moved */
-  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); /* ax__now_ns's clock */
-  if (fd < 0) return false;
-  T->tfd_handler.on_events = tfd_on_events;
-  if (ax__poller_add(ax__reactor_poller(sys->reactor), fd, AX__POLL_IN, &T->tfd_handler) != AX_OK) {
-    close(fd);
-    return false;
-  }
-  T->tfd = fd;
-  T->tfd_at = 0;
-  return true;
-#else
-  return false;
-#endif
-}
-
-/* The driver, in the tick: arms the timerfd for the start of millisecond
- * `at` (UINT64_MAX: disarms it), unless it already is. A failure leaves
- * the poller's timeout, which the tick returns anyway, to wake the pass. */
-static void tfd_arm(ax_system *sys, uint64_t at) {
-  ax__timers *T = &sys->timers;
-  if (at == T->tfd_at || (at == UINT64_MAX && !T->tfd_at) || !tfd_ready(sys)) return; /* made when first armed */
-#ifdef __linux__
-  struct itimerspec its = {{0, 0}, {0, 0}}; /* all zero: disarm */
-  if (at != UINT64_MAX) {
-    its.it_value.tv_sec = (time_t)(at / 1000);
-    its.it_value.tv_nsec = (long)(at % 1000) * 1000000L;
-  }
-  T->tfd_at = timerfd_settime(T->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0 && at != UINT64_MAX ? at : 0;
-#endif
 }
 
 /* The reactor's tick: fires what is due, then tells the reactor how long
@@ -731,33 +695,33 @@ static int timers_tick(void *arg) {
     ax_actor *first = handoff_take(T, &last, &n);
     if (first) ax__schedule_many(sys, first, last, n);
   }
-  uint64_t now = clock_floor_ms(sys);
+  uint64_t now = ticks_floor(sys);
   uint64_t due = shards_next(T, memory_order_relaxed);
   /* relaxed: a heuristic; a stale count only moves the pass to us or
    * delays it by the grace millisecond. */
-  bool grace = due == now && !sys->cfg.clock_ms &&
+  bool grace = due <= now && now - due < MS_TICKS && !sys->cfg.clock_ms &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
   if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
   uint64_t next = shards_next(T, memory_order_seq_cst);
-  if (grace && next == now) next = now + 1;
+  if (grace && next <= now) next = due + MS_TICKS; /* the grace's end */
   /* seq_cst: see lower_next. A deadline published after our first
    * reading shows in the second; otherwise its inserter sees reactor_at. */
   atomic_store_explicit(&T->reactor_at, next, memory_order_seq_cst);
-  if (shards_next(T, memory_order_seq_cst) < (grace ? now : next)) return 0;
-  now = clock_floor_ms(sys);
+  if (shards_next(T, memory_order_seq_cst) < (grace ? due : next)) return 0;
+  now = ticks_floor(sys);
   bool handed = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) != 0;
-  if (handed && next > now + 1) next = now + 1; /* check on the handoff */
+  if (handed && next > now + MS_TICKS) next = now + MS_TICKS; /* check on the handoff */
   /* Due already (a pass on a worker holds them, or a lower bound): come
    * back in a millisecond rather than spin on the busy firer. */
   if (next <= now) return atomic_load_explicit(&T->firing, memory_order_relaxed) ? 1 : 0;
-  /* The wait below counts whole ms from now, not from the start of this
-   * millisecond: the timerfd wakes the poller at `next` itself. */
-  if (!sys->cfg.clock_ms) tfd_arm(sys, next);
   /* A manual clock only moves when told (ax_system_clock_moved). */
-  if (handed) return 1;
-  if (next == UINT64_MAX || sys->cfg.clock_ms) return -1;
-  return next - now > INT_MAX ? INT_MAX : (int)(next - now);
+  if (next == UINT64_MAX || sys->cfg.clock_ms) return handed ? 1 : -1;
+  /* The poller wakes at `next` itself (to the ns where it can: the
+   * returned timeout counts whole ms from now, up to a ms late). */
+  ax__reactor_wait_until(sys->reactor, next * TICK_NS);
+  uint64_t ms = (next - now + MS_TICKS - 1) >> TICK_SHIFT;
+  return handed ? 1 : ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 ax_err ax__timers_start(ax_system *sys) {
@@ -773,7 +737,7 @@ ax_err ax__timers_start(ax_system *sys) {
     return AX_ENOMEM;
   }
   T->nshards = n;
-  uint64_t now = clock_floor_ms(sys);
+  uint64_t now = ticks_floor(sys);
   for (uint32_t i = 0; i < n; i++) {
     ax__tshard *s = &T->shards[i];
     memset(s, 0, sizeof(*s));
@@ -790,8 +754,6 @@ ax_err ax__timers_start(ax_system *sys) {
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   pthread_mutex_init(&T->handoff_lock, NULL);
   T->handoff_head = T->handoff_tail = NULL;
-  T->tfd = -1; /* made by the first tick */
-  T->tfd_at = 0;
   /* Deterministic mode: the driver runs the service (ax__timers_det_*),
    * nothing wakes the reactor. */
   atomic_init(&T->reactor_at, ax__det_on(sys) ? 0 : UINT64_MAX);
@@ -810,9 +772,12 @@ uint64_t ax__timers_det_commands(ax_system *sys) {
 
 /* The published bound, which fire_pass goes by (the wheel's own bound may
  * be lower: a pass at the published time cascades down to the timer). */
-uint64_t ax__timers_det_next(ax_system *sys) { return shards_next(&sys->timers, memory_order_relaxed); }
+uint64_t ax__timers_det_next(ax_system *sys) {
+  uint64_t v = shards_next(&sys->timers, memory_order_relaxed);
+  return v == UINT64_MAX ? v : v >> TICK_SHIFT; /* still a lower bound, in ms */
+}
 
-size_t ax__timers_det_fire(ax_system *sys, uint64_t now) { return fire_pass(sys, now, 1); }
+size_t ax__timers_det_fire(ax_system *sys, uint64_t now) { return fire_pass(sys, now << TICK_SHIFT, 1); }
 
 void ax__timers_stop(ax_system *sys) {
   ax__timers *T = &sys->timers;
@@ -839,10 +804,6 @@ void ax__timers_stop(ax_system *sys) {
     shard_unlock(s);
   }
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
-  /* No pass runs any more (the reactor has stopped); closing the timerfd
-   * also takes it out of the poller. */
-  if (T->tfd >= 0) close(T->tfd);
-  T->tfd = -2;
   groups_free(T);
   atomic_store_explicit(&T->firing, false, memory_order_release);
 }

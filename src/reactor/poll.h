@@ -74,6 +74,14 @@ ax_err ax__poller_del(ax__poller *p, int fd);
 ax_err ax__poller_wait(ax__poller *p, ax__poll_event *evs, int max,
                        int timeout_ms, int *n_out);
 
+/* ax__poller_wait_ns is ax__poller_wait with the timeout in nanoseconds
+ * (negative: forever, 0: poll). epoll: epoll_pwait2, whose timeout is a
+ * timespec; where the kernel lacks it (ENOSYS, remembered) the timeout is
+ * rounded up to whole ms for epoll_wait: never shorter, up to a ms longer.
+ * kqueue takes a timespec anyway. */
+ax_err ax__poller_wait_ns(ax__poller *p, ax__poll_event *evs, int max,
+                          int64_t timeout_ns, int *n_out);
+
 /* ax__poller_wake makes the current or next wait return early. Writes made
  * by the caller before the wake happen-before the return of that wait.
  * Coalesces: any number of wakes before the wait consumes one cost a single
