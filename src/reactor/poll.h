@@ -12,6 +12,7 @@
 #ifndef AX_IO_POLL_H
 #define AX_IO_POLL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "axon/error.h"
@@ -81,6 +82,11 @@ ax_err ax__poller_wait(ax__poller *p, ax__poll_event *evs, int max,
  * kqueue takes a timespec anyway. */
 ax_err ax__poller_wait_ns(ax__poller *p, ax__poll_event *evs, int max,
                           int64_t timeout_ns, int *n_out);
+
+/* Tests only: on = the epoll backend behaves as if the kernel lacked
+ * epoll_pwait2 from now on (off: tries it again); a no-op on kqueue.
+ * Thread: any, with no wait running. */
+void ax__poller_test_no_pwait2(bool on);
 
 /* ax__poller_wake makes the current or next wait return early. Writes made
  * by the caller before the wake happen-before the return of that wait.

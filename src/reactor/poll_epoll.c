@@ -138,6 +138,8 @@ static int pwait2(int epfd, struct epoll_event *evs, int max, const struct times
  * thread finds the same answer; the flag only saves the failed calls. */
 static _Atomic bool no_pwait2;
 
+void ax__poller_test_no_pwait2(bool on) { atomic_store_explicit(&no_pwait2, on, memory_order_relaxed); }
+
 /* One epoll wait of timeout_ns (negative: forever). */
 static int wait_ns(ax__poller *p, int max, int64_t timeout_ns) {
   if (timeout_ns > 0 && !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {

@@ -195,6 +195,8 @@ ax_err ax__poller_wait_ns(ax__poller *p, ax__poll_event *evs, int max,
   return AX_OK;
 }
 
+void ax__poller_test_no_pwait2(bool on) { (void)on; }
+
 void ax__poller_wake(ax__poller *p) {
   /* Release publishes the caller's earlier writes: a waker that finds the
    * flag already set skips the write, yet its exchange sits in the release
