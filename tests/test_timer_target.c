@@ -1,9 +1,9 @@
 /* Tests for timers whose message goes to another actor than their owner
  * (ax_send_after's `to`), and for where a woken actor is queued. An expiry
  * for another local actor goes to that actor directly: it must not wait
- * for its owner's next run (a busy owner would hold it back), yet a cancel
- * that returns AX_OK still stops it, even when it is already queued at the
- * target. And an actor woken by an expiry runs before the actors already
+ * for its owner's next run (a busy owner would hold it back); a cancel
+ * returns AX_OK and stops it until the timer fires, and fails once its
+ * message has been sent. And an actor woken by an expiry runs before the actors already
  * queued on the worker that wakes it (they can wait; it is due). The clock
  * is injected (manual): no real sleep decides an outcome. Actors that must
  * hold still (an owner busy in one run, a target that has not run yet)
@@ -152,28 +152,33 @@ static void test_timer_expiry_for_another_actor_skips_its_busy_owner(void) {
   ax_system_free(sys);
 }
 
-/* The expiry is already queued at the target (which has not run yet) when
- * the owner cancels: the cancel returns AX_OK and the target never sees
- * the message. */
-static void test_timer_cancel_wins_over_expiry_queued_at_the_target(void) {
+/* A cancel before the timer fires returns AX_OK and its message never
+ * comes; once it has fired, the message is sent (it may still sit in the
+ * target's mailbox, as any message sent) and a cancel fails. Here the
+ * owner is busy in one run while it fires, then cancels in that run. */
+static void test_timer_cancel_of_a_sent_timer_fails_before_it_wins(void) {
   static tshared os, rs;
   ax_pid o, r;
   ax_system *sys = timer_clock_system(2);
   pair(sys, &os, &rs, &o, &r);
   CU_ASSERT_EQUAL(ax_system_send(sys, o, T_SET, NULL, 0), AX_OK);
   CU_ASSERT_TRUE(ax_test_wait_count(&os.sets, 1, 10000));
-  rs.t = os.t;
-  block(sys, r, &rs, T_BLOCK, false);      /* the target holds one worker */
-  block(sys, o, &os, T_BLOCK_CANCEL, false); /* the owner the other */
-  timer_clock_advance(sys, 5);
-  CU_ASSERT_TRUE(ax_test_wait(fired_one, sys, 10000)); /* fired by the reactor */
-  release(&os); /* cancels in the same run */
+  CU_ASSERT_EQUAL(ax_system_send(sys, o, T_CANCEL, NULL, 0), AX_OK);
   CU_ASSERT_TRUE(ax_test_wait_count(&os.cancels, 1, 10000));
   CU_ASSERT_EQUAL(atomic_load(&os.cancel_result), AX_OK);
-  release(&rs);
+  timer_clock_advance(sys, 10);
+  CU_ASSERT_EQUAL(ax_system_send(sys, o, T_SET, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE(ax_test_wait_count(&os.sets, 2, 10000));
+  rs.t = os.t;
+  block(sys, o, &os, T_BLOCK_CANCEL, false); /* the owner holds a worker */
+  timer_clock_advance(sys, 5);
+  CU_ASSERT_TRUE(ax_test_wait_count(&rs.ticks, 1, 10000)); /* sent while the owner is busy */
+  release(&os); /* cancels in the same run: too late */
+  CU_ASSERT_TRUE(ax_test_wait_count(&os.cancels, 2, 10000));
+  CU_ASSERT_EQUAL(atomic_load(&os.cancel_result), AX_ENOTFOUND);
   sync_with(sys, r, &rs);
   sync_with(sys, o, &os);
-  CU_ASSERT_EQUAL(atomic_load(&rs.ticks), 0);
+  CU_ASSERT_EQUAL(atomic_load(&rs.ticks), 1);
   CU_ASSERT_EQUAL(atomic_load(&rs.bad), 0);
   CU_ASSERT_EQUAL(atomic_load(&os.bad), 0);
   CU_ASSERT_TRUE(ax_test_wait(timer_pending_zero, sys, 10000));
@@ -290,7 +295,7 @@ static void test_timer_woken_owner_runs_before_queued_actors(void) {
 int main(void) {
   CU_pSuite s = ax_test_suite("timer.target");
   CU_ADD_TEST(s, test_timer_expiry_for_another_actor_skips_its_busy_owner);
-  CU_ADD_TEST(s, test_timer_cancel_wins_over_expiry_queued_at_the_target);
+  CU_ADD_TEST(s, test_timer_cancel_of_a_sent_timer_fails_before_it_wins);
   CU_ADD_TEST(s, test_timer_cancel_or_delivery_never_both);
   CU_ADD_TEST(s, test_timer_woken_owner_runs_before_queued_actors);
   return ax_test_run();

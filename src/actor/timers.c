@@ -52,9 +52,10 @@ struct ax__tmr {
   /* Under the shard's lock: the owner let go. A pass that holds it fired
    * (out of the wheel) never puts it back. */
   bool cancelled;
-  /* A direct one-shot's (AX__MSGF_TDIRECT) fate once fired: CLAIM_OPEN
-   * until its target takes it (CLAIM_DELIVERED) or its owner cancels it
-   * (CLAIM_CANCELLED), whichever comes first; see direct_claim. */
+  /* A direct one-shot's (AX__MSGF_TDIRECT) fate once out of the wheel:
+   * CLAIM_OPEN until the pass that fired it sends its message
+   * (CLAIM_SENT) or its owner cancels it (CLAIM_CANCELLED), whichever
+   * comes first; see direct_claim. */
   _Atomic uint8_t claim;
   /* Holders: the wheel and the owner. acq_rel: the last releaser frees
    * and must see the other's writes. */
@@ -77,13 +78,16 @@ static void tmr_free(ax__tmr *t) { tmr_free_len(t, t->len); }
 
 _Static_assert(sizeof(ax__tmr) <= 96, "a timer with a 32-byte payload fits 128 bytes");
 
-enum { CLAIM_OPEN = 0, CLAIM_DELIVERED = 1, CLAIM_CANCELLED = 2 };
+enum { CLAIM_OPEN = 0, CLAIM_SENT = 1, CLAIM_CANCELLED = 2 };
 
-/* Decides a fired direct timer's fate: true if `to` (CLAIM_DELIVERED: its
- * target, CLAIM_CANCELLED: its owner) got there first. relaxed: the two
- * sides only need to agree on one winner (one atomic, one modification
- * order); nothing else is published through it (the memory is handed over
- * by tmr_release's acq_rel). */
+/* Decides a fired direct timer's fate: true if `to` (CLAIM_SENT: the pass
+ * that fired it, CLAIM_CANCELLED: its owner) got there first. relaxed: the
+ * two sides only need to agree on one winner (one atomic, one modification
+ * order); nothing else is published through it. A sent one is its owner's
+ * alone (the wheel's reference ends with the claim): the owner frees it
+ * when its reap list names it, or at a cancel, which then fails; a
+ * cancelled one keeps both references, dropped by the pass and the owner
+ * (tmr_release's acq_rel hands the memory over). */
 static bool direct_claim(ax__tmr *t, uint8_t to) {
   uint8_t open = CLAIM_OPEN;
   return atomic_compare_exchange_strong_explicit(&t->claim, &open, to, memory_order_relaxed,
@@ -102,9 +106,15 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
  * next tick, not to the next millisecond, which was 0.5 ms of lateness on
  * average (most of the p50 of `axon_bench timers`). A manual clock moves
  * in whole ms: its ticks are ms x 8. */
+#ifndef TICK_SHIFT
 #define TICK_SHIFT 3
+#endif
 #define TICK_NS (1000000u >> TICK_SHIFT)
 #define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
+#ifndef PASS_GAP
+#define PASS_GAP 4 /* ticks: 0.5 ms (see ax__timers_poll_slow) */
+#endif
+
 
 /* Deadlines are computed from the clock rounded up and expiries judged by
  * the clock rounded down, so a timer set at t for d ms never fires before
@@ -248,16 +258,19 @@ static bool cancel_tmr(ax_system *sys, ax__tmr *t) {
     return true;
   }
   /* Fired. An owner-bound expiry is judged by the map at delivery; a
-   * direct one by its claim, at its target. */
-  bool in_time = !(t->flags & AX__MSGF_TDIRECT) || direct_claim(t, CLAIM_CANCELLED);
+   * direct one by its claim. */
+  if ((t->flags & AX__MSGF_TDIRECT) && !direct_claim(t, CLAIM_CANCELLED)) {
+    tmr_free(t); /* sent: ours alone */
+    return false;
+  }
   tmr_release(t); /* the owner's; the pass that fired it, or its expiry, holds the wheel's */
-  return in_time;
+  return true;
 }
 
-/* Whether a one-shot from a to `to` may go to `to` directly when it fires
- * (AX__MSGF_TDIRECT) rather than through a, which accepts and forwards it
- * at its next run: a busy owner would hold it back by as long as it stays
- * busy. Only for a live local actor without a mailbox bound (a bounded one
+/* Whether a one-shot from a to `to` is sent to `to` by the pass that
+ * fires it (AX__MSGF_TDIRECT) rather than through a, which would accept
+ * and forward it at its next run: a busy owner would hold it back by as
+ * long as it stays busy. Only for a live local actor without a mailbox bound (a bounded one
  * gets the forward, which its overflow policy judges), and not while
  * metrics or tracing hooks are on (they count the forward as a send) nor
  * in deterministic mode (its traces stay as they were). The answer for the
@@ -317,21 +330,24 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
 /* ---- firing ---- */
 
 /* The expiry message of t: `from` carries the target (the owner sets it
- * to itself at delivery; a direct one's carries the owner, its target's
- * from), `to` the timer, which a one-shot's expiry holds the wheel's
+ * to itself at delivery), `to` the timer (a direct one's is the message
+ * itself, from the owner to its target), which a one-shot's expiry holds the wheel's
  * reference to (see ax__timers_on_fire; an interval stays in the wheel);
  * msg.len is the timer's payload length, so its size. */
 static ax__mnode *expiry_node(ax__tmr *t) {
-  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | (t->flags & ~KEEP_MISSED),
-                     t->flags & AX__MSGF_TDIRECT ? t->owner : t->to, (uintptr_t)t, t->id, t->payload,
-                     t->len, NULL);
+  if (t->flags & AX__MSGF_TDIRECT) /* the message itself, from the owner */
+    return ax__msg_new(t->type, AX_MSGF_TIMER, t->owner, t->to, t->id, t->payload, t->len, NULL);
+  return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | (t->flags & ~KEEP_MISSED), t->to,
+                     (uintptr_t)t, t->id, t->payload, t->len, NULL);
 }
 
 /* An expiry that will not be delivered (cancelled meanwhile, a stale
- * receive timeout, a dead owner or target): drops the timer reference it
- * carries. An owner's reap list carries none. */
+ * receive timeout, a dead owner): drops the timer reference it carries.
+ * An owner's reap list carries none, nor does a direct timer's message. */
 static void expiry_drop(ax__mnode *n) {
-  if (!(n->msg.flags & (AX__MSGF_TREPEAT | AX__MSGF_TREAP))) tmr_release((ax__tmr *)(uintptr_t)n->to);
+  uint32_t f = n->msg.flags;
+  if ((f & AX__MSGF_TFIRE) && !(f & (AX__MSGF_TREPEAT | AX__MSGF_TREAP)))
+    tmr_release((ax__tmr *)(uintptr_t)n->to);
 }
 
 void ax__timers_on_drained(ax__mnode *n) {
@@ -347,9 +363,9 @@ static uint64_t next_tick(const ax__tmr *t, uint64_t now) {
 }
 
 /* One recipient's expiries in this pass, in firing order (the owner's,
- * or a direct timer's target's), and, for an owner, the ids of its direct
- * timers fired in this pass (reaps[reap_first - 1], linked by next, 0
- * ends): its reap list, which tells it to forget them. */
+ * or a direct timer's target's), and, for an owner, its direct timers sent
+ * in this pass (reaps[reap_first - 1], linked by next, 0 ends): its reap
+ * list, which tells it to forget and free them. */
 typedef struct ax__tgroup {
   uint64_t owner; /* the recipient; 0: unused cell */
   ax__mnode *first, *last;
@@ -357,7 +373,7 @@ typedef struct ax__tgroup {
 } ax__tgroup;
 
 typedef struct ax__treap {
-  uint64_t id;
+  uint64_t id, len; /* the timer's id and payload length (its size) */
   size_t next;
 } ax__treap;
 
@@ -413,7 +429,7 @@ static bool groups_reserve(ax__timers *T, size_t expired) {
 static void reap_add(ax__timers *T, ax__tmr *t) {
   ax__tgroup *g = group_of(T, t->owner);
   size_t i = T->nreaps++;
-  T->reaps[i] = (ax__treap){t->id, 0};
+  T->reaps[i] = (ax__treap){t->id, t->len, 0};
   if (g->reap_last)
     T->reaps[g->reap_last - 1].next = i + 1;
   else
@@ -422,17 +438,21 @@ static void reap_add(ax__timers *T, ax__tmr *t) {
   g->nreap++;
 }
 
-/* The owner's reap list as a message, appended to its group's chain (no
- * memory: the owner keeps those ids in its map until it cancels them, gets
- * another reap list or stops; harmless, its cancels of them fail). */
+/* The owner's reap list as a message, pairs (id, payload length),
+ * appended to its group's chain (no memory: the owner keeps those timers
+ * in its map until it cancels them, which frees them and fails, or
+ * stops). */
 static void reap_node(ax__timers *T, ax__tgroup *g) {
-  ax__mnode *n = ax__msg_alloc(g->nreap * sizeof(uint64_t));
+  ax__mnode *n = ax__msg_alloc(g->nreap * 2 * sizeof(uint64_t));
   if (!n) return;
   n->msg.type = AX__TIMER_REAP;
   n->msg.flags = AX_MSGF_SYSTEM | AX__MSGF_TFIRE | AX__MSGF_TREAP;
   n->msg.from.id = g->owner;
   uint64_t *ids = (uint64_t *)n->payload;
-  for (size_t i = g->reap_first, k = 0; i; i = T->reaps[i - 1].next) ids[k++] = T->reaps[i - 1].id;
+  for (size_t i = g->reap_first, k = 0; i; i = T->reaps[i - 1].next) {
+    ids[k++] = T->reaps[i - 1].id;
+    ids[k++] = T->reaps[i - 1].len;
+  }
   if (g->first)
     atomic_store_explicit(&g->last->link.next, &n->link, memory_order_relaxed);
   else
@@ -590,9 +610,14 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
       put_back(sys, t, now + MS_TICKS);
       continue;
     }
-    /* A direct one goes to its target, and its id to its owner's reap
-     * list (read now: once pushed, the expiry may be gone). */
+    /* A direct one is sent to its target now, unless its owner cancelled
+     * it first; then it is the owner's alone, and on its reap list. */
     bool direct = (t->flags & AX__MSGF_TDIRECT) != 0;
+    if (direct && !direct_claim(t, CLAIM_SENT)) {
+      ax__msg_free(n);
+      tmr_release(t); /* the wheel's */
+      continue;
+    }
     if (direct) reap_add(T, t);
     ax__tgroup *g = group_of(T, direct ? t->to : t->owner);
     if (!g->first)
@@ -633,9 +658,22 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
     size_t k = collect(T, lim);
     if (k) fired += fire_collected(sys, k, now, limit - fired);
   }
+  if (started) /* relaxed: a hint for the next passes (see gap_over) */
+    atomic_store_explicit(&T->last_pass, now, memory_order_relaxed);
   /* release: the next firer sees our scratch writes. */
   atomic_store_explicit(&T->firing, false, memory_order_release);
   return fired;
+}
+
+/* Passes run at most every PASS_GAP ticks, whoever runs them: a pass, and
+ * the runs of the actors it wakes, cost about as much for one expiry each
+ * as for ten; a pass at every tick with a deadline (1/8 ms) took 2x the
+ * CPU of `axon_bench timers 100000` (wake-ups of the reactor and the
+ * workers) and 1.3x of `axon_bench timers`. A lone timer still fires
+ * within a tick of its deadline. relaxed: a hint (a stale reading only
+ * moves a pass by the gap). */
+static bool gap_over(ax__timers *T, uint64_t now) {
+  return now >= atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP;
 }
 
 size_t ax__timers_pending(ax_system *sys) {
@@ -669,6 +707,7 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
     atomic_store_explicit(&T->kick, false, memory_order_relaxed);
     return woke;
   }
+  if (!gap_over(T, now)) return woke;
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
 }
 
@@ -697,18 +736,27 @@ static int timers_tick(void *arg) {
   }
   uint64_t now = ticks_floor(sys);
   uint64_t due = shards_next(T, memory_order_relaxed);
-  /* relaxed: a heuristic; a stale count only moves the pass to us or
-   * delays it by the grace millisecond. */
-  bool grace = due <= now && now - due < MS_TICKS && !sys->cfg.clock_ms &&
+  bool manual = sys->cfg.clock_ms != NULL;
+  /* Due, but left to an awake worker for a gap (the grace: relaxed, a
+   * heuristic; a stale count only moves the pass to us or delays it by
+   * the grace), or too soon after the last pass (held). */
+  bool grace = due <= now && now - due < PASS_GAP && !manual &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
-  if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
+  bool held = due <= now && !manual && !gap_over(T, now);
+  if (due <= now && !grace && !held) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
   uint64_t next = shards_next(T, memory_order_seq_cst);
-  if (grace && next <= now) next = due + MS_TICKS; /* the grace's end */
+  bool deferred = next <= now && (grace || held);
+  if (deferred) { /* the grace's end, or the gap's */
+    uint64_t g = grace ? due + PASS_GAP : 0;
+    uint64_t h = held ? atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP : 0;
+    next = g > h ? g : h;
+  }
   /* seq_cst: see lower_next. A deadline published after our first
-   * reading shows in the second; otherwise its inserter sees reactor_at. */
+   * reading shows in the second; otherwise its inserter sees reactor_at.
+   * (Deferred, we come back for whatever is due by then anyway.) */
   atomic_store_explicit(&T->reactor_at, next, memory_order_seq_cst);
-  if (shards_next(T, memory_order_seq_cst) < (grace ? due : next)) return 0;
+  if (!deferred && shards_next(T, memory_order_seq_cst) < next) return 0;
   now = ticks_floor(sys);
   bool handed = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) != 0;
   if (handed && next > now + MS_TICKS) next = now + MS_TICKS; /* check on the handoff */
@@ -864,32 +912,20 @@ static bool recv_fired(ax_actor *a, ax__actor_ext *x, ax__mnode *n) {
   return true;
 }
 
-/* The target of a direct timer's expiry: takes it unless its owner
- * cancelled it first. Either way the expiry's reference goes. */
-static bool direct_fired(ax__mnode *n) {
-  ax__tmr *t = (ax__tmr *)(uintptr_t)n->to;
-  bool won = direct_claim(t, CLAIM_DELIVERED);
-  tmr_release(t);
-  if (!won) return false;
-  n->msg.flags = AX_MSGF_TIMER; /* from: the owner, ref: the id */
-  return true;
-}
-
-/* The owner's reap list: its direct timers that fired; forgets those
- * still in its map (a cancel took the others out), which drops its
- * reference. */
+/* The owner's reap list: its direct timers sent in a pass; forgets and
+ * frees those still in its map (a cancel freed the others), without a
+ * look at them: they are its alone, last written on the firing thread. */
 static void reap(ax__actor_ext *x, const ax__mnode *n) {
   const uint64_t *ids = (const uint64_t *)n->msg.data;
   uint64_t tv;
-  for (size_t i = 0; x && i < n->msg.len / sizeof(uint64_t); i++)
-    if (ax__u64map_del(&x->timers, ids[i], &tv)) tmr_release((ax__tmr *)(uintptr_t)tv);
+  for (size_t i = 0; x && i + 1 < n->msg.len / sizeof(uint64_t); i += 2)
+    if (ax__u64map_del(&x->timers, ids[i], &tv)) tmr_free_len((ax__tmr *)(uintptr_t)tv, (size_t)ids[i + 1]);
 }
 
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
   ax__actor_ext *x = a->ext;
   uint32_t f = n->msg.flags;
   uint64_t id = n->msg.ref, to = n->msg.from.id, tv;
-  if (f & AX__MSGF_TDIRECT) return direct_fired(n);
   if (f & AX__MSGF_TREAP) {
     reap(x, n);
     return false;
