@@ -17,8 +17,15 @@
  * is in the map). The expiry carries everything the owner needs (target,
  * type, payload, the timer's size), so an owner that accepts a one-shot
  * frees it without reading it: the timer was last written by the firing
- * thread, often on the other core. Request timeouts and receive timeouts
- * are timers too. */
+ * thread, often on the other core. A one-shot for another local actor
+ * (unbounded) is sent to it by the pass that fires it, not through its
+ * owner, which may be busy for a long time: a CAS on the timer decides
+ * between that send and the owner's cancel, and the owner forgets the
+ * timer when its per-pass reap list comes. Actors woken by a pass go to
+ * the front of the firing worker's queue. Deadlines are in ticks of 1/8
+ * ms; passes run at most every PASS_GAP ticks; the reactor sleeps to the
+ * nanosecond (ax__reactor_wait_until). Request timeouts and receive
+ * timeouts are timers too. */
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
