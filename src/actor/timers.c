@@ -88,17 +88,18 @@ _Static_assert(sizeof(ax__tmr) <= 96, "a timer with a 32-byte payload fits 128 b
 enum { CLAIM_OPEN = 0, CLAIM_SENT = 1, CLAIM_CANCELLED = 2 };
 
 /* Decides a fired direct timer's fate: true if `to` (CLAIM_SENT: the pass
- * that fired it, CLAIM_CANCELLED: its owner) got there first. relaxed: the
- * two sides only need to agree on one winner (one atomic, one modification
- * order); nothing else is published through it. A sent one is its owner's
- * alone (the wheel's reference ends with the claim): the owner frees it
- * when its reap list names it, or at a cancel, which then fails; a
- * cancelled one keeps both references, dropped by the pass and the owner
- * (tmr_release's acq_rel hands the memory over). */
+ * that fired it, CLAIM_CANCELLED: its owner) got there first. A sent one
+ * is its owner's alone (the wheel's reference ends with the claim): the
+ * owner frees it when its reap list names it, or at a cancel, which then
+ * fails; so the pass must not touch it after its claim, and its reads
+ * before must happen-before that free: acq_rel on success (the pass's
+ * release), acquire on failure (the owner's). A cancelled one keeps both
+ * references, dropped by the pass and the owner (tmr_release's acq_rel
+ * hands the memory over). */
 static bool direct_claim(ax__tmr *t, uint8_t to) {
   uint8_t open = CLAIM_OPEN;
-  return atomic_compare_exchange_strong_explicit(&t->claim, &open, to, memory_order_relaxed,
-                                                 memory_order_relaxed);
+  return atomic_compare_exchange_strong_explicit(&t->claim, &open, to, memory_order_acq_rel,
+                                                 memory_order_acquire);
 }
 
 static void tmr_release(ax__tmr *t) {
@@ -433,10 +434,10 @@ static bool groups_reserve(ax__timers *T, size_t expired) {
 }
 
 /* Adds a fired direct timer's id to its owner's reap list. */
-static void reap_add(ax__timers *T, ax__tmr *t) {
-  ax__tgroup *g = group_of(T, t->owner);
+static void reap_add(ax__timers *T, uint64_t owner, uint64_t id, uint64_t len) {
+  ax__tgroup *g = group_of(T, owner);
   size_t i = T->nreaps++;
-  T->reaps[i] = (ax__treap){t->id, t->len, 0};
+  T->reaps[i] = (ax__treap){id, len, 0};
   if (g->reap_last)
     T->reaps[g->reap_last - 1].next = i + 1;
   else
@@ -618,15 +619,20 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
       continue;
     }
     /* A direct one is sent to its target now, unless its owner cancelled
-     * it first; then it is the owner's alone, and on its reap list. */
+     * it first; then it is the owner's alone (which may free it at once:
+     * read before the claim), and on its reap list. */
     bool direct = (t->flags & AX__MSGF_TDIRECT) != 0;
-    if (direct && !direct_claim(t, CLAIM_SENT)) {
-      ax__msg_free(n);
-      tmr_release(t); /* the wheel's */
-      continue;
+    uint64_t to = direct ? t->to : t->owner;
+    if (direct) {
+      uint64_t owner = t->owner, id = t->id, len = t->len;
+      if (!direct_claim(t, CLAIM_SENT)) {
+        ax__msg_free(n);
+        tmr_release(t); /* the wheel's */
+        continue;
+      }
+      reap_add(T, owner, id, len);
     }
-    if (direct) reap_add(T, t);
-    ax__tgroup *g = group_of(T, direct ? t->to : t->owner);
+    ax__tgroup *g = group_of(T, to);
     if (!g->first)
       g->first = n;
     else
@@ -636,7 +642,7 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
     atomic_fetch_add_explicit(&sys->timers_fired, 1, memory_order_relaxed);
     /* A one-shot's wheel reference goes on with its expiry, which is
      * pushed after this loop: nothing here touches t after that. */
-    if (t->period) put_back(sys, t, next_tick(t, now));
+    if (!direct && t->period) put_back(sys, t, next_tick(t, now));
   }
   if (grouped) deliver_groups(sys);
   return fired;
