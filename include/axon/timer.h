@@ -1,6 +1,6 @@
 /* Axon: timers: delayed and periodic messages, cancellation, receive
  * timeouts. Timers live in hierarchical timing wheels (one per worker,
- * 1/8 ms resolution, monotonic clock), fired by the workers between runs
+ * 1 ms resolution, monotonic clock), fired by the workers between runs
  * or by the thread driving the reactor. */
 #ifndef AXON_TIMER_H
 #define AXON_TIMER_H
@@ -30,7 +30,7 @@ typedef enum ax_timer_flags {
 
 /* ax_send_after sends {type, data[0..len)} (copied now) from self to `to`
  * after delay_ms. The timer belongs to self: it fires no earlier than
- * delay_ms from now (the deadline is rounded up to 1/8 ms; plus the
+ * delay_ms from now (the deadline is rounded up to the ms; plus the
  * scheduling delay), is cancelled when self stops, and after
  * ax_timer_cancel returns AX_OK self never sends that timer's message. A
  * timer to self is delivered through self's mailbox, where a cancel still

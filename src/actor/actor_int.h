@@ -265,8 +265,8 @@ typedef struct ax__timers {
   /* One fire pass at a time (a try-lock taken by the reactor's tick or a
    * worker's poll): acquire/release around the scratch below. */
   _Atomic bool firing;
-  /* The latest time (in ticks of 1/8 ms, the unit of every deadline of
-   * the service: timers.c) by which the reactor runs the tick again
+  /* The latest time (in ticks, the unit of every deadline of the
+   * service: timers.c, TICK_SHIFT) by which the reactor runs the tick again
    * (UINT64_MAX: only when woken). A worker that lowers a shard's earliest
    * deadline below it wakes the reactor. seq_cst: see lower_next. */
   _Atomic uint64_t reactor_at;

@@ -22,9 +22,9 @@
  * owner, which may be busy for a long time: a CAS on the timer decides
  * between that send and the owner's cancel, and the owner forgets the
  * timer when its per-pass reap list comes. Actors woken by a pass go to
- * the front of the firing worker's queue. Deadlines are in ticks of 1/8
- * ms; passes run at most every PASS_GAP ticks; the reactor sleeps to the
- * nanosecond (ax__reactor_wait_until). Request timeouts and receive
+ * the front of the firing worker's queue. Deadlines are in ticks (1 ms
+ * by default, TICK_SHIFT); passes run at most every PASS_GAP ticks; the
+ * reactor sleeps to the nanosecond (ax__reactor_wait_until). Request timeouts and receive
  * timeouts are timers too. */
 #include <limits.h>
 #include <sched.h>
@@ -110,18 +110,21 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
 
 /* ---- clock ---- */
 
-/* The wheels count in ticks of 1/8 ms: a deadline is rounded up to the
- * next tick, not to the next millisecond, which was 0.5 ms of lateness on
- * average (most of the p50 of `axon_bench timers`). A manual clock moves
- * in whole ms: its ticks are ms x 8. */
+/* The wheels count in ticks of 2^-TICK_SHIFT ms; a deadline is rounded
+ * up to the next tick. 1 ms by default: 1/8 ms (-DTICK_SHIFT=3) took the
+ * p50 of `axon_bench timers 100000` from 0.66 to 0.48 ms, but cost 1.2-1.3x
+ * the CPU of both timers workloads (a 1000 ms delay is 8000 ticks, one
+ * wheel level up: a cascade more per timer, a cache miss each; and twice
+ * the passes): see docs/ARCHITECTURE.md, "Timers". A manual clock moves in
+ * whole ms: its ticks are ms << TICK_SHIFT. */
 #ifndef TICK_SHIFT
-#define TICK_SHIFT 3
+#define TICK_SHIFT 0
 #endif
 #define TICK_NS (1000000u >> TICK_SHIFT)
 #define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
-#ifndef PASS_GAP
-#define PASS_GAP 4 /* ticks: 0.5 ms (see ax__timers_poll_slow) */
-#endif
+/* Passes at most every PASS_GAP ticks (half a ms, or a tick if longer):
+ * see gap_over. */
+#define PASS_GAP (MS_TICKS > 2 ? MS_TICKS / 2 : 1)
 
 
 /* Deadlines are computed from the clock rounded up and expiries judged by
@@ -680,11 +683,10 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
 
 /* Passes run at most every PASS_GAP ticks, whoever runs them: a pass, and
  * the runs of the actors it wakes, cost about as much for one expiry each
- * as for ten; a pass at every tick with a deadline (1/8 ms) took 2x the
- * CPU of `axon_bench timers 100000` (wake-ups of the reactor and the
- * workers) and 1.3x of `axon_bench timers`. A lone timer still fires
- * within a tick of its deadline. relaxed: a hint (a stale reading only
- * moves a pass by the gap). */
+ * as for ten; with 1/8 ms ticks a pass at every tick with a deadline took
+ * 2x the CPU of `axon_bench timers 100000` (wake-ups of the reactor and
+ * the workers). A lone timer still fires within a tick of its deadline.
+ * relaxed: a hint (a stale reading only moves a pass by the gap). */
 static bool gap_over(ax__timers *T, uint64_t now) {
   return now >= atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP;
 }
