@@ -65,7 +65,7 @@ typedef struct bench_result {
   double wall;       /* seconds, workload only */
   int64_t ops;
   const char *unit;
-  char extra[192];   /* " key=value..." or "" */
+  char extra[256];   /* " key=value..." or "" */
 } bench_result;
 
 /* A workload: params[] holds the parsed (or default) parameters. Returns 0
