@@ -122,9 +122,12 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
 #endif
 #define TICK_NS (1000000u >> TICK_SHIFT)
 #define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
-/* Passes at most every PASS_GAP ticks (half a ms, or a tick if longer):
- * see gap_over. */
-#define PASS_GAP (MS_TICKS > 2 ? MS_TICKS / 2 : 1)
+/* With ticks under a ms, passes at most every PASS_GAP ticks (half a ms;
+ * none with 1 ms ticks: a timer set already due, delay 0, fires at the
+ * next poll): see gap_over. A deadline just reached is left to an awake
+ * worker for GRACE ticks (a ms) before the reactor's tick fires it. */
+#define PASS_GAP (MS_TICKS > 2 ? MS_TICKS / 2 : 0)
+#define GRACE MS_TICKS
 
 
 /* Deadlines are computed from the clock rounded up and expiries judged by
@@ -752,10 +755,10 @@ static int timers_tick(void *arg) {
   uint64_t now = ticks_floor(sys);
   uint64_t due = shards_next(T, memory_order_relaxed);
   bool manual = sys->cfg.clock_ms != NULL;
-  /* Due, but left to an awake worker for a gap (the grace: relaxed, a
+  /* Due, but left to an awake worker for a while (the grace: relaxed, a
    * heuristic; a stale count only moves the pass to us or delays it by
    * the grace), or too soon after the last pass (held). */
-  bool grace = due <= now && now - due < PASS_GAP && !manual &&
+  bool grace = due <= now && now - due < GRACE && !manual &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
   bool held = due <= now && !manual && !gap_over(T, now);
   if (due <= now && !grace && !held) fire_pass(sys, now, SIZE_MAX);
@@ -763,7 +766,7 @@ static int timers_tick(void *arg) {
   uint64_t next = shards_next(T, memory_order_seq_cst);
   bool deferred = next <= now && (grace || held);
   if (deferred) { /* the grace's end, or the gap's */
-    uint64_t g = grace ? due + PASS_GAP : 0;
+    uint64_t g = grace ? due + GRACE : 0;
     uint64_t h = held ? atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP : 0;
     next = g > h ? g : h;
   }
