@@ -856,14 +856,15 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
     if (t) ax__trace_actor(t, AX_TRACE_STOP, a, 0, reason);
     if (a->ext && a->ext->obs) ax__obs_on_stop(a);
   }
+  /* Its timers go first: one for another actor is sent by the pass that
+   * fires it, so once the pid is dead none may still fire (the timer.*
+   * suites wait for that). */
+  if (a->ext) ax__timers_on_stop(a);
   /* Dead and nameless before anyone can tell it stopped (as in Erlang):
    * whoever handles its exit signal or DOWN (a supervisor restarting it, a
    * monitor, ax_call) finds the pid dead and the name free. */
   unreachable(a);
-  if (a->ext) {
-    ax__timers_on_stop(a);
-    ax__links_on_stop(a, reason);
-  }
+  if (a->ext) ax__links_on_stop(a, reason);
   ax__layers_on_actor_stop(a->sys, a->pid);
   ax_system *sys = a->sys;
   destroy(a);

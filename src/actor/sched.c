@@ -144,6 +144,25 @@ static void ring_push_back(ax__worker *w, ax_actor *a) {
   }
 }
 
+/* The owner puts a before the real head, where ring_pop takes next.
+ * Only while no thief is mid-steal (its claim covers the slots from the
+ * steal index on, and the slot before the head may be one of them) and
+ * there is room (the slot before the head is then free: the ring holds
+ * [head, tail) and tail - head < size). Returns false otherwise. */
+static bool ring_push_front(ax__worker *w, ax_actor *a) {
+  /* acquire: see thieves' progress before judging fullness */
+  uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+  uint32_t steal = hi32(h), real = lo32(h);
+  uint32_t tail = atomic_load_explicit(&w->tail, memory_order_relaxed);
+  if (steal != real || tail - real >= AX__RING_SIZE) return false;
+  ring_set(w, real - 1, a);
+  /* release: a thief or ring_pop that reads the new head sees the slot's
+   * contents (as tail's release store does for a push at the back). A
+   * failed CAS (a thief claimed meanwhile) leaves the slot unused. */
+  return atomic_compare_exchange_strong_explicit(&w->head, &h, pack(real - 1, real - 1),
+                                                 memory_order_acq_rel, memory_order_relaxed);
+}
+
 static ax_actor *ring_pop(ax__worker *w) {
   uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
   for (;;) {
@@ -590,6 +609,16 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
     inject_push(sys, a);
     notify_parked(sys);
   }
+}
+
+void ax__schedule_front(ax_system *sys, ax_actor *a) {
+  ax__worker *w = tls_ctx.worker;
+  if (!(w && w->sys == sys)) {
+    ax__schedule_back(sys, a);
+    return;
+  }
+  if (!ring_push_front(w, a)) ring_push_back(w, a);
+  notify_parked_local(sys);
 }
 
 ax_actor *ax__sched_take(ax__worker *w) {
