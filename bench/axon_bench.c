@@ -49,6 +49,7 @@ static const workload workloads[] = {
     {"pingpong_x", bench_pingpong_x, 2, {"P", "N"}, {4, 500000}, {1, 1}, false},
     {"latency_x", bench_latency_x, 1, {"N"}, {200000}, {1}, false},
     {"timers", bench_timers, 2, {"N", "CHUNK"}, {1000000, 1000}, {100, 1}, false},
+    {"timers_self", bench_timers_self, 2, {"N", "CHUNK"}, {1000000, 1000}, {100, 1}, false},
     {"remote_pingpong", bench_remote_pingpong, 2, {"WINDOW", "ROUND_TRIPS"}, {1, 100000}, {1, 1}, true},
     {"remote_bulk", bench_remote_bulk, 1, {"MESSAGES"}, {1000}, {1}, true},
     {"node_down", bench_node_down, 1, {"SAMPLES"}, {5}, {1}, true},

@@ -65,7 +65,7 @@ typedef struct bench_result {
   double wall;       /* seconds, workload only */
   int64_t ops;
   const char *unit;
-  char extra[192];   /* " key=value..." or "" */
+  char extra[256];   /* " key=value..." or "" */
 } bench_result;
 
 /* A workload: params[] holds the parsed (or default) parameters. Returns 0
@@ -143,6 +143,7 @@ int bench_footprint(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_pingpong_x(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_latency_x(ax_system *sys, const int64_t *p, bench_result *out);
 int bench_timers(ax_system *sys, const int64_t *p, bench_result *out);
+int bench_timers_self(ax_system *sys, const int64_t *p, bench_result *out);
 
 /* The remote workloads (axon_bench_remote.c): listed and run only when
  * bench_remote_available(): built with <axon/cluster.h>, or

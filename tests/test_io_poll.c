@@ -351,6 +351,34 @@ static void test_io_wake_is_never_lost_in_ping_pong(void) {
   ax__poller_free(pp.p);
 }
 
+/* A nanosecond timeout (the reactor's precise wake for timers) ends the
+ * wait, never before it has passed, with epoll_pwait2 and with the
+ * fallback for kernels without it (whole ms, rounded up); a wake still
+ * ends it early. Only lower bounds on the elapsed time: never a timing
+ * assertion the other way. */
+static void test_io_wait_ns_never_returns_before_its_timeout(void) {
+  ax__poller *p = new_poller();
+  ax__poll_event evs[MAXEV];
+  const int64_t timeouts[] = {1, 250000, 1300000};
+  for (int fallback = 0; fallback < 2; fallback++) {
+    ax__poller_test_no_pwait2(fallback);
+    for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
+      uint64_t t0 = ax__now_ns();
+      int n = -1;
+      CU_ASSERT_EQUAL(ax__poller_wait_ns(p, evs, MAXEV, timeouts[i], &n), AX_OK);
+      uint64_t took = ax__now_ns() - t0;
+      CU_ASSERT_EQUAL(n, 0);
+      CU_ASSERT(took >= (uint64_t)timeouts[i]);
+    }
+    ax__poller_wake(p);
+    int n = -1;
+    CU_ASSERT_EQUAL(ax__poller_wait_ns(p, evs, MAXEV, -1, &n), AX_OK); /* returns: woken */
+    CU_ASSERT_EQUAL(n, 0);
+  }
+  ax__poller_test_no_pwait2(false);
+  ax__poller_free(p);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("io.poll");
   CU_ADD_TEST(s, test_io_pipe_readiness_in_and_out);
@@ -364,5 +392,6 @@ int main(void) {
   CU_ADD_TEST(s, test_io_wakes_coalesce);
   CU_ADD_TEST(s, test_io_coalesced_wake_still_publishes);
   CU_ADD_TEST(s, test_io_wake_is_never_lost_in_ping_pong);
+  CU_ADD_TEST(s, test_io_wait_ns_never_returns_before_its_timeout);
   return ax_test_run();
 }

@@ -8,7 +8,12 @@
  * buffer). What a run produces (replies, fanned-out lines) is gathered in
  * a write batch (ax_wbatch) and written by the end-of-run hook
  * (client_flush): one system call for a run of up to 100 deliveries
- * instead of one each. Lines are short, so the batch copies them (cheaper
+ * instead of one each. A run that got fanned-out lines (MSG_OUT) lets its
+ * flush wait for the end of the worker's pass (ax_flush_later), so the
+ * lines of every sender the pass handled go out in one write:
+ * bench/chat_bench.sh, 3 runs interleaved with the binary without it,
+ * chat_1x50 1.26M -> 1.77M deliveries/s, chat_50x500 372k -> 508k, p99
+ * lower in both. Lines are short, so the batch copies them (cheaper
  * than holding the shared buffer's reference count until the flush).
  *
  * Send queue: the connection's high watermark is the send queue bound
@@ -847,6 +852,7 @@ static ax_err client_behaviour(ax_actor *self, const ax_msg *msg) {
     if (seq && seen_before(s, origin, seq)) return AX_OK;
     size_t n = msg->len - sizeof(chat_hdr);
     if (!n) return AX_OK;
+    ax_flush_later(self); /* one write per pass (header comment) */
     write_raw(self, s, (const char *)msg->data + sizeof(chat_hdr), n);
     return AX_OK;
   }

@@ -17,8 +17,16 @@
  * when the client unsubscribed is dropped), then copied into `out`, which
  * the end-of-run hook (conn_flush) writes: everything one run of this
  * actor produced -- replies to a pipeline, the deliveries of several shard
- * batches -- goes out in one write. A frame of BIG_FRAME bytes or more is
- * written by reference instead (the one shared buffer, no copy).
+ * batches -- goes out in one write. A run that got deliveries asks for its
+ * flush at the end of the worker's pass instead (ax_flush_later), so the
+ * batches of every publisher the pass handled go out in one write, as
+ * Redis writes each client once per event-loop pass: writes per delivery,
+ * which decide the broker's CPU (the loopback send path), fell by half
+ * with one worker (docs/ARCHITECTURE.md, "Deferred flushes"). Replies to
+ * the client's own commands (a batch with publish answers, IO_DATA) are
+ * not deferred: a pipelining publisher waits on them. A frame
+ * of BIG_FRAME bytes or more is written by reference instead (the one
+ * shared buffer, no copy).
  *
  * Slow clients: when the socket's write queue refuses (AX_EAGAIN), what is
  * left waits in this actor's queue `q` (references, never read slabs) and
@@ -822,6 +830,7 @@ static void on_batch(ax_actor *self, conn *s, const char *p, size_t len) {
     p += r.len;
   }
   if (done) holes_drain(self, s);
+  else ax_flush_later(self); /* deliveries only (header comment) */
 }
 
 static void on_drained(ax_actor *self, conn *s) {
@@ -853,6 +862,7 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
     process(self, s);
     return AX_OK;
   case MSG_DELIVER:
+    ax_flush_later(self); /* one write per pass (header comment) */
     if (msg->buf) on_deliver(self, s, msg->data, msg->len, msg->buf);
     return AX_OK;
   case MSG_BATCH:

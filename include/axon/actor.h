@@ -46,6 +46,34 @@ typedef void (*ax_terminate_fn)(ax_actor *self, void *state, ax_reason reason);
  * actor with reason AX_REASON_ERROR + err, as from the behaviour. */
 typedef ax_err (*ax_flush_fn)(ax_actor *self, void *state);
 
+/* The most runs of other actors a worker makes before a flush deferred by
+ * ax_flush_later is called. */
+#define AX_FLUSH_LATER_RUNS 128
+
+/* ax_flush_later lets this run's flush wait until the end of the current
+ * pass of the worker running the actor, so that what several runs produce
+ * goes out in one flush (one socket write for the deliveries of many
+ * publishers: Redis writes each client once per event-loop pass too).
+ * Called from the behaviour; it applies to the current run only.
+ * At the end of such a run the flush is not called and the actor stays
+ * scheduled on that worker's deferred list: no other worker runs or steals
+ * it, and messages sent to it meanwhile only queue. The worker runs it
+ * again (1) when its own run queues are empty, before it looks for work
+ * elsewhere, polls the reactor or parks, or (2) after at most
+ * AX_FLUSH_LATER_RUNS runs of other actors, whichever comes first. That
+ * run delivers what arrived meanwhile (up to the batch budget, in order,
+ * as any run) and then calls flush even if nothing arrived; a flush is
+ * never deferred twice in a row (ax_flush_later in that run is ignored).
+ * So every deferred flush comes, after the messages that arrived before
+ * it, within one pass of one worker. Latency: the flush waits for the
+ * worker's other runnable work, at most AX_FLUSH_LATER_RUNS runs (each
+ * bounded by the batch budget); use it for throughput, not for replies a
+ * client waits on one at a time. No effect (the flush runs at the end of
+ * the run) when the actor has no flush, is stopping, is muted by
+ * backpressure at the end of the run, or runs outside the worker threads
+ * (deterministic mode). Thread: owner. Never fails; NULL is ignored. */
+AX_API void ax_flush_later(ax_actor *self);
+
 /* What happens when a bounded mailbox (mailbox_limit > 0) is full. System
  * signals (exits, monitors, stop) are never limited or dropped. */
 typedef enum ax_overflow {

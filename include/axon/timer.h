@@ -1,6 +1,7 @@
 /* Axon: timers: delayed and periodic messages, cancellation, receive
- * timeouts. Timers live on the system's reactor (fired by the thread driving it) in a hierarchical
- * timing wheel (1 ms resolution, monotonic clock). */
+ * timeouts. Timers live in hierarchical timing wheels (one per worker,
+ * 1 ms resolution, monotonic clock), fired by the workers between runs
+ * or by the thread driving the reactor. */
 #ifndef AXON_TIMER_H
 #define AXON_TIMER_H
 
@@ -29,11 +30,18 @@ typedef enum ax_timer_flags {
 
 /* ax_send_after sends {type, data[0..len)} (copied now) from self to `to`
  * after delay_ms. The timer belongs to self: it fires no earlier than
- * delay_ms from now (1 ms resolution, plus scheduling delay), is cancelled
- * when self stops, and after ax_timer_cancel returns self never sends that
- * timer's message, even if its expiry was already queued. Timers with the
- * same deadline fire in the order they were set. The message arrives with
- * from = self and AX_MSGF_TIMER set. *out (may be NULL) gets the handle.
+ * delay_ms from now (the deadline is rounded up to the ms; plus the
+ * scheduling delay), is cancelled when self stops, and after
+ * ax_timer_cancel returns AX_OK self never sends that timer's message. A
+ * timer to self is delivered through self's mailbox, where a cancel still
+ * wins over an expiry already queued. A timer to another actor of this
+ * node (without a mailbox bound) is sent to it when it fires, whatever
+ * self is doing; a cancel after that fails (AX_ENOTFOUND: the message is
+ * on its way, as any message sent). To an actor of another node or with a
+ * bound, self forwards it at its next run, as a send from self. Timers
+ * with the same deadline fire in the order they were set. The message
+ * arrives with from = self, ref = the timer's id and AX_MSGF_TIMER set.
+ * *out (may be NULL) gets the handle.
  * Timers are accepted while the system shuts down (they fire until every
  * actor has stopped: a supervisor's shutdown timeouts stay exact then).
  * Thread: owner. Errors: AX_ENOMEM, AX_EINVAL, AX_ECLOSED (the system has

@@ -721,6 +721,9 @@ ax__run_result ax__actor_run(ax_actor *a) {
   c->exiting = false;
   c->delivered = false;
   c->mute_on = 0;
+  c->flush_later = false;
+  bool owed = c->flush_owed; /* run from the deferred list: flush at the end */
+  c->flush_owed = false;
   /* Metrics and tracing are decided once per run (a tracer set meanwhile
    * sees this actor's receives from its next run), with one test of a
    * read-mostly byte until either is used. */
@@ -744,7 +747,14 @@ ax__run_result ax__actor_run(ax_actor *a) {
       atomic_store_explicit(&a->user_stub_word, ((ax__actor_processed(a) + n) << 1) | 1,
                             memory_order_relaxed);
   }
-  if (c->delivered && !c->exiting && a->spec->flush) run_flush(a, c);
+  /* A flush asked to wait (ax_flush_later) is deferred unless it is owed
+   * already (never twice in a row), the run mutes us (a muted actor is not
+   * scheduled, so nobody would run it) or no scheduler worker runs us. */
+  bool defer = false;
+  if ((c->delivered || owed) && !c->exiting && a->spec->flush) {
+    if (c->flush_later && !owed && !c->mute_on && c->worker && !a->sys->det) defer = true;
+    else run_flush(a, c);
+  }
   ax__route_run_end(a->sys); /* what the run sent to other nodes, in one write */
   c->current = NULL;
   if (c->exiting) {
@@ -763,7 +773,14 @@ ax__run_result ax__actor_run(ax_actor *a) {
     c->mute_on = 0;
     return mute_self(a, r);
   }
+  if (defer) return AX__RUN_DEFER; /* still scheduled: the worker runs us again */
   return release_run(a) ? AX__RUN_AGAIN : AX__RUN_IDLE;
+}
+
+void ax_flush_later(ax_actor *self) {
+  if (!self) return;
+  ax__ctx *c = ax__ctx_get();
+  if (c->current == self) c->flush_later = true;
 }
 
 /* ---- stopping ---- */
@@ -839,14 +856,15 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
     if (t) ax__trace_actor(t, AX_TRACE_STOP, a, 0, reason);
     if (a->ext && a->ext->obs) ax__obs_on_stop(a);
   }
+  /* Its timers go first: one for another actor is sent by the pass that
+   * fires it, so once the pid is dead none may still fire (the timer.*
+   * suites wait for that). */
+  if (a->ext) ax__timers_on_stop(a);
   /* Dead and nameless before anyone can tell it stopped (as in Erlang):
    * whoever handles its exit signal or DOWN (a supervisor restarting it, a
    * monitor, ax_call) finds the pid dead and the name free. */
   unreachable(a);
-  if (a->ext) {
-    ax__timers_on_stop(a);
-    ax__links_on_stop(a, reason);
-  }
+  if (a->ext) ax__links_on_stop(a, reason);
   ax__layers_on_actor_stop(a->sys, a->pid);
   ax_system *sys = a->sys;
   destroy(a);

@@ -203,7 +203,9 @@ enum {
   AX__SIG_LINK_EXIT = 0x7fff0006, /* as AX__SIG_EXIT: a linked actor stopped */
   AX__SIG_MONITOR = 0x7fff0007,   /* payload ax_down_info {ref, watcher} */
   AX__SIG_DEMONITOR = 0x7fff0008, /* payload: the monitor's ref */
-  AX__SIG_PROBE = 0x7fff0009      /* payload: the asker's pid (see ax__probe) */
+  AX__SIG_PROBE = 0x7fff0009,     /* payload: the asker's pid (see ax__probe) */
+  AX__TIMER_REAP = 0x7fff000a     /* user lane: ids of an owner's fired direct
+                                     timers, to forget (timers.c) */
 };
 
 /* Sends one message, from any thread, with full control of the envelope. */

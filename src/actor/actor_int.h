@@ -43,6 +43,9 @@ typedef struct ax__actor_ext {
   uint64_t recv_armed_at;  /* clock (ms) when armed */
   uint64_t last_activity;  /* clock (ms) at the end of the last run that
                               delivered a message */
+  uint64_t direct_pid;     /* the last `to` of a timer checked for direct
+                              delivery (timers.c, direct_ok), and the answer */
+  bool direct_yes;
   struct ax__obs *obs;     /* metrics block (ax_metrics_track), or NULL:
                               set once before obs is published, freed by
                               destroy; senders read it after acquiring
@@ -67,9 +70,10 @@ struct ax_actor {
    * mark-idle CAS), and senders to a bounded lane find the bounded block
    * with it (ax__actor_bounded). */
   const ax_actor_spec *spec;
-  /* The link in the inject queue, written by whoever holds the right to
-   * schedule the actor (most often the producer that just pushed to
-   * user_head, on this line) and read by the worker that pops it. */
+  /* The link in the inject queue (or in a worker's deferred list), written
+   * by whoever holds the right to schedule the actor (most often the
+   * producer that just pushed to user_head, on this line) and read by the
+   * worker that pops it. */
   struct ax_actor *run_next;
   _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
                                   popped (senders add, owner subtracts) */
@@ -163,6 +167,9 @@ void ax__lane_unlock(ax_actor *a);
  * run_one); at most AX__LIFO_CAP. */
 #define AX__AGAIN_RUNS 1
 #define AX__INJECT_INTERVAL 61
+/* The most runs of other actors a worker makes while a flush deferred by
+ * ax_flush_later waits (its header's bound). */
+#define AX__DEFER_RUNS AX_FLUSH_LATER_RUNS
 
 typedef struct ax__worker {
   /* Ring of runnable actors (Tokio's queue): head packs the steal index
@@ -213,6 +220,11 @@ typedef struct ax__worker {
   uint64_t rng;
   bool searching;
   pthread_t thread;
+  /* Actors whose flush waits for the end of this worker's pass
+   * (ax_flush_later), linked through run_next, FIFO; defer_runs counts
+   * the runs since the list became non-empty (sched.c). */
+  ax_actor *defer_head, *defer_tail;
+  uint32_t defer_runs;
 
   /* Parking: notified and driving are guarded by park_lock. driving: the
    * parked worker is (about to be) inside a reactor pass, so a notifier
@@ -251,6 +263,9 @@ struct ax__ctx {
   uint64_t mute_on;   /* pid of a receiver that should mute the current actor */
   struct ax__obs *obs; /* the current actor's metrics block while it runs, else NULL */
   bool hooks;          /* this run delivers through ax__obs_deliver (obs or a tracer) */
+  bool flush_later;    /* the current actor called ax_flush_later in this run */
+  bool flush_owed;     /* set by the scheduler before it runs an actor from its
+                          deferred list: this run flushes, whatever it delivers */
 };
 
 
@@ -287,7 +302,8 @@ typedef struct ax__timers {
   /* One fire pass at a time (a try-lock taken by the reactor's tick or a
    * worker's poll): acquire/release around the scratch below. */
   _Atomic bool firing;
-  /* The latest time (ms) by which the reactor runs the tick again
+  /* The latest time (in ticks, the unit of every deadline of the
+   * service: timers.c, TICK_SHIFT) by which the reactor runs the tick again
    * (UINT64_MAX: only when woken). A worker that lowers a shard's earliest
    * deadline below it wakes the reactor. seq_cst: see lower_next. */
   _Atomic uint64_t reactor_at;
@@ -298,6 +314,9 @@ typedef struct ax__timers {
    * pass to an awake worker: a poll after a run then reads the clock.
    * relaxed: a hint; the tick fires itself a millisecond later. */
   _Atomic bool kick;
+  /* When the last pass ran (ticks). relaxed: a hint, which spaces the
+   * passes (timers.c, gap_over). */
+  _Atomic uint64_t last_pass;
   /* Owners woken by a pass of the reactor while a worker was awake, for
    * the workers' polls to put on their own queues (linked by run_next;
    * under handoff_lock). A tick moves what is still there a pass later to
@@ -306,23 +325,16 @@ typedef struct ax__timers {
   _Atomic size_t handoff_n;
   pthread_mutex_t handoff_lock;
   ax_actor *handoff_head, *handoff_tail;
-  /* Linux: a timerfd in the reactor's poller that the tick arms for the
-   * earliest deadline, so a sleeping reactor wakes at that millisecond's
-   * start: the poller's timeout is whole ms counted from whenever the tick
-   * ran, which woke it up to a millisecond late. tfd: -1 until the first
-   * tick makes it (inside a pass: the poller is the driver's), -2 when
-   * there is none (manual clock, other systems, no descriptor left: the
-   * timeout alone then). tfd_at: the deadline (ms) it is armed for, 0 if
-   * disarmed. The driver's only (ticks and handlers: one pass at a time). */
-  int tfd;
-  uint64_t tfd_at;
-  ax__io_handler tfd_handler;
   /* Fire pass scratch (the holder of `firing` only). */
   _Alignas(AX_CACHELINE) ax__wlist *lists;          /* one expired list per shard */
   struct ax__tgroup *groups; /* one expiry chain per owner per pass; clean between passes */
   size_t groups_cap;
   size_t *groups_used;       /* the cells a pass filled (at most groups_cap / 2) */
   size_t ngroups_used;
+  /* The ids of fired direct timers, chained per owner (see ax__tgroup):
+   * groups_cap / 4 entries, at least one per expiry of the pass. */
+  struct ax__treap *reaps;
+  size_t nreaps;
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */
@@ -374,7 +386,11 @@ void ax__timers_forget(ax_actor *a, ax_ref ref);
 #define AX__MSGF_TREQ (1u << 30)   /* ... of a request timeout */
 #define AX__MSGF_TRECV (1u << 29)  /* ... of the receive timeout */
 #define AX__MSGF_TREPEAT (1u << 28)/* ... of an interval timer */
-#define AX__MSGF_INTERNAL (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | (0xfu << 24))
+#define AX__MSGF_TDIRECT (1u << 21)/* on a timer: for another actor, sent by the firing pass */
+#define AX__MSGF_TREAP (1u << 20)  /* the owner's list of fired direct timers to forget */
+#define AX__MSGF_INTERNAL                                                                     \
+  (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | AX__MSGF_TDIRECT | \
+   AX__MSGF_TREAP | (0xfu << 24))
 
 /* ---- the system ---- */
 typedef struct ax__det ax__det; /* deterministic mode's state (det.c) */
@@ -479,6 +495,11 @@ void ax__schedule(ax_system *sys, ax_actor *a);
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
+/* Puts a at the front of the current worker's ring: the next it takes
+ * after its LIFO slot, and the first a thief takes (the back while a
+ * thief is mid-steal or the ring is full; off the workers, inject): for
+ * actors woken by a timer expiry (timers.c). */
+void ax__schedule_front(ax_system *sys, ax_actor *a);
 /* The reactor's yield hook (ax__reactor_start): the reactor thread handed
  * the driver's role to the parked workers; wake one (arg: the system). */
 void ax__sched_reactor_yield(void *arg);
@@ -495,7 +516,16 @@ extern _Atomic uint32_t ax__sched_steal_pays_ns;
 ax_actor *ax__sched_take(ax__worker *w);
 
 /* actor.c */
-typedef enum { AX__RUN_IDLE, AX__RUN_AGAIN, AX__RUN_MUTED, AX__RUN_DEAD } ax__run_result;
+/* AX__RUN_DEFER: the run ended without its flush (ax_flush_later); the
+ * actor stays scheduled and the worker must run it again, with
+ * ctx.flush_owed set, at the end of its pass (sched.c, "deferred flushes"). */
+typedef enum {
+  AX__RUN_IDLE,
+  AX__RUN_AGAIN,
+  AX__RUN_MUTED,
+  AX__RUN_DEAD,
+  AX__RUN_DEFER
+} ax__run_result;
 ax__run_result ax__actor_run(ax_actor *a);
 
 /* The system-lane half of an exit signal: the placeholder it decides. The

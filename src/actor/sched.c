@@ -161,6 +161,25 @@ static void ring_push_back(ax__worker *w, ax_actor *a) {
   }
 }
 
+/* The owner puts a before the real head, where ring_pop takes next.
+ * Only while no thief is mid-steal (its claim covers the slots from the
+ * steal index on, and the slot before the head may be one of them) and
+ * there is room (the slot before the head is then free: the ring holds
+ * [head, tail) and tail - head < size). Returns false otherwise. */
+static bool ring_push_front(ax__worker *w, ax_actor *a) {
+  /* acquire: see thieves' progress before judging fullness */
+  uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+  uint32_t steal = hi32(h), real = lo32(h);
+  uint32_t tail = atomic_load_explicit(&w->tail, memory_order_relaxed);
+  if (steal != real || tail - real >= AX__RING_SIZE) return false;
+  ring_set(w, real - 1, a);
+  /* release: a thief or ring_pop that reads the new head sees the slot's
+   * contents (as tail's release store does for a push at the back). A
+   * failed CAS (a thief claimed meanwhile) leaves the slot unused. */
+  return atomic_compare_exchange_strong_explicit(&w->head, &h, pack(real - 1, real - 1),
+                                                 memory_order_acq_rel, memory_order_relaxed);
+}
+
 static ax_actor *ring_pop(ax__worker *w) {
   uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
   for (;;) {
@@ -460,7 +479,7 @@ static ax_actor *next_local(ax__worker *w) {
   uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
   atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
   if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) return a;
-  /* acq_rel: pairs with a thief's CAS on the slot (see steal_lifo). */
+  /* acq_rel: pairs with a thief's CAS on the slot (see steal_from). */
   if ((a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel))) {
     if (w->lifo_runs < AX__LIFO_CAP) {
       w->lifo_runs++;
@@ -485,6 +504,41 @@ static ax_actor *next_local(ax__worker *w) {
   /* acq_rel: as above */
   if ((a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel))) return a;
   return inject_pop(w->sys);
+}
+
+/* ---- deferred flushes (ax_flush_later) ----
+ *
+ * An actor whose run ended with AX__RUN_DEFER is still scheduled (its
+ * lanes were not marked idle, so no sender schedules it) and sits on this
+ * worker's private FIFO, never seen by thieves. next_run takes it back when
+ * the worker's own queues are empty, so before it searches, polls the
+ * reactor or parks, or first once AX__DEFER_RUNS runs have passed since the
+ * list became non-empty; either way the list is then drained before
+ * anything new (its runs never defer again, so it only shrinks). Owner-only
+ * fields: no atomics. */
+static void defer_push(ax__worker *w, ax_actor *a) {
+  a->run_next = NULL;
+  if (w->defer_tail) w->defer_tail->run_next = a;
+  else w->defer_head = a;
+  w->defer_tail = a;
+}
+
+static ax_actor *defer_pop(ax__worker *w) {
+  ax_actor *a = w->defer_head;
+  w->defer_head = a->run_next;
+  if (!w->defer_head) {
+    w->defer_tail = NULL;
+    w->defer_runs = 0;
+  }
+  tls_ctx.flush_owed = true; /* consumed by ax__actor_run, run next */
+  return a;
+}
+
+static ax_actor *next_run(ax__worker *w) {
+  if (!w->defer_head) return next_local(w);
+  if (w->defer_runs >= AX__DEFER_RUNS) return defer_pop(w);
+  ax_actor *a = next_local(w);
+  return a ? a : defer_pop(w);
 }
 
 /* What a thief takes from victim v in one search round: the older half of
@@ -612,15 +666,17 @@ static void run_one(ax__worker *w, ax_actor *a) {
   if (w->searching) leave_searching(w, true);
   atomic_store_explicit(&w->running, a->pid, memory_order_relaxed);
   atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
+  if (w->defer_head) w->defer_runs++;
   ax__run_result r = ax__actor_run(a);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
+  if (r == AX__RUN_DEFER) defer_push(w, a);
   if (r == AX__RUN_AGAIN) {
     /* Work left (the budget, or mail that came during the run): run it
      * again at once, through the LIFO slot, ahead of what its run woke, up
      * to AX__AGAIN_RUNS times in a row (docs/ARCHITECTURE.md, "Scheduler
      * notes"); the actor it displaces goes to the ring. acq_rel: release
      * hands a's state to whoever takes the slot next (this worker or a
-     * thief's CAS in steal_lifo); acquire: prev's, from whoever put it. */
+     * thief's CAS in steal_from); acquire: prev's, from whoever put it. */
     if (w->lifo_runs < AX__AGAIN_RUNS) {
       ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
       if (prev) ring_push_back(w, prev);
@@ -632,7 +688,8 @@ static void run_one(ax__worker *w, ax_actor *a) {
       if (prev) ring_push_back(w, prev);
     }
   }
-  /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed. */
+  /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed; DEFER:
+   * on the deferred list. */
 }
 
 static void *worker_main(void *arg) {
@@ -641,7 +698,7 @@ static void *worker_main(void *arg) {
   tls_ctx.worker = w;
   ax__msg_cache_enable();
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
-    ax_actor *a = next_local(w);
+    ax_actor *a = next_run(w);
     /* Timers due in any shard are fired by whoever gets there first: a
      * worker between runs or before it searches or parks, or the reactor. */
     if (!a && ax__timers_poll(sys, true)) a = next_local(w);
@@ -706,6 +763,16 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
     inject_push(sys, a);
     notify_parked(sys);
   }
+}
+
+void ax__schedule_front(ax_system *sys, ax_actor *a) {
+  ax__worker *w = tls_ctx.worker;
+  if (!(w && w->sys == sys)) {
+    ax__schedule_back(sys, a);
+    return;
+  }
+  if (!ring_push_front(w, a)) ring_push_back(w, a);
+  notify_parked_local(w);
 }
 
 ax_actor *ax__sched_take(ax__worker *w) {

@@ -17,15 +17,19 @@
  * is in the map). The expiry carries everything the owner needs (target,
  * type, payload, the timer's size), so an owner that accepts a one-shot
  * frees it without reading it: the timer was last written by the firing
- * thread, often on the other core. Request timeouts and receive timeouts
- * are timers too. */
+ * thread, often on the other core. A one-shot for another local actor
+ * (unbounded) is sent to it by the pass that fires it, not through its
+ * owner, which may be busy for a long time: a CAS on the timer decides
+ * between that send and the owner's cancel, and the owner forgets the
+ * timer when its per-pass reap list comes. Actors woken by a pass go to
+ * the front of the firing worker's queue. Deadlines are in ticks (1 ms
+ * by default, TICK_SHIFT); passes run at most every PASS_GAP ticks; the
+ * reactor sleeps to the nanosecond (ax__reactor_wait_until). Request timeouts and receive
+ * timeouts are timers too. */
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/timerfd.h>
-#endif
 
 #include "actor/actor_int.h"
 
@@ -55,6 +59,11 @@ struct ax__tmr {
   /* Under the shard's lock: the owner let go. A pass that holds it fired
    * (out of the wheel) never puts it back. */
   bool cancelled;
+  /* A direct one-shot's (AX__MSGF_TDIRECT) fate once out of the wheel:
+   * CLAIM_OPEN until the pass that fired it sends its message
+   * (CLAIM_SENT) or its owner cancels it (CLAIM_CANCELLED), whichever
+   * comes first; see direct_claim. */
+  _Atomic uint8_t claim;
   /* Holders: the wheel and the owner. acq_rel: the last releaser frees
    * and must see the other's writes. */
   _Atomic uint32_t refs;
@@ -76,6 +85,23 @@ static void tmr_free(ax__tmr *t) { tmr_free_len(t, t->len); }
 
 _Static_assert(sizeof(ax__tmr) <= 96, "a timer with a 32-byte payload fits 128 bytes");
 
+enum { CLAIM_OPEN = 0, CLAIM_SENT = 1, CLAIM_CANCELLED = 2 };
+
+/* Decides a fired direct timer's fate: true if `to` (CLAIM_SENT: the pass
+ * that fired it, CLAIM_CANCELLED: its owner) got there first. A sent one
+ * is its owner's alone (the wheel's reference ends with the claim): the
+ * owner frees it when its reap list names it, or at a cancel, which then
+ * fails; so the pass must not touch it after its claim, and its reads
+ * before must happen-before that free: acq_rel on success (the pass's
+ * release), acquire on failure (the owner's). A cancelled one keeps both
+ * references, dropped by the pass and the owner (tmr_release's acq_rel
+ * hands the memory over). */
+static bool direct_claim(ax__tmr *t, uint8_t to) {
+  uint8_t open = CLAIM_OPEN;
+  return atomic_compare_exchange_strong_explicit(&t->claim, &open, to, memory_order_acq_rel,
+                                                 memory_order_acquire);
+}
+
 static void tmr_release(ax__tmr *t) {
   if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) tmr_free(t);
 }
@@ -84,9 +110,29 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
 
 /* ---- clock ---- */
 
+/* The wheels count in ticks of 2^-TICK_SHIFT ms; a deadline is rounded
+ * up to the next tick. 1 ms by default: 1/8 ms (-DTICK_SHIFT=3) took the
+ * p50 of `axon_bench timers 100000` from 0.66 to 0.48 ms, but cost 1.2-1.3x
+ * the CPU of both timers workloads (a 1000 ms delay is 8000 ticks, one
+ * wheel level up: a cascade more per timer, a cache miss each; and twice
+ * the passes): see docs/ARCHITECTURE.md, "Timers". A manual clock moves in
+ * whole ms: its ticks are ms << TICK_SHIFT. */
+#ifndef TICK_SHIFT
+#define TICK_SHIFT 0
+#endif
+#define TICK_NS (1000000u >> TICK_SHIFT)
+#define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
+/* With ticks under a ms, passes at most every PASS_GAP ticks (half a ms;
+ * none with 1 ms ticks: a timer set already due, delay 0, fires at the
+ * next poll): see gap_over. A deadline just reached is left to an awake
+ * worker for GRACE ticks (a ms) before the reactor's tick fires it. */
+#define PASS_GAP (MS_TICKS > 2 ? MS_TICKS / 2 : 0)
+#define GRACE MS_TICKS
+
+
 /* Deadlines are computed from the clock rounded up and expiries judged by
  * the clock rounded down, so a timer set at t for d ms never fires before
- * t + d, however the two readings fall within a millisecond. */
+ * t + d, however the two readings fall within a tick (or a ms). */
 uint64_t ax__clock_ms(ax_system *sys) {
   if (sys->cfg.clock_ms) return sys->cfg.clock_ms(sys->cfg.clock_arg);
   return (ax__now_ns() + 999999u) / 1000000u;
@@ -97,7 +143,15 @@ uint64_t ax__clock_floor_ms(ax_system *sys) {
   return ax__now_ns() / 1000000u;
 }
 
-static uint64_t clock_floor_ms(ax_system *sys) { return ax__clock_floor_ms(sys); }
+static uint64_t ticks_ceil(ax_system *sys) {
+  if (sys->cfg.clock_ms) return sys->cfg.clock_ms(sys->cfg.clock_arg) << TICK_SHIFT;
+  return (ax__now_ns() + TICK_NS - 1) / TICK_NS;
+}
+
+static uint64_t ticks_floor(ax_system *sys) {
+  if (sys->cfg.clock_ms) return sys->cfg.clock_ms(sys->cfg.clock_arg) << TICK_SHIFT;
+  return ax__now_ns() / TICK_NS;
+}
 
 /* ---- shards ---- */
 
@@ -200,8 +254,9 @@ static void insert_new(ax_system *sys, ax__tmr *t, uint64_t now_ceil, uint64_t d
 
 /* The owner lets go of t, at once and for good: out of the wheel if it is
  * there; if a pass holds it (fired), that pass sees `cancelled` and drops
- * it. Both references are ours when it was pending. Owner side. */
-static void cancel_tmr(ax_system *sys, ax__tmr *t) {
+ * it. Both references are ours when it was pending. Returns false if it
+ * came too late: a direct timer its target already took. Owner side. */
+static bool cancel_tmr(ax_system *sys, ax__tmr *t) {
   ax__tshard *s = &sys->timers.shards[t->shard];
   shard_lock(s);
   t->cancelled = true;
@@ -212,10 +267,39 @@ static void cancel_tmr(ax_system *sys, ax__tmr *t) {
   }
   s->ops++;
   shard_unlock(s);
-  if (held)
+  if (held) {
     tmr_free(t); /* nobody else holds it: an expiry already queued is judged by the map */
-  else
-    tmr_release(t); /* the owner's; the pass that fired it, or its expiry, holds the wheel's */
+    return true;
+  }
+  /* Fired. An owner-bound expiry is judged by the map at delivery; a
+   * direct one by its claim. */
+  if ((t->flags & AX__MSGF_TDIRECT) && !direct_claim(t, CLAIM_CANCELLED)) {
+    tmr_free(t); /* sent: ours alone */
+    return false;
+  }
+  tmr_release(t); /* the owner's; the pass that fired it, or its expiry, holds the wheel's */
+  return true;
+}
+
+/* Whether a one-shot from a to `to` is sent to `to` by the pass that
+ * fires it (AX__MSGF_TDIRECT) rather than through a, which would accept
+ * and forward it at its next run: a busy owner would hold it back by as
+ * long as it stays busy. Only for a live local actor without a mailbox bound (a bounded one
+ * gets the forward, which its overflow policy judges), and not while
+ * metrics or tracing hooks are on (they count the forward as a send) nor
+ * in deterministic mode (its traces stay as they were). The answer for the
+ * last `to` is kept: pids are not reused and a bound never changes (a
+ * target that dies later gets nothing, as a forward to it would). */
+static bool direct_ok(ax_system *sys, ax_actor *a, ax__actor_ext *x, uint64_t to) {
+  if (to == a->pid || ax__det_on(sys) || AX__HOOKS_ON(sys) || ax__pid_node(to) != sys->table.node)
+    return false;
+  if (x->direct_pid == to) return x->direct_yes;
+  ax_actor *r = ax__table_acquire(&sys->table, to);
+  bool yes = r && !r->limit;
+  if (r) ax__table_release(&sys->table, to);
+  x->direct_pid = to;
+  x->direct_yes = yes;
+  return yes;
 }
 
 /* Creates and submits a timer owned by a. Unless it is the receive timer
@@ -242,7 +326,8 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
     return AX_ENOMEM;
   }
   atomic_init(&t->refs, 2);
-  uint64_t now = ax__clock_ms(sys);
+  if (!flags && !period && direct_ok(sys, a, x, to)) flags = AX__MSGF_TDIRECT;
+  uint64_t now = ticks_ceil(sys);
   t->id = id;
   t->owner = a->pid;
   t->to = to;
@@ -252,25 +337,31 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
   t->len = len;
   if (len) memcpy(t->payload, data, len);
   if (out) *out = t;
-  insert_new(sys, t, now, now + delay);
+  insert_new(sys, t, now, now + ((uint64_t)delay << TICK_SHIFT));
   return AX_OK;
 }
 
 /* ---- firing ---- */
 
 /* The expiry message of t: `from` carries the target (the owner sets it
- * to itself at delivery), `to` the timer, which a one-shot's expiry holds
- * the wheel's reference to (see ax__timers_on_fire; an interval stays in
- * the wheel); msg.len is the timer's payload length, so its size. */
+ * to itself at delivery), `to` the timer (a direct one's is the message
+ * itself, from the owner to its target), which a one-shot's expiry holds the wheel's
+ * reference to (see ax__timers_on_fire; an interval stays in the wheel);
+ * msg.len is the timer's payload length, so its size. */
 static ax__mnode *expiry_node(ax__tmr *t) {
+  if (t->flags & AX__MSGF_TDIRECT) /* the message itself, from the owner */
+    return ax__msg_new(t->type, AX_MSGF_TIMER, t->owner, t->to, t->id, t->payload, t->len, NULL);
   return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | (t->flags & ~KEEP_MISSED), t->to,
                      (uintptr_t)t, t->id, t->payload, t->len, NULL);
 }
 
-/* An expiry the owner will not deliver (cancelled meanwhile, a stale
- * receive timeout, a dead owner): drops the timer reference it carries. */
+/* An expiry that will not be delivered (cancelled meanwhile, a stale
+ * receive timeout, a dead owner): drops the timer reference it carries.
+ * An owner's reap list carries none, nor does a direct timer's message. */
 static void expiry_drop(ax__mnode *n) {
-  if (!(n->msg.flags & AX__MSGF_TREPEAT)) tmr_release((ax__tmr *)(uintptr_t)n->to);
+  uint32_t f = n->msg.flags;
+  if ((f & AX__MSGF_TFIRE) && !(f & (AX__MSGF_TREPEAT | AX__MSGF_TREAP)))
+    tmr_release((ax__tmr *)(uintptr_t)n->to);
 }
 
 void ax__timers_on_drained(ax__mnode *n) {
@@ -279,19 +370,31 @@ void ax__timers_on_drained(ax__mnode *n) {
 
 /* An interval's next tick after it fired at `now` (its deadline). */
 static uint64_t next_tick(const ax__tmr *t, uint64_t now) {
-  uint64_t next = t->wt.deadline + t->period;
-  if (!(t->flags & KEEP_MISSED) && next <= now) next += ((now - next) / t->period + 1) * t->period;
+  uint64_t period = (uint64_t)t->period << TICK_SHIFT;
+  uint64_t next = t->wt.deadline + period;
+  if (!(t->flags & KEEP_MISSED) && next <= now) next += ((now - next) / period + 1) * period;
   return next;
 }
 
-/* One owner's expiries in this pass, in firing order. */
+/* One recipient's expiries in this pass, in firing order (the owner's,
+ * or a direct timer's target's), and, for an owner, its direct timers sent
+ * in this pass (reaps[reap_first - 1], linked by next, 0 ends): its reap
+ * list, which tells it to forget and free them. */
 typedef struct ax__tgroup {
-  uint64_t owner; /* 0: unused cell */
+  uint64_t owner; /* the recipient; 0: unused cell */
   ax__mnode *first, *last;
+  size_t reap_first, reap_last, nreap;
 } ax__tgroup;
 
+typedef struct ax__treap {
+  uint64_t id, len; /* the timer's id and payload length (its size) */
+  size_t next;
+} ax__treap;
+
 /* Finds or makes owner's group in the scratch table (open addressing, sized
- * to at least twice the expiries of the pass, so it never fills). */
+ * to at least four times the expiries of the pass: each makes at most two
+ * groups, its recipient's and its owner's, so it is never more than half
+ * full). */
 static ax__tgroup *group_of(ax__timers *T, uint64_t owner) {
   size_t i = (size_t)((owner * 0x9E3779B97F4A7C15ull) >> 24) & (T->groups_cap - 1);
   while (T->groups[i].owner && T->groups[i].owner != owner) i = (i + 1) & (T->groups_cap - 1);
@@ -303,44 +406,99 @@ static ax__tgroup *group_of(ax__timers *T, uint64_t owner) {
 /* Makes the table big enough for `expired` expiries. The table is clean
  * (delivery clears the cells it used), so a pass costs its owners, not the
  * table's size: one big catch-up pass must not tax every later one. */
+static void groups_free(ax__timers *T) {
+  ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
+  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
+  ax__free(T->reaps, sizeof(ax__treap) * (T->groups_cap / 4));
+  T->groups = NULL;
+  T->groups_used = NULL;
+  T->reaps = NULL;
+  T->groups_cap = 0;
+}
+
 static bool groups_reserve(ax__timers *T, size_t expired) {
   size_t need = 16;
-  while (need < expired * 2) need *= 2;
+  while (need < expired * 4) need *= 2;
   T->ngroups_used = 0;
+  T->nreaps = 0;
   if (need <= T->groups_cap) return true;
   ax__tgroup *g = ax__calloc(sizeof(ax__tgroup) * need);
   size_t *used = ax__alloc(sizeof(size_t) * (need / 2));
-  if (!g || !used) { /* the pass retries every expiry a millisecond later */
+  ax__treap *reaps = ax__alloc(sizeof(ax__treap) * (need / 4));
+  if (!g || !used || !reaps) { /* the pass retries every expiry a millisecond later */
     ax__free(g, sizeof(ax__tgroup) * need);
     ax__free(used, sizeof(size_t) * (need / 2));
+    ax__free(reaps, sizeof(ax__treap) * (need / 4));
     return false;
   }
-  ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
-  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
+  groups_free(T);
   T->groups = g;
   T->groups_used = used;
+  T->reaps = reaps;
   T->groups_cap = need;
   return true;
 }
 
-/* Pushes each owner's chain with one exchange. Owners that were idle go
- * onto the firing worker's own queue, at its back (the inject queue, which
- * a busy worker looks at once in 61 runs, would leave them waiting behind
- * whatever keeps that worker busy). Off the workers (the reactor), they go
- * to the handoff list for the awake workers' polls, or, with every worker
- * asleep, onto the inject queue with one push and one wake-up. A dead
- * owner's chain is dropped: its stop cancelled (or will cancel) every
- * timer it had, which keeps intervals from firing again. */
+/* Adds a fired direct timer's id to its owner's reap list. */
+static void reap_add(ax__timers *T, uint64_t owner, uint64_t id, uint64_t len) {
+  ax__tgroup *g = group_of(T, owner);
+  size_t i = T->nreaps++;
+  T->reaps[i] = (ax__treap){id, len, 0};
+  if (g->reap_last)
+    T->reaps[g->reap_last - 1].next = i + 1;
+  else
+    g->reap_first = i + 1;
+  g->reap_last = i + 1;
+  g->nreap++;
+}
+
+/* The owner's reap list as a message, pairs (id, payload length),
+ * appended to its group's chain (no memory: the owner keeps those timers
+ * in its map until it cancels them, which frees them and fails, or
+ * stops). */
+static void reap_node(ax__timers *T, ax__tgroup *g) {
+  ax__mnode *n = ax__msg_alloc(g->nreap * 2 * sizeof(uint64_t));
+  if (!n) return;
+  n->msg.type = AX__TIMER_REAP;
+  n->msg.flags = AX_MSGF_SYSTEM | AX__MSGF_TFIRE | AX__MSGF_TREAP;
+  n->msg.from.id = g->owner;
+  uint64_t *ids = (uint64_t *)n->payload;
+  for (size_t i = g->reap_first, k = 0; i; i = T->reaps[i - 1].next) {
+    ids[k++] = T->reaps[i - 1].id;
+    ids[k++] = T->reaps[i - 1].len;
+  }
+  if (g->first)
+    atomic_store_explicit(&g->last->link.next, &n->link, memory_order_relaxed);
+  else
+    g->first = n;
+  g->last = n;
+}
+
+/* Pushes each recipient's chain with one exchange (an owner's reap list
+ * last in its chain). Recipients that were idle go onto the firing
+ * worker's own queue, at its front, in firing order: they are due, and
+ * the actors queued there can wait; at the back (or on the inject queue,
+ * which a busy worker looks at once in 61 runs) they would wait behind
+ * whatever keeps that worker busy (a burst of long runs: `axon_bench
+ * timers`). Off the workers (the reactor), they go to the handoff list
+ * for the awake workers' polls, or, with every worker asleep, onto the
+ * inject queue with one push and one wake-up. A dead recipient's chain is
+ * dropped: an owner's stop cancelled (or will cancel) every timer it had,
+ * which keeps intervals from firing again; a dead target's expiries are
+ * lost, as a forward to it would be. */
 static void deliver_groups(ax_system *sys) {
   ax__timers *T = &sys->timers;
   ax_actor *wake_first = NULL, *wake_last = NULL;
   size_t nwake = 0;
   ax__worker *w = ax__ctx_get()->worker;
   bool local = w && w->sys == sys && !ax__det_on(sys);
-  for (size_t u = 0; u < T->ngroups_used; u++) {
+  /* Backwards, because each goes to the front (locally). */
+  for (size_t u = T->ngroups_used; u-- > 0;) {
     ax__tgroup *g = &T->groups[T->groups_used[u]], cell = *g;
     *g = (ax__tgroup){0}; /* clean for the next pass */
     g = &cell;
+    if (g->nreap) reap_node(T, g);
+    if (!g->first) continue; /* a reap list without memory */
     ax_actor *a = ax__table_acquire(&sys->table, g->owner);
     if (!a) {
       for (ax__mnode *n = g->first, *next; n; n = next) {
@@ -351,22 +509,21 @@ static void deliver_groups(ax_system *sys) {
       continue;
     }
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
-      if (local) { /* a worker's pass: onto its own queue, in turn */
-        ax__schedule_back(sys, a);
+      if (local) { /* a worker's pass: onto its own queue, first */
+        ax__schedule_front(sys, a);
         ax__table_release(&sys->table, g->owner);
         continue;
       }
-      a->run_next = NULL; /* we hold the right to schedule it */
-      if (wake_last)
-        wake_last->run_next = a;
-      else
-        wake_first = a;
-      wake_last = a;
+      /* Linked backwards too: the list ends up in firing order. */
+      a->run_next = wake_first; /* we hold the right to schedule it */
+      wake_first = a;
+      if (!wake_last) wake_last = a;
       nwake++;
     }
     ax__table_release(&sys->table, g->owner);
   }
   if (!nwake) return;
+  wake_last->run_next = NULL;
   /* relaxed: a heuristic (see the tick's grace). */
   if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
     pthread_mutex_lock(&T->handoff_lock);
@@ -375,7 +532,6 @@ static void deliver_groups(ax_system *sys) {
     else
       T->handoff_head = wake_first;
     T->handoff_tail = wake_last;
-    wake_last->run_next = NULL;
     atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
                           memory_order_relaxed);
     pthread_mutex_unlock(&T->handoff_lock);
@@ -397,14 +553,20 @@ static ax_actor *handoff_take(ax__timers *T, ax_actor **last, size_t *n) {
 }
 
 /* A worker's poll: the owners the reactor woke go onto this worker's
- * queue, in turn. */
+ * queue, at its front, in firing order (so the list is walked backwards:
+ * reversed first). */
 static bool handoff_run(ax_system *sys) {
   ax_actor *last;
   size_t n;
-  ax_actor *a = handoff_take(&sys->timers, &last, &n);
+  ax_actor *a = handoff_take(&sys->timers, &last, &n), *rev = NULL;
   for (ax_actor *next; a; a = next) {
     next = a == last ? NULL : a->run_next;
-    ax__schedule_back(sys, a);
+    a->run_next = rev;
+    rev = a;
+  }
+  for (ax_actor *next; rev; rev = next) {
+    next = rev->run_next;
+    ax__schedule_front(sys, rev);
   }
   return n > 0;
 }
@@ -459,10 +621,24 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
     }
     ax__mnode *n = grouped ? expiry_node(t) : NULL;
     if (!n) { /* no memory for the message: try again in a millisecond */
-      put_back(sys, t, now + 1);
+      put_back(sys, t, now + MS_TICKS);
       continue;
     }
-    ax__tgroup *g = group_of(T, t->owner);
+    /* A direct one is sent to its target now, unless its owner cancelled
+     * it first; then it is the owner's alone (which may free it at once:
+     * read before the claim), and on its reap list. */
+    bool direct = (t->flags & AX__MSGF_TDIRECT) != 0;
+    uint64_t to = direct ? t->to : t->owner;
+    if (direct) {
+      uint64_t owner = t->owner, id = t->id, len = t->len;
+      if (!direct_claim(t, CLAIM_SENT)) {
+        ax__msg_free(n);
+        tmr_release(t); /* the wheel's */
+        continue;
+      }
+      reap_add(T, owner, id, len);
+    }
+    ax__tgroup *g = group_of(T, to);
     if (!g->first)
       g->first = n;
     else
@@ -472,7 +648,7 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
     atomic_fetch_add_explicit(&sys->timers_fired, 1, memory_order_relaxed);
     /* A one-shot's wheel reference goes on with its expiry, which is
      * pushed after this loop: nothing here touches t after that. */
-    if (t->period) put_back(sys, t, next_tick(t, now));
+    if (!direct && t->period) put_back(sys, t, next_tick(t, now));
   }
   if (grouped) deliver_groups(sys);
   return fired;
@@ -501,9 +677,21 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
     size_t k = collect(T, lim);
     if (k) fired += fire_collected(sys, k, now, limit - fired);
   }
+  if (started) /* relaxed: a hint for the next passes (see gap_over) */
+    atomic_store_explicit(&T->last_pass, now, memory_order_relaxed);
   /* release: the next firer sees our scratch writes. */
   atomic_store_explicit(&T->firing, false, memory_order_release);
   return fired;
+}
+
+/* Passes run at most every PASS_GAP ticks, whoever runs them: a pass, and
+ * the runs of the actors it wakes, cost about as much for one expiry each
+ * as for ten; with 1/8 ms ticks a pass at every tick with a deadline took
+ * 2x the CPU of `axon_bench timers 100000` (wake-ups of the reactor and
+ * the workers). A lone timer still fires within a tick of its deadline.
+ * relaxed: a hint (a stale reading only moves a pass by the gap). */
+static bool gap_over(ax__timers *T, uint64_t now) {
+  return now >= atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP;
 }
 
 size_t ax__timers_pending(ax_system *sys) {
@@ -516,7 +704,7 @@ size_t ax__timers_pending(ax_system *sys) {
   return n;
 }
 
-/* The clock this worker thread last read in a poll (ms, rounded down). */
+/* The clock this worker thread last read in a poll (ticks, rounded down). */
 static _Thread_local uint64_t poll_seen;
 
 bool ax__timers_poll_slow(ax_system *sys, bool clock) {
@@ -530,64 +718,15 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
   /* The clock costs ~20 ns: read it when told to, when the earliest
    * deadline is within a millisecond of the last reading, or when the
    * reactor saw a deadline come. */
-  if (!clock && e > poll_seen + 1 && !atomic_load_explicit(&T->kick, memory_order_relaxed))
+  if (!clock && e > poll_seen + MS_TICKS && !atomic_load_explicit(&T->kick, memory_order_relaxed))
     return woke;
-  uint64_t now = poll_seen = clock_floor_ms(sys);
+  uint64_t now = poll_seen = ticks_floor(sys);
   if (e > now) { /* a stale kick (a pass ran meanwhile): clocks read for nothing */
     atomic_store_explicit(&T->kick, false, memory_order_relaxed);
     return woke;
   }
+  if (!gap_over(T, now)) return woke;
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
-}
-
-/* ---- the reactor's precise wake-up (see ax__timers.tfd) ---- */
-
-static void tfd_on_events(ax__io_handler *h, uint32_t events) {
-  (void)events;
-  ax__timers *T = (ax__timers *)(void *)((char *)h - offsetof(ax__timers, tfd_handler));
-  uint64_t expirations;
-  /* Edge-triggered: drain it (EAGAIN when a re-arm already reset it). The
-   * pass that follows runs the tick, which fires. */
-  ssize_t got = read(T->tfd, &expirations, sizeof expirations);
-  (void)got; /* EAGAIN is fine: the point is the wake-up */
-}
-
-/* The driver, in the tick: makes the timerfd on first use. */
-static bool tfd_ready(ax_system *sys) {
-  ax__timers *T = &sys->timers;
-  if (T->tfd != -1) return T->tfd >= 0;
-  T->tfd = -2;
-#ifdef __linux__
-  if (sys->cfg.clock_ms) return false; /* a manual clock: woken when moved */
-  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC); /* ax__now_ns's clock */
-  if (fd < 0) return false;
-  T->tfd_handler.on_events = tfd_on_events;
-  if (ax__poller_add(ax__reactor_poller(sys->reactor), fd, AX__POLL_IN, &T->tfd_handler) != AX_OK) {
-    close(fd);
-    return false;
-  }
-  T->tfd = fd;
-  T->tfd_at = 0;
-  return true;
-#else
-  return false;
-#endif
-}
-
-/* The driver, in the tick: arms the timerfd for the start of millisecond
- * `at` (UINT64_MAX: disarms it), unless it already is. A failure leaves
- * the poller's timeout, which the tick returns anyway, to wake the pass. */
-static void tfd_arm(ax_system *sys, uint64_t at) {
-  ax__timers *T = &sys->timers;
-  if (at == T->tfd_at || (at == UINT64_MAX && !T->tfd_at) || !tfd_ready(sys)) return; /* made when first armed */
-#ifdef __linux__
-  struct itimerspec its = {{0, 0}, {0, 0}}; /* all zero: disarm */
-  if (at != UINT64_MAX) {
-    its.it_value.tv_sec = (time_t)(at / 1000);
-    its.it_value.tv_nsec = (long)(at % 1000) * 1000000L;
-  }
-  T->tfd_at = timerfd_settime(T->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0 && at != UINT64_MAX ? at : 0;
-#endif
 }
 
 /* The reactor's tick: fires what is due, then tells the reactor how long
@@ -599,41 +738,56 @@ static void tfd_arm(ax_system *sys, uint64_t at) {
 static int timers_tick(void *arg) {
   ax_system *sys = arg;
   ax__timers *T = &sys->timers;
-  /* Owners handed off at an earlier pass and still not taken (their
-   * worker went to sleep, or is in a long run): the inject queue. */
-  if (atomic_load_explicit(&T->handoff_n, memory_order_relaxed)) {
+  /* Owners handed off at an earlier pass and still not taken, while a
+   * worker sleeps: the inject queue, which wakes it. While every worker
+   * is awake they stay: each worker's poll takes them after its current
+   * run and puts them at the front of its queue, where the inject queue
+   * would leave them behind its queue (a busy worker reads inject once in
+   * 61 runs). relaxed: a heuristic; a worker that parks just after this
+   * reading leaves them here one more tick. */
+  if (atomic_load_explicit(&T->handoff_n, memory_order_relaxed) &&
+      atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) < sys->nworkers) {
     ax_actor *last;
     size_t n;
     ax_actor *first = handoff_take(T, &last, &n);
     if (first) ax__schedule_many(sys, first, last, n);
   }
-  uint64_t now = clock_floor_ms(sys);
+  uint64_t now = ticks_floor(sys);
   uint64_t due = shards_next(T, memory_order_relaxed);
-  /* relaxed: a heuristic; a stale count only moves the pass to us or
-   * delays it by the grace millisecond. */
-  bool grace = due == now && !sys->cfg.clock_ms &&
+  bool manual = sys->cfg.clock_ms != NULL;
+  /* Due, but left to an awake worker for a while (the grace: relaxed, a
+   * heuristic; a stale count only moves the pass to us or delays it by
+   * the grace), or too soon after the last pass (held). */
+  bool grace = due <= now && now - due < GRACE && !manual &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
-  if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
+  bool held = due <= now && !manual && !gap_over(T, now);
+  if (due <= now && !grace && !held) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
   uint64_t next = shards_next(T, memory_order_seq_cst);
-  if (grace && next == now) next = now + 1;
+  bool deferred = next <= now && (grace || held);
+  if (deferred) { /* the grace's end, or the gap's */
+    uint64_t g = grace ? due + GRACE : 0;
+    uint64_t h = held ? atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP : 0;
+    next = g > h ? g : h;
+  }
   /* seq_cst: see lower_next. A deadline published after our first
-   * reading shows in the second; otherwise its inserter sees reactor_at. */
+   * reading shows in the second; otherwise its inserter sees reactor_at.
+   * (Deferred, we come back for whatever is due by then anyway.) */
   atomic_store_explicit(&T->reactor_at, next, memory_order_seq_cst);
-  if (shards_next(T, memory_order_seq_cst) < (grace ? now : next)) return 0;
-  now = clock_floor_ms(sys);
+  if (!deferred && shards_next(T, memory_order_seq_cst) < next) return 0;
+  now = ticks_floor(sys);
   bool handed = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) != 0;
-  if (handed && next > now + 1) next = now + 1; /* check on the handoff */
+  if (handed && next > now + MS_TICKS) next = now + MS_TICKS; /* check on the handoff */
   /* Due already (a pass on a worker holds them, or a lower bound): come
    * back in a millisecond rather than spin on the busy firer. */
   if (next <= now) return atomic_load_explicit(&T->firing, memory_order_relaxed) ? 1 : 0;
-  /* The wait below counts whole ms from now, not from the start of this
-   * millisecond: the timerfd wakes the poller at `next` itself. */
-  if (!sys->cfg.clock_ms) tfd_arm(sys, next);
   /* A manual clock only moves when told (ax_system_clock_moved). */
-  if (handed) return 1;
-  if (next == UINT64_MAX || sys->cfg.clock_ms) return -1;
-  return next - now > INT_MAX ? INT_MAX : (int)(next - now);
+  if (next == UINT64_MAX || sys->cfg.clock_ms) return handed ? 1 : -1;
+  /* The poller wakes at `next` itself (to the ns where it can: the
+   * returned timeout counts whole ms from now, up to a ms late). */
+  ax__reactor_wait_until(sys->reactor, next * TICK_NS);
+  uint64_t ms = (next - now + MS_TICKS - 1) >> TICK_SHIFT;
+  return handed ? 1 : ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 ax_err ax__timers_start(ax_system *sys) {
@@ -649,7 +803,7 @@ ax_err ax__timers_start(ax_system *sys) {
     return AX_ENOMEM;
   }
   T->nshards = n;
-  uint64_t now = clock_floor_ms(sys);
+  uint64_t now = ticks_floor(sys);
   for (uint32_t i = 0; i < n; i++) {
     ax__tshard *s = &T->shards[i];
     memset(s, 0, sizeof(*s));
@@ -666,8 +820,6 @@ ax_err ax__timers_start(ax_system *sys) {
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   pthread_mutex_init(&T->handoff_lock, NULL);
   T->handoff_head = T->handoff_tail = NULL;
-  T->tfd = -1; /* made by the first tick */
-  T->tfd_at = 0;
   /* Deterministic mode: the driver runs the service (ax__timers_det_*),
    * nothing wakes the reactor. */
   atomic_init(&T->reactor_at, ax__det_on(sys) ? 0 : UINT64_MAX);
@@ -686,9 +838,12 @@ uint64_t ax__timers_det_commands(ax_system *sys) {
 
 /* The published bound, which fire_pass goes by (the wheel's own bound may
  * be lower: a pass at the published time cascades down to the timer). */
-uint64_t ax__timers_det_next(ax_system *sys) { return shards_next(&sys->timers, memory_order_relaxed); }
+uint64_t ax__timers_det_next(ax_system *sys) {
+  uint64_t v = shards_next(&sys->timers, memory_order_relaxed);
+  return v == UINT64_MAX ? v : v >> TICK_SHIFT; /* still a lower bound, in ms */
+}
 
-size_t ax__timers_det_fire(ax_system *sys, uint64_t now) { return fire_pass(sys, now, 1); }
+size_t ax__timers_det_fire(ax_system *sys, uint64_t now) { return fire_pass(sys, now << TICK_SHIFT, 1); }
 
 void ax__timers_stop(ax_system *sys) {
   ax__timers *T = &sys->timers;
@@ -715,15 +870,7 @@ void ax__timers_stop(ax_system *sys) {
     shard_unlock(s);
   }
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
-  /* No pass runs any more (the reactor has stopped); closing the timerfd
-   * also takes it out of the poller. */
-  if (T->tfd >= 0) close(T->tfd);
-  T->tfd = -2;
-  ax__free(T->groups, sizeof(ax__tgroup) * T->groups_cap);
-  ax__free(T->groups_used, sizeof(size_t) * (T->groups_cap / 2));
-  T->groups = NULL;
-  T->groups_used = NULL;
-  T->groups_cap = 0;
+  groups_free(T);
   atomic_store_explicit(&T->firing, false, memory_order_release);
 }
 
@@ -783,10 +930,24 @@ static bool recv_fired(ax_actor *a, ax__actor_ext *x, ax__mnode *n) {
   return true;
 }
 
+/* The owner's reap list: its direct timers sent in a pass; forgets and
+ * frees those still in its map (a cancel freed the others), without a
+ * look at them: they are its alone, last written on the firing thread. */
+static void reap(ax__actor_ext *x, const ax__mnode *n) {
+  const uint64_t *ids = (const uint64_t *)n->msg.data;
+  uint64_t tv;
+  for (size_t i = 0; x && i + 1 < n->msg.len / sizeof(uint64_t); i += 2)
+    if (ax__u64map_del(&x->timers, ids[i], &tv)) tmr_free_len((ax__tmr *)(uintptr_t)tv, (size_t)ids[i + 1]);
+}
+
 bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
   ax__actor_ext *x = a->ext;
   uint32_t f = n->msg.flags;
   uint64_t id = n->msg.ref, to = n->msg.from.id, tv;
+  if (f & AX__MSGF_TREAP) {
+    reap(x, n);
+    return false;
+  }
   if (!x) { /* cannot happen: arm() made it */
     expiry_drop(n);
     return false;
@@ -818,8 +979,7 @@ bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
 static bool cancel_id(ax_actor *a, uint64_t id) {
   uint64_t tv;
   if (!a->ext || !ax__u64map_del(&a->ext->timers, id, &tv)) return false;
-  cancel_tmr(a->sys, (ax__tmr *)(uintptr_t)tv);
-  return true;
+  return cancel_tmr(a->sys, (ax__tmr *)(uintptr_t)tv);
 }
 
 bool ax__timers_on_reply(ax_actor *a, ax__mnode *n) {

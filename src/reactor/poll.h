@@ -12,6 +12,7 @@
 #ifndef AX_IO_POLL_H
 #define AX_IO_POLL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "axon/error.h"
@@ -73,6 +74,19 @@ ax_err ax__poller_del(ax__poller *p, int fd);
  * (max < 1 or evs NULL), AX_ESYS (errno kept), AX_ENOMEM; *n_out is 0. */
 ax_err ax__poller_wait(ax__poller *p, ax__poll_event *evs, int max,
                        int timeout_ms, int *n_out);
+
+/* ax__poller_wait_ns is ax__poller_wait with the timeout in nanoseconds
+ * (negative: forever, 0: poll). epoll: epoll_pwait2, whose timeout is a
+ * timespec; where the kernel lacks it (ENOSYS, remembered) the timeout is
+ * rounded up to whole ms for epoll_wait: never shorter, up to a ms longer.
+ * kqueue takes a timespec anyway. */
+ax_err ax__poller_wait_ns(ax__poller *p, ax__poll_event *evs, int max,
+                          int64_t timeout_ns, int *n_out);
+
+/* Tests only: on = the epoll backend behaves as if the kernel lacked
+ * epoll_pwait2 from now on (off: tries it again); a no-op on kqueue.
+ * Thread: any, with no wait running. */
+void ax__poller_test_no_pwait2(bool on);
 
 /* ax__poller_wake makes the current or next wait return early. Writes made
  * by the caller before the wake happen-before the return of that wait.

@@ -2,10 +2,13 @@
  * whose writes are coalesced by an atomic flag for cross-thread wakeups (see
  * reactor/poll.h for the contract). */
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -117,12 +120,52 @@ static uint32_t from_epoll(uint32_t e) {
          (e & EPOLLRDHUP ? AX__POLL_RDHUP : 0u);
 }
 
+/* epoll_pwait2 (Linux 5.11; glibc 2.35 wraps it, older ones get the raw
+ * syscall), or -1 with ENOSYS where neither exists. */
+static int pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *ts) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+  return epoll_pwait2(epfd, evs, max, ts, NULL);
+#elif defined(SYS_epoll_pwait2)
+  return (int)syscall(SYS_epoll_pwait2, epfd, evs, max, ts, NULL, (size_t)0);
+#else
+  (void)epfd, (void)evs, (void)max, (void)ts;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+/* The kernel has epoll_pwait2 until a call says ENOSYS. relaxed: every
+ * thread finds the same answer; the flag only saves the failed calls. */
+static _Atomic bool no_pwait2;
+
+void ax__poller_test_no_pwait2(bool on) { atomic_store_explicit(&no_pwait2, on, memory_order_relaxed); }
+
+/* One epoll wait of timeout_ns (negative: forever). */
+static int wait_ns(ax__poller *p, int max, int64_t timeout_ns) {
+  if (timeout_ns > 0 && !atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000)};
+    int n = pwait2(p->epfd, p->buf, max, &ts);
+    if (n >= 0 || errno != ENOSYS) return n;
+    atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+  }
+  int ms = -1;
+  if (timeout_ns >= 0) {
+    int64_t up = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0); /* never shorter */
+    ms = up > INT_MAX ? INT_MAX : (int)up;
+  }
+  return epoll_wait(p->epfd, p->buf, max, ms);
+}
+
 ax_err ax__poller_wait(ax__poller *p, ax__poll_event *evs, int max,
                        int timeout_ms, int *n_out) {
+  return ax__poller_wait_ns(p, evs, max, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000, n_out);
+}
+
+ax_err ax__poller_wait_ns(ax__poller *p, ax__poll_event *evs, int max,
+                          int64_t timeout_ns, int *n_out) {
   *n_out = 0;
   if (!evs || max < 1) return AX_EINVAL;
-  int n = epoll_wait(p->epfd, p->buf, max < BATCH ? max : BATCH,
-                     timeout_ms < 0 ? -1 : timeout_ms);
+  int n = wait_ns(p, max < BATCH ? max : BATCH, timeout_ns);
   if (n < 0) return errno == EINTR ? AX_OK : sys_err();
   int k = 0;
   for (int i = 0; i < n; i++) {

@@ -170,11 +170,16 @@ static uint32_t from_kevent(const struct kevent *ev) {
 
 ax_err ax__poller_wait(ax__poller *p, ax__poll_event *evs, int max,
                        int timeout_ms, int *n_out) {
+  return ax__poller_wait_ns(p, evs, max, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000, n_out);
+}
+
+ax_err ax__poller_wait_ns(ax__poller *p, ax__poll_event *evs, int max,
+                          int64_t timeout_ns, int *n_out) {
   *n_out = 0;
   if (!evs || max < 1) return AX_EINVAL;
-  struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+  struct timespec ts = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000)};
   int n = kevent(p->kq, NULL, 0, p->buf, max < BATCH ? max : BATCH,
-                 timeout_ms < 0 ? NULL : &ts);
+                 timeout_ns < 0 ? NULL : &ts);
   if (n < 0) return errno == EINTR ? AX_OK : sys_err();
   int k = 0;
   for (int i = 0; i < n; i++) {
@@ -189,6 +194,8 @@ ax_err ax__poller_wait(ax__poller *p, ax__poll_event *evs, int max,
   *n_out = k;
   return AX_OK;
 }
+
+void ax__poller_test_no_pwait2(bool on) { (void)on; }
 
 void ax__poller_wake(ax__poller *p) {
   /* Release publishes the caller's earlier writes: a waker that finds the

@@ -64,6 +64,7 @@ struct ax__reactor {
   ax__rtick ticks[AX__REACTOR_MAX_TICKS];
   _Atomic uint32_t nticks;
   ax__wheel wheel; /* the driver only (under drive_lock, after start) */
+  uint64_t until_ns; /* the driver only: this pass's ax__reactor_wait_until */
   pthread_t thread;
   _Atomic bool stop; /* release by stop, acquire by the drivers */
   bool joined;       /* the thread has been joined (stopper only) */
@@ -126,13 +127,21 @@ static int fire_timers(ax__reactor *r) {
 static void pass(ax__reactor *r, bool block, ax__reactor_busy_fn busy, void *busy_arg) {
   ax__poll_event evs[EVENTS_PER_PASS];
   int timeout = -1;
+  r->until_ns = UINT64_MAX;
   uint32_t n = atomic_load_explicit(&r->nticks, memory_order_acquire);
   for (uint32_t i = 0; i < n; i++) timeout = min_timeout(timeout, r->ticks[i].fn(r->ticks[i].arg));
   timeout = min_timeout(timeout, fire_timers(r));
   if (!block || (busy && busy(busy_arg))) timeout = 0;
+  int64_t timeout_ns = timeout < 0 ? -1 : (int64_t)timeout * 1000000;
+  if (timeout != 0 && r->until_ns != UINT64_MAX) { /* a tick's precise deadline */
+    uint64_t now = ax__now_ns();
+    uint64_t left = r->until_ns > now ? r->until_ns - now : 0;
+    int64_t until = left > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)left;
+    if (timeout_ns < 0 || until < timeout_ns) timeout_ns = until;
+  }
   int nev = 0;
   if (!atomic_load_explicit(&r->stop, memory_order_acquire) &&
-      ax__poller_wait(r->poller, evs, EVENTS_PER_PASS, timeout, &nev) == AX_OK) {
+      ax__poller_wait_ns(r->poller, evs, EVENTS_PER_PASS, timeout_ns, &nev) == AX_OK) {
     for (int i = 0; i < nev; i++) {
       ax__io_handler *h = evs[i].udata;
       if (h) h->on_events(h, evs[i].events);
@@ -324,6 +333,10 @@ void ax__reactor_free(ax__reactor *r) {
 
 void ax__reactor_wake(ax__reactor *r) {
   if (r) ax__poller_wake(r->poller);
+}
+
+void ax__reactor_wait_until(ax__reactor *r, uint64_t at_ns) {
+  if (at_ns < r->until_ns) r->until_ns = at_ns;
 }
 
 ax__poller *ax__reactor_poller(ax__reactor *r) { return r->poller; }

@@ -104,6 +104,12 @@ void ax__reactor_free(ax__reactor *r);
 /* Makes the reactor run a pass soon (coalesced). NULL is a no-op.
  * Thread: any. */
 void ax__reactor_wake(ax__reactor *r);
+/* Ends this pass's poller wait no later than at_ns (ax__now_ns's clock),
+ * to the nanosecond where the poller can (ax__poller_wait_ns): for a tick
+ * whose deadline falls inside a millisecond, since a tick's own return
+ * counts whole ms from whenever it ran. The earliest request of the pass
+ * wins; each pass starts without one. Thread: the driver, in a tick. */
+void ax__reactor_wait_until(ax__reactor *r, uint64_t at_ns);
 /* The reactor's poller, for registering handlers. */
 ax__poller *ax__reactor_poller(ax__reactor *r);
 /* The reactor's clock now, in ms rounded down. Thread: any. */
