@@ -184,14 +184,39 @@ typedef struct ax__worker {
   _Atomic(ax_actor *) lifo;
   /* Runs started by the owner (relaxed; thieves read it to spot a stall). */
   _Atomic uint32_t tick;
+  /* The yield slot: an actor whose run ended with work left after its
+   * AX__AGAIN_RUNS extra runs (a producer sending in chunks), kept by its
+   * worker rather than put in the stealable ring, and run once the ring
+   * entries queued before it are gone (yield_after: the ring's tail then).
+   * The owner exchanges it; a thief takes it with a CAS only from a stalled
+   * owner, as the LIFO slot (sched.c, steal_from). */
+  _Atomic(ax_actor *) yield;
 
   /* Owner-only. */
   _Alignas(AX_CACHELINE) ax_system *sys;
   uint32_t index;
   uint32_t lifo_runs;
-  uint32_t stall_victim; /* thief side: the victim whose LIFO we watch */
-  uint32_t stall_tick;   /* its tick when first seen with a LIFO actor */
-  uint32_t stall_rounds; /* rounds it has stayed so */
+  uint32_t yield_after;  /* ring tail when the yield slot was filled */
+  /* Thief side (steal_from): the victim we watch, its ring's tail and its
+   * tick when we started watching them, and since when (ns). */
+  uint32_t watch_victim;
+  uint32_t watch_tail;
+  uint32_t watch_tick;
+  uint32_t watch_rounds; /* our search rounds since its tick last moved */
+  uint64_t ring_since;
+  uint64_t tick_since;
+  uint64_t stole_at;   /* when we last took from a ring (0: judged) */
+  uint64_t steal_wait; /* the ring age we wait for (see steal_paid) */
+  uint32_t stole_n;    /* how many actors that steal took */
+  /* Pusher side, while some worker is patient (notify_parked_local): our
+   * tick and clock at our last wake of a sleeper for a push, and pushes
+   * since we last judged. */
+  uint32_t notify_tick;
+  uint32_t patient_pushes;
+  uint64_t notify_ns;
+  /* Its tick as the scheduler's reactor tick last saw it (sched.c
+   * sched_tick; written by whoever drives, under the drive lock). */
+  uint32_t tick_seen;
   uint64_t rng;
   bool searching;
   pthread_t thread;
@@ -403,6 +428,10 @@ struct ax_system {
   uint32_t nsleepers;
   _Atomic uint32_t num_searching;
   _Atomic uint32_t num_unparked;
+  /* Workers whose steals stopped paying (steal_wait > 0, sched.c
+   * steal_paid): while any, workers wake sleepers for their own pushes at
+   * most once per AX__PATIENT_NOTIFY_RUNS runs. relaxed: a hint. */
+  _Atomic uint32_t num_patient;
   _Atomic bool stop_workers;
 
   _Atomic int state; /* AX__RUNNING / STOPPING / STOPPED */
@@ -478,6 +507,10 @@ void ax__sched_reactor_yield(void *arg);
  * driving and dropped park_lock, just before its reactor pass, so a test
  * can interleave a notify and another thread's pass at that point. */
 extern void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
+/* Tests only: a steal pays when the stolen actors kept the thief busy this
+ * many ns each (default AX__STEAL_PAYS_NS, sched.c steal_paid); set before
+ * the system's workers start. */
+extern _Atomic uint32_t ax__sched_steal_pays_ns;
 /* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
  * its ring, then the inject queue), or NULL. The driving thread only. */
 ax_actor *ax__sched_take(ax__worker *w);

@@ -52,8 +52,25 @@ static _Thread_local ax__ctx tls_ctx;
 #define AX__SPIN_ROUNDS 64
 /* A searching worker polls the reactor every this many rounds. */
 #define AX__POLL_EVERY 8
-/* Search rounds a victim must stay in one run before its LIFO is taken. */
-#define AX__STALL_ROUNDS 8
+/* How long a victim must stay in one run before a thief takes what it is
+ * about to run itself (see steal_from): this long, or this many of the
+ * thief's search rounds, whichever comes first (the rounds make sure one
+ * search spin sees it on any machine). The old 8 rounds (~4 us here) were
+ * shorter than fjthrput's producer's runs once other work slowed them, so
+ * the producer moved to the thief and back. */
+#define AX__STALL_NS 20000u
+#define AX__STALL_ROUNDS (AX__SPIN_ROUNDS * 3 / 4)
+/* A steal pays when the stolen actors kept the thief busy this long each. */
+#define AX__STEAL_PAYS_NS 500u
+/* The age a victim's ring must reach before a thief whose steals do not
+ * pay takes from it: doubled from MIN to MAX per steal that did not pay. */
+#define AX__STEAL_WAIT_MIN_NS 1000u
+#define AX__STEAL_WAIT_MAX_NS 100000u
+/* While a worker is patient, a worker wakes a sleeper for its own pushes at
+ * most once per AX__PATIENT_NOTIFY_NS, judged once per AX__PATIENT_GATE of
+ * its pushes or runs (see notify_parked_local). */
+#define AX__PATIENT_NOTIFY_NS 1000000u
+#define AX__PATIENT_GATE 64u
 
 ax__ctx *ax__ctx_get(void) { return &tls_ctx; }
 
@@ -183,8 +200,9 @@ static bool ring_nonempty(ax__worker *w) {
   return lo32(h) != atomic_load_explicit(&w->tail, memory_order_seq_cst);
 }
 
-/* Steals half of src's ring into dst's; returns one actor to run now. */
-static ax_actor *steal_into(ax__worker *src, ax__worker *dst) {
+/* Steals half of src's ring into dst's; returns one actor to run now and
+ * sets *took to the number taken. */
+static ax_actor *steal_into(ax__worker *src, ax__worker *dst, uint32_t *took) {
   uint32_t dst_tail = atomic_load_explicit(&dst->tail, memory_order_relaxed);
   uint64_t h = atomic_load_explicit(&src->head, memory_order_acquire);
   uint32_t n, real;
@@ -212,6 +230,7 @@ static ax_actor *steal_into(ax__worker *src, ax__worker *dst) {
                                               memory_order_acquire))
       break;
   }
+  *took = n;
   n--;
   ax_actor *ret = ring_get(dst, dst_tail + n);
   if (n) atomic_store_explicit(&dst->tail, dst_tail + n, memory_order_release);
@@ -252,13 +271,37 @@ void ax__sched_reactor_yield(void *arg) { notify_parked(arg); }
 
 /* The cheap gate before notify_parked on a worker's own pushes: no fence,
  * relaxed loads of lines that change only when a worker starts or stops
- * searching or parks. Missing a parker here cannot strand work: the pushing
- * worker runs its own ring anyway; it only costs parallelism until the next
- * notify. Pushes from outside the workers (inject) always take the full path. */
-static inline void notify_parked_local(ax_system *sys) {
-  if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) == 0 &&
-      atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) < sys->nworkers)
-    notify_parked(sys);
+ * searching, parks, or turns patient. Missing a parker here cannot strand
+ * work: the pushing worker runs its own ring anyway; it only costs
+ * parallelism until the next notify. Pushes from outside the workers
+ * (inject) always take the full path. While some worker is patient (its
+ * steals did not pay: it would leave fresh work to us anyway), a sleeper is
+ * woken at most once per AX__PATIENT_NOTIFY_NS: waking it for every push
+ * cost fjthrput a futex wake and a 64-round search spin (reading our
+ * ring's lines) every few tens of microseconds. Woken, the patient worker
+ * steals once our ring has aged, and if that steal pays it is no longer
+ * patient; for work we queue and then sit on in a long run without
+ * pushing again, sched_tick wakes it. */
+static inline void notify_parked_local(ax__worker *w) {
+  ax_system *sys = w->sys;
+  if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) != 0 ||
+      atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) >= sys->nworkers)
+    return;
+  /* relaxed: a hint; a stale value costs a wake too many or too few */
+  if (atomic_load_explicit(&sys->num_patient, memory_order_relaxed)) {
+    /* The clock is read once per AX__PATIENT_GATE pushes or runs, not per
+     * push (fjthrput's producer pushes ~6M times a second). relaxed: our
+     * own counter. */
+    uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+    if (++w->patient_pushes < AX__PATIENT_GATE && tick - w->notify_tick < AX__PATIENT_GATE)
+      return;
+    w->patient_pushes = 0;
+    w->notify_tick = tick;
+    uint64_t now = ax__now_ns();
+    if (now - w->notify_ns < AX__PATIENT_NOTIFY_NS) return;
+    w->notify_ns = now;
+  }
+  notify_parked(sys);
 }
 
 static bool any_work(ax_system *sys) {
@@ -269,7 +312,9 @@ static bool any_work(ax_system *sys) {
 }
 
 static bool local_work(ax__worker *w) {
-  return atomic_load_explicit(&w->lifo, memory_order_relaxed) || ring_nonempty(w);
+  /* relaxed: our own slots (only a thief's CAS empties them besides us) */
+  return atomic_load_explicit(&w->lifo, memory_order_relaxed) ||
+         atomic_load_explicit(&w->yield, memory_order_relaxed) || ring_nonempty(w);
 }
 
 /* The reactor's busy hook for a driving worker, read after the pass's ticks
@@ -366,7 +411,15 @@ static void park(ax__worker *w) {
   sys->sleepers[sys->nsleepers++] = w->index;
   pthread_mutex_unlock(&sys->idle_lock);
   atomic_thread_fence(memory_order_seq_cst);
-  if (any_work(sys) || atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
+  /* A patient worker (steal_paid) rechecks only the inject queue: the work
+   * in other workers' rings is theirs until it ages, and their wake-ups for
+   * it are best effort anyway (notify_parked_local). Rechecking the rings
+   * kept it out of its sleep for as long as fjthrput's producer's ring was
+   * never empty (a park and a search spin every ~30 us). seq_cst: the
+   * Dekker pattern with inject_push_batch and notify_parked, as any_work. */
+  if ((w->steal_wait ? atomic_load_explicit(&sys->inject_len, memory_order_seq_cst) != 0
+                     : any_work(sys)) ||
+      atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
     notify_parked(sys);
   /* Busy time is the time not parked: two clock reads per park, none per
    * run. park_since lets a reader count a park still under way; seq_cst
@@ -426,7 +479,7 @@ static ax_actor *next_local(ax__worker *w) {
   uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
   atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
   if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) return a;
-  /* acq_rel: pairs with a thief's CAS on the slot (see steal_lifo). */
+  /* acq_rel: pairs with a thief's CAS on the slot (see steal_from). */
   if ((a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel))) {
     if (w->lifo_runs < AX__LIFO_CAP) {
       w->lifo_runs++;
@@ -435,7 +488,21 @@ static ax_actor *next_local(ax__worker *w) {
     ring_push_back(w, a);
   }
   w->lifo_runs = 0;
+  /* The yielded actor runs once the ring has moved past what was queued
+   * before it (popped here or stolen), or when the ring is empty. The
+   * relaxed load is a hint (only a thief's CAS clears the slot besides us);
+   * the exchange decides, acq_rel as the LIFO slot's. */
+  if (atomic_load_explicit(&w->yield, memory_order_relaxed)) {
+    /* relaxed: our own ring's head, moved by us or by a thief's CAS; an
+     * old value only runs the yielded actor a little later */
+    uint32_t head = lo32(atomic_load_explicit(&w->head, memory_order_relaxed));
+    if ((int32_t)(head - w->yield_after) >= 0 &&
+        (a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel)))
+      return a;
+  }
   if ((a = ring_pop(w))) return a;
+  /* acq_rel: as above */
+  if ((a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel))) return a;
   return inject_pop(w->sys);
 }
 
@@ -474,25 +541,107 @@ static ax_actor *next_run(ax__worker *w) {
   return a ? a : defer_pop(w);
 }
 
-/* Takes a victim's LIFO actor when the victim has been inside one run for
- * AX__STALL_ROUNDS of our search rounds: the actor would otherwise wait for
- * that whole run (a producer sending a long burst to an idle consumer). */
-static ax_actor *steal_lifo(ax__worker *w, ax__worker *v) {
-  ax_actor *a = atomic_load_explicit(&v->lifo, memory_order_acquire);
-  if (!a) return NULL;
+/* What a thief takes from victim v in one search round: the older half of
+ * its ring once the victim has left the entries we watch there for this
+ * thief's steal_wait (0 unless steals stopped paying; see steal_paid), and
+ * what it is about to run itself (its LIFO and yield slots, and the ring
+ * regardless of steal_wait) once it has stayed in one run (its tick
+ * unchanged) for AX__STALL_NS: the actor would otherwise wait for that
+ * whole run (a producer sending a long burst to an idle consumer). */
+static ax_actor *steal_from(ax__worker *w, ax__worker *v) {
+  /* acquire: as steal_into's own reads of the same words, and for the
+   * slots as the CASes below, whose expected values these are */
+  uint32_t head = lo32(atomic_load_explicit(&v->head, memory_order_acquire));
+  uint32_t tail = atomic_load_explicit(&v->tail, memory_order_acquire);
+  ax_actor *l = atomic_load_explicit(&v->lifo, memory_order_acquire);
+  ax_actor *y = atomic_load_explicit(&v->yield, memory_order_acquire);
+  if (head == tail && !l && !y) return NULL;
+  /* relaxed: a progress hint; a stale tick only delays a stall's verdict */
   uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
-  if (w->stall_victim != v->index || w->stall_tick != tick) {
-    w->stall_victim = v->index;
-    w->stall_tick = tick;
-    w->stall_rounds = 0;
-    return NULL;
+  uint64_t now = ax__now_ns();
+  if (w->watch_victim != v->index) {
+    w->watch_victim = v->index;
+    w->watch_tail = tail;
+    w->watch_tick = tick;
+    w->watch_rounds = 0;
+    w->ring_since = w->tick_since = now;
   }
-  if (++w->stall_rounds < AX__STALL_ROUNDS) return NULL;
-  /* acq_rel: on success we own the actor and see the scheduler's writes. */
-  if (atomic_compare_exchange_strong_explicit(&v->lifo, &a, NULL, memory_order_acq_rel,
-                                              memory_order_relaxed))
+  if ((int32_t)(head - w->watch_tail) >= 0) { /* v took what we watched */
+    w->watch_tail = tail;
+    w->ring_since = now;
+  }
+  if (tick != w->watch_tick) {
+    w->watch_tick = tick;
+    w->tick_since = now;
+    w->watch_rounds = 0;
+  }
+  bool stalled = ++w->watch_rounds >= AX__STALL_ROUNDS || now - w->tick_since >= AX__STALL_NS;
+  ax_actor *a;
+  if (head != tail && (stalled || now - w->ring_since >= w->steal_wait) &&
+      (a = steal_into(v, w, &w->stole_n))) {
+    w->watch_victim = UINT32_MAX;
+    w->stole_at = now;
     return a;
+  }
+  if (!stalled) return NULL;
+  /* acq_rel: on success we own the actor and see the scheduler's writes. */
+  if (l && atomic_compare_exchange_strong_explicit(&v->lifo, &l, NULL, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+    return l;
+  if (y && atomic_compare_exchange_strong_explicit(&v->yield, &y, NULL, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+    return y;
   return NULL;
+}
+
+/* Called when w runs out of local work after a ring steal: did the stolen
+ * actors keep it busy for AX__STEAL_PAYS_NS? If so the next steal is
+ * immediate again; if not, the next one waits twice as long (up to
+ * AX__STEAL_WAIT_MAX_NS) for the victim's ring to age, so that a worker
+ * that keeps up with its own short runs keeps them. */
+_Atomic uint32_t ax__sched_steal_pays_ns = AX__STEAL_PAYS_NS;
+
+static void steal_paid(ax__worker *w) {
+  uint64_t busy = ax__now_ns() - w->stole_at;
+  w->stole_at = 0;
+  uint64_t was = w->steal_wait;
+  /* relaxed: a tunable the tests set before the workers start */
+  uint32_t pays = atomic_load_explicit(&ax__sched_steal_pays_ns, memory_order_relaxed);
+  if (busy >= (uint64_t)w->stole_n * pays) {
+    w->steal_wait = 0;
+  } else {
+    uint64_t next = was ? 2 * was : AX__STEAL_WAIT_MIN_NS;
+    w->steal_wait = next < AX__STEAL_WAIT_MAX_NS ? next : AX__STEAL_WAIT_MAX_NS;
+  }
+  /* relaxed: num_patient is a hint for notify_parked_local */
+  if (!was && w->steal_wait)
+    atomic_fetch_add_explicit(&w->sys->num_patient, 1, memory_order_relaxed);
+  else if (was && !w->steal_wait)
+    atomic_fetch_sub_explicit(&w->sys->num_patient, 1, memory_order_relaxed);
+}
+
+/* A reactor tick (runs on whoever drives, once per pass, under the
+ * reactor's drive lock: tick_seen is the ticks' own). While some worker is
+ * patient, a parked one is not woken by the rings' owners for every push
+ * (notify_parked_local) and does not recheck the rings when it parks, so
+ * work queued behind one long run could wait for the whole run. The tick
+ * wakes a sleeper when a worker with queued work has not started a run
+ * since the previous pass, and keeps passes at most a millisecond apart
+ * meanwhile; woken, the sleeper finds the victim stalled (steal_from). */
+static int sched_tick(void *arg) {
+  ax_system *sys = arg;
+  /* relaxed: a hint, as in notify_parked_local */
+  if (!atomic_load_explicit(&sys->num_patient, memory_order_relaxed)) return -1;
+  bool stuck = false;
+  for (uint32_t i = 0; i < sys->nalloc; i++) {
+    ax__worker *v = &sys->workers[i];
+    /* relaxed: a progress hint; a stale value delays the wake by a pass */
+    uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
+    if (tick == v->tick_seen && local_work(v)) stuck = true;
+    v->tick_seen = tick;
+  }
+  if (stuck) notify_parked(sys);
+  return 1;
 }
 
 static ax_actor *search(ax__worker *w) {
@@ -502,7 +651,7 @@ static ax_actor *search(ax__worker *w) {
     uint32_t start = rng_next(w) % sys->nworkers;
     for (uint32_t i = 0; i < sys->nworkers && !a; i++) {
       ax__worker *v = &sys->workers[(start + i) % sys->nworkers];
-      if (v != w && ((a = steal_into(v, w)) || (a = steal_lifo(w, v))))
+      if (v != w && (a = steal_from(w, v)))
         atomic_fetch_add_explicit(&w->steals, 1, memory_order_relaxed);
     }
   }
@@ -527,12 +676,16 @@ static void run_one(ax__worker *w, ax_actor *a) {
      * to AX__AGAIN_RUNS times in a row (docs/ARCHITECTURE.md, "Scheduler
      * notes"); the actor it displaces goes to the ring. acq_rel: release
      * hands a's state to whoever takes the slot next (this worker or a
-     * thief's CAS in steal_lifo); acquire: prev's, from whoever put it. */
+     * thief's CAS in steal_from); acquire: prev's, from whoever put it. */
     if (w->lifo_runs < AX__AGAIN_RUNS) {
       ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
       if (prev) ring_push_back(w, prev);
     } else {
-      ring_push_back(w, a);
+      /* relaxed: our own ring's tail (only we write it) */
+      w->yield_after = atomic_load_explicit(&w->tail, memory_order_relaxed);
+      /* acq_rel: as the LIFO slot's exchange above */
+      ax_actor *prev = atomic_exchange_explicit(&w->yield, a, memory_order_acq_rel);
+      if (prev) ring_push_back(w, prev);
     }
   }
   /* IDLE: unscheduled; MUTED: parked on a receiver; DEAD: freed; DEFER:
@@ -554,6 +707,7 @@ static void *worker_main(void *arg) {
      * spin costs no futex round trip (producer/consumer pairs hit this all
      * the time). The spin is bounded (~tens of µs), so an idle system still
      * parks and uses no CPU. */
+    if (!a && w->stole_at) steal_paid(w);
     for (unsigned spin = 0; !a && spin < AX__SPIN_ROUNDS; spin++) {
       a = search(w);
       if (!a && spin + 1 < AX__SPIN_ROUNDS) {
@@ -586,7 +740,7 @@ void ax__schedule(ax_system *sys, ax_actor *a) {
     ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
     if (!prev) return;
     ring_push_back(w, prev);
-    notify_parked_local(sys);
+    notify_parked_local(w);
     return;
   }
   inject_push(sys, a);
@@ -604,7 +758,7 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
   ax__worker *w = tls_ctx.worker;
   if (w && w->sys == sys) {
     ring_push_back(w, a);
-    notify_parked_local(sys);
+    notify_parked_local(w);
   } else {
     inject_push(sys, a);
     notify_parked(sys);
@@ -618,11 +772,13 @@ void ax__schedule_front(ax_system *sys, ax_actor *a) {
     return;
   }
   if (!ring_push_front(w, a)) ring_push_back(w, a);
-  notify_parked_local(sys);
+  notify_parked_local(w);
 }
 
 ax_actor *ax__sched_take(ax__worker *w) {
   ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
+  /* relaxed: deterministic mode, one thread (as the LIFO slot above) */
+  if (!a) a = atomic_exchange_explicit(&w->yield, NULL, memory_order_relaxed);
   if (!a) a = ring_pop(w);
   if (!a) a = inject_pop(w->sys);
   return a;
@@ -639,11 +795,16 @@ ax_err ax__sched_start(ax_system *sys) {
     w->sys = sys;
     w->index = i;
     w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+    w->watch_victim = UINT32_MAX;
     pthread_mutex_init(&w->park_lock, NULL);
     pthread_cond_init(&w->park_cv, NULL);
   }
   sys->nalloc = n;
   if (sys->det) return AX_OK; /* no thread: the driving thread is worker 0 */
+  if (n > 1 && sys->reactor) {
+    ax_err e = ax__reactor_add_tick(sys->reactor, sched_tick, sys);
+    if (e != AX_OK) return e;
+  }
   sys->nworkers = n;
   atomic_store(&sys->num_unparked, n);
   for (uint32_t i = 0; i < n; i++) {
