@@ -134,10 +134,15 @@ binary_of() {
   esac
 }
 
-# Build the peers if none is there.
+# Build the peers if one is missing or older than any file under
+# bench/peers (a stale binary answers "unknown workload" to a newer row).
 need_peers=0
 for impl in $IMPLS; do
-  [ "$impl" != axon ] && [ ! -x "$(binary_of "$impl")" ] && need_peers=1
+  [ "$impl" = axon ] && continue
+  b=$(binary_of "$impl")
+  if [ ! -x "$b" ] || [ -n "$(find "$root/bench/peers" -type f -newer "$b" -print -quit)" ]; then
+    need_peers=1
+  fi
 done
 if [ $need_peers = 1 ]; then
   echo "run.sh: building peers into $PEERS_OUT" >&2
