@@ -223,11 +223,9 @@ bool ax__pid_remote(const ax_system *sys, uint64_t pid) {
 }
 
 /* Off the hot path: a pid whose node bits are not this node's. */
-AX_NOIPA static ax_err route_send(ax_system *sys, ax__ctx *c,
-                                                         uint64_t from, ax_pid to, uint32_t type,
-                                                         uint32_t flags, ax_ref ref,
-                                                         const void *data, size_t len,
-                                                         ax_buf *buf) {
+AX_NOIPA static ax_err route_send(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to,
+                                  uint32_t type, uint32_t flags, ax_ref ref, const void *data,
+                                  size_t len, ax_buf *buf) {
   (void)c;
   if (len && !data) return AX_EINVAL;
   const ax__route *rt = atomic_load_explicit(&sys->route, memory_order_acquire);
@@ -285,10 +283,9 @@ out:
   return e;
 }
 
-AX_NOIPA static ax_err send_local(ax_system *sys, ax__ctx *c, uint64_t from,
-                                                   ax_pid to, uint32_t type, uint32_t flags,
-                                                   ax_ref ref, const void *data, size_t len,
-                                                   ax_buf *buf) {
+AX_NOIPA static ax_err send_local(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to,
+                                  uint32_t type, uint32_t flags, ax_ref ref, const void *data,
+                                  size_t len, ax_buf *buf) {
   return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, false);
 }
 
