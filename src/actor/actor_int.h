@@ -314,9 +314,6 @@ typedef struct ax__timers {
    * pass to an awake worker: a poll after a run then reads the clock.
    * relaxed: a hint; the tick fires itself a millisecond later. */
   _Atomic bool kick;
-  /* When the last pass ran (ticks). relaxed: a hint, which spaces the
-   * passes (timers.c, gap_over). */
-  _Atomic uint64_t last_pass;
   /* Owners woken by a pass of the reactor while a worker was awake, for
    * the workers' polls to put on their own queues (linked by run_next;
    * under handoff_lock). A tick moves what is still there a pass later to

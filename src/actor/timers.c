@@ -23,8 +23,9 @@
  * between that send and the owner's cancel, and the owner forgets the
  * timer when its per-pass reap list comes. Actors woken by a pass go to
  * the front of the firing worker's queue. Deadlines are in ticks (1 ms
- * by default, TICK_SHIFT); passes run at most every PASS_GAP ticks; the
- * reactor sleeps to the nanosecond (ax__reactor_wait_until). Request timeouts and receive
+ * by default, TICK_SHIFT); the reactor sleeps to the nanosecond
+ * (ax__reactor_wait_until); a pass cascades the next 64 ticks' timers into
+ * the wheels' rings while they are not due yet (prepare_shards). Request timeouts and receive
  * timeouts are timers too. */
 #include <limits.h>
 #include <sched.h>
@@ -122,11 +123,8 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
 #endif
 #define TICK_NS (1000000u >> TICK_SHIFT)
 #define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
-/* With ticks under a ms, passes at most every PASS_GAP ticks (half a ms;
- * none with 1 ms ticks: a timer set already due, delay 0, fires at the
- * next poll): see gap_over. A deadline just reached is left to an awake
- * worker for GRACE ticks (a ms) before the reactor's tick fires it. */
-#define PASS_GAP (MS_TICKS > 2 ? MS_TICKS / 2 : 0)
+/* A deadline just reached is left to an awake worker for GRACE ticks (a
+ * ms) before the reactor's tick fires it. */
 #define GRACE MS_TICKS
 
 
@@ -704,21 +702,9 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
     if (k) fired += fire_collected(sys, k, now, limit - fired);
   }
   if (started && !ax__det_on(sys)) prepare_shards(T); /* det mode: its traces stay as they were */
-  if (started) /* relaxed: a hint for the next passes (see gap_over) */
-    atomic_store_explicit(&T->last_pass, now, memory_order_relaxed);
   /* release: the next firer sees our scratch writes. */
   atomic_store_explicit(&T->firing, false, memory_order_release);
   return fired;
-}
-
-/* Passes run at most every PASS_GAP ticks, whoever runs them: a pass, and
- * the runs of the actors it wakes, cost about as much for one expiry each
- * as for ten; with 1/8 ms ticks a pass at every tick with a deadline took
- * 2x the CPU of `axon_bench timers 100000` (wake-ups of the reactor and
- * the workers). A lone timer still fires within a tick of its deadline.
- * relaxed: a hint (a stale reading only moves a pass by the gap). */
-static bool gap_over(ax__timers *T, uint64_t now) {
-  return now >= atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP;
 }
 
 size_t ax__timers_pending(ax_system *sys) {
@@ -752,7 +738,6 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
     atomic_store_explicit(&T->kick, false, memory_order_relaxed);
     return woke;
   }
-  if (!gap_over(T, now)) return woke;
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
 }
 
@@ -784,19 +769,14 @@ static int timers_tick(void *arg) {
   bool manual = sys->cfg.clock_ms != NULL;
   /* Due, but left to an awake worker for a while (the grace: relaxed, a
    * heuristic; a stale count only moves the pass to us or delays it by
-   * the grace), or too soon after the last pass (held). */
+   * the grace). */
   bool grace = due <= now && now - due < GRACE && !manual &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
-  bool held = due <= now && !manual && !gap_over(T, now);
-  if (due <= now && !grace && !held) fire_pass(sys, now, SIZE_MAX);
+  if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
   uint64_t next = shards_next(T, memory_order_seq_cst);
-  bool deferred = next <= now && (grace || held);
-  if (deferred) { /* the grace's end, or the gap's */
-    uint64_t g = grace ? due + GRACE : 0;
-    uint64_t h = held ? atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP : 0;
-    next = g > h ? g : h;
-  }
+  bool deferred = next <= now && grace;
+  if (deferred) next = due + GRACE; /* the grace's end */
   /* seq_cst: see lower_next. A deadline published after our first
    * reading shows in the second; otherwise its inserter sees reactor_at.
    * (Deferred, we come back for whatever is due by then anyway.) */
