@@ -489,7 +489,7 @@ static void deliver_groups(ax_system *sys) {
   ax_actor *wake_first = NULL, *wake_last = NULL;
   size_t nwake = 0;
   ax__worker *w = ax__ctx_get()->worker;
-  bool local = w && w->sys == sys && !ax__det_on(sys);
+  bool local = w && w->sys == sys && !ax__det_on(sys), lifo_moved = false;
   /* Backwards, because each goes to the front (locally). */
   for (size_t u = T->ngroups_used; u-- > 0;) {
     ax__tgroup *g = &T->groups[T->groups_used[u]], cell = *g;
@@ -508,6 +508,10 @@ static void deliver_groups(ax_system *sys) {
     }
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
       if (local) { /* a worker's pass: onto its own queue, first */
+        if (!lifo_moved) { /* ahead of the actor in its LIFO slot too */
+          ax__schedule_lifo_to_front(sys);
+          lifo_moved = true;
+        }
         ax__schedule_front(sys, a);
         ax__table_release(&sys->table, g->owner);
         continue;
@@ -562,6 +566,7 @@ static bool handoff_run(ax_system *sys) {
     a->run_next = rev;
     rev = a;
   }
+  if (rev) ax__schedule_lifo_to_front(sys); /* ahead of the LIFO slot's actor too */
   for (ax_actor *next; rev; rev = next) {
     next = rev->run_next;
     ax__schedule_front(sys, rev);
