@@ -674,7 +674,9 @@ static void prepare_shards(ax__timers *T) {
     ax__tshard *s = &T->shards[i];
     /* relaxed: a statistic; a shard filled just now is prepared next pass */
     if (!atomic_load_explicit(&s->pending, memory_order_relaxed)) continue;
-    shard_lock(s);
+    /* Busy (its owner inserting): the next pass prepares it; never wait
+     * here, the advance that needs it moves whatever is left. */
+    if (pthread_mutex_trylock(&s->lock) != 0) continue;
     bool moved = ax__wheel_prepare(&s->wheel, PREPARE_BUDGET) > 0;
     if (moved) republish(s);
     shard_unlock(s);
