@@ -483,6 +483,12 @@ static void test_timer_random_with_prepare(void) {
       prepared += ax__wheel_prepare(&w, (size_t)rng_range(&seed, 1, 3000));
     CU_ASSERT_EQUAL(ax__wheel_count(&w), live);
     bound_ok &= ax__wheel_next_deadline(&w) > now;
+    if (step % 64 == 0) { /* a lower bound of every pending deadline: a pass is never missed */
+      uint64_t min = UINT64_MAX;
+      for (uint32_t i = 0; i < N; i++)
+        if (ts[i].live && ts[i].t.deadline < min) min = ts[i].t.deadline;
+      bound_ok &= ax__wheel_next_deadline(&w) <= min;
+    }
     uint64_t next = now + (step % 50 == 49 ? rng_range(&seed, 1, 20000) : rng_range(&seed, 1, 40));
     size_t n = check_batch(&w, now, next, &last);
     fired += n;
