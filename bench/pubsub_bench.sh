@@ -14,7 +14,9 @@
 #      PUBSUB_BASE=path: also run that broker binary as "axon-base" (a
 #      before/after comparison in the same run)
 #      MSGS_fanout=20000 MSGS_1to1=200000 MSGS_wide=2000 PING_N=2000000
+#      WORKLOADS="fanout 1to1 wide ping" (a subset runs only those)
 set -u
+WORKLOADS=${WORKLOADS:-fanout 1to1 wide ping}
 root=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$root/$BUILD" ;; esac
@@ -78,6 +80,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) 
 results="$tmp/results"
 : >"$results"
 for w in fanout 1to1 wide; do
+  case " $WORKLOADS " in *" $w "*) ;; *) continue ;; esac
   for r in $(seq 1 "$RUNS"); do
     for impl in $impls; do
       port=$(port_of $impl)
@@ -90,6 +93,7 @@ for w in fanout 1to1 wide; do
   done
 done
 for r in $(seq 1 "$RUNS"); do
+  case " $WORKLOADS " in *" ping "*) ;; *) break ;; esac
   for impl in $impls; do
     port=$(port_of $impl)
     rps=$(redis-benchmark -p "$port" -t ping -c 50 -P 16 -n "${PING_N:-2000000}" -q 2>/dev/null |
@@ -107,19 +111,22 @@ out="$root/bench/results/pubsub.md"
   echo "| workload | axon deliveries/s | redis deliveries/s | ratio | axon p50 µs | redis p50 µs | axon p99 µs | redis p99 µs |"
   echo "|---|---|---|---|---|---|---|---|"
   for w in fanout 1to1 wide; do
+    case " $WORKLOADS " in *" $w "*) ;; *) continue ;; esac
     a=$(field $w axon 6); b=$(field $w redis 6)
     printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n" "$w" "$a" "$b" \
       "$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "NA"}')" \
       "$(field $w axon 8)" "$(field $w redis 8)" "$(field $w axon 9)" "$(field $w redis 9)"
   done
   a=$(field ping axon 6); b=$(field ping redis 6)
-  printf "| ping -c 50 -P 16 (requests/s) | %s | %s | %s | | | | |\n" "$a" "$b" \
+  case " $WORKLOADS " in *" ping "*) ;; *) a= ;; esac
+  [ -n "$a" ] && printf "| ping -c 50 -P 16 (requests/s) | %s | %s | %s | | | | |\n" "$a" "$b" \
     "$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "NA"}')"
   if [ -n "${PUBSUB_BASE:-}" ]; then
     echo
     echo "| workload | axon-base deliveries/s | ratio to redis | axon-base p99 µs |"
     echo "|---|---|---|---|"
     for w in fanout 1to1 wide ping; do
+      case " $WORKLOADS " in *" $w "*) ;; *) continue ;; esac
       a=$(field $w axon-base 6); b=$(field $w redis 6)
       printf "| %s | %s | %s | %s |\n" "$w" "$a" \
         "$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "NA"}')" "$(field $w axon-base 9)"
