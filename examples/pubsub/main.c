@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "pubsub.h"
 
@@ -26,13 +27,26 @@ pubsub_config g_cfg;
 
 #define MAX_JOINS 64
 
+/* The broker's default worker count. Its work is mostly the kernel's
+ * socket path, which runs on the calling thread: on a machine with few
+ * cores, a second worker competes with the clients and the other processes
+ * for the same cores and doubled the CPU per delivery here, and one worker
+ * was faster (docs/ARCHITECTURE.md, "Deferred flushes"). Redis's advice for
+ * its io-threads is the same: only from 4 cores, and leave one spare. */
+static uint32_t default_workers(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 4 ? 1 : (uint32_t)(n > 1024 ? 1023 : n - 1);
+}
+
 static void usage(FILE *f) {
   fputs(
       "usage: pubsub [options]\n"
       "  --listen ADDR        address to serve (default 127.0.0.1:6380; 0.0.0.0:0,\n"
       "                       [::1]:6380, unix:/path also work)\n"
       "  --shards N           channel table shards, one actor each (default 1)\n"
-      "  --workers N          worker threads (default: online CPUs)\n"
+      "  --workers N          worker threads (default: 1 below 4 online CPUs,\n"
+      "                       else the online CPUs less one, as Redis advises\n"
+      "                       for its io-threads)\n"
       "  --max-bulk-len BYTES largest bulk argument accepted, like Redis's\n"
       "                       proto-max-bulk-len (default 512mb)\n"
       "  --pubsub-limit HARD SOFT SECONDS\n"
@@ -187,7 +201,7 @@ int main(int argc, char **argv) {
 
   ax_system_config cfg;
   ax_system_config_init(&cfg);
-  cfg.workers = (uint32_t)workers;
+  cfg.workers = workers ? (uint32_t)workers : default_workers();
   ax_system *sys;
   ax_err e = ax_system_new(&cfg, &sys);
   if (e != AX_OK) {
