@@ -71,8 +71,8 @@ port_redis=$REDIS_PORT
 port_of() { case "$1" in axon) echo "$port_axon" ;; axon-base) echo "$port_base" ;; *) echo "$port_redis" ;; esac; }
 pid_of() { case "$1" in axon) echo "$pid_axon" ;; axon-base) echo "$pid_base" ;; *) echo "$pid_redis" ;; esac; }
 # The server's CPU time so far (ns, all its threads; schedstat's first field).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }
-per() { awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN { if (c > 0) printf "%d", (b - a) / c; else print 0 }'; }
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}'; }
+per() { awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN { if (c > 0) printf "%.0f", (b - a) / c; else print 0 }'; }
 
 args_for() {
   case "$1" in
