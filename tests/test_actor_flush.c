@@ -300,16 +300,15 @@ static ax_err spin_behaviour(ax_actor *self, const ax_msg *msg) {
 static const ax_actor_spec spin_spec = {.name = "spinner", .behaviour = spin_behaviour,
                                         .state_size = sizeof(spin_shared *), .init = spin_init};
 
-/* One worker kept busy by an actor that always has a message for itself
- * (its queues never run dry): a deferred flush still comes, after at most
- * AX_FLUSH_LATER_RUNS runs of the spinner (each at most `batch` messages;
- * one more for the run under way when X deferred). Counts, not time: the
- * spinner is still spinning when the flush comes. */
-static void test_flush_comes_on_a_busy_worker(void) {
-  enum { BATCH = 10 };
-  ax_system *sys = one_worker(BATCH);
+/* Starts the spinner (each of its messages keeps the worker busy for
+ * busy_ns) on sys, waits until it has made `warm` runs, has X defer its
+ * flush and returns how many spinner messages were handled between X's
+ * deferring run and its flush (UINT64_MAX if the flush never came). Frees
+ * sys. */
+static uint64_t spins_before_flush(ax_system *sys, uint64_t busy_ns, uint64_t warm) {
   spin_shared sp;
   memset(&sp, 0, sizeof sp);
+  sp.busy_ns = busy_ns;
   spin_shared *spp = &sp;
   fl_shared sh;
   fl_shared_init(&sh);
@@ -319,16 +318,27 @@ static void test_flush_comes_on_a_busy_worker(void) {
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &spin_spec, &spp, sizeof spp, &s), AX_OK);
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &dl_spec, &shp, sizeof shp, &x), AX_OK);
   CU_ASSERT_EQUAL(ax_system_send(sys, s, T_SPIN, NULL, 0), AX_OK);
-  CU_ASSERT_TRUE(ax_test_wait_count(&sp.spins, 1000, 10000)); /* spinning */
+  CU_ASSERT_TRUE(ax_test_wait_count(&sp.spins, warm, 10000)); /* spinning */
   CU_ASSERT_EQUAL(ax_system_send(sys, x, T_DATA, NULL, 0), AX_OK);
   bool flushed = ax_test_wait_count(&sh.flushes, 1, 10000);
   atomic_store(&sp.stop, 1);
   CU_ASSERT_TRUE(flushed);
   CU_ASSERT_EQUAL(atomic_load(&sh.flushed), 1);
   uint64_t waited = atomic_load(&sh.spins_at_flush) - atomic_load(&sh.spins_at_defer);
-  CU_ASSERT_TRUE(waited <= (uint64_t)(AX_FLUSH_LATER_RUNS + 1) * BATCH);
   ax_system_free(sys);
   fl_shared_fini(&sh);
+  return flushed ? waited : UINT64_MAX;
+}
+
+/* One worker kept busy by an actor that always has a message for itself
+ * (its queues never run dry): a deferred flush still comes, after at most
+ * AX_FLUSH_LATER_RUNS runs of the spinner (each at most `batch` messages;
+ * one more for the run under way when X deferred). Counts, not time: the
+ * spinner is still spinning when the flush comes. */
+static void test_flush_comes_on_a_busy_worker(void) {
+  enum { BATCH = 10 };
+  uint64_t waited = spins_before_flush(one_worker(BATCH), 0, 1000);
+  CU_ASSERT_TRUE(waited <= (uint64_t)(AX_FLUSH_LATER_RUNS + 1) * BATCH);
 }
 
 /* The same with long runs: each of the spinner's messages keeps the worker
@@ -345,28 +355,7 @@ static void test_flush_comes_within_flush_later_us(void) {
   cfg.flush_later_us = 1000;
   ax_system *sys = NULL;
   CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
-  spin_shared sp;
-  memset(&sp, 0, sizeof sp);
-  sp.busy_ns = 5000000;
-  spin_shared *spp = &sp;
-  fl_shared sh;
-  fl_shared_init(&sh);
-  sh.spins = &sp.spins;
-  fl_shared *shp = &sh;
-  ax_pid s, x;
-  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &spin_spec, &spp, sizeof spp, &s), AX_OK);
-  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &dl_spec, &shp, sizeof shp, &x), AX_OK);
-  CU_ASSERT_EQUAL(ax_system_send(sys, s, T_SPIN, NULL, 0), AX_OK);
-  CU_ASSERT_TRUE(ax_test_wait_count(&sp.spins, 2, 10000)); /* spinning */
-  CU_ASSERT_EQUAL(ax_system_send(sys, x, T_DATA, NULL, 0), AX_OK);
-  bool flushed = ax_test_wait_count(&sh.flushes, 1, 10000);
-  atomic_store(&sp.stop, 1);
-  CU_ASSERT_TRUE(flushed);
-  CU_ASSERT_EQUAL(atomic_load(&sh.flushed), 1);
-  uint64_t waited = atomic_load(&sh.spins_at_flush) - atomic_load(&sh.spins_at_defer);
-  CU_ASSERT_TRUE(waited <= 2);
-  ax_system_free(sys);
-  fl_shared_fini(&sh);
+  CU_ASSERT_TRUE(spins_before_flush(sys, 5000000, 2) <= 2);
 }
 
 /* ---- many workers: no concurrent run, no loss, per-sender order ---- */
