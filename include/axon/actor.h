@@ -67,9 +67,10 @@ typedef ax_err (*ax_flush_fn)(ax_actor *self, void *state);
  * scheduled on that worker's deferred list: no other worker runs or steals
  * it, and messages sent to it meanwhile only queue. The worker runs it
  * again (1) when it has run out of work: its own run queues are empty and
- * its short search for more (stealing from other workers, polling the
- * reactor, which may deliver more to it) found nothing, just before it
- * would park, or (2) after at most AX_FLUSH_LATER_RUNS runs of other
+ * its short search for more found nothing (stealing from other workers,
+ * and a poll of the reactor, which may deliver more to it: input already
+ * waiting is taken in first, input still to come is not waited for),
+ * before it would park, or (2) after at most AX_FLUSH_LATER_RUNS runs of other
  * actors or ax_system_config.flush_later_us, whichever comes first. That
  * run delivers what arrived meanwhile (up to the batch budget, in order,
  * as any run) and then calls flush even if nothing arrived; a flush is

@@ -511,8 +511,9 @@ static ax_actor *next_local(ax__worker *w) {
  * An actor whose run ended with AX__RUN_DEFER is still scheduled (its
  * lanes were not marked idle, so no sender schedules it) and sits on this
  * worker's private FIFO, never seen by thieves. worker_main takes it back
- * when the worker's own queues are empty and its search spin (steals, the
- * reactor) found nothing, just before it would park, or next_run does,
+ * when the worker's own queues are empty and its search spin found nothing
+ * (steals, and a reactor poll: the first that brings nothing ends the
+ * wait), before it would park, or next_run does,
  * first, once AX__DEFER_RUNS runs or cfg.flush_later_us have passed since
  * the list became non-empty; either way the list is then drained before
  * anything new (its runs never defer again, so it only shrinks). Owner-only
@@ -729,15 +730,23 @@ static void *worker_main(void *arg) {
         /* Socket readiness that arrives while we search is ours at once
          * (a non-blocking pass, if nobody drives), rather than at the
          * park that ends the spin. */
-        if (spin % AX__POLL_EVERY == AX__POLL_EVERY - 1 && sys->reactor &&
-            ax__reactor_poll(sys->reactor) && local_work(w))
-          leave_searching(w, false);
+        if (spin % AX__POLL_EVERY == AX__POLL_EVERY - 1 && sys->reactor) {
+          if (ax__reactor_poll(sys->reactor) && local_work(w)) leave_searching(w, false);
+          /* Deferred flushes wait for input that is already there (what
+           * this poll brought: the rest of a wave), not for input still to
+           * come: when it brought nothing, they go out now. */
+          else if (w->defer_head) break;
+        }
         a = next_local(w);
       }
     }
-    /* Deferred flushes wait out the search: work a thief steals or the
-     * reactor delivers meanwhile adds to them (redis writes its clients in
-     * beforeSleep, the same place). */
+    /* Deferred flushes wait out the search, up to the first reactor poll
+     * that brings nothing: what a thief steals and input that is already
+     * waiting join them, as Linux's autocorking holds small writes only
+     * while more is in the pipe; input still to come is not waited for
+     * (a publisher paced by its replies would make every flush wait the
+     * whole flush_later_us: 1 subscriber, window 1, p50 136 us against
+     * 74 us this way and redis's 55). */
     if (a) spun = false;
     else if (w->defer_head) {
       a = defer_pop(w);
