@@ -358,6 +358,32 @@ static void test_flush_comes_within_flush_later_us(void) {
   CU_ASSERT_TRUE(spins_before_flush(sys, 5000000, 2) <= 2);
 }
 
+/* A worker that runs out of work does not wait for the bound: with
+ * flush_later_us at 60 s and nothing else to run, the deferred flush comes
+ * within the test's 10 s wait, so it came from the idle worker's search
+ * ending, not from the clock. Twice: a second deferral after the first
+ * flush is handled the same way. */
+static void test_idle_worker_flushes_without_the_bound(void) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = 1;
+  cfg.flush_later_us = 60u * 1000 * 1000;
+  ax_system *sys = NULL;
+  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  fl_shared sh;
+  fl_shared_init(&sh);
+  fl_shared *shp = &sh;
+  ax_pid x;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &dl_spec, &shp, sizeof shp, &x), AX_OK);
+  for (uint64_t i = 1; i <= 2; i++) {
+    CU_ASSERT_EQUAL(ax_system_send(sys, x, T_DATA, NULL, 0), AX_OK);
+    CU_ASSERT_TRUE(ax_test_wait_count(&sh.flushes, i, 10000));
+    CU_ASSERT_EQUAL(atomic_load(&sh.flushed), i);
+  }
+  ax_system_free(sys);
+  fl_shared_fini(&sh);
+}
+
 /* ---- many workers: no concurrent run, no loss, per-sender order ---- */
 
 enum { NRECV = 8, NSEND = 6, PER = 3000, CHUNK = 16 };
@@ -520,6 +546,8 @@ int main(void) {
               test_flush_comes_on_a_busy_worker);
   CU_add_test(s, "flush_later: the flush comes within flush_later_us when runs are long",
               test_flush_comes_within_flush_later_us);
+  CU_add_test(s, "flush_later: an idle worker flushes without waiting for flush_later_us",
+              test_idle_worker_flushes_without_the_bound);
   CU_add_test(s, "flush_later: four workers, no concurrent run, no loss, per-sender order",
               test_no_concurrent_run_no_loss_in_order);
   CU_add_test(s, "flush_later: no effect without a flush or when stopping",
