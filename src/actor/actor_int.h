@@ -225,6 +225,7 @@ typedef struct ax__worker {
    * the runs since the list became non-empty (sched.c). */
   ax_actor *defer_head, *defer_tail;
   uint32_t defer_runs;
+  uint64_t defer_since_ns; /* when the list became non-empty */
 
   /* Parking: notified and driving are guarded by park_lock. driving: the
    * parked worker is (about to be) inside a reactor pass, so a notifier
