@@ -46,7 +46,7 @@
 
 #include "actor/actor_int.h"
 
-static _Thread_local ax__ctx tls_ctx;
+_Thread_local ax__ctx ax__tls_ctx;
 
 /* Search rounds before a worker parks (each ~16 pauses plus a steal pass). */
 #define AX__SPIN_ROUNDS 64
@@ -72,7 +72,6 @@ static _Thread_local ax__ctx tls_ctx;
 #define AX__PATIENT_NOTIFY_NS 1000000u
 #define AX__PATIENT_GATE 64u
 
-ax__ctx *ax__ctx_get(void) { return &tls_ctx; }
 
 static inline uint32_t hi32(uint64_t v) { return (uint32_t)(v >> 32); }
 static inline uint32_t lo32(uint64_t v) { return (uint32_t)v; }
@@ -530,7 +529,7 @@ static ax_actor *defer_pop(ax__worker *w) {
     w->defer_tail = NULL;
     w->defer_runs = 0;
   }
-  tls_ctx.flush_owed = true; /* consumed by ax__actor_run, run next */
+  ax__tls_ctx.flush_owed = true; /* consumed by ax__actor_run, run next */
   return a;
 }
 
@@ -695,7 +694,7 @@ static void run_one(ax__worker *w, ax_actor *a) {
 static void *worker_main(void *arg) {
   ax__worker *w = arg;
   ax_system *sys = w->sys;
-  tls_ctx.worker = w;
+  ax__tls_ctx.worker = w;
   ax__msg_cache_enable();
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_run(w);
@@ -729,13 +728,13 @@ static void *worker_main(void *arg) {
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
     park(w);
   }
-  tls_ctx.worker = NULL;
+  ax__tls_ctx.worker = NULL;
   ax__msg_cache_flush();
   return NULL;
 }
 
 void ax__schedule(ax_system *sys, ax_actor *a) {
-  ax__worker *w = tls_ctx.worker;
+  ax__worker *w = ax__tls_ctx.worker;
   if (w && w->sys == sys) {
     ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
     if (!prev) return;
@@ -755,7 +754,7 @@ void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n
 }
 
 void ax__schedule_back(ax_system *sys, ax_actor *a) {
-  ax__worker *w = tls_ctx.worker;
+  ax__worker *w = ax__tls_ctx.worker;
   if (w && w->sys == sys) {
     ring_push_back(w, a);
     notify_parked_local(w);
@@ -766,7 +765,7 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
 }
 
 void ax__schedule_front(ax_system *sys, ax_actor *a) {
-  ax__worker *w = tls_ctx.worker;
+  ax__worker *w = ax__tls_ctx.worker;
   if (!(w && w->sys == sys)) {
     ax__schedule_back(sys, a);
     return;
