@@ -664,7 +664,11 @@ static void run_one(ax__worker *w, ax_actor *a) {
    * keep notify_parked from waking anyone while this behaviour runs. */
   if (w->searching) leave_searching(w, true);
   atomic_store_explicit(&w->running, a->pid, memory_order_relaxed);
-  atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
+  /* relaxed load and store, not an RMW: only this worker writes runs
+   * (readers want a recent count, not an exact one; a locked add per run
+   * was one of the run's few RMWs). */
+  atomic_store_explicit(&w->runs, atomic_load_explicit(&w->runs, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
   if (w->defer_head) w->defer_runs++;
   ax__run_result r = ax__actor_run(a);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
