@@ -478,8 +478,13 @@ static ax_actor *next_local(ax__worker *w) {
   uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
   atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
   if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) return a;
-  /* acq_rel: pairs with a thief's CAS on the slot (see steal_from). */
-  if ((a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel))) {
+  /* The relaxed load first: only this worker fills the slot (thieves only
+   * empty it), so NULL here is NULL for good, and a run after which the
+   * slot is empty (fjthrput's consumers: every other run) skips the locked
+   * exchange. acq_rel on the exchange: pairs with a thief's CAS on the slot
+   * (see steal_from). */
+  if (atomic_load_explicit(&w->lifo, memory_order_relaxed) &&
+      (a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel))) {
     if (w->lifo_runs < AX__LIFO_CAP) {
       w->lifo_runs++;
       return a;
