@@ -704,9 +704,11 @@ __attribute__((noinline)) static uint32_t process_user_hooked(ax_actor *a, ax__c
  * node to the user lane, which then either makes our user-lane CAS fail or
  * finds the user lane idle and schedules the actor itself. */
 static bool release_run(ax_actor *a) {
-  if (!ax__lane_empty(&a->sys_head, a->sys_tail)) return true;
-  if (!(atomic_load_explicit(&a->sys_head, memory_order_relaxed) & AX__LANE_IDLE) &&
-      !ax__lane_mark_idle(&a->sys_head, a->sys_tail))
+  /* An idle system lane is empty (a push clears the bit), so the usual
+   * case is one load. acquire: as ax__lane_empty's load of the head. */
+  if (!(atomic_load_explicit(&a->sys_head, memory_order_acquire) & AX__LANE_IDLE) &&
+      (!ax__lane_empty(&a->sys_head, a->sys_tail) ||
+       !ax__lane_mark_idle(&a->sys_head, a->sys_tail)))
     return true;
   if (atomic_load_explicit(&a->user_tail->next, memory_order_acquire)) return true;
   return !ax__lane_mark_idle(&a->user_head, a->user_tail);
@@ -757,7 +759,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
    * already (never twice in a row), the run mutes us (a muted actor is not
    * scheduled, so nobody would run it) or no scheduler worker runs us. */
   bool defer = false;
-  if ((c->delivered || owed) && !c->exiting && a->spec->flush) {
+  if (AX_UNLIKELY(a->spec->flush != NULL) && (c->delivered || owed) && !c->exiting) {
     if (c->flush_later && !owed && !c->mute_on && c->worker && !a->sys->det) defer = true;
     else run_flush(a, c);
   }
