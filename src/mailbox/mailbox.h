@@ -56,7 +56,9 @@ void ax__msg_free_slow(ax__mnode *n);
  * ~400 instructions per message of `count` on one worker). Owner thread
  * only; free nodes are linked through their first word. */
 #define AX__NCACHE_CLASSES 2
-#define AX__NCACHE_MAX 256 /* nodes per class per thread */
+#ifndef AX__NCACHE_MAX
+#define AX__NCACHE_MAX 1024 /* nodes per class per thread */
+#endif
 typedef struct ax__ncache {
   bool on;
   uint32_t n[AX__NCACHE_CLASSES];
