@@ -10,6 +10,7 @@
  * actor. */
 #include <axon.h>
 #include <pthread.h>
+#include <time.h>
 #include <semaphore.h>
 #include <string.h>
 
@@ -267,7 +268,14 @@ static void test_messages_while_deferred_come_first(void) {
 typedef struct spin_shared {
   _Atomic uint64_t spins;
   _Atomic int stop;
+  uint64_t busy_ns; /* each message keeps the spinner busy this long */
 } spin_shared;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static ax_err spin_init(ax_actor *self, void *state, const void *arg, size_t len) {
   (void)self;
@@ -279,6 +287,11 @@ static ax_err spin_init(ax_actor *self, void *state, const void *arg, size_t len
 static ax_err spin_behaviour(ax_actor *self, const ax_msg *msg) {
   spin_shared *sp = *(spin_shared **)ax_state(self);
   if (msg->type != T_SPIN) return AX_OK;
+  if (sp->busy_ns) {
+    uint64_t until = mono_ns() + sp->busy_ns;
+    while (mono_ns() < until) {
+    }
+  }
   atomic_fetch_add(&sp->spins, 1);
   if (atomic_load(&sp->stop)) return AX_OK;
   return ax_send(self, ax_self(self), T_SPIN, NULL, 0); /* always runnable */
@@ -287,16 +300,15 @@ static ax_err spin_behaviour(ax_actor *self, const ax_msg *msg) {
 static const ax_actor_spec spin_spec = {.name = "spinner", .behaviour = spin_behaviour,
                                         .state_size = sizeof(spin_shared *), .init = spin_init};
 
-/* One worker kept busy by an actor that always has a message for itself
- * (its queues never run dry): a deferred flush still comes, after at most
- * AX_FLUSH_LATER_RUNS runs of the spinner (each at most `batch` messages;
- * one more for the run under way when X deferred). Counts, not time: the
- * spinner is still spinning when the flush comes. */
-static void test_flush_comes_on_a_busy_worker(void) {
-  enum { BATCH = 10 };
-  ax_system *sys = one_worker(BATCH);
+/* Starts the spinner (each of its messages keeps the worker busy for
+ * busy_ns) on sys, waits until it has made `warm` runs, has X defer its
+ * flush and returns how many spinner messages were handled between X's
+ * deferring run and its flush (UINT64_MAX if the flush never came). Frees
+ * sys. */
+static uint64_t spins_before_flush(ax_system *sys, uint64_t busy_ns, uint64_t warm) {
   spin_shared sp;
   memset(&sp, 0, sizeof sp);
+  sp.busy_ns = busy_ns;
   spin_shared *spp = &sp;
   fl_shared sh;
   fl_shared_init(&sh);
@@ -306,14 +318,68 @@ static void test_flush_comes_on_a_busy_worker(void) {
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &spin_spec, &spp, sizeof spp, &s), AX_OK);
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &dl_spec, &shp, sizeof shp, &x), AX_OK);
   CU_ASSERT_EQUAL(ax_system_send(sys, s, T_SPIN, NULL, 0), AX_OK);
-  CU_ASSERT_TRUE(ax_test_wait_count(&sp.spins, 1000, 10000)); /* spinning */
+  CU_ASSERT_TRUE(ax_test_wait_count(&sp.spins, warm, 10000)); /* spinning */
   CU_ASSERT_EQUAL(ax_system_send(sys, x, T_DATA, NULL, 0), AX_OK);
   bool flushed = ax_test_wait_count(&sh.flushes, 1, 10000);
   atomic_store(&sp.stop, 1);
   CU_ASSERT_TRUE(flushed);
   CU_ASSERT_EQUAL(atomic_load(&sh.flushed), 1);
   uint64_t waited = atomic_load(&sh.spins_at_flush) - atomic_load(&sh.spins_at_defer);
+  ax_system_free(sys);
+  fl_shared_fini(&sh);
+  return flushed ? waited : UINT64_MAX;
+}
+
+/* One worker kept busy by an actor that always has a message for itself
+ * (its queues never run dry): a deferred flush still comes, after at most
+ * AX_FLUSH_LATER_RUNS runs of the spinner (each at most `batch` messages;
+ * one more for the run under way when X deferred). Counts, not time: the
+ * spinner is still spinning when the flush comes. */
+static void test_flush_comes_on_a_busy_worker(void) {
+  enum { BATCH = 10 };
+  uint64_t waited = spins_before_flush(one_worker(BATCH), 0, 1000);
   CU_ASSERT_TRUE(waited <= (uint64_t)(AX_FLUSH_LATER_RUNS + 1) * BATCH);
+}
+
+/* The same with long runs: each of the spinner's messages keeps the worker
+ * busy for 5 ms, and flush_later_us is 1 ms, so the flush is due when the
+ * run under way when X deferred ends, long before AX_FLUSH_LATER_RUNS runs
+ * (which would be 128 * 5 ms): it comes after at most that run and the
+ * one that may have started before X's message was queued. Counts again:
+ * the clock only decides the bound, which a 5 ms run always passes. */
+static void test_flush_comes_within_flush_later_us(void) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = 1;
+  cfg.batch = 1;
+  cfg.flush_later_us = 1000;
+  ax_system *sys = NULL;
+  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  CU_ASSERT_TRUE(spins_before_flush(sys, 5000000, 2) <= 2);
+}
+
+/* A worker that runs out of work does not wait for the bound: with
+ * flush_later_us at 60 s and nothing else to run, the deferred flush comes
+ * within the test's 10 s wait, so it came from the idle worker's search
+ * ending, not from the clock. Twice: a second deferral after the first
+ * flush is handled the same way. */
+static void test_idle_worker_flushes_without_the_bound(void) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = 1;
+  cfg.flush_later_us = 60u * 1000 * 1000;
+  ax_system *sys = NULL;
+  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  fl_shared sh;
+  fl_shared_init(&sh);
+  fl_shared *shp = &sh;
+  ax_pid x;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &dl_spec, &shp, sizeof shp, &x), AX_OK);
+  for (uint64_t i = 1; i <= 2; i++) {
+    CU_ASSERT_EQUAL(ax_system_send(sys, x, T_DATA, NULL, 0), AX_OK);
+    CU_ASSERT_TRUE(ax_test_wait_count(&sh.flushes, i, 10000));
+    CU_ASSERT_EQUAL(atomic_load(&sh.flushed), i);
+  }
   ax_system_free(sys);
   fl_shared_fini(&sh);
 }
@@ -478,6 +544,10 @@ int main(void) {
               test_messages_while_deferred_come_first);
   CU_add_test(s, "flush_later: the flush comes within the bound on a busy worker",
               test_flush_comes_on_a_busy_worker);
+  CU_add_test(s, "flush_later: the flush comes within flush_later_us when runs are long",
+              test_flush_comes_within_flush_later_us);
+  CU_add_test(s, "flush_later: an idle worker flushes without waiting for flush_later_us",
+              test_idle_worker_flushes_without_the_bound);
   CU_add_test(s, "flush_later: four workers, no concurrent run, no loss, per-sender order",
               test_no_concurrent_run_no_loss_in_order);
   CU_add_test(s, "flush_later: no effect without a flush or when stopping",

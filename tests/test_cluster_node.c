@@ -716,10 +716,27 @@ static void test_bad_peers(void) {
   node_free(&b);
 }
 
+/* A short down_after, so a big message that starved the heartbeats or the
+ * readers for that long would bring the link down. ThreadSanitizer builds
+ * run several times slower and, on a loaded machine, stalled a thread for
+ * over a second (nodes_down 1, twice in one session at load 5): 5 s there.
+ * (The transfer itself takes ~130 ms in a release build and ~2.2 s under
+ * ThreadSanitizer on the 2-core CI machine.) */
+#if defined(__SANITIZE_THREAD__)
+#define BIG_DOWN_MS 5000
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BIG_DOWN_MS 5000
+#endif
+#endif
+#ifndef BIG_DOWN_MS
+#define BIG_DOWN_MS 1000
+#endif
+
 static void test_big_message_heartbeats(void) {
   node a, b;
   ev_reset();
-  pair(&a, &b, 100, 1000); /* a short down_after */
+  pair(&a, &b, 100, BIG_DOWN_MS);
   ax_pid coll = R(&a, &b, spawn_probe(&b, 1)), snd = spawn_probe(&a, 2);
   cmd c = {.op = OP_SEND_BUF, .pid = coll, .buf = blob(64u * 1024 * 1024)};
   struct timespec t0, t1;

@@ -18,6 +18,7 @@
  *    without the tick, since a push's own rate-limited wake usually comes
  *    first.) */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -103,6 +104,21 @@ static void yielder_round(unsigned workers) {
 }
 
 static void test_yielder_lets_queued_run_one_worker(void) { yielder_round(1); }
+
+/* Its runs are quiet (each sends only to itself, so it makes nobody
+ * runnable) and run again at once (sched.c run_one), but only up to
+ * AX__QUIET_RUNS times before the ring moves: on one worker the echo, woken
+ * by its first run, must answer within a few more rounds than that (the
+ * order is fixed there: no thief, nothing else queued). */
+static void test_quiet_reruns_are_bounded(void) {
+  yielder_round(1);
+  uint64_t rounds = atomic_load(&G.rounds);
+  CU_ASSERT(rounds >= 1);
+  CU_ASSERT(rounds <= AX__QUIET_RUNS + AX__AGAIN_RUNS + 4);
+  if (rounds > AX__QUIET_RUNS + AX__AGAIN_RUNS + 4)
+    fprintf(stderr, "quiet re-runs: %llu rounds before the echo answered\n",
+            (unsigned long long)rounds);
+}
 static void test_yielder_lets_queued_run_two_workers(void) { yielder_round(2); }
 
 /* ---- a stalled worker's own queue ---- */
@@ -253,6 +269,7 @@ int main(void) {
   CU_pSuite s = ax_test_suite("sched.steal");
   CU_add_test(s, "yielder_lets_queued_run_one_worker", test_yielder_lets_queued_run_one_worker);
   CU_add_test(s, "yielder_lets_queued_run_two_workers", test_yielder_lets_queued_run_two_workers);
+  CU_add_test(s, "quiet_reruns_are_bounded", test_quiet_reruns_are_bounded);
   CU_add_test(s, "stalled_worker_queue_is_taken", test_stalled_worker_queue_is_taken);
   CU_add_test(s, "stalled_queue_taken_after_flood", test_stalled_queue_taken_after_flood);
   return ax_test_run();

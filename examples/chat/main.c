@@ -177,6 +177,11 @@ int main(int argc, char **argv) {
   ax_system_config cfg;
   ax_system_config_init(&cfg);
   cfg.workers = (uint32_t)workers;
+  /* A client's deferred writes (ax_flush_later in client.c) may wait up to
+   * 1 ms, not the runtime's 150 us: chat's latency is in milliseconds
+   * anyway, and 150 us cost 4-9% of its fan-out throughput (chat_bench,
+   * 2026-12-01; docs/ARCHITECTURE.md, "Deferred flushes"). */
+  cfg.flush_later_us = 1000;
   cfg.log_fn = log_line;
   cfg.log_level = quiet ? AX_LOG_WARN : AX_LOG_INFO;
   ax_system *sys;

@@ -5,7 +5,8 @@
  * "Pub/sub" and the comments in conn.c (one actor per client) and shard.c
  * (the subscription table, the pattern index and the fan-out).
  *
- *   pubsub [--listen ADDR] [--shards N] [--workers N] [--max-bulk-len BYTES]
+ *   pubsub [--listen ADDR] [--shards N] [--workers N] [--flush-later-us N]
+ *          [--max-bulk-len BYTES]
  *          [--pubsub-limit HARD SOFT SECONDS] [--introspect PATH] [--metrics ADDR]
  *          [--node NAME --cluster ADDR --secret-file PATH [--join ADDR]...
  *           [--cluster-timeout MS]]
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "pubsub.h"
 
@@ -26,13 +28,29 @@ pubsub_config g_cfg;
 
 #define MAX_JOINS 64
 
+/* The broker's default worker count. Its work is mostly the kernel's
+ * socket path, which runs on the calling thread: on a machine with few
+ * cores, a second worker competes with the clients and the other processes
+ * for the same cores and doubled the CPU per delivery here, and one worker
+ * was faster (docs/ARCHITECTURE.md, "Deferred flushes"). Redis's advice for
+ * its io-threads is the same: only from 4 cores, and leave one spare. */
+static uint32_t default_workers(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 4 ? 1 : (uint32_t)(n > 1024 ? 1023 : n - 1);
+}
+
 static void usage(FILE *f) {
   fputs(
       "usage: pubsub [options]\n"
       "  --listen ADDR        address to serve (default 127.0.0.1:6380; 0.0.0.0:0,\n"
       "                       [::1]:6380, unix:/path also work)\n"
       "  --shards N           channel table shards, one actor each (default 1)\n"
-      "  --workers N          worker threads (default: online CPUs)\n"
+      "  --workers N          worker threads (default: 1 below 4 online CPUs,\n"
+      "                       else the online CPUs less one, as Redis advises\n"
+      "                       for its io-threads)\n"
+      "  --flush-later-us N   longest wait of a subscriber's deferred write, in\n"
+      "                       microseconds, 1..1000000 (default 150: more\n"
+      "                       batching per write against more latency)\n"
       "  --max-bulk-len BYTES largest bulk argument accepted, like Redis's\n"
       "                       proto-max-bulk-len (default 512mb)\n"
       "  --pubsub-limit HARD SOFT SECONDS\n"
@@ -111,7 +129,7 @@ static const ax_actor_spec listener_spec = {.name = "pubsub-listener",
 
 int main(int argc, char **argv) {
   const char *addr = "127.0.0.1:6380";
-  uint64_t shards = 1, workers = 0;
+  uint64_t shards = 1, workers = 0, flush_us = 0;
   const char *node = NULL, *cluster_addr = NULL, *secret = NULL, *metrics = NULL;
   const char *joins[MAX_JOINS];
   size_t njoins = 0;
@@ -132,7 +150,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--listen") && strcmp(a, "--shards") && strcmp(a, "--workers") &&
              strcmp(a, "--max-bulk-len") && strcmp(a, "--node") && strcmp(a, "--cluster") &&
              strcmp(a, "--join") && strcmp(a, "--secret-file") && strcmp(a, "--cluster-timeout") &&
-             strcmp(a, "--introspect") && strcmp(a, "--metrics")) {
+             strcmp(a, "--introspect") && strcmp(a, "--metrics") && strcmp(a, "--flush-later-us")) {
       fprintf(stderr, "pubsub: unknown option '%s' (see --help)\n", a);
       return 2;
     }
@@ -145,6 +163,8 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--listen")) addr = v;
     else if (!strcmp(a, "--shards")) ok = parse_uint(v, 1024, &shards) == 0 && shards > 0;
     else if (!strcmp(a, "--workers")) ok = parse_uint(v, 1024, &workers) == 0;
+    else if (!strcmp(a, "--flush-later-us"))
+      ok = parse_uint(v, 1000000, &flush_us) == 0 && flush_us > 0;
     else if (!strcmp(a, "--max-bulk-len"))
       ok = parse_size(v, &g_cfg.max_bulk) == 0 && g_cfg.max_bulk > 0 &&
            g_cfg.max_bulk <= (uint64_t)INT64_MAX;
@@ -187,7 +207,8 @@ int main(int argc, char **argv) {
 
   ax_system_config cfg;
   ax_system_config_init(&cfg);
-  cfg.workers = (uint32_t)workers;
+  cfg.workers = workers ? (uint32_t)workers : default_workers();
+  cfg.flush_later_us = (uint32_t)flush_us; /* 0: the runtime's default */
   ax_system *sys;
   ax_err e = ax_system_new(&cfg, &sys);
   if (e != AX_OK) {

@@ -50,6 +50,14 @@ typedef ax_err (*ax_flush_fn)(ax_actor *self, void *state);
  * ax_flush_later is called. */
 #define AX_FLUSH_LATER_RUNS 128
 
+/* The default longest wait, in µs, of a flush deferred by ax_flush_later
+ * (ax_system_config.flush_later_us sets it per system). Chosen by
+ * measurement: the pub/sub example's fan-out, where 150 µs kept the
+ * 99th-percentile delivery latency at redis-server's while writing each
+ * subscriber once per several publishes (docs/ARCHITECTURE.md, "Deferred
+ * flushes"). */
+#define AX_FLUSH_LATER_US 150
+
 /* ax_flush_later lets this run's flush wait until the end of the current
  * pass of the worker running the actor, so that what several runs produce
  * goes out in one flush (one socket write for the deliveries of many
@@ -58,17 +66,21 @@ typedef ax_err (*ax_flush_fn)(ax_actor *self, void *state);
  * At the end of such a run the flush is not called and the actor stays
  * scheduled on that worker's deferred list: no other worker runs or steals
  * it, and messages sent to it meanwhile only queue. The worker runs it
- * again (1) when its own run queues are empty, before it looks for work
- * elsewhere, polls the reactor or parks, or (2) after at most
- * AX_FLUSH_LATER_RUNS runs of other actors, whichever comes first. That
+ * again (1) when it has run out of work: its own run queues are empty and
+ * its short search for more found nothing (stealing from other workers,
+ * and a poll of the reactor, which may deliver more to it: input already
+ * waiting is taken in first, input still to come is not waited for),
+ * before it would park, or (2) after at most AX_FLUSH_LATER_RUNS runs of other
+ * actors or ax_system_config.flush_later_us, whichever comes first. That
  * run delivers what arrived meanwhile (up to the batch budget, in order,
  * as any run) and then calls flush even if nothing arrived; a flush is
  * never deferred twice in a row (ax_flush_later in that run is ignored).
  * So every deferred flush comes, after the messages that arrived before
  * it, within one pass of one worker. Latency: the flush waits for the
- * worker's other runnable work, at most AX_FLUSH_LATER_RUNS runs (each
- * bounded by the batch budget); use it for throughput, not for replies a
- * client waits on one at a time. No effect (the flush runs at the end of
+ * worker's other runnable work and its search, at most
+ * AX_FLUSH_LATER_RUNS runs or flush_later_us (plus the run under way, each
+ * run bounded by the batch budget); use it for throughput, not for replies
+ * a client waits on one at a time. No effect (the flush runs at the end of
  * the run) when the actor has no flush, is stopping, is muted by
  * backpressure at the end of the run, or runs outside the worker threads
  * (deterministic mode). Thread: owner. Never fails; NULL is ignored. */

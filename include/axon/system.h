@@ -20,6 +20,9 @@ typedef struct ax_system_config {
   uint32_t workers;        /* worker threads; 0 = number of online CPUs */
   uint32_t max_actors;     /* actor table capacity; 0 = 2^26 */
   uint32_t batch;          /* max messages per actor run; 0 = 100 (timer expiries do not count) */
+  /* Longest wait, in µs, of a flush deferred by ax_flush_later (actor.h)
+   * on a worker that keeps finding work; 0 = AX_FLUSH_LATER_US. */
+  uint32_t flush_later_us;
   ax_log_fn log_fn;        /* gets the lines of level >= log_level; NULL: stderr */
   void *log_arg;
   ax_log_level log_level;  /* filters every sink; default AX_LOG_WARN */

@@ -23,7 +23,10 @@
 
 /* The thread's run context (opaque here): pass it to ax__send. */
 typedef struct ax__ctx ax__ctx;
-ax__ctx *ax__ctx_get(void);
+/* The calling thread's context (defined in sched.c); inline because every
+ * send and run asks for it. */
+extern _Thread_local ax__ctx ax__tls_ctx;
+static inline ax__ctx *ax__ctx_get(void) { return &ax__tls_ctx; }
 /* True on a worker thread (of any system): a call that blocks must refuse
  * there (AX_ESTATE). */
 bool ax__on_worker(void);

@@ -166,6 +166,12 @@ void ax__lane_unlock(ax_actor *a);
  * through the LIFO slot before it queues at the back of the ring (sched.c,
  * run_one); at most AX__LIFO_CAP. */
 #define AX__AGAIN_RUNS 1
+/* Quiet re-runs (sched.c, run_one): an actor whose run ended with work left
+ * and made nobody runnable on its worker runs again at once, up to this
+ * many times until the ring next gives the worker an actor. */
+#ifndef AX__QUIET_RUNS
+#define AX__QUIET_RUNS 8
+#endif
 #define AX__INJECT_INTERVAL 61
 /* The most runs of other actors a worker makes while a flush deferred by
  * ax_flush_later waits (its header's bound). */
@@ -196,6 +202,8 @@ typedef struct ax__worker {
   _Alignas(AX_CACHELINE) ax_system *sys;
   uint32_t index;
   uint32_t lifo_runs;
+  uint32_t wakes;       /* actors this worker made runnable (ax__schedule*) */
+  uint32_t quiet_runs;  /* quiet re-runs since the ring last gave us an actor */
   uint32_t yield_after;  /* ring tail when the yield slot was filled */
   /* Thief side (steal_from): the victim we watch, its ring's tail and its
    * tick when we started watching them, and since when (ns). */
@@ -225,6 +233,7 @@ typedef struct ax__worker {
    * the runs since the list became non-empty (sched.c). */
   ax_actor *defer_head, *defer_tail;
   uint32_t defer_runs;
+  uint64_t defer_since_ns; /* when the list became non-empty */
 
   /* Parking: notified and driving are guarded by park_lock. driving: the
    * parked worker is (about to be) inside a reactor pass, so a notifier
@@ -266,6 +275,8 @@ struct ax__ctx {
   bool flush_later;    /* the current actor called ax_flush_later in this run */
   bool flush_owed;     /* set by the scheduler before it runs an actor from its
                           deferred list: this run flushes, whatever it delivers */
+  bool filling;        /* this run's sends took a bounded lane past a quarter of its
+                          limit (admit): the run is not quiet (sched.c) */
 };
 
 

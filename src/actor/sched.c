@@ -46,7 +46,7 @@
 
 #include "actor/actor_int.h"
 
-static _Thread_local ax__ctx tls_ctx;
+_Thread_local ax__ctx ax__tls_ctx;
 
 /* Search rounds before a worker parks (each ~16 pauses plus a steal pass). */
 #define AX__SPIN_ROUNDS 64
@@ -72,7 +72,6 @@ static _Thread_local ax__ctx tls_ctx;
 #define AX__PATIENT_NOTIFY_NS 1000000u
 #define AX__PATIENT_GATE 64u
 
-ax__ctx *ax__ctx_get(void) { return &tls_ctx; }
 
 static inline uint32_t hi32(uint64_t v) { return (uint32_t)(v >> 32); }
 static inline uint32_t lo32(uint64_t v) { return (uint32_t)v; }
@@ -479,8 +478,13 @@ static ax_actor *next_local(ax__worker *w) {
   uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
   atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
   if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) return a;
-  /* acq_rel: pairs with a thief's CAS on the slot (see steal_from). */
-  if ((a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel))) {
+  /* The relaxed load first: only this worker fills the slot (thieves only
+   * empty it), so NULL here is NULL for good, and a run after which the
+   * slot is empty (fjthrput's consumers: every other run) skips the locked
+   * exchange. acq_rel on the exchange: pairs with a thief's CAS on the slot
+   * (see steal_from). */
+  if (atomic_load_explicit(&w->lifo, memory_order_relaxed) &&
+      (a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel))) {
     if (w->lifo_runs < AX__LIFO_CAP) {
       w->lifo_runs++;
       return a;
@@ -497,12 +501,20 @@ static ax_actor *next_local(ax__worker *w) {
      * old value only runs the yielded actor a little later */
     uint32_t head = lo32(atomic_load_explicit(&w->head, memory_order_relaxed));
     if ((int32_t)(head - w->yield_after) >= 0 &&
-        (a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel)))
+        (a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel))) {
+      w->quiet_runs = 0;
       return a;
+    }
   }
-  if ((a = ring_pop(w))) return a;
+  if ((a = ring_pop(w))) {
+    w->quiet_runs = 0; /* the ring moved: a quiet streak may start again */
+    return a;
+  }
   /* acq_rel: as above */
-  if ((a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel))) return a;
+  if ((a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel))) {
+    w->quiet_runs = 0;
+    return a;
+  }
   return inject_pop(w->sys);
 }
 
@@ -510,16 +522,21 @@ static ax_actor *next_local(ax__worker *w) {
  *
  * An actor whose run ended with AX__RUN_DEFER is still scheduled (its
  * lanes were not marked idle, so no sender schedules it) and sits on this
- * worker's private FIFO, never seen by thieves. next_run takes it back when
- * the worker's own queues are empty, so before it searches, polls the
- * reactor or parks, or first once AX__DEFER_RUNS runs have passed since the
- * list became non-empty; either way the list is then drained before
+ * worker's private FIFO, never seen by thieves. worker_main takes it back
+ * when the worker's own queues are empty and its search spin found nothing
+ * (steals, and a reactor poll: the first that brings nothing ends the
+ * wait), before it would park, or next_run does,
+ * first, once AX__DEFER_RUNS runs or cfg.flush_later_us have passed since
+ * the list became non-empty; either way the list is then drained before
  * anything new (its runs never defer again, so it only shrinks). Owner-only
  * fields: no atomics. */
 static void defer_push(ax__worker *w, ax_actor *a) {
   a->run_next = NULL;
   if (w->defer_tail) w->defer_tail->run_next = a;
-  else w->defer_head = a;
+  else {
+    w->defer_head = a;
+    w->defer_since_ns = ax__now_ns();
+  }
   w->defer_tail = a;
 }
 
@@ -530,15 +547,21 @@ static ax_actor *defer_pop(ax__worker *w) {
     w->defer_tail = NULL;
     w->defer_runs = 0;
   }
-  tls_ctx.flush_owed = true; /* consumed by ax__actor_run, run next */
+  ax__tls_ctx.flush_owed = true; /* consumed by ax__actor_run, run next */
   return a;
 }
 
+/* The deferred list is due once AX__DEFER_RUNS runs or cfg.flush_later_us
+ * have passed since it became non-empty; it is then drained before
+ * anything new (defer_runs stays at the bound until it is empty). */
 static ax_actor *next_run(ax__worker *w) {
-  if (!w->defer_head) return next_local(w);
-  if (w->defer_runs >= AX__DEFER_RUNS) return defer_pop(w);
-  ax_actor *a = next_local(w);
-  return a ? a : defer_pop(w);
+  if (w->defer_head) {
+    if (w->defer_runs < AX__DEFER_RUNS &&
+        ax__now_ns() - w->defer_since_ns >= (uint64_t)w->sys->cfg.flush_later_us * 1000)
+      w->defer_runs = AX__DEFER_RUNS;
+    if (w->defer_runs >= AX__DEFER_RUNS) return defer_pop(w);
+  }
+  return next_local(w);
 }
 
 /* What a thief takes from victim v in one search round: the older half of
@@ -665,12 +688,35 @@ static void run_one(ax__worker *w, ax_actor *a) {
    * keep notify_parked from waking anyone while this behaviour runs. */
   if (w->searching) leave_searching(w, true);
   atomic_store_explicit(&w->running, a->pid, memory_order_relaxed);
-  atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
+  /* relaxed load and store, not an RMW: only this worker writes runs
+   * (readers want a recent count, not an exact one; a locked add per run
+   * was one of the run's few RMWs). */
+  atomic_store_explicit(&w->runs, atomic_load_explicit(&w->runs, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
   if (w->defer_head) w->defer_runs++;
+  uint32_t wakes = w->wakes;
   ax__run_result r = ax__actor_run(a);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
   if (r == AX__RUN_DEFER) defer_push(w, a);
-  if (r == AX__RUN_AGAIN) {
+  if (r == AX__RUN_AGAIN && w->wakes == wakes && w->quiet_runs < AX__QUIET_RUNS &&
+      !ax__tls_ctx.filling) {
+    /* A quiet run: work left, and it made nobody runnable here (what it
+     * sent went to actors already queued, or to itself). Running it again
+     * at once keeps the order it would get anyway (the actors it feeds are
+     * queued already and wait either way) and gives them their mail in
+     * larger batches: fjthrput's producer used to yield after two rounds
+     * of 60 sends, so its consumers took ~2 messages a run. Not when the
+     * run took a bounded lane past a quarter of its limit (ctx.filling: running
+     * again would fill it and mute us; count's producer). Bounded by
+     * AX__QUIET_RUNS re-runs until the ring next gives this worker an
+     * actor (next_local), so the ring is never held back for long. Through
+     * the LIFO slot as below, outside its cap (lifo_runs). */
+    w->quiet_runs++;
+    w->lifo_runs = 0;
+    /* acq_rel: as the exchanges below */
+    ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
+    if (prev) ring_push_back(w, prev);
+  } else if (r == AX__RUN_AGAIN) {
     /* Work left (the budget, or mail that came during the run): run it
      * again at once, through the LIFO slot, ahead of what its run woke, up
      * to AX__AGAIN_RUNS times in a row (docs/ARCHITECTURE.md, "Scheduler
@@ -695,8 +741,11 @@ static void run_one(ax__worker *w, ax_actor *a) {
 static void *worker_main(void *arg) {
   ax__worker *w = arg;
   ax_system *sys = w->sys;
-  tls_ctx.worker = w;
+  ax__tls_ctx.worker = w;
   ax__msg_cache_enable();
+  /* Set once a spin ran out into the deferred flushes; until other work
+   * turns up, the spin before parking is one round (it was just done). */
+  bool spun = false;
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
     ax_actor *a = next_run(w);
     /* Timers due in any shard are fired by whoever gets there first: a
@@ -708,18 +757,35 @@ static void *worker_main(void *arg) {
      * the time). The spin is bounded (~tens of µs), so an idle system still
      * parks and uses no CPU. */
     if (!a && w->stole_at) steal_paid(w);
-    for (unsigned spin = 0; !a && spin < AX__SPIN_ROUNDS; spin++) {
+    unsigned rounds = spun ? 1 : AX__SPIN_ROUNDS;
+    for (unsigned spin = 0; !a && spin < rounds; spin++) {
       a = search(w);
-      if (!a && spin + 1 < AX__SPIN_ROUNDS) {
+      if (!a && spin + 1 < rounds) {
         for (int k = 0; k < 16; k++) ax__cpu_relax();
         /* Socket readiness that arrives while we search is ours at once
          * (a non-blocking pass, if nobody drives), rather than at the
          * park that ends the spin. */
-        if (spin % AX__POLL_EVERY == AX__POLL_EVERY - 1 && sys->reactor &&
-            ax__reactor_poll(sys->reactor) && local_work(w))
-          leave_searching(w, false);
+        if (spin % AX__POLL_EVERY == AX__POLL_EVERY - 1 && sys->reactor) {
+          if (ax__reactor_poll(sys->reactor) && local_work(w)) leave_searching(w, false);
+          /* Deferred flushes wait for input that is already there (what
+           * this poll brought: the rest of a wave), not for input still to
+           * come: when it brought nothing, they go out now. */
+          else if (w->defer_head) break;
+        }
         a = next_local(w);
       }
+    }
+    /* Deferred flushes wait out the search, up to the first reactor poll
+     * that brings nothing: what a thief steals and input that is already
+     * waiting join them, as Linux's autocorking holds small writes only
+     * while more is in the pipe; input still to come is not waited for
+     * (a publisher paced by its replies would make every flush wait the
+     * whole flush_later_us: 1 subscriber, window 1, p50 136 us against
+     * 74 us this way and redis's 55). */
+    if (a) spun = false;
+    else if (w->defer_head) {
+      a = defer_pop(w);
+      spun = true;
     }
     if (a) {
       run_one(w, a);
@@ -729,14 +795,15 @@ static void *worker_main(void *arg) {
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
     park(w);
   }
-  tls_ctx.worker = NULL;
+  ax__tls_ctx.worker = NULL;
   ax__msg_cache_flush();
   return NULL;
 }
 
 void ax__schedule(ax_system *sys, ax_actor *a) {
-  ax__worker *w = tls_ctx.worker;
+  ax__worker *w = ax__tls_ctx.worker;
   if (w && w->sys == sys) {
+    w->wakes++;
     ax_actor *prev = atomic_exchange_explicit(&w->lifo, a, memory_order_acq_rel);
     if (!prev) return;
     ring_push_back(w, prev);
@@ -755,8 +822,9 @@ void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n
 }
 
 void ax__schedule_back(ax_system *sys, ax_actor *a) {
-  ax__worker *w = tls_ctx.worker;
+  ax__worker *w = ax__tls_ctx.worker;
   if (w && w->sys == sys) {
+    w->wakes++;
     ring_push_back(w, a);
     notify_parked_local(w);
   } else {
@@ -766,17 +834,18 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
 }
 
 void ax__schedule_front(ax_system *sys, ax_actor *a) {
-  ax__worker *w = tls_ctx.worker;
+  ax__worker *w = ax__tls_ctx.worker;
   if (!(w && w->sys == sys)) {
     ax__schedule_back(sys, a);
     return;
   }
+  w->wakes++;
   if (!ring_push_front(w, a)) ring_push_back(w, a);
   notify_parked_local(w);
 }
 
 void ax__schedule_lifo_to_front(ax_system *sys) {
-  ax__worker *w = tls_ctx.worker;
+  ax__worker *w = ax__tls_ctx.worker;
   if (!(w && w->sys == sys)) return;
   /* acq_rel: as next_local's exchange (a thief's CAS on the slot) */
   ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);

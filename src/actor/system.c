@@ -130,6 +130,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
     return e;
   }
   if (!sys->cfg.batch) sys->cfg.batch = 100;
+  if (!sys->cfg.flush_later_us) sys->cfg.flush_later_us = AX_FLUSH_LATER_US;
   sys->stall_warn_ms = AX__STALL_WARN_MS;
   atomic_init(&sys->next_ref, 2);
   ax__cond_init_monotonic(&sys->wait_cv);

@@ -16,11 +16,7 @@
 
 static inline uint64_t word_gen(uint64_t w) { return w >> AX__SLOT_GEN_SHIFT; }
 
-static ax__slot *slot_at(ax__table *t, uint32_t idx) {
-  /* acquire: pairs with the release store that published the page. */
-  ax__slot *page = atomic_load_explicit(&t->pages[idx >> AX__PAGE_BITS], memory_order_acquire);
-  return page ? &page[idx & (AX__PAGE_SLOTS - 1)] : NULL;
-}
+static inline ax__slot *slot_at(ax__table *t, uint32_t idx) { return ax__table_slot(t, idx); }
 
 ax_err ax__table_init(ax__table *t, uint32_t capacity, uint32_t node) {
   memset(t, 0, sizeof(*t));
@@ -86,31 +82,6 @@ ax_err ax__table_insert(ax__table *t, void *obj, uint64_t *id_out) {
    * initialised header. */
   atomic_store_explicit(&s->word, w | AX__SLOT_LIVE, memory_order_release);
   return AX_OK;
-}
-
-void *ax__table_acquire(ax__table *t, uint64_t pid) {
-  uint32_t idx = ax__pid_idx(pid);
-  if (ax__pid_node(pid) != t->node || idx >= atomic_load_explicit(&t->used, memory_order_acquire))
-    return NULL;
-  ax__slot *s = slot_at(t, idx);
-  if (!s) return NULL;
-  uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-  for (;;) {
-    if (word_gen(w) != ax__pid_gen(pid) || !(w & AX__SLOT_LIVE)) return NULL;
-    /* acquire on success: pairs with the insert's release, so the actor
-     * pointer and header are visible; the reference then keeps the actor
-     * from being freed (ax__table_kill waits for it). */
-    if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + 1, memory_order_acquire,
-                                              memory_order_relaxed))
-      return (void *)atomic_load_explicit(&s->ptr, memory_order_relaxed);
-  }
-}
-
-void ax__table_release(ax__table *t, uint64_t pid) {
-  ax__slot *s = slot_at(t, ax__pid_idx(pid));
-  /* release: everything this holder did to the actor (its push) happens
-   * before the killer's acquire load that sees the count reach zero. */
-  atomic_fetch_sub_explicit(&s->word, 1, memory_order_release);
 }
 
 void ax__table_kill(ax__table *t, uint64_t pid) {

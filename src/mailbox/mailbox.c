@@ -9,16 +9,10 @@
 
 #include "mailbox/mailbox.h"
 
-#define CACHE_CLASSES 2
-#define CACHE_MAX 256 /* nodes per class per thread */
+#define CACHE_CLASSES AX__NCACHE_CLASSES
+#define CACHE_MAX AX__NCACHE_MAX
 
-typedef struct node_cache {
-  bool on;
-  uint32_t n[CACHE_CLASSES];
-  void *top[CACHE_CLASSES]; /* free nodes linked through their first word */
-} node_cache;
-
-static _Thread_local node_cache cache;
+_Thread_local ax__ncache ax__ncache_tls;
 
 /* Class of a node of `size` bytes: 0 for <= 64, 1 for <= 128, else -1. */
 static inline int class_of(size_t size) {
@@ -27,27 +21,27 @@ static inline int class_of(size_t size) {
 
 static inline size_t class_size(int c) { return (size_t)64 << c; }
 
-void ax__msg_cache_enable(void) { cache.on = AX_USE_JEMALLOC != 0; }
+void ax__msg_cache_enable(void) { ax__ncache_tls.on = AX_USE_JEMALLOC != 0; }
 
 void ax__msg_cache_flush(void) {
   for (int c = 0; c < CACHE_CLASSES; c++) {
-    while (cache.top[c]) {
-      void *p = cache.top[c];
-      memcpy(&cache.top[c], p, sizeof(void *));
+    while (ax__ncache_tls.top[c]) {
+      void *p = ax__ncache_tls.top[c];
+      memcpy(&ax__ncache_tls.top[c], p, sizeof(void *));
       ax__free(p, class_size(c));
     }
-    cache.n[c] = 0;
+    ax__ncache_tls.n[c] = 0;
   }
-  cache.on = false;
+  ax__ncache_tls.on = false;
 }
 
 static void *node_alloc(size_t size) {
   int c = class_of(size);
   if (c < 0) return ax__alloc(size);
-  if (cache.on && cache.top[c]) {
-    void *p = cache.top[c];
-    memcpy(&cache.top[c], p, sizeof(void *));
-    cache.n[c]--;
+  if (ax__ncache_tls.on && ax__ncache_tls.top[c]) {
+    void *p = ax__ncache_tls.top[c];
+    memcpy(&ax__ncache_tls.top[c], p, sizeof(void *));
+    ax__ncache_tls.n[c]--;
     return p;
   }
   return ax__alloc(class_size(c));
@@ -59,10 +53,10 @@ static void node_free(void *p, size_t size) {
     ax__free(p, size);
     return;
   }
-  if (cache.on && cache.n[c] < CACHE_MAX) {
-    memcpy(p, &cache.top[c], sizeof(void *));
-    cache.top[c] = p;
-    cache.n[c]++;
+  if (ax__ncache_tls.on && ax__ncache_tls.n[c] < CACHE_MAX) {
+    memcpy(p, &ax__ncache_tls.top[c], sizeof(void *));
+    ax__ncache_tls.top[c] = p;
+    ax__ncache_tls.n[c]++;
     return;
   }
   ax__free(p, class_size(c));
@@ -79,8 +73,8 @@ ax__mnode *ax__msg_alloc(size_t len) {
   return n;
 }
 
-ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to, ax_ref ref,
-                       const void *data, size_t len, ax_buf *buf) {
+ax__mnode *ax__msg_new_slow(uint32_t type, uint32_t flags, uint64_t from, uint64_t to,
+                            ax_ref ref, const void *data, size_t len, ax_buf *buf) {
   ax__mnode *n = ax__msg_alloc(buf ? 0 : len);
   if (!n) return NULL;
   n->msg.type = type;
@@ -99,7 +93,7 @@ ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to
   return n;
 }
 
-void ax__msg_free(ax__mnode *n) {
+void ax__msg_free_slow(ax__mnode *n) {
   if (n->msg.buf) {
     ax_buf_release(n->msg.buf);
     node_free(n, sizeof(ax__mnode));

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "axon/msg.h"
 #include "base/base.h"
@@ -31,6 +32,8 @@ typedef struct ax__mnode {
   char payload[];  /* msg.data points here unless msg.buf is set */
 } ax__mnode;
 
+_Static_assert(sizeof(ax__mnode) == 64, "a node without payload is the 64-byte class");
+
 #define AX__LANE_IDLE ((uintptr_t)1)
 
 static inline ax__mnode *ax__mnode_of(ax__mlink *l) { return (ax__mnode *)l; }
@@ -38,14 +41,85 @@ static inline ax__mnode *ax__mnode_of(ax__mlink *l) { return (ax__mnode *)l; }
 /* Allocates a node with room for len payload bytes (msg fields zeroed except
  * data/len). NULL on out of memory. Thread: any. */
 ax__mnode *ax__msg_alloc(size_t len);
+/* ax__msg_new's out-of-line body (any size, any thread's cache state). */
+ax__mnode *ax__msg_new_slow(uint32_t type, uint32_t flags, uint64_t from, uint64_t to,
+                            ax_ref ref, const void *data, size_t len, ax_buf *buf);
+/* Frees a node that holds no buffer reference and is too big for the
+ * cache, or when the cache is off or full (ax__msg_free's slow path). */
+void ax__msg_free_slow(ax__mnode *n);
+
+/* The per-thread free lists of the two smallest node classes (64 bytes: a
+ * message without payload; 128 bytes: up to 64 payload bytes), on the
+ * runtime's own threads (ax__msg_cache_enable). Inline here so that a send
+ * and the receive's free of a message that stays on its worker cost no
+ * call (measured: the out-of-line alloc, fill and free were ~110 of the
+ * ~400 instructions per message of `count` on one worker). Owner thread
+ * only; free nodes are linked through their first word. */
+#define AX__NCACHE_CLASSES 2
+#ifndef AX__NCACHE_MAX
+#define AX__NCACHE_MAX 1024 /* nodes per class per thread */
+#endif
+typedef struct ax__ncache {
+  bool on;
+  uint32_t n[AX__NCACHE_CLASSES];
+  void *top[AX__NCACHE_CLASSES];
+} ax__ncache;
+extern _Thread_local ax__ncache ax__ncache_tls;
+
 /* Allocates a node and fills its envelope. The payload is copied inline, or,
  * with buf, data[0..len) is a slice of buf and the node takes its own
  * reference. NULL on out of memory (nothing retained). Thread: any. */
-ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to, ax_ref ref,
-                       const void *data, size_t len, ax_buf *buf);
+static inline ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to,
+                                     ax_ref ref, const void *data, size_t len, ax_buf *buf) {
+  ax__ncache *c = &ax__ncache_tls;
+  /* The inline case: no buffer, a payload that fits the 128-byte class. */
+  if (AX_UNLIKELY(buf != NULL || len > 64)) goto slow;
+  int k = len != 0;
+  void *p = c->top[k];
+  if (AX_UNLIKELY(!p)) goto slow; /* empty, or the cache is off */
+  memcpy(&c->top[k], p, sizeof(void *));
+  c->n[k]--;
+  ax__mnode *n = p;
+  n->msg.type = type;
+  n->msg.flags = flags;
+  n->msg.from.id = from;
+  n->msg.ref = ref;
+  n->msg.len = len;
+  n->msg.buf = NULL;
+  n->to = to;
+  if (len) {
+    /* Small payloads (a pid, a counter) without a libc call: two
+     * overlapping copies cover 8..16 bytes. */
+    if (len >= 8 && len <= 16) {
+      memcpy(n->payload, data, 8);
+      memcpy(n->payload + len - 8, (const char *)data + len - 8, 8);
+    } else {
+      memcpy(n->payload, data, len);
+    }
+    n->msg.data = n->payload;
+  } else {
+    n->msg.data = NULL;
+  }
+  return n; /* link.next: set by the push */
+slow:
+  return ax__msg_new_slow(type, flags, from, to, ref, data, len, buf);
+}
 
 /* Frees a node, releasing its buffer reference if it holds one. */
-void ax__msg_free(ax__mnode *n);
+static inline void ax__msg_free(ax__mnode *n) {
+  ax__ncache *c = &ax__ncache_tls;
+  size_t len = n->msg.len;
+  if (AX_LIKELY(!n->msg.buf && len <= 64)) {
+    int k = len != 0;
+    if (AX_LIKELY(c->on && c->n[k] < AX__NCACHE_MAX)) {
+      memcpy(n, &c->top[k], sizeof(void *));
+      c->top[k] = n;
+      c->n[k]++;
+      return;
+    }
+  }
+  ax__msg_free_slow(n);
+}
 
 /* The calling thread keeps a small cache of freed nodes from now on (the
  * runtime's workers and reactor); ax__msg_cache_flush returns them all to

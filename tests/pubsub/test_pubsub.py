@@ -398,7 +398,7 @@ check(pub.pubsub_numsub("slow") == [(b"slow", 1)], "the slow subscriber is gone 
 
 print("limits", flush=True)
 # 7. Bulk length limit and CLI.
-lim_broker, LP = start_broker("--max-bulk-len", "1000")
+lim_broker, LP = start_broker("--max-bulk-len", "1000", "--flush-later-us", "50")
 check(raw(LP, b"*2\r\n$4\r\nECHO\r\n$1001\r\n") == b"-ERR Protocol error: invalid bulk length\r\n", "max-bulk-len refused")
 check(raw(LP, cmd("ECHO", b"q" * 1000)) == b"$1000\r\n" + b"q" * 1000 + b"\r\n", "max-bulk-len accepted")
 s = socket.create_connection(("127.0.0.1", BP), timeout=TMO)
@@ -409,6 +409,9 @@ r = subprocess.run([BROKER, "--help"], capture_output=True, text=True, timeout=T
 check(r.returncode == 0 and "--listen" in r.stdout, "--help")
 r = subprocess.run([BROKER, "--bogus"], capture_output=True, text=True, timeout=TMO)
 check(r.returncode == 2 and "unknown option" in r.stderr, "unknown option")
+for bad in (["--flush-later-us", "0"], ["--flush-later-us", "1000001"], ["--workers", "x"]):
+    r = subprocess.run([BROKER] + bad, capture_output=True, text=True, timeout=TMO)
+    check(r.returncode == 2 and "bad value for " + bad[0] in r.stderr, "refused: " + " ".join(bad))
 r = subprocess.run([BROKER, "--node", "a", "--cluster", "127.0.0.1:0"], capture_output=True, text=True, timeout=TMO)
 check(r.returncode == 2 and "needs --node NAME and --secret-file" in r.stderr, "cluster mode without a secret refused")
 r = subprocess.run([BROKER, "--node", "bad name", "--secret-file", "/nonexistent/secret"], capture_output=True, text=True, timeout=TMO)
