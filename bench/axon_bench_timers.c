@@ -169,6 +169,36 @@ static ax_err tactor_behaviour(ax_actor *self, const ax_msg *msg) {
 static const ax_actor_spec tactor_spec = {.name = "timers", .behaviour = tactor_behaviour,
                                           .state_size = sizeof(tactor), .init = tactor_init};
 
+/* AXON_BENCH_TIMELINE=B: the lateness by when the timers were due, in
+ * buckets of B ms after phase 2 began (count, p50, p99, max), on stderr,
+ * to see where in the burst the late ones are. */
+static void timeline(const timers_shared *sh, int bucket_ms, int64_t burst_end_us) {
+  int64_t nb = 1100 / bucket_ms + 2, n = sh->n;
+  int64_t *at = calloc((size_t)nb + 1, sizeof(int64_t)), *v = malloc(sizeof(int64_t) * (size_t)n);
+  if (!at || !v) bench_fail("timers: out of memory");
+  for (int pass = 0; pass < 2; pass++) { /* count per bucket, then place */
+    for (int64_t i = 0; i < n; i++) {
+      int64_t b = (sh->late_ns[i] >> LATE_BITS) / 1000 / bucket_ms;
+      b = b < nb ? b : nb - 1;
+      if (pass == 0) at[b + 1]++;
+      else v[at[b]++] = sh->late_ns[i] & ((INT64_C(1) << LATE_BITS) - 1);
+    }
+    if (pass == 0)
+      for (int64_t b = 0; b < nb; b++) at[b + 1] += at[b];
+  }
+  fprintf(stderr, "timeline: burst ended at %.1f ms; due_ms count p50_us p99_us max_us\n", burst_end_us / 1e3);
+  for (int64_t b = 0, from = 0; b < nb; from = at[b++]) { /* at[b]: the end of bucket b now */
+    int64_t k = at[b] - from;
+    if (!k) continue;
+    bench_sort_i64(v + from, k);
+    fprintf(stderr, "timeline: %5lld %7lld %7lld %7lld %7lld\n", (long long)(b * bucket_ms), (long long)k,
+            (long long)bench_percentile(v + from, k, 0.5) / 1000,
+            (long long)bench_percentile(v + from, k, 0.99) / 1000, (long long)v[from + k - 1] / 1000);
+  }
+  free(at);
+  free(v);
+}
+
 static int run_timers(ax_system *sys, const int64_t *p, bench_result *out, bool self_target) {
   static timers_shared sh;
   int64_t n = p[0], a = n < TIMER_ACTORS ? n : TIMER_ACTORS;
@@ -217,6 +247,8 @@ static int run_timers(ax_system *sys, const int64_t *p, bench_result *out, bool 
   }
   out->wall = bench_await(sys, &sh.sync, t1);
   int64_t burst_end_us = (atomic_load(&sh.last_set_ns) - sh.t1_ns) / 1000, after = 0, during = 0;
+  const char *tl = getenv("AXON_BENCH_TIMELINE");
+  if (tl) timeline(&sh, atoi(tl) > 0 ? atoi(tl) : 10, burst_end_us);
   /* lateness of the timers due after the burst (from the front) and during
    * it (from the back) */
   int64_t *after_ns = malloc(sizeof(int64_t) * (size_t)n);

@@ -51,9 +51,9 @@ static void test_timer_placement_by_level(void) {
       {0, 4095, 1, 63},       {0, L2, 2, 1},          {0, L3 - 1, 2, 63},
       {0, L3, 3, 1},          {0, L4 - 1, 3, 63},     {0, L4, 4, 1},
       {0, L5 - 1, 4, 63},     {0, L5, 5, 1},          {0, L6 - 1, 5, 63},
-      {0, L6, 6, 0},          {0, 0, 0, 0},           {1000, 1001, 0, 41},
-      {1000, 1023, 0, 63},    {1000, 1024, 1, 16},    {1000, 999, 0, 40},
-      {1000, 1000, 0, 40},    {L6 + 5, L6 + 70, 1, 1}, {L6 + 5, 2 * L6, 6, 0},
+      {0, L6, 6, 0},          {0, 0, 0, 0},           {1000, 1001, 0, 105},
+      {1000, 1023, 0, 127},   {1000, 1024, 1, 16},    {1000, 999, 0, 104},
+      {1000, 1000, 0, 104},   {L6 + 5, L6 + 70, 1, 1}, {L6 + 5, 2 * L6, 6, 0},
       {L6 - 1, L6, 6, 0},     {L5 + 3, L5 + 9, 0, 9}, {L5 + 3, L5 + L4, 4, 1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -65,8 +65,11 @@ static void test_timer_placement_by_level(void) {
     CU_ASSERT_EQUAL(t.slot, cases[i].slot);
     CU_ASSERT(ax__wheel_pending(&t));
     CU_ASSERT_EQUAL(ax__wheel_count(&w), 1);
-    if (cases[i].level < AX__WHEEL_LEVELS)
+    if (cases[i].level == 0) { /* the ring: slot deadline & 127, or now & 127 if due */
+      CU_ASSERT_EQUAL(w.ring_occ[cases[i].slot >> 6], (uint64_t)1 << (cases[i].slot & 63));
+    } else if (cases[i].level < AX__WHEEL_LEVELS) {
       CU_ASSERT_EQUAL(w.occupied[cases[i].level], (uint64_t)1 << cases[i].slot);
+    }
     ax__wheel_fini(&w);
   }
 }
@@ -414,6 +417,19 @@ static void random_churn(ax__wheel *w, rt *ts, size_t n, uint64_t now,
   }
 }
 
+/* The end of a churning run: nothing left live, every fire counted in a
+ * batch, and most timers fired. */
+static void check_churn_end(const rt *ts, size_t n, size_t fired) {
+  size_t still_live = 0, fired_flags = 0;
+  for (size_t i = 0; i < n; i++) {
+    still_live += ts[i].live;
+    fired_flags += ts[i].fires;
+  }
+  CU_ASSERT_EQUAL(still_live, 0);
+  CU_ASSERT_EQUAL(fired_flags, fired); /* no timer fired outside a batch */
+  CU_ASSERT(fired > n / 2);
+}
+
 static void test_timer_random_cancels_interleaved(void) {
   enum { N = 200000, HORIZON = 2000000 };
   rt *ts = calloc(N, sizeof *ts);
@@ -437,14 +453,51 @@ static void test_timer_random_cancels_interleaved(void) {
     live -= n;
     now = next;
   }
-  size_t still_live = 0, fired_flags = 0;
+  check_churn_end(ts, N, fired);
+  free(ts);
+  ax__wheel_fini(&w);
+}
+
+/* As above, with the cascades done a random part at a time ahead of the
+ * advances (ax__wheel_prepare with random budgets), short steps so that
+ * inserts and cancels land in a cascade under way, and now and then a
+ * jump: still every timer fires once, on time, in order. */
+static void test_timer_random_with_prepare(void) {
+  enum { N = 100000, HORIZON = 3000000 };
+  rt *ts = calloc(N, sizeof *ts);
+  CU_ASSERT_FATAL(ts != NULL);
+  uint64_t seed = 0xBEEF;
+  size_t live = N, fired = 0, prepared = 0;
+  ax__wheel w;
+  ax__wheel_init(&w, 5);
   for (uint32_t i = 0; i < N; i++) {
-    still_live += ts[i].live;
-    fired_flags += ts[i].fires;
+    ax__wheel_insert(&w, &ts[i].t, 5 + rng_range(&seed, 1, i % 2 ? 200 : HORIZON));
+    ts[i].live = true;
   }
-  CU_ASSERT_EQUAL(still_live, 0);
-  CU_ASSERT_EQUAL(fired_flags, fired); /* no timer fired outside a batch */
-  CU_ASSERT(fired > N / 2);
+  ax__wtimer last = {0};
+  uint64_t now = 5;
+  bool bound_ok = true;
+  for (int step = 0; ax__wheel_count(&w) > 0; step++) {
+    if (now < HORIZON && step % 4 == 0) random_churn(&w, ts, N, now, &seed, &live);
+    for (int k = (int)(rng_next(&seed) % 4); k > 0; k--)
+      prepared += ax__wheel_prepare(&w, (size_t)rng_range(&seed, 1, 3000));
+    CU_ASSERT_EQUAL(ax__wheel_count(&w), live);
+    bound_ok &= ax__wheel_next_deadline(&w) > now;
+    if (step % 64 == 0) { /* a lower bound of every pending deadline: a pass is never missed */
+      uint64_t min = UINT64_MAX;
+      for (uint32_t i = 0; i < N; i++)
+        if (ts[i].live && ts[i].t.deadline < min) min = ts[i].t.deadline;
+      bound_ok &= ax__wheel_next_deadline(&w) <= min;
+    }
+    uint64_t next = now + (step % 50 == 49 ? rng_range(&seed, 1, 20000) : rng_range(&seed, 1, 40));
+    size_t n = check_batch(&w, now, next, &last);
+    fired += n;
+    live -= n;
+    now = next;
+  }
+  CU_ASSERT(bound_ok);
+  CU_ASSERT(prepared > N / 2); /* most cascading was done ahead */
+  check_churn_end(ts, N, fired);
   free(ts);
   ax__wheel_fini(&w);
 }
@@ -471,6 +524,49 @@ static void test_timer_overdue_and_rearm(void) {
   ax__wheel_fini(&w);
 }
 
+/* A block's timers (64k, as `axon_bench timers` has with 1000 timers per
+ * ms) are cascaded down while the clock is still in the block before, a
+ * bounded amount per ax__wheel_prepare call, so the advance that reaches
+ * them only hands them out: no cascade of the whole slot then, while they
+ * are due (it held the timer service for 1.5-8 ms every 64 ms). */
+static void test_timer_prepare_cascades_before_the_block_is_due(void) {
+  enum { N = 65536, BUDGET = 2048 };
+  ax__wtimer *ts = calloc(N, sizeof *ts);
+  CU_ASSERT_FATAL(ts != NULL);
+  ax__wheel w;
+  ax__wheel_init(&w, 0);
+  for (uint32_t i = 0; i < N; i++) ax__wheel_insert(&w, &ts[i], 2 * L1 + i % L1); /* block 2 */
+  CU_ASSERT_EQUAL(ts[0].level, 1);
+  ax__wlist out = {NULL, NULL};
+  CU_ASSERT_EQUAL(ax__wheel_advance(&w, L1, &out), 0); /* block 1: block 2 is next */
+  size_t moved = 0, most = 0;
+  for (uint64_t now = L1; now < 2 * L1; now++) {
+    CU_ASSERT_EQUAL(ax__wheel_advance(&w, now, &out), 0);
+    size_t m = ax__wheel_prepare(&w, BUDGET);
+    moved += m;
+    if (m > most) most = m;
+    CU_ASSERT(ax__wheel_next_deadline(&w) >= 2 * L1); /* nothing is due early */
+  }
+  CU_ASSERT_EQUAL(moved, N);       /* all of it ahead of time */
+  CU_ASSERT(most <= 2 * BUDGET);   /* a bounded amount per call */
+  uint64_t before = w.cascaded;
+  uint64_t now = 2 * L1, total = 0;
+  bool ordered = true;
+  for (; now < 3 * L1; now++) {
+    ax__wlist batch = {NULL, NULL};
+    size_t n = ax__wheel_advance(&w, now, &batch);
+    for (ax__wtimer *t = batch.head; t; t = t->next) ordered &= t->deadline == now;
+    CU_ASSERT_EQUAL(n, N / L1);
+    total += n;
+  }
+  CU_ASSERT_EQUAL(w.cascaded, before); /* nothing left to cascade when due */
+  CU_ASSERT(ordered);
+  CU_ASSERT_EQUAL(total, N);
+  CU_ASSERT_EQUAL(ax__wheel_count(&w), 0);
+  free(ts);
+  ax__wheel_fini(&w);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("timer.wheel");
   CU_ADD_TEST(s, test_timer_placement_by_level);
@@ -483,5 +579,7 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_million_same_deadline_in_one_batch);
   CU_ADD_TEST(s, test_timer_random_cancels_interleaved);
   CU_ADD_TEST(s, test_timer_overdue_and_rearm);
+  CU_ADD_TEST(s, test_timer_prepare_cascades_before_the_block_is_due);
+  CU_ADD_TEST(s, test_timer_random_with_prepare);
   return ax_test_run();
 }

@@ -641,6 +641,12 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
                                               : ax__lane_pop(&a->user_tail, &old))) {
     popped++;
     ax__mnode *n = ax__mnode_of(l);
+    /* Timer expiries (a direct one's message, an owner's expiry or reap
+     * list) are due: they do not count against the budget, so an actor
+     * that fell behind takes them all in this run (the run still ends at
+     * the messages present at its start) instead of 100 per turn behind
+     * the worker's queue (timers.c; docs/ARCHITECTURE.md, "Timers"). */
+    if (n->msg.flags & (AX_MSGF_TIMER | AX__MSGF_TFIRE)) budget++;
     if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
       break;
     free_old(a, old);

@@ -325,9 +325,6 @@ typedef struct ax__timers {
    * pass to an awake worker: a poll after a run then reads the clock.
    * relaxed: a hint; the tick fires itself a millisecond later. */
   _Atomic bool kick;
-  /* When the last pass ran (ticks). relaxed: a hint, which spaces the
-   * passes (timers.c, gap_over). */
-  _Atomic uint64_t last_pass;
   /* Owners woken by a pass of the reactor while a worker was awake, for
    * the workers' polls to put on their own queues (linked by run_next;
    * under handoff_lock). A tick moves what is still there a pass later to
@@ -511,6 +508,11 @@ void ax__schedule_back(ax_system *sys, ax_actor *a);
  * thief is mid-steal or the ring is full; off the workers, inject): for
  * actors woken by a timer expiry (timers.c). */
 void ax__schedule_front(ax_system *sys, ax_actor *a);
+/* Moves the current worker's LIFO slot occupant (the actor that just ran
+ * and has more to do) to the front of its ring, so that actors then put at
+ * the front with ax__schedule_front run before it (timers.c: a pass's
+ * expiry wakes). No-op off the workers or with an empty slot. */
+void ax__schedule_lifo_to_front(ax_system *sys);
 /* The reactor's yield hook (ax__reactor_start): the reactor thread handed
  * the driver's role to the parked workers; wake one (arg: the system). */
 void ax__sched_reactor_yield(void *arg);

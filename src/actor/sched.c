@@ -844,6 +844,19 @@ void ax__schedule_front(ax_system *sys, ax_actor *a) {
   notify_parked_local(w);
 }
 
+void ax__schedule_lifo_to_front(ax_system *sys) {
+  ax__worker *w = ax__tls_ctx.worker;
+  if (!(w && w->sys == sys)) return;
+  /* acq_rel: as next_local's exchange (a thief's CAS on the slot) */
+  ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
+  if (!a || ring_push_front(w, a)) return;
+  /* No room at the front: back into the slot (acq_rel: as above; a
+   * thief cannot have filled it, only we do), else the back. */
+  ax_actor *none = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&w->lifo, &none, a, memory_order_acq_rel, memory_order_relaxed))
+    ring_push_back(w, a);
+}
+
 ax_actor *ax__sched_take(ax__worker *w) {
   ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
   /* relaxed: deterministic mode, one thread (as the LIFO slot above) */

@@ -23,8 +23,9 @@
  * between that send and the owner's cancel, and the owner forgets the
  * timer when its per-pass reap list comes. Actors woken by a pass go to
  * the front of the firing worker's queue. Deadlines are in ticks (1 ms
- * by default, TICK_SHIFT); passes run at most every PASS_GAP ticks; the
- * reactor sleeps to the nanosecond (ax__reactor_wait_until). Request timeouts and receive
+ * by default, TICK_SHIFT); the reactor sleeps to the nanosecond
+ * (ax__reactor_wait_until); a pass cascades the next 64 ticks' timers into
+ * the wheels' rings while they are not due yet (prepare_shards). Request timeouts and receive
  * timeouts are timers too. */
 #include <limits.h>
 #include <sched.h>
@@ -122,11 +123,8 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
 #endif
 #define TICK_NS (1000000u >> TICK_SHIFT)
 #define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
-/* With ticks under a ms, passes at most every PASS_GAP ticks (half a ms;
- * none with 1 ms ticks: a timer set already due, delay 0, fires at the
- * next poll): see gap_over. A deadline just reached is left to an awake
- * worker for GRACE ticks (a ms) before the reactor's tick fires it. */
-#define PASS_GAP (MS_TICKS > 2 ? MS_TICKS / 2 : 0)
+/* A deadline just reached is left to an awake worker for GRACE ticks (a
+ * ms) before the reactor's tick fires it. */
 #define GRACE MS_TICKS
 
 
@@ -491,7 +489,7 @@ static void deliver_groups(ax_system *sys) {
   ax_actor *wake_first = NULL, *wake_last = NULL;
   size_t nwake = 0;
   ax__worker *w = ax__ctx_get()->worker;
-  bool local = w && w->sys == sys && !ax__det_on(sys);
+  bool local = w && w->sys == sys && !ax__det_on(sys), lifo_moved = false;
   /* Backwards, because each goes to the front (locally). */
   for (size_t u = T->ngroups_used; u-- > 0;) {
     ax__tgroup *g = &T->groups[T->groups_used[u]], cell = *g;
@@ -510,6 +508,10 @@ static void deliver_groups(ax_system *sys) {
     }
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
       if (local) { /* a worker's pass: onto its own queue, first */
+        if (!lifo_moved) { /* ahead of the actor in its LIFO slot too */
+          ax__schedule_lifo_to_front(sys);
+          lifo_moved = true;
+        }
         ax__schedule_front(sys, a);
         ax__table_release(&sys->table, g->owner);
         continue;
@@ -564,6 +566,7 @@ static bool handoff_run(ax_system *sys) {
     a->run_next = rev;
     rev = a;
   }
+  if (rev) ax__schedule_lifo_to_front(sys); /* ahead of the LIFO slot's actor too */
   for (ax_actor *next; rev; rev = next) {
     next = rev->run_next;
     ax__schedule_front(sys, rev);
@@ -654,6 +657,34 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
   return fired;
 }
 
+/* Timers a pass moves ahead per shard, at least (ax__wheel_prepare: more
+ * when the next block is close): 64k timers due in the next 64 ms block
+ * (1000 per ms) take ~1.5 ms to cascade, ~50 us a pass in parts of 2k. */
+#define PREPARE_BUDGET 1024
+
+/* After a pass has delivered: cascades the next block's timers into each
+ * shard's ring, a part at a time, while they are not due yet. An advance
+ * that reached them cascaded a whole upper slot at once while they were
+ * due (64k timers: 1.5 ms every 64 ms with 1000 timers per ms, 8 ms at the
+ * 4096 ms boundaries, with the shard locked): in `axon_bench timers`, the
+ * timers due then were that late. */
+static void prepare_shards(ax__timers *T) {
+  bool again = false;
+  for (uint32_t i = 0; i < T->nshards; i++) {
+    ax__tshard *s = &T->shards[i];
+    /* relaxed: a statistic; a shard filled just now is prepared next pass */
+    if (!atomic_load_explicit(&s->pending, memory_order_relaxed)) continue;
+    /* Busy (its owner inserting): the next pass prepares it; never wait
+     * here, the advance that needs it moves whatever is left. */
+    if (pthread_mutex_trylock(&s->lock) != 0) continue;
+    bool moved = ax__wheel_prepare(&s->wheel, PREPARE_BUDGET) > 0;
+    if (moved) republish(s);
+    shard_unlock(s);
+    if (moved) again = true;
+  }
+  if (again) update_earliest(T); /* published bounds only rose: a stale one wakes early */
+}
+
 /* One fire pass: fires every timer due at `now`, in deadline order, at
  * most `limit` (deterministic mode fires one per step). A pass that is
  * behind catches up a step at a time, to the lowest published deadline
@@ -677,21 +708,10 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
     size_t k = collect(T, lim);
     if (k) fired += fire_collected(sys, k, now, limit - fired);
   }
-  if (started) /* relaxed: a hint for the next passes (see gap_over) */
-    atomic_store_explicit(&T->last_pass, now, memory_order_relaxed);
+  if (started && !ax__det_on(sys)) prepare_shards(T); /* det mode: its traces stay as they were */
   /* release: the next firer sees our scratch writes. */
   atomic_store_explicit(&T->firing, false, memory_order_release);
   return fired;
-}
-
-/* Passes run at most every PASS_GAP ticks, whoever runs them: a pass, and
- * the runs of the actors it wakes, cost about as much for one expiry each
- * as for ten; with 1/8 ms ticks a pass at every tick with a deadline took
- * 2x the CPU of `axon_bench timers 100000` (wake-ups of the reactor and
- * the workers). A lone timer still fires within a tick of its deadline.
- * relaxed: a hint (a stale reading only moves a pass by the gap). */
-static bool gap_over(ax__timers *T, uint64_t now) {
-  return now >= atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP;
 }
 
 size_t ax__timers_pending(ax_system *sys) {
@@ -725,7 +745,6 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
     atomic_store_explicit(&T->kick, false, memory_order_relaxed);
     return woke;
   }
-  if (!gap_over(T, now)) return woke;
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
 }
 
@@ -757,19 +776,14 @@ static int timers_tick(void *arg) {
   bool manual = sys->cfg.clock_ms != NULL;
   /* Due, but left to an awake worker for a while (the grace: relaxed, a
    * heuristic; a stale count only moves the pass to us or delays it by
-   * the grace), or too soon after the last pass (held). */
+   * the grace). */
   bool grace = due <= now && now - due < GRACE && !manual &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
-  bool held = due <= now && !manual && !gap_over(T, now);
-  if (due <= now && !grace && !held) fire_pass(sys, now, SIZE_MAX);
+  if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
   uint64_t next = shards_next(T, memory_order_seq_cst);
-  bool deferred = next <= now && (grace || held);
-  if (deferred) { /* the grace's end, or the gap's */
-    uint64_t g = grace ? due + GRACE : 0;
-    uint64_t h = held ? atomic_load_explicit(&T->last_pass, memory_order_relaxed) + PASS_GAP : 0;
-    next = g > h ? g : h;
-  }
+  bool deferred = next <= now && grace;
+  if (deferred) next = due + GRACE; /* the grace's end */
   /* seq_cst: see lower_next. A deadline published after our first
    * reading shows in the second; otherwise its inserter sees reactor_at.
    * (Deferred, we come back for whatever is due by then anyway.) */

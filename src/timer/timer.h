@@ -12,6 +12,9 @@
  * slot with a count-trailing-zeros. Insert and cancel are O(1); a timer is
  * cascaded at most 5 times on its way down.
  *
+ * Level 0 is a ring of 128 slots (the current 64 ms block and the next),
+ * filled ahead of time by ax__wheel_prepare: see ax__wheel.
+ *
  * Thread: none of these functions is thread-safe; the wheel belongs to one
  * thread (the owner), which also owns every timer inserted into it. */
 #ifndef AX_TIMER_H
@@ -37,7 +40,7 @@ typedef struct ax__wtimer {
   uint64_t deadline;              /* absolute ms on the wheel's clock */
   uint64_t seq;                   /* insertion order, set by insert */
   uint32_t idx;                   /* wheel-owned: index in its slot's array */
-  uint8_t level, slot, state;     /* wheel-owned; level 6 = overflow list */
+  uint8_t level, slot, state;     /* wheel-owned; level 0 = the ring, 6 = overflow list */
 } ax__wtimer;
 
 /* Values of ax__wtimer.state. */
@@ -59,23 +62,42 @@ typedef struct ax__wslot {
   uint32_t live; /* non-NULL entries */
 } ax__wslot;
 
-/* The wheel. Caller-allocated (about 6 KiB), owner thread only. */
+/* Level 0 is a ring of two blocks of 64 slots, one per ms, so that the
+ * block after the current one can be filled from the upper levels while
+ * the current one is still being handed out (ax__wheel_prepare). */
+#define AX__WHEEL_RING (2 * AX__WHEEL_SLOTS)
+
+/* The wheel. Caller-allocated (about 13 KiB), owner thread only.
+ *
+ * Two clocks: `elapsed`, up to which timers have been handed out, and
+ * `clk`, the upper levels' clock: the start of elapsed's 64 ms block, or
+ * of the next block once that one has been prepared. Every pending timer
+ * due before clk + 64 is in the ring (slot deadline & 127; an already due
+ * one in the "overdue slot", elapsed & 127); the others are on levels 1..5
+ * placed against clk, in the overflow list, or in the cascade under way:
+ * a level >= 1 slot starting at clk, taken out whole and re-filed a part
+ * at a time (cas: its array, next: the next entry to re-file). */
 typedef struct ax__wheel {
   uint64_t elapsed;     /* every timer due at or before it has been handed out,
-                         * except those in the overdue slot (below) */
+                         * except those in the overdue slot */
+  uint64_t clk;         /* the upper levels' clock (above); block-aligned */
   uint64_t next_seq;    /* next insertion number */
   uint64_t overdue_min; /* lower bound of the overdue slot's deadlines */
   size_t count;         /* pending timers */
-  uint64_t occupied[AX__WHEEL_LEVELS]; /* bit s set iff slots[l][s] non-empty */
-  ax__wslot slots[AX__WHEEL_LEVELS][AX__WHEEL_SLOTS];
+  uint64_t occupied[AX__WHEEL_LEVELS]; /* bit s set iff slots[l][s] non-empty (l >= 1) */
+  uint64_t ring_occ[AX__WHEEL_RING / 64]; /* bit s set iff ring[s] non-empty */
+  ax__wslot ring[AX__WHEEL_RING];
+  ax__wslot slots[AX__WHEEL_LEVELS][AX__WHEEL_SLOTS]; /* level 0 unused */
+  ax__wslot cas;        /* the cascade under way (cas_level 0: none) */
+  uint64_t cas_start;
+  uint32_t cas_next;
+  uint8_t cas_level, cas_slot;
+  uint64_t cascaded;    /* statistic: timers re-filed by ax__wheel_advance's
+                         * own cascades (work done while something is due) */
   ax__wlist spill;      /* timers a slot array had no memory for: checked
                          * on every advance (only under memory pressure) */
   ax__wlist overflow;   /* beyond the current 2^36 ms block; seq-ordered */
 } ax__wheel;
-
-/* Level-0 slot (elapsed & 63), the "overdue slot", holds the timers inserted
- * with deadline <= elapsed; every other slot at the current position of its
- * level is empty. */
 
 /* ax__wtimer_init marks t idle (not pending). Thread: owner. */
 static inline void ax__wtimer_init(ax__wtimer *t) {
@@ -135,5 +157,17 @@ static inline uint64_t ax__wheel_elapsed(const ax__wheel *w) {
  * Cost: O(fired + cascaded + occupied slots visited), plus a sort of a slot's
  * batch only when it is out of order (overdue timers of mixed deadlines). */
 size_t ax__wheel_advance(ax__wheel *w, uint64_t now_ms, ax__wlist *out);
+
+/* ax__wheel_prepare moves the timers of the block after elapsed's (the
+ * next 64 ms) from the upper levels into the ring, at least `budget` of
+ * them per call if that many are left, and more when fewer ticks are left
+ * before they are due than calls of `budget` would need (it aims to be
+ * done halfway). Returns how many it moved. Never fires anything and
+ * changes no deadline: an advance that reaches timers not yet moved moves
+ * them itself (counted in `cascaded`), as it did before. Call it between
+ * advances, so that cascading the next block's timers (64k of them with
+ * 1000 timers per ms) is done in parts while nothing is due, rather than
+ * all at once when they are. O(moved). */
+size_t ax__wheel_prepare(ax__wheel *w, size_t budget);
 
 #endif

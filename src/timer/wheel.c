@@ -1,9 +1,12 @@
 /* Axon: the hierarchical timing wheel. Timers live in absolute slots chosen
- * by the XOR of their deadline with the wheel's clock (see timer/timer.h);
- * advance walks occupied slots in time order, cascading higher-level slots
- * down and handing level-0 slots out as ordered expired batches. Each slot
- * is an array of timer pointers: a million scattered timers are walked with
- * prefetches ahead instead of one cache miss after another. */
+ * by the XOR of their deadline with the upper levels' clock (see
+ * timer/timer.h); the next two 64 ms blocks are a ring of per-ms slots.
+ * advance hands ring slots out as ordered expired batches, and cascades an
+ * upper-level slot into the ring when the ring runs out; prepare does that
+ * cascade a part at a time while the block before is still being handed
+ * out. Each slot is an array of timer pointers: a million scattered timers
+ * are walked with prefetches ahead instead of one cache miss after
+ * another. */
 #include <string.h>
 
 #include "timer/timer.h"
@@ -62,62 +65,95 @@ static bool slot_push(ax__wslot *s, ax__wtimer *t) {
   return true;
 }
 
-/* Chooses t's level and slot under the current clock: due timers go to the
- * overdue slot; others to the level where their deadline first differs from
- * the clock; beyond the 2^36 ms block, to the overflow list, which is
- * revisited when the clock enters a new block. */
-static void choose(const ax__wheel *w, const ax__wtimer *t, unsigned *level, unsigned *slot) {
-  uint64_t when = t->deadline, now = w->elapsed;
-  if (when <= now) {
-    *level = 0;
-    *slot = (unsigned)(now & SLOT_MASK);
-    return;
-  }
-  /* OR-ing 63 makes clz well defined and maps bits 0..5 to level 0. */
-  uint64_t diff = (when ^ now) | SLOT_MASK;
-  if (diff >> RANGE_BITS) {
-    *level = OVERFLOW_LEVEL;
-    *slot = 0;
-    return;
-  }
-  *level = (unsigned)(63 - __builtin_clzll(diff)) / SLOT_BITS;
-  *slot = (unsigned)((when >> (*level * SLOT_BITS)) & SLOT_MASK);
+#define BLOCK ((uint64_t)AX__WHEEL_SLOTS)
+#define RING_MASK ((uint64_t)AX__WHEEL_RING - 1)
+
+static uint64_t span_of(unsigned level) { return (uint64_t)1 << (level * SLOT_BITS); }
+
+/* The slot array a pending timer's (level, slot) names: the ring, the
+ * cascade under way (no new timer is filed into its slot meanwhile: see
+ * place), or an upper-level slot. */
+static ax__wslot *slot_of(ax__wheel *w, unsigned level, unsigned slot) {
+  if (level == 0) return &w->ring[slot];
+  if (level == w->cas_level && slot == w->cas_slot) return &w->cas;
+  return &w->slots[level][slot];
 }
 
-/* Files t, already stamped with deadline and seq. A slot array that cannot
+static void occ_set(ax__wheel *w, unsigned level, unsigned slot) {
+  if (level == 0)
+    w->ring_occ[slot >> 6] |= (uint64_t)1 << (slot & 63);
+  else
+    w->occupied[level] |= (uint64_t)1 << slot;
+}
+
+static void occ_clear(ax__wheel *w, unsigned level, unsigned slot) {
+  if (level == 0)
+    w->ring_occ[slot >> 6] &= ~((uint64_t)1 << (slot & 63));
+  else
+    w->occupied[level] &= ~((uint64_t)1 << slot);
+}
+
+static void spill(ax__wheel *w, ax__wtimer *t) {
+  t->level = OVERFLOW_LEVEL + 1; /* marks the spill list */
+  list_append(&w->spill, t);
+}
+
+/* Files t, already stamped with deadline and seq. `fresh`: an insert (or a
+ * re-filed list), which joins the cascade under way if it falls in that
+ * slot's span, behind the timers already there (insertion order); a timer
+ * the cascade itself re-files is not fresh. Due before clk + 64: the ring
+ * (the overdue slot if due already); else the level where its deadline
+ * first differs from clk; beyond the 2^36 ms block, the overflow list,
+ * revisited when the clock enters a new block. A slot array that cannot
  * grow (out of memory) sends t to the spill list, re-filed every advance. */
-static void place(ax__wheel *w, ax__wtimer *t) {
+static void place(ax__wheel *w, ax__wtimer *t, bool fresh) {
+  uint64_t when = t->deadline;
+  if (fresh && w->cas_level && when >= w->cas_start && when - w->cas_start < span_of(w->cas_level)) {
+    t->level = w->cas_level;
+    t->slot = w->cas_slot;
+    if (!slot_push(&w->cas, t)) spill(w, t);
+    return;
+  }
   unsigned level, slot;
-  choose(w, t, &level, &slot);
+  if (when < w->clk + BLOCK) {
+    bool overdue = when <= w->elapsed;
+    level = 0;
+    slot = (unsigned)((overdue ? w->elapsed : when) & RING_MASK);
+    if (overdue && (!(w->ring_occ[slot >> 6] >> (slot & 63) & 1) || when < w->overdue_min))
+      w->overdue_min = when; /* restart the bound when the slot was empty */
+  } else {
+    /* OR-ing 63 makes clz well defined; clk + 64 <= when, so level >= 1. */
+    uint64_t diff = (when ^ w->clk) | SLOT_MASK;
+    if (diff >> RANGE_BITS) {
+      t->level = OVERFLOW_LEVEL;
+      t->slot = 0;
+      list_append(&w->overflow, t);
+      return;
+    }
+    level = (unsigned)(63 - __builtin_clzll(diff)) / SLOT_BITS;
+    slot = (unsigned)((when >> (level * SLOT_BITS)) & SLOT_MASK);
+  }
   t->level = (uint8_t)level;
   t->slot = (uint8_t)slot;
-  if (level == OVERFLOW_LEVEL) {
-    list_append(&w->overflow, t);
+  if (!slot_push(slot_of(w, level, slot), t)) {
+    spill(w, t);
     return;
   }
-  ax__wslot *s = &w->slots[level][slot];
-  if (!slot_push(s, t)) {
-    t->level = OVERFLOW_LEVEL + 1; /* marks the spill list */
-    list_append(&w->spill, t);
-    return;
-  }
-  if (level == 0 && t->deadline <= w->elapsed) {
-    /* The overdue slot: restart its bound when it was empty. */
-    if (!(w->occupied[0] >> slot & 1) || t->deadline < w->overdue_min)
-      w->overdue_min = t->deadline;
-  }
-  w->occupied[level] |= (uint64_t)1 << slot;
+  occ_set(w, level, slot);
 }
 
 void ax__wheel_init(ax__wheel *w, uint64_t now_ms) {
   memset(w, 0, sizeof(*w));
   w->elapsed = now_ms;
+  w->clk = now_ms & ~(BLOCK - 1);
   w->overdue_min = UINT64_MAX;
 }
 
 void ax__wheel_fini(ax__wheel *w) {
   for (unsigned l = 0; l < AX__WHEEL_LEVELS; l++)
     for (unsigned s = 0; s < AX__WHEEL_SLOTS; s++) slot_free(&w->slots[l][s]);
+  for (unsigned s = 0; s < AX__WHEEL_RING; s++) slot_free(&w->ring[s]);
+  slot_free(&w->cas);
 }
 
 void ax__wheel_insert(ax__wheel *w, ax__wtimer *t, uint64_t deadline_ms) {
@@ -125,7 +161,7 @@ void ax__wheel_insert(ax__wheel *w, ax__wtimer *t, uint64_t deadline_ms) {
   t->deadline = deadline_ms;
   t->seq = w->next_seq++;
   t->state = AX__WTIMER_PENDING;
-  place(w, t);
+  place(w, t, true);
   w->count++;
 }
 
@@ -137,33 +173,35 @@ void ax__wheel_cancel(ax__wheel *w, ax__wtimer *t) {
   } else if (t->level == OVERFLOW_LEVEL + 1) {
     list_unlink(&w->spill, t);
   } else {
-    ax__wslot *s = &w->slots[t->level][t->slot];
+    ax__wslot *s = slot_of(w, t->level, t->slot);
     AX_ASSERT(t->idx < s->n && s->v[t->idx] == t);
     s->v[t->idx] = NULL;
-    if (--s->live == 0) {
-      s->n = 0; /* keep the array: the slot is likely reused soon */
-      w->occupied[t->level] &= ~((uint64_t)1 << t->slot);
+    /* Empty: keep the array, the slot is likely reused soon (the cascade
+     * under way keeps its entries: its walk is at cas_next). */
+    if (--s->live == 0 && s != &w->cas) {
+      s->n = 0;
+      occ_clear(w, t->level, t->slot);
     }
   }
   t->state = AX__WTIMER_IDLE;
   w->count--;
 }
 
-/* Finds the earliest occupied slot. By construction a level-L timer shares
- * every bit above 6L+5 with the clock and its level-L digit is above the
- * clock's (equal only for the overdue slot of level 0), so every level-L
- * slot starts before any level-(L+1) slot: the answer is the first set bit
- * at or after the clock's position in the lowest non-empty level. */
+/* Finds the earliest occupied upper-level slot. By construction a level-L
+ * timer shares every bit above 6L+5 with clk and its level-L digit is above
+ * clk's, so every level-L slot starts before any level-(L+1) slot, and
+ * after clk + 64: the answer is the first set bit in the lowest non-empty
+ * level. */
 static bool next_slot(const ax__wheel *w, unsigned *level, unsigned *slot, uint64_t *start) {
-  for (unsigned l = 0; l < AX__WHEEL_LEVELS; l++) {
+  for (unsigned l = 1; l < AX__WHEEL_LEVELS; l++) {
     unsigned shift = l * SLOT_BITS;
-    unsigned cur = (unsigned)((w->elapsed >> shift) & SLOT_MASK);
+    unsigned cur = (unsigned)((w->clk >> shift) & SLOT_MASK);
     uint64_t ahead = w->occupied[l] & (~(uint64_t)0 << cur);
     AX_ASSERT(ahead == w->occupied[l]); /* nothing behind the clock */
     if (!ahead) continue;
     unsigned s = (unsigned)__builtin_ctzll(ahead);
-    AX_ASSERT(l == 0 || s != cur);
-    uint64_t block = w->elapsed & ~(((uint64_t)1 << (shift + SLOT_BITS)) - 1);
+    AX_ASSERT(s != cur);
+    uint64_t block = w->clk & ~(((uint64_t)1 << (shift + SLOT_BITS)) - 1);
     *level = l;
     *slot = s;
     *start = block + ((uint64_t)s << shift);
@@ -172,16 +210,32 @@ static bool next_slot(const ax__wheel *w, unsigned *level, unsigned *slot, uint6
   return false;
 }
 
+/* The first occupied ring slot at or after elapsed's, as ms after elapsed
+ * (0: the overdue slot), or -1 if the ring is empty. */
+static int ring_first(const ax__wheel *w) {
+  unsigned p = (unsigned)(w->elapsed & RING_MASK), bit = p & 63;
+  for (unsigned k = 0; k < 3; k++) {
+    unsigned wi = ((p >> 6) + k) & 1;
+    uint64_t m = w->ring_occ[wi];
+    if (k == 0) m &= ~(uint64_t)0 << bit;
+    if (k == 2) m &= bit ? ~(~(uint64_t)0 << bit) : 0;
+    if (m) return (int)(((wi << 6) + (unsigned)__builtin_ctzll(m) - p) & RING_MASK);
+  }
+  return -1;
+}
+
 uint64_t ax__wheel_next_deadline(const ax__wheel *w) {
   if (w->spill.head) return w->elapsed; /* re-file them at the next advance */
+  uint64_t best = UINT64_MAX, start;
+  int off = ring_first(w);
+  if (off >= 0) best = off == 0 ? w->overdue_min : w->elapsed + (uint64_t)off;
+  if (w->cas_level && w->cas_start < best) best = w->cas_start; /* it holds nothing earlier */
   unsigned level, slot;
-  uint64_t start;
-  if (next_slot(w, &level, &slot, &start))
-    return start == w->elapsed ? w->overdue_min : start;
+  if (next_slot(w, &level, &slot, &start) && start < best) best = start;
   /* Overflow timers all lie in later 2^36 ms blocks; the clock is then never
    * in the last block, so the shift cannot wrap. */
-  if (w->overflow.head) return ((w->elapsed >> RANGE_BITS) + 1) << RANGE_BITS;
-  return UINT64_MAX;
+  if (best == UINT64_MAX && w->overflow.head) best = ((w->clk >> RANGE_BITS) + 1) << RANGE_BITS;
+  return best;
 }
 
 static bool before(const ax__wtimer *a, const ax__wtimer *b) {
@@ -226,14 +280,15 @@ static ax__wtimer *sort_chain(ax__wtimer *head) {
 /* Detaches slot (level, slot) and returns its array; the caller walks it
  * and gives it back with slot_return (so the memory is reused). */
 static ax__wslot take_slot(ax__wheel *w, unsigned level, unsigned slot) {
-  ax__wslot taken = w->slots[level][slot];
-  w->slots[level][slot] = (ax__wslot){0};
-  w->occupied[level] &= ~((uint64_t)1 << slot);
+  ax__wslot *s = level ? &w->slots[level][slot] : &w->ring[slot];
+  ax__wslot taken = *s;
+  *s = (ax__wslot){0};
+  occ_clear(w, level, slot);
   return taken;
 }
 
 static void slot_return(ax__wheel *w, unsigned level, unsigned slot, ax__wslot *taken) {
-  ax__wslot *s = &w->slots[level][slot];
+  ax__wslot *s = level ? &w->slots[level][slot] : &w->ring[slot];
   if (!s->v && taken->cap) { /* nothing was filed here meanwhile: keep it */
     *s = (ax__wslot){taken->v, 0, taken->cap, 0};
     return;
@@ -241,10 +296,11 @@ static void slot_return(ax__wheel *w, unsigned level, unsigned slot, ax__wslot *
   slot_free(taken);
 }
 
-/* Hands level-0 slot `slot` out: marks its timers fired, orders them by
+/* Hands ring slot `slot` out: marks its timers fired, orders them by
  * (deadline, seq) and appends them to *out. Slots are seq-ordered by
- * construction (inserts append; cascades fill slots in order), so the sort
- * runs only for an overdue slot with mixed deadlines. */
+ * construction (inserts append; cascades fill slots in order, and inserts
+ * into a slot being cascaded join the cascade's end), so the sort runs only
+ * for an overdue slot with mixed deadlines. */
 static size_t expire_slot(ax__wheel *w, unsigned slot, ax__wlist *out) {
   ax__wslot s = take_slot(w, 0, slot);
   ax__wtimer *head = NULL, *last = NULL;
@@ -283,19 +339,59 @@ static size_t expire_slot(ax__wheel *w, unsigned slot, ax__wlist *out) {
   return n;
 }
 
-/* Re-files every timer of a level >= 1 slot; the clock is at the slot's
- * start, so each lands strictly lower (or in the overdue slot if due now),
- * keeping its order. */
-static void cascade_slot(ax__wheel *w, unsigned level, unsigned slot) {
-  ax__wslot s = take_slot(w, level, slot);
-  for (uint32_t i = 0; i < s.n; i++) {
-    if (i + PREFETCH_AHEAD < s.n && s.v[i + PREFETCH_AHEAD]) __builtin_prefetch(s.v[i + PREFETCH_AHEAD]);
-    ax__wtimer *t = s.v[i];
-    if (!t) continue;
-    place(w, t);
-    AX_ASSERT(t->level < level || t->level > OVERFLOW_LEVEL);
+/* Hands out the ring's slots due by lim (in deadline order: the overdue
+ * slot first) and moves elapsed to lim. The ring must hold every timer
+ * due by lim (lim < clk + 64, and below a cascade under way). */
+static size_t expire_ring(ax__wheel *w, uint64_t lim, ax__wlist *out) {
+  size_t n = 0;
+  for (int off; (off = ring_first(w)) >= 0;) {
+    uint64_t tick = w->elapsed + (uint64_t)off;
+    if (tick > lim) break;
+    w->elapsed = tick;
+    n += expire_slot(w, (unsigned)(tick & RING_MASK), out);
   }
-  slot_return(w, level, slot, &s);
+  if (lim > w->elapsed) w->elapsed = lim;
+  return n;
+}
+
+/* Starts cascading upper-level slot (level, slot), which starts at clk +
+ * 64 (the ring holds nothing from there on yet): moves clk there and takes
+ * the slot's array out whole; cas_run re-files it. */
+static void cas_begin(ax__wheel *w, unsigned level, unsigned slot, uint64_t start) {
+  AX_ASSERT(start == w->clk + BLOCK && !w->cas_level);
+  w->cas = take_slot(w, level, slot);
+  w->cas_level = (uint8_t)level;
+  w->cas_slot = (uint8_t)slot;
+  w->cas_start = start;
+  w->cas_next = 0;
+  w->clk = start;
+}
+
+/* Re-files up to `budget` timers of the cascade under way, in order; each
+ * lands strictly lower (the ring, for those due before clk + 64); ends the
+ * cascade when its array is done. Returns how many it moved. */
+static size_t cas_run(ax__wheel *w, size_t budget) {
+  size_t moved = 0;
+  while (w->cas_next < w->cas.n && moved < budget) {
+    uint32_t i = w->cas_next++;
+    if (i + PREFETCH_AHEAD < w->cas.n && w->cas.v[i + PREFETCH_AHEAD])
+      __builtin_prefetch(w->cas.v[i + PREFETCH_AHEAD]);
+    ax__wtimer *t = w->cas.v[i];
+    if (!t) continue;
+    unsigned from = w->cas_level;
+    place(w, t, false);
+    AX_ASSERT(t->level < from || t->level > OVERFLOW_LEVEL);
+    (void)from;
+    moved++;
+  }
+  if (w->cas_next == w->cas.n) {
+    unsigned level = w->cas_level, slot = w->cas_slot;
+    ax__wslot done = w->cas;
+    w->cas = (ax__wslot){0};
+    w->cas_level = 0;
+    slot_return(w, level, slot, &done);
+  }
+  return moved;
 }
 
 /* Re-files a whole list (overflow on a new block, or the spill list). */
@@ -304,17 +400,19 @@ static void refile(ax__wheel *w, ax__wlist *l) {
   l->head = l->tail = NULL;
   while (t) {
     ax__wtimer *next = t->next;
-    place(w, t);
+    place(w, t, true);
     t = next;
   }
 }
 
-/* Called when no slot is occupied: if the clock is about to enter a later
- * 2^36 ms block, jump to the start of now's block and re-file the overflow
- * list (timers of skipped blocks become overdue). False if nothing to do. */
+/* Called when nothing is pending below now but the overflow list may be:
+ * if now is in a later 2^36 ms block than clk, jumps to the start of now's
+ * block and re-files the overflow list (timers of skipped blocks become
+ * overdue). False if nothing to do. */
 static bool refill_overflow(ax__wheel *w, uint64_t now) {
-  if (!w->overflow.head || (now >> RANGE_BITS) == (w->elapsed >> RANGE_BITS)) return false;
-  w->elapsed = now & ~(((uint64_t)1 << RANGE_BITS) - 1);
+  if (!w->overflow.head || (now >> RANGE_BITS) == (w->clk >> RANGE_BITS)) return false;
+  w->clk = now & ~(((uint64_t)1 << RANGE_BITS) - 1);
+  w->elapsed = w->clk - 1; /* the ring is empty: its window moves with clk */
   refile(w, &w->overflow);
   return true;
 }
@@ -324,21 +422,52 @@ size_t ax__wheel_advance(ax__wheel *w, uint64_t now_ms, ax__wlist *out) {
   if (now_ms < w->elapsed) now_ms = w->elapsed;
   if (w->spill.head) refile(w, &w->spill); /* memory may be back */
   for (;;) {
+    /* The ring is complete below top. */
+    uint64_t top = w->cas_level ? w->cas_start - 1 : w->clk + BLOCK - 1;
+    fired += expire_ring(w, now_ms < top ? now_ms : top, out);
+    if (now_ms <= top) break;
+    /* The ring is done up to top (elapsed == top): the upper levels move. */
+    if (w->cas_level) { /* a cascade prepare left unfinished: finish it */
+      w->cascaded += cas_run(w, SIZE_MAX);
+      continue;
+    }
     unsigned level, slot;
     uint64_t start;
-    if (!next_slot(w, &level, &slot, &start)) {
-      if (refill_overflow(w, now_ms)) continue;
-      break;
+    if (next_slot(w, &level, &slot, &start)) {
+      if (start == w->clk + BLOCK) {
+        cas_begin(w, level, slot, start);
+        w->cascaded += cas_run(w, SIZE_MAX);
+      } else { /* nothing pending before start: jump to just before it */
+        w->elapsed = now_ms < start - 1 ? now_ms : start - 1;
+        w->clk = w->elapsed & ~(BLOCK - 1);
+      }
+      continue;
     }
-    if (start > now_ms) break;
-    /* Moving the clock only to the earliest occupied slot keeps every other
-     * timer ahead of it at its level, which is what place() relied on. */
-    w->elapsed = start;
-    if (level == 0)
-      fired += expire_slot(w, slot, out);
-    else
-      cascade_slot(w, level, slot);
+    if (refill_overflow(w, now_ms)) continue;
+    w->elapsed = now_ms; /* nothing pending up to now */
+    w->clk = now_ms & ~(BLOCK - 1);
+    break;
   }
-  w->elapsed = now_ms;
   return fired;
+}
+
+size_t ax__wheel_prepare(ax__wheel *w, size_t budget) {
+  if (!w->cas_level) {
+    uint64_t next = w->clk + BLOCK;
+    if (w->clk != (w->elapsed & ~(BLOCK - 1))) return 0; /* the next block is ready */
+    /* Entering a new 2^36 ms block may bring overflow timers in: advance's. */
+    if ((next >> RANGE_BITS) != (w->clk >> RANGE_BITS) && w->overflow.head) return 0;
+    unsigned level, slot;
+    uint64_t start;
+    if (!next_slot(w, &level, &slot, &start) || start != next) {
+      w->clk = next; /* nothing there: no slot starts before the new clock */
+      return 0;
+    }
+    cas_begin(w, level, slot, start);
+  }
+  /* At least half of what is left per tick before it is due. */
+  uint64_t left = w->cas.n - w->cas_next;
+  uint64_t ticks = w->cas_start > w->elapsed ? w->cas_start - w->elapsed : 1;
+  uint64_t need = (2 * left + ticks - 1) / ticks;
+  return cas_run(w, budget > need ? budget : (size_t)need);
 }
