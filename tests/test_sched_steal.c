@@ -40,7 +40,14 @@ static struct {
   _Atomic uint64_t rounds;  /* its rounds when it stopped */
   _Atomic uint64_t ran;     /* stalled test: the queued actors that ran */
   _Atomic uint64_t stalled_done, stalled_ok;
+  uint64_t busy_ns; /* each yielder round keeps the worker this long */
 } G;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void reset(void) { memset(&G, 0, sizeof(G)); }
 
@@ -76,6 +83,11 @@ static ax_err yielder_b(ax_actor *self, const ax_msg *m) {
     atomic_store(&G.ponged, 1);
     y->stop = true;
     return AX_OK; /* the MORE in flight ends it */
+  }
+  if (G.busy_ns) {
+    uint64_t until = mono_ns() + G.busy_ns;
+    while (mono_ns() < until) {
+    }
   }
   if (y->stop || ++y->rounds >= YIELD_LIMIT) {
     atomic_store(&G.rounds, y->rounds);
@@ -120,6 +132,28 @@ static void test_quiet_reruns_are_bounded(void) {
             (unsigned long long)rounds);
 }
 static void test_yielder_lets_queued_run_two_workers(void) { yielder_round(2); }
+
+/* The same with long rounds (2 ms each): a quiet streak ends after
+ * AX__QUIET_NS, so the echo answers within a round or two more than with no
+ * quiet re-runs at all, not after AX__QUIET_RUNS long rounds (a timer
+ * burst's receivers waited behind 0.3 ms setter chunks re-run 8 times). */
+static void test_quiet_reruns_of_long_runs_end_early(void) {
+  reset();
+  G.busy_ns = 2000000;
+  ax_system *sys = ax_test_system(1);
+  ax_pid echo, y;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &echo_spec, NULL, 0, &echo) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &yielder_spec, &echo, sizeof(echo), &y) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, y, MSG_START, NULL, 0) == AX_OK);
+  CU_ASSERT(ax_test_wait_count(&G.done, 1, WAIT_MS));
+  uint64_t rounds = atomic_load(&G.rounds);
+  CU_ASSERT(rounds >= 1);
+  CU_ASSERT(rounds <= AX__AGAIN_RUNS + 5);
+  if (rounds > AX__AGAIN_RUNS + 5)
+    fprintf(stderr, "long quiet re-runs: %llu rounds before the echo answered\n",
+            (unsigned long long)rounds);
+  ax_system_free(sys);
+}
 
 /* ---- a stalled worker's own queue ---- */
 
@@ -270,6 +304,7 @@ int main(void) {
   CU_add_test(s, "yielder_lets_queued_run_one_worker", test_yielder_lets_queued_run_one_worker);
   CU_add_test(s, "yielder_lets_queued_run_two_workers", test_yielder_lets_queued_run_two_workers);
   CU_add_test(s, "quiet_reruns_are_bounded", test_quiet_reruns_are_bounded);
+  CU_add_test(s, "quiet_reruns_of_long_runs_end_early", test_quiet_reruns_of_long_runs_end_early);
   CU_add_test(s, "stalled_worker_queue_is_taken", test_stalled_worker_queue_is_taken);
   CU_add_test(s, "stalled_queue_taken_after_flood", test_stalled_queue_taken_after_flood);
   return ax_test_run();

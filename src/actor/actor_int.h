@@ -172,6 +172,13 @@ void ax__lane_unlock(ax_actor *a);
 #ifndef AX__QUIET_RUNS
 #define AX__QUIET_RUNS 8
 #endif
+/* ... and only while the streak is younger than this (ns, from the first
+ * re-run): quiet re-runs amortise the per-run cost of short runs; an
+ * actor whose runs are long (a timer setter's 1000-timer chunk, 0.3 ms)
+ * gains nothing from them and would hold the ring back for 8 of them. */
+#ifndef AX__QUIET_NS
+#define AX__QUIET_NS 50000
+#endif
 #define AX__INJECT_INTERVAL 61
 /* The most runs of other actors a worker makes while a flush deferred by
  * ax_flush_later waits (its header's bound). */
@@ -204,6 +211,7 @@ typedef struct ax__worker {
   uint32_t lifo_runs;
   uint32_t wakes;       /* actors this worker made runnable (ax__schedule*) */
   uint32_t quiet_runs;  /* quiet re-runs since the ring last gave us an actor */
+  uint64_t quiet_since; /* when the first of them was granted (ns) */
   uint32_t yield_after;  /* ring tail when the yield slot was filled */
   /* Thief side (steal_from): the victim we watch, its ring's tail and its
    * tick when we started watching them, and since when (ns). */

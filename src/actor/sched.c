@@ -682,6 +682,17 @@ static ax_actor *search(ax__worker *w) {
   return a;
 }
 
+/* A quiet streak may go on: its first re-run starts the clock (one clock
+ * read per quiet run, none for other runs), and AX__QUIET_NS ends it. */
+static inline bool quiet_young(ax__worker *w) {
+  uint64_t now = ax__now_ns();
+  if (w->quiet_runs == 0) {
+    w->quiet_since = now;
+    return true;
+  }
+  return now - w->quiet_since < AX__QUIET_NS;
+}
+
 static void run_one(ax__worker *w, ax_actor *a) {
   /* A worker that found work by any path (woken, inject, steal) stops
    * counting as searching before it runs it; a stale searcher count would
@@ -699,7 +710,7 @@ static void run_one(ax__worker *w, ax_actor *a) {
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
   if (r == AX__RUN_DEFER) defer_push(w, a);
   if (r == AX__RUN_AGAIN && w->wakes == wakes && w->quiet_runs < AX__QUIET_RUNS &&
-      !ax__tls_ctx.filling) {
+      !ax__tls_ctx.filling && quiet_young(w)) {
     /* A quiet run: work left, and it made nobody runnable here (what it
      * sent went to actors already queued, or to itself). Running it again
      * at once keeps the order it would get anyway (the actors it feeds are
@@ -708,8 +719,10 @@ static void run_one(ax__worker *w, ax_actor *a) {
      * of 60 sends, so its consumers took ~2 messages a run. Not when the
      * run took a bounded lane past a quarter of its limit (ctx.filling: running
      * again would fill it and mute us; count's producer). Bounded by
-     * AX__QUIET_RUNS re-runs until the ring next gives this worker an
-     * actor (next_local), so the ring is never held back for long. Through
+     * AX__QUIET_RUNS re-runs, and AX__QUIET_NS, until the ring next gives
+     * this worker an actor (next_local), so the ring is never held back for
+     * long (timers' 1M burst: receivers woken by expiries waited behind
+     * setters re-run 8 times, 0.3 ms each, p99 lateness 155 ms). Through
      * the LIFO slot as below, outside its cap (lifo_runs). */
     w->quiet_runs++;
     w->lifo_runs = 0;
