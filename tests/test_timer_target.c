@@ -9,6 +9,7 @@
  * hold still (an owner busy in one run, a target that has not run yet)
  * wait for a gate inside their behaviour. */
 #include <axon.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -356,6 +357,53 @@ static void test_timer_due_expiries_do_not_count_against_the_batch(void) {
   ax_system_free(sys);
 }
 
+/* The exemption is for this node's own expiries only. AX_MSGF_TIMER also
+ * arrives on a peer's SEND (the cluster keeps it, so that a remote timer's
+ * message says what it is), and bytes from a peer must not buy an actor an
+ * unbudgeted run: MANY such messages queued while the actor is busy take
+ * MANY / batch runs, as any message does. The gate holds the actor in a run
+ * while they are queued, so all of them are present when its next run
+ * starts. */
+static sem_t peer_gate;
+static _Atomic uint64_t peer_gated;
+static ax_err peer_b(ax_actor *self, const ax_msg *msg) {
+  (void)self;
+  if (msg->type == T_BLOCK) {
+    atomic_store(&peer_gated, 1);
+    sem_wait(&peer_gate);
+    return AX_OK;
+  }
+  if (msg->type == T_TICK) atomic_fetch_add(&many_ticks, 1);
+  return AX_OK;
+}
+static const ax_actor_spec peer_spec = {.name = "peer-timer", .behaviour = peer_b, .flush = many_flush};
+
+static void test_timer_flag_from_elsewhere_counts_against_the_batch(void) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = 1;
+  cfg.batch = 10;
+  atomic_store(&many_ticks, 0);
+  atomic_store(&many_runs, 0);
+  atomic_store(&peer_gated, 0);
+  sem_init(&peer_gate, 0, 0);
+  ax_system *sys;
+  CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &sys), AX_OK);
+  ax_pid r;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &peer_spec, NULL, 0, &r), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_send(sys, r, T_BLOCK, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE(ax_test_wait_count(&peer_gated, 1, 10000));
+  for (int i = 0; i < MANY; i++) /* as cluster/conn.c replays a peer's SEND */
+    CU_ASSERT_EQUAL(ax__send(sys, ax__ctx_get(), r.id, r, T_TICK, AX_MSGF_TIMER, 0, NULL, 0, NULL),
+                    AX_OK);
+  sem_post(&peer_gate);
+  CU_ASSERT_TRUE(ax_test_wait_count(&many_ticks, MANY, 10000));
+  CU_ASSERT_TRUE(ax_test_wait_count(&many_runs, 1 + MANY / 10, 10000));
+  CU_ASSERT_EQUAL(atomic_load(&many_runs), 1 + MANY / 10); /* the gate's run, then 10 a run */
+  ax_system_free(sys);
+  sem_destroy(&peer_gate);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("timer.target");
   CU_ADD_TEST(s, test_timer_expiry_for_another_actor_skips_its_busy_owner);
@@ -363,5 +411,6 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_cancel_or_delivery_never_both);
   CU_ADD_TEST(s, test_timer_woken_owner_runs_before_queued_actors);
   CU_ADD_TEST(s, test_timer_due_expiries_do_not_count_against_the_batch);
+  CU_ADD_TEST(s, test_timer_flag_from_elsewhere_counts_against_the_batch);
   return ax_test_run();
 }

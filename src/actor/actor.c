@@ -645,8 +645,14 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
      * list) are due: they do not count against the budget, so an actor
      * that fell behind takes them all in this run (the run still ends at
      * the messages present at its start) instead of 100 per turn behind
-     * the worker's queue (timers.c; docs/ARCHITECTURE.md, "Timers"). */
-    if (n->msg.flags & (AX_MSGF_TIMER | AX__MSGF_TFIRE)) budget++;
+     * the worker's queue (timers.c; docs/ARCHITECTURE.md, "Timers"). Only
+     * this node's: they carry internal flags (TDIRECT is cleared here, the
+     * behaviour sees AX_MSGF_TIMER), whereas AX_MSGF_TIMER alone also comes
+     * on a peer's SEND, whose bytes must not buy an unbudgeted run. */
+    if (AX_UNLIKELY(n->msg.flags & (AX__MSGF_TDIRECT | AX__MSGF_TFIRE))) {
+      budget++;
+      n->msg.flags &= ~AX__MSGF_TDIRECT;
+    }
     if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
       break;
     free_old(a, old);

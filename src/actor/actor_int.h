@@ -402,7 +402,8 @@ void ax__timers_forget(ax_actor *a, ax_ref ref);
 #define AX__MSGF_TREQ (1u << 30)   /* ... of a request timeout */
 #define AX__MSGF_TRECV (1u << 29)  /* ... of the receive timeout */
 #define AX__MSGF_TREPEAT (1u << 28)/* ... of an interval timer */
-#define AX__MSGF_TDIRECT (1u << 21)/* on a timer: for another actor, sent by the firing pass */
+#define AX__MSGF_TDIRECT (1u << 21)/* on a timer: for another actor, sent by the firing pass;
+                                      * on a message: an expiry of this node's timers (actor.c) */
 #define AX__MSGF_TREAP (1u << 20)  /* the owner's list of fired direct timers to forget */
 #define AX__MSGF_INTERNAL                                                                     \
   (AX__MSGF_TFIRE | AX__MSGF_TREQ | AX__MSGF_TRECV | AX__MSGF_TREPEAT | AX__MSGF_TDIRECT | \

@@ -348,7 +348,8 @@ static ax_err arm(ax_actor *a, uint64_t id, uint32_t delay, uint32_t period, uin
  * msg.len is the timer's payload length, so its size. */
 static ax__mnode *expiry_node(ax__tmr *t) {
   if (t->flags & AX__MSGF_TDIRECT) /* the message itself, from the owner */
-    return ax__msg_new(t->type, AX_MSGF_TIMER, t->owner, t->to, t->id, t->payload, t->len, NULL);
+    return ax__msg_new(t->type, AX_MSGF_TIMER | AX__MSGF_TDIRECT, t->owner, t->to, t->id,
+                       t->payload, t->len, NULL);
   return ax__msg_new(t->type, AX_MSGF_SYSTEM | AX__MSGF_TFIRE | (t->flags & ~KEEP_MISSED), t->to,
                      (uintptr_t)t, t->id, t->payload, t->len, NULL);
 }
@@ -984,8 +985,8 @@ bool ax__timers_on_fire(ax_actor *a, ax__mnode *n) {
   n->msg.flags = AX_MSGF_TIMER;
   if (to == a->pid) return true;
   /* Another target: forward now that the owner has said yes. */
-  ax__send(a->sys, ax__ctx_get(), a->pid, (ax_pid){to}, n->msg.type, AX_MSGF_TIMER, id,
-           n->msg.data, n->msg.len, NULL);
+  ax__send(a->sys, ax__ctx_get(), a->pid, (ax_pid){to}, n->msg.type,
+           AX_MSGF_TIMER | AX__MSGF_TDIRECT, id, n->msg.data, n->msg.len, NULL);
   return false;
 }
 
