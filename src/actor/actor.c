@@ -528,7 +528,9 @@ ax__actor_ext *ax__ext(ax_actor *a) {
 }
 
 /* Delivers n to the behaviour, then drops the buffer reference at once (the
- * node itself lives on as the lane's stub until the next pop). */
+ * node itself lives on as the lane's stub until the next pop). Inline in the
+ * run loop: a call per message was ~12 of the receive's instructions (count,
+ * one worker). */
 static inline __attribute__((always_inline)) void deliver_as(ax_actor *a, ax__ctx *c,
                                                              ax__mnode *n, const bool hooked) {
   ax_err e;
@@ -546,12 +548,6 @@ static inline __attribute__((always_inline)) void deliver_as(ax_actor *a, ax__ct
   if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
 }
 
-/* Inline in the run loop: a call per message was ~12 of the receive's
- * instructions (count, one worker). */
-static inline __attribute__((always_inline)) void deliver_in(ax_actor *a, ax__ctx *c,
-                                                             ax__mnode *n, const bool hooked) {
-  deliver_as(a, c, n, hooked);
-}
 
 /* Handles the notice of an exit signal: a non-trapping target acts now (an
  * abnormal reason stops it; normal is ignored), a trapping one lets the
@@ -662,18 +658,18 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
       if (n->msg.flags & AX__MSGF_XPEND) {
         if ((n->msg.flags & AX__MSGF_XTRAP) && !c->exiting && ax__links_accept(a, n)) {
           n->msg.flags &= ~AX__MSGF_INTERNAL;
-          deliver_in(a, c, n, hooked);
+          deliver_as(a, c, n, hooked);
           active = true;
         }
       } else if (n->msg.flags & AX__MSGF_TFIRE) {
         bool recv = (n->msg.flags & AX__MSGF_TRECV) != 0;
         if (ax__timers_on_fire(a, n)) {
-          deliver_in(a, c, n, hooked);
+          deliver_as(a, c, n, hooked);
           active |= !recv;
         }
       } else if (n->msg.type != AX__WAKE && ax__links_accept(a, n)) {
         n->msg.flags &= ~AX__MSGF_INTERNAL;
-        deliver_in(a, c, n, hooked);
+        deliver_as(a, c, n, hooked);
         active = true;
       }
     } else if ((n->msg.flags & AX_MSGF_REPLY) && (n->msg.ref & 1) && !ax__timers_on_reply(a, n)) {
@@ -690,7 +686,7 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
           continue;
         }
       }
-      deliver_in(a, c, n, hooked);
+      deliver_as(a, c, n, hooked);
     }
     /* The snapshot's end first: most runs take one message. */
     if (l == (ax__mlink *)snap || c->exiting || c->mute_on || (!hooked && c->hooks)) break;

@@ -863,11 +863,10 @@ void ax__schedule_lifo_to_front(ax_system *sys) {
   /* acq_rel: as next_local's exchange (a thief's CAS on the slot) */
   ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
   if (!a || ring_push_front(w, a)) return;
-  /* No room at the front: back into the slot (acq_rel: as above; a
-   * thief cannot have filled it, only we do), else the back. */
-  ax_actor *none = NULL;
-  if (!atomic_compare_exchange_strong_explicit(&w->lifo, &none, a, memory_order_acq_rel, memory_order_relaxed))
-    ring_push_back(w, a);
+  /* No room at the front: back into the slot, which is still empty (only
+   * this worker fills it). release: hands a's state to a thief's CAS, as
+   * the exchanges in run_one. */
+  atomic_store_explicit(&w->lifo, a, memory_order_release);
 }
 
 ax_actor *ax__sched_take(ax__worker *w) {

@@ -10,7 +10,6 @@
 #include "mailbox/mailbox.h"
 
 #define CACHE_CLASSES AX__NCACHE_CLASSES
-#define CACHE_MAX AX__NCACHE_MAX
 
 _Thread_local ax__ncache ax__ncache_tls;
 
@@ -24,42 +23,22 @@ static inline size_t class_size(int c) { return (size_t)64 << c; }
 void ax__msg_cache_enable(void) { ax__ncache_tls.on = AX_USE_JEMALLOC != 0; }
 
 void ax__msg_cache_flush(void) {
-  for (int c = 0; c < CACHE_CLASSES; c++) {
-    while (ax__ncache_tls.top[c]) {
-      void *p = ax__ncache_tls.top[c];
-      memcpy(&ax__ncache_tls.top[c], p, sizeof(void *));
-      ax__free(p, class_size(c));
-    }
-    ax__ncache_tls.n[c] = 0;
-  }
+  for (int c = 0; c < CACHE_CLASSES; c++)
+    for (void *p; (p = ax__ncache_pop(c));) ax__free(p, class_size(c));
   ax__ncache_tls.on = false;
 }
 
 static void *node_alloc(size_t size) {
   int c = class_of(size);
   if (c < 0) return ax__alloc(size);
-  if (ax__ncache_tls.on && ax__ncache_tls.top[c]) {
-    void *p = ax__ncache_tls.top[c];
-    memcpy(&ax__ncache_tls.top[c], p, sizeof(void *));
-    ax__ncache_tls.n[c]--;
-    return p;
-  }
-  return ax__alloc(class_size(c));
+  void *p = ax__ncache_pop(c);
+  return p ? p : ax__alloc(class_size(c));
 }
 
 static void node_free(void *p, size_t size) {
   int c = class_of(size);
-  if (c < 0) {
-    ax__free(p, size);
-    return;
-  }
-  if (ax__ncache_tls.on && ax__ncache_tls.n[c] < CACHE_MAX) {
-    memcpy(p, &ax__ncache_tls.top[c], sizeof(void *));
-    ax__ncache_tls.top[c] = p;
-    ax__ncache_tls.n[c]++;
-    return;
-  }
-  ax__free(p, class_size(c));
+  if (c < 0) ax__free(p, size);
+  else if (!ax__ncache_push(c, p)) ax__free(p, class_size(c));
 }
 
 ax__mnode *ax__msg_alloc(size_t len) {

@@ -66,20 +66,37 @@ typedef struct ax__ncache {
 } ax__ncache;
 extern _Thread_local ax__ncache ax__ncache_tls;
 
+/* A free node of class k from this thread's cache, or NULL (empty, or the
+ * cache is off: then its lists are empty). */
+static inline void *ax__ncache_pop(int k) {
+  ax__ncache *c = &ax__ncache_tls;
+  void *p = c->top[k];
+  if (AX_UNLIKELY(!p)) return NULL;
+  memcpy(&c->top[k], p, sizeof(void *));
+  c->n[k]--;
+  return p;
+}
+
+/* Keeps node p of class k in this thread's cache; false when the cache is
+ * off or full (the caller frees it). */
+static inline bool ax__ncache_push(int k, void *p) {
+  ax__ncache *c = &ax__ncache_tls;
+  if (AX_UNLIKELY(!c->on || c->n[k] >= AX__NCACHE_MAX)) return false;
+  memcpy(p, &c->top[k], sizeof(void *));
+  c->top[k] = p;
+  c->n[k]++;
+  return true;
+}
+
 /* Allocates a node and fills its envelope. The payload is copied inline, or,
  * with buf, data[0..len) is a slice of buf and the node takes its own
  * reference. NULL on out of memory (nothing retained). Thread: any. */
 static inline ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to,
                                      ax_ref ref, const void *data, size_t len, ax_buf *buf) {
-  ax__ncache *c = &ax__ncache_tls;
   /* The inline case: no buffer, a payload that fits the 128-byte class. */
   if (AX_UNLIKELY(buf != NULL || len > 64)) goto slow;
-  int k = len != 0;
-  void *p = c->top[k];
-  if (AX_UNLIKELY(!p)) goto slow; /* empty, or the cache is off */
-  memcpy(&c->top[k], p, sizeof(void *));
-  c->n[k]--;
-  ax__mnode *n = p;
+  ax__mnode *n = ax__ncache_pop(len != 0);
+  if (AX_UNLIKELY(!n)) goto slow;
   n->msg.type = type;
   n->msg.flags = flags;
   n->msg.from.id = from;
@@ -107,17 +124,8 @@ slow:
 
 /* Frees a node, releasing its buffer reference if it holds one. */
 static inline void ax__msg_free(ax__mnode *n) {
-  ax__ncache *c = &ax__ncache_tls;
   size_t len = n->msg.len;
-  if (AX_LIKELY(!n->msg.buf && len <= 64)) {
-    int k = len != 0;
-    if (AX_LIKELY(c->on && c->n[k] < AX__NCACHE_MAX)) {
-      memcpy(n, &c->top[k], sizeof(void *));
-      c->top[k] = n;
-      c->n[k]++;
-      return;
-    }
-  }
+  if (AX_LIKELY(!n->msg.buf && len <= 64) && AX_LIKELY(ax__ncache_push(len != 0, n))) return;
   ax__msg_free_slow(n);
 }
 
