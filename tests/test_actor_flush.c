@@ -10,7 +10,6 @@
  * actor. */
 #include <axon.h>
 #include <pthread.h>
-#include <time.h>
 #include <semaphore.h>
 #include <string.h>
 
@@ -214,15 +213,19 @@ static const ax_actor_spec dl_spec = {.name = "flush-later", .behaviour = dl_beh
                                       .state_size = sizeof(fl_state), .init = fl_init,
                                       .terminate = fl_terminate, .flush = fl_flush};
 
-static ax_system *one_worker(uint32_t batch) {
+/* One worker; batch and flush_later_us as given (0: the defaults). */
+static ax_system *one_worker_with(uint32_t batch, uint32_t flush_later_us) {
   ax_system_config cfg;
   ax_system_config_init(&cfg);
   cfg.workers = 1;
   cfg.batch = batch;
+  cfg.flush_later_us = flush_later_us;
   ax_system *sys = NULL;
   CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
   return sys;
 }
+
+static ax_system *one_worker(uint32_t batch) { return one_worker_with(batch, 0); }
 
 /* ---- messages that arrive while deferred come before the flush ---- */
 
@@ -271,11 +274,6 @@ typedef struct spin_shared {
   uint64_t busy_ns; /* each message keeps the spinner busy this long */
 } spin_shared;
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static ax_err spin_init(ax_actor *self, void *state, const void *arg, size_t len) {
   (void)self;
@@ -287,11 +285,7 @@ static ax_err spin_init(ax_actor *self, void *state, const void *arg, size_t len
 static ax_err spin_behaviour(ax_actor *self, const ax_msg *msg) {
   spin_shared *sp = *(spin_shared **)ax_state(self);
   if (msg->type != T_SPIN) return AX_OK;
-  if (sp->busy_ns) {
-    uint64_t until = mono_ns() + sp->busy_ns;
-    while (mono_ns() < until) {
-    }
-  }
+  ax_test_busy_ns(sp->busy_ns);
   atomic_fetch_add(&sp->spins, 1);
   if (atomic_load(&sp->stop)) return AX_OK;
   return ax_send(self, ax_self(self), T_SPIN, NULL, 0); /* always runnable */
@@ -348,14 +342,7 @@ static void test_flush_comes_on_a_busy_worker(void) {
  * one that may have started before X's message was queued. Counts again:
  * the clock only decides the bound, which a 5 ms run always passes. */
 static void test_flush_comes_within_flush_later_us(void) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 1;
-  cfg.batch = 1;
-  cfg.flush_later_us = 1000;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
-  CU_ASSERT_TRUE(spins_before_flush(sys, 5000000, 2) <= 2);
+  CU_ASSERT_TRUE(spins_before_flush(one_worker_with(1, 1000), 5000000, 2) <= 2);
 }
 
 /* A worker that runs out of work does not wait for the bound: with
@@ -364,12 +351,7 @@ static void test_flush_comes_within_flush_later_us(void) {
  * ending, not from the clock. Twice: a second deferral after the first
  * flush is handled the same way. */
 static void test_idle_worker_flushes_without_the_bound(void) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 1;
-  cfg.flush_later_us = 60u * 1000 * 1000;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = one_worker_with(0, 60u * 1000 * 1000);
   fl_shared sh;
   fl_shared_init(&sh);
   fl_shared *shp = &sh;

@@ -43,11 +43,6 @@ static struct {
   uint64_t busy_ns; /* each yielder round keeps the worker this long */
 } G;
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void reset(void) { memset(&G, 0, sizeof(G)); }
 
@@ -84,11 +79,7 @@ static ax_err yielder_b(ax_actor *self, const ax_msg *m) {
     y->stop = true;
     return AX_OK; /* the MORE in flight ends it */
   }
-  if (G.busy_ns) {
-    uint64_t until = mono_ns() + G.busy_ns;
-    while (mono_ns() < until) {
-    }
-  }
+  ax_test_busy_ns(G.busy_ns);
   if (y->stop || ++y->rounds >= YIELD_LIMIT) {
     atomic_store(&G.rounds, y->rounds);
     atomic_store(&G.done, 1);

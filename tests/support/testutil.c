@@ -41,6 +41,17 @@ void ax_test_sleep_ms(unsigned ms) {
   nanosleep(&ts, NULL);
 }
 
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ax_test_busy_ns(uint64_t ns) {
+  for (uint64_t until = mono_ns() + ns; mono_ns() < until;) {
+  }
+}
+
 bool ax_test_wait(bool (*pred)(void *arg), void *arg, unsigned timeout_ms) {
   for (unsigned i = 0; i < timeout_ms; i++) {
     if (pred(arg)) return true;

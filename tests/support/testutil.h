@@ -27,6 +27,10 @@ bool ax_test_wait_count(_Atomic uint64_t *counter, uint64_t target, unsigned tim
 /* Sleeps ms milliseconds (for giving threads a chance; never for timing). */
 void ax_test_sleep_ms(unsigned ms);
 
+/* Keeps the calling thread busy (no sleep) for ns nanoseconds of the
+ * monotonic clock: a behaviour whose run is long on purpose. */
+void ax_test_busy_ns(uint64_t ns);
+
 /* A new system with `workers` worker threads and the defaults otherwise;
  * a failure ends the running test (CU_ASSERT_FATAL). Free it with
  * ax_system_free. */
