@@ -19,7 +19,7 @@ typedef void (*ax_log_fn)(ax_log_level level, const char *line, void *arg);
 typedef struct ax_system_config {
   uint32_t workers;        /* worker threads; 0 = number of online CPUs */
   uint32_t max_actors;     /* actor table capacity; 0 = 2^26 */
-  uint32_t batch;          /* max messages per actor run; 0 = 100 (timer expiries do not count) */
+  uint32_t batch;          /* max messages per actor run; 0 = 100 (this node's timer expiries do not count) */
   /* Longest wait, in µs, of a flush deferred by ax_flush_later (actor.h)
    * on a worker that keeps finding work; 0 = AX_FLUSH_LATER_US. */
   uint32_t flush_later_us;
