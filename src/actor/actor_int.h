@@ -541,6 +541,11 @@ void ax__schedule_back(ax_system *sys, ax_actor *a);
  * the inject queue (as ax__schedule_many): for actors woken by timer
  * expiries (timers.c). */
 void ax__schedule_due(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
+/* On a worker of sys whose due list is empty: takes the newer half of
+ * another worker's due list (of at least two) onto its own, so that the
+ * worker whose passes woke them does not run every receiver (timers.c's
+ * polls, between runs). Returns true if it took any. */
+bool ax__sched_due_share(ax_system *sys);
 /* The reactor's yield hook (ax__reactor_start): the reactor thread handed
  * the driver's role to the parked workers; wake one (arg: the system). */
 void ax__sched_reactor_yield(void *arg);

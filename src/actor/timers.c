@@ -720,6 +720,11 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
    * the reactor's tick is the backstop. (Before the service starts
    * earliest reads 0 and fire_pass finds it not started.) */
   bool woke = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) && handoff_run(sys);
+  /* Receivers another worker's pass woke and it has not run yet: half of
+   * them here, while ours is empty (one worker ran every receiver of
+   * `axon_bench timers` while the other only set: its due list queued a
+   * round of 0.3-1 ms runs, every receiver's backlog). */
+  woke |= sys->nworkers > 1 && ax__sched_due_share(sys);
   uint64_t e = atomic_load_explicit(&T->earliest, memory_order_relaxed);
   if (e == UINT64_MAX) return woke;
   /* The clock costs ~20 ns: read it when told to, when the earliest
