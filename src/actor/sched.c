@@ -1,8 +1,10 @@
 /* Axon: the work-stealing scheduler. One worker thread per core, each with a
  * fixed ring of runnable actors (Tokio's queue: the owner pushes at the tail,
  * pops at the head; thieves take half with one CAS), a LIFO slot for the
- * actor it just woke (capped so it cannot starve the ring), a global inject
- * queue for work from other threads, and parking with no sleep-polling
+ * actor it just woke (capped so it cannot starve the ring), a due list of
+ * actors woken by timer expiries (run first, oldest first, for at most
+ * AX__DUE_NS in a row), a global inject queue for work from other threads,
+ * and parking with no sleep-polling
  * (Tokio's idle protocol: at most half the workers search at once; a parked
  * worker is woken only when nobody is searching).
  *

@@ -22,7 +22,9 @@
  * owner, which may be busy for a long time: a CAS on the timer decides
  * between that send and the owner's cancel, and the owner forgets the
  * timer when its per-pass reap list comes. Actors woken by a pass go to
- * the front of the firing worker's queue. Deadlines are in ticks (1 ms
+ * the firing worker's due list, which it runs first, oldest first (sched.c
+ * ax__schedule_due); a worker whose due list is empty takes half of
+ * another's at its poll (ax__sched_due_share). Deadlines are in ticks (1 ms
  * by default, TICK_SHIFT); the reactor sleeps to the nanosecond
  * (ax__reactor_wait_until); a pass cascades the next 64 ticks' timers into
  * the wheels' rings while they are not due yet (prepare_shards). Request timeouts and receive
@@ -752,7 +754,7 @@ static int timers_tick(void *arg) {
   /* Owners handed off at an earlier pass and still not taken, while a
    * worker sleeps: the inject queue, which wakes it. While every worker
    * is awake they stay: each worker's poll takes them after its current
-   * run and puts them at the front of its queue, where the inject queue
+   * run and puts them on its due list, run first, where the inject queue
    * would leave them behind its queue (a busy worker reads inject once in
    * 61 runs). relaxed: a heuristic; a worker that parks just after this
    * reading leaves them here one more tick. */
