@@ -395,34 +395,28 @@ static void due_scenario(void) {
   ax_system_free(sys);
 }
 
-static void test_timer_woken_actors_run_in_due_order_across_passes(void) {
-  /* No bound on the due streak: F's run (held by the test) must not
-   * count. */
-  uint64_t bound = atomic_exchange(&ax__sched_due_ns, UINT64_MAX);
+/* Runs the scenario with a due streak bound (ns) and checks the order
+ * after F: R1, R2 and S ran as numbers r1, r2 and s. */
+static void due_order(uint64_t due_ns, uint64_t r1, uint64_t r2, uint64_t s) {
+  uint64_t bound = atomic_exchange(&ax__sched_due_ns, due_ns);
   due_scenario();
   atomic_store(&ax__sched_due_ns, bound);
-  if (atomic_load(&r1_at) != 1 || atomic_load(&r2_at) != 2 || atomic_load(&s_at) != 3)
+  if (atomic_load(&r1_at) != r1 || atomic_load(&r2_at) != r2 || atomic_load(&s_at) != s)
     fprintf(stderr, "after F: R1 ran %llu, R2 %llu, S %llu\n", (unsigned long long)atomic_load(&r1_at),
             (unsigned long long)atomic_load(&r2_at), (unsigned long long)atomic_load(&s_at));
-  CU_ASSERT_EQUAL(atomic_load(&r1_at), 1);
-  CU_ASSERT_EQUAL(atomic_load(&r2_at), 2);
-  CU_ASSERT_EQUAL(atomic_load(&s_at), 3);
+  CU_ASSERT_EQUAL(atomic_load(&r1_at), r1);
+  CU_ASSERT_EQUAL(atomic_load(&r2_at), r2);
+  CU_ASSERT_EQUAL(atomic_load(&s_at), s);
 }
+
+/* No bound on the due streak (F's run, held by the test, must not count):
+ * R1, R2, then S. */
+static void test_timer_woken_actors_run_in_due_order_across_passes(void) { due_order(UINT64_MAX, 1, 2, 3); }
 
 /* The same with a due streak bound of 0: after each due run, another
  * actor that is queued runs first (S, then R1; then R2, nothing else
  * being queued). Expiries cannot starve the other actors of a worker. */
-static void test_timer_due_streak_lets_queued_actors_run(void) {
-  uint64_t bound = atomic_exchange(&ax__sched_due_ns, 0);
-  due_scenario();
-  atomic_store(&ax__sched_due_ns, bound);
-  if (atomic_load(&s_at) != 1 || atomic_load(&r1_at) != 2 || atomic_load(&r2_at) != 3)
-    fprintf(stderr, "after F: S ran %llu, R1 %llu, R2 %llu\n", (unsigned long long)atomic_load(&s_at),
-            (unsigned long long)atomic_load(&r1_at), (unsigned long long)atomic_load(&r2_at));
-  CU_ASSERT_EQUAL(atomic_load(&s_at), 1);
-  CU_ASSERT_EQUAL(atomic_load(&r1_at), 2);
-  CU_ASSERT_EQUAL(atomic_load(&r2_at), 3);
-}
+static void test_timer_due_streak_lets_queued_actors_run(void) { due_order(0, 2, 3, 1); }
 
 /* One worker: a receiver whose expiries keep coming while it runs (another
  * pass pushes them, so it is not woken: it is running) and whose runs wake

@@ -150,6 +150,23 @@ static inline uint64_t ax__actor_processed(ax_actor *a) {
 }
 _Static_assert(sizeof(ax__mlink) == sizeof(uint64_t), "the stub's word holds the count");
 
+/* A FIFO of actors linked through run_next (the inject queue, the timers'
+ * handoff list, a worker's due list), under its owner's lock: appends
+ * first..last, and takes the oldest (NULL if empty). */
+static inline void ax__runq_append(ax_actor **head, ax_actor **tail, ax_actor *first, ax_actor *last) {
+  last->run_next = NULL;
+  if (*tail)
+    (*tail)->run_next = first;
+  else
+    *head = first;
+  *tail = last;
+}
+static inline ax_actor *ax__runq_pop(ax_actor **head, ax_actor **tail) {
+  ax_actor *a = *head;
+  if (a && !(*head = a->run_next)) *tail = NULL;
+  return a;
+}
+
 /* Owner side, after a run that ended with work left: whether the next
  * message in a's user lane is a timer expiry of this node (due). */
 bool ax__actor_next_due(ax_actor *a);

@@ -85,13 +85,8 @@ static inline uint64_t pack(uint32_t steal, uint32_t real) {
 
 /* Pushes a batch linked through run_next. */
 static void inject_push_batch(ax_system *sys, ax_actor *first, ax_actor *last, size_t n) {
-  last->run_next = NULL;
   pthread_mutex_lock(&sys->inject_lock);
-  if (sys->inject_tail)
-    sys->inject_tail->run_next = first;
-  else
-    sys->inject_head = first;
-  sys->inject_tail = last;
+  ax__runq_append(&sys->inject_head, &sys->inject_tail, first, last);
   /* seq_cst: part of the Dekker pattern with park() (see notify_parked). */
   atomic_fetch_add_explicit(&sys->inject_len, n, memory_order_seq_cst);
   pthread_mutex_unlock(&sys->inject_lock);
@@ -102,12 +97,8 @@ static void inject_push(ax_system *sys, ax_actor *a) { inject_push_batch(sys, a,
 static ax_actor *inject_pop(ax_system *sys) {
   if (atomic_load_explicit(&sys->inject_len, memory_order_relaxed) == 0) return NULL;
   pthread_mutex_lock(&sys->inject_lock);
-  ax_actor *a = sys->inject_head;
-  if (a) {
-    sys->inject_head = a->run_next;
-    if (!sys->inject_head) sys->inject_tail = NULL;
-    atomic_fetch_sub_explicit(&sys->inject_len, 1, memory_order_relaxed);
-  }
+  ax_actor *a = ax__runq_pop(&sys->inject_head, &sys->inject_tail);
+  if (a) atomic_fetch_sub_explicit(&sys->inject_len, 1, memory_order_relaxed);
   pthread_mutex_unlock(&sys->inject_lock);
   return a;
 }
@@ -223,13 +214,8 @@ static ax_actor *steal_into(ax__worker *src, ax__worker *dst, uint32_t *took) {
 
 /* Appends first..last (n actors, linked through run_next) to w's due list. */
 static void due_append(ax__worker *w, ax_actor *first, ax_actor *last, uint32_t n) {
-  last->run_next = NULL;
   pthread_mutex_lock(&w->due_lock);
-  if (w->due_tail)
-    w->due_tail->run_next = first;
-  else
-    w->due_head = first;
-  w->due_tail = last;
+  ax__runq_append(&w->due_head, &w->due_tail, first, last);
   /* relaxed: written under the lock, which readers that act on it take;
    * the loads without it are hints (a stale one costs a lock, or a look
    * one run later) */
@@ -241,10 +227,8 @@ static void due_append(ax__worker *w, ax_actor *first, ax_actor *last, uint32_t 
 /* The oldest actor of w's due list, or NULL (a thief took them). */
 static ax_actor *due_pop(ax__worker *w) {
   pthread_mutex_lock(&w->due_lock);
-  ax_actor *a = w->due_head;
+  ax_actor *a = ax__runq_pop(&w->due_head, &w->due_tail);
   if (a) {
-    w->due_head = a->run_next;
-    if (!w->due_head) w->due_tail = NULL;
     /* relaxed: as due_append */
     atomic_store_explicit(&w->due_n, atomic_load_explicit(&w->due_n, memory_order_relaxed) - 1,
                           memory_order_relaxed);

@@ -528,11 +528,7 @@ static void deliver_groups(ax_system *sys) {
   /* relaxed: a heuristic (see the tick's grace). */
   if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
     pthread_mutex_lock(&T->handoff_lock);
-    if (T->handoff_tail)
-      T->handoff_tail->run_next = wake_first;
-    else
-      T->handoff_head = wake_first;
-    T->handoff_tail = wake_last;
+    ax__runq_append(&T->handoff_head, &T->handoff_tail, wake_first, wake_last);
     atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
                           memory_order_relaxed);
     pthread_mutex_unlock(&T->handoff_lock);
