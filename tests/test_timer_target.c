@@ -301,6 +301,205 @@ static void test_timer_woken_owner_runs_before_queued_actors(void) {
   ax_system_free(sys);
 }
 
+/* One worker: actors woken by expiries run in the order their timers came
+ * due, across passes, and before the LIFO slot's actor. F and R1 come due
+ * together (the reactor fires them while a hog holds the worker); F runs
+ * first, makes S runnable (the LIFO slot) and holds the worker while R2
+ * comes due. R1, queued before R2 came due, must run before R2, and S
+ * after both. They used to go to the front of the worker's ring, each
+ * pass's in front of the last's, and a pass moved the LIFO slot's actor
+ * there too: R2, then S, then R1. In `axon_bench timers` (1M timers) a
+ * receiver queued so sat under 290 later runs (setters' 0.3 ms chunks
+ * among them): p99 lateness of tens of ms. */
+static _Atomic uint64_t due_seq, r1_at, r2_at, s_at;
+static ax_pid due_s;
+
+enum { T_SET6 = T_SELF + 100 };
+
+static ax_err due_b(ax_actor *self, const ax_msg *msg) {
+  tshared *sh = *(tshared **)ax_state(self);
+  switch (msg->type) {
+  case T_SELF: /* 5 ms */
+  case T_SET6: /* 6 ms */
+    if (ax_send_after(self, msg->type == T_SELF ? 5 : 6, ax_self(self), T_TICK, NULL, 0, NULL) != AX_OK)
+      atomic_fetch_add(&sh->bad, 1);
+    atomic_fetch_add(&sh->sets, 1);
+    return AX_OK;
+  case T_TICK:
+    if (sh->owner.id == 1) { /* F: wake S, then hold the worker */
+      if (ax_send(self, due_s, T_SYNC, NULL, 0) != AX_OK) atomic_fetch_add(&sh->bad, 1);
+      atomic_fetch_add(&due_seq, 1);
+      wait_gate(sh);
+    } else {
+      atomic_store(sh->owner.id == 2 ? &r1_at : &r2_at, atomic_fetch_add(&due_seq, 1));
+    }
+    atomic_fetch_add(&sh->ticks, 1);
+    return AX_OK;
+  case T_SYNC: /* S */
+    atomic_store(&s_at, atomic_fetch_add(&due_seq, 1));
+    atomic_fetch_add(&sh->syncs, 1);
+    return AX_OK;
+  case T_FILL: /* the hog */
+    wait_gate(sh);
+    return AX_OK;
+  default: atomic_fetch_add(&sh->bad, 1); return AX_OK;
+  }
+}
+static uint64_t due_fired; /* fired_due's target */
+static bool fired_due(void *arg) { return fired(arg) >= due_fired; }
+
+static const ax_actor_spec due_spec = {.name = "due", .behaviour = due_b,
+                                       .state_size = sizeof(tshared *), .init = actor_init};
+
+/* The scenario above; returns with r1_at, r2_at and s_at set (run order
+ * after F). */
+static void due_scenario(void) {
+  static tshared hs, fs, r1s, r2s, ss;
+  tshared *all[] = {&hs, &fs, &r1s, &r2s, &ss};
+  for (int i = 0; i < 5; i++) memset(all[i], 0, sizeof(tshared));
+  fs.owner.id = 1; /* roles, by the owner field (unused otherwise here) */
+  r1s.owner.id = 2;
+  r2s.owner.id = 3;
+  atomic_store(&due_seq, 0);
+  atomic_store(&r1_at, UINT64_MAX);
+  atomic_store(&r2_at, UINT64_MAX);
+  atomic_store(&s_at, UINT64_MAX);
+  ax_system *sys = timer_clock_system(1);
+  ax_pid p[5];
+  for (int i = 0; i < 5; i++) {
+    tshared *sh = all[i];
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &due_spec, &sh, sizeof(sh), &p[i]), AX_OK);
+  }
+  due_s = p[4];
+  /* F's timer before R1's (same deadline: they fire in the order set). */
+  CU_ASSERT_EQUAL(ax_system_send(sys, p[1], T_SELF, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE_FATAL(ax_test_wait_count(&fs.sets, 1, 10000));
+  CU_ASSERT_EQUAL(ax_system_send(sys, p[2], T_SELF, NULL, 0), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_send(sys, p[3], T_SET6, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE_FATAL(ax_test_wait_count(&r1s.sets, 1, 10000));
+  CU_ASSERT_TRUE_FATAL(ax_test_wait_count(&r2s.sets, 1, 10000));
+  block(sys, p[0], &hs, T_FILL, false);
+  timer_clock_advance(sys, 5); /* F and R1: fired by the reactor (the worker is held) */
+  due_fired = 2;
+  CU_ASSERT_TRUE_FATAL(ax_test_wait(fired_due, sys, 10000));
+  release(&hs); /* F runs, wakes S and holds the worker */
+  CU_ASSERT_TRUE_FATAL(ax_test_wait(is_blocked, &fs, 10000));
+  timer_clock_advance(sys, 1); /* R2 */
+  due_fired = 3;
+  CU_ASSERT_TRUE_FATAL(ax_test_wait(fired_due, sys, 10000));
+  release(&fs);
+  CU_ASSERT_TRUE(ax_test_wait_count(&r1s.ticks, 1, 10000));
+  CU_ASSERT_TRUE(ax_test_wait_count(&r2s.ticks, 1, 10000));
+  CU_ASSERT_TRUE(ax_test_wait_count(&ss.syncs, 1, 10000));
+  for (int i = 0; i < 5; i++) CU_ASSERT_EQUAL(atomic_load(&all[i]->bad), 0);
+  ax_system_free(sys);
+}
+
+/* Runs the scenario with a due streak bound (ns) and checks the order
+ * after F: R1, R2 and S ran as numbers r1, r2 and s. */
+static void due_order(uint64_t due_ns, uint64_t r1, uint64_t r2, uint64_t s) {
+  uint64_t bound = atomic_exchange(&ax__sched_due_ns, due_ns);
+  due_scenario();
+  atomic_store(&ax__sched_due_ns, bound);
+  if (atomic_load(&r1_at) != r1 || atomic_load(&r2_at) != r2 || atomic_load(&s_at) != s)
+    fprintf(stderr, "after F: R1 ran %llu, R2 %llu, S %llu\n", (unsigned long long)atomic_load(&r1_at),
+            (unsigned long long)atomic_load(&r2_at), (unsigned long long)atomic_load(&s_at));
+  CU_ASSERT_EQUAL(atomic_load(&r1_at), r1);
+  CU_ASSERT_EQUAL(atomic_load(&r2_at), r2);
+  CU_ASSERT_EQUAL(atomic_load(&s_at), s);
+}
+
+/* No bound on the due streak (F's run, held by the test, must not count):
+ * R1, R2, then S. */
+static void test_timer_woken_actors_run_in_due_order_across_passes(void) { due_order(UINT64_MAX, 1, 2, 3); }
+
+/* The same with a due streak bound of 0: after each due run, another
+ * actor that is queued runs first (S, then R1; then R2, nothing else
+ * being queued). Expiries cannot starve the other actors of a worker. */
+static void test_timer_due_streak_lets_queued_actors_run(void) { due_order(0, 2, 3, 1); }
+
+/* One worker: a receiver whose expiries keep coming while it runs (another
+ * pass pushes them, so it is not woken: it is running) and whose runs wake
+ * other actors (so they are not quiet re-runs) used its extra run through
+ * the LIFO slot and then went to the yield slot, which waits until the ring
+ * has moved past everything queued before it: in `axon_bench timers`, a
+ * round of the setters' 0.3 ms runs. An actor whose next message is a due
+ * expiry now goes to the due list: its third expiry is seen before the
+ * actors its runs made runnable. */
+enum { FEEDERS = 5, T_SET3 = T_SELF + 101 };
+static ax_pid feeders[FEEDERS + 1];
+static _Atomic uint64_t feed_seq, feed_tick3_at, feed_first_filler_at;
+
+static ax_err feed_b(ax_actor *self, const ax_msg *msg) {
+  tshared *sh = *(tshared **)ax_state(self);
+  switch (msg->type) {
+  case T_SET3: /* the receiver: three timers to itself, due at +5, +6, +7 */
+    for (uint32_t d = 5; d <= 7; d++)
+      if (ax_send_after(self, d, ax_self(self), T_TICK, NULL, 0, NULL) != AX_OK) atomic_fetch_add(&sh->bad, 1);
+    atomic_fetch_add(&sh->sets, 1);
+    return AX_OK;
+  case T_TICK: {
+    uint64_t n = atomic_fetch_add(&sh->ticks, 1) + 1;
+    if (n == 1) /* the fillers, queued on the ring behind the LIFO slot */
+      for (int i = 0; i < FEEDERS; i++)
+        if (ax_send(self, feeders[i], T_SYNC, NULL, 0) != AX_OK) atomic_fetch_add(&sh->bad, 1);
+    if (n == 2 && ax_send(self, feeders[FEEDERS], T_SYNC, NULL, 0) != AX_OK) atomic_fetch_add(&sh->bad, 1);
+    if (n == 3) atomic_store(&feed_tick3_at, atomic_fetch_add(&feed_seq, 1));
+    if (n < 3) { /* held while the next expiry comes */
+      atomic_store(&sh->gate, false);
+      wait_gate(sh);
+    }
+    return AX_OK;
+  }
+  case T_SYNC: { /* a filler */
+    uint64_t at = atomic_fetch_add(&feed_seq, 1), none = UINT64_MAX;
+    atomic_compare_exchange_strong(&feed_first_filler_at, &none, at);
+    atomic_fetch_add(&sh->syncs, 1);
+    return AX_OK;
+  }
+  default: atomic_fetch_add(&sh->bad, 1); return AX_OK;
+  }
+}
+static const ax_actor_spec feed_spec = {.name = "feed", .behaviour = feed_b,
+                                        .state_size = sizeof(tshared *), .init = actor_init};
+
+static void test_timer_receiver_fed_while_running_stays_due(void) {
+  static tshared rs, fs;
+  memset(&rs, 0, sizeof(rs));
+  memset(&fs, 0, sizeof(fs));
+  atomic_store(&feed_seq, 0);
+  atomic_store(&feed_tick3_at, UINT64_MAX);
+  atomic_store(&feed_first_filler_at, UINT64_MAX);
+  uint64_t bound = atomic_exchange(&ax__sched_due_ns, UINT64_MAX); /* the test's held runs must not count */
+  ax_system *sys = timer_clock_system(1);
+  ax_pid r;
+  tshared *p = &rs;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &feed_spec, &p, sizeof(p), &r), AX_OK);
+  p = &fs;
+  for (int i = 0; i <= FEEDERS; i++)
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &feed_spec, &p, sizeof(p), &feeders[i]), AX_OK);
+  CU_ASSERT_EQUAL(ax_system_send(sys, r, T_SET3, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE_FATAL(ax_test_wait_count(&rs.sets, 1, 10000));
+  timer_clock_advance(sys, 5); /* the first expiry */
+  for (uint64_t k = 1; k <= 2; k++) {
+    CU_ASSERT_TRUE_FATAL(ax_test_wait(is_blocked, &rs, 10000)); /* its run k, held */
+    timer_clock_advance(sys, 1); /* expiry k + 1, pushed while it runs */
+    due_fired = k + 1;
+    CU_ASSERT_TRUE_FATAL(ax_test_wait(fired_due, sys, 10000));
+    release(&rs);
+  }
+  CU_ASSERT_TRUE(ax_test_wait_count(&rs.ticks, 3, 10000));
+  CU_ASSERT_TRUE(ax_test_wait_count(&fs.syncs, FEEDERS + 1, 10000));
+  atomic_store(&ax__sched_due_ns, bound);
+  if (atomic_load(&feed_tick3_at) > atomic_load(&feed_first_filler_at))
+    fprintf(stderr, "third expiry seen as number %llu, the first filler ran as %llu\n",
+            (unsigned long long)atomic_load(&feed_tick3_at), (unsigned long long)atomic_load(&feed_first_filler_at));
+  CU_ASSERT_TRUE(atomic_load(&feed_tick3_at) < atomic_load(&feed_first_filler_at));
+  CU_ASSERT_EQUAL(atomic_load(&rs.bad), 0);
+  CU_ASSERT_EQUAL(atomic_load(&fs.bad), 0);
+  ax_system_free(sys);
+}
+
 /* A pass that finds 50 timers due for one actor pushes them as one chain;
  * with a batch budget of 10 the actor took them 10 per run, and between
  * its runs it went behind the actors queued on its worker (the LIFO slot
@@ -410,6 +609,9 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_cancel_of_a_sent_timer_fails_before_it_wins);
   CU_ADD_TEST(s, test_timer_cancel_or_delivery_never_both);
   CU_ADD_TEST(s, test_timer_woken_owner_runs_before_queued_actors);
+  CU_ADD_TEST(s, test_timer_woken_actors_run_in_due_order_across_passes);
+  CU_ADD_TEST(s, test_timer_due_streak_lets_queued_actors_run);
+  CU_ADD_TEST(s, test_timer_receiver_fed_while_running_stays_due);
   CU_ADD_TEST(s, test_timer_due_expiries_do_not_count_against_the_batch);
   CU_ADD_TEST(s, test_timer_flag_from_elsewhere_counts_against_the_batch);
   return ax_test_run();

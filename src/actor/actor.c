@@ -647,6 +647,7 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
      * on a peer's SEND, whose bytes must not buy an unbudgeted run. */
     if (AX_UNLIKELY(n->msg.flags & (AX__MSGF_TDIRECT | AX__MSGF_TFIRE))) {
       budget++;
+      c->expiries = true;
       n->msg.flags &= ~AX__MSGF_TDIRECT;
     }
     if (AX_UNLIKELY(n->msg.flags & AX__MSGF_XPEND) && !exit_decided(a, c, n, old, locked))
@@ -695,6 +696,12 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
   return popped;
 }
 
+bool ax__actor_next_due(ax_actor *a) {
+  /* acquire: the node's fields, written before its push (release) */
+  ax__mlink *l = atomic_load_explicit(&a->user_tail->next, memory_order_acquire);
+  return l && (ax__mnode_of(l)->msg.flags & (AX__MSGF_TDIRECT | AX__MSGF_TFIRE));
+}
+
 static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
   return process_user_as(a, c, budget, false);
 }
@@ -737,6 +744,7 @@ ax__run_result ax__actor_run(ax_actor *a) {
   c->mute_on = 0;
   c->flush_later = false;
   c->filling = false;
+  c->expiries = false;
   bool owed = c->flush_owed; /* run from the deferred list: flush at the end */
   c->flush_owed = false;
   /* Metrics and tracing are decided once per run (a tracer set meanwhile

@@ -150,6 +150,27 @@ static inline uint64_t ax__actor_processed(ax_actor *a) {
 }
 _Static_assert(sizeof(ax__mlink) == sizeof(uint64_t), "the stub's word holds the count");
 
+/* A FIFO of actors linked through run_next (the inject queue, the timers'
+ * handoff list, a worker's due list), under its owner's lock: appends
+ * first..last, and takes the oldest (NULL if empty). */
+static inline void ax__runq_append(ax_actor **head, ax_actor **tail, ax_actor *first, ax_actor *last) {
+  last->run_next = NULL;
+  if (*tail)
+    (*tail)->run_next = first;
+  else
+    *head = first;
+  *tail = last;
+}
+static inline ax_actor *ax__runq_pop(ax_actor **head, ax_actor **tail) {
+  ax_actor *a = *head;
+  if (a && !(*head = a->run_next)) *tail = NULL;
+  return a;
+}
+
+/* Owner side, after a run that ended with work left: whether the next
+ * message in a's user lane is a timer expiry of this node (due). */
+bool ax__actor_next_due(ax_actor *a);
+
 /* Owner side, probe (inspect.c): answers an AX__SIG_PROBE from the system
  * lane with the user lane's depth. */
 void ax__probe_answer(ax_actor *a, const ax__mnode *n);
@@ -179,6 +200,12 @@ void ax__lane_unlock(ax_actor *a);
 #ifndef AX__QUIET_NS
 #define AX__QUIET_NS 50000
 #endif
+/* Runs from the due list (actors woken by timer expiries) come before any
+ * other for at most this long in a row (ns): then one other actor runs, if
+ * there is one, so that a stream of expiries cannot starve the ring. */
+#ifndef AX__DUE_NS
+#define AX__DUE_NS 1000000
+#endif
 #define AX__INJECT_INTERVAL 61
 /* The most runs of other actors a worker makes while a flush deferred by
  * ax_flush_later waits (its header's bound). */
@@ -204,6 +231,15 @@ typedef struct ax__worker {
    * The owner exchanges it; a thief takes it with a CAS only from a stalled
    * owner, as the LIFO slot (sched.c, steal_from). */
   _Atomic(ax_actor *) yield;
+  /* The due list: actors a timer pass woke (timers.c), in firing order,
+   * linked through run_next. The owner runs them before its LIFO slot,
+   * yield slot and ring (next_local), oldest first; a thief takes its
+   * newer half as it would the ring's (steal_from). due_head and due_tail
+   * under due_lock; due_n is their count, written under it, read without
+   * it as a hint. */
+  _Atomic uint32_t due_n;
+  ax_actor *due_head, *due_tail;
+  pthread_mutex_t due_lock;
 
   /* Owner-only. */
   _Alignas(AX_CACHELINE) ax_system *sys;
@@ -213,6 +249,8 @@ typedef struct ax__worker {
   uint32_t quiet_runs;  /* quiet re-runs since the ring last gave us an actor */
   uint64_t quiet_since; /* when the first of them was granted (ns) */
   uint32_t yield_after;  /* ring tail when the yield slot was filled */
+  bool due_streak;       /* the last actor run came from the due list... */
+  uint64_t due_since;    /* ...and the due runs in a row began then (ns) */
   /* Thief side (steal_from): the victim we watch, its ring's tail and its
    * tick when we started watching them, and since when (ns). */
   uint32_t watch_victim;
@@ -285,6 +323,8 @@ struct ax__ctx {
                           deferred list: this run flushes, whatever it delivers */
   bool filling;        /* this run's sends took a bounded lane past a quarter of its
                           limit (admit): the run is not quiet (sched.c) */
+  bool expiries;       /* this run took a timer expiry of this node (sched.c: an
+                          actor with more of them next goes to the due list) */
 };
 
 
@@ -512,16 +552,17 @@ void ax__schedule(ax_system *sys, ax_actor *a);
 void ax__schedule_many(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
 /* Puts a at the back of the current worker's ring (or inject). */
 void ax__schedule_back(ax_system *sys, ax_actor *a);
-/* Puts a at the front of the current worker's ring: the next it takes
- * after its LIFO slot, and the first a thief takes (the back while a
- * thief is mid-steal or the ring is full; off the workers, inject): for
- * actors woken by a timer expiry (timers.c). */
-void ax__schedule_front(ax_system *sys, ax_actor *a);
-/* Moves the current worker's LIFO slot occupant (the actor that just ran
- * and has more to do) to the front of its ring, so that actors then put at
- * the front with ax__schedule_front run before it (timers.c: a pass's
- * expiry wakes). No-op off the workers or with an empty slot. */
-void ax__schedule_lifo_to_front(ax_system *sys);
+/* Makes a list of actors (linked through run_next, in firing order)
+ * runnable at the back of the current worker's due list, which it runs
+ * first, oldest first (before its LIFO slot and ring); off the workers,
+ * the inject queue (as ax__schedule_many): for actors woken by timer
+ * expiries (timers.c). */
+void ax__schedule_due(ax_system *sys, ax_actor *first, ax_actor *last, size_t n);
+/* On a worker of sys whose due list is empty: takes the newer half of
+ * another worker's due list (of at least two) onto its own, so that the
+ * worker whose passes woke them does not run every receiver (timers.c's
+ * polls, between runs). Returns true if it took any. */
+bool ax__sched_due_share(ax_system *sys);
 /* The reactor's yield hook (ax__reactor_start): the reactor thread handed
  * the driver's role to the parked workers; wake one (arg: the system). */
 void ax__sched_reactor_yield(void *arg);
@@ -533,6 +574,10 @@ extern void (*_Atomic ax__sched_drive_hook)(ax_system *sys);
  * many ns each (default AX__STEAL_PAYS_NS, sched.c steal_paid); set before
  * the system's workers start. */
 extern _Atomic uint32_t ax__sched_steal_pays_ns;
+/* Tests only: the bound of a due streak (default AX__DUE_NS, sched.c
+ * next_local), so that a test's long runs do not decide an order; set
+ * before the system's workers start. */
+extern _Atomic uint64_t ax__sched_due_ns;
 /* Deterministic mode: takes the next runnable actor of w (its LIFO slot,
  * its ring, then the inject queue), or NULL. The driving thread only. */
 ax_actor *ax__sched_take(ax__worker *w);

@@ -1,8 +1,10 @@
 /* Axon: the work-stealing scheduler. One worker thread per core, each with a
  * fixed ring of runnable actors (Tokio's queue: the owner pushes at the tail,
  * pops at the head; thieves take half with one CAS), a LIFO slot for the
- * actor it just woke (capped so it cannot starve the ring), a global inject
- * queue for work from other threads, and parking with no sleep-polling
+ * actor it just woke (capped so it cannot starve the ring), a due list of
+ * actors woken by timer expiries (run first, oldest first, for at most
+ * AX__DUE_NS in a row), a global inject queue for work from other threads,
+ * and parking with no sleep-polling
  * (Tokio's idle protocol: at most half the workers search at once; a parked
  * worker is woken only when nobody is searching).
  *
@@ -83,13 +85,8 @@ static inline uint64_t pack(uint32_t steal, uint32_t real) {
 
 /* Pushes a batch linked through run_next. */
 static void inject_push_batch(ax_system *sys, ax_actor *first, ax_actor *last, size_t n) {
-  last->run_next = NULL;
   pthread_mutex_lock(&sys->inject_lock);
-  if (sys->inject_tail)
-    sys->inject_tail->run_next = first;
-  else
-    sys->inject_head = first;
-  sys->inject_tail = last;
+  ax__runq_append(&sys->inject_head, &sys->inject_tail, first, last);
   /* seq_cst: part of the Dekker pattern with park() (see notify_parked). */
   atomic_fetch_add_explicit(&sys->inject_len, n, memory_order_seq_cst);
   pthread_mutex_unlock(&sys->inject_lock);
@@ -100,12 +97,8 @@ static void inject_push(ax_system *sys, ax_actor *a) { inject_push_batch(sys, a,
 static ax_actor *inject_pop(ax_system *sys) {
   if (atomic_load_explicit(&sys->inject_len, memory_order_relaxed) == 0) return NULL;
   pthread_mutex_lock(&sys->inject_lock);
-  ax_actor *a = sys->inject_head;
-  if (a) {
-    sys->inject_head = a->run_next;
-    if (!sys->inject_head) sys->inject_tail = NULL;
-    atomic_fetch_sub_explicit(&sys->inject_len, 1, memory_order_relaxed);
-  }
+  ax_actor *a = ax__runq_pop(&sys->inject_head, &sys->inject_tail);
+  if (a) atomic_fetch_sub_explicit(&sys->inject_len, 1, memory_order_relaxed);
   pthread_mutex_unlock(&sys->inject_lock);
   return a;
 }
@@ -158,25 +151,6 @@ static void ring_push_back(ax__worker *w, ax_actor *a) {
     }
     if (ring_overflow(w, real, a)) return;
   }
-}
-
-/* The owner puts a before the real head, where ring_pop takes next.
- * Only while no thief is mid-steal (its claim covers the slots from the
- * steal index on, and the slot before the head may be one of them) and
- * there is room (the slot before the head is then free: the ring holds
- * [head, tail) and tail - head < size). Returns false otherwise. */
-static bool ring_push_front(ax__worker *w, ax_actor *a) {
-  /* acquire: see thieves' progress before judging fullness */
-  uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
-  uint32_t steal = hi32(h), real = lo32(h);
-  uint32_t tail = atomic_load_explicit(&w->tail, memory_order_relaxed);
-  if (steal != real || tail - real >= AX__RING_SIZE) return false;
-  ring_set(w, real - 1, a);
-  /* release: a thief or ring_pop that reads the new head sees the slot's
-   * contents (as tail's release store does for a push at the back). A
-   * failed CAS (a thief claimed meanwhile) leaves the slot unused. */
-  return atomic_compare_exchange_strong_explicit(&w->head, &h, pack(real - 1, real - 1),
-                                                 memory_order_acq_rel, memory_order_relaxed);
 }
 
 static ax_actor *ring_pop(ax__worker *w) {
@@ -234,6 +208,71 @@ static ax_actor *steal_into(ax__worker *src, ax__worker *dst, uint32_t *took) {
   ax_actor *ret = ring_get(dst, dst_tail + n);
   if (n) atomic_store_explicit(&dst->tail, dst_tail + n, memory_order_release);
   return ret;
+}
+
+/* ---- the due list ---- */
+
+/* Appends first..last (n actors, linked through run_next) to w's due list. */
+static void due_append(ax__worker *w, ax_actor *first, ax_actor *last, uint32_t n) {
+  pthread_mutex_lock(&w->due_lock);
+  ax__runq_append(&w->due_head, &w->due_tail, first, last);
+  /* relaxed: written under the lock, which readers that act on it take;
+   * the loads without it are hints (a stale one costs a lock, or a look
+   * one run later) */
+  atomic_store_explicit(&w->due_n, atomic_load_explicit(&w->due_n, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+  pthread_mutex_unlock(&w->due_lock);
+}
+
+/* The oldest actor of w's due list, or NULL (a thief took them). */
+static ax_actor *due_pop(ax__worker *w) {
+  pthread_mutex_lock(&w->due_lock);
+  ax_actor *a = ax__runq_pop(&w->due_head, &w->due_tail);
+  if (a) {
+    /* relaxed: as due_append */
+    atomic_store_explicit(&w->due_n, atomic_load_explicit(&w->due_n, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&w->due_lock);
+  return a;
+}
+
+/* Moves the newer half (rounded up) of v's due list to the back of w's;
+ * returns how many. */
+static uint32_t due_steal(ax__worker *v, ax__worker *w) {
+  ax_actor *first = NULL, *last = NULL;
+  pthread_mutex_lock(&v->due_lock);
+  /* relaxed: under the lock (as due_append) */
+  uint32_t n = atomic_load_explicit(&v->due_n, memory_order_relaxed), k = n - n / 2;
+  if (n) {
+    last = v->due_tail;
+    if (k == n) {
+      first = v->due_head;
+      v->due_head = v->due_tail = NULL;
+    } else {
+      ax_actor *keep = v->due_head;
+      for (uint32_t i = 1; i < n - k; i++) keep = keep->run_next;
+      first = keep->run_next;
+      keep->run_next = NULL;
+      v->due_tail = keep;
+    }
+    atomic_store_explicit(&v->due_n, n - k, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&v->due_lock);
+  if (!first) return 0;
+  due_append(w, first, last, k);
+  return k;
+}
+
+bool ax__sched_due_share(ax_system *sys) {
+  ax__worker *w = ax__tls_ctx.worker;
+  /* relaxed: hints; due_steal decides under the victim's lock */
+  if (!w || w->sys != sys || atomic_load_explicit(&w->due_n, memory_order_relaxed)) return false;
+  for (uint32_t i = 0; i < sys->nworkers; i++) {
+    ax__worker *v = &sys->workers[i];
+    if (v != w && atomic_load_explicit(&v->due_n, memory_order_relaxed) >= 2 && due_steal(v, w)) return true;
+  }
+  return false;
 }
 
 /* ---- idle workers ---- */
@@ -306,14 +345,19 @@ static inline void notify_parked_local(ax__worker *w) {
 static bool any_work(ax_system *sys) {
   if (atomic_load_explicit(&sys->inject_len, memory_order_seq_cst)) return true;
   for (uint32_t i = 0; i < sys->nworkers; i++)
-    if (ring_nonempty(&sys->workers[i])) return true;
+    /* relaxed due_n: a thief's hint, as notify_parked_local's (its owner
+     * runs it anyway) */
+    if (ring_nonempty(&sys->workers[i]) ||
+        atomic_load_explicit(&sys->workers[i].due_n, memory_order_relaxed))
+      return true;
   return false;
 }
 
 static bool local_work(ax__worker *w) {
   /* relaxed: our own slots (only a thief's CAS empties them besides us) */
   return atomic_load_explicit(&w->lifo, memory_order_relaxed) ||
-         atomic_load_explicit(&w->yield, memory_order_relaxed) || ring_nonempty(w);
+         atomic_load_explicit(&w->yield, memory_order_relaxed) ||
+         atomic_load_explicit(&w->due_n, memory_order_relaxed) || ring_nonempty(w);
 }
 
 /* The reactor's busy hook for a driving worker, read after the pass's ticks
@@ -473,11 +517,9 @@ static inline uint32_t rng_next(ax__worker *w) {
   return (uint32_t)w->rng;
 }
 
-static ax_actor *next_local(ax__worker *w) {
+/* The LIFO slot, the yield slot, the ring, the inject queue. */
+static ax_actor *next_queued(ax__worker *w) {
   ax_actor *a;
-  uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
-  atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
-  if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) return a;
   /* The relaxed load first: only this worker fills the slot (thieves only
    * empty it), so NULL here is NULL for good, and a run after which the
    * slot is empty (fjthrput's consumers: every other run) skips the locked
@@ -516,6 +558,50 @@ static ax_actor *next_local(ax__worker *w) {
     return a;
   }
   return inject_pop(w->sys);
+}
+
+_Atomic uint64_t ax__sched_due_ns = AX__DUE_NS;
+
+/* A due streak may go on: its first run starts the clock (one clock read
+ * per due run, none for other runs), and AX__DUE_NS ends it. */
+static inline bool due_young(ax__worker *w) {
+  uint64_t now = ax__now_ns();
+  if (!w->due_streak) {
+    w->due_streak = true;
+    w->due_since = now;
+    return true;
+  }
+  /* relaxed: a tunable the tests set before the workers start */
+  return now - w->due_since < atomic_load_explicit(&ax__sched_due_ns, memory_order_relaxed);
+}
+
+/* Actors woken by timer expiries (the due list) first, oldest first: they
+ * are due, and whatever is queued elsewhere can wait. They used to go to
+ * the ring's front, where each pass's went in front of the last's and the
+ * LIFO slot's actor was moved there too: a receiver woken in a 1M burst
+ * sat under hundreds of later runs, setters' 0.3 ms chunks among them
+ * (docs/ARCHITECTURE.md, "Timers"). After AX__DUE_NS of due runs in a
+ * row, one other actor runs if there is one. */
+static ax_actor *next_local(ax__worker *w) {
+  ax_actor *a;
+  uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed) + 1;
+  atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
+  /* relaxed: a hint; due_pop decides under the lock */
+  bool due = atomic_load_explicit(&w->due_n, memory_order_relaxed) != 0;
+  if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) {
+    w->due_streak = false;
+    return a;
+  }
+  if (due && due_young(w) && (a = due_pop(w))) {
+    w->lifo_runs = 0; /* as for a ring pop */
+    return a;
+  }
+  if ((a = next_queued(w))) {
+    w->due_streak = false;
+    return a;
+  }
+  if (due && (a = due_pop(w))) w->lifo_runs = 0;
+  return a;
 }
 
 /* ---- deferred flushes (ax_flush_later) ----
@@ -578,7 +664,9 @@ static ax_actor *steal_from(ax__worker *w, ax__worker *v) {
   uint32_t tail = atomic_load_explicit(&v->tail, memory_order_acquire);
   ax_actor *l = atomic_load_explicit(&v->lifo, memory_order_acquire);
   ax_actor *y = atomic_load_explicit(&v->yield, memory_order_acquire);
-  if (head == tail && !l && !y) return NULL;
+  /* relaxed: a hint; due_steal decides under the lock */
+  uint32_t due = atomic_load_explicit(&v->due_n, memory_order_relaxed);
+  if (head == tail && !l && !y && !due) return NULL;
   /* relaxed: a progress hint; a stale tick only delays a stall's verdict */
   uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
   uint64_t now = ax__now_ns();
@@ -600,8 +688,14 @@ static ax_actor *steal_from(ax__worker *w, ax__worker *v) {
   }
   bool stalled = ++w->watch_rounds >= AX__STALL_ROUNDS || now - w->tick_since >= AX__STALL_NS;
   ax_actor *a;
-  if (head != tail && (stalled || now - w->ring_since >= w->steal_wait) &&
-      (a = steal_into(v, w, &w->stole_n))) {
+  bool aged = stalled || now - w->ring_since >= w->steal_wait;
+  /* Its due list as its ring, into ours, but only when its ring has
+   * nothing: taking the ring's actors is what spreads the work over the
+   * workers (a thief that preferred the due list kept taking expiry
+   * receivers while every setter of `axon_bench timers` stayed on the
+   * other worker: half the set rate). */
+  if ((head != tail && aged && (a = steal_into(v, w, &w->stole_n))) ||
+      (due && aged && (w->stole_n = due_steal(v, w)) && (a = due_pop(w)))) {
     w->watch_victim = UINT32_MAX;
     w->stole_at = now;
     return a;
@@ -709,7 +803,15 @@ static void run_one(ax__worker *w, ax_actor *a) {
   ax__run_result r = ax__actor_run(a);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
   if (r == AX__RUN_DEFER) defer_push(w, a);
-  if (r == AX__RUN_AGAIN && w->wakes == wakes && w->quiet_runs < AX__QUIET_RUNS &&
+  if (r == AX__RUN_AGAIN && AX_UNLIKELY(ax__tls_ctx.expiries) && ax__actor_next_due(a)) {
+    /* Its next message is a due expiry (a receiver that passes kept
+     * feeding while it ran): the due list's back, with the others due.
+     * Through the LIFO slot, a due run that ended with work left pushed
+     * it out to the ring's back (behind `axon_bench timers`' setters:
+     * receivers seen 4,700 runs and 60-90 ms later); and after its extra
+     * run it went to the yield slot, which waits for the whole ring. */
+    due_append(w, a, a, 1);
+  } else if (r == AX__RUN_AGAIN && w->wakes == wakes && w->quiet_runs < AX__QUIET_RUNS &&
       !ax__tls_ctx.filling && quiet_young(w)) {
     /* A quiet run: work left, and it made nobody runnable here (what it
      * sent went to actors already queued, or to itself). Running it again
@@ -846,31 +948,22 @@ void ax__schedule_back(ax_system *sys, ax_actor *a) {
   }
 }
 
-void ax__schedule_front(ax_system *sys, ax_actor *a) {
+void ax__schedule_due(ax_system *sys, ax_actor *first, ax_actor *last, size_t n) {
   ax__worker *w = ax__tls_ctx.worker;
+  if (!n) return;
   if (!(w && w->sys == sys)) {
-    ax__schedule_back(sys, a);
+    ax__schedule_many(sys, first, last, n);
     return;
   }
-  w->wakes++;
-  if (!ring_push_front(w, a)) ring_push_back(w, a);
+  w->wakes += (uint32_t)n;
+  due_append(w, first, last, (uint32_t)n);
   notify_parked_local(w);
 }
 
-void ax__schedule_lifo_to_front(ax_system *sys) {
-  ax__worker *w = ax__tls_ctx.worker;
-  if (!(w && w->sys == sys)) return;
-  /* acq_rel: as next_local's exchange (a thief's CAS on the slot) */
-  ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
-  if (!a || ring_push_front(w, a)) return;
-  /* No room at the front: back into the slot, which is still empty (only
-   * this worker fills it). release: hands a's state to a thief's CAS, as
-   * the exchanges in run_one. */
-  atomic_store_explicit(&w->lifo, a, memory_order_release);
-}
-
 ax_actor *ax__sched_take(ax__worker *w) {
-  ax_actor *a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
+  /* relaxed: deterministic mode, one thread */
+  ax_actor *a = atomic_load_explicit(&w->due_n, memory_order_relaxed) ? due_pop(w) : NULL;
+  if (!a) a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
   /* relaxed: deterministic mode, one thread (as the LIFO slot above) */
   if (!a) a = atomic_exchange_explicit(&w->yield, NULL, memory_order_relaxed);
   if (!a) a = ring_pop(w);
@@ -892,6 +985,7 @@ ax_err ax__sched_start(ax_system *sys) {
     w->watch_victim = UINT32_MAX;
     pthread_mutex_init(&w->park_lock, NULL);
     pthread_cond_init(&w->park_cv, NULL);
+    pthread_mutex_init(&w->due_lock, NULL);
   }
   sys->nalloc = n;
   if (sys->det) return AX_OK; /* no thread: the driving thread is worker 0 */
@@ -929,6 +1023,7 @@ void ax__sched_free(ax_system *sys) {
   if (sys->workers) {
     for (uint32_t i = 0; i < sys->nalloc; i++) {
       pthread_mutex_destroy(&sys->workers[i].park_lock);
+      pthread_mutex_destroy(&sys->workers[i].due_lock);
       pthread_cond_destroy(&sys->workers[i].park_cv);
     }
     ax__free_aligned(sys->workers, sizeof(ax__worker) * n, 128);

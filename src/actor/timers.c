@@ -22,7 +22,9 @@
  * owner, which may be busy for a long time: a CAS on the timer decides
  * between that send and the owner's cancel, and the owner forgets the
  * timer when its per-pass reap list comes. Actors woken by a pass go to
- * the front of the firing worker's queue. Deadlines are in ticks (1 ms
+ * the firing worker's due list, which it runs first, oldest first (sched.c
+ * ax__schedule_due); a worker whose due list is empty takes half of
+ * another's at its poll (ax__sched_due_share). Deadlines are in ticks (1 ms
  * by default, TICK_SHIFT); the reactor sleeps to the nanosecond
  * (ax__reactor_wait_until); a pass cascades the next 64 ticks' timers into
  * the wheels' rings while they are not due yet (prepare_shards). Request timeouts and receive
@@ -475,23 +477,25 @@ static void reap_node(ax__timers *T, ax__tgroup *g) {
 
 /* Pushes each recipient's chain with one exchange (an owner's reap list
  * last in its chain). Recipients that were idle go onto the firing
- * worker's own queue, at its front, in firing order: they are due, and
- * the actors queued there can wait; at the back (or on the inject queue,
- * which a busy worker looks at once in 61 runs) they would wait behind
- * whatever keeps that worker busy (a burst of long runs: `axon_bench
- * timers`). Off the workers (the reactor), they go to the handoff list
- * for the awake workers' polls, or, with every worker asleep, onto the
- * inject queue with one push and one wake-up. A dead recipient's chain is
- * dropped: an owner's stop cancelled (or will cancel) every timer it had,
- * which keeps intervals from firing again; a dead target's expiries are
- * lost, as a forward to it would be. */
+ * worker's due list, in firing order, which it runs before anything else
+ * (ax__schedule_due): they are due, and the actors queued there can wait;
+ * at the back of its ring (or on the inject queue, which a busy worker
+ * looks at once in 61 runs) they would wait behind whatever keeps that
+ * worker busy (a burst of long runs: `axon_bench timers`). Off the workers
+ * (the reactor), they go to the handoff list for the awake workers' polls,
+ * or, with every worker asleep, onto the inject queue with one push and
+ * one wake-up. A dead recipient's chain is dropped: an owner's stop
+ * cancelled (or will cancel) every timer it had, which keeps intervals
+ * from firing again; a dead target's expiries are lost, as a forward to it
+ * would be. */
 static void deliver_groups(ax_system *sys) {
   ax__timers *T = &sys->timers;
   ax_actor *wake_first = NULL, *wake_last = NULL;
   size_t nwake = 0;
   ax__worker *w = ax__ctx_get()->worker;
-  bool local = w && w->sys == sys && !ax__det_on(sys), lifo_moved = false;
-  /* Backwards, because each goes to the front (locally). */
+  bool local = w && w->sys == sys && !ax__det_on(sys);
+  /* Backwards, linking each woken actor in front of the last: the list
+   * ends up in firing order. */
   for (size_t u = T->ngroups_used; u-- > 0;) {
     ax__tgroup *g = &T->groups[T->groups_used[u]], cell = *g;
     *g = (ax__tgroup){0}; /* clean for the next pass */
@@ -508,16 +512,6 @@ static void deliver_groups(ax_system *sys) {
       continue;
     }
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
-      if (local) { /* a worker's pass: onto its own queue, first */
-        if (!lifo_moved) { /* ahead of the actor in its LIFO slot too */
-          ax__schedule_lifo_to_front(sys);
-          lifo_moved = true;
-        }
-        ax__schedule_front(sys, a);
-        ax__table_release(&sys->table, g->owner);
-        continue;
-      }
-      /* Linked backwards too: the list ends up in firing order. */
       a->run_next = wake_first; /* we hold the right to schedule it */
       wake_first = a;
       if (!wake_last) wake_last = a;
@@ -527,14 +521,14 @@ static void deliver_groups(ax_system *sys) {
   }
   if (!nwake) return;
   wake_last->run_next = NULL;
+  if (local) { /* a worker's pass: its own due list */
+    ax__schedule_due(sys, wake_first, wake_last, nwake);
+    return;
+  }
   /* relaxed: a heuristic (see the tick's grace). */
   if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
     pthread_mutex_lock(&T->handoff_lock);
-    if (T->handoff_tail)
-      T->handoff_tail->run_next = wake_first;
-    else
-      T->handoff_head = wake_first;
-    T->handoff_tail = wake_last;
+    ax__runq_append(&T->handoff_head, &T->handoff_tail, wake_first, wake_last);
     atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
                           memory_order_relaxed);
     pthread_mutex_unlock(&T->handoff_lock);
@@ -555,23 +549,13 @@ static ax_actor *handoff_take(ax__timers *T, ax_actor **last, size_t *n) {
   return first;
 }
 
-/* A worker's poll: the owners the reactor woke go onto this worker's
- * queue, at its front, in firing order (so the list is walked backwards:
- * reversed first). */
+/* A worker's poll: the owners the reactor woke go onto this worker's due
+ * list, in firing order. */
 static bool handoff_run(ax_system *sys) {
   ax_actor *last;
   size_t n;
-  ax_actor *a = handoff_take(&sys->timers, &last, &n), *rev = NULL;
-  for (ax_actor *next; a; a = next) {
-    next = a == last ? NULL : a->run_next;
-    a->run_next = rev;
-    rev = a;
-  }
-  if (rev) ax__schedule_lifo_to_front(sys); /* ahead of the LIFO slot's actor too */
-  for (ax_actor *next; rev; rev = next) {
-    next = rev->run_next;
-    ax__schedule_front(sys, rev);
-  }
+  ax_actor *first = handoff_take(&sys->timers, &last, &n);
+  if (first) ax__schedule_due(sys, first, last, n);
   return n > 0;
 }
 
@@ -734,6 +718,11 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
    * the reactor's tick is the backstop. (Before the service starts
    * earliest reads 0 and fire_pass finds it not started.) */
   bool woke = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) && handoff_run(sys);
+  /* Receivers another worker's pass woke and it has not run yet: half of
+   * them here, while ours is empty (one worker ran every receiver of
+   * `axon_bench timers` while the other only set: its due list queued a
+   * round of 0.3-1 ms runs, every receiver's backlog). */
+  woke |= sys->nworkers > 1 && ax__sched_due_share(sys);
   uint64_t e = atomic_load_explicit(&T->earliest, memory_order_relaxed);
   if (e == UINT64_MAX) return woke;
   /* The clock costs ~20 ns: read it when told to, when the earliest
@@ -761,7 +750,7 @@ static int timers_tick(void *arg) {
   /* Owners handed off at an earlier pass and still not taken, while a
    * worker sleeps: the inject queue, which wakes it. While every worker
    * is awake they stay: each worker's poll takes them after its current
-   * run and puts them at the front of its queue, where the inject queue
+   * run and puts them on its due list, run first, where the inject queue
    * would leave them behind its queue (a busy worker reads inject once in
    * 61 runs). relaxed: a heuristic; a worker that parks just after this
    * reading leaves them here one more tick. */
