@@ -61,6 +61,7 @@ static int port, pub_port, nsubs = 50, nchan = 10, npubs = 4, size = 64, window 
 static long nmsg = 20000;
 static uint64_t deliveries, order_errors, *lat;
 static size_t nlat, latcap;
+static uint64_t *lat_at; /* PUBSUB_LOAD_DUMP: receive time of each */
 static int epfd;
 
 static void die(const char *what) {
@@ -163,7 +164,11 @@ static void on_message(peer *p, const char *pl, size_t n) {
   else p->last[pub] = seq + 1;
   p->got++;
   deliveries++;
-  if (nlat < latcap) lat[nlat++] = now_ns() - ts;
+  if (nlat < latcap) {
+    uint64_t t = now_ns();
+    if (lat_at) lat_at[nlat] = t;
+    lat[nlat++] = t - ts;
+  }
 }
 
 /* Consumes the complete frames in p->in. */
@@ -337,6 +342,7 @@ int main(int argc, char **argv) {
   }
   latcap = expect < 4000000 ? expect : 4000000;
   lat = malloc((latcap + 1) * sizeof *lat);
+  if (getenv("PUBSUB_LOAD_DUMP")) lat_at = malloc((latcap + 1) * sizeof *lat_at);
   struct epoll_event ev;
   for (int i = 0; i < nsubs; i++) {
     ev.events = EPOLLIN;
@@ -377,6 +383,11 @@ int main(int argc, char **argv) {
     }
   }
   double secs = (double)(tlast - t0) / 1e9;
+  if (lat_at) {
+    FILE *f = fopen(getenv("PUBSUB_LOAD_DUMP"), "w");
+    for (size_t i = 0; f && i < nlat; i++) fprintf(f, "%llu %llu\n", (unsigned long long)(lat_at[i] - t0), (unsigned long long)lat[i]);
+    if (f) fclose(f);
+  }
   qsort(lat, nlat, sizeof *lat, cmp_u64);
   double p50 = nlat ? (double)lat[nlat / 2] / 1000.0 : 0, p99 = nlat ? (double)lat[nlat * 99 / 100] / 1000.0 : 0;
   uint64_t lost = expect - (deliveries < expect ? deliveries : expect);

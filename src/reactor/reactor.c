@@ -9,12 +9,19 @@
  *    request/response costs one wake-up (the epoll_wait return) instead
  *    of two (reactor thread, then the worker's futex).
  *  - the reactor thread, the fallback that keeps I/O and timers going when
- *    no standby thread drives: it drives while nobody stands by
- *    (standby == 0: every worker busy), or when the lock stayed free for a
- *    whole watch interval (the last driver left to run work, the other
- *    standby workers sleep on their futex). Otherwise it sleeps on thr_cv:
- *    WATCH_MS at a time, or without a timeout (deep) while a standby driver
- *    sits blocked in the poller wait (an idle system costs no CPU).
+ *    nobody else does: it drives once no pass ended during a whole watch
+ *    interval (every worker inside runs that never search, or the last
+ *    driver left to run work and the other standby workers sleep on their
+ *    futex), and then until a standby driver asks for the lock. Not merely
+ *    because nobody stands by: a worker busy with socket work searches and
+ *    polls between its bursts, and the thread taking the lock then made
+ *    each of those polls fail, so every idle moment became a handover
+ *    (yield_req, the thread's wake-up, a futex wake of the parked worker):
+ *    one worker's pub/sub broker under redis-benchmark's PING -P16 spent
+ *    15% of its CPU on the thread, 23k of its context switches a run.
+ *    Otherwise it sleeps on thr_cv: WATCH_MS at a time, or without a
+ *    timeout (deep) while a standby driver sits blocked in the poller wait
+ *    (an idle system costs no CPU).
  *
  * The handover protocol (each step's memory order is at its atomic):
  *  1. A would-be driver counts itself in standby before trying the lock. If
@@ -226,7 +233,7 @@ static void *reactor_main(void *p) {
     uint64_t now = atomic_load_explicit(&r->passes, memory_order_seq_cst);
     bool idle_watch = now == last; /* no pass ended during the last interval */
     last = now;
-    if (atomic_load_explicit(&r->standby, memory_order_seq_cst) == 0 || idle_watch) {
+    if (idle_watch) {
       if (pthread_mutex_trylock(&r->drive_lock) == 0) {
         thread_drive(r);
         last = UINT64_MAX; /* a full watch interval before driving again */
