@@ -18,7 +18,12 @@
  * increasing order and, at the end, that none is missing. Prints
  *   RESULT pubsub <name> <seconds> <deliveries> <deliveries/s> deliveries/s
  *          p50_us=<end-to-end p50> p99_us=<p99> lost=<n> order_errors=<n>
- * and exits 1 when anything was lost or out of order. */
+ * and exits 1 when anything was lost or out of order.
+ *
+ * PUBSUB_LOAD_DUMP=FILE also writes one line per delivery (up to 4M):
+ * "<ns since the start> <end-to-end latency ns>", in receive order, to see
+ * whether a tail is spread out or comes in bursts (a stalled server or
+ * client). */
 
 #include <arpa/inet.h>
 #include <errno.h>
