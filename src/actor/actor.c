@@ -652,7 +652,15 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
    * notes"). A copy of its own: the extra state in the loop of every
    * actor's copy cost big (unbounded) 7% CPU on one worker. */
   uint32_t taken = 0;
-  uint64_t stub_base = 0; /* the word with taken 0, read at the first pop that counts */
+  /* The word with taken 0 (the stub may be retired only by this run's
+   * first pop: then processed is 0, and the word is 1). A budget within
+   * the word's field bounds taken (timer expiries, which raise the budget,
+   * are not counted). */
+  uint64_t stub_base = 0;
+  if (batched) {
+    stub_base = (ax__actor_processed(a) << AX__STUB_PROC_SHIFT) | 1;
+    if (budget > AX__STUB_TAKEN_MAX) budget = AX__STUB_TAKEN_MAX;
+  }
   ax__mlink *l, *old;
   bool active = false;
   while (budget-- && (l = AX_UNLIKELY(locked) ? pop_locked(a, &old)
@@ -699,17 +707,10 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
     } else {
       active = true;
       if (batched) {
-        if (!taken) stub_base = (ax__actor_processed(a) << AX__STUB_PROC_SHIFT) | 1;
-        if (AX_UNLIKELY(++taken > AX__STUB_TAKEN_MAX)) { /* a huge batch: settle */
-          atomic_store_explicit(&a->user_stub_word, stub_base, memory_order_relaxed);
-          atomic_fetch_sub_explicit(&a->queued, taken, memory_order_seq_cst);
-          taken = 0; /* stub_base is read again: same value (processed moves at the run's end) */
-        } else {
-          /* relaxed: senders only need to see it eventually (a stale,
-           * smaller count makes them judge the lane fuller than it is). */
-          atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)taken << 1),
-                                memory_order_relaxed);
-        }
+        /* relaxed: senders only need to see it eventually (a stale,
+         * smaller count makes them judge the lane fuller than it is). */
+        atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++taken << 1),
+                              memory_order_relaxed);
       } else if (limit) {
         /* seq_cst: pairs with mute_self's push-then-check. */
         uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
