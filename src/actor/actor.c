@@ -174,6 +174,16 @@ __attribute__((noinline)) static ax_err admit_slow(ax_system *sys, ax__ctx *c, a
                                                    uint32_t q, unsigned *how) {
   uint32_t limit = r->limit;
   ax_overflow pol = (ax_overflow)r->overflow;
+  if (pol != AX_OVERFLOW_DROP_OLD) {
+    /* queued still counts what the receiver's current run took (subtracted
+     * at its end): judge by the depth. Read after our add: see
+     * process_user_as for why that never understates it. */
+    uint32_t t = ax__actor_taken(r);
+    if (t && q >= t && q - t < limit) {
+      *how = ADM_COUNTED;
+      return AX_OK;
+    }
+  }
   if (pol == AX_OVERFLOW_DROP_OLD) {
     *how = ADM_COUNTED | ADM_LOCKED | (q >= limit ? ADM_TRIM : 0);
     return AX_OK;
@@ -181,7 +191,7 @@ __attribute__((noinline)) static ax_err admit_slow(ax_system *sys, ax__ctx *c, a
   bool actor_sender = c->current && c->worker && c->current->sys == sys && c->current != r;
   if (pol == AX_OVERFLOW_BACKPRESSURE && actor_sender) {
     ax_actor *s = c->current;
-    bool overloaded = s->limit && atomic_load_explicit(&s->queued, memory_order_relaxed) >= s->limit;
+    bool overloaded = s->limit && ax__actor_depth(s) >= s->limit;
     if (!overloaded && !c->mute_on) {
       c->mute_on = r->pid;
       atomic_fetch_add_explicit(&ax__actor_bounded(r)->mutes, 1, memory_order_relaxed);
@@ -624,13 +634,33 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
  * is counted by a hooked run. */
 static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *a, ax__ctx *c,
                                                                       uint32_t budget,
-                                                                      const bool hooked) {
+                                                                      const bool hooked,
+                                                                      const bool batched) {
   /* Never run past the messages present at the start of the run. */
   uintptr_t snap = atomic_load_explicit(&a->user_head, memory_order_acquire) & ~AX__LANE_IDLE;
   if ((ax__mlink *)snap == a->user_tail) return 0;
   uint32_t popped = 0;
   uint32_t limit = a->limit;
   bool locked = limit && a->overflow == AX_OVERFLOW_DROP_OLD; /* see trim_old */
+  /* batched (the copy for bounded lanes other than DROP_OLD, without
+   * hooks): what the run took is subtracted from `queued` once, at its end
+   * (taken), and the count is published after each pop in the retired
+   * stub's word (a plain store on line 0, which the run's end touches
+   * anyway) for senders at the limit, which judge by queued - taken
+   * (admit_slow). The locked subtract per message was fjthrput's
+   * consumers' one RMW of their own (docs/ARCHITECTURE.md "Scheduler
+   * notes"). A copy of its own: the extra state in the loop of every
+   * actor's copy cost big (unbounded) 7% CPU on one worker. */
+  uint32_t taken = 0;
+  /* The word with taken 0 (the stub may be retired only by this run's
+   * first pop: then processed is 0, and the word is 1). A budget within
+   * the word's field bounds taken (timer expiries, which raise the budget,
+   * are not counted). */
+  uint64_t stub_base = 0;
+  if (batched) {
+    stub_base = (ax__actor_processed(a) << AX__STUB_PROC_SHIFT) | 1;
+    if (budget > AX__STUB_TAKEN_MAX) budget = AX__STUB_TAKEN_MAX;
+  }
   ax__mlink *l, *old;
   bool active = false;
   while (budget-- && (l = AX_UNLIKELY(locked) ? pop_locked(a, &old)
@@ -677,7 +707,12 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
       if (limit) atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
     } else {
       active = true;
-      if (limit) {
+      if (batched) {
+        /* relaxed: senders only need to see it eventually (a stale,
+         * smaller count makes them judge the lane fuller than it is). */
+        atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++taken << 1),
+                              memory_order_relaxed);
+      } else if (limit) {
         /* seq_cst: pairs with mute_self's push-then-check. */
         uint32_t q = atomic_fetch_sub_explicit(&a->queued, 1, memory_order_seq_cst);
         if (q > limit && a->overflow == AX_OVERFLOW_DROP_OLD) {
@@ -692,6 +727,16 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
     /* The snapshot's end first: most runs take one message. */
     if (l == (ax__mlink *)snap || c->exiting || c->mute_on || (!hooked && c->hooks)) break;
   }
+  if (batched && taken) {
+    /* taken back to 0 before the subtract (relaxed, ordered by the
+     * subtract's release): a sender whose add comes after the subtract
+     * reads 0 or a later count, never one the subtract already covered, so
+     * queued - taken never understates the depth. seq_cst: the subtract
+     * pairs with mute_self's push-then-check (ax__actor_run then loads the
+     * mute stack). */
+    atomic_store_explicit(&a->user_stub_word, stub_base, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&a->queued, taken, memory_order_seq_cst);
+  }
   if (active && a->ext && a->ext->recv_ms) ax__timers_activity(a);
   return popped;
 }
@@ -703,12 +748,17 @@ bool ax__actor_next_due(ax_actor *a) {
 }
 
 static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
-  return process_user_as(a, c, budget, false);
+  return process_user_as(a, c, budget, false, false);
+}
+
+__attribute__((noinline)) static uint32_t process_user_batched(ax_actor *a, ax__ctx *c,
+                                                               uint32_t budget) {
+  return process_user_as(a, c, budget, false, true);
 }
 
 __attribute__((noinline)) static uint32_t process_user_hooked(ax_actor *a, ax__ctx *c,
                                                               uint32_t budget) {
-  return process_user_as(a, c, budget, true);
+  return process_user_as(a, c, budget, true, false);
 }
 
 /* Ends a run (or an init): the actor goes idle unless work arrived. Returns
@@ -763,11 +813,14 @@ ax__run_result ax__actor_run(ax_actor *a) {
     process_sys(a, c);
   if (!c->exiting) {
     uint32_t n = AX_UNLIKELY(hooked) ? process_user_hooked(a, c, a->sys->cfg.batch)
-                                     : process_user(a, c, a->sys->cfg.batch);
+                 : a->limit && a->overflow != AX_OVERFLOW_DROP_OLD
+                     ? process_user_batched(a, c, a->sys->cfg.batch)
+                     : process_user(a, c, a->sys->cfg.batch);
     /* The processed count, in the retired stub (actor_int.h): owner-only,
      * a plain add once per run, on the line release_run touches anyway. */
     if (n && a->user_tail != &a->user_stub)
-      atomic_store_explicit(&a->user_stub_word, ((ax__actor_processed(a) + n) << 1) | 1,
+      atomic_store_explicit(&a->user_stub_word,
+                            ((ax__actor_processed(a) + n) << AX__STUB_PROC_SHIFT) | 1,
                             memory_order_relaxed);
   }
   /* A flush asked to wait (ax_flush_later) is deferred unless it is owed
@@ -1150,7 +1203,7 @@ ax_err ax_actor_stats_get(ax_system *sys, ax_pid pid, ax_actor_stats *out) {
     ax__bounded *b = ax__actor_bounded(a);
     uint64_t drops = atomic_load_explicit(&b->drops, memory_order_relaxed);
     out->mutes = atomic_load_explicit(&b->mutes, memory_order_relaxed);
-    out->queued = atomic_load_explicit(&a->queued, memory_order_relaxed);
+    out->queued = ax__actor_depth(a);
     switch (a->spec->overflow) {
     case AX_OVERFLOW_DROP_NEW: out->dropped_new = drops; break;
     case AX_OVERFLOW_DROP_OLD: out->dropped_old = drops; break;

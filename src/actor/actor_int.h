@@ -76,7 +76,9 @@ struct ax_actor {
    * worker that pops it. */
   struct ax_actor *run_next;
   _Atomic uint32_t queued;     /* bounded lanes: messages accepted, not yet
-                                  popped (senders add, owner subtracts) */
+                                  popped (senders add, owner subtracts: per
+                                  message for DROP_OLD, else once per run,
+                                  ax__actor_taken meanwhile) */
   _Atomic uint32_t mute_state; /* AX__MS_* bits + sequence */
   uint32_t limit;              /* spec->mailbox_limit and spec->overflow, */
   uint8_t overflow;            /* copied here: senders read them without
@@ -139,14 +141,30 @@ static inline size_t ax__actor_size(const ax_actor_spec *spec) {
 }
 
 /* The messages an actor's runs have taken from its user lane, kept where
- * the header has room: the retired user-lane stub (above). The owner
- * writes (count << 1) | 1 there at the end of a run, once the stub is
- * retired; an even word is still the live stub's link (a pointer, or NULL),
- * and means no message was taken yet. Readers holding a table reference
- * load it relaxed. */
+ * the header has room: the retired user-lane stub (above). Once the stub
+ * is retired the owner writes (processed << AX__STUB_PROC_SHIFT) | (taken
+ * << 1) | 1 there: processed at the end of a run; taken (bounded lanes
+ * other than DROP_OLD: the messages this run popped that are not yet
+ * subtracted from `queued`, see process_user_as in actor.c) after each
+ * pop, and 0 again at the run's end. An even word is still the live
+ * stub's link (a pointer, or NULL), and means no message was taken yet.
+ * Readers holding a table reference load it relaxed. */
+#define AX__STUB_TAKEN_MAX 0x7fffu
+#define AX__STUB_PROC_SHIFT 16
 static inline uint64_t ax__actor_processed(ax_actor *a) {
   uint64_t w = atomic_load_explicit(&a->user_stub_word, memory_order_relaxed);
-  return w & 1 ? w >> 1 : 0;
+  return w & 1 ? w >> AX__STUB_PROC_SHIFT : 0;
+}
+static inline uint32_t ax__actor_taken(ax_actor *a) {
+  uint64_t w = atomic_load_explicit(&a->user_stub_word, memory_order_relaxed);
+  return w & 1 ? (uint32_t)(w >> 1) & AX__STUB_TAKEN_MAX : 0;
+}
+/* A bounded lane's depth: accepted, not yet taken (queued counts the
+ * running owner's taken messages until its run ends). */
+static inline uint32_t ax__actor_depth(ax_actor *a) {
+  uint32_t q = atomic_load_explicit(&a->queued, memory_order_relaxed);
+  uint32_t t = ax__actor_taken(a);
+  return q > t ? q - t : 0;
 }
 _Static_assert(sizeof(ax__mlink) == sizeof(uint64_t), "the stub's word holds the count");
 

@@ -19,7 +19,7 @@ ax_err ax__actor_info_get(ax_system *sys, uint64_t pid, ax__actor_info *out) {
   snprintf(out->spec_name, sizeof out->spec_name, "%s", a->spec->name ? a->spec->name : "");
   out->processed = ax__actor_processed(a);
   out->limit = a->limit;
-  if (a->limit) out->queued = atomic_load_explicit(&a->queued, memory_order_relaxed);
+  if (a->limit) out->queued = ax__actor_depth(a);
   bool named = atomic_load_explicit(&a->mute_state, memory_order_relaxed) & AX__MS_NAMED;
   ax__table_release(&sys->table, pid);
   if (named) ax__registry_name_of(sys, pid, out->name, sizeof out->name);

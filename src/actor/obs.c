@@ -174,7 +174,7 @@ void ax__obs_on_send(ax_system *sys, ax_actor *r, ax__mnode *n, uint64_t from) {
 }
 
 static uint64_t depth_of(ax_actor *a, struct ax__obs *o) {
-  if (a->limit) return atomic_load_explicit(&a->queued, memory_order_relaxed);
+  if (a->limit) return ax__actor_depth(a);
   uint64_t popped = atomic_load_explicit(&o->popped, memory_order_relaxed);
   uint64_t enq = atomic_load_explicit(&o->enq, memory_order_relaxed);
   return enq > popped ? enq - popped : 0; /* a reader may see a pop before its push */
