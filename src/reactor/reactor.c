@@ -9,19 +9,21 @@
  *    request/response costs one wake-up (the epoll_wait return) instead
  *    of two (reactor thread, then the worker's futex).
  *  - the reactor thread, the fallback that keeps I/O and timers going when
- *    nobody else does: it drives once no pass ended during a whole watch
- *    interval (every worker inside runs that never search, or the last
- *    driver left to run work and the other standby workers sleep on their
- *    futex), and then until a standby driver asks for the lock. Not merely
- *    because nobody stands by: a worker busy with socket work searches and
- *    polls between its bursts, and the thread taking the lock then made
- *    each of those polls fail, so every idle moment became a handover
- *    (yield_req, the thread's wake-up, a futex wake of the parked worker):
- *    one worker's pub/sub broker under redis-benchmark's PING -P16 spent
- *    15% of its CPU on the thread, 23k of its context switches a run.
- *    Otherwise it sleeps on thr_cv: WATCH_MS at a time, or without a
- *    timeout (deep) while a standby driver sits blocked in the poller wait
- *    (an idle system costs no CPU).
+ *    nobody else does, and the extra hand when every worker is saturated.
+ *    It drives, until a standby driver asks for the lock, once a whole
+ *    watch interval went by in which no pass ended (every worker inside
+ *    runs that never search, or the last driver left to run work and the
+ *    other standby workers sleep on their futex), or in which no worker
+ *    stood by at all (none parked: saturated; the thread's reads then run
+ *    beside the workers' runs). Not merely because nobody stands by at the
+ *    moment it looks: a worker busy with socket work parks between its
+ *    bursts, and the thread taking the lock then turned each of those into
+ *    a handover (yield_req, the thread's wake-up, a futex wake of the
+ *    parked worker): one worker's pub/sub broker under redis-benchmark's
+ *    PING -P16 spent 15% of its CPU on the thread, 23k of its context
+ *    switches a run. Otherwise it sleeps on thr_cv: WATCH_MS at a time, or
+ *    without a timeout (deep) while a standby driver sits blocked in the
+ *    poller wait (an idle system costs no CPU).
  *
  * The handover protocol (each step's memory order is at its atomic):
  *  1. A would-be driver counts itself in standby before trying the lock. If
@@ -78,6 +80,7 @@ struct ax__reactor {
   /* Driving (see the head of this file). */
   pthread_mutex_t drive_lock;      /* held for a pass */
   _Atomic uint32_t standby;        /* threads parked as would-be drivers */
+  _Atomic uint64_t stood;          /* standby entries so far (a hint) */
   _Atomic uint64_t passes;         /* passes ended, by any driver */
   _Atomic bool thread_driving;     /* the reactor thread holds drive_lock */
   _Atomic bool yield_req;          /* a standby driver wants the lock */
@@ -203,6 +206,10 @@ bool ax__reactor_poll(ax__reactor *r) {
 void ax__reactor_standby(ax__reactor *r, int delta) {
   /* seq_cst: step 1 (before the trylock and the load of thread_driving). */
   atomic_fetch_add_explicit(&r->standby, (uint32_t)delta, memory_order_seq_cst);
+  /* relaxed: the thread's saturation hint; a stale read costs one watch
+   * interval of driving or not driving, never a lost wake-up (step 1 is
+   * the standby count's) */
+  if (delta > 0) atomic_fetch_add_explicit(&r->stood, 1, memory_order_relaxed);
 }
 
 /* The thread drives until asked to yield (standby drivers waiting) or
@@ -228,15 +235,19 @@ static void thread_drive(ax__reactor *r) {
 
 static void *reactor_main(void *p) {
   ax__reactor *r = p;
-  uint64_t last = UINT64_MAX;
+  uint64_t last = UINT64_MAX, last_stood = UINT64_MAX;
   while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
     uint64_t now = atomic_load_explicit(&r->passes, memory_order_seq_cst);
     bool idle_watch = now == last; /* no pass ended during the last interval */
     last = now;
-    if (idle_watch) {
+    /* relaxed: a hint (ax__reactor_standby) */
+    uint64_t stood = atomic_load_explicit(&r->stood, memory_order_relaxed);
+    bool saturated = stood == last_stood && atomic_load_explicit(&r->standby, memory_order_seq_cst) == 0;
+    last_stood = stood;
+    if (idle_watch || saturated) {
       if (pthread_mutex_trylock(&r->drive_lock) == 0) {
         thread_drive(r);
-        last = UINT64_MAX; /* a full watch interval before driving again */
+        last = last_stood = UINT64_MAX; /* a full watch interval before driving again */
         continue;
       }
     }
