@@ -654,8 +654,10 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
   uint32_t taken = 0;
   /* The word with taken 0 (the stub may be retired only by this run's
    * first pop: then processed is 0, and the word is 1). A budget within
-   * the word's field bounds taken (timer expiries, which raise the budget,
-   * are not counted). */
+   * the word's field bounds taken: the expiries that raise the budget are
+   * not counted (an owner's own take the TFIRE branch; direct ones, which
+   * would reach the counting branch, are only ever sent to unbounded
+   * lanes: timers.c direct_ok). */
   uint64_t stub_base = 0;
   if (batched) {
     stub_base = (ax__actor_processed(a) << AX__STUB_PROC_SHIFT) | 1;

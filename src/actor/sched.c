@@ -562,17 +562,24 @@ static ax_actor *next_queued(ax__worker *w) {
 
 _Atomic uint64_t ax__sched_due_ns = AX__DUE_NS;
 
-/* A due streak may go on: its first run starts the clock (one clock read
- * per due run, none for other runs), and AX__DUE_NS ends it. */
-static inline bool due_young(ax__worker *w) {
+/* A streak of runs (quiet re-runs, due runs) may go on: its first run
+ * starts the clock at *since, and bound ns end it. One clock read per run
+ * of a streak, none for other runs. */
+static inline bool streak_young(bool first, uint64_t *since, uint64_t bound) {
   uint64_t now = ax__now_ns();
-  if (!w->due_streak) {
-    w->due_streak = true;
-    w->due_since = now;
+  if (first) {
+    *since = now;
     return true;
   }
+  return now - *since < bound;
+}
+
+/* A due streak may go on: AX__DUE_NS (ax__sched_due_ns) from its first run. */
+static inline bool due_young(ax__worker *w) {
+  bool first = !w->due_streak;
+  w->due_streak = true;
   /* relaxed: a tunable the tests set before the workers start */
-  return now - w->due_since < atomic_load_explicit(&ax__sched_due_ns, memory_order_relaxed);
+  return streak_young(first, &w->due_since, atomic_load_explicit(&ax__sched_due_ns, memory_order_relaxed));
 }
 
 /* Actors woken by timer expiries (the due list) first, oldest first: they
@@ -776,15 +783,10 @@ static ax_actor *search(ax__worker *w) {
   return a;
 }
 
-/* A quiet streak may go on: its first re-run starts the clock (one clock
- * read per quiet run, none for other runs), and AX__QUIET_NS ends it. */
+/* A quiet streak may go on: its first re-run starts the clock, and
+ * AX__QUIET_NS ends it. */
 static inline bool quiet_young(ax__worker *w) {
-  uint64_t now = ax__now_ns();
-  if (w->quiet_runs == 0) {
-    w->quiet_since = now;
-    return true;
-  }
-  return now - w->quiet_since < AX__QUIET_NS;
+  return streak_young(w->quiet_runs == 0, &w->quiet_since, AX__QUIET_NS);
 }
 
 static void run_one(ax__worker *w, ax_actor *a) {
