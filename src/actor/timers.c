@@ -520,7 +520,7 @@ static void deliver_groups(ax_system *sys) {
     ax__table_release(&sys->table, g->owner);
   }
   if (!nwake) return;
-  wake_last->run_next = NULL;
+  /* Each destination ends the list (ax__runq_append). */
   if (local) { /* a worker's pass: its own due list */
     ax__schedule_due(sys, wake_first, wake_last, nwake);
     return;
