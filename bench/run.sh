@@ -330,6 +330,7 @@ report="$tmp/report.md"
     [ -n "$params" ] || params="(default)"
     case "$w" in
       footprint) rows='bytes_per_actor:bytes/actor:plain:lower' ;;
+      timers) rows=$'ops_per_second:fired/s:rate:higher\nset_per_s:set/s:rate:higher\nset_cancel_per_s:set+cancel/s:rate:higher\np50_us:p50 lateness µs:plain:lower\np99_us:p99 lateness µs:plain:lower\nmax_us:max lateness µs:plain:lower' ;;
       latency | latency_x) rows=$'p50_ns:p50 ns:plain:lower\np99_ns:p99 ns:plain:lower\np999_ns:p99.9 ns:plain:lower' ;;
       remote_pingpong*) rows='ops_per_second:round trips/s:rate:higher' ;;
       remote_bulk*) rows='MB_s:MB/s (1e6 B):plain:higher' ;;
