@@ -24,7 +24,26 @@
  * which decide the broker's CPU (the loopback send path), fell by half
  * with one worker (docs/ARCHITECTURE.md, "Deferred flushes"). Replies to
  * the client's own commands (a batch with publish answers, IO_DATA) are
- * not deferred: a pipelining publisher waits on them. A frame
+ * not deferred: a pipelining publisher waits on them.
+ *
+ * Lag: ... unless the deliveries are too far behind. A publisher that gets
+ * its answers at once runs ahead of the deferred deliveries (its window no
+ * longer bounds them), and each delivery waiting for a deferred write is
+ * one more in flight, i.e. latency (Little's law: the client keeps its
+ * window full either way). So the answers wait for the deferred flush too
+ * -- they go out right after the deliveries of that pass, as Redis writes
+ * both in the same pass -- while more than g_cfg.publish_lag bytes
+ * (--publish-lag, 48 KiB) of deliveries are not written yet: in shard
+ * batches their conn has not taken, or in conns' `out` (g_unwritten).
+ * Below the bound publishers keep the broker busy while the deliveries
+ * gather (the batching that makes writes cheap); above it they wait, the
+ * pass soon runs dry and flushes. A slow subscriber never holds them:
+ * bytes its socket refused leave the count at its flush (they wait in `q`,
+ * under the output limits below); and a held answer waits one pass at
+ * most (ax_flush_later's bound). Why this rule and this bound (measured):
+ * docs/ARCHITECTURE.md, "Deferred flushes".
+ *
+ * A frame
  * of BIG_FRAME bytes or more is written by reference instead (the one
  * shared buffer, no copy).
  *
@@ -79,6 +98,7 @@ typedef struct conn {
   uint64_t next_seq;
   uint64_t soft_since_ms;
   obuf *pub; /* per shard: this run's publishes (rec_hdr + wire_hdr + frame) */
+  uint64_t owed; /* bytes of deliveries in `out` counted in g_unwritten */
 } conn;
 
 static uint64_t now_ms(void) {
@@ -284,6 +304,11 @@ static void holes_drain(ax_actor *self, conn *s) {
     any = true;
   }
   if (!any) return;
+  /* Too many deliveries behind: these answers wait for the deferred
+   * flush too (header comment, "Lag"). Relaxed: a hint (pubsub.h). */
+  if (g_cfg.publish_lag &&
+      atomic_load_explicit(&g_unwritten, memory_order_relaxed) > g_cfg.publish_lag)
+    ax_flush_later(self);
   process(self, s); /* parsing may have stopped at MAX_HOLES */
 }
 
@@ -794,6 +819,8 @@ static void on_deliver(ax_actor *self, conn *s, const char *data, size_t len, ax
   if (!subscribed) return; /* unsubscribed while it was on its way */
   if (s->hn || !buf || flen < BIG_FRAME) {
     ob_add(rb(s), frame, flen);
+    s->owed += flen;
+    unwritten_add(flen);
   } else {
     size_t off = (size_t)(frame - (const char *)ax_buf_data(buf));
     write_ref(self, s, buf, off, flen);
@@ -918,9 +945,17 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
   }
 }
 
+/* The deliveries in `out` leave g_unwritten: written, queued or dropped. */
+static void owed_clear(conn *s) {
+  if (!s->owed) return;
+  unwritten_sub(s->owed);
+  s->owed = 0;
+}
+
 static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
   conn *s = state;
   (void)reason;
+  owed_clear(s); /* a stopping actor's last run has no flush */
   drop_all(self, s, false, false);
   drop_all(self, s, true, false);
   map_free(&s->chans);
@@ -943,6 +978,7 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
 
 /* The end of a run: one write for everything it produced. */
 static ax_err conn_flush(ax_actor *self, void *state) {
+  owed_clear(state);
   pub_flush_all(self, state);
   flush_out(self, state);
   return AX_OK;

@@ -21,6 +21,7 @@
 #define PUBSUB_H
 
 #include <axon.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -115,6 +116,10 @@ typedef struct pubsub_config {
   uint64_t limit_hard;    /* subscriber output limit: disconnect above (32 MiB) */
   uint64_t limit_soft;    /* ... or above this for limit_soft_s seconds (8 MiB) */
   uint32_t limit_soft_s;  /* (60) */
+  /* Publish replies wait for the deferred writes while more than this many
+   * bytes of deliveries wait for theirs (g_unwritten; conn.c, "Lag");
+   * 0: never (48 KiB). */
+  uint64_t publish_lag;
   uint32_t nshards;
   ax_pid *shards;
   /* Cluster mode (--node): shard i of every node is a member of the process
@@ -124,6 +129,21 @@ typedef struct pubsub_config {
 } pubsub_config;
 
 extern pubsub_config g_cfg;
+
+/* Bytes of deliveries on their way to subscribers' sockets, not written
+ * yet: in shard batches their conn has not taken (counted until the
+ * batch's buffer is freed, taken or dropped with a stopping conn's
+ * mailbox) and in conns' output buffers until their flush. The lag rule
+ * reads it (conn.c, "Lag"). Relaxed everywhere: a hint, no data is
+ * published through it; a stale value holds or releases one pass's
+ * answers a little early or late, nothing else. */
+extern _Atomic uint64_t g_unwritten;
+static inline void unwritten_add(uint64_t n) {
+  atomic_fetch_add_explicit(&g_unwritten, n, memory_order_relaxed); /* relaxed: above */
+}
+static inline void unwritten_sub(uint64_t n) {
+  atomic_fetch_sub_explicit(&g_unwritten, n, memory_order_relaxed); /* relaxed: above */
+}
 
 extern const ax_actor_spec shard_spec;
 extern const ax_actor_spec conn_spec;
