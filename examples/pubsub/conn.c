@@ -819,13 +819,18 @@ static void on_deliver(ax_actor *self, conn *s, const char *data, size_t len, ax
   if (!subscribed) return; /* unsubscribed while it was on its way */
   if (s->hn || !buf || flen < BIG_FRAME) {
     ob_add(rb(s), frame, flen);
-    s->owed += flen;
-    unwritten_add(flen);
+    s->owed += flen; /* counted in g_unwritten by the caller (owed_count) */
   } else {
     size_t off = (size_t)(frame - (const char *)ax_buf_data(buf));
     write_ref(self, s, buf, off, flen);
   }
   check_limits(self, s);
+}
+
+/* Adds the deliveries copied since `before` (s->owed then) to g_unwritten:
+ * once per message, not per delivery. */
+static void owed_count(conn *s, uint64_t before) {
+  if (s->owed != before) unwritten_add(s->owed - before);
 }
 
 /* A publish's receiver count: fills its hole. */
@@ -841,6 +846,7 @@ static void on_publish_done(conn *s, const publish_done *d) {
 static void on_batch(ax_actor *self, conn *s, const char *p, size_t len) {
   const char *end = p + len;
   bool done = false;
+  uint64_t owed = s->owed;
   while ((size_t)(end - p) >= sizeof(rec_hdr)) {
     rec_hdr r;
     memcpy(&r, p, sizeof r);
@@ -856,6 +862,7 @@ static void on_batch(ax_actor *self, conn *s, const char *p, size_t len) {
     }
     p += r.len;
   }
+  owed_count(s, owed);
   if (done) holes_drain(self, s);
   else ax_flush_later(self); /* deliveries only (header comment) */
 }
@@ -890,7 +897,11 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
     return AX_OK;
   case MSG_DELIVER:
     ax_flush_later(self); /* one write per pass (header comment) */
-    if (msg->buf) on_deliver(self, s, msg->data, msg->len, msg->buf);
+    if (msg->buf) {
+      uint64_t owed = s->owed;
+      on_deliver(self, s, msg->data, msg->len, msg->buf);
+      owed_count(s, owed);
+    }
     return AX_OK;
   case MSG_BATCH:
     on_batch(self, s, msg->data, msg->len);
