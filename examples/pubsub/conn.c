@@ -99,6 +99,7 @@ typedef struct conn {
   uint64_t soft_since_ms;
   obuf *pub; /* per shard: this run's publishes (rec_hdr + wire_hdr + frame) */
   uint64_t owed; /* bytes of deliveries in `out` counted in g_unwritten */
+  bool held;     /* this run's replies wait for the deferred flush (lag) */
 } conn;
 
 static uint64_t now_ms(void) {
@@ -268,6 +269,7 @@ static hole *hole_find(conn *s, uint64_t seq) {
 }
 
 static void process(ax_actor *self, conn *s);
+static void pub_flush_all(ax_actor *self, conn *s);
 
 /* Writes every answered hole at the head, then what follows it. */
 static void holes_drain(ax_actor *self, conn *s) {
@@ -307,9 +309,13 @@ static void holes_drain(ax_actor *self, conn *s) {
   /* Too many deliveries behind: these answers wait for the deferred
    * flush too (header comment, "Lag"). Relaxed: a hint (pubsub.h). */
   if (g_cfg.publish_lag &&
-      atomic_load_explicit(&g_unwritten, memory_order_relaxed) > g_cfg.publish_lag)
+      atomic_load_explicit(&g_unwritten, memory_order_relaxed) > g_cfg.publish_lag) {
     ax_flush_later(self);
+    s->held = true;
+  }
   process(self, s); /* parsing may have stopped at MAX_HOLES */
+  /* Held replies only: the publishes go to the shards now. */
+  if (s->held) pub_flush_all(self, s);
 }
 
 /* ---- commands ---- */
@@ -894,6 +900,7 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
       return AX_OK;
     }
     process(self, s);
+    if (s->held) pub_flush_all(self, s); /* as in holes_drain */
     return AX_OK;
   case MSG_DELIVER:
     ax_flush_later(self); /* one write per pass (header comment) */
@@ -990,6 +997,7 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
 /* The end of a run: one write for everything it produced. */
 static ax_err conn_flush(ax_actor *self, void *state) {
   owed_clear(state);
+  ((conn *)state)->held = false;
   pub_flush_all(self, state);
   flush_out(self, state);
   return AX_OK;
