@@ -32,16 +32,21 @@
  * one more in flight, i.e. latency (Little's law: the client keeps its
  * window full either way). So the answers wait for the deferred flush too
  * -- they go out right after the deliveries of that pass, as Redis writes
- * both in the same pass -- while more than g_cfg.publish_lag bytes
- * (--publish-lag, 48 KiB) of deliveries are not written yet: in shard
- * batches their conn has not taken, or in conns' `out` (g_unwritten).
- * Below the bound publishers keep the broker busy while the deliveries
- * gather (the batching that makes writes cheap); above it they wait, the
- * pass soon runs dry and flushes. A slow subscriber never holds them:
- * bytes its socket refused leave the count at its flush (they wait in `q`,
+ * both in the same pass -- while the deliveries not written yet (in shard
+ * batches their conn has not taken, or in conns' `out`: g_unwritten, in
+ * bytes) amount to more than g_cfg.publish_ahead publishes
+ * (--publish-ahead, 100) at the average bytes of deliveries per publish
+ * (g_fanout_bytes). Below the bound publishers keep the broker busy while
+ * the deliveries gather (the batching that makes writes cheap); above it
+ * their answers wait (not their publishes: those go to the shards at
+ * once), the pass soon runs dry and flushes. Counted in publishes, not
+ * bytes, so that a wide fan-out (1,000 subscribers: 95 KB a publish) is
+ * not held on every publish: a byte bound that suits 50 subscribers (48
+ * KiB) tripled its p99. A slow subscriber never holds publishers: bytes
+ * its socket refused leave the count at its flush (they wait in `q`,
  * under the output limits below); and a held answer waits one pass at
- * most (ax_flush_later's bound). Why this rule and this bound (measured):
- * docs/ARCHITECTURE.md, "Deferred flushes".
+ * most (ax_flush_later's bound). The measurements: docs/ARCHITECTURE.md,
+ * "Deferred flushes".
  *
  * A frame
  * of BIG_FRAME bytes or more is written by reference instead (the one
@@ -99,7 +104,7 @@ typedef struct conn {
   uint64_t soft_since_ms;
   obuf *pub; /* per shard: this run's publishes (rec_hdr + wire_hdr + frame) */
   uint64_t owed; /* bytes of deliveries in `out` counted in g_unwritten */
-  bool held;     /* this run's replies wait for the deferred flush (lag) */
+  bool held;     /* this run's replies wait for the deferred flush ("Lag") */
 } conn;
 
 static uint64_t now_ms(void) {
@@ -308,8 +313,9 @@ static void holes_drain(ax_actor *self, conn *s) {
   if (!any) return;
   /* Too many deliveries behind: these answers wait for the deferred
    * flush too (header comment, "Lag"). Relaxed: a hint (pubsub.h). */
-  if (g_cfg.publish_lag &&
-      atomic_load_explicit(&g_unwritten, memory_order_relaxed) > g_cfg.publish_lag) {
+  if (g_cfg.publish_ahead &&
+      atomic_load_explicit(&g_unwritten, memory_order_relaxed) >
+          g_cfg.publish_ahead * atomic_load_explicit(&g_fanout_bytes, memory_order_relaxed)) {
     ax_flush_later(self);
     s->held = true;
   }

@@ -116,10 +116,10 @@ typedef struct pubsub_config {
   uint64_t limit_hard;    /* subscriber output limit: disconnect above (32 MiB) */
   uint64_t limit_soft;    /* ... or above this for limit_soft_s seconds (8 MiB) */
   uint32_t limit_soft_s;  /* (60) */
-  /* Publish replies wait for the deferred writes while more than this many
-   * bytes of deliveries wait for theirs (g_unwritten; conn.c, "Lag");
-   * 0: never (48 KiB). */
-  uint64_t publish_lag;
+  /* Publish replies wait for the deferred writes while the deliveries not
+   * written yet (g_unwritten) amount to more than this many publishes'
+   * worth (g_fanout_bytes each; conn.c, "Lag"); 0: never (100). */
+  uint32_t publish_ahead;
   uint32_t nshards;
   ax_pid *shards;
   /* Cluster mode (--node): shard i of every node is a member of the process
@@ -143,6 +143,17 @@ static inline void unwritten_add(uint64_t n) {
 }
 static inline void unwritten_sub(uint64_t n) {
   atomic_fetch_sub_explicit(&g_unwritten, n, memory_order_relaxed); /* relaxed: above */
+}
+
+/* Bytes of deliveries one publish makes, on average (1/16 of each new
+ * publish's weight): the unit of publish_ahead. Written by the shards with
+ * a plain relaxed load and store (racing shards may lose an update: a
+ * hint, as g_unwritten). */
+extern _Atomic uint64_t g_fanout_bytes;
+static inline void fanout_note(uint64_t bytes) {
+  /* relaxed: a hint (above) */
+  uint64_t e = atomic_load_explicit(&g_fanout_bytes, memory_order_relaxed);
+  atomic_store_explicit(&g_fanout_bytes, e - e / 16 + bytes / 16, memory_order_relaxed);
 }
 
 extern const ax_actor_spec shard_spec;

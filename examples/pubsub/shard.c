@@ -485,6 +485,7 @@ static void shard_publish(ax_actor *self, shard *s, ax_pid from, ax_buf *buf, si
   wire_hdr h;
   memcpy(&h, data, sizeof h);
   publish_done d = {h.seq, fanout(self, s, buf, off, len)};
+  fanout_note(d.receivers * (len - sizeof h)); /* the unit of the lag rule (conn.c) */
   if (g_cfg.cluster) {
     pend *p = malloc(sizeof *p);
     if (p) {

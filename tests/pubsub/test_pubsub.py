@@ -316,9 +316,9 @@ check(cli("pubsub", "numpat") == "0", "redis-cli pubsub numpat")
 
 print("order", flush=True)
 # 5. Per-publisher order and no loss: 100 subscribers, 4 publishers.
-# Also with --publish-lag 1: every publish answer waits for the deferred
-# writes of the deliveries (conn.c, "Lag"); none may be lost or reordered,
-# and every answer must still come.
+# Also with --publish-ahead 1: (nearly) every publish answer waits for the
+# deferred writes of the deliveries (conn.c, "Lag"); none may be lost or
+# reordered, and every answer must still come.
 def order_check(port, label):
     NSUB, NPUB, NMSG = 100, 4, 500
     subs = []
@@ -368,8 +368,8 @@ def order_check(port, label):
     for s, _ in subs: s.close()
 
 order_check(BP, "default")
-lag_broker, LAGP = start_broker("--publish-lag", "1")
-order_check(LAGP, "--publish-lag 1")
+lag_broker, LAGP = start_broker("--publish-ahead", "1")
+order_check(LAGP, "--publish-ahead 1")
 
 print("slow", flush=True)
 # 6. A slow subscriber is disconnected; the others keep receiving everything.
@@ -425,7 +425,7 @@ check(r.returncode == 0 and "--listen" in r.stdout, "--help")
 r = subprocess.run([BROKER, "--bogus"], capture_output=True, text=True, timeout=TMO)
 check(r.returncode == 2 and "unknown option" in r.stderr, "unknown option")
 for bad in (["--flush-later-us", "0"], ["--flush-later-us", "1000001"], ["--workers", "x"],
-            ["--publish-lag", "2gb"], ["--publish-lag", "-1"]):
+            ["--publish-ahead", "1000001"], ["--publish-ahead", "-1"]):
     r = subprocess.run([BROKER] + bad, capture_output=True, text=True, timeout=TMO)
     check(r.returncode == 2 and "bad value for " + bad[0] in r.stderr, "refused: " + " ".join(bad))
 r = subprocess.run([BROKER, "--node", "a", "--cluster", "127.0.0.1:0"], capture_output=True, text=True, timeout=TMO)
