@@ -174,7 +174,8 @@ static void slot_send(ax_actor *self, slot *sl) {
   }
   memcpy(p, o->p, o->len);
   unwritten_add(o->len);
-  ax_send_buf(self, sl->pid, MSG_BATCH, b, 0, o->len); /* failed: freed below, uncounted */
+  /* failed (the conn is gone): the release below frees it, off the count */
+  ax_send_buf(self, sl->pid, MSG_BATCH, b, 0, o->len);
   ax_buf_release(b);
   o->len = 0;
   if (o->cap > (1u << 20)) ob_free(o);
