@@ -82,6 +82,12 @@ args_for() {
   esac
 }
 
+# The servers in turn, starting one further each run: the one that runs
+# right after redis-server did measurably worse (the same broker 1.27x
+# first, 1.71x second in one series), so no server may always take the
+# same place.
+rotated() { echo $impls $impls | awk -v r="$1" '{n = NF / 2; for (i = 0; i < n; i++) printf "%s ", $((r + i) % n + 1)}'; }
+
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 results="$tmp/results"
@@ -89,7 +95,7 @@ results="$tmp/results"
 for w in fanout 1to1 wide; do
   case " $WORKLOADS " in *" $w "*) ;; *) continue ;; esac
   for r in $(seq 1 "$RUNS"); do
-    for impl in $impls; do
+    for impl in $(rotated "$r"); do
       port=$(port_of $impl)
       c0=$(cpu_ns "$(pid_of $impl)")
       line=$(timeout 300 "$load" --port "$port" --name "$impl" $(args_for $w) | grep '^RESULT')
@@ -104,7 +110,7 @@ for w in fanout 1to1 wide; do
 done
 for r in $(seq 1 "$RUNS"); do
   case " $WORKLOADS " in *" ping "*) ;; *) break ;; esac
-  for impl in $impls; do
+  for impl in $(rotated "$r"); do
     port=$(port_of $impl)
     c0=$(cpu_ns "$(pid_of $impl)")
     rps=$(redis-benchmark -p "$port" -t ping -c 50 -P 16 -n "${PING_N:-2000000}" -q 2>/dev/null |

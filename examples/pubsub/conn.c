@@ -24,7 +24,31 @@
  * which decide the broker's CPU (the loopback send path), fell by half
  * with one worker (docs/ARCHITECTURE.md, "Deferred flushes"). Replies to
  * the client's own commands (a batch with publish answers, IO_DATA) are
- * not deferred: a pipelining publisher waits on them. A frame
+ * not deferred: a pipelining publisher waits on them.
+ *
+ * Lag: ... unless the deliveries are too far behind. A publisher that gets
+ * its answers at once runs ahead of the deferred deliveries (its window no
+ * longer bounds them), and each delivery waiting for a deferred write is
+ * one more in flight, i.e. latency (Little's law: the client keeps its
+ * window full either way). So the answers wait for the deferred flush too
+ * -- they go out right after the deliveries of that pass, as Redis writes
+ * both in the same pass -- while the deliveries not written yet (in shard
+ * batches their conn has not taken, or in conns' `out`: g_unwritten, in
+ * bytes) amount to more than g_cfg.publish_ahead publishes
+ * (--publish-ahead, 100) at the average bytes of deliveries per publish
+ * (g_fanout_bytes). Below the bound publishers keep the broker busy while
+ * the deliveries gather (the batching that makes writes cheap); above it
+ * their answers wait (not their publishes: those go to the shards at
+ * once), the pass soon runs dry and flushes. Counted in publishes, not
+ * bytes, so that a wide fan-out (1,000 subscribers: 95 KB a publish) is
+ * not held on every publish: a byte bound that suits 50 subscribers (48
+ * KiB) tripled its p99. A slow subscriber never holds publishers: bytes
+ * its socket refused leave the count at its flush (they wait in `q`,
+ * under the output limits below); and a held answer waits one pass at
+ * most (ax_flush_later's bound). The measurements: docs/ARCHITECTURE.md,
+ * "Deferred flushes".
+ *
+ * A frame
  * of BIG_FRAME bytes or more is written by reference instead (the one
  * shared buffer, no copy).
  *
@@ -79,6 +103,8 @@ typedef struct conn {
   uint64_t next_seq;
   uint64_t soft_since_ms;
   obuf *pub; /* per shard: this run's publishes (rec_hdr + wire_hdr + frame) */
+  uint64_t owed; /* bytes of deliveries in `out` counted in g_unwritten */
+  bool held;     /* this run's replies wait for the deferred flush ("Lag") */
 } conn;
 
 static uint64_t now_ms(void) {
@@ -248,6 +274,7 @@ static hole *hole_find(conn *s, uint64_t seq) {
 }
 
 static void process(ax_actor *self, conn *s);
+static void pub_flush_all(ax_actor *self, conn *s);
 
 /* Writes every answered hole at the head, then what follows it. */
 static void holes_drain(ax_actor *self, conn *s) {
@@ -284,7 +311,17 @@ static void holes_drain(ax_actor *self, conn *s) {
     any = true;
   }
   if (!any) return;
+  /* Too many deliveries behind: these answers wait for the deferred
+   * flush too (header comment, "Lag"). Relaxed: a hint (pubsub.h). */
+  if (g_cfg.publish_ahead &&
+      atomic_load_explicit(&g_unwritten, memory_order_relaxed) >
+          g_cfg.publish_ahead * atomic_load_explicit(&g_fanout_bytes, memory_order_relaxed)) {
+    ax_flush_later(self);
+    s->held = true;
+  }
   process(self, s); /* parsing may have stopped at MAX_HOLES */
+  /* Held replies only: the publishes go to the shards now. */
+  if (s->held) pub_flush_all(self, s);
 }
 
 /* ---- commands ---- */
@@ -794,11 +831,18 @@ static void on_deliver(ax_actor *self, conn *s, const char *data, size_t len, ax
   if (!subscribed) return; /* unsubscribed while it was on its way */
   if (s->hn || !buf || flen < BIG_FRAME) {
     ob_add(rb(s), frame, flen);
+    s->owed += flen; /* counted in g_unwritten by the caller (owed_count) */
   } else {
     size_t off = (size_t)(frame - (const char *)ax_buf_data(buf));
     write_ref(self, s, buf, off, flen);
   }
   check_limits(self, s);
+}
+
+/* Adds the deliveries copied since `before` (s->owed then) to g_unwritten:
+ * once per message, not per delivery. */
+static void owed_count(conn *s, uint64_t before) {
+  if (s->owed != before) unwritten_add(s->owed - before);
 }
 
 /* A publish's receiver count: fills its hole. */
@@ -814,6 +858,7 @@ static void on_publish_done(conn *s, const publish_done *d) {
 static void on_batch(ax_actor *self, conn *s, const char *p, size_t len) {
   const char *end = p + len;
   bool done = false;
+  uint64_t owed = s->owed;
   while ((size_t)(end - p) >= sizeof(rec_hdr)) {
     rec_hdr r;
     memcpy(&r, p, sizeof r);
@@ -829,6 +874,7 @@ static void on_batch(ax_actor *self, conn *s, const char *p, size_t len) {
     }
     p += r.len;
   }
+  owed_count(s, owed);
   if (done) holes_drain(self, s);
   else ax_flush_later(self); /* deliveries only (header comment) */
 }
@@ -860,10 +906,15 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
       return AX_OK;
     }
     process(self, s);
+    if (s->held) pub_flush_all(self, s); /* as in holes_drain */
     return AX_OK;
   case MSG_DELIVER:
     ax_flush_later(self); /* one write per pass (header comment) */
-    if (msg->buf) on_deliver(self, s, msg->data, msg->len, msg->buf);
+    if (msg->buf) {
+      uint64_t owed = s->owed;
+      on_deliver(self, s, msg->data, msg->len, msg->buf);
+      owed_count(s, owed);
+    }
     return AX_OK;
   case MSG_BATCH:
     on_batch(self, s, msg->data, msg->len);
@@ -918,9 +969,17 @@ static ax_err conn_behaviour(ax_actor *self, const ax_msg *msg) {
   }
 }
 
+/* The deliveries in `out` leave g_unwritten: written, queued or dropped. */
+static void owed_clear(conn *s) {
+  if (!s->owed) return;
+  unwritten_sub(s->owed);
+  s->owed = 0;
+}
+
 static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
   conn *s = state;
   (void)reason;
+  owed_clear(s); /* a stopping actor's last run has no flush */
   drop_all(self, s, false, false);
   drop_all(self, s, true, false);
   map_free(&s->chans);
@@ -943,6 +1002,8 @@ static void conn_terminate(ax_actor *self, void *state, ax_reason reason) {
 
 /* The end of a run: one write for everything it produced. */
 static ax_err conn_flush(ax_actor *self, void *state) {
+  owed_clear(state);
+  ((conn *)state)->held = false;
   pub_flush_all(self, state);
   flush_out(self, state);
   return AX_OK;

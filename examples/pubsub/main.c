@@ -6,6 +6,7 @@
  * (the subscription table, the pattern index and the fan-out).
  *
  *   pubsub [--listen ADDR] [--shards N] [--workers N] [--flush-later-us N]
+ *          [--publish-ahead N]
  *          [--max-bulk-len BYTES]
  *          [--pubsub-limit HARD SOFT SECONDS] [--introspect PATH] [--metrics ADDR]
  *          [--node NAME --cluster ADDR --secret-file PATH [--join ADDR]...
@@ -25,6 +26,7 @@
 #include "pubsub.h"
 
 pubsub_config g_cfg;
+_Atomic uint64_t g_unwritten, g_fanout_bytes;
 
 #define MAX_JOINS 64
 
@@ -51,6 +53,11 @@ static void usage(FILE *f) {
       "  --flush-later-us N   longest wait of a subscriber's deferred write, in\n"
       "                       microseconds, 1..1000000 (default 150: more\n"
       "                       batching per write against more latency)\n"
+      "  --publish-ahead N    publish replies wait for the subscribers' deferred\n"
+      "                       writes while the deliveries not written yet amount\n"
+      "                       to more than N publishes (at the average receivers\n"
+      "                       per publish), 0..1000000 (default 100; 0: replies\n"
+      "                       never wait)\n"
       "  --max-bulk-len BYTES largest bulk argument accepted, like Redis's\n"
       "                       proto-max-bulk-len (default 512mb)\n"
       "  --pubsub-limit HARD SOFT SECONDS\n"
@@ -139,6 +146,7 @@ int main(int argc, char **argv) {
   g_cfg.limit_hard = 32ull * 1024 * 1024;
   g_cfg.limit_soft = 8ull * 1024 * 1024;
   g_cfg.limit_soft_s = 60;
+  g_cfg.publish_ahead = 100;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int need = 1;
@@ -150,7 +158,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--listen") && strcmp(a, "--shards") && strcmp(a, "--workers") &&
              strcmp(a, "--max-bulk-len") && strcmp(a, "--node") && strcmp(a, "--cluster") &&
              strcmp(a, "--join") && strcmp(a, "--secret-file") && strcmp(a, "--cluster-timeout") &&
-             strcmp(a, "--introspect") && strcmp(a, "--metrics") && strcmp(a, "--flush-later-us")) {
+             strcmp(a, "--introspect") && strcmp(a, "--metrics") && strcmp(a, "--flush-later-us") &&
+             strcmp(a, "--publish-ahead")) {
       fprintf(stderr, "pubsub: unknown option '%s' (see --help)\n", a);
       return 2;
     }
@@ -165,6 +174,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--workers")) ok = parse_uint(v, 1024, &workers) == 0;
     else if (!strcmp(a, "--flush-later-us"))
       ok = parse_uint(v, 1000000, &flush_us) == 0 && flush_us > 0;
+    else if (!strcmp(a, "--publish-ahead")) {
+      uint64_t n = 0;
+      ok = parse_uint(v, 1000000, &n) == 0;
+      g_cfg.publish_ahead = (uint32_t)n;
+    }
     else if (!strcmp(a, "--max-bulk-len"))
       ok = parse_size(v, &g_cfg.max_bulk) == 0 && g_cfg.max_bulk > 0 &&
            g_cfg.max_bulk <= (uint64_t)INT64_MAX;

@@ -21,6 +21,7 @@
 #define PUBSUB_H
 
 #include <axon.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -115,6 +116,10 @@ typedef struct pubsub_config {
   uint64_t limit_hard;    /* subscriber output limit: disconnect above (32 MiB) */
   uint64_t limit_soft;    /* ... or above this for limit_soft_s seconds (8 MiB) */
   uint32_t limit_soft_s;  /* (60) */
+  /* Publish replies wait for the deferred writes while the deliveries not
+   * written yet (g_unwritten) amount to more than this many publishes'
+   * worth (g_fanout_bytes each; conn.c, "Lag"); 0: never (100). */
+  uint32_t publish_ahead;
   uint32_t nshards;
   ax_pid *shards;
   /* Cluster mode (--node): shard i of every node is a member of the process
@@ -124,6 +129,32 @@ typedef struct pubsub_config {
 } pubsub_config;
 
 extern pubsub_config g_cfg;
+
+/* Bytes of deliveries on their way to subscribers' sockets, not written
+ * yet: in shard batches their conn has not taken (counted until the
+ * batch's buffer is freed, taken or dropped with a stopping conn's
+ * mailbox) and in conns' output buffers until their flush. The lag rule
+ * reads it (conn.c, "Lag"). Relaxed everywhere: a hint, no data is
+ * published through it; a stale value holds or releases one pass's
+ * answers a little early or late, nothing else. */
+extern _Atomic uint64_t g_unwritten;
+static inline void unwritten_add(uint64_t n) {
+  atomic_fetch_add_explicit(&g_unwritten, n, memory_order_relaxed); /* relaxed: above */
+}
+static inline void unwritten_sub(uint64_t n) {
+  atomic_fetch_sub_explicit(&g_unwritten, n, memory_order_relaxed); /* relaxed: above */
+}
+
+/* Bytes of deliveries one publish makes, on average (1/16 of each new
+ * publish's weight): the unit of publish_ahead. Written by the shards with
+ * a plain relaxed load and store (racing shards may lose an update: a
+ * hint, as g_unwritten). */
+extern _Atomic uint64_t g_fanout_bytes;
+static inline void fanout_note(uint64_t bytes) {
+  /* relaxed: a hint (above) */
+  uint64_t e = atomic_load_explicit(&g_fanout_bytes, memory_order_relaxed);
+  atomic_store_explicit(&g_fanout_bytes, e - e / 16 + bytes / 16, memory_order_relaxed);
+}
 
 extern const ax_actor_spec shard_spec;
 extern const ax_actor_spec conn_spec;

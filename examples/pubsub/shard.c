@@ -153,7 +153,33 @@ static void records_send(ax_actor *self, ax_pid to, obuf *o) {
   if (o->cap > (1u << 20)) ob_free(o);
 }
 
-static void slot_send(ax_actor *self, slot *sl) { records_send(self, sl->pid, &sl->ob); }
+static void unwritten_free(void *data, size_t cap, void *arg) {
+  (void)arg;
+  unwritten_sub(cap);
+  free(data);
+}
+
+/* Sends the slot's deliveries now (one MSG_BATCH) and empties its buffer.
+ * They travel in a buffer of their own, counted in g_unwritten until it is
+ * freed (the conn took them, or its mailbox was dropped): the lag rule
+ * sees the deliveries that wait in a deferred conn's mailbox. */
+static void slot_send(ax_actor *self, slot *sl) {
+  obuf *o = &sl->ob;
+  char *p = o->oom || !o->len ? NULL : malloc(o->len);
+  ax_buf *b = NULL;
+  if (!p || ax_buf_wrap(p, o->len, unwritten_free, NULL, &b) != AX_OK) {
+    free(p);
+    records_send(self, sl->pid, o); /* nothing to send, or out of memory: by copy, uncounted */
+    return;
+  }
+  memcpy(p, o->p, o->len);
+  unwritten_add(o->len);
+  /* failed (the conn is gone): the release below frees it, off the count */
+  ax_send_buf(self, sl->pid, MSG_BATCH, b, 0, o->len);
+  ax_buf_release(b);
+  o->len = 0;
+  if (o->cap > (1u << 20)) ob_free(o);
+}
 
 /* Appends one record for the end of this run; false when out of memory.
  * Answers (REC_DONE) are kept apart: they go after every delivery. */
@@ -460,6 +486,7 @@ static void shard_publish(ax_actor *self, shard *s, ax_pid from, ax_buf *buf, si
   wire_hdr h;
   memcpy(&h, data, sizeof h);
   publish_done d = {h.seq, fanout(self, s, buf, off, len)};
+  fanout_note(d.receivers * (len - sizeof h)); /* the unit of the lag rule (conn.c) */
   if (g_cfg.cluster) {
     pend *p = malloc(sizeof *p);
     if (p) {

@@ -7,7 +7,7 @@ usage: test_pubsub.py PATH/TO/pubsub
 Exit 77 (skipped) when redis-server, redis-cli or python3-redis is missing
 (scripts/deps.sh installs them). No timing assertions: every wait is a
 bounded loop or a socket timeout of many seconds."""
-import os, re, selectors, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import atexit, os, re, selectors, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
 try:
     import redis
@@ -23,6 +23,13 @@ faulthandler.dump_traceback_later(int(os.environ.get("PUBSUB_TEST_DUMP", "280"))
 TMO = 60  # seconds: generous bound for every blocking read
 failures = []
 procs = []
+
+
+@atexit.register
+def _kill_left():  # every exit path (a failed start, an exception) stops what we started
+    for p, _ in procs:
+        if p.poll() is None:
+            p.kill(); p.wait()
 
 
 def check(cond, what):
@@ -309,52 +316,60 @@ check(cli("pubsub", "numpat") == "0", "redis-cli pubsub numpat")
 
 print("order", flush=True)
 # 5. Per-publisher order and no loss: 100 subscribers, 4 publishers.
-NSUB, NPUB, NMSG = 100, 4, 500
-subs = []
-for i in range(NSUB):
-    s, r = connect(BP)
-    s.sendall(cmd("SUBSCRIBE", "order%d" % (i % 2), "order-all"))
-    r.read(); r.read()
-    subs.append((s, r))
-counts_ok = [True]
-def publisher(pid):
-    s, r = connect(BP)
-    for k in range(NMSG):
-        s.sendall(cmd("PUBLISH", "order-all", "%d:%d" % (pid, k)))
-    for k in range(NMSG):
-        if r.read() != NSUB: counts_ok[0] = False
-    s.close()
-ths = [threading.Thread(target=publisher, args=(p,)) for p in range(NPUB)]
-for t in ths: t.start()
-for t in ths: t.join()
-check(counts_ok[0], "every PUBLISH counted %d receivers" % NSUB)
-sel = selectors.DefaultSelector()
-state = {}
-for s, r in subs:
-    s.setblocking(False); sel.register(s, selectors.EVENT_READ, r); state[s] = [0, [-1] * NPUB, True]
-remaining, deadline = len(subs), time.monotonic() + 120
-while remaining and time.monotonic() < deadline:
-    for key, _ in sel.select(timeout=5):
-        s, r = key.fileobj, key.data
-        try:
-            d = s.recv(1 << 16)
-        except BlockingIOError:
-            continue
-        r.buf += d
-        st = state[s]
-        while True:  # parse complete frames only
-            m = re.match(rb"\*3\r\n\$7\r\nmessage\r\n\$9\r\norder-all\r\n\$(\d+)\r\n", r.buf)
-            if not m or len(r.buf) < m.end() + int(m.group(1)) + 2: break
-            body = r.buf[m.end():m.end() + int(m.group(1))]
-            r.buf = r.buf[m.end() + int(m.group(1)) + 2:]
-            p, k = map(int, body.split(b":"))
-            if st[1][p] != k - 1: st[2] = False
-            st[1][p] = k; st[0] += 1
-        if st[0] == NPUB * NMSG:
-            sel.unregister(s); remaining -= 1
-check(remaining == 0, "all 100 subscribers got all %d messages (%d did not)" % (NPUB * NMSG, remaining))
-check(all(st[2] for st in state.values()), "per-publisher order at every subscriber")
-for s, _ in subs: s.close()
+# Also with --publish-ahead 1: (nearly) every publish answer waits for the
+# deferred writes of the deliveries (conn.c, "Lag"); none may be lost or
+# reordered, and every answer must still come.
+def order_check(port, label):
+    NSUB, NPUB, NMSG = 100, 4, 500
+    subs = []
+    for i in range(NSUB):
+        s, r = connect(port)
+        s.sendall(cmd("SUBSCRIBE", "order%d" % (i % 2), "order-all"))
+        r.read(); r.read()
+        subs.append((s, r))
+    counts_ok = [True]
+    def publisher(pid):
+        s, r = connect(port)
+        for k in range(NMSG):
+            s.sendall(cmd("PUBLISH", "order-all", "%d:%d" % (pid, k)))
+        for k in range(NMSG):
+            if r.read() != NSUB: counts_ok[0] = False
+        s.close()
+    ths = [threading.Thread(target=publisher, args=(p,)) for p in range(NPUB)]
+    for t in ths: t.start()
+    for t in ths: t.join()
+    check(counts_ok[0], "%s: every PUBLISH counted %d receivers" % (label, NSUB))
+    sel = selectors.DefaultSelector()
+    state = {}
+    for s, r in subs:
+        s.setblocking(False); sel.register(s, selectors.EVENT_READ, r); state[s] = [0, [-1] * NPUB, True]
+    remaining, deadline = len(subs), time.monotonic() + 120
+    while remaining and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=5):
+            s, r = key.fileobj, key.data
+            try:
+                d = s.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            r.buf += d
+            st = state[s]
+            while True:  # parse complete frames only
+                m = re.match(rb"\*3\r\n\$7\r\nmessage\r\n\$9\r\norder-all\r\n\$(\d+)\r\n", r.buf)
+                if not m or len(r.buf) < m.end() + int(m.group(1)) + 2: break
+                body = r.buf[m.end():m.end() + int(m.group(1))]
+                r.buf = r.buf[m.end() + int(m.group(1)) + 2:]
+                p, k = map(int, body.split(b":"))
+                if st[1][p] != k - 1: st[2] = False
+                st[1][p] = k; st[0] += 1
+            if st[0] == NPUB * NMSG:
+                sel.unregister(s); remaining -= 1
+    check(remaining == 0, "%s: all 100 subscribers got all %d messages (%d did not)" % (label, NPUB * NMSG, remaining))
+    check(all(st[2] for st in state.values()), "%s: per-publisher order at every subscriber" % label)
+    for s, _ in subs: s.close()
+
+order_check(BP, "default")
+lag_broker, LAGP = start_broker("--publish-ahead", "1")
+order_check(LAGP, "--publish-ahead 1")
 
 print("slow", flush=True)
 # 6. A slow subscriber is disconnected; the others keep receiving everything.
@@ -409,7 +424,8 @@ r = subprocess.run([BROKER, "--help"], capture_output=True, text=True, timeout=T
 check(r.returncode == 0 and "--listen" in r.stdout, "--help")
 r = subprocess.run([BROKER, "--bogus"], capture_output=True, text=True, timeout=TMO)
 check(r.returncode == 2 and "unknown option" in r.stderr, "unknown option")
-for bad in (["--flush-later-us", "0"], ["--flush-later-us", "1000001"], ["--workers", "x"]):
+for bad in (["--flush-later-us", "0"], ["--flush-later-us", "1000001"], ["--workers", "x"],
+            ["--publish-ahead", "1000001"], ["--publish-ahead", "-1"]):
     r = subprocess.run([BROKER] + bad, capture_output=True, text=True, timeout=TMO)
     check(r.returncode == 2 and "bad value for " + bad[0] in r.stderr, "refused: " + " ".join(bad))
 r = subprocess.run([BROKER, "--node", "a", "--cluster", "127.0.0.1:0"], capture_output=True, text=True, timeout=TMO)
