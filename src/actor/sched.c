@@ -86,7 +86,8 @@ _Thread_local ax__ctx ax__tls_ctx;
 /* A worker left out of a solo phase takes it over when the solo worker's
  * tick stood still this long (solo_takeover). */
 #define AX__SOLO_TAKEOVER_NS 2000000u
-/* A worker looks at the probe's clock once per this many of its picks. */
+/* A worker looks at the probe's clock and the solo phase once per this
+ * many of its picks (+ 1). */
 #define AX__PAR_CHECK_MASK 255u
 
 
@@ -128,8 +129,12 @@ static inline bool solo_other(ax__worker *w) {
   return s != AX__SOLO_NONE && s != w->index;
 }
 
-static ax_actor *inject_pop_w(ax__worker *w) {
-  if (AX_UNLIKELY(solo_other(w))) return NULL;
+static inline ax_actor *inject_pop_w(ax__worker *w) {
+  /* relaxed: the same hint inject_pop tests first (an empty queue, the
+   * common case, costs what it did before solo phases) */
+  if (atomic_load_explicit(&w->sys->inject_len, memory_order_relaxed) == 0 ||
+      AX_UNLIKELY(solo_other(w)))
+    return NULL;
   return inject_pop(w->sys);
 }
 
@@ -1134,7 +1139,6 @@ static void *worker_main(void *arg) {
    * turns up, the spin before parking is one round (it was just done). */
   bool spun = false;
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
-    if (AX_UNLIKELY(solo_other(w))) solo_shed(w);
     ax_actor *a = next_run(w);
     /* Timers due in any shard are fired by whoever gets there first: a
      * worker between runs or before it searches or parks, or the reactor. */
@@ -1183,8 +1187,16 @@ static void *worker_main(void *arg) {
       run_one(w, a);
       /* relaxed: our own counter */
       uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
-      ax__timers_poll(sys, (tick & 15) == 0);
-      if (AX_UNLIKELY((tick & AX__PAR_CHECK_MASK) == 0) && sys->nworkers > 1) par_check(w);
+      bool t16 = (tick & 15) == 0;
+      ax__timers_poll(sys, t16);
+      /* The probe's clock, and a solo phase that leaves us out, once per
+       * AX__PAR_CHECK_MASK + 1 picks: a test per pick cost ~7 instructions
+       * a message (pingpong, callgrind). Until we see it we run what we
+       * have, as before the phase. */
+      if (AX_UNLIKELY(t16) && (tick & AX__PAR_CHECK_MASK) == 0 && sys->nworkers > 1) {
+        par_check(w);
+        if (solo_other(w)) solo_shed(w);
+      }
       continue;
     }
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
