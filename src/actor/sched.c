@@ -956,26 +956,26 @@ static void run_one(ax__worker *w, ax_actor *a) {
  * Fine-grained message passing across cores can cost more than the second
  * core gives: on the 2-vCPU VM this was measured on, every cache line that
  * crosses costs ~100-400 ns, and fjthrput and big, whose runs take 40-100
- * ns a message, ran slower on two workers than on one (big: 2.7 s of CPU
- * for 12M messages against 0.44 s, depending on where the host put the
+ * ns a message, ran slower on two workers than on one (big: up to 2.7 s of
+ * CPU for 12M messages against 0.44 s, depending on where the host put the
  * vCPUs). Whether parallel runs pay depends on the workload and on the
- * machine at that moment, so the scheduler measures it, as a bandit:
- * a probe runs all workers for AX__PAR_PROBE_NS, and, when they were
- * contended (busy, not parked, more than 1.02 workers' worth: one
- * worker saturated), one worker
- * alone (a solo phase) for as long, each after a warm-up; the system's
- * message rate (sends per ns, every worker's and outside threads') decides
- * which mode holds for the next long phase: all workers only if they reach
- * AX__PAR_GAIN_PCT of one's rate. A light load (no contention) never
- * leaves all workers. In a solo phase the other workers give their queued
- * actors to the inject queue (solo_shed), steal only from a stuck solo
- * worker, take from the inject queue only then, and are woken for the solo
- * worker's pushes as for a patient worker's (at most once a millisecond),
- * so no work waits for a worker that does not run. Judged by whoever sees
- * the phase end first (a try-lock; the phase state is the lock holder's).
- * The rate is a hint, measured on a machine shared with other work: a bad
- * sample costs one long phase in the wrong mode (16 ms after a change of
- * verdict), and the next probe corrects it. */
+ * machine at that moment, so the scheduler measures it, as a bandit: a
+ * probe runs all workers for AX__PAR_PROBE_NS and, when one worker was
+ * saturated (the workers busy, not parked, for more than 1.02 workers'
+ * worth), one worker alone (a solo phase) for as long, each after a
+ * warm-up; the system's message rate (sends per ns, every worker's and
+ * outside threads') decides which mode holds for the next long phase: all
+ * workers only if they reach AX__PAR_GAIN_PCT of one's rate. A light load
+ * never leaves all workers. In a solo phase the other workers give their
+ * queued actors to the inject queue (solo_shed), neither steal nor take
+ * from the inject queue, and are not woken for the solo worker's pushes;
+ * one of them takes the phase over when the solo worker is stuck for
+ * AX__SOLO_TAKEOVER_NS (sched_tick wakes it) or parked while it was woken
+ * (solo_takeover), so no work waits long for a worker that does not run.
+ * Judged by whoever sees the phase end first (a try-lock; the phase state
+ * is the lock holder's). The rate is a hint, measured on a machine shared
+ * with other work: a bad sample costs one long phase in the wrong mode (16
+ * ms after a change of verdict), and the next probe corrects it. */
 enum { AX__PAR_ALL_WARM, AX__PAR_ALL, AX__PAR_SOLO_WARM, AX__PAR_SOLO, AX__PAR_LONG };
 
 /* Messages sent so far, system-wide. relaxed: counters, read once per
