@@ -572,6 +572,7 @@ struct ax_system {
     uint64_t long_ns;         /* the long phase's length (doubles per equal verdict) */
     uint64_t start_ns, start_sent, start_parked; /* the measured span's start */
     uint64_t all_sent, all_ns;                   /* the all-workers probe's result */
+    uint64_t solo_sent, solo_ns;                 /* the last solo probe's (0: none yet) */
     _Atomic uint64_t solo_phases, all_phases;    /* verdicts so far (stats) */
   } par;
 };

@@ -78,6 +78,8 @@ _Thread_local ax__ctx ax__tls_ctx;
  * doubled per verdict equal to the last, up to MAX. */
 #define AX__PAR_WARM_NS 500000u
 #define AX__PAR_PROBE_NS 3000000u
+/* An all-workers probe is judged early, this far into it (AX__PAR_ALL_PEEK). */
+#define AX__PAR_PEEK_NS 1000000u
 #define AX__PAR_LONG_MIN_NS 50000000u
 #define AX__PAR_LONG_MAX_NS 1000000000u
 /* All workers keep running only if they deliver this many percent of one
@@ -1011,7 +1013,14 @@ static void run_one(ax__worker *w, ax_actor *a) {
  * is the lock holder's). The rate is a hint, measured on a machine shared
  * with other work: a bad sample costs one long phase in the wrong mode (16
  * ms after a change of verdict), and the next probe corrects it. */
-enum { AX__PAR_ALL_WARM, AX__PAR_ALL, AX__PAR_SOLO_WARM, AX__PAR_SOLO, AX__PAR_LONG };
+enum {
+  AX__PAR_ALL_WARM,
+  AX__PAR_ALL_PEEK, /* AX__PAR_PEEK_NS into the all-workers probe */
+  AX__PAR_ALL,
+  AX__PAR_SOLO_WARM,
+  AX__PAR_SOLO,
+  AX__PAR_LONG
+};
 
 /* Messages sent so far, system-wide. relaxed: counters, read once per
  * phase; a value a few sends old only blurs the rate. */
@@ -1081,10 +1090,13 @@ static void par_step(ax__worker *w, uint64_t now) {
     atomic_store_explicit(&sys->par.next_ns, UINT64_MAX, memory_order_relaxed);
     return;
   }
+  /* The last solo worker again, if any: its caches hold the actors. */
+  uint32_t owner = sys->par.owner != AX__SOLO_NONE ? sys->par.owner : w->index;
   switch (sys->par.phase) {
   case AX__PAR_ALL_WARM:
-    par_begin(sys, AX__PAR_ALL, AX__PAR_PROBE_NS, now);
+    par_begin(sys, AX__PAR_ALL_PEEK, AX__PAR_PEEK_NS, now);
     break;
+  case AX__PAR_ALL_PEEK:
   case AX__PAR_ALL: {
     uint64_t parked = par_parked(sys, now) - sys->par.start_parked;
     uint64_t all = dt * sys->nworkers;
@@ -1096,8 +1108,23 @@ static void par_step(ax__worker *w, uint64_t now) {
       par_verdict(sys, false, AX__SOLO_NONE, now);
       break;
     }
-    /* The last solo worker again, if any: its caches hold the actors. */
-    par_set_solo(sys, sys->par.owner != AX__SOLO_NONE ? sys->par.owner : w->index);
+    if (sys->par.phase == AX__PAR_ALL_PEEK) {
+      /* Under half the last solo probe's rate after AX__PAR_PEEK_NS: all
+       * workers lose by far (fjthrput's consumers shredded across the
+       * cores ran at a fifth of it), so the rest of the probe would only
+       * cost; the verdict is solo at once. */
+      if (sys->par.solo_ns && (double)sys->par.all_sent * (double)sys->par.solo_ns * 2.0 <
+                                  (double)sys->par.solo_sent * (double)dt) {
+        par_verdict(sys, true, owner, now);
+        break;
+      }
+      sys->par.phase = AX__PAR_ALL; /* the same span, measured to its end */
+      /* relaxed: as in par_begin */
+      atomic_store_explicit(&sys->par.next_ns, sys->par.start_ns + AX__PAR_PROBE_NS,
+                            memory_order_relaxed);
+      break;
+    }
+    par_set_solo(sys, owner);
     par_begin(sys, AX__PAR_SOLO_WARM, AX__PAR_WARM_NS, now);
     break;
   }
@@ -1106,6 +1133,8 @@ static void par_step(ax__worker *w, uint64_t now) {
     break;
   case AX__PAR_SOLO: {
     uint64_t sent = par_sent(sys) - sys->par.start_sent;
+    sys->par.solo_sent = sent;
+    sys->par.solo_ns = dt ? dt : 1;
     /* all_sent / all_ns >= GAIN% of sent / dt, without a division */
     bool all = (double)sys->par.all_sent * (double)dt * 100.0 >=
                (double)sent * (double)sys->par.all_ns * AX__PAR_GAIN_PCT;
