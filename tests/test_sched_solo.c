@@ -8,7 +8,8 @@
  *    another worker takes the phase over and runs it (the stuck actor
  *    waits, bounded, for the queued one to run);
  *  - the probe itself (PROBE mode: phases switching under a fan-out flood)
- *    delivers everything.
+ *    delivers everything;
+ *  - a system that idles in a solo phase leaves it.
  * Every wait is bounded (seconds), never a timing assertion. */
 #include <stdatomic.h>
 #include <string.h>
@@ -162,10 +163,31 @@ static void test_stuck_solo_worker_is_taken_over(void) {
   }
 }
 
+/* ---- an idle system ---- */
+
+/* A system that goes idle in a solo phase leaves it: no worker runs to
+ * judge the phase, and while it lasts the scheduler tick keeps the
+ * reactor's driver waking every millisecond (sched.c sched_tick). Before,
+ * it stayed solo, ticking, for as long as it idled. */
+static void test_idle_system_leaves_solo_phase(void) {
+  atomic_store(&ax__sched_par_mode, AX__PAR_MODE_SOLO_START);
+  ax_system *sys = ax_test_system(2);
+  bool left = false;
+  /* relaxed: polling a hint */
+  for (int i = 0; i < WAIT_MS / 10 && !left; i++) {
+    left = atomic_load_explicit(&sys->solo, memory_order_relaxed) == AX__SOLO_NONE;
+    if (!left) ax_test_sleep_ms(10);
+  }
+  CU_ASSERT(left);
+  ax_system_free(sys);
+  atomic_store(&ax__sched_par_mode, AX__PAR_MODE_PROBE);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("sched.solo");
   CU_add_test(s, "solo_phase_keeps_every_message", test_solo_phase_keeps_every_message);
   CU_add_test(s, "probe_phases_keep_every_message", test_probe_phases_keep_every_message);
   CU_add_test(s, "stuck_solo_worker_is_taken_over", test_stuck_solo_worker_is_taken_over);
+  CU_add_test(s, "idle_system_leaves_solo_phase", test_idle_system_leaves_solo_phase);
   return ax_test_run();
 }

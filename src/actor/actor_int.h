@@ -579,8 +579,14 @@ struct ax_system {
 #define AX__SOLO_NONE UINT32_MAX
 /* The parallelism probe's mode (sched.c par_step; tests set it before a
  * system starts): PROBE measures and decides; SOLO makes worker 0 run
- * alone from the first judgement on; ALL never leaves all workers. */
-enum { AX__PAR_MODE_PROBE = 0, AX__PAR_MODE_SOLO = 1, AX__PAR_MODE_ALL = 2 };
+ * alone throughout (a takeover aside); ALL never leaves all workers;
+ * SOLO_START starts with worker 0 alone, then probes as PROBE. */
+enum {
+  AX__PAR_MODE_PROBE = 0,
+  AX__PAR_MODE_SOLO = 1,
+  AX__PAR_MODE_ALL = 2,
+  AX__PAR_MODE_SOLO_START = 3
+};
 extern _Atomic uint32_t ax__sched_par_mode;
 
 /* deterministic mode (det.c) */

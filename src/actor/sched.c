@@ -840,7 +840,7 @@ static int sched_tick(void *arg) {
   if (!atomic_load_explicit(&sys->num_patient, memory_order_relaxed) &&
       atomic_load_explicit(&sys->solo, memory_order_relaxed) == AX__SOLO_NONE)
     return -1;
-  bool stuck = false;
+  bool stuck = false, moved = false;
   /* relaxed: a hint (see the field) */
   uint32_t solo = atomic_load_explicit(&sys->solo, memory_order_relaxed);
   for (uint32_t i = 0; i < sys->nalloc; i++) {
@@ -852,9 +852,19 @@ static int sched_tick(void *arg) {
         (local_work(v) ||
          (i == solo && atomic_load_explicit(&sys->inject_len, memory_order_relaxed))))
       stuck = true;
+    moved |= tick != v->tick_seen;
     v->tick_seen = tick;
   }
   if (stuck) notify_parked(sys);
+  /* Nothing ran since the last pass and nothing waits: an idle system. A
+   * solo phase ends here (no worker runs to judge it, and its ticks would
+   * wake the driver every millisecond for as long as the system idles);
+   * the next probe starts from all workers. relaxed: as par_set_solo. */
+  if (solo != AX__SOLO_NONE && !moved && !stuck &&
+      /* relaxed: a test knob, set before the workers start */
+      atomic_load_explicit(&ax__sched_par_mode, memory_order_relaxed) != AX__PAR_MODE_SOLO)
+    atomic_compare_exchange_strong_explicit(&sys->solo, &solo, AX__SOLO_NONE,
+                                            memory_order_relaxed, memory_order_relaxed);
   return 1;
 }
 
@@ -1085,7 +1095,7 @@ static void par_step(ax__worker *w, uint64_t now) {
   uint64_t dt = now - sys->par.start_ns;
   /* relaxed: a test knob, set before the workers start */
   uint32_t mode = atomic_load_explicit(&ax__sched_par_mode, memory_order_relaxed);
-  if (mode != AX__PAR_MODE_PROBE) { /* the tests' fixed modes: no phases */
+  if (mode == AX__PAR_MODE_SOLO || mode == AX__PAR_MODE_ALL) { /* the tests' fixed modes */
     par_set_solo(sys, mode == AX__PAR_MODE_SOLO ? 0 : AX__SOLO_NONE);
     atomic_store_explicit(&sys->par.next_ns, UINT64_MAX, memory_order_relaxed);
     return;
@@ -1355,7 +1365,9 @@ ax_err ax__sched_start(ax_system *sys) {
   atomic_store(&sys->num_unparked, n);
   sys->par.phase = AX__PAR_ALL_WARM;
   atomic_store(&sys->par.next_ns, ax__now_ns() + AX__PAR_WARM_NS);
-  if (n > 1 && atomic_load(&ax__sched_par_mode) == AX__PAR_MODE_SOLO) atomic_store(&sys->solo, 0);
+  uint32_t mode = atomic_load(&ax__sched_par_mode);
+  if (n > 1 && (mode == AX__PAR_MODE_SOLO || mode == AX__PAR_MODE_SOLO_START))
+    atomic_store(&sys->solo, 0);
   for (uint32_t i = 0; i < n; i++) {
     sys->workers[i].start_ns = ax__now_ns();
     if (pthread_create(&sys->workers[i].thread, NULL, worker_main, &sys->workers[i]) != 0) {
