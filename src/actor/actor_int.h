@@ -280,6 +280,12 @@ typedef struct ax__worker {
   uint64_t stole_at;   /* when we last took from a ring (0: judged) */
   uint64_t steal_wait; /* the ring age we wait for (see steal_paid) */
   uint32_t stole_n;    /* how many actors that steal took */
+  /* Solo phases (sys->solo names another worker): the solo worker's tick
+   * as we last saw it and since when (ns); whether our last park ended by
+   * a notify (sched.c solo_takeover). */
+  uint32_t solo_tick;
+  uint64_t solo_since;
+  bool solo_woken;
   /* Pusher side, while some worker is patient (notify_parked_local): our
    * tick and clock at our last wake of a sleeper for a push, and pushes
    * since we last judged. */
@@ -486,6 +492,13 @@ struct ax_system {
   _Atomic uint8_t hooks_any;
   uint32_t nworkers;  /* worker threads running */
   uint32_t nalloc;    /* workers allocated */
+  /* AX__SOLO_NONE while every worker runs; else the index of the one
+   * worker that does (a solo phase of the parallelism probe, sched.c
+   * par_step): the others give their queued actors to the inject queue
+   * and steal only from a stuck owner. Written once per phase (ms apart),
+   * read at every pick (relaxed: a hint; a stale value costs one pick of
+   * the wrong mode, never an actor). */
+  _Atomic uint32_t solo;
   ax__worker *workers;
   ax__table table;
   ax__registry registry;
@@ -547,7 +560,34 @@ struct ax_system {
   ax__reactor *reactor;
   ax__timers timers;
   ax__det *det; /* deterministic mode, or NULL (set before the start) */
+  /* The parallelism probe (sched.c par_step): the phase's state, guarded by
+   * `lock` (a try-lock: whoever sees the phase end first judges it; the
+   * others go on); next_ns is read without it as a hint. */
+  struct {
+    _Atomic bool lock;
+    _Atomic uint64_t next_ns; /* when the current phase ends */
+    uint32_t phase;           /* AX__PAR_* (sched.c) */
+    uint32_t verdict;         /* the last long phase: 1 solo, 0 all workers */
+    uint32_t owner;           /* the last solo phase's worker, or AX__SOLO_NONE */
+    uint64_t long_ns;         /* the long phase's length (doubles per equal verdict) */
+    uint64_t start_ns, start_sent, start_parked; /* the measured span's start */
+    uint64_t all_sent, all_ns;                   /* the all-workers probe's result */
+    uint64_t solo_sent, solo_ns;                 /* the last solo probe's (0: none yet) */
+    _Atomic uint64_t solo_phases, all_phases;    /* verdicts so far (stats) */
+  } par;
 };
+#define AX__SOLO_NONE UINT32_MAX
+/* The parallelism probe's mode (sched.c par_step; tests set it before a
+ * system starts): PROBE measures and decides; SOLO makes worker 0 run
+ * alone throughout (a takeover aside); ALL never leaves all workers;
+ * SOLO_START starts with worker 0 alone, then probes as PROBE. */
+enum {
+  AX__PAR_MODE_PROBE = 0,
+  AX__PAR_MODE_SOLO = 1,
+  AX__PAR_MODE_ALL = 2,
+  AX__PAR_MODE_SOLO_START = 3
+};
+extern _Atomic uint32_t ax__sched_par_mode;
 
 /* deterministic mode (det.c) */
 /* Sets sys up for the mode (cfg.deterministic_seed != 0), before the

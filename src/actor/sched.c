@@ -73,6 +73,24 @@ _Thread_local ax__ctx ax__tls_ctx;
  * its pushes or runs (see notify_parked_local). */
 #define AX__PATIENT_NOTIFY_NS 1000000u
 #define AX__PATIENT_GATE 64u
+/* The parallelism probe (par_step): a warm-up, then a measured span, for
+ * each of the two modes; the verdict then holds for a long phase, from MIN,
+ * doubled per verdict equal to the last, up to MAX. */
+#define AX__PAR_WARM_NS 500000u
+#define AX__PAR_PROBE_NS 3000000u
+/* An all-workers probe is judged early, this far into it (AX__PAR_ALL_PEEK). */
+#define AX__PAR_PEEK_NS 1000000u
+#define AX__PAR_LONG_MIN_NS 50000000u
+#define AX__PAR_LONG_MAX_NS 1000000000u
+/* All workers keep running only if they deliver this many percent of one
+ * worker's message rate (they burn up to nworkers times its CPU). */
+#define AX__PAR_GAIN_PCT 105u
+/* A worker left out of a solo phase takes it over when the solo worker's
+ * tick stood still this long (solo_takeover). */
+#define AX__SOLO_TAKEOVER_NS 2000000u
+/* A worker looks at the probe's clock and the solo phase once per this
+ * many of its picks (+ 1). */
+#define AX__PAR_CHECK_MASK 255u
 
 
 static inline uint32_t hi32(uint64_t v) { return (uint32_t)(v >> 32); }
@@ -101,6 +119,25 @@ static ax_actor *inject_pop(ax_system *sys) {
   if (a) atomic_fetch_sub_explicit(&sys->inject_len, 1, memory_order_relaxed);
   pthread_mutex_unlock(&sys->inject_lock);
   return a;
+}
+
+/* A worker that a solo phase leaves out (sys->solo names another) runs
+ * nothing: it gives what it has queued to the inject queue (solo_shed),
+ * which it does not take from, and takes the phase over when the solo
+ * worker is stuck or parked (solo_takeover). */
+static inline bool solo_other(ax__worker *w) {
+  /* relaxed: a hint (see the field) */
+  uint32_t s = atomic_load_explicit(&w->sys->solo, memory_order_relaxed);
+  return s != AX__SOLO_NONE && s != w->index;
+}
+
+static inline ax_actor *inject_pop_w(ax__worker *w) {
+  /* relaxed: the same hint inject_pop tests first (an empty queue, the
+   * common case, costs what it did before solo phases) */
+  if (atomic_load_explicit(&w->sys->inject_len, memory_order_relaxed) == 0 ||
+      AX_UNLIKELY(solo_other(w)))
+    return NULL;
+  return inject_pop(w->sys);
 }
 
 /* ---- the ring ---- */
@@ -208,6 +245,41 @@ static ax_actor *steal_into(ax__worker *src, ax__worker *dst, uint32_t *took) {
   ax_actor *ret = ring_get(dst, dst_tail + n);
   if (n) atomic_store_explicit(&dst->tail, dst_tail + n, memory_order_release);
   return ret;
+}
+
+/* The solo worker of a solo phase takes the inject queue in batches of up
+ * to AX__INJECT_BATCH, the rest to its ring: what the others shed there
+ * at the phase's start (their rings) would otherwise come back one actor
+ * per AX__INJECT_INTERVAL picks while their senders wait on them (big: a
+ * solo probe at 0.3M msgs/s against 24M). Others, and an inject queue of
+ * one, as before. */
+#define AX__INJECT_BATCH 64u
+static ax_actor *inject_take(ax__worker *w) {
+  ax_system *sys = w->sys;
+  /* relaxed: hints, as in inject_pop_w; the pops decide under the lock */
+  if (atomic_load_explicit(&sys->inject_len, memory_order_relaxed) < 2 ||
+      atomic_load_explicit(&sys->solo, memory_order_relaxed) != w->index)
+    return inject_pop_w(w);
+  ax_actor *first = NULL, *last = NULL, *a;
+  uint32_t n = 0;
+  pthread_mutex_lock(&sys->inject_lock);
+  while (n < AX__INJECT_BATCH && (a = ax__runq_pop(&sys->inject_head, &sys->inject_tail))) {
+    if (last) last->run_next = a;
+    else first = a;
+    last = a;
+    n++;
+  }
+  /* relaxed: as inject_pop's */
+  if (n) atomic_fetch_sub_explicit(&sys->inject_len, n, memory_order_relaxed);
+  pthread_mutex_unlock(&sys->inject_lock);
+  if (!n) return NULL;
+  last->run_next = NULL;
+  for (a = first->run_next; a;) {
+    ax_actor *next = a->run_next; /* ring_push_back may relink a */
+    ring_push_back(w, a);
+    a = next;
+  }
+  return first;
 }
 
 /* ---- the due list ---- */
@@ -325,6 +397,11 @@ static inline void notify_parked_local(ax__worker *w) {
   if (atomic_load_explicit(&sys->num_searching, memory_order_relaxed) != 0 ||
       atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) >= sys->nworkers)
     return;
+  /* A solo phase: the others run nothing of ours unless we are stuck,
+   * which sched_tick watches; a wake for a push cost us a futex or eventfd
+   * write and the lock hand-offs of their park, ~2 per ms (fjthrput).
+   * relaxed: a hint (see the field). */
+  if (atomic_load_explicit(&sys->solo, memory_order_relaxed) != AX__SOLO_NONE) return;
   /* relaxed: a hint; a stale value costs a wake too many or too few */
   if (atomic_load_explicit(&sys->num_patient, memory_order_relaxed)) {
     /* The clock is read once per AX__PATIENT_GATE pushes or runs, not per
@@ -460,8 +537,12 @@ static void park(ax__worker *w) {
    * kept it out of its sleep for as long as fjthrput's producer's ring was
    * never empty (a park and a search spin every ~30 us). seq_cst: the
    * Dekker pattern with inject_push_batch and notify_parked, as any_work. */
-  if ((w->steal_wait ? atomic_load_explicit(&sys->inject_len, memory_order_seq_cst) != 0
-                     : any_work(sys)) ||
+  /* A worker left out of a solo phase rechecks nothing: it runs none of
+   * that work (a notify for it only makes it look at the solo worker,
+   * solo_takeover, and the solo worker's own park rechecks it all). */
+  if ((solo_other(w) ? false
+       : w->steal_wait ? atomic_load_explicit(&sys->inject_len, memory_order_seq_cst) != 0
+                       : any_work(sys)) ||
       atomic_load_explicit(&sys->stop_workers, memory_order_seq_cst))
     notify_parked(sys);
   /* Busy time is the time not parked: two clock reads per park, none per
@@ -481,6 +562,7 @@ static void park(ax__worker *w) {
 #endif
   /* The notifier counted us as searching and unparked. */
   if (woken) w->searching = true;
+  w->solo_woken = woken;
 }
 
 static bool start_searching(ax__worker *w) {
@@ -557,7 +639,7 @@ static ax_actor *next_queued(ax__worker *w) {
     w->quiet_runs = 0;
     return a;
   }
-  return inject_pop(w->sys);
+  return inject_take(w);
 }
 
 _Atomic uint64_t ax__sched_due_ns = AX__DUE_NS;
@@ -595,7 +677,7 @@ static ax_actor *next_local(ax__worker *w) {
   atomic_store_explicit(&w->tick, tick, memory_order_relaxed);
   /* relaxed: a hint; due_pop decides under the lock */
   bool due = atomic_load_explicit(&w->due_n, memory_order_relaxed) != 0;
-  if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_pop(w->sys))) {
+  if (tick % AX__INJECT_INTERVAL == 0 && (a = inject_take(w))) {
     w->due_streak = false;
     return a;
   }
@@ -755,22 +837,83 @@ static void steal_paid(ax__worker *w) {
 static int sched_tick(void *arg) {
   ax_system *sys = arg;
   /* relaxed: a hint, as in notify_parked_local */
-  if (!atomic_load_explicit(&sys->num_patient, memory_order_relaxed)) return -1;
-  bool stuck = false;
+  if (!atomic_load_explicit(&sys->num_patient, memory_order_relaxed) &&
+      atomic_load_explicit(&sys->solo, memory_order_relaxed) == AX__SOLO_NONE)
+    return -1;
+  bool stuck = false, moved = false;
+  /* relaxed: a hint (see the field) */
+  uint32_t solo = atomic_load_explicit(&sys->solo, memory_order_relaxed);
   for (uint32_t i = 0; i < sys->nalloc; i++) {
     ax__worker *v = &sys->workers[i];
     /* relaxed: a progress hint; a stale value delays the wake by a pass */
     uint32_t tick = atomic_load_explicit(&v->tick, memory_order_relaxed);
-    if (tick == v->tick_seen && local_work(v)) stuck = true;
+    /* A solo worker also owns the inject queue (the others leave it). */
+    if (tick == v->tick_seen &&
+        (local_work(v) ||
+         (i == solo && atomic_load_explicit(&sys->inject_len, memory_order_relaxed))))
+      stuck = true;
+    moved |= tick != v->tick_seen;
     v->tick_seen = tick;
   }
   if (stuck) notify_parked(sys);
+  /* Nothing ran since the last pass and nothing waits: an idle system. A
+   * solo phase ends here (no worker runs to judge it, and its ticks would
+   * wake the driver every millisecond for as long as the system idles);
+   * the next probe starts from all workers. relaxed: as par_set_solo. */
+  if (solo != AX__SOLO_NONE && !moved && !stuck &&
+      /* relaxed: a test knob, set before the workers start */
+      atomic_load_explicit(&ax__sched_par_mode, memory_order_relaxed) != AX__PAR_MODE_SOLO)
+    atomic_compare_exchange_strong_explicit(&sys->solo, &solo, AX__SOLO_NONE,
+                                            memory_order_relaxed, memory_order_relaxed);
   return 1;
+}
+
+/* Is worker i parked (on the sleepers' list)? */
+static bool is_sleeper(ax_system *sys, uint32_t i) {
+  bool found = false;
+  pthread_mutex_lock(&sys->idle_lock);
+  for (uint32_t k = 0; k < sys->nsleepers && !found; k++) found = sys->sleepers[k] == i;
+  pthread_mutex_unlock(&sys->idle_lock);
+  return found;
+}
+
+/* Left out of a solo phase (sys->solo == solo, another worker o): takes
+ * the phase over when o is stuck (its tick unchanged for
+ * AX__SOLO_TAKEOVER_NS: a long run, or its thread preempted on a loaded
+ * machine; sched_tick wakes us while o sits on queued work) or parked
+ * while we were woken for work (a notifier wakes whichever worker parked
+ * last). o gives us its queues when it next picks (solo_shed). A single
+ * worker waits for a long run as long as it lasts; this one waits at most
+ * the takeover time, and is otherwise one worker. */
+static void solo_takeover(ax__worker *w, uint32_t solo) {
+  ax_system *sys = w->sys;
+  ax__worker *o = &sys->workers[solo];
+  /* relaxed: a progress hint, as in steal_from */
+  uint32_t tick = atomic_load_explicit(&o->tick, memory_order_relaxed);
+  uint64_t now = ax__now_ns();
+  bool woken = w->solo_woken;
+  w->solo_woken = false;
+  if (tick != w->solo_tick || !w->solo_since) {
+    w->solo_tick = tick;
+    w->solo_since = now;
+  }
+  bool stuck = now - w->solo_since >= AX__SOLO_TAKEOVER_NS;
+  if (!stuck && !(woken && is_sleeper(sys, solo))) return;
+  /* relaxed: as par_set_solo; a lost race leaves another's newer choice */
+  if (atomic_compare_exchange_strong_explicit(&sys->solo, &solo, w->index, memory_order_relaxed,
+                                              memory_order_relaxed))
+    w->solo_since = 0;
 }
 
 static ax_actor *search(ax__worker *w) {
   ax_system *sys = w->sys;
   ax_actor *a = NULL;
+  /* relaxed: a hint (see the field) */
+  uint32_t solo = atomic_load_explicit(&sys->solo, memory_order_relaxed);
+  if (AX_UNLIKELY(solo != AX__SOLO_NONE && solo != w->index && solo < sys->nworkers)) {
+    solo_takeover(w, solo);
+    if (solo_other(w)) return NULL;
+  }
   if (sys->nworkers > 1 && start_searching(w)) {
     uint32_t start = rng_next(w) % sys->nworkers;
     for (uint32_t i = 0; i < sys->nworkers && !a; i++) {
@@ -855,6 +998,212 @@ static void run_one(ax__worker *w, ax_actor *a) {
    * on the deferred list. */
 }
 
+/* ---- the parallelism probe ----
+ *
+ * Fine-grained message passing across cores can cost more than the second
+ * core gives: on the 2-vCPU VM this was measured on, every cache line that
+ * crosses costs ~100-400 ns, and fjthrput and big, whose runs take 40-100
+ * ns a message, ran slower on two workers than on one (big: up to 2.7 s of
+ * CPU for 12M messages against 0.44 s, depending on where the host put the
+ * vCPUs). Whether parallel runs pay depends on the workload and on the
+ * machine at that moment, so the scheduler measures it, as a bandit: a
+ * probe runs all workers for AX__PAR_PROBE_NS and, when one worker was
+ * saturated (the workers busy, not parked, for more than 1.02 workers'
+ * worth), one worker alone (a solo phase) for as long, each after a
+ * warm-up; the system's message rate (sends per ns, every worker's and
+ * outside threads') decides which mode holds for the next long phase: all
+ * workers only if they reach AX__PAR_GAIN_PCT of one's rate. A light load
+ * never leaves all workers. In a solo phase the other workers give their
+ * queued actors to the inject queue (solo_shed), neither steal nor take
+ * from the inject queue, and are not woken for the solo worker's pushes;
+ * one of them takes the phase over when the solo worker is stuck for
+ * AX__SOLO_TAKEOVER_NS (sched_tick wakes it) or parked while it was woken
+ * (solo_takeover), so no work waits long for a worker that does not run.
+ * Judged by whoever sees the phase end first (a try-lock; the phase state
+ * is the lock holder's). The rate is a hint, measured on a machine shared
+ * with other work: a bad sample costs one long phase in the wrong mode (16
+ * ms after a change of verdict), and the next probe corrects it. */
+enum {
+  AX__PAR_ALL_WARM,
+  AX__PAR_ALL_PEEK, /* AX__PAR_PEEK_NS into the all-workers probe */
+  AX__PAR_ALL,
+  AX__PAR_SOLO_WARM,
+  AX__PAR_SOLO,
+  AX__PAR_LONG
+};
+
+/* Messages sent so far, system-wide. relaxed: counters, read once per
+ * phase; a value a few sends old only blurs the rate. */
+static uint64_t par_sent(ax_system *sys) {
+  uint64_t n = atomic_load_explicit(&sys->sent, memory_order_relaxed);
+  for (uint32_t i = 0; i < sys->nworkers; i++)
+    n += atomic_load_explicit(&sys->workers[i].sent, memory_order_relaxed);
+  return n;
+}
+
+/* Time the workers spent parked so far (ns, summed). relaxed: a park that
+ * ends between the two loads may count twice, which understates contention
+ * and keeps all workers running (the old rule); never worse. */
+static uint64_t par_parked(ax_system *sys, uint64_t now) {
+  uint64_t t = 0;
+  for (uint32_t i = 0; i < sys->nworkers; i++) {
+    ax__worker *v = &sys->workers[i];
+    uint64_t since = atomic_load_explicit(&v->park_since, memory_order_relaxed);
+    t += atomic_load_explicit(&v->parked_ns, memory_order_relaxed);
+    if (since && now > since) t += now - since;
+  }
+  return t;
+}
+
+static void par_begin(ax_system *sys, uint32_t phase, uint64_t len, uint64_t now) {
+  sys->par.phase = phase;
+  sys->par.start_ns = now;
+  sys->par.start_sent = par_sent(sys);
+  sys->par.start_parked = par_parked(sys, now);
+  /* relaxed: a hint for par_check; the step rechecks under the lock */
+  atomic_store_explicit(&sys->par.next_ns, now + len, memory_order_relaxed);
+}
+
+static void par_set_solo(ax_system *sys, uint32_t owner) {
+  /* relaxed: a hint (see the field); what a worker left out queued is
+   * handed over through the inject queue's lock, and a missed change
+   * costs one pick */
+  uint32_t was = atomic_exchange_explicit(&sys->solo, owner, memory_order_relaxed);
+  if (owner == AX__SOLO_NONE && was != AX__SOLO_NONE) notify_parked(sys); /* steal again */
+}
+
+static void par_verdict(ax_system *sys, bool solo, uint32_t owner, uint64_t now) {
+  uint64_t len = sys->par.long_ns;
+  if (len && solo == (sys->par.verdict != 0))
+    len = 2 * len < AX__PAR_LONG_MAX_NS ? 2 * len : AX__PAR_LONG_MAX_NS;
+  else
+    len = AX__PAR_LONG_MIN_NS;
+  sys->par.long_ns = len;
+  sys->par.verdict = solo;
+  /* relaxed: statistics */
+  atomic_fetch_add_explicit(solo ? &sys->par.solo_phases : &sys->par.all_phases, 1,
+                            memory_order_relaxed);
+  par_set_solo(sys, solo ? owner : AX__SOLO_NONE);
+  if (solo) sys->par.owner = owner;
+  par_begin(sys, AX__PAR_LONG, len, now);
+}
+
+_Atomic uint32_t ax__sched_par_mode = AX__PAR_MODE_PROBE;
+
+static void par_step(ax__worker *w, uint64_t now) {
+  ax_system *sys = w->sys;
+  uint64_t dt = now - sys->par.start_ns;
+  /* relaxed: a test knob, set before the workers start */
+  uint32_t mode = atomic_load_explicit(&ax__sched_par_mode, memory_order_relaxed);
+  if (mode == AX__PAR_MODE_SOLO || mode == AX__PAR_MODE_ALL) { /* the tests' fixed modes */
+    par_set_solo(sys, mode == AX__PAR_MODE_SOLO ? 0 : AX__SOLO_NONE);
+    atomic_store_explicit(&sys->par.next_ns, UINT64_MAX, memory_order_relaxed);
+    return;
+  }
+  /* The last solo worker again, if any: its caches hold the actors. */
+  uint32_t owner = sys->par.owner != AX__SOLO_NONE ? sys->par.owner : w->index;
+  switch (sys->par.phase) {
+  case AX__PAR_ALL_WARM:
+    par_begin(sys, AX__PAR_ALL_PEEK, AX__PAR_PEEK_NS, now);
+    break;
+  case AX__PAR_ALL_PEEK:
+  case AX__PAR_ALL: {
+    uint64_t parked = par_parked(sys, now) - sys->par.start_parked;
+    uint64_t all = dt * sys->nworkers;
+    sys->par.all_sent = par_sent(sys) - sys->par.start_sent;
+    sys->par.all_ns = dt ? dt : 1;
+    /* busy < 1.02 workers: no worker was saturated, so one worker would
+     * deliver the same (a light load): nothing to judge */
+    if (parked > all || 50 * (all - parked) < 51 * dt) {
+      par_verdict(sys, false, AX__SOLO_NONE, now);
+      break;
+    }
+    if (sys->par.phase == AX__PAR_ALL_PEEK) {
+      /* Under half the last solo probe's rate after AX__PAR_PEEK_NS: all
+       * workers lose by far (fjthrput's consumers shredded across the
+       * cores ran at a fifth of it), so the rest of the probe would only
+       * cost; the verdict is solo at once. */
+      if (sys->par.solo_ns && (double)sys->par.all_sent * (double)sys->par.solo_ns * 2.0 <
+                                  (double)sys->par.solo_sent * (double)dt) {
+        par_verdict(sys, true, owner, now);
+        break;
+      }
+      sys->par.phase = AX__PAR_ALL; /* the same span, measured to its end */
+      /* relaxed: as in par_begin */
+      atomic_store_explicit(&sys->par.next_ns, sys->par.start_ns + AX__PAR_PROBE_NS,
+                            memory_order_relaxed);
+      break;
+    }
+    par_set_solo(sys, owner);
+    par_begin(sys, AX__PAR_SOLO_WARM, AX__PAR_WARM_NS, now);
+    break;
+  }
+  case AX__PAR_SOLO_WARM:
+    par_begin(sys, AX__PAR_SOLO, AX__PAR_PROBE_NS, now);
+    break;
+  case AX__PAR_SOLO: {
+    uint64_t sent = par_sent(sys) - sys->par.start_sent;
+    sys->par.solo_sent = sent;
+    sys->par.solo_ns = dt ? dt : 1;
+    /* all_sent / all_ns >= GAIN% of sent / dt, without a division */
+    bool all = (double)sys->par.all_sent * (double)dt * 100.0 >=
+               (double)sent * (double)sys->par.all_ns * AX__PAR_GAIN_PCT;
+    /* relaxed: our own store, in par_step under the lock */
+    par_verdict(sys, !all, atomic_load_explicit(&sys->solo, memory_order_relaxed), now);
+    break;
+  }
+  default: /* the long phase ended: probe again */
+    par_set_solo(sys, AX__SOLO_NONE);
+    par_begin(sys, AX__PAR_ALL_WARM, AX__PAR_WARM_NS, now);
+    break;
+  }
+}
+
+/* Called once per AX__PAR_CHECK_MASK + 1 picks of a worker with work. */
+static void par_check(ax__worker *w) {
+  ax_system *sys = w->sys;
+  uint64_t now = ax__now_ns();
+  /* relaxed: a hint; rechecked under the lock */
+  if (now < atomic_load_explicit(&sys->par.next_ns, memory_order_relaxed)) return;
+  /* acquire: the phase state the previous holder wrote before its release */
+  if (atomic_exchange_explicit(&sys->par.lock, true, memory_order_acquire)) return;
+  /* relaxed: written under the lock we hold */
+  if (now >= atomic_load_explicit(&sys->par.next_ns, memory_order_relaxed)) par_step(w, now);
+  /* release: hands the phase state to the next holder */
+  atomic_store_explicit(&sys->par.lock, false, memory_order_release);
+}
+
+/* Left out of a solo phase: hands our LIFO slot, yield slot and ring to
+ * the inject queue, where the solo worker takes them (every
+ * AX__INJECT_INTERVAL picks, and whenever its own queues are empty). Our
+ * due list (timer wakes) and deferred flushes stay: we run those. */
+static void solo_shed(ax__worker *w) {
+  /* relaxed: our own slots and ring (only a thief's CAS empties them
+   * besides us; the exchanges and ring_pop decide) */
+  if (!atomic_load_explicit(&w->lifo, memory_order_relaxed) &&
+      !atomic_load_explicit(&w->yield, memory_order_relaxed) &&
+      lo32(atomic_load_explicit(&w->head, memory_order_relaxed)) ==
+          atomic_load_explicit(&w->tail, memory_order_relaxed))
+    return;
+  ax_actor *first = NULL, *last = NULL, *a;
+  size_t n = 0;
+  for (int k = 0;; k++) {
+    /* acq_rel: as next_queued's exchanges of the same slots */
+    if (k == 0) a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel);
+    else if (k == 1) a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
+    else if (!(a = ring_pop(w))) break;
+    if (!a) continue;
+    a->run_next = NULL;
+    if (last) last->run_next = a;
+    else first = a;
+    last = a;
+    n++;
+  }
+  if (!n) return;
+  inject_push_batch(w->sys, first, last, n);
+  notify_parked(w->sys); /* the solo worker, if it parked */
+}
+
 static void *worker_main(void *arg) {
   ax__worker *w = arg;
   ax_system *sys = w->sys;
@@ -877,6 +1226,10 @@ static void *worker_main(void *arg) {
     unsigned rounds = spun ? 1 : AX__SPIN_ROUNDS;
     for (unsigned spin = 0; !a && spin < rounds; spin++) {
       a = search(w);
+      /* Left out of a solo phase: one look (solo_takeover), then park.
+       * The full spin, reading the solo worker's lines every round, took
+       * 15% of a core and slowed its pushes (fjthrput). */
+      if (!a && AX_UNLIKELY(solo_other(w))) break;
       if (!a && spin + 1 < rounds) {
         for (int k = 0; k < 16; k++) ax__cpu_relax();
         /* Socket readiness that arrives while we search is ours at once
@@ -906,7 +1259,18 @@ static void *worker_main(void *arg) {
     }
     if (a) {
       run_one(w, a);
-      ax__timers_poll(sys, (atomic_load_explicit(&w->tick, memory_order_relaxed) & 15) == 0);
+      /* relaxed: our own counter */
+      uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
+      bool t16 = (tick & 15) == 0;
+      ax__timers_poll(sys, t16);
+      /* The probe's clock, and a solo phase that leaves us out, once per
+       * AX__PAR_CHECK_MASK + 1 picks: a test per pick cost ~7 instructions
+       * a message (pingpong, callgrind). Until we see it we run what we
+       * have, as before the phase. */
+      if (AX_UNLIKELY(t16) && (tick & AX__PAR_CHECK_MASK) == 0 && sys->nworkers > 1) {
+        par_check(w);
+        if (solo_other(w)) solo_shed(w);
+      }
       continue;
     }
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
@@ -990,6 +1354,8 @@ ax_err ax__sched_start(ax_system *sys) {
     pthread_mutex_init(&w->due_lock, NULL);
   }
   sys->nalloc = n;
+  atomic_store(&sys->solo, AX__SOLO_NONE);
+  sys->par.owner = AX__SOLO_NONE;
   if (sys->det) return AX_OK; /* no thread: the driving thread is worker 0 */
   if (n > 1 && sys->reactor) {
     ax_err e = ax__reactor_add_tick(sys->reactor, sched_tick, sys);
@@ -997,6 +1363,11 @@ ax_err ax__sched_start(ax_system *sys) {
   }
   sys->nworkers = n;
   atomic_store(&sys->num_unparked, n);
+  sys->par.phase = AX__PAR_ALL_WARM;
+  atomic_store(&sys->par.next_ns, ax__now_ns() + AX__PAR_WARM_NS);
+  uint32_t mode = atomic_load(&ax__sched_par_mode);
+  if (n > 1 && (mode == AX__PAR_MODE_SOLO || mode == AX__PAR_MODE_SOLO_START))
+    atomic_store(&sys->solo, 0);
   for (uint32_t i = 0; i < n; i++) {
     sys->workers[i].start_ns = ax__now_ns();
     if (pthread_create(&sys->workers[i].thread, NULL, worker_main, &sys->workers[i]) != 0) {
