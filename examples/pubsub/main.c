@@ -26,7 +26,6 @@
 #include "pubsub.h"
 
 pubsub_config g_cfg;
-_Atomic uint64_t g_unwritten, g_fanout_bytes;
 
 #define MAX_JOINS 64
 

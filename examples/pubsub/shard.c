@@ -153,6 +153,10 @@ static void records_send(ax_actor *self, ax_pid to, obuf *o) {
   if (o->cap > (1u << 20)) ob_free(o);
 }
 
+/* The lag rule's counters (pubsub.h): defined here, with the shards that
+ * fill them, so every program linking the shards has them. */
+_Atomic uint64_t g_unwritten, g_fanout_bytes;
+
 static void unwritten_free(void *data, size_t cap, void *arg) {
   (void)arg;
   unwritten_sub(cap);
