@@ -264,16 +264,13 @@ static ax_actor *inject_take(ax__worker *w) {
   uint32_t n = 0;
   pthread_mutex_lock(&sys->inject_lock);
   while (n < AX__INJECT_BATCH && (a = ax__runq_pop(&sys->inject_head, &sys->inject_tail))) {
-    if (last) last->run_next = a;
-    else first = a;
-    last = a;
+    ax__runq_append(&first, &last, a, a);
     n++;
   }
   /* relaxed: as inject_pop's */
   if (n) atomic_fetch_sub_explicit(&sys->inject_len, n, memory_order_relaxed);
   pthread_mutex_unlock(&sys->inject_lock);
   if (!n) return NULL;
-  last->run_next = NULL;
   for (a = first->run_next; a;) {
     ax_actor *next = a->run_next; /* ring_push_back may relink a */
     ring_push_back(w, a);
@@ -1187,16 +1184,16 @@ static void solo_shed(ax__worker *w) {
     return;
   ax_actor *first = NULL, *last = NULL, *a;
   size_t n = 0;
-  for (int k = 0;; k++) {
-    /* acq_rel: as next_queued's exchanges of the same slots */
-    if (k == 0) a = atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel);
-    else if (k == 1) a = atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel);
-    else if (!(a = ring_pop(w))) break;
-    if (!a) continue;
-    a->run_next = NULL;
-    if (last) last->run_next = a;
-    else first = a;
-    last = a;
+  /* acq_rel: as next_queued's exchanges of the same slots */
+  ax_actor *slots[2] = {atomic_exchange_explicit(&w->yield, NULL, memory_order_acq_rel),
+                        atomic_exchange_explicit(&w->lifo, NULL, memory_order_acq_rel)};
+  for (int k = 0; k < 2; k++)
+    if (slots[k]) {
+      ax__runq_append(&first, &last, slots[k], slots[k]);
+      n++;
+    }
+  while ((a = ring_pop(w))) {
+    ax__runq_append(&first, &last, a, a);
     n++;
   }
   if (!n) return;
