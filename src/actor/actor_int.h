@@ -390,6 +390,12 @@ typedef struct ax__timers {
    * (UINT64_MAX: only when woken). A worker that lowers a shard's earliest
    * deadline below it wakes the reactor. seq_cst: see lower_next. */
   _Atomic uint64_t reactor_at;
+  /* The reactor's tick waits for no deadline before this (ticks): a
+   * millisecond after its last wake-up that found one due, so a sleeping
+   * system wakes for timers at most once a millisecond however fine the
+   * ticks (timers.c, timers_tick). Written by the tick before reactor_at;
+   * relaxed: read after reactor_at's seq_cst load (see lower_next). */
+  _Atomic uint64_t quiet_until;
   /* The lowest of the shards' published deadlines, for workers' polls
    * (one load per run). seq_cst: see lower_next and fire_pass. */
   _Alignas(AX_CACHELINE) _Atomic uint64_t earliest;

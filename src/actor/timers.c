@@ -24,8 +24,8 @@
  * timer when its per-pass reap list comes. Actors woken by a pass go to
  * the firing worker's due list, which it runs first, oldest first (sched.c
  * ax__schedule_due); a worker whose due list is empty takes half of
- * another's at its poll (ax__sched_due_share). Deadlines are in ticks (1 ms
- * by default, TICK_SHIFT); the reactor sleeps to the nanosecond
+ * another's at its poll (ax__sched_due_share). Deadlines are in ticks (a
+ * quarter ms, TICK_SHIFT); the reactor sleeps to the nanosecond
  * (ax__reactor_wait_until); a pass cascades the next 64 ticks' timers into
  * the wheels' rings while they are not due yet (prepare_shards). Request timeouts and receive
  * timeouts are timers too. */
@@ -113,16 +113,21 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
 
 /* ---- clock ---- */
 
-/* The wheels count in ticks of 2^-TICK_SHIFT ms; a deadline is rounded
- * up to the next tick. 1 ms by default: 1/8 ms (-DTICK_SHIFT=3) took the
- * p50 of `axon_bench timers 100000` from 0.66 to 0.48 ms, but cost 1.2-1.3x
- * the CPU of both timers workloads (a 1000 ms delay is 8000 ticks, one
- * wheel level up: a cascade more per timer, a cache miss each; and twice
- * the passes): see docs/ARCHITECTURE.md, "Timers". A manual clock moves in
- * whole ms: its ticks are ms << TICK_SHIFT. */
+/* The wheels count in ticks of 2^-TICK_SHIFT ms (a quarter ms); a
+ * deadline is rounded up to the next tick, and a pass fires a tick's
+ * timers once the clock rounded down has reached it. With 1 ms ticks
+ * that rounding alone was half a ms of every timer's lateness on average
+ * (up to 1 ms). The wheels' level 0 has a slot per tick and their upper
+ * levels keep 1 ms wheels' spans (ax__wheel_init_fine), so a 1000 ms
+ * timer is cascaded as often as before; 1/8 ms ticks on a plain wheel put
+ * it a level up (a cascade more per timer). A sleeping system still wakes
+ * for timers at most once a millisecond (quiet_until). See
+ * docs/ARCHITECTURE.md, "Timers". A manual clock moves in whole ms: its
+ * ticks are ms << TICK_SHIFT. */
 #ifndef TICK_SHIFT
-#define TICK_SHIFT 0
+#define TICK_SHIFT 2
 #endif
+_Static_assert(TICK_SHIFT <= AX__WHEEL_FINE_MAX, "the wheels' level 0 has a slot per tick");
 #define TICK_NS (1000000u >> TICK_SHIFT)
 #define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
 /* A deadline just reached is left to an awake worker for GRACE ticks (a
@@ -201,7 +206,13 @@ static bool lower_next(ax__timers *T, ax__tshard *s, uint64_t due) {
   while (due < e && !atomic_compare_exchange_weak_explicit(&T->earliest, &e, due, memory_order_seq_cst,
                                                           memory_order_seq_cst)) {
   }
-  return due < atomic_load_explicit(&T->reactor_at, memory_order_seq_cst);
+  uint64_t at = atomic_load_explicit(&T->reactor_at, memory_order_seq_cst);
+  /* relaxed: the tick stored quiet_until before reactor_at (seq_cst), so
+   * the value that goes with `at` is seen; an older one is lower and only
+   * wakes the reactor for nothing. A deadline inside the quiet
+   * millisecond is looked at when it ends, not before. */
+  uint64_t quiet = atomic_load_explicit(&T->quiet_until, memory_order_relaxed);
+  return (due > quiet ? due : quiet) < at;
 }
 
 /* The firer, after a pass moved shard deadlines later: recomputes the
@@ -771,14 +782,25 @@ static int timers_tick(void *arg) {
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
   if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
+  /* Woken for a deadline: the next wake-up for one is a millisecond from
+   * now at the earliest (relaxed: see quiet_until). Ticks are finer than
+   * a millisecond, so an awake worker's poll fires each as it comes, but
+   * a sleeping system woken at each of them paid a wake-up, a pass and a
+   * search spin per tick: `axon_bench timers 100000` took twice the CPU
+   * with quarter-ms ticks. At most one wake-up a millisecond is what 1 ms
+   * ticks cost; a lone timer still fires at its own tick. */
+  if (due <= now && !manual) atomic_store_explicit(&T->quiet_until, now + MS_TICKS, memory_order_relaxed);
+  uint64_t quiet = atomic_load_explicit(&T->quiet_until, memory_order_relaxed);
   uint64_t next = shards_next(T, memory_order_seq_cst);
   bool deferred = next <= now && grace;
+  uint64_t seen = next; /* what the second reading below compares with */
   if (deferred) next = due + GRACE; /* the grace's end */
+  else if (next > now && next < quiet) next = quiet;
   /* seq_cst: see lower_next. A deadline published after our first
    * reading shows in the second; otherwise its inserter sees reactor_at.
    * (Deferred, we come back for whatever is due by then anyway.) */
   atomic_store_explicit(&T->reactor_at, next, memory_order_seq_cst);
-  if (!deferred && shards_next(T, memory_order_seq_cst) < next) return 0;
+  if (!deferred && shards_next(T, memory_order_seq_cst) < seen) return 0;
   now = ticks_floor(sys);
   bool handed = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) != 0;
   if (handed && next > now + MS_TICKS) next = now + MS_TICKS; /* check on the handoff */
@@ -812,7 +834,7 @@ ax_err ax__timers_start(ax_system *sys) {
     ax__tshard *s = &T->shards[i];
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
-    ax__wheel_init(&s->wheel, now);
+    ax__wheel_init_fine(&s->wheel, now, TICK_SHIFT); /* upper levels in ms, as before */
     s->low = UINT64_MAX;
     atomic_init(&s->next, UINT64_MAX);
     atomic_init(&s->pending, 0);
