@@ -421,6 +421,9 @@ typedef struct ax__timers {
    * groups_cap / 4 entries, at least one per expiry of the pass. */
   struct ax__treap *reaps;
   size_t nreaps;
+  /* Direct timers sent and not yet on a reap list: reap lists go out
+   * every few ms, not every pass (timers.c, pend_add). */
+  struct ax__tpend *pend;
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */

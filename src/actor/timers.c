@@ -464,6 +464,71 @@ static void reap_add(ax__timers *T, uint64_t owner, uint64_t id, uint64_t len) {
   g->nreap++;
 }
 
+/* Direct timers sent by passes and not yet on a reap list. A reap list
+ * per owner per pass was a message per owner every pass: with quarter-ms
+ * ticks, `axon_bench timers` (1M) sent 490k of them (192k with 1 ms ticks),
+ * more than its actors' runs, each an allocation, a push and a cold pop
+ * on the owner's side. They only let owners free timers that are theirs
+ * alone already, so they wait: every REAP_TICKS (or PEND_MAX entries),
+ * each owner gets one list of everything sent meanwhile. Pass scratch:
+ * the holder of `firing` only, except the hints (relaxed: the tick's; a
+ * stale one costs a pass for nothing or a flush one tick later). */
+typedef struct ax__tpend {
+  struct ax__tpent {
+    uint64_t owner, id, len;
+  } *v;
+  size_t n, cap;
+  _Atomic uint64_t flush_at; /* ticks: the first pass at or after it sends them */
+  _Atomic bool waiting;      /* n > 0 */
+} ax__tpend;
+
+#define REAP_TICKS (4 * MS_TICKS)
+#define PEND_MAX 65536u
+
+/* Keeps a sent direct timer for its owner's next reap list; false without
+ * memory (then it goes on this pass's list). */
+static bool pend_add(ax__timers *T, uint64_t owner, uint64_t id, uint64_t len, uint64_t now) {
+  ax__tpend *p = T->pend;
+  if (!p) return false;
+  if (p->n == p->cap) {
+    size_t ncap = p->cap ? p->cap * 2 : 1024;
+    void *v = ax__realloc(p->v, sizeof(*p->v) * p->cap, sizeof(*p->v) * ncap);
+    if (!v) return false;
+    p->v = v;
+    p->cap = ncap;
+  }
+  if (!p->n) {
+    atomic_store_explicit(&p->flush_at, now + REAP_TICKS, memory_order_relaxed);
+    atomic_store_explicit(&p->waiting, true, memory_order_relaxed);
+  }
+  p->v[p->n++] = (struct ax__tpent){owner, id, len};
+  return true;
+}
+
+static size_t pend_count(const ax__timers *T) { return T->pend ? T->pend->n : 0; }
+
+/* Whether the pending lists go out in a pass at `now`. */
+static bool pend_due(const ax__timers *T, uint64_t now) {
+  const ax__tpend *p = T->pend;
+  return p && p->n && (p->n >= PEND_MAX || now >= atomic_load_explicit(&p->flush_at, memory_order_relaxed));
+}
+
+/* Moves every pending entry onto this pass's reap lists (the group table
+ * was reserved for them). */
+static void pend_flush(ax__timers *T) {
+  ax__tpend *p = T->pend;
+  for (size_t i = 0; i < p->n; i++) reap_add(T, p->v[i].owner, p->v[i].id, p->v[i].len);
+  p->n = 0;
+  atomic_store_explicit(&p->waiting, false, memory_order_relaxed);
+}
+
+static void pend_free(ax__timers *T) {
+  if (!T->pend) return;
+  ax__free(T->pend->v, sizeof(*T->pend->v) * T->pend->cap);
+  ax__free(T->pend, sizeof(*T->pend));
+  T->pend = NULL;
+}
+
 /* The owner's reap list as a message, pairs (id, payload length),
  * appended to its group's chain (no memory: the owner keeps those timers
  * in its map until it cancels them, which frees them and fails, or
@@ -612,7 +677,9 @@ static size_t collect(ax__timers *T, uint64_t lim) {
 static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limit) {
   ax__timers *T = &sys->timers;
   size_t fired = 0;
-  bool grouped = groups_reserve(T, k);
+  bool manual = sys->cfg.clock_ms != NULL;
+  /* Each pending reap makes at most one group, its owner's. */
+  bool grouped = groups_reserve(T, k + pend_count(T));
   for (ax__tmr *t; (t = pop_earliest(T));) {
     if (fired == limit) {
       put_back(sys, t, t->wt.deadline);
@@ -635,7 +702,8 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
         tmr_release(t); /* the wheel's */
         continue;
       }
-      reap_add(T, owner, id, len);
+      /* A manual clock may not move again: its reap lists go now. */
+      if (manual || !pend_add(T, owner, id, len, now)) reap_add(T, owner, id, len);
     }
     ax__tgroup *g = group_of(T, to);
     if (!g->first)
@@ -649,6 +717,7 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
      * pushed after this loop: nothing here touches t after that. */
     if (!direct && t->period) put_back(sys, t, next_tick(t, now));
   }
+  if (grouped && pend_due(T, now)) pend_flush(T);
   if (grouped) deliver_groups(sys);
   return fired;
 }
@@ -703,6 +772,11 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
     if (lim <= prev) lim = now; /* no progress by steps (a lower bound): the rest at once */
     size_t k = collect(T, lim);
     if (k) fired += fire_collected(sys, k, now, limit - fired);
+  }
+  /* Reap lists whose time has come, in a pass that fired nothing. */
+  if (started && pend_due(T, now) && groups_reserve(T, pend_count(T))) {
+    pend_flush(T);
+    deliver_groups(sys);
   }
   if (started && !ax__det_on(sys)) prepare_shards(T); /* det mode: its traces stay as they were */
   /* release: the next firer sees our scratch writes. */
@@ -780,7 +854,11 @@ static int timers_tick(void *arg) {
    * the grace). */
   bool grace = due <= now && now - due < GRACE && !manual &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
-  if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
+  /* Reap lists waiting (relaxed: hints, see ax__tpend): a pass sends them
+   * when their time has come, if no pass for a timer does first. */
+  bool reaps = T->pend && atomic_load_explicit(&T->pend->waiting, memory_order_relaxed);
+  uint64_t reap_at = reaps ? atomic_load_explicit(&T->pend->flush_at, memory_order_relaxed) : UINT64_MAX;
+  if ((due <= now && !grace) || reap_at <= now) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
   /* Woken for a deadline: the next wake-up for one is a millisecond from
    * now at the earliest (relaxed: see quiet_until). Ticks are finer than
@@ -794,8 +872,12 @@ static int timers_tick(void *arg) {
   uint64_t next = shards_next(T, memory_order_seq_cst);
   bool deferred = next <= now && grace;
   uint64_t seen = next; /* what the second reading below compares with */
-  if (deferred) next = due + GRACE; /* the grace's end */
-  else if (next > now && next < quiet) next = quiet;
+  if (deferred) {
+    next = due + GRACE; /* the grace's end */
+  } else {
+    if (reap_at > now && reap_at < next) next = reap_at;
+    if (next > now && next < quiet) next = quiet;
+  }
   /* seq_cst: see lower_next. A deadline published after our first
    * reading shows in the second; otherwise its inserter sees reactor_at.
    * (Deferred, we come back for whatever is due by then anyway.) */
@@ -829,6 +911,7 @@ ax_err ax__timers_start(ax_system *sys) {
     return AX_ENOMEM;
   }
   T->nshards = n;
+  T->pend = ax__calloc(sizeof(ax__tpend)); /* NULL: a reap list per pass, as before */
   uint64_t now = ticks_floor(sys);
   for (uint32_t i = 0; i < n; i++) {
     ax__tshard *s = &T->shards[i];
@@ -897,6 +980,10 @@ void ax__timers_stop(ax_system *sys) {
   }
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   groups_free(T);
+  if (T->pend) { /* ids only: every owner has stopped */
+    T->pend->n = 0;
+    atomic_store_explicit(&T->pend->waiting, false, memory_order_relaxed);
+  }
   atomic_store_explicit(&T->firing, false, memory_order_release);
 }
 
@@ -911,6 +998,7 @@ void ax__timers_free(ax_system *sys) {
   pthread_mutex_destroy(&T->handoff_lock);
   ax__free_aligned(T->shards, sizeof(ax__tshard) * T->nshards, AX_CACHELINE);
   ax__free(T->lists, sizeof(ax__wlist) * T->nshards);
+  pend_free(T);
   T->shards = NULL;
   T->lists = NULL;
   T->nshards = 0;
