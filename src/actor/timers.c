@@ -485,11 +485,12 @@ typedef struct ax__tpend {
 #define REAP_TICKS (4 * MS_TICKS)
 #define PEND_MAX 65536u
 
-/* Keeps a sent direct timer for its owner's next reap list; false without
- * memory (then it goes on this pass's list). */
+/* Keeps a sent direct timer for its owner's next reap list; false when
+ * PEND_MAX are waiting (the array stays small) or without memory: then it
+ * goes on this pass's list, and the pass sends the waiting ones too. */
 static bool pend_add(ax__timers *T, uint64_t owner, uint64_t id, uint64_t len, uint64_t now) {
   ax__tpend *p = T->pend;
-  if (!p) return false;
+  if (!p || p->n >= PEND_MAX) return false;
   if (p->n == p->cap) {
     size_t ncap = p->cap ? p->cap * 2 : 1024;
     void *v = ax__realloc(p->v, sizeof(*p->v) * p->cap, sizeof(*p->v) * ncap);
@@ -717,7 +718,7 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
      * pushed after this loop: nothing here touches t after that. */
     if (!direct && t->period) put_back(sys, t, next_tick(t, now));
   }
-  if (grouped && pend_due(T, now)) pend_flush(T);
+  if (grouped && (pend_due(T, now) || T->nreaps)) pend_flush(T); /* with this pass's own, if any */
   if (grouped) deliver_groups(sys);
   return fired;
 }
