@@ -726,7 +726,10 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
      * passes would only push them in more, smaller chains (`axon_bench
      * timers_self`: 1.17x the CPU). relaxed: a hint for the polls. */
     bool idle_none = deliver_groups(sys) == 0 && fired > 0;
-    atomic_store_explicit(&T->coarse, idle_none, memory_order_relaxed);
+    /* Stored only when it changes: it shares earliest's line, which every
+     * worker's poll reads after each run. */
+    if (atomic_load_explicit(&T->coarse, memory_order_relaxed) != idle_none)
+      atomic_store_explicit(&T->coarse, idle_none, memory_order_relaxed);
   }
   return fired;
 }
