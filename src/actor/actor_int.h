@@ -403,9 +403,10 @@ typedef struct ax__timers {
    * pass to an awake worker: a poll after a run then reads the clock.
    * relaxed: a hint; the tick fires itself a millisecond later. */
   _Atomic bool kick;
-  /* Set by a pass whose expiries woke nobody (every recipient was busy:
-   * they read them at their next run anyway): workers' polls then fire
-   * on whole ms until a pass wakes someone (timers.c). relaxed: a hint. */
+  /* Set by a pass that woke fewer than half of its recipients (the others
+   * were busy: they read their expiries at their next run anyway):
+   * workers' polls between runs then fire on whole ms until a pass wakes
+   * more (timers.c). relaxed: a hint. */
   _Atomic bool coarse;
   /* Owners woken by a pass of the reactor while a worker was awake, for
    * the workers' polls to put on their own queues (linked by run_next;

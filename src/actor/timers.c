@@ -565,10 +565,10 @@ static void reap_node(ax__timers *T, ax__tgroup *g) {
  * cancelled (or will cancel) every timer it had, which keeps intervals
  * from firing again; a dead target's expiries are lost, as a forward to it
  * would be. */
-static size_t deliver_groups(ax_system *sys) {
+static size_t deliver_groups(ax_system *sys, size_t *npushed) {
   ax__timers *T = &sys->timers;
   ax_actor *wake_first = NULL, *wake_last = NULL;
-  size_t nwake = 0;
+  size_t nwake = 0, pushed = 0;
   ax__worker *w = ax__ctx_get()->worker;
   bool local = w && w->sys == sys && !ax__det_on(sys);
   /* Backwards, linking each woken actor in front of the last: the list
@@ -588,6 +588,7 @@ static size_t deliver_groups(ax_system *sys) {
       }
       continue;
     }
+    pushed++;
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
       a->run_next = wake_first; /* we hold the right to schedule it */
       wake_first = a;
@@ -596,6 +597,7 @@ static size_t deliver_groups(ax_system *sys) {
     }
     ax__table_release(&sys->table, g->owner);
   }
+  if (npushed) *npushed = pushed;
   if (!nwake) return 0;
   /* Each destination ends the list (ax__runq_append). */
   if (local) { /* a worker's pass: its own due list */
@@ -721,15 +723,17 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
   }
   if (grouped && (pend_due(T, now) || T->nreaps)) pend_flush(T); /* with this pass's own, if any */
   if (grouped) {
-    /* Woke nobody: every recipient was running or queued, and reads its
-     * expiries at its next run, however soon they are pushed; quarter-ms
-     * passes would only push them in more, smaller chains (`axon_bench
-     * timers_self`: 1.17x the CPU). relaxed: a hint for the polls. */
-    bool idle_none = deliver_groups(sys) == 0 && fired > 0;
+    /* Woke fewer than half of its recipients: the others were running or
+     * queued, and read their expiries at their next run, however soon
+     * they are pushed; quarter-ms passes would only push them in more,
+     * smaller chains (`axon_bench timers_self`: 1.17x the CPU). relaxed:
+     * a hint for the polls. */
+    size_t pushed = 0, woke = deliver_groups(sys, &pushed);
+    bool busy = fired > 0 && woke * 2 < pushed;
     /* Stored only when it changes: it shares earliest's line, which every
      * worker's poll reads after each run. */
-    if (atomic_load_explicit(&T->coarse, memory_order_relaxed) != idle_none)
-      atomic_store_explicit(&T->coarse, idle_none, memory_order_relaxed);
+    if (atomic_load_explicit(&T->coarse, memory_order_relaxed) != busy)
+      atomic_store_explicit(&T->coarse, busy, memory_order_relaxed);
   }
   return fired;
 }
@@ -788,7 +792,7 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
   /* Reap lists whose time has come, in a pass that fired nothing. */
   if (started && pend_due(T, now) && groups_reserve(T, pend_count(T))) {
     pend_flush(T);
-    deliver_groups(sys);
+    deliver_groups(sys, NULL);
   }
   if (started && !ax__det_on(sys)) prepare_shards(T); /* det mode: its traces stay as they were */
   /* release: the next firer sees our scratch writes. */
@@ -833,7 +837,7 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
     if (kick) atomic_store_explicit(&T->kick, false, memory_order_relaxed);
     return woke;
   }
-  /* While passes wake nobody (coarse), the polls between runs fire on
+  /* While passes find their recipients busy (coarse), the polls between runs fire on
    * whole ms, as 1 ms ticks did. Not a poll before searching or parking
    * (`clock`; also every 16th run's): a worker about to park must not
    * leave a due tick to the reactor's next wake-up; nor once the
