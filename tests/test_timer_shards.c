@@ -357,6 +357,63 @@ static void test_timer_set_off_the_workers_uses_central_shard(void) {
   ax_system_free(sys);
 }
 
+/* ---- the real clock: a timer never fires before its delay ---- */
+
+/* The wheels count in quarter-ms ticks: a deadline is the set time rounded
+ * up to a tick plus the delay, and a pass fires it once the clock rounded
+ * down has reached it. On the real clock, with sets spread over every
+ * phase of a millisecond (a few us apart), each expiry is checked against
+ * the monotonic clock read just before its ax_send_after. Only a lower
+ * bound is asserted: how late they are is the bench's. */
+enum { RC_OWNERS = 4, RC_TIMERS = 300 };
+static _Atomic uint64_t rc_fired, rc_early;
+
+typedef struct rc_tick {
+  uint64_t set_ns, delay_ms;
+} rc_tick;
+
+static ax_err rc_b(ax_actor *self, const ax_msg *msg) {
+  uint64_t *left = ax_state(self);
+  if (msg->type == S_SET) { /* one timer a run, a few us apart: every phase of a tick */
+    uint64_t seed = *left * 0x9E3779B97F4A7C15ull + ax_self(self).id;
+    uint64_t spin = ax__now_ns() + (seed >> 40) % 40000; /* up to 40 us */
+    while (ax__now_ns() < spin) {
+    }
+    rc_tick k = {ax__now_ns(), 1 + (seed >> 20) % 4};
+    ax_err e = ax_send_after(self, (uint32_t)k.delay_ms, ax_self(self), S_TICK, &k, sizeof(k), NULL);
+    if (e != AX_OK) return e;
+    return --*left ? ax_send(self, ax_self(self), S_SET, NULL, 0) : AX_OK;
+  }
+  if (msg->type == S_TICK) {
+    rc_tick k;
+    memcpy(&k, msg->data, sizeof(k));
+    if (ax__now_ns() < k.set_ns + k.delay_ms * 1000000u) atomic_fetch_add(&rc_early, 1);
+    atomic_fetch_add(&rc_fired, 1);
+  }
+  return AX_OK;
+}
+
+static ax_err rc_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  *(uint64_t *)state = RC_TIMERS;
+  return AX_OK;
+}
+static const ax_actor_spec rc_spec = {.name = "rc", .behaviour = rc_b, .state_size = sizeof(uint64_t),
+                                      .init = rc_init};
+
+static void test_timer_never_fires_early_on_the_real_clock(void) {
+  ax_system *sys = ax_test_system(2);
+  atomic_store(&rc_fired, 0);
+  atomic_store(&rc_early, 0);
+  for (int i = 0; i < RC_OWNERS; i++) {
+    ax_pid p;
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &rc_spec, NULL, 0, &p), AX_OK);
+    CU_ASSERT_EQUAL(ax_system_send(sys, p, S_SET, NULL, 0), AX_OK);
+  }
+  CU_ASSERT_TRUE(ax_test_wait_count(&rc_fired, RC_OWNERS * RC_TIMERS, 20000));
+  CU_ASSERT_EQUAL(atomic_load(&rc_early), 0);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("timer.shards");
   CU_ADD_TEST(s, test_timer_cancel_after_owner_moved_to_other_worker);
@@ -365,5 +422,6 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_deadline_order_across_shards);
   CU_ADD_TEST(s, test_timer_many_owners_across_workers);
   CU_ADD_TEST(s, test_timer_set_off_the_workers_uses_central_shard);
+  CU_ADD_TEST(s, test_timer_never_fires_early_on_the_real_clock);
   return ax_test_run();
 }

@@ -42,6 +42,19 @@ static size_t fire(ax__wheel *w, uint64_t now, ax__wtimer **fired, size_t cap) {
   return n;
 }
 
+/* The level-0 refinement the generic tests below run with: 0, then
+ * AX__WHEEL_FINE_MAX (the timer service's wheels: quarter-ms ticks, upper
+ * levels in ms) by the test_timer_fine_* variants. */
+static unsigned g_fine;
+
+static void winit(ax__wheel *w, uint64_t now) { ax__wheel_init_fine(w, now, g_fine); }
+
+static void with_fine(void (*test)(void)) {
+  g_fine = AX__WHEEL_FINE_MAX;
+  test();
+  g_fine = 0;
+}
+
 static void test_timer_placement_by_level(void) {
   static const struct {
     uint64_t now, deadline;
@@ -81,7 +94,7 @@ static void check_boundary(uint64_t base, uint64_t span, bool step) {
   ax__wheel w;
   ax__wtimer t[3] = {{0}};
   ax__wtimer *fired[4];
-  ax__wheel_init(&w, base);
+  winit(&w, base);
   for (int i = 0; i < 3; i++) ax__wheel_insert(&w, &t[i], c - 1 + (uint64_t)i);
   CU_ASSERT(t[0].level < t[1].level); /* c - 1 and c straddle the boundary */
   CU_ASSERT_EQUAL(fire(&w, c - 3, fired, 4), 0);
@@ -100,18 +113,18 @@ static void check_boundary(uint64_t base, uint64_t span, bool step) {
 }
 
 static void test_timer_cascades_at_every_level_boundary(void) {
-  static const uint64_t spans[] = {L1, L2, L3, L4, L5, L6};
+  uint64_t spans[] = {L1 << g_fine, L2 << g_fine, L3 << g_fine, L4 << g_fine, L5 << g_fine, L6 << g_fine};
   static const uint64_t bases[] = {0, 7, 12345, L5 + 77, 3 * L6 + 1};
   for (size_t s = 0; s < 6; s++) {
     for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
-      check_boundary(bases[b], spans[s], false);
-      check_boundary(bases[b], spans[s], true);
+      check_boundary(bases[b] << g_fine, spans[s], false);
+      check_boundary(bases[b] << g_fine, spans[s], true);
     }
   }
   /* From 0, the pairs 63/64 ... 64^6-1/64^6 straddle levels 0..5 and the
    * overflow list; both fire on time after every cascade. */
   ax__wheel w;
-  ax__wheel_init(&w, 0);
+  winit(&w, 0);
   ax__wtimer t[12] = {{0}};
   for (int k = 1; k <= 6; k++) {
     uint64_t span = spans[k - 1];
@@ -129,7 +142,7 @@ static void test_timer_cascades_at_every_level_boundary(void) {
     CU_ASSERT_PTR_EQUAL(fired[0], &t[i]);
     now = d;
   }
-  CU_ASSERT_EQUAL(now, L6);
+  CU_ASSERT_EQUAL(now, L6 << g_fine);
   ax__wheel_fini(&w);
 }
 
@@ -242,8 +255,8 @@ static void test_timer_never_fires_early(void) {
     ax__wtimer t = {0};
     uint64_t base = rng_next(&seed) >> 20;
     /* Log-uniform distances so every level is exercised. */
-    uint64_t dist = 1 + (rng_next(&seed) >> (64 - 1 - rng_next(&seed) % 38));
-    ax__wheel_init(&w, base);
+    uint64_t dist = 1 + (rng_next(&seed) >> (64 - 1 - rng_next(&seed) % (38 + g_fine)));
+    winit(&w, base);
     ax__wheel_insert(&w, &t, base + dist);
     uint64_t now = base;
     while (now + 1 < t.deadline) { /* random jumps up to deadline - 1 */
@@ -367,7 +380,7 @@ static void test_timer_million_random_timers_fire_once_in_order(void) {
   CU_ASSERT_FATAL(ts && due);
   uint64_t seed = 0xA1;
   ax__wheel w;
-  ax__wheel_init(&w, 0);
+  winit(&w, 0);
   for (uint32_t i = 0; i < N; i++) {
     uint64_t d = rng_range(&seed, 1, HORIZON);
     ax__wheel_insert(&w, &ts[i].t, d);
@@ -437,7 +450,7 @@ static void test_timer_random_cancels_interleaved(void) {
   uint64_t seed = 0xC0FFEE;
   size_t live = N, fired = 0;
   ax__wheel w;
-  ax__wheel_init(&w, 0);
+  winit(&w, 0);
   for (uint32_t i = 0; i < N; i++) {
     ax__wheel_insert(&w, &ts[i].t, rng_range(&seed, 1, HORIZON));
     ts[i].live = true;
@@ -469,7 +482,7 @@ static void test_timer_random_with_prepare(void) {
   uint64_t seed = 0xBEEF;
   size_t live = N, fired = 0, prepared = 0;
   ax__wheel w;
-  ax__wheel_init(&w, 5);
+  winit(&w, 5);
   for (uint32_t i = 0; i < N; i++) {
     ax__wheel_insert(&w, &ts[i].t, 5 + rng_range(&seed, 1, i % 2 ? 200 : HORIZON));
     ts[i].live = true;
@@ -533,30 +546,31 @@ static void test_timer_prepare_cascades_before_the_block_is_due(void) {
   enum { N = 65536, BUDGET = 2048 };
   ax__wtimer *ts = calloc(N, sizeof *ts);
   CU_ASSERT_FATAL(ts != NULL);
+  uint64_t B = L1 << g_fine; /* a block */
   ax__wheel w;
-  ax__wheel_init(&w, 0);
-  for (uint32_t i = 0; i < N; i++) ax__wheel_insert(&w, &ts[i], 2 * L1 + i % L1); /* block 2 */
+  winit(&w, 0);
+  for (uint32_t i = 0; i < N; i++) ax__wheel_insert(&w, &ts[i], 2 * B + i % B); /* block 2 */
   CU_ASSERT_EQUAL(ts[0].level, 1);
   ax__wlist out = {NULL, NULL};
-  CU_ASSERT_EQUAL(ax__wheel_advance(&w, L1, &out), 0); /* block 1: block 2 is next */
+  CU_ASSERT_EQUAL(ax__wheel_advance(&w, B, &out), 0); /* block 1: block 2 is next */
   size_t moved = 0, most = 0;
-  for (uint64_t now = L1; now < 2 * L1; now++) {
+  for (uint64_t now = B; now < 2 * B; now++) {
     CU_ASSERT_EQUAL(ax__wheel_advance(&w, now, &out), 0);
     size_t m = ax__wheel_prepare(&w, BUDGET);
     moved += m;
     if (m > most) most = m;
-    CU_ASSERT(ax__wheel_next_deadline(&w) >= 2 * L1); /* nothing is due early */
+    CU_ASSERT(ax__wheel_next_deadline(&w) >= 2 * B); /* nothing is due early */
   }
   CU_ASSERT_EQUAL(moved, N);       /* all of it ahead of time */
   CU_ASSERT(most <= 2 * BUDGET);   /* a bounded amount per call */
   uint64_t before = w.cascaded;
-  uint64_t now = 2 * L1, total = 0;
+  uint64_t now = 2 * B, total = 0;
   bool ordered = true;
-  for (; now < 3 * L1; now++) {
+  for (; now < 3 * B; now++) {
     ax__wlist batch = {NULL, NULL};
     size_t n = ax__wheel_advance(&w, now, &batch);
     for (ax__wtimer *t = batch.head; t; t = t->next) ordered &= t->deadline == now;
-    CU_ASSERT_EQUAL(n, N / L1);
+    CU_ASSERT_EQUAL(n, N / B);
     total += n;
   }
   CU_ASSERT_EQUAL(w.cascaded, before); /* nothing left to cascade when due */
@@ -565,6 +579,47 @@ static void test_timer_prepare_cascades_before_the_block_is_due(void) {
   CU_ASSERT_EQUAL(ax__wheel_count(&w), 0);
   free(ts);
   ax__wheel_fini(&w);
+}
+
+/* Fine 2 (the timer service's wheels): level 0 has 256 quarter-ms slots
+ * per block and the upper levels keep 1 ms wheels' spans, so a 1000 ms
+ * timer (4000 ticks) sits on level 1 as it did, not on level 2. */
+static void test_timer_fine_ring_keeps_upper_levels(void) {
+  static const struct {
+    uint64_t now, deadline;
+    unsigned level, slot;
+  } cases[] = {
+      {0, 1, 0, 1},       {0, 255, 0, 255},   {0, 256, 1, 1},    {0, 4000, 1, 15},
+      {0, 4 * L2 - 1, 1, 63}, {0, 4 * L2, 2, 1}, {0, 4 * L6 - 1, 5, 63}, {0, 4 * L6, 6, 0},
+      {1000, 1001, 0, 489}, {1000, 1023, 0, 511}, {1000, 1024, 1, 4}, {1000, 999, 0, 488},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ax__wheel w;
+    ax__wtimer t = {0};
+    ax__wheel_init_fine(&w, cases[i].now, 2);
+    ax__wheel_insert(&w, &t, cases[i].deadline);
+    CU_ASSERT_EQUAL(t.level, cases[i].level);
+    CU_ASSERT_EQUAL(t.slot, cases[i].slot);
+    ax__wtimer *fired[1];
+    CU_ASSERT_EQUAL(fire(&w, cases[i].deadline > cases[i].now ? cases[i].deadline - 1 : cases[i].now - 1, fired, 1),
+                    cases[i].deadline < cases[i].now ? 1 : 0); /* an overdue one fires at once */
+    if (cases[i].deadline >= cases[i].now) CU_ASSERT_EQUAL(fire(&w, cases[i].deadline, fired, 1), 1);
+    CU_ASSERT_EQUAL(ax__wheel_count(&w), 0);
+    ax__wheel_fini(&w);
+  }
+}
+
+static void test_timer_fine_cascades_at_every_level_boundary(void) {
+  with_fine(test_timer_cascades_at_every_level_boundary);
+}
+static void test_timer_fine_never_fires_early(void) { with_fine(test_timer_never_fires_early); }
+static void test_timer_fine_million_random_timers_fire_once_in_order(void) {
+  with_fine(test_timer_million_random_timers_fire_once_in_order);
+}
+static void test_timer_fine_random_cancels_interleaved(void) { with_fine(test_timer_random_cancels_interleaved); }
+static void test_timer_fine_random_with_prepare(void) { with_fine(test_timer_random_with_prepare); }
+static void test_timer_fine_prepare_cascades_before_the_block_is_due(void) {
+  with_fine(test_timer_prepare_cascades_before_the_block_is_due);
 }
 
 int main(void) {
@@ -581,5 +636,12 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_overdue_and_rearm);
   CU_ADD_TEST(s, test_timer_prepare_cascades_before_the_block_is_due);
   CU_ADD_TEST(s, test_timer_random_with_prepare);
+  CU_ADD_TEST(s, test_timer_fine_ring_keeps_upper_levels);
+  CU_ADD_TEST(s, test_timer_fine_cascades_at_every_level_boundary);
+  CU_ADD_TEST(s, test_timer_fine_never_fires_early);
+  CU_ADD_TEST(s, test_timer_fine_million_random_timers_fire_once_in_order);
+  CU_ADD_TEST(s, test_timer_fine_random_cancels_interleaved);
+  CU_ADD_TEST(s, test_timer_fine_random_with_prepare);
+  CU_ADD_TEST(s, test_timer_fine_prepare_cascades_before_the_block_is_due);
   return ax_test_run();
 }

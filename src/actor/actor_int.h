@@ -390,6 +390,12 @@ typedef struct ax__timers {
    * (UINT64_MAX: only when woken). A worker that lowers a shard's earliest
    * deadline below it wakes the reactor. seq_cst: see lower_next. */
   _Atomic uint64_t reactor_at;
+  /* The reactor's tick waits for no deadline before this (ticks): a
+   * millisecond after its last wake-up that found one due, so a sleeping
+   * system wakes for timers at most once a millisecond however fine the
+   * ticks (timers.c, timers_tick). Written by the tick before reactor_at;
+   * relaxed: read after reactor_at's seq_cst load (see lower_next). */
+  _Atomic uint64_t quiet_until;
   /* The lowest of the shards' published deadlines, for workers' polls
    * (one load per run). seq_cst: see lower_next and fire_pass. */
   _Alignas(AX_CACHELINE) _Atomic uint64_t earliest;
@@ -397,6 +403,11 @@ typedef struct ax__timers {
    * pass to an awake worker: a poll after a run then reads the clock.
    * relaxed: a hint; the tick fires itself a millisecond later. */
   _Atomic bool kick;
+  /* Set by a pass that woke fewer than half of its recipients (the others
+   * were busy: they read their expiries at their next run anyway):
+   * workers' polls between runs then fire on whole ms until a pass wakes
+   * more (timers.c). relaxed: a hint. */
+  _Atomic bool coarse;
   /* Owners woken by a pass of the reactor while a worker was awake, for
    * the workers' polls to put on their own queues (linked by run_next;
    * under handoff_lock). A tick moves what is still there a pass later to
@@ -415,6 +426,9 @@ typedef struct ax__timers {
    * groups_cap / 4 entries, at least one per expiry of the pass. */
   struct ax__treap *reaps;
   size_t nreaps;
+  /* Direct timers sent and not yet on a reap list: reap lists go out
+   * every few ms, not every pass (timers.c, pend_add). */
+  struct ax__tpend *pend;
 } ax__timers;
 
 /* Starts the service: registers its tick with sys->reactor (running). */

@@ -24,8 +24,8 @@
  * timer when its per-pass reap list comes. Actors woken by a pass go to
  * the firing worker's due list, which it runs first, oldest first (sched.c
  * ax__schedule_due); a worker whose due list is empty takes half of
- * another's at its poll (ax__sched_due_share). Deadlines are in ticks (1 ms
- * by default, TICK_SHIFT); the reactor sleeps to the nanosecond
+ * another's at its poll (ax__sched_due_share). Deadlines are in ticks (a
+ * quarter ms, TICK_SHIFT); the reactor sleeps to the nanosecond
  * (ax__reactor_wait_until); a pass cascades the next 64 ticks' timers into
  * the wheels' rings while they are not due yet (prepare_shards). Request timeouts and receive
  * timeouts are timers too. */
@@ -113,16 +113,21 @@ static ax__tmr *tmr_of(ax__wtimer *w) { return (ax__tmr *)((char *)w - offsetof(
 
 /* ---- clock ---- */
 
-/* The wheels count in ticks of 2^-TICK_SHIFT ms; a deadline is rounded
- * up to the next tick. 1 ms by default: 1/8 ms (-DTICK_SHIFT=3) took the
- * p50 of `axon_bench timers 100000` from 0.66 to 0.48 ms, but cost 1.2-1.3x
- * the CPU of both timers workloads (a 1000 ms delay is 8000 ticks, one
- * wheel level up: a cascade more per timer, a cache miss each; and twice
- * the passes): see docs/ARCHITECTURE.md, "Timers". A manual clock moves in
- * whole ms: its ticks are ms << TICK_SHIFT. */
+/* The wheels count in ticks of 2^-TICK_SHIFT ms (a quarter ms); a
+ * deadline is rounded up to the next tick, and a pass fires a tick's
+ * timers once the clock rounded down has reached it. With 1 ms ticks
+ * that rounding alone was half a ms of every timer's lateness on average
+ * (up to 1 ms). The wheels' level 0 has a slot per tick and their upper
+ * levels keep 1 ms wheels' spans (ax__wheel_init_fine), so a 1000 ms
+ * timer is cascaded as often as before; 1/8 ms ticks on a plain wheel put
+ * it a level up (a cascade more per timer). A sleeping system still wakes
+ * for timers at most once a millisecond (quiet_until). See
+ * docs/ARCHITECTURE.md, "Timers". A manual clock moves in whole ms: its
+ * ticks are ms << TICK_SHIFT. */
 #ifndef TICK_SHIFT
-#define TICK_SHIFT 0
+#define TICK_SHIFT 2
 #endif
+_Static_assert(TICK_SHIFT <= AX__WHEEL_FINE_MAX, "the wheels' level 0 has a slot per tick");
 #define TICK_NS (1000000u >> TICK_SHIFT)
 #define MS_TICKS ((uint64_t)1 << TICK_SHIFT)
 /* A deadline just reached is left to an awake worker for GRACE ticks (a
@@ -201,7 +206,13 @@ static bool lower_next(ax__timers *T, ax__tshard *s, uint64_t due) {
   while (due < e && !atomic_compare_exchange_weak_explicit(&T->earliest, &e, due, memory_order_seq_cst,
                                                           memory_order_seq_cst)) {
   }
-  return due < atomic_load_explicit(&T->reactor_at, memory_order_seq_cst);
+  uint64_t at = atomic_load_explicit(&T->reactor_at, memory_order_seq_cst);
+  /* relaxed: the tick stored quiet_until before reactor_at (seq_cst), so
+   * the value that goes with `at` is seen; an older one is lower and only
+   * wakes the reactor for nothing. A deadline inside the quiet
+   * millisecond is looked at when it ends, not before. */
+  uint64_t quiet = atomic_load_explicit(&T->quiet_until, memory_order_relaxed);
+  return (due > quiet ? due : quiet) < at;
 }
 
 /* The firer, after a pass moved shard deadlines later: recomputes the
@@ -453,6 +464,72 @@ static void reap_add(ax__timers *T, uint64_t owner, uint64_t id, uint64_t len) {
   g->nreap++;
 }
 
+/* Direct timers sent by passes and not yet on a reap list. A reap list
+ * per owner per pass was a message per owner every pass: with quarter-ms
+ * ticks, `axon_bench timers` (1M) sent 490k of them (192k with 1 ms ticks),
+ * more than its actors' runs, each an allocation, a push and a cold pop
+ * on the owner's side. They only let owners free timers that are theirs
+ * alone already, so they wait: every REAP_TICKS (or PEND_MAX entries),
+ * each owner gets one list of everything sent meanwhile. Pass scratch:
+ * the holder of `firing` only, except the hints (relaxed: the tick's; a
+ * stale one costs a pass for nothing or a flush one tick later). */
+typedef struct ax__tpend {
+  struct ax__tpent {
+    uint64_t owner, id, len;
+  } *v;
+  size_t n, cap;
+  _Atomic uint64_t flush_at; /* ticks: the first pass at or after it sends them */
+  _Atomic bool waiting;      /* n > 0 */
+} ax__tpend;
+
+#define REAP_TICKS (4 * MS_TICKS)
+#define PEND_MAX 65536u
+
+/* Keeps a sent direct timer for its owner's next reap list; false when
+ * PEND_MAX are waiting (the array stays small) or without memory: then it
+ * goes on this pass's list, and the pass sends the waiting ones too. */
+static bool pend_add(ax__timers *T, uint64_t owner, uint64_t id, uint64_t len, uint64_t now) {
+  ax__tpend *p = T->pend;
+  if (!p || p->n >= PEND_MAX) return false;
+  if (p->n == p->cap) {
+    size_t ncap = p->cap ? p->cap * 2 : 1024;
+    void *v = ax__realloc(p->v, sizeof(*p->v) * p->cap, sizeof(*p->v) * ncap);
+    if (!v) return false;
+    p->v = v;
+    p->cap = ncap;
+  }
+  if (!p->n) {
+    atomic_store_explicit(&p->flush_at, now + REAP_TICKS, memory_order_relaxed);
+    atomic_store_explicit(&p->waiting, true, memory_order_relaxed);
+  }
+  p->v[p->n++] = (struct ax__tpent){owner, id, len};
+  return true;
+}
+
+static size_t pend_count(const ax__timers *T) { return T->pend ? T->pend->n : 0; }
+
+/* Whether the pending lists go out in a pass at `now`. */
+static bool pend_due(const ax__timers *T, uint64_t now) {
+  const ax__tpend *p = T->pend;
+  return p && p->n && (p->n >= PEND_MAX || now >= atomic_load_explicit(&p->flush_at, memory_order_relaxed));
+}
+
+/* Moves every pending entry onto this pass's reap lists (the group table
+ * was reserved for them). */
+static void pend_flush(ax__timers *T) {
+  ax__tpend *p = T->pend;
+  for (size_t i = 0; i < p->n; i++) reap_add(T, p->v[i].owner, p->v[i].id, p->v[i].len);
+  p->n = 0;
+  atomic_store_explicit(&p->waiting, false, memory_order_relaxed);
+}
+
+static void pend_free(ax__timers *T) {
+  if (!T->pend) return;
+  ax__free(T->pend->v, sizeof(*T->pend->v) * T->pend->cap);
+  ax__free(T->pend, sizeof(*T->pend));
+  T->pend = NULL;
+}
+
 /* The owner's reap list as a message, pairs (id, payload length),
  * appended to its group's chain (no memory: the owner keeps those timers
  * in its map until it cancels them, which frees them and fails, or
@@ -488,10 +565,10 @@ static void reap_node(ax__timers *T, ax__tgroup *g) {
  * cancelled (or will cancel) every timer it had, which keeps intervals
  * from firing again; a dead target's expiries are lost, as a forward to it
  * would be. */
-static void deliver_groups(ax_system *sys) {
+static size_t deliver_groups(ax_system *sys, size_t *npushed) {
   ax__timers *T = &sys->timers;
   ax_actor *wake_first = NULL, *wake_last = NULL;
-  size_t nwake = 0;
+  size_t nwake = 0, pushed = 0;
   ax__worker *w = ax__ctx_get()->worker;
   bool local = w && w->sys == sys && !ax__det_on(sys);
   /* Backwards, linking each woken actor in front of the last: the list
@@ -511,6 +588,7 @@ static void deliver_groups(ax_system *sys) {
       }
       continue;
     }
+    pushed++;
     if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
       a->run_next = wake_first; /* we hold the right to schedule it */
       wake_first = a;
@@ -519,11 +597,12 @@ static void deliver_groups(ax_system *sys) {
     }
     ax__table_release(&sys->table, g->owner);
   }
-  if (!nwake) return;
+  if (npushed) *npushed = pushed;
+  if (!nwake) return 0;
   /* Each destination ends the list (ax__runq_append). */
   if (local) { /* a worker's pass: its own due list */
     ax__schedule_due(sys, wake_first, wake_last, nwake);
-    return;
+    return nwake;
   }
   /* relaxed: a heuristic (see the tick's grace). */
   if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
@@ -532,9 +611,10 @@ static void deliver_groups(ax_system *sys) {
     atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
                           memory_order_relaxed);
     pthread_mutex_unlock(&T->handoff_lock);
-    return;
+    return nwake;
   }
   ax__schedule_many(sys, wake_first, wake_last, nwake);
+  return nwake;
 }
 
 /* Takes the whole handoff list (NULL if empty); *n gets its length. */
@@ -601,7 +681,9 @@ static size_t collect(ax__timers *T, uint64_t lim) {
 static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limit) {
   ax__timers *T = &sys->timers;
   size_t fired = 0;
-  bool grouped = groups_reserve(T, k);
+  bool manual = sys->cfg.clock_ms != NULL;
+  /* Each pending reap makes at most one group, its owner's. */
+  bool grouped = groups_reserve(T, k + pend_count(T));
   for (ax__tmr *t; (t = pop_earliest(T));) {
     if (fired == limit) {
       put_back(sys, t, t->wt.deadline);
@@ -624,7 +706,8 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
         tmr_release(t); /* the wheel's */
         continue;
       }
-      reap_add(T, owner, id, len);
+      /* A manual clock may not move again: its reap lists go now. */
+      if (manual || !pend_add(T, owner, id, len, now)) reap_add(T, owner, id, len);
     }
     ax__tgroup *g = group_of(T, to);
     if (!g->first)
@@ -638,7 +721,20 @@ static size_t fire_collected(ax_system *sys, size_t k, uint64_t now, size_t limi
      * pushed after this loop: nothing here touches t after that. */
     if (!direct && t->period) put_back(sys, t, next_tick(t, now));
   }
-  if (grouped) deliver_groups(sys);
+  if (grouped && (pend_due(T, now) || T->nreaps)) pend_flush(T); /* with this pass's own, if any */
+  if (grouped) {
+    /* Woke fewer than half of its recipients: the others were running or
+     * queued, and read their expiries at their next run, however soon
+     * they are pushed; quarter-ms passes would only push them in more,
+     * smaller chains (`axon_bench timers_self`: 1.17x the CPU). relaxed:
+     * a hint for the polls. */
+    size_t pushed = 0, woke = deliver_groups(sys, &pushed);
+    bool busy = fired > 0 && woke * 2 < pushed;
+    /* Stored only when it changes: it shares earliest's line, which every
+     * worker's poll reads after each run. */
+    if (atomic_load_explicit(&T->coarse, memory_order_relaxed) != busy)
+      atomic_store_explicit(&T->coarse, busy, memory_order_relaxed);
+  }
   return fired;
 }
 
@@ -693,6 +789,11 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
     size_t k = collect(T, lim);
     if (k) fired += fire_collected(sys, k, now, limit - fired);
   }
+  /* Reap lists whose time has come, in a pass that fired nothing. */
+  if (started && pend_due(T, now) && groups_reserve(T, pend_count(T))) {
+    pend_flush(T);
+    deliver_groups(sys, NULL);
+  }
   if (started && !ax__det_on(sys)) prepare_shards(T); /* det mode: its traces stay as they were */
   /* release: the next firer sees our scratch writes. */
   atomic_store_explicit(&T->firing, false, memory_order_release);
@@ -731,9 +832,19 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
   if (!clock && e > poll_seen + MS_TICKS && !atomic_load_explicit(&T->kick, memory_order_relaxed))
     return woke;
   uint64_t now = poll_seen = ticks_floor(sys);
+  bool kick = atomic_load_explicit(&T->kick, memory_order_relaxed);
   if (e > now) { /* a stale kick (a pass ran meanwhile): clocks read for nothing */
-    atomic_store_explicit(&T->kick, false, memory_order_relaxed);
+    if (kick) atomic_store_explicit(&T->kick, false, memory_order_relaxed);
     return woke;
+  }
+  /* While passes find their recipients busy (coarse), the polls between runs fire on
+   * whole ms, as 1 ms ticks did. Not a poll before searching or parking
+   * (`clock`; also every 16th run's): a worker about to park must not
+   * leave a due tick to the reactor's next wake-up; nor once the
+   * reactor's tick has left a deadline to the awake workers (kick). */
+  if (!clock && !kick && atomic_load_explicit(&T->coarse, memory_order_relaxed)) {
+    now &= ~(MS_TICKS - 1);
+    if (e > now) return woke;
   }
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
 }
@@ -769,16 +880,35 @@ static int timers_tick(void *arg) {
    * the grace). */
   bool grace = due <= now && now - due < GRACE && !manual &&
                atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
-  if (due <= now && !grace) fire_pass(sys, now, SIZE_MAX);
+  /* Reap lists waiting (relaxed: hints, see ax__tpend): a pass sends them
+   * when their time has come, if no pass for a timer does first. */
+  bool reaps = T->pend && atomic_load_explicit(&T->pend->waiting, memory_order_relaxed);
+  uint64_t reap_at = reaps ? atomic_load_explicit(&T->pend->flush_at, memory_order_relaxed) : UINT64_MAX;
+  if ((due <= now && !grace) || reap_at <= now) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
+  /* Woken for a deadline: the next wake-up for one is a millisecond from
+   * now at the earliest (relaxed: see quiet_until). Ticks are finer than
+   * a millisecond, so an awake worker's poll fires each as it comes, but
+   * a sleeping system woken at each of them paid a wake-up, a pass and a
+   * search spin per tick: `axon_bench timers 100000` took twice the CPU
+   * with quarter-ms ticks. At most one wake-up a millisecond is what 1 ms
+   * ticks cost; a lone timer still fires at its own tick. */
+  if (due <= now && !manual) atomic_store_explicit(&T->quiet_until, now + MS_TICKS, memory_order_relaxed);
+  uint64_t quiet = atomic_load_explicit(&T->quiet_until, memory_order_relaxed);
   uint64_t next = shards_next(T, memory_order_seq_cst);
   bool deferred = next <= now && grace;
-  if (deferred) next = due + GRACE; /* the grace's end */
+  uint64_t seen = next; /* what the second reading below compares with */
+  if (deferred) {
+    next = due + GRACE; /* the grace's end */
+  } else {
+    if (reap_at > now && reap_at < next) next = reap_at;
+    if (next > now && next < quiet) next = quiet;
+  }
   /* seq_cst: see lower_next. A deadline published after our first
    * reading shows in the second; otherwise its inserter sees reactor_at.
    * (Deferred, we come back for whatever is due by then anyway.) */
   atomic_store_explicit(&T->reactor_at, next, memory_order_seq_cst);
-  if (!deferred && shards_next(T, memory_order_seq_cst) < next) return 0;
+  if (!deferred && shards_next(T, memory_order_seq_cst) < seen) return 0;
   now = ticks_floor(sys);
   bool handed = atomic_load_explicit(&T->handoff_n, memory_order_relaxed) != 0;
   if (handed && next > now + MS_TICKS) next = now + MS_TICKS; /* check on the handoff */
@@ -807,12 +937,13 @@ ax_err ax__timers_start(ax_system *sys) {
     return AX_ENOMEM;
   }
   T->nshards = n;
+  T->pend = ax__calloc(sizeof(ax__tpend)); /* NULL: a reap list per pass, as before */
   uint64_t now = ticks_floor(sys);
   for (uint32_t i = 0; i < n; i++) {
     ax__tshard *s = &T->shards[i];
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
-    ax__wheel_init(&s->wheel, now);
+    ax__wheel_init_fine(&s->wheel, now, TICK_SHIFT); /* upper levels in ms, as before */
     s->low = UINT64_MAX;
     atomic_init(&s->next, UINT64_MAX);
     atomic_init(&s->pending, 0);
@@ -875,6 +1006,10 @@ void ax__timers_stop(ax_system *sys) {
   }
   atomic_store_explicit(&T->earliest, UINT64_MAX, memory_order_relaxed);
   groups_free(T);
+  if (T->pend) { /* ids only: every owner has stopped */
+    T->pend->n = 0;
+    atomic_store_explicit(&T->pend->waiting, false, memory_order_relaxed);
+  }
   atomic_store_explicit(&T->firing, false, memory_order_release);
 }
 
@@ -889,6 +1024,7 @@ void ax__timers_free(ax_system *sys) {
   pthread_mutex_destroy(&T->handoff_lock);
   ax__free_aligned(T->shards, sizeof(ax__tshard) * T->nshards, AX_CACHELINE);
   ax__free(T->lists, sizeof(ax__wlist) * T->nshards);
+  pend_free(T);
   T->shards = NULL;
   T->lists = NULL;
   T->nshards = 0;

@@ -1,6 +1,6 @@
 /* Axon: the hierarchical timing wheel. Timers live in absolute slots chosen
  * by the XOR of their deadline with the upper levels' clock (see
- * timer/timer.h); the next two 64 ms blocks are a ring of per-ms slots.
+ * timer/timer.h); the next two blocks are a ring of per-tick slots.
  * advance hands ring slots out as ordered expired batches, and cascades an
  * upper-level slot into the ring when the ring runs out; prepare does that
  * cascade a part at a time while the block before is still being handed
@@ -65,10 +65,19 @@ static bool slot_push(ax__wslot *s, ax__wtimer *t) {
   return true;
 }
 
-#define BLOCK ((uint64_t)AX__WHEEL_SLOTS)
-#define RING_MASK ((uint64_t)AX__WHEEL_RING - 1)
+/* Level 0 has 64 << fine slots of one tick per block; level L >= 1 has
+ * 64 slots of 64^L << fine ticks each. */
+#define BLOCK ((uint64_t)AX__WHEEL_SLOTS << w->fine)
+#define RING_MASK (2 * BLOCK - 1)
 
-static uint64_t span_of(unsigned level) { return (uint64_t)1 << (level * SLOT_BITS); }
+static unsigned shift_of(const ax__wheel *w, unsigned level) { return level * SLOT_BITS + w->fine; }
+
+static uint64_t span_of(const ax__wheel *w, unsigned level) {
+  return level ? (uint64_t)1 << shift_of(w, level) : 1;
+}
+
+/* The wheel's range in ticks: levels 0..5 cover 2^(36 + fine). */
+static unsigned range_bits(const ax__wheel *w) { return RANGE_BITS + w->fine; }
 
 /* The slot array a pending timer's (level, slot) names: the ring, the
  * cascade under way (no new timer is filed into its slot meanwhile: see
@@ -108,7 +117,7 @@ static void spill(ax__wheel *w, ax__wtimer *t) {
  * grow (out of memory) sends t to the spill list, re-filed every advance. */
 static void place(ax__wheel *w, ax__wtimer *t, bool fresh) {
   uint64_t when = t->deadline;
-  if (fresh && w->cas_level && when >= w->cas_start && when - w->cas_start < span_of(w->cas_level)) {
+  if (fresh && w->cas_level && when >= w->cas_start && when - w->cas_start < span_of(w, w->cas_level)) {
     t->level = w->cas_level;
     t->slot = w->cas_slot;
     if (!slot_push(&w->cas, t)) spill(w, t);
@@ -122,19 +131,20 @@ static void place(ax__wheel *w, ax__wtimer *t, bool fresh) {
     if (overdue && (!(w->ring_occ[slot >> 6] >> (slot & 63) & 1) || when < w->overdue_min))
       w->overdue_min = when; /* restart the bound when the slot was empty */
   } else {
-    /* OR-ing 63 makes clz well defined; clk + 64 <= when, so level >= 1. */
-    uint64_t diff = (when ^ w->clk) | SLOT_MASK;
-    if (diff >> RANGE_BITS) {
+    /* OR-ing BLOCK - 1 makes clz well defined; clk + BLOCK <= when, so
+     * level >= 1. */
+    uint64_t diff = (when ^ w->clk) | (BLOCK - 1);
+    if (diff >> range_bits(w)) {
       t->level = OVERFLOW_LEVEL;
       t->slot = 0;
       list_append(&w->overflow, t);
       return;
     }
-    level = (unsigned)(63 - __builtin_clzll(diff)) / SLOT_BITS;
-    slot = (unsigned)((when >> (level * SLOT_BITS)) & SLOT_MASK);
+    level = (unsigned)(63 - __builtin_clzll(diff) - w->fine) / SLOT_BITS;
+    slot = (unsigned)((when >> shift_of(w, level)) & SLOT_MASK);
   }
   t->level = (uint8_t)level;
-  t->slot = (uint8_t)slot;
+  t->slot = (uint16_t)slot;
   if (!slot_push(slot_of(w, level, slot), t)) {
     spill(w, t);
     return;
@@ -142,12 +152,16 @@ static void place(ax__wheel *w, ax__wtimer *t, bool fresh) {
   occ_set(w, level, slot);
 }
 
-void ax__wheel_init(ax__wheel *w, uint64_t now_ms) {
+void ax__wheel_init_fine(ax__wheel *w, uint64_t now, unsigned fine) {
+  AX_ASSERT(fine <= AX__WHEEL_FINE_MAX);
   memset(w, 0, sizeof(*w));
-  w->elapsed = now_ms;
-  w->clk = now_ms & ~(BLOCK - 1);
+  w->fine = (uint8_t)fine;
+  w->elapsed = now;
+  w->clk = now & ~(BLOCK - 1);
   w->overdue_min = UINT64_MAX;
 }
+
+void ax__wheel_init(ax__wheel *w, uint64_t now) { ax__wheel_init_fine(w, now, 0); }
 
 void ax__wheel_fini(ax__wheel *w) {
   for (unsigned l = 0; l < AX__WHEEL_LEVELS; l++)
@@ -156,9 +170,9 @@ void ax__wheel_fini(ax__wheel *w) {
   slot_free(&w->cas);
 }
 
-void ax__wheel_insert(ax__wheel *w, ax__wtimer *t, uint64_t deadline_ms) {
+void ax__wheel_insert(ax__wheel *w, ax__wtimer *t, uint64_t deadline) {
   if (t->state == AX__WTIMER_PENDING) ax__wheel_cancel(w, t);
-  t->deadline = deadline_ms;
+  t->deadline = deadline;
   t->seq = w->next_seq++;
   t->state = AX__WTIMER_PENDING;
   place(w, t, true);
@@ -194,7 +208,7 @@ void ax__wheel_cancel(ax__wheel *w, ax__wtimer *t) {
  * level. */
 static bool next_slot(const ax__wheel *w, unsigned *level, unsigned *slot, uint64_t *start) {
   for (unsigned l = 1; l < AX__WHEEL_LEVELS; l++) {
-    unsigned shift = l * SLOT_BITS;
+    unsigned shift = shift_of(w, l);
     unsigned cur = (unsigned)((w->clk >> shift) & SLOT_MASK);
     uint64_t ahead = w->occupied[l] & (~(uint64_t)0 << cur);
     AX_ASSERT(ahead == w->occupied[l]); /* nothing behind the clock */
@@ -210,15 +224,16 @@ static bool next_slot(const ax__wheel *w, unsigned *level, unsigned *slot, uint6
   return false;
 }
 
-/* The first occupied ring slot at or after elapsed's, as ms after elapsed
- * (0: the overdue slot), or -1 if the ring is empty. */
+/* The first occupied ring slot at or after elapsed's, as ticks after
+ * elapsed (0: the overdue slot), or -1 if the ring is empty. */
 static int ring_first(const ax__wheel *w) {
   unsigned p = (unsigned)(w->elapsed & RING_MASK), bit = p & 63;
-  for (unsigned k = 0; k < 3; k++) {
-    unsigned wi = ((p >> 6) + k) & 1;
+  unsigned words = (unsigned)(2 * BLOCK / 64);
+  for (unsigned k = 0; k <= words; k++) {
+    unsigned wi = ((p >> 6) + k) & (words - 1);
     uint64_t m = w->ring_occ[wi];
     if (k == 0) m &= ~(uint64_t)0 << bit;
-    if (k == 2) m &= bit ? ~(~(uint64_t)0 << bit) : 0;
+    if (k == words) m &= bit ? ~(~(uint64_t)0 << bit) : 0;
     if (m) return (int)(((wi << 6) + (unsigned)__builtin_ctzll(m) - p) & RING_MASK);
   }
   return -1;
@@ -234,7 +249,7 @@ uint64_t ax__wheel_next_deadline(const ax__wheel *w) {
   if (next_slot(w, &level, &slot, &start) && start < best) best = start;
   /* Overflow timers all lie in later 2^36 ms blocks; the clock is then never
    * in the last block, so the shift cannot wrap. */
-  if (best == UINT64_MAX && w->overflow.head) best = ((w->clk >> RANGE_BITS) + 1) << RANGE_BITS;
+  if (best == UINT64_MAX && w->overflow.head) best = ((w->clk >> range_bits(w)) + 1) << range_bits(w);
   return best;
 }
 
@@ -410,22 +425,22 @@ static void refile(ax__wheel *w, ax__wlist *l) {
  * block and re-files the overflow list (timers of skipped blocks become
  * overdue). False if nothing to do. */
 static bool refill_overflow(ax__wheel *w, uint64_t now) {
-  if (!w->overflow.head || (now >> RANGE_BITS) == (w->clk >> RANGE_BITS)) return false;
-  w->clk = now & ~(((uint64_t)1 << RANGE_BITS) - 1);
+  if (!w->overflow.head || (now >> range_bits(w)) == (w->clk >> range_bits(w))) return false;
+  w->clk = now & ~(((uint64_t)1 << range_bits(w)) - 1);
   w->elapsed = w->clk - 1; /* the ring is empty: its window moves with clk */
   refile(w, &w->overflow);
   return true;
 }
 
-size_t ax__wheel_advance(ax__wheel *w, uint64_t now_ms, ax__wlist *out) {
+size_t ax__wheel_advance(ax__wheel *w, uint64_t now, ax__wlist *out) {
   size_t fired = 0;
-  if (now_ms < w->elapsed) now_ms = w->elapsed;
+  if (now < w->elapsed) now = w->elapsed;
   if (w->spill.head) refile(w, &w->spill); /* memory may be back */
   for (;;) {
     /* The ring is complete below top. */
     uint64_t top = w->cas_level ? w->cas_start - 1 : w->clk + BLOCK - 1;
-    fired += expire_ring(w, now_ms < top ? now_ms : top, out);
-    if (now_ms <= top) break;
+    fired += expire_ring(w, now < top ? now : top, out);
+    if (now <= top) break;
     /* The ring is done up to top (elapsed == top): the upper levels move. */
     if (w->cas_level) { /* a cascade prepare left unfinished: finish it */
       w->cascaded += cas_run(w, SIZE_MAX);
@@ -438,14 +453,14 @@ size_t ax__wheel_advance(ax__wheel *w, uint64_t now_ms, ax__wlist *out) {
         cas_begin(w, level, slot, start);
         w->cascaded += cas_run(w, SIZE_MAX);
       } else { /* nothing pending before start: jump to just before it */
-        w->elapsed = now_ms < start - 1 ? now_ms : start - 1;
+        w->elapsed = now < start - 1 ? now : start - 1;
         w->clk = w->elapsed & ~(BLOCK - 1);
       }
       continue;
     }
-    if (refill_overflow(w, now_ms)) continue;
-    w->elapsed = now_ms; /* nothing pending up to now */
-    w->clk = now_ms & ~(BLOCK - 1);
+    if (refill_overflow(w, now)) continue;
+    w->elapsed = now; /* nothing pending up to now */
+    w->clk = now & ~(BLOCK - 1);
     break;
   }
   return fired;
@@ -456,7 +471,7 @@ size_t ax__wheel_prepare(ax__wheel *w, size_t budget) {
     uint64_t next = w->clk + BLOCK;
     if (w->clk != (w->elapsed & ~(BLOCK - 1))) return 0; /* the next block is ready */
     /* Entering a new 2^36 ms block may bring overflow timers in: advance's. */
-    if ((next >> RANGE_BITS) != (w->clk >> RANGE_BITS) && w->overflow.head) return 0;
+    if ((next >> range_bits(w)) != (w->clk >> range_bits(w)) && w->overflow.head) return 0;
     unsigned level, slot;
     uint64_t start;
     if (!next_slot(w, &level, &slot, &start) || start != next) {
