@@ -179,8 +179,8 @@ static inline seg_slot *seg_lane_slot(seg_lane_p *p, seg_lane_c *c, uint64_t pos
 }
 
 /* Claims k positions (one RMW): returns the first; *wake = whether the
- * caller must schedule the consumer once it has published them. The
- * Producers. */
+ * caller must schedule the consumer once it has published them.
+ * Thread: producers. */
 static inline uint64_t seg_lane_claim(seg_lane_p *p, uint64_t k, bool *wake) {
   /* seq_cst: one total order with tail_seg's loads and CAS (see slot). */
   uint64_t h = atomic_fetch_add_explicit(&p->head, 2 * k, memory_order_seq_cst);
