@@ -386,6 +386,7 @@ typedef struct obox {
   uint32_t pending;   /* entries holding a chain */
   uint32_t sent;      /* messages chained in this run */
   uint32_t wakes;     /* the worker's wakes when the run began */
+  uint64_t t0;        /* when it began (ns) */
   obox_ent none;      /* pid 0: matches nothing; its own succ */
   uint8_t idx[AX__OBOX_MAX];
   obox_ent e[AX__OBOX_SLOTS];
@@ -523,6 +524,7 @@ __attribute__((noinline)) static bool obox_begin(ax_actor *a, ax__ctx *c) {
   }
   o->sent = 0;
   o->wakes = c->worker->wakes;
+  o->t0 = ax__now_ns();
   o->live = a;
   a->obox = AX__OBOX_STREAMING;
   c->obox_on = true;
@@ -1117,25 +1119,26 @@ __attribute__((noinline)) static uint32_t process_user_hooked(ax_actor *a, ax__c
 /* A streaming run takes its mailbox's next snapshot while it has woken
  * nobody (its sends went to actors already queued, or are chained), its
  * mailbox has more (the continuation it sent itself), no signal waits, it
- * neither fills a bounded lane past a quarter nor is muted, and within
- * AX__OBOX_ROUNDS and AX__OBOX_RUN_SENDS: so its chains hold several
- * rounds of sends (fjthrput's producer sends one message to each of 60
- * actors a round). The same test as sched.c's quiet re-runs, which then
- * count this run as one. */
-__attribute__((noinline)) static uint32_t obox_rounds(ax_actor *a, ax__ctx *c,
+ * neither fills a bounded lane past a quarter nor is muted, within the
+ * run's budget (cfg.batch messages in all its snapshots), AX__OBOX_ROUNDS
+ * snapshots, AX__OBOX_RUN_SENDS chained sends and AX__QUIET_NS: so its
+ * chains hold several rounds of sends (fjthrput's producer sends one
+ * message to each of 60 actors a round). The same test as sched.c's quiet
+ * re-runs, which count its snapshots as re-runs; a run stays a run (one
+ * budget, one flush). */
+__attribute__((noinline)) static uint32_t obox_rounds(ax_actor *a, ax__ctx *c, uint32_t n,
                                                       uint32_t *rounds) {
   obox *o = c->obox;
   ax__worker *w = c->worker;
   bool batched = a->limit && a->overflow != AX_OVERFLOW_DROP_OLD;
-  uint32_t n = 0;
-  for (uint32_t round = 1; round < AX__OBOX_ROUNDS; round++) {
+  uint32_t batch = a->sys->cfg.batch;
+  for (uint32_t round = 1; round < AX__OBOX_ROUNDS && n < batch; round++) {
     if (c->exiting || c->mute_on || c->filling || w->wakes != o->wakes) break;
-    if (o->sent >= AX__OBOX_RUN_SENDS) break;
+    if (o->sent >= AX__OBOX_RUN_SENDS || ax__now_ns() - o->t0 >= AX__QUIET_NS) break;
     /* acquire: as release_run's loads */
     if (atomic_load_explicit(&a->sys_tail->next, memory_order_acquire)) break;
     if (!atomic_load_explicit(&a->user_tail->next, memory_order_acquire)) break;
-    n += batched ? process_user_batched(a, c, a->sys->cfg.batch)
-                 : process_user_again(a, c, a->sys->cfg.batch);
+    n += batched ? process_user_batched(a, c, batch - n) : process_user_again(a, c, batch - n);
     ++*rounds;
   }
   return n;
@@ -1205,7 +1208,7 @@ static inline __attribute__((always_inline)) ax__run_result actor_run_as(ax_acto
                      ? process_user_batched(a, c, a->sys->cfg.batch)
                  : stream ? process_user_again(a, c, a->sys->cfg.batch)
                           : process_user(a, c, a->sys->cfg.batch);
-    if (stream && streaming) n += obox_rounds(a, c, &rounds);
+    if (stream && streaming) n = obox_rounds(a, c, n, &rounds);
     /* The processed count, in the retired stub (actor_int.h): owner-only,
      * a plain add once per run, on the line release_run touches anyway. */
     if (n && a->user_tail != &a->user_stub)
