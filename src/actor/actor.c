@@ -476,12 +476,19 @@ static void obox_push(obox *o, ax__ctx *c, obox_ent *e) {
   }
   if (ax__lane_push_chain(&r->user_head, &first->link, &last->link)) ax__schedule(sys, r);
   ax__table_release_slot(slot);
-  if (c->worker && c->worker->sys == sys)
-    atomic_store_explicit(&c->worker->sent,
-                          atomic_load_explicit(&c->worker->sent, memory_order_relaxed) + n,
+  /* relaxed load and store: owner-only counters (readers want a recent
+   * count), as count_sent's; chains are pushed on workers only, but an
+   * ax__obox_free at a worker's end may find no worker set */
+  ax__worker *w = c->worker;
+  if (w && w->sys == sys) {
+    atomic_store_explicit(&w->sent, atomic_load_explicit(&w->sent, memory_order_relaxed) + n,
                           memory_order_relaxed);
-  else
+    atomic_store_explicit(&w->chained,
+                          atomic_load_explicit(&w->chained, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+  } else {
     atomic_fetch_add_explicit(&sys->sent, n, memory_order_relaxed);
+  }
   /* A lane a quarter full or more: the next send looks again (so a later
    * run learns afresh whether it is filling). */
   if (e->limit && d >= e->limit / 4) {

@@ -336,6 +336,7 @@ typedef struct ax__worker {
   _Atomic uint64_t steals;
   _Atomic uint64_t parks;
   _Atomic uint64_t sent;
+  _Atomic uint64_t chained; /* of sent: pushed in chains (actor.c, "the outbox") */
 } ax__worker;
 
 /* The thread's run context: which actor is running here, what it asked for. */
