@@ -142,8 +142,18 @@ AX_API void ax_become(ax_actor *self, ax_behaviour behaviour);
 
 /* ax_send copies data[0..len) into a message of the given type (>=
  * AX_MSG_USER for user messages) to `to`. Messages from one sender to one
- * receiver arrive in send order. Thread: owner. Blocking: never.
- * Errors: AX_ENOACTOR (to is dead or never existed; nothing is sent),
+ * receiver arrive in send order, also against its other sends, requests,
+ * replies and exit signals to that receiver. A message is delivered by the
+ * end of the sender's current run at the latest: an actor that streams
+ * (whose previous run ended with mail left and woke nobody) has its sends
+ * to each receiver linked and pushed together when its run ends (see
+ * docs/ARCHITECTURE.md, "the outbox"); so a behaviour must not wait inside
+ * its callback for an effect of a message it sent. Thread: owner.
+ * Blocking: never.
+ * Errors: AX_ENOACTOR (to is dead or never existed; nothing is sent; a
+ * streaming sender may learn of a receiver's stop one push late: messages
+ * accepted meanwhile count as dead letters, as those left in a stopped
+ * actor's mailbox do),
  * AX_ENOMEM, AX_EFULL (receiver's FAIL policy), AX_EINVAL (type below
  * AX_MSG_USER, which only the runtime may send; data NULL with len > 0;
  * NULL self), AX_EAGAIN (a self-send into one's own full BACKPRESSURE

@@ -264,9 +264,14 @@ __attribute__((noinline, cold)) static ax_err route_signal(ax_system *sys, uint6
  * tail jump here, with the arguments where they came (measured: folding the
  * route into this body made the compiler spill the stack arguments on every
  * send). */
+typedef struct obox_ent obox_ent;
+static void obox_learn(ax__ctx *c, ax_actor *r, obox_ent *e);
+static ax_err send_other(ax_system *sys, uint64_t from, ax_pid to, uint32_t type,
+                         const void *data, size_t len);
+
 static inline __attribute__((always_inline)) ax_err send_local_as(
     ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type, uint32_t flags,
-    ax_ref ref, const void *data, size_t len, ax_buf *buf, const bool hooked) {
+    ax_ref ref, const void *data, size_t len, ax_buf *buf, const bool hooked, obox_ent *learn) {
   if (len && !data) return AX_EINVAL;
   ax__slot *slot;
   ax_actor *r = ax__table_acquire_at(&sys->table, to.id, &slot);
@@ -296,6 +301,7 @@ static inline __attribute__((always_inline)) ax_err send_local_as(
     ax__schedule(sys, r);
   }
   count_sent(sys, c, hooked);
+  if (learn) obox_learn(c, r, learn); /* a constant NULL but in obox_first */
 out:
   ax__table_release_slot(slot);
   return e;
@@ -304,13 +310,356 @@ out:
 AX_NOIPA static ax_err send_local(ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to,
                                   uint32_t type, uint32_t flags, ax_ref ref, const void *data,
                                   size_t len, ax_buf *buf) {
-  return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, false);
+  return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, false, NULL);
 }
 
 AX_NOIPA static ax_err send_local_hooked(
     ax_system *sys, ax__ctx *c, uint64_t from, ax_pid to, uint32_t type, uint32_t flags,
     ax_ref ref, const void *data, size_t len, ax_buf *buf) {
-  return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, true);
+  return send_local_as(sys, c, from, to, type, flags, ref, data, len, buf, true, NULL);
+}
+
+/* ---- the outbox: a streaming run's sends, one push per receiver ----
+ *
+ * A run that follows a run which ended with work left and woke nobody
+ * (sched.c hints it: a producer that sends in chunks and continues through
+ * a message to itself, as fjthrput's and count's) streams: its plain sends
+ * (ax_send: no flags, ref or buffer, up to 64 payload bytes) to a receiver
+ * whose lane takes chains are linked into one chain per receiver, and each
+ * chain is pushed with one exchange, one `queued` add, one table reference
+ * and at most one wake-up, when the run ends (or when it reaches
+ * AX__OBOX_CHAIN messages), where each send paid all four. A lane takes
+ * chains when it is unbounded or BACKPRESSURE (FAIL and DROP_NEW answer each
+ * send, DROP_OLD trims under its lock) and is not the sender's own. The
+ * first send to a receiver goes as any send and records that verdict in the
+ * thread's outbox, which keeps it while the same actor streams here again
+ * (another streamer clears it). A streaming run takes up to AX__OBOX_ROUNDS
+ * snapshots of its mailbox while it wakes nobody (the continuation it sent
+ * itself), so its chains hold several rounds. A run that chained streams
+ * again next time.
+ *
+ * Per sender and receiver the order is kept: every other kind of send,
+ * signal or exit from this thread pushes the pending chains first
+ * (obox_settle), and the run's end pushes them all before the actor can be
+ * muted, stopped or run anywhere else. What it costs: a chained message
+ * reaches its receiver at the end of the run that sent it, not at the send
+ * (a run is bounded by its budget, AX__OBOX_ROUNDS and AX__OBOX_RUN_SENDS),
+ * and a chain to an idle receiver wakes it then. A BACKPRESSURE limit is
+ * judged on our estimate of the lane's depth (read at our last push, plus
+ * what we chained since, which overstates it while the receiver drains): a
+ * send the estimate puts at the limit pushes the chain, and if the depth
+ * read then is still at the limit it goes alone through the usual
+ * admission, so muting is exact. A lane a quarter full makes the run not
+ * quiet (ctx.filling, as admit). Hooks (metrics, tracing) are decided at
+ * the run's start: a streaming run has none. Measured: docs/ARCHITECTURE.md,
+ * "Scheduler notes". */
+#define AX__OBOX_SLOTS 128      /* open addressing; a power of two */
+#define AX__OBOX_MAX 96         /* receivers with an entry (more: direct) */
+#define AX__OBOX_CHAIN 256      /* a chain is pushed once it holds this many */
+#define AX__OBOX_ROUNDS 8       /* mailbox snapshots a streaming run may take */
+#define AX__OBOX_RUN_SENDS 2048 /* ... while it has chained fewer than this */
+
+enum { OBOX_FREE = 0, OBOX_CHAIN, OBOX_DIRECT };
+
+struct obox_ent {
+  uint64_t pid;            /* 0: free */
+  ax__mnode *first, *last; /* the chain, linked through link.next */
+  uint32_t n;              /* messages in the chain */
+  /* Messages the fast path may chain before the slow path must look again
+   * (the chain's cap, a bounded lane's quarter or limit by our estimate). */
+  uint32_t room;
+  uint32_t limit;          /* the receiver's bounded limit, 0 unbounded */
+  uint32_t depth;          /* bounded: its depth by our estimate when room
+                              was set (room then counts what we add) */
+  uint32_t span;           /* room when it was set */
+  uint8_t mode;
+  struct obox_ent *succ;   /* the entry made after it (the first after the
+                              last): a streamer's next receiver, likely */
+};
+
+typedef struct obox {
+  ax_actor *live;     /* the actor streaming now on this thread, or NULL */
+  ax_system *sys;     /* of the entries' owner */
+  uint64_t owner;     /* the streaming actor whose verdicts the entries hold */
+  obox_ent *cur;      /* the entry last used (&none when there is none) */
+  uint32_t used;      /* entries, listed in idx in the order made */
+  uint32_t pending;   /* entries holding a chain */
+  uint32_t sent;      /* messages chained in this run */
+  uint32_t wakes;     /* the worker's wakes when the run began */
+  uint64_t t0;        /* when it began (ns) */
+  obox_ent none;      /* pid 0: matches nothing; its own succ */
+  uint8_t idx[AX__OBOX_MAX];
+  obox_ent e[AX__OBOX_SLOTS];
+} obox;
+
+/* Per worker thread (ctx.obox, made by its first streaming run, freed by
+ * ax__obox_free when the worker ends): a worker runs one actor at a time. */
+void ax__obox_free(ax__ctx *c) {
+  ax__free(c->obox, sizeof(obox));
+  c->obox = NULL;
+}
+
+/* The entry for pid, or the free slot where it would go. */
+static obox_ent *obox_slot(obox *o, uint64_t pid) {
+  for (uint32_t i = (uint32_t)((pid * UINT64_C(0x9E3779B97F4A7C15)) >> 57);;
+       i = (i + 1) & (AX__OBOX_SLOTS - 1)) {
+    obox_ent *e = &o->e[i];
+    if (e->mode == OBOX_FREE || e->pid == pid) return e;
+  }
+}
+
+/* Sets e's room from its depth estimate d (bounded) and its chain. */
+static void obox_room(ax__ctx *c, obox_ent *e, uint32_t d) {
+  uint32_t room = AX__OBOX_CHAIN - e->n;
+  if (e->limit) {
+    uint32_t quarter = e->limit / 4;
+    if (d >= quarter) c->filling = true; /* not quiet (admit) */
+    uint32_t to_limit = d + 1 < e->limit ? e->limit - 1 - d : 0;
+    if (to_limit < room) room = to_limit;
+    if (d < quarter && quarter - d < room) room = quarter - d;
+  }
+  e->depth = d;
+  e->room = e->span = room;
+}
+
+/* The first send's verdict on its receiver r (send_local_as calls it with
+ * r still referenced, after the push). */
+static void obox_learn(ax__ctx *c, ax_actor *r, obox_ent *e) {
+  bool chain = r != c->current && (!r->limit || r->overflow == AX_OVERFLOW_BACKPRESSURE);
+  e->mode = chain ? OBOX_CHAIN : OBOX_DIRECT;
+  e->limit = r->limit;
+  obox_room(c, e, r->limit ? ax__actor_depth(r) : 0);
+  if (!chain) e->room = 0; /* the fast path chains only where room > 0 */
+}
+
+/* A chain took a BACKPRESSURE lane past its limit (q: queued after our
+ * add): mute the sender at the run's end, as admit_slow does for a single
+ * send. */
+static void obox_over(ax_system *sys, ax__ctx *c, ax_actor *r, uint32_t q) {
+  uint32_t t = ax__actor_taken(r);
+  if (t && q >= t && q - t <= r->limit) return;
+  ax_actor *s = c->current;
+  if (!s || s->sys != sys || s == r || c->mute_on) return;
+  if (s->limit && ax__actor_depth(s) >= s->limit) return; /* as admit_slow */
+  c->mute_on = r->pid;
+  atomic_fetch_add_explicit(&ax__actor_bounded(r)->mutes, 1, memory_order_relaxed);
+}
+
+/* Pushes e's chain (e->n > 0). */
+static void obox_push(obox *o, ax__ctx *c, obox_ent *e) {
+  ax_system *sys = o->sys;
+  uint32_t n = e->n;
+  ax__mnode *first = e->first, *last = e->last;
+  e->n = 0;
+  o->pending--;
+  ax__slot *slot;
+  ax_actor *r = ax__table_acquire_at(&sys->table, e->pid, &slot);
+  if (!r) {
+    /* Stopped since our first send: dead letters, as its drained mailbox's. */
+    for (ax__mnode *m = first, *next; m; m = next) {
+      next = m == last ? NULL
+                       : ax__mnode_of(atomic_load_explicit(&m->link.next, memory_order_relaxed));
+      ax__msg_free(m);
+    }
+    atomic_fetch_add_explicit(&sys->dead_letters, n, memory_order_relaxed);
+    e->mode = OBOX_DIRECT; /* its sends now answer AX_ENOACTOR */
+    e->room = 0;
+    return;
+  }
+  uint32_t d = 0;
+  if (e->limit) {
+    /* seq_cst: pairs with mute_self's re-check, as admit's add. */
+    uint32_t q = atomic_fetch_add_explicit(&r->queued, n, memory_order_seq_cst) + n;
+    uint32_t t = ax__actor_taken(r);
+    d = q >= t ? q - t : q;
+    if (AX_UNLIKELY(q > e->limit)) obox_over(sys, c, r, q);
+  }
+  if (ax__lane_push_chain(&r->user_head, &first->link, &last->link)) ax__schedule(sys, r);
+  ax__table_release_slot(slot);
+  /* relaxed load and store: owner-only counters (readers want a recent
+   * count), as count_sent's; chains are pushed on workers only, but an
+   * ax__obox_free at a worker's end may find no worker set */
+  ax__worker *w = c->worker;
+  if (w && w->sys == sys) {
+    atomic_store_explicit(&w->sent, atomic_load_explicit(&w->sent, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->chained,
+                          atomic_load_explicit(&w->chained, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+  } else {
+    atomic_fetch_add_explicit(&sys->sent, n, memory_order_relaxed);
+  }
+  /* A lane a quarter full or more: the next send looks again (so a later
+   * run learns afresh whether it is filling). */
+  if (e->limit && d >= e->limit / 4) {
+    e->depth = d;
+    e->room = e->span = 0;
+  } else {
+    obox_room(c, e, d);
+  }
+}
+
+/* Pushes every pending chain. */
+static void obox_push_all(ax__ctx *c) {
+  obox *o = c->obox;
+  for (uint32_t i = 0; i < o->used && o->pending; i++) {
+    obox_ent *e = &o->e[o->idx[i]];
+    if (e->n) obox_push(o, c, e);
+  }
+}
+
+/* Before any other kind of send, signal or exit from this thread: what the
+ * streaming run chained goes first. */
+static inline void obox_settle(ax__ctx *c) {
+  if (AX_UNLIKELY(c->obox_on) && c->obox->pending) obox_push_all(c);
+}
+
+/* A streaming run may begin (a->obox hinted; not on a deterministic
+ * system, not with the hooks: their sends take other paths). */
+__attribute__((noinline)) static bool obox_begin(ax_actor *a, ax__ctx *c) {
+  a->obox = AX__OBOX_OFF;
+  if (!c->worker || c->worker->sys != a->sys || a->sys->det || c->hooks) return false;
+  if (!c->obox && !(c->obox = ax__calloc(sizeof(obox)))) return false; /* stream later */
+  obox *o = c->obox;
+  if (o->owner != a->pid || o->sys != a->sys || !o->cur) {
+    for (uint32_t i = 0; i < o->used; i++) o->e[o->idx[i]] = (obox_ent){0};
+    o->used = 0;
+    o->none = (obox_ent){.succ = &o->none};
+    o->cur = &o->none;
+    o->owner = a->pid;
+    o->sys = a->sys;
+  }
+  o->sent = 0;
+  o->wakes = c->worker->wakes;
+  o->t0 = ax__now_ns();
+  o->live = a;
+  a->obox = AX__OBOX_STREAMING;
+  c->obox_on = true;
+  return true;
+}
+
+/* The streaming run ends: every chain is pushed (the verdicts stay). A run
+ * that chained streams again next time (its wake-ups came at its end, so
+ * sched.c's test, which wakes nobody, would miss it), and the snapshots it
+ * took count as quiet re-runs (sched.c). */
+__attribute__((noinline)) static void obox_end(ax_actor *a, ax__ctx *c, uint32_t rounds) {
+  obox *o = c->obox;
+  if (o->pending) obox_push_all(c);
+  o->live = NULL;
+  c->obox_on = false;
+  a->obox = o->sent ? AX__OBOX_HINTED : AX__OBOX_OFF;
+  c->worker->quiet_runs += rounds;
+}
+
+/* A send as any, which then records its receiver's verdict in e (when it
+ * exists and took the message). */
+__attribute__((noinline)) static ax_err send_learn(ax_system *sys, ax__ctx *c, uint64_t from,
+                                                   ax_pid to, uint32_t type, const void *data,
+                                                   size_t len, obox_ent *e) {
+  return send_local_as(sys, c, from, to, type, 0, 0, data, len, NULL, false, e);
+}
+
+/* Appends a new node to e's chain. */
+static inline __attribute__((always_inline)) void obox_append(obox *o, obox_ent *e,
+                                                              ax__mnode *n) {
+  e->room--;
+  if (e->n++) {
+    atomic_store_explicit(&e->last->link.next, &n->link, memory_order_relaxed);
+  } else {
+    e->first = n;
+    o->pending++;
+  }
+  e->last = n;
+  o->sent++;
+}
+
+/* Everything obox_send's fast path leaves: not streaming here, a receiver
+ * without an entry or not the likely one, a message that is not plain, an
+ * empty node cache, or no room (the chain's cap, a quarter or the limit). */
+__attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to, uint32_t type,
+                                                       const void *data, size_t len) {
+  ax_system *sys = self->sys;
+  ax__ctx *c = ax__ctx_get();
+  obox *o = c->obox;
+  if (!o || o->live != self || c->current != self || ax__pid_node(to.id) != sys->table.node)
+    return send_other(sys, self->pid, to, type, data, len);
+  obox_ent *e = obox_slot(o, to.id);
+  if (e->mode == OBOX_FREE) {
+    if (o->used >= AX__OBOX_MAX)
+      return send_local(sys, c, self->pid, to, type, 0, 0, data, len, NULL);
+    obox_ent tmp = {.mode = OBOX_FREE};
+    ax_err err = send_learn(sys, c, self->pid, to, type, data, len, &tmp);
+    if (tmp.mode != OBOX_FREE) { /* the receiver exists: keep its verdict */
+      tmp.pid = to.id;
+      obox_ent *first = o->used ? &o->e[o->idx[0]] : e, *prev = o->used ? &o->e[o->idx[o->used - 1]] : e;
+      *e = tmp;
+      e->succ = first;
+      prev->succ = e;
+      o->idx[o->used++] = (uint8_t)(e - o->e);
+      o->cur = e;
+    }
+    return err;
+  }
+  o->cur = e;
+  if (e->mode != OBOX_CHAIN || len > 64 || (len && !data)) {
+    if (e->n) obox_push(o, c, e); /* any other message keeps its place */
+    return send_local(sys, c, self->pid, to, type, 0, 0, data, len, NULL);
+  }
+  if (!e->room) {
+    if (e->n >= AX__OBOX_CHAIN || (e->limit && e->n && e->depth + (e->span - e->room) + 1 >= e->limit))
+      obox_push(o, c, e); /* which reads the depth */
+    if (!e->room) {
+      uint32_t d = e->depth + (e->span - e->room);
+      if (e->limit && (d + 1 >= e->limit || !e->n))
+        /* At the limit by the depth read at our last push, or nothing
+         * chained to measure since: this one goes alone, through the usual
+         * admission (exact muting), and reads the depth afresh. */
+        return send_learn(sys, c, self->pid, to, type, data, len, e);
+      obox_room(c, e, d);
+      if (!e->room) return send_learn(sys, c, self->pid, to, type, data, len, e);
+    }
+  }
+  ax__mnode *n = ax__msg_new(type, 0, self->pid, to.id, 0, data, len, NULL);
+  if (AX_UNLIKELY(!n)) return AX_ENOMEM;
+  obox_append(o, e, n);
+  return AX_OK;
+}
+
+/* ax_send in a streaming run (ax_send tests self->obox: a jump with its own
+ * arguments). The fast path: the receiver is the one last sent to or the
+ * next in the order first sent to, the message is plain, its chain has
+ * room, and the node cache has a node. */
+__attribute__((noinline)) static ax_err obox_send(ax_actor *self, ax_pid to, uint32_t type,
+                                                  const void *data, size_t len) {
+  obox *o = ax__ctx_get()->obox; /* set: self streams on this thread, or misuses ax_send */
+  if (AX_UNLIKELY(!o)) return obox_send_slow(self, to, type, data, len);
+  obox_ent *e = o->cur;
+  if (AX_UNLIKELY(e->pid != to.id)) {
+    e = e->succ;
+    if (AX_UNLIKELY(e->pid != to.id)) return obox_send_slow(self, to, type, data, len);
+    o->cur = e;
+  }
+  /* Payloads of 0 or 8..16 bytes (a pid, a counter) here; the rest there. */
+  if (AX_UNLIKELY(!e->room || (len && (len - 8 > 8 || !data)) || o->live != self))
+    return obox_send_slow(self, to, type, data, len);
+  ax__mnode *n = ax__ncache_pop(len != 0);
+  if (AX_UNLIKELY(!n)) return obox_send_slow(self, to, type, data, len);
+  n->msg.type = type;
+  n->msg.flags = 0;
+  n->msg.from.id = self->pid;
+  n->msg.ref = 0;
+  n->msg.len = len;
+  n->msg.buf = NULL;
+  n->to = to.id;
+  if (len) {
+    memcpy(n->payload, data, 8); /* two overlapping copies cover 8..16 */
+    memcpy(n->payload + len - 8, (const char *)data + len - 8, 8);
+    n->msg.data = n->payload;
+  } else {
+    n->msg.data = NULL;
+  }
+  obox_append(o, e, n);
+  return AX_OK;
 }
 
 /* ax__send's body, inlined into ax_send and ax_send_buf too. */
@@ -321,6 +670,7 @@ static inline __attribute__((always_inline)) ax_err send_to(ax_system *sys, ax__
                                                             size_t len, ax_buf *buf) {
   /* One predictable branch on the node bits, one on the hooks (a
    * read-mostly byte until metrics or tracing are used). */
+  obox_settle(c);
   if (AX_UNLIKELY(ax__pid_node(to.id) != sys->table.node))
     return route_send(sys, c, from, to, type, flags, ref, data, len, buf);
   if (AX__HOOKS_ON(sys))
@@ -346,6 +696,7 @@ ax_err ax__send_sys(ax_system *sys, uint64_t from, uint64_t to, uint32_t type, u
 }
 
 ax_err ax__send_sys_node(ax_system *sys, ax__mnode *n) {
+  obox_settle(ax__ctx_get());
   uint64_t to = n->to; /* n may be consumed once pushed */
   ax_actor *r = ax__table_acquire(&sys->table, to);
   if (!r) return AX_ENOACTOR;
@@ -373,6 +724,7 @@ static bool exit_pair(uint32_t type, uint64_t from, uint64_t to, const ax_exit_i
  * placeholder of a pair, else a bare wake-up) to r, acquired by the caller. */
 static void push_signal(ax_system *sys, ax_actor *r, uint64_t to, ax__mnode *n, ax__mnode *wake,
                         bool pair) {
+  obox_settle(ax__ctx_get());
   /* The notice goes first: once the placeholder is visible, so is it (up to
    * another producer still linking its own node ahead of it). */
   if (ax__lane_push(&r->sys_head, &n->link) || pair) {
@@ -749,7 +1101,8 @@ bool ax__actor_next_due(ax_actor *a) {
   return l && (ax__mnode_of(l)->msg.flags & (AX__MSGF_TDIRECT | AX__MSGF_TFIRE));
 }
 
-static uint32_t process_user(ax_actor *a, ax__ctx *c, uint32_t budget) {
+static inline __attribute__((always_inline)) uint32_t process_user(ax_actor *a, ax__ctx *c,
+                                                                   uint32_t budget) {
   return process_user_as(a, c, budget, false, false);
 }
 
@@ -758,9 +1111,44 @@ __attribute__((noinline)) static uint32_t process_user_batched(ax_actor *a, ax__
   return process_user_as(a, c, budget, false, true);
 }
 
+/* The unbounded loop for a streaming run's further snapshots: a copy of
+ * its own, so that process_user stays inline in ax__actor_run. */
+__attribute__((noinline)) static uint32_t process_user_again(ax_actor *a, ax__ctx *c,
+                                                             uint32_t budget) {
+  return process_user_as(a, c, budget, false, false);
+}
+
 __attribute__((noinline)) static uint32_t process_user_hooked(ax_actor *a, ax__ctx *c,
                                                               uint32_t budget) {
   return process_user_as(a, c, budget, true, false);
+}
+
+/* A streaming run takes its mailbox's next snapshot while it has woken
+ * nobody (its sends went to actors already queued, or are chained), its
+ * mailbox has more (the continuation it sent itself), no signal waits, it
+ * neither fills a bounded lane past a quarter nor is muted, within the
+ * run's budget (cfg.batch messages in all its snapshots), AX__OBOX_ROUNDS
+ * snapshots, AX__OBOX_RUN_SENDS chained sends and AX__QUIET_NS: so its
+ * chains hold several rounds of sends (fjthrput's producer sends one
+ * message to each of 60 actors a round). The same test as sched.c's quiet
+ * re-runs, which count its snapshots as re-runs; a run stays a run (one
+ * budget, one flush). */
+__attribute__((noinline)) static uint32_t obox_rounds(ax_actor *a, ax__ctx *c, uint32_t n,
+                                                      uint32_t *rounds) {
+  obox *o = c->obox;
+  ax__worker *w = c->worker;
+  bool batched = a->limit && a->overflow != AX_OVERFLOW_DROP_OLD;
+  uint32_t batch = a->sys->cfg.batch;
+  for (uint32_t round = 1; round < AX__OBOX_ROUNDS && n < batch; round++) {
+    if (c->exiting || c->mute_on || c->filling || w->wakes != o->wakes) break;
+    if (o->sent >= AX__OBOX_RUN_SENDS || ax__now_ns() - o->t0 >= AX__QUIET_NS) break;
+    /* acquire: as release_run's loads */
+    if (atomic_load_explicit(&a->sys_tail->next, memory_order_acquire)) break;
+    if (!atomic_load_explicit(&a->user_tail->next, memory_order_acquire)) break;
+    n += batched ? process_user_batched(a, c, batch - n) : process_user_again(a, c, batch - n);
+    ++*rounds;
+  }
+  return n;
 }
 
 /* Ends a run (or an init): the actor goes idle unless work arrived. Returns
@@ -788,7 +1176,12 @@ static void run_flush(ax_actor *a, ax__ctx *c) {
   if (e != AX_OK) request_exit(c, AX_REASON_ERROR + (ax_reason)e);
 }
 
-ax__run_result ax__actor_run(ax_actor *a) {
+/* The run, in two copies: ax__actor_run, and ax__actor_run_stream for an
+ * actor hinted to stream (the outbox), so that the common run carries no
+ * test of it (a streaming test in the shared body cost pingpong ~12
+ * instructions a run). */
+static inline __attribute__((always_inline)) ax__run_result actor_run_as(ax_actor *a,
+                                                                       const bool stream) {
   ax__ctx *c = ax__ctx_get();
   c->current = a;
   c->exiting = false;
@@ -809,6 +1202,9 @@ ax__run_result ax__actor_run(ax_actor *a) {
     ax__obs_run_begin(a, c);
     hooked = c->hooks;
   }
+  /* A streaming run (the outbox): c->obox_on is false outside one. */
+  bool streaming = stream && obox_begin(a, c);
+  uint32_t rounds = 0;
   /* The system lane is almost always empty: test it inline (process_sys
    * is out of line since exit placeholders call it too). */
   if (AX_UNLIKELY(atomic_load_explicit(&a->sys_tail->next, memory_order_acquire) != NULL))
@@ -817,7 +1213,9 @@ ax__run_result ax__actor_run(ax_actor *a) {
     uint32_t n = AX_UNLIKELY(hooked) ? process_user_hooked(a, c, a->sys->cfg.batch)
                  : a->limit && a->overflow != AX_OVERFLOW_DROP_OLD
                      ? process_user_batched(a, c, a->sys->cfg.batch)
-                     : process_user(a, c, a->sys->cfg.batch);
+                 : stream ? process_user_again(a, c, a->sys->cfg.batch)
+                          : process_user(a, c, a->sys->cfg.batch);
+    if (stream && streaming) n = obox_rounds(a, c, n, &rounds);
     /* The processed count, in the retired stub (actor_int.h): owner-only,
      * a plain add once per run, on the line release_run touches anyway. */
     if (n && a->user_tail != &a->user_stub)
@@ -833,6 +1231,9 @@ ax__run_result ax__actor_run(ax_actor *a) {
     if (c->flush_later && !owed && !c->mute_on && c->worker && !a->sys->det) defer = true;
     else run_flush(a, c);
   }
+  /* The chains first: before the actor can be muted, stopped or run
+   * elsewhere (the outbox). */
+  if (stream && streaming) obox_end(a, c, rounds);
   /* What the run sent to other nodes, in one write (tested here: a call
    * per run for a flag that is almost never set). */
   if (AX_UNLIKELY(c->route_held)) ax__route_run_end(a->sys);
@@ -856,6 +1257,10 @@ ax__run_result ax__actor_run(ax_actor *a) {
   if (defer) return AX__RUN_DEFER; /* still scheduled: the worker runs us again */
   return release_run(a) ? AX__RUN_AGAIN : AX__RUN_IDLE;
 }
+
+ax__run_result ax__actor_run(ax_actor *a) { return actor_run_as(a, false); }
+
+ax__run_result ax__actor_run_stream(ax_actor *a) { return actor_run_as(a, true); }
 
 void ax_flush_later(ax_actor *self) {
   if (!self) return;
@@ -923,6 +1328,7 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
     c->current = a;
     c->exiting = true; /* ax_exit(self, self) inside terminate is a no-op */
     c->mute_on = 0;
+    c->obox_on = false;
     a->spec->terminate(a, ax__actor_state(a), reason);
     bool held = c->route_held; /* frames it sent stay due at the run's end */
     *c = saved;
@@ -1008,6 +1414,7 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
   c->mute_on = 0;
   c->obs = NULL;
   c->hooks = false;
+  c->obox_on = false; /* the spawner's chains wait for its run's end */
   e = link_to ? link_child(a, link_to) : AX_OK;
   if (e == AX_OK && spec->init) e = spec->init(a, ax__actor_state(a), arg, len);
   bool exiting = c->exiting;
@@ -1066,9 +1473,13 @@ AX_NOIPA static ax_err send_other(ax_system *sys, uint64_t from, ax_pid to, uint
  * six-argument copy of it ~8 more than this. */
 ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len) {
   if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
+  /* A streaming run (the outbox, above): one test of a byte on the
+   * sender's first line, and a jump with the arguments where they came. */
+  if (AX_UNLIKELY(self->obox == AX__OBOX_STREAMING)) return obox_send(self, to, type, data, len);
   ax_system *sys = self->sys;
   if (AX_LIKELY(ax__pid_node(to.id) == sys->table.node) && !AX__HOOKS_ON(sys))
-    return send_local_as(sys, ax__ctx_get(), self->pid, to, type, 0, 0, data, len, NULL, false);
+    return send_local_as(sys, ax__ctx_get(), self->pid, to, type, 0, 0, data, len, NULL, false,
+                         NULL);
   return send_other(sys, self->pid, to, type, data, len);
 }
 

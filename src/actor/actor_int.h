@@ -91,6 +91,11 @@ struct ax_actor {
                                   otherwise: the owner stores (release)
                                   after ext->obs is set; senders test it
                                   (acquire) with the line they write anyway */
+  uint8_t obox;                /* AX__OBOX_*: its next run streams, or it
+                                  streams now (actor.c, "the outbox");
+                                  written by the thread holding the actor,
+                                  read by its own ax_send; here for the
+                                  line's last free byte */
 
   /* Line 1: touched only by the thread holding the actor (running it, or
    * moving it between run queues). */
@@ -106,6 +111,8 @@ struct ax_actor {
    * header ends here. */
   _Alignas(16) char tail[];
 };
+
+enum { AX__OBOX_OFF = 0, AX__OBOX_HINTED = 1, AX__OBOX_STREAMING = 2 };
 
 #define AX__ACTOR_HDR 112
 _Static_assert(offsetof(struct ax_actor, tail) == AX__ACTOR_HDR, "actor header is 112 bytes");
@@ -329,6 +336,7 @@ typedef struct ax__worker {
   _Atomic uint64_t steals;
   _Atomic uint64_t parks;
   _Atomic uint64_t sent;
+  _Atomic uint64_t chained; /* of sent: pushed in chains (actor.c, "the outbox") */
 } ax__worker;
 
 /* The thread's run context: which actor is running here, what it asked for. */
@@ -349,6 +357,10 @@ struct ax__ctx {
                           limit (admit): the run is not quiet (sched.c) */
   bool expiries;       /* this run took a timer expiry of this node (sched.c: an
                           actor with more of them next goes to the due list) */
+  bool obox_on;        /* a streaming run is on: its plain sends are chained
+                          (actor.c, "the outbox"); false outside one */
+  struct obox *obox;   /* the worker thread's outbox (actor.c), made by its
+                          first streaming run; ax__obox_free */
 };
 
 
@@ -666,6 +678,12 @@ typedef enum {
   AX__RUN_DEFER
 } ax__run_result;
 ax__run_result ax__actor_run(ax_actor *a);
+/* ax__actor_run for an actor hinted to stream (a->obox: actor.c, "the
+ * outbox"); the same contract. */
+ax__run_result ax__actor_run_stream(ax_actor *a);
+/* Frees the calling worker thread's outbox (at its end; it holds no chain
+ * between runs). */
+void ax__obox_free(ax__ctx *c);
 
 /* The system-lane half of an exit signal: the placeholder it decides. The
  * placeholder is never freed before its notice is handled (the run loop does

@@ -1,0 +1,528 @@
+/* Axon tests: the outbox (actor.c): a streaming run (an actor whose run
+ * ended with mail left and woke nobody: a producer sending in chunks and
+ * continuing through a message to itself) links its plain sends to one
+ * receiver into a chain, pushed once when the run ends. What it must keep:
+ *  - per sender and receiver, send order, and every message delivered;
+ *  - the order against every other kind of send or signal from the same
+ *    sender (a request, an exit signal): those push the chains first;
+ *  - a receiver that stops meanwhile: its chained messages are dead
+ *    letters, and the sender learns AX_ENOACTOR within one chain;
+ *  - a BACKPRESSURE limit: a streaming sender is muted at the limit as a
+ *    sending one is, the lane never past limit + one behaviour call's sends;
+ *  - FAIL lanes are never chained: each send is answered (AX_EFULL), the
+ *    lane's limit exact with two senders.
+ * The first test also checks that chains were made at all (the workers'
+ * `chained` counters), so that it fails if streaming never engages. Every
+ * wait is bounded (seconds); nothing is timed. */
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "actor/actor_int.h" /* the workers' chained counters, ax__actor_depth */
+#include "axon.h"
+#include "support/testutil.h"
+
+#define WAIT_MS 30000
+
+enum { MSG_START = AX_MSG_USER, MSG_MORE, MSG_SEQ, MSG_STOP, MSG_REQ, MSG_GO };
+
+static uint64_t chained(ax_system *sys) {
+  uint64_t n = 0;
+  for (uint32_t i = 0; i < sys->nworkers; i++) n += atomic_load(&sys->workers[i].chained);
+  return n;
+}
+
+/* ---- order and completeness ---- */
+
+#define K 8         /* receivers */
+#define ROUNDS 4000 /* a message to each a round, one round a callback */
+#define BURST 3     /* every 8th round, 3 more in a row to receiver 0 */
+
+static struct {
+  _Atomic uint64_t got[K];
+  _Atomic uint64_t bad;     /* order violations */
+  _Atomic uint64_t stopped; /* receivers that saw STOP */
+  _Atomic uint64_t exit_early; /* EXIT seen before all plain messages */
+  _Atomic uint64_t req_early;  /* a request seen before all plain messages */
+  _Atomic uint64_t done;
+} G;
+
+static void reset(void) { memset(&G, 0, sizeof(G)); }
+
+typedef struct recv_state {
+  uint32_t index;
+  uint64_t next; /* the sequence number expected next */
+} recv_state;
+
+static ax_err recv_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  if (len != sizeof(uint32_t)) return AX_EINVAL;
+  memcpy(&((recv_state *)state)->index, arg, len);
+  return AX_OK;
+}
+
+static ax_err recv_b(ax_actor *self, const ax_msg *m) {
+  recv_state *st = ax_state(self);
+  if (m->type == MSG_SEQ) {
+    uint64_t seq;
+    if (m->len != sizeof(seq)) return AX_EINVAL;
+    memcpy(&seq, m->data, sizeof(seq));
+    if (seq != st->next) atomic_fetch_add(&G.bad, 1);
+    st->next = seq + 1;
+    atomic_fetch_add(&G.got[st->index], 1);
+    return AX_OK;
+  }
+  if (m->type == MSG_STOP) {
+    atomic_fetch_add(&G.stopped, 1);
+    return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  }
+  return AX_EINVAL;
+}
+static const ax_actor_spec recv_spec = {
+    .name = "recv", .behaviour = recv_b, .init = recv_init, .state_size = sizeof(recv_state)};
+
+typedef struct prod_state {
+  ax_pid r[K];
+  uint64_t seq[K];
+  uint64_t round;
+} prod_state;
+
+static ax_err prod_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  if (len != sizeof(ax_pid) * K) return AX_EINVAL;
+  memcpy(((prod_state *)state)->r, arg, len);
+  return AX_OK;
+}
+
+static ax_err seq_to(ax_actor *self, prod_state *st, uint32_t i) {
+  uint64_t s = st->seq[i]++;
+  return ax_send(self, st->r[i], MSG_SEQ, &s, sizeof(s));
+}
+
+static ax_err prod_b(ax_actor *self, const ax_msg *m) {
+  prod_state *st = ax_state(self);
+  if (m->type != MSG_START && m->type != MSG_MORE) return AX_EINVAL;
+  for (uint32_t i = 0; i < K; i++) {
+    ax_err e = seq_to(self, st, i);
+    if (e != AX_OK) return e;
+  }
+  if (st->round % 8 == 0)
+    for (int b = 0; b < BURST; b++) {
+      ax_err e = seq_to(self, st, 0);
+      if (e != AX_OK) return e;
+    }
+  if (++st->round < ROUNDS) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+  for (uint32_t i = 0; i < K; i++) {
+    ax_err e = ax_send(self, st->r[i], MSG_STOP, NULL, 0);
+    if (e != AX_OK) return e;
+  }
+  atomic_store(&G.done, 1);
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec prod_spec = {
+    .name = "prod", .behaviour = prod_b, .init = prod_init, .state_size = sizeof(prod_state)};
+
+static void order_round(unsigned workers) {
+  reset();
+  ax_system *sys = ax_test_system(workers);
+  ax_pid r[K], p;
+  for (uint32_t i = 0; i < K; i++)
+    CU_ASSERT_FATAL(ax_system_spawn(sys, &recv_spec, &i, sizeof(i), &r[i]) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &prod_spec, r, sizeof(r), &p) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  CU_ASSERT(ax_test_wait_count(&G.stopped, K, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&G.bad), 0);
+  uint64_t burst_rounds = (ROUNDS + 7) / 8;
+  CU_ASSERT_EQUAL(atomic_load(&G.got[0]), ROUNDS + BURST * burst_rounds);
+  for (uint32_t i = 1; i < K; i++) CU_ASSERT_EQUAL(atomic_load(&G.got[i]), ROUNDS);
+  /* The mechanism engaged: most of it went in chains. */
+  uint64_t ch = chained(sys);
+  CU_ASSERT(ch > (uint64_t)ROUNDS * K / 4);
+  if (ch <= (uint64_t)ROUNDS * K / 4)
+    fprintf(stderr, "outbox: only %llu of %llu messages chained\n", (unsigned long long)ch,
+            (unsigned long long)ROUNDS * K);
+  ax_system_free(sys);
+}
+
+static void test_order_one_worker(void) { order_round(1); }
+static void test_order_two_workers(void) { order_round(2); }
+
+/* ---- other sends and signals keep their place after chains ---- */
+
+#define PLAIN 5 /* plain messages a callback sends before the signal */
+
+typedef struct trap_state {
+  uint64_t got;
+  uint64_t want; /* plain messages sent before the request / exit */
+} trap_state;
+
+static ax_err trap_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)state;
+  (void)arg;
+  (void)len;
+  return ax_trap_exit(self, true);
+}
+
+static ax_err trap_b(ax_actor *self, const ax_msg *m) {
+  trap_state *st = ax_state(self);
+  if (m->type == MSG_SEQ) {
+    st->got++;
+    return AX_OK;
+  }
+  if (m->type == MSG_GO) { /* how many plain messages precede what follows */
+    memcpy(&st->want, m->data, sizeof(st->want));
+    return AX_OK;
+  }
+  if (m->type == MSG_REQ) {
+    if (st->got != st->want) atomic_fetch_add(&G.req_early, 1);
+    return AX_OK;
+  }
+  if (m->type == AX_MSG_EXIT) {
+    if (st->got != st->want) atomic_fetch_add(&G.exit_early, 1);
+    atomic_store(&G.done, 1);
+    return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  }
+  return AX_OK;
+}
+static const ax_actor_spec trap_spec = {
+    .name = "trap", .behaviour = trap_b, .init = trap_init, .state_size = sizeof(trap_state)};
+
+typedef struct sig_state {
+  ax_pid r;
+  uint64_t round, sent;
+} sig_state;
+
+static ax_err sig_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  if (len != sizeof(ax_pid)) return AX_EINVAL;
+  memcpy(&((sig_state *)state)->r, arg, len);
+  return AX_OK;
+}
+
+/* PLAIN messages a round, a continuation; every 64th round the count so far
+ * (a GO, itself plain: it is chained too) and a request; at the end an exit
+ * signal, which the trapping receiver sees as a message. Each must come
+ * after the plain messages sent before it. */
+static ax_err sig_b(ax_actor *self, const ax_msg *m) {
+  sig_state *st = ax_state(self);
+  if (m->type != MSG_START && m->type != MSG_MORE) return AX_OK;
+  for (int i = 0; i < PLAIN; i++) {
+    uint64_t s = st->sent++;
+    ax_err e = ax_send(self, st->r, MSG_SEQ, &s, sizeof(s));
+    if (e != AX_OK) return e;
+  }
+  if (++st->round % 64 == 0) {
+    ax_err e = ax_send(self, st->r, MSG_GO, &st->sent, sizeof(st->sent));
+    ax_ref ref;
+    if (e == AX_OK) e = ax_request(self, st->r, MSG_REQ, NULL, 0, AX_INFINITY, &ref);
+    if (e != AX_OK) return e;
+  }
+  if (st->round < 2000) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+  ax_err e = ax_send(self, st->r, MSG_GO, &st->sent, sizeof(st->sent));
+  if (e == AX_OK) e = ax_exit(self, st->r, AX_REASON_SHUTDOWN);
+  if (e != AX_OK) return e;
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec sig_spec = {
+    .name = "sig", .behaviour = sig_b, .init = sig_init, .state_size = sizeof(sig_state)};
+
+static void signals_round(unsigned workers) {
+  reset();
+  ax_system *sys = ax_test_system(workers);
+  ax_pid r, p;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &trap_spec, NULL, 0, &r) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &sig_spec, &r, sizeof(r), &p) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  CU_ASSERT(ax_test_wait_count(&G.done, 1, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&G.req_early), 0);
+  CU_ASSERT_EQUAL(atomic_load(&G.exit_early), 0);
+  CU_ASSERT(chained(sys) > 0);
+  ax_system_free(sys);
+}
+static void test_signals_keep_their_place_one_worker(void) { signals_round(1); }
+static void test_signals_keep_their_place_two_workers(void) { signals_round(2); }
+
+/* ---- a receiver that stops ---- */
+
+#define STOP_AFTER 1000
+
+static struct {
+  _Atomic uint64_t received, ok, noactor;
+} D;
+
+static ax_err mortal_b(ax_actor *self, const ax_msg *m) {
+  if (m->type != MSG_SEQ) return AX_OK;
+  if (atomic_fetch_add(&D.received, 1) + 1 == STOP_AFTER)
+    return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  return AX_OK;
+}
+static const ax_actor_spec mortal_spec = {.name = "mortal", .behaviour = mortal_b};
+
+typedef struct dl_state {
+  ax_pid r;
+  uint64_t sends;
+} dl_state;
+
+static ax_err dl_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  if (len != sizeof(ax_pid)) return AX_EINVAL;
+  memcpy(&((dl_state *)state)->r, arg, len);
+  return AX_OK;
+}
+
+/* 4 a callback until a send answers AX_ENOACTOR (or 10M sends: the stop
+ * was never learned). */
+static ax_err dl_b(ax_actor *self, const ax_msg *m) {
+  dl_state *st = ax_state(self);
+  (void)m;
+  for (int i = 0; i < 4; i++) {
+    uint64_t s = st->sends++;
+    ax_err e = ax_send(self, st->r, MSG_SEQ, &s, sizeof(s));
+    if (e == AX_ENOACTOR) {
+      atomic_store(&D.noactor, 1);
+      atomic_store(&G.done, 1);
+      return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+    }
+    if (e != AX_OK) return e;
+    atomic_fetch_add(&D.ok, 1);
+  }
+  if (st->sends > 10000000) {
+    atomic_store(&G.done, 1);
+    return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  }
+  return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+}
+static const ax_actor_spec dl_spec = {
+    .name = "dl", .behaviour = dl_b, .init = dl_init, .state_size = sizeof(dl_state)};
+
+static bool all_stopped(void *arg) {
+  ax_system_stats s;
+  return ax_system_stats_get(arg, &s) == AX_OK && s.actors_alive == 0;
+}
+
+static void test_stopped_receiver_dead_letters(void) {
+  reset();
+  memset(&D, 0, sizeof(D));
+  ax_system *sys = ax_test_system(2);
+  ax_system_stats before;
+  CU_ASSERT_FATAL(ax_system_stats_get(sys, &before) == AX_OK);
+  ax_pid r, p;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &mortal_spec, NULL, 0, &r) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &dl_spec, &r, sizeof(r), &p) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  CU_ASSERT(ax_test_wait_count(&G.done, 1, WAIT_MS));
+  CU_ASSERT(ax_test_wait(all_stopped, sys, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&D.noactor), 1);
+  ax_system_stats after;
+  CU_ASSERT_FATAL(ax_system_stats_get(sys, &after) == AX_OK);
+  /* Every message a send accepted was either received or is a dead letter. */
+  uint64_t lost = after.dead_letters - before.dead_letters;
+  CU_ASSERT_EQUAL(atomic_load(&D.received) + lost, atomic_load(&D.ok));
+  if (atomic_load(&D.received) + lost != atomic_load(&D.ok))
+    fprintf(stderr, "outbox: %llu received + %llu dead letters, %llu accepted\n",
+            (unsigned long long)atomic_load(&D.received), (unsigned long long)lost,
+            (unsigned long long)atomic_load(&D.ok));
+  ax_system_free(sys);
+}
+
+/* ---- BACKPRESSURE: the limit holds while streaming ---- */
+
+#define BP_LIMIT 64
+#define BP_TOTAL 8000
+
+static sem_t bp_gate;
+static struct {
+  _Atomic uint64_t got, max_depth, bad, gated;
+  uint32_t per_call;
+} B;
+
+static ax_err slow_b(ax_actor *self, const ax_msg *m) {
+  if (m->type == MSG_GO) { /* hold the lane until the producer is muted */
+    atomic_store(&B.gated, 1);
+    sem_wait(&bp_gate);
+    return AX_OK;
+  }
+  if (m->type != MSG_SEQ) return AX_OK;
+  /* the depth as senders judge it: queued - taken (this run's takes) */
+  uint64_t d = ax__actor_depth(self) + 1; /* + this one */
+  uint64_t mx = atomic_load(&B.max_depth);
+  while (d > mx && !atomic_compare_exchange_weak(&B.max_depth, &mx, d)) {
+  }
+  uint64_t s;
+  memcpy(&s, m->data, sizeof(s));
+  if (s != atomic_load(&B.got)) atomic_fetch_add(&B.bad, 1);
+  atomic_fetch_add(&B.got, 1);
+  ax_test_busy_ns(2000);
+  return AX_OK;
+}
+static const ax_actor_spec slow_spec = {.name = "slow",
+                                        .behaviour = slow_b,
+                                        .mailbox_limit = BP_LIMIT,
+                                        .overflow = AX_OVERFLOW_BACKPRESSURE};
+
+typedef struct bp_state {
+  ax_pid r;
+  uint64_t sent;
+} bp_state;
+
+static ax_err bp_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  if (len != sizeof(ax_pid)) return AX_EINVAL;
+  memcpy(&((bp_state *)state)->r, arg, len);
+  return AX_OK;
+}
+
+static ax_err bp_b(ax_actor *self, const ax_msg *m) {
+  bp_state *st = ax_state(self);
+  (void)m;
+  for (uint32_t i = 0; i < B.per_call && st->sent < BP_TOTAL; i++) {
+    uint64_t s = st->sent++;
+    ax_err e = ax_send(self, st->r, MSG_SEQ, &s, sizeof(s));
+    if (e != AX_OK) return e;
+  }
+  if (st->sent < BP_TOTAL) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec bp_spec = {
+    .name = "bp", .behaviour = bp_b, .init = bp_init, .state_size = sizeof(bp_state)};
+
+typedef struct mutes_arg {
+  ax_system *sys;
+  ax_pid r;
+} mutes_arg;
+
+static bool muted_once(void *arg) {
+  mutes_arg *m = arg;
+  ax_actor_stats st;
+  return ax_actor_stats_get(m->sys, m->r, &st) == AX_OK && st.mutes > 0;
+}
+
+/* gated: the receiver first blocks (on another worker) until the producer
+ * has been muted, so the lane fills to its limit whatever the scheduling;
+ * else the producer's per_call sends and its extra run reach it. */
+static void backpressure_round(unsigned workers, uint32_t per_call, bool gated) {
+  memset(&B, 0, sizeof(B));
+  B.per_call = per_call;
+  sem_init(&bp_gate, 0, 0);
+  ax_system *sys = ax_test_system(workers);
+  ax_pid r, p;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &slow_spec, NULL, 0, &r) == AX_OK);
+  if (gated) {
+    CU_ASSERT_FATAL(ax_system_send(sys, r, MSG_GO, NULL, 0) == AX_OK);
+    CU_ASSERT_FATAL(ax_test_wait_count(&B.gated, 1, WAIT_MS));
+  }
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &bp_spec, &r, sizeof(r), &p) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  mutes_arg ma = {sys, r};
+  CU_ASSERT(ax_test_wait(muted_once, &ma, WAIT_MS)); /* the limit was reached */
+  if (gated) sem_post(&bp_gate);
+  CU_ASSERT(ax_test_wait_count(&B.got, BP_TOTAL, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&B.bad), 0);
+  /* At most the limit plus the rest of the behaviour call that crossed it,
+   * as for a sender without the outbox. */
+  CU_ASSERT(atomic_load(&B.max_depth) <= BP_LIMIT + per_call);
+  if (atomic_load(&B.max_depth) > BP_LIMIT + per_call)
+    fprintf(stderr, "outbox: depth %llu over the limit %d\n",
+            (unsigned long long)atomic_load(&B.max_depth), BP_LIMIT);
+  CU_ASSERT(chained(sys) > 0);
+  ax_system_free(sys);
+  sem_destroy(&bp_gate);
+}
+static void test_backpressure_two_workers(void) { backpressure_round(2, 32, false); }
+static void test_backpressure_gated(void) { backpressure_round(2, 4, true); }
+
+/* ---- FAIL lanes answer each send ---- */
+
+#define FAIL_LIMIT 8
+
+static sem_t gate;
+static struct {
+  _Atomic uint64_t got, ok, full, blocked, sent_all;
+} F;
+
+static ax_err gated_b(ax_actor *self, const ax_msg *m) {
+  (void)self;
+  if (m->type == MSG_GO) {
+    atomic_store(&F.blocked, 1);
+    sem_wait(&gate);
+    return AX_OK;
+  }
+  if (m->type == MSG_SEQ) atomic_fetch_add(&F.got, 1);
+  return AX_OK;
+}
+static const ax_actor_spec gated_spec = {.name = "gated",
+                                         .behaviour = gated_b,
+                                         .mailbox_limit = FAIL_LIMIT,
+                                         .overflow = AX_OVERFLOW_FAIL};
+
+typedef struct fl_state {
+  ax_pid r;
+  uint64_t rounds;
+} fl_state;
+
+static ax_err fl_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  if (len != sizeof(ax_pid)) return AX_EINVAL;
+  memcpy(&((fl_state *)state)->r, arg, len);
+  return AX_OK;
+}
+
+static ax_err fl_b(ax_actor *self, const ax_msg *m) {
+  fl_state *st = ax_state(self);
+  (void)m;
+  for (int i = 0; i < 4; i++) {
+    uint64_t s = 0;
+    ax_err e = ax_send(self, st->r, MSG_SEQ, &s, sizeof(s));
+    if (e == AX_OK) atomic_fetch_add(&F.ok, 1);
+    else if (e == AX_EFULL) atomic_fetch_add(&F.full, 1);
+    else return e;
+  }
+  if (++st->rounds < 50) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+  atomic_fetch_add(&F.sent_all, 1);
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec fl_spec = {
+    .name = "fl", .behaviour = fl_b, .init = fl_init, .state_size = sizeof(fl_state)};
+
+static void test_fail_lane_answers_each_send(void) {
+  memset(&F, 0, sizeof(F));
+  sem_init(&gate, 0, 0);
+  ax_system *sys = ax_test_system(2);
+  ax_pid r, p;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &gated_spec, NULL, 0, &r) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, r, MSG_GO, NULL, 0) == AX_OK);
+  CU_ASSERT_FATAL(ax_test_wait_count(&F.blocked, 1, WAIT_MS));
+  /* Two senders: each one's own count of what it sent would let both
+   * chain past the limit if a FAIL lane took chains. */
+  for (int i = 0; i < 2; i++) {
+    CU_ASSERT_FATAL(ax_system_spawn(sys, &fl_spec, &r, sizeof(r), &p) == AX_OK);
+    CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  }
+  CU_ASSERT(ax_test_wait_count(&F.sent_all, 2, WAIT_MS));
+  /* The receiver is blocked: the lane takes its limit (its blocked message
+   * still counted until that run ends), every other send is refused. */
+  CU_ASSERT(atomic_load(&F.ok) <= FAIL_LIMIT);
+  if (atomic_load(&F.ok) > FAIL_LIMIT)
+    fprintf(stderr, "outbox: a FAIL lane of %d took %llu\n", FAIL_LIMIT,
+            (unsigned long long)atomic_load(&F.ok));
+  CU_ASSERT_EQUAL(atomic_load(&F.ok) + atomic_load(&F.full), 400);
+  sem_post(&gate);
+  CU_ASSERT(ax_test_wait_count(&F.got, atomic_load(&F.ok), WAIT_MS));
+  ax_system_free(sys);
+  CU_ASSERT_EQUAL(atomic_load(&F.got), atomic_load(&F.ok));
+  sem_destroy(&gate);
+}
+
+int main(void) {
+  CU_pSuite s = ax_test_suite("actor.outbox");
+  CU_add_test(s, "order_one_worker", test_order_one_worker);
+  CU_add_test(s, "order_two_workers", test_order_two_workers);
+  CU_add_test(s, "signals_keep_their_place_one_worker", test_signals_keep_their_place_one_worker);
+  CU_add_test(s, "signals_keep_their_place_two_workers", test_signals_keep_their_place_two_workers);
+  CU_add_test(s, "stopped_receiver_dead_letters", test_stopped_receiver_dead_letters);
+  CU_add_test(s, "backpressure_two_workers", test_backpressure_two_workers);
+  CU_add_test(s, "backpressure_gated", test_backpressure_gated);
+  CU_add_test(s, "fail_lane_answers_each_send", test_fail_lane_answers_each_send);
+  return ax_test_run();
+}
