@@ -2,7 +2,8 @@
  * ended with mail left and woke nobody: a producer sending in chunks and
  * continuing through a message to itself) links its plain sends to one
  * receiver into a chain, pushed once when the run ends. What it must keep:
- *  - per sender and receiver, send order, and every message delivered;
+ *  - per sender and receiver, send order, and every message delivered,
+ *    also when a fan-out outgrows the outbox in the middle of a run;
  *  - the order against every other kind of send or signal from the same
  *    sender (a request, an exit signal): those push the chains first;
  *  - a receiver that stops meanwhile: its chained messages are dead
@@ -136,10 +137,12 @@ static void order_round(unsigned workers) {
   uint64_t burst_rounds = (ROUNDS + 7) / 8;
   CU_ASSERT_EQUAL(atomic_load(&G.got[0]), ROUNDS + BURST * burst_rounds);
   for (uint32_t i = 1; i < K; i++) CU_ASSERT_EQUAL(atomic_load(&G.got[i]), ROUNDS);
-  /* The mechanism engaged: most of it went in chains. */
+  /* The mechanism engaged: on one worker (whose receivers cannot run
+   * while the producer does, so its runs wake nobody) much of it went in
+   * chains. On two, that depends on the interleaving. */
   uint64_t ch = chained(sys);
-  CU_ASSERT(ch > (uint64_t)ROUNDS * K / 4);
-  if (ch <= (uint64_t)ROUNDS * K / 4)
+  if (workers == 1) CU_ASSERT(ch > (uint64_t)ROUNDS * K / 4);
+  if (workers == 1 && ch <= (uint64_t)ROUNDS * K / 4)
     fprintf(stderr, "outbox: only %llu of %llu messages chained\n", (unsigned long long)ch,
             (unsigned long long)ROUNDS * K);
   ax_system_free(sys);
@@ -147,6 +150,97 @@ static void order_round(unsigned workers) {
 
 static void test_order_one_worker(void) { order_round(1); }
 static void test_order_two_workers(void) { order_round(2); }
+
+/* ---- a fan-out wider than the outbox ---- */
+
+#define WIDE_N 150 /* receivers: more than the outbox's entries */
+#define WIDE_ROUNDS 200
+
+static struct {
+  _Atomic uint64_t got[WIDE_N];
+  _Atomic uint64_t bad, done;
+} W;
+
+typedef struct wrecv_state {
+  uint32_t index;
+  uint64_t next;
+} wrecv_state;
+
+static ax_err wrecv_b(ax_actor *self, const ax_msg *m) {
+  wrecv_state *st = ax_state(self);
+  (void)self;
+  if (m->type != MSG_SEQ) return AX_OK;
+  uint64_t seq;
+  memcpy(&seq, m->data, sizeof(seq));
+  if (seq != st->next) atomic_fetch_add(&W.bad, 1);
+  st->next = seq + 1;
+  atomic_fetch_add(&W.got[st->index], 1);
+  return AX_OK;
+}
+static const ax_actor_spec wrecv_spec = {
+    .name = "wrecv", .behaviour = wrecv_b, .init = recv_init, .state_size = sizeof(wrecv_state)};
+
+typedef struct wide_state {
+  ax_pid r[WIDE_N];
+  uint64_t seq[WIDE_N];
+  uint64_t round;
+} wide_state;
+
+static ax_err wide_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  if (len != sizeof(ax_pid) * WIDE_N) return AX_EINVAL;
+  memcpy(((wide_state *)state)->r, arg, len);
+  return AX_OK;
+}
+
+static ax_err wide_to(ax_actor *self, wide_state *st, uint32_t i) {
+  uint64_t s = st->seq[i]++;
+  return ax_send(self, st->r[i], MSG_SEQ, &s, sizeof(s));
+}
+
+/* A round: three to each of the first 64 (chained once it streams), one to
+ * each of the rest (past the outbox's entries: it stops streaming there),
+ * then one more to the first, which must not overtake its chain. */
+static ax_err wide_b(ax_actor *self, const ax_msg *m) {
+  wide_state *st = ax_state(self);
+  (void)m;
+  ax_err e = AX_OK;
+  for (uint32_t i = 0; i < 64 && e == AX_OK; i++)
+    for (int k = 0; k < 3 && e == AX_OK; k++) e = wide_to(self, st, i);
+  for (uint32_t i = 64; i < WIDE_N && e == AX_OK; i++) e = wide_to(self, st, i);
+  if (e == AX_OK) e = wide_to(self, st, 0);
+  if (e != AX_OK) return e;
+  if (++st->round < WIDE_ROUNDS) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+  atomic_store(&W.done, 1);
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec wide_spec = {
+    .name = "wide", .behaviour = wide_b, .init = wide_init, .state_size = sizeof(wide_state)};
+
+static bool wide_all_got(void *arg) {
+  (void)arg;
+  for (uint32_t i = 0; i < WIDE_N; i++) {
+    uint64_t want = i == 0 ? 4 * WIDE_ROUNDS : i < 64 ? 3 * WIDE_ROUNDS : WIDE_ROUNDS;
+    if (atomic_load(&W.got[i]) != want) return false;
+  }
+  return true;
+}
+
+static void test_wide_fanout_keeps_order(void) {
+  memset(&W, 0, sizeof(W));
+  ax_system *sys = ax_test_system(1);
+  static ax_pid r[WIDE_N];
+  ax_pid p;
+  for (uint32_t i = 0; i < WIDE_N; i++)
+    CU_ASSERT_FATAL(ax_system_spawn(sys, &wrecv_spec, &i, sizeof(i), &r[i]) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &wide_spec, r, sizeof(r), &p) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  CU_ASSERT(ax_test_wait_count(&W.done, 1, WAIT_MS));
+  CU_ASSERT(ax_test_wait(wide_all_got, NULL, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&W.bad), 0);
+  CU_ASSERT(chained(sys) > 0); /* it streamed before it went wide */
+  ax_system_free(sys);
+}
 
 /* ---- other sends and signals keep their place after chains ---- */
 
@@ -237,7 +331,7 @@ static void signals_round(unsigned workers) {
   CU_ASSERT(ax_test_wait_count(&G.done, 1, WAIT_MS));
   CU_ASSERT_EQUAL(atomic_load(&G.req_early), 0);
   CU_ASSERT_EQUAL(atomic_load(&G.exit_early), 0);
-  CU_ASSERT(chained(sys) > 0);
+  if (workers == 1) CU_ASSERT(chained(sys) > 0); /* as in order_round */
   ax_system_free(sys);
 }
 static void test_signals_keep_their_place_one_worker(void) { signals_round(1); }
@@ -425,7 +519,9 @@ static void backpressure_round(unsigned workers, uint32_t per_call, bool gated) 
   if (atomic_load(&B.max_depth) > BP_LIMIT + per_call)
     fprintf(stderr, "outbox: depth %llu over the limit %d\n",
             (unsigned long long)atomic_load(&B.max_depth), BP_LIMIT);
-  CU_ASSERT(chained(sys) > 0);
+  /* Gated, the receiver never goes idle, so the producer's runs wake
+   * nobody and it streams; else that depends on the interleaving. */
+  if (gated) CU_ASSERT(chained(sys) > 0);
   ax_system_free(sys);
   sem_destroy(&bp_gate);
 }
@@ -518,6 +614,7 @@ int main(void) {
   CU_pSuite s = ax_test_suite("actor.outbox");
   CU_add_test(s, "order_one_worker", test_order_one_worker);
   CU_add_test(s, "order_two_workers", test_order_two_workers);
+  CU_add_test(s, "wide_fanout_keeps_order", test_wide_fanout_keeps_order);
   CU_add_test(s, "signals_keep_their_place_one_worker", test_signals_keep_their_place_one_worker);
   CU_add_test(s, "signals_keep_their_place_two_workers", test_signals_keep_their_place_two_workers);
   CU_add_test(s, "stopped_receiver_dead_letters", test_stopped_receiver_dead_letters);

@@ -517,7 +517,7 @@ static inline void obox_settle(ax__ctx *c) {
 /* A streaming run may begin (a->obox hinted; not on a deterministic
  * system, not with the hooks: their sends take other paths). */
 __attribute__((noinline)) static bool obox_begin(ax_actor *a, ax__ctx *c) {
-  a->obox = AX__OBOX_OFF;
+  a->obox = AX__OBOX_OFF; /* hinted: set again by the run's end */
   if (!c->worker || c->worker->sys != a->sys || a->sys->det || c->hooks) return false;
   if (!c->obox && !(c->obox = ax__calloc(sizeof(obox)))) return false; /* stream later */
   obox *o = c->obox;
@@ -547,7 +547,7 @@ __attribute__((noinline)) static void obox_end(ax_actor *a, ax__ctx *c, uint32_t
   if (o->pending) obox_push_all(c);
   o->live = NULL;
   c->obox_on = false;
-  a->obox = o->sent ? AX__OBOX_HINTED : AX__OBOX_OFF;
+  if (a->obox != AX__OBOX_WIDE) a->obox = o->sent ? AX__OBOX_HINTED : AX__OBOX_OFF;
   c->worker->quiet_runs += rounds;
 }
 
@@ -585,8 +585,15 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
     return send_other(sys, self->pid, to, type, data, len);
   obox_ent *e = obox_slot(o, to.id);
   if (e->mode == OBOX_FREE) {
-    if (o->used >= AX__OBOX_MAX)
+    if (o->used >= AX__OBOX_MAX) {
+      /* A fan-out wider than the outbox (a pub/sub channel's 1,000
+       * subscribers): every send past its entries would pay a failed
+       * lookup on top of a send. Its chains go now, and it never streams
+       * again (its sends from here on take the common path). */
+      if (o->pending) obox_push_all(c);
+      self->obox = AX__OBOX_WIDE;
       return send_local(sys, c, self->pid, to, type, 0, 0, data, len, NULL);
+    }
     obox_ent tmp = {.mode = OBOX_FREE};
     ax_err err = send_learn(sys, c, self->pid, to, type, data, len, &tmp);
     if (tmp.mode != OBOX_FREE) { /* the receiver exists: keep its verdict */

@@ -112,7 +112,9 @@ struct ax_actor {
   _Alignas(16) char tail[];
 };
 
-enum { AX__OBOX_OFF = 0, AX__OBOX_HINTED = 1, AX__OBOX_STREAMING = 2 };
+/* a->obox: off; its next run streams; it streams now; it fanned out wider
+ * than the outbox once and never streams (actor.c, "the outbox"). */
+enum { AX__OBOX_OFF = 0, AX__OBOX_HINTED = 1, AX__OBOX_STREAMING = 2, AX__OBOX_WIDE = 3 };
 
 #define AX__ACTOR_HDR 112
 _Static_assert(offsetof(struct ax_actor, tail) == AX__ACTOR_HDR, "actor header is 112 bytes");

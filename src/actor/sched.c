@@ -942,12 +942,14 @@ static void run_one(ax__worker *w, ax_actor *a) {
                         memory_order_relaxed);
   if (w->defer_head) w->defer_runs++;
   uint32_t wakes = w->wakes;
-  ax__run_result r = AX_UNLIKELY(a->obox) ? ax__actor_run_stream(a) : ax__actor_run(a);
+  ax__run_result r = AX_UNLIKELY(a->obox == AX__OBOX_HINTED) ? ax__actor_run_stream(a)
+                                                              : ax__actor_run(a);
   atomic_store_explicit(&w->running, 0, memory_order_relaxed);
   /* A run that ended with work left and woke nobody: the next one streams
    * (actor.c, "the outbox"). `a` is still ours here (nobody else
    * schedules it). */
-  if (r == AX__RUN_AGAIN && w->wakes == wakes) a->obox = AX__OBOX_HINTED;
+  if (r == AX__RUN_AGAIN && w->wakes == wakes && a->obox == AX__OBOX_OFF)
+    a->obox = AX__OBOX_HINTED;
   if (r == AX__RUN_DEFER) defer_push(w, a);
   if (r == AX__RUN_AGAIN && AX_UNLIKELY(ax__tls_ctx.expiries) && ax__actor_next_due(a)) {
     /* Its next message is a due expiry (a receiver that passes kept
