@@ -51,15 +51,21 @@ static struct {
 
 static void reset(void) { memset(&G, 0, sizeof(G)); }
 
+/* A receiver checks that its MSG_SEQ numbers come in order (none lost,
+ * none repeated) and counts them, in the counters its spawner gave it. */
+typedef struct recv_arg {
+  _Atomic uint64_t *got, *bad;
+} recv_arg;
+
 typedef struct recv_state {
-  uint32_t index;
+  recv_arg c;
   uint64_t next; /* the sequence number expected next */
 } recv_state;
 
 static ax_err recv_init(ax_actor *self, void *state, const void *arg, size_t len) {
   (void)self;
-  if (len != sizeof(uint32_t)) return AX_EINVAL;
-  memcpy(&((recv_state *)state)->index, arg, len);
+  if (len != sizeof(recv_arg)) return AX_EINVAL;
+  memcpy(&((recv_state *)state)->c, arg, len);
   return AX_OK;
 }
 
@@ -69,9 +75,9 @@ static ax_err recv_b(ax_actor *self, const ax_msg *m) {
     uint64_t seq;
     if (m->len != sizeof(seq)) return AX_EINVAL;
     memcpy(&seq, m->data, sizeof(seq));
-    if (seq != st->next) atomic_fetch_add(&G.bad, 1);
+    if (seq != st->next) atomic_fetch_add(st->c.bad, 1);
     st->next = seq + 1;
-    atomic_fetch_add(&G.got[st->index], 1);
+    atomic_fetch_add(st->c.got, 1);
     return AX_OK;
   }
   if (m->type == MSG_STOP) {
@@ -128,8 +134,10 @@ static void order_round(unsigned workers) {
   reset();
   ax_system *sys = ax_test_system(workers);
   ax_pid r[K], p;
-  for (uint32_t i = 0; i < K; i++)
-    CU_ASSERT_FATAL(ax_system_spawn(sys, &recv_spec, &i, sizeof(i), &r[i]) == AX_OK);
+  for (uint32_t i = 0; i < K; i++) {
+    recv_arg ra = {&G.got[i], &G.bad};
+    CU_ASSERT_FATAL(ax_system_spawn(sys, &recv_spec, &ra, sizeof(ra), &r[i]) == AX_OK);
+  }
   CU_ASSERT_FATAL(ax_system_spawn(sys, &prod_spec, r, sizeof(r), &p) == AX_OK);
   CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
   CU_ASSERT(ax_test_wait_count(&G.stopped, K, WAIT_MS));
@@ -160,25 +168,6 @@ static struct {
   _Atomic uint64_t got[WIDE_N];
   _Atomic uint64_t bad, done;
 } W;
-
-typedef struct wrecv_state {
-  uint32_t index;
-  uint64_t next;
-} wrecv_state;
-
-static ax_err wrecv_b(ax_actor *self, const ax_msg *m) {
-  wrecv_state *st = ax_state(self);
-  (void)self;
-  if (m->type != MSG_SEQ) return AX_OK;
-  uint64_t seq;
-  memcpy(&seq, m->data, sizeof(seq));
-  if (seq != st->next) atomic_fetch_add(&W.bad, 1);
-  st->next = seq + 1;
-  atomic_fetch_add(&W.got[st->index], 1);
-  return AX_OK;
-}
-static const ax_actor_spec wrecv_spec = {
-    .name = "wrecv", .behaviour = wrecv_b, .init = recv_init, .state_size = sizeof(wrecv_state)};
 
 typedef struct wide_state {
   ax_pid r[WIDE_N];
@@ -231,8 +220,10 @@ static void test_wide_fanout_keeps_order(void) {
   ax_system *sys = ax_test_system(1);
   static ax_pid r[WIDE_N];
   ax_pid p;
-  for (uint32_t i = 0; i < WIDE_N; i++)
-    CU_ASSERT_FATAL(ax_system_spawn(sys, &wrecv_spec, &i, sizeof(i), &r[i]) == AX_OK);
+  for (uint32_t i = 0; i < WIDE_N; i++) {
+    recv_arg ra = {&W.got[i], &W.bad};
+    CU_ASSERT_FATAL(ax_system_spawn(sys, &recv_spec, &ra, sizeof(ra), &r[i]) == AX_OK);
+  }
   CU_ASSERT_FATAL(ax_system_spawn(sys, &wide_spec, r, sizeof(r), &p) == AX_OK);
   CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
   CU_ASSERT(ax_test_wait_count(&W.done, 1, WAIT_MS));
