@@ -547,7 +547,9 @@ __attribute__((noinline)) static void obox_end(ax_actor *a, ax__ctx *c, uint32_t
   if (o->pending) obox_push_all(c);
   o->live = NULL;
   c->obox_on = false;
-  if (a->obox != AX__OBOX_WIDE) a->obox = o->sent ? AX__OBOX_HINTED : AX__OBOX_OFF;
+  /* One that chained nothing (big's actors: a send a run, each to another
+   * neighbour) paid the outbox for nothing: it cools off. */
+  if (a->obox != AX__OBOX_WIDE) a->obox = o->sent ? AX__OBOX_HINTED : AX__OBOX_COOL;
   c->worker->quiet_runs += rounds;
 }
 

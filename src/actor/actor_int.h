@@ -112,9 +112,19 @@ struct ax_actor {
   _Alignas(16) char tail[];
 };
 
-/* a->obox: off; its next run streams; it streams now; it fanned out wider
- * than the outbox once and never streams (actor.c, "the outbox"). */
-enum { AX__OBOX_OFF = 0, AX__OBOX_HINTED = 1, AX__OBOX_STREAMING = 2, AX__OBOX_WIDE = 3 };
+/* a->obox (actor.c, "the outbox"): off; its next run streams; it streams
+ * now; a streaming run of it chained nothing (each send went to another
+ * receiver), so the next COOL - COOL_MIN + 1 runs that would stream do not
+ * (sched.c counts them down); it fanned out wider than the outbox once and
+ * never streams. */
+enum {
+  AX__OBOX_OFF = 0,
+  AX__OBOX_HINTED = 1,
+  AX__OBOX_STREAMING = 2,
+  AX__OBOX_COOL_MIN = 3,
+  AX__OBOX_COOL = 66,
+  AX__OBOX_WIDE = 255
+};
 
 #define AX__ACTOR_HDR 112
 _Static_assert(offsetof(struct ax_actor, tail) == AX__ACTOR_HDR, "actor header is 112 bytes");

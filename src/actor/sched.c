@@ -948,8 +948,12 @@ static void run_one(ax__worker *w, ax_actor *a) {
   /* A run that ended with work left and woke nobody: the next one streams
    * (actor.c, "the outbox"). `a` is still ours here (nobody else
    * schedules it). */
-  if (r == AX__RUN_AGAIN && w->wakes == wakes && a->obox == AX__OBOX_OFF)
-    a->obox = AX__OBOX_HINTED;
+  if (r == AX__RUN_AGAIN && w->wakes == wakes) {
+    uint8_t o = a->obox;
+    if (o == AX__OBOX_OFF) a->obox = AX__OBOX_HINTED;
+    else if (o >= AX__OBOX_COOL_MIN && o != AX__OBOX_WIDE) /* cooling off */
+      a->obox = o == AX__OBOX_COOL_MIN ? AX__OBOX_OFF : o - 1;
+  }
   if (r == AX__RUN_DEFER) defer_push(w, a);
   if (r == AX__RUN_AGAIN && AX_UNLIKELY(ax__tls_ctx.expiries) && ax__actor_next_due(a)) {
     /* Its next message is a due expiry (a receiver that passes kept
