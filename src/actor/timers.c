@@ -133,6 +133,11 @@ _Static_assert(TICK_SHIFT <= AX__WHEEL_FINE_MAX, "the wheels' level 0 has a slot
 /* A deadline just reached is left to an awake worker for GRACE ticks (a
  * ms) before the reactor's tick fires it. */
 #define GRACE MS_TICKS
+/* While passes find their recipients busy (coarse), the polls between
+ * runs fire on multiples of COARSE_TICKS (half a ms; a power of two). */
+#ifndef COARSE_TICKS
+#define COARSE_TICKS (MS_TICKS / 2 ? MS_TICKS / 2 : 1)
+#endif
 
 
 /* Deadlines are computed from the clock rounded up and expiries judged by
@@ -871,12 +876,13 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
     return woke;
   }
   /* While passes find their recipients busy (coarse), the polls between runs fire on
-   * whole ms, as 1 ms ticks did. Not a poll before searching or parking
+   * half ms (COARSE_TICKS; whole ms, as 1 ms ticks did, until measured:
+   * docs/ARCHITECTURE.md, "Timers"). Not a poll before searching or parking
    * (`clock`; also every 16th run's): a worker about to park must not
    * leave a due tick to the reactor's next wake-up; nor once the
    * reactor's tick has left a deadline to the awake workers (kick). */
   if (!clock && !kick && atomic_load_explicit(&T->coarse, memory_order_relaxed)) {
-    now &= ~(MS_TICKS - 1);
+    now &= ~((uint64_t)COARSE_TICKS - 1);
     if (e > now) return woke;
   }
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
