@@ -22,7 +22,8 @@
  * owner, which may be busy for a long time: a CAS on the timer decides
  * between that send and the owner's cancel, and the owner forgets the
  * timer when its per-pass reap list comes. Actors woken by a pass go to
- * the firing worker's due list, which it runs first, oldest first (sched.c
+ * the firing worker's due list (an owner woken by its reap list alone: its
+ * ring's back), which it runs first, oldest first (sched.c
  * ax__schedule_due); a worker whose due list is empty takes half of
  * another's at its poll (ax__sched_due_share). Deadlines are in ticks (a
  * quarter ms, TICK_SHIFT); the reactor sleeps to the nanosecond
