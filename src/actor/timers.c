@@ -638,21 +638,32 @@ static size_t deliver_groups(ax_system *sys, size_t *npushed) {
     ax__table_release(&sys->table, g->owner);
   }
   if (npushed) *npushed = pushed;
-  wake_due(sys, wake_first, wake_last, nwake, local);
   /* Owners woken by their reap lists alone, after those: every
    * REAP_TICKS each owner gets one, and after `axon_bench timers`' burst
    * its 100 idle setters went onto the due list with the receivers of the
    * passes that sent them (~7 us a run: 0.7 ms of due runs every 4 ms,
-   * ahead of and among the receivers). On a worker they go to its ring's
-   * back, off the workers to the inject queue: they run when nothing due
-   * is waiting. */
-  if (local)
+   * ahead of and among the receivers; a worker whose due list was empty
+   * took the newer half, the setters). On a worker they go to its ring's
+   * back: they run when nothing due is waiting. Off the workers they end
+   * the pass's list, the way it goes (the inject queue with a wake-up of
+   * their own woke parked workers for them: `timers 100000` 1.05x the
+   * CPU, 1.15x the context switches). */
+  if (local) {
+    wake_due(sys, wake_first, wake_last, nwake, true);
     for (ax_actor *a = lazy_first, *next; a; a = next) {
       next = a == lazy_last ? NULL : a->run_next;
       ax__schedule_back(sys, a);
     }
-  else if (nlazy)
-    ax__schedule_many(sys, lazy_first, lazy_last, nlazy);
+  } else {
+    if (nlazy) {
+      if (wake_last)
+        wake_last->run_next = lazy_first;
+      else
+        wake_first = lazy_first;
+      wake_last = lazy_last;
+    }
+    wake_due(sys, wake_first, wake_last, nwake + nlazy, false);
+  }
   return nwake;
 }
 
