@@ -644,10 +644,14 @@ static size_t deliver_groups(ax_system *sys, size_t *npushed) {
    * passes that sent them (~7 us a run: 0.7 ms of due runs every 4 ms,
    * ahead of and among the receivers; a worker whose due list was empty
    * took the newer half, the setters). On a worker they go to its ring's
-   * back: they run when nothing due is waiting. Off the workers they end
-   * the pass's list, the way it goes (the inject queue with a wake-up of
-   * their own woke parked workers for them: `timers 100000` 1.05x the
-   * CPU, 1.15x the context switches). */
+   * back: they run when nothing due is waiting (on the due list behind
+   * the pass's own receivers instead, the 1M bench under load had p99 18
+   * ms against 7.7 ms this way). Off the workers they end the pass's
+   * list, the way it goes: the handoff list behind its receivers, or the
+   * inject queue with its one wake-up. The cost: ~15% more context
+   * switches in `timers 100000` (its idle setters' reap runs, on the
+   * ring, wake the other worker to steal them), task-clock within noise;
+   * docs/ARCHITECTURE.md, "Timers". */
   if (local) {
     wake_due(sys, wake_first, wake_last, nwake, true);
     for (ax_actor *a = lazy_first, *next; a; a = next) {
