@@ -649,8 +649,8 @@ static size_t deliver_groups(ax_system *sys, size_t *npushed) {
    * ms against 7.7 ms this way). Off the workers they end the pass's
    * list, the way it goes: the handoff list behind its receivers, or the
    * inject queue with its one wake-up. The cost: ~15% more context
-   * switches in `timers 100000` (its idle setters' reap runs, on the
-   * ring, wake the other worker to steal them), task-clock within noise;
+   * switches in `timers 100000` (probably its idle setters' reap runs on
+   * the ring waking the other worker to steal them), task-clock within noise;
    * docs/ARCHITECTURE.md, "Timers". */
   if (local) {
     wake_due(sys, wake_first, wake_last, nwake, true);
