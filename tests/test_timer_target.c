@@ -637,6 +637,89 @@ static void test_timer_flag_from_elsewhere_counts_against_the_batch(void) {
   sem_destroy(&peer_gate);
 }
 
+
+/* An owner whose direct timers a pass sent gets a reap list (its ids, so
+ * it frees them); one that is idle is woken by it alone. Nothing is due
+ * then, and it used to go onto the due list with the pass's receivers
+ * (on a manual clock its list is made first, so it ran first): after
+ * `axon_bench timers`' burst, 100 idle setters' reap runs sat among the
+ * receivers every 4 ms. Now receivers first: OWNERS2 owners, each with a
+ * direct timer to its own target, all due in one pass; each target, when
+ * its expiry runs, looks at its owner's map (one worker: the owner is not
+ * running), which still holds the timer if the reap list has not run.
+ * Counted: targets that ran after their owner's reap list (all of them
+ * before the change, none now); and every reap list still arrives. */
+enum { OWNERS2 = 8, T_REAP_SET = T_SELF + 201, T_REAP_TICK };
+static _Atomic uint64_t reap_ticks, reap_after_owner, reap_bad, reap_syncs, reap_mapped;
+
+static ax_err reap_b(ax_actor *self, const ax_msg *msg) {
+  ax_pid peer = *(ax_pid *)ax_state(self); /* an owner's target; a target's owner */
+  switch (msg->type) {
+  case T_REAP_SET:
+    if (ax_send_after(self, 5, peer, T_REAP_TICK, NULL, 0, NULL) != AX_OK) atomic_fetch_add(&reap_bad, 1);
+    atomic_fetch_add(&reap_syncs, 1);
+    return AX_OK;
+  case T_REAP_TICK: {
+    ax_actor *o = ax__table_acquire(&self->sys->table, peer.id);
+    if (!o) {
+      atomic_fetch_add(&reap_bad, 1);
+      return AX_OK;
+    }
+    if (!o->ext || o->ext->timers.count == 0) atomic_fetch_add(&reap_after_owner, 1);
+    ax__table_release(&self->sys->table, peer.id);
+    atomic_fetch_add(&reap_ticks, 1);
+    return AX_OK;
+  }
+  case T_SYNC:
+    atomic_fetch_add(&reap_mapped, self->ext ? self->ext->timers.count : 0);
+    atomic_fetch_add(&reap_syncs, 1);
+    return AX_OK;
+  default: atomic_fetch_add(&reap_bad, 1); return AX_OK;
+  }
+}
+
+static ax_err reap_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  memcpy(state, arg, len);
+  return AX_OK;
+}
+static const ax_actor_spec reap_spec = {.name = "reap", .behaviour = reap_b, .state_size = sizeof(ax_pid),
+                                        .init = reap_init};
+
+static void test_timer_reap_list_alone_waits_for_the_due(void) {
+  atomic_store(&reap_ticks, 0);
+  atomic_store(&reap_after_owner, 0);
+  atomic_store(&reap_bad, 0);
+  atomic_store(&reap_syncs, 0);
+  atomic_store(&reap_mapped, 0);
+  ax_system *sys = timer_clock_system(1);
+  ax_pid owners[OWNERS2];
+  for (int i = 0; i < OWNERS2; i++) {
+    ax_pid t, none = {0};
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &reap_spec, &none, sizeof(none), &t), AX_OK);
+    CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &reap_spec, &t, sizeof(t), &owners[i]), AX_OK);
+    /* the target learns its owner: a second spawn is simpler than a message */
+    ax_actor *ta = ax__table_acquire(&sys->table, t.id);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ta);
+    *(ax_pid *)ax_state(ta) = owners[i]; /* before anything is sent to it */
+    ax__table_release(&sys->table, t.id);
+    CU_ASSERT_EQUAL(ax_system_send(sys, owners[i], T_REAP_SET, NULL, 0), AX_OK);
+  }
+  CU_ASSERT_TRUE_FATAL(ax_test_wait_count(&reap_syncs, OWNERS2, 10000));
+  timer_clock_advance(sys, 5); /* one pass fires all of them */
+  CU_ASSERT_TRUE(ax_test_wait_count(&reap_ticks, OWNERS2, 10000));
+  /* Every owner's reap list still comes: its map empties. */
+  for (int i = 0; i < OWNERS2; i++) CU_ASSERT_EQUAL(ax_system_send(sys, owners[i], T_SYNC, NULL, 0), AX_OK);
+  CU_ASSERT_TRUE(ax_test_wait_count(&reap_syncs, 2 * OWNERS2, 10000));
+  CU_ASSERT_EQUAL(atomic_load(&reap_mapped), 0);
+  if (atomic_load(&reap_after_owner))
+    fprintf(stderr, "%llu of %d targets ran after their owner's reap list\n",
+            (unsigned long long)atomic_load(&reap_after_owner), OWNERS2);
+  CU_ASSERT_EQUAL(atomic_load(&reap_after_owner), 0);
+  CU_ASSERT_EQUAL(atomic_load(&reap_bad), 0);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("timer.target");
   CU_ADD_TEST(s, test_timer_expiry_for_another_actor_skips_its_busy_owner);
@@ -649,5 +732,6 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_receiver_fed_while_running_stays_due);
   CU_ADD_TEST(s, test_timer_due_expiries_do_not_count_against_the_batch);
   CU_ADD_TEST(s, test_timer_flag_from_elsewhere_counts_against_the_batch);
+  CU_ADD_TEST(s, test_timer_reap_list_alone_waits_for_the_due);
   return ax_test_run();
 }

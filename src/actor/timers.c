@@ -22,7 +22,8 @@
  * owner, which may be busy for a long time: a CAS on the timer decides
  * between that send and the owner's cancel, and the owner forgets the
  * timer when its per-pass reap list comes. Actors woken by a pass go to
- * the firing worker's due list, which it runs first, oldest first (sched.c
+ * the firing worker's due list (an owner woken by its reap list alone: its
+ * ring's back), which it runs first, oldest first (sched.c
  * ax__schedule_due); a worker whose due list is empty takes half of
  * another's at its poll (ax__sched_due_share). Deadlines are in ticks (a
  * quarter ms, TICK_SHIFT); the reactor sleeps to the nanosecond
@@ -133,6 +134,11 @@ _Static_assert(TICK_SHIFT <= AX__WHEEL_FINE_MAX, "the wheels' level 0 has a slot
 /* A deadline just reached is left to an awake worker for GRACE ticks (a
  * ms) before the reactor's tick fires it. */
 #define GRACE MS_TICKS
+/* While passes find their recipients busy (coarse), the polls between
+ * runs fire on multiples of COARSE_TICKS (half a ms; a power of two). */
+#ifndef COARSE_TICKS
+#define COARSE_TICKS (MS_TICKS / 2 ? MS_TICKS / 2 : 1)
+#endif
 
 
 /* Deadlines are computed from the clock rounded up and expiries judged by
@@ -552,6 +558,28 @@ static void reap_node(ax__timers *T, ax__tgroup *g) {
   g->last = n;
 }
 
+/* Schedules the n actors first..last (linked by run_next) that a pass woke
+ * with expiries. */
+static void wake_due(ax_system *sys, ax_actor *wake_first, ax_actor *wake_last, size_t nwake, bool local) {
+  ax__timers *T = &sys->timers;
+  if (!nwake) return;
+  /* Each destination ends the list (ax__runq_append). */
+  if (local) { /* a worker's pass: its own due list */
+    ax__schedule_due(sys, wake_first, wake_last, nwake);
+    return;
+  }
+  /* relaxed: a heuristic (see the tick's grace). */
+  if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
+    pthread_mutex_lock(&T->handoff_lock);
+    ax__runq_append(&T->handoff_head, &T->handoff_tail, wake_first, wake_last);
+    atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
+                          memory_order_relaxed);
+    pthread_mutex_unlock(&T->handoff_lock);
+    return;
+  }
+  ax__schedule_many(sys, wake_first, wake_last, nwake);
+}
+
 /* Pushes each recipient's chain with one exchange (an owner's reap list
  * last in its chain). Recipients that were idle go onto the firing
  * worker's due list, in firing order, which it runs before anything else
@@ -561,14 +589,17 @@ static void reap_node(ax__timers *T, ax__tgroup *g) {
  * worker busy (a burst of long runs: `axon_bench timers`). Off the workers
  * (the reactor), they go to the handoff list for the awake workers' polls,
  * or, with every worker asleep, onto the inject queue with one push and
- * one wake-up. A dead recipient's chain is dropped: an owner's stop
+ * one wake-up. An owner woken by its reap list alone has nothing due: it
+ * goes after them, to the ring's back (below). Returns how many actors
+ * with expiries it woke; *npushed gets how many it pushed expiries to.
+ * A dead recipient's chain is dropped: an owner's stop
  * cancelled (or will cancel) every timer it had, which keeps intervals
  * from firing again; a dead target's expiries are lost, as a forward to it
  * would be. */
 static size_t deliver_groups(ax_system *sys, size_t *npushed) {
   ax__timers *T = &sys->timers;
-  ax_actor *wake_first = NULL, *wake_last = NULL;
-  size_t nwake = 0, pushed = 0;
+  ax_actor *wake_first = NULL, *wake_last = NULL, *lazy_first = NULL, *lazy_last = NULL;
+  size_t nwake = 0, nlazy = 0, pushed = 0;
   ax__worker *w = ax__ctx_get()->worker;
   bool local = w && w->sys == sys && !ax__det_on(sys);
   /* Backwards, linking each woken actor in front of the last: the list
@@ -577,6 +608,7 @@ static size_t deliver_groups(ax_system *sys, size_t *npushed) {
     ax__tgroup *g = &T->groups[T->groups_used[u]], cell = *g;
     *g = (ax__tgroup){0}; /* clean for the next pass */
     g = &cell;
+    bool expiries = g->first != NULL; /* not just a reap list */
     if (g->nreap) reap_node(T, g);
     if (!g->first) continue; /* a reap list without memory */
     ax_actor *a = ax__table_acquire(&sys->table, g->owner);
@@ -588,8 +620,16 @@ static size_t deliver_groups(ax_system *sys, size_t *npushed) {
       }
       continue;
     }
-    pushed++;
-    if (ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link)) {
+    pushed += expiries;
+    bool wk = ax__lane_push_chain(&a->user_head, &g->first->link, &g->last->link);
+    if (wk && !expiries && !ax__det_on(sys)) {
+      /* Woken by its reap list alone: nothing is due, so not with the
+       * actors this pass made due (below). */
+      a->run_next = lazy_first;
+      lazy_first = a;
+      if (!lazy_last) lazy_last = a;
+      nlazy++;
+    } else if (wk) {
       a->run_next = wake_first; /* we hold the right to schedule it */
       wake_first = a;
       if (!wake_last) wake_last = a;
@@ -598,22 +638,36 @@ static size_t deliver_groups(ax_system *sys, size_t *npushed) {
     ax__table_release(&sys->table, g->owner);
   }
   if (npushed) *npushed = pushed;
-  if (!nwake) return 0;
-  /* Each destination ends the list (ax__runq_append). */
-  if (local) { /* a worker's pass: its own due list */
-    ax__schedule_due(sys, wake_first, wake_last, nwake);
-    return nwake;
+  /* Owners woken by their reap lists alone, after those: every
+   * REAP_TICKS each owner gets one, and after `axon_bench timers`' burst
+   * its 100 idle setters went onto the due list with the receivers of the
+   * passes that sent them (~7 us a run: 0.7 ms of due runs every 4 ms,
+   * ahead of and among the receivers; a worker whose due list was empty
+   * took the newer half, the setters). On a worker they go to its ring's
+   * back: they run when nothing due is waiting (on the due list behind
+   * the pass's own receivers instead, the 1M bench under load had p99 18
+   * ms against 7.7 ms this way). Off the workers they end the pass's
+   * list, the way it goes: the handoff list behind its receivers, or the
+   * inject queue with its one wake-up. The cost: ~15% more context
+   * switches in `timers 100000` (probably its idle setters' reap runs on
+   * the ring waking the other worker to steal them), task-clock within noise;
+   * docs/ARCHITECTURE.md, "Timers". */
+  if (local) {
+    wake_due(sys, wake_first, wake_last, nwake, true);
+    for (ax_actor *a = lazy_first, *next; a; a = next) {
+      next = a == lazy_last ? NULL : a->run_next;
+      ax__schedule_back(sys, a);
+    }
+  } else {
+    if (nlazy) {
+      if (wake_last)
+        wake_last->run_next = lazy_first;
+      else
+        wake_first = lazy_first;
+      wake_last = lazy_last;
+    }
+    wake_due(sys, wake_first, wake_last, nwake + nlazy, false);
   }
-  /* relaxed: a heuristic (see the tick's grace). */
-  if (!ax__det_on(sys) && atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0) {
-    pthread_mutex_lock(&T->handoff_lock);
-    ax__runq_append(&T->handoff_head, &T->handoff_tail, wake_first, wake_last);
-    atomic_store_explicit(&T->handoff_n, atomic_load_explicit(&T->handoff_n, memory_order_relaxed) + nwake,
-                          memory_order_relaxed);
-    pthread_mutex_unlock(&T->handoff_lock);
-    return nwake;
-  }
-  ax__schedule_many(sys, wake_first, wake_last, nwake);
   return nwake;
 }
 
@@ -838,12 +892,13 @@ bool ax__timers_poll_slow(ax_system *sys, bool clock) {
     return woke;
   }
   /* While passes find their recipients busy (coarse), the polls between runs fire on
-   * whole ms, as 1 ms ticks did. Not a poll before searching or parking
+   * half ms (COARSE_TICKS; whole ms, as 1 ms ticks did, until measured:
+   * docs/ARCHITECTURE.md, "Timers"). Not a poll before searching or parking
    * (`clock`; also every 16th run's): a worker about to park must not
    * leave a due tick to the reactor's next wake-up; nor once the
    * reactor's tick has left a deadline to the awake workers (kick). */
   if (!clock && !kick && atomic_load_explicit(&T->coarse, memory_order_relaxed)) {
-    now &= ~(MS_TICKS - 1);
+    now &= ~((uint64_t)COARSE_TICKS - 1);
     if (e > now) return woke;
   }
   return fire_pass(sys, now, SIZE_MAX) > 0 || woke;
