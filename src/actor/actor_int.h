@@ -429,8 +429,8 @@ typedef struct ax__timers {
   _Atomic bool kick;
   /* Set by a pass that woke fewer than half of its recipients (the others
    * were busy: they read their expiries at their next run anyway):
-   * workers' polls between runs then fire on whole ms until a pass wakes
-   * more (timers.c). relaxed: a hint. */
+   * workers' polls between runs then fire on half ms (COARSE_TICKS) until
+   * a pass wakes more (timers.c). relaxed: a hint. */
   _Atomic bool coarse;
   /* Owners woken by a pass of the reactor while a worker was awake, for
    * the workers' polls to put on their own queues (linked by run_next;
