@@ -233,6 +233,15 @@ static void test_wide_fanout_keeps_order(void) {
   ax_system_free(sys);
 }
 
+/* The init of the senders below, whose state begins with their receiver's
+ * pid: the spawn argument. */
+static ax_err pid_first_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self;
+  if (len != sizeof(ax_pid)) return AX_EINVAL;
+  memcpy(state, arg, len);
+  return AX_OK;
+}
+
 /* ---- other sends and signals keep their place after chains ---- */
 
 #define PLAIN 5 /* plain messages a callback sends before the signal */
@@ -278,13 +287,6 @@ typedef struct sig_state {
   uint64_t round, sent;
 } sig_state;
 
-static ax_err sig_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
-  if (len != sizeof(ax_pid)) return AX_EINVAL;
-  memcpy(&((sig_state *)state)->r, arg, len);
-  return AX_OK;
-}
-
 /* PLAIN messages a round, a continuation; every 64th round the count so far
  * (a GO, itself plain: it is chained too) and a request; at the end an exit
  * signal, which the trapping receiver sees as a message. Each must come
@@ -310,7 +312,7 @@ static ax_err sig_b(ax_actor *self, const ax_msg *m) {
   return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
 }
 static const ax_actor_spec sig_spec = {
-    .name = "sig", .behaviour = sig_b, .init = sig_init, .state_size = sizeof(sig_state)};
+    .name = "sig", .behaviour = sig_b, .init = pid_first_init, .state_size = sizeof(sig_state)};
 
 static void signals_round(unsigned workers) {
   reset();
@@ -349,13 +351,6 @@ typedef struct dl_state {
   uint64_t sends;
 } dl_state;
 
-static ax_err dl_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
-  if (len != sizeof(ax_pid)) return AX_EINVAL;
-  memcpy(&((dl_state *)state)->r, arg, len);
-  return AX_OK;
-}
-
 /* 4 a callback until a send answers AX_ENOACTOR (or 10M sends: the stop
  * was never learned). */
 static ax_err dl_b(ax_actor *self, const ax_msg *m) {
@@ -379,7 +374,7 @@ static ax_err dl_b(ax_actor *self, const ax_msg *m) {
   return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
 }
 static const ax_actor_spec dl_spec = {
-    .name = "dl", .behaviour = dl_b, .init = dl_init, .state_size = sizeof(dl_state)};
+    .name = "dl", .behaviour = dl_b, .init = pid_first_init, .state_size = sizeof(dl_state)};
 
 static bool all_stopped(void *arg) {
   ax_system_stats s;
@@ -451,13 +446,6 @@ typedef struct bp_state {
   uint64_t sent;
 } bp_state;
 
-static ax_err bp_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
-  if (len != sizeof(ax_pid)) return AX_EINVAL;
-  memcpy(&((bp_state *)state)->r, arg, len);
-  return AX_OK;
-}
-
 static ax_err bp_b(ax_actor *self, const ax_msg *m) {
   bp_state *st = ax_state(self);
   (void)m;
@@ -470,7 +458,7 @@ static ax_err bp_b(ax_actor *self, const ax_msg *m) {
   return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
 }
 static const ax_actor_spec bp_spec = {
-    .name = "bp", .behaviour = bp_b, .init = bp_init, .state_size = sizeof(bp_state)};
+    .name = "bp", .behaviour = bp_b, .init = pid_first_init, .state_size = sizeof(bp_state)};
 
 typedef struct mutes_arg {
   ax_system *sys;
@@ -548,13 +536,6 @@ typedef struct fl_state {
   uint64_t rounds;
 } fl_state;
 
-static ax_err fl_init(ax_actor *self, void *state, const void *arg, size_t len) {
-  (void)self;
-  if (len != sizeof(ax_pid)) return AX_EINVAL;
-  memcpy(&((fl_state *)state)->r, arg, len);
-  return AX_OK;
-}
-
 static ax_err fl_b(ax_actor *self, const ax_msg *m) {
   fl_state *st = ax_state(self);
   (void)m;
@@ -570,7 +551,7 @@ static ax_err fl_b(ax_actor *self, const ax_msg *m) {
   return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
 }
 static const ax_actor_spec fl_spec = {
-    .name = "fl", .behaviour = fl_b, .init = fl_init, .state_size = sizeof(fl_state)};
+    .name = "fl", .behaviour = fl_b, .init = pid_first_init, .state_size = sizeof(fl_state)};
 
 static void test_fail_lane_answers_each_send(void) {
   memset(&F, 0, sizeof(F));
