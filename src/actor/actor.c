@@ -336,20 +336,26 @@ AX_NOIPA static ax_err send_local_hooked(
  * (another streamer clears it). A streaming run takes up to AX__OBOX_ROUNDS
  * snapshots of its mailbox while it wakes nobody (the continuation it sent
  * itself), so its chains hold several rounds. A run that chained streams
- * again next time.
+ * again next time; one that chained nothing (each send to another
+ * receiver) cools off for a while (AX__OBOX_COOL, sched.c); a fan-out wider
+ * than AX__OBOX_MAX receivers pushes its chains and never streams again.
  *
  * Per sender and receiver the order is kept: every other kind of send,
  * signal or exit from this thread pushes the pending chains first
  * (obox_settle), and the run's end pushes them all before the actor can be
  * muted, stopped or run anywhere else. What it costs: a chained message
  * reaches its receiver at the end of the run that sent it, not at the send
- * (a run is bounded by its budget, AX__OBOX_ROUNDS and AX__OBOX_RUN_SENDS),
- * and a chain to an idle receiver wakes it then. A BACKPRESSURE limit is
+ * (a run is bounded by its budget, which its snapshots share,
+ * AX__OBOX_ROUNDS, AX__OBOX_RUN_SENDS and AX__QUIET_NS), and a chain to an
+ * idle receiver wakes it then. A BACKPRESSURE limit is
  * judged on our estimate of the lane's depth (read at our last push, plus
  * what we chained since, which overstates it while the receiver drains): a
  * send the estimate puts at the limit pushes the chain, and if the depth
  * read then is still at the limit it goes alone through the usual
- * admission, so muting is exact. A lane a quarter full makes the run not
+ * admission, so muting is exact for one sender (several can each overshoot
+ * by a chain, as each can by a behaviour call's sends without the outbox).
+ * A stopped receiver's chain counts as dead letters, and the next send to
+ * it answers AX_ENOACTOR. A lane a quarter full makes the run not
  * quiet (ctx.filling, as admit). Hooks (metrics, tracing) are decided at
  * the run's start: a streaming run has none. Measured: docs/ARCHITECTURE.md,
  * "Scheduler notes". */
