@@ -19,15 +19,23 @@ typedef struct ax__mute_entry {
  * never cleared once set): the copies without hooks carry no test of them,
  * so a program that never turns them on pays one branch per send and one
  * per run (measured: the tests inline cost fjthrput 9%, docs/observability.md). */
+/* n messages sent from this thread: its worker's counter (relaxed load and
+ * store, not an RMW: only the worker writes it, readers want a recent
+ * count), or the system's for other threads. */
+static inline __attribute__((always_inline)) void add_sent(ax_system *sys, ax__ctx *c,
+                                                           uint64_t n) {
+  if (c->worker && c->worker->sys == sys)
+    atomic_store_explicit(&c->worker->sent,
+                          atomic_load_explicit(&c->worker->sent, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+  else
+    atomic_fetch_add_explicit(&sys->sent, n, memory_order_relaxed);
+}
+
 static inline __attribute__((always_inline)) void count_sent(ax_system *sys, ax__ctx *c,
                                                              const bool hooked) {
   if (hooked && AX_UNLIKELY(c->obs != NULL)) ax__obs_count_out(c->obs);
-  if (c->worker && c->worker->sys == sys)
-    atomic_store_explicit(&c->worker->sent,
-                          atomic_load_explicit(&c->worker->sent, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-  else
-    atomic_fetch_add_explicit(&sys->sent, 1, memory_order_relaxed);
+  add_sent(sys, c, 1);
 }
 
 /* ---- muting (Pony-style backpressure) ---- */
@@ -463,6 +471,7 @@ static void obox_push(obox *o, ax__ctx *c, obox_ent *e) {
   if (!r) {
     /* Stopped since our first send: dead letters, as its drained mailbox's. */
     for (ax__mnode *m = first, *next; m; m = next) {
+      /* relaxed: our own nodes, never published */
       next = m == last ? NULL
                        : ax__mnode_of(atomic_load_explicit(&m->link.next, memory_order_relaxed));
       ax__msg_free(m);
@@ -482,19 +491,12 @@ static void obox_push(obox *o, ax__ctx *c, obox_ent *e) {
   }
   if (ax__lane_push_chain(&r->user_head, &first->link, &last->link)) ax__schedule(sys, r);
   ax__table_release_slot(slot);
-  /* relaxed load and store: owner-only counters (readers want a recent
-   * count), as count_sent's; chains are pushed on workers only, but an
-   * ax__obox_free at a worker's end may find no worker set */
-  ax__worker *w = c->worker;
-  if (w && w->sys == sys) {
-    atomic_store_explicit(&w->sent, atomic_load_explicit(&w->sent, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-    atomic_store_explicit(&w->chained,
-                          atomic_load_explicit(&w->chained, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-  } else {
-    atomic_fetch_add_explicit(&sys->sent, n, memory_order_relaxed);
-  }
+  add_sent(sys, c, n);
+  /* relaxed load and store: owner-only, as add_sent's (streaming runs are
+   * on this system's workers only: obox_begin) */
+  atomic_store_explicit(&c->worker->chained,
+                        atomic_load_explicit(&c->worker->chained, memory_order_relaxed) + n,
+                        memory_order_relaxed);
   /* A lane a quarter full or more: the next send looks again (so a later
    * run learns afresh whether it is filling). */
   if (e->limit && d >= e->limit / 4) {
@@ -572,6 +574,8 @@ static inline __attribute__((always_inline)) void obox_append(obox *o, obox_ent 
                                                               ax__mnode *n) {
   e->room--;
   if (e->n++) {
+    /* relaxed: the chain is ours until ax__lane_push_chain, whose release
+     * store of its first link publishes every link and node before it. */
     atomic_store_explicit(&e->last->link.next, &n->link, memory_order_relaxed);
   } else {
     e->first = n;
@@ -643,7 +647,7 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
 /* ax_send in a streaming run (ax_send tests self->obox: a jump with its own
  * arguments). The fast path: the receiver is the one last sent to or the
  * next in the order first sent to, the message is plain, its chain has
- * room, and the node cache has a node. */
+ * room, and the node cache has a node (filled as ax__msg_new fills). */
 __attribute__((noinline)) static ax_err obox_send(ax_actor *self, ax_pid to, uint32_t type,
                                                   const void *data, size_t len) {
   obox *o = ax__ctx_get()->obox; /* set: self streams on this thread, or misuses ax_send */
@@ -654,25 +658,13 @@ __attribute__((noinline)) static ax_err obox_send(ax_actor *self, ax_pid to, uin
     if (AX_UNLIKELY(e->pid != to.id)) return obox_send_slow(self, to, type, data, len);
     o->cur = e;
   }
-  /* Payloads of 0 or 8..16 bytes (a pid, a counter) here; the rest there. */
+  /* Payloads of 0 or 8..16 bytes (a pid, a counter) here, so that the
+   * fill copies them without a call; the rest there (ax__msg_new). */
   if (AX_UNLIKELY(!e->room || (len && (len - 8 > 8 || !data)) || o->live != self))
     return obox_send_slow(self, to, type, data, len);
   ax__mnode *n = ax__ncache_pop(len != 0);
   if (AX_UNLIKELY(!n)) return obox_send_slow(self, to, type, data, len);
-  n->msg.type = type;
-  n->msg.flags = 0;
-  n->msg.from.id = self->pid;
-  n->msg.ref = 0;
-  n->msg.len = len;
-  n->msg.buf = NULL;
-  n->to = to.id;
-  if (len) {
-    memcpy(n->payload, data, 8); /* two overlapping copies cover 8..16 */
-    memcpy(n->payload + len - 8, (const char *)data + len - 8, 8);
-    n->msg.data = n->payload;
-  } else {
-    n->msg.data = NULL;
-  }
+  ax__msg_fill(n, type, 0, self->pid, to.id, 0, data, len);
   obox_append(o, e, n);
   return AX_OK;
 }

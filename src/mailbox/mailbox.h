@@ -88,15 +88,10 @@ static inline bool ax__ncache_push(int k, void *p) {
   return true;
 }
 
-/* Allocates a node and fills its envelope. The payload is copied inline, or,
- * with buf, data[0..len) is a slice of buf and the node takes its own
- * reference. NULL on out of memory (nothing retained). Thread: any. */
-static inline ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to,
-                                     ax_ref ref, const void *data, size_t len, ax_buf *buf) {
-  /* The inline case: no buffer, a payload that fits the 128-byte class. */
-  if (AX_UNLIKELY(buf != NULL || len > 64)) goto slow;
-  ax__mnode *n = ax__ncache_pop(len != 0);
-  if (AX_UNLIKELY(!n)) goto slow;
+/* Fills the envelope of a node of the cache's classes and copies its
+ * payload (len <= 64, no buffer) in. */
+static inline void ax__msg_fill(ax__mnode *n, uint32_t type, uint32_t flags, uint64_t from,
+                                uint64_t to, ax_ref ref, const void *data, size_t len) {
   n->msg.type = type;
   n->msg.flags = flags;
   n->msg.from.id = from;
@@ -117,6 +112,18 @@ static inline ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t fro
   } else {
     n->msg.data = NULL;
   }
+}
+
+/* Allocates a node and fills its envelope. The payload is copied inline, or,
+ * with buf, data[0..len) is a slice of buf and the node takes its own
+ * reference. NULL on out of memory (nothing retained). Thread: any. */
+static inline ax__mnode *ax__msg_new(uint32_t type, uint32_t flags, uint64_t from, uint64_t to,
+                                     ax_ref ref, const void *data, size_t len, ax_buf *buf) {
+  /* The inline case: no buffer, a payload that fits the 128-byte class. */
+  if (AX_UNLIKELY(buf != NULL || len > 64)) goto slow;
+  ax__mnode *n = ax__ncache_pop(len != 0);
+  if (AX_UNLIKELY(!n)) goto slow;
+  ax__msg_fill(n, type, flags, from, to, ref, data, len);
   return n; /* link.next: set by the push */
 slow:
   return ax__msg_new_slow(type, flags, from, to, ref, data, len, buf);
