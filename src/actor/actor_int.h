@@ -810,6 +810,31 @@ static inline const ax_tracer *ax__tracer(ax_system *sys) {
 #define AX__MSGF_COUNTED (1u << 23)
 #define AX__MSGF_STAMPED (1u << 22)
 
+/* A bundle: one user-lane node that carries several plain messages of one
+ * sender (the outbox's chains, actor.c), each a slot in its payload: the
+ * slots sit side by side, so a streaming producer writes and its receiver
+ * reads them a line at a time, where a node each cost a line each (and the
+ * node cache's pointer chase). Header: msg.from the sender, msg.type the
+ * slots written (set when the outbox seals it, before the push), msg.ref
+ * the receiver's cursor (slots delivered; owner only), msg.len the payload
+ * bytes (so ax__msg_free frees the right size), to the receiver. Made only
+ * by the outbox; a peer's or caller's flags never carry the bit (conn.c
+ * masks remote flags to the public ones; ax_send takes none). */
+#define AX__MSGF_BUNDLE (1u << 19)
+#define AX__BUNDLE_SLOTS 18 /* 64 + 18 x 24 = 496 bytes: jemalloc's 512 class */
+typedef struct ax__bslot {
+  uint32_t type;
+  uint32_t len;      /* 0 or 8..16 */
+  uint64_t data[2];
+} ax__bslot;
+#define AX__BUNDLE_BYTES (AX__BUNDLE_SLOTS * sizeof(ax__bslot))
+_Static_assert(sizeof(ax__mnode) + AX__BUNDLE_SLOTS * 24 <= 512, "a bundle is in the node cache's 512-byte class");
+static inline ax__bslot *ax__bundle_slots(ax__mnode *b) { return (ax__bslot *)b->payload; }
+/* The messages a lane node still holds: a bundle's undelivered slots, else 1. */
+static inline uint32_t ax__node_msgs(const ax__mnode *n) {
+  return AX_UNLIKELY(n->msg.flags & AX__MSGF_BUNDLE) ? n->msg.type - (uint32_t)n->msg.ref : 1;
+}
+
 /* The worker's timer hook (see ax__timers_poll_slow), inline for its
  * common case: no timer pending and nothing handed off, two relaxed loads
  * from one line (hints: the reactor's tick is the backstop). */

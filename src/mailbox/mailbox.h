@@ -55,7 +55,7 @@ void ax__msg_free_slow(ax__mnode *n);
  * call (measured: the out-of-line alloc, fill and free were ~110 of the
  * ~400 instructions per message of `count` on one worker). Owner thread
  * only; free nodes are linked through their first word. */
-#define AX__NCACHE_CLASSES 2
+#define AX__NCACHE_CLASSES 3 /* 64, 128 and 512 bytes (bundles: actor_int.h) */
 #ifndef AX__NCACHE_MAX
 #define AX__NCACHE_MAX 1024 /* nodes per class per thread */
 #endif
@@ -81,7 +81,8 @@ static inline void *ax__ncache_pop(int k) {
  * off or full (the caller frees it). */
 static inline bool ax__ncache_push(int k, void *p) {
   ax__ncache *c = &ax__ncache_tls;
-  if (AX_UNLIKELY(!c->on || c->n[k] >= AX__NCACHE_MAX)) return false;
+  if (AX_UNLIKELY(!c->on || c->n[k] >= (k == 2 ? AX__NCACHE_MAX / 4 : AX__NCACHE_MAX)))
+    return false;
   memcpy(p, &c->top[k], sizeof(void *));
   c->top[k] = p;
   c->n[k]++;
