@@ -382,9 +382,9 @@ enum { OBOX_FREE = 0, OBOX_CHAIN, OBOX_DIRECT };
  * were a dependent miss a send once a round's receivers outgrew L1. */
 struct obox_ent {
   uint64_t pid;            /* 0: free */
-  /* The bundle being filled, last in the chain (NULL: none open): its next
-   * free slot and the slots left in it. */
-  ax__bslot *bslot;
+  /* The bundle being filled, last in the chain (NULL: none open): where its
+   * next slot goes and the bytes left in it. */
+  char *bpos;
   /* Messages the fast path may chain before the slow path must look again
    * (the chain's cap, a bounded lane's quarter or limit by our estimate). */
   uint32_t room;
@@ -471,15 +471,15 @@ static void obox_over(ax_system *sys, ax__ctx *c, ax_actor *r, uint32_t q) {
 
 /* Closes the bundle being filled: its slot count goes in its header. */
 static inline void obox_seal(obox_ent *e) {
-  e->last->msg.type = (uint32_t)(e->bslot - ax__bundle_slots(e->last));
-  e->bslot = NULL;
+  e->last->msg.type = (uint32_t)(e->bpos - e->last->payload);
+  e->bpos = NULL;
   e->bleft = 0;
 }
 
 /* Pushes e's chain (e->n > 0). */
 static void obox_push(obox *o, ax__ctx *c, obox_ent *e) {
   ax_system *sys = o->sys;
-  if (e->bslot) obox_seal(e);
+  if (e->bpos) obox_seal(e);
   uint32_t n = e->n;
   ax__mnode *first = e->first, *last = e->last;
   e->n = 0;
@@ -592,7 +592,7 @@ __attribute__((noinline)) static ax_err send_learn(ax_system *sys, ax__ctx *c, u
 /* Appends a new node to e's chain. */
 static inline __attribute__((always_inline)) void obox_append(obox *o, obox_ent *e,
                                                               ax__mnode *n) {
-  if (e->bslot) obox_seal(e);
+  if (e->bpos) obox_seal(e);
   e->room--;
   if (e->n++) {
     /* relaxed: the chain is ours until ax__lane_push_chain, whose release
@@ -669,7 +669,7 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
 __attribute__((noinline)) static bool obox_bundle(obox *o, obox_ent *e, ax_actor *self) {
   ax__mnode *b = ax__ncache_pop(2);
   if (!b && !(b = ax__alloc(512))) return false;
-  if (e->bslot) obox_seal(e);
+  if (e->bpos) obox_seal(e);
   ax__msg_fill(b, 0, AX__MSGF_BUNDLE, self->pid, e->pid, 0, NULL, 0);
   b->msg.len = AX__BUNDLE_BYTES; /* the size ax__msg_free frees */
   b->msg.data = b->payload;
@@ -681,8 +681,8 @@ __attribute__((noinline)) static bool obox_bundle(obox *o, obox_ent *e, ax_actor
     o->pending++;
   }
   e->last = b;
-  e->bslot = ax__bundle_slots(b);
-  e->bleft = AX__BUNDLE_SLOTS;
+  e->bpos = b->payload;
+  e->bleft = AX__BUNDLE_BYTES;
   return true;
 }
 
@@ -707,16 +707,18 @@ __attribute__((noinline)) static ax_err obox_send(ax_actor *self, ax_pid to, uin
    * fill copies them without a call; the rest there (ax__msg_new). */
   if (AX_UNLIKELY(!e->room || (len && (len - 8 > 8 || !data)) || o->live != self))
     return obox_send_slow(self, to, type, data, len);
-  if (AX_UNLIKELY(!e->bleft) && !obox_bundle(o, e, self))
+  uint32_t size = ax__bslot_size(len);
+  if (AX_UNLIKELY(e->bleft < size) && !obox_bundle(o, e, self))
     return obox_send_slow(self, to, type, data, len);
-  ax__bslot *s = e->bslot++;
-  e->bleft--;
+  ax__bslot *s = (ax__bslot *)e->bpos;
+  e->bpos += size;
+  e->bleft -= size;
   s->type = type;
   s->len = (uint32_t)len;
   if (len) {
     /* 8..16 bytes: two overlapping copies, as ax__msg_fill's */
-    memcpy(s->data, data, 8);
-    memcpy((char *)s->data + len - 8, (const char *)data + len - 8, 8);
+    memcpy(s + 1, data, 8);
+    memcpy((char *)(s + 1) + len - 8, (const char *)data + len - 8, 8);
   }
   e->room--;
   e->n++;
@@ -1051,17 +1053,17 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
 __attribute__((noinline)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax__mnode *b,
                                                      uint32_t budget, bool hooked,
                                                      uint64_t stub_base, uint32_t *taken) {
-  uint32_t i = (uint32_t)b->msg.ref, end = b->msg.type, first = i;
-  if (end - i > budget) end = i + budget;
+  uint32_t off = (uint32_t)b->msg.ref, end = b->msg.type, d = 0;
   ax__mnode v;
   v.msg = (ax_msg){.from = b->msg.from};
   v.to = b->to;
-  const ax__bslot *s = ax__bundle_slots(b);
-  while (i < end) {
-    v.msg.type = s[i].type;
-    v.msg.len = s[i].len;
-    v.msg.data = s[i].len ? s[i].data : NULL;
-    i++;
+  while (off < end && d < budget) {
+    const ax__bslot *s = (const ax__bslot *)(b->payload + off);
+    v.msg.type = s->type;
+    v.msg.len = s->len;
+    v.msg.data = s->len ? (const void *)(s + 1) : NULL;
+    off += ax__bslot_size(s->len);
+    d++;
     if (stub_base)
       /* relaxed: as the loop's store */
       atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++*taken << 1),
@@ -1069,8 +1071,8 @@ __attribute__((noinline)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax
     deliver_as(a, c, &v, hooked);
     if (c->exiting || c->mute_on || (!hooked && c->hooks)) break;
   }
-  b->msg.ref = i;
-  return i - first;
+  b->msg.ref = off;
+  return d;
 }
 
 /* Returns the messages popped (for the processed count). Two copies, with

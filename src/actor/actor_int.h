@@ -813,26 +813,32 @@ static inline const ax_tracer *ax__tracer(ax_system *sys) {
 /* A bundle: one user-lane node that carries several plain messages of one
  * sender (the outbox's chains, actor.c), each a slot in its payload: the
  * slots sit side by side, so a streaming producer writes and its receiver
- * reads them a line at a time, where a node each cost a line each (and the
- * node cache's pointer chase). Header: msg.from the sender, msg.type the
- * slots written (set when the outbox seals it, before the push), msg.ref
- * the receiver's cursor (slots delivered; owner only), msg.len the payload
- * bytes (so ax__msg_free frees the right size), to the receiver. Made only
- * by the outbox; a peer's or caller's flags never carry the bit (conn.c
- * masks remote flags to the public ones; ax_send takes none). */
+ * reads them a line at a time (a message without payload is 8 bytes, eight
+ * a line), where a node each cost a line each (and the node cache's
+ * pointer chase). A slot is its type and length, then 16 payload bytes
+ * when the length is not 0 (the outbox's fast path takes 0 or 8..16).
+ * Header: msg.from the sender, msg.type the bytes written (set when the
+ * outbox seals it, before the push), msg.ref the receiver's cursor (bytes
+ * delivered; owner only), msg.len the payload's size (so ax__msg_free
+ * frees the right class), to the receiver. Made only by the outbox; a
+ * peer's or caller's flags never carry the bit (conn.c masks remote flags
+ * to the public ones; ax_send takes none). */
 #define AX__MSGF_BUNDLE (1u << 19)
-#define AX__BUNDLE_SLOTS 18 /* 64 + 18 x 24 = 496 bytes: jemalloc's 512 class */
+#define AX__BUNDLE_BYTES 448u /* + the 64-byte header: the node cache's 512 class */
 typedef struct ax__bslot {
   uint32_t type;
-  uint32_t len;      /* 0 or 8..16 */
-  uint64_t data[2];
+  uint32_t len; /* 0, or 8..16 bytes follow */
 } ax__bslot;
-#define AX__BUNDLE_BYTES (AX__BUNDLE_SLOTS * sizeof(ax__bslot))
-_Static_assert(sizeof(ax__mnode) + AX__BUNDLE_SLOTS * 24 <= 512, "a bundle is in the node cache's 512-byte class");
-static inline ax__bslot *ax__bundle_slots(ax__mnode *b) { return (ax__bslot *)b->payload; }
-/* The messages a lane node still holds: a bundle's undelivered slots, else 1. */
+static inline uint32_t ax__bslot_size(size_t len) { return len ? 24u : 8u; }
+_Static_assert(sizeof(ax__mnode) + AX__BUNDLE_BYTES <= 512, "a bundle is in the node cache's 512-byte class");
+/* The messages a lane node still holds: a bundle's undelivered slots, else
+ * 1. Owner only (the cursor); a walk, for the drain and the probe. */
 static inline uint32_t ax__node_msgs(const ax__mnode *n) {
-  return AX_UNLIKELY(n->msg.flags & AX__MSGF_BUNDLE) ? n->msg.type - (uint32_t)n->msg.ref : 1;
+  if (AX_LIKELY(!(n->msg.flags & AX__MSGF_BUNDLE))) return 1;
+  uint32_t k = 0;
+  for (uint32_t off = (uint32_t)n->msg.ref; off < n->msg.type; k++)
+    off += ax__bslot_size(((const ax__bslot *)(n->payload + off))->len);
+  return k;
 }
 
 /* The worker's timer hook (see ax__timers_poll_slow), inline for its
