@@ -370,7 +370,7 @@ AX_NOIPA static ax_err send_local_hooked(
 #define AX__OBOX_SLOTS 128      /* open addressing; a power of two */
 #define AX__OBOX_MAX 96         /* receivers with an entry (more: direct) */
 #define AX__OBOX_CHAIN 256      /* a chain is pushed once it holds this many */
-#define AX__OBOX_ROUNDS 8       /* mailbox snapshots a streaming run may take */
+#define AX__OBOX_ROUNDS 16       /* mailbox snapshots a streaming run may take */
 #define AX__OBOX_RUN_SENDS 2048 /* ... while it has chained fewer than this */
 
 enum { OBOX_FREE = 0, OBOX_CHAIN, OBOX_DIRECT };
@@ -606,6 +606,48 @@ static inline __attribute__((always_inline)) void obox_append(obox *o, obox_ent 
   o->sent++;
 }
 
+/* Writes a message (payload 0 or 8..16 bytes) into the open bundle's next
+ * slot (room for it checked). */
+static inline __attribute__((always_inline)) void obox_put(obox *o, obox_ent *e, uint32_t type,
+                                                           const void *data, size_t len) {
+  uint32_t size = ax__bslot_size(len);
+  ax__bslot *s = (ax__bslot *)e->bpos;
+  e->bpos += size;
+  e->bleft -= size;
+  s->type = type;
+  s->len = (uint32_t)len;
+  if (len) {
+    /* 8..16 bytes: two overlapping copies, as ax__msg_fill's */
+    memcpy(s + 1, data, 8);
+    memcpy((char *)(s + 1) + len - 8, (const char *)data + len - 8, 8);
+  }
+  e->room--;
+  e->n++;
+  o->sent++;
+}
+
+/* Opens a new bundle at the end of e's chain (sealing a full one before
+ * it). False on out of memory (the slow path then tries a plain node). */
+__attribute__((noinline)) static bool obox_bundle(obox *o, obox_ent *e, ax_actor *self) {
+  ax__mnode *b = ax__ncache_pop(2);
+  if (!b && !(b = ax__alloc(AX__NCACHE_BIG))) return false;
+  if (e->bpos) obox_seal(e);
+  ax__msg_fill(b, 0, AX__MSGF_BUNDLE, self->pid, e->pid, 0, NULL, 0);
+  b->msg.len = AX__BUNDLE_BYTES; /* the size ax__msg_free frees */
+  b->msg.data = b->payload;
+  if (e->n) {
+    /* relaxed: as obox_append's */
+    atomic_store_explicit(&e->last->link.next, &b->link, memory_order_relaxed);
+  } else {
+    e->first = b;
+    o->pending++;
+  }
+  e->last = b;
+  e->bpos = b->payload;
+  e->bleft = AX__BUNDLE_BYTES;
+  return true;
+}
+
 /* Everything obox_send's fast path leaves: not streaming here, a receiver
  * without an entry or not the likely one, a message that is not plain, an
  * empty node cache, or no room (the chain's cap, a quarter or the limit). */
@@ -658,32 +700,17 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
       if (!e->room) return send_learn(sys, c, self->pid, to, type, data, len, e);
     }
   }
+  /* A bundle's slot for a payload of 0 or 8..16 bytes (a new bundle when
+   * the open one is full), else a node of its own. */
+  if ((!len || (len >= 8 && len <= 16 && data)) &&
+      (e->bleft >= ax__bslot_size(len) || obox_bundle(o, e, self))) {
+    obox_put(o, e, type, data, len);
+    return AX_OK;
+  }
   ax__mnode *n = ax__msg_new(type, 0, self->pid, to.id, 0, data, len, NULL);
   if (AX_UNLIKELY(!n)) return AX_ENOMEM;
   obox_append(o, e, n);
   return AX_OK;
-}
-
-/* Opens a new bundle at the end of e's chain (sealing a full one before
- * it). False on out of memory (the slow path then tries a plain node). */
-__attribute__((noinline)) static bool obox_bundle(obox *o, obox_ent *e, ax_actor *self) {
-  ax__mnode *b = ax__ncache_pop(2);
-  if (!b && !(b = ax__alloc(512))) return false;
-  if (e->bpos) obox_seal(e);
-  ax__msg_fill(b, 0, AX__MSGF_BUNDLE, self->pid, e->pid, 0, NULL, 0);
-  b->msg.len = AX__BUNDLE_BYTES; /* the size ax__msg_free frees */
-  b->msg.data = b->payload;
-  if (e->n) {
-    /* relaxed: as obox_append's */
-    atomic_store_explicit(&e->last->link.next, &b->link, memory_order_relaxed);
-  } else {
-    e->first = b;
-    o->pending++;
-  }
-  e->last = b;
-  e->bpos = b->payload;
-  e->bleft = AX__BUNDLE_BYTES;
-  return true;
 }
 
 /* ax_send in a streaming run (ax_send tests self->obox: a jump with its own
@@ -707,22 +734,8 @@ __attribute__((noinline)) static ax_err obox_send(ax_actor *self, ax_pid to, uin
    * fill copies them without a call; the rest there (ax__msg_new). */
   if (AX_UNLIKELY(!e->room || (len && (len - 8 > 8 || !data)) || o->live != self))
     return obox_send_slow(self, to, type, data, len);
-  uint32_t size = ax__bslot_size(len);
-  if (AX_UNLIKELY(e->bleft < size) && !obox_bundle(o, e, self))
-    return obox_send_slow(self, to, type, data, len);
-  ax__bslot *s = (ax__bslot *)e->bpos;
-  e->bpos += size;
-  e->bleft -= size;
-  s->type = type;
-  s->len = (uint32_t)len;
-  if (len) {
-    /* 8..16 bytes: two overlapping copies, as ax__msg_fill's */
-    memcpy(s + 1, data, 8);
-    memcpy((char *)(s + 1) + len - 8, (const char *)data + len - 8, 8);
-  }
-  e->room--;
-  e->n++;
-  o->sent++;
+  if (AX_UNLIKELY(e->bleft < ax__bslot_size(len))) return obox_send_slow(self, to, type, data, len);
+  obox_put(o, e, type, data, len);
   return AX_OK;
 }
 
@@ -1116,22 +1129,6 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
                                               : ax__lane_pop(&a->user_tail, &old))) {
     popped++;
     ax__mnode *n = ax__mnode_of(l);
-    if (AX_UNLIKELY(n->msg.flags & AX__MSGF_BUNDLE)) {
-      /* Never on a DROP_OLD lane (not locked): the outbox chains only to
-       * unbounded and BACKPRESSURE lanes. */
-      uint32_t d = bundle_run(a, c, n, budget + 1, hooked, batched ? stub_base : 0, &taken);
-      popped += d - 1;
-      budget -= d - 1;
-      active = true;
-      if (!batched && limit) atomic_fetch_sub_explicit(&a->queued, d, memory_order_seq_cst);
-      if ((uint32_t)n->msg.ref != n->msg.type) {
-        a->user_tail = old; /* un-pop: the rest waits for the next run */
-        break;
-      }
-      free_old(a, old);
-      if (l == (ax__mlink *)snap || c->exiting || c->mute_on || (!hooked && c->hooks)) break;
-      continue;
-    }
     /* Timer expiries (a direct one's message, an owner's expiry or reap
      * list) are due: they do not count against the budget, so an actor
      * that fell behind takes them all in this run (the run still ends at
@@ -1139,8 +1136,25 @@ static inline __attribute__((always_inline)) uint32_t process_user_as(ax_actor *
      * the worker's queue (timers.c; docs/ARCHITECTURE.md, "Timers"). Only
      * this node's: they carry internal flags (TDIRECT is cleared here, the
      * behaviour sees AX_MSGF_TIMER), whereas AX_MSGF_TIMER alone also comes
-     * on a peer's SEND, whose bytes must not buy an unbudgeted run. */
-    if (AX_UNLIKELY(n->msg.flags & (AX__MSGF_TDIRECT | AX__MSGF_TFIRE))) {
+     * on a peer's SEND, whose bytes must not buy an unbudgeted run. A
+     * bundle (the outbox's) shares the test: one for both rare kinds. */
+    if (AX_UNLIKELY(n->msg.flags & (AX__MSGF_TDIRECT | AX__MSGF_TFIRE | AX__MSGF_BUNDLE))) {
+      if (n->msg.flags & AX__MSGF_BUNDLE) {
+        /* Never on a DROP_OLD lane (not locked): the outbox chains only to
+         * unbounded and BACKPRESSURE lanes. */
+        uint32_t d = bundle_run(a, c, n, budget + 1, hooked, batched ? stub_base : 0, &taken);
+        popped += d - 1;
+        budget -= d - 1;
+        active = true;
+        if (!batched && limit) atomic_fetch_sub_explicit(&a->queued, d, memory_order_seq_cst);
+        if ((uint32_t)n->msg.ref != n->msg.type) {
+          a->user_tail = old; /* un-pop: the rest waits for the next run */
+          break;
+        }
+        free_old(a, old);
+        if (l == (ax__mlink *)snap || c->exiting || c->mute_on || (!hooked && c->hooks)) break;
+        continue;
+      }
       budget++;
       c->expiries = true;
       n->msg.flags &= ~AX__MSGF_TDIRECT;
@@ -1582,16 +1596,26 @@ AX_NOIPA static ax_err send_other(ax_system *sys, uint64_t from, ax_pid to, uint
  * Measured on `count`, one worker: the ten-argument call to send_local
  * (stack arguments, two frames) was ~45 of ~330 instructions a message, a
  * six-argument copy of it ~8 more than this. */
-ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len) {
+/* ax_send but for a streaming sender: out of line, so that ax_send's test
+ * of the streaming byte comes before any register is saved (inline, the
+ * compiler saved six around it: ~14 instructions of every streamed send). */
+__attribute__((noinline)) static ax_err send_plain(ax_actor *self, ax_pid to, uint32_t type,
+                                                   const void *data, size_t len) {
   if (!self || ax_msg_type_reserved(type)) return AX_EINVAL;
-  /* A streaming run (the outbox, above): one test of a byte on the
-   * sender's first line, and a jump with the arguments where they came. */
-  if (AX_UNLIKELY(self->obox == AX__OBOX_STREAMING)) return obox_send(self, to, type, data, len);
   ax_system *sys = self->sys;
   if (AX_LIKELY(ax__pid_node(to.id) == sys->table.node) && !AX__HOOKS_ON(sys))
     return send_local_as(sys, ax__ctx_get(), self->pid, to, type, 0, 0, data, len, NULL, false,
                          NULL);
   return send_other(sys, self->pid, to, type, data, len);
+}
+
+ax_err ax_send(ax_actor *self, ax_pid to, uint32_t type, const void *data, size_t len) {
+  /* A streaming run (the outbox, above): one test of a byte on the
+   * sender's first line, and a jump with the arguments where they came. */
+  if (AX_LIKELY(self != NULL) && AX_UNLIKELY(self->obox == AX__OBOX_STREAMING) &&
+      AX_LIKELY(!ax_msg_type_reserved(type)))
+    return obox_send(self, to, type, data, len);
+  return send_plain(self, to, type, data, len);
 }
 
 static ax_err check_slice(ax_buf *buf, size_t off, size_t len) {

@@ -228,7 +228,7 @@ void ax__lane_unlock(ax_actor *a);
  * and made nobody runnable on its worker runs again at once, up to this
  * many times until the ring next gives the worker an actor. */
 #ifndef AX__QUIET_RUNS
-#define AX__QUIET_RUNS 8
+#define AX__QUIET_RUNS 16
 #endif
 /* ... and only while the streak is younger than this (ns, from the first
  * re-run): quiet re-runs amortise the per-run cost of short runs; an
@@ -824,13 +824,13 @@ static inline const ax_tracer *ax__tracer(ax_system *sys) {
  * peer's or caller's flags never carry the bit (conn.c masks remote flags
  * to the public ones; ax_send takes none). */
 #define AX__MSGF_BUNDLE (1u << 19)
-#define AX__BUNDLE_BYTES 448u /* + the 64-byte header: the node cache's 512 class */
+#define AX__BUNDLE_BYTES 384u /* + the 64-byte header: the node cache's AX__NCACHE_BIG */
 typedef struct ax__bslot {
   uint32_t type;
   uint32_t len; /* 0, or 8..16 bytes follow */
 } ax__bslot;
 static inline uint32_t ax__bslot_size(size_t len) { return len ? 24u : 8u; }
-_Static_assert(sizeof(ax__mnode) + AX__BUNDLE_BYTES <= 512, "a bundle is in the node cache's 512-byte class");
+_Static_assert(sizeof(ax__mnode) + AX__BUNDLE_BYTES == AX__NCACHE_BIG, "a bundle is the node cache's third class");
 /* The messages a lane node still holds: a bundle's undelivered slots, else
  * 1. Owner only (the cursor); a walk, for the drain and the probe. */
 static inline uint32_t ax__node_msgs(const ax__mnode *n) {
