@@ -365,12 +365,20 @@ AX_NOIPA static ax_err send_local_hooked(
  * A stopped receiver's chain counts as dead letters, and the next send to
  * it answers AX_ENOACTOR. A lane a quarter full makes the run not
  * quiet (ctx.filling, as admit). Hooks (metrics, tracing) are decided at
- * the run's start: a streaming run has none. Measured: docs/ARCHITECTURE.md,
- * "Scheduler notes". */
+ * the run's start: a streaming run has none.
+ *
+ * A chain's plain messages (payload 0 or 8..16 bytes) travel in bundles
+ * (actor_int.h): slots side by side in one node, 8 bytes for a message
+ * without payload, so the producer writes and the receiver reads a line
+ * per eight of them, with one node from the cache per bundle, not per
+ * message; the receiver's run delivers each slot as a message, within its
+ * budget (a bundle it does not finish stays at the lane's head). Measured:
+ * docs/ARCHITECTURE.md, "Scheduler notes". */
 #define AX__OBOX_SLOTS 128      /* open addressing; a power of two */
 #define AX__OBOX_MAX 96         /* receivers with an entry (more: direct) */
 #define AX__OBOX_CHAIN 256      /* a chain is pushed once it holds this many */
-#define AX__OBOX_ROUNDS 16       /* mailbox snapshots a streaming run may take */
+#define AX__OBOX_ROUNDS 16      /* mailbox snapshots a streaming run may take
+                                   (<= AX__QUIET_RUNS: they count as quiet re-runs) */
 #define AX__OBOX_RUN_SENDS 2048 /* ... while it has chained fewer than this */
 
 enum { OBOX_FREE = 0, OBOX_CHAIN, OBOX_DIRECT };

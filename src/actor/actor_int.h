@@ -226,7 +226,9 @@ void ax__lane_unlock(ax_actor *a);
 #define AX__AGAIN_RUNS 1
 /* Quiet re-runs (sched.c, run_one): an actor whose run ended with work left
  * and made nobody runnable on its worker runs again at once, up to this
- * many times until the ring next gives the worker an actor. */
+ * many times until the ring next gives the worker an actor (and
+ * AX__QUIET_NS). 16, as a streaming run's snapshots (actor.c
+ * AX__OBOX_ROUNDS), which count as such re-runs. */
 #ifndef AX__QUIET_RUNS
 #define AX__QUIET_RUNS 16
 #endif
