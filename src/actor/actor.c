@@ -1074,24 +1074,55 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
 __attribute__((noinline)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax__mnode *b,
                                                      uint32_t budget, bool hooked,
                                                      uint64_t stub_base, uint32_t *taken) {
-  uint32_t off = (uint32_t)b->msg.ref, end = b->msg.type, d = 0;
-  ax__mnode v;
-  v.msg = (ax_msg){.from = b->msg.from};
-  v.to = b->to;
-  while (off < end && d < budget) {
-    const ax__bslot *s = (const ax__bslot *)(b->payload + off);
-    v.msg.type = s->type;
-    v.msg.len = s->len;
-    v.msg.data = s->len ? (const void *)(s + 1) : NULL;
-    off += ax__bslot_size(s->len);
-    d++;
-    if (stub_base)
-      /* relaxed: as the loop's store */
-      atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++*taken << 1),
-                            memory_order_relaxed);
-    deliver_as(a, c, &v, hooked);
-    if (c->exiting || c->mute_on || (!hooked && c->hooks)) break;
+  uint32_t off = (uint32_t)b->msg.ref, end = b->msg.type, d = 0, t = *taken;
+  if (AX_UNLIKELY(hooked && c->hooks)) {
+    /* Metrics or tracing: each slot through deliver_as, as a node. */
+    ax__mnode v;
+    v.msg = (ax_msg){.from = b->msg.from};
+    v.to = b->to;
+    while (off < end && d < budget) {
+      const ax__bslot *s = (const ax__bslot *)(b->payload + off);
+      v.msg.type = s->type;
+      v.msg.len = s->len;
+      v.msg.data = s->len ? (const void *)(s + 1) : NULL;
+      off += ax__bslot_size(s->len);
+      d++;
+      if (stub_base)
+        /* relaxed: as the loop's store */
+        atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++t << 1),
+                              memory_order_relaxed);
+      deliver_as(a, c, &v, true);
+      if (c->exiting || c->mute_on) break;
+    }
+  } else {
+    /* The common case, deliver_as without what a slot never has (a
+     * buffer) or needs per message (the delivered flag). The behaviour is
+     * read each time: ax_become may change it. */
+    ax_msg m = {.from = b->msg.from};
+    c->delivered = true;
+    while (off < end && d < budget) {
+      const ax__bslot *s = (const ax__bslot *)(b->payload + off);
+      uint32_t len = s->len;
+      m.type = s->type;
+      m.len = len;
+      m.data = len ? (const void *)(s + 1) : NULL;
+      off += ax__bslot_size(len);
+      d++;
+      if (stub_base)
+        /* relaxed: as the loop's store */
+        atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++t << 1),
+                              memory_order_relaxed);
+      ax_err e = a->behaviour(a, &m);
+      if (AX_UNLIKELY(e != AX_OK)) {
+        request_exit(c, AX_REASON_ERROR + (ax_reason)e);
+        break;
+      }
+      /* hooks turned on (ax_metrics_track on itself): the rest goes through
+       * a hooked run, as the run loop's rule */
+      if (AX_UNLIKELY(c->exiting || c->mute_on || c->hooks)) break;
+    }
   }
+  *taken = t;
   b->msg.ref = off;
   return d;
 }
