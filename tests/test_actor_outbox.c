@@ -622,6 +622,51 @@ static void test_bundles_keep_the_budget(void) {
   ax_system_free(sys);
 }
 
+/* ---- bundles to a receiver that turns metrics on ----
+ *
+ * A tracked receiver's runs take the hooked path (every message counted in
+ * messages_in). One that turns tracking on in the middle of a bundle must
+ * have the rest of it counted: its run ends there and the next, hooked,
+ * delivers the rest. */
+
+#define TR_AT 250
+
+static struct {
+  _Atomic uint64_t got, bad;
+} TR;
+
+static ax_err tr_recv(ax_actor *self, const ax_msg *m) {
+  if (m->type != MSG_SEQ || m->len != sizeof(uint64_t)) return AX_EINVAL;
+  uint64_t s;
+  memcpy(&s, m->data, sizeof(s));
+  if (s != atomic_load(&TR.got)) atomic_fetch_add(&TR.bad, 1);
+  if (atomic_fetch_add(&TR.got, 1) + 1 == TR_AT) return ax_metrics_track(self, AX_METRICS_COUNTS);
+  return AX_OK;
+}
+static const ax_actor_spec tr_recv_spec = {.name = "tr-recv", .behaviour = tr_recv};
+
+static void test_bundles_to_a_receiver_turning_metrics_on(void) {
+  memset(&TR, 0, sizeof(TR));
+  memset(&BB, 0, sizeof(BB));
+  ax_system *sys = ax_test_system(1); /* the producer streams */
+  ax_pid r, p;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &tr_recv_spec, NULL, 0, &r) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &bb_prod_spec, &r, sizeof(r), &p) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  uint64_t total = (uint64_t)BB_PER_CALL * BB_CALLS;
+  CU_ASSERT(ax_test_wait_count(&TR.got, total, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&TR.bad), 0);
+  CU_ASSERT(chained(sys) > total / 2);
+  /* Counted from the first message after the one that turned it on. */
+  ax_actor_metrics am;
+  CU_ASSERT_FATAL(ax_actor_metrics_get(sys, r, &am) == AX_OK);
+  CU_ASSERT_EQUAL(am.messages_in, total - TR_AT);
+  if (am.messages_in != total - TR_AT)
+    fprintf(stderr, "outbox: messages_in %llu, expected %llu\n",
+            (unsigned long long)am.messages_in, (unsigned long long)(total - TR_AT));
+  ax_system_free(sys);
+}
+
 /* ---- FAIL lanes answer each send ---- */
 
 #define FAIL_LIMIT 8
@@ -711,5 +756,7 @@ int main(void) {
   CU_add_test(s, "backpressure_gated", test_backpressure_gated);
   CU_add_test(s, "fail_lane_answers_each_send", test_fail_lane_answers_each_send);
   CU_add_test(s, "bundles_keep_the_budget", test_bundles_keep_the_budget);
+  CU_add_test(s, "bundles_to_a_receiver_turning_metrics_on",
+              test_bundles_to_a_receiver_turning_metrics_on);
   return ax_test_run();
 }
