@@ -666,6 +666,10 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
   obox *o = c->obox;
   if (!o || o->live != self || c->current != self || ax__pid_node(to.id) != sys->table.node)
     return send_other(sys, self->pid, to, type, data, len);
+  /* The fast path's entry when it found one (it came here for room, a
+   * bundle or the payload): no lookup. */
+  obox_ent *e = o->cur;
+  if (e->pid == to.id && to.id) goto found;
   uint8_t *h = obox_cell(o, to.id);
   if (!*h) {
     if (o->used >= AX__OBOX_MAX) {
@@ -681,15 +685,16 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
     ax_err err = send_learn(sys, c, self->pid, to, type, data, len, &tmp);
     if (tmp.mode != OBOX_FREE) { /* the receiver exists: keep its verdict */
       tmp.pid = to.id;
-      obox_ent *e = &o->e[o->used++];
+      e = &o->e[o->used++];
       *e = tmp;
       *h = (uint8_t)o->used;
       o->cur = e;
     }
     return err;
   }
-  obox_ent *e = &o->e[*h - 1];
+  e = &o->e[*h - 1];
   o->cur = e;
+found:
   if (e->mode != OBOX_CHAIN || len > 64 || (len && !data)) {
     if (e->n) obox_push(o, c, e); /* any other message keeps its place */
     return send_local(sys, c, self->pid, to, type, 0, 0, data, len, NULL);
