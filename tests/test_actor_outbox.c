@@ -346,6 +346,26 @@ static ax_err mortal_b(ax_actor *self, const ax_msg *m) {
 }
 static const ax_actor_spec mortal_spec = {.name = "mortal", .behaviour = mortal_b};
 
+/* The same, stopping at the 5th message of its 20th run that delivers:
+ * on one worker that run holds a streamed run's whole chain (its bundles),
+ * so it stops with the rest of a bundle still queued. */
+static uint64_t mid_in_run, mid_runs; /* the receiver's own */
+static ax_err mortal_mid_b(ax_actor *self, const ax_msg *m) {
+  if (m->type != MSG_SEQ) return AX_OK;
+  atomic_fetch_add(&D.received, 1);
+  if (++mid_in_run == 5 && mid_runs >= 20) return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+  return AX_OK;
+}
+static ax_err mortal_mid_flush(ax_actor *self, void *state) {
+  (void)self;
+  (void)state;
+  mid_in_run = 0;
+  mid_runs++;
+  return AX_OK;
+}
+static const ax_actor_spec mortal_mid_spec = {
+    .name = "mortal-mid", .behaviour = mortal_mid_b, .flush = mortal_mid_flush};
+
 typedef struct dl_state {
   ax_pid r;
   uint64_t sends;
@@ -381,14 +401,18 @@ static bool all_stopped(void *arg) {
   return ax_system_stats_get(arg, &s) == AX_OK && s.actors_alive == 0;
 }
 
-static void test_stopped_receiver_dead_letters(void) {
+/* Every accepted message is received or a dead letter: a receiver that
+ * stops after STOP_AFTER messages (two workers: anywhere), or in the middle
+ * of a bundle (one worker: its rest counts by the slots left). */
+static void dead_letters_round(unsigned workers, const ax_actor_spec *spec) {
   reset();
   memset(&D, 0, sizeof(D));
-  ax_system *sys = ax_test_system(2);
+  mid_in_run = mid_runs = 0;
+  ax_system *sys = ax_test_system(workers);
   ax_system_stats before;
   CU_ASSERT_FATAL(ax_system_stats_get(sys, &before) == AX_OK);
   ax_pid r, p;
-  CU_ASSERT_FATAL(ax_system_spawn(sys, &mortal_spec, NULL, 0, &r) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, spec, NULL, 0, &r) == AX_OK);
   CU_ASSERT_FATAL(ax_system_spawn(sys, &dl_spec, &r, sizeof(r), &p) == AX_OK);
   CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
   CU_ASSERT(ax_test_wait_count(&G.done, 1, WAIT_MS));
@@ -404,6 +428,10 @@ static void test_stopped_receiver_dead_letters(void) {
             (unsigned long long)atomic_load(&D.received), (unsigned long long)lost,
             (unsigned long long)atomic_load(&D.ok));
   ax_system_free(sys);
+}
+static void test_stopped_receiver_dead_letters(void) { dead_letters_round(2, &mortal_spec); }
+static void test_stopped_receiver_dead_letters_mid_bundle(void) {
+  dead_letters_round(1, &mortal_mid_spec);
 }
 
 /* ---- BACKPRESSURE: the limit holds while streaming ---- */
@@ -473,7 +501,7 @@ static bool muted_once(void *arg) {
 
 /* gated: the receiver first blocks (on another worker) until the producer
  * has been muted, so the lane fills to its limit whatever the scheduling;
- * else the producer's per_call sends and its extra run reach it. */
+ * else it may or may not (see below). */
 static void backpressure_round(unsigned workers, uint32_t per_call, bool gated) {
   memset(&B, 0, sizeof(B));
   B.per_call = per_call;
@@ -488,9 +516,16 @@ static void backpressure_round(unsigned workers, uint32_t per_call, bool gated) 
   CU_ASSERT_FATAL(ax_system_spawn(sys, &bp_spec, &r, sizeof(r), &p) == AX_OK);
   CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
   mutes_arg ma = {sys, r};
-  CU_ASSERT(ax_test_wait(muted_once, &ma, WAIT_MS)); /* the limit was reached */
-  if (gated) sem_post(&bp_gate);
+  if (gated) {
+    CU_ASSERT(ax_test_wait(muted_once, &ma, WAIT_MS)); /* the limit was reached */
+    sem_post(&bp_gate);
+  }
   CU_ASSERT(ax_test_wait_count(&B.got, BP_TOTAL, WAIT_MS));
+  /* Ungated, whether the lane reaches its limit depends on the scheduling
+   * (producer and receiver taking turns on one worker drain it at every
+   * turn); if it went past it (the +1: the receiver counts the message it
+   * handles), the producer was muted. */
+  if (!gated && atomic_load(&B.max_depth) > BP_LIMIT + 1) CU_ASSERT(muted_once(&ma));
   CU_ASSERT_EQUAL(atomic_load(&B.bad), 0);
   /* At most the limit plus the rest of the behaviour call that crossed it,
    * as for a sender without the outbox. */
@@ -506,6 +541,131 @@ static void backpressure_round(unsigned workers, uint32_t per_call, bool gated) 
 }
 static void test_backpressure_two_workers(void) { backpressure_round(2, 32, false); }
 static void test_backpressure_gated(void) { backpressure_round(2, 4, true); }
+
+/* ---- bundles: a run still takes at most cfg.batch messages ----
+ *
+ * A streaming sender's plain sends travel in bundles (several messages in
+ * one node: actor_int.h). A receiver's run still delivers at most
+ * cfg.batch messages and ends there: a bundle it did not finish waits at
+ * the lane's head for its next run, in order. The receiver's flush hook
+ * (called at the end of each run that delivered) counts each run's
+ * messages. */
+
+#define BB_BATCH 7
+#define BB_PER_CALL 100
+#define BB_CALLS 60
+
+static struct {
+  _Atomic uint64_t got, bad, max_run, runs;
+  uint64_t in_run; /* the receiver's own (one actor) */
+} BB;
+
+static ax_err bb_recv(ax_actor *self, const ax_msg *m) {
+  (void)self;
+  if (m->type != MSG_SEQ || m->len != sizeof(uint64_t)) return AX_EINVAL;
+  uint64_t s;
+  memcpy(&s, m->data, sizeof(s));
+  if (s != atomic_load(&BB.got)) atomic_fetch_add(&BB.bad, 1);
+  atomic_fetch_add(&BB.got, 1);
+  BB.in_run++;
+  return AX_OK;
+}
+static ax_err bb_flush(ax_actor *self, void *state) {
+  (void)self;
+  (void)state;
+  if (BB.in_run > atomic_load(&BB.max_run)) atomic_store(&BB.max_run, BB.in_run);
+  BB.in_run = 0;
+  atomic_fetch_add(&BB.runs, 1);
+  return AX_OK;
+}
+static const ax_actor_spec bb_recv_spec = {.name = "bb-recv", .behaviour = bb_recv, .flush = bb_flush};
+
+typedef struct bb_state {
+  ax_pid r;
+  uint64_t sent, calls;
+} bb_state;
+
+static ax_err bb_prod(ax_actor *self, const ax_msg *m) {
+  bb_state *st = ax_state(self);
+  (void)m;
+  for (int i = 0; i < BB_PER_CALL; i++) {
+    uint64_t s = st->sent++;
+    ax_err e = ax_send(self, st->r, MSG_SEQ, &s, sizeof(s));
+    if (e != AX_OK) return e;
+  }
+  if (++st->calls < BB_CALLS) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec bb_prod_spec = {
+    .name = "bb-prod", .behaviour = bb_prod, .init = pid_first_init, .state_size = sizeof(bb_state)};
+
+static void test_bundles_keep_the_budget(void) {
+  memset(&BB, 0, sizeof(BB));
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = 1; /* the receiver cannot run while the producer does: it streams */
+  cfg.batch = BB_BATCH;
+  ax_system *sys = NULL;
+  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_pid r, p;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &bb_recv_spec, NULL, 0, &r) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &bb_prod_spec, &r, sizeof(r), &p) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  CU_ASSERT(ax_test_wait_count(&BB.got, (uint64_t)BB_PER_CALL * BB_CALLS, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&BB.bad), 0);
+  CU_ASSERT(atomic_load(&BB.max_run) <= BB_BATCH);
+  if (atomic_load(&BB.max_run) > BB_BATCH)
+    fprintf(stderr, "outbox: a run took %llu messages, batch %d\n",
+            (unsigned long long)atomic_load(&BB.max_run), BB_BATCH);
+  /* Bundles were made (chained sends travel in them). */
+  CU_ASSERT(chained(sys) > (uint64_t)BB_PER_CALL * BB_CALLS / 2);
+  ax_system_free(sys);
+}
+
+/* ---- bundles to a receiver that turns metrics on ----
+ *
+ * A tracked receiver's runs take the hooked path (every message counted in
+ * messages_in). One that turns tracking on in the middle of a bundle must
+ * have the rest of it counted: its run ends there and the next, hooked,
+ * delivers the rest. */
+
+#define TR_AT 250
+
+static struct {
+  _Atomic uint64_t got, bad;
+} TR;
+
+static ax_err tr_recv(ax_actor *self, const ax_msg *m) {
+  if (m->type != MSG_SEQ || m->len != sizeof(uint64_t)) return AX_EINVAL;
+  uint64_t s;
+  memcpy(&s, m->data, sizeof(s));
+  if (s != atomic_load(&TR.got)) atomic_fetch_add(&TR.bad, 1);
+  if (atomic_fetch_add(&TR.got, 1) + 1 == TR_AT) return ax_metrics_track(self, AX_METRICS_COUNTS);
+  return AX_OK;
+}
+static const ax_actor_spec tr_recv_spec = {.name = "tr-recv", .behaviour = tr_recv};
+
+static void test_bundles_to_a_receiver_turning_metrics_on(void) {
+  memset(&TR, 0, sizeof(TR));
+  memset(&BB, 0, sizeof(BB));
+  ax_system *sys = ax_test_system(1); /* the producer streams */
+  ax_pid r, p;
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &tr_recv_spec, NULL, 0, &r) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_spawn(sys, &bb_prod_spec, &r, sizeof(r), &p) == AX_OK);
+  CU_ASSERT_FATAL(ax_system_send(sys, p, MSG_START, NULL, 0) == AX_OK);
+  uint64_t total = (uint64_t)BB_PER_CALL * BB_CALLS;
+  CU_ASSERT(ax_test_wait_count(&TR.got, total, WAIT_MS));
+  CU_ASSERT_EQUAL(atomic_load(&TR.bad), 0);
+  CU_ASSERT(chained(sys) > total / 2);
+  /* Counted from the first message after the one that turned it on. */
+  ax_actor_metrics am;
+  CU_ASSERT_FATAL(ax_actor_metrics_get(sys, r, &am) == AX_OK);
+  CU_ASSERT_EQUAL(am.messages_in, total - TR_AT);
+  if (am.messages_in != total - TR_AT)
+    fprintf(stderr, "outbox: messages_in %llu, expected %llu\n",
+            (unsigned long long)am.messages_in, (unsigned long long)(total - TR_AT));
+  ax_system_free(sys);
+}
 
 /* ---- FAIL lanes answer each send ---- */
 
@@ -590,8 +750,13 @@ int main(void) {
   CU_add_test(s, "signals_keep_their_place_one_worker", test_signals_keep_their_place_one_worker);
   CU_add_test(s, "signals_keep_their_place_two_workers", test_signals_keep_their_place_two_workers);
   CU_add_test(s, "stopped_receiver_dead_letters", test_stopped_receiver_dead_letters);
+  CU_add_test(s, "stopped_receiver_dead_letters_mid_bundle",
+              test_stopped_receiver_dead_letters_mid_bundle);
   CU_add_test(s, "backpressure_two_workers", test_backpressure_two_workers);
   CU_add_test(s, "backpressure_gated", test_backpressure_gated);
   CU_add_test(s, "fail_lane_answers_each_send", test_fail_lane_answers_each_send);
+  CU_add_test(s, "bundles_keep_the_budget", test_bundles_keep_the_budget);
+  CU_add_test(s, "bundles_to_a_receiver_turning_metrics_on",
+              test_bundles_to_a_receiver_turning_metrics_on);
   return ax_test_run();
 }

@@ -226,9 +226,11 @@ void ax__lane_unlock(ax_actor *a);
 #define AX__AGAIN_RUNS 1
 /* Quiet re-runs (sched.c, run_one): an actor whose run ended with work left
  * and made nobody runnable on its worker runs again at once, up to this
- * many times until the ring next gives the worker an actor. */
+ * many times until the ring next gives the worker an actor (and
+ * AX__QUIET_NS). 16, as a streaming run's snapshots (actor.c
+ * AX__OBOX_ROUNDS), which count as such re-runs. */
 #ifndef AX__QUIET_RUNS
-#define AX__QUIET_RUNS 8
+#define AX__QUIET_RUNS 16
 #endif
 /* ... and only while the streak is younger than this (ns, from the first
  * re-run): quiet re-runs amortise the per-run cost of short runs; an
@@ -809,6 +811,37 @@ static inline const ax_tracer *ax__tracer(ax_system *sys) {
  * push was counted in the depth), STAMPED (n->to holds the push time, ns). */
 #define AX__MSGF_COUNTED (1u << 23)
 #define AX__MSGF_STAMPED (1u << 22)
+
+/* A bundle: one user-lane node that carries several plain messages of one
+ * sender (the outbox's chains, actor.c), each a slot in its payload: the
+ * slots sit side by side, so a streaming producer writes and its receiver
+ * reads them a line at a time (a message without payload is 8 bytes, eight
+ * a line), where a node each cost a line each (and the node cache's
+ * pointer chase). A slot is its type and length, then 16 payload bytes
+ * when the length is not 0 (the outbox's fast path takes 0 or 8..16).
+ * Header: msg.from the sender, msg.type the bytes written (set when the
+ * outbox seals it, before the push), msg.ref the receiver's cursor (bytes
+ * delivered; owner only), msg.len the payload's size (so ax__msg_free
+ * frees the right class), to the receiver. Made only by the outbox; a
+ * peer's or caller's flags never carry the bit (conn.c masks remote flags
+ * to the public ones; ax_send takes none). */
+#define AX__MSGF_BUNDLE (1u << 19)
+#define AX__BUNDLE_BYTES 384u /* + the 64-byte header: the node cache's AX__NCACHE_BIG */
+typedef struct ax__bslot {
+  uint32_t type;
+  uint32_t len; /* 0, or 8..16 bytes follow */
+} ax__bslot;
+static inline uint32_t ax__bslot_size(size_t len) { return len ? 24u : 8u; }
+_Static_assert(sizeof(ax__mnode) + AX__BUNDLE_BYTES == AX__NCACHE_BIG, "a bundle is the node cache's third class");
+/* The messages a lane node still holds: a bundle's undelivered slots, else
+ * 1. Owner only (the cursor); a walk, for the drain and the probe. */
+static inline uint32_t ax__node_msgs(const ax__mnode *n) {
+  if (AX_LIKELY(!(n->msg.flags & AX__MSGF_BUNDLE))) return 1;
+  uint32_t k = 0;
+  for (uint32_t off = (uint32_t)n->msg.ref; off < n->msg.type; k++)
+    off += ax__bslot_size(((const ax__bslot *)(n->payload + off))->len);
+  return k;
+}
 
 /* The worker's timer hook (see ax__timers_poll_slow), inline for its
  * common case: no timer pending and nothing handed off, two relaxed loads

@@ -61,7 +61,7 @@ static uint64_t lane_depth(ax_actor *a) {
   for (ax__mlink *l = a->user_tail; n < PROBE_MAX;) {
     ax__mlink *next = atomic_load_explicit(&l->next, memory_order_acquire);
     if (!next) break;
-    if (!(ax__mnode_of(next)->msg.flags & AX_MSGF_SYSTEM)) n++;
+    if (!(ax__mnode_of(next)->msg.flags & AX_MSGF_SYSTEM)) n += ax__node_msgs(ax__mnode_of(next));
     l = next;
   }
   return n;

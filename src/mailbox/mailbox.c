@@ -13,12 +13,13 @@
 
 _Thread_local ax__ncache ax__ncache_tls;
 
-/* Class of a node of `size` bytes: 0 for <= 64, 1 for <= 128, else -1. */
+/* Class of a node of `size` bytes: 0 for <= 64, 1 for <= 128, 2 for <= 448
+ * (the outbox's bundles: AX__NCACHE_BIG), else -1. */
 static inline int class_of(size_t size) {
-  return size <= 64 ? 0 : size <= 128 ? 1 : -1;
+  return size <= 64 ? 0 : size <= 128 ? 1 : size <= AX__NCACHE_BIG ? 2 : -1;
 }
 
-static inline size_t class_size(int c) { return (size_t)64 << c; }
+static inline size_t class_size(int c) { return c == 2 ? AX__NCACHE_BIG : (size_t)64 << c; }
 
 void ax__msg_cache_enable(void) { ax__ncache_tls.on = AX_USE_JEMALLOC != 0; }
 
