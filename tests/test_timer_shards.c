@@ -482,34 +482,6 @@ static void test_timer_fires_with_one_worker_pinned_and_one_idle(void) {
   ax_system_free(sys);
 }
 
-/* timers.c, for the tests: the budget of a pass that is behind, and the
- * passes that fired something. */
-extern _Atomic size_t ax__timers_pass_budget;
-extern _Atomic uint64_t ax__timers_passes;
-
-/* A pass that is behind (the clock moved 200 ms at once over 256 timers
- * due at 64 ticks) fires whole steps up to its budget and leaves the rest
- * to the next pass: each expiry once, in deadline order, in many passes.
- * Before, it fired the whole backlog in one pass, and a lower bound that
- * did not move (a cascade under way) made it one step: passes of 50k-236k
- * timers, 0.1-0.4 s on one worker, in `axon_bench timers` under load. */
-static void test_timer_pass_behind_fires_in_budgeted_steps(void) {
-  static oshared sh;
-  ax_system *sys = timer_clock_system(2);
-  ax_pid o = spawn_owner(sys, &sh);
-  atomic_store(&ax__timers_pass_budget, 16);
-  set_timers(sys, o, &sh, (set_req){.count = MAX_TIMERS, .delay0 = 100, .step = 1});
-  uint64_t passes0 = atomic_load(&ax__timers_passes);
-  timer_clock_advance(sys, 200);
-  CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, MAX_TIMERS, 10000));
-  uint64_t passes = atomic_load(&ax__timers_passes) - passes0;
-  CU_ASSERT_TRUE(passes >= MAX_TIMERS / 16 / 2); /* 16 with 4 timers a tick; before: 1 or 2 */
-  CU_ASSERT_EQUAL(atomic_load(&sh.order_bad), 0);
-  for (uint32_t i = 0; i < MAX_TIMERS; i++) CU_ASSERT_EQUAL(atomic_load(&sh.seen[i]), 1);
-  atomic_store(&ax__timers_pass_budget, 1024);
-  ax_system_free(sys);
-}
-
 int main(void) {
   CU_pSuite s = ax_test_suite("timer.shards");
   CU_ADD_TEST(s, test_timer_cancel_after_owner_moved_to_other_worker);
@@ -521,6 +493,5 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_never_fires_early_on_the_real_clock);
   CU_ADD_TEST(s, test_timer_left_to_the_workers_while_all_are_awake);
   CU_ADD_TEST(s, test_timer_fires_with_one_worker_pinned_and_one_idle);
-  CU_ADD_TEST(s, test_timer_pass_behind_fires_in_budgeted_steps);
   return ax_test_run();
 }

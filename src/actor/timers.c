@@ -828,15 +828,6 @@ static void prepare_shards(ax__timers *T) {
  * them all twice from memory. Returns how many fired; 0 as well if another
  * thread is running a pass (it fires what is due) or the service has
  * stopped. */
-/* A pass behind by more than this many timers stops after the step that
- * reached it and lets the thread go on (see fire_pass). */
-#define PASS_BUDGET 1024
-/* Tests only: the budget (default PASS_BUDGET; relaxed, set before the
- * timers it is for), and passes that fired something (written by the
- * `firing` holder alone: a relaxed load and store). */
-_Atomic size_t ax__timers_pass_budget = PASS_BUDGET;
-_Atomic uint64_t ax__timers_passes;
-
 static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
   ax__timers *T = &sys->timers;
   /* acquire: we see the previous firer's scratch writes (its release). */
@@ -848,34 +839,15 @@ static size_t fire_pass(ax_system *sys, uint64_t now, size_t limit) {
   for (uint64_t prev = 0, lim; started && fired < limit && prev < now; prev = lim) {
     lim = shards_next(T, memory_order_relaxed);
     if (lim > now) break;
-    /* No progress by steps (a lower bound: a cascade under way, a spill):
-     * a tick further. It was the rest at once, and a pass that was behind
-     * (a preempted firer) collected and fired everything up to now in one
-     * step: passes of 50k-236k timers, 0.1-0.4 s on one worker while the
-     * expiries due meanwhile waited for the next (`axon_bench timers`
-     * under load; docs/ARCHITECTURE.md, "Timers"). */
-    if (lim <= prev) lim = prev + 1;
+    if (lim <= prev) lim = now; /* no progress by steps (a lower bound): the rest at once */
     size_t k = collect(T, lim);
     if (k) fired += fire_collected(sys, k, now, limit - fired);
-    /* Behind: the rest is the next pass's, after this thread has run what
-     * it just woke (a worker's due list) and with `firing` free for the
-     * other workers' polls in between, so one thread does not fire a
-     * backlog alone while it grows. In deadline order all the same (whole
-     * steps). The reactor's tick comes back at once (due already). */
-    if (fired >= atomic_load_explicit(&ax__timers_pass_budget, memory_order_relaxed) && limit == SIZE_MAX &&
-        lim < now) {
-      atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* every poll reads the clock */
-      break;
-    }
   }
   /* Reap lists whose time has come, in a pass that fired nothing. */
   if (started && pend_due(T, now) && groups_reserve(T, pend_count(T))) {
     pend_flush(T);
     deliver_groups(sys, NULL);
   }
-  if (fired)
-    atomic_store_explicit(&ax__timers_passes, atomic_load_explicit(&ax__timers_passes, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
   if (started && !ax__det_on(sys)) prepare_shards(T); /* det mode: its traces stay as they were */
   /* release: the next firer sees our scratch writes. */
   atomic_store_explicit(&T->firing, false, memory_order_release);
