@@ -414,6 +414,74 @@ static void test_timer_never_fires_early_on_the_real_clock(void) {
   ax_system_free(sys);
 }
 
+/* Every worker awake (both pinned by hogs inside their behaviours, on the
+ * real clock): the reactor's tick leaves a due timer to the workers' next
+ * polls and fires nothing itself; once a worker is free it fires. A pass
+ * of the reactor's while both workers were busy was a third thread
+ * wanting a core (`axon_bench timers`: reactor passes of 5-20 ms,
+ * preempted while holding `firing`); what it pushed waited for a worker
+ * anyway. Failed before (the tick fired it a grace after its deadline). */
+static void test_timer_left_to_the_workers_while_all_are_awake(void) {
+  static oshared sh;
+  static hog h1, h2;
+  ax_system *sys = ax_test_system(2);
+  hog_spawn(sys, &h1);
+  hog_spawn(sys, &h2);
+  ax_pid o = spawn_owner(sys, &sh);
+  ax_system_stats st;
+  bool pinned = false;
+  uint32_t delay = 0;
+  uint64_t set = 0; /* timers set so far, one per round */
+  /* A timer that fired before both workers were pinned voids the round:
+   * again with a longer delay (the test waits on no timing of its own). */
+  for (uint32_t d = 50; d <= 6400 && !pinned; d *= 4) {
+    delay = d;
+    ax_system_stats_get(sys, &st);
+    uint64_t fired0 = st.timers_fired;
+    set_timers(sys, o, &sh, (set_req){.count = 1, .delay0 = d});
+    set++;
+    hog_block(sys, &h1);
+    hog_block(sys, &h2);
+    ax_system_stats_get(sys, &st);
+    pinned = st.timers_fired == fired0;
+    if (!pinned) {
+      hog_release(&h1);
+      hog_release(&h2);
+      CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, set, 10000));
+    }
+  }
+  CU_ASSERT_TRUE_FATAL(pinned);
+  CU_ASSERT_NOT_EQUAL(atomic_load(&h1.on), atomic_load(&h2.on));
+  uint64_t ticks0 = set - 1;
+  ax_system_stats_get(sys, &st);
+  uint64_t fired0 = st.timers_fired;
+  ax_test_sleep_ms(delay + 100); /* past its deadline, both workers still pinned */
+  ax_system_stats_get(sys, &st);
+  CU_ASSERT_EQUAL(st.timers_fired, fired0); /* nobody fired it: not the reactor */
+  CU_ASSERT_EQUAL(atomic_load(&sh.ticks), ticks0);
+  hog_release(&h1);
+  CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, ticks0 + 1, 10000)); /* the free worker's poll */
+  hog_release(&h2);
+  ax_system_free(sys);
+}
+
+/* One worker pinned, the other idle (it parks): the reactor's tick fires
+ * the due timer after its grace, and the idle worker runs the owner. The
+ * other half of the rule above. */
+static void test_timer_fires_with_one_worker_pinned_and_one_idle(void) {
+  static oshared sh;
+  static hog h1;
+  ax_system *sys = ax_test_system(2);
+  hog_spawn(sys, &h1);
+  ax_pid o = spawn_owner(sys, &sh);
+  set_timers(sys, o, &sh, (set_req){.count = 1, .delay0 = 20});
+  hog_block(sys, &h1);
+  CU_ASSERT_TRUE(ax_test_wait_count(&sh.ticks, 1, 10000));
+  CU_ASSERT_EQUAL(atomic_load(&h1.done), 0); /* while the hog still held its worker */
+  hog_release(&h1);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("timer.shards");
   CU_ADD_TEST(s, test_timer_cancel_after_owner_moved_to_other_worker);
@@ -423,5 +491,7 @@ int main(void) {
   CU_ADD_TEST(s, test_timer_many_owners_across_workers);
   CU_ADD_TEST(s, test_timer_set_off_the_workers_uses_central_shard);
   CU_ADD_TEST(s, test_timer_never_fires_early_on_the_real_clock);
+  CU_ADD_TEST(s, test_timer_left_to_the_workers_while_all_are_awake);
+  CU_ADD_TEST(s, test_timer_fires_with_one_worker_pinned_and_one_idle);
   return ax_test_run();
 }

@@ -932,14 +932,21 @@ static int timers_tick(void *arg) {
   bool manual = sys->cfg.clock_ms != NULL;
   /* Due, but left to an awake worker for a while (the grace: relaxed, a
    * heuristic; a stale count only moves the pass to us or delays it by
-   * the grace). */
-  bool grace = due <= now && now - due < GRACE && !manual &&
-               atomic_load_explicit(&sys->num_unparked, memory_order_relaxed) > 0;
+   * the grace), and for good while every worker is awake: each fires at
+   * its next poll (the kick makes it read the clock), and what a pass of
+   * ours would push waits for a worker anyway. Ours was a third thread
+   * wanting a core while both workers were busy (`axon_bench timers`:
+   * passes of 5-20 ms on the reactor, preempted holding `firing`, and
+   * workers preempted for a 4 ms slice in the middle of theirs;
+   * docs/ARCHITECTURE.md, "Timers"). */
+  uint32_t awake = manual ? 0 : atomic_load_explicit(&sys->num_unparked, memory_order_relaxed);
+  bool grace = due <= now && awake > 0 && (now - due < GRACE || awake >= sys->nworkers);
   /* Reap lists waiting (relaxed: hints, see ax__tpend): a pass sends them
-   * when their time has come, if no pass for a timer does first. */
+   * when their time has come, if no pass for a timer does first (a
+   * worker's, in the grace: it sends them with its timers). */
   bool reaps = T->pend && atomic_load_explicit(&T->pend->waiting, memory_order_relaxed);
   uint64_t reap_at = reaps ? atomic_load_explicit(&T->pend->flush_at, memory_order_relaxed) : UINT64_MAX;
-  if ((due <= now && !grace) || reap_at <= now) fire_pass(sys, now, SIZE_MAX);
+  if (!grace && (due <= now || reap_at <= now)) fire_pass(sys, now, SIZE_MAX);
   if (grace) atomic_store_explicit(&T->kick, true, memory_order_relaxed); /* a hint */
   /* Woken for a deadline: the next wake-up for one is a millisecond from
    * now at the earliest (relaxed: see quiet_until). Ticks are finer than
@@ -954,7 +961,8 @@ static int timers_tick(void *arg) {
   bool deferred = next <= now && grace;
   uint64_t seen = next; /* what the second reading below compares with */
   if (deferred) {
-    next = due + GRACE; /* the grace's end */
+    /* the grace's end, or (every worker awake) a grace from now */
+    next = due + GRACE > now ? due + GRACE : now + GRACE;
   } else {
     if (reap_at > now && reap_at < next) next = reap_at;
     if (next > now && next < quiet) next = quiet;
