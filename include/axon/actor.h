@@ -42,8 +42,10 @@ typedef void (*ax_terminate_fn)(ax_actor *self, void *state, ax_reason reason);
  * ax_conn_writev), one frame for many small sends. Never called for a run
  * that delivered nothing, nor while the actor is stopping (terminate runs
  * instead: write out there too). Thread: owner, like the behaviour; it may
- * send, spawn and write. Return AX_OK to go on; any other value stops the
- * actor with reason AX_REASON_ERROR + err, as from the behaviour. */
+ * send, spawn and write. Its sends, as the run's, are delivered by the end
+ * of the run at the latest (ax_send): the run's messages may still be on
+ * their way while flush runs. Return AX_OK to go on; any other value stops
+ * the actor with reason AX_REASON_ERROR + err, as from the behaviour. */
 typedef ax_err (*ax_flush_fn)(ax_actor *self, void *state);
 
 /* The most runs of other actors a worker makes before a flush deferred by
