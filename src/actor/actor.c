@@ -1080,52 +1080,39 @@ __attribute__((noinline)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax
                                                      uint32_t budget, bool hooked,
                                                      uint64_t stub_base, uint32_t *taken) {
   uint32_t off = (uint32_t)b->msg.ref, end = b->msg.type, d = 0, t = *taken;
-  if (AX_UNLIKELY(hooked && c->hooks)) {
-    /* Metrics or tracing: each slot through deliver_as, as a node. */
-    ax__mnode v;
-    v.msg = (ax_msg){.from = b->msg.from};
-    v.to = b->to;
-    while (off < end && d < budget) {
-      const ax__bslot *s = (const ax__bslot *)(b->payload + off);
-      v.msg.type = s->type;
-      v.msg.len = s->len;
-      v.msg.data = s->len ? (const void *)(s + 1) : NULL;
-      off += ax__bslot_size(s->len);
-      d++;
-      if (stub_base)
-        /* relaxed: as the loop's store */
-        atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++t << 1),
-                              memory_order_relaxed);
+  /* Metrics or tracing: each slot through deliver_as, as a node. Else the
+   * behaviour directly: a slot has no buffer, and the delivered flag is set
+   * once. The behaviour is read each time: ax_become may change it. */
+  const bool via_node = hooked && c->hooks;
+  ax__mnode v;
+  v.msg = (ax_msg){.from = b->msg.from};
+  v.to = b->to;
+  if (!via_node) c->delivered = true;
+  while (off < end && d < budget) {
+    const ax__bslot *s = (const ax__bslot *)(b->payload + off);
+    uint32_t len = s->len;
+    v.msg.type = s->type;
+    v.msg.len = len;
+    v.msg.data = len ? (const void *)(s + 1) : NULL;
+    off += ax__bslot_size(len);
+    d++;
+    if (stub_base)
+      /* relaxed: as the run loop's store of the same word */
+      atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++t << 1),
+                            memory_order_relaxed);
+    if (AX_UNLIKELY(via_node)) {
       deliver_as(a, c, &v, true);
       if (c->exiting || c->mute_on) break;
+      continue;
     }
-  } else {
-    /* The common case, deliver_as without what a slot never has (a
-     * buffer) or needs per message (the delivered flag). The behaviour is
-     * read each time: ax_become may change it. */
-    ax_msg m = {.from = b->msg.from};
-    c->delivered = true;
-    while (off < end && d < budget) {
-      const ax__bslot *s = (const ax__bslot *)(b->payload + off);
-      uint32_t len = s->len;
-      m.type = s->type;
-      m.len = len;
-      m.data = len ? (const void *)(s + 1) : NULL;
-      off += ax__bslot_size(len);
-      d++;
-      if (stub_base)
-        /* relaxed: as the loop's store */
-        atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++t << 1),
-                              memory_order_relaxed);
-      ax_err e = a->behaviour(a, &m);
-      if (AX_UNLIKELY(e != AX_OK)) {
-        request_exit(c, AX_REASON_ERROR + (ax_reason)e);
-        break;
-      }
-      /* hooks turned on (ax_metrics_track on itself): the rest goes through
-       * a hooked run, as the run loop's rule */
-      if (AX_UNLIKELY(c->exiting || c->mute_on || c->hooks)) break;
+    ax_err e = a->behaviour(a, &v.msg);
+    if (AX_UNLIKELY(e != AX_OK)) {
+      request_exit(c, AX_REASON_ERROR + (ax_reason)e);
+      break;
     }
+    /* hooks turned on (ax_metrics_track on itself): the rest goes through
+     * a hooked run, as the run loop's rule */
+    if (AX_UNLIKELY(c->exiting || c->mute_on || c->hooks)) break;
   }
   *taken = t;
   b->msg.ref = off;
