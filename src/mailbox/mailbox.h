@@ -48,8 +48,9 @@ ax__mnode *ax__msg_new_slow(uint32_t type, uint32_t flags, uint64_t from, uint64
  * cache, or when the cache is off or full (ax__msg_free's slow path). */
 void ax__msg_free_slow(ax__mnode *n);
 
-/* The per-thread free lists of the two smallest node classes (64 bytes: a
- * message without payload; 128 bytes: up to 64 payload bytes), on the
+/* The per-thread free lists of the smallest node classes (64 bytes: a
+ * message without payload; 128 bytes: up to 64 payload bytes; 448 bytes:
+ * the outbox's bundles and payloads up to 384 bytes), on the
  * runtime's own threads (ax__msg_cache_enable). Inline here so that a send
  * and the receive's free of a message that stays on its worker cost no
  * call (measured: the out-of-line alloc, fill and free were ~110 of the
