@@ -58,6 +58,14 @@ def die_with_parent():
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def written(f):
+    """All a child has written so far to f (its stdout or stderr file), read
+    with pread: the child shares f's offset, and a seek here would move where
+    its next write lands, over earlier output (tests/chat/test_harness.py)."""
+    fd = f.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0)
+
+
 class Stop(Exception):
     pass
 
@@ -79,8 +87,7 @@ class Proc:
     def wait_out(self, pattern):
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
-            self.out.seek(0)
-            m = re.search(pattern, self.out.read())
+            m = re.search(pattern, written(self.out))
             if m:
                 return m
             if self.p.poll() is not None:
@@ -90,13 +97,11 @@ class Proc:
 
     def events(self):
         """This process's cluster log lines about nodes going down."""
-        self.err.seek(0)
-        return [l for l in self.err.read().decode(errors="replace").splitlines()
+        return [l for l in written(self.err).decode(errors="replace").splitlines()
                 if " down (" in l]
 
     def errtail(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")[-2000:]
+        return written(self.err).decode(errors="replace")[-2000:]
 
     def sample(self):
         """(VmRSS kB, open fds) or None once the process is gone."""

@@ -33,6 +33,14 @@ def say(who, text, color="0"):
         print("%s %-10s %s" % (stamp, who, text), flush=True)
 
 
+def written(f):
+    """All a child has written so far to f (its stdout or stderr file), read
+    with pread: the child shares f's offset, and a seek here would move where
+    its next write lands, over earlier output (tests/chat/test_harness.py)."""
+    fd = f.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0)
+
+
 class DemoFail(Exception):
     pass
 
@@ -50,8 +58,7 @@ class Node:
         deadline = time.time() + WAIT
         self.port = self.cluster = None
         while time.time() < deadline and (self.port is None or self.cluster is None):
-            self.out.seek(0)
-            text = self.out.read().decode(errors="replace")
+            text = written(self.out).decode(errors="replace")
             m = re.search(r"listening on 127\.0\.0\.1:(\d+)", text)
             c = re.search(r"cluster address (127\.0\.0\.1:\d+)", text)
             if m and c:
@@ -64,8 +71,7 @@ class Node:
             raise DemoFail("node %s never said where it listens" % name)
 
     def logs(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        return written(self.log).decode(errors="replace")
 
     def kill(self, sig):
         if self.proc.poll() is None:

@@ -25,6 +25,16 @@ class Fail(Exception):
     pass
 
 
+def written(f):
+    """Everything a child process has written so far to f, a file Popen gave
+    it as stdout or stderr (bytes). Read with pread, never seek + read: the
+    child writes through the same open file, so the offset is shared, and a
+    seek here would move where the child's next write lands, over what it
+    wrote before (tests/chat/test_harness.py)."""
+    fd = f.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0)
+
+
 class Server:
     def __init__(self, binary, *args):
         self.log = tempfile.TemporaryFile()
@@ -36,8 +46,7 @@ class Server:
         deadline = time.time() + WAIT
         self.port = None
         while time.time() < deadline and self.port is None:
-            self.out.seek(0)
-            m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", self.out.read())
+            m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", self.output())
             if m:
                 self.port = int(m.group(1))
             elif self.proc.poll() is not None:
@@ -47,9 +56,12 @@ class Server:
         if self.port is None:
             raise Fail("server never said where it listens")
 
+    def output(self):
+        """Everything the server has printed on stdout so far (bytes)."""
+        return written(self.out)
+
     def logs(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        return written(self.log).decode(errors="replace")
 
     def stop(self):
         """SIGTERM; the server must stop cleanly (exit 0) within the bound."""

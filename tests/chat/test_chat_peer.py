@@ -76,9 +76,8 @@ def main():
                  "--secret-file", secret)
     sock = None
     try:
-        srv.out.seek(0)
         import re
-        m = re.search(rb"cluster address 127\.0\.0\.1:(\d+)", srv.out.read())
+        m = re.search(rb"cluster address 127\.0\.0\.1:(\d+)", srv.output())
         check(m is not None, "the node printed its cluster address")
         me = raw_connect(srv.port, "me")
         me.send(b"JOIN #a\r\n")

@@ -26,8 +26,7 @@ class Node(Server):
             args += ["--join", j]
         Server.__init__(self, binary, *args)
         self.name = name
-        self.out.seek(0)
-        m = re.search(rb"cluster address (127\.0\.0\.1:\d+)", self.out.read())
+        m = re.search(rb"cluster address (127\.0\.0\.1:\d+)", self.output())
         if not m:
             raise Fail("node %s did not print its cluster address" % name)
         self.cluster = m.group(1).decode()

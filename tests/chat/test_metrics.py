@@ -84,8 +84,7 @@ def t_metrics(binary):
     deadline = time.time() + WAIT
     mport = None
     while mport is None:
-        srv.out.seek(0)
-        m = re.search(rb"metrics on http://127\.0\.0\.1:(\d+)/metrics", srv.out.read())
+        m = re.search(rb"metrics on http://127\.0\.0\.1:(\d+)/metrics", srv.output())
         if m:
             mport = int(m.group(1))
         elif time.time() > deadline:

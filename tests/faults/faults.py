@@ -45,6 +45,14 @@ def check(cond, what):
     return cond
 
 
+def written(f):
+    """All a child has written so far to f (its stdout or stderr file), read
+    with pread: the child shares f's offset, and a seek here would move where
+    its next write lands, over earlier output (tests/chat/test_harness.py)."""
+    fd = f.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0)
+
+
 class Stop(Exception):
     pass
 
@@ -137,15 +145,13 @@ class Node:
             rc = self.p.wait(timeout=WAIT_S)
         except subprocess.TimeoutExpired:
             rc = "hung"
-        self.log.seek(0)
-        text = self.log.read().decode(errors="replace")
+        text = written(self.log).decode(errors="replace")
         return check(rc == 0 and "Sanitizer" not in text,
                      "%s shuts down cleanly (exit %s%s)" %
                      (self.name, rc, ", sanitizer report" if "Sanitizer" in text else ""))
 
     def stderr_tail(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-3000:]
+        return written(self.log).decode(errors="replace")[-3000:]
 
 
 def wait_for(pred, secs, what):

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chat"))
-from chatlib import Fail, irc_register, recv_some  # noqa: E402
+from chatlib import Fail, irc_register, recv_some, written  # noqa: E402
 
 WAIT = float(os.environ.get("HOSTILE_WAIT", "30"))
 SKIP = 77
@@ -75,8 +75,7 @@ class Server:
         self.port = self.cport = None
         deadline = time.time() + WAIT
         while time.time() < deadline:
-            self.out.seek(0)
-            o = self.out.read()
+            o = written(self.out)
             m = re.search(rb"listening on 127\.0\.0\.1:(\d+)", o)
             c = re.search(rb"cluster address 127\.0\.0\.1:(\d+)", o)
             if m and (kind != "cluster" or c):
@@ -95,8 +94,7 @@ class Server:
         return self.proc.poll() is None
 
     def logs(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        return written(self.log).decode(errors="replace")
 
     def rss_kb(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
