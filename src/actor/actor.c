@@ -1070,52 +1070,72 @@ __attribute__((noinline)) static ax__mlink *pop_locked(ax_actor *a, ax__mlink **
   return l;
 }
 
+/* Fills m (type, length, data) from the bundle slot at p; returns the
+ * slot's size. */
+static inline __attribute__((always_inline)) uint32_t bslot_take(ax_msg *m, const char *p) {
+  const ax__bslot *s = (const ax__bslot *)p;
+  uint32_t len = s->len;
+  m->type = s->type;
+  m->len = len;
+  m->data = len ? (const void *)(s + 1) : NULL;
+  return ax__bslot_size(len);
+}
+
 /* Delivers a bundle's slots from its cursor, up to budget, each as a plain
  * message from the bundle's sender (the slot is the payload: borrowed,
  * as any message's), stopping where the run loop would. Returns the slots
- * delivered (>= 1: the loop calls it with budget left and no reason to
- * stop) and moves the cursor past them. stub_base (batched runs, else 0):
- * each slot is counted in *taken and published as the loop's pops are. */
-__attribute__((noinline)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax__mnode *b,
-                                                     uint32_t budget, bool hooked,
-                                                     uint64_t stub_base, uint32_t *taken) {
-  uint32_t off = (uint32_t)b->msg.ref, end = b->msg.type, d = 0, t = *taken;
-  /* Metrics or tracing: each slot through deliver_as, as a node. Else the
-   * behaviour directly: a slot has no buffer, and the delivered flag is set
-   * once. The behaviour is read each time: ax_become may change it. */
-  const bool via_node = hooked && c->hooks;
+ * delivered (>= 1: the loop calls it with off < end, budget left and no
+ * reason to stop) and moves the cursor past them. stub_base (batched
+ * runs, else 0): each slot is counted in *taken and published as the
+ * loop's pops are (stub_base | taken << 1, whose taken bits are 0 in
+ * stub_base: the base plus twice the count).
+ * noipa: constant-propagated, c became the thread-local's address, whose
+ * base and offset then took two registers across the behaviour's call. */
+__attribute__((noipa)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax__mnode *b,
+                                                  uint32_t budget, bool hooked,
+                                                  uint64_t stub_base, uint32_t *taken) {
+  const char *p = b->payload + (uint32_t)b->msg.ref, *q = b->payload + b->msg.type;
+  const uint64_t word = stub_base + ((uint64_t)*taken << 1);
+  uint32_t d = 0;
   ax__mnode v;
   v.msg = (ax_msg){.from = b->msg.from};
   v.to = b->to;
-  if (!via_node) c->delivered = true;
-  while (off < end && d < budget) {
-    const ax__bslot *s = (const ax__bslot *)(b->payload + off);
-    uint32_t len = s->len;
-    v.msg.type = s->type;
-    v.msg.len = len;
-    v.msg.data = len ? (const void *)(s + 1) : NULL;
-    off += ax__bslot_size(len);
-    d++;
-    if (stub_base)
-      /* relaxed: as the run loop's store of the same word */
-      atomic_store_explicit(&a->user_stub_word, stub_base | ((uint64_t)++t << 1),
-                            memory_order_relaxed);
-    if (AX_UNLIKELY(via_node)) {
+  if (AX_UNLIKELY(hooked && c->hooks)) {
+    /* Metrics or tracing: each slot through deliver_as, as a node. */
+    do {
+      p += bslot_take(&v.msg, p);
+      d++;
+      if (stub_base)
+        /* relaxed: as the run loop's store of the same word */
+        atomic_store_explicit(&a->user_stub_word, word + ((uint64_t)d << 1),
+                              memory_order_relaxed);
       deliver_as(a, c, &v, true);
-      if (c->exiting || c->mute_on) break;
-      continue;
-    }
-    ax_err e = a->behaviour(a, &v.msg);
-    if (AX_UNLIKELY(e != AX_OK)) {
-      request_exit(c, AX_REASON_ERROR + (ax_reason)e);
-      break;
-    }
-    /* hooks turned on (ax_metrics_track on itself): the rest goes through
-     * a hooked run, as the run loop's rule */
-    if (AX_UNLIKELY(c->exiting || c->mute_on || c->hooks)) break;
+    } while (!c->exiting && !c->mute_on && p < q && d < budget);
+  } else {
+    /* The behaviour directly: a slot has no buffer, and the delivered flag
+     * is set once. The behaviour is read each time (ax_become may change
+     * it). Little lives across the call (the cursor, the count, the bounds,
+     * the word), so little is spilled. */
+    c->delivered = true;
+    do {
+      p += bslot_take(&v.msg, p);
+      d++;
+      if (stub_base)
+        atomic_store_explicit(&a->user_stub_word, word + ((uint64_t)d << 1),
+                              memory_order_relaxed);
+      ax_err e = a->behaviour(a, &v.msg);
+      if (AX_UNLIKELY(e != AX_OK)) {
+        request_exit(c, AX_REASON_ERROR + (ax_reason)e);
+        break;
+      }
+      /* hooks turned on (ax_metrics_track on itself): the rest goes
+       * through a hooked run, as the run loop's rule (one branch for the
+       * three) */
+      if (AX_UNLIKELY(c->exiting | (c->mute_on != 0) | c->hooks)) break;
+    } while (p < q && d < budget);
   }
-  *taken = t;
-  b->msg.ref = off;
+  if (stub_base) *taken += d;
+  b->msg.ref = (uint32_t)(p - b->payload);
   return d;
 }
 
