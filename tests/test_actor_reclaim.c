@@ -6,9 +6,10 @@
  * pid named, every accepted message is delivered, dropped or counted as a
  * dead letter, and a stopped pid stays dead after its slot was reused.
  * ASan sees any touch of freed memory; its leak checker any lost node. The
- * stress test for any change to how senders find and hold a receiver (an
- * experiment with quiescent states instead of the slot reference: with the
- * reclaim made immediate, ASan reported a use after free here). */
+ * stress test for any change to how senders find and hold a receiver:
+ * workers' sends now take no slot reference (src/actor/qsbr.h); with the
+ * destroy made immediate at the stop, ASan reports a use after free here
+ * (ax__lane_push, 3 of 3 runs). */
 #include <axon.h>
 #include <string.h>
 
@@ -195,8 +196,74 @@ static void test_senders_race_stops_and_slot_reuse(void) {
   ax_system_free(sys);
 }
 
+/* ---- a stop's deferred destroy finishes on its own (src/actor/qsbr.h) ---- */
+
+static _Atomic bool busy_running, busy_release;
+
+/* Holds its worker in one run until released (bounded: 60 s). */
+static ax_err busy(ax_actor *self, const ax_msg *msg) {
+  (void)self, (void)msg;
+  atomic_store(&busy_running, true);
+  for (int i = 0; i < 60000 && !atomic_load(&busy_release); i++) ax_test_sleep_ms(1);
+  return AX_OK;
+}
+static const ax_actor_spec busy_spec = {.name = "busy", .behaviour = busy};
+
+static ax_err victim(ax_actor *self, const ax_msg *msg) {
+  (void)msg;
+  return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
+}
+static const ax_actor_spec victim_spec = {.name = "victim", .behaviour = victim};
+
+typedef struct stop_wait {
+  ax_system *sys;
+  ax_pid pid;
+  uint64_t stopped;
+} stop_wait;
+
+static bool victim_dead(void *arg) {
+  stop_wait *w = arg;
+  return ax_system_send(w->sys, w->pid, T_WORK, NULL, 0) == AX_ENOACTOR;
+}
+
+static bool victim_destroyed(void *arg) {
+  stop_wait *w = arg;
+  ax_system_stats st;
+  ax_system_stats_get(w->sys, &st);
+  return st.actors_stopped > w->stopped && st.actors_alive == 1;
+}
+
+/* A worker stays in one run while an actor stops on the other: the stop's
+ * destroy waits for that worker to be between runs (its sends find
+ * receivers without a reference), and happens once it is, with nothing
+ * else sent or run: the live count reaches the busy actor alone. Failed
+ * (the destroy never came in 30 s) with neither a worker acknowledging
+ * the epoch nor one going offline to park trying the reclaim. */
+static void test_a_stop_is_destroyed_after_a_long_run_elsewhere(void) {
+  atomic_store(&busy_running, false);
+  atomic_store(&busy_release, false);
+  ax_system *sys = ax_test_system(2);
+  ax_pid b, v;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &busy_spec, NULL, 0, &b), AX_OK);
+  CU_ASSERT_EQUAL_FATAL(ax_system_send(sys, b, T_START, NULL, 0), AX_OK);
+  for (int i = 0; i < 60000 && !atomic_load(&busy_running); i++) ax_test_sleep_ms(1);
+  CU_ASSERT_FATAL(atomic_load(&busy_running));
+  ax_system_stats st;
+  ax_system_stats_get(sys, &st);
+  stop_wait w = {sys, AX_PID_NONE, st.actors_stopped};
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &victim_spec, NULL, 0, &v), AX_OK);
+  w.pid = v;
+  CU_ASSERT_EQUAL(ax_system_send(sys, v, T_WORK, NULL, 0), AX_OK);
+  CU_ASSERT(ax_test_wait(victim_dead, &w, 30000)); /* stopped on the other worker */
+  atomic_store(&busy_release, true);
+  CU_ASSERT(ax_test_wait(victim_destroyed, &w, 30000));
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("actor.reclaim");
   CU_add_test(s, "senders_race_stops_and_slot_reuse", test_senders_race_stops_and_slot_reuse);
+  CU_add_test(s, "a_stop_is_destroyed_after_a_long_run_elsewhere",
+              test_a_stop_is_destroyed_after_a_long_run_elsewhere);
   return ax_test_run();
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "actor/actor_int.h"
+#include "actor/qsbr.h"
 
 /* A sender parked on a receiver's mute stack. */
 typedef struct ax__mute_entry {
@@ -274,6 +275,22 @@ __attribute__((noinline, cold)) static ax_err route_signal(ax_system *sys, uint6
  * send). */
 typedef struct obox_ent obox_ent;
 static void obox_learn(ax__ctx *c, ax_actor *r, obox_ent *e);
+
+/* The receiver of a local send, or NULL. On an online worker of sys
+ * without a table reference (*slot NULL): its destroy waits until this
+ * worker is between two runs (qsbr.h), and the pointer does not outlive
+ * the send. Elsewhere with one, which recv_put drops. */
+static inline ax_actor *recv_get(ax_system *sys, ax__ctx *c, uint64_t pid, ax__slot **slot) {
+  if (c && c->qs_sys == sys) {
+    *slot = NULL;
+    return ax__table_peek(&sys->table, pid);
+  }
+  return ax__table_acquire_at(&sys->table, pid, slot);
+}
+
+static inline void recv_put(ax__slot *slot) {
+  if (slot) ax__table_release_slot(slot);
+}
 static ax_err send_other(ax_system *sys, uint64_t from, ax_pid to, uint32_t type,
                          const void *data, size_t len);
 
@@ -282,7 +299,7 @@ static inline __attribute__((always_inline)) ax_err send_local_as(
     ax_ref ref, const void *data, size_t len, ax_buf *buf, const bool hooked, obox_ent *learn) {
   if (len && !data) return AX_EINVAL;
   ax__slot *slot;
-  ax_actor *r = ax__table_acquire_at(&sys->table, to.id, &slot);
+  ax_actor *r = recv_get(sys, c, to.id, &slot);
   if (!r) {
     if (hooked && AX_UNLIKELY(c && c->obs)) ax__obs_dead_letter(c->obs);
     return AX_ENOACTOR;
@@ -311,7 +328,7 @@ static inline __attribute__((always_inline)) ax_err send_local_as(
   count_sent(sys, c, hooked);
   if (learn) obox_learn(c, r, learn); /* a constant NULL but in obox_first */
 out:
-  ax__table_release_slot(slot);
+  recv_put(slot);
   return e;
 }
 
@@ -493,7 +510,7 @@ static void obox_push(obox *o, ax__ctx *c, obox_ent *e) {
   e->n = 0;
   o->pending--;
   ax__slot *slot;
-  ax_actor *r = ax__table_acquire_at(&sys->table, e->pid, &slot);
+  ax_actor *r = recv_get(sys, c, e->pid, &slot);
   if (!r) {
     /* Stopped since our first send: dead letters, as its drained mailbox's. */
     for (ax__mnode *m = first, *next; m; m = next) {
@@ -518,7 +535,7 @@ static void obox_push(obox *o, ax__ctx *c, obox_ent *e) {
   if (ax__lane_push_chain(&r->user_head, &first->link, &last->link)) {
     ax__schedule(sys, r);
   }
-  ax__table_release_slot(slot);
+  recv_put(slot);
   add_sent(sys, c, n);
   /* relaxed load and store: owner-only, as add_sent's (streaming runs are
    * on this system's workers only: obox_begin) */
@@ -1463,8 +1480,10 @@ static uint64_t drain_lane(ax_actor *a, ax__mlink **tail) {
   return lost;
 }
 
-/* Frees everything of an actor whose pid is already unreachable. */
-static void destroy(ax_actor *a) {
+/* Frees everything of an actor whose pid is already unreachable and whose
+ * grace period is over (qsbr.c: no send without a reference can still
+ * reach it). Thread: any. */
+void ax__actor_destroy(ax_actor *a) {
   ax_system *sys = a->sys;
   uint64_t lost = drain_lane(a, &a->user_tail) + drain_lane(a, &a->sys_tail);
   if (lost) atomic_fetch_add_explicit(&sys->dead_letters, lost, memory_order_relaxed);
@@ -1529,7 +1548,7 @@ static void finalize(ax_actor *a, ax__ctx *c, ax_reason reason, bool started) {
   if (a->ext) ax__links_on_stop(a, reason);
   ax__layers_on_actor_stop(a->sys, a->pid);
   ax_system *sys = a->sys;
-  destroy(a);
+  ax__qs_retire(sys, a); /* its destroy, once no send can reach it */
   if (c->worker) ax__route_run_end(sys); /* what terminate sent to other nodes */
 }
 

@@ -33,6 +33,7 @@ static inline ax__ctx *ax__ctx_get(void) {
    * across a function (ax__actor_run: +1% instructions on pingpong). The
    * same empty asm of the same address is merged: one register. */
   __asm__("" : "+r"(c));
+  if (!c) __builtin_unreachable(); /* the asm hid that it is an object's address */
   return c;
 }
 /* True on a worker thread (of any system): a call that blocks must refuse

@@ -338,6 +338,17 @@ typedef struct ax__worker {
    * shutdown reads it with runs to spot a callback that never returns
    * (relaxed is enough: a stuck worker's last stores are long visible). */
   _Atomic uint64_t running;
+  /* Deferred destroys (qsbr.c): the epoch this worker last acknowledged
+   * between two runs (AX__QS_OFFLINE while parked or not started: it holds
+   * no actor found without a reference). Owner writes (release), a
+   * reclaimer reads (acquire); qs_local is the owner's copy. */
+  _Atomic uint64_t qs_seen;
+  uint64_t qs_local;
+  /* Actors this worker retired, not yet handed to the system's limbo
+   * (linked through run_next; qs_nmine of them, qs_age ticks since the
+   * first: qsbr.h). */
+  ax_actor *qs_mine;
+  uint32_t qs_nmine, qs_age;
   /* Shutdown thread only: the stall watch (system.c). */
   uint64_t watch_pid, watch_runs, watch_since_ns, watch_warned_ns;
 
@@ -373,6 +384,10 @@ struct ax__ctx {
                           actor with more of them next goes to the due list) */
   bool obox_on;        /* a streaming run is on: its plain sends are chained
                           (actor.c, "the outbox"); false outside one */
+  /* The system whose workers' sends find receivers without a table
+   * reference (qsbr.c): set while this thread is one of its workers and
+   * online (between its parks); NULL elsewhere, where sends take one. */
+  struct ax_system *qs_sys;
   struct obox *obox;   /* the worker thread's outbox (actor.c), made by its
                           first streaming run; ax__obox_free */
 };
@@ -530,6 +545,11 @@ struct ax_system {
    * then a send and a run test only this byte (relaxed: a hook turned on
    * concurrently applies from the next send or run that sees it). */
   _Atomic uint8_t hooks_any;
+  /* Deferred destroys (qsbr.c), read by every worker between two runs:
+   * the epoch (bumped when a batch starts its grace period) and whether
+   * any destroy waits (limbo or batch). */
+  _Atomic uint64_t qs_epoch;
+  _Atomic uint32_t qs_pending;
   uint32_t nworkers;  /* worker threads running */
   uint32_t nalloc;    /* workers allocated */
   /* AX__SOLO_NONE while every worker runs; else the index of the one
@@ -575,6 +595,13 @@ struct ax_system {
   _Atomic uint64_t dead_letters;
   _Atomic uint64_t dropped;
   _Atomic uint64_t late_replies;
+  /* Deferred destroys (qsbr.c): stopped actors not yet destroyed, a stack
+   * linked through run_next (pushed by any thread); the batch waiting out
+   * its grace period and the epoch it waits for, under qs_lock. */
+  _Atomic(ax_actor *) qs_limbo;
+  pthread_mutex_t qs_lock;
+  ax_actor *qs_wait;
+  uint64_t qs_wait_epoch;
   /* Top-level supervisors in start order (ax__system_add_top), stopped in
    * reverse order first at shutdown. Guarded by wait_lock. */
   uint64_t *tops;

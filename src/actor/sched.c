@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "actor/actor_int.h"
+#include "actor/qsbr.h"
 
 _Thread_local ax__ctx ax__tls_ctx;
 
@@ -520,6 +521,9 @@ static bool park_wait(ax__worker *w) {
 
 static void park(ax__worker *w) {
   ax_system *sys = w->sys;
+  /* Offline while parked: a reclaim waits for nobody asleep, and what a
+   * reactor pass here delivers takes table references. */
+  ax__qs_offline(w);
   atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
   pthread_mutex_lock(&sys->idle_lock);
   if (w->searching) atomic_fetch_sub_explicit(&sys->num_searching, 1, memory_order_seq_cst);
@@ -560,6 +564,7 @@ static void park(ax__worker *w) {
   /* The notifier counted us as searching and unparked. */
   if (woken) w->searching = true;
   w->solo_woken = woken;
+  ax__qs_online(w);
 }
 
 static bool start_searching(ax__worker *w) {
@@ -1216,10 +1221,12 @@ static void *worker_main(void *arg) {
   ax_system *sys = w->sys;
   ax__tls_ctx.worker = w;
   ax__msg_cache_enable();
+  ax__qs_online(w);
   /* Set once a spin ran out into the deferred flushes; until other work
    * turns up, the spin before parking is one round (it was just done). */
   bool spun = false;
   while (!atomic_load_explicit(&sys->stop_workers, memory_order_acquire)) {
+    ax__qs_point(w); /* between two runs: no send under way here */
     ax_actor *a = next_run(w);
     /* Timers due in any shard are fired by whoever gets there first: a
      * worker between runs or before it searches or parks, or the reactor. */
@@ -1270,6 +1277,7 @@ static void *worker_main(void *arg) {
       uint32_t tick = atomic_load_explicit(&w->tick, memory_order_relaxed);
       bool t16 = (tick & 15) == 0;
       ax__timers_poll(sys, t16);
+      if (AX_UNLIKELY(t16)) ax__qs_tick(w);
       /* The probe's clock, and a solo phase that leaves us out, once per
        * AX__PAR_CHECK_MASK + 1 picks: a test per pick cost ~7 instructions
        * a message (pingpong, callgrind). Until we see it we run what we
@@ -1283,6 +1291,7 @@ static void *worker_main(void *arg) {
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
     park(w);
   }
+  ax__qs_offline(w);
   ax__tls_ctx.worker = NULL;
   ax__obox_free(&ax__tls_ctx);
   ax__msg_cache_flush();
@@ -1360,6 +1369,7 @@ ax_err ax__sched_start(ax_system *sys) {
     pthread_mutex_init(&w->park_lock, NULL);
     pthread_cond_init(&w->park_cv, NULL);
     pthread_mutex_init(&w->due_lock, NULL);
+    atomic_store_explicit(&w->qs_seen, AX__QS_OFFLINE, memory_order_relaxed);
   }
   sys->nalloc = n;
   atomic_store(&sys->solo, AX__SOLO_NONE);
@@ -1397,6 +1407,7 @@ void ax__sched_stop(ax_system *sys) {
     pthread_mutex_unlock(&w->park_lock);
   }
   for (uint32_t i = 0; i < sys->nworkers; i++) pthread_join(sys->workers[i].thread, NULL);
+  ax__qs_drain(sys); /* every worker offline: what still waits goes now */
 }
 
 void ax__sched_free(ax_system *sys) {

@@ -135,6 +135,7 @@ ax_err ax_system_new(const ax_system_config *cfg, ax_system **out) {
   atomic_init(&sys->next_ref, 2);
   ax__cond_init_monotonic(&sys->wait_cv);
   pthread_mutex_init(&sys->wait_lock, NULL);
+  pthread_mutex_init(&sys->qs_lock, NULL);
   pthread_mutex_init(&sys->inject_lock, NULL);
   pthread_mutex_init(&sys->idle_lock, NULL);
   pthread_mutex_init(&sys->obs_lock, NULL);
@@ -397,6 +398,7 @@ void ax_system_free(ax_system *sys) {
   ax__table_fini(&sys->table);
   ax__free(sys->tops, sys->tops_cap * sizeof(uint64_t));
   pthread_mutex_destroy(&sys->wait_lock);
+  pthread_mutex_destroy(&sys->qs_lock);
   pthread_cond_destroy(&sys->wait_cv);
   pthread_mutex_destroy(&sys->inject_lock);
   pthread_mutex_destroy(&sys->idle_lock);

@@ -1,6 +1,7 @@
 /* Axon: the generation-checked handle table (pids, and any other handle
  * such as connections): ids that encode node, slot and generation, slots in
- * pages that never move, lock-free lookups with per-slot references.
+ * pages that never move, lock-free lookups with per-slot references (or,
+ * for workers' sends, without: ax__table_peek and src/actor/qsbr.h).
  * Internal to src/. */
 #ifndef AX_BASE_TABLE_H
 #define AX_BASE_TABLE_H
@@ -92,6 +93,23 @@ static inline void *ax__table_acquire_at(ax__table *t, uint64_t pid, ax__slot **
       return (void *)atomic_load_explicit(&s->ptr, memory_order_relaxed);
     }
   }
+}
+
+/* Returns pid's object if its slot is live with that generation, else
+ * NULL, taking no reference: only for a caller whose reclamation scheme
+ * keeps the object (and the slot's generation) for as long as it uses the
+ * pointer (src/actor/qsbr.h: a worker inside a send). */
+static inline void *ax__table_peek(ax__table *t, uint64_t pid) {
+  uint32_t idx = ax__pid_idx(pid);
+  /* acquire on used: as ax__table_acquire_at's */
+  if (ax__pid_node(pid) != t->node || idx >= atomic_load_explicit(&t->used, memory_order_acquire))
+    return NULL;
+  ax__slot *s = ax__table_slot(t, idx);
+  if (!s) return NULL;
+  /* acquire: pairs with the insert's release, as the acquiring CAS */
+  uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
+  if ((w >> AX__SLOT_GEN_SHIFT) != ax__pid_gen(pid) || !(w & AX__SLOT_LIVE)) return NULL;
+  return (void *)atomic_load_explicit(&s->ptr, memory_order_relaxed);
 }
 
 /* Drops a reference taken by ax__table_acquire_at on its slot (the send

@@ -1,0 +1,133 @@
+/* Axon: deferred destroys (qsbr.h). One batch at a time waits out its
+ * grace period: a reclaimer takes every retired actor from the limbo stack,
+ * bumps the epoch, and the batch is destroyed once every other online
+ * worker has acknowledged that epoch (or is offline). The thread that
+ * reclaims is itself outside any send, so it does not wait for itself. */
+#include "actor/qsbr.h"
+
+#include <pthread.h>
+
+#include "actor/actor.h"
+
+void ax__actor_destroy(ax_actor *a); /* actor.c */
+
+/* True when every online worker of sys but the caller has acknowledged e. */
+static bool grace_over(ax_system *sys, uint64_t e) {
+  ax__worker *self = ax__ctx_get()->worker;
+  /* seq_cst: the Dekker pair with ax__qs_online's store and fence: either
+   * this load sees the waking worker online (and waits for it), or that
+   * worker's slot loads see the kills of the batch. */
+  atomic_thread_fence(memory_order_seq_cst);
+  for (uint32_t i = 0; i < sys->nworkers; i++) {
+    ax__worker *w = &sys->workers[i];
+    if (w == self) continue;
+    /* acquire: pairs with the acknowledgement's release (qsbr.h) */
+    uint64_t s = atomic_load_explicit(&w->qs_seen, memory_order_acquire);
+    if (s != AX__QS_OFFLINE && s < e) return false;
+  }
+  return true;
+}
+
+static void destroy_list(ax_actor *a) {
+  while (a) {
+    ax_actor *next = a->run_next;
+    ax__actor_destroy(a);
+    a = next;
+  }
+}
+
+void ax__qs_reclaim(ax_system *sys) {
+  if (pthread_mutex_trylock(&sys->qs_lock) != 0) return; /* another reclaims */
+  for (;;) {
+    if (sys->qs_wait) {
+      if (!grace_over(sys, sys->qs_wait_epoch)) break;
+      ax_actor *done = sys->qs_wait;
+      sys->qs_wait = NULL;
+      destroy_list(done);
+    }
+    /* acquire: the retirers' pushes (and the kills before them) */
+    ax_actor *batch = atomic_exchange_explicit(&sys->qs_limbo, NULL, memory_order_acq_rel);
+    if (!batch) {
+      /* Nothing waits: clear the hint, then look again (a retire between
+       * the exchange and the clear set it after its push, or its push is
+       * seen here). seq_cst: pairs with ax__qs_retire's. */
+      atomic_store_explicit(&sys->qs_pending, 0, memory_order_seq_cst);
+      if (!atomic_load_explicit(&sys->qs_limbo, memory_order_seq_cst)) break;
+      atomic_store_explicit(&sys->qs_pending, 1, memory_order_relaxed);
+      continue;
+    }
+    sys->qs_wait = batch;
+    /* seq_cst (release at least): a worker that acquires the new epoch
+     * sees the batch's kills in its later slot loads. */
+    sys->qs_wait_epoch = atomic_fetch_add_explicit(&sys->qs_epoch, 1, memory_order_seq_cst) + 1;
+  }
+  pthread_mutex_unlock(&sys->qs_lock);
+}
+
+/* Pushes the list first..last onto the limbo and tries the reclaim. */
+static void limbo_push(ax_system *sys, ax_actor *first, ax_actor *last) {
+  ax_actor *top = atomic_load_explicit(&sys->qs_limbo, memory_order_relaxed);
+  do {
+    last->run_next = top;
+    /* seq_cst (release at least): the kills and everything the stops
+     * wrote, for the reclaimer's exchange; the order with the hint's store
+     * below pairs with the reclaim's clear-then-look */
+  } while (!atomic_compare_exchange_weak_explicit(&sys->qs_limbo, &top, first,
+                                                  memory_order_seq_cst, memory_order_relaxed));
+  atomic_store_explicit(&sys->qs_pending, 1, memory_order_seq_cst);
+  ax__qs_reclaim(sys);
+}
+
+void ax__qs_retire(ax_system *sys, ax_actor *a) {
+  ax__ctx *c = ax__ctx_get();
+  if (c->qs_sys == sys) { /* an online worker of sys: its own list first */
+    ax__worker *w = c->worker;
+    a->run_next = w->qs_mine; /* free to reuse: a stopped actor is never scheduled */
+    if (!w->qs_mine) w->qs_age = 0;
+    w->qs_mine = a;
+    if (++w->qs_nmine >= AX__QS_BATCH) ax__qs_flush(w);
+    return;
+  }
+  limbo_push(sys, a, a);
+}
+
+void ax__qs_flush(ax__worker *w) {
+  ax_actor *first = w->qs_mine, *last = first;
+  if (!first) return;
+  while (last->run_next) last = last->run_next;
+  w->qs_mine = NULL;
+  w->qs_nmine = 0;
+  limbo_push(w->sys, first, last);
+}
+
+void ax__qs_tick(ax__worker *w) {
+  if (w->qs_mine && ++w->qs_age >= AX__QS_AGE) ax__qs_flush(w);
+  /* relaxed: a hint */
+  if (atomic_load_explicit(&w->sys->qs_pending, memory_order_relaxed)) ax__qs_reclaim(w->sys);
+}
+
+void ax__qs_drain(ax_system *sys) {
+  /* Every worker is offline or gone: two passes (the waiting batch, then
+   * the limbo as a batch of its own) finish. */
+  while (atomic_load_explicit(&sys->qs_limbo, memory_order_acquire) || sys->qs_wait)
+    ax__qs_reclaim(sys);
+}
+
+void ax__qs_offline(ax__worker *w) {
+  ax__qs_flush(w);
+  ax__ctx_get()->qs_sys = NULL;
+  /* release: the sends so far happen before a reclaimer's acquire load */
+  atomic_store_explicit(&w->qs_seen, AX__QS_OFFLINE, memory_order_release);
+  if (atomic_load_explicit(&w->sys->qs_pending, memory_order_relaxed)) ax__qs_reclaim(w->sys);
+}
+
+void ax__qs_online(ax__worker *w) {
+  ax_system *sys = w->sys;
+  uint64_t e = atomic_load_explicit(&sys->qs_epoch, memory_order_acquire);
+  w->qs_local = e;
+  atomic_store_explicit(&w->qs_seen, e, memory_order_relaxed);
+  /* seq_cst: the Dekker pair with grace_over: the store above is seen by a
+   * reclaimer that then waits for us, or our slot loads see its kills. */
+  atomic_thread_fence(memory_order_seq_cst);
+  ax__ctx_get()->qs_sys = sys;
+}
