@@ -1098,6 +1098,14 @@ static inline __attribute__((always_inline)) uint32_t bslot_take(ax_msg *m, cons
   return ax__bslot_size(len);
 }
 
+/* A batched run publishes d slots taken from a bundle (see bundle_run). */
+static inline __attribute__((always_inline)) void bslot_taken(ax_actor *a, uint64_t stub_base,
+                                                              uint64_t word, uint32_t d) {
+  if (stub_base)
+    /* relaxed: as the run loop's store of the same word */
+    atomic_store_explicit(&a->user_stub_word, word + ((uint64_t)d << 1), memory_order_relaxed);
+}
+
 /* Delivers a bundle's slots from its cursor, up to budget, each as a plain
  * message from the bundle's sender (the slot is the payload: borrowed,
  * as any message's), stopping where the run loop would. Returns the slots
@@ -1121,11 +1129,7 @@ __attribute__((noipa)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax__m
     /* Metrics or tracing: each slot through deliver_as, as a node. */
     do {
       p += bslot_take(&v.msg, p);
-      d++;
-      if (stub_base)
-        /* relaxed: as the run loop's store of the same word */
-        atomic_store_explicit(&a->user_stub_word, word + ((uint64_t)d << 1),
-                              memory_order_relaxed);
+      bslot_taken(a, stub_base, word, ++d);
       deliver_as(a, c, &v, true);
     } while (!c->exiting && !c->mute_on && p < q && d < budget);
   } else {
@@ -1136,10 +1140,7 @@ __attribute__((noipa)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax__m
     c->delivered = true;
     do {
       p += bslot_take(&v.msg, p);
-      d++;
-      if (stub_base)
-        atomic_store_explicit(&a->user_stub_word, word + ((uint64_t)d << 1),
-                              memory_order_relaxed);
+      bslot_taken(a, stub_base, word, ++d);
       ax_err e = a->behaviour(a, &v.msg);
       if (AX_UNLIKELY(e != AX_OK)) {
         request_exit(c, AX_REASON_ERROR + (ax_reason)e);

@@ -74,12 +74,18 @@ static inline ax__slot *ax__table_slot(ax__table *t, uint32_t idx) {
  * ax__table_release_slot). Pair with ax__table_release. Thread: any.
  * Inline: every send pays it (an out-of-line call was ~12 of its ~30
  * instructions). */
-static inline void *ax__table_acquire_at(ax__table *t, uint64_t pid, ax__slot **slot) {
+/* The slot pid names on this table's node, or NULL (another node, an index
+ * never handed out). */
+static inline ax__slot *ax__table_slot_of(ax__table *t, uint64_t pid) {
   uint32_t idx = ax__pid_idx(pid);
   /* acquire on used: pairs with the page's publication (take_index). */
   if (ax__pid_node(pid) != t->node || idx >= atomic_load_explicit(&t->used, memory_order_acquire))
     return NULL;
-  ax__slot *s = ax__table_slot(t, idx);
+  return ax__table_slot(t, idx);
+}
+
+static inline void *ax__table_acquire_at(ax__table *t, uint64_t pid, ax__slot **slot) {
+  ax__slot *s = ax__table_slot_of(t, pid);
   if (!s) return NULL;
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
@@ -100,11 +106,7 @@ static inline void *ax__table_acquire_at(ax__table *t, uint64_t pid, ax__slot **
  * keeps the object (and the slot's generation) for as long as it uses the
  * pointer (src/actor/qsbr.h: a worker inside a send). */
 static inline void *ax__table_peek(ax__table *t, uint64_t pid) {
-  uint32_t idx = ax__pid_idx(pid);
-  /* acquire on used: as ax__table_acquire_at's */
-  if (ax__pid_node(pid) != t->node || idx >= atomic_load_explicit(&t->used, memory_order_acquire))
-    return NULL;
-  ax__slot *s = ax__table_slot(t, idx);
+  ax__slot *s = ax__table_slot_of(t, pid);
   if (!s) return NULL;
   /* acquire: pairs with the insert's release, as the acquiring CAS */
   uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
