@@ -13,6 +13,7 @@
 #include <axon.h>
 #include <string.h>
 
+#include "actor/qsbr.h"
 #include "support/testutil.h"
 
 enum { T_WORK = AX_MSG_USER, T_MORE, T_START };
@@ -260,10 +261,68 @@ static void test_a_stop_is_destroyed_after_a_long_run_elsewhere(void) {
   ax_system_free(sys);
 }
 
+/* Two workers go offline to park at once (src/actor/qsbr.c): the first,
+ * offline, holds the reclaim lock and finds the second still online, and
+ * is held there (a test hook) until the second has gone offline too and
+ * tried its own reclaim, or 2 s. The batch must still be destroyed with
+ * nothing else running. Failed (the stopped actor was never destroyed, and
+ * shutdown, which waits for the live count, would hang: CI saw sup.names
+ * time out under TSan) when a reclaim only tried the lock: the second's
+ * try lost to the first, which had judged before the second went offline. */
+static _Atomic(ax__worker *) hook_holder;
+static _Atomic bool hook_second_done;
+
+static void park_race_hook(ax__worker *w, int where) {
+  if (!w) return;
+  if (where == AX__QS_HOOK_WAITING &&
+      atomic_load(&w->qs_seen) == AX__QS_OFFLINE) { /* a worker going offline judged */
+    ax__worker *expect = NULL;
+    if (!atomic_compare_exchange_strong(&hook_holder, &expect, w)) return;
+    for (int i = 0; i < 2000 && !atomic_load(&hook_second_done); i++) ax_test_sleep_ms(1);
+  } else if (where == AX__QS_HOOK_OFFLINE) {
+    ax__worker *h = atomic_load(&hook_holder);
+    if (h && h != w) atomic_store(&hook_second_done, true);
+  }
+}
+
+static bool hook_engaged(void *arg) {
+  (void)arg;
+  return atomic_load(&hook_holder) != NULL;
+}
+
+static void test_two_workers_parking_at_once_keep_the_reclaim(void) {
+  atomic_store(&busy_running, false);
+  atomic_store(&busy_release, false);
+  atomic_store(&hook_holder, NULL);
+  atomic_store(&hook_second_done, false);
+  ax_system *sys = ax_test_system(2);
+  ax_pid b, v;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &busy_spec, NULL, 0, &b), AX_OK);
+  CU_ASSERT_EQUAL_FATAL(ax_system_send(sys, b, T_START, NULL, 0), AX_OK);
+  for (int i = 0; i < 60000 && !atomic_load(&busy_running); i++) ax_test_sleep_ms(1);
+  CU_ASSERT_FATAL(atomic_load(&busy_running));
+  ax_system_stats st;
+  ax_system_stats_get(sys, &st);
+  stop_wait w = {sys, AX_PID_NONE, st.actors_stopped};
+  atomic_store(&ax__qs_test_hook, park_race_hook);
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &victim_spec, NULL, 0, &v), AX_OK);
+  w.pid = v;
+  CU_ASSERT_EQUAL(ax_system_send(sys, v, T_WORK, NULL, 0), AX_OK);
+  /* the victim stops on the free worker, which parks: offline, it judges
+   * the batch, finds the busy worker online and is held */
+  CU_ASSERT(ax_test_wait(hook_engaged, NULL, 30000));
+  atomic_store(&busy_release, true); /* the busy worker's run ends; it parks too */
+  CU_ASSERT(ax_test_wait(victim_destroyed, &w, 30000));
+  atomic_store(&ax__qs_test_hook, NULL);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("actor.reclaim");
   CU_add_test(s, "senders_race_stops_and_slot_reuse", test_senders_race_stops_and_slot_reuse);
   CU_add_test(s, "a_stop_is_destroyed_after_a_long_run_elsewhere",
               test_a_stop_is_destroyed_after_a_long_run_elsewhere);
+  CU_add_test(s, "two_workers_parking_at_once_keep_the_reclaim",
+              test_two_workers_parking_at_once_keep_the_reclaim);
   return ax_test_run();
 }

@@ -11,6 +11,14 @@
 
 void ax__actor_destroy(ax_actor *a); /* actor.c */
 
+void (*_Atomic ax__qs_test_hook)(ax__worker *w, int where);
+
+static void test_hook(int where) {
+  /* relaxed: tests set it before the workers could call it */
+  void (*hook)(ax__worker *, int) = atomic_load_explicit(&ax__qs_test_hook, memory_order_relaxed);
+  if (AX_UNLIKELY(hook != NULL)) hook(ax__ctx_get()->worker, where);
+}
+
 /* True when every online worker of sys but the caller has acknowledged e. */
 static bool grace_over(ax_system *sys, uint64_t e) {
   ax__worker *self = ax__ctx_get()->worker;
@@ -36,11 +44,20 @@ static void destroy_list(ax_actor *a) {
   }
 }
 
-void ax__qs_reclaim(ax_system *sys) {
-  if (pthread_mutex_trylock(&sys->qs_lock) != 0) return; /* another reclaims */
+/* The reclaim under qs_lock. Every change a grace period waits for (an
+ * acknowledgement, a worker going offline, a retire) is followed by a
+ * reclaim that waits for the lock, so the last of them judges after all
+ * the others: with a try-lock two workers parking at once could each find
+ * the other still online, lose the lock to it, and leave the batch (and
+ * shutdown, which waits for the live count) waiting for ever (CI, TSan:
+ * sup.names hung). */
+static void reclaim_locked(ax_system *sys) {
   for (;;) {
     if (sys->qs_wait) {
-      if (!grace_over(sys, sys->qs_wait_epoch)) break;
+      if (!grace_over(sys, sys->qs_wait_epoch)) {
+        test_hook(AX__QS_HOOK_WAITING);
+        break;
+      }
       ax_actor *done = sys->qs_wait;
       sys->qs_wait = NULL;
       destroy_list(done);
@@ -61,6 +78,11 @@ void ax__qs_reclaim(ax_system *sys) {
      * sees the batch's kills in its later slot loads. */
     sys->qs_wait_epoch = atomic_fetch_add_explicit(&sys->qs_epoch, 1, memory_order_seq_cst) + 1;
   }
+}
+
+void ax__qs_reclaim(ax_system *sys) {
+  pthread_mutex_lock(&sys->qs_lock);
+  reclaim_locked(sys);
   pthread_mutex_unlock(&sys->qs_lock);
 }
 
@@ -102,8 +124,13 @@ void ax__qs_flush(ax__worker *w) {
 
 void ax__qs_tick(ax__worker *w) {
   if (w->qs_mine && ++w->qs_age >= AX__QS_AGE) ax__qs_flush(w);
-  /* relaxed: a hint */
-  if (atomic_load_explicit(&w->sys->qs_pending, memory_order_relaxed)) ax__qs_reclaim(w->sys);
+  /* relaxed: a hint; only a try (a poll: the changes' own reclaims wait) */
+  ax_system *sys = w->sys;
+  if (atomic_load_explicit(&sys->qs_pending, memory_order_relaxed) &&
+      pthread_mutex_trylock(&sys->qs_lock) == 0) {
+    reclaim_locked(sys);
+    pthread_mutex_unlock(&sys->qs_lock);
+  }
 }
 
 void ax__qs_drain(ax_system *sys) {
@@ -119,6 +146,7 @@ void ax__qs_offline(ax__worker *w) {
   /* release: the sends so far happen before a reclaimer's acquire load */
   atomic_store_explicit(&w->qs_seen, AX__QS_OFFLINE, memory_order_release);
   if (atomic_load_explicit(&w->sys->qs_pending, memory_order_relaxed)) ax__qs_reclaim(w->sys);
+  test_hook(AX__QS_HOOK_OFFLINE);
 }
 
 void ax__qs_online(ax__worker *w) {

@@ -27,8 +27,9 @@
 /* Hands a stopped, unreachable actor to the deferred destroy (and destroys
  * what is due, this thread included). Thread: any; not inside a send. */
 void ax__qs_retire(ax_system *sys, ax_actor *a);
-/* Destroys the batch whose grace period is over, then starts the next.
- * Thread: any; not inside a send. */
+/* Destroys the batch whose grace period is over, then starts the next
+ * (waits for the reclaim lock). Thread: any; not inside a send, nor
+ * holding a lock that a destroy takes. */
 void ax__qs_reclaim(ax_system *sys);
 /* After the workers stopped: destroys every retired actor. */
 void ax__qs_drain(ax_system *sys);
@@ -63,9 +64,7 @@ static inline void ax__qs_point(ax__worker *w) {
 }
 
 /* Every 16 runs of a worker: hands on its own retired actors once they
- * aged, and tries the reclaim while destroys wait (a try after an
- * acknowledgement may have lost the lock to a reclaimer that judged
- * before it). */
+ * aged, and tries the reclaim while destroys wait. */
 void ax__qs_tick(ax__worker *w);
 
 /* The worker stops sending without references (before it parks, where it
@@ -73,5 +72,12 @@ void ax__qs_tick(ax__worker *w);
 void ax__qs_offline(ax__worker *w);
 /* And starts again (its thread's start, after a park). */
 void ax__qs_online(ax__worker *w);
+
+/* Tests only (actor.reclaim): called, when set, by a reclaimer holding the
+ * reclaim lock whose batch must wait (AX__QS_HOOK_WAITING), and by a
+ * worker that went offline, after its reclaim (AX__QS_HOOK_OFFLINE); w is
+ * the calling thread's worker (NULL off the workers). */
+enum { AX__QS_HOOK_WAITING = 1, AX__QS_HOOK_OFFLINE = 2 };
+extern void (*_Atomic ax__qs_test_hook)(ax__worker *w, int where);
 
 #endif

@@ -57,6 +57,12 @@ def run(chat, axon_top):
     srv = Server(chat, "--introspect", path, "--quiet")
     readers = []
     try:
+        # The server says it listens from its listener's init; the
+        # introspection socket comes after the supervisors started (CI under
+        # TSan once looked before it was there).
+        deadline = time.time() + WAIT
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.02)
         mode = stat.S_IMODE(os.stat(path).st_mode)
         check(stat.S_ISSOCK(os.stat(path).st_mode) and mode == 0o600, "socket mode 0600 (got %o)" % mode)
         # Load: 6 clients over 3 channels, every one talking.
