@@ -11,6 +11,7 @@
  * destroy made immediate at the stop, ASan reports a use after free here
  * (ax__lane_push, 3 of 3 runs). */
 #include <axon.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "actor/qsbr.h"
@@ -317,11 +318,51 @@ static void test_two_workers_parking_at_once_keep_the_reclaim(void) {
   ax_system_free(sys);
 }
 
+/* A spawn from a plain thread whose init fails leaves nothing alive when it
+ * returns, also while a worker is in the middle of a long run (its stop's
+ * destroy waits for that worker: the spawn waits with it). Failed (alive 2
+ * right after the spawn, CI saw it in actor.core under ASan) before
+ * ax__qs_sync. The busy run is released by a second thread after 200 ms,
+ * so that the spawn is called while it lasts. */
+static ax_err fail_init(ax_actor *self, void *state, const void *arg, size_t len) {
+  (void)self, (void)state, (void)arg, (void)len;
+  return AX_EINVAL;
+}
+static const ax_actor_spec fail_spec = {.name = "fails", .behaviour = victim, .init = fail_init};
+
+static void *release_later(void *arg) {
+  (void)arg;
+  ax_test_sleep_ms(200);
+  atomic_store(&busy_release, true);
+  return NULL;
+}
+
+static void test_failed_spawn_from_a_thread_leaves_nothing_alive(void) {
+  atomic_store(&busy_running, false);
+  atomic_store(&busy_release, false);
+  ax_system *sys = ax_test_system(1);
+  ax_pid b, f = AX_PID_NONE;
+  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &busy_spec, NULL, 0, &b), AX_OK);
+  CU_ASSERT_EQUAL_FATAL(ax_system_send(sys, b, T_START, NULL, 0), AX_OK);
+  for (int i = 0; i < 60000 && !atomic_load(&busy_running); i++) ax_test_sleep_ms(1);
+  CU_ASSERT_FATAL(atomic_load(&busy_running));
+  pthread_t t;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, release_later, NULL), 0);
+  CU_ASSERT_EQUAL(ax_system_spawn(sys, &fail_spec, NULL, 0, &f), AX_EINVAL);
+  ax_system_stats st;
+  ax_system_stats_get(sys, &st);
+  CU_ASSERT_EQUAL(st.actors_alive, 1); /* the busy one */
+  pthread_join(t, NULL);
+  ax_system_free(sys);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("actor.reclaim");
   CU_add_test(s, "senders_race_stops_and_slot_reuse", test_senders_race_stops_and_slot_reuse);
   CU_add_test(s, "a_stop_is_destroyed_after_a_long_run_elsewhere",
               test_a_stop_is_destroyed_after_a_long_run_elsewhere);
+  CU_add_test(s, "failed_spawn_from_a_thread_leaves_nothing_alive",
+              test_failed_spawn_from_a_thread_leaves_nothing_alive);
   CU_add_test(s, "two_workers_parking_at_once_keep_the_reclaim",
               test_two_workers_parking_at_once_keep_the_reclaim);
   return ax_test_run();

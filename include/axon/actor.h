@@ -129,7 +129,10 @@ typedef struct ax_actor_spec {
 AX_API ax_err ax_spawn(ax_actor *self, const ax_actor_spec *spec, const void *arg, size_t len,
                        ax_pid *out);
 
-/* ax_system_spawn is ax_spawn from any thread. Thread: any. */
+/* ax_system_spawn is ax_spawn from any thread. Thread: any. From a thread
+ * that is not one of sys's workers, a spawn whose init fails (or exits)
+ * returns once the failed actor is gone (counted stopped, its memory
+ * freed): it may wait until every worker has ended the run it is in. */
 AX_API ax_err ax_system_spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg,
                               size_t len, ax_pid *out);
 

@@ -1625,11 +1625,17 @@ ax_err ax__spawn(ax_system *sys, const ax_actor_spec *spec, const void *arg, siz
     if (link_to && link_to->ext) ax__link_del(link_to->ext, pid);
     if (link_to && a->ext) ax__link_del(a->ext, link_to->pid);
     finalize(a, c, AX_REASON_ERROR + (ax_reason)e, false);
+    /* From a plain thread, a failed spawn leaves nothing alive when it
+     * returns: wait out the destroy's grace period (qsbr.h; on a worker
+     * the retire waits on its own list, as any stop). */
+    if (c->qs_sys != sys) ax__qs_sync(sys);
     return e;
   }
   if (out) out->id = pid;
-  if (exiting)
+  if (exiting) {
     finalize(a, c, reason, true);
+    if (c->qs_sys != sys) ax__qs_sync(sys); /* as above: an init that exits */
+  }
   else if (release_run(a))
     ax__schedule(sys, a);
   return AX_OK;

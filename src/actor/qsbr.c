@@ -6,6 +6,8 @@
 #include "actor/qsbr.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <time.h>
 
 #include "actor/actor.h"
 
@@ -61,6 +63,8 @@ static void reclaim_locked(ax_system *sys) {
       ax_actor *done = sys->qs_wait;
       sys->qs_wait = NULL;
       destroy_list(done);
+      /* release: ax__qs_sync's acquire load then sees the destroys */
+      atomic_fetch_add_explicit(&sys->qs_batches, 1, memory_order_release);
     }
     /* acquire: the retirers' pushes (and the kills before them) */
     ax_actor *batch = atomic_exchange_explicit(&sys->qs_limbo, NULL, memory_order_acq_rel);
@@ -130,6 +134,25 @@ void ax__qs_tick(ax__worker *w) {
       pthread_mutex_trylock(&sys->qs_lock) == 0) {
     reclaim_locked(sys);
     pthread_mutex_unlock(&sys->qs_lock);
+  }
+}
+
+void ax__qs_sync(ax_system *sys) {
+  /* A batch waiting now may not hold our actors; the next one takes them
+   * (with whatever was retired since). */
+  uint64_t start = atomic_load_explicit(&sys->qs_batches, memory_order_acquire);
+  for (unsigned spins = 0;; spins++) {
+    ax__qs_reclaim(sys);
+    if (atomic_load_explicit(&sys->qs_batches, memory_order_acquire) >= start + 2) return;
+    pthread_mutex_lock(&sys->qs_lock);
+    bool idle = !sys->qs_wait && !atomic_load_explicit(&sys->qs_limbo, memory_order_acquire);
+    pthread_mutex_unlock(&sys->qs_lock);
+    if (idle) return;
+    if (spins < 64) sched_yield();
+    else {
+      struct timespec ts = {0, 50000}; /* 50 us: a worker in a long run */
+      nanosleep(&ts, NULL);
+    }
   }
 }
 

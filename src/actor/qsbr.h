@@ -31,6 +31,10 @@ void ax__qs_retire(ax_system *sys, ax_actor *a);
  * (waits for the reclaim lock). Thread: any; not inside a send, nor
  * holding a lock that a destroy takes. */
 void ax__qs_reclaim(ax_system *sys);
+/* Waits until every actor retired before the call is destroyed (two batch
+ * completions, or nothing left waiting), helping the reclaim. Thread: a
+ * plain thread (it waits for the workers to be between runs). */
+void ax__qs_sync(ax_system *sys);
 /* After the workers stopped: destroys every retired actor. */
 void ax__qs_drain(ax_system *sys);
 
