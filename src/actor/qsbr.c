@@ -168,7 +168,12 @@ void ax__qs_offline(ax__worker *w) {
   ax__ctx_get()->qs_sys = NULL;
   /* release: the sends so far happen before a reclaimer's acquire load */
   atomic_store_explicit(&w->qs_seen, AX__QS_OFFLINE, memory_order_release);
-  if (atomic_load_explicit(&w->sys->qs_pending, memory_order_relaxed)) ax__qs_reclaim(w->sys);
+  /* Always, under the lock: a look at the pending hint here could be
+   * ordered before the store above (store then load: a reclaimer that
+   * judged meanwhile saw us online, we saw no batch, and both sides
+   * parked; CI under TSan, sup.names, hung on it). The lock orders us
+   * after that reclaimer, or it after us. A park is slow anyway. */
+  ax__qs_reclaim(w->sys);
   test_hook(AX__QS_HOOK_OFFLINE);
 }
 

@@ -519,11 +519,11 @@ static bool park_wait(ax__worker *w) {
   return woken;
 }
 
+/* Called offline (worker_main: ax__qs_offline before it, so that a
+ * reclaim waits for nobody asleep and what a reactor pass here delivers
+ * takes table references); online again at its end. */
 static void park(ax__worker *w) {
   ax_system *sys = w->sys;
-  /* Offline while parked: a reclaim waits for nobody asleep, and what a
-   * reactor pass here delivers takes table references. */
-  ax__qs_offline(w);
   atomic_fetch_add_explicit(&w->parks, 1, memory_order_relaxed);
   pthread_mutex_lock(&sys->idle_lock);
   if (w->searching) atomic_fetch_sub_explicit(&sys->num_searching, 1, memory_order_seq_cst);
@@ -1289,6 +1289,15 @@ static void *worker_main(void *arg) {
       continue;
     }
     if (ax__timers_poll(sys, true)) continue; /* a timer came due while searching */
+    /* Offline before the park: the reclaim it runs may destroy actors whose
+     * unmuted senders or drained signals make actors runnable here (a
+     * patient worker's park rechecks only the inject queue, and parked
+     * with them in its LIFO slot: sup.names hung under TSan). */
+    ax__qs_offline(w);
+    if (local_work(w)) {
+      ax__qs_online(w);
+      continue;
+    }
     park(w);
   }
   ax__qs_offline(w);
