@@ -211,6 +211,20 @@ static ax_err busy(ax_actor *self, const ax_msg *msg) {
 }
 static const ax_actor_spec busy_spec = {.name = "busy", .behaviour = busy};
 
+/* A system of `workers` workers, one held in the busy actor's run (until
+ * busy_release); NULL if that run never started (60 s). */
+static ax_system *busy_system(unsigned workers) {
+  atomic_store(&busy_running, false);
+  atomic_store(&busy_release, false);
+  ax_system *sys = ax_test_system(workers);
+  ax_pid b;
+  if (ax_system_spawn(sys, &busy_spec, NULL, 0, &b) != AX_OK ||
+      ax_system_send(sys, b, T_START, NULL, 0) != AX_OK)
+    return NULL;
+  for (int i = 0; i < 60000 && !atomic_load(&busy_running); i++) ax_test_sleep_ms(1);
+  return atomic_load(&busy_running) ? sys : NULL;
+}
+
 static ax_err victim(ax_actor *self, const ax_msg *msg) {
   (void)msg;
   return ax_exit(self, ax_self(self), AX_REASON_NORMAL);
@@ -228,6 +242,16 @@ static bool victim_dead(void *arg) {
   return ax_system_send(w->sys, w->pid, T_WORK, NULL, 0) == AX_ENOACTOR;
 }
 
+/* Spawns a victim and tells it to stop; *w records it and the stopped
+ * count before. */
+static ax_err victim_start(ax_system *sys, stop_wait *w) {
+  ax_system_stats st;
+  ax_system_stats_get(sys, &st);
+  *w = (stop_wait){sys, AX_PID_NONE, st.actors_stopped};
+  ax_err e = ax_system_spawn(sys, &victim_spec, NULL, 0, &w->pid);
+  return e != AX_OK ? e : ax_system_send(sys, w->pid, T_WORK, NULL, 0);
+}
+
 static bool victim_destroyed(void *arg) {
   stop_wait *w = arg;
   ax_system_stats st;
@@ -242,20 +266,10 @@ static bool victim_destroyed(void *arg) {
  * (the destroy never came in 30 s) with neither a worker acknowledging
  * the epoch nor one going offline to park trying the reclaim. */
 static void test_a_stop_is_destroyed_after_a_long_run_elsewhere(void) {
-  atomic_store(&busy_running, false);
-  atomic_store(&busy_release, false);
-  ax_system *sys = ax_test_system(2);
-  ax_pid b, v;
-  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &busy_spec, NULL, 0, &b), AX_OK);
-  CU_ASSERT_EQUAL_FATAL(ax_system_send(sys, b, T_START, NULL, 0), AX_OK);
-  for (int i = 0; i < 60000 && !atomic_load(&busy_running); i++) ax_test_sleep_ms(1);
-  CU_ASSERT_FATAL(atomic_load(&busy_running));
-  ax_system_stats st;
-  ax_system_stats_get(sys, &st);
-  stop_wait w = {sys, AX_PID_NONE, st.actors_stopped};
-  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &victim_spec, NULL, 0, &v), AX_OK);
-  w.pid = v;
-  CU_ASSERT_EQUAL(ax_system_send(sys, v, T_WORK, NULL, 0), AX_OK);
+  ax_system *sys = busy_system(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
+  stop_wait w;
+  CU_ASSERT_EQUAL_FATAL(victim_start(sys, &w), AX_OK);
   CU_ASSERT(ax_test_wait(victim_dead, &w, 30000)); /* stopped on the other worker */
   atomic_store(&busy_release, true);
   CU_ASSERT(ax_test_wait(victim_destroyed, &w, 30000));
@@ -292,23 +306,13 @@ static bool hook_engaged(void *arg) {
 }
 
 static void test_two_workers_parking_at_once_keep_the_reclaim(void) {
-  atomic_store(&busy_running, false);
-  atomic_store(&busy_release, false);
   atomic_store(&hook_holder, NULL);
   atomic_store(&hook_second_done, false);
-  ax_system *sys = ax_test_system(2);
-  ax_pid b, v;
-  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &busy_spec, NULL, 0, &b), AX_OK);
-  CU_ASSERT_EQUAL_FATAL(ax_system_send(sys, b, T_START, NULL, 0), AX_OK);
-  for (int i = 0; i < 60000 && !atomic_load(&busy_running); i++) ax_test_sleep_ms(1);
-  CU_ASSERT_FATAL(atomic_load(&busy_running));
-  ax_system_stats st;
-  ax_system_stats_get(sys, &st);
-  stop_wait w = {sys, AX_PID_NONE, st.actors_stopped};
+  ax_system *sys = busy_system(2);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
   atomic_store(&ax__qs_test_hook, park_race_hook);
-  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &victim_spec, NULL, 0, &v), AX_OK);
-  w.pid = v;
-  CU_ASSERT_EQUAL(ax_system_send(sys, v, T_WORK, NULL, 0), AX_OK);
+  stop_wait w;
+  CU_ASSERT_EQUAL_FATAL(victim_start(sys, &w), AX_OK);
   /* the victim stops on the free worker, which parks: offline, it judges
    * the batch, finds the busy worker online and is held */
   CU_ASSERT(ax_test_wait(hook_engaged, NULL, 30000));
@@ -338,14 +342,9 @@ static void *release_later(void *arg) {
 }
 
 static void test_failed_spawn_from_a_thread_leaves_nothing_alive(void) {
-  atomic_store(&busy_running, false);
-  atomic_store(&busy_release, false);
-  ax_system *sys = ax_test_system(1);
-  ax_pid b, f = AX_PID_NONE;
-  CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &busy_spec, NULL, 0, &b), AX_OK);
-  CU_ASSERT_EQUAL_FATAL(ax_system_send(sys, b, T_START, NULL, 0), AX_OK);
-  for (int i = 0; i < 60000 && !atomic_load(&busy_running); i++) ax_test_sleep_ms(1);
-  CU_ASSERT_FATAL(atomic_load(&busy_running));
+  ax_system *sys = busy_system(1);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sys);
+  ax_pid f = AX_PID_NONE;
   pthread_t t;
   CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, release_later, NULL), 0);
   CU_ASSERT_EQUAL(ax_system_spawn(sys, &fail_spec, NULL, 0, &f), AX_EINVAL);

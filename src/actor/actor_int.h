@@ -602,7 +602,7 @@ struct ax_system {
   pthread_mutex_t qs_lock;
   ax_actor *qs_wait;
   uint64_t qs_wait_epoch;
-  _Atomic uint64_t qs_batches; /* batches destroyed so far (ax__qs_sync) */
+  uint64_t qs_batches; /* batches destroyed so far (ax__qs_sync), under qs_lock */
   /* Top-level supervisors in start order (ax__system_add_top), stopped in
    * reverse order first at shutdown. Guarded by wait_lock. */
   uint64_t *tops;

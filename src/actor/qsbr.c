@@ -63,8 +63,7 @@ static void reclaim_locked(ax_system *sys) {
       ax_actor *done = sys->qs_wait;
       sys->qs_wait = NULL;
       destroy_list(done);
-      /* release: ax__qs_sync's acquire load then sees the destroys */
-      atomic_fetch_add_explicit(&sys->qs_batches, 1, memory_order_release);
+      sys->qs_batches++;
     }
     /* acquire: the retirers' pushes (and the kills before them) */
     ax_actor *batch = atomic_exchange_explicit(&sys->qs_limbo, NULL, memory_order_acq_rel);
@@ -90,7 +89,7 @@ void ax__qs_reclaim(ax_system *sys) {
   pthread_mutex_unlock(&sys->qs_lock);
 }
 
-/* Pushes the list first..last onto the limbo and tries the reclaim. */
+/* Pushes the list first..last onto the limbo (the caller reclaims). */
 static void limbo_push(ax_system *sys, ax_actor *first, ax_actor *last) {
   ax_actor *top = atomic_load_explicit(&sys->qs_limbo, memory_order_relaxed);
   do {
@@ -101,7 +100,21 @@ static void limbo_push(ax_system *sys, ax_actor *first, ax_actor *last) {
   } while (!atomic_compare_exchange_weak_explicit(&sys->qs_limbo, &top, first,
                                                   memory_order_seq_cst, memory_order_relaxed));
   atomic_store_explicit(&sys->qs_pending, 1, memory_order_seq_cst);
-  ax__qs_reclaim(sys);
+}
+
+/* Hands the worker's own retired actors to the limbo; true if it had any. */
+static bool flush_mine(ax__worker *w) {
+  ax_actor *first = w->qs_mine, *last = first;
+  if (!first) return false;
+  while (last->run_next) last = last->run_next;
+  w->qs_mine = NULL;
+  w->qs_nmine = 0;
+  limbo_push(w->sys, first, last);
+  return true;
+}
+
+static void flush_and_reclaim(ax__worker *w) {
+  if (flush_mine(w)) ax__qs_reclaim(w->sys);
 }
 
 void ax__qs_retire(ax_system *sys, ax_actor *a) {
@@ -111,23 +124,15 @@ void ax__qs_retire(ax_system *sys, ax_actor *a) {
     a->run_next = w->qs_mine; /* free to reuse: a stopped actor is never scheduled */
     if (!w->qs_mine) w->qs_age = 0;
     w->qs_mine = a;
-    if (++w->qs_nmine >= AX__QS_BATCH) ax__qs_flush(w);
+    if (++w->qs_nmine >= AX__QS_BATCH) flush_and_reclaim(w);
     return;
   }
   limbo_push(sys, a, a);
-}
-
-void ax__qs_flush(ax__worker *w) {
-  ax_actor *first = w->qs_mine, *last = first;
-  if (!first) return;
-  while (last->run_next) last = last->run_next;
-  w->qs_mine = NULL;
-  w->qs_nmine = 0;
-  limbo_push(w->sys, first, last);
+  ax__qs_reclaim(sys);
 }
 
 void ax__qs_tick(ax__worker *w) {
-  if (w->qs_mine && ++w->qs_age >= AX__QS_AGE) ax__qs_flush(w);
+  if (w->qs_mine && ++w->qs_age >= AX__QS_AGE) flush_and_reclaim(w);
   /* relaxed: a hint; only a try (a poll: the changes' own reclaims wait) */
   ax_system *sys = w->sys;
   if (atomic_load_explicit(&sys->qs_pending, memory_order_relaxed) &&
@@ -140,14 +145,16 @@ void ax__qs_tick(ax__worker *w) {
 void ax__qs_sync(ax_system *sys) {
   /* A batch waiting now may not hold our actors; the next one takes them
    * (with whatever was retired since). */
-  uint64_t start = atomic_load_explicit(&sys->qs_batches, memory_order_acquire);
+  pthread_mutex_lock(&sys->qs_lock);
+  uint64_t start = sys->qs_batches;
+  pthread_mutex_unlock(&sys->qs_lock);
   for (unsigned spins = 0;; spins++) {
-    ax__qs_reclaim(sys);
-    if (atomic_load_explicit(&sys->qs_batches, memory_order_acquire) >= start + 2) return;
     pthread_mutex_lock(&sys->qs_lock);
-    bool idle = !sys->qs_wait && !atomic_load_explicit(&sys->qs_limbo, memory_order_acquire);
+    reclaim_locked(sys);
+    bool done = sys->qs_batches >= start + 2 ||
+                (!sys->qs_wait && !atomic_load_explicit(&sys->qs_limbo, memory_order_acquire));
     pthread_mutex_unlock(&sys->qs_lock);
-    if (idle) return;
+    if (done) return;
     if (spins < 64) sched_yield();
     else {
       struct timespec ts = {0, 50000}; /* 50 us: a worker in a long run */
@@ -164,7 +171,7 @@ void ax__qs_drain(ax_system *sys) {
 }
 
 void ax__qs_offline(ax__worker *w) {
-  ax__qs_flush(w);
+  (void)flush_mine(w); /* reclaimed below, once offline */
   ax__ctx_get()->qs_sys = NULL;
   /* release: the sends so far happen before a reclaimer's acquire load */
   atomic_store_explicit(&w->qs_seen, AX__QS_OFFLINE, memory_order_release);

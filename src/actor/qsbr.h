@@ -38,9 +38,6 @@ void ax__qs_sync(ax_system *sys);
 /* After the workers stopped: destroys every retired actor. */
 void ax__qs_drain(ax_system *sys);
 
-/* Hands the worker's own retired actors to the system's limbo. */
-void ax__qs_flush(ax__worker *w);
-
 /* A worker's own retired actors go to the limbo in batches: this many
  * (ax__qs_retire), or when the first has waited this many of the worker's
  * 16-run ticks (ax__qs_tick: a busy worker's few stops do not wait long),
