@@ -9,7 +9,8 @@
  *  - a receiver that stops meanwhile: its chained messages are dead
  *    letters, and the sender learns AX_ENOACTOR within one chain;
  *  - a BACKPRESSURE limit: a streaming sender is muted at the limit as a
- *    sending one is, the lane never past limit + one behaviour call's sends;
+ *    sending one is, the lane never past limit + one behaviour call's sends,
+ *    also when some of its sends are too big to chain;
  *  - FAIL lanes are never chained: each send is answered (AX_EFULL), the
  *    lane's limit exact with two senders.
  * The first test also checks that chains were made at all (the workers'
@@ -443,7 +444,15 @@ static sem_t bp_gate;
 static struct {
   _Atomic uint64_t got, max_depth, bad, gated;
   uint32_t per_call;
+  bool mixed; /* some sends too big for a chain (see bp_big) */
 } B;
+
+/* Mixed: of every 64 sends, those from 24 to 55 carry 100 bytes (never
+ * chained: each goes alone through the admission), the rest 8 (chained).
+ * A streaming producer's estimate of the lane must count them all: an
+ * estimate read before a run of big sends and used after it would let the
+ * small ones that follow chain past the limit. */
+static bool bp_big(uint64_t s) { return B.mixed && s % 64 >= 24 && s % 64 < 56; }
 
 static ax_err slow_b(ax_actor *self, const ax_msg *m) {
   if (m->type == MSG_GO) { /* hold the lane until the producer is muted */
@@ -452,8 +461,10 @@ static ax_err slow_b(ax_actor *self, const ax_msg *m) {
     return AX_OK;
   }
   if (m->type != MSG_SEQ) return AX_OK;
-  /* the depth as senders judge it: queued - taken (this run's takes) */
-  uint64_t d = ax__actor_depth(self) + 1; /* + this one */
+  /* What the lane holds while this one is handled: the messages still
+   * queued behind it, as senders judge the depth (queued - taken: this
+   * run's takes, this one included), plus this one. */
+  uint64_t d = ax__actor_depth(self) + 1;
   uint64_t mx = atomic_load(&B.max_depth);
   while (d > mx && !atomic_compare_exchange_weak(&B.max_depth, &mx, d)) {
   }
@@ -479,7 +490,9 @@ static ax_err bp_b(ax_actor *self, const ax_msg *m) {
   (void)m;
   for (uint32_t i = 0; i < B.per_call && st->sent < BP_TOTAL; i++) {
     uint64_t s = st->sent++;
-    ax_err e = ax_send(self, st->r, MSG_SEQ, &s, sizeof(s));
+    char p[100] = {0};
+    memcpy(p, &s, sizeof(s));
+    ax_err e = ax_send(self, st->r, MSG_SEQ, p, bp_big(s) ? sizeof(p) : sizeof(s));
     if (e != AX_OK) return e;
   }
   if (st->sent < BP_TOTAL) return ax_send(self, ax_self(self), MSG_MORE, NULL, 0);
@@ -502,9 +515,10 @@ static bool muted_once(void *arg) {
 /* gated: the receiver first blocks (on another worker) until the producer
  * has been muted, so the lane fills to its limit whatever the scheduling;
  * else it may or may not (see below). */
-static void backpressure_round(unsigned workers, uint32_t per_call, bool gated) {
+static void backpressure_round(unsigned workers, uint32_t per_call, bool gated, bool mixed) {
   memset(&B, 0, sizeof(B));
   B.per_call = per_call;
+  B.mixed = mixed;
   sem_init(&bp_gate, 0, 0);
   ax_system *sys = ax_test_system(workers);
   ax_pid r, p;
@@ -527,10 +541,14 @@ static void backpressure_round(unsigned workers, uint32_t per_call, bool gated) 
    * handles), the producer was muted. */
   if (!gated && atomic_load(&B.max_depth) > BP_LIMIT + 1) CU_ASSERT(muted_once(&ma));
   CU_ASSERT_EQUAL(atomic_load(&B.bad), 0);
-  /* At most the limit plus the rest of the behaviour call that crossed it,
-   * as for a sender without the outbox. */
-  CU_ASSERT(atomic_load(&B.max_depth) <= BP_LIMIT + per_call);
-  if (atomic_load(&B.max_depth) > BP_LIMIT + per_call)
+  /* Queued behind the one in hand: at most the limit plus the behaviour
+   * call that found the lane at its limit (its first send mutes the
+   * producer, the run ends with the call), as for a sender without the
+   * outbox. The lane may reach its limit exactly without muting (the send
+   * that fills it is admitted), so the next call's per_call sends all land
+   * past it; the receiver's count adds the one in hand. */
+  CU_ASSERT(atomic_load(&B.max_depth) <= BP_LIMIT + per_call + 1);
+  if (atomic_load(&B.max_depth) > BP_LIMIT + per_call + 1)
     fprintf(stderr, "outbox: depth %llu over the limit %d\n",
             (unsigned long long)atomic_load(&B.max_depth), BP_LIMIT);
   /* Gated, the receiver never goes idle, so the producer's runs wake
@@ -539,8 +557,14 @@ static void backpressure_round(unsigned workers, uint32_t per_call, bool gated) 
   ax_system_free(sys);
   sem_destroy(&bp_gate);
 }
-static void test_backpressure_two_workers(void) { backpressure_round(2, 32, false); }
-static void test_backpressure_gated(void) { backpressure_round(2, 4, true); }
+static void test_backpressure_two_workers(void) { backpressure_round(2, 32, false, false); }
+static void test_backpressure_gated(void) { backpressure_round(2, 4, true, false); }
+/* Before the outbox dropped its estimates where it had not seen every send
+ * (obox_forget in actor.c), about one round in eight went past the bound
+ * (depths 70-95): 19 of 20 runs of this test failed. */
+static void test_backpressure_gated_mixed_sizes(void) {
+  for (int i = 0; i < 40 && !CU_get_number_of_failures(); i++) backpressure_round(2, 4, true, true);
+}
 
 /* ---- bundles: a run still takes at most cfg.batch messages ----
  *
@@ -754,6 +778,7 @@ int main(void) {
               test_stopped_receiver_dead_letters_mid_bundle);
   CU_add_test(s, "backpressure_two_workers", test_backpressure_two_workers);
   CU_add_test(s, "backpressure_gated", test_backpressure_gated);
+  CU_add_test(s, "backpressure_gated_mixed_sizes", test_backpressure_gated_mixed_sizes);
   CU_add_test(s, "fail_lane_answers_each_send", test_fail_lane_answers_each_send);
   CU_add_test(s, "bundles_keep_the_budget", test_bundles_keep_the_budget);
   CU_add_test(s, "bundles_to_a_receiver_turning_metrics_on",

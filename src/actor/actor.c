@@ -374,7 +374,8 @@ AX_NOIPA static ax_err send_local_hooked(
  * AX__OBOX_ROUNDS, AX__OBOX_RUN_SENDS and AX__QUIET_NS), and a chain to an
  * idle receiver wakes it then. A BACKPRESSURE limit is
  * judged on our estimate of the lane's depth (read at our last push, plus
- * what we chained since, which overstates it while the receiver drains): a
+ * what we chained since, which overstates it while the receiver drains;
+ * dropped wherever sends may have bypassed it, obox_forget): a
  * send the estimate puts at the limit pushes the chain, and if the depth
  * read then is still at the limit it goes alone through the usual
  * admission, so muting is exact for one sender (several can each overshoot
@@ -431,6 +432,7 @@ typedef struct obox {
   obox_ent *cur;      /* the entry last used (e[0] when there is none) */
   uint32_t used;      /* entries e[0..used), in the order made */
   uint32_t pending;   /* entries holding a chain */
+  uint32_t bounded;   /* entries with a limit (obox_forget) */
   uint32_t sent;      /* messages chained in this run */
   uint32_t wakes;     /* the worker's wakes when the run began */
   uint64_t t0;        /* when it began (ns) */
@@ -561,10 +563,26 @@ static void obox_push_all(ax__ctx *c) {
   }
 }
 
+/* Drops every bounded entry's estimate (their chains pushed): the next send
+ * to each goes alone through the admission and reads the depth afresh.
+ * For when sends the entries did not see may have filled those lanes: the
+ * runs between two streaming runs, and the sends a streaming run makes
+ * outside the outbox (a request, a buffer, a payload over 64 bytes). Else
+ * a room set when the lane was near empty would let the next chain carry
+ * the lane past its limit by up to that room. */
+static void obox_forget(obox *o) {
+  for (uint32_t i = 0; i < o->used; i++)
+    if (o->e[i].limit) o->e[i].room = o->e[i].span = 0;
+}
+
 /* Before any other kind of send, signal or exit from this thread: what the
- * streaming run chained goes first. */
+ * streaming run chained goes first, and bounded estimates are dropped. */
+__attribute__((noinline)) static void obox_settle_slow(ax__ctx *c) {
+  if (c->obox->pending) obox_push_all(c);
+  if (c->obox->bounded) obox_forget(c->obox);
+}
 static inline void obox_settle(ax__ctx *c) {
-  if (AX_UNLIKELY(c->obox_on) && c->obox->pending) obox_push_all(c);
+  if (AX_UNLIKELY(c->obox_on) && (c->obox->pending | c->obox->bounded)) obox_settle_slow(c);
 }
 
 /* A streaming run may begin (a->obox hinted; not on a deterministic
@@ -578,9 +596,12 @@ __attribute__((noinline)) static bool obox_begin(ax_actor *a, ax__ctx *c) {
     memset(o->e, 0, o->used * sizeof(obox_ent));
     memset(o->hidx, 0, sizeof o->hidx);
     o->used = 0;
+    o->bounded = 0;
     o->cur = &o->e[0];
     o->owner = a->pid;
     o->sys = a->sys;
+  } else if (o->bounded) {
+    obox_forget(o); /* its runs since the last streaming one sent without it */
   }
   o->sent = 0;
   o->wakes = c->worker->wakes;
@@ -702,6 +723,7 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
     ax_err err = send_learn(sys, c, self->pid, to, type, data, len, &tmp);
     if (tmp.mode != OBOX_FREE) { /* the receiver exists: keep its verdict */
       tmp.pid = to.id;
+      o->bounded += tmp.limit != 0;
       e = &o->e[o->used++];
       *e = tmp;
       *h = (uint8_t)o->used;
@@ -714,6 +736,8 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
 found:
   if (e->mode != OBOX_CHAIN || len > 64 || (len && !data)) {
     if (e->n) obox_push(o, c, e); /* any other message keeps its place */
+    /* A bounded lane's estimate counts this one too (it reads the depth). */
+    if (e->limit) return send_learn(sys, c, self->pid, to, type, data, len, e);
     return send_local(sys, c, self->pid, to, type, 0, 0, data, len, NULL);
   }
   if (!e->room) {

@@ -26,11 +26,32 @@ CU_pSuite ax_test_suite(const char *name) {
   return s;
 }
 
+/* For hunting a rare failure by hand (never set by ctest):
+ * AX_TEST_ONLY=<substring> runs only the tests whose names contain it, and
+ * AX_TEST_REPEAT=<n> runs the selection up to n times, stopping at the
+ * first round with a failure. */
 int ax_test_run(void) {
-  CU_basic_set_mode(CU_BRM_VERBOSE);
-  CU_basic_run_tests();
-  unsigned failures = CU_get_number_of_failures();
-  unsigned run = CU_get_number_of_tests_run();
+  const char *only = getenv("AX_TEST_ONLY");
+  if (only && *only) {
+    CU_set_fail_on_inactive(CU_FALSE);
+    for (CU_pSuite s = CU_get_registry()->pSuite; s; s = s->pNext)
+      for (CU_pTest t = s->pTest; t; t = t->pNext)
+        CU_set_test_active(t, strstr(t->pName, only) ? CU_TRUE : CU_FALSE);
+  }
+  long rounds = getenv("AX_TEST_REPEAT") ? atol(getenv("AX_TEST_REPEAT")) : 1;
+  if (rounds < 1) rounds = 1;
+  CU_basic_set_mode(rounds > 1 ? CU_BRM_SILENT : CU_BRM_VERBOSE);
+  unsigned failures = 0, run = 0;
+  for (long i = 0; i < rounds && !failures; i++) {
+    CU_basic_run_tests();
+    failures = CU_get_number_of_failures();
+    run += CU_get_number_of_tests_run();
+    if (failures && rounds > 1) {
+      fprintf(stderr, "round %ld of %ld failed:\n", i + 1, rounds);
+      CU_basic_show_failures(CU_get_failure_list());
+      fprintf(stderr, "\n");
+    }
+  }
   CU_cleanup_registry();
   if (run == 0) return 3;
   return failures != 0;
