@@ -375,7 +375,7 @@ AX_NOIPA static ax_err send_local_hooked(
  * idle receiver wakes it then. A BACKPRESSURE limit is
  * judged on our estimate of the lane's depth (read at our last push, plus
  * what we chained since, which overstates it while the receiver drains;
- * dropped wherever sends may have bypassed it, obox_forget): a
+ * read afresh wherever sends may have bypassed it, obox_forget): a
  * send the estimate puts at the limit pushes the chain, and if the depth
  * read then is still at the limit it goes alone through the usual
  * admission, so muting is exact for one sender (several can each overshoot
@@ -417,6 +417,7 @@ struct obox_ent {
   uint32_t bleft;
   uint32_t n;              /* messages in the chain */
   uint8_t mode;
+  uint8_t stale;           /* bounded: room must be read afresh (obox_forget) */
   ax__mnode *first, *last; /* the chain, linked through link.next */
   uint32_t limit;          /* the receiver's bounded limit, 0 unbounded */
   uint32_t depth;          /* bounded: its depth by our estimate when room
@@ -433,6 +434,8 @@ typedef struct obox {
   uint32_t used;      /* entries e[0..used), in the order made */
   uint32_t pending;   /* entries holding a chain */
   uint32_t bounded;   /* entries with a limit (obox_forget) */
+  uint64_t seen;      /* the owner's processed count when its last
+                         streaming run here ended (obox_begin) */
   uint32_t sent;      /* messages chained in this run */
   uint32_t wakes;     /* the worker's wakes when the run began */
   uint64_t t0;        /* when it began (ns) */
@@ -479,6 +482,7 @@ static void obox_learn(ax__ctx *c, ax_actor *r, obox_ent *e) {
   bool chain = r != c->current && (!r->limit || r->overflow == AX_OVERFLOW_BACKPRESSURE);
   e->mode = chain ? OBOX_CHAIN : OBOX_DIRECT;
   e->limit = r->limit;
+  e->stale = 0;
   obox_room(c, e, r->limit ? ax__actor_depth(r) : 0);
   if (!chain) e->room = 0; /* the fast path chains only where room > 0 */
 }
@@ -563,16 +567,35 @@ static void obox_push_all(ax__ctx *c) {
   }
 }
 
-/* Drops every bounded entry's estimate (their chains pushed): the next send
- * to each goes alone through the admission and reads the depth afresh.
- * For when sends the entries did not see may have filled those lanes: the
- * runs between two streaming runs, and the sends a streaming run makes
- * outside the outbox (a request, a buffer, a payload over 64 bytes). Else
- * a room set when the lane was near empty would let the next chain carry
- * the lane past its limit by up to that room. */
+/* Marks every bounded chaining entry's estimate stale (their chains
+ * pushed): the next send to each reads the lane's depth afresh
+ * (obox_refresh) before it chains. For when sends the entries did not see
+ * may have filled those lanes: the runs between two streaming runs, and
+ * the sends a streaming run makes outside the outbox (a request, a buffer).
+ * Else a room set when the lane was near empty would let the next chain
+ * carry the lane past its limit by up to that room. (Sent alone instead,
+ * each run's first send to each receiver woke it, which ended the run's
+ * snapshots: fjthrput on one worker fell from ~40M to ~27M msgs/s.) */
 static void obox_forget(obox *o) {
-  for (uint32_t i = 0; i < o->used; i++)
-    if (o->e[i].limit) o->e[i].room = o->e[i].span = 0;
+  for (uint32_t i = 0; i < o->used; i++) {
+    obox_ent *e = &o->e[i];
+    if (e->limit && e->mode == OBOX_CHAIN) {
+      e->room = e->span = 0;
+      e->stale = 1;
+    }
+  }
+}
+
+/* A stale entry's room from the lane's depth now (nothing chained: its
+ * chain went with obox_forget, and a stale entry chains nothing). A
+ * receiver gone leaves the room at 0: the send goes alone and learns it. */
+__attribute__((noinline)) static void obox_refresh(ax_system *sys, ax__ctx *c, obox_ent *e) {
+  e->stale = 0;
+  ax__slot *slot;
+  ax_actor *r = recv_get(sys, c, e->pid, &slot);
+  if (!r) return;
+  obox_room(c, e, ax__actor_depth(r));
+  recv_put(slot);
 }
 
 /* Before any other kind of send, signal or exit from this thread: what the
@@ -600,8 +623,12 @@ __attribute__((noinline)) static bool obox_begin(ax_actor *a, ax__ctx *c) {
     o->cur = &o->e[0];
     o->owner = a->pid;
     o->sys = a->sys;
-  } else if (o->bounded) {
-    obox_forget(o); /* its runs since the last streaming one sent without it */
+  } else if (o->bounded && ax__actor_processed(a) != o->seen) {
+    /* It ran since its last streaming run here (on another worker, or
+     * without streaming): what those runs sent, the estimates did not see.
+     * A run delivers a message for every behaviour call (its sends), and
+     * adds what it took to processed. */
+    obox_forget(o);
   }
   o->sent = 0;
   o->wakes = c->worker->wakes;
@@ -619,6 +646,7 @@ __attribute__((noinline)) static bool obox_begin(ax_actor *a, ax__ctx *c) {
 __attribute__((noinline)) static void obox_end(ax_actor *a, ax__ctx *c, uint32_t rounds) {
   obox *o = c->obox;
   if (o->pending) obox_push_all(c);
+  o->seen = ax__actor_processed(a); /* this run's count added (actor_run_as) */
   o->live = NULL;
   c->obox_on = false;
   /* One that chained nothing (big's actors: a send a run, each to another
@@ -740,6 +768,7 @@ found:
     if (e->limit) return send_learn(sys, c, self->pid, to, type, data, len, e);
     return send_local(sys, c, self->pid, to, type, 0, 0, data, len, NULL);
   }
+  if (AX_UNLIKELY(e->stale) && !e->room) obox_refresh(sys, c, e);
   if (!e->room) {
     if (e->n >= AX__OBOX_CHAIN || (e->limit && e->n && e->depth + (e->span - e->room) + 1 >= e->limit))
       obox_push(o, c, e); /* which reads the depth */
