@@ -433,7 +433,8 @@ typedef struct obox {
   obox_ent *cur;      /* the entry last used (e[0] when there is none) */
   uint32_t used;      /* entries e[0..used), in the order made */
   uint32_t pending;   /* entries holding a chain */
-  uint32_t bounded;   /* entries with a limit (obox_forget) */
+  uint32_t bounded;   /* entries made chaining to a bounded lane: a hint
+                         that obox_forget has work */
   uint64_t seen;      /* the owner's processed count when its last
                          streaming run here ended (obox_begin) */
   uint32_t sent;      /* messages chained in this run */
@@ -586,15 +587,16 @@ static void obox_forget(obox *o) {
   }
 }
 
-/* A stale entry's room from the lane's depth now (nothing chained: its
- * chain went with obox_forget, and a stale entry chains nothing). A
- * receiver gone leaves the room at 0: the send goes alone and learns it. */
+/* A stale entry learns its receiver's verdict again, without a send
+ * (nothing chained: its chain went with obox_forget, and a stale entry
+ * chains nothing). A receiver gone leaves the room at 0: the send goes
+ * alone and learns it. */
 __attribute__((noinline)) static void obox_refresh(ax_system *sys, ax__ctx *c, obox_ent *e) {
   e->stale = 0;
   ax__slot *slot;
   ax_actor *r = recv_get(sys, c, e->pid, &slot);
   if (!r) return;
-  obox_room(c, e, ax__actor_depth(r));
+  obox_learn(c, r, e);
   recv_put(slot);
 }
 
@@ -624,6 +626,8 @@ __attribute__((noinline)) static bool obox_begin(ax_actor *a, ax__ctx *c) {
     o->owner = a->pid;
     o->sys = a->sys;
   } else if (o->bounded && ax__actor_processed(a) != o->seen) {
+    /* (processed: a relaxed load of what earlier runs stored, ordered
+     * before this run by the scheduling hand-off that gave us a.) */
     /* It ran since its last streaming run here (on another worker, or
      * without streaming): what those runs sent, the estimates did not see.
      * A run delivers a message for every behaviour call (its sends), and
@@ -751,7 +755,7 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
     ax_err err = send_learn(sys, c, self->pid, to, type, data, len, &tmp);
     if (tmp.mode != OBOX_FREE) { /* the receiver exists: keep its verdict */
       tmp.pid = to.id;
-      o->bounded += tmp.limit != 0;
+      o->bounded += tmp.limit && tmp.mode == OBOX_CHAIN;
       e = &o->e[o->used++];
       *e = tmp;
       *h = (uint8_t)o->used;
@@ -764,8 +768,10 @@ __attribute__((noinline)) static ax_err obox_send_slow(ax_actor *self, ax_pid to
 found:
   if (e->mode != OBOX_CHAIN || len > 64 || (len && !data)) {
     if (e->n) obox_push(o, c, e); /* any other message keeps its place */
-    /* A bounded lane's estimate counts this one too (it reads the depth). */
-    if (e->limit) return send_learn(sys, c, self->pid, to, type, data, len, e);
+    /* A chaining bounded lane's estimate counts this one too (it reads
+     * the depth); a lane that never chains needs none. */
+    if (e->mode == OBOX_CHAIN && e->limit)
+      return send_learn(sys, c, self->pid, to, type, data, len, e);
     return send_local(sys, c, self->pid, to, type, 0, 0, data, len, NULL);
   }
   if (AX_UNLIKELY(e->stale) && !e->room) obox_refresh(sys, c, e);
