@@ -121,11 +121,75 @@ static void test_mailbox_multi_producer_stress(void) {
   drain_free(&l);
 }
 
+/* The node cache's depot (mailbox.c): nodes allocated on one thread and
+ * freed on another (a producer's and its consumer's workers) come back to
+ * the first through the depot, not the allocator, once the freeing thread
+ * holds two full magazines; the last thread to flush its cache empties
+ * the depot. */
+#define DEPOT_MAG AX__NCACHE_MAG(0)
+#define DEPOT_N (2 * DEPOT_MAG + 1)
+
+static void *free_on_other_thread(void *arg) {
+  ax__mnode **nodes = arg;
+  ax__msg_cache_enable();
+  for (uint32_t i = 0; i < DEPOT_N; i++) ax__msg_free(nodes[i]);
+  ax__msg_cache_flush(); /* its list and spare magazine go to the allocator */
+  return NULL;
+}
+
+static void test_mailbox_cache_depot(void) {
+  ax__msg_cache_enable();
+  if (!ax__ncache_tls.on) { /* a sanitizer build: no cache, every node is real */
+    ax__msg_cache_flush();
+    CU_PASS("node cache off in this build (sanitizers): skipped");
+    return;
+  }
+  static ax__mnode *nodes[DEPOT_N];
+  for (uint32_t i = 0; i < DEPOT_N; i++) {
+    nodes[i] = ax__msg_alloc(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(nodes[i]);
+  }
+  CU_ASSERT_EQUAL(ax__ncache_depot_len(0), 0);
+  pthread_t th;
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, free_on_other_thread, nodes), 0);
+  pthread_join(th, NULL);
+  /* The first full magazine went to the depot when the second filled; we
+   * are still a user, so the other thread's flush left it there. */
+  CU_ASSERT_EQUAL(ax__ncache_depot_len(0), 1);
+  /* Our empty list takes that magazine: the other thread's first frees. */
+  ax__mnode *got[DEPOT_MAG];
+  uint32_t from_depot = 0;
+  for (uint32_t i = 0; i < DEPOT_MAG; i++) {
+    got[i] = ax__msg_alloc(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got[i]);
+    for (uint32_t j = 0; j < DEPOT_MAG; j++)
+      if (got[i] == nodes[j]) {
+        from_depot++;
+        break;
+      }
+  }
+  CU_ASSERT_EQUAL(from_depot, DEPOT_MAG);
+  CU_ASSERT_EQUAL(ax__ncache_depot_len(0), 0);
+  for (uint32_t i = 0; i < DEPOT_MAG; i++) ax__msg_free(got[i]);
+  /* Again, and this time we flush with a magazine in the depot: the last
+   * user empties it (what the allocator gets back, ASan and valgrind see). */
+  for (uint32_t i = 0; i < DEPOT_N; i++) {
+    nodes[i] = ax__msg_alloc(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(nodes[i]);
+  }
+  CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, free_on_other_thread, nodes), 0);
+  pthread_join(th, NULL);
+  CU_ASSERT_EQUAL(ax__ncache_depot_len(0), 1);
+  ax__msg_cache_flush();
+  CU_ASSERT_EQUAL(ax__ncache_depot_len(0), 0);
+}
+
 int main(void) {
   CU_pSuite s = ax_test_suite("mailbox.lane");
   CU_ADD_TEST(s, test_mailbox_single_thread_fifo);
   CU_ADD_TEST(s, test_mailbox_push_on_idle_elects_one_waker);
   CU_ADD_TEST(s, test_mailbox_owned_lane_push_never_wakes);
   CU_ADD_TEST(s, test_mailbox_multi_producer_stress);
+  CU_ADD_TEST(s, test_mailbox_cache_depot);
   return ax_test_run();
 }

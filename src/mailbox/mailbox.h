@@ -66,19 +66,38 @@ void ax__msg_free_slow(ax__mnode *n);
 #ifndef AX__NCACHE_MAX
 #define AX__NCACHE_MAX 1024 /* nodes per class per thread */
 #endif
+/* A class's list holds up to a magazine's worth (half the class's share of
+ * AX__NCACHE_MAX; class 2, bundles, a quarter as many: one shift, no
+ * branch); the thread keeps one more full magazine aside (spare), and full
+ * magazines beyond that go to a depot shared by the process's threads,
+ * where an emptied list takes one from (mailbox.c). So a node freed on
+ * another thread than the one that allocated it comes back without the
+ * allocator: fjthrput's bundles, written by the producer's worker and
+ * freed by the consumers' (two workers: mallocx was 7% of the samples). */
+#define AX__NCACHE_MAG(k) (((uint32_t)AX__NCACHE_MAX >> ((k) & 2)) / 2)
 typedef struct ax__ncache {
   bool on;
   uint32_t n[AX__NCACHE_CLASSES];
   void *top[AX__NCACHE_CLASSES];
+  void *spare[AX__NCACHE_CLASSES]; /* a full magazine, or NULL */
 } ax__ncache;
 extern _Thread_local ax__ncache ax__ncache_tls;
+
+/* The empty list's path: the spare magazine, else one from the depot (a
+ * thread whose cache is on), else NULL. */
+void *ax__ncache_refill(int k);
+/* The full list's path: false when the cache is off, or the depot is full
+ * too (the caller frees p). */
+bool ax__ncache_spill(int k, void *p);
+/* Full magazines of class k in the depot now (tests). */
+uint32_t ax__ncache_depot_len(int k);
 
 /* A free node of class k from this thread's cache, or NULL (empty, or the
  * cache is off: then its lists are empty). */
 static inline void *ax__ncache_pop(int k) {
   ax__ncache *c = &ax__ncache_tls;
   void *p = c->top[k];
-  if (AX_UNLIKELY(!p)) return NULL;
+  if (AX_UNLIKELY(!p)) return ax__ncache_refill(k);
   memcpy(&c->top[k], p, sizeof(void *));
   c->n[k]--;
   return p;
@@ -88,8 +107,7 @@ static inline void *ax__ncache_pop(int k) {
  * off or full (the caller frees it). */
 static inline bool ax__ncache_push(int k, void *p) {
   ax__ncache *c = &ax__ncache_tls;
-  /* class 2 (bundles) keeps a quarter as many: one shift, no branch */
-  if (AX_UNLIKELY(!c->on || c->n[k] >= ((uint32_t)AX__NCACHE_MAX >> (k & 2)))) return false;
+  if (AX_UNLIKELY(!c->on || c->n[k] >= AX__NCACHE_MAG(k))) return ax__ncache_spill(k, p);
   memcpy(p, &c->top[k], sizeof(void *));
   c->top[k] = p;
   c->n[k]++;
