@@ -21,8 +21,12 @@
 #   PEERS_OUT=$BUILD/bench/peers
 #                     where bench/peers/build.sh put the peers; built there
 #                     if none is found
-#   IMPLS="axon caf erlang go tcp"   implementations to run (tcp: the
-#                     plain TCP limit, remote workloads only)
+#   IMPLS="axon axon1 caf erlang go tcp"   implementations to run (tcp: the
+#                     plain TCP limit, remote workloads only; axon1: Axon's
+#                     binary with AXON_BENCH_WORKERS=1, one worker, on the
+#                     Savina throughput rows, so that every two-worker run
+#                     has a one-worker run next to it in time: the per-run
+#                     ratios are printed under the table)
 #   TIMEOUT=300       seconds allowed per run (then the run counts as FAILED)
 #   PARAMS_<row>="..."  override a row's parameters ('.' in the row name
 #                     becomes '_'), e.g. PARAMS_pingpong="300000"
@@ -57,7 +61,7 @@ BUILD=${BUILD:-build}
 case "$BUILD" in /*) ;; *) BUILD="$root/$BUILD" ;; esac
 PEERS_OUT=${PEERS_OUT:-$BUILD/bench/peers}
 case "$PEERS_OUT" in /*) ;; *) PEERS_OUT="$root/$PEERS_OUT" ;; esac
-IMPLS=${IMPLS:-axon caf erlang go tcp}
+IMPLS=${IMPLS:-axon axon1 caf erlang go tcp}
 TIMEOUT=${TIMEOUT:-300}
 WAIT_IDLE=${WAIT_IDLE:-0}
 
@@ -109,6 +113,13 @@ axon_list=""
 supports() { # impl row
   local w
   w=$(base_of "$2")
+  if [ "$1" = axon1 ]; then
+    case "$w" in
+      pingpong | count | fjthrput | fjcreate | threadring | chameneos | big) supports axon "$2" ;;
+      *) return 1 ;;
+    esac
+    return
+  fi
   if [ "$1" = axon ] && [ -n "$axon_list" ]; then
     case " $axon_list " in *" $w "*) return 0 ;; *) return 1 ;; esac
   fi
@@ -125,7 +136,7 @@ supports() { # impl row
 
 binary_of() {
   case "$1" in
-    axon) echo "$BUILD/bench/axon_bench" ;;
+    axon | axon1) echo "$BUILD/bench/axon_bench" ;;
     caf) echo "$PEERS_OUT/axbench_caf" ;;
     erlang) echo "$PEERS_OUT/axbench_erlang" ;;
     go) echo "$PEERS_OUT/axbench_go" ;;
@@ -138,7 +149,7 @@ binary_of() {
 # bench/peers (a stale binary answers "unknown workload" to a newer row).
 need_peers=0
 for impl in $IMPLS; do
-  [ "$impl" = axon ] && continue
+  case "$impl" in axon | axon1) continue ;; esac
   b=$(binary_of "$impl")
   if [ ! -x "$b" ] || [ -n "$(find "$root/bench/peers" -type f -newer "$b" -print -quit)" ]; then
     need_peers=1
@@ -175,8 +186,10 @@ raw="$tmp/raw.txt"
 
 # One run: records either the RESULT fields or FAILED in $tmp/<row>.<impl>.
 run_one() { # row impl run
-  local w=$1 impl=$2 r=$3 bin params out rc line name
+  local w=$1 impl=$2 r=$3 bin params out rc line name tag=$2 workers=${AXON_BENCH_WORKERS:-}
   bin=$(binary_of "$impl")
+  # axon1: Axon's binary on one worker; its RESULT lines say "axon"
+  [ "$impl" = axon1 ] && tag=axon && workers=1
   params=$(params_for "$w")
   name=$(base_of "$w")
   out="$tmp/out.$w.$impl.$r"
@@ -188,9 +201,10 @@ run_one() { # row impl run
   fi
   wait_idle
   # shellcheck disable=SC2086  # params are words on purpose
-  timeout -k 10 "$TIMEOUT" "$bin" "$name" $params >"$out" 2>"$out.err"
+  AXON_BENCH_WORKERS=$workers timeout -k 10 "$TIMEOUT" "$bin" "$name" $params >"$out" 2>"$out.err"
   rc=$?
-  line=$(grep -E "^RESULT $name $impl " "$out" | tail -n 1)
+  line=$(grep -E "^RESULT $name $tag " "$out" | tail -n 1)
+  [ "$impl" = axon1 ] && line=${line/ axon / axon1 }
   if [ $rc -ne 0 ] || [ -z "$line" ]; then
     local why="exit $rc"
     [ $rc = 124 ] && why="timeout ${TIMEOUT}s"
@@ -344,6 +358,18 @@ report="$tmp/report.md"
       echo "$line"
     done <<<"$rows"
   done
+  if case " $IMPLS " in *" axon1 "*) true ;; *) false ;; esac; then
+    echo
+    echo "Two workers against one, run by run (each axon run / the axon1 run that followed it; < 1: that two-worker run was slower):"
+    echo
+    for w in $workloads; do
+      supports axon1 "$w" || continue
+      [ -f "$tmp/$w.axon" ] && [ -f "$tmp/$w.axon1" ] || continue
+      echo "- $w: $(paste -d' ' <(awk '{ print ($1 == "RESULT") ? $6 : "x" }' "$tmp/$w.axon") \
+        <(awk '{ print ($1 == "RESULT") ? $6 : "x" }' "$tmp/$w.axon1") |
+        awk '{ if ($1 == "x" || $2 == "x" || $2 <= 0) printf "– "; else printf "%.2f ", $1 / $2 }')"
+    done
+  fi
   echo
   echo "<details><summary>raw RESULT lines</summary>"
   echo
