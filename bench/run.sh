@@ -219,8 +219,15 @@ run_one() { # row impl run
   fi
 }
 
+# The machine's state before each round (bench/machine_probe.c: the
+# cross-core round trip and a core's speed just then), listed under the
+# table: this machine moves under the runs.
+probe_bin="$BUILD/bench/machine_probe"
 for w in $workloads; do
   for r in $(seq "$RUNS"); do
+    if [ -x "$probe_bin" ]; then
+      timeout 20 "$probe_bin" 2>/dev/null | grep '^PROBE ' >>"$tmp/$w.probe"
+    fi
     for impl in $IMPLS; do
       supports "$impl" "$w" && run_one "$w" "$impl" "$r"
     done
@@ -368,6 +375,15 @@ report="$tmp/report.md"
       echo "- $w: $(paste -d' ' <(awk '{ print ($1 == "RESULT") ? $6 : "x" }' "$tmp/$w.axon") \
         <(awk '{ print ($1 == "RESULT") ? $6 : "x" }' "$tmp/$w.axon1") |
         awk '{ if ($1 == "x" || $2 == "x" || $2 <= 0) printf "– "; else printf "%.2f ", $1 / $2 }')"
+    done
+  fi
+  if ls "$tmp"/*.probe >/dev/null 2>&1; then
+    echo
+    echo "Machine state before each round (bench/machine_probe: c2c = one cache line's round trip between CPUs 0 and 1, ns; sin = one sin() on one core, ns):"
+    echo
+    for w in $workloads; do
+      [ -s "$tmp/$w.probe" ] || continue
+      echo "- $w: c2c $(sed -n 's/.*c2c_ns=\([^ ]*\).*/\1/p' "$tmp/$w.probe" | tr '\n' ' '); sin $(sed -n 's/.*sin_ns=\([^ ]*\).*/\1/p' "$tmp/$w.probe" | tr '\n' ' ')"
     done
   fi
   echo
