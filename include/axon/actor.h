@@ -266,7 +266,8 @@ AX_API ax_err ax_trap_exit(ax_actor *self, bool on);
  * receiver with that same reason (kill arrives as killed); a trapping one
  * receives AX_MSG_EXIT {pid, reason}. Linking to a dead or unknown pid
  * delivers an exit signal with AX_REASON_NOPROC at once (a non-trapping
- * caller then stops with noproc, as in Erlang). Thread: owner.
+ * caller then stops with noproc, as in Erlang); to a pid of another node
+ * that is not connected, with AX_REASON_NOCONNECTION. Thread: owner.
  * Errors: AX_ENOMEM, AX_EINVAL (other is self or none). */
 AX_API ax_err ax_link(ax_actor *self, ax_pid other);
 
@@ -285,7 +286,8 @@ AX_API ax_err ax_spawn_link(ax_actor *self, const ax_actor_spec *spec, const voi
 
 /* ax_monitor makes self watch target: exactly one AX_MSG_DOWN {ref, pid,
  * reason} arrives when target stops (after every message target sent self
- * before stopping), at once with AX_REASON_NOPROC if it is already dead.
+ * before stopping), at once with AX_REASON_NOPROC if it is already dead
+ * (AX_REASON_NOCONNECTION if it is on another node that is not connected).
  * Monitors are one-way and stack (each call gets its own ref). *ref_out gets
  * the monitor's ref. If the target has no memory to record the monitor, the
  * DOWN comes at once with reason AX_REASON_ERROR + AX_ENOMEM (the target

@@ -123,6 +123,15 @@ void ax__links_free(ax__actor_ext *x) {
 
 /* ---- public API ---- */
 
+/* The reason a link or monitor gets when its signal finds no target: noproc
+ * for a pid of this node (it does not exist), noconnection for another
+ * node's (a signal to a remote pid fails only when its node is not
+ * connected: a connected node answers for its own dead pids, with noproc).
+ * As Erlang's link and monitor to a pid on an unreachable node. */
+static ax_reason unreachable_reason(ax_system *sys, uint64_t pid) {
+  return ax__pid_remote(sys, pid) ? AX_REASON_NOCONNECTION : AX_REASON_NOPROC;
+}
+
 ax_err ax_link(ax_actor *self, ax_pid other) {
   if (!self || ax_pid_is_none(other) || other.id == self->pid) return AX_EINVAL;
   ax__actor_ext *x = ax__ext(self);
@@ -133,8 +142,9 @@ ax_err ax_link(ax_actor *self, ax_pid other) {
   if (e == AX_OK) return AX_OK;
   ax__link_del(x, other.id);
   if (e != AX_ENOACTOR) return e;
-  /* Dead already: an exit signal with noproc, as if from it. */
-  ax_exit_info info = {.pid = other, .reason = AX_REASON_NOPROC};
+  /* Dead already, or its node is not connected: an exit signal with noproc
+   * or noconnection, as if from it. */
+  ax_exit_info info = {.pid = other, .reason = unreachable_reason(self->sys, other.id)};
   return ax__signal(self->sys, other.id, self->pid, AX__SIG_EXIT, &info, sizeof(info));
 }
 
@@ -163,7 +173,7 @@ ax_err ax_monitor(ax_actor *self, ax_pid target, ax_ref *ref_out) {
   ax_err e = ax__signal(self->sys, self->pid, target.id, AX__SIG_MONITOR, &d, sizeof(d));
   if (e == AX_ENOACTOR) {
     d.pid = target;
-    d.reason = AX_REASON_NOPROC;
+    d.reason = unreachable_reason(self->sys, target.id);
     e = ax__send_sys(self->sys, target.id, self->pid, AX_MSG_DOWN, 0, 0, &d, sizeof(d), NULL);
   }
   if (e != AX_OK) {
