@@ -76,18 +76,15 @@ static const ax_actor_spec probe_spec = {.behaviour = probe, .init = probe_init}
 typedef struct want {
   int k, r, n;
 } want;
-static bool seen_pred(void *a) {
-  want *w = a;
-  pthread_mutex_lock(&mu);
-  bool ok = seen[w->k][w->r] >= w->n;
-  pthread_mutex_unlock(&mu);
-  return ok;
-}
 static int32_t seen_count(int k, int r) {
   pthread_mutex_lock(&mu);
   int32_t n = seen[k][r];
   pthread_mutex_unlock(&mu);
   return n;
+}
+static bool seen_pred(void *a) {
+  want *w = a;
+  return seen_count(w->k, w->r) >= w->n;
 }
 
 static bool wait_seen(int k, int r, int n) {

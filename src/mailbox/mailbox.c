@@ -110,12 +110,16 @@ uint32_t ax__ncache_depot_len(int k) {
   return atomic_load_explicit(&depot.n[k], memory_order_relaxed);
 }
 
-void ax__msg_cache_enable(void) {
-  ax__ncache_tls.on = AX_USE_JEMALLOC != 0;
-  if (!ax__ncache_tls.on) return;
+void ax__msg_cache_enable_always(void) {
+  if (ax__ncache_tls.on) return; /* counted once as a user */
+  ax__ncache_tls.on = true;
   pthread_mutex_lock(&depot.lock);
   depot.users++;
   pthread_mutex_unlock(&depot.lock);
+}
+
+void ax__msg_cache_enable(void) {
+  if (AX_USE_JEMALLOC) ax__msg_cache_enable_always();
 }
 
 void ax__msg_cache_flush(void) {

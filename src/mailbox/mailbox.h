@@ -86,8 +86,9 @@ extern _Thread_local ax__ncache ax__ncache_tls;
 /* The empty list's path: the spare magazine, else one from the depot (a
  * thread whose cache is on), else NULL. */
 void *ax__ncache_refill(int k);
-/* The full list's path: false when the cache is off, or the depot is full
- * too (the caller frees p). */
+/* The full list's path: keeps p in a fresh list (the full one becomes the
+ * spare; an older spare goes to the depot, or to the allocator when the
+ * depot is full). False only when the cache is off (the caller frees p). */
 bool ax__ncache_spill(int k, void *p);
 /* Full magazines of class k in the depot now (tests). */
 uint32_t ax__ncache_depot_len(int k);
@@ -163,9 +164,14 @@ static inline void ax__msg_free(ax__mnode *n) {
 }
 
 /* The calling thread keeps a small cache of freed nodes from now on (the
- * runtime's workers and reactor); ax__msg_cache_flush returns them all to
- * the allocator and must run before the thread exits. */
+ * runtime's workers; not in sanitizer builds, so that every node is a real
+ * allocation they check); ax__msg_cache_flush returns them all to the
+ * allocator (and the depot's, if it was the last thread with a cache) and
+ * must run before the thread exits. A second enable is a no-op. */
 void ax__msg_cache_enable(void);
+/* As ax__msg_cache_enable, in every build (tests: the cache and its depot
+ * under the sanitizers too). */
+void ax__msg_cache_enable_always(void);
 void ax__msg_cache_flush(void);
 
 /* Initialises a lane around its embedded stub. `idle` sets the idle bit: a
