@@ -201,7 +201,8 @@ run_one() { # row impl run
   fi
   wait_idle
   # shellcheck disable=SC2086  # params are words on purpose
-  AXON_BENCH_WORKERS=$workers timeout -k 10 "$TIMEOUT" "$bin" "$name" $params >"$out" 2>"$out.err"
+  # (AXON_BENCH_WORKERS only when set: the peers never see it, empty)
+  env ${workers:+AXON_BENCH_WORKERS=$workers} timeout -k 10 "$TIMEOUT" "$bin" "$name" $params >"$out" 2>"$out.err"
   rc=$?
   line=$(grep -E "^RESULT $name $tag " "$out" | tail -n 1)
   [ "$impl" = axon1 ] && line=${line/ axon / axon1 }
