@@ -2,12 +2,18 @@
 # Two workers against one, judged against the machine's own noise.
 #
 # usage: bench/pairs.sh WORKLOAD [PARAMS...]
-# env:   N=15 (rounds), BUILD=build, WORKERS=2 (the system under test)
+# env:   N=15 (rounds), BUILD=build, WORKERS=2 (the system under test),
+#        PEER= (go, caf or erlang: judge Axon against that peer instead),
+#        PEERS_OUT=$BUILD/bench/peers (where bench/peers/build.sh put them)
 #
 # Each round runs axon_bench WORKLOAD three times back to back: with
 # WORKERS workers (A), with one worker (B), and with one worker again (B').
-# It prints the sorted ratios A/B of every round, and as the control the
-# ratios B'/B: two runs of the very same configuration, as close in time.
+# With PEER set, B and B' are the peer's program instead (the same
+# workload and parameters), so A/B is Axon against the peer. The order of
+# the three rotates from round to round (A B B', B B' A, B' A B), so that
+# neither side always runs first. It prints the sorted ratios A/B of every
+# round, and as the control the ratios B'/B: two runs of the very same
+# configuration, as close in time.
 # On a quiet machine B'/B is 1.00; on the 2-vCPU VM this was written on it
 # spread 0.70-1.25 (one-worker chameneos: 5.0-8.8M meetings/s between two
 # runs of the same binary, with the same 8.0M runs each), so a single A/B
@@ -22,6 +28,14 @@ BUILD=${BUILD:-build}
 WORKERS=${WORKERS:-2}
 case "$BUILD" in /*) ;; *) BUILD="$root/$BUILD" ;; esac
 bin="$BUILD/bench/axon_bench"
+PEER=${PEER:-}
+PEERS_OUT=${PEERS_OUT:-$BUILD/bench/peers}
+case "$PEER" in
+  '') ;;
+  go | caf | erlang) peer_bin="$PEERS_OUT/axbench_$PEER"
+    [ -x "$peer_bin" ] || { echo "pairs.sh: $peer_bin not found (bench/peers/build.sh)" >&2; exit 1; } ;;
+  *) echo "pairs.sh: PEER must be go, caf or erlang" >&2; exit 2 ;;
+esac
 if [ $# -lt 1 ]; then
   echo "usage: bench/pairs.sh WORKLOAD [PARAMS...]" >&2
   exit 2
@@ -35,18 +49,33 @@ one() { # workers args...
   AXON_BENCH_WORKERS=$w timeout 300 "$bin" "$@" 2>/dev/null | awk '$1 == "RESULT" { print $6 }' | tail -n 1
 }
 
+# B's run: one worker, or the peer's program.
+base() {
+  if [ -n "$PEER" ]; then
+    timeout 300 "$peer_bin" "$@" 2>/dev/null | awk '$1 == "RESULT" { print $6 }' | tail -n 1
+  else
+    one 1 "$@"
+  fi
+}
+
+if [ -n "$PEER" ]; then bname="$PEER"; else bname="one"; fi
 ab="" bb=""
 for i in $(seq "$N"); do
-  a=$(one "$WORKERS" "$@")
-  b=$(one 1 "$@")
-  b2=$(one 1 "$@")
+  a="" b="" b2=""
+  for k in 0 1 2; do
+    case $(((i + k) % 3)) in
+      0) a=$(one "$WORKERS" "$@") ;;
+      1) b=$(base "$@") ;;
+      2) b2=$(base "$@") ;;
+    esac
+  done
   if [ -z "$a" ] || [ -z "$b" ] || [ -z "$b2" ]; then
     echo "pairs.sh: round $i: a run failed (no RESULT line)" >&2
     exit 1
   fi
   ab="$ab $(awk -v x="$a" -v y="$b" 'BEGIN { printf "%.2f", x / y }')"
   bb="$bb $(awk -v x="$b2" -v y="$b" 'BEGIN { printf "%.2f", x / y }')"
-  echo "round $i: $WORKERS workers $a, one $b, one again $b2" >&2
+  echo "round $i: $WORKERS workers $a, $bname $b, $bname again $b2" >&2
 done
 
 summary() { # label ratios
@@ -59,5 +88,5 @@ summary() { # label ratios
     function below(  i, n) { n = 0; for (i = 1; i <= NR; i++) if (v[i] < 1) n++; return n }'
 }
 echo "$1 ($N rounds)"
-summary "$WORKERS workers / one worker:" "$ab"
-summary "control, one / one:" "$bb"
+summary "$WORKERS workers / $bname:" "$ab"
+summary "control, $bname / $bname:" "$bb"
