@@ -245,12 +245,7 @@ static bool probe_connect(uint16_t port) {
 
 static outcome scenario(long n, long count) {
   memset(&G, 0, sizeof G);
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.log_fn = log_sink;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = ax_test_system_log(2, log_sink, NULL, AX_LOG_WARN);
   long before = ax__alloc_failures();
   ax__alloc_fail_range(n, count);
   ax_pid owner;

@@ -53,12 +53,7 @@ static void capture_log(ax_log_level level, const char *line, void *arg) {
 }
 
 static ax_system *sys_new(void) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.log_fn = capture_log;
-  ax_system *sys = NULL;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  ax_system *sys = ax_test_system_log(2, capture_log, NULL, AX_LOG_WARN);
   reset_g();
   return sys;
 }

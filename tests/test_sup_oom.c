@@ -85,13 +85,7 @@ static void trace_log(ax_log_level level, const char *line, void *arg) {
 static ax_system *make_sys(void) {
   if (!getenv("SUP_OOM_TRACE")) return sys_new_real_clock();
   memset(&g, 0, sizeof g);
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.log_fn = trace_log;
-  ax_system *sys = NULL;
-  CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &sys), AX_OK);
-  return sys;
+  return ax_test_system_log(2, trace_log, NULL, AX_LOG_WARN);
 }
 
 /* The scenario; returns whether the hook failed an allocation. */

@@ -244,12 +244,7 @@ static void test_system_free_from_actor_is_refused(void) {
   atomic_store(&refusals_logged, 0);
   atomic_store(&pings, 0);
   atomic_store(&frees_returned, 0);
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.log_fn = count_errors;
-  ax_system *sys;
-  CU_ASSERT_EQUAL_FATAL(ax_system_new(&cfg, &sys), AX_OK);
+  ax_system *sys = ax_test_system_log(2, count_errors, NULL, AX_LOG_WARN);
   ax_pid p;
   CU_ASSERT_EQUAL_FATAL(ax_system_spawn(sys, &freer_spec, NULL, 0, &p), AX_OK);
   CU_ASSERT_EQUAL(atomic_load(&init_shutdown_result), AX_ESTATE);

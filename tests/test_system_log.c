@@ -45,15 +45,7 @@ static void sink_reset(void) {
 }
 
 static ax_system *sys_with_sink(ax_log_level level) {
-  ax_system_config cfg;
-  ax_system_config_init(&cfg);
-  cfg.workers = 2;
-  cfg.log_fn = sink_fn;
-  cfg.log_arg = &snk;
-  cfg.log_level = level;
-  ax_system *sys;
-  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
-  return sys;
+  return ax_test_system_log(2, sink_fn, &snk, level);
 }
 
 /* ---- item 20 ---- */

@@ -100,6 +100,19 @@ ax_system *ax_test_system(unsigned workers) {
   return sys;
 }
 
+ax_system *ax_test_system_log(unsigned workers, ax_log_fn log_fn, void *log_arg,
+                              ax_log_level log_level) {
+  ax_system_config cfg;
+  ax_system_config_init(&cfg);
+  cfg.workers = workers;
+  cfg.log_fn = log_fn;
+  cfg.log_arg = log_arg;
+  cfg.log_level = log_level;
+  ax_system *sys = NULL;
+  CU_ASSERT_FATAL(ax_system_new(&cfg, &sys) == AX_OK);
+  return sys;
+}
+
 ax_system *ax_test_det_system(uint64_t seed, ax_log_fn log_fn) {
   ax_system_config cfg;
   ax_system_config_init(&cfg);

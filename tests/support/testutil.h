@@ -36,6 +36,11 @@ void ax_test_busy_ns(uint64_t ns);
  * ax_system_free. */
 ax_system *ax_test_system(unsigned workers);
 
+/* ax_test_system with a log sink: log_fn (any thread) gets the lines of
+ * log_level and above, with log_arg. A failure ends the running test. */
+ax_system *ax_test_system_log(unsigned workers, ax_log_fn log_fn, void *log_arg,
+                              ax_log_level log_level);
+
 /* A deterministic-mode system (cfg.deterministic_seed = seed, docs/testing.md);
  * log_fn, if not NULL, takes its log. A failure ends the running test. */
 ax_system *ax_test_det_system(uint64_t seed, ax_log_fn log_fn);
