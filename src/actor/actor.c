@@ -1175,9 +1175,8 @@ static inline __attribute__((always_inline)) void bslot_taken(ax_actor *a, uint6
  * stub_base: the base plus twice the count).
  * noipa: constant-propagated, c became the thread-local's address, whose
  * base and offset then took two registers across the behaviour's call. */
-__attribute__((noipa)) static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax__mnode *b,
-                                                  uint32_t budget, bool hooked,
-                                                  uint64_t stub_base, uint32_t *taken) {
+AX_NOIPA static uint32_t bundle_run(ax_actor *a, ax__ctx *c, ax__mnode *b, uint32_t budget,
+                                    bool hooked, uint64_t stub_base, uint32_t *taken) {
   const char *p = b->payload + (uint32_t)b->msg.ref, *q = b->payload + b->msg.type;
   const uint64_t word = stub_base + ((uint64_t)*taken << 1);
   uint32_t d = 0;
