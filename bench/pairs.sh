@@ -43,19 +43,19 @@ fi
 [ -x "$bin" ] || { echo "pairs.sh: $bin not found (build first)" >&2; exit 1; }
 case "$N" in '' | *[!0-9]* | 0) echo "pairs.sh: N must be a positive integer" >&2; exit 2 ;; esac
 
+rate() { # program args...: the ops/s of its last RESULT line, or nothing
+  timeout 300 "$@" 2>/dev/null | awk '$1 == "RESULT" { print $6 }' | tail -n 1
+}
+
 one() { # workers args...
   local w=$1
   shift
-  AXON_BENCH_WORKERS=$w timeout 300 "$bin" "$@" 2>/dev/null | awk '$1 == "RESULT" { print $6 }' | tail -n 1
+  AXON_BENCH_WORKERS=$w rate "$bin" "$@"
 }
 
 # B's run: one worker, or the peer's program.
 base() {
-  if [ -n "$PEER" ]; then
-    timeout 300 "$peer_bin" "$@" 2>/dev/null | awk '$1 == "RESULT" { print $6 }' | tail -n 1
-  else
-    one 1 "$@"
-  fi
+  if [ -n "$PEER" ]; then rate "$peer_bin" "$@"; else one 1 "$@"; fi
 }
 
 if [ -n "$PEER" ]; then bname="$PEER"; else bname="one"; fi

@@ -55,7 +55,8 @@ static struct {
  * default sink would. Any thread. */
 static void log_sink(ax_log_level level, const char *line, void *arg) {
   (void)level, (void)arg;
-  if (strstr(line, "accepting on") || strstr(line, "an accepted"))
+  if (strstr(line, "accepting on") || strstr(line, "an accepted") ||
+      strstr(line, "dropped a connection"))
     atomic_fetch_add(&G.accept_dropped, 1);
   fprintf(stderr, "axon: %s\n", line);
 }
